@@ -1,0 +1,96 @@
+"""Engine differences in one place: write locks, bulk insert, migrations, pool.
+
+PostgreSQL serialises writers with row locks (SELECT ... FOR UPDATE); SQLite has
+no row locks, so a writing transaction takes the database's write lock up front
+(BEGIN IMMEDIATE) and concurrent writers queue on the busy timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.query import Select
+from piccolo.columns.combination import WhereRaw
+from piccolo.table import Table
+
+from portal.tables import Company
+
+# asyncpg caps one statement at 32,767 bind parameters.
+_MAX_PARAMS = 32_000
+
+
+def engine() -> Engine:
+    return Company._meta.db
+
+
+def is_postgres() -> bool:
+    return isinstance(engine(), PostgresEngine)
+
+
+@asynccontextmanager
+async def write_transaction() -> AsyncIterator[None]:
+    db = engine()
+    if isinstance(db, SQLiteEngine):
+        async with db.transaction(transaction_type=TransactionType.immediate):
+            yield
+    else:
+        async with db.transaction():
+            yield
+
+
+def for_update(query: Select) -> Select:
+    """Lock the selected rows until the transaction ends (PostgreSQL); on SQLite
+    the immediate transaction already holds the only write lock."""
+    return query.lock_rows() if is_postgres() else query
+
+
+async def insert_many(table: type[Table], rows: Sequence[Table]) -> None:
+    if not rows:
+        return
+    per_row = len(table._meta.columns)
+    chunk = max(1, _MAX_PARAMS // per_row)
+    for start in range(0, len(rows), chunk):
+        await table.insert(*rows[start : start + chunk])
+
+
+async def ping() -> bool:
+    try:
+        await Company.raw("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+async def open_pool() -> None:
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.start_connection_pool(min_size=1, max_size=10)
+    else:
+        # WAL lets readers go on while one writer holds the lock.
+        await Company.raw("PRAGMA journal_mode=WAL")
+
+
+async def close_pool() -> None:
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.close_connection_pool()
+
+
+async def migrate() -> None:
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    result = await run_forwards("portal")
+    if not result.success:
+        raise RuntimeError(f"migrations failed: {result.message}")
+
+
+def contains(column_sql: str, text: str) -> WhereRaw:
+    """Case-insensitive substring match of user text, with % and _ taken literally
+    (SQLite's LIKE has no default escape character, so it is named)."""
+    literal = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return WhereRaw(f"lower({column_sql}) LIKE {{}} ESCAPE '\\'", f"%{literal}%")

@@ -1,0 +1,113 @@
+"""Who may act on which company: the one rule, and its set-based twin for lists.
+
+A manager acts on their own company and every company below it ("under its
+wing"). A customer has nothing below it, so a customer manager acts only on
+their own company. Anything outside answers NotFound, never PermissionDenied,
+so another tenant's ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from piccolo.columns.combination import Where
+
+from portal.domain.errors import NotFound, PermissionDenied
+from portal.tables import Company, User
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A signed-in manager, and the customer entered with "Manage Company" if any."""
+
+    user_id: int
+    name: str
+    email: str
+    company_id: int
+    company_name: str
+    company_kind: str
+    company_path: str
+    managing_id: int | None = None
+    managing_name: str | None = None
+
+    @property
+    def is_partner_manager(self) -> bool:
+        return self.company_kind != "customer"
+
+    @property
+    def acting_company_id(self) -> int:
+        """The company whose pages the actor is looking at."""
+        return self.managing_id or self.company_id
+
+
+def may_act_on(actor: Actor, company_path: str) -> bool:
+    return company_path.startswith(actor.company_path)
+
+
+def under_wing(actor: Actor, path_column=Company.path) -> Where:
+    """`may_act_on` as a WHERE clause, for listing many companies at once."""
+    return path_column.like(actor.company_path + "%")
+
+
+def require_partner_manager(actor: Actor) -> None:
+    if not actor.is_partner_manager:
+        raise PermissionDenied("Only partner managers can do this.")
+
+
+async def get_company(actor: Actor, company_id: int) -> dict:
+    row = await Company.select().where(Company.id == company_id).first()
+    if row is None or not may_act_on(actor, row["path"]):
+        raise NotFound("No such company.")
+    return row
+
+
+async def get_user(actor: Actor, user_id: int) -> dict:
+    row = (
+        await User.select(
+            *User.all_columns(exclude=[User.password_hash]),
+            User.company.path.as_alias("company_path"),
+            User.company.name.as_alias("company_name"),
+        )
+        .where(User.id == user_id)
+        .first()
+    )
+    if row is None or not may_act_on(actor, row["company_path"]):
+        raise NotFound("No such user.")
+    return row
+
+
+async def load_actor(user_id: int, managing_id: int | None) -> Actor | None:
+    """Rebuild the actor from what a session holds; None if the user can no longer
+    sign in (deactivated, or not a manager)."""
+    user = (
+        await User.select(
+            User.id,
+            User.name,
+            User.email,
+            User.role,
+            User.active,
+            User.company.id.as_alias("company_id"),
+            User.company.name.as_alias("company_name"),
+            User.company.kind.as_alias("company_kind"),
+            User.company.path.as_alias("company_path"),
+        )
+        .where(User.id == user_id)
+        .first()
+    )
+    if user is None or not user["active"] or user["role"] != "manager":
+        return None
+    actor = Actor(
+        user_id=user["id"],
+        name=user["name"],
+        email=user["email"],
+        company_id=user["company_id"],
+        company_name=user["company_name"],
+        company_kind=user["company_kind"],
+        company_path=user["company_path"],
+    )
+    if managing_id is None:
+        return actor
+    managed = await Company.select(Company.name, Company.path).where(Company.id == managing_id).first()
+    if managed is None or not may_act_on(actor, managed["path"]):
+        return actor
+    return replace(actor, managing_id=managing_id, managing_name=managed["name"])

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    """The real clock, for callers at the edge (web handlers, jobs, CLI). Domain
+    functions take `now` as a parameter so tests can move time."""
+    return datetime.now(timezone.utc)

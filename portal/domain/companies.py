@@ -1,0 +1,131 @@
+"""The tenant tree: partner → sub-partners → customers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from piccolo.columns.combination import WhereRaw
+
+from portal import db
+from portal.domain import audit
+from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
+from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.domain.pages import Page, paginate
+from portal.tables import Company
+
+# Which kinds of company may stand below which.
+CHILD_KINDS = {"partner": ("sub_partner", "customer"), "sub_partner": ("sub_partner", "customer"), "customer": ()}
+KIND_LABELS = {"partner": "Partner", "sub_partner": "Sub-partner", "customer": "Customer"}
+NAME_MAX = 200
+
+
+async def create_company(actor: Actor, parent_id: int | None, name: str, kind: str, now: datetime) -> dict:
+    require_partner_manager(actor)
+    name = " ".join(name.split())
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "Enter the company's name."
+    elif len(name) > NAME_MAX:
+        errors["name"] = f"Use at most {NAME_MAX} characters."
+    parent = None
+    if parent_id is None:
+        errors["parent_id"] = "Choose where the company stands."
+    else:
+        try:
+            parent = await get_company(actor, parent_id)
+        except NotFound:
+            errors["parent_id"] = "Choose a company under your wing."
+    if parent is not None and kind not in CHILD_KINDS[parent["kind"]]:
+        errors["kind"] = f"A {KIND_LABELS[parent['kind']].lower()} cannot hold a {KIND_LABELS.get(kind, kind).lower()}."
+    if not errors and parent is not None:
+        if await Company.exists().where(
+            (Company.parent == parent["id"]) & WhereRaw("lower(name) = {}", name.lower())
+        ):
+            errors["name"] = f"{parent['name']} already has a company named {name}."
+    if errors:
+        raise ValidationFailed(errors)
+
+    async with db.write_transaction():
+        company = await insert_company(name, kind, parent, now)
+        await audit.record(actor, "company.create", company["id"], now, {"name": name, "kind": kind})
+    return company
+
+
+async def insert_company(name: str, kind: str, parent: dict | None, now: datetime) -> dict:
+    """Insert a node and give it its path; call inside a transaction."""
+    row = (await Company.insert(Company(name=name, kind=kind, parent=parent and parent["id"], path="", created_at=now)))[0]
+    path = f"{parent['path'] if parent else '/'}{row['id']}/"
+    await Company.update({Company.path: path}).where(Company.id == row["id"])
+    return {"id": row["id"], "name": name, "kind": kind, "path": path, "parent": parent and parent["id"]}
+
+
+async def list_companies(actor: Actor, q: str, page: int) -> Page:
+    """Every company under the actor's wing but their own, filtered by name."""
+    require_partner_manager(actor)
+    where = under_wing(actor) & (Company.id != actor.company_id)
+    if q:
+        where &= db.contains("company.name", q)
+    select = (
+        Company.select(
+            Company.id,
+            Company.name,
+            Company.kind,
+            Company.parent.id.as_alias("parent_id"),
+            Company.parent.name.as_alias("parent_name"),
+        )
+        .where(where)
+        .order_by(Company.name)
+        .order_by(Company.id)
+    )
+    return await paginate(select, Company.count().where(where), page)
+
+
+async def wing_tree(actor: Actor) -> list[dict]:
+    """The partners and sub-partners under the wing, in tree order, each with its
+    depth and its number of direct customers: the dashboard's outline."""
+    require_partner_manager(actor)
+    nodes = await Company.select(Company.id, Company.name, Company.kind, Company.path).where(
+        under_wing(actor) & (Company.kind != "customer")
+    )
+    counts = await Company.raw(
+        "SELECT parent AS id, COUNT(*) AS customers FROM company "
+        "WHERE kind = 'customer' AND path LIKE {} GROUP BY parent",
+        actor.company_path + "%",
+    )
+    by_id = {row["id"]: row["customers"] for row in counts}
+    base_depth = actor.company_path.count("/")
+    # Sort by the names along the path so children follow their parent.
+    names = {n["id"]: n["name"].lower() for n in nodes}
+
+    def key(node: dict) -> list[str]:
+        return [names.get(int(part), "") for part in node["path"].strip("/").split("/")]
+
+    return [
+        {**node, "depth": node["path"].count("/") - base_depth, "customers": by_id.get(node["id"], 0)}
+        for node in sorted(nodes, key=key)
+    ]
+
+
+async def parent_choices(actor: Actor) -> list[dict]:
+    """Companies that may hold new companies: partners and sub-partners under the wing."""
+    return await wing_tree(actor) if actor.is_partner_manager else []
+
+
+async def manageable_customer(actor: Actor, company_id: int) -> dict:
+    """"Manage Company" is offered on customers under the wing, to partner managers."""
+    require_partner_manager(actor)
+    company = await get_company(actor, company_id)
+    if company["kind"] != "customer":
+        raise PermissionDenied("Manage Company is for customer companies.")
+    return company
+
+
+async def enter_manage_mode(actor: Actor, company_id: int, now: datetime) -> dict:
+    company = await manageable_customer(actor, company_id)
+    await audit.record(actor, "manage.enter", company["id"], now, {"company": company["name"]})
+    return company
+
+
+async def exit_manage_mode(actor: Actor, now: datetime) -> None:
+    if actor.managing_id is not None:
+        await audit.record(actor, "manage.exit", actor.managing_id, now, {"company": actor.managing_name})

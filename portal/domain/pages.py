@@ -1,0 +1,40 @@
+"""Pagination of list queries: one COUNT and one LIMIT/OFFSET page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PER_PAGE = 25
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    number: int
+    per_page: int = PER_PAGE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+def clamp_page(number: int | None) -> int:
+    return max(1, number or 1)
+
+
+async def paginate(select, count, number: int, per_page: int = PER_PAGE) -> Page:
+    """`select` and `count` are Piccolo queries with the same WHERE clause."""
+    number = clamp_page(number)
+    total = await count
+    items = await select.limit(per_page).offset((number - 1) * per_page)
+    return Page(items=items, total=total, number=number, per_page=per_page)

@@ -1,0 +1,77 @@
+"""Where the web hands work to: an arq queue on Redis, or an in-process runner
+that calls the same task functions on the web process's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+
+from portal.jobs.tasks import FUNCTIONS
+
+log = logging.getLogger(__name__)
+TASKS = {fn.__name__: fn for fn in FUNCTIONS}
+
+
+class JobQueue(Protocol):
+    async def enqueue(self, name: str, *args: Any, job_id: str | None = None) -> None: ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class ArqQueue:
+    def __init__(self, pool: ArqRedis) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, redis_url: str) -> ArqQueue:
+        return cls(await create_pool(RedisSettings.from_dsn(redis_url)))
+
+    async def enqueue(self, name: str, *args: Any, job_id: str | None = None) -> None:
+        await self.pool.enqueue_job(name, *args, _job_id=job_id)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.pool.ping())
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.pool.aclose()
+
+
+class InProcessQueue:
+    """Runs each job as a task on this event loop: the embedded default needs no
+    Redis. Jobs are lost if the process stops, which a single-user install accepts."""
+
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task] = set()
+
+    async def enqueue(self, name: str, *args: Any, job_id: str | None = None) -> None:
+        task = asyncio.create_task(self._run(name, args))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, name: str, args: tuple) -> None:
+        try:
+            await TASKS[name]({"job_id": None}, *args)
+        except Exception:
+            log.exception("in-process job %s failed", name)
+
+    async def drain(self) -> None:
+        """Wait for every queued job (tests, and a clean shutdown)."""
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        await self.drain()
+
+
+async def create_queue(redis_url: str | None) -> JobQueue:
+    return await ArqQueue.connect(redis_url) if redis_url else InProcessQueue()

@@ -1,0 +1,85 @@
+"""Settings, read once from environment variables.
+
+| variable       | default                                  |
+|----------------|------------------------------------------|
+| DATABASE_URL   | sqlite:///var/portal.sqlite              |
+| REDIS_URL      | unset: jobs run in-process, sessions in files under var/ |
+| SECRET_KEY     | generated once and kept in var/secret_key |
+| BASE_URL       | http://127.0.0.1:$PORT                   |
+| SMTP_URL       | smtp://127.0.0.1:1025                    |
+| PORT           | 8000                                     |
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    base_url: str
+    smtp_url: str
+    port: int
+    var_dir: Path
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def sessions_redis_url(self) -> str | None:
+        """Sessions live on the Redis database after arq's queue, so flushing or
+        inspecting one never touches the other."""
+        if not self.redis_url:
+            return None
+        parts = urlsplit(self.redis_url)
+        queue_db = int(parts.path.strip("/") or 0)
+        return urlunsplit(parts._replace(path=f"/{queue_db + 1}"))
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+def _secret_key(var_dir: Path) -> str:
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        # Exclusive create so that two processes starting at once agree on one key.
+        try:
+            with open(path, "x") as f:
+                f.write(secrets.token_urlsafe(48))
+        except FileExistsError:
+            pass
+    return path.read_text().strip()
+
+
+@cache
+def get_settings() -> Settings:
+    var_dir = Path(os.environ.get("PORTAL_VAR_DIR") or PROJECT_DIR / "var")
+    port = int(os.environ.get("PORT") or 8000)
+    return Settings(
+        database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{var_dir / 'portal.sqlite'}",
+        redis_url=os.environ.get("REDIS_URL") or None,
+        secret_key=_secret_key(var_dir),
+        base_url=(os.environ.get("BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
+        smtp_url=os.environ.get("SMTP_URL") or "smtp://127.0.0.1:1025",
+        port=port,
+        var_dir=var_dir,
+    )

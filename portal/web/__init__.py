@@ -1,0 +1,1 @@
+"""HTTP: Litestar controllers that translate requests to domain calls and back."""

@@ -1,0 +1,144 @@
+"""The Litestar application: plugins, middleware, stores, error pages."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import AsyncIterator
+
+from litestar import Litestar, Request, Response
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.plugins.htmx import ClientRedirect, HTMXPlugin, HTMXRequest
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
+from litestar.stores.file import FileStore
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+from litestar.template.config import TemplateConfig
+
+from portal import db
+from portal.domain.companies import KIND_LABELS
+from portal.domain.errors import NotFound, PermissionDenied
+from portal.jobs.queue import create_queue
+from portal.settings import PROJECT_DIR, Settings, get_settings
+from portal.web.audit import audit_log
+from portal.web.auth import AuthController
+from portal.web.companies import CompanyController
+from portal.web.health import healthz
+from portal.web.session import SessionConfig, provide_actor
+from portal.web.users import UserController
+
+SESSION_DAYS = 7
+
+
+def _stores(settings: Settings) -> dict:
+    if settings.sessions_redis_url:
+        root = RedisStore.with_client(settings.sessions_redis_url, namespace="portal")
+        return {"sessions": root.with_namespace("sessions"), "rate_limit": root.with_namespace("rate_limit")}
+    return {
+        "sessions": FileStore(settings.var_dir / "sessions", create_directories=True),
+        "rate_limit": MemoryStore(),
+    }
+
+
+def _is_sign_in(request: Request) -> bool:
+    return request.method == "POST" and request.url.path == "/login"
+
+
+def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+    actor = getattr(request.state, "actor", None)
+    return Template("pages/error.html", context={"title": title, "message": message, "actor": actor},
+                    status_code=status)
+
+
+def _not_found(request: Request, exc: Exception) -> Response:
+    message = str(exc) if isinstance(exc, NotFound) else "There is nothing at this address."
+    return _error_page(request, 404, "Not found", message)
+
+
+def _forbidden(request: Request, exc: Exception) -> Response:
+    message = str(exc) if isinstance(exc, PermissionDenied) else "You cannot do this."
+    return _error_page(request, 403, "Not allowed", message)
+
+
+def _sign_in_needed(request: HTMXRequest, exc: Exception) -> Response:
+    target = "/login?next=" + request.url.path if request.method == "GET" else "/login"
+    return ClientRedirect(target) if request.headers.get("hx-request") else Redirect(target)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == HTTP_429_TOO_MANY_REQUESTS and _is_sign_in(request):
+        return Template("pages/login.html", context={
+            "error": "Too many sign-in attempts from your address. Wait a minute, then try again.",
+            "email": "", "next": None, "actor": None}, status_code=429)
+    if exc.status_code == 403 and "csrf" in str(exc.detail).lower():
+        return _error_page(request, 403, "Form expired",
+                           "This form was open too long or came from another site. Reload the page and try again.")
+    return _error_page(request, exc.status_code, "Something is wrong with this request", str(exc.detail))
+
+
+def _vary_on_htmx(response: Response) -> Response:
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def _engine_setup(engine: JinjaTemplateEngine) -> None:
+    env = engine.engine
+    env.globals["kind_labels"] = KIND_LABELS
+    env.filters["when"] = lambda value: value.strftime("%d %b %Y %H:%M UTC") if isinstance(value, datetime) else ""
+
+
+def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) -> Litestar:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await db.open_pool()
+        app.state.jobs = await create_queue(settings.redis_url)
+        try:
+            yield
+        finally:
+            await app.state.jobs.close()
+            await db.close_pool()
+
+    return Litestar(
+        route_handlers=[
+            AuthController,
+            CompanyController,
+            UserController,
+            audit_log,
+            healthz,
+            create_static_files_router(path="/static", directories=[PROJECT_DIR / "static"]),
+        ],
+        dependencies={"actor": Provide(provide_actor)},
+        plugins=[HTMXPlugin()],
+        request_class=HTMXRequest,
+        template_config=TemplateConfig(directory=PROJECT_DIR / "templates", engine=JinjaTemplateEngine,
+                                       engine_callback=_engine_setup),
+        csrf_config=CSRFConfig(secret=settings.secret_key, cookie_secure=settings.secure_cookies,
+                               cookie_httponly=True, cookie_samesite="lax"),
+        middleware=[
+            SessionConfig(store="sessions", secure=settings.secure_cookies, httponly=True, samesite="lax",
+                          max_age=SESSION_DAYS * 86400).middleware,
+            RateLimitConfig(rate_limit=("minute", sign_ins_per_minute), check_throttle_handler=_is_sign_in,
+                            set_rate_limit_headers=False).middleware,
+        ],
+        stores=_stores(settings),
+        exception_handlers={
+            NotFound: _not_found,
+            NotFoundException: _not_found,
+            PermissionDenied: _forbidden,
+            PermissionDeniedException: _forbidden,
+            NotAuthorizedException: _sign_in_needed,
+            HTTPException: _http_error,
+        },
+        after_request=_vary_on_htmx,
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+    )

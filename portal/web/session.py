@@ -1,0 +1,48 @@
+"""Server-side sessions, rotated on sign-in, and the signed-in actor."""
+
+from __future__ import annotations
+
+import secrets
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
+from litestar.types import Message, ScopeSession
+
+from portal.domain.access import Actor, load_actor
+
+_NEW_ID = "portal.new_session_id"
+_OLD_ID = "portal.old_session_id"
+
+
+class RotatingSessionBackend(ServerSideSessionBackend):
+    """Issues a fresh session id when asked (sign-in), so an id planted or seen
+    before sign-in is worthless after it."""
+
+    def get_session_id(self, connection: ASGIConnection) -> str:
+        return connection.scope.get(_NEW_ID) or super().get_session_id(connection)  # type: ignore[return-value]
+
+    async def store_in_message(self, scope_session: ScopeSession, message: Message, connection: ASGIConnection) -> None:
+        if old := connection.scope.get(_OLD_ID):
+            await self.delete(old, store=self.config.get_store_from_app(connection.scope["app"]))
+        await super().store_in_message(scope_session, message, connection)
+
+
+class SessionConfig(ServerSideSessionConfig):
+    _backend_class = RotatingSessionBackend
+
+
+def rotate_session(connection: ASGIConnection) -> None:
+    connection.scope[_OLD_ID] = connection.cookies.get("session")  # type: ignore[literal-required]
+    connection.scope[_NEW_ID] = secrets.token_hex(32)  # type: ignore[literal-required]
+
+
+async def provide_actor(connection: ASGIConnection) -> Actor:
+    """Dependency for every signed-in route; unknown or disabled users are sent to sign in."""
+    session = connection.session if connection.scope.get("session") else {}
+    user_id = session.get("user_id")
+    actor = await load_actor(user_id, session.get("managing_id")) if user_id else None
+    if actor is None:
+        raise NotAuthorizedException("Please sign in.")
+    connection.state.actor = actor
+    return actor
