@@ -54,8 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         _print_logins(settings.base_url)
         if not settings.redis_url:
             print("No REDIS_URL: jobs run in-process, sessions are kept under var/.")
-        uvicorn.run("portal.asgi:app", host=os.environ.get("HOST", "127.0.0.1"), port=settings.port,
-                    workers=args.workers, proxy_headers=True, log_level="info")
+        uvicorn.run(
+            "portal.asgi:app",
+            host=os.environ.get("HOST", "127.0.0.1"),
+            port=settings.port,
+            workers=args.workers,
+            proxy_headers=True,
+            log_level="info",
+        )
     elif args.command == "worker":
         if not settings.redis_url:
             print("portal worker needs REDIS_URL; without it jobs run inside the web process.", file=sys.stderr)

@@ -7,15 +7,14 @@ no row locks, so a writing transaction takes the database's write lock up front
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
+from piccolo.columns.combination import WhereRaw
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.query import Select
-from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
 
 from portal.tables import Company
@@ -66,18 +65,23 @@ async def ping() -> bool:
         return False
 
 
-async def open_pool() -> None:
+async def open_pool(max_size: int = 10) -> bool:
+    """Open the PostgreSQL pool unless one is open; returns whether this call
+    opened it, so the caller that opened it is the one that closes it."""
     db = engine()
     if isinstance(db, PostgresEngine):
-        await db.start_connection_pool(min_size=1, max_size=10)
-    else:
-        # WAL lets readers go on while one writer holds the lock.
-        await Company.raw("PRAGMA journal_mode=WAL")
+        if db.pool is not None:
+            return False
+        await db.start_connection_pool(min_size=1, max_size=max_size)
+        return True
+    # WAL lets readers go on while one writer holds the lock.
+    await Company.raw("PRAGMA journal_mode=WAL")
+    return False
 
 
 async def close_pool() -> None:
     db = engine()
-    if isinstance(db, PostgresEngine):
+    if isinstance(db, PostgresEngine) and db.pool is not None:
         await db.close_connection_pool()
 
 

@@ -37,11 +37,9 @@ async def create_company(actor: Actor, parent_id: int | None, name: str, kind: s
             errors["parent_id"] = "Choose a company under your wing."
     if parent is not None and kind not in CHILD_KINDS[parent["kind"]]:
         errors["kind"] = f"A {KIND_LABELS[parent['kind']].lower()} cannot hold a {KIND_LABELS.get(kind, kind).lower()}."
-    if not errors and parent is not None:
-        if await Company.exists().where(
-            (Company.parent == parent["id"]) & WhereRaw("lower(name) = {}", name.lower())
-        ):
-            errors["name"] = f"{parent['name']} already has a company named {name}."
+    same_name = WhereRaw("lower(name) = {}", name.lower())
+    if not errors and parent and await Company.exists().where((Company.parent == parent["id"]) & same_name):
+        errors["name"] = f"{parent['name']} already has a company named {name}."
     if errors:
         raise ValidationFailed(errors)
 
@@ -53,7 +51,9 @@ async def create_company(actor: Actor, parent_id: int | None, name: str, kind: s
 
 async def insert_company(name: str, kind: str, parent: dict | None, now: datetime) -> dict:
     """Insert a node and give it its path; call inside a transaction."""
-    row = (await Company.insert(Company(name=name, kind=kind, parent=parent and parent["id"], path="", created_at=now)))[0]
+    row = (
+        await Company.insert(Company(name=name, kind=kind, parent=parent and parent["id"], path="", created_at=now))
+    )[0]
     path = f"{parent['path'] if parent else '/'}{row['id']}/"
     await Company.update({Company.path: path}).where(Company.id == row["id"])
     return {"id": row["id"], "name": name, "kind": kind, "path": path, "parent": parent and parent["id"]}
@@ -112,7 +112,7 @@ async def parent_choices(actor: Actor) -> list[dict]:
 
 
 async def manageable_customer(actor: Actor, company_id: int) -> dict:
-    """"Manage Company" is offered on customers under the wing, to partner managers."""
+    """ "Manage Company" is offered on customers under the wing, to partner managers."""
     require_partner_manager(actor)
     company = await get_company(actor, company_id)
     if company["kind"] != "customer":

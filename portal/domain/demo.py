@@ -26,14 +26,56 @@ TREE = {
     "Harbor IT": ["Bluewave Marine", "Copperleaf Accounting", "Greenfield School", "Harborview Hotel"],
     "Summit Secure": ["Alpine Outfitters", "Granite Builders", "Peak Pharmacy", "Summit Credit Union"],
 }
-FIRST = ["Ava", "Ben", "Chloe", "Daniel", "Ella", "Finn", "Grace", "Hugo", "Isla", "Jack", "Kara", "Liam", "Maya",
-         "Noah", "Olivia", "Owen", "Poppy", "Ruby", "Theo", "Zara"]
-LAST = ["Adams", "Brown", "Clark", "Davies", "Evans", "Fisher", "Green", "Hughes", "Irwin", "Jones", "King", "Lewis",
-        "Moore", "Nolan", "Owens", "Patel", "Quinn", "Reid", "Smith", "Turner"]
+FIRST = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Daniel",
+    "Ella",
+    "Finn",
+    "Grace",
+    "Hugo",
+    "Isla",
+    "Jack",
+    "Kara",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olivia",
+    "Owen",
+    "Poppy",
+    "Ruby",
+    "Theo",
+    "Zara",
+]
+LAST = [
+    "Adams",
+    "Brown",
+    "Clark",
+    "Davies",
+    "Evans",
+    "Fisher",
+    "Green",
+    "Hughes",
+    "Irwin",
+    "Jones",
+    "King",
+    "Lewis",
+    "Moore",
+    "Nolan",
+    "Owens",
+    "Patel",
+    "Quinn",
+    "Reid",
+    "Smith",
+    "Turner",
+]
 
 
 def _domain(company_name: str) -> str:
-    return "".join(ch if ch.isalnum() else "-" for ch in company_name.lower()).replace("--", "-").strip("-") + ".example"
+    return (
+        "".join(ch if ch.isalnum() else "-" for ch in company_name.lower()).replace("--", "-").strip("-") + ".example"
+    )
 
 
 async def load_demo(now: datetime) -> bool:
@@ -58,14 +100,31 @@ async def load_demo(now: datetime) -> bool:
         users = []
         for company_name, company in companies.items():
             email, name = logins.get(company_name) or (
-                f"manager@{_domain(company_name)}", f"{rng.choice(FIRST)} {rng.choice(LAST)}")
-            users.append(User(company=company["id"], email=email, name=name, role="manager",
-                              password_hash=password_hash, created_at=now))
+                f"manager@{_domain(company_name)}",
+                f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+            )
+            users.append(
+                User(
+                    company=company["id"],
+                    email=email,
+                    name=name,
+                    role="manager",
+                    password_hash=password_hash,
+                    created_at=now,
+                )
+            )
         for customer in customers:
             domain = _domain(customer["name"])
             for n in range(LEARNERS_PER_CUSTOMER):
                 first, last = rng.choice(FIRST), rng.choice(LAST)
-                users.append(User(company=customer["id"], email=f"{first}.{last}.{n}@{domain}".lower(),
-                                  name=f"{first} {last}", role="learner", created_at=now))
+                users.append(
+                    User(
+                        company=customer["id"],
+                        email=f"{first}.{last}.{n}@{domain}".lower(),
+                        name=f"{first} {last}",
+                        role="learner",
+                        created_at=now,
+                    )
+                )
         await db.insert_many(User, users)
     return True

@@ -65,9 +65,7 @@ async def create_user(
 
     token = secrets.token_urlsafe(32) if role == "manager" else None
     async with db.write_transaction():
-        user = (
-            await User.insert(User(company=company["id"], email=email, name=name, role=role, created_at=now))
-        )[0]
+        user = (await User.insert(User(company=company["id"], email=email, name=name, role=role, created_at=now)))[0]
         if token:
             await PasswordToken.insert(
                 PasswordToken(
@@ -97,7 +95,9 @@ async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page:
 
 async def token_owner(token: str, now: datetime) -> dict:
     row = (
-        await PasswordToken.select(PasswordToken.id, PasswordToken.user.id.as_alias("user_id"), PasswordToken.user.email.as_alias("email"))
+        await PasswordToken.select(
+            PasswordToken.id, PasswordToken.user.id.as_alias("user_id"), PasswordToken.user.email.as_alias("email")
+        )
         .where(
             (PasswordToken.token_hash == _token_hash(token))
             & PasswordToken.used_at.is_null()
@@ -117,9 +117,11 @@ async def set_password(token: str, password: str, confirm: str, now: datetime) -
     async with db.write_transaction():
         owner = await token_owner(token, now)
         # Used once: the update only wins while the token is still unused.
-        used = await PasswordToken.update({PasswordToken.used_at: now}).where(
-            (PasswordToken.id == owner["id"]) & PasswordToken.used_at.is_null()
-        ).returning(PasswordToken.id)
+        used = (
+            await PasswordToken.update({PasswordToken.used_at: now})
+            .where((PasswordToken.id == owner["id"]) & PasswordToken.used_at.is_null())
+            .returning(PasswordToken.id)
+        )
         if not used:
             raise NotFound("This link was already used.")
         await User.update(
@@ -135,10 +137,19 @@ async def authenticate(email: str, password: str, now: datetime) -> dict:
         email = normalise_email(email)
     except ValueError:
         raise SignInRefused(WRONG_CREDENTIALS) from None
-    user = await User.select(
-        User.id, User.company, User.company.kind.as_alias("company_kind"), User.role, User.active,
-        User.password_hash, User.locked_until,
-    ).where(User.email == email).first()
+    user = (
+        await User.select(
+            User.id,
+            User.company,
+            User.company.kind.as_alias("company_kind"),
+            User.role,
+            User.active,
+            User.password_hash,
+            User.locked_until,
+        )
+        .where(User.email == email)
+        .first()
+    )
     if user and user["locked_until"] and user["locked_until"] > now:
         minutes = max(1, int((user["locked_until"] - now).total_seconds() // 60) + 1)
         raise SignInRefused(
@@ -160,9 +171,10 @@ async def authenticate(email: str, password: str, now: datetime) -> dict:
 
 async def _count_failure(user_id: int, now: datetime) -> None:
     async with db.write_transaction():
-        rows = await User.update({User.failed_sign_ins: User.failed_sign_ins + 1}).where(User.id == user_id).returning(
-            User.failed_sign_ins
+        rows = (
+            await User.update({User.failed_sign_ins: User.failed_sign_ins + 1})
+            .where(User.id == user_id)
+            .returning(User.failed_sign_ins)
         )
         if rows and rows[0]["failed_sign_ins"] >= MAX_FAILED_SIGN_INS:
             await User.update({User.failed_sign_ins: 0, User.locked_until: now + LOCKOUT}).where(User.id == user_id)
-

@@ -1,13 +1,6 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.columns.base import OnDelete
-from piccolo.columns.base import OnUpdate
-from piccolo.columns.column_types import Boolean
-from piccolo.columns.column_types import ForeignKey
-from piccolo.columns.column_types import Integer
-from piccolo.columns.column_types import JSON
-from piccolo.columns.column_types import Serial
-from piccolo.columns.column_types import Timestamptz
-from piccolo.columns.column_types import Varchar
+from piccolo.columns.base import OnDelete, OnUpdate
+from piccolo.columns.column_types import JSON, Boolean, ForeignKey, Integer, Serial, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.indexes import IndexMethod
 from piccolo.table import Table
@@ -45,13 +38,9 @@ DESCRIPTION = "companies, users, password tokens, audit log"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="portal", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
 
-    manager.add_table(
-        class_name="User", tablename="portal_user", schema=None, columns=None
-    )
+    manager.add_table(class_name="User", tablename="portal_user", schema=None, columns=None)
 
     manager.add_table(
         class_name="PasswordToken",
@@ -60,9 +49,7 @@ async def forwards():
         columns=None,
     )
 
-    manager.add_table(
-        class_name="Company", tablename="company", schema=None, columns=None
-    )
+    manager.add_table(class_name="Company", tablename="company", schema=None, columns=None)
 
     manager.add_table(
         class_name="AuditEntry",

@@ -18,9 +18,7 @@ async def forwards():
         # LIKE '/1/7/%' uses a btree on PostgreSQL only with text_pattern_ops (the
         # database collation is not C). SQLite's LIKE is served by the plain index.
         if isinstance(Company._meta.db, PostgresEngine):
-            await Company.raw(
-                "CREATE INDEX IF NOT EXISTS company_path_prefix ON company (path text_pattern_ops)"
-            )
+            await Company.raw("CREATE INDEX IF NOT EXISTS company_path_prefix ON company (path text_pattern_ops)")
 
     manager.add_raw(prefix_index)
     return manager

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import AsyncIterator
 
 from litestar import Litestar, Request, Response
 from litestar.config.csrf import CSRFConfig
@@ -53,8 +53,9 @@ def _is_sign_in(request: Request) -> bool:
 
 def _error_page(request: Request, status: int, title: str, message: str) -> Response:
     actor = getattr(request.state, "actor", None)
-    return Template("pages/error.html", context={"title": title, "message": message, "actor": actor},
-                    status_code=status)
+    return Template(
+        "pages/error.html", context={"title": title, "message": message, "actor": actor}, status_code=status
+    )
 
 
 def _not_found(request: Request, exc: Exception) -> Response:
@@ -74,12 +75,23 @@ def _sign_in_needed(request: HTMXRequest, exc: Exception) -> Response:
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == HTTP_429_TOO_MANY_REQUESTS and _is_sign_in(request):
-        return Template("pages/login.html", context={
-            "error": "Too many sign-in attempts from your address. Wait a minute, then try again.",
-            "email": "", "next": None, "actor": None}, status_code=429)
+        return Template(
+            "pages/login.html",
+            context={
+                "error": "Too many sign-in attempts from your address. Wait a minute, then try again.",
+                "email": "",
+                "next": None,
+                "actor": None,
+            },
+            status_code=429,
+        )
     if exc.status_code == 403 and "csrf" in str(exc.detail).lower():
-        return _error_page(request, 403, "Form expired",
-                           "This form was open too long or came from another site. Reload the page and try again.")
+        return _error_page(
+            request,
+            403,
+            "Form expired",
+            "This form was open too long or came from another site. Reload the page and try again.",
+        )
     return _error_page(request, exc.status_code, "Something is wrong with this request", str(exc.detail))
 
 
@@ -99,13 +111,14 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await db.open_pool()
+        opened = await db.open_pool()
         app.state.jobs = await create_queue(settings.redis_url)
         try:
             yield
         finally:
             await app.state.jobs.close()
-            await db.close_pool()
+            if opened:
+                await db.close_pool()
 
     return Litestar(
         route_handlers=[
@@ -119,15 +132,28 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
         dependencies={"actor": Provide(provide_actor)},
         plugins=[HTMXPlugin()],
         request_class=HTMXRequest,
-        template_config=TemplateConfig(directory=PROJECT_DIR / "templates", engine=JinjaTemplateEngine,
-                                       engine_callback=_engine_setup),
-        csrf_config=CSRFConfig(secret=settings.secret_key, cookie_secure=settings.secure_cookies,
-                               cookie_httponly=True, cookie_samesite="lax"),
+        template_config=TemplateConfig(
+            directory=PROJECT_DIR / "templates", engine=JinjaTemplateEngine, engine_callback=_engine_setup
+        ),
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_secure=settings.secure_cookies,
+            cookie_httponly=True,
+            cookie_samesite="lax",
+        ),
         middleware=[
-            SessionConfig(store="sessions", secure=settings.secure_cookies, httponly=True, samesite="lax",
-                          max_age=SESSION_DAYS * 86400).middleware,
-            RateLimitConfig(rate_limit=("minute", sign_ins_per_minute), check_throttle_handler=_is_sign_in,
-                            set_rate_limit_headers=False).middleware,
+            SessionConfig(
+                store="sessions",
+                secure=settings.secure_cookies,
+                httponly=True,
+                samesite="lax",
+                max_age=SESSION_DAYS * 86400,
+            ).middleware,
+            RateLimitConfig(
+                rate_limit=("minute", sign_ins_per_minute),
+                check_throttle_handler=_is_sign_in,
+                set_rate_limit_headers=False,
+            ).middleware,
         ],
         stores=_stores(settings),
         exception_handlers={

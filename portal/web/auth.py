@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
@@ -36,7 +37,7 @@ class AuthController(Controller):
         return Redirect(home_for(request.session))
 
     @get("/login")
-    async def login_form(self, request: HTMXRequest, next: str | None = None) -> Template:
+    async def login_form(self, request: HTMXRequest, next: FromQuery[str | None] = None) -> Template:
         return render(request, "pages/login.html", {"next": safe_next(next), "email": "", "error": None})
 
     @post("/login")
@@ -48,16 +49,20 @@ class AuthController(Controller):
         try:
             user = await users.authenticate(email, password, now)
         except SignInRefused as refusal:
-            return render(request, "pages/login.html", {"next": next_path, "email": email, "error": str(refusal)},
-                          status_code=400)
+            return render(
+                request, "pages/login.html", {"next": next_path, "email": email, "error": str(refusal)}, status_code=400
+            )
         rotate_session(request)
-        request.set_session({
-            "user_id": user["id"],
-            "company_id": user["company"],
-            "is_partner_manager": user["company_kind"] != "customer",
-        })
-        await request.app.state.jobs.enqueue("record_sign_in", user["id"], user["company"], now,
-                                             job_id=f"sign-in:{user['id']}:{now.isoformat()}")
+        request.set_session(
+            {
+                "user_id": user["id"],
+                "company_id": user["company"],
+                "is_partner_manager": user["company_kind"] != "customer",
+            }
+        )
+        await request.app.state.jobs.enqueue(
+            "record_sign_in", user["id"], user["company"], now, job_id=f"sign-in:{user['id']}:{now.isoformat()}"
+        )
         return Redirect(next_path or home_for(request.session))
 
     @post("/logout")
@@ -66,7 +71,7 @@ class AuthController(Controller):
         return Redirect("/login")
 
     @get("/set-password/{token:str}")
-    async def set_password_form(self, request: HTMXRequest, token: str) -> Template:
+    async def set_password_form(self, request: HTMXRequest, token: FromPath[str]) -> Template:
         try:
             owner = await users.token_owner(token, utcnow())
         except NotFound as missing:
@@ -74,7 +79,7 @@ class AuthController(Controller):
         return render(request, "pages/set_password.html", {"email": owner["email"], "errors": {}})
 
     @post("/set-password/{token:str}")
-    async def set_password(self, request: HTMXRequest, token: str) -> Template | Redirect:
+    async def set_password(self, request: HTMXRequest, token: FromPath[str]) -> Template | Redirect:
         form = await request.form()
         try:
             await users.set_password(token, str(form.get("password", "")), str(form.get("confirm", "")), utcnow())
@@ -82,6 +87,7 @@ class AuthController(Controller):
             return render(request, "pages/set_password.html", {"gone": str(missing)}, status_code=404)
         except ValidationFailed as invalid:
             owner = await users.token_owner(token, utcnow())
-            return render(request, "pages/set_password.html", {"email": owner["email"], "errors": invalid.errors},
-                          status_code=400)
+            return render(
+                request, "pages/set_password.html", {"email": owner["email"], "errors": invalid.errors}, status_code=400
+            )
         return Redirect("/login?password_set=1")

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from portal.domain import companies, users
-from portal.domain.access import Actor, get_company
+from portal.domain.access import get_company
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.render import render
+from portal.web.session import CurrentActor
 
 
 class CompanyController(Controller):
     @get("/dashboard")
-    async def dashboard(self, request: HTMXRequest, actor: Actor) -> Template | Redirect:
+    async def dashboard(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         if not actor.is_partner_manager:
             return Redirect(f"/companies/{actor.company_id}")
         tree = await companies.wing_tree(actor)
@@ -23,18 +25,24 @@ class CompanyController(Controller):
         return render(request, "pages/dashboard.html", {"tree": tree, "company_total": listing.total})
 
     @get("/companies")
-    async def index(self, request: HTMXRequest, actor: Actor, q: str = "", page: int = 1) -> Template:
+    async def index(
+        self, request: HTMXRequest, actor: CurrentActor, q: FromQuery[str] = "", page: FromQuery[int] = 1
+    ) -> Template:
         q = q.strip()[:100]
         listing = await companies.list_companies(actor, q, page)
-        return render(request, "pages/companies.html", {"q": q, "listing": listing},
-                      fragments={"company-results": "partials/companies/_results.html"})
+        return render(
+            request,
+            "pages/companies.html",
+            {"q": q, "listing": listing},
+            fragments={"company-results": "partials/companies/_results.html"},
+        )
 
     @get("/companies/new")
-    async def new(self, request: HTMXRequest, actor: Actor, parent_id: int | None = None) -> Template:
+    async def new(self, request: HTMXRequest, actor: CurrentActor, parent_id: FromQuery[int | None] = None) -> Template:
         return await self._form(request, actor, {"parent_id": parent_id or actor.company_id, "kind": "customer"}, {})
 
     @post("/companies")
-    async def create(self, request: HTMXRequest, actor: Actor) -> Template | Redirect:
+    async def create(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         form = await request.form()
         values = {k: str(form.get(k, "")).strip() for k in ("name", "kind", "parent_id")}
         try:
@@ -44,32 +52,51 @@ class CompanyController(Controller):
             return await self._form(request, actor, values, invalid.errors, status_code=400)
         return Redirect(f"/companies/{created['id']}?created=1")
 
-    async def _form(self, request: HTMXRequest, actor: Actor, values: dict, errors: dict,
-                    status_code: int = 200) -> Template:
+    async def _form(
+        self, request: HTMXRequest, actor: CurrentActor, values: dict, errors: dict, status_code: int = 200
+    ) -> Template:
         parents = await companies.parent_choices(actor)
-        return render(request, "pages/company_form.html",
-                      {"values": values, "errors": errors, "parents": parents, "kinds": companies.KIND_LABELS},
-                      status_code=status_code)
+        return render(
+            request,
+            "pages/company_form.html",
+            {"values": values, "errors": errors, "parents": parents, "kinds": companies.KIND_LABELS},
+            status_code=status_code,
+        )
 
     @get("/companies/{company_id:int}")
-    async def show(self, request: HTMXRequest, actor: Actor, company_id: int, q: str = "", page: int = 1,
-                   created: bool = False) -> Template:
+    async def show(
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        company_id: FromPath[int],
+        q: FromQuery[str] = "",
+        page: FromQuery[int] = 1,
+        created: FromQuery[bool] = False,
+    ) -> Template:
         company = await get_company(actor, company_id)
         q = q.strip()[:100]
         people = await users.list_users(actor, company_id, q, page)
-        return render(request, "pages/company.html",
-                      {"company": company, "people": people, "q": q, "created": created,
-                       "kind_label": companies.KIND_LABELS[company["kind"]]},
-                      fragments={"user-results": "partials/users/_results.html"})
+        return render(
+            request,
+            "pages/company.html",
+            {
+                "company": company,
+                "people": people,
+                "q": q,
+                "created": created,
+                "kind_label": companies.KIND_LABELS[company["kind"]],
+            },
+            fragments={"user-results": "partials/users/_results.html"},
+        )
 
     @post("/companies/{company_id:int}/manage")
-    async def manage(self, request: Request, actor: Actor, company_id: int) -> Redirect:
+    async def manage(self, request: Request, actor: CurrentActor, company_id: FromPath[int]) -> Redirect:
         company = await companies.enter_manage_mode(actor, company_id, utcnow())
         request.session["managing_id"] = company["id"]
         return Redirect(f"/companies/{company['id']}")
 
     @post("/manage/exit")
-    async def exit_manage(self, request: Request, actor: Actor) -> Redirect:
+    async def exit_manage(self, request: Request, actor: CurrentActor) -> Redirect:
         await companies.exit_manage_mode(actor, utcnow())
         request.session.pop("managing_id", None)
         return Redirect("/dashboard")

@@ -8,8 +8,13 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 
-def render(request: HTMXRequest, page: str, context: dict[str, Any], fragments: dict[str, str] | None = None,
-           status_code: int = 200) -> Template:
+def render(
+    request: HTMXRequest,
+    page: str,
+    context: dict[str, Any],
+    fragments: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
     """Render `page`, or, when htmx targets one of `fragments` (element id →
     partial template), just that partial. Boosted links also send HX-Request,
     so the target decides, not the header."""

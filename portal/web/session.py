@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 
+from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
 from litestar.types import Message, ScopeSession
@@ -37,12 +39,14 @@ def rotate_session(connection: ASGIConnection) -> None:
     connection.scope[_NEW_ID] = secrets.token_hex(32)  # type: ignore[literal-required]
 
 
-async def provide_actor(connection: ASGIConnection) -> Actor:
+async def provide_actor(request: Request) -> Actor:
     """Dependency for every signed-in route; unknown or disabled users are sent to sign in."""
-    session = connection.session if connection.scope.get("session") else {}
-    user_id = session.get("user_id")
-    actor = await load_actor(user_id, session.get("managing_id")) if user_id else None
+    user_id = request.session.get("user_id")
+    actor = await load_actor(user_id, request.session.get("managing_id")) if user_id else None
     if actor is None:
         raise NotAuthorizedException("Please sign in.")
-    connection.state.actor = actor
+    request.state.actor = actor
     return actor
+
+
+CurrentActor = NamedDependency[Actor]

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
+from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from portal.domain import users
-from portal.domain.access import Actor, get_company
+from portal.domain.access import get_company
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.render import render
+from portal.web.session import CurrentActor
 
 
-def allowed_roles(actor: Actor, company: dict) -> list[str]:
+def allowed_roles(actor: CurrentActor, company: dict) -> list[str]:
     roles = ["learner"] if company["kind"] == "customer" else []
     if actor.is_partner_manager:
         roles.append("manager")
@@ -24,24 +26,40 @@ class UserController(Controller):
     path = "/companies/{company_id:int}/users"
 
     @get("/new")
-    async def new(self, request: HTMXRequest, actor: Actor, company_id: int) -> Template:
+    async def new(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         company = await get_company(actor, company_id)
         roles = allowed_roles(actor, company)
-        return render(request, "pages/user_form.html",
-                      {"company": company, "roles": roles, "values": {"role": roles[0]}, "errors": {}})
+        return render(
+            request,
+            "pages/user_form.html",
+            {"company": company, "roles": roles, "values": {"role": roles[0]}, "errors": {}},
+        )
 
     @post("/")
-    async def create(self, request: HTMXRequest, actor: Actor, company_id: int) -> Template:
+    async def create(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         company = await get_company(actor, company_id)
         form = await request.form()
         values = {k: str(form.get(k, "")) for k in ("name", "email", "role")}
         try:
-            user, token = await users.create_user(actor, company_id, values["email"], values["name"], values["role"],
-                                                  utcnow())
+            user, token = await users.create_user(
+                actor, company_id, values["email"], values["name"], values["role"], utcnow()
+            )
         except ValidationFailed as invalid:
-            return render(request, "pages/user_form.html",
-                          {"company": company, "roles": allowed_roles(actor, company), "values": values,
-                           "errors": invalid.errors}, status_code=400)
+            return render(
+                request,
+                "pages/user_form.html",
+                {
+                    "company": company,
+                    "roles": allowed_roles(actor, company),
+                    "values": values,
+                    "errors": invalid.errors,
+                },
+                status_code=400,
+            )
         link = f"{request.app.state.settings.base_url}/set-password/{token}" if token else None
-        return render(request, "pages/user_created.html",
-                      {"company": company, "user": user, "link": link, "valid_hours": 72}, status_code=201)
+        return render(
+            request,
+            "pages/user_created.html",
+            {"company": company, "user": user, "link": link, "valid_hours": 72},
+            status_code=201,
+        )

@@ -1,0 +1,106 @@
+"""Test setup. PORTAL_TEST_DB picks the engine (sqlite, the default, or postgres);
+the environment is set before anything of the portal is imported, because
+Piccolo binds tables to the engine of piccolo_conf at import time."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ENGINE = os.environ.get("PORTAL_TEST_DB", "sqlite")
+_tmp = Path(tempfile.mkdtemp(prefix="portal-test-"))
+os.environ["PORTAL_VAR_DIR"] = str(_tmp / "var")
+os.environ["SECRET_KEY"] = "test-secret-key-not-for-production"
+os.environ.pop("BASE_URL", None)
+if ENGINE == "postgres":
+    PG_SERVER = os.environ.get("PORTAL_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+    PG_DB = f"portal_test_{os.getpid()}"
+    os.environ["DATABASE_URL"] = f"{PG_SERVER}/{PG_DB}"
+    os.environ["REDIS_URL"] = os.environ.get("PORTAL_TEST_REDIS", "redis://127.0.0.1:6379/14")
+elif ENGINE == "sqlite":
+    os.environ["DATABASE_URL"] = f"sqlite:///{_tmp / 'portal.sqlite'}"
+    os.environ.pop("REDIS_URL", None)
+else:
+    raise pytest.UsageError(f"PORTAL_TEST_DB must be sqlite or postgres, not {ENGINE!r}")
+
+from tests.support import create_pg_database, drop_pg_database, reset_tables, running  # noqa: E402
+
+
+def pytest_report_header(config):
+    return f"portal: engine={ENGINE} database={os.environ['DATABASE_URL']} redis={os.environ.get('REDIS_URL')}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def database():
+    from portal import db
+
+    if ENGINE == "postgres":
+        await create_pg_database(PG_SERVER, PG_DB)
+    await db.open_pool()
+    await db.migrate()
+    yield
+    await db.close_pool()
+    if ENGINE == "postgres":
+        await drop_pg_database(PG_SERVER, PG_DB)
+
+
+@pytest.fixture(autouse=True)
+async def clean_tables(database):
+    yield
+    await reset_tables()
+
+
+@pytest.fixture
+async def app():
+    from portal.web.app import create_app
+
+    async with running(create_app(sign_ins_per_minute=1000)) as app:
+        yield app
+
+
+@pytest.fixture
+async def client(app):
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as c:
+        yield c
+
+
+@pytest.fixture
+async def tree():
+    from tests.factories import build_tree
+
+    return await build_tree()
+
+
+# --- CI: every test must run; count what ran on the real services ----------------
+
+_RAN: dict[str, int] = {"postgresql": 0, "redis": 0, "browser": 0}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        if ENGINE == "postgres":
+            _RAN["postgresql"] += 1
+        for mark in ("redis", "browser"):
+            if mark in report.keywords:
+                _RAN[mark] += 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    terminalreporter.write_line(
+        f"portal [{ENGINE}]: passed on postgresql={_RAN['postgresql']} with redis={_RAN['redis']} "
+        f"in chromium={_RAN['browser']}"
+    )
+    skipped = terminalreporter.stats.get("skipped", [])
+    if os.environ.get("CI") and skipped:
+        terminalreporter.write_line(f"CI: {len(skipped)} test(s) skipped; every test must run in CI.", red=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if os.environ.get("CI") and reporter and reporter.stats.get("skipped"):
+        session.exitstatus = 1

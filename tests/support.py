@@ -1,0 +1,98 @@
+"""Helpers shared by tests: databases, CSRF-aware forms, signing in."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import httpx
+from litestar import Litestar
+
+from portal import db
+from portal.tables import AuditEntry, Company, PasswordToken, User
+
+PASSWORD = "correct-horse-battery"
+_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+async def create_pg_database(server: str, name: str) -> None:
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_pg_database(server: str, name: str) -> None:
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def reset_tables() -> None:
+    tables = [AuditEntry, PasswordToken, User, Company]
+    if db.is_postgres():
+        names = ", ".join(t._meta.tablename for t in tables)
+        await Company.raw(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    else:
+        # The tree references itself: cut the branches before deleting the nodes.
+        await Company.update({Company.parent: None}, force=True)
+        for table in tables:
+            await table.delete(force=True)
+
+
+@asynccontextmanager
+async def running(app: Litestar) -> AsyncIterator[Litestar]:
+    """Run the app's lifespan in a task of its own: Litestar enters an anyio task
+    group on startup, which must be left from the task that entered it, and a
+    pytest fixture's setup and teardown run in different tasks."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(lifespan())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()
+    try:
+        yield app
+    finally:
+        stop.set()
+        await task
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "page has no CSRF field"
+    return match.group(1)
+
+
+async def post_form(client: httpx.AsyncClient, page: str, action: str, data: dict) -> httpx.Response:
+    """Open `page` as a browser would, then submit a form to `action` with its CSRF token."""
+    opened = await client.get(page)
+    return await client.post(action, data={**data, "_csrf_token": csrf_of(opened.text)})
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    response = await post_form(client, "/login", "/login", {"email": email, "password": password})
+    assert response.status_code in (302, 303), response.text[:500]
+    return response
+
+
+async def csrf_headers(client: httpx.AsyncClient, page: str = "/") -> dict[str, str]:
+    """The header htmx sends, read from the page's <body hx-headers>."""
+    opened = await client.get(page, follow_redirects=True)
+    match = re.search(r'"x-csrftoken": "([^"]+)"', opened.text)
+    assert match, "page has no hx-headers CSRF token"
+    return {"x-csrftoken": match.group(1)}
