@@ -58,3 +58,5 @@ class AuditEntry(Table):
     company = ForeignKey(Company, null=True, on_delete=OnDelete.set_null, index=True)
     action = Varchar(length=50)
     detail = JSON(default={})
+    # Set by jobs, which may run twice: a second insert with the same key is a no-op.
+    dedupe_key = Varchar(length=120, null=True, default=None, unique=True)

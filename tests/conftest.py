@@ -48,7 +48,17 @@ async def database():
 
 
 @pytest.fixture(autouse=True)
-async def clean_tables(database):
+async def clean_state(database):
+    """Each test starts with empty tables, an empty job queue and no sessions."""
+    from portal.settings import get_settings
+
+    settings = get_settings()
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        for url in (settings.redis_url, settings.sessions_redis_url):
+            async with Redis.from_url(url) as redis:
+                await redis.flushdb()
     yield
     await reset_tables()
 

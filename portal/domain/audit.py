@@ -32,14 +32,18 @@ async def record(
 
 
 async def record_sign_in(user_id: int, company_id: int, at: datetime) -> bool:
-    """Idempotent: a job that runs twice writes one entry. Returns whether it wrote."""
-    exists = await AuditEntry.exists().where(
-        (AuditEntry.actor == user_id) & (AuditEntry.action == "sign_in") & (AuditEntry.at == at)
+    """Idempotent, even when two runs of the job race: the dedupe key is unique.
+    Returns whether this call wrote the entry."""
+    entry = AuditEntry(
+        at=at,
+        actor=user_id,
+        company=company_id,
+        action="sign_in",
+        detail={},
+        dedupe_key=f"sign_in:{user_id}:{at.isoformat()}",
     )
-    if exists:
-        return False
-    await record(None, "sign_in", company_id, at, actor_id=user_id)
-    return True
+    written = await AuditEntry.insert(entry).on_conflict(action="DO NOTHING").returning(AuditEntry.id)
+    return bool(written)
 
 
 async def list_entries(actor: Actor, page: int) -> Page:

@@ -108,13 +108,13 @@ async def wing_tree(actor: Actor) -> list[dict]:
 
 async def parent_choices(actor: Actor) -> list[dict]:
     """Companies that may hold new companies: partners and sub-partners under the wing."""
-    return await wing_tree(actor) if actor.is_partner_manager else []
+    return await wing_tree(actor)
 
 
 async def manageable_customer(actor: Actor, company_id: int) -> dict:
     """ "Manage Company" is offered on customers under the wing, to partner managers."""
+    company = await get_company(actor, company_id)  # first: outside the wing is 404 for everyone
     require_partner_manager(actor)
-    company = await get_company(actor, company_id)
     if company["kind"] != "customer":
         raise PermissionDenied("Manage Company is for customer companies.")
     return company

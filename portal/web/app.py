@@ -64,6 +64,13 @@ def _not_found(request: Request, exc: Exception) -> Response:
 
 
 def _forbidden(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, PermissionDeniedException) and "csrf" in str(exc.detail).lower():
+        return _error_page(
+            request,
+            403,
+            "Form expired",
+            "This form was open too long or came from another site. Reload the page and try again.",
+        )
     message = str(exc) if isinstance(exc, PermissionDenied) else "You cannot do this."
     return _error_page(request, 403, "Not allowed", message)
 

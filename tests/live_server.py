@@ -1,0 +1,126 @@
+"""`portal serve` in a subprocess, for browser tests.
+
+The server gets a database of its own: the suite's autouse fixtures truncate
+the test database after every test, which would pull the demo data out from
+under a browser mid-test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from tests import conftest
+from tests.support import create_pg_database, drop_pg_database
+
+PORTAL = Path(sys.executable).with_name("portal")
+START_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    database_url: str
+
+    async def company_id(self, name: str) -> int:
+        """Read straight from the server's database, so a test can learn an id the UI would not show it."""
+        if self.database_url.startswith("sqlite:///"):
+            with sqlite3.connect(self.database_url.removeprefix("sqlite:///")) as conn:
+                (row,) = conn.execute("SELECT id FROM company WHERE name = ?", (name,)).fetchall()
+            return row[0]
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            return await conn.fetchval("SELECT id FROM company WHERE name = $1", name)
+        finally:
+            await conn.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _own_redis(test_url: str) -> tuple[str, str]:
+    """Same Redis server, other databases (queue, sessions): the in-process
+    tests sign in from 127.0.0.1 too, and on a shared store their attempts
+    would count against this server's limit of 10 sign-ins a minute."""
+    parts = urlsplit(test_url)
+    test_db = int(parts.path.strip("/") or 0)
+    db = test_db - 2 if test_db >= 2 else test_db + 2
+    return urlunsplit(parts._replace(path=f"/{db}")), urlunsplit(parts._replace(path=f"/{db + 1}"))
+
+
+async def _forget_sign_ins(sessions_url: str) -> None:
+    """Runs earlier in the same minute left their sign-ins on the counter."""
+    client = aioredis.from_url(sessions_url)
+    try:
+        async for key in client.scan_iter("portal_rate_limit:*"):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def live_server() -> AsyncIterator[LiveServer]:
+    tmp = Path(tempfile.mkdtemp(prefix="portal-browser-"))
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "BASE_URL": f"http://127.0.0.1:{port}", "PORTAL_VAR_DIR": str(tmp / "var")}
+    pg_db = None
+    if conftest.ENGINE == "postgres":
+        pg_db = f"portal_browser_{os.getpid()}"
+        await create_pg_database(conftest.PG_SERVER, pg_db)
+        env["DATABASE_URL"] = f"{conftest.PG_SERVER}/{pg_db}"
+        env["REDIS_URL"], sessions_url = _own_redis(os.environ["REDIS_URL"])
+        await _forget_sign_ins(sessions_url)
+    else:
+        env["DATABASE_URL"] = f"sqlite:///{tmp / 'live.sqlite'}"
+        env.pop("REDIS_URL", None)
+
+    log_path = tmp / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(PORTAL), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = env["BASE_URL"]
+    try:
+        await _wait_until_healthy(proc, url, log_path)
+        yield LiveServer(url=url, database_url=env["DATABASE_URL"])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if pg_db:
+            await drop_pg_database(conftest.PG_SERVER, pg_db)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _wait_until_healthy(proc: subprocess.Popen, url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"portal serve exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                if (await client.get(f"{url}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    pytest.fail(f"portal serve not healthy after {START_TIMEOUT} s:\n{log_path.read_text()}")

@@ -1,0 +1,89 @@
+"""The authorization rule over every route: each role, on its own company, on a
+company under its wing, and on one outside it. Outside answers 404, never 403,
+and never another tenant's data."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.web.app import create_app
+from tests.support import csrf_headers, sign_in
+
+# (method, path template) of every route that takes a company id.
+COMPANY_ROUTES = [
+    ("GET", "/companies/{id}"),
+    ("GET", "/companies/{id}/users/new"),
+    ("POST", "/companies/{id}/users"),
+    ("POST", "/companies/{id}/manage"),
+]
+# Routes without an id, and who may use them.
+PLAIN_ROUTES = ["/dashboard", "/companies", "/companies/new", "/audit"]
+PUBLIC_ROUTES = {"/", "/login", "/logout", "/healthz", "/set-password/{token:str}"}
+PUBLIC_PREFIXES = ("/static/", "/schema")  # files and the OpenAPI document
+
+# role → {target → status of GET /companies/{id}}
+CASES = {
+    "partner": {"partner": 200, "north": 200, "direct": 200, "sub": 200, "other_customer": 404, "other": 404},
+    "sub": {"sub": 200, "north": 200, "partner": 404, "direct": 404, "other_customer": 404},
+    "north": {"north": 200, "sub": 404, "direct": 404, "partner": 404, "other_customer": 404},
+}
+
+
+def test_every_route_is_covered():
+    covered = {path.replace("{id}", "{company_id:int}") for _, path in COMPANY_ROUTES} | set(PLAIN_ROUTES)
+    covered |= PUBLIC_ROUTES | {"/manage/exit", "/companies/{company_id:int}/users/new"}
+    routes = {route.path for route in create_app().routes}
+    covered = {c.rstrip("/") for c in covered}
+    missing = {p for p in routes if p.rstrip("/") not in covered and not p.startswith(PUBLIC_PREFIXES)}
+    assert not missing, f"routes without an authorization test: {missing}"
+
+
+@pytest.mark.parametrize("role", CASES)
+async def test_company_routes_follow_the_wing(client, tree, role):
+    await sign_in(client, tree.email(role))
+    headers = await csrf_headers(client)
+    for target, expected in CASES[role].items():
+        company_id = getattr(tree, target)["id"]
+        for method, path in COMPANY_ROUTES:
+            response = await client.request(method, path.format(id=company_id), headers=headers)
+            if expected == 404:
+                assert response.status_code == 404, (role, target, method, path, response.status_code)
+                assert getattr(tree, target)["name"] not in response.text
+            else:
+                # Inside the wing the route answers on its merits (a form error, a
+                # refusal to manage a non-customer), never "not found".
+                assert response.status_code != 404, (role, target, method, path)
+
+
+async def test_customer_manager_cannot_use_partner_pages(client, tree):
+    await sign_in(client, tree.email("north"))
+    for path in ("/companies", "/companies/new", "/audit"):
+        response = await client.get(path)
+        assert response.status_code == 403, path
+    dashboard = await client.get("/dashboard")
+    assert dashboard.headers["location"] == f"/companies/{tree.north['id']}"
+
+
+async def test_signed_out_visitors_are_sent_to_sign_in(client, tree):
+    for path in PLAIN_ROUTES + [f"/companies/{tree.north['id']}"]:
+        response = await client.get(path)
+        assert response.status_code in (302, 303), path
+        assert response.headers["location"].startswith("/login")
+
+
+async def test_company_list_never_shows_another_tenant(client, tree):
+    await sign_in(client, tree.email("sub"))
+    page = await client.get("/companies")
+    assert "North Customer" in page.text
+    for outside in ("Direct Customer", "Other Customer", "Other MSP", "Acme MSP"):
+        assert outside not in page.text
+
+
+async def test_creating_under_a_company_outside_the_wing_is_refused(client, tree):
+    await sign_in(client, tree.email("sub"))
+    headers = await csrf_headers(client)
+    response = await client.post(
+        "/companies", data={"name": "Sneaky", "kind": "customer", "parent_id": tree.partner["id"]}, headers=headers
+    )
+    assert response.status_code == 400
+    assert "Choose a company under your wing." in response.text

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from portal.domain import users
+from portal.domain.errors import SignInRefused
+from portal.tables import User
+from tests.factories import T0, add_user
+from tests.support import PASSWORD, csrf_of, post_form, sign_in
+
+
+async def test_sign_in_rotates_the_session_and_sign_out_ends_it(client, tree):
+    await client.get("/login")
+    client.cookies.set("session", "planted-by-an-attacker", domain="127.0.0.1")
+    await sign_in(client, tree.email("partner"))
+    new_id = client.cookies.get("session", domain="127.0.0.1")
+    assert new_id and new_id != "planted-by-an-attacker"
+
+    page = await client.get("/dashboard")
+    assert page.status_code == 200
+    logout = await client.post("/logout", data={"_csrf_token": csrf_of(page.text)})
+    assert logout.status_code in (302, 303)
+    # The old session id no longer signs anyone in, even if replayed.
+    client.cookies.set("session", new_id, domain="127.0.0.1")
+    assert (await client.get("/dashboard")).status_code in (302, 303)
+
+
+async def test_cookies_are_httponly_and_lax(client, tree):
+    response = await sign_in(client, tree.email("partner"))
+    cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    assert "Secure" not in cookie  # the base URL in tests is http
+
+
+async def test_post_without_csrf_token_is_refused(client, tree):
+    await client.get("/login")
+    response = await client.post("/login", data={"email": tree.email("partner"), "password": PASSWORD})
+    assert response.status_code == 403
+    assert "Reload the page" in response.text
+    assert "session" not in response.cookies
+
+
+async def test_htmx_post_without_header_is_refused(client, tree):
+    await sign_in(client, tree.email("partner"))
+    response = await client.post(f"/companies/{tree.direct['id']}/manage", headers={"HX-Request": "true"})
+    assert response.status_code == 403
+
+
+async def test_wrong_password_says_so_on_the_sign_in_page(client, tree):
+    response = await post_form(client, "/login", "/login", {"email": tree.email("partner"), "password": "nope"})
+    assert response.status_code == 400
+    assert "do not match" in response.text
+    assert tree.email("partner") in response.text  # the e-mail stays filled in
+
+
+async def test_learners_cannot_sign_in(client, tree):
+    await add_user(tree.north, "learner@north.example", role="learner")
+    await User.update({User.password_hash: (await User.select(User.password_hash).first())["password_hash"]}).where(
+        User.email == "learner@north.example"
+    )
+    response = await post_form(client, "/login", "/login", {"email": "learner@north.example", "password": PASSWORD})
+    assert response.status_code == 400
+    assert "training platform" in response.text
+
+
+async def test_account_is_refused_after_repeated_failures(tree):
+    email = tree.email("direct")
+    for _ in range(users.MAX_FAILED_SIGN_INS):
+        try:
+            await users.authenticate(email, "wrong-password", T0)
+        except SignInRefused:
+            pass
+    # Even the right password is refused while locked, with a clear message.
+    try:
+        await users.authenticate(email, PASSWORD, T0 + timedelta(minutes=1))
+        raise AssertionError("a locked account signed in")
+    except SignInRefused as refusal:
+        assert "Too many failed sign-ins" in str(refusal)
+    assert await users.authenticate(email, PASSWORD, T0 + users.LOCKOUT + timedelta(seconds=1))
+
+
+async def test_sign_in_attempts_from_one_address_are_limited(tree):
+    import httpx
+
+    from portal.web.app import create_app
+    from tests.support import running
+
+    async with running(create_app(sign_ins_per_minute=3)) as app:
+        # An address of its own, as the Redis-backed limiter remembers other tests' sign-ins.
+        transport = httpx.ASGITransport(app=app, client=(f"192.0.2.{secrets.randbelow(250) + 1}", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+            statuses = []
+            for _ in range(4):
+                response = await post_form(client, "/login", "/login", {"email": "x@y.example", "password": "z"})
+                statuses.append(response.status_code)
+            assert statuses == [400, 400, 400, 429]
+            assert "Too many sign-in attempts from your address" in response.text
