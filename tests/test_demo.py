@@ -1,0 +1,18 @@
+from portal.domain.demo import DEMO_LOGINS, DEMO_PASSWORD, load_demo
+from portal.tables import Company, User
+from tests.factories import T0
+from tests.support import sign_in
+
+
+async def test_demo_data_fills_an_empty_database_once(client):
+    assert await load_demo(T0) is True
+    assert await load_demo(T0) is False
+    kinds = {k: await Company.count().where(Company.kind == k) for k in ("partner", "sub_partner", "customer")}
+    assert kinds["partner"] == 1 and kinds["sub_partner"] == 2 and kinds["customer"] >= 10
+    assert await User.count().where(User.role == "learner") >= 200
+    # Every company has a manager, and every demo login signs in.
+    managed = {row["company"] for row in await User.select(User.company).where(User.role == "manager")}
+    assert managed == {row["id"] for row in await Company.select(Company.id)}
+    for email, _, _ in DEMO_LOGINS:
+        client.cookies.clear()
+        await sign_in(client, email, DEMO_PASSWORD)
