@@ -76,8 +76,8 @@ async def _forget_sign_ins(sessions_url: str) -> None:
         await client.aclose()
 
 
-@pytest.fixture(scope="session")
-async def live_server() -> AsyncIterator[LiveServer]:
+@pytest.fixture(scope="session", name="live_server")
+async def live_server_fixture() -> AsyncIterator[LiveServer]:
     tmp = Path(tempfile.mkdtemp(prefix="portal-browser-"))
     port = _free_port()
     env = {**os.environ, "PORT": str(port), "BASE_URL": f"http://127.0.0.1:{port}", "PORTAL_VAR_DIR": str(tmp / "var")}

@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from portal.domain.demo import DEMO_PASSWORD
-from tests.live_server import LiveServer, live_server  # noqa: F401 (fixture)
+from tests.live_server import LiveServer, live_server_fixture  # noqa: F401 (the live_server fixture)
 
 pytestmark = pytest.mark.browser
 
