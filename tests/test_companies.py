@@ -10,7 +10,10 @@ from tests.support import csrf_headers, post_form, sign_in
 async def test_partner_manager_creates_a_customer_under_a_sub_partner(client, tree):
     await sign_in(client, tree.email("partner"))
     response = await post_form(
-        client, "/companies/new", "/companies", {"name": "  New   Dental ", "kind": "customer", "parent_id": tree.sub["id"]}
+        client,
+        "/companies/new",
+        "/companies",
+        {"name": "  New   Dental ", "kind": "customer", "parent_id": tree.sub["id"]},
     )
     assert response.status_code in (302, 303)
     created = await Company.select().where(Company.name == "New Dental").first()
@@ -30,7 +33,10 @@ async def test_company_form_explains_each_problem_next_to_its_field(client, tree
     assert "Enter the company&#39;s name." in empty.text and "Choose where the company stands." in empty.text
 
     duplicate = await post_form(
-        client, "/companies/new", "/companies", {"name": "north customer", "kind": "customer", "parent_id": tree.sub["id"]}
+        client,
+        "/companies/new",
+        "/companies",
+        {"name": "north customer", "kind": "customer", "parent_id": tree.sub["id"]},
     )
     assert "Acme North already has a company named north customer." in duplicate.text
 
@@ -86,7 +92,5 @@ async def test_dashboard_shows_the_tree_under_the_wing(client, tree):
 async def test_htmx_post_with_header_token_is_accepted(client, tree):
     await sign_in(client, tree.email("partner"))
     headers = await csrf_headers(client, "/companies")
-    response = await client.post(
-        f"/companies/{tree.direct['id']}/manage", headers={**headers, "HX-Request": "true"}
-    )
+    response = await client.post(f"/companies/{tree.direct['id']}/manage", headers={**headers, "HX-Request": "true"})
     assert response.status_code in (302, 303)

@@ -89,6 +89,8 @@ async def test_company_page_lists_and_filters_its_users(client, tree):
     page = await client.get(f"/companies/{tree.north['id']}")
     assert "31 users" in page.text and "Page 1 of 2" in page.text
     fragment = await client.get(
-        f"/companies/{tree.north['id']}", params={"q": "l29@"}, headers={"HX-Request": "true", "HX-Target": "user-results"}
+        f"/companies/{tree.north['id']}",
+        params={"q": "l29@"},
+        headers={"HX-Request": "true", "HX-Target": "user-results"},
     )
     assert "<html" not in fragment.text and "Learner 29" in fragment.text and "Learner 28" not in fragment.text
