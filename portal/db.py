@@ -42,10 +42,13 @@ async def write_transaction() -> AsyncIterator[None]:
             yield
 
 
-def for_update(query: Select) -> Select:
-    """Lock the selected rows until the transaction ends (PostgreSQL); on SQLite
-    the immediate transaction already holds the only write lock."""
-    return query.lock_rows() if is_postgres() else query
+def for_update(query: Select, of: type[Table] | None = None) -> Select:
+    """Lock the selected rows (of table `of`, when the query joins) until the
+    transaction ends, on PostgreSQL; on SQLite the immediate transaction already
+    holds the only write lock."""
+    if not is_postgres():
+        return query
+    return query.lock_rows(of=(of,)) if of else query.lock_rows()
 
 
 async def insert_many(table: type[Table], rows: Sequence[Table]) -> None:

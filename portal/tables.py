@@ -7,6 +7,7 @@ from piccolo.columns import (
     Boolean,
     ForeignKey,
     Integer,
+    Text,
     OnDelete,
     Timestamptz,
     Varchar,
@@ -38,6 +39,10 @@ class User(Table, tablename="portal_user"):
     failed_sign_ins = Integer(default=0)
     locked_until = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    # The end of the user's latest seat (null: never licensed). Kept with the
+    # allocations; a user's licence status compares it with the clock at read
+    # time, so a batch that ends expires its seats at that instant with no job.
+    licence_ends_at = Timestamptz(null=True, default=None)
 
 
 class PasswordToken(Table):
@@ -60,3 +65,84 @@ class AuditEntry(Table):
     detail = JSON(default={})
     # Set by jobs, which may run twice: a second insert with the same key is a no-op.
     dedupe_key = Varchar(length=120, null=True, default=None, unique=True)
+
+
+class Product(Table):
+    """A licence type of the catalogue: Premium (12 months) or the 30-day Free trial."""
+
+    code = Varchar(length=40, unique=True)
+    name = Varchar(length=200)
+    term_months = Integer(null=True, default=None)
+    term_days = Integer(null=True, default=None)
+    is_trial = Boolean(default=False)
+
+
+class LicenceOrder(Table):
+    """A request for N licences of a product for one customer:
+    requested → assigned / declined / cancelled."""
+
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    product = ForeignKey(Product, on_delete=OnDelete.restrict, index=True)
+    quantity = Integer()
+    status = Varchar(length=20, default="requested", index=True)
+    po_number = Varchar(length=64, null=True, default=None)
+    requested_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null, index=True)
+    requested_at = Timestamptz(default=TimestamptzNow(), index=True)
+    decided_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    decided_at = Timestamptz(null=True, default=None)
+    decline_reason = Varchar(length=500, null=True, default=None)
+
+
+class LicenceBatch(Table):
+    """What assigning an order creates: `seats` seats whose clock runs from
+    `starts_at` (the assignment) to `ends_at`, for every seat alike."""
+
+    order = ForeignKey(LicenceOrder, on_delete=OnDelete.restrict, unique=True)
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    product = ForeignKey(Product, on_delete=OnDelete.restrict)
+    seats = Integer()
+    # Seats held now (allocations not released); kept with the allocations under
+    # the company's write lock, so "free seats" needs no count.
+    allocated = Integer(default=0)
+    starts_at = Timestamptz()
+    ends_at = Timestamptz(index=True)
+
+
+class Allocation(Table):
+    """One seat of one batch held by one user. Coverage runs from `starts_at` (the
+    allocation, or the end of the user's previous seat when renewing early) to
+    the batch's end, copied to `ends_at` so a user's status is one indexed read."""
+
+    batch = ForeignKey(LicenceBatch, on_delete=OnDelete.restrict, index=True)
+    user = ForeignKey(User, on_delete=OnDelete.restrict, index=True)
+    allocated_at = Timestamptz()
+    allocated_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    starts_at = Timestamptz()
+    ends_at = Timestamptz()
+    released_at = Timestamptz(null=True, default=None)
+
+
+class OutboxEmail(Table):
+    """E-mails written in the transaction of the change that causes them;
+    workers deliver them. `dedupe_key` makes a second write of the same notice a no-op."""
+
+    kind = Varchar(length=40)
+    company = ForeignKey(Company, null=True, on_delete=OnDelete.set_null, index=True)
+    to_email = Varchar(length=254)
+    subject = Varchar(length=300)
+    body = Text()
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    sent_at = Timestamptz(null=True, default=None)
+    dedupe_key = Varchar(length=200, null=True, default=None, unique=True)
+
+
+class ApiKey(Table):
+    """A partner's key for the entitlements API; only its sha256 is stored."""
+
+    company = ForeignKey(Company, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=100)
+    prefix = Varchar(length=12)
+    key_hash = Varchar(length=64, unique=True)
+    created_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    created_at = Timestamptz(default=TimestamptzNow())
+    revoked_at = Timestamptz(null=True, default=None)

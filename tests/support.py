@@ -12,7 +12,17 @@ import httpx
 from litestar import Litestar
 
 from portal import db
-from portal.tables import AuditEntry, Company, PasswordToken, User
+from portal.tables import (
+    Allocation,
+    ApiKey,
+    AuditEntry,
+    Company,
+    LicenceBatch,
+    LicenceOrder,
+    OutboxEmail,
+    PasswordToken,
+    User,
+)
 
 PASSWORD = "correct-horse-battery"
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -36,7 +46,8 @@ async def drop_pg_database(server: str, name: str) -> None:
 
 
 async def reset_tables() -> None:
-    tables = [AuditEntry, PasswordToken, User, Company]
+    # Children first; the catalogue (Product) is data of the migrations and stays.
+    tables = [Allocation, LicenceBatch, LicenceOrder, OutboxEmail, ApiKey, AuditEntry, PasswordToken, User, Company]
     if db.is_postgres():
         names = ", ".join(t._meta.tablename for t in tables)
         await Company.raw(f"TRUNCATE {names} RESTART IDENTITY CASCADE")

@@ -1,0 +1,279 @@
+"""Seats: who holds one, and giving them out ("Allocate Licenses").
+
+A user's status is read from `licence_ends_at` (the end of their latest seat)
+against the clock, so a batch's seats all turn expired the instant it ends,
+with no job. Every change of seats takes the company's write lock, so no batch
+ever holds more allocations than seats, however many managers click at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from piccolo.columns.combination import Where
+
+from portal import db
+from portal.domain import audit
+from portal.domain.access import Actor, get_company, get_user
+from portal.domain.errors import DomainError, NotFound, ValidationFailed
+from portal.domain.pages import Page, paginate
+from portal.tables import Allocation, Company, LicenceBatch, User
+
+EXPIRING_WITHIN = timedelta(hours=72)
+TABS = ("active", "expired", "unlicensed")
+
+
+def licence_status(ends_at: datetime | None, now: datetime) -> str:
+    if ends_at is None:
+        return "unlicensed"
+    if ends_at <= now:
+        return "expired"
+    if ends_at - now <= EXPIRING_WITHIN:
+        return "expiring"
+    return "active"
+
+
+def _tab_clause(tab: str, now: datetime) -> Where:
+    if tab == "active":  # active and expiring alike: they hold a running seat
+        return User.licence_ends_at > now
+    if tab == "expired":
+        return User.licence_ends_at <= now
+    if tab == "unlicensed":
+        return User.licence_ends_at.is_null()
+    raise ValidationFailed({"tab": f"Unknown tab {tab!r}."})
+
+
+def _people(company_id: int) -> Where:
+    return (User.company == company_id) & (User.active == True)  # noqa: E712
+
+
+async def tab_counts(actor: Actor, company_id: int, now: datetime) -> dict[str, int]:
+    company = await get_company(actor, company_id)
+    return {tab: await User.count().where(_people(company["id"]) & _tab_clause(tab, now)) for tab in TABS}
+
+
+async def list_tab(actor: Actor, company_id: int, tab: str, q: str, page: int, now: datetime) -> Page:
+    company = await get_company(actor, company_id)
+    where = _people(company["id"]) & _tab_clause(tab, now) & _search(q)
+    select = (
+        User.select(User.id, User.name, User.email, User.role, User.licence_ends_at)
+        .where(where)
+        .order_by(User.name)
+        .order_by(User.id)
+    )
+    return await paginate(select, User.count().where(where), page)
+
+
+def _search(q: str) -> Where:
+    q = q.strip()
+    if not q:
+        return User.id.is_not_null()
+    return db.contains("portal_user.name", q) | db.contains("portal_user.email", q)
+
+
+async def batches(actor: Actor, company_id: int, now: datetime) -> list[dict]:
+    """The company's batches, running first (ending soonest first), then the ended."""
+    company = await get_company(actor, company_id)
+    rows = (
+        await LicenceBatch.select(
+            LicenceBatch.id,
+            LicenceBatch.seats,
+            LicenceBatch.allocated,
+            LicenceBatch.starts_at,
+            LicenceBatch.ends_at,
+            LicenceBatch.order.id.as_alias("order_id"),
+            LicenceBatch.order.po_number.as_alias("po_number"),
+            LicenceBatch.product.name.as_alias("product_name"),
+            LicenceBatch.product.is_trial.as_alias("is_trial"),
+        )
+        .where(LicenceBatch.company == company["id"])
+        .order_by(LicenceBatch.ends_at)
+    )
+    for row in rows:
+        row["free"] = row["seats"] - row["allocated"]
+        row["running"] = row["starts_at"] <= now < row["ends_at"]
+        row["status"] = licence_status(row["ends_at"], now) if row["running"] else "ended"
+    return sorted(rows, key=lambda r: (not r["running"], r["ends_at"] if r["running"] else -r["ends_at"].timestamp()))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Who "Allocate Licenses" is for: ticked users, or "Select All" users of a
+    tab matching its search, across every page."""
+
+    user_ids: tuple[int, ...] = ()
+    select_all_tab: str | None = None
+    q: str = ""
+
+    def clause(self, now: datetime) -> Where:
+        if self.select_all_tab:
+            return _tab_clause(self.select_all_tab, now) & _search(self.q)
+        if not self.user_ids:
+            raise ValidationFailed({"selection": "Select at least one user."})
+        return User.id.is_in(list(self.user_ids))
+
+
+class NotEnoughSeats(DomainError):
+    def __init__(self, free: int, selected: int, batch_id: int | None) -> None:
+        super().__init__(
+            f"{selected} users are selected but only {free} seat{'s' if free != 1 else ''} "
+            "are free. Nothing was allocated."
+        )
+        self.free, self.selected, self.batch_id = free, selected, batch_id
+
+
+@dataclass(frozen=True)
+class Allocated:
+    renewed: int
+    batch_id: int
+    ends_at: datetime
+    already_covered: int  # selected users whose seat already runs past this batch's end
+
+
+async def count_selected(actor: Actor, company_id: int, selection: Selection, now: datetime) -> int:
+    company = await get_company(actor, company_id)
+    return await User.count().where(_people(company["id"]) & selection.clause(now))
+
+
+async def allocate(
+    actor: Actor,
+    company_id: int,
+    selection: Selection,
+    now: datetime,
+    batch_id: int | None = None,
+    up_to_free: bool = False,
+) -> Allocated:
+    """Give each selected user a seat of one running batch: the one chosen, or
+    the one that ends first and has free seats. When fewer seats are free than
+    users selected, nothing is allocated (NotEnoughSeats), unless `up_to_free`:
+    then the first users by name get the seats there are.
+
+    A seat of a batch covers from now, or, for a user renewing early, from the
+    end of their current seat, to the batch's end; a user whose seat already
+    runs past the batch's end gets none."""
+    company = await get_company(actor, company_id)
+    async with db.write_transaction():
+        await db.for_update(Company.select(Company.id).where(Company.id == company["id"]))
+        batch = await _pick_batch(company["id"], batch_id, now)
+        free = batch["seats"] - batch["allocated"]
+        chosen = _people(company["id"]) & selection.clause(now)
+        eligible = chosen & (User.licence_ends_at.is_null() | (User.licence_ends_at < batch["ends_at"]))
+        selected = await User.count().where(chosen)
+        wanted = await User.count().where(eligible)
+        if wanted > free and not up_to_free:
+            raise NotEnoughSeats(free, wanted, batch["id"])
+        take = min(wanted, free)
+        if take:
+            await _insert_allocations(eligible, batch, take, actor, now)
+            await LicenceBatch.update({LicenceBatch.allocated: LicenceBatch.allocated + take}).where(
+                LicenceBatch.id == batch["id"]
+            )
+        await audit.record(
+            actor,
+            "licences.allocate",
+            company["id"],
+            now,
+            {"batch": batch["id"], "renewed": take, "selected": selected},
+        )
+    return Allocated(renewed=take, batch_id=batch["id"], ends_at=batch["ends_at"], already_covered=selected - wanted)
+
+
+async def _pick_batch(company_id: int, batch_id: int | None, now: datetime) -> dict:
+    running = (LicenceBatch.company == company_id) & (LicenceBatch.starts_at <= now) & (LicenceBatch.ends_at > now)
+    if batch_id is not None:
+        batch = await LicenceBatch.select().where(running & (LicenceBatch.id == batch_id)).first()
+        if batch is None:
+            raise NotFound("That batch is not running for this company; choose another.")
+        return batch
+    batch = (
+        await LicenceBatch.select()
+        .where(running & (LicenceBatch.seats > LicenceBatch.allocated))
+        .order_by(LicenceBatch.ends_at)
+        .first()
+    )
+    if batch is None:
+        raise NotEnoughSeats(0, 0, None)
+    return batch
+
+
+async def _insert_allocations(eligible: Where, batch: dict, take: int, actor: Actor, now: datetime) -> None:
+    """Set-based: one INSERT … SELECT for the seats, one UPDATE for the users'
+    licence end; 50,000 users cost two statements, not 100,000."""
+    chosen = User.select(User.id).where(eligible).order_by(User.name).order_by(User.id).limit(take)
+    await User.raw(
+        'INSERT INTO allocation (batch, "user", allocated_at, allocated_by, starts_at, ends_at, released_at) '
+        "SELECT {}, u.id, {}, {}, CASE WHEN u.licence_ends_at > {} THEN u.licence_ends_at ELSE {} END, {}, NULL "
+        "FROM portal_user u WHERE u.id IN ({})",
+        batch["id"],
+        now,
+        actor.user_id,
+        now,
+        now,
+        batch["ends_at"],
+        chosen.querystrings[0],
+    )
+    await User.update({User.licence_ends_at: batch["ends_at"]}).where(
+        User.id.is_in(
+            Allocation.select(Allocation.user).where(
+                (Allocation.batch == batch["id"]) & (Allocation.allocated_at == now)
+            )
+        )
+    )
+
+
+async def allocate_new_learner(actor: Actor, company_id: int, user_id: int, now: datetime) -> bool:
+    """A new learner gets a free seat, if the company has one; no error if not.
+    (Expired learners are never renewed by themselves: they may have left.)"""
+    try:
+        result = await allocate(actor, company_id, Selection(user_ids=(user_id,)), now)
+    except NotEnoughSeats:
+        return False
+    return result.renewed == 1
+
+
+async def deactivate_user(actor: Actor, user_id: int, now: datetime) -> int:
+    """A learner who left: deactivated, and their running seat freed for someone
+    else, for the batch's remaining time. Returns the seats freed."""
+    user = await get_user(actor, user_id)
+    if user["id"] == actor.user_id:
+        raise ValidationFailed({"user": "You cannot deactivate yourself."})
+    async with db.write_transaction():
+        await db.for_update(Company.select(Company.id).where(Company.id == user["company"]))
+        held = await Allocation.select(Allocation.id, Allocation.batch).where(
+            (Allocation.user == user["id"]) & Allocation.released_at.is_null() & (Allocation.ends_at > now)
+        )
+        for seat in held:
+            await LicenceBatch.update({LicenceBatch.allocated: LicenceBatch.allocated - 1}).where(
+                LicenceBatch.id == seat["batch"]
+            )
+        if held:
+            await Allocation.update({Allocation.released_at: now, Allocation.ends_at: now}).where(
+                Allocation.id.is_in([seat["id"] for seat in held])
+            )
+        await User.update({User.active: False, User.licence_ends_at: now if held else user["licence_ends_at"]}).where(
+            User.id == user["id"]
+        )
+        await audit.record(actor, "user.deactivate", user["company"], now, {"user": user["email"], "freed": len(held)})
+    return len(held)
+
+
+async def history(actor: Actor, user_id: int) -> tuple[dict, list[dict]]:
+    """A user's seats, newest first: which batch, when, by whom, until when."""
+    user = await get_user(actor, user_id)
+    seats = (
+        await Allocation.select(
+            Allocation.id,
+            Allocation.allocated_at,
+            Allocation.starts_at,
+            Allocation.ends_at,
+            Allocation.released_at,
+            Allocation.batch.id.as_alias("batch_id"),
+            Allocation.batch.ends_at.as_alias("batch_ends_at"),
+            Allocation.batch.product.name.as_alias("product_name"),
+            Allocation.allocated_by.name.as_alias("allocated_by_name"),
+        )
+        .where(Allocation.user == user["id"])
+        .order_by(Allocation.allocated_at, ascending=False)
+    )
+    return user, seats

@@ -1,0 +1,315 @@
+"""Orders: "Request Licenses" → "Requested Orders" → "Assign" (or "Decline")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from portal import db
+from portal.domain import audit, catalogue, outbox
+from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
+from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.domain.pages import Page, paginate
+from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
+
+MAX_QUANTITY = 100_000
+STATUSES = ("requested", "assigned", "declined", "cancelled")
+
+
+class InvalidTransition(ValidationFailed):
+    def __init__(self, status: str, wanted: str) -> None:
+        super().__init__({"status": f"This order is already {status}; it cannot be {wanted}."})
+        self.status = status
+
+
+async def _nearest_account_managers(company: dict) -> tuple[int, list[str]]:
+    """The managers of the nearest partner or sub-partner above that has any."""
+    ancestor_ids = [int(part) for part in company["path"].strip("/").split("/")[:-1]]
+    for ancestor_id in reversed(ancestor_ids):
+        recipients = await outbox.managers_of(ancestor_id)
+        if recipients:
+            return ancestor_id, recipients
+    return company["id"], []
+
+
+async def request_order(
+    actor: Actor, company_id: int, quantity: int | None, product_id: int | None, po_number: str, now: datetime
+) -> dict:
+    """A customer manager (or a partner manager in manage mode, or creating the
+    customer) asks for `quantity` licences; the account managers above are e-mailed."""
+    company = await get_company(actor, company_id)
+    errors: dict[str, str] = {}
+    if company["kind"] != "customer":
+        raise PermissionDenied("Licences are ordered for customer companies.")
+    if quantity is None or quantity < 1:
+        errors["quantity"] = "Enter how many licences, 1 or more."
+    elif quantity > MAX_QUANTITY:
+        errors["quantity"] = f"At most {MAX_QUANTITY:,} licences in one order."
+    product = await catalogue.product(product_id) if product_id else await catalogue.product_by_code(catalogue.PREMIUM)
+    if product is None:
+        errors["product_id"] = "Choose a licence type."
+    po_number = po_number.strip()
+    if len(po_number) > 64:
+        errors["po_number"] = "Use at most 64 characters."
+    if errors:
+        raise ValidationFailed(errors)
+
+    async with db.write_transaction():
+        order = (
+            await LicenceOrder.insert(
+                LicenceOrder(
+                    company=company["id"],
+                    product=product["id"],
+                    quantity=quantity,
+                    status="requested",
+                    po_number=po_number or None,
+                    requested_by=actor.user_id,
+                    requested_at=now,
+                )
+            ).returning(*LicenceOrder.all_columns())
+        )[0]
+        partner_id, recipients = await _nearest_account_managers(company)
+        await outbox.queue_email(
+            "order_requested",
+            company["id"],
+            recipients,
+            f"{company['name']} requests {quantity} licences",
+            f"{actor.name} ({company['name']}) requested {quantity} × {product['name']}"
+            + (f", purchase order {po_number}" if po_number else "")
+            + f".\n\nAssign it under Licenses → Orders → Requested Orders:\n"
+            + outbox.link(f"/licences/orders?status=requested&customer={company['id']}"),
+            now,
+            dedupe=f"order_requested:{order['id']}",
+        )
+        await audit.record(
+            actor,
+            "order.request",
+            company["id"],
+            now,
+            {"order": order["id"], "quantity": quantity, "product": product["code"]},
+        )
+    return order
+
+
+async def _lock_order(actor: Actor, order_id: int) -> dict:
+    require_partner_manager(actor)
+    row = await db.for_update(
+        LicenceOrder.select(*LicenceOrder.all_columns(), LicenceOrder.company.path.as_alias("company_path")).where(
+            LicenceOrder.id == order_id
+        ),
+        of=LicenceOrder,
+    ).first()
+    if row is None or not row["company_path"].startswith(actor.company_path):
+        raise NotFound("No such order.")
+    return row
+
+
+async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
+    """Assigning creates the batch: its 12-month clock starts now, for every seat.
+    A second assign (double click, two managers) finds the order assigned and
+    is refused, so there is one batch."""
+    async with db.write_transaction():
+        order = await _lock_order(actor, order_id)
+        if order["status"] != "requested":
+            raise InvalidTransition(order["status"], "assigned")
+        product = await catalogue.product(order["product"])
+        ends_at = catalogue.term_end(product, now)
+        batch = (
+            await LicenceBatch.insert(
+                LicenceBatch(
+                    order=order["id"],
+                    company=order["company"],
+                    product=product["id"],
+                    seats=order["quantity"],
+                    allocated=0,
+                    starts_at=now,
+                    ends_at=ends_at,
+                )
+            ).returning(*LicenceBatch.all_columns())
+        )[0]
+        await LicenceOrder.update(
+            {LicenceOrder.status: "assigned", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
+        ).where(LicenceOrder.id == order["id"])
+        if not product["is_trial"]:
+            await _end_running_trials(order["company"], now)
+        company = await Company.select(Company.name).where(Company.id == order["company"]).first()
+        await outbox.queue_email(
+            "order_assigned",
+            order["company"],
+            await outbox.managers_of(order["company"]),
+            f"{order['quantity']} licences are ready to allocate",
+            f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
+            f"They run until {ends_at:%d %B %Y}, whenever you allocate them.\n\n"
+            "Allocate them under Licenses → Expired Licenses → Select users Manually:\n"
+            + outbox.link(f"/companies/{order['company']}/licences?tab=expired"),
+            now,
+            dedupe=f"order_assigned:{order['id']}",
+        )
+        await audit.record(
+            actor,
+            "order.assign",
+            order["company"],
+            now,
+            {"order": order["id"], "batch": batch["id"], "seats": order["quantity"]},
+        )
+    return batch
+
+
+async def _end_running_trials(company_id: int, now: datetime) -> None:
+    """A paid batch upgrades a trial: running trial batches end now, so their
+    holders show expired and can be given seats of the new batch."""
+    trials = LicenceBatch.select(LicenceBatch.id).where(
+        (LicenceBatch.company == company_id)
+        & (LicenceBatch.product.is_trial == True)  # noqa: E712
+        & (LicenceBatch.ends_at > now)
+    )
+    trial_ids = [row["id"] for row in await trials]
+    if not trial_ids:
+        return
+    await LicenceBatch.update({LicenceBatch.ends_at: now}).where(LicenceBatch.id.is_in(trial_ids))
+    await Allocation.update({Allocation.ends_at: now}).where(
+        Allocation.batch.is_in(trial_ids) & (Allocation.ends_at > now)
+    )
+    await User.update({User.licence_ends_at: now}).where(
+        (User.company == company_id)
+        & (User.licence_ends_at > now)
+        & User.id.is_in(Allocation.select(Allocation.user).where(Allocation.batch.is_in(trial_ids)))
+        & User.id.not_in(
+            Allocation.select(Allocation.user).where(
+                Allocation.batch.not_in(trial_ids)
+                & (Allocation.ends_at > now)
+                & Allocation.released_at.is_null()
+                & (Allocation.batch.company == company_id)
+            )
+        )
+    )
+
+
+async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime) -> dict:
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValidationFailed({"reason": "Say why, so the customer knows what to do next."})
+    if len(reason) > 500:
+        raise ValidationFailed({"reason": "Use at most 500 characters."})
+    async with db.write_transaction():
+        order = await _lock_order(actor, order_id)
+        if order["status"] != "requested":
+            raise InvalidTransition(order["status"], "declined")
+        await LicenceOrder.update(
+            {
+                LicenceOrder.status: "declined",
+                LicenceOrder.decided_by: actor.user_id,
+                LicenceOrder.decided_at: now,
+                LicenceOrder.decline_reason: reason,
+            }
+        ).where(LicenceOrder.id == order["id"])
+        await outbox.queue_email(
+            "order_declined",
+            order["company"],
+            await outbox.managers_of(order["company"]),
+            f"Your order of {order['quantity']} licences was declined",
+            f"{actor.name} declined the order of {order['quantity']} licences: {reason}",
+            now,
+            dedupe=f"order_declined:{order['id']}",
+        )
+        await audit.record(actor, "order.decline", order["company"], now, {"order": order["id"], "reason": reason})
+    return {**order, "status": "declined", "decline_reason": reason}
+
+
+@dataclass(frozen=True)
+class OrderFilters:
+    """The "Add Filter" filters of Requested Orders; each narrows the list."""
+
+    customer: int | None = None
+    status: str | None = None
+    product: int | None = None
+    requested_from: date | None = None
+    requested_to: date | None = None
+    requested_by: int | None = None
+    min_quantity: int | None = None
+    max_quantity: int | None = None
+
+    def active(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+
+
+def _order_columns():
+    return (
+        LicenceOrder.id,
+        LicenceOrder.quantity,
+        LicenceOrder.status,
+        LicenceOrder.po_number,
+        LicenceOrder.requested_at,
+        LicenceOrder.decided_at,
+        LicenceOrder.decline_reason,
+        LicenceOrder.company.id.as_alias("company_id"),
+        LicenceOrder.company.name.as_alias("company_name"),
+        LicenceOrder.product.name.as_alias("product_name"),
+        LicenceOrder.requested_by.name.as_alias("requested_by_name"),
+    )
+
+
+async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
+    """Every order under the wing, newest first, narrowed by the filters."""
+    require_partner_manager(actor)
+    where = under_wing(actor, LicenceOrder.company.path)
+    if filters.customer:
+        where &= LicenceOrder.company == filters.customer
+    if filters.status:
+        where &= LicenceOrder.status == filters.status
+    if filters.product:
+        where &= LicenceOrder.product == filters.product
+    if filters.requested_from:
+        where &= LicenceOrder.requested_at >= _day_start(filters.requested_from)
+    if filters.requested_to:
+        where &= LicenceOrder.requested_at < _day_start(filters.requested_to) + timedelta(days=1)
+    if filters.requested_by:
+        where &= LicenceOrder.requested_by == filters.requested_by
+    if filters.min_quantity is not None:
+        where &= LicenceOrder.quantity >= filters.min_quantity
+    if filters.max_quantity is not None:
+        where &= LicenceOrder.quantity <= filters.max_quantity
+    select = (
+        LicenceOrder.select(*_order_columns())
+        .where(where)
+        .order_by(LicenceOrder.requested_at, ascending=False)
+        .order_by(LicenceOrder.id, ascending=False)
+    )
+    return await paginate(select, LicenceOrder.count().where(where), page)
+
+
+async def company_orders(actor: Actor, company_id: int, page: int) -> Page:
+    company = await get_company(actor, company_id)
+    where = LicenceOrder.company == company["id"]
+    select = (
+        LicenceOrder.select(*_order_columns())
+        .where(where)
+        .order_by(LicenceOrder.requested_at, ascending=False)
+        .order_by(LicenceOrder.id, ascending=False)
+    )
+    return await paginate(select, LicenceOrder.count().where(where), page)
+
+
+async def filter_choices(actor: Actor) -> dict[str, list[dict]]:
+    """What the "Add Filter" selects offer: customers under the wing, the
+    catalogue, and the people who requested orders under the wing."""
+    require_partner_manager(actor)
+    customers = (
+        await Company.select(Company.id, Company.name)
+        .where(under_wing(actor) & (Company.kind == "customer"))
+        .order_by(Company.name)
+    )
+    people = (
+        await User.select(User.id, User.name)
+        .where(
+            User.id.is_in(
+                LicenceOrder.select(LicenceOrder.requested_by).where(under_wing(actor, LicenceOrder.company.path))
+            )
+        )
+        .order_by(User.name)
+    )
+    return {"customers": customers, "products": await catalogue.products(), "requesters": people}
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)

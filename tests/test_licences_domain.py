@@ -1,0 +1,179 @@
+"""The guides' licence rules, on the domain functions, each engine."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from portal.domain import licences, orders
+from portal.domain.access import load_actor
+from portal.domain.errors import NotFound
+from portal.domain.licences import Selection
+from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail, User
+from tests.factories import T0, add_user
+
+
+async def actors(tree):
+    return (
+        await load_actor(tree.managers["north"]["id"], None),
+        await load_actor(tree.managers["partner"]["id"], None),
+    )
+
+
+async def learners(company: dict, n: int, prefix: str = "learner") -> list[int]:
+    return [(await add_user(company, f"{prefix}{i}@{company['id']}.example", role="learner"))["id"] for i in range(n)]
+
+
+async def assigned_batch(tree, seats: int, at: datetime) -> dict:
+    customer, partner = await actors(tree)
+    order = await orders.request_order(customer, tree.north["id"], seats, None, "", at)
+    return await orders.assign_order(partner, order["id"], at)
+
+
+async def test_request_emails_the_account_managers_and_assign_the_customer(tree):
+    customer, partner = await actors(tree)
+    await add_user(tree.sub, "second@sub.example")
+    order = await orders.request_order(customer, tree.north["id"], 25, None, "PO-7", T0)
+    to = {r["to_email"] for r in await OutboxEmail.select().where(OutboxEmail.kind == "order_requested")}
+    assert to == {tree.email("sub"), "second@sub.example"}  # the nearest partner above: the sub-partner
+    await orders.assign_order(partner, order["id"], T0 + timedelta(days=1))
+    to = {r["to_email"] for r in await OutboxEmail.select().where(OutboxEmail.kind == "order_assigned")}
+    assert to == {tree.email("north")}
+
+
+async def test_countdown_starts_at_assignment_not_allocation(tree):
+    customer, _ = await actors(tree)
+    assigned_at = datetime(2026, 3, 10, 14, 30, tzinfo=timezone.utc)
+    batch = await assigned_batch(tree, 5, assigned_at)
+    assert batch["starts_at"] == assigned_at and batch["ends_at"] == datetime(2027, 3, 10, 14, 30, tzinfo=timezone.utc)
+    (learner,) = await learners(tree.north, 1)
+    day_300 = assigned_at + timedelta(days=300)
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), day_300)
+    seat = await Allocation.select().where(Allocation.user == learner).first()
+    assert seat["allocated_at"] == day_300 and seat["ends_at"] == batch["ends_at"]
+
+
+async def test_29_february_plus_12_months_is_28_february(tree):
+    batch = await assigned_batch(tree, 1, datetime(2028, 2, 29, 9, 0, tzinfo=timezone.utc))
+    assert batch["ends_at"] == datetime(2029, 2, 28, 9, 0, tzinfo=timezone.utc)
+
+
+async def test_every_seat_of_a_batch_expires_at_once_and_batches_end_apart(tree):
+    customer, _ = await actors(tree)
+    early = await assigned_batch(tree, 3, T0)
+    late = await assigned_batch(tree, 2, T0 + timedelta(days=40))
+    first, second = await learners(tree.north, 3, "a"), await learners(tree.north, 2, "b")
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=tuple(first)), T0, batch_id=early["id"])
+    await licences.allocate(
+        customer, tree.north["id"], Selection(user_ids=tuple(second)), T0 + timedelta(days=41), batch_id=late["id"]
+    )
+    # The manager holds a seat too and expires with the learners of that batch.
+    ends = early["ends_at"]
+    for at, expired in [(ends - timedelta(seconds=1), 0), (ends, 3), (late["ends_at"], 5)]:
+        counts = await licences.tab_counts(customer, tree.north["id"], at)
+        assert counts["expired"] == expired, at
+    statuses = {
+        licences.licence_status(u["licence_ends_at"], ends - timedelta(hours=71))
+        for u in await User.select().where(User.id.is_in(first))
+    }
+    assert statuses == {"expiring"}
+
+
+async def test_select_all_takes_every_matching_user_across_pages(tree):
+    customer, _ = await actors(tree)
+    await assigned_batch(tree, 100, T0)
+    await learners(tree.north, 60)
+    counts = await licences.tab_counts(customer, tree.north["id"], T0)
+    assert counts["unlicensed"] == 61  # 60 learners and the manager
+    result = await licences.allocate(
+        customer, tree.north["id"], Selection(select_all_tab="unlicensed", q="learner"), T0
+    )
+    assert result.renewed == 60
+    assert (await licences.tab_counts(customer, tree.north["id"], T0))["active"] == 60
+
+
+async def test_not_enough_seats_allocates_nothing_unless_asked_for_what_is_free(tree):
+    customer, _ = await actors(tree)
+    batch = await assigned_batch(tree, 4, T0)
+    ids = tuple(await learners(tree.north, 6))
+    with pytest.raises(licences.NotEnoughSeats) as refused:
+        await licences.allocate(customer, tree.north["id"], Selection(user_ids=ids), T0)
+    assert (refused.value.free, refused.value.selected) == (4, 6)
+    assert await Allocation.count() == 0
+    result = await licences.allocate(customer, tree.north["id"], Selection(user_ids=ids), T0, up_to_free=True)
+    assert result.renewed == 4
+    assert (await LicenceBatch.select().where(LicenceBatch.id == batch["id"]).first())["allocated"] == 4
+
+
+async def test_no_batch_ever_holds_more_allocations_than_seats_under_concurrency(tree):
+    customer, _ = await actors(tree)
+    batch = await assigned_batch(tree, 10, T0)
+    ids = await learners(tree.north, 50)
+
+    async def one(user_id: int):
+        try:
+            return await licences.allocate(customer, tree.north["id"], Selection(user_ids=(user_id,)), T0)
+        except licences.NotEnoughSeats:
+            return None
+
+    results = await asyncio.gather(*(one(i) for i in ids))
+    assert sum(1 for r in results if r) == 10
+    assert await Allocation.count().where(Allocation.batch == batch["id"]) == 10
+    assert (await LicenceBatch.select().where(LicenceBatch.id == batch["id"]).first())["allocated"] == 10
+
+
+async def test_assigning_twice_concurrently_creates_one_batch(tree):
+    customer, partner = await actors(tree)
+    order = await orders.request_order(customer, tree.north["id"], 5, None, "", T0)
+
+    async def assign():
+        try:
+            return await orders.assign_order(partner, order["id"], T0)
+        except orders.InvalidTransition:
+            return None
+
+    results = await asyncio.gather(*(assign() for _ in range(5)))
+    assert sum(1 for r in results if r) == 1
+    assert await LicenceBatch.count() == 1
+    assert await OutboxEmail.count().where(OutboxEmail.kind == "order_assigned") == 1
+
+
+async def test_early_renewal_covers_the_time_after_the_current_seat(tree):
+    customer, _ = await actors(tree)
+    old = await assigned_batch(tree, 1, T0)
+    (learner,) = await learners(tree.north, 1)
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), T0)
+    renew_at = old["ends_at"] - timedelta(days=30)
+    new = await assigned_batch(tree, 1, renew_at)
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), renew_at, batch_id=new["id"])
+    seats = await Allocation.select().where(Allocation.user == learner).order_by(Allocation.id)
+    assert seats[1]["starts_at"] == old["ends_at"] and seats[1]["ends_at"] == new["ends_at"]
+    # Allocating the same batch again gives nothing: the seat already runs to its end.
+    again = await licences.allocate(
+        customer, tree.north["id"], Selection(user_ids=(learner,)), renew_at, batch_id=new["id"]
+    )
+    assert again.renewed == 0 and again.already_covered == 1
+
+
+async def test_deactivating_a_learner_frees_the_seat_for_another(tree):
+    customer, _ = await actors(tree)
+    batch = await assigned_batch(tree, 1, T0)
+    leaver, newcomer = await learners(tree.north, 2)
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(leaver,)), T0)
+    later = T0 + timedelta(days=100)
+    assert await licences.deactivate_user(customer, leaver, later) == 1
+    result = await licences.allocate(customer, tree.north["id"], Selection(user_ids=(newcomer,)), later)
+    assert result.renewed == 1 and result.ends_at == batch["ends_at"]
+
+
+async def test_another_tenants_orders_and_users_are_not_found(tree):
+    customer, partner = await actors(tree)
+    order = await orders.request_order(customer, tree.north["id"], 1, None, "", T0)
+    outsider = await load_actor(tree.managers["other"]["id"], None)
+    with pytest.raises(NotFound):
+        await orders.assign_order(outsider, order["id"], T0)
+    with pytest.raises(NotFound):
+        await licences.history(outsider, tree.managers["north"]["id"])
+    assert (await LicenceOrder.select().first())["status"] == "requested"
