@@ -7,8 +7,8 @@ from piccolo.columns import (
     Boolean,
     ForeignKey,
     Integer,
-    Text,
     OnDelete,
+    Text,
     Timestamptz,
     Varchar,
 )

@@ -15,9 +15,29 @@ COMPANY_ROUTES = [
     ("GET", "/companies/{id}/users/new"),
     ("POST", "/companies/{id}/users"),
     ("POST", "/companies/{id}/manage"),
+    ("GET", "/companies/{id}/licences"),
+    ("GET", "/companies/{id}/licences/select-all"),
+    ("POST", "/companies/{id}/licences/allocate"),
+    ("GET", "/companies/{id}/licences/orders/new"),
+    ("POST", "/companies/{id}/licences/orders"),
 ]
+# Routes by order or user id: tests/test_licences_web.py::test_another_tenants_order_batch_and_user_ids_answer_404
+BY_OTHER_IDS = {
+    "/licences/orders/{order_id:int}/assign",
+    "/licences/orders/{order_id:int}/decline",
+    "/companies/{company_id:int}/users/{user_id:int}",
+    "/companies/{company_id:int}/users/{user_id:int}/deactivate",
+}
 # Routes without an id, and who may use them.
-PLAIN_ROUTES = ["/dashboard", "/companies", "/companies/new", "/audit"]
+PLAIN_ROUTES = [
+    "/dashboard",
+    "/companies",
+    "/companies/new",
+    "/audit",
+    "/licences/orders",
+    "/outbox",
+    "/licences/orders/filters/status",
+]
 PUBLIC_ROUTES = {"/", "/login", "/logout", "/healthz", "/set-password/{token:str}"}
 PUBLIC_PREFIXES = ("/static/", "/schema")  # files and the OpenAPI document
 
@@ -31,7 +51,7 @@ CASES = {
 
 def test_every_route_is_covered():
     covered = {path.replace("{id}", "{company_id:int}") for _, path in COMPANY_ROUTES} | set(PLAIN_ROUTES)
-    covered |= PUBLIC_ROUTES | {"/manage/exit", "/companies/{company_id:int}/users/new"}
+    covered |= PUBLIC_ROUTES | BY_OTHER_IDS | {"/manage/exit", "/licences/orders/filters/{name:str}"}
     routes = {route.path for route in create_app().routes}
     covered = {c.rstrip("/") for c in covered}
     missing = {p for p in routes if p.rstrip("/") not in covered and not p.startswith(PUBLIC_PREFIXES)}
@@ -57,7 +77,14 @@ async def test_company_routes_follow_the_wing(client, tree, role):
 
 async def test_customer_manager_cannot_use_partner_pages(client, tree):
     await sign_in(client, tree.email("north"))
-    for path in ("/companies", "/companies/new", "/audit"):
+    for path in (
+        "/companies",
+        "/companies/new",
+        "/audit",
+        "/licences/orders",
+        "/outbox",
+        "/licences/orders/filters/customer",
+    ):
         response = await client.get(path)
         assert response.status_code == 403, path
     dashboard = await client.get("/dashboard")

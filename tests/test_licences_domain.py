@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -45,9 +45,9 @@ async def test_request_emails_the_account_managers_and_assign_the_customer(tree)
 
 async def test_countdown_starts_at_assignment_not_allocation(tree):
     customer, _ = await actors(tree)
-    assigned_at = datetime(2026, 3, 10, 14, 30, tzinfo=timezone.utc)
+    assigned_at = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
     batch = await assigned_batch(tree, 5, assigned_at)
-    assert batch["starts_at"] == assigned_at and batch["ends_at"] == datetime(2027, 3, 10, 14, 30, tzinfo=timezone.utc)
+    assert batch["starts_at"] == assigned_at and batch["ends_at"] == datetime(2027, 3, 10, 14, 30, tzinfo=UTC)
     (learner,) = await learners(tree.north, 1)
     day_300 = assigned_at + timedelta(days=300)
     await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), day_300)
@@ -56,8 +56,8 @@ async def test_countdown_starts_at_assignment_not_allocation(tree):
 
 
 async def test_29_february_plus_12_months_is_28_february(tree):
-    batch = await assigned_batch(tree, 1, datetime(2028, 2, 29, 9, 0, tzinfo=timezone.utc))
-    assert batch["ends_at"] == datetime(2029, 2, 28, 9, 0, tzinfo=timezone.utc)
+    batch = await assigned_batch(tree, 1, datetime(2028, 2, 29, 9, 0, tzinfo=UTC))
+    assert batch["ends_at"] == datetime(2029, 2, 28, 9, 0, tzinfo=UTC)
 
 
 async def test_every_seat_of_a_batch_expires_at_once_and_batches_end_apart(tree):

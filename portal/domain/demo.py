@@ -1,12 +1,17 @@
 """Demo data for `make run`: a partner, two sub-partners, twelve customers,
-240 learners and a manager at every level. Same seed, same data."""
+240 learners, a manager at every level, and a licence history in which every
+step of the guides has something to show. Same seed, same data."""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
 
 from portal import db
+from portal.domain import licences, orders
+from portal.domain.access import load_actor
 from portal.domain.companies import insert_company
 from portal.domain.passwords import hash_password
 from portal.tables import Company, User
@@ -127,4 +132,52 @@ async def load_demo(now: datetime) -> bool:
                     )
                 )
         await db.insert_many(User, users)
+    await _licence_history(partner, customers, now)
     return True
+
+
+async def _licence_history(partner: dict, customers: list[dict], now: datetime) -> None:
+    """Orders in every state and batches that ended, end within 72 hours, and run
+    for months, made through the same rules a user goes through, back in time,
+    so every tab of the guides has someone in it."""
+    partner_manager = (
+        await User.select(User.id).where((User.company == partner["id"]) & (User.role == "manager")).first()
+    )
+    actor = await load_actor(partner_manager["id"], None)
+    year = relativedelta(months=12)
+
+    async def batch(customer: dict, seats: int, assigned_at: datetime, holders: list[int], po: str = "") -> dict:
+        order = await orders.request_order(actor, customer["id"], seats, None, po, assigned_at - timedelta(days=2))
+        made = await orders.assign_order(actor, order["id"], assigned_at)
+        if holders:
+            await licences.allocate(
+                actor,
+                customer["id"],
+                licences.Selection(user_ids=tuple(holders)),
+                assigned_at + timedelta(days=1),
+                batch_id=made["id"],
+            )
+        return made
+
+    for n, customer in enumerate(customers):
+        people = [
+            row["id"]
+            for row in await User.select(User.id)
+            .where(User.company == customer["id"])
+            .order_by(User.role)
+            .order_by(User.id)
+        ]  # learners, then the manager
+        learners, manager = people[:-1], people[-1]
+        # Ended a month ago: ten learners and the manager are expired.
+        await batch(customer, 12, now - year - relativedelta(months=1), learners[:10] + [manager], f"PO-{1000 + n}")
+        if n % 2 == 0:  # runs for eight more months
+            await batch(customer, 8, now - relativedelta(months=4), learners[10:16])
+        if n % 3 == 0:  # ends within 72 hours
+            await batch(customer, 2, now - year + timedelta(hours=50), learners[16:18])
+        if n == 0:  # fresh seats waiting for the guide's "Select All"
+            await batch(customer, 25, now - timedelta(days=3), [])
+    # Orders waiting for a partner manager, and one of each other ending.
+    for n, customer in enumerate(customers[:4]):
+        order = await orders.request_order(actor, customer["id"], 10 + 5 * n, None, "", now - timedelta(hours=6 * n))
+        if n == 3:
+            await orders.decline_order(actor, order["id"], "Please order through your new reseller contract.", now)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from portal import db
 from portal.domain import audit, catalogue, outbox
@@ -76,7 +76,7 @@ async def request_order(
             f"{company['name']} requests {quantity} licences",
             f"{actor.name} ({company['name']}) requested {quantity} × {product['name']}"
             + (f", purchase order {po_number}" if po_number else "")
-            + f".\n\nAssign it under Licenses → Orders → Requested Orders:\n"
+            + ".\n\nAssign it under Licenses → Orders → Requested Orders:\n"
             + outbox.link(f"/licences/orders?status=requested&customer={company['id']}"),
             now,
             dedupe=f"order_requested:{order['id']}",
@@ -312,4 +312,16 @@ async def filter_choices(actor: Actor) -> dict[str, list[dict]]:
 
 
 def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+async def get_order(actor: Actor, order_id: int) -> dict:
+    require_partner_manager(actor)
+    row = (
+        await LicenceOrder.select(*_order_columns(), LicenceOrder.company.path.as_alias("company_path"))
+        .where(LicenceOrder.id == order_id)
+        .first()
+    )
+    if row is None or not row["company_path"].startswith(actor.company_path):
+        raise NotFound("No such order.")
+    return row

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from email_validator import EmailNotValidError, validate_email
 
 from portal import db
-from portal.domain import audit, passwords
+from portal.domain import audit, licences, passwords
 from portal.domain.access import Actor, get_company
 from portal.domain.errors import NotFound, PermissionDenied, SignInRefused, ValidationFailed
 from portal.domain.pages import Page, paginate
@@ -76,6 +76,8 @@ async def create_user(
                 )
             )
         await audit.record(actor, f"user.create_{role}", company["id"], now, {"email": email})
+    if role == "learner":
+        await licences.allocate_new_learner(actor, company["id"], user["id"], now)
     return {"id": user["id"], "email": email, "name": name, "role": role, "company_id": company["id"]}, token
 
 
@@ -85,7 +87,7 @@ async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page:
     if q:
         where &= db.contains("portal_user.name", q) | db.contains("portal_user.email", q)
     select = (
-        User.select(User.id, User.name, User.email, User.role, User.active)
+        User.select(User.id, User.name, User.email, User.role, User.active, User.licence_ends_at)
         .where(where)
         .order_by(User.name)
         .order_by(User.id)

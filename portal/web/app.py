@@ -24,13 +24,16 @@ from litestar.template.config import TemplateConfig
 
 from portal import db
 from portal.domain.companies import KIND_LABELS
-from portal.domain.errors import NotFound, PermissionDenied
+from portal.domain.errors import DomainError, NotFound, PermissionDenied
+from portal.domain.licences import licence_status
 from portal.jobs.queue import create_queue
 from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.audit import audit_log
 from portal.web.auth import AuthController
 from portal.web.companies import CompanyController
 from portal.web.health import healthz
+from portal.web.licences import LicenceController, UserLicenceController
+from portal.web.orders import OrderController, outbox_page
 from portal.web.session import SessionConfig, provide_actor
 from portal.web.users import UserController
 
@@ -75,6 +78,12 @@ def _forbidden(request: Request, exc: Exception) -> Response:
     return _error_page(request, 403, "Not allowed", message)
 
 
+def _refused(request: Request, exc: Exception) -> Response:
+    """A rule said no (a form error the handler did not catch, a state change that
+    is no longer possible): say so where the user is, nothing was written."""
+    return _error_page(request, 400, "That did not work", str(exc))
+
+
 def _sign_in_needed(request: HTMXRequest, exc: Exception) -> Response:
     target = "/login?next=" + request.url.path if request.method == "GET" else "/login"
     return ClientRedirect(target) if request.headers.get("hx-request") else Redirect(target)
@@ -111,6 +120,8 @@ def _engine_setup(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
     env.globals["kind_labels"] = KIND_LABELS
     env.filters["when"] = lambda value: value.strftime("%d %b %Y %H:%M UTC") if isinstance(value, datetime) else ""
+    env.filters["day"] = lambda value: value.strftime("%d %b %Y") if isinstance(value, datetime) else ""
+    env.filters["licence_status"] = licence_status
 
 
 def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) -> Litestar:
@@ -132,6 +143,10 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
             AuthController,
             CompanyController,
             UserController,
+            LicenceController,
+            UserLicenceController,
+            OrderController,
+            outbox_page,
             audit_log,
             healthz,
             create_static_files_router(path="/static", directories=[PROJECT_DIR / "static"]),
@@ -167,6 +182,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
             NotFound: _not_found,
             NotFoundException: _not_found,
             PermissionDenied: _forbidden,
+            DomainError: _refused,
             PermissionDeniedException: _forbidden,
             NotAuthorizedException: _sign_in_needed,
             HTTPException: _http_error,

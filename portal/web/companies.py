@@ -82,6 +82,7 @@ class CompanyController(Controller):
             {
                 "company": company,
                 "people": people,
+                "now": utcnow(),
                 "q": q,
                 "created": created,
                 "kind_label": companies.KIND_LABELS[company["kind"]],

@@ -1,0 +1,213 @@
+"""A customer's "Licenses" section: batches, the Active / "Expired Licenses" /
+Unlicensed tabs, "Allocate Licenses", the "Orders" tab and "Request Licenses"."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Template
+
+from portal.domain import catalogue, licences, orders
+from portal.domain.access import get_company, get_user
+from portal.domain.clock import utcnow
+from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.licences import NotEnoughSeats, Selection
+from portal.web.forms import text, to_int
+from portal.web.render import render
+from portal.web.session import CurrentActor
+
+TAB_LABELS = {"active": "Active", "expired": "Expired Licenses", "unlicensed": "Unlicensed", "orders": "Orders"}
+STATUS_LABELS = {"active": "Active", "expiring": "Expiring", "expired": "Expired", "unlicensed": "Unlicensed"}
+
+
+class LicenceController(Controller):
+    path = "/companies/{company_id:int}/licences"
+
+    @get("/")
+    async def section(
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        company_id: FromPath[int],
+        tab: FromQuery[str] = "expired",
+        q: FromQuery[str] = "",
+        page: FromQuery[int] = 1,
+    ) -> Template:
+        return await self._section(request, actor, company_id, tab, q, page, {})
+
+    async def _section(
+        self,
+        request: HTMXRequest,
+        actor,
+        company_id: int,
+        tab: str,
+        q: str,
+        page: int,
+        extra: dict,
+        status_code: int = 200,
+    ) -> Template:
+        now = utcnow()
+        company = await get_company(actor, company_id)
+        tab = tab if tab in TAB_LABELS else "expired"
+        q = text(q, 100)
+        context = {
+            "company": company,
+            "tab": tab,
+            "q": q,
+            "tabs": TAB_LABELS,
+            "status_labels": STATUS_LABELS,
+            "now": now,
+            "counts": await licences.tab_counts(actor, company_id, now),
+            "batches": await licences.batches(actor, company_id, now),
+            **extra,
+        }
+        if tab == "orders":
+            context["listing"] = await orders.company_orders(actor, company_id, page)
+        else:
+            context["listing"] = await licences.list_tab(actor, company_id, tab, q, page, now)
+        return render(
+            request,
+            "pages/licences.html",
+            context,
+            status_code=status_code,
+            fragments={"licence-tab": "partials/licences/_tab.html"},
+        )
+
+    @get("/select-all")
+    async def select_all(
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        company_id: FromPath[int],
+        tab: FromQuery[str] = "expired",
+        q: FromQuery[str] = "",
+    ) -> Template:
+        """The count of "Select All", shown before anything is allocated."""
+        now = utcnow()
+        selection = Selection(select_all_tab=tab if tab in licences.TABS else "expired", q=text(q, 100))
+        count = await licences.count_selected(actor, company_id, selection, now)
+        running = [b for b in await licences.batches(actor, company_id, now) if b["running"] and b["free"] > 0]
+        return render(
+            request,
+            "partials/licences/_select_all.html",
+            {
+                "company": await get_company(actor, company_id),
+                "count": count,
+                "selection": selection,
+                "running": running,
+            },
+        )
+
+    @post("/allocate")
+    async def allocate(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
+    ) -> Template | Redirect:
+        form = await request.form()
+        tab = text(form.get("tab")) or "expired"
+        select_all = text(form.get("select_all"))
+        selection = Selection(
+            user_ids=tuple(i for i in (to_int(v) for v in form.getall("user_id", [])) if i is not None),
+            select_all_tab=select_all if select_all in licences.TABS else None,
+            q=text(form.get("q"), 100),
+        )
+        try:
+            result = await licences.allocate(
+                actor,
+                company_id,
+                selection,
+                utcnow(),
+                batch_id=to_int(form.get("batch_id")),
+                up_to_free=form.get("up_to_free") == "1",
+            )
+        except NotEnoughSeats as short:
+            return await self._section(
+                request,
+                actor,
+                company_id,
+                tab,
+                selection.q,
+                1,
+                {"short": short, "selection": selection},
+                status_code=409,
+            )
+        except (ValidationFailed, NotFound) as problem:
+            return await self._section(
+                request, actor, company_id, tab, selection.q, 1, {"problem": str(problem)}, status_code=400
+            )
+        return Redirect(
+            f"/companies/{company_id}/licences?tab=active&renewed={result.renewed}&covered={result.already_covered}"
+        )
+
+    @get("/orders/new")
+    async def new_order(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        return await self._order_form(request, actor, company_id, {"quantity": "", "po_number": ""}, {})
+
+    async def _order_form(
+        self, request, actor, company_id: int, values: dict, errors: dict, status_code: int = 200
+    ) -> Template:
+        company = await get_company(actor, company_id)
+        products = [p for p in await catalogue.products() if not p["is_trial"]]
+        return render(
+            request,
+            "pages/request_licences.html",
+            {"company": company, "values": values, "errors": errors, "products": products},
+            status_code=status_code,
+        )
+
+    @post("/orders")
+    async def request_licences(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
+    ) -> Template | Redirect:
+        form = await request.form()
+        values = {k: text(form.get(k), 100) for k in ("quantity", "po_number", "product_id")}
+        try:
+            await orders.request_order(
+                actor,
+                company_id,
+                to_int(values["quantity"]),
+                to_int(values["product_id"]),
+                values["po_number"],
+                utcnow(),
+            )
+        except ValidationFailed as invalid:
+            return await self._order_form(request, actor, company_id, values, invalid.errors, status_code=400)
+        return Redirect(f"/companies/{company_id}/licences?tab=orders&requested=1")
+
+
+class UserLicenceController(Controller):
+    path = "/companies/{company_id:int}/users/{user_id:int}"
+
+    async def _user(self, actor, company_id: int, user_id: int) -> dict:
+        user = await get_user(actor, user_id)
+        if user["company"] != company_id:
+            raise NotFound("No such user.")
+        return user
+
+    @get("/")
+    async def show(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
+    ) -> Template:
+        await self._user(actor, company_id, user_id)
+        user, seats = await licences.history(actor, user_id)
+        now = utcnow()
+        return render(
+            request,
+            "pages/user.html",
+            {
+                "company": await get_company(actor, company_id),
+                "user": user,
+                "seats": seats,
+                "now": now,
+                "status": licences.licence_status(user["licence_ends_at"], now),
+                "status_labels": STATUS_LABELS,
+            },
+        )
+
+    @post("/deactivate")
+    async def deactivate(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
+    ) -> Redirect:
+        await self._user(actor, company_id, user_id)
+        await licences.deactivate_user(actor, user_id, utcnow())
+        return Redirect(f"/companies/{company_id}/users/{user_id}")

@@ -1,0 +1,120 @@
+"""Partner side: Licenses → Orders → "Requested Orders", "Add Filter", and the
+row's three-dots menu: "Assign", "Decline"."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Template
+
+from portal.domain import orders, outbox
+from portal.domain.clock import utcnow
+from portal.domain.errors import ValidationFailed
+from portal.domain.orders import OrderFilters
+from portal.web.forms import to_date, to_int
+from portal.web.render import render
+from portal.web.session import CurrentActor
+
+FILTER_LABELS = {
+    "customer": "Customer",
+    "status": "Status",
+    "product": "Product",
+    "requested_from": "Requested from",
+    "requested_to": "Requested until",
+    "requested_by": "Requested by",
+    "min_quantity": "Quantity at least",
+    "max_quantity": "Quantity at most",
+}
+
+
+def filters_from(params) -> OrderFilters:
+    status = params.get("status")
+    return OrderFilters(
+        customer=to_int(params.get("customer")),
+        status=status if status in orders.STATUSES else None,
+        product=to_int(params.get("product")),
+        requested_from=to_date(params.get("requested_from")),
+        requested_to=to_date(params.get("requested_to")),
+        requested_by=to_int(params.get("requested_by")),
+        min_quantity=to_int(params.get("min_quantity")),
+        max_quantity=to_int(params.get("max_quantity")),
+    )
+
+
+class OrderController(Controller):
+    path = "/licences/orders"
+
+    @get("/")
+    async def requested_orders(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
+        filters = filters_from(request.query_params)
+        listing = await orders.list_orders(actor, filters, page)
+        active = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.active().items()}
+        return render(
+            request,
+            "pages/orders.html",
+            {
+                "listing": listing,
+                "filters": active,
+                "filter_labels": FILTER_LABELS,
+                "choices": await orders.filter_choices(actor),
+                "statuses": orders.STATUSES,
+                "query": urlencode(active),
+            },
+            fragments={"order-results": "partials/orders/_results.html"},
+        )
+
+    @get("/filters/{name:str}")
+    async def filter_field(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
+        """ "Add Filter": the field of one filter, added to the filter bar."""
+        if name not in FILTER_LABELS:
+            name = "status"
+        return render(
+            request,
+            "partials/orders/_filter.html",
+            {
+                "name": name,
+                "value": "",
+                "filter_labels": FILTER_LABELS,
+                "choices": await orders.filter_choices(actor),
+                "statuses": orders.STATUSES,
+            },
+        )
+
+    @post("/{order_id:int}/assign")
+    async def assign(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template | Redirect:
+        try:
+            await orders.assign_order(actor, order_id, utcnow())
+            message = None
+        except ValidationFailed as refused:
+            message = str(refused)
+        return await self._row(request, actor, order_id, message)
+
+    @post("/{order_id:int}/decline")
+    async def decline(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template | Redirect:
+        form = await request.form()
+        try:
+            await orders.decline_order(actor, order_id, str(form.get("reason", "")), utcnow())
+            message = None
+        except ValidationFailed as refused:
+            message = str(refused)
+        return await self._row(request, actor, order_id, message)
+
+    async def _row(self, request: HTMXRequest, actor, order_id: int, message: str | None) -> Template | Redirect:
+        """htmx swaps the row in place; without htmx, back to the list."""
+        if not request.htmx:
+            return Redirect("/licences/orders")
+        # 200 even when refused: htmx swaps only successful answers, and the row says why.
+        order = await orders.get_order(actor, order_id)
+        return render(request, "partials/orders/_row.html", {"o": order, "message": message})
+
+
+@get("/outbox")
+async def outbox_page(request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
+    """Queued e-mails, readable here until the delivery workers send them."""
+    emails = await outbox.list_emails(actor, page)
+    return render(
+        request, "pages/outbox.html", {"emails": emails}, fragments={"outbox-results": "partials/outbox/_results.html"}
+    )

@@ -1,0 +1,207 @@
+"""The guides' licence flow through HTTP: Request Licenses → Requested Orders →
+Assign → Expired Licenses → Select All → Allocate Licenses."""
+
+from __future__ import annotations
+
+import re
+
+from portal.domain.catalogue import PREMIUM, product_by_code
+from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail
+from tests.factories import add_user
+from tests.support import csrf_headers, post_form, sign_in
+
+HTMX = {"HX-Request": "true"}
+
+
+async def request_licences(client, company_id: int, quantity, po: str = ""):
+    premium = await product_by_code(PREMIUM)
+    page = f"/companies/{company_id}/licences/orders/new"
+    return await post_form(
+        client,
+        page,
+        f"/companies/{company_id}/licences/orders",
+        {"quantity": quantity, "po_number": po, "product_id": premium["id"]},
+    )
+
+
+async def test_request_licenses_validates_and_queues_an_email(client, tree):
+    await sign_in(client, tree.email("north"))
+    bad = await request_licences(client, tree.north["id"], "zero")
+    assert bad.status_code == 400 and "Enter how many licences, 1 or more." in bad.text
+    assert await LicenceOrder.count() == 0
+    done = await request_licences(client, tree.north["id"], 25, po="PO-42")
+    assert done.headers["location"] == f"/companies/{tree.north['id']}/licences?tab=orders&requested=1"
+    page = await client.get(done.headers["location"])
+    assert "PO-42" in page.text and "Requested" in page.text
+    mail = await OutboxEmail.select().where(OutboxEmail.kind == "order_requested").first()
+    assert mail["to_email"] == tree.email("sub") and "25" in mail["subject"]
+
+
+async def test_partner_filters_requested_orders_and_assigns_from_the_row(client, tree):
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], 25)
+    await request_licences(client, tree.north["id"], 3)
+    client.cookies.clear()
+    await sign_in(client, tree.email("partner"))
+
+    page = await client.get("/licences/orders")
+    assert "Requested Orders" in page.text and "Add Filter" in page.text and "2 orders" in page.text
+    fragment = await client.get(
+        "/licences/orders",
+        params={"status": "requested", "min_quantity": 10},
+        headers={**HTMX, "HX-Target": "order-results"},
+    )
+    assert "<html" not in fragment.text and "1 order" in fragment.text
+    order_id = int(re.search(r'data-order="(\d+)"', fragment.text).group(1))
+    field = await client.get("/licences/orders/filters/customer", headers=HTMX)
+    assert 'name="customer"' in field.text and "North Customer" in field.text
+
+    headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
+    row = await client.post(f"/licences/orders/{order_id}/assign", headers=headers)
+    assert row.status_code == 200 and "Assigned" in row.text and "<html" not in row.text
+    again = await client.post(f"/licences/orders/{order_id}/assign", headers=headers)
+    assert "already assigned" in again.text
+    assert await LicenceBatch.count() == 1
+    assert await OutboxEmail.count().where(OutboxEmail.kind == "order_assigned") == 1
+    outbox = await client.get("/outbox")
+    assert "ready to allocate" in outbox.text
+
+
+async def test_decline_needs_a_reason(client, tree):
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], 5)
+    order = await LicenceOrder.select().first()
+    client.cookies.clear()
+    await sign_in(client, tree.email("sub"))
+    headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
+    empty = await client.post(f"/licences/orders/{order['id']}/decline", data={"reason": " "}, headers=headers)
+    assert "Say why" in empty.text
+    done = await client.post(f"/licences/orders/{order['id']}/decline", data={"reason": "Budget"}, headers=headers)
+    assert "Declined" in done.text and "Budget" in done.text
+
+
+async def assign_all(client, tree) -> None:
+    client.cookies.clear()
+    await sign_in(client, tree.email("partner"))
+    headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
+    for order in await LicenceOrder.select().where(LicenceOrder.status == "requested"):
+        await client.post(f"/licences/orders/{order['id']}/assign", headers=headers)
+
+
+async def test_select_all_then_allocate_licenses_in_manage_mode(client, tree):
+    for n in range(30):
+        await add_user(tree.north, f"l{n:02d}@north.example", role="learner")
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], 40)
+    await assign_all(client, tree)
+    await client.post(f"/companies/{tree.north['id']}/manage", headers=await csrf_headers(client))
+
+    page = await client.get(f"/companies/{tree.north['id']}/licences?tab=unlicensed")
+    assert 'data-testid="manage-banner"' in page.text and "Page 1 of 2" in page.text
+    confirm = await client.get(
+        f"/companies/{tree.north['id']}/licences/select-all", params={"tab": "unlicensed"}, headers=HTMX
+    )
+    assert 'data-testid="select-all-count">31<' in confirm.text  # 30 learners and the manager, all pages
+    allocated = await post_form(
+        client,
+        f"/companies/{tree.north['id']}/licences?tab=unlicensed",
+        f"/companies/{tree.north['id']}/licences/allocate",
+        {"select_all": "unlicensed", "tab": "unlicensed", "q": ""},
+    )
+    result = await client.get(allocated.headers["location"])
+    assert "31 users renewed." in result.text
+    assert await Allocation.count() == 31
+
+
+async def test_too_few_seats_allocates_nothing_and_offers_the_free_ones(client, tree):
+    ids = [(await add_user(tree.north, f"x{n}@north.example", role="learner"))["id"] for n in range(5)]
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], 3)
+    await assign_all(client, tree)
+    client.cookies.clear()
+    await sign_in(client, tree.email("north"))
+    page = f"/companies/{tree.north['id']}/licences?tab=unlicensed"
+    opened = await client.get(page)
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', opened.text).group(1)
+    form = {"_csrf_token": token, "tab": "unlicensed", "user_id": [str(i) for i in ids]}
+    short = await client.post(f"/companies/{tree.north['id']}/licences/allocate", data=form)
+    assert short.status_code == 409
+    assert "5 users are selected but only 3 seats are free. Nothing was allocated." in short.text
+    assert "Allocate the 3 free seats" in short.text and "Request Licenses" in short.text
+    assert await Allocation.count() == 0
+    partial = await client.post(f"/companies/{tree.north['id']}/licences/allocate", data={**form, "up_to_free": "1"})
+    assert "3 users renewed." in (await client.get(partial.headers["location"])).text
+
+
+async def test_user_page_shows_status_and_history_and_deactivating_frees_the_seat(client, tree):
+    learner = await add_user(tree.north, "leaver@north.example", role="learner")
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], 1)
+    await assign_all(client, tree)
+    client.cookies.clear()
+    await sign_in(client, tree.email("north"))
+    await post_form(
+        client,
+        f"/companies/{tree.north['id']}/licences?tab=unlicensed",
+        f"/companies/{tree.north['id']}/licences/allocate",
+        {"user_id": learner["id"], "tab": "unlicensed"},
+    )
+    page = await client.get(f"/companies/{tree.north['id']}/users/{learner['id']}")
+    assert 'data-testid="licence-status">Active<' in page.text and "Security Awareness Training" in page.text
+    await post_form(
+        client,
+        f"/companies/{tree.north['id']}/users/{learner['id']}",
+        f"/companies/{tree.north['id']}/users/{learner['id']}/deactivate",
+        {},
+    )
+    batch = await LicenceBatch.select().first()
+    assert batch["allocated"] == 0
+
+
+async def test_new_learner_gets_a_free_seat_automatically(client, tree):
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], 1)
+    await assign_all(client, tree)
+    client.cookies.clear()
+    await sign_in(client, tree.email("north"))
+    await post_form(
+        client,
+        f"/companies/{tree.north['id']}/users/new",
+        f"/companies/{tree.north['id']}/users",
+        {"name": "New One", "email": "new@north.example", "role": "learner"},
+    )
+    await post_form(
+        client,
+        f"/companies/{tree.north['id']}/users/new",
+        f"/companies/{tree.north['id']}/users",
+        {"name": "Too Late", "email": "late@north.example", "role": "learner"},
+    )
+    seats = await Allocation.select(Allocation.user.email.as_alias("email"))
+    assert [s["email"] for s in seats] == ["new@north.example"]
+
+
+async def test_another_tenants_order_batch_and_user_ids_answer_404(client, tree):
+    learner = await add_user(tree.other_customer, "them@other.example", role="learner")
+    await sign_in(client, tree.email("other_customer"))
+    await request_licences(client, tree.other_customer["id"], 2)
+    order = await LicenceOrder.select().first()
+    client.cookies.clear()
+    await sign_in(client, tree.email("partner"))
+    headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
+    for method, path in [
+        ("POST", f"/licences/orders/{order['id']}/assign"),
+        ("POST", f"/licences/orders/{order['id']}/decline"),
+        ("GET", f"/companies/{tree.other_customer['id']}/licences"),
+        ("GET", f"/companies/{tree.other_customer['id']}/licences/select-all"),
+        ("POST", f"/companies/{tree.other_customer['id']}/licences/allocate"),
+        ("GET", f"/companies/{tree.other_customer['id']}/licences/orders/new"),
+        ("POST", f"/companies/{tree.other_customer['id']}/licences/orders"),
+        ("GET", f"/companies/{tree.other_customer['id']}/users/{learner['id']}"),
+        ("POST", f"/companies/{tree.other_customer['id']}/users/{learner['id']}/deactivate"),
+        # Own company in the URL, another tenant's user id after it.
+        ("GET", f"/companies/{tree.north['id']}/users/{learner['id']}"),
+    ]:
+        response = await client.request(method, path, headers=headers, data={"reason": "x", "quantity": "1"})
+        assert response.status_code == 404, (method, path, response.status_code)
+    assert (await LicenceOrder.select().first())["status"] == "requested"
+    assert "Other Customer" not in (await client.get("/licences/orders")).text
