@@ -39,6 +39,8 @@ PLAIN_ROUTES = [
     "/licences/orders/filters/status",
 ]
 PUBLIC_ROUTES = {"/", "/login", "/logout", "/healthz", "/set-password/{token:str}"}
+# By API key, and the partner's own keys: tests/test_entitlements_api.py
+API_ROUTES = {"/api/v1/entitlements/{email:str}", "/settings/api-keys", "/settings/api-keys/{key_id:int}/revoke"}
 PUBLIC_PREFIXES = ("/static/", "/schema")  # files and the OpenAPI document
 
 # role → {target → status of GET /companies/{id}}
@@ -51,7 +53,7 @@ CASES = {
 
 def test_every_route_is_covered():
     covered = {path.replace("{id}", "{company_id:int}") for _, path in COMPANY_ROUTES} | set(PLAIN_ROUTES)
-    covered |= PUBLIC_ROUTES | BY_OTHER_IDS | {"/manage/exit", "/licences/orders/filters/{name:str}"}
+    covered |= PUBLIC_ROUTES | BY_OTHER_IDS | API_ROUTES | {"/manage/exit", "/licences/orders/filters/{name:str}"}
     routes = {route.path for route in create_app().routes}
     covered = {c.rstrip("/") for c in covered}
     missing = {p for p in routes if p.rstrip("/") not in covered and not p.startswith(PUBLIC_PREFIXES)}

@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi import OpenAPIConfig
 from litestar.plugins.htmx import ClientRedirect, HTMXPlugin, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
@@ -28,6 +29,7 @@ from portal.domain.errors import DomainError, NotFound, PermissionDenied
 from portal.domain.licences import licence_status
 from portal.jobs.queue import create_queue
 from portal.settings import PROJECT_DIR, Settings, get_settings
+from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.audit import audit_log
 from portal.web.auth import AuthController
 from portal.web.companies import CompanyController
@@ -55,6 +57,8 @@ def _is_sign_in(request: Request) -> bool:
 
 
 def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+    if request.url.path.startswith("/api/"):
+        return Response({"status_code": status, "detail": message}, status_code=status)
     actor = getattr(request.state, "actor", None)
     return Template(
         "pages/error.html", context={"title": title, "message": message, "actor": actor}, status_code=status
@@ -62,7 +66,12 @@ def _error_page(request: Request, status: int, title: str, message: str) -> Resp
 
 
 def _not_found(request: Request, exc: Exception) -> Response:
-    message = str(exc) if isinstance(exc, NotFound) else "There is nothing at this address."
+    if isinstance(exc, NotFound):
+        message = str(exc)
+    elif isinstance(exc, NotFoundException) and exc.detail != "Not Found":
+        message = exc.detail
+    else:
+        message = "There is nothing at this address."
     return _error_page(request, 404, "Not found", message)
 
 
@@ -85,6 +94,8 @@ def _refused(request: Request, exc: Exception) -> Response:
 
 
 def _sign_in_needed(request: HTMXRequest, exc: Exception) -> Response:
+    if request.url.path.startswith("/api/"):
+        return _error_page(request, 401, "Unauthorized", str(getattr(exc, "detail", exc)))
     target = "/login?next=" + request.url.path if request.method == "GET" else "/login"
     return ClientRedirect(target) if request.headers.get("hx-request") else Redirect(target)
 
@@ -140,16 +151,25 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
 
     return Litestar(
         route_handlers=[
-            AuthController,
-            CompanyController,
-            UserController,
-            LicenceController,
-            UserLicenceController,
-            OrderController,
-            outbox_page,
-            audit_log,
+            # Pages are for people; the OpenAPI schema documents the JSON API only.
+            Router(
+                path="/",
+                include_in_schema=False,
+                route_handlers=[
+                    AuthController,
+                    CompanyController,
+                    UserController,
+                    LicenceController,
+                    UserLicenceController,
+                    OrderController,
+                    outbox_page,
+                    ApiKeyController,
+                    audit_log,
+                ],
+            ),
+            entitlement,
             healthz,
-            create_static_files_router(path="/static", directories=[PROJECT_DIR / "static"]),
+            create_static_files_router(path="/static", directories=[PROJECT_DIR / "static"], include_in_schema=False),
         ],
         dependencies={"actor": Provide(provide_actor)},
         plugins=[HTMXPlugin()],
@@ -188,6 +208,9 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
             HTTPException: _http_error,
         },
         after_request=_vary_on_htmx,
+        openapi_config=OpenAPIConfig(
+            title="Licence Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
+        ),
         lifespan=[lifespan],
         state=State({"settings": settings}),
     )

@@ -1,0 +1,121 @@
+"""The training platform asks whether an e-mail is licensed, with a partner's API key."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from portal.domain import audit
+from portal.domain.access import Actor, require_partner_manager
+from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.licences import licence_status
+from portal.domain.users import normalise_email
+from portal.tables import Allocation, ApiKey, User
+
+KEY_PREFIX = "lp_"
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_key(actor: Actor, name: str, now: datetime) -> tuple[dict, str]:
+    """A new key for the actor's own partner company; the key itself is returned
+    once and only its hash is kept."""
+    require_partner_manager(actor)
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationFailed({"name": "Name the key after what uses it, e.g. “Training platform”."})
+    if len(name) > 100:
+        raise ValidationFailed({"name": "Use at most 100 characters."})
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = (
+        await ApiKey.insert(
+            ApiKey(
+                company=actor.company_id,
+                name=name,
+                prefix=key[:10],
+                key_hash=_hash(key),
+                created_by=actor.user_id,
+                created_at=now,
+            )
+        ).returning(ApiKey.id, ApiKey.name, ApiKey.prefix)
+    )[0]
+    await audit.record(actor, "api_key.create", actor.company_id, now, {"name": name, "prefix": row["prefix"]})
+    return row, key
+
+
+async def list_keys(actor: Actor) -> list[dict]:
+    require_partner_manager(actor)
+    return (
+        await ApiKey.select(
+            ApiKey.id,
+            ApiKey.name,
+            ApiKey.prefix,
+            ApiKey.created_at,
+            ApiKey.revoked_at,
+            ApiKey.created_by.name.as_alias("created_by_name"),
+        )
+        .where(ApiKey.company == actor.company_id)
+        .order_by(ApiKey.id, ascending=False)
+    )
+
+
+async def revoke_key(actor: Actor, key_id: int, now: datetime) -> None:
+    require_partner_manager(actor)
+    revoked = (
+        await ApiKey.update({ApiKey.revoked_at: now})
+        .where((ApiKey.id == key_id) & (ApiKey.company == actor.company_id) & ApiKey.revoked_at.is_null())
+        .returning(ApiKey.id)
+    )
+    if not revoked and not await ApiKey.exists().where((ApiKey.id == key_id) & (ApiKey.company == actor.company_id)):
+        raise NotFound("No such key.")
+    await audit.record(actor, "api_key.revoke", actor.company_id, now, {"key": key_id})
+
+
+async def key_owner(key: str) -> dict | None:
+    """The partner company behind a live key, or None."""
+    return (
+        await ApiKey.select(ApiKey.company.id.as_alias("id"), ApiKey.company.path.as_alias("path"))
+        .where((ApiKey.key_hash == _hash(key)) & ApiKey.revoked_at.is_null())
+        .first()
+    )
+
+
+async def entitlement(partner: dict, email: str, now: datetime) -> dict:
+    """Status of the user with this e-mail, if they are under the partner's wing.
+    Anyone else is NotFound, exactly like an unknown address."""
+    try:
+        email = normalise_email(email)
+    except ValueError:
+        raise NotFound("No such user.") from None
+    user = (
+        await User.select(
+            User.id,
+            User.email,
+            User.active,
+            User.licence_ends_at,
+            User.company.path.as_alias("path"),
+            User.company.name.as_alias("company"),
+        )
+        .where(User.email == email)
+        .first()
+    )
+    if user is None or not user["path"].startswith(partner["path"]):
+        raise NotFound("No such user.")
+    seat = (
+        await Allocation.select(Allocation.batch.product.name.as_alias("product"))
+        .where((Allocation.user == user["id"]) & Allocation.released_at.is_null())
+        .order_by(Allocation.ends_at, ascending=False)
+        .first()
+    )
+    status = licence_status(user["licence_ends_at"], now) if user["active"] else "deactivated"
+    return {
+        "email": user["email"],
+        "company": user["company"],
+        "status": status,
+        "licensed": status in ("active", "expiring"),
+        "product": seat["product"] if seat else None,
+        "ends_at": user["licence_ends_at"],
+    }

@@ -1,0 +1,99 @@
+"""JSON API for the training platform, and the partner's page of API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from litestar import Controller, Request, get, post
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Template
+
+from portal.domain import entitlements
+from portal.domain.clock import utcnow
+from portal.domain.errors import NotFound, ValidationFailed
+from portal.web.render import render
+from portal.web.session import CurrentActor
+
+API_KEY_SCHEME = Components(
+    security_schemes={
+        "partnerKey": SecurityScheme(
+            type="http",
+            scheme="bearer",
+            description="A partner's API key (Licenses → API keys). It sees only companies under that partner.",
+        )
+    }
+)
+
+
+@dataclass
+class Entitlement:
+    email: str
+    company: str
+    status: str
+    """active, expiring (the seat ends within 72 hours), expired, unlicensed or deactivated"""
+    licensed: bool
+    product: str | None
+    ends_at: datetime | None
+
+
+async def _partner(request: Request) -> dict:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    owner = await entitlements.key_owner(key.strip()) if scheme.lower() == "bearer" and key else None
+    if owner is None:
+        raise NotAuthorizedException("A valid partner API key is needed: Authorization: Bearer <key>.")
+    return owner
+
+
+@get(
+    "/api/v1/entitlements/{email:str}",
+    exclude_from_csrf=True,
+    skip_session=True,
+    security=[{"partnerKey": []}],
+    tags=["entitlements"],
+    summary="Is this e-mail licensed?",
+    description="Licence status of the user with this e-mail, if they belong to a company under the key's "
+    "partner. 404 for anyone else, exactly as for an unknown address.",
+    responses={},
+)
+async def entitlement(request: Request, email: FromPath[str]) -> Entitlement:
+    partner = await _partner(request)
+    try:
+        return Entitlement(**await entitlements.entitlement(partner, email, utcnow()))
+    except NotFound:
+        raise NotFoundException("No licensed user with this e-mail under this partner.") from None
+
+
+class ApiKeyController(Controller):
+    path = "/settings/api-keys"
+    include_in_schema = False
+
+    @get("/")
+    async def index(self, request: HTMXRequest, actor: CurrentActor) -> Template:
+        return await self._page(request, actor, {})
+
+    async def _page(self, request, actor, extra: dict, status_code: int = 200) -> Template:
+        return render(
+            request,
+            "pages/api_keys.html",
+            {"keys": await entitlements.list_keys(actor), "errors": {}, **extra},
+            status_code=status_code,
+        )
+
+    @post("/")
+    async def create(self, request: HTMXRequest, actor: CurrentActor) -> Template:
+        form = await request.form()
+        try:
+            row, key = await entitlements.create_key(actor, str(form.get("name", "")), utcnow())
+        except ValidationFailed as invalid:
+            return await self._page(request, actor, {"errors": invalid.errors}, status_code=400)
+        return await self._page(request, actor, {"new_key": key, "new_row": row}, status_code=201)
+
+    @post("/{key_id:int}/revoke")
+    async def revoke(self, actor: CurrentActor, key_id: FromPath[int]) -> Redirect:
+        await entitlements.revoke_key(actor, key_id, utcnow())
+        return Redirect("/settings/api-keys")
