@@ -27,6 +27,7 @@ BY_OTHER_IDS = {
     "/licences/orders/{order_id:int}/decline",
     "/companies/{company_id:int}/users/{user_id:int}",
     "/companies/{company_id:int}/users/{user_id:int}/deactivate",
+    "/companies/{company_id:int}/licences/orders/{order_id:int}/cancel",
 }
 # Routes without an id, and who may use them.
 PLAIN_ROUTES = [

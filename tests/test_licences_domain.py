@@ -9,7 +9,7 @@ import pytest
 
 from portal.domain import licences, orders
 from portal.domain.access import load_actor
-from portal.domain.errors import NotFound
+from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import Selection
 from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail, User
 from tests.factories import T0, add_user
@@ -177,3 +177,45 @@ async def test_another_tenants_orders_and_users_are_not_found(tree):
     with pytest.raises(NotFound):
         await licences.history(outsider, tree.managers["north"]["id"])
     assert (await LicenceOrder.select().first())["status"] == "requested"
+
+
+async def test_a_trial_ends_by_itself_and_a_paid_batch_upgrades_it(tree):
+    customer, partner = await actors(tree)
+    (learner,) = await learners(tree.north, 1)
+    trial = await orders.start_trial(partner, tree.north["id"], 5, T0)
+    assert trial["ends_at"] == T0 + timedelta(days=30)
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), T0)
+    assert (await licences.tab_counts(customer, tree.north["id"], T0 + timedelta(days=30)))["expired"] == 1
+
+    upgrade_at = T0 + timedelta(days=10)
+    paid = await assigned_batch(tree, 5, upgrade_at)
+    ended = await LicenceBatch.select().where(LicenceBatch.id == trial["id"]).first()
+    assert ended["ends_at"] == upgrade_at  # the trial stops when the paid licences arrive
+    assert (await licences.tab_counts(customer, tree.north["id"], upgrade_at))["expired"] == 1
+    result = await licences.allocate(customer, tree.north["id"], Selection(select_all_tab="expired"), upgrade_at)
+    assert result.renewed == 1 and result.ends_at == paid["ends_at"]
+    with pytest.raises(ValidationFailed):
+        await orders.start_trial(partner, tree.north["id"], 5, upgrade_at)
+
+
+async def test_customer_cancels_a_request_but_not_a_decided_order(tree):
+    customer, partner = await actors(tree)
+    waiting = await orders.request_order(customer, tree.north["id"], 3, None, "", T0)
+    await orders.cancel_order(customer, waiting["id"], T0)
+    assert (await LicenceOrder.select().where(LicenceOrder.id == waiting["id"]).first())["status"] == "cancelled"
+    with pytest.raises(orders.InvalidTransition):
+        await orders.assign_order(partner, waiting["id"], T0)
+
+
+async def test_onboarding_a_customer_with_a_bad_first_order_writes_nothing(tree):
+    from portal.domain import companies
+    from portal.tables import Company
+
+    _, partner = await actors(tree)
+    before = await Company.count()
+    with pytest.raises(ValidationFailed):
+        await companies.onboard_customer(partner, tree.sub["id"], "Half Made", T0, first_order=0)
+    assert await Company.count() == before
+    made = await companies.onboard_customer(partner, tree.sub["id"], "Whole", T0, first_order=20, po_number="PO-1")
+    order = await LicenceOrder.select().where(LicenceOrder.company == made["id"]).first()
+    assert (order["quantity"], order["po_number"], order["status"]) == (20, "PO-1", "requested")

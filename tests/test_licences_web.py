@@ -198,6 +198,9 @@ async def test_another_tenants_order_batch_and_user_ids_answer_404(client, tree)
         ("POST", f"/companies/{tree.other_customer['id']}/licences/orders"),
         ("GET", f"/companies/{tree.other_customer['id']}/users/{learner['id']}"),
         ("POST", f"/companies/{tree.other_customer['id']}/users/{learner['id']}/deactivate"),
+        ("POST", f"/companies/{tree.other_customer['id']}/licences/orders/{order['id']}/cancel"),
+        # Own company in the URL, another tenant's order id after it.
+        ("POST", f"/companies/{tree.north['id']}/licences/orders/{order['id']}/cancel"),
         # Own company in the URL, another tenant's user id after it.
         ("GET", f"/companies/{tree.north['id']}/users/{learner['id']}"),
     ]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from piccolo.columns.combination import WhereRaw
 
 from portal import db
-from portal.domain import audit
+from portal.domain import audit, orders
 from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.pages import Page, paginate
@@ -46,6 +46,26 @@ async def create_company(actor: Actor, parent_id: int | None, name: str, kind: s
     async with db.write_transaction():
         company = await insert_company(name, kind, parent, now)
         await audit.record(actor, "company.create", company["id"], now, {"name": name, "kind": kind})
+    return company
+
+
+async def onboard_customer(
+    actor: Actor,
+    parent_id: int | None,
+    name: str,
+    now: datetime,
+    *,
+    first_order: int | None = None,
+    po_number: str = "",
+    trial_seats: int | None = None,
+) -> dict:
+    """ "Create Company" for a customer, with its first order or a Free trial, all or nothing."""
+    async with db.write_transaction():
+        company = await create_company(actor, parent_id, name, "customer", now)
+        if trial_seats is not None:
+            await orders.start_trial(actor, company["id"], trial_seats, now)
+        if first_order is not None:
+            await orders.request_order(actor, company["id"], first_order, None, po_number, now)
     return company
 
 

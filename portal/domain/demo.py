@@ -179,5 +179,7 @@ async def _licence_history(partner: dict, customers: list[dict], now: datetime) 
     # Orders waiting for a partner manager, and one of each other ending.
     for n, customer in enumerate(customers[:4]):
         order = await orders.request_order(actor, customer["id"], 10 + 5 * n, None, "", now - timedelta(hours=6 * n))
+        if n == 2:
+            await orders.cancel_order(actor, order["id"], now)
         if n == 3:
             await orders.decline_order(actor, order["id"], "Please order through your new reseller contract.", now)

@@ -91,8 +91,7 @@ async def request_order(
     return order
 
 
-async def _lock_order(actor: Actor, order_id: int) -> dict:
-    require_partner_manager(actor)
+async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -> dict:
     row = await db.for_update(
         LicenceOrder.select(*LicenceOrder.all_columns(), LicenceOrder.company.path.as_alias("company_path")).where(
             LicenceOrder.id == order_id
@@ -101,6 +100,8 @@ async def _lock_order(actor: Actor, order_id: int) -> dict:
     ).first()
     if row is None or not row["company_path"].startswith(actor.company_path):
         raise NotFound("No such order.")
+    if partners_only:
+        require_partner_manager(actor)
     return row
 
 
@@ -214,6 +215,30 @@ async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime)
         )
         await audit.record(actor, "order.decline", order["company"], now, {"order": order["id"], "reason": reason})
     return {**order, "status": "declined", "decline_reason": reason}
+
+
+async def cancel_order(actor: Actor, order_id: int, now: datetime) -> None:
+    """Whoever may order for the company may withdraw a request not yet decided."""
+    async with db.write_transaction():
+        order = await _lock_order(actor, order_id, partners_only=False)
+        if order["status"] != "requested":
+            raise InvalidTransition(order["status"], "cancelled")
+        await LicenceOrder.update(
+            {LicenceOrder.status: "cancelled", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
+        ).where(LicenceOrder.id == order["id"])
+        await audit.record(actor, "order.cancel", order["company"], now, {"order": order["id"]})
+
+
+async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) -> dict:
+    """A new customer starts on the 30-day Free trial: an order of the trial
+    product, assigned at once by the partner manager; it ends by itself."""
+    require_partner_manager(actor)
+    if await LicenceBatch.exists().where(LicenceBatch.company == company_id):
+        raise ValidationFailed({"trial": "A Free trial is for customers that never held licences."})
+    trial = await catalogue.product_by_code(catalogue.TRIAL)
+    async with db.write_transaction():
+        order = await request_order(actor, company_id, seats, trial["id"], "", now)
+        return await assign_order(actor, order["id"], now)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from portal.domain import companies, users
 from portal.domain.access import get_company
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
+from portal.web.forms import text, to_int
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
@@ -44,12 +45,28 @@ class CompanyController(Controller):
     @post("/companies")
     async def create(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         form = await request.form()
-        values = {k: str(form.get(k, "")).strip() for k in ("name", "kind", "parent_id")}
+        fields = ("name", "kind", "parent_id", "first_order", "po_number", "trial_seats")
+        values = {k: text(form.get(k), 200) for k in fields}
+        now = utcnow()
         try:
-            parent_id = int(values["parent_id"]) if values["parent_id"].isdigit() else None
-            created = await companies.create_company(actor, parent_id, values["name"], values["kind"], utcnow())
+            if values["kind"] == "customer":
+                created = await companies.onboard_customer(
+                    actor,
+                    to_int(values["parent_id"]),
+                    values["name"],
+                    now,
+                    first_order=to_int(values["first_order"]),
+                    po_number=values["po_number"],
+                    trial_seats=to_int(values["trial_seats"]),
+                )
+            else:
+                created = await companies.create_company(
+                    actor, to_int(values["parent_id"]), values["name"], values["kind"], now
+                )
         except ValidationFailed as invalid:
-            return await self._form(request, actor, values, invalid.errors, status_code=400)
+            # The order's own field names, as this form calls them.
+            errors = {{"quantity": "first_order"}.get(k, k): v for k, v in invalid.errors.items()}
+            return await self._form(request, actor, values, errors, status_code=400)
         return Redirect(f"/companies/{created['id']}?created=1")
 
     async def _form(

@@ -174,6 +174,12 @@ class LicenceController(Controller):
             return await self._order_form(request, actor, company_id, values, invalid.errors, status_code=400)
         return Redirect(f"/companies/{company_id}/licences?tab=orders&requested=1")
 
+    @post("/orders/{order_id:int}/cancel")
+    async def cancel_order(self, actor: CurrentActor, company_id: FromPath[int], order_id: FromPath[int]) -> Redirect:
+        await get_company(actor, company_id)
+        await orders.cancel_order(actor, order_id, utcnow())
+        return Redirect(f"/companies/{company_id}/licences?tab=orders")
+
 
 class UserLicenceController(Controller):
     path = "/companies/{company_id:int}/users/{user_id:int}"
