@@ -7,7 +7,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.domain import companies, users
+from portal.domain import companies, licences, users
 from portal.domain.access import get_company
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
@@ -23,7 +23,10 @@ class CompanyController(Controller):
             return Redirect(f"/companies/{actor.company_id}")
         tree = await companies.wing_tree(actor)
         listing = await companies.list_companies(actor, "", 1)
-        return render(request, "pages/dashboard.html", {"tree": tree, "company_total": listing.total})
+        summary = await licences.wing_summary(actor, utcnow())
+        return render(
+            request, "pages/dashboard.html", {"tree": tree, "company_total": listing.total, "summary": summary}
+        )
 
     @get("/companies")
     async def index(
