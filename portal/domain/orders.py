@@ -294,6 +294,10 @@ async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
         where &= LicenceOrder.quantity >= filters.min_quantity
     if filters.max_quantity is not None:
         where &= LicenceOrder.quantity <= filters.max_quantity
+    return await _newest_first(where, page)
+
+
+async def _newest_first(where, page: int) -> Page:
     select = (
         LicenceOrder.select(*_order_columns())
         .where(where)
@@ -306,13 +310,7 @@ async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
 async def company_orders(actor: Actor, company_id: int, page: int) -> Page:
     company = await get_company(actor, company_id)
     where = LicenceOrder.company == company["id"]
-    select = (
-        LicenceOrder.select(*_order_columns())
-        .where(where)
-        .order_by(LicenceOrder.requested_at, ascending=False)
-        .order_by(LicenceOrder.id, ascending=False)
-    )
-    return await paginate(select, LicenceOrder.count().where(where), page)
+    return await _newest_first(where, page)
 
 
 async def filter_choices(actor: Actor) -> dict[str, list[dict]]:
