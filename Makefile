@@ -8,7 +8,8 @@ REDIS_URL_TEST ?= redis://127.0.0.1:6379/14
 .PHONY: run test test-sqlite test-postgres worker migrate demo lint bench clean
 
 $(BIN)/portal: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@# Debian's python3 ships without venv until python3-venv is installed.
+	$(PYTHON) -m venv $(VENV) || { apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
