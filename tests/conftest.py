@@ -26,6 +26,7 @@ elif ENGINE == "sqlite":
 else:
     raise pytest.UsageError(f"PORTAL_TEST_DB must be sqlite or postgres, not {ENGINE!r}")
 
+from tests.live_server import browser_fixture, live_server_fixture  # noqa: E402, F401 (fixtures, registered once)
 from tests.support import create_pg_database, drop_pg_database, reset_tables, running  # noqa: E402
 
 

@@ -1,4 +1,6 @@
-"""`portal serve` in a subprocess, for browser tests.
+"""`portal serve` in a subprocess and a Chromium, for browser tests; the
+fixtures are registered once, in conftest.py, so every browser test module
+shares one server and one browser.
 
 The server gets a database of its own: the suite's autouse fixtures truncate
 the test database after every test, which would pull the demo data out from
@@ -24,11 +26,24 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from playwright.async_api import Browser, Page, async_playwright, expect
 
+from portal.domain.demo import DEMO_PASSWORD
 from tests import conftest
 from tests.support import create_pg_database, drop_pg_database
 
 PORTAL = Path(sys.executable).with_name("portal")
+# Debian's chromium; Playwright cannot download its own here. Without the
+# background-networking flags it keeps dialling out on a closed network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 START_TIMEOUT = 60
 
 
@@ -124,3 +139,25 @@ async def _wait_until_healthy(proc: subprocess.Popen, url: str, log_path: Path) 
                 pass
             await asyncio.sleep(0.2)
     pytest.fail(f"portal serve not healthy after {START_TIMEOUT} s:\n{log_path.read_text()}")
+
+
+@pytest.fixture(scope="session", name="browser")
+async def browser_fixture() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+async def new_page(browser: Browser, live_server: LiveServer) -> Page:
+    """A page in a context of its own: its own cookies, so its own sign-in."""
+    context = await browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    return await context.new_page()
+
+
+async def sign_in(page: Page, email: str) -> None:
+    await page.goto("/login")
+    await page.get_by_label("E-mail").fill(email)
+    await page.get_by_label("Password").fill(DEMO_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()

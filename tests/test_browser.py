@@ -6,47 +6,21 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
-from portal.domain.demo import DEMO_PASSWORD
-from tests.live_server import LiveServer, live_server_fixture  # noqa: F401 (the live_server fixture)
+from tests.live_server import LiveServer, new_page, sign_in
 
 pytestmark = pytest.mark.browser
 
 PARTNER = "alex.morgan@northwind-msp.example"
 CUSTOMER = "dana.wells@brightpath-dental.example"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-async def browser():
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture
 async def page(browser, live_server: LiveServer):
-    context = await browser.new_context(base_url=live_server.url)
-    yield await context.new_page()
-    await context.close()
-
-
-async def sign_in(page: Page, email: str) -> None:
-    await page.goto("/login")
-    await page.get_by_label("E-mail").fill(email)
-    await page.get_by_label("Password").fill(DEMO_PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page = await new_page(browser, live_server)
+    yield page
+    await page.context.close()
 
 
 async def filter_companies(page: Page, text: str) -> None:
