@@ -231,3 +231,12 @@ async def test_partner_dashboard_summary_counts_waiting_orders_and_batches_endin
     assert [b["id"] for b in summary["ending"]] == [ending["id"]]
     other = await load_actor(tree.managers["other"]["id"], None)
     assert (await licences.wing_summary(other, T0)) == {"waiting_orders": 0, "ending": []}
+
+
+async def test_without_a_running_batch_the_refusal_says_to_request_licenses(tree):
+    customer, _ = await actors(tree)
+    ids = tuple(await learners(tree.north, 2))
+    with pytest.raises(licences.NotEnoughSeats) as refused:
+        await licences.allocate(customer, tree.north["id"], Selection(user_ids=ids), T0)
+    assert "Request Licenses" in str(refused.value) and refused.value.free == 0
+    assert await licences.allocate_new_learner(customer, tree.north["id"], ids[0], T0) is False

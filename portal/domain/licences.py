@@ -116,10 +116,12 @@ class Selection:
 
 class NotEnoughSeats(DomainError):
     def __init__(self, free: int, selected: int, batch_id: int | None) -> None:
-        super().__init__(
-            f"{selected} users are selected but only {free} seat{'s' if free != 1 else ''} "
-            "are free. Nothing was allocated."
-        )
+        if batch_id is None:
+            message = "No running licence batch has a free seat. Request Licenses; allocate once they are assigned."
+        else:
+            seats = "seat is" if free == 1 else "seats are"
+            message = f"{selected} users are selected but only {free} {seats} free. Nothing was allocated."
+        super().__init__(message)
         self.free, self.selected, self.batch_id = free, selected, batch_id
 
 
