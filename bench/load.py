@@ -1,0 +1,509 @@
+"""Latency of the hot pages on the bench dataset, 8 clients against one web process.
+
+    python -m bench.load --database-url postgresql://postgres@127.0.0.1:5432/portal_bench
+
+Starts `portal serve --no-demo` on a free loopback port (Redis db 10 for the
+queue, 11 for sessions), signs in 8 clients as the partner manager, and times:
+
+- Requested Orders with two filters (status=requested, product=Premium);
+- the Expired Licenses tab of "Bench Big Customer" (50,000 expired of 60,000),
+  page 1 (what opens) and its last page (the deepest OFFSET), for information;
+  each read by 1 client alone (the page's own time), then by 8 at once;
+- "Select All" + "Allocate Licenses" for those 50,000, end to end, 3 times:
+  each run is checked in SQL (50,000 seats added, batch.allocated, the users'
+  ends) and then undone, so every run, and the next `bench.load`, starts from
+  the generated state.
+
+The same domain calls are also timed in-process (no HTTP, sessions or
+templates), which separates the database's time from the web layer's. Figures
+go to stdout and into the results block of docs/benchmarks.md (--no-docs to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench import BIG_CUSTOMER, DEFAULT_DATABASE_URL, PARTNER_EMAIL, PASSWORD, use_database
+
+CLIENTS = 8
+REQUESTS = 400
+WARMUP = 20
+READ_TARGET_MS = 50.0
+ALLOCATE_TARGET_S = 5.0
+ALLOCATION_RUNS = 3  # each from the generated state (reset in between)
+REDIS_QUEUE = "redis://127.0.0.1:6379/10"
+REDIS_SESSIONS = "redis://127.0.0.1:6379/11"  # the portal puts sessions and the limiter on the queue's db + 1
+START_TIMEOUT_S = 60
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+CSRF = re.compile(r'name="_csrf_token"\s+value="([^"]+)"|value="([^"]+)"\s+name="_csrf_token"')
+
+
+@dataclass
+class Result:
+    name: str
+    target: str
+    samples: list[float]  # seconds
+    errors: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0  # CPU seconds the serving process used meanwhile
+
+    def row(self) -> str:
+        if not self.samples:
+            return f"| {self.name} | {self.target} | – | – | – | – | – | – | {self.errors} |"
+        ms = sorted(s * 1000 for s in self.samples)
+        if len(ms) <= ALLOCATION_RUNS:  # a few timed runs: each of them, and their median
+            runs = " / ".join(f"{m:,.0f}" for m in ms)
+            cpu = f"{self.cpu / len(ms) * 1000:,.0f}" if self.cpu else ""
+            return (
+                f"| {self.name} | {self.target} | {len(ms)} runs: {runs} ms | {statistics.median(ms):,.0f} "
+                f"| | | | {cpu} | {self.errors} |"
+            )
+        cut = statistics.quantiles(ms, n=100, method="inclusive")
+        return (
+            f"| {self.name} | {self.target} | {len(ms)} | {cut[49]:.1f} | {cut[94]:.1f} | {cut[98]:.1f} "
+            f"| {len(ms) / self.wall:.0f} | {self.cpu / len(ms) * 1000:.1f} | {self.errors} |"
+        )
+
+
+# "CPU ms/req" is the serving Python process's own CPU time per request (the web
+# process for HTTP rows, this process for domain rows), a figure that other load
+# on the machine barely changes. One process runs on one core, so it caps
+# throughput at 1000 / (CPU ms/req); with 8 clients always waiting, the mean
+# latency is 8 / throughput (Little's law).
+HEADER = (
+    "| measurement | target | requests | p50 ms | p95 ms | p99 ms | req/s | CPU ms/req | errors |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def process_cpu(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (this one when pid is None)."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the dataset ---------------------------------------------------------------
+
+
+async def bench_ids(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        big = await conn.fetchval("SELECT id FROM company WHERE name = $1", BIG_CUSTOMER)
+        if big is None:
+            raise SystemExit(f"no {BIG_CUSTOMER!r}: run python -m bench.generate first")
+        return {
+            "big": big,
+            "premium": await conn.fetchval("SELECT id FROM product WHERE code = 'sat-premium'"),
+            "partner_manager": await conn.fetchval("SELECT id FROM portal_user WHERE email = $1", PARTNER_EMAIL),
+            # the batch assigned yesterday, with the free seats for "Select All"
+            "fresh_batch": await conn.fetchval(
+                "SELECT id FROM licence_batch WHERE company = $1 ORDER BY starts_at DESC LIMIT 1", big
+            ),
+        }
+    finally:
+        await conn.close()
+
+
+async def reset_big_customer(url: str, ids: dict[str, int]) -> None:
+    """Undo an earlier allocation run, so every run starts from the generated
+    state: the users given a seat of the fresh batch get back the end of their
+    other latest seat, the seats go, the batch is empty again. Set-based."""
+    conn = await asyncpg.connect(url)
+    try:
+        fresh = ids["fresh_batch"]
+        if not await conn.fetchval("SELECT allocated FROM licence_batch WHERE id = $1", fresh):
+            return
+        async with conn.transaction():
+            await conn.execute(
+                "UPDATE portal_user u SET licence_ends_at = "
+                '(SELECT max(ends_at) FROM allocation a WHERE a."user" = u.id AND a.batch <> $1) '
+                'WHERE u.id IN (SELECT "user" FROM allocation WHERE batch = $1)',
+                fresh,
+            )
+            await conn.execute("DELETE FROM allocation WHERE batch = $1", fresh)
+            await conn.execute("UPDATE licence_batch SET allocated = 0 WHERE id = $1", fresh)
+        await conn.execute("VACUUM ANALYZE portal_user, allocation, licence_batch")
+    finally:
+        await conn.close()
+
+
+async def verify_allocation(url: str, ids: dict[str, int], expected: int) -> list[str]:
+    """After "Allocate Licenses": seats inserted, the batch's count, the users' ends."""
+    conn = await asyncpg.connect(url)
+    try:
+        batch = await conn.fetchrow("SELECT allocated, ends_at FROM licence_batch WHERE id = $1", ids["fresh_batch"])
+        seats = await conn.fetchval("SELECT count(*) FROM allocation WHERE batch = $1", ids["fresh_batch"])
+        renewed = await conn.fetchval(
+            "SELECT count(*) FROM portal_user WHERE company = $1 AND licence_ends_at = $2", ids["big"], batch["ends_at"]
+        )
+        expired = await conn.fetchval(
+            "SELECT count(*) FROM portal_user WHERE company = $1 AND licence_ends_at <= now()", ids["big"]
+        )
+    finally:
+        await conn.close()
+    wrong = []
+    if seats != expected or batch["allocated"] != expected:
+        wrong.append(f"allocations {seats}, batch.allocated {batch['allocated']}, expected {expected}")
+    if renewed != expected or expired:
+        wrong.append(f"users renewed {renewed}, still expired {expired}")
+    return wrong
+
+
+# -- the web process ------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def web_process(url: str, var_dir: str):
+    """One `portal serve` process; its access log goes to var_dir/server.log."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": REDIS_QUEUE,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "PORTAL_VAR_DIR": var_dir,
+    }
+    env.pop("SECRET_KEY", None)  # the server keeps its own, under var_dir
+    log = open(Path(var_dir) / "server.log", "wb")  # noqa: SIM115 (closed below)
+    portal = Path(sys.executable).with_name("portal")
+    proc = subprocess.Popen(
+        [str(portal), "serve", "--no-demo"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+async def wait_healthy(base: str, proc: subprocess.Popen, var_dir: str) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+        for _ in range(int(START_TIMEOUT_S / 0.25)):
+            if proc.poll() is not None:
+                break
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.25)
+    tail = (Path(var_dir) / "server.log").read_text(errors="replace")[-3000:]
+    raise SystemExit(f"web process {proc.pid} not healthy within {START_TIMEOUT_S} s; its log ends:\n{tail}")
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF.search(html)
+    if not match:
+        raise RuntimeError("no _csrf_token input in the page")
+    return match.group(1) or match.group(2)
+
+
+async def forget(redis_url: str, pattern: str) -> None:
+    """Delete keys of the bench's own Redis databases: before signing in, the
+    limiter's counts (10 sign-ins a minute per address, and an earlier run in the
+    same minute would count); after the run, its sessions and its queued
+    sign-in jobs, which no worker runs and which name users of the bench
+    database only."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        async for key in client.scan_iter(pattern):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+async def signed_in_client(base: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=base, timeout=120)
+    form = await client.get("/login")
+    response = await client.post(
+        "/login", data={"email": PARTNER_EMAIL, "password": PASSWORD, "_csrf_token": csrf_token(form.text)}
+    )
+    if response.status_code not in (301, 302, 303) or "/login" in response.headers.get("location", ""):
+        await client.aclose()
+        raise SystemExit(f"sign-in failed: HTTP {response.status_code}")
+    return client
+
+
+# -- measuring ------------------------------------------------------------------
+
+
+async def run_concurrently(
+    name: str, target: str, calls: list[Callable[[], Awaitable[bool]]], requests: int = REQUESTS, pid: int | None = None
+) -> Result:
+    """WARMUP calls, then `requests` calls shared by the callers (one per client,
+    each sending its next request as soon as the last one is answered), each
+    timed alone; a call returns whether it succeeded."""
+    for i in range(WARMUP):
+        await calls[i % len(calls)]()
+    result, remaining = Result(name, target, []), [requests]
+
+    async def worker(call: Callable[[], Awaitable[bool]]) -> None:
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            started = time.perf_counter()
+            ok = await call()
+            result.samples.append(time.perf_counter() - started)
+            result.errors += not ok
+
+    started, cpu = time.perf_counter(), process_cpu(pid)
+    await asyncio.gather(*(worker(call) for call in calls))
+    result.wall, result.cpu = time.perf_counter() - started, process_cpu(pid) - cpu
+    return result
+
+
+def http_get(client: httpx.AsyncClient, path: str) -> Callable[[], Awaitable[bool]]:
+    async def call() -> bool:
+        return (await client.get(path)).status_code == 200
+
+    return call
+
+
+async def web_reads(clients: list[httpx.AsyncClient], ids: dict[str, int], pid: int) -> list[Result]:
+    orders = f"/licences/orders?status=requested&product={ids['premium']}"
+    expired = f"/companies/{ids['big']}/licences?tab=expired"
+    last_page = f"{expired}&page={-(-50_000 // 25)}"
+    results = []
+    for name, target, path in [
+        ("HTTP Requested Orders, status + product", f"p95 ≤ {READ_TARGET_MS:.0f} ms", orders),
+        ("HTTP Expired Licenses tab, page 1", f"p95 ≤ {READ_TARGET_MS:.0f} ms", expired),
+        ("HTTP Expired Licenses tab, last page", "– (info)", last_page),
+    ]:
+        probe = await clients[0].get(path)
+        if probe.status_code != 200:
+            print(f"{path}: HTTP {probe.status_code}, skipped")
+            results.append(Result(f"{name} (HTTP {probe.status_code})", target, [], errors=1))
+            continue
+        # One client alone: the page's own time. Then all 8 at once: the target.
+        alone = await run_concurrently(
+            f"{name}, 1 client", "– (info)", [http_get(clients[0], path)], REQUESTS // 4, pid
+        )
+        together = await run_concurrently(
+            f"{name}, {CLIENTS} clients", target, [http_get(c, path) for c in clients], REQUESTS, pid
+        )
+        results += [alone, together]
+        print(alone.row() + "\n" + together.row())
+    return results
+
+
+async def web_allocate(client: httpx.AsyncClient, ids: dict[str, int], pid: int) -> list[Result]:
+    """The user's clicks: "Select All" (the count and the batch to take seats
+    from, an htmx fragment), "Allocate Licenses" (POST, then its redirect)."""
+    tab = f"/companies/{ids['big']}/licences"
+    target = f"≤ {ALLOCATE_TARGET_S:.0f} s"
+    await client.get(f"{tab}?tab=expired")  # the page the user is on
+    started = time.perf_counter()
+    confirm = await client.get(
+        f"{tab}/select-all?tab=expired&q=", headers={"HX-Request": "true", "HX-Target": "select-all"}
+    )
+    counted = time.perf_counter()
+    if confirm.status_code != 200:
+        return [Result(f"HTTP Select All (HTTP {confirm.status_code})", target, [], errors=1)]
+    batch = re.search(r'<option value="(\d+)"', confirm.text)
+    form = {"select_all": "expired", "tab": "expired", "q": "", "_csrf_token": csrf_token(confirm.text)}
+    if batch:
+        form["batch_id"] = batch.group(1)
+    cpu = process_cpu(pid)
+    posted = await client.post(f"{tab}/allocate", data=form)
+    allocated, cpu = time.perf_counter(), process_cpu(pid) - cpu
+    page = await client.get(posted.headers["location"]) if posted.is_redirect else posted
+    done = time.perf_counter()
+    ok = posted.status_code in (200, 302, 303) and page.status_code == 200
+    print(f"Select All: HTTP {confirm.status_code}; Allocate: HTTP {posted.status_code} "
+          f"→ {posted.headers.get('location', '')}")  # fmt: skip
+    return [
+        Result("HTTP Select All (count of 50,000)", "–", [counted - started]),
+        Result("HTTP Allocate Licenses POST (50,000 users)", target, [allocated - counted], int(not ok), cpu=cpu),
+        Result("HTTP Select All + Allocate + next page", target, [done - started], errors=int(not ok)),
+    ]
+
+
+async def web_allocations(url: str, client: httpx.AsyncClient, ids: dict[str, int], pid: int) -> list[Result]:
+    """ALLOCATION_RUNS times: the clicks, the check in SQL, the reset."""
+    runs: list[Result] = []
+    for _ in range(ALLOCATION_RUNS):
+        parts = await web_allocate(client, ids, pid)
+        if len(parts) == 1:  # "Select All" did not answer: nothing to time
+            return parts
+        if problems := await verify_allocation(url, ids, 50_000):
+            print("allocation check FAILED: " + "; ".join(problems))
+            parts[-1].errors += 1
+        else:
+            print("allocation check: 50,000 seats added, batch.allocated and users' ends match")
+        await reset_big_customer(url, ids)
+        if not runs:
+            runs = parts
+            continue
+        for total, part in zip(runs, parts, strict=True):
+            total.samples += part.samples
+            total.errors += part.errors
+            total.cpu += part.cpu
+    for result in runs:
+        print(result.row())
+    return runs
+
+
+async def domain_figures(url: str, ids: dict[str, int]) -> list[Result]:
+    """The pages' domain calls in-process, 1 and 8 at once on a pool of 8: the
+    database's and Piccolo's time, without HTTP, sessions and templates; then
+    the allocation itself, ALLOCATION_RUNS times."""
+    from portal import db
+    from portal.domain import licences, orders
+    from portal.domain.access import get_company, load_actor
+    from portal.domain.clock import utcnow
+    from portal.domain.licences import Selection
+
+    await db.open_pool(max_size=CLIENTS)
+    try:
+        actor = await load_actor(ids["partner_manager"], None)
+        premium = orders.OrderFilters(status="requested", product=ids["premium"])
+
+        async def orders_page() -> bool:
+            await orders.list_orders(actor, premium, 1)
+            await orders.filter_choices(actor)
+            return True
+
+        async def expired_tab() -> bool:
+            now = utcnow()
+            await get_company(actor, ids["big"])
+            await licences.tab_counts(actor, ids["big"], now)
+            await licences.batches(actor, ids["big"], now)
+            await licences.list_tab(actor, ids["big"], "expired", "", 1, now)
+            return True
+
+        results = []
+        for name, call in [("domain Requested Orders (list + filter choices)", orders_page),
+                           ("domain Expired Licenses tab (counts, batches, page 1)", expired_tab)]:  # fmt: skip
+            results.append(await run_concurrently(f"{name}, 1 caller", "– (info)", [call], REQUESTS // 4))
+            results.append(await run_concurrently(f"{name}, {CLIENTS} callers", "– (info)", [call] * CLIENTS))
+        for result in results:
+            print(result.row())
+        allocation = Result("domain allocate(Select All expired)", f"≤ {ALLOCATE_TARGET_S:.0f} s", [])
+        for _ in range(ALLOCATION_RUNS):
+            await reset_big_customer(url, ids)
+            started, cpu = time.perf_counter(), process_cpu()
+            done = await licences.allocate(actor, ids["big"], Selection(select_all_tab="expired"), utcnow())
+            allocation.samples.append(time.perf_counter() - started)
+            allocation.cpu += process_cpu() - cpu
+            allocation.errors += done.renewed != 50_000
+        print(allocation.row())
+        return [*results, allocation]
+    finally:
+        await db.close_pool()
+
+
+# -- the report -----------------------------------------------------------------
+
+
+async def machine(url: str) -> str:
+    conn = await asyncpg.connect(url)
+    try:
+        version = (await conn.fetchval("SHOW server_version")).split()[0]
+        buffers = await conn.fetchval("SHOW shared_buffers")
+        work_mem = await conn.fetchval("SHOW work_mem")
+    finally:
+        await conn.close()
+    mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    return (
+        f"{os.cpu_count()} CPUs ({platform.machine()}), {mem_kb / 1024 / 1024:.0f} GB RAM, "
+        f"PostgreSQL {version} (shared_buffers {buffers}, work_mem {work_mem}), Python {platform.python_version()}; "
+        "client, web process and database on the same machine; load average before the run "
+        + " / ".join(f"{n:.2f}" for n in os.getloadavg())
+    )
+
+
+def report(results: list[Result], about: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [
+            f"Run {stamp}: {about}. {CLIENTS} clients, {REQUESTS} requests per read after {WARMUP} warm-up.",
+            "",
+            HEADER,
+            *(r.row() for r in results),
+        ]
+    )
+
+
+def write_docs(block: str, text: str) -> None:
+    """Replace the generated block `block` of docs/benchmarks.md; the prose around it is kept."""
+    begin, end = f"<!-- bench:{block}:begin -->", f"<!-- bench:{block}:end -->"
+    docs = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    if begin not in docs:
+        docs += f"\n{begin}\n{end}\n"
+    head, rest = docs.split(begin, 1)
+    DOCS.write_text(f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}")
+    print(f"{block} figures written to {DOCS}")
+
+
+async def load(url: str, docs: bool = True) -> list[Result]:
+    use_database(url)
+    ids = await bench_ids(url)
+    await reset_big_customer(url, ids)
+    about = await machine(url)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="portal-bench-") as var_dir, web_process(url, var_dir) as (base, proc):
+        await wait_healthy(base, proc, var_dir)
+        pid = proc.pid
+        await forget(REDIS_SESSIONS, "portal_rate_limit:*")
+        clients = [await signed_in_client(base) for _ in range(CLIENTS)]
+        try:
+            print(HEADER)
+            results += await web_reads(clients, ids, pid)
+            results += await web_allocations(url, clients[0], ids, pid)
+        finally:
+            for client in clients:
+                await client.aclose()
+    await forget(REDIS_QUEUE, "arq:*")
+    await forget(REDIS_SESSIONS, "portal_sessions:*")
+    results += await domain_figures(url, ids)
+    await reset_big_customer(url, ids)
+    text = report(results, about)
+    print("\n" + text)
+    if docs:
+        write_docs("results", text)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args()
+    asyncio.run(load(args.database_url, docs=not args.no_docs))
+
+
+if __name__ == "__main__":
+    main()
