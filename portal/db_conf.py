@@ -14,7 +14,11 @@ settings = get_settings()
 if settings.is_postgres:
     from piccolo.engine.postgres import PostgresEngine
 
-    DB = PostgresEngine(config={"dsn": settings.database_url})
+    # Custom plans: a generic plan guesses that `company.path LIKE $1` matches a
+    # handful of companies, and picks nested loops that are slow for a big wing.
+    DB = PostgresEngine(
+        config={"dsn": settings.database_url, "server_settings": {"plan_cache_mode": "force_custom_plan"}}
+    )
 else:
     from piccolo.engine.sqlite import SQLiteEngine
 

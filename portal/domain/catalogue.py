@@ -31,16 +31,23 @@ async def ensure_catalogue() -> None:
         await Product.insert(*missing).on_conflict(action="DO NOTHING")
 
 
+_products: list[dict] | None = None
+
+
 async def products() -> list[dict]:
-    return await Product.select().order_by(Product.is_trial).order_by(Product.id)
+    """The catalogue changes only with a migration, so each process reads it once."""
+    global _products
+    if _products is None:
+        _products = await Product.select().order_by(Product.is_trial).order_by(Product.id)
+    return _products
 
 
 async def product(product_id: int) -> dict | None:
-    return await Product.select().where(Product.id == product_id).first()
+    return next((p for p in await products() if p["id"] == product_id), None)
 
 
 async def product_by_code(code: str) -> dict:
-    row = await Product.select().where(Product.code == code).first()
+    row = next((p for p in await products() if p["code"] == code), None)
     if row is None:
         raise LookupError(f"product {code} is not in the catalogue; run migrations and ensure_catalogue")
     return row

@@ -313,25 +313,31 @@ async def company_orders(actor: Actor, company_id: int, page: int) -> Page:
     return await _newest_first(where, page)
 
 
-async def filter_choices(actor: Actor) -> dict[str, list[dict]]:
-    """What the "Add Filter" selects offer: customers under the wing, the
-    catalogue, and the people who requested orders under the wing."""
+async def filter_choices(actor: Actor, names: set[str]) -> dict[str, list[dict]]:
+    """What the "Add Filter" selects of `names` offer: customers under the wing,
+    the catalogue, the people who requested orders under the wing. Only the
+    filters on screen are asked for: a wing can hold thousands of customers."""
     require_partner_manager(actor)
-    customers = (
-        await Company.select(Company.id, Company.name)
-        .where(under_wing(actor) & (Company.kind == "customer"))
-        .order_by(Company.name)
-    )
-    people = (
-        await User.select(User.id, User.name)
-        .where(
-            User.id.is_in(
-                LicenceOrder.select(LicenceOrder.requested_by).where(under_wing(actor, LicenceOrder.company.path))
-            )
+    choices: dict[str, list[dict]] = {}
+    if "customer" in names:
+        choices["customers"] = (
+            await Company.select(Company.id, Company.name)
+            .where(under_wing(actor) & (Company.kind == "customer"))
+            .order_by(Company.name)
         )
-        .order_by(User.name)
-    )
-    return {"customers": customers, "products": await catalogue.products(), "requesters": people}
+    if "product" in names:
+        choices["products"] = await catalogue.products()
+    if "requested_by" in names:
+        choices["requesters"] = (
+            await User.select(User.id, User.name)
+            .where(
+                User.id.is_in(
+                    LicenceOrder.select(LicenceOrder.requested_by).where(under_wing(actor, LicenceOrder.company.path))
+                )
+            )
+            .order_by(User.name)
+        )
+    return choices
 
 
 def _day_start(day: date) -> datetime:

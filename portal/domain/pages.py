@@ -33,8 +33,9 @@ def clamp_page(number: int | None) -> int:
 
 
 async def paginate(select, count, number: int, per_page: int = PER_PAGE) -> Page:
-    """`select` and `count` are Piccolo queries with the same WHERE clause."""
+    """`select` and `count` are Piccolo queries with the same WHERE clause; a
+    count already known (an int) is not asked again."""
     number = clamp_page(number)
-    total = await count
+    total = count if isinstance(count, int) else await count
     items = await select.limit(per_page).offset((number - 1) * per_page)
     return Page(items=items, total=total, number=number, per_page=per_page)

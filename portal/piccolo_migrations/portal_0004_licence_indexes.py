@@ -8,6 +8,7 @@ DESCRIPTION = "composite indexes for the licence tabs, order lists and the outbo
 # Each serves one hot query (docs/benchmarks.md):
 INDEXES = [
     # the Active / Expired Licenses / Unlicensed tabs: status is a range on licence_ends_at
+    # (replaced by a partial index in portal_0006_active_licence_index.py)
     "CREATE INDEX IF NOT EXISTS portal_user_company_licence ON portal_user (company, licence_ends_at)",
     # the same tabs, listed by name
     "CREATE INDEX IF NOT EXISTS portal_user_company_name ON portal_user (company, name, id)",

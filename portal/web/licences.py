@@ -48,24 +48,12 @@ class LicenceController(Controller):
         status_code: int = 200,
     ) -> Template:
         now = utcnow()
-        company = await get_company(actor, company_id)
         tab = tab if tab in TAB_LABELS else "expired"
         q = text(q, 100)
-        context = {
-            "company": company,
-            "tab": tab,
-            "q": q,
-            "tabs": TAB_LABELS,
-            "status_labels": STATUS_LABELS,
-            "now": now,
-            "counts": await licences.tab_counts(actor, company_id, now),
-            "batches": await licences.batches(actor, company_id, now),
-            **extra,
-        }
+        view = await licences.licence_view(actor, company_id, tab, q, page, now)
+        context = {"tab": tab, "q": q, "tabs": TAB_LABELS, "status_labels": STATUS_LABELS, "now": now, **view, **extra}
         if tab == "orders":
             context["listing"] = await orders.company_orders(actor, company_id, page)
-        else:
-            context["listing"] = await licences.list_tab(actor, company_id, tab, q, page, now)
         return render(
             request,
             "pages/licences.html",

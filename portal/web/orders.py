@@ -59,7 +59,7 @@ class OrderController(Controller):
                 "listing": listing,
                 "filters": active,
                 "filter_labels": FILTER_LABELS,
-                "choices": await orders.filter_choices(actor),
+                "choices": await orders.filter_choices(actor, set(active)),
                 "statuses": orders.STATUSES,
                 "query": urlencode(active),
             },
@@ -78,7 +78,7 @@ class OrderController(Controller):
                 "name": name,
                 "value": "",
                 "filter_labels": FILTER_LABELS,
-                "choices": await orders.filter_choices(actor),
+                "choices": await orders.filter_choices(actor, {name}),
                 "statuses": orders.STATUSES,
             },
         )
