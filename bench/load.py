@@ -393,7 +393,7 @@ async def domain_figures(url: str, ids: dict[str, int]) -> list[Result]:
 
         async def orders_page() -> bool:
             await orders.list_orders(actor, premium, 1)
-            await orders.filter_choices(actor)
+            await orders.filter_choices(actor, {"status", "product"})
             return True
 
         async def expired_tab() -> bool:

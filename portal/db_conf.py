@@ -14,11 +14,9 @@ settings = get_settings()
 if settings.is_postgres:
     from piccolo.engine.postgres import PostgresEngine
 
-    # Custom plans: a generic plan guesses that `company.path LIKE $1` matches a
-    # handful of companies, and picks nested loops that are slow for a big wing.
-    DB = PostgresEngine(
-        config={"dsn": settings.database_url, "server_settings": {"plan_cache_mode": "force_custom_plan"}}
-    )
+    # Not plan_cache_mode=force_custom_plan, though it helps `company.path LIKE $1`:
+    # it also re-plans every foreign-key check, which tripled a 50,000-seat allocation.
+    DB = PostgresEngine(config={"dsn": settings.database_url})
 else:
     from piccolo.engine.sqlite import SQLiteEngine
 

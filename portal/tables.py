@@ -30,7 +30,8 @@ class Company(Table):
 
 
 class User(Table, tablename="portal_user"):
-    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    # Indexed by (company, name, id) and (company, licence_ends_at): migrations 0004, 0006.
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=False)
     email = Varchar(length=254, unique=True)
     name = Varchar(length=200)
     role = Varchar(length=20)
