@@ -88,6 +88,15 @@ async def assign_all(client, tree) -> None:
         await client.post(f"/licences/orders/{order['id']}/assign", headers=headers)
 
 
+async def seats_assigned(client, tree, seats: int) -> None:
+    """North's manager requests `seats`, the partner assigns them, North's manager is signed in again."""
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], seats)
+    await assign_all(client, tree)
+    client.cookies.clear()
+    await sign_in(client, tree.email("north"))
+
+
 async def test_select_all_then_allocate_licenses_in_manage_mode(client, tree):
     for n in range(30):
         await add_user(tree.north, f"l{n:02d}@north.example", role="learner")
@@ -115,11 +124,7 @@ async def test_select_all_then_allocate_licenses_in_manage_mode(client, tree):
 
 async def test_too_few_seats_allocates_nothing_and_offers_the_free_ones(client, tree):
     ids = [(await add_user(tree.north, f"x{n}@north.example", role="learner"))["id"] for n in range(5)]
-    await sign_in(client, tree.email("north"))
-    await request_licences(client, tree.north["id"], 3)
-    await assign_all(client, tree)
-    client.cookies.clear()
-    await sign_in(client, tree.email("north"))
+    await seats_assigned(client, tree, 3)
     page = f"/companies/{tree.north['id']}/licences?tab=unlicensed"
     opened = await client.get(page)
     token = re.search(r'name="_csrf_token" value="([^"]+)"', opened.text).group(1)
@@ -135,11 +140,7 @@ async def test_too_few_seats_allocates_nothing_and_offers_the_free_ones(client, 
 
 async def test_user_page_shows_status_and_history_and_deactivating_frees_the_seat(client, tree):
     learner = await add_user(tree.north, "leaver@north.example", role="learner")
-    await sign_in(client, tree.email("north"))
-    await request_licences(client, tree.north["id"], 1)
-    await assign_all(client, tree)
-    client.cookies.clear()
-    await sign_in(client, tree.email("north"))
+    await seats_assigned(client, tree, 1)
     await post_form(
         client,
         f"/companies/{tree.north['id']}/licences?tab=unlicensed",
@@ -159,11 +160,7 @@ async def test_user_page_shows_status_and_history_and_deactivating_frees_the_sea
 
 
 async def test_new_learner_gets_a_free_seat_automatically(client, tree):
-    await sign_in(client, tree.email("north"))
-    await request_licences(client, tree.north["id"], 1)
-    await assign_all(client, tree)
-    client.cookies.clear()
-    await sign_in(client, tree.email("north"))
+    await seats_assigned(client, tree, 1)
     await post_form(
         client,
         f"/companies/{tree.north['id']}/users/new",
