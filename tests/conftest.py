@@ -102,9 +102,10 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    redis = "every app test on Redis sessions and the arq queue" if ENGINE == "postgres" else "in-process jobs"
     terminalreporter.write_line(
-        f"portal [{ENGINE}]: passed on postgresql={_RAN['postgresql']} with redis={_RAN['redis']} "
-        f"in chromium={_RAN['browser']}"
+        f"portal [{ENGINE}]: passed on postgresql={_RAN['postgresql']}, with an arq worker on redis={_RAN['redis']}, "
+        f"in chromium={_RAN['browser']} ({redis})"
     )
     skipped = terminalreporter.stats.get("skipped", [])
     if os.environ.get("CI") and skipped:

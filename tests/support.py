@@ -12,17 +12,8 @@ import httpx
 from litestar import Litestar
 
 from portal import db
-from portal.tables import (
-    Allocation,
-    ApiKey,
-    AuditEntry,
-    Company,
-    LicenceBatch,
-    LicenceOrder,
-    OutboxEmail,
-    PasswordToken,
-    User,
-)
+from portal.piccolo_app import APP_CONFIG
+from portal.tables import Company, Product
 
 PASSWORD = "correct-horse-battery"
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -46,8 +37,8 @@ async def drop_pg_database(server: str, name: str) -> None:
 
 
 async def reset_tables() -> None:
-    # Children first; the catalogue (Product) is data of the migrations and stays.
-    tables = [Allocation, LicenceBatch, LicenceOrder, OutboxEmail, ApiKey, AuditEntry, PasswordToken, User, Company]
+    # Children first (the app lists parents first); the catalogue is the migrations' data and stays.
+    tables = [t for t in reversed(APP_CONFIG.table_classes) if t is not Product]
     if db.is_postgres():
         names = ", ".join(t._meta.tablename for t in tables)
         await Company.raw(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
