@@ -108,20 +108,24 @@ async def batches(actor: Actor, company_id: int, now: datetime) -> list[dict]:
     return await _batches(company["id"], now)
 
 
+# Built once (see access._ACTOR_COLUMNS).
+_BATCH_COLUMNS = (
+    LicenceBatch.id,
+    LicenceBatch.seats,
+    LicenceBatch.allocated,
+    LicenceBatch.starts_at,
+    LicenceBatch.ends_at,
+    LicenceBatch.order.id.as_alias("order_id"),
+    LicenceBatch.order.po_number.as_alias("po_number"),
+    LicenceBatch.product.name.as_alias("product_name"),
+    LicenceBatch.product.is_trial.as_alias("is_trial"),
+)
+
+
 async def _batches(company_id: int, now: datetime) -> list[dict]:
     """The company's batches, running first (ending soonest first), then the ended."""
     rows = (
-        await LicenceBatch.select(
-            LicenceBatch.id,
-            LicenceBatch.seats,
-            LicenceBatch.allocated,
-            LicenceBatch.starts_at,
-            LicenceBatch.ends_at,
-            LicenceBatch.order.id.as_alias("order_id"),
-            LicenceBatch.order.po_number.as_alias("po_number"),
-            LicenceBatch.product.name.as_alias("product_name"),
-            LicenceBatch.product.is_trial.as_alias("is_trial"),
-        )
+        await LicenceBatch.select(*_BATCH_COLUMNS)
         .where(LicenceBatch.company == company_id)
         .order_by(LicenceBatch.ends_at)
     )

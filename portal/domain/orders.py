@@ -258,26 +258,27 @@ class OrderFilters:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
 
 
-def _order_columns():
-    return (
-        LicenceOrder.id,
-        LicenceOrder.quantity,
-        LicenceOrder.status,
-        LicenceOrder.po_number,
-        LicenceOrder.requested_at,
-        LicenceOrder.decided_at,
-        LicenceOrder.decline_reason,
-        LicenceOrder.company.id.as_alias("company_id"),
-        LicenceOrder.company.name.as_alias("company_name"),
-        LicenceOrder.product.name.as_alias("product_name"),
-        LicenceOrder.requested_by.name.as_alias("requested_by_name"),
-    )
+_ORDER_COLUMNS = (
+    LicenceOrder.id,
+    LicenceOrder.quantity,
+    LicenceOrder.status,
+    LicenceOrder.po_number,
+    LicenceOrder.requested_at,
+    LicenceOrder.decided_at,
+    LicenceOrder.decline_reason,
+    LicenceOrder.company.id.as_alias("company_id"),
+    LicenceOrder.company.name.as_alias("company_name"),
+    LicenceOrder.product.name.as_alias("product_name"),
+    LicenceOrder.requested_by.name.as_alias("requested_by_name"),
+)
+# The join to the ordering company's path, built once (see access._ACTOR_COLUMNS).
+_ORDER_COMPANY_PATH = LicenceOrder.company.path
 
 
 async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
     """Every order under the wing, newest first, narrowed by the filters."""
     require_partner_manager(actor)
-    where = under_wing(actor, LicenceOrder.company.path)
+    where = under_wing(actor, _ORDER_COMPANY_PATH)
     if filters.customer:
         where &= LicenceOrder.company == filters.customer
     if filters.status:
@@ -299,7 +300,7 @@ async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
 
 async def _newest_first(where, page: int) -> Page:
     select = (
-        LicenceOrder.select(*_order_columns())
+        LicenceOrder.select(*_ORDER_COLUMNS)
         .where(where)
         .order_by(LicenceOrder.requested_at, ascending=False)
         .order_by(LicenceOrder.id, ascending=False)
@@ -332,7 +333,7 @@ async def filter_choices(actor: Actor, names: set[str]) -> dict[str, list[dict]]
             await User.select(User.id, User.name)
             .where(
                 User.id.is_in(
-                    LicenceOrder.select(LicenceOrder.requested_by).where(under_wing(actor, LicenceOrder.company.path))
+                    LicenceOrder.select(LicenceOrder.requested_by).where(under_wing(actor, _ORDER_COMPANY_PATH))
                 )
             )
             .order_by(User.name)
@@ -347,7 +348,7 @@ def _day_start(day: date) -> datetime:
 async def get_order(actor: Actor, order_id: int) -> dict:
     require_partner_manager(actor)
     row = (
-        await LicenceOrder.select(*_order_columns(), LicenceOrder.company.path.as_alias("company_path"))
+        await LicenceOrder.select(*_ORDER_COLUMNS, LicenceOrder.company.path.as_alias("company_path"))
         .where(LicenceOrder.id == order_id)
         .first()
     )
