@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from portal import db
 from portal.domain import audit, catalogue, outbox
-from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
+from portal.domain.access import Actor, get_company, may_act_on, require_partner_manager, under_wing
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.pages import Page, paginate
 from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
@@ -98,7 +98,7 @@ async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -
         ),
         of=LicenceOrder,
     ).first()
-    if row is None or not row["company_path"].startswith(actor.company_path):
+    if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such order.")
     if partners_only:
         require_partner_manager(actor)
@@ -352,6 +352,6 @@ async def get_order(actor: Actor, order_id: int) -> dict:
         .where(LicenceOrder.id == order_id)
         .first()
     )
-    if row is None or not row["company_path"].startswith(actor.company_path):
+    if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such order.")
     return row

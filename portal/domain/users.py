@@ -35,6 +35,15 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def roles_for(actor: Actor, company: dict) -> list[str]:
+    """Who the actor may add to `company`: learners belong to customers, and
+    only partner managers add managers."""
+    roles = ["learner"] if company["kind"] == "customer" else []
+    if actor.is_partner_manager:
+        roles.append("manager")
+    return roles
+
+
 async def create_user(
     actor: Actor, company_id: int, email: str, name: str, role: str, now: datetime
 ) -> tuple[dict, str | None]:
@@ -45,7 +54,7 @@ async def create_user(
         raise ValidationFailed({"role": "Choose manager or learner."})
     if role == "learner" and company["kind"] != "customer":
         raise ValidationFailed({"role": "Learners belong to customer companies."})
-    if role == "manager" and not actor.is_partner_manager and actor.managing_id is None:
+    if role == "manager" and "manager" not in roles_for(actor, company):
         raise PermissionDenied("Customer managers add learners; ask your partner to add a manager.")
 
     errors: dict[str, str] = {}

@@ -15,20 +15,13 @@ from portal.web.render import render
 from portal.web.session import CurrentActor
 
 
-def allowed_roles(actor: CurrentActor, company: dict) -> list[str]:
-    roles = ["learner"] if company["kind"] == "customer" else []
-    if actor.is_partner_manager:
-        roles.append("manager")
-    return roles
-
-
 class UserController(Controller):
     path = "/companies/{company_id:int}/users"
 
     @get("/new")
     async def new(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         company = await get_company(actor, company_id)
-        roles = allowed_roles(actor, company)
+        roles = users.roles_for(actor, company)
         return render(
             request,
             "pages/user_form.html",
@@ -50,7 +43,7 @@ class UserController(Controller):
                 "pages/user_form.html",
                 {
                     "company": company,
-                    "roles": allowed_roles(actor, company),
+                    "roles": users.roles_for(actor, company),
                     "values": values,
                     "errors": invalid.errors,
                 },
