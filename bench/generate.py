@@ -12,7 +12,7 @@ and a batch assigned yesterday with 55,000 free seats for "Select All".
 
 Invariants (checked at the end, in SQL): batch.allocated = its allocations
 <= seats; a user's licence_ends_at = max(ends_at) of their allocations;
-batches only for assigned orders. Prints the time per step; --docs also writes
+batches only for assigned orders; the tabs' tally matches the users. Prints the time per step; --docs also writes
 them into docs/benchmarks.md (as `make bench` does).
 """
 
@@ -290,6 +290,14 @@ CHECKS = {
     "batches only for assigned orders, seats = quantity": """
         SELECT count(*) FROM licence_batch b JOIN licence_order o ON o.id = b."order"
         WHERE o.status <> 'assigned' OR o.quantity <> b.seats OR o.company <> b.company""",
+    "licence_tally (kept by the COPY's trigger) = counting the users": """
+        SELECT count(*) FROM (
+            SELECT company, ends_at FROM (
+                SELECT company, ends_at, users AS n FROM licence_tally
+                UNION ALL
+                SELECT company, licence_ends_at, -count(*) FROM portal_user WHERE active
+                GROUP BY company, licence_ends_at
+            ) AS tally GROUP BY company, ends_at HAVING sum(n) <> 0) AS wrong""",
 }
 
 

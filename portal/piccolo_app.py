@@ -9,6 +9,7 @@ from portal.tables import (
     Company,
     LicenceBatch,
     LicenceOrder,
+    LicenceTally,
     OutboxEmail,
     PasswordToken,
     Product,
@@ -21,6 +22,7 @@ APP_CONFIG = AppConfig(
     table_classes=[
         Company,
         User,
+        LicenceTally,
         PasswordToken,
         AuditEntry,
         Product,

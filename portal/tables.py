@@ -46,6 +46,17 @@ class User(Table, tablename="portal_user"):
     licence_ends_at = Timestamptz(null=True, default=None)
 
 
+class LicenceTally(Table):
+    """How many active users of a company have `licence_ends_at` = `ends_at`
+    (None: never licensed). The Licenses tabs' counts sum a company's few rows
+    against the clock instead of counting its users one by one. Kept by
+    triggers on portal_user (migration 0009), so no write path can forget it."""
+
+    company = ForeignKey(Company, on_delete=OnDelete.cascade, index=False)
+    ends_at = Timestamptz(null=True, default=None)
+    users = Integer(default=0)
+
+
 class PasswordToken(Table):
     """A one-time set-password link; only the token's sha256 is stored."""
 

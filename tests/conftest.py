@@ -27,7 +27,7 @@ else:
     raise pytest.UsageError(f"PORTAL_TEST_DB must be sqlite or postgres, not {ENGINE!r}")
 
 from tests.live_server import browser_fixture, live_server_fixture  # noqa: E402, F401 (fixtures, registered once)
-from tests.support import create_pg_database, drop_pg_database, reset_tables, running  # noqa: E402
+from tests.support import create_pg_database, drop_pg_database, reset_tables, running, tally_drift  # noqa: E402
 
 
 def pytest_report_header(config):
@@ -61,6 +61,8 @@ async def clean_state(database):
             async with Redis.from_url(url) as redis:
                 await redis.flushdb()
     yield
+    # Every test's writes, whatever they were, must leave the tabs' counts right.
+    assert await tally_drift() == [], "licence_tally disagrees with the users it counts"
     await reset_tables()
 
 

@@ -49,6 +49,17 @@ async def reset_tables() -> None:
             await table.delete(force=True)
 
 
+async def tally_drift() -> list[dict]:
+    """Where licence_tally (kept by triggers) disagrees with counting the users."""
+    return await Company.raw(
+        "SELECT company, ends_at, SUM(n) AS off FROM ("
+        "  SELECT company, ends_at, users AS n FROM licence_tally"
+        "  UNION ALL"
+        "  SELECT company, licence_ends_at, -COUNT(*) FROM portal_user WHERE active GROUP BY company, licence_ends_at"
+        ") AS tally GROUP BY company, ends_at HAVING SUM(n) <> 0"
+    )
+
+
 @asynccontextmanager
 async def running(app: Litestar) -> AsyncIterator[Litestar]:
     """Run the app's lifespan in a task of its own: Litestar enters an anyio task
