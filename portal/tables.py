@@ -94,6 +94,11 @@ class LicenceOrder(Table):
     requested → assigned / declined / cancelled."""
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    # The company's path, copied when ordering (a company never moves): "every
+    # order under my wing" is then a prefix of an indexed column of this table,
+    # which the planner handles well even in a cached generic plan, unlike a
+    # LIKE on the joined company.
+    company_path = Varchar(length=255, default="")
     product = ForeignKey(Product, on_delete=OnDelete.restrict, index=True)
     quantity = Integer()
     status = Varchar(length=20, default="requested", index=True)

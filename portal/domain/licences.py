@@ -326,7 +326,7 @@ async def wing_summary(actor: Actor, now: datetime, soon: timedelta = timedelta(
     batches under the wing that end soon (their customers will need renewals)."""
     require_partner_manager(actor)
     waiting = await LicenceOrder.count().where(
-        under_wing(actor, LicenceOrder.company.path) & (LicenceOrder.status == "requested")
+        under_wing(actor, LicenceOrder.company_path) & (LicenceOrder.status == "requested")
     )
     ending = (
         await LicenceBatch.select(

@@ -59,6 +59,7 @@ async def request_order(
             await LicenceOrder.insert(
                 LicenceOrder(
                     company=company["id"],
+                    company_path=company["path"],
                     product=product["id"],
                     quantity=quantity,
                     status="requested",
@@ -93,9 +94,7 @@ async def request_order(
 
 async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -> dict:
     row = await db.for_update(
-        LicenceOrder.select(*LicenceOrder.all_columns(), LicenceOrder.company.path.as_alias("company_path")).where(
-            LicenceOrder.id == order_id
-        ),
+        LicenceOrder.select(*LicenceOrder.all_columns()).where(LicenceOrder.id == order_id),
         of=LicenceOrder,
     ).first()
     if row is None or not may_act_on(actor, row["company_path"]):
@@ -271,14 +270,12 @@ _ORDER_COLUMNS = (
     LicenceOrder.product.name.as_alias("product_name"),
     LicenceOrder.requested_by.name.as_alias("requested_by_name"),
 )
-# The join to the ordering company's path, built once (see access._ACTOR_COLUMNS).
-_ORDER_COMPANY_PATH = LicenceOrder.company.path
 
 
 async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
     """Every order under the wing, newest first, narrowed by the filters."""
     require_partner_manager(actor)
-    where = under_wing(actor, _ORDER_COMPANY_PATH)
+    where = under_wing(actor, LicenceOrder.company_path)
     if filters.customer:
         where &= LicenceOrder.company == filters.customer
     if filters.status:
@@ -333,7 +330,7 @@ async def filter_choices(actor: Actor, names: set[str]) -> dict[str, list[dict]]
             await User.select(User.id, User.name)
             .where(
                 User.id.is_in(
-                    LicenceOrder.select(LicenceOrder.requested_by).where(under_wing(actor, _ORDER_COMPANY_PATH))
+                    LicenceOrder.select(LicenceOrder.requested_by).where(under_wing(actor, LicenceOrder.company_path))
                 )
             )
             .order_by(User.name)
@@ -348,9 +345,7 @@ def _day_start(day: date) -> datetime:
 async def get_order(actor: Actor, order_id: int) -> dict:
     require_partner_manager(actor)
     row = (
-        await LicenceOrder.select(*_ORDER_COLUMNS, LicenceOrder.company.path.as_alias("company_path"))
-        .where(LicenceOrder.id == order_id)
-        .first()
+        await LicenceOrder.select(*_ORDER_COLUMNS, LicenceOrder.company_path).where(LicenceOrder.id == order_id).first()
     )
     if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such order.")
