@@ -64,22 +64,24 @@ class Result:
     errors: int = 0
     wall: float = 0.0
     cpu: float = 0.0  # CPU seconds the serving process used meanwhile
+    client_cpu: float = 0.0  # CPU seconds this process (the clients) used meanwhile, for HTTP rows
 
     def row(self) -> str:
         if not self.samples:
-            return f"| {self.name} | {self.target} | – | – | – | – | – | – | {self.errors} |"
+            return f"| {self.name} | {self.target} | – | – | – | – | – | – | – | {self.errors} |"
         ms = sorted(s * 1000 for s in self.samples)
         if len(ms) <= ALLOCATION_RUNS:  # a few timed runs: each of them, and their median
             runs = " / ".join(f"{m:,.0f}" for m in ms)
             cpu = f"{self.cpu / len(ms) * 1000:,.0f}" if self.cpu else ""
             return (
                 f"| {self.name} | {self.target} | {len(ms)} runs: {runs} ms | {statistics.median(ms):,.0f} "
-                f"| | | | {cpu} | {self.errors} |"
+                f"| | | | {cpu} | | {self.errors} |"
             )
         cut = statistics.quantiles(ms, n=100, method="inclusive")
         return (
             f"| {self.name} | {self.target} | {len(ms)} | {cut[49]:.1f} | {cut[94]:.1f} | {cut[98]:.1f} "
-            f"| {len(ms) / self.wall:.0f} | {self.cpu / len(ms) * 1000:.1f} | {self.errors} |"
+            f"| {len(ms) / self.wall:.0f} | {self.cpu / len(ms) * 1000:.1f} "
+            f"| {f'{self.client_cpu / len(ms) * 1000:.1f}' if self.client_cpu else ''} | {self.errors} |"
         )
 
 
@@ -87,10 +89,11 @@ class Result:
 # process for HTTP rows, this process for domain rows), a figure that other load
 # on the machine barely changes. One process runs on one core, so it caps
 # throughput at 1000 / (CPU ms/req); with 8 clients always waiting, the mean
-# latency is 8 / throughput (Little's law).
+# latency is 8 / throughput (Little's law). "client CPU" is what the 8 clients
+# (httpx, in this process) spent per request on the same two cores.
 HEADER = (
-    "| measurement | target | requests | p50 ms | p95 ms | p99 ms | req/s | CPU ms/req | errors |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| measurement | target | requests | p50 ms | p95 ms | p99 ms | req/s | CPU ms/req | client CPU ms/req | errors |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -279,9 +282,11 @@ async def run_concurrently(
             result.samples.append(time.perf_counter() - started)
             result.errors += not ok
 
-    started, cpu = time.perf_counter(), process_cpu(pid)
+    started, cpu, own = time.perf_counter(), process_cpu(pid), process_cpu()
     await asyncio.gather(*(worker(call) for call in calls))
     result.wall, result.cpu = time.perf_counter() - started, process_cpu(pid) - cpu
+    if pid is not None:
+        result.client_cpu = process_cpu() - own
     return result
 
 

@@ -68,6 +68,14 @@ async def ping() -> bool:
         return False
 
 
+async def _keep_session(connection) -> None:
+    """asyncpg's default reset sends RESET ALL, UNLISTEN *, CLOSE ALL and an
+    advisory unlock every time a connection goes back to the pool: a round trip
+    per query. The portal leaves no session state behind (no SET, LISTEN,
+    advisory locks or cursors outside a transaction), and asyncpg still rolls
+    back a transaction left open before calling this."""
+
+
 async def open_pool(max_size: int = 10) -> bool:
     """Open the PostgreSQL pool unless one is open; returns whether this call
     opened it, so the caller that opened it is the one that closes it."""
@@ -75,7 +83,7 @@ async def open_pool(max_size: int = 10) -> bool:
     if isinstance(db, PostgresEngine):
         if db.pool is not None:
             return False
-        await db.start_connection_pool(min_size=1, max_size=max_size)
+        await db.start_connection_pool(min_size=1, max_size=max_size, reset=_keep_session)
         return True
     # WAL lets readers go on while one writer holds the lock.
     await Company.raw("PRAGMA journal_mode=WAL")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
+
+from piccolo.columns.combination import Where
+from piccolo.query.methods.raw import Raw
 
 from portal import db
 from portal.domain import audit, catalogue, outbox
@@ -257,19 +261,29 @@ class OrderFilters:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
 
 
-_ORDER_COLUMNS = (
-    LicenceOrder.id,
-    LicenceOrder.quantity,
-    LicenceOrder.status,
-    LicenceOrder.po_number,
-    LicenceOrder.requested_at,
-    LicenceOrder.decided_at,
-    LicenceOrder.decline_reason,
-    LicenceOrder.company.id.as_alias("company_id"),
-    LicenceOrder.company.name.as_alias("company_name"),
-    LicenceOrder.product.name.as_alias("product_name"),
-    LicenceOrder.requested_by.name.as_alias("requested_by_name"),
+# Written out rather than built by Piccolo: its join builder costs more than
+# running the query, on the page partner managers open most.
+_ORDER_ROWS = (
+    "SELECT licence_order.id, licence_order.quantity, licence_order.status, licence_order.po_number, "
+    "licence_order.requested_at, licence_order.decided_at, licence_order.decline_reason, "
+    "licence_order.company_path, company.id AS company_id, company.name AS company_name, "
+    "product.name AS product_name, requester.name AS requested_by_name "
+    "FROM licence_order "
+    "JOIN company ON company.id = licence_order.company "
+    "JOIN product ON product.id = licence_order.product "
+    "LEFT JOIN portal_user AS requester ON requester.id = licence_order.requested_by "
+    "WHERE {} ORDER BY licence_order.requested_at DESC, licence_order.id DESC LIMIT {} OFFSET {}"
 )
+
+
+def _order_rows(where: Where, limit: int, offset: int = 0) -> Raw:
+    """Orders with their customer's, product's and requester's names; `where`
+    may name columns of licence_order only."""
+    return LicenceOrder.raw(_ORDER_ROWS, where.querystring, limit, offset)
+
+
+async def _order_count(where: Where) -> int:
+    return (await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", where.querystring))[0]["n"]
 
 
 async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
@@ -295,14 +309,8 @@ async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
     return await _newest_first(where, page)
 
 
-async def _newest_first(where, page: int) -> Page:
-    select = (
-        LicenceOrder.select(*_ORDER_COLUMNS)
-        .where(where)
-        .order_by(LicenceOrder.requested_at, ascending=False)
-        .order_by(LicenceOrder.id, ascending=False)
-    )
-    return await paginate(select, LicenceOrder.count().where(where), page)
+async def _newest_first(where: Where, page: int) -> Page:
+    return await paginate(partial(_order_rows, where), _order_count(where), page)
 
 
 async def company_orders(actor: Actor, company_id: int, page: int) -> Page:
@@ -344,9 +352,8 @@ def _day_start(day: date) -> datetime:
 
 async def get_order(actor: Actor, order_id: int) -> dict:
     require_partner_manager(actor)
-    row = (
-        await LicenceOrder.select(*_ORDER_COLUMNS, LicenceOrder.company_path).where(LicenceOrder.id == order_id).first()
-    )
+    rows = await _order_rows(LicenceOrder.id == order_id, limit=1)
+    row = rows[0] if rows else None
     if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such order.")
     return row

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 
 from litestar import Litestar, Request, Response, Router
 from litestar.config.csrf import CSRFConfig
@@ -127,8 +128,23 @@ def _vary_on_htmx(response: Response) -> Response:
     return response
 
 
+def _key_first(getattr_, obj, attribute):
+    """`row.name` on a dict row: Jinja tries the attribute first and catches an
+    AttributeError on every lookup, a third of a list page's render time."""
+    if type(obj) is dict:
+        try:
+            return obj[attribute]
+        except KeyError:
+            pass
+    return getattr_(obj, attribute)
+
+
 def _engine_setup(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
+    # Templates are read once per process: checking each file's mtime on every
+    # render costs a stat per included template. Restart to see an edit.
+    env.auto_reload = False
+    env.getattr = partial(_key_first, env.getattr)
     env.globals["kind_labels"] = KIND_LABELS
     env.filters["when"] = lambda value: value.strftime("%d %b %Y %H:%M UTC") if isinstance(value, datetime) else ""
     env.filters["day"] = lambda value: value.strftime("%d %b %Y") if isinstance(value, datetime) else ""
