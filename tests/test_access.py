@@ -23,6 +23,7 @@ COMPANY_ROUTES = [
 ]
 # Routes by order or user id: tests/test_licences_web.py::test_another_tenants_order_batch_and_user_ids_answer_404
 BY_OTHER_IDS = {
+    "/licences/orders/{order_id:int}/menu",
     "/licences/orders/{order_id:int}/assign",
     "/licences/orders/{order_id:int}/decline",
     "/companies/{company_id:int}/users/{user_id:int}",

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
+import time
 from datetime import timedelta
 
 from portal.domain import users
 from portal.domain.errors import SignInRefused
 from portal.tables import User
+from portal.web import session
 from tests.factories import T0, add_user
 from tests.support import PASSWORD, csrf_of, post_form, sign_in
 
@@ -25,6 +28,22 @@ async def test_sign_in_rotates_the_session_and_sign_out_ends_it(client, tree):
     # The old session id no longer signs anyone in, even if replayed.
     client.cookies.set("session", new_id, domain="127.0.0.1")
     assert (await client.get("/dashboard")).status_code in (302, 303)
+
+
+async def test_an_unchanged_session_is_written_back_once_an_hour(app, client, tree):
+    await sign_in(client, tree.email("partner"))
+    store = app.stores.get("sessions")
+    session_id = client.cookies.get("session", domain="127.0.0.1")
+    written = await store.get(session_id)
+    assert (await client.get("/dashboard")).status_code == 200
+    assert await store.get(session_id) == written, "a page that changed nothing rewrote the session"
+
+    stale = json.loads(written) | {"renewed": int(time.time()) - session.RENEW_EVERY - 1}
+    await store.set(session_id, json.dumps(stale).encode(), expires_in=60)
+    assert (await client.get("/dashboard")).status_code == 200
+    renewed = json.loads(await store.get(session_id))
+    assert renewed["renewed"] > stale["renewed"] and renewed["user_id"] == stale["user_id"]
+    assert await store.expires_in(session_id) > 60  # the full lifetime again
 
 
 async def test_cookies_are_httponly_and_lax(client, tree):

@@ -80,6 +80,21 @@ async def test_decline_needs_a_reason(client, tree):
     assert "Declined" in done.text and "Budget" in done.text
 
 
+async def test_the_rows_menu_offers_assign_and_decline_while_requested(client, tree):
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], 5)
+    order = await LicenceOrder.select().first()
+    client.cookies.clear()
+    await sign_in(client, tree.email("partner"))
+    menu = await client.get(f"/licences/orders/{order['id']}/menu", headers=HTMX)
+    assert ">Assign</button>" in menu.text and ">Decline</button>" in menu.text and "<html" not in menu.text
+    headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
+    await client.post(f"/licences/orders/{order['id']}/assign", headers=headers)
+    menu = await client.get(f"/licences/orders/{order['id']}/menu", headers=HTMX)
+    assert "Assign" not in menu.text and "Decline" not in menu.text
+    assert f"/companies/{tree.north['id']}/licences" in menu.text
+
+
 async def assign_all(client, tree) -> None:
     client.cookies.clear()
     await sign_in(client, tree.email("partner"))
@@ -186,6 +201,7 @@ async def test_another_tenants_order_batch_and_user_ids_answer_404(client, tree)
     await sign_in(client, tree.email("partner"))
     headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
     for method, path in [
+        ("GET", f"/licences/orders/{order['id']}/menu"),
         ("POST", f"/licences/orders/{order['id']}/assign"),
         ("POST", f"/licences/orders/{order['id']}/decline"),
         ("GET", f"/companies/{tree.other_customer['id']}/licences"),

@@ -8,6 +8,7 @@ from functools import partial
 
 from piccolo.columns.combination import Where
 from piccolo.query.methods.raw import Raw
+from piccolo.querystring import QueryString
 
 from portal import db
 from portal.domain import audit, catalogue, outbox
@@ -276,14 +277,14 @@ _ORDER_ROWS = (
 )
 
 
-def _order_rows(where: Where, limit: int, offset: int = 0) -> Raw:
+def _order_rows(where: QueryString, limit: int, offset: int = 0) -> Raw:
     """Orders with their customer's, product's and requester's names; `where`
     may name columns of licence_order only."""
-    return LicenceOrder.raw(_ORDER_ROWS, where.querystring, limit, offset)
+    return LicenceOrder.raw(_ORDER_ROWS, where, limit, offset)
 
 
-async def _order_count(where: Where) -> int:
-    return (await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", where.querystring))[0]["n"]
+async def _order_count(where: QueryString) -> int:
+    return (await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", where))[0]["n"]
 
 
 async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
@@ -310,7 +311,8 @@ async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
 
 
 async def _newest_first(where: Where, page: int) -> Page:
-    return await paginate(partial(_order_rows, where), _order_count(where), page)
+    sql = where.querystring  # built once for both queries
+    return await paginate(partial(_order_rows, sql), _order_count(sql), page)
 
 
 async def company_orders(actor: Actor, company_id: int, page: int) -> Page:
@@ -352,7 +354,7 @@ def _day_start(day: date) -> datetime:
 
 async def get_order(actor: Actor, order_id: int) -> dict:
     require_partner_manager(actor)
-    rows = await _order_rows(LicenceOrder.id == order_id, limit=1)
+    rows = await _order_rows((LicenceOrder.id == order_id).querystring, limit=1)
     row = rows[0] if rows else None
     if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such order.")

@@ -83,6 +83,11 @@ class OrderController(Controller):
             },
         )
 
+    @get("/{order_id:int}/menu")
+    async def menu(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template:
+        """The row's three-dots menu: "Assign" and "Decline" while it is requested."""
+        return render(request, "partials/orders/_menu.html", {"o": await orders.get_order(actor, order_id)})
+
     @post("/{order_id:int}/assign")
     async def assign(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template | Redirect:
         try:

@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import secrets
+import time
+from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
-from litestar.types import Message, ScopeSession
+from litestar.types import Empty, Message, ScopeSession
 
 from portal.domain.access import Actor, load_actor
 
 _NEW_ID = "portal.new_session_id"
 _OLD_ID = "portal.old_session_id"
+_LOADED = "portal.session_as_loaded"
+RENEW_EVERY = 3600  # seconds
 
 
 class RotatingSessionBackend(ServerSideSessionBackend):
     """Issues a fresh session id when asked (sign-in), so an id planted or seen
-    before sign-in is worthless after it."""
+    before sign-in is worthless after it.
+
+    Writes a session back only when it changed, or once an hour ("renewed") so
+    that it still expires SESSION_DAYS after the last visit, not the first: a
+    write on every response is a store round trip per page."""
+
+    async def load_from_connection(self, connection: ASGIConnection) -> dict[str, Any]:
+        data = await super().load_from_connection(connection)
+        connection.scope[_LOADED] = dict(data)  # type: ignore[literal-required]
+        return data
 
     def get_session_id(self, connection: ASGIConnection) -> str:
         return connection.scope.get(_NEW_ID) or super().get_session_id(connection)  # type: ignore[return-value]
@@ -27,6 +40,14 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     async def store_in_message(self, scope_session: ScopeSession, message: Message, connection: ASGIConnection) -> None:
         if old := connection.scope.get(_OLD_ID):
             await self.delete(old, store=self.config.get_store_from_app(connection.scope["app"]))
+        if scope_session is not Empty:
+            now = int(time.time())
+            unchanged = scope_session == connection.scope.get(_LOADED) and not connection.scope.get(_NEW_ID)
+            # An empty session stays unwritten: a visitor who is not signed in leaves nothing in the store.
+            if unchanged and (not scope_session or now - scope_session.get("renewed", 0) < RENEW_EVERY):
+                return
+            if scope_session:
+                scope_session["renewed"] = now
         await super().store_in_message(scope_session, message, connection)
 
 
