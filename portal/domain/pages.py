@@ -33,11 +33,9 @@ def clamp_page(number: int | None) -> int:
 
 
 async def paginate(select, count, number: int, per_page: int = PER_PAGE) -> Page:
-    """`select` is a Piccolo select, or for hand-written SQL a function of
-    (limit, offset) that fetches those rows; `count` gives the number of rows
-    matching (a Piccolo count, a coroutine), or is that number, not asked again."""
+    """`select` and `count` are Piccolo queries with the same WHERE clause; a
+    count already known (an int) is not asked again."""
     number = clamp_page(number)
     total = count if isinstance(count, int) else await count
-    offset = (number - 1) * per_page
-    items = await (select(per_page, offset) if callable(select) else select.limit(per_page).offset(offset))
+    items = await select.limit(per_page).offset((number - 1) * per_page)
     return Page(items=items, total=total, number=number, per_page=per_page)
