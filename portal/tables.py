@@ -94,10 +94,9 @@ class LicenceOrder(Table):
     requested → assigned / declined / cancelled."""
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
-    # The company's path, copied when ordering (a company never moves): "every
-    # order under my wing" is then a prefix of an indexed column of this table,
-    # which the planner handles well even in a cached generic plan, unlike a
-    # LIKE on the joined company.
+    # The company's path (companies never move), set by the database on insert
+    # (migration 0012): "every order under my wing" is then a filter on this
+    # table alone, with no join to company (docs/architecture.md, Tenancy).
     company_path = Varchar(length=255, default="")
     product = ForeignKey(Product, on_delete=OnDelete.restrict, index=True)
     quantity = Integer()

@@ -4,8 +4,12 @@ and never another tenant's data."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from portal.domain.access import Actor, under_wing
+from portal.tables import Company
 from portal.web.app import create_app
 from tests.support import csrf_headers, sign_in
 
@@ -118,3 +122,13 @@ async def test_creating_under_a_company_outside_the_wing_is_refused(client, tree
     )
     assert response.status_code == 400
     assert "Choose a company under your wing." in response.text
+
+
+def test_the_wing_is_a_literal_prefix_and_only_ever_a_path():
+    """under_wing writes the prefix into the SQL (a generic plan of `LIKE $1`
+    misjudges a partner whose wing is everything); so it must be a path."""
+    actor = Actor(1, "A", "a@x.example", 1, "Partner", "partner", "/1/7/")
+    assert "LIKE '/1/7/%'" in str(Company.select(Company.id).where(under_wing(actor)))
+    for bad in ("/1/7/' OR '1'='1", "/1/٣/", "", "/1/7"):
+        with pytest.raises(ValueError):
+            under_wing(replace(actor, company_path=bad))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.domain import licences, orders
+from portal.domain import catalogue, licences, orders
 from portal.domain.access import load_actor
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import Selection
@@ -262,3 +262,15 @@ async def test_requested_orders_filter_newest_first_and_count_across_pages(tree)
     assert (none.total, none.items) == (0, [])
     # The sub-partner's wing holds North, not the customer directly under the partner.
     assert (await orders.list_orders(sub, orders.OrderFilters(), 1)).total == 30
+
+
+async def test_the_database_gives_every_order_its_companys_path(tree):
+    """Whatever inserts an order (an older release mid-deploy, a script), it
+    lands in the right wing: the path comes from the company, not the caller."""
+    await LicenceOrder.insert(
+        LicenceOrder(company=tree.north["id"], product=(await catalogue.products())[0]["id"], quantity=3)
+    )
+    row = await LicenceOrder.select(LicenceOrder.company_path).first()
+    assert row["company_path"] == tree.north["path"]
+    _, partner = await actors(tree)
+    assert (await orders.list_orders(partner, orders.OrderFilters(), 1)).total == 1

@@ -47,7 +47,7 @@ def may_act_on(actor: Actor, company_path: str) -> bool:
     return company_path.startswith(actor.company_path)
 
 
-_PATH = re.compile(r"(/\d+)+/")
+_PATH = re.compile(r"(/[0-9]+)+/")
 
 
 def under_wing(actor: Actor, path_column=Company.path) -> Where:

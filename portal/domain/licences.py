@@ -128,7 +128,10 @@ async def _batches(company_id: int, now: datetime) -> list[dict]:
         row["free"] = row["seats"] - row["allocated"]
         row["running"] = row["starts_at"] <= now < row["ends_at"]
         row["status"] = licence_status(row["ends_at"], now) if row["running"] else "ended"
-    return sorted(rows, key=lambda r: (not r["running"], r["ends_at"] if r["running"] else -r["ends_at"].timestamp()))
+    return sorted(
+        rows,
+        key=lambda r: (not r["running"], r["ends_at"] if r["running"] else -r["ends_at"].timestamp(), r["id"]),
+    )
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ async def request_order(
             await LicenceOrder.insert(
                 LicenceOrder(
                     company=company["id"],
+                    # The database sets it too (migration 0012); given here so the
+                    # returned row has it on SQLite, whose RETURNING precedes AFTER triggers.
                     company_path=company["path"],
                     product=product["id"],
                     quantity=quantity,
@@ -267,7 +269,7 @@ _ORDER_COLUMNS = (
     "licence_order.company_path, company.id AS company_id, company.name AS company_name, "
     "product.name AS product_name, requester.name AS requested_by_name"
 )
-_ORDERS_WHERE = (
+_ORDERS_FROM = (
     "FROM licence_order "
     "JOIN company ON company.id = licence_order.company "
     "JOIN product ON product.id = licence_order.product "
@@ -276,8 +278,8 @@ _ORDERS_WHERE = (
 )
 # A page of orders, each row carrying the count of all that match, for the pager:
 # one round trip instead of two (the count is an uncorrelated subquery, run once).
-_ORDER_PAGE = f"SELECT {_ORDER_COLUMNS}, (SELECT COUNT(*) FROM licence_order WHERE {{}}) AS total {_ORDERS_WHERE}"
-_ORDER_ROWS = f"SELECT {_ORDER_COLUMNS} {_ORDERS_WHERE}"
+_ORDER_PAGE = f"SELECT {_ORDER_COLUMNS}, (SELECT COUNT(*) FROM licence_order WHERE {{}}) AS total {_ORDERS_FROM}"
+_ORDER_ROWS = f"SELECT {_ORDER_COLUMNS} {_ORDERS_FROM}"
 
 
 async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:

@@ -14,8 +14,11 @@ class Company(Table, tablename="company"):
 # PostgreSQL: one trigger call per statement, reading the statement's changed
 # rows as transition tables, so a "Select All" that renews 50,000 users moves the
 # tally in one grouped upsert. A statement trigger has the transition tables of
-# its own event only, hence the source chosen by TG_OP. Rows go in key order,
-# so two writers never lock tally rows in opposite orders.
+# its own event only, hence the source chosen by TG_OP. Within a statement the
+# rows go in key order; across statements, tally rows stay locked until commit,
+# and what keeps two transactions from taking them in opposite orders is that
+# every writer of a company's users first locks (or key-share locks, by foreign
+# key) that company's row.
 _POSTGRES = [
     "CREATE UNIQUE INDEX licence_tally_key ON licence_tally (company, COALESCE(ends_at, '-infinity'))",
     """
@@ -76,5 +79,16 @@ async def forwards():
         for statement in [*statements, _FILL]:
             await Company.raw(statement)
 
+    async def drop() -> None:
+        postgres = isinstance(Company._meta.db, PostgresEngine)
+        for event in ("insert", "update", "delete"):
+            on = " ON portal_user" if postgres else ""
+            await Company.raw(f"DROP TRIGGER IF EXISTS portal_user_tally_{event}{on}")
+        if postgres:
+            await Company.raw("DROP FUNCTION IF EXISTS licence_tally_apply()")
+        await Company.raw("DROP INDEX IF EXISTS licence_tally_key")
+        await Company.raw("DELETE FROM licence_tally")
+
     manager.add_raw(triggers)
+    manager.add_raw_backwards(drop)
     return manager

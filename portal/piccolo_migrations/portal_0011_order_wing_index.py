@@ -25,5 +25,9 @@ async def forwards():
             "ON licence_order (status, product, requested_at DESC, id DESC, company_path)"
         )
 
+    async def drop_index() -> None:
+        await Company.raw("DROP INDEX IF EXISTS licence_order_wing")
+
     manager.add_raw(fill_and_index)
+    manager.add_raw_backwards(drop_index)
     return manager

@@ -136,7 +136,8 @@ async def _vary_on_htmx(response: Response) -> Response:  # async: see _throttle
 
 def _key_first(getattr_, obj, attribute):
     """`row.name` on a dict row: Jinja tries the attribute first and catches an
-    AttributeError on every lookup, a third of a list page's render time."""
+    AttributeError on every lookup, a third of a list page's render time. So a
+    key wins over a dict method of the same name (a key "items" hides .items())."""
     if type(obj) is dict:
         try:
             return obj[attribute]

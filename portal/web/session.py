@@ -26,8 +26,9 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     before sign-in is worthless after it.
 
     Writes a session back only when it changed, or once an hour ("renewed") so
-    that it still expires SESSION_DAYS after the last visit, not the first: a
-    write on every response is a store round trip per page."""
+    that it still expires about SESSION_DAYS after the last visit (at most an
+    hour sooner), not after the first: a write on every response is a store
+    round trip per page."""
 
     async def load_from_connection(self, connection: ASGIConnection) -> dict[str, Any]:
         data = await super().load_from_connection(connection)
