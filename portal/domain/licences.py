@@ -81,11 +81,6 @@ async def licence_view(actor: Actor, company_id: int, tab: str, q: str, page: in
     return view
 
 
-async def list_tab(actor: Actor, company_id: int, tab: str, q: str, page: int, now: datetime) -> Page:
-    company = await get_company(actor, company_id)
-    return await _tab_page(company["id"], tab, q, page, now)
-
-
 async def _tab_page(company_id: int, tab: str, q: str, page: int, now: datetime, total: int | None = None) -> Page:
     where = _people(company_id) & _tab_clause(tab, now) & _search(q)
     select = (

@@ -37,5 +37,8 @@ async def paginate(select, count, number: int, per_page: int = PER_PAGE) -> Page
     count already known (an int) is not asked again."""
     number = clamp_page(number)
     total = count if isinstance(count, int) else await count
-    items = await select.limit(per_page).offset((number - 1) * per_page)
+    offset = (number - 1) * per_page
+    # An empty list, or a page past its end, has no rows to look for: on a big
+    # company an empty tab would otherwise walk all its users by name to find none.
+    items = await select.limit(per_page).offset(offset) if offset < total else []
     return Page(items=items, total=total, number=number, per_page=per_page)
