@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from piccolo.columns.combination import Where
+from piccolo.columns.combination import Where, WhereRaw
 
 from portal import db
 from portal.domain import audit
@@ -45,7 +45,11 @@ def _tab_clause(tab: str, now: datetime) -> Where:
 
 
 def _people(company_id: int) -> Where:
-    return (User.company == company_id) & (User.active == True)  # noqa: E712
+    # `active` written out, not bound as `active = $2`: the partial index
+    # (company, licence_ends_at) WHERE active serves only a query that states it,
+    # and a cached generic plan cannot see through a parameter (the Unlicensed
+    # tab of a 60,000-user customer: 59 ms → 0.2 ms).
+    return (User.company == company_id) & WhereRaw("portal_user.active")
 
 
 async def tab_counts(actor: Actor, company_id: int, now: datetime) -> dict[str, int]:
