@@ -113,7 +113,7 @@ class OrderController(Controller):
             return Redirect("/licences/orders")
         # 200 even when refused: htmx swaps only successful answers, and the row says why.
         order = await orders.get_order(actor, order_id)
-        return render(request, "partials/orders/_row.html", {"o": order, "message": message})
+        return render(request, "partials/orders/_rows.html", {"rows": [order], "message": message})
 
 
 @get("/outbox")
