@@ -274,12 +274,20 @@ _ORDERS_FROM = (
     "JOIN company ON company.id = licence_order.company "
     "JOIN product ON product.id = licence_order.product "
     "LEFT JOIN portal_user AS requester ON requester.id = licence_order.requested_by "
-    "WHERE {} ORDER BY licence_order.requested_at DESC, licence_order.id DESC LIMIT {} OFFSET {}"
+    "WHERE {} ORDER BY licence_order.requested_at DESC, licence_order.id DESC"
 )
 # A page of orders, each row carrying the count of all that match, for the pager:
 # one round trip instead of two (the count is an uncorrelated subquery, run once).
 _ORDER_PAGE = f"SELECT {_ORDER_COLUMNS}, (SELECT COUNT(*) FROM licence_order WHERE {{}}) AS total {_ORDERS_FROM}"
 _ORDER_ROWS = f"SELECT {_ORDER_COLUMNS} {_ORDERS_FROM}"
+
+
+def _rows(sql: str, limit: int, offset: int = 0) -> str:
+    """LIMIT and OFFSET written in, not bound: a cached generic plan for
+    `LIMIT $5` cannot know a page is 25 rows, so it joins and sorts every match
+    (25 ms) instead of walking the index to the 25th, and PostgreSQL, seeing
+    that, re-plans the statement on every run (1–3 ms)."""
+    return f"{sql} LIMIT {int(limit)} OFFSET {int(offset)}"
 
 
 async def list_orders(actor: Actor, filters: OrderFilters, page: int) -> Page:
@@ -309,7 +317,7 @@ async def _newest_first(where: Where, page: int) -> Page:
     """Orders with their customer's, product's and requester's names; `where`
     may name columns of licence_order only."""
     sql, number = where.querystring, clamp_page(page)
-    rows = await LicenceOrder.raw(_ORDER_PAGE, sql, sql, PER_PAGE, (number - 1) * PER_PAGE)
+    rows = await LicenceOrder.raw(_rows(_ORDER_PAGE, PER_PAGE, (number - 1) * PER_PAGE), sql, sql)
     if rows:
         return Page(items=rows, total=rows[0]["total"], number=number)
     # No row to carry the count (none match, or a page past the end): ask it alone.
@@ -356,7 +364,7 @@ def _day_start(day: date) -> datetime:
 
 async def get_order(actor: Actor, order_id: int) -> dict:
     require_partner_manager(actor)
-    rows = await LicenceOrder.raw(_ORDER_ROWS, (LicenceOrder.id == order_id).querystring, 1, 0)
+    rows = await LicenceOrder.raw(_rows(_ORDER_ROWS, 1), (LicenceOrder.id == order_id).querystring)
     row = rows[0] if rows else None
     if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such order.")
