@@ -429,6 +429,16 @@ async def domain_figures(url: str, ids: dict[str, int]) -> list[Result]:
 # -- the report -----------------------------------------------------------------
 
 
+def cpu_speed() -> float:
+    """Milliseconds a fixed pure-Python loop takes. The bench machine is a shared
+    VM whose speed drifts (up to 2× within minutes, idle), and every figure of a
+    run moves with it, so each run says how fast the machine was."""
+    started, total = time.perf_counter(), 0
+    for i in range(3_000_000):
+        total += i * i
+    return (time.perf_counter() - started) * 1000
+
+
 async def machine(url: str) -> str:
     conn = await asyncpg.connect(url)
     try:
@@ -446,11 +456,13 @@ async def machine(url: str) -> str:
     )
 
 
-def report(results: list[Result], about: str) -> str:
+def report(results: list[Result], about: str, speed: tuple[float, float]) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
-            f"Run {stamp}: {about}. {CLIENTS} clients, {REQUESTS} requests per read after {WARMUP} warm-up.",
+            f"Run {stamp}: {about}. {CLIENTS} clients, {REQUESTS} requests per read after {WARMUP} warm-up. "
+            f"CPU speed check (`bench.load.cpu_speed`, lower is faster): {speed[0]:.0f} ms before, "
+            f"{speed[1]:.0f} ms after.",
             "",
             HEADER,
             *(r.row() for r in results),
@@ -474,6 +486,8 @@ async def load(url: str, docs: bool = True) -> list[Result]:
     ids = await bench_ids(url)
     await reset_big_customer(url, ids)
     about = await machine(url)
+    speed_before = cpu_speed()
+    print(f"CPU speed check: {speed_before:.0f} ms")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as var_dir, web_process(url, var_dir) as (base, proc):
         await wait_healthy(base, proc, var_dir)
@@ -491,7 +505,7 @@ async def load(url: str, docs: bool = True) -> list[Result]:
     await forget(REDIS_SESSIONS, "portal_sessions:*")
     results += await domain_figures(url, ids)
     await reset_big_customer(url, ids)
-    text = report(results, about)
+    text = report(results, about, (speed_before, cpu_speed()))
     print("\n" + text)
     if docs:
         write_docs("results", text)
