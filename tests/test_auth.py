@@ -46,6 +46,12 @@ async def test_an_unchanged_session_is_written_back_once_an_hour(app, client, tr
     assert await store.expires_in(session_id) > 60  # the full lifetime again
 
 
+async def test_a_visitor_who_is_not_signed_in_gets_no_session(client):
+    for path in ("/login", "/dashboard", "/healthz"):
+        response = await client.get(path)
+        assert "session" not in response.cookies, path
+
+
 async def test_cookies_are_httponly_and_lax(client, tree):
     response = await sign_in(client, tree.email("partner"))
     cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("session="))
