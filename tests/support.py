@@ -12,6 +12,7 @@ import httpx
 from litestar import Litestar
 
 from portal import db
+from portal.domain.licences import TALLY_DRIFT_SQL
 from portal.piccolo_app import APP_CONFIG
 from portal.tables import Company, Product
 
@@ -51,13 +52,7 @@ async def reset_tables() -> None:
 
 async def tally_drift() -> list[dict]:
     """Where licence_tally (kept by triggers) disagrees with counting the users."""
-    return await Company.raw(
-        "SELECT company, ends_at, SUM(n) AS off FROM ("
-        "  SELECT company, ends_at, users AS n FROM licence_tally"
-        "  UNION ALL"
-        "  SELECT company, licence_ends_at, -COUNT(*) FROM portal_user WHERE active GROUP BY company, licence_ends_at"
-        ") AS tally GROUP BY company, ends_at HAVING SUM(n) <> 0"
-    )
+    return await Company.raw(TALLY_DRIFT_SQL)
 
 
 @asynccontextmanager
