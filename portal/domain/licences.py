@@ -292,11 +292,11 @@ async def deactivate_user(actor: Actor, user_id: int, now: datetime) -> int:
         held = await Allocation.select(Allocation.id, Allocation.batch).where(
             (Allocation.user == user["id"]) & Allocation.released_at.is_null() & (Allocation.ends_at > now)
         )
-        for seat in held:
-            await LicenceBatch.update({LicenceBatch.allocated: LicenceBatch.allocated - 1}).where(
-                LicenceBatch.id == seat["batch"]
-            )
         if held:
+            # One seat per batch: a user already covered to a batch's end is never given another of it.
+            await LicenceBatch.update({LicenceBatch.allocated: LicenceBatch.allocated - 1}).where(
+                LicenceBatch.id.is_in([seat["batch"] for seat in held])
+            )
             await Allocation.update({Allocation.released_at: now, Allocation.ends_at: now}).where(
                 Allocation.id.is_in([seat["id"] for seat in held])
             )
