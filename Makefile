@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432
-REDIS_URL_TEST ?= redis://127.0.0.1:6379/14
 
 .PHONY: run test test-sqlite test-postgres worker migrate demo lint bench clean
 
@@ -35,7 +34,7 @@ test-sqlite: $(BIN)/portal
 	PORTAL_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgres: $(BIN)/portal
-	PORTAL_TEST_DB=postgres PORTAL_TEST_PG=$(PG_URL) PORTAL_TEST_REDIS=$(REDIS_URL_TEST) $(BIN)/pytest $(PYTEST_ARGS)
+	PORTAL_TEST_DB=postgres PORTAL_TEST_PG=$(PG_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/portal
 	$(BIN)/ruff check portal tests bench

@@ -10,16 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis_server import start_private_redis
+
 ENGINE = os.environ.get("PORTAL_TEST_DB", "sqlite")
 _tmp = Path(tempfile.mkdtemp(prefix="portal-test-"))
 os.environ["PORTAL_VAR_DIR"] = str(_tmp / "var")
 os.environ["SECRET_KEY"] = "test-secret-key-not-for-production"
 os.environ.pop("BASE_URL", None)
+# Every run talks to a Redis server of its own (tests/redis_server.py).
+REDIS = start_private_redis(_tmp / "redis")
+os.environ["PORTAL_TEST_REDIS"] = f"{REDIS.url}/0"
 if ENGINE == "postgres":
     PG_SERVER = os.environ.get("PORTAL_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
     PG_DB = f"portal_test_{os.getpid()}"
     os.environ["DATABASE_URL"] = f"{PG_SERVER}/{PG_DB}"
-    os.environ["REDIS_URL"] = os.environ.get("PORTAL_TEST_REDIS", "redis://127.0.0.1:6379/14")
+    os.environ["REDIS_URL"] = os.environ["PORTAL_TEST_REDIS"]
 elif ENGINE == "sqlite":
     os.environ["DATABASE_URL"] = f"sqlite:///{_tmp / 'portal.sqlite'}"
     os.environ.pop("REDIS_URL", None)

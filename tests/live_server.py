@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,11 +24,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from portal.domain.demo import DEMO_PASSWORD
 from tests import conftest
+from tests.redis_server import free_port
 from tests.support import create_pg_database, drop_pg_database
 
 PORTAL = Path(sys.executable).with_name("portal")
@@ -65,44 +64,27 @@ class LiveServer:
             await conn.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _own_redis(test_url: str) -> tuple[str, str]:
-    """Same Redis server, other databases (queue, sessions): the in-process
+    """The run's Redis server, other databases (queue, sessions): the in-process
     tests sign in from 127.0.0.1 too, and on a shared store their attempts
-    would count against this server's limit of 10 sign-ins a minute."""
+    would count against this server's sign-in limit."""
     parts = urlsplit(test_url)
     test_db = int(parts.path.strip("/") or 0)
     db = test_db - 2 if test_db >= 2 else test_db + 2
     return urlunsplit(parts._replace(path=f"/{db}")), urlunsplit(parts._replace(path=f"/{db + 1}"))
 
 
-async def _forget_sign_ins(sessions_url: str) -> None:
-    """Runs earlier in the same minute left their sign-ins on the counter."""
-    client = aioredis.from_url(sessions_url)
-    try:
-        async for key in client.scan_iter("portal_rate_limit:*"):
-            await client.delete(key)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(scope="session", name="live_server")
 async def live_server_fixture() -> AsyncIterator[LiveServer]:
     tmp = Path(tempfile.mkdtemp(prefix="portal-browser-"))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PORT": str(port), "BASE_URL": f"http://127.0.0.1:{port}", "PORTAL_VAR_DIR": str(tmp / "var")}
     pg_db = None
     if conftest.ENGINE == "postgres":
         pg_db = f"portal_browser_{os.getpid()}"
         await create_pg_database(conftest.PG_SERVER, pg_db)
         env["DATABASE_URL"] = f"{conftest.PG_SERVER}/{pg_db}"
-        env["REDIS_URL"], sessions_url = _own_redis(os.environ["REDIS_URL"])
-        await _forget_sign_ins(sessions_url)
+        env["REDIS_URL"], _ = _own_redis(os.environ["REDIS_URL"])
     else:
         env["DATABASE_URL"] = f"sqlite:///{tmp / 'live.sqlite'}"
         env.pop("REDIS_URL", None)

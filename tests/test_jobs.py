@@ -16,7 +16,7 @@ from portal.tables import AuditEntry
 from tests.factories import T0
 from tests.support import sign_in
 
-REDIS_URL = os.environ.get("PORTAL_TEST_REDIS", "redis://127.0.0.1:6379/14")
+REDIS_URL = os.environ["PORTAL_TEST_REDIS"]  # the run's own server (tests/redis_server.py)
 
 
 async def run_burst_worker() -> None:
@@ -51,7 +51,7 @@ async def test_sign_in_is_recorded_by_the_configured_queue(app, client, tree):
 @pytest.mark.redis
 async def test_arq_worker_runs_a_queued_job_once_even_if_queued_twice(tree):
     pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
-    await pool.flushdb()  # on SQLite runs the suite does not own this Redis database otherwise
+    await pool.flushdb()  # on SQLite runs clean_state does not flush this database
     queue = ArqQueue(pool)
     user_id, company_id = tree.managers["direct"]["id"], tree.direct["id"]
     await queue.enqueue("record_sign_in", user_id, company_id, T0, job_id="sign-in:test")

@@ -7,18 +7,15 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
 
-from litestar import Litestar, Request, Response, Router
+from litestar import Litestar, Request, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.htmx import ClientRedirect, HTMXPlugin, HTMXRequest
+from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
-from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
 from litestar.stores.file import FileStore
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
@@ -26,7 +23,6 @@ from litestar.template.config import TemplateConfig
 
 from portal import db
 from portal.domain.companies import KIND_LABELS
-from portal.domain.errors import DomainError, NotFound, PermissionDenied
 from portal.domain.licences import licence_status
 from portal.jobs.queue import create_queue
 from portal.settings import PROJECT_DIR, Settings, get_settings
@@ -34,9 +30,12 @@ from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.audit import audit_log
 from portal.web.auth import AuthController
 from portal.web.companies import CompanyController
+from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.headers import vary_on_htmx
 from portal.web.health import healthz
 from portal.web.licences import LicenceController, UserLicenceController
 from portal.web.orders import OrderController, outbox_page
+from portal.web.request_log import REQUEST_LOG
 from portal.web.session import SessionConfig, provide_actor
 from portal.web.users import UserController
 
@@ -53,85 +52,10 @@ def _stores(settings: Settings) -> dict:
     }
 
 
-def _is_sign_in(request: Request) -> bool:
-    return request.method == "POST" and request.url.path == "/login"
-
-
 async def _throttled(request: Request) -> bool:
     """What the sign-in limiter counts. Async, like every hook here: Litestar
     runs a sync hook in a worker thread, a thread hop on every request."""
-    return _is_sign_in(request)
-
-
-def _error_page(request: Request, status: int, title: str, message: str) -> Response:
-    if request.url.path.startswith("/api/"):
-        return Response({"status_code": status, "detail": message}, status_code=status)
-    actor = getattr(request.state, "actor", None)
-    return Template(
-        "pages/error.html", context={"title": title, "message": message, "actor": actor}, status_code=status
-    )
-
-
-def _not_found(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, NotFound):
-        message = str(exc)
-    elif isinstance(exc, NotFoundException) and exc.detail != "Not Found":
-        message = exc.detail
-    else:
-        message = "There is nothing at this address."
-    return _error_page(request, 404, "Not found", message)
-
-
-def _forbidden(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, PermissionDeniedException) and "csrf" in str(exc.detail).lower():
-        return _error_page(
-            request,
-            403,
-            "Form expired",
-            "This form was open too long or came from another site. Reload the page and try again.",
-        )
-    message = str(exc) if isinstance(exc, PermissionDenied) else "You cannot do this."
-    return _error_page(request, 403, "Not allowed", message)
-
-
-def _refused(request: Request, exc: Exception) -> Response:
-    """A rule said no (a form error the handler did not catch, a state change that
-    is no longer possible): say so where the user is, nothing was written."""
-    return _error_page(request, 400, "That did not work", str(exc))
-
-
-def _sign_in_needed(request: HTMXRequest, exc: Exception) -> Response:
-    if request.url.path.startswith("/api/"):
-        return _error_page(request, 401, "Unauthorized", str(getattr(exc, "detail", exc)))
-    target = "/login?next=" + request.url.path if request.method == "GET" else "/login"
-    return ClientRedirect(target) if request.headers.get("hx-request") else Redirect(target)
-
-
-def _http_error(request: Request, exc: HTTPException) -> Response:
-    if exc.status_code == HTTP_429_TOO_MANY_REQUESTS and _is_sign_in(request):
-        return Template(
-            "pages/login.html",
-            context={
-                "error": "Too many sign-in attempts from your address. Wait a minute, then try again.",
-                "email": "",
-                "next": None,
-                "actor": None,
-            },
-            status_code=429,
-        )
-    if exc.status_code == 403 and "csrf" in str(exc.detail).lower():
-        return _error_page(
-            request,
-            403,
-            "Form expired",
-            "This form was open too long or came from another site. Reload the page and try again.",
-        )
-    return _error_page(request, exc.status_code, "Something is wrong with this request", str(exc.detail))
-
-
-async def _vary_on_htmx(response: Response) -> Response:  # async: see _throttled
-    response.headers["Vary"] = "HX-Request"
-    return response
+    return request.method == "POST" and request.url.path == "/login"
 
 
 def _key_first(getattr_, obj, attribute):
@@ -207,6 +131,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
             cookie_samesite="lax",
         ),
         middleware=[
+            REQUEST_LOG,
             SessionConfig(
                 store="sessions",
                 secure=settings.secure_cookies,
@@ -221,16 +146,8 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
             ).middleware,
         ],
         stores=_stores(settings),
-        exception_handlers={
-            NotFound: _not_found,
-            NotFoundException: _not_found,
-            PermissionDenied: _forbidden,
-            DomainError: _refused,
-            PermissionDeniedException: _forbidden,
-            NotAuthorizedException: _sign_in_needed,
-            HTTPException: _http_error,
-        },
-        after_request=_vary_on_htmx,
+        exception_handlers=EXCEPTION_HANDLERS,
+        after_request=vary_on_htmx,
         openapi_config=OpenAPIConfig(
             title="Licence Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
         ),
