@@ -18,6 +18,7 @@ async def test_manage_company_shows_a_banner_everywhere_and_exit_returns(client,
     left = await client.post("/manage/exit", headers=headers)
     assert left.headers["location"] == "/dashboard"
     page = await client.get("/dashboard")
+    assert page.status_code == 200 and "Admin Dashboard" in page.text
     assert "manage-banner" not in page.text
 
     entries = await AuditEntry.select(AuditEntry.action, AuditEntry.actor, AuditEntry.company).order_by(AuditEntry.id)
@@ -27,6 +28,7 @@ async def test_manage_company_shows_a_banner_everywhere_and_exit_returns(client,
         {"action": "manage.exit", "actor": partner_id, "company": tree.north["id"]},
     ]
     log = await client.get("/audit")
+    assert log.status_code == 200
     assert "manage.enter" in log.text and "manage.exit" in log.text
 
 
@@ -42,5 +44,9 @@ async def test_the_audit_log_shows_only_the_wing(client, tree):
     await client.post(f"/companies/{tree.direct['id']}/manage", headers=await csrf_headers(client))
     await client.post("/manage/exit", headers=await csrf_headers(client))
     await sign_in(client, tree.email("sub"))
+    await client.post(f"/companies/{tree.north['id']}/manage", headers=await csrf_headers(client))
+    await client.post("/manage/exit", headers=await csrf_headers(client))
     log = await client.get("/audit")
+    # The sub-partner's own entries are there; the partner's entry about a company beside it is not.
+    assert log.status_code == 200 and "North Customer" in log.text
     assert "Direct Customer" not in log.text
