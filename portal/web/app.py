@@ -31,7 +31,7 @@ from portal.web.audit import audit_log
 from portal.web.auth import AuthController
 from portal.web.companies import CompanyController
 from portal.web.errors import EXCEPTION_HANDLERS
-from portal.web.headers import vary_on_htmx
+from portal.web.headers import SecurityHeaders
 from portal.web.health import healthz
 from portal.web.licences import LicenceController, UserLicenceController
 from portal.web.orders import OrderController, outbox_page
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
             cookie_samesite="lax",
         ),
         middleware=[
+            SecurityHeaders,  # first, so it sees every answer of the layers below
             REQUEST_LOG,
             SessionConfig(
                 store="sessions",
@@ -147,7 +148,6 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
         ],
         stores=_stores(settings),
         exception_handlers=EXCEPTION_HANDLERS,
-        after_request=vary_on_htmx,
         openapi_config=OpenAPIConfig(
             title="Licence Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
         ),

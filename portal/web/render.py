@@ -7,6 +7,8 @@ from typing import Any
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
+from portal.web.flash import take_flashes
+
 
 def render(
     request: HTMXRequest,
@@ -22,4 +24,7 @@ def render(
     target = request.htmx.target if request.htmx and not restoring else None
     template = (fragments or {}).get(target or "", page)
     context.setdefault("actor", getattr(request.state, "actor", None))
+    if template == page:
+        # Only a whole page has the layout that shows them; a fragment leaves them waiting.
+        context["flashes"] = take_flashes(request)
     return Template(template_name=template, context=context, status_code=status_code)
