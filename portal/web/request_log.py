@@ -1,16 +1,100 @@
-"""One log line per request, with a request id the user can quote."""
+"""One log line per request, with a request id the user can quote.
+
+The id is taken from an incoming `X-Request-ID` when it looks like one (a
+proxy or load balancer that already tagged the request), otherwise made here.
+It is put in `scope["state"]["request_id"]` before the app runs (the 500 page
+shows it: `request.state.request_id`) and returned in the `X-Request-ID`
+header. Who asked (user, company) is read after the app ran, from the actor the
+session dependency left in the state, or from the session itself."""
 
 from __future__ import annotations
 
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import DefineMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("portal.web.request")
+
+HEADER = "X-Request-ID"
+# Letters, digits and a few separators, as UUIDs and most proxies' ids are:
+# anything else (spaces, quotes, control characters, 200 bytes) is replaced,
+# so a client cannot write what it likes into the log or the error page.
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def request_id_from(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if _SANE_ID.fullmatch(text):
+                return text
+            break
+    return new_request_id()
+
+
+def _who(scope: Scope) -> dict[str, Any]:
+    actor = scope.get("state", {}).get("actor")
+    if actor is not None:
+        who = {"user_id": actor.user_id, "company_id": actor.company_id}
+        if actor.managing_id:
+            who["managing_id"] = actor.managing_id
+        return who
+    session = scope.get("session")
+    if isinstance(session, dict) and session.get("user_id"):
+        return {"user_id": session["user_id"]}
+    return {}
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope)
+        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        # Mounted apps (static files) rewrite scope["path"]: keep what was asked.
+        method, path = scope["method"], scope["path"]
+        status = 500  # if the app raises before answering, the server answers 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableScopeHeaders.from_message(message)[HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            fields: dict[str, Any] = {
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "route": scope.get("path_template") or None,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+            fields.update(_who(scope))
+            level = logging.ERROR if status >= 500 else logging.INFO
+            log.log(level, "request", extra=fields)
 
 
 def request_log_middleware(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        await app(scope, receive, send)
-
-    return middleware
+    return RequestLogMiddleware(app)
 
 
 REQUEST_LOG = DefineMiddleware(request_log_middleware)
