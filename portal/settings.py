@@ -6,8 +6,10 @@
 | REDIS_URL      | unset: jobs run in-process, sessions in files under var/ |
 | SECRET_KEY     | generated once and kept in var/secret_key |
 | BASE_URL       | http://127.0.0.1:$PORT                   |
-| SMTP_URL       | smtp://127.0.0.1:1025                    |
+| SMTP_URL       | unset: e-mails are captured in the outbox, not delivered |
 | PORT           | 8000                                     |
+| FORWARDED_ALLOW_IPS | unset: no proxy is trusted, the client address is the socket peer; else a comma-separated list of proxy addresses/networks (uvicorn's syntax) whose X-Forwarded-For is believed |
+| LOG_FORMAT     | text (readable lines); or json (one JSON object per line) |
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ class Settings:
     redis_url: str | None
     secret_key: str
     base_url: str
-    smtp_url: str
+    smtp_url: str | None
     port: int
     var_dir: Path
+    forwarded_allow_ips: str | None = None
+    log_format: str = "text"
 
     @property
     def is_postgres(self) -> bool:
@@ -53,6 +57,16 @@ class Settings:
     @property
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format() -> str:
+    value = (os.environ.get("LOG_FORMAT") or "text").strip().lower()
+    if value not in LOG_FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
+    return value
 
 
 def _secret_key(var_dir: Path) -> str:
@@ -79,7 +93,9 @@ def get_settings() -> Settings:
         redis_url=os.environ.get("REDIS_URL") or None,
         secret_key=_secret_key(var_dir),
         base_url=(os.environ.get("BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
-        smtp_url=os.environ.get("SMTP_URL") or "smtp://127.0.0.1:1025",
+        smtp_url=os.environ.get("SMTP_URL") or None,
         port=port,
         var_dir=var_dir,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "").strip() or None,
+        log_format=_log_format(),
     )
