@@ -8,7 +8,9 @@
 | BASE_URL       | http://127.0.0.1:$PORT                   |
 | SMTP_URL       | unset: e-mails are captured in the outbox, not delivered |
 | PORT           | 8000                                     |
-| FORWARDED_ALLOW_IPS | unset: no proxy is trusted, the client address is the socket peer; else a comma-separated list of proxy addresses/networks (uvicorn's syntax) whose X-Forwarded-For is believed |
+| FORWARDED_ALLOW_IPS | unset: no proxy is trusted, the client address is the socket peer |
+|                | else proxy addresses/networks, comma-separated (uvicorn's syntax), |
+|                | whose X-Forwarded-For is believed         |
 | LOG_FORMAT     | text (readable lines); or json (one JSON object per line) |
 """
 
