@@ -58,7 +58,7 @@ async def request_licences(page: Page) -> None:
 
     await expect(page).to_have_url(re.compile(r"/licences\?tab=orders"))
     await expect(licence_tab(page, "Orders")).to_have_attribute("aria-selected", "true")
-    await expect(page.get_by_role("status").filter(has_text="Your request was sent")).to_be_visible()
+    await expect(page.get_by_role("status").filter(has_text=f"Your request for {QUANTITY} licences was sent")).to_be_visible()
     mine = page.locator("#licence-tab tbody tr").filter(has_text=CUSTOMER_NAME)
     await expect(mine).to_have_count(1)
     await expect(mine.get_by_role("cell", name=str(QUANTITY), exact=True)).to_be_visible()
@@ -171,8 +171,8 @@ async def test_request_assign_select_all_allocate(browser: Browser, live_server:
         await take_from.select_option(await ours.get_attribute("value"))
 
         await confirm.get_by_role("button", name="Allocate Licenses").click()
-        result = page.get_by_test_id("allocation-result")
-        await expect(result).to_contain_text(f"{expired_count} users renewed.")
+        result = page.get_by_test_id("flash")
+        await expect(result).to_have_text(f"{expired_count} users renewed until {new_end}.")
         await expect(page.get_by_role("alert")).to_have_count(0)
 
         active_tab = licence_tab(page, "Active")

@@ -13,6 +13,11 @@ from tests.support import csrf_headers, post_form, sign_in
 HTMX = {"HX-Request": "true"}
 
 
+def row_htmx(order_id: int) -> dict[str, str]:
+    """What htmx sends from the row menu: its target is the row (hx-target="closest tr")."""
+    return {**HTMX, "HX-Target": f"order-{order_id}"}
+
+
 async def request_licences(client, company_id: int, quantity, po: str = ""):
     premium = await product_by_code(PREMIUM)
     page = f"/companies/{company_id}/licences/orders/new"
@@ -30,9 +35,10 @@ async def test_request_licenses_validates_and_queues_an_email(client, tree):
     assert bad.status_code == 400 and "Enter how many licences, 1 or more." in bad.text
     assert await LicenceOrder.count() == 0
     done = await request_licences(client, tree.north["id"], 25, po="PO-42")
-    assert done.headers["location"] == f"/companies/{tree.north['id']}/licences?tab=orders&requested=1"
+    assert done.headers["location"] == f"/companies/{tree.north['id']}/licences?tab=orders"
     page = await client.get(done.headers["location"])
     assert "PO-42" in page.text and "Requested" in page.text
+    assert "Your request for 25 licences was sent to your account managers." in page.text
     mail = await OutboxEmail.select().where(OutboxEmail.kind == "order_requested").first()
     assert mail["to_email"] == tree.email("sub") and "25" in mail["subject"]
 
@@ -56,7 +62,7 @@ async def test_partner_filters_requested_orders_and_assigns_from_the_row(client,
     field = await client.get("/licences/orders/filters/customer", headers=HTMX)
     assert 'name="customer"' in field.text and "North Customer" in field.text
 
-    headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
+    headers = {**await csrf_headers(client, "/licences/orders"), **row_htmx(order_id)}
     row = await client.post(f"/licences/orders/{order_id}/assign", headers=headers)
     assert row.status_code == 200 and "Assigned" in row.text and "<html" not in row.text
     again = await client.post(f"/licences/orders/{order_id}/assign", headers=headers)
@@ -73,7 +79,7 @@ async def test_decline_needs_a_reason(client, tree):
     order = await LicenceOrder.select().first()
     client.cookies.clear()
     await sign_in(client, tree.email("sub"))
-    headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
+    headers = {**await csrf_headers(client, "/licences/orders"), **row_htmx(order["id"])}
     empty = await client.post(f"/licences/orders/{order['id']}/decline", data={"reason": " "}, headers=headers)
     assert "Say why" in empty.text
     done = await client.post(f"/licences/orders/{order['id']}/decline", data={"reason": "Budget"}, headers=headers)
@@ -86,11 +92,15 @@ async def test_the_rows_menu_offers_assign_and_decline_while_requested(client, t
     order = await LicenceOrder.select().first()
     client.cookies.clear()
     await sign_in(client, tree.email("partner"))
-    menu = await client.get(f"/licences/orders/{order['id']}/menu", headers=HTMX)
+    menu = await client.get(
+        f"/licences/orders/{order['id']}/menu", headers={**HTMX, "HX-Target": f"menu-{order['id']}"}
+    )
     assert ">Assign</button>" in menu.text and ">Decline</button>" in menu.text and "<html" not in menu.text
     headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
     await client.post(f"/licences/orders/{order['id']}/assign", headers=headers)
-    menu = await client.get(f"/licences/orders/{order['id']}/menu", headers=HTMX)
+    menu = await client.get(
+        f"/licences/orders/{order['id']}/menu", headers={**HTMX, "HX-Target": f"menu-{order['id']}"}
+    )
     assert "Assign" not in menu.text and "Decline" not in menu.text
     assert f"/companies/{tree.north['id']}/licences" in menu.text
 
@@ -123,8 +133,11 @@ async def test_select_all_then_allocate_licenses_in_manage_mode(client, tree):
     page = await client.get(f"/companies/{tree.north['id']}/licences?tab=unlicensed")
     assert 'data-testid="manage-banner"' in page.text and "Page 1 of 2" in page.text
     confirm = await client.get(
-        f"/companies/{tree.north['id']}/licences/select-all", params={"tab": "unlicensed"}, headers=HTMX
+        f"/companies/{tree.north['id']}/licences/select-all",
+        params={"tab": "unlicensed"},
+        headers={**HTMX, "HX-Target": "select-all"},
     )
+    assert "<html" not in confirm.text
     assert 'data-testid="select-all-count">31<' in confirm.text  # 30 learners and the manager, all pages
     allocated = await post_form(
         client,
@@ -133,7 +146,7 @@ async def test_select_all_then_allocate_licenses_in_manage_mode(client, tree):
         {"select_all": "unlicensed", "tab": "unlicensed", "q": ""},
     )
     result = await client.get(allocated.headers["location"])
-    assert "31 users renewed." in result.text
+    assert "31 users renewed until" in result.text
     assert await Allocation.count() == 31
 
 
@@ -150,7 +163,7 @@ async def test_too_few_seats_allocates_nothing_and_offers_the_free_ones(client, 
     assert "Allocate the 3 free seats" in short.text and "Request Licenses" in short.text
     assert await Allocation.count() == 0
     partial = await client.post(f"/companies/{tree.north['id']}/licences/allocate", data={**form, "up_to_free": "1"})
-    assert "3 users renewed." in (await client.get(partial.headers["location"])).text
+    assert "3 users renewed until" in (await client.get(partial.headers["location"])).text
 
 
 async def test_user_page_shows_status_and_history_and_deactivating_frees_the_seat(client, tree):

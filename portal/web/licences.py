@@ -12,13 +12,31 @@ from portal.domain import catalogue, licences, orders
 from portal.domain.access import get_company, get_user
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.domain.licences import NotEnoughSeats, Selection
+from portal.domain.licences import Allocated, NotEnoughSeats, Selection
+from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
 TAB_LABELS = {"active": "Active", "expired": "Expired Licenses", "unlicensed": "Unlicensed", "orders": "Orders"}
 STATUS_LABELS = {"active": "Active", "expiring": "Expiring", "expired": "Expired", "unlicensed": "Unlicensed"}
+
+
+def _users(n: int) -> str:
+    return f"{n:,} user{'' if n == 1 else 's'}"
+
+
+def renewed_message(result: Allocated) -> str:
+    """What "Allocate Licenses" did, in the words of the result: 5,000 users renewed until 23 Nov 2027."""
+    said = (
+        f"{_users(result.renewed)} renewed until {result.ends_at:%d %b %Y}."
+        if result.renewed
+        else "No one was renewed."
+    )
+    if result.already_covered:
+        held = "already holds a seat" if result.already_covered == 1 else "already hold seats"
+        said += f" {_users(result.already_covered)} {held} running past that batch's end and got none."
+    return said
 
 
 class LicenceController(Controller):
@@ -71,20 +89,22 @@ class LicenceController(Controller):
         tab: FromQuery[str] = "expired",
         q: FromQuery[str] = "",
     ) -> Template:
-        """The count of "Select All", shown before anything is allocated."""
+        """The count of "Select All", shown before anything is allocated: above
+        the list (htmx), or as a page of its own (a plain link, no JavaScript)."""
         now = utcnow()
         selection = Selection(select_all_tab=tab if tab in licences.TABS else "expired", q=text(q, 100))
         count = await licences.count_selected(actor, company_id, selection, now)
         running = [b for b in await licences.batches(actor, company_id, now) if b["running"] and b["free"] > 0]
         return render(
             request,
-            "partials/licences/_select_all.html",
+            "pages/select_all.html",
             {
                 "company": await get_company(actor, company_id),
                 "count": count,
                 "selection": selection,
                 "running": running,
             },
+            fragments={"select-all": "partials/licences/_select_all.html"},
         )
 
     @post("/allocate")
@@ -123,9 +143,8 @@ class LicenceController(Controller):
             return await self._section(
                 request, actor, company_id, tab, selection.q, 1, {"problem": str(problem)}, status_code=400
             )
-        return Redirect(
-            f"/companies/{company_id}/licences?tab=active&renewed={result.renewed}&covered={result.already_covered}"
-        )
+        flash(request, renewed_message(result))
+        return Redirect(f"/companies/{company_id}/licences?tab=active")
 
     @get("/orders/new")
     async def new_order(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
@@ -150,7 +169,7 @@ class LicenceController(Controller):
         form = await request.form()
         values = {k: text(form.get(k), 100) for k in ("quantity", "po_number", "product_id")}
         try:
-            await orders.request_order(
+            order = await orders.request_order(
                 actor,
                 company_id,
                 to_int(values["quantity"]),
@@ -160,12 +179,16 @@ class LicenceController(Controller):
             )
         except ValidationFailed as invalid:
             return await self._order_form(request, actor, company_id, values, invalid.errors, status_code=400)
-        return Redirect(f"/companies/{company_id}/licences?tab=orders&requested=1")
+        flash(request, f"Your request for {order['quantity']:,} licences was sent to your account managers.")
+        return Redirect(f"/companies/{company_id}/licences?tab=orders")
 
     @post("/orders/{order_id:int}/cancel")
-    async def cancel_order(self, actor: CurrentActor, company_id: FromPath[int], order_id: FromPath[int]) -> Redirect:
+    async def cancel_order(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], order_id: FromPath[int]
+    ) -> Redirect:
         await get_company(actor, company_id)
         await orders.cancel_order(actor, order_id, utcnow())
+        flash(request, "Your request was cancelled.")
         return Redirect(f"/companies/{company_id}/licences?tab=orders")
 
 
@@ -202,6 +225,8 @@ class UserLicenceController(Controller):
     async def deactivate(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Redirect:
-        await self._user(actor, company_id, user_id)
-        await licences.deactivate_user(actor, user_id, utcnow())
+        user = await self._user(actor, company_id, user_id)
+        freed = await licences.deactivate_user(actor, user_id, utcnow())
+        seats = f" {freed} seat{'' if freed == 1 else 's'} freed for someone else." if freed else ""
+        flash(request, f"{user['name']} is deactivated.{seats}")
         return Redirect(f"/companies/{company_id}/users/{user_id}")

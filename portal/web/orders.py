@@ -3,6 +3,7 @@ row's three-dots menu: "Assign", "Decline"."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from litestar import Controller, get, post
@@ -13,7 +14,8 @@ from litestar.response import Redirect, Template
 from portal.domain import orders, outbox
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
-from portal.domain.orders import OrderFilters
+from portal.domain.orders import InvalidTransition, OrderFilters
+from portal.web.flash import flash
 from portal.web.forms import to_date, to_int
 from portal.web.render import render
 from portal.web.session import CurrentActor
@@ -85,35 +87,71 @@ class OrderController(Controller):
 
     @get("/{order_id:int}/menu")
     async def menu(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template:
-        """The row's three-dots menu: "Assign" and "Decline" while it is requested."""
-        return render(request, "partials/orders/_menu.html", {"o": await orders.get_order(actor, order_id)})
+        """The row's three-dots menu, "Assign" and "Decline" while it is requested:
+        loaded into the row when it opens, or a page of its own (the row's link, no JavaScript)."""
+        return render(
+            request,
+            "pages/order_actions.html",
+            {"o": await orders.get_order(actor, order_id)},
+            fragments={f"menu-{order_id}": "partials/orders/_menu.html"},
+        )
 
     @post("/{order_id:int}/assign")
     async def assign(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template | Redirect:
         try:
-            await orders.assign_order(actor, order_id, utcnow())
-            message = None
+            batch = await orders.assign_order(actor, order_id, utcnow())
         except ValidationFailed as refused:
-            message = str(refused)
-        return await self._row(request, actor, order_id, message)
+            return await self._answer(request, actor, order_id, refused)
+        return await self._answer(
+            request,
+            actor,
+            order_id,
+            done=lambda o: (
+                f"Assigned {o['quantity']:,} × {o['product_name']} to {o['company_name']}, "
+                f"running until {batch['ends_at']:%d %b %Y}."
+            ),
+        )
 
     @post("/{order_id:int}/decline")
     async def decline(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template | Redirect:
         form = await request.form()
         try:
             await orders.decline_order(actor, order_id, str(form.get("reason", "")), utcnow())
-            message = None
         except ValidationFailed as refused:
-            message = str(refused)
-        return await self._row(request, actor, order_id, message)
+            return await self._answer(request, actor, order_id, refused)
+        return await self._answer(
+            request,
+            actor,
+            order_id,
+            done=lambda o: f"Declined the order of {o['quantity']:,} licences from {o['company_name']}.",
+        )
 
-    async def _row(self, request: HTMXRequest, actor, order_id: int, message: str | None) -> Template | Redirect:
-        """htmx swaps the row in place; without htmx, back to the list."""
-        if not request.htmx:
-            return Redirect("/licences/orders")
-        # 200 even when refused: htmx swaps only successful answers, and the row says why.
+    async def _answer(
+        self,
+        request: HTMXRequest,
+        actor,
+        order_id: int,
+        refused: ValidationFailed | None = None,
+        done: Callable[[dict], str] | None = None,
+    ) -> Template | Redirect:
+        """htmx posts from the row menu: the row, swapped in place. A plain form
+        (the order's page, no JavaScript): back to the list with what was done,
+        or the order's page again saying why not."""
         order = await orders.get_order(actor, order_id)
-        return render(request, "partials/orders/_rows.html", {"rows": [order], "message": message})
+        if request.htmx and request.htmx.target == f"order-{order_id}":
+            # 200 even when refused: htmx swaps only successful answers, and the row says why.
+            message = str(refused) if refused else None
+            return render(request, "partials/orders/_rows.html", {"rows": [order], "message": message})
+        if refused is None:
+            if done:
+                flash(request, done(order))
+            return Redirect("/licences/orders")
+        return render(
+            request,
+            "pages/order_actions.html",
+            {"o": order, "message": str(refused)},
+            status_code=409 if isinstance(refused, InvalidTransition) else 400,
+        )
 
 
 @get("/outbox")
