@@ -31,7 +31,7 @@ from portal.web.audit import audit_log
 from portal.web.auth import AuthController
 from portal.web.companies import CompanyController
 from portal.web.errors import EXCEPTION_HANDLERS
-from portal.web.headers import SecurityHeaders
+from portal.web.headers import add_headers
 from portal.web.health import healthz
 from portal.web.licences import LicenceController, UserLicenceController
 from portal.web.orders import OrderController, outbox_page
@@ -131,7 +131,6 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
             cookie_samesite="lax",
         ),
         middleware=[
-            SecurityHeaders,  # first, so it sees every answer of the layers below
             REQUEST_LOG,
             SessionConfig(
                 store="sessions",
@@ -148,6 +147,9 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
         ],
         stores=_stores(settings),
         exception_handlers=EXCEPTION_HANDLERS,
+        # On every message the app sends, also those of errors raised in middleware (CSRF, rate limit)
+        # and of addresses no route matches, which route middleware never sees.
+        before_send=[add_headers],
         openapi_config=OpenAPIConfig(
             title="Licence Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
         ),

@@ -2,15 +2,15 @@
 script, framing and sniffing rules, no caching of what a signed-in page shows,
 and `Vary` on the htmx headers that pick a page or its fragment.
 
-A pure ASGI middleware: it wraps `send` and touches nothing but the headers of
-`http.response.start`, so pages, fragments, redirects, error pages and static
-files all pass through the same place. `add_headers(message, scope)` is the same
-work in the shape of Litestar's `before_send` hook, for answers that no route's
-middleware sees (an address that matches no route)."""
+Wired as Litestar's `before_send` hook: Litestar wraps the ASGI `send` of the
+whole app with it, so it sees every `http.response.start`: pages, fragments,
+redirects, static files, and also the answers a route middleware never sees
+(an error raised by the CSRF or rate-limit middleware, an address no route
+matches). It touches nothing but the headers."""
 
 from __future__ import annotations
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope
 
 # No inline script or style anywhere: user text that slips into a page cannot run.
 # htmx is configured (layout.html) not to inject its inline indicator style nor eval.
@@ -41,6 +41,7 @@ def _policy(path: str) -> bytes:
 
 
 async def add_headers(message: Message, scope: Scope) -> None:
+    # async: Litestar runs a sync hook in a worker thread, a thread hop per message.
     if message["type"] != "http.response.start":
         return
     path = scope.get("path", "")
@@ -58,21 +59,3 @@ async def add_headers(message: Message, scope: Scope) -> None:
     headers = [(name, value) for name, value in headers if name.lower() != b"vary"]
     headers.append((b"vary", ", ".join(v for v in vary if v).encode()))
     message["headers"] = headers
-
-
-class SecurityHeaders:
-    """ASGI middleware: `middleware=[SecurityHeaders, …]` in the app."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            await add_headers(message, scope)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
