@@ -1,14 +1,75 @@
-"""arq worker: `arq portal.jobs.worker.WorkerSettings` (or `make worker`)."""
+"""The arq worker, supervised: `portal worker` (or `make worker`).
+
+arq's `Worker.async_run()` raises when Redis goes away and never comes back by
+itself, so a bare `arq` process dies with the first Redis restart and jobs pile
+up. `supervise()` runs one worker at a time: when it stops on a Redis error it
+is thrown away and a new one is made, after a growing pause (1 s, 2 s, 4 s …
+at most a minute), with each loss and reconnection logged. A PostgreSQL outage
+does not stop the worker: jobs that hit it fail on a transient error and are
+retried by `logged_job` (portal/jobs/retry.py); the database pool is opened
+once, retried the same way if PostgreSQL is down when the worker starts.
+
+`arq portal.jobs.worker.WorkerSettings` still works, unsupervised."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import importlib.util
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from arq.connections import RedisSettings
+from arq.cron import CronJob
+from arq.worker import Worker, create_worker
+from redis import exceptions as redis_errors
 
 from portal import db
+from portal.jobs.retry import MAX_TRIES, is_transient, logged_job
 from portal.jobs.tasks import FUNCTIONS
 from portal.settings import get_settings
+
+log = logging.getLogger("portal.jobs.worker")
+
+FIRST_DELAY = 1.0
+MAX_DELAY = 60.0
+# A job still running when Redis went away gets this long to finish its
+# database work before it is cancelled (it runs again later: jobs are idempotent).
+GRACE = 30.0
+# What a lost Redis (or a Redis that never answered) raises out of arq.
+_REDIS_LOST = (redis_errors.RedisError, ConnectionError, OSError, asyncio.TimeoutError)
+
+
+def _logged(functions: Sequence[Any]) -> list[Any]:
+    return [fn if getattr(fn, "__wrapped__", None) else logged_job(fn) for fn in functions]
+
+
+def _logged_cron(jobs: Sequence[CronJob]) -> list[CronJob]:
+    """A cron job gets `max_tries` tries (arq's default for cron is 1): a
+    transient failure is logged and the next run of the schedule catches up."""
+    return [
+        job
+        if getattr(job.coroutine, "__wrapped__", None)
+        else dataclasses.replace(job, coroutine=logged_job(job.coroutine, max_tries=job.max_tries or 1, name=job.name))
+        for job in jobs
+    ]
+
+
+def _mail_jobs() -> tuple[list[Any], list[CronJob]]:
+    # E-mail delivery and the expiry sweep (portal/jobs/mail.py) join the worker
+    # once that module exists; an error inside it is not hidden.
+    if importlib.util.find_spec("portal.jobs.mail") is None:
+        return [], []
+    from portal.jobs.mail import MAIL_CRON_JOBS, MAIL_FUNCTIONS  # type: ignore[import-not-found,unused-ignore]
+
+    return _logged(MAIL_FUNCTIONS), _logged_cron(MAIL_CRON_JOBS)
+
+
+_MAIL_FUNCTIONS, _MAIL_CRON_JOBS = _mail_jobs()
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -20,8 +81,161 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions = FUNCTIONS
+    functions = _logged(FUNCTIONS) + _MAIL_FUNCTIONS
+    cron_jobs = _MAIL_CRON_JOBS
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379/0")
-    max_tries = 5
+    max_tries = MAX_TRIES
+
+
+def new_worker(**overrides: Any) -> Worker:
+    """A worker of WorkerSettings for the supervisor: it handles no signals and
+    leaves the database pool to the supervisor, which outlives it."""
+    options: dict[str, Any] = {"handle_signals": False, "on_startup": None, "on_shutdown": None}
+    return create_worker(WorkerSettings, **{**options, **overrides})  # type: ignore[arg-type]
+
+
+class Supervisor:
+    """Keeps one arq worker running until `stop` is set, through Redis outages."""
+
+    def __init__(
+        self,
+        make_worker: Callable[[], Worker] = new_worker,
+        *,
+        first_delay: float = FIRST_DELAY,
+        max_delay: float = MAX_DELAY,
+    ) -> None:
+        self.make_worker = make_worker
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.stop = asyncio.Event()
+        self.connections = 0  # how many times a worker reached Redis and started
+        self.losses = 0  # how many times a running worker lost it
+        self.connected = asyncio.Event()  # set while a worker is connected
+        self.worker: Worker | None = None
+        self._opened_pool = False
+
+    async def run(self) -> None:
+        if not await self._open_database():
+            return
+        log.info("worker supervisor started")
+        try:
+            failures = 0
+            while not self.stop.is_set():
+                started = time.monotonic()
+                error = await self._run_one()
+                if error is None:
+                    break  # stopped, or a burst worker that ran out of jobs
+                was_connected = self.connected.is_set()
+                self.connected.clear()
+                if was_connected:
+                    self.losses += 1
+                if time.monotonic() - started > self.max_delay:
+                    failures = 0  # it ran well for a while: start the backoff over
+                delay = min(self.max_delay, self.first_delay * 2**failures)
+                failures += 1
+                log.warning(
+                    "worker lost Redis, reconnecting" if was_connected else "worker cannot reach Redis, retrying",
+                    extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": delay, "attempt": failures},
+                )
+                await self._sleep(delay)
+        finally:
+            if self._opened_pool:
+                await db.close_pool()
+            log.info("worker supervisor stopped", extra={"connections": self.connections, "losses": self.losses})
+
+    async def _run_one(self) -> BaseException | None:
+        """Run a worker until it stops; the error that stopped it, if any."""
+        worker = self.worker = self.make_worker()
+        worker.on_startup = self._on_connect
+        run = asyncio.create_task(worker.async_run())
+        stopping = asyncio.create_task(self.stop.wait())
+        try:
+            await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not run.done():  # asked to stop: finish running jobs, pick no more
+            worker.allow_pick_jobs = False
+            await self._finish_jobs(worker)
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+            await self._discard(worker)
+            log.info("worker stopped", extra=self._counts(worker))
+            return None
+        error = run.exception()
+        if error is not None and not isinstance(error, _REDIS_LOST):
+            await self._discard(worker)
+            raise error  # a bug, not an outage: let the process fail loudly
+        await self._finish_jobs(worker)
+        await self._discard(worker)
+        return error
+
+    async def _on_connect(self, ctx: dict[str, Any]) -> None:
+        self.connections += 1
+        self.connected.set()
+        worker = self.worker
+        names = sorted(worker.functions) if worker else []
+        event = "worker reconnected to Redis" if self.connections > 1 else "worker started"
+        log.info(event, extra={"functions": ",".join(names), "connections": self.connections})
+
+    @staticmethod
+    def _counts(worker: Worker) -> dict[str, int]:
+        return {"complete": worker.jobs_complete, "failed": worker.jobs_failed, "retried": worker.jobs_retried}
+
+    @staticmethod
+    async def _finish_jobs(worker: Worker) -> None:
+        running = [t for t in worker.tasks.values() if not t.done()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=GRACE)
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+
+    @staticmethod
+    async def _discard(worker: Worker) -> None:
+        """Drop a worker whose Redis may be gone: arq's close() would talk to it."""
+        pool, worker._pool = worker._pool, None
+        if pool is not None:
+            with contextlib.suppress(Exception):  # the connection is already broken; nothing to save
+                await pool.aclose(close_connection_pool=True)
+
+    async def _open_database(self) -> bool:
+        """Open the pool, waiting for the database if it is down; False if asked to stop meanwhile."""
+        failures = 0
+        while True:
+            try:
+                self._opened_pool = await db.open_pool()
+                return True
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = min(self.max_delay, self.first_delay * 2**failures)
+                failures += 1
+                log.warning(
+                    "worker cannot reach the database, retrying",
+                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": delay, "attempt": failures},
+                )
+                if await self._sleep(delay):
+                    return False
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep, or return early (True) when asked to stop."""
+        try:
+            await asyncio.wait_for(self.stop.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
+
+
+def run_worker() -> None:
+    """`portal worker`: a supervised worker until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        supervisor = Supervisor()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, supervisor.stop.set)
+        await supervisor.run()
+
+    asyncio.run(main())

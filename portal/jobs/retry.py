@@ -1,0 +1,125 @@
+"""Every task function runs through `logged_job`: it logs the job's start, end,
+duration and failure with the job id, and turns a transient failure (a lost
+connection, a serialization failure, a deadlock, a locked SQLite file, Redis
+going away) into arq's `Retry` with a growing delay, so the job runs again
+instead of being dropped. Anything else is a permanent failure: logged with the
+job id and its traceback, and not retried (running it again would fail again).
+
+Under arq the retry is arq's (the job goes back on the queue, `job_try` counts
+up to MAX_TRIES). The in-process runner (no Redis) has no queue to put a job
+back on, so there the wrapper waits and calls the task again itself, a few
+times (IN_PROCESS_TRIES)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from arq.worker import Retry
+from redis import exceptions as redis_errors
+
+log = logging.getLogger("portal.jobs")
+
+# Backoff 2, 4, 8 … seconds, at most 5 minutes: MAX_TRIES tries span about
+# 40 minutes, long enough for a database failover or a restart of Redis.
+MAX_TRIES = 12
+MAX_DELAY = 300.0
+IN_PROCESS_TRIES = 4
+
+_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, aborted (OSError subclasses)
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # class 08: connection failures
+    asyncpg.ConnectionDoesNotExistError,  # the connection closed mid-query
+    asyncpg.SerializationError,  # 40001
+    asyncpg.DeadlockDetectedError,  # 40P01
+    asyncpg.AdminShutdownError,  # 57P01: pg_terminate_backend, a server shutting down
+    asyncpg.CannotConnectNowError,  # 57P03: starting up, or in recovery
+    asyncpg.TooManyConnectionsError,  # 53300
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+)
+_TRANSIENT_OS_ERRNOS = {"ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "ETIMEDOUT"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether running the job again later may succeed. Follows the chain of
+    causes: a library may wrap the driver's error in its own."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _TRANSIENT_TYPES):
+            return True
+        if isinstance(current, sqlite3.OperationalError) and "locked" in str(current).lower():
+            return True  # "database is locked": another writer held it past the busy timeout
+        if isinstance(current, OSError) and errno.errorcode.get(current.errno or 0) in _TRANSIENT_OS_ERRNOS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def backoff(job_try: int) -> float:
+    """Seconds to wait before try `job_try + 1`."""
+    return min(MAX_DELAY, 2.0**job_try)
+
+
+Task = Callable[..., Awaitable[Any]]
+
+
+def logged_job(fn: Task, *, max_tries: int = MAX_TRIES, name: str | None = None) -> Task:
+    """Wrap a task function `fn(ctx, *args)`; the wrapper keeps its name, so
+    arq registers and enqueues it by the same name."""
+    job_name = name or fn.__name__
+
+    @functools.wraps(fn)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        under_arq = "job_try" in ctx
+        job_try = ctx.get("job_try", 1)
+        while True:
+            fields = {"job": job_name, "job_id": ctx.get("job_id"), "job_try": job_try}
+            log.info("job started", extra=fields)
+            started = time.perf_counter()
+            try:
+                result = await fn(ctx, *args, **kwargs)
+            except Retry:
+                # The task asked for a retry itself (e.g. SMTP said "try later").
+                log.info("job retry requested", extra={**fields, "duration_ms": _ms(started)})
+                raise
+            except Exception as exc:
+                fields["duration_ms"] = _ms(started)
+                tries = max_tries if under_arq else IN_PROCESS_TRIES
+                if is_transient(exc) and job_try < tries:
+                    delay = backoff(job_try) if under_arq else min(backoff(job_try), 10.0)
+                    log.warning(
+                        "job failed on a transient error, will retry",
+                        extra={**fields, "error": _describe(exc), "retry_in_s": delay, "max_tries": tries},
+                    )
+                    if under_arq:
+                        raise Retry(defer=delay) from exc
+                    await asyncio.sleep(delay)
+                    job_try += 1
+                    continue
+                reason = "gave up after transient errors" if is_transient(exc) else "failed"
+                log.error(f"job {reason}", exc_info=True, extra={**fields, "error": _describe(exc)})
+                raise
+            log.info("job finished", extra={**fields, "duration_ms": _ms(started)})
+            return result
+
+    return run
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
