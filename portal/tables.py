@@ -27,6 +27,8 @@ class Company(Table):
     # and listing a subtree is one indexed range scan instead of a recursive query.
     path = Varchar(length=255, index=True)
     created_at = Timestamptz(default=TimestamptzNow())
+    # IANA name; e-mails give a batch's end in the company's own time (migration 0015).
+    time_zone = Varchar(length=64, default="UTC")
 
 
 class User(Table, tablename="portal_user"):
@@ -44,6 +46,8 @@ class User(Table, tablename="portal_user"):
     # allocations; a user's licence status compares it with the clock at read
     # time, so a batch that ends expires its seats at that instant with no job.
     licence_ends_at = Timestamptz(null=True, default=None)
+    # The manager switched off the 72-hour and expiry e-mails (order and password e-mails still go).
+    reminders_off = Boolean(default=False)
 
 
 class LicenceTally(Table):
@@ -150,6 +154,20 @@ class OutboxEmail(Table):
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     sent_at = Timestamptz(null=True, default=None)
     dedupe_key = Varchar(length=200, null=True, default=None, unique=True)
+    # Delivery (migration 0015): queued → sent | captured (no SMTP_URL) | failed.
+    # A worker claims a row by writing its token and a lease; a claim whose
+    # lease ran out (the worker died) is taken again by the next worker.
+    status = Varchar(length=12, default="queued")
+    html = Text(null=True, default=None)
+    batch = Integer(null=True, default=None)  # the licence batch a reminder is about
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True, default=None)  # null: due now
+    claimed_until = Timestamptz(null=True, default=None)
+    claim_token = Varchar(length=32, null=True, default=None)
+    error = Text(null=True, default=None)  # the SMTP server's answer when it failed
+    sender = Varchar(length=300, null=True, default=None)  # the From header, as sent
+    reply_to = Varchar(length=254, null=True, default=None)
+    resent_from = Integer(null=True, default=None)
 
 
 class ApiKey(Table):
