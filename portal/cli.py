@@ -1,4 +1,5 @@
-"""`portal` console command: migrate, load demo data, serve, run a worker."""
+"""`portal` console command: migrate, load demo data, create the first partner,
+serve, run a worker."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import Any
 
 
-async def _prepare(demo: bool) -> None:
+async def _prepare(demo: bool) -> bool:
+    """Migrate, load the demo data if asked and the database is empty; whether
+    the demo logins work in this database."""
     from portal import db
     from portal.domain.clock import utcnow
     from portal.domain.demo import load_demo
@@ -16,19 +20,78 @@ async def _prepare(demo: bool) -> None:
     await db.open_pool()
     try:
         await db.migrate()
-        if demo and await load_demo(utcnow()):
+        if not demo:
+            return False
+        if await load_demo(utcnow()):
             print("Loaded demo data.")
+            return True
+        return await _has_demo_data()
     finally:
         await db.close_pool()
+
+
+async def _has_demo_data() -> bool:
+    from portal.domain.demo import DEMO_LOGINS
+    from portal.tables import User
+
+    return await User.exists().where(User.email.is_in([email for email, _, _ in DEMO_LOGINS]))
 
 
 def _print_logins(base_url: str) -> None:
     from portal.domain.demo import DEMO_LOGINS, DEMO_PASSWORD
 
-    print(f"\nLicence Portal on {base_url}\nDemo logins (password: {DEMO_PASSWORD}):")
+    print(f"\nDemo logins (password: {DEMO_PASSWORD}):")
     for email, name, company in DEMO_LOGINS:
         print(f"  {email:<40} {name} ({company})")
     print()
+
+
+async def _create_partner(name: str, manager_email: str, manager_name: str | None) -> Any:
+    from portal import db
+    from portal.domain.clock import utcnow
+    from portal.domain.first_partner import create_first_partner
+
+    await db.open_pool()
+    try:
+        await db.migrate()
+        return await create_first_partner(name, manager_email, manager_name, utcnow())
+    finally:
+        await db.close_pool()
+
+
+def create_partner(args: argparse.Namespace, base_url: str) -> int:
+    from portal.domain.errors import ValidationFailed
+
+    try:
+        made = asyncio.run(_create_partner(args.name, args.manager_email, args.manager_name))
+    except ValidationFailed as exc:
+        for field, problem in exc.errors.items():
+            print(f"portal create-partner: --{field.replace('_', '-')}: {problem}", file=sys.stderr)
+        return 2
+    print(f"Created partner {made.company['name']} (id {made.company['id']}) and its manager {made.manager['email']}.")
+    print(f"Set-password link for {made.manager['name']}, valid once until {made.expires_at:%d %b %Y %H:%M} UTC:")
+    print(f"  {base_url}/set-password/{made.token}")
+    return 0
+
+
+def uvicorn_options(settings: Any, workers: int) -> dict[str, Any]:
+    """How `portal serve` runs uvicorn. Proxy headers (X-Forwarded-For, -Proto)
+    are believed only from the addresses in FORWARDED_ALLOW_IPS; unset, from
+    nobody, so a client cannot pick the address the sign-in limiter counts."""
+    from portal.logs import logging_config
+
+    trusted = settings.forwarded_allow_ips
+    return {
+        "host": os.environ.get("HOST", "127.0.0.1"),
+        "port": settings.port,
+        "workers": workers,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or "",
+        # Every web process logs as `portal worker` does, one line per event;
+        # portal.web.request_log writes the line per request, not uvicorn.
+        "log_config": logging_config(settings.log_format),
+        "access_log": False,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,39 +101,44 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="apply migrations and load demo data into an empty database")
     serve = sub.add_parser("serve", help="migrate, load demo data if empty, and serve")
     serve.add_argument("--workers", type=int, default=1, help="web processes (production shape)")
-    serve.add_argument("--no-demo", action="store_true")
-    sub.add_parser("worker", help="run an arq worker (needs REDIS_URL)")
+    serve.add_argument("--no-demo", action="store_true", help="load no demo data and print no demo logins")
+    sub.add_parser("worker", help="run an arq worker (needs REDIS_URL); it reconnects when Redis comes back")
+    partner = sub.add_parser(
+        "create-partner", help="create a top partner and its first manager; prints a set-password link"
+    )
+    partner.add_argument("--name", required=True, help="the partner company's name")
+    partner.add_argument("--manager-email", required=True, help="the first manager's e-mail address")
+    partner.add_argument("--manager-name", help="the manager's name (default: the e-mail's local part)")
     args = parser.parse_args(argv)
 
+    from portal.logs import configure_logging
     from portal.settings import get_settings
 
     settings = get_settings()
     if args.command in ("migrate", "demo"):
         asyncio.run(_prepare(demo=args.command == "demo"))
+    elif args.command == "create-partner":
+        return create_partner(args, settings.base_url)
     elif args.command == "serve":
         import uvicorn
 
-        asyncio.run(_prepare(demo=not args.no_demo))
-        _print_logins(settings.base_url)
+        configure_logging(settings.log_format)
+        demo = asyncio.run(_prepare(demo=not args.no_demo))
+        print(f"\nLicence Portal on {settings.base_url}")
+        if demo:
+            _print_logins(settings.base_url)
         if not settings.redis_url:
             print("No REDIS_URL: jobs run in-process, sessions are kept under var/.")
-        uvicorn.run(
-            "portal.asgi:app",
-            host=os.environ.get("HOST", "127.0.0.1"),
-            port=settings.port,
-            workers=args.workers,
-            proxy_headers=True,
-            log_level="info",
-        )
+        sys.stdout.flush()
+        uvicorn.run("portal.asgi:app", **uvicorn_options(settings, args.workers))
     elif args.command == "worker":
         if not settings.redis_url:
             print("portal worker needs REDIS_URL; without it jobs run inside the web process.", file=sys.stderr)
             return 2
-        from arq.worker import run_worker
+        from portal.jobs.worker import run_worker
 
-        from portal.jobs.worker import WorkerSettings
-
-        run_worker(WorkerSettings)  # type: ignore[arg-type]
+        configure_logging(settings.log_format)
+        run_worker()
     return 0
 
 

@@ -16,12 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
-import os
 import re
 from datetime import UTC, datetime
 from typing import Any
-
-FORMATS = ("text", "json")
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -75,21 +72,14 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def parse_log_format(value: str | None) -> str:
-    fmt = (value or "text").strip().lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {value!r}")
-    return fmt
-
-
 def log_format() -> str:
-    """The configured format: the LOG_FORMAT setting, "text" when unset."""
+    """The LOG_FORMAT setting ("text" or "json", checked when settings are read)."""
     from portal.settings import get_settings
 
-    return parse_log_format(getattr(get_settings(), "log_format", None) or os.environ.get("LOG_FORMAT"))
+    return get_settings().log_format
 
 
-def logging_config(fmt: str | None = None, level: str | None = None) -> dict[str, Any]:
+def logging_config(fmt: str | None = None, level: str = "INFO") -> dict[str, Any]:
     """A `logging.config.dictConfig` dictionary (uvicorn takes it as `log_config`)."""
     fmt = fmt or log_format()
     formatter = "portal.logs.JsonFormatter" if fmt == "json" else "portal.logs.TextFormatter"
@@ -98,7 +88,7 @@ def logging_config(fmt: str | None = None, level: str | None = None) -> dict[str
         "disable_existing_loggers": False,
         "formatters": {"portal": {"()": formatter}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "portal", "stream": "ext://sys.stderr"}},
-        "root": {"level": level or os.environ.get("LOG_LEVEL", "INFO").upper(), "handlers": ["stderr"]},
+        "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             # Our request log has the request id, user and duration; uvicorn's
             # access line would say the same thing again, with less.
@@ -114,5 +104,5 @@ def logging_config(fmt: str | None = None, level: str | None = None) -> dict[str
     }
 
 
-def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
+def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
     logging.config.dictConfig(logging_config(fmt, level))

@@ -11,7 +11,7 @@ import pytest
 from litestar import Litestar, Request, get
 
 from portal.logs import JsonFormatter, TextFormatter, logging_config
-from portal.web.request_log import REQUEST_LOG
+from portal.web.request_log import REQUEST_LOG, log_unrouted
 from tests.support import sign_in
 
 
@@ -145,10 +145,22 @@ def test_log_format_picks_the_formatter(fmt, formatter):
     assert logging_config(fmt)["formatters"]["portal"]["()"] == f"portal.logs.{formatter.__name__}"
 
 
-def test_an_unknown_log_format_is_refused():
-    from portal.logs import parse_log_format
+async def test_an_address_without_a_route_is_logged_with_an_id_too(caplog):
+    """Litestar runs middleware only for routed requests; the before_send hook
+    covers the router's own 404 and 405, once each, and leaves routed ones alone."""
 
-    assert parse_log_format(None) == "text"
-    assert parse_log_format(" JSON ") == "json"
-    with pytest.raises(ValueError, match="LOG_FORMAT"):
-        parse_log_format("xml")
+    @get("/here", sync_to_thread=False)
+    def here() -> str:
+        return "ok"
+
+    caplog.set_level(logging.INFO, logger="portal.web.request")
+    app = Litestar([here], middleware=[REQUEST_LOG], before_send=[log_unrouted], logging_config=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        missing = await c.get("/wp-admin")
+        wrong_method = await c.delete("/here")
+        routed = await c.get("/here")
+    lines = request_lines(caplog)
+    assert [(r.path, r.status) for r in lines] == [("/wp-admin", 404), ("/here", 405), ("/here", 200)]
+    ids = [missing.headers["X-Request-ID"], wrong_method.headers["X-Request-ID"], routed.headers["X-Request-ID"]]
+    assert [r.request_id for r in lines] == ids
+    assert [r.route for r in lines] == [None, None, "/here"]

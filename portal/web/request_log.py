@@ -87,10 +87,39 @@ class RequestLogMiddleware:
                 "route": scope.get("path_template") or None,
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                # The peer, or the client a trusted proxy named (FORWARDED_ALLOW_IPS).
+                "client": (scope.get("client") or (None,))[0],
             }
             fields.update(_who(scope))
             level = logging.ERROR if status >= 500 else logging.INFO
             log.log(level, "request", extra=fields)
+
+
+async def log_unrouted(message: Message, scope: Scope) -> None:
+    """`before_send` hook for what the middleware never sees: Litestar runs
+    middleware per route, so an address with no route (404) or a method a
+    route lacks (405) is answered by the router alone. Those get their id and
+    log line here (without a duration: the hook sees only the answer)."""
+    if message["type"] != "http.response.start" or scope.get("type") != "http":
+        return
+    state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    if "request_id" in state:
+        return  # the middleware tagged it and logs it
+    request_id = state["request_id"] = request_id_from(scope)
+    MutableScopeHeaders.from_message(message)[HEADER] = request_id
+    status = message["status"]
+    log.log(
+        logging.ERROR if status >= 500 else logging.INFO,
+        "request",
+        extra={
+            "request_id": request_id,
+            "method": scope.get("method"),
+            "path": scope.get("path"),
+            "route": None,
+            "status": status,
+            "client": (scope.get("client") or (None,))[0],
+        },
+    )
 
 
 def request_log_middleware(app: ASGIApp) -> ASGIApp:

@@ -1,0 +1,191 @@
+"""The `portal` command, run as an operator would: in a subprocess, against the
+test database (the environment conftest.py set up)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import re
+import signal
+import sys
+
+import httpx
+import pytest
+from arq.connections import RedisSettings, create_pool
+
+from portal.cli import uvicorn_options
+from portal.domain.clock import utcnow
+from portal.domain.users import token_owner
+from portal.settings import get_settings
+from portal.tables import AuditEntry, Company, User
+from tests.factories import T0
+from tests.redis_server import free_port
+
+DEADLINE = 60.0
+LINK = re.compile(r"(http://\S+)/set-password/(\S+)")
+
+
+async def portal(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "portal.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_create_partner_makes_a_top_partner_and_prints_a_set_password_link():
+    code, out, err = await portal(
+        "create-partner", "--name", "  Contoso   MSP ", "--manager-email", "Ops.Lead@Contoso.example"
+    )
+    assert code == 0, err
+    [company] = await Company.select().where(Company.parent.is_null())
+    assert (company["name"], company["kind"], company["path"]) == ("Contoso MSP", "partner", f"/{company['id']}/")
+    [manager] = await User.select().where(User.company == company["id"])
+    assert (manager["email"], manager["name"], manager["role"]) == ("ops.lead@contoso.example", "Ops.Lead", "manager")
+    assert manager["password_hash"] is None  # nobody chose it for them
+
+    base_url, token = LINK.search(out).groups()
+    assert base_url == get_settings().base_url
+    assert (await token_owner(token, utcnow()))["email"] == "ops.lead@contoso.example"
+    [entry] = await AuditEntry.select().where(AuditEntry.action == "partner.create")
+    assert entry["company"] == company["id"]
+    assert "Demo logins" not in out
+
+
+async def test_create_partner_with_a_manager_name():
+    code, _, err = await portal(
+        "create-partner", "--name", "Fabrikam", "--manager-email", "kim@fabrikam.example", "--manager-name", "Kim Park"
+    )
+    assert code == 0, err
+    assert await User.select(User.name).where(User.email == "kim@fabrikam.example").first() == {"name": "Kim Park"}
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--name", "Acme MSP", "--manager-email", "new@acme.example"], "already a top partner named Acme MSP"),
+        (["--name", "acme msp", "--manager-email", "new@acme.example"], "already a top partner named acme msp"),
+        (
+            ["--name", "Fresh MSP", "--manager-email", "manager@partner.example"],
+            "--manager-email: manager@partner.example already has an account",
+        ),
+        (
+            ["--name", "Fresh MSP", "--manager-email", "not-an-address"],
+            "--manager-email: An email address must have an @-sign",
+        ),
+        (["--name", "   ", "--manager-email", "new@fresh.example"], "--name: Give the partner's name"),
+        (["--name", "Bad\x07Name", "--manager-email", "new@fresh.example"], "control character"),
+    ],
+)
+async def test_create_partner_refuses_bad_input_and_writes_nothing(tree, args, message):
+    companies, users = await Company.count(), await User.count()
+    code, out, err = await portal("create-partner", *args)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert (await Company.count(), await User.count()) == (companies, users)
+
+
+async def test_worker_without_redis_says_what_it_needs():
+    code, _, err = await portal("worker", env={"REDIS_URL": ""})
+    assert code == 2 and "REDIS_URL" in err
+
+
+async def test_worker_runs_jobs_and_stops_cleanly_on_sigterm(tree):
+    redis_url = os.environ["PORTAL_TEST_REDIS"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "portal.cli",
+        "worker",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "REDIS_URL": redis_url, "LOG_FORMAT": "json"},
+    )
+    try:
+        started = await _read_until(proc.stderr, lambda entry: entry.get("event") == "worker started")
+        assert "record_sign_in" in started["functions"]
+        pool = await create_pool(RedisSettings.from_dsn(redis_url))
+        await pool.enqueue_job("record_sign_in", tree.managers["direct"]["id"], tree.direct["id"], T0, _job_id="cli-1")
+        await pool.aclose()
+        finished = await _read_until(proc.stderr, lambda entry: entry.get("event") == "job finished")
+        assert (finished["job"], finished["job_id"]) == ("record_sign_in", "cli-1")
+        assert await AuditEntry.count().where(AuditEntry.action == "sign_in") == 1
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), DEADLINE) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _read_until(stream: asyncio.StreamReader, wanted) -> dict:
+    """The first JSON log line `wanted` accepts; every line must be JSON."""
+    while True:
+        line = await asyncio.wait_for(stream.readline(), DEADLINE)
+        assert line, "the process ended first"
+        entry = json.loads(line)
+        if wanted(entry):
+            return entry
+
+
+@pytest.mark.parametrize("no_demo", [True, False])
+async def test_serve_prints_demo_logins_only_when_demo_data_is_there(no_demo):
+    port = free_port()
+    env = {"PORT": str(port), "BASE_URL": f"http://127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
+    args = ["serve", "--no-demo"] if no_demo else ["serve"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "portal.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **env},
+    )
+    try:
+        # The banner is printed before uvicorn starts: once it answers, all of it is out.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            response = await _first_answer(client, "/healthz", proc)
+        assert response.status_code == 200 and response.headers["X-Request-ID"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), DEADLINE)
+        except TimeoutError:
+            proc.kill()
+            out, _ = await proc.communicate()
+    banner = out.decode()
+    assert f"Licence Portal on http://127.0.0.1:{port}" in banner
+    if no_demo:
+        assert "Demo logins" not in banner and "licences-demo" not in banner
+        assert await Company.count() == 0
+    else:
+        assert "Demo logins (password: licences-demo)" in banner
+        assert "alex.morgan@northwind-msp.example" in banner
+
+
+async def _first_answer(client: httpx.AsyncClient, path: str, proc) -> httpx.Response:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while True:
+        try:
+            return await client.get(path)
+        except httpx.TransportError:
+            if loop.time() > deadline or proc.returncode is not None:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def test_serve_trusts_no_proxy_headers_unless_told():
+    settings = dataclasses.replace(get_settings(), forwarded_allow_ips=None)
+    assert uvicorn_options(settings, 1)["proxy_headers"] is False
+    told = uvicorn_options(dataclasses.replace(settings, forwarded_allow_ips="10.0.0.5,10.0.0.6"), 2)
+    assert (told["proxy_headers"], told["forwarded_allow_ips"], told["workers"]) == (True, "10.0.0.5,10.0.0.6", 2)
