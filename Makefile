@@ -3,15 +3,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432
+# Every package, pinned with its hashes, generated from pyproject.toml by uv (`make lock`).
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
 
-.PHONY: run test test-sqlite test-postgres worker migrate demo lint bench clean
+.PHONY: run test test-sqlite test-postgres worker migrate demo lint bench lock clean
 
-$(BIN)/portal: pyproject.toml
+$(BIN)/python:
 	@# Debian's python3 ships without venv until python3-venv is installed.
 	$(PYTHON) -m venv $(VENV) || { apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+
+$(BIN)/portal: $(BIN)/python pyproject.toml $(LOCK)
+	$(BIN)/pip install -q -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e .
+	@# A dependency added to pyproject.toml but not yet locked shows here, not as an ImportError later.
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; echo "$(LOCK) does not cover pyproject.toml: run make lock" >&2; exit 1; }
 	touch $@
+
+lock: $(BIN)/python  ## regenerate requirements.lock from pyproject.toml, after changing a dependency there
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra test --generate-hashes --universal --python-version 3.11 \
+		--custom-compile-command "make lock" --quiet -o $(LOCK)
 
 run: $(BIN)/portal  ## serve on http://127.0.0.1:$${PORT:-8000} with SQLite and in-process jobs
 	$(BIN)/portal serve
@@ -26,14 +39,17 @@ demo: $(BIN)/portal
 	$(BIN)/portal demo
 
 test: $(BIN)/portal  ## the whole suite on SQLite, then on PostgreSQL with Redis
-	bash scripts/services.sh
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
+# Each run starts a Redis server of its own (so it needs the redis-server binary)
+# and drives Debian's chromium; scripts/services.sh installs what is missing.
 test-sqlite: $(BIN)/portal
+	bash scripts/services.sh sqlite
 	PORTAL_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgres: $(BIN)/portal
+	bash scripts/services.sh postgres
 	PORTAL_TEST_DB=postgres PORTAL_TEST_PG=$(PG_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/portal

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL, Redis and Debian's chromium are here and running, for the
-# test suite. Installs with apt-get when missing (needs root, as on CI).
+# Make sure what the test suite talks to is here, installing with apt-get when
+# it is missing (needs root, as on CI):
+#   scripts/services.sh sqlite     the redis-server binary (each test run starts a
+#                                  Redis server of its own, tests/redis_server.py)
+#                                  and Debian's chromium for the browser tests
+#   scripts/services.sh postgres   the same, and PostgreSQL running on 127.0.0.1:5432
+#                                  (the default)
 set -euo pipefail
+mode="${1:-postgres}"
+case "$mode" in sqlite|postgres) ;; *) echo "usage: $0 [sqlite|postgres]" >&2; exit 2 ;; esac
 
 apt_install() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -11,27 +18,24 @@ apt_install() {
     apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null; }
 }
 
-command -v pg_ctlcluster >/dev/null || apt_install postgresql
-command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || apt_install redis-server
 [ -x /usr/bin/chromium ] || apt_install chromium
 
-if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-  ver=$(ls /etc/postgresql | sort -V | tail -n 1)
-  pg_ctlcluster --skip-systemctl-redirect "$ver" main start || pg_ctlcluster "$ver" main start
-  for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+if [ "$mode" = postgres ]; then
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    ver=$(ls /etc/postgresql | sort -V | tail -n 1)
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start || pg_ctlcluster "$ver" main start
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  # The tests connect as postgres over loopback without a password; a fresh Debian
+  # install asks for one, so trust loopback there (a throwaway test server).
+  if ! psql -h 127.0.0.1 -U postgres -tAc 'select 1' >/dev/null 2>&1; then
+    hba=$(su postgres -c "psql -tAc 'show hba_file'")
+    sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    su postgres -c "psql -tAc 'select pg_reload_conf()'" >/dev/null
+  fi
+  echo "services: postgresql $(pg_isready -h 127.0.0.1 -p 5432 | sed 's/.* - //')"
 fi
-# The tests connect as postgres over loopback without a password; a fresh Debian
-# install asks for one, so trust loopback there (a throwaway test server).
-if ! psql -h 127.0.0.1 -U postgres -tAc 'select 1' >/dev/null 2>&1; then
-  hba=$(su postgres -c "psql -tAc 'show hba_file'")
-  sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
-  su postgres -c "psql -tAc 'select pg_reload_conf()'" >/dev/null
-fi
-
-if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-  mkdir -p /var/lib/redis /var/log/redis
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir /var/lib/redis --logfile /var/log/redis/portal.log
-  for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
-fi
-echo "services: postgresql $(pg_isready -h 127.0.0.1 -p 5432 | sed 's/.* - //'), redis $(redis-cli -h 127.0.0.1 ping), $(/usr/bin/chromium --version)"
+redis=$(command -v redis-server || echo /usr/bin/redis-server)
+echo "services: $("$redis" --version | cut -d' ' -f1-3), $(/usr/bin/chromium --version 2>/dev/null)"
