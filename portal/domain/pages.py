@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 PER_PAGE = 25
+# A page number beyond any list, yet small enough that its OFFSET fits every
+# engine's integer (the web refuses larger ones; this holds for any caller).
+MAX_PAGE = 2_147_483_647
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class Page:
 
 
 def clamp_page(number: int | None) -> int:
-    return max(1, number or 1)
+    return min(max(1, number or 1), MAX_PAGE)
 
 
 async def paginate(select, count, number: int, per_page: int = PER_PAGE) -> Page:

@@ -33,6 +33,7 @@ from portal.web.companies import CompanyController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.headers import add_headers
 from portal.web.health import healthz
+from portal.web.input_guard import guard_input
 from portal.web.licences import LicenceController, UserLicenceController
 from portal.web.orders import OrderController, outbox_page
 from portal.web.request_log import REQUEST_LOG
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
         ],
         stores=_stores(settings),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=guard_input,  # ids, numbers and control characters, before any handler
         # On every message the app sends, also those of errors raised in middleware (CSRF, rate limit)
         # and of addresses no route matches, which route middleware never sees.
         before_send=[add_headers],

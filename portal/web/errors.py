@@ -1,92 +1,189 @@
-"""Error answers: a page in the portal's layout for people, JSON for /api/."""
+"""Error answers, all from one place: a page in the portal's layout for people,
+a fragment for htmx requests (aimed at the layout's `#error-region`, since the
+element that asked expects something else), JSON only under /api/.
+
+htmx 2 swaps no 4xx/5xx answer by default: the layout's htmx config lets it
+swap them, and the `HX-Retarget`/`HX-Reswap` headers below put the fragment in
+the error region instead of the element that asked; `HX-Push-Url: false` keeps
+an error's address out of the history."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
-from litestar.plugins.htmx import ClientRedirect, HTMXRequest
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
 
 from portal.domain.errors import DomainError, NotFound, PermissionDenied
+from portal.web.input_guard import BadInput
+
+log = logging.getLogger("portal.web")
+
+ERROR_REGION = "#error-region"
+
+TITLES = {
+    400: "That did not work",
+    401: "Sign-in needed",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not possible here",
+    409: "That changed meanwhile",
+    413: "Too big",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Not available just now",
+}
+MESSAGES = {
+    404: "There is nothing at this address.",
+    405: "This address does not take that kind of request. Go back and use the page's buttons.",
+    413: "What you sent is too big. Send a smaller file or less text.",
+    429: "Too many requests in a short time. Wait a minute, then try again.",
+    500: "The portal could not finish this. Nothing was changed. Try again; if it happens again, "
+    "tell your administrator the reference below.",
+    503: "The portal cannot reach what it needs just now. Try again in a minute.",
+}
 
 
-def _is_sign_in(request: Request) -> bool:
-    return request.method == "POST" and request.url.path == "/login"
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
 
 
-def _error_page(request: Request, status: int, title: str, message: str) -> Response:
-    if request.url.path.startswith("/api/"):
-        return Response({"status_code": status, "detail": message}, status_code=status)
-    actor = getattr(request.state, "actor", None)
-    return Template(
-        "pages/error.html", context={"title": title, "message": message, "actor": actor}, status_code=status
-    )
+def _is_htmx(request: Request) -> bool:
+    # A history restore wants a whole page, as render() gives it.
+    headers = request.headers
+    return headers.get("hx-request") == "true" and headers.get("hx-history-restore-request") != "true"
+
+
+def error_answer(request: Request, status: int, message: str | None = None, title: str | None = None) -> Response:
+    """The one shape of every error: page, htmx fragment, or JSON under /api/."""
+    message = message or MESSAGES.get(status) or TITLES.get(status, "Something is wrong with this request.")
+    request_id = getattr(request.state, "request_id", None)
+    if _is_api(request):
+        body: dict[str, Any] = {"status_code": status, "detail": message}
+        if request_id:
+            body["request_id"] = request_id
+        return Response(body, status_code=status)
+    context = {
+        "status": status,
+        "title": title or TITLES.get(status, "Something is wrong with this request"),
+        "message": message,
+        "request_id": request_id,
+        "actor": getattr(request.state, "actor", None),
+    }
+    if _is_htmx(request):
+        return Template(
+            "partials/_error.html",
+            context=context,
+            status_code=status,
+            headers={"HX-Retarget": ERROR_REGION, "HX-Reswap": "innerHTML", "HX-Push-Url": "false"},
+        )
+    return Template("pages/error.html", context=context, status_code=status)
 
 
 def _not_found(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotFound):
         message = str(exc)
-    elif isinstance(exc, NotFoundException) and exc.detail != "Not Found":
+    elif isinstance(exc, NotFoundException) and exc.detail not in ("Not Found", ""):
         message = exc.detail
     else:
-        message = "There is nothing at this address."
-    return _error_page(request, 404, "Not found", message)
+        message = None
+    return error_answer(request, 404, message)
+
+
+def _csrf_failed(request: Request, exc: Exception) -> Response:
+    """Litestar's CSRF middleware is the only raiser of PermissionDeniedException
+    here (the portal's own refusals are the domain's PermissionDenied), so the
+    type says it: a form without a valid token."""
+    return error_answer(
+        request,
+        403,
+        "This form was open too long or came from another site. Reload the page and try again.",
+        title="Form expired",
+    )
 
 
 def _forbidden(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, PermissionDeniedException) and "csrf" in str(exc.detail).lower():
-        return _error_page(
-            request,
-            403,
-            "Form expired",
-            "This form was open too long or came from another site. Reload the page and try again.",
-        )
-    message = str(exc) if isinstance(exc, PermissionDenied) else "You cannot do this."
-    return _error_page(request, 403, "Not allowed", message)
+    return error_answer(request, 403, str(exc) or "You cannot do this.")
 
 
 def _refused(request: Request, exc: Exception) -> Response:
     """A rule said no (a form error the handler did not catch, a state change that
     is no longer possible): say so where the user is, nothing was written."""
-    return _error_page(request, 400, "That did not work", str(exc))
+    return error_answer(request, 400, str(exc))
 
 
-def _sign_in_needed(request: HTMXRequest, exc: Exception) -> Response:
-    if request.url.path.startswith("/api/"):
-        return _error_page(request, 401, "Unauthorized", str(getattr(exc, "detail", exc)))
+def _sign_in_needed(request: Request, exc: Exception) -> Response:
+    if _is_api(request):
+        return error_answer(request, 401, str(getattr(exc, "detail", "") or exc))
     target = "/login?next=" + request.url.path if request.method == "GET" else "/login"
-    return ClientRedirect(target) if request.headers.get("hx-request") else Redirect(target)
+    return ClientRedirect(target) if _is_htmx(request) else Redirect(target)
+
+
+def _bad_input(request: Request, exc: Exception) -> Response:
+    return error_answer(request, 400, str(getattr(exc, "detail", "")) or None)
+
+
+def _unreadable(request: Request, exc: Exception) -> Response:
+    """Litestar could not read a parameter as the handler declared it (`page=abc`)."""
+    names = sorted({str(e.get("key")) for e in (getattr(exc, "extra", None) or []) if isinstance(e, dict)} - {"None"})
+    if names:
+        message = "This request has a value the portal cannot read: " + ", ".join(names) + "."
+    else:
+        message = "This request has a value the portal cannot read."
+    return error_answer(request, 400, message)
+
+
+def _wrong_method(request: Request, exc: Exception) -> Response:
+    return error_answer(request, 405)
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
-    if exc.status_code == HTTP_429_TOO_MANY_REQUESTS and _is_sign_in(request):
-        return Template(
-            "pages/login.html",
-            context={
-                "error": "Too many sign-in attempts from your address. Wait a minute, then try again.",
-                "email": "",
-                "next": None,
-                "actor": None,
-            },
-            status_code=429,
-        )
-    if exc.status_code == 403 and "csrf" in str(exc.detail).lower():
-        return _error_page(
-            request,
-            403,
-            "Form expired",
-            "This form was open too long or came from another site. Reload the page and try again.",
-        )
-    return _error_page(request, exc.status_code, "Something is wrong with this request", str(exc.detail))
+    status = exc.status_code
+    if status >= 500:
+        return _unexpected(request, exc)
+    detail = str(exc.detail or "")
+    # Litestar's own details are its status phrases ("Request Entity Too Large"): ours read better.
+    message = MESSAGES.get(status) if status in MESSAGES or not detail else detail
+    return error_answer(request, status, message)
 
 
-EXCEPTION_HANDLERS = {
+def _unexpected(request: Request, exc: Exception) -> Response:
+    """Anything no other handler knew: logged with the request id, which the page
+    shows so that the user can quote it; no internals on the page."""
+    request_id = getattr(request.state, "request_id", None)
+    log.error(
+        "unhandled exception",
+        exc_info=exc,
+        extra={
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.url.path,
+            "route": request.scope.get("path_template"),
+        },
+    )
+    return error_answer(request, 500)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     NotFound: _not_found,
     NotFoundException: _not_found,
     PermissionDenied: _forbidden,
     DomainError: _refused,
-    PermissionDeniedException: _forbidden,
+    PermissionDeniedException: _csrf_failed,
     NotAuthorizedException: _sign_in_needed,
+    BadInput: _bad_input,
+    ValidationException: _unreadable,
+    MethodNotAllowedException: _wrong_method,
     HTTPException: _http_error,
+    Exception: _unexpected,
 }
