@@ -30,7 +30,8 @@ async def test_a_new_manager_gets_a_one_time_set_password_link(client, tree):
     short = await post_form(client, path, path, {"password": "short", "confirm": "short"})
     assert short.status_code == 400 and "at least 10 characters" in short.text
     done = await post_form(client, path, path, {"password": "a-long-password", "confirm": "a-long-password"})
-    assert done.headers["location"] == "/login?password_set=1"
+    assert done.headers["location"] == "/login"
+    assert "Your password is set. Sign in with it." in (await client.get("/login")).text
     again = await client.get(path)
     assert again.status_code == 404 and "expired or was already used" in again.text
 

@@ -1,4 +1,6 @@
-"""Managers and learners: adding them, their set-password links, signing in."""
+"""Managers and learners: adding them, their set-password links.
+
+Signing in and "Forgot password?" live in portal/domain/sign_in.py."""
 
 from __future__ import annotations
 
@@ -9,17 +11,14 @@ from datetime import datetime, timedelta
 from email_validator import EmailNotValidError, validate_email
 
 from portal import db
-from portal.domain import audit, licences, passwords
+from portal.domain import audit, licences, outbox, passwords
 from portal.domain.access import Actor, get_company
-from portal.domain.errors import NotFound, PermissionDenied, SignInRefused, ValidationFailed
+from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.pages import Page, paginate
 from portal.tables import PasswordToken, User
 
 SET_PASSWORD_VALID_FOR = timedelta(hours=72)
-MAX_FAILED_SIGN_INS = 5
-LOCKOUT = timedelta(minutes=15)
 NAME_MAX = 200
-WRONG_CREDENTIALS = "That e-mail and password do not match a portal manager."
 
 
 def normalise_email(email: str) -> str:
@@ -31,8 +30,16 @@ def normalise_email(email: str) -> str:
     return checked.normalized.lower()
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """Only this is stored of a set-password token."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _is_duplicate_email(exc: Exception) -> bool:
+    """The unique index on portal_user.email refused a row: asyncpg names the
+    constraint, sqlite3 names the column."""
+    constraint = getattr(exc, "constraint_name", None) or ""
+    return constraint.startswith("portal_user_email") or "portal_user.email" in str(exc)
 
 
 def roles_for(actor: Actor, company: dict) -> list[str]:
@@ -48,7 +55,8 @@ async def create_user(
     actor: Actor, company_id: int, email: str, name: str, role: str, now: datetime
 ) -> tuple[dict, str | None]:
     """Add a manager or a learner. A new manager gets a one-time set-password
-    token, returned once to whoever created them; nobody picks another's password."""
+    token, returned once to whoever created them and e-mailed to the new manager
+    (an outbox row of the same transaction); nobody picks another's password."""
     company = await get_company(actor, company_id)
     if role not in ("manager", "learner"):
         raise ValidationFailed({"role": "Choose manager or learner."})
@@ -73,21 +81,47 @@ async def create_user(
         raise ValidationFailed(errors)
 
     token = secrets.token_urlsafe(32) if role == "manager" else None
-    async with db.write_transaction():
-        user = (await User.insert(User(company=company["id"], email=email, name=name, role=role, created_at=now)))[0]
-        if token:
-            await PasswordToken.insert(
-                PasswordToken(
-                    user=user["id"],
-                    token_hash=_token_hash(token),
-                    expires_at=now + SET_PASSWORD_VALID_FOR,
-                    created_by=actor.user_id,
+    try:
+        async with db.write_transaction():
+            user = (await User.insert(User(company=company["id"], email=email, name=name, role=role, created_at=now)))[
+                0
+            ]
+            if token:
+                await PasswordToken.insert(
+                    PasswordToken(
+                        user=user["id"],
+                        token_hash=token_hash(token),
+                        expires_at=now + SET_PASSWORD_VALID_FOR,
+                        created_by=actor.user_id,
+                    )
                 )
-            )
-        await audit.record(actor, f"user.create_{role}", company["id"], now, {"email": email})
+                await _queue_invitation(actor, company, email, name, token, now)
+            await audit.record(actor, f"user.create_{role}", company["id"], now, {"email": email})
+    except Exception as exc:
+        # Two "Add User" for one address at once both pass the check above; the
+        # unique index lets one in, and the other gets the form's answer.
+        if _is_duplicate_email(exc):
+            raise ValidationFailed({"email": f"{email} already has an account."}) from None
+        raise
     if role == "learner":
         await licences.allocate_new_learner(actor, company["id"], user["id"], now)
     return {"id": user["id"], "email": email, "name": name, "role": role, "company_id": company["id"]}, token
+
+
+async def _queue_invitation(actor: Actor, company: dict, email: str, name: str, token: str, now: datetime) -> None:
+    hours = int(SET_PASSWORD_VALID_FOR.total_seconds() // 3600)
+    await outbox.queue_email(
+        "invitation",
+        company["id"],
+        [email],
+        f"You are a manager of {company['name']} on the Licence Portal",
+        f"Hello {name},\n\n"
+        f"{actor.name} added you as a manager of {company['name']} on the Licence Portal.\n"
+        f"Choose your password here within {hours} hours; the link works once:\n\n"
+        f"{outbox.link(f'/set-password/{token}')}\n",
+        now,
+        dedupe=f"invitation:{token_hash(token)}",
+    )
 
 
 async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page:
@@ -110,21 +144,27 @@ async def token_owner(token: str, now: datetime) -> dict:
             PasswordToken.id, PasswordToken.user.id.as_alias("user_id"), PasswordToken.user.email.as_alias("email")
         )
         .where(
-            (PasswordToken.token_hash == _token_hash(token))
+            (PasswordToken.token_hash == token_hash(token))
             & PasswordToken.used_at.is_null()
             & (PasswordToken.expires_at > now)
         )
         .first()
     )
     if row is None:
-        raise NotFound("This link has expired or was already used. Ask whoever added you for a new one.")
+        raise NotFound(
+            "This link has expired or was already used. Ask for a new one with “Forgot password?” on the sign-in page."
+        )
     return row
 
 
 async def set_password(token: str, password: str, confirm: str, now: datetime) -> dict:
-    problem = passwords.password_problem(password, confirm)
+    """Set the password of the token's owner; the token, and any other unused
+    link of theirs, then works no more."""
+    owner = await token_owner(token, now)
+    problem = passwords.password_problem(password, confirm, owner["email"])
     if problem:
         raise ValidationFailed({"password": problem})
+    new_hash = await passwords.hash_off_loop(password)
     async with db.write_transaction():
         owner = await token_owner(token, now)
         # Used once: the update only wins while the token is still unused.
@@ -135,57 +175,8 @@ async def set_password(token: str, password: str, confirm: str, now: datetime) -
         )
         if not used:
             raise NotFound("This link was already used.")
-        await User.update(
-            {User.password_hash: passwords.hash_password(password), User.failed_sign_ins: 0, User.locked_until: None}
-        ).where(User.id == owner["user_id"])
+        await PasswordToken.update({PasswordToken.used_at: now}).where(
+            (PasswordToken.user == owner["user_id"]) & PasswordToken.used_at.is_null()
+        )
+        await User.update({User.password_hash: new_hash}).where(User.id == owner["user_id"])
     return owner
-
-
-async def authenticate(email: str, password: str, now: datetime) -> dict:
-    """The manager behind these credentials, or SignInRefused. After
-    MAX_FAILED_SIGN_INS wrong passwords in a row the account is refused for LOCKOUT."""
-    try:
-        email = normalise_email(email)
-    except ValueError:
-        raise SignInRefused(WRONG_CREDENTIALS) from None
-    user = (
-        await User.select(
-            User.id,
-            User.company,
-            User.company.kind.as_alias("company_kind"),
-            User.role,
-            User.active,
-            User.password_hash,
-            User.locked_until,
-        )
-        .where(User.email == email)
-        .first()
-    )
-    if user and user["locked_until"] and user["locked_until"] > now:
-        minutes = max(1, int((user["locked_until"] - now).total_seconds() // 60) + 1)
-        raise SignInRefused(
-            f"Too many failed sign-ins for this account. Try again in {minutes} minutes, or set a new password."
-        )
-    ok = passwords.verify_password(user["password_hash"] if user else None, password)
-    if user is None:
-        raise SignInRefused(WRONG_CREDENTIALS)
-    if not ok:
-        await _count_failure(user["id"], now)
-        raise SignInRefused(WRONG_CREDENTIALS)
-    if user["role"] != "manager":
-        raise SignInRefused("Learners sign in to the training platform, not to this portal.")
-    if not user["active"]:
-        raise SignInRefused("This account has been deactivated.")
-    await User.update({User.failed_sign_ins: 0, User.locked_until: None}).where(User.id == user["id"])
-    return user
-
-
-async def _count_failure(user_id: int, now: datetime) -> None:
-    async with db.write_transaction():
-        rows = (
-            await User.update({User.failed_sign_ins: User.failed_sign_ins + 1})
-            .where(User.id == user_id)
-            .returning(User.failed_sign_ins)
-        )
-        if rows and rows[0]["failed_sign_ins"] >= MAX_FAILED_SIGN_INS:
-            await User.update({User.failed_sign_ins: 0, User.locked_until: now + LOCKOUT}).where(User.id == user_id)

@@ -7,17 +7,15 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
 
-from litestar import Litestar, Request, Router
+from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.stores.file import FileStore
-from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 
@@ -38,6 +36,7 @@ from portal.web.licences import LicenceController, UserLicenceController
 from portal.web.orders import OrderController, outbox_page
 from portal.web.request_log import REQUEST_LOG
 from portal.web.session import SessionConfig, provide_actor
+from portal.web.throttle import create_counter
 from portal.web.users import UserController
 
 SESSION_DAYS = 7
@@ -46,17 +45,8 @@ SESSION_DAYS = 7
 def _stores(settings: Settings) -> dict:
     if settings.sessions_redis_url:
         root = RedisStore.with_client(settings.sessions_redis_url, namespace="portal")
-        return {"sessions": root.with_namespace("sessions"), "rate_limit": root.with_namespace("rate_limit")}
-    return {
-        "sessions": FileStore(settings.var_dir / "sessions", create_directories=True),
-        "rate_limit": MemoryStore(),
-    }
-
-
-async def _throttled(request: Request) -> bool:
-    """What the sign-in limiter counts. Async, like every hook here: Litestar
-    runs a sync hook in a worker thread, a thread hop on every request."""
-    return request.method == "POST" and request.url.path == "/login"
+        return {"sessions": root.with_namespace("sessions")}
+    return {"sessions": FileStore(settings.var_dir / "sessions", create_directories=True)}
 
 
 def _key_first(getattr_, obj, attribute):
@@ -140,11 +130,6 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
                 samesite="lax",
                 max_age=SESSION_DAYS * 86400,
             ).middleware,
-            RateLimitConfig(
-                rate_limit=("minute", sign_ins_per_minute),
-                check_throttle_handler=_throttled,
-                set_rate_limit_headers=False,
-            ).middleware,
         ],
         stores=_stores(settings),
         exception_handlers=EXCEPTION_HANDLERS,
@@ -156,5 +141,9 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
             title="Licence Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
         ),
         lifespan=[lifespan],
-        state=State({"settings": settings}),
+        # Sign-in and "Forgot password?" limits (portal/web/throttle.py): counted in
+        # the handlers, per client address and per account, atomically.
+        state=State(
+            {"settings": settings, "throttle": create_counter(settings), "sign_ins_per_minute": sign_ins_per_minute}
+        ),
     )

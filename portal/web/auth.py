@@ -1,17 +1,28 @@
-"""Sign in, sign out, set a password from a one-time link."""
+"""Sign in, sign out, "Forgot password?", set a password from a one-time link."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.domain import users
+from portal.domain import sign_in, users
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, SignInRefused, ValidationFailed
+from portal.web import throttle
+from portal.web.flash import flash
 from portal.web.render import render
 from portal.web.session import rotate_session
+
+ADDRESS_WINDOW = timedelta(minutes=1)
+TOO_MANY_FROM_ADDRESS = "Too many sign-in attempts from your address. Wait a minute, then try again."
+# "Forgot password?" from one client address: enough for a shared office, too few to flood anyone.
+RESETS_PER_ADDRESS = 10
+RESET_ADDRESS_WINDOW = timedelta(hours=1)
+TOO_MANY_RESETS_FROM_ADDRESS = "Too many requests from your address. Try again in an hour."
 
 
 def home_for(session: dict) -> str:
@@ -45,13 +56,20 @@ class AuthController(Controller):
         form = await request.form()
         email, password = str(form.get("email", "")), str(form.get("password", ""))
         next_path = safe_next(str(form.get("next", "")))
+        context = {"next": next_path, "email": email}
+        retry = await throttle.address_over_limit(
+            request, "sign-in", request.app.state.sign_ins_per_minute, ADDRESS_WINDOW
+        )
+        if retry:
+            return _too_many(request, "pages/login.html", context | {"error": TOO_MANY_FROM_ADDRESS}, retry)
         now = utcnow()
         try:
-            user = await users.authenticate(email, password, now)
+            user = await sign_in.authenticate(email, password, now, throttle.counter(request))
+        except sign_in.Throttled as refusal:
+            retry = throttle.seconds_left(sign_in.SIGN_IN_WINDOW, now)
+            return _too_many(request, "pages/login.html", context | {"error": str(refusal)}, retry)
         except SignInRefused as refusal:
-            return render(
-                request, "pages/login.html", {"next": next_path, "email": email, "error": str(refusal)}, status_code=400
-            )
+            return render(request, "pages/login.html", context | {"error": str(refusal)}, status_code=400)
         rotate_session(request)
         request.set_session(
             {
@@ -70,6 +88,36 @@ class AuthController(Controller):
         request.clear_session()
         return Redirect("/login")
 
+    @get("/forgot-password")
+    async def forgot_password_form(self, request: HTMXRequest, email: FromQuery[str] = "") -> Template:
+        return render(request, "pages/forgot_password.html", {"email": email[:254], "error": None})
+
+    @post("/forgot-password")
+    async def forgot_password(self, request: HTMXRequest) -> Template:
+        """The same answer whether or not the address is a manager's: only the
+        mailbox's owner learns, by the e-mail, that it is."""
+        form = await request.form()
+        email = str(form.get("email", "")).strip()
+        if not email:
+            return render(
+                request,
+                "pages/forgot_password.html",
+                {"email": "", "error": "Enter the e-mail address you sign in with."},
+                status_code=400,
+            )
+        retry = await throttle.address_over_limit(request, "password-reset", RESETS_PER_ADDRESS, RESET_ADDRESS_WINDOW)
+        if retry:
+            context = {"email": email, "error": TOO_MANY_RESETS_FROM_ADDRESS}
+            return _too_many(request, "pages/forgot_password.html", context, retry)
+        now = utcnow()
+        try:
+            await sign_in.request_password_reset(email, now, throttle.counter(request))
+        except sign_in.Throttled as refusal:
+            retry = throttle.seconds_left(sign_in.RESET_WINDOW, now)
+            return _too_many(request, "pages/forgot_password.html", {"email": email, "error": str(refusal)}, retry)
+        valid_minutes = int(sign_in.RESET_VALID_FOR.total_seconds() // 60)
+        return render(request, "pages/forgot_password_sent.html", {"email": email, "valid_minutes": valid_minutes})
+
     @get("/set-password/{token:str}")
     async def set_password_form(self, request: HTMXRequest, token: FromPath[str]) -> Template:
         try:
@@ -81,13 +129,23 @@ class AuthController(Controller):
     @post("/set-password/{token:str}")
     async def set_password(self, request: HTMXRequest, token: FromPath[str]) -> Template | Redirect:
         form = await request.form()
+        now = utcnow()
         try:
-            await users.set_password(token, str(form.get("password", "")), str(form.get("confirm", "")), utcnow())
+            owner = await users.set_password(token, str(form.get("password", "")), str(form.get("confirm", "")), now)
         except NotFound as missing:
             return render(request, "pages/set_password.html", {"gone": str(missing)}, status_code=404)
         except ValidationFailed as invalid:
-            owner = await users.token_owner(token, utcnow())
+            owner = await users.token_owner(token, now)
             return render(
                 request, "pages/set_password.html", {"email": owner["email"], "errors": invalid.errors}, status_code=400
             )
-        return Redirect("/login?password_set=1")
+        # The owner proved their mailbox: whatever guesses were made at the account, let them in now.
+        await sign_in.clear_sign_in_attempts(owner["email"], now, throttle.counter(request))
+        flash(request, "Your password is set. Sign in with it.")
+        return Redirect("/login")
+
+
+def _too_many(request: HTMXRequest, page: str, context: dict, retry_after: int) -> Template:
+    response = render(request, page, context, status_code=429)
+    response.headers["Retry-After"] = str(retry_after)
+    return response

@@ -1,0 +1,160 @@
+"""Signing in and asking for a new password, under attack.
+
+Decisions (issue 7, items 2, 3 and 5):
+
+- Every attempt is counted BEFORE its password is checked, in one atomic step of
+  an `AttemptCounter` (a Redis script, or one process's memory when there is no
+  Redis), so however many guesses arrive at once, at most
+  SIGN_IN_ATTEMPTS passwords are checked per account per SIGN_IN_WINDOW.
+- Throttling, not locking: the window is short (a minute), so whoever hammers an
+  account keeps it closed only while they keep hammering, and the owner is never
+  shut out for a quarter of an hour by five requests. "Forgot password?" is
+  always open, and setting a password clears the account's count.
+- The account is the address as typed (normalised), whether or not anyone has
+  it: an unknown address, a learner's and a manager's are counted, refused and
+  answered alike, and every refusal that reaches the password check costs the
+  same argon2 work (against a dummy hash when there is no manager's hash). A
+  throttled answer costs no argon2 for anyone, so it too says nothing about
+  whether the address exists.
+- A successful sign-in clears the account's count, so a manager who signs in
+  often is never slowed down by their own successes.
+- Windows are fixed slices of the clock (`now` // window): simple to count
+  atomically, and at most twice the limit can pass across one boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from portal import db
+from portal.domain import outbox, passwords
+from portal.domain.errors import SignInRefused
+from portal.domain.users import normalise_email, token_hash
+from portal.tables import PasswordToken, User
+
+SIGN_IN_ATTEMPTS = 5
+SIGN_IN_WINDOW = timedelta(minutes=1)
+RESET_REQUESTS = 3
+RESET_WINDOW = timedelta(hours=1)
+RESET_VALID_FOR = timedelta(hours=1)
+
+WRONG_CREDENTIALS = "That e-mail and password do not match a portal manager."
+TOO_MANY_SIGN_INS = (
+    "Too many sign-in attempts for this e-mail address. Wait a minute and try again, "
+    "or choose “Forgot password?” to set a new password."
+)
+TOO_MANY_RESETS = (
+    "Several links were already requested for this e-mail address. "
+    "Use the latest one in your mailbox, or try again in an hour."
+)
+
+
+class Throttled(SignInRefused):
+    """Refused before any password was checked: too many attempts in the window."""
+
+
+class AttemptCounter(Protocol):
+    """Counts attempts per key and window; `hit` must add and read in one atomic
+    step, or concurrent guesses would all read the count before any adds to it."""
+
+    async def hit(self, key: str, window: timedelta, now: datetime) -> int:
+        """Add one attempt under `key` to the window holding `now`; the count in it so far."""
+        ...
+
+    async def forget(self, key: str, window: timedelta, now: datetime) -> None:
+        """Drop the count of `key` in the window holding `now`."""
+        ...
+
+
+def account_key(email: str) -> str:
+    """The counter key of an address as typed: normalised when it is an address,
+    hashed so the counter's store holds no addresses."""
+    try:
+        email = normalise_email(email)
+    except ValueError:
+        email = email.strip().lower()
+    return hashlib.sha256(email.encode()).hexdigest()
+
+
+async def authenticate(email: str, password: str, now: datetime, attempts: AttemptCounter) -> dict:
+    """The active manager behind these credentials, or SignInRefused (Throttled
+    when the account's attempts are used up for this window)."""
+    key = f"sign-in:{account_key(email)}"
+    if await attempts.hit(key, SIGN_IN_WINDOW, now) > SIGN_IN_ATTEMPTS:
+        raise Throttled(TOO_MANY_SIGN_INS)
+    user = None
+    try:
+        email = normalise_email(email)
+    except ValueError:
+        pass
+    else:
+        user = (
+            await User.select(
+                User.id,
+                User.company,
+                User.company.kind.as_alias("company_kind"),
+                User.role,
+                User.active,
+                User.password_hash,
+            )
+            .where(User.email == email)
+            .first()
+        )
+    # Only a manager's hash is ever checked; everyone else costs the same work
+    # against the dummy hash, and gets the same answer.
+    manager_hash = user["password_hash"] if user and user["role"] == "manager" else None
+    if not await passwords.verify_off_loop(manager_hash, password):
+        raise SignInRefused(WRONG_CREDENTIALS)
+    assert user is not None
+    if not user["active"]:
+        # Only whoever knows the password learns this.
+        raise SignInRefused("This account has been deactivated.")
+    await attempts.forget(key, SIGN_IN_WINDOW, now)
+    return user
+
+
+async def request_password_reset(email: str, now: datetime, attempts: AttemptCounter) -> bool:
+    """ "Forgot password?": e-mail an active manager a one-time set-password link.
+    Whoever asks learns nothing about the address: the caller shows the same
+    answer whether a link went out or not (the return value is for tests and
+    logs). Throttled per address asked about, so nobody can flood a mailbox."""
+    if await attempts.hit(f"reset:{account_key(email)}", RESET_WINDOW, now) > RESET_REQUESTS:
+        raise Throttled(TOO_MANY_RESETS)
+    try:
+        email = normalise_email(email)
+    except ValueError:
+        return False
+    token = secrets.token_urlsafe(32)
+    async with db.write_transaction():
+        user = (
+            await User.select(User.id, User.company, User.name)
+            .where((User.email == email) & (User.role == "manager") & (User.active == True))  # noqa: E712
+            .first()
+        )
+        if user is None:
+            return False
+        await PasswordToken.insert(
+            PasswordToken(user=user["id"], token_hash=token_hash(token), expires_at=now + RESET_VALID_FOR)
+        )
+        await outbox.queue_email(
+            "password_reset",
+            user["company"],
+            [email],
+            "Set a new password for the Licence Portal",
+            f"Hello {user['name']},\n\n"
+            f"Someone (we hope you) asked to set a new password for {email} on the Licence Portal.\n"
+            f"Choose it here within {int(RESET_VALID_FOR.total_seconds() // 3600)} hour; the link works once:\n\n"
+            f"{outbox.link(f'/set-password/{token}')}\n\n"
+            "If you did not ask, ignore this e-mail: your password stays as it is.\n",
+            now,
+            dedupe=f"password_reset:{token_hash(token)}",
+        )
+    return True
+
+
+async def clear_sign_in_attempts(email: str, now: datetime, attempts: AttemptCounter) -> None:
+    """After the owner proved their mailbox by setting a password: let them in at once."""
+    await attempts.forget(f"sign-in:{account_key(email)}", SIGN_IN_WINDOW, now)
