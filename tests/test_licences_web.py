@@ -234,3 +234,58 @@ async def test_another_tenants_order_batch_and_user_ids_answer_404(client, tree)
         assert response.status_code == 404, (method, path, response.status_code)
     assert (await LicenceOrder.select().first())["status"] == "requested"
     assert "Other Customer" not in (await client.get("/licences/orders")).text
+
+
+async def test_assign_and_decline_work_as_plain_forms(client, tree):
+    """Without JavaScript: the row's menu is a page of its own with real forms,
+    and their posts answer with a redirect and a message, or the page and why not."""
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], 4)
+    await request_licences(client, tree.north["id"], 6)
+    first, second = await LicenceOrder.select().order_by(LicenceOrder.id)
+    client.cookies.clear()
+    await sign_in(client, tree.email("partner"))
+
+    listing = await client.get("/licences/orders")
+    assert f'href="/licences/orders/{first["id"]}/menu"' in listing.text
+    menu = f"/licences/orders/{first['id']}/menu"
+    page = await client.get(menu)
+    assert page.status_code == 200 and "<html" in page.text and "Order from North Customer" in page.text
+    assert f'action="/licences/orders/{first["id"]}/assign"' in page.text and "hx-post" not in page.text
+
+    assigned = await post_form(client, menu, f"/licences/orders/{first['id']}/assign", {})
+    assert assigned.status_code in (302, 303) and assigned.headers["location"] == "/licences/orders"
+    batch = await LicenceBatch.select().first()
+    shown = await client.get("/licences/orders")
+    assert (
+        f"Assigned 4 × Security Awareness Training — Premium to North Customer, running until {batch['ends_at']:%d %b %Y}."
+        in (shown.text)
+    )
+    again = await post_form(client, menu, f"/licences/orders/{first['id']}/assign", {})
+    assert again.status_code == 409 and "already assigned" in again.text and "<html" in again.text
+    assert await LicenceBatch.count() == 1
+
+    other = f"/licences/orders/{second['id']}/menu"
+    empty = await post_form(client, other, f"/licences/orders/{second['id']}/decline", {"reason": "  "})
+    assert empty.status_code == 400 and "Say why" in empty.text and 'name="reason"' in empty.text
+    assert (await LicenceOrder.select().where(LicenceOrder.id == second["id"]).first())["status"] == "requested"
+    declined = await post_form(client, other, f"/licences/orders/{second['id']}/decline", {"reason": "Budget"})
+    assert declined.headers["location"] == "/licences/orders"
+    assert "Declined the order of 6 licences from North Customer." in (await client.get("/licences/orders")).text
+
+
+async def test_select_all_is_a_page_without_javascript(client, tree):
+    for n in range(3):
+        await add_user(tree.north, f"s{n}@north.example", role="learner")
+    await seats_assigned(client, tree, 10)
+    tab = await client.get(f"/companies/{tree.north['id']}/licences?tab=unlicensed")
+    link = f"/companies/{tree.north['id']}/licences/select-all?tab=unlicensed&q="
+    assert f'href="{link}"' in tab.text
+    page = await client.get(link)
+    assert page.status_code == 200 and "<html" in page.text
+    assert 'data-testid="select-all-count">4<' in page.text  # the three learners and North's manager
+    assert f'action="/companies/{tree.north["id"]}/licences/allocate"' in page.text
+    # Cancel leads back to the list (a link), and only dismisses the box when shown in place.
+    assert "data-dismiss" not in page.text
+    fragment = await client.get(link, headers={**HTMX, "HX-Target": "select-all"})
+    assert "<html" not in fragment.text and 'data-dismiss=".confirm"' in fragment.text
