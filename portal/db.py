@@ -109,3 +109,36 @@ def contains(column_sql: str, text: str) -> WhereRaw:
     (SQLite's LIKE has no default escape character, so it is named)."""
     literal = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return WhereRaw(f"lower({column_sql}) LIKE {{}} ESCAPE '\\'", f"%{literal}%")
+
+
+# --- The outbox: claims for delivery workers, timestamps in INSERT … SELECT ---------
+
+
+def timestamp_param() -> str:
+    """A bound timestamp where nothing gives it a type (an INSERT … SELECT's
+    list): PostgreSQL needs the cast; SQLite keeps Piccolo's text form, which a
+    CAST would turn into a number."""
+    return "CAST({} AS timestamptz)" if is_postgres() else "{}"
+
+
+async def claim_outbox(now, lease_until, token: str, limit: int) -> list[dict]:
+    """Claim up to `limit` due, queued e-mails for one worker: each gets `token`
+    and a lease until `lease_until`, and one more attempt counted. A row whose
+    lease has run out (its worker died before finishing) is due again.
+
+    PostgreSQL: rows another worker is claiming at this instant are skipped
+    (FOR UPDATE SKIP LOCKED), so workers never wait on each other nor take the
+    same row. SQLite: the write lock is taken first (BEGIN IMMEDIATE), so the
+    choice and the claim are one step that no other writer can come between."""
+    skip_locked = " FOR UPDATE SKIP LOCKED" if is_postgres() else ""
+    sql = (
+        "UPDATE outbox_email SET claim_token = {}, claimed_until = {}, attempts = attempts + 1 "
+        "WHERE id IN (SELECT id FROM outbox_email WHERE status = 'queued' "
+        "AND (next_attempt_at IS NULL OR next_attempt_at <= {}) "
+        "AND (claimed_until IS NULL OR claimed_until < {}) "
+        f"ORDER BY id LIMIT {int(limit)}{skip_locked}) "
+        "RETURNING *"
+    )
+    async with write_transaction():
+        rows = await Company.raw(sql, token, lease_until, now, now)
+    return sorted(rows, key=lambda row: row["id"])

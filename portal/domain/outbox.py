@@ -1,13 +1,45 @@
-"""E-mails queued in the same transaction as the change that causes them."""
+"""E-mails queued in the same transaction as the change that causes them, and
+their life after: queued → sent | captured | failed.
+
+- sent: an SMTP server accepted it.
+- captured: no SMTP_URL is set; the e-mail is kept here, readable in the portal.
+- failed: the server refused it for good (5xx, a bad address), or it could not
+  be delivered after MAX_ATTEMPTS tries; `error` holds the server's answer.
+
+A delivery worker claims rows (portal/db.py `claim_outbox`): a token and a
+lease. Every change after that names the token, so a worker whose lease ran out
+and whose rows another worker took cannot overwrite that worker's result."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
-from portal.domain.access import Actor, require_partner_manager, under_wing
+from portal import db
+from portal.domain import audit
+from portal.domain.access import Actor, under_wing
+from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.pages import Page, paginate
 from portal.settings import get_settings
-from portal.tables import OutboxEmail, User
+from portal.tables import Company, OutboxEmail, User
+
+STATUSES = ("queued", "sent", "captured", "failed")
+KINDS = {
+    "expiry_reminder": "72-hour reminder",
+    "expiry_notice": "Licences ended",
+    "trial_reminder": "Trial ending",
+    "trial_notice": "Trial ended",
+    "order_requested": "Licences requested",
+    "order_assigned": "Order assigned",
+    "order_declined": "Order declined",
+    "invitation": "Invitation",
+    "password_reset": "Password reset",
+}
+# A claim lasts this long: a worker that died holding rows gives them up then.
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 20
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(hours=1)
 
 
 def link(path: str) -> str:
@@ -22,10 +54,19 @@ async def managers_of(company_id: int) -> list[str]:
 
 
 async def queue_email(
-    kind: str, company_id: int, recipients: list[str], subject: str, body: str, now: datetime, dedupe: str
+    kind: str,
+    company_id: int,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    now: datetime,
+    dedupe: str,
+    *,
+    html: str | None = None,
 ) -> int:
     """One outbox row per recipient; `dedupe` names the event, so queuing the same
-    event twice (a retried job) queues nothing more. Returns rows written."""
+    event twice (a retried job) queues nothing more. Returns rows written.
+    Without `html`, the HTML part is made from `body` when the e-mail goes."""
     if not recipients:
         return 0
     rows = [
@@ -35,7 +76,10 @@ async def queue_email(
             to_email=to,
             subject=subject,
             body=body,
+            html=html,
             created_at=now,
+            next_attempt_at=now,
+            status="queued",
             dedupe_key=f"{dedupe}:{to}",
         )
         for to in recipients
@@ -44,22 +88,229 @@ async def queue_email(
     return len(written)
 
 
-async def list_emails(actor: Actor, page: int) -> Page:
-    """Queued and sent e-mails about companies under the wing, newest first."""
-    require_partner_manager(actor)
+# --- Delivery: what a worker records ------------------------------------------
+
+
+async def claim(now: datetime, token: str, limit: int, lease: timedelta = LEASE) -> list[dict]:
+    return await db.claim_outbox(now, now + lease, token, limit)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min … at most an hour: 20 attempts span about 13 hours."""
+    return min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, attempts - 1))
+
+
+@dataclass(frozen=True)
+class Content:
+    """An e-mail as it goes out."""
+
+    subject: str
+    text: str
+    html: str
+    sender: str | None = None  # the From header
+    reply_to: str | None = None
+
+
+def _mine(row_id: int, token: str):
+    return (OutboxEmail.id == row_id) & (OutboxEmail.claim_token == token)
+
+
+async def finish(
+    row_id: int, token: str, status: str, now: datetime, content: Content, error: str | None = None
+) -> bool:
+    """Record the end of a claimed row (sent, captured or failed) with the content
+    as it went out. False if the claim was lost meanwhile (lease expired)."""
+    assert status in ("sent", "captured", "failed")
+    done = (
+        await OutboxEmail.update(
+            {
+                OutboxEmail.status: status,
+                OutboxEmail.sent_at: now if status != "failed" else None,
+                OutboxEmail.subject: content.subject[:300],
+                OutboxEmail.body: content.text,
+                OutboxEmail.html: content.html,
+                OutboxEmail.sender: (content.sender or "")[:300] or None,
+                OutboxEmail.reply_to: content.reply_to,
+                OutboxEmail.error: error,
+                OutboxEmail.claim_token: None,
+                OutboxEmail.claimed_until: None,
+            }
+        )
+        .where(_mine(row_id, token))
+        .returning(OutboxEmail.id)
+    )
+    return bool(done)
+
+
+async def try_later(row: dict, token: str, now: datetime, error: str) -> str:
+    """A transient failure (server down, 4xx): back in the queue after a growing
+    delay, or failed once MAX_ATTEMPTS are spent. Returns the new status."""
+    if row["attempts"] >= MAX_ATTEMPTS:
+        await OutboxEmail.update(
+            {
+                OutboxEmail.status: "failed",
+                OutboxEmail.error: f"Gave up after {row['attempts']} attempts: {error}",
+                OutboxEmail.claim_token: None,
+                OutboxEmail.claimed_until: None,
+            }
+        ).where(_mine(row["id"], token))
+        return "failed"
+    await OutboxEmail.update(
+        {
+            OutboxEmail.next_attempt_at: now + retry_delay(row["attempts"]),
+            OutboxEmail.error: error,
+            OutboxEmail.claim_token: None,
+            OutboxEmail.claimed_until: None,
+        }
+    ).where(_mine(row["id"], token))
+    return "queued"
+
+
+async def backlog(now: datetime) -> dict:
+    """For operators: how many e-mails wait, and how long the oldest has waited."""
+    row = (
+        await OutboxEmail.select(
+            OutboxEmail.id.count().as_alias("queued"),
+        )
+        .where(OutboxEmail.status == "queued")
+        .first()
+    )
+    oldest = (
+        await OutboxEmail.select(OutboxEmail.created_at)
+        .where(OutboxEmail.status == "queued")
+        .order_by(OutboxEmail.id)
+        .first()
+    )
+    age = (now - oldest["created_at"]) if oldest else None
+    return {"queued": row["queued"] if row else 0, "oldest_age": age}
+
+
+def describe_age(age: timedelta | None) -> str:
+    if age is None:
+        return "none waiting"
+    seconds = max(0, int(age.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+# --- The Notifications page ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmailFilters:
+    status: str | None = None
+    kind: str | None = None
+    company: int | None = None
+    day_from: date | None = None
+    day_to: date | None = None
+
+    def active(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+
+
+_LIST_COLUMNS = (
+    OutboxEmail.id,
+    OutboxEmail.kind,
+    OutboxEmail.to_email,
+    OutboxEmail.subject,
+    OutboxEmail.status,
+    OutboxEmail.error,
+    OutboxEmail.attempts,
+    OutboxEmail.created_at,
+    OutboxEmail.sent_at,
+    OutboxEmail.company.as_alias("company_id"),
+    OutboxEmail.company.name.as_alias("company_name"),
+)
+
+
+def _where(actor: Actor, filters: EmailFilters):
+    """Partner managers see the e-mails of every company under their wing; a
+    customer manager's wing is their own company."""
     where = under_wing(actor, OutboxEmail.company.path)
-    select = (
-        OutboxEmail.select(
-            OutboxEmail.id,
-            OutboxEmail.kind,
-            OutboxEmail.to_email,
-            OutboxEmail.subject,
-            OutboxEmail.body,
-            OutboxEmail.created_at,
-            OutboxEmail.sent_at,
+    if filters.status:
+        where &= OutboxEmail.status == filters.status
+    if filters.kind:
+        where &= OutboxEmail.kind == filters.kind
+    if filters.company:
+        where &= OutboxEmail.company == filters.company
+    if filters.day_from:
+        where &= OutboxEmail.created_at >= datetime.combine(filters.day_from, time.min, tzinfo=UTC)
+    if filters.day_to:
+        where &= OutboxEmail.created_at < datetime.combine(filters.day_to + timedelta(days=1), time.min, tzinfo=UTC)
+    return where
+
+
+async def list_emails(actor: Actor, page: int, filters: EmailFilters | None = None) -> Page:
+    """E-mails about companies the actor may see, newest first."""
+    where = _where(actor, filters or EmailFilters())
+    select = OutboxEmail.select(*_LIST_COLUMNS).where(where).order_by(OutboxEmail.id, ascending=False)
+    return await paginate(select, OutboxEmail.count().where(where), page)
+
+
+async def get_email(actor: Actor, email_id: int) -> dict:
+    row = (
+        await OutboxEmail.select(
+            *OutboxEmail.all_columns(exclude=[OutboxEmail.claim_token]),
             OutboxEmail.company.name.as_alias("company_name"),
         )
-        .where(where)
-        .order_by(OutboxEmail.id, ascending=False)
+        .where((OutboxEmail.id == email_id) & under_wing(actor, OutboxEmail.company.path))
+        .first()
     )
-    return await paginate(select, OutboxEmail.count().where(where), page)
+    if row is None:
+        raise NotFound("No such e-mail.")
+    return row
+
+
+async def resend(actor: Actor, email_id: int, now: datetime) -> int:
+    """Queue a copy of a failed or captured e-mail, as it was (audited). A
+    second click queues a second copy only after the first has gone."""
+    row = await get_email(actor, email_id)
+    if row["status"] not in ("failed", "captured"):
+        raise ValidationFailed(
+            {"status": f"Only failed or captured e-mails can be sent again; this one is {row['status']}."}
+        )
+    copies = await OutboxEmail.count().where((OutboxEmail.resent_from == email_id) & (OutboxEmail.status == "queued"))
+    if copies:
+        raise ValidationFailed({"status": "A copy of this e-mail is already waiting to be sent."})
+    async with db.write_transaction():
+        new = await OutboxEmail.insert(
+            OutboxEmail(
+                kind=row["kind"],
+                company=row["company"],
+                to_email=row["to_email"],
+                subject=row["subject"],
+                body=row["body"],
+                html=row["html"],
+                batch=row["batch"],
+                created_at=now,
+                next_attempt_at=now,
+                status="queued",
+                resent_from=email_id,
+            )
+        ).returning(OutboxEmail.id)
+        await audit.record(
+            actor, "email.resend", row["company"], now, {"email": email_id, "copy": new[0]["id"], "to": row["to_email"]}
+        )
+    return new[0]["id"]
+
+
+async def filter_companies(actor: Actor) -> list[dict]:
+    """The companies that have e-mails, for the Company filter."""
+    with_emails = OutboxEmail.select(OutboxEmail.company).where(under_wing(actor, OutboxEmail.company.path)).distinct()
+    return await Company.select(Company.id, Company.name).where(Company.id.is_in(with_emails)).order_by(Company.name)
+
+
+async def release(row_ids: list[int], token: str) -> None:
+    """Give back claimed rows not tried (the worker ran short of its lease): due
+    again at once, the attempt not counted."""
+    if row_ids:
+        await OutboxEmail.update(
+            {
+                OutboxEmail.claim_token: None,
+                OutboxEmail.claimed_until: None,
+                OutboxEmail.attempts: OutboxEmail.attempts - 1,
+            }
+        ).where(OutboxEmail.id.is_in(row_ids) & (OutboxEmail.claim_token == token))

@@ -73,5 +73,32 @@ class InProcessQueue:
         await self.drain()
 
 
+class Timers:
+    """Task functions run on this event loop every so often, for the embedded
+    default (no Redis, no worker): each runs at once, then every `seconds`
+    after the end of its previous run, until `stop`."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task] = []
+
+    def every(self, seconds: float, fn: Any) -> None:
+        self._tasks.append(asyncio.create_task(self._loop(seconds, fn), name=f"timer:{fn.__name__}"))
+
+    @staticmethod
+    async def _loop(seconds: float, fn: Any) -> None:
+        while True:
+            try:
+                await fn({"job_id": None})
+            except Exception:
+                log.exception("in-process job %s failed", fn.__name__)
+            await asyncio.sleep(seconds)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
 async def create_queue(redis_url: str | None) -> JobQueue:
     return await ArqQueue.connect(redis_url) if redis_url else InProcessQueue()

@@ -1,0 +1,95 @@
+"""E-mail jobs: deliver the outbox, and sweep for expiry reminders. Thin: the
+rules live in portal/domain/notifications_sweep.py and portal/mail/delivery.py.
+
+Under arq (portal/jobs/worker.py takes MAIL_FUNCTIONS and MAIL_CRON_JOBS):
+- `sweep_expiry` every minute and at start, unique across workers (one run per
+  minute whatever the number of workers; a second run would insert nothing);
+- `deliver_outbox` every 10 seconds on every worker, so each worker runs its
+  own delivery loop and they share the queue through the claims. One loop at a
+  time per process: a tick that finds one running returns at once.
+
+Without Redis, `start_in_process()` runs the same functions on timers in the web
+process (deliver every few seconds, sweep at start and every minute)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from arq.cron import cron
+
+from portal.domain.clock import utcnow
+from portal.domain.notifications_sweep import sweep
+from portal.jobs.queue import Timers
+from portal.jobs.retry import logged_job
+from portal.mail.delivery import drain
+from portal.mail.smtp import smtp_config
+
+log = logging.getLogger("portal.jobs.mail")
+
+DELIVER_EVERY_S = 10
+IN_PROCESS_DELIVER_EVERY_S = 5.0
+SWEEP_EVERY_S = 60.0
+_delivering: asyncio.Lock | None = None
+
+
+def _lock() -> asyncio.Lock:
+    global _delivering
+    if _delivering is None:
+        _delivering = asyncio.Lock()
+    return _delivering
+
+
+async def deliver_outbox(ctx: dict[str, Any]) -> dict[str, int]:
+    lock = _lock()
+    if lock.locked():
+        return {"skipped": 1}
+    async with lock:
+        done = await drain(smtp_config())
+    return done.__dict__
+
+
+async def sweep_expiry(ctx: dict[str, Any]) -> dict[str, int]:
+    return await sweep(utcnow())
+
+
+_deliver = logged_job(deliver_outbox)
+_sweep = logged_job(sweep_expiry)
+
+MAIL_FUNCTIONS = [_deliver, _sweep]
+MAIL_CRON_JOBS = [
+    cron(
+        logged_job(sweep_expiry, max_tries=3),
+        name="cron:sweep_expiry",
+        second=0,
+        unique=True,
+        run_at_startup=True,
+        max_tries=3,
+        timeout=300,
+    ),
+    cron(
+        logged_job(deliver_outbox, max_tries=3),
+        name="cron:deliver_outbox",
+        second=set(range(0, 60, DELIVER_EVERY_S)),
+        unique=False,
+        run_at_startup=True,
+        max_tries=3,
+        timeout=120,
+        keep_result=0,
+    ),
+]
+
+
+def in_process_enabled() -> bool:
+    """PORTAL_IN_PROCESS_JOBS=off keeps the web process from running the timers
+    (tests that drive delivery and the sweep themselves)."""
+    return os.environ.get("PORTAL_IN_PROCESS_JOBS", "on").strip().lower() not in ("off", "0", "no", "false")
+
+
+def start_in_process() -> Timers:
+    timers = Timers()
+    timers.every(IN_PROCESS_DELIVER_EVERY_S, _deliver)
+    timers.every(SWEEP_EVERY_S, _sweep)
+    return timers
