@@ -18,8 +18,8 @@ Decisions (issue 7, items 2, 3 and 5):
   whether the address exists.
 - A successful sign-in clears the account's count, so a manager who signs in
   often is never slowed down by their own successes.
-- Windows are fixed slices of the clock (`now` // window): simple to count
-  atomically, and at most twice the limit can pass across one boundary.
+- A window opens at an account's first attempt and closes SIGN_IN_WINDOW
+  later; the next attempt opens a new one (on Redis, by the key's expiry).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from portal import db
 from portal.domain import outbox, passwords
@@ -55,18 +55,24 @@ TOO_MANY_RESETS = (
 class Throttled(SignInRefused):
     """Refused before any password was checked: too many attempts in the window."""
 
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Hit(NamedTuple):
+    count: int  # attempts in the current window, this one included
+    retry_after: int  # seconds until the window closes
+
 
 class AttemptCounter(Protocol):
-    """Counts attempts per key and window; `hit` must add and read in one atomic
-    step, or concurrent guesses would all read the count before any adds to it."""
+    """Counts attempts per key in windows that open at the first attempt; `hit`
+    must add and read in one atomic step, or concurrent guesses would all read
+    the count before any of them adds to it."""
 
-    async def hit(self, key: str, window: timedelta, now: datetime) -> int:
-        """Add one attempt under `key` to the window holding `now`; the count in it so far."""
-        ...
+    async def hit(self, key: str, window: timedelta, now: datetime) -> Hit: ...
 
-    async def forget(self, key: str, window: timedelta, now: datetime) -> None:
-        """Drop the count of `key` in the window holding `now`."""
-        ...
+    async def forget(self, key: str) -> None: ...
 
 
 def account_key(email: str) -> str:
@@ -83,8 +89,9 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     """The active manager behind these credentials, or SignInRefused (Throttled
     when the account's attempts are used up for this window)."""
     key = f"sign-in:{account_key(email)}"
-    if await attempts.hit(key, SIGN_IN_WINDOW, now) > SIGN_IN_ATTEMPTS:
-        raise Throttled(TOO_MANY_SIGN_INS)
+    hit = await attempts.hit(key, SIGN_IN_WINDOW, now)
+    if hit.count > SIGN_IN_ATTEMPTS:
+        raise Throttled(TOO_MANY_SIGN_INS, hit.retry_after)
     user = None
     try:
         email = normalise_email(email)
@@ -112,7 +119,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     if not user["active"]:
         # Only whoever knows the password learns this.
         raise SignInRefused("This account has been deactivated.")
-    await attempts.forget(key, SIGN_IN_WINDOW, now)
+    await attempts.forget(key)
     return user
 
 
@@ -121,8 +128,9 @@ async def request_password_reset(email: str, now: datetime, attempts: AttemptCou
     Whoever asks learns nothing about the address: the caller shows the same
     answer whether a link went out or not (the return value is for tests and
     logs). Throttled per address asked about, so nobody can flood a mailbox."""
-    if await attempts.hit(f"reset:{account_key(email)}", RESET_WINDOW, now) > RESET_REQUESTS:
-        raise Throttled(TOO_MANY_RESETS)
+    hit = await attempts.hit(f"reset:{account_key(email)}", RESET_WINDOW, now)
+    if hit.count > RESET_REQUESTS:
+        raise Throttled(TOO_MANY_RESETS, hit.retry_after)
     try:
         email = normalise_email(email)
     except ValueError:
@@ -155,6 +163,6 @@ async def request_password_reset(email: str, now: datetime, attempts: AttemptCou
     return True
 
 
-async def clear_sign_in_attempts(email: str, now: datetime, attempts: AttemptCounter) -> None:
+async def clear_sign_in_attempts(email: str, attempts: AttemptCounter) -> None:
     """After the owner proved their mailbox by setting a password: let them in at once."""
-    await attempts.forget(f"sign-in:{account_key(email)}", SIGN_IN_WINDOW, now)
+    await attempts.forget(f"sign-in:{account_key(email)}")

@@ -66,8 +66,7 @@ class AuthController(Controller):
         try:
             user = await sign_in.authenticate(email, password, now, throttle.counter(request))
         except sign_in.Throttled as refusal:
-            retry = throttle.seconds_left(sign_in.SIGN_IN_WINDOW, now)
-            return _too_many(request, "pages/login.html", context | {"error": str(refusal)}, retry)
+            return _too_many(request, "pages/login.html", context | {"error": str(refusal)}, refusal.retry_after)
         except SignInRefused as refusal:
             return render(request, "pages/login.html", context | {"error": str(refusal)}, status_code=400)
         rotate_session(request)
@@ -113,8 +112,8 @@ class AuthController(Controller):
         try:
             await sign_in.request_password_reset(email, now, throttle.counter(request))
         except sign_in.Throttled as refusal:
-            retry = throttle.seconds_left(sign_in.RESET_WINDOW, now)
-            return _too_many(request, "pages/forgot_password.html", {"email": email, "error": str(refusal)}, retry)
+            context = {"email": email, "error": str(refusal)}
+            return _too_many(request, "pages/forgot_password.html", context, refusal.retry_after)
         valid_minutes = int(sign_in.RESET_VALID_FOR.total_seconds() // 60)
         return render(request, "pages/forgot_password_sent.html", {"email": email, "valid_minutes": valid_minutes})
 
@@ -140,7 +139,7 @@ class AuthController(Controller):
                 request, "pages/set_password.html", {"email": owner["email"], "errors": invalid.errors}, status_code=400
             )
         # The owner proved their mailbox: whatever guesses were made at the account, let them in now.
-        await sign_in.clear_sign_in_attempts(owner["email"], now, throttle.counter(request))
+        await sign_in.clear_sign_in_attempts(owner["email"], throttle.counter(request))
         flash(request, "Your password is set. Sign in with it.")
         return Redirect("/login")
 

@@ -21,76 +21,71 @@ from litestar import Request
 from redis.asyncio import Redis
 
 from portal.domain.clock import utcnow
+from portal.domain.sign_in import Hit
 from portal.settings import Settings
 
-# KEYS[1]: the window's key; ARGV[1]: seconds it must live. INCR and EXPIRE in
-# one script run atomically: no request can read the count between them.
+# KEYS[1]: the key; ARGV[1]: the window in milliseconds. A window opens at the
+# first attempt and lasts ARGV[1]. INCR, PEXPIRE and PTTL in one script run
+# atomically: no request can read the count between them.
 _HIT = """
 local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
+local left = redis.call('PTTL', KEYS[1])
+if count == 1 or left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {count, left}
 """
 
 
-def _window(key: str, window: timedelta, now: datetime) -> tuple[str, float]:
-    """The key of the window holding `now`, and the timestamp it ends."""
-    seconds = int(window.total_seconds())
-    slot = int(now.timestamp()) // seconds
-    return f"{key}:{seconds}:{slot}", float((slot + 1) * seconds)
-
-
-def seconds_left(window: timedelta, now: datetime) -> int:
-    """Until the window holding `now` ends, rounded up (for Retry-After)."""
-    _, ends = _window("", window, now)
-    return max(1, math.ceil(ends - now.timestamp()))
-
-
 class RedisCounter:
-    """Attempts on Redis: every web process counts into the same keys."""
+    """Attempts on Redis, shared by every web process. Windows run on Redis's
+    clock (its key expiry), the same for all processes; `now` is not used."""
 
     def __init__(self, url: str, namespace: str = "portal:throttle") -> None:
         self._redis = Redis.from_url(url)
         self._hit = self._redis.register_script(_HIT)
         self._namespace = namespace
 
-    async def hit(self, key: str, window: timedelta, now: datetime) -> int:
-        name, _ = _window(f"{self._namespace}:{key}", window, now)
-        # Kept a whole window past its end, so a clock a little behind Redis's still finds it.
-        return int(await self._hit(keys=[name], args=[2 * int(window.total_seconds())]))
+    async def hit(self, key: str, window: timedelta, now: datetime) -> Hit:
+        count, left_ms = await self._hit(keys=[f"{self._namespace}:{key}"], args=[_ms(window)])
+        return Hit(int(count), max(1, math.ceil(int(left_ms) / 1000)))
 
-    async def forget(self, key: str, window: timedelta, now: datetime) -> None:
-        name, _ = _window(f"{self._namespace}:{key}", window, now)
-        await self._redis.delete(name)
+    async def forget(self, key: str) -> None:
+        await self._redis.delete(f"{self._namespace}:{key}")
 
     async def close(self) -> None:
         await self._redis.aclose()
 
 
 class MemoryCounter:
-    """Attempts in this process's memory, for the embedded default (no Redis):
-    `hit` has no `await`, so on one event loop it is atomic."""
+    """Attempts in this process's memory, for the embedded default (no Redis).
+    `hit` has no `await`, so on one event loop it is atomic. Windows run on the
+    `now` the caller passes."""
 
     _PRUNE_AT = 10_000
 
     def __init__(self) -> None:
-        self._counts: dict[str, tuple[int, float]] = {}
+        self._counts: dict[str, tuple[int, datetime]] = {}
 
-    async def hit(self, key: str, window: timedelta, now: datetime) -> int:
-        name, ends = _window(key, window, now)
+    async def hit(self, key: str, window: timedelta, now: datetime) -> Hit:
         if len(self._counts) >= self._PRUNE_AT:
-            self._prune(now.timestamp())
-        count = self._counts.get(name, (0, ends))[0] + 1
-        self._counts[name] = (count, ends)
-        return count
+            self._counts = {k: entry for k, entry in self._counts.items() if entry[1] > now}
+        count, ends = self._counts.get(key, (0, now))
+        if ends <= now:
+            count, ends = 0, now + window
+        self._counts[key] = (count + 1, ends)
+        return Hit(count + 1, max(1, math.ceil((ends - now).total_seconds())))
 
-    async def forget(self, key: str, window: timedelta, now: datetime) -> None:
-        self._counts.pop(_window(key, window, now)[0], None)
-
-    def _prune(self, now: float) -> None:
-        self._counts = {name: entry for name, entry in self._counts.items() if entry[1] > now}
+    async def forget(self, key: str) -> None:
+        self._counts.pop(key, None)
 
     async def close(self) -> None:
         self._counts.clear()
+
+
+def _ms(window: timedelta) -> int:
+    return int(window.total_seconds() * 1000)
 
 
 Counter = RedisCounter | MemoryCounter
@@ -113,7 +108,5 @@ def client_address(request: Request) -> str:
 async def address_over_limit(request: Request, action: str, limit: int, window: timedelta) -> int | None:
     """Count this request against its client address for `action`; when it is
     over `limit` in the window, the seconds until the window ends, else None."""
-    now = utcnow()
-    if await counter(request).hit(f"{action}:address:{client_address(request)}", window, now) > limit:
-        return seconds_left(window, now)
-    return None
+    hit = await counter(request).hit(f"{action}:address:{client_address(request)}", window, utcnow())
+    return hit.retry_after if hit.count > limit else None
