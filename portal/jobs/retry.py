@@ -114,7 +114,13 @@ def logged_job(fn: Task, *, max_tries: int = MAX_TRIES, name: str | None = None)
             log.info("job finished", extra={**fields, "duration_ms": _ms(started)})
             return result
 
+    run.portal_logged = True  # type: ignore[attr-defined]
     return run
+
+
+def is_logged(fn: Any) -> bool:
+    """Whether `fn` already runs through `logged_job` (so it is not wrapped twice)."""
+    return getattr(fn, "portal_logged", False)
 
 
 def _ms(started: float) -> float:

@@ -29,7 +29,7 @@ from arq.worker import Worker, create_worker
 from redis import exceptions as redis_errors
 
 from portal import db
-from portal.jobs.retry import MAX_TRIES, is_transient, logged_job
+from portal.jobs.retry import MAX_TRIES, is_logged, is_transient, logged_job
 from portal.jobs.tasks import FUNCTIONS
 from portal.settings import get_settings
 
@@ -45,7 +45,7 @@ _REDIS_LOST = (redis_errors.RedisError, ConnectionError, OSError, asyncio.Timeou
 
 
 def _logged(functions: Sequence[Any]) -> list[Any]:
-    return [fn if getattr(fn, "__wrapped__", None) else logged_job(fn) for fn in functions]
+    return [fn if is_logged(fn) else logged_job(fn) for fn in functions]
 
 
 def _logged_cron(jobs: Sequence[CronJob]) -> list[CronJob]:
@@ -53,7 +53,7 @@ def _logged_cron(jobs: Sequence[CronJob]) -> list[CronJob]:
     transient failure is logged and the next run of the schedule catches up."""
     return [
         job
-        if getattr(job.coroutine, "__wrapped__", None)
+        if is_logged(job.coroutine)
         else dataclasses.replace(job, coroutine=logged_job(job.coroutine, max_tries=job.max_tries or 1, name=job.name))
         for job in jobs
     ]
