@@ -78,11 +78,21 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from portal.jobs import mail as mail_jobs
+        from portal.mail.smtp import parse_smtp_url
+
+        if settings.smtp_url:
+            parse_smtp_url(settings.smtp_url)  # a bad SMTP_URL stops the start here, saying why
         opened = await db.open_pool()
         app.state.jobs = await create_queue(settings.redis_url)
+        # Without Redis no worker runs: this process delivers e-mails and sweeps for reminders.
+        in_process = not settings.redis_url and mail_jobs.in_process_enabled()
+        timers = mail_jobs.start_in_process() if in_process else None
         try:
             yield
         finally:
+            if timers:
+                await timers.stop()
             await app.state.jobs.close()
             if opened:
                 await db.close_pool()
