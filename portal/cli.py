@@ -74,6 +74,19 @@ def create_partner(args: argparse.Namespace, base_url: str) -> int:
     return 0
 
 
+async def _outbox_backlog() -> str:
+    from portal import db
+    from portal.domain.clock import utcnow
+    from portal.domain.outbox import backlog, describe_age
+
+    await db.open_pool()
+    try:
+        waiting = await backlog(utcnow())
+    finally:
+        await db.close_pool()
+    return f"Outbox: {waiting['queued']} e-mail(s) queued; oldest waiting: {describe_age(waiting['oldest_age'])}."
+
+
 def uvicorn_options(settings: Any, workers: int) -> dict[str, Any]:
     """How `portal serve` runs uvicorn. Proxy headers (X-Forwarded-For, -Proto)
     are believed only from the addresses in FORWARDED_ALLOW_IPS; unset, from
@@ -103,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1, help="web processes (production shape)")
     serve.add_argument("--no-demo", action="store_true", help="load no demo data and print no demo logins")
     sub.add_parser("worker", help="run an arq worker (needs REDIS_URL); it reconnects when Redis comes back")
+    sub.add_parser("outbox", help="how many e-mails wait to be delivered, and for how long the oldest has")
     partner = sub.add_parser(
         "create-partner", help="create a top partner and its first manager; prints a set-password link"
     )
@@ -117,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if args.command in ("migrate", "demo"):
         asyncio.run(_prepare(demo=args.command == "demo"))
+    elif args.command == "outbox":
+        print(asyncio.run(_outbox_backlog()))
     elif args.command == "create-partner":
         return create_partner(args, settings.base_url)
     elif args.command == "serve":

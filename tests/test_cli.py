@@ -17,6 +17,7 @@ from arq.connections import RedisSettings, create_pool
 
 from portal.cli import uvicorn_options
 from portal.domain.clock import utcnow
+from portal.domain.outbox import queue_email
 from portal.domain.users import token_owner
 from portal.settings import get_settings
 from portal.tables import AuditEntry, Company, User
@@ -91,6 +92,16 @@ async def test_create_partner_refuses_bad_input_and_writes_nothing(tree, args, m
     assert code == 2
     assert message in err and "Traceback" not in err
     assert (await Company.count(), await User.count()) == (companies, users)
+
+
+async def test_outbox_says_how_many_e_mails_wait_and_since_when(tree):
+    code, out, err = await portal("outbox")
+    assert code == 0, err
+    assert "Outbox: 0 e-mail(s) queued; oldest waiting: none waiting." in out
+    await queue_email("test", tree.direct["id"], ["a@x.example", "b@x.example"], "Hello", "Hi", utcnow(), "cli-test")
+    code, out, err = await portal("outbox")
+    assert code == 0, err
+    assert "Outbox: 2 e-mail(s) queued; oldest waiting: " in out and "none waiting" not in out
 
 
 async def test_worker_without_redis_says_what_it_needs():
