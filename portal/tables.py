@@ -20,6 +20,7 @@ USER_ROLES = ("manager", "learner")
 
 
 class Company(Table):
+    # Unique among siblings whatever the case: index on (coalesce(parent, 0), lower(name)), migration 0014.
     name = Varchar(length=200)
     kind = Varchar(length=20, choices=None)
     parent = ForeignKey("self", null=True, on_delete=OnDelete.restrict, index=True)

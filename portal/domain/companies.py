@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from piccolo.columns.combination import WhereRaw
@@ -11,17 +14,99 @@ from portal.domain import audit, orders
 from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.pages import Page, paginate
-from portal.tables import Company
+from portal.tables import AuditEntry, Company
 
 # Which kinds of company may stand below which.
 CHILD_KINDS = {"partner": ("sub_partner", "customer"), "sub_partner": ("sub_partner", "customer"), "customer": ()}
 KIND_LABELS = {"partner": "Partner", "sub_partner": "Sub-partner", "customer": "Customer"}
 NAME_MAX = 200
+# The one-time token the Create Company form carries (secrets.token_urlsafe).
+FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-async def create_company(actor: Actor, parent_id: int | None, name: str, kind: str, now: datetime) -> dict:
+async def create_company(
+    actor: Actor, parent_id: int | None, name: str, kind: str, now: datetime, *, form_token: str = ""
+) -> dict:
+    """ "Create Company". `form_token` names one submission of the form: a second
+    post of it (a double click) answers the company the first one made."""
+    return await _create(actor, parent_id, name, kind, now, form_token)
+
+
+async def onboard_customer(
+    actor: Actor,
+    parent_id: int | None,
+    name: str,
+    now: datetime,
+    *,
+    first_order: int | None = None,
+    po_number: str = "",
+    trial_seats: int | None = None,
+    form_token: str = "",
+) -> dict:
+    """ "Create Company" for a customer, with its first order or a Free trial, all or nothing."""
+
+    async def first_licences(company: dict) -> None:
+        if trial_seats is not None:
+            await orders.start_trial(actor, company["id"], trial_seats, now)
+        if first_order is not None:
+            await orders.request_order(actor, company["id"], first_order, None, po_number, now)
+
+    return await _create(actor, parent_id, name, "customer", now, form_token, first_licences)
+
+
+async def _create(
+    actor: Actor,
+    parent_id: int | None,
+    name: str,
+    kind: str,
+    now: datetime,
+    form_token: str,
+    then: Callable[[dict], Awaitable[None]] | None = None,
+) -> dict:
     require_partner_manager(actor)
     name = " ".join(name.split())
+    dedupe_key = _submission_key(actor, form_token)
+    if dedupe_key and (earlier := await _made_by(actor, dedupe_key, name)):
+        return earlier
+    try:
+        parent = await _check(actor, parent_id, name, kind)
+        async with db.write_transaction():
+            company = await insert_company(name, kind, parent, now)
+            # The audit entry of the creation carries the submission's key, unique:
+            # of two posts of one form, the second fails here (or on the name).
+            await AuditEntry.insert(
+                AuditEntry(
+                    at=now,
+                    actor=actor.user_id,
+                    acting_as=actor.managing_id,
+                    company=company["id"],
+                    action="company.create",
+                    detail={"name": name, "kind": kind},
+                    dedupe_key=dedupe_key,
+                )
+            )
+            if then is not None:
+                await then(company)
+    except Exception as error:
+        clash = _is_unique_violation(error)
+        # Outside the transaction, which the failure rolled back: a post of the
+        # same form that won the race is committed now, and is the answer.
+        settled = dedupe_key and (clash or isinstance(error, ValidationFailed))
+        if settled and (earlier := await _made_by(actor, dedupe_key, name)):
+            return earlier
+        if not clash:
+            raise
+        raise ValidationFailed({"name": _taken(parent, name)}) from None
+    return company
+
+
+def _taken(parent: dict, name: str) -> str:
+    return f"{parent['name']} already has a company named {name}."
+
+
+async def _check(actor: Actor, parent_id: int | None, name: str, kind: str) -> dict:
+    """The form's rules; returns the parent. The sibling-name rule is checked here
+    for a clear message, and held by the database (migration 0014) for races."""
     errors: dict[str, str] = {}
     if not name:
         errors["name"] = "Enter the company's name."
@@ -39,34 +124,39 @@ async def create_company(actor: Actor, parent_id: int | None, name: str, kind: s
         errors["kind"] = f"A {KIND_LABELS[parent['kind']].lower()} cannot hold a {KIND_LABELS.get(kind, kind).lower()}."
     same_name = WhereRaw("lower(name) = {}", name.lower())
     if not errors and parent and await Company.exists().where((Company.parent == parent["id"]) & same_name):
-        errors["name"] = f"{parent['name']} already has a company named {name}."
+        errors["name"] = _taken(parent, name)
     if errors:
         raise ValidationFailed(errors)
+    assert parent is not None
+    return parent
 
-    async with db.write_transaction():
-        company = await insert_company(name, kind, parent, now)
-        await audit.record(actor, "company.create", company["id"], now, {"name": name, "kind": kind})
+
+def _submission_key(actor: Actor, form_token: str) -> str | None:
+    token = form_token.strip()
+    if not FORM_TOKEN.fullmatch(token):
+        return None  # no token (an API-like post, a test): no idempotence, the name rule still holds
+    return f"company.create:{actor.user_id}:{token}"
+
+
+async def _made_by(actor: Actor, dedupe_key: str, name: str) -> dict | None:
+    """The company an earlier post of this form made, if any. A form re-sent
+    with another name (Back, edit, Save) made something else: say so."""
+    entry = await AuditEntry.select(AuditEntry.company).where(AuditEntry.dedupe_key == dedupe_key).first()
+    if entry is None or entry["company"] is None:
+        return None
+    company = await get_company(actor, entry["company"])
+    if company["name"].lower() != name.lower():
+        raise ValidationFailed(
+            {"form_token": f"This form already created {company['name']}. Open Create Company again for another."}
+        )
     return company
 
 
-async def onboard_customer(
-    actor: Actor,
-    parent_id: int | None,
-    name: str,
-    now: datetime,
-    *,
-    first_order: int | None = None,
-    po_number: str = "",
-    trial_seats: int | None = None,
-) -> dict:
-    """ "Create Company" for a customer, with its first order or a Free trial, all or nothing."""
-    async with db.write_transaction():
-        company = await create_company(actor, parent_id, name, "customer", now)
-        if trial_seats is not None:
-            await orders.start_trial(actor, company["id"], trial_seats, now)
-        if first_order is not None:
-            await orders.request_order(actor, company["id"], first_order, None, po_number, now)
-    return company
+def _is_unique_violation(error: BaseException) -> bool:
+    # asyncpg's UniqueViolationError (SQLSTATE 23505), sqlite3's IntegrityError for UNIQUE.
+    if getattr(error, "sqlstate", None) == "23505":
+        return True
+    return isinstance(error, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(error)
 
 
 async def insert_company(name: str, kind: str, parent: dict | None, now: datetime) -> dict:

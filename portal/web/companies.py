@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
@@ -48,7 +50,7 @@ class CompanyController(Controller):
     @post("/companies")
     async def create(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         form = await request.form()
-        fields = ("name", "kind", "parent_id", "first_order", "po_number", "trial_seats")
+        fields = ("name", "kind", "parent_id", "first_order", "po_number", "trial_seats", "form_token")
         values = {k: text(form.get(k), 200) for k in fields}
         now = utcnow()
         try:
@@ -61,14 +63,22 @@ class CompanyController(Controller):
                     first_order=to_int(values["first_order"]),
                     po_number=values["po_number"],
                     trial_seats=to_int(values["trial_seats"]),
+                    form_token=values["form_token"],
                 )
             else:
                 created = await companies.create_company(
-                    actor, to_int(values["parent_id"]), values["name"], values["kind"], now
+                    actor,
+                    to_int(values["parent_id"]),
+                    values["name"],
+                    values["kind"],
+                    now,
+                    form_token=values["form_token"],
                 )
         except ValidationFailed as invalid:
             # The order's own field names, as this form calls them.
             errors = {{"quantity": "first_order"}.get(k, k): v for k, v in invalid.errors.items()}
+            if "form_token" in errors:
+                values.pop("form_token")  # that submission is spent: the form gets a new one
             return await self._form(request, actor, values, errors, status_code=400)
         return Redirect(f"/companies/{created['id']}?created=1")
 
@@ -76,6 +86,10 @@ class CompanyController(Controller):
         self, request: HTMXRequest, actor: CurrentActor, values: dict, errors: dict, status_code: int = 200
     ) -> Template:
         parents = await companies.parent_choices(actor)
+        # One token per filling of the form, kept while it comes back with errors:
+        # a second post of the same filling (a double click) lands on the first's company.
+        if not values.get("form_token"):
+            values["form_token"] = secrets.token_urlsafe(24)
         return render(
             request,
             "pages/company_form.html",
