@@ -168,13 +168,7 @@ async def try_later(row: dict, token: str, now: datetime, error: str) -> str:
 
 async def backlog(now: datetime) -> dict:
     """For operators: how many e-mails wait, and how long the oldest has waited."""
-    row = (
-        await OutboxEmail.select(
-            OutboxEmail.id.count().as_alias("queued"),
-        )
-        .where(OutboxEmail.status == "queued")
-        .first()
-    )
+    queued = await OutboxEmail.count().where(OutboxEmail.status == "queued")
     oldest = (
         await OutboxEmail.select(OutboxEmail.created_at)
         .where(OutboxEmail.status == "queued")
@@ -182,7 +176,7 @@ async def backlog(now: datetime) -> dict:
         .first()
     )
     age = (now - oldest["created_at"]) if oldest else None
-    return {"queued": row["queued"] if row else 0, "oldest_age": age}
+    return {"queued": queued, "oldest_age": age}
 
 
 def describe_age(age: timedelta | None) -> str:
