@@ -164,3 +164,23 @@ async def test_an_address_without_a_route_is_logged_with_an_id_too(caplog):
     ids = [missing.headers["X-Request-ID"], wrong_method.headers["X-Request-ID"], routed.headers["X-Request-ID"]]
     assert [r.request_id for r in lines] == ids
     assert [r.route for r in lines] == [None, None, "/here"]
+
+
+def test_the_app_keeps_the_portals_log_configuration():
+    """`portal serve` configures logging before uvicorn imports the app; building
+    the app must not replace it (Litestar's default LoggingConfig would install
+    its own root handler and format, losing JSON and every extra field)."""
+    from portal.logs import configure_logging
+    from portal.web.app import create_app
+
+    handlers, level = logging.root.handlers[:], logging.root.level
+    quiet = {name: logging.getLogger(name).level for name in ("arq.worker", "uvicorn.access")}
+    try:
+        configure_logging("json")
+        create_app()
+        assert [type(h.formatter) for h in logging.root.handlers] == [JsonFormatter]
+    finally:
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+        for name, old in quiet.items():
+            logging.getLogger(name).setLevel(old)
