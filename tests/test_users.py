@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 
@@ -8,9 +9,9 @@ import pytest
 from portal.domain import users
 from portal.domain.access import load_actor
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables import User
+from portal.tables import OutboxEmail, User
 from tests.factories import T0
-from tests.support import post_form, sign_in
+from tests.support import csrf_of, post_form, sign_in
 
 
 async def add(client, company_id: int, **fields):
@@ -95,3 +96,33 @@ async def test_company_page_lists_and_filters_its_users(client, tree):
         headers={"HX-Request": "true", "HX-Target": "user-results"},
     )
     assert "<html" not in fragment.text and "Learner 29" in fragment.text and "Learner 28" not in fragment.text
+
+
+async def test_a_new_manager_is_sent_the_link_shown_on_screen(client, tree):
+    await sign_in(client, tree.email("partner"))
+    created = await add(client, tree.north["id"], name="Nia Okafor", email="nia@north.example", role="manager")
+    link = re.search(r'value="(http://127\.0\.0\.1:8000/set-password/[^"]+)"', created.text).group(1)
+    (mail,) = await OutboxEmail.select().where(OutboxEmail.kind == "invitation")
+    assert mail["to_email"] == "nia@north.example" and mail["company"] == tree.north["id"]
+    assert link in mail["body"] and "North Customer" in mail["subject"]
+    # A learner gets no e-mail from the portal: they use the training platform.
+    await add(client, tree.north["id"], name="Lee Learner", email="lee@north.example", role="learner")
+    assert await OutboxEmail.count() == 1
+
+
+@pytest.mark.parametrize("role", ["manager", "learner"])
+async def test_five_simultaneous_add_user_with_one_address_add_one(client, tree, role):
+    """Issue 7, double submission: before, the four losers of the race hit the
+    unique index and answered 500."""
+    await sign_in(client, tree.email("partner"))
+    company = tree.north["id"]
+    token = csrf_of((await client.get(f"/companies/{company}/users/new")).text)
+    fields = {"name": "Dee Double", "email": "dee@north.example", "role": role, "_csrf_token": token}
+    answers = await asyncio.gather(*(client.post(f"/companies/{company}/users", data=fields) for _ in range(5)))
+    assert sorted(answer.status_code for answer in answers) == [201, 400, 400, 400, 400]
+    for answer in answers:
+        if answer.status_code == 400:
+            assert "dee@north.example already has an account." in answer.text
+            assert 'name="email"' in answer.text  # the form, filled in, to correct
+    assert await User.count().where(User.email == "dee@north.example") == 1
+    assert await OutboxEmail.count().where(OutboxEmail.kind == "invitation") == (1 if role == "manager" else 0)
