@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -266,6 +267,7 @@ async def test_without_redis_a_transient_failure_is_retried_in_process(quick_ret
     "exc,transient",
     [
         (ConnectionRefusedError(111, "Connection refused"), True),
+        (socket.gaierror(-3, "Temporary failure in name resolution"), True),
         (sqlite3.OperationalError("database is locked"), True),
         (sqlite3.OperationalError("no such table: audit_entry"), False),
         (asyncpg.SerializationError("could not serialize access"), True),

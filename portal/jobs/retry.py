@@ -16,6 +16,7 @@ import asyncio
 import errno
 import functools
 import logging
+import socket
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ IN_PROCESS_TRIES = 4
 _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     ConnectionError,  # refused, reset, aborted (OSError subclasses)
     TimeoutError,
+    socket.gaierror,  # a name that did not resolve: DNS while a database host restarts
     asyncpg.PostgresConnectionError,  # class 08: connection failures
     asyncpg.ConnectionDoesNotExistError,  # the connection closed mid-query
     asyncpg.SerializationError,  # 40001
