@@ -33,7 +33,9 @@ from portal.web.headers import add_headers
 from portal.web.health import healthz
 from portal.web.input_guard import guard_input
 from portal.web.licences import LicenceController, UserLicenceController
-from portal.web.orders import OrderController, outbox_page
+from portal.web.notifications import NotificationController, outbox_moved
+from portal.web.orders import OrderController
+from portal.web.profile import ProfileController
 from portal.web.request_log import REQUEST_LOG
 from portal.web.session import SessionConfig, provide_actor
 from portal.web.throttle import create_counter
@@ -110,7 +112,9 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
                     LicenceController,
                     UserLicenceController,
                     OrderController,
-                    outbox_page,
+                    NotificationController,
+                    outbox_moved,
+                    ProfileController,
                     ApiKeyController,
                     audit_log,
                 ],

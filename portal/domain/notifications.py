@@ -1,0 +1,25 @@
+"""A manager's own choice about e-mails: reminders (72 hours before licences
+end, and when they have ended) can be switched off; order and password e-mails
+always go. The expiry sweep reads the same column (notifications_sweep.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from portal.domain import audit
+from portal.domain.access import Actor
+from portal.tables import User
+
+
+async def reminders_on(actor: Actor) -> bool:
+    row = await User.select(User.reminders_off).where(User.id == actor.user_id).first()
+    return not (row and row["reminders_off"])
+
+
+async def set_reminders(actor: Actor, on: bool, now: datetime) -> bool:
+    """Returns whether anything changed (audited when it did)."""
+    if await reminders_on(actor) == on:
+        return False
+    await User.update({User.reminders_off: not on}).where(User.id == actor.user_id)
+    await audit.record(actor, "profile.reminders", actor.company_id, now, {"reminders": on})
+    return True

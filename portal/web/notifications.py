@@ -1,0 +1,106 @@
+"""Notifications: the e-mails the portal sent (or keeps, or could not send)
+about the companies a manager may see; one e-mail as it was sent; "Resend".
+Also the old address /outbox, which leads here."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Template
+
+from portal.domain import outbox
+from portal.domain.clock import utcnow
+from portal.domain.errors import ValidationFailed
+from portal.domain.notifications_content import render_rows
+from portal.web.flash import flash
+from portal.web.forms import to_date, to_int
+from portal.web.render import render
+from portal.web.session import CurrentActor
+
+# The e-mail's own HTML is shown in a sandboxed frame from this address: no
+# script, no form, no request to anywhere, and only the portal may frame it.
+MESSAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+
+
+def filters_from(params) -> outbox.EmailFilters:
+    status, kind = params.get("status"), params.get("kind")
+    return outbox.EmailFilters(
+        status=status if status in outbox.STATUSES else None,
+        kind=kind if kind in outbox.KINDS else None,
+        company=to_int(params.get("company")),
+        day_from=to_date(params.get("day_from")),
+        day_to=to_date(params.get("day_to")),
+    )
+
+
+class NotificationController(Controller):
+    path = "/notifications"
+
+    @get("/")
+    async def notifications(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
+        filters = filters_from(request.query_params)
+        active = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.active().items()}
+        backlog = await outbox.backlog(utcnow()) if actor.is_partner_manager else None
+        return render(
+            request,
+            "pages/notifications.html",
+            {
+                "emails": await outbox.list_emails(actor, page, filters),
+                "filters": active,
+                "query": urlencode(active),
+                "statuses": outbox.STATUSES,
+                "kinds": outbox.KINDS,
+                "companies": await outbox.filter_companies(actor),
+                "backlog": backlog,
+                "backlog_age": outbox.describe_age(backlog["oldest_age"]) if backlog else "",
+            },
+            fragments={"notification-results": "partials/notifications/_results.html"},
+        )
+
+    @get("/{email_id:int}")
+    async def notification(self, request: HTMXRequest, actor: CurrentActor, email_id: FromPath[int]) -> Template:
+        return await self._page(request, actor, email_id)
+
+    @get("/{email_id:int}/message.html")
+    async def message_html(self, actor: CurrentActor, email_id: FromPath[int]) -> Response:
+        """The HTML part, for the sandboxed frame of the e-mail's page."""
+        row = await outbox.get_email(actor, email_id)
+        content = (await render_rows([row]))[row["id"]]
+        return Response(
+            content.html,
+            media_type="text/html",
+            headers={"content-security-policy": MESSAGE_POLICY, "x-frame-options": "SAMEORIGIN"},
+        )
+
+    @post("/{email_id:int}/resend")
+    async def resend(self, request: HTMXRequest, actor: CurrentActor, email_id: FromPath[int]) -> Template | Redirect:
+        try:
+            copy_id = await outbox.resend(actor, email_id, utcnow())
+        except ValidationFailed as refused:
+            return await self._page(request, actor, email_id, message=str(refused), status_code=409)
+        flash(request, "A copy is queued; it goes out with the next delivery.")
+        return Redirect(f"/notifications/{copy_id}")
+
+    async def _page(
+        self, request: HTMXRequest, actor, email_id: int, message: str | None = None, status_code: int = 200
+    ) -> Template:
+        row = await outbox.get_email(actor, email_id)
+        content = (await render_rows([row]))[row["id"]]
+        return render(
+            request,
+            "pages/notification.html",
+            {"e": row, "content": content, "kinds": outbox.KINDS, "message": message},
+            status_code=status_code,
+        )
+
+
+@get("/outbox")
+async def outbox_moved(actor: CurrentActor) -> Redirect:
+    """Licenses → E-mails became Notifications."""
+    return Redirect("/notifications", status_code=301)
