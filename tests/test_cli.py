@@ -23,6 +23,7 @@ from portal.settings import get_settings
 from portal.tables import AuditEntry, Company, User
 from tests.factories import T0
 from tests.redis_server import free_port
+from tests.support import csrf_of
 
 DEADLINE = 60.0
 LINK = re.compile(r"(http://\S+)/set-password/(\S+)")
@@ -193,6 +194,51 @@ async def _first_answer(client: httpx.AsyncClient, path: str, proc) -> httpx.Res
             if loop.time() > deadline or proc.returncode is not None:
                 raise
             await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_serve_believes_x_forwarded_for_only_from_a_trusted_proxy(trusted):
+    """The attack of issue 7: a client rotating X-Forwarded-For to dodge the
+    per-address sign-in limit. Untrusted (the default), every try counts against
+    the real peer and the limit answers 429; from a proxy named in
+    FORWARDED_ALLOW_IPS, each forwarded address is counted on its own."""
+    port = free_port()
+    env = {"PORT": str(port), "BASE_URL": f"http://127.0.0.1:{port}", "FORWARDED_ALLOW_IPS": ""}
+    if trusted:
+        env["FORWARDED_ALLOW_IPS"] = "127.0.0.1"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "portal.cli",
+        "serve",
+        "--no-demo",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **env},
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            opened = await _first_answer(client, "/login", proc)
+            token = csrf_of(opened.text)
+            statuses = []
+            for n in range(12):  # more than the 10 a minute one address may try
+                answer = await client.post(
+                    "/login",
+                    data={"email": f"guess{n}@example.com", "password": "wrong-password-1", "_csrf_token": token},
+                    headers={"X-Forwarded-For": f"203.0.113.{n + 1}"},
+                )
+                statuses.append(answer.status_code)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(proc.wait(), DEADLINE)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    if trusted:
+        assert 429 not in statuses, statuses
+    else:
+        assert statuses[-1] == 429, statuses
 
 
 def test_serve_trusts_no_proxy_headers_unless_told():
