@@ -18,6 +18,13 @@
     true,
   );
 
+  // An error shown in #error-region (by the error handlers' HX-Retarget) is about
+  // the last request: the next one starts without it.
+  document.addEventListener("htmx:beforeRequest", function () {
+    const region = document.getElementById("error-region");
+    if (region) region.replaceChildren();
+  });
+
   document.addEventListener("click", function (event) {
     const target = event.target;
     if (!(target instanceof Element)) return;

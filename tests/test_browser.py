@@ -119,6 +119,16 @@ async def test_enhancements_run_under_the_content_security_policy(page: Page, li
     await expect(row.get_by_role("button", name="Assign")).to_be_visible()
     await expect(row.get_by_role("link", name="Order actions…")).to_have_count(0)
 
+    # An htmx request answered with an error: shown in the layout's error region, the list left
+    # as it was (htmx swaps 4xx by the layout's config; the handler retargets it); the next request clears it.
+    await page.evaluate("htmx.ajax('GET', '/licences/orders/2147483000/menu', {target: '#order-results'})")
+    await expect(page.locator("#error-region").get_by_role("alert")).to_contain_text("Not found")
+    await expect(page.locator("#order-results tr[data-order]").first).to_be_visible()
+    await page.get_by_test_id("add-filter").click()
+    await add_filter.get_by_role("button", name="Status", exact=True).click()
+    await expect(page.locator("#filter-fields select[name=status]")).to_have_count(1)
+    await expect(page.locator("#error-region")).to_be_empty()
+
     riverside = await live_server.company_id("Riverside Clinic")
     await page.goto(f"/companies/{riverside}/licences?tab=expired")
     await page.get_by_test_id("select-all").click()
