@@ -103,8 +103,13 @@ async def test_a_new_manager_is_sent_the_link_shown_on_screen(client, tree):
     created = await add(client, tree.north["id"], name="Nia Okafor", email="nia@north.example", role="manager")
     link = re.search(r'value="(http://127\.0\.0\.1:8000/set-password/[^"]+)"', created.text).group(1)
     (mail,) = await OutboxEmail.select().where(OutboxEmail.kind == "invitation")
-    assert mail["to_email"] == "nia@north.example" and mail["company"] == tree.north["id"]
+    assert mail["to_email"] == "nia@north.example"
     assert link in mail["body"] and "North Customer" in mail["subject"]
+    # Other managers of the wing (here a customer manager of the company) do not see the link.
+    client.cookies.clear()
+    await sign_in(client, tree.email("north"))
+    for page in ("/notifications", f"/notifications/{mail['id']}", f"/notifications/{mail['id']}/message.html"):
+        assert link.removeprefix("http://127.0.0.1:8000") not in (await client.get(page)).text, page
     # A learner gets no e-mail from the portal: they use the training platform.
     await add(client, tree.north["id"], name="Lee Learner", email="lee@north.example", role="learner")
     assert await OutboxEmail.count() == 1

@@ -42,6 +42,11 @@ RESET_WINDOW = timedelta(hours=1)
 RESET_VALID_FOR = timedelta(hours=1)
 
 WRONG_CREDENTIALS = "That e-mail and password do not match a portal manager."
+# E-mails carrying a set-password link are queued without a company, so the
+# E-mails page (every e-mail about the companies under a partner's wing) never
+# shows the link to another manager, who could otherwise take the account.
+SECRET_MAIL_COMPANY = None
+
 TOO_MANY_SIGN_INS = (
     "Too many sign-in attempts for this e-mail address. Wait a minute and try again, "
     "or choose “Forgot password?” to set a new password."
@@ -149,7 +154,7 @@ async def request_password_reset(email: str, now: datetime, attempts: AttemptCou
         )
         await outbox.queue_email(
             "password_reset",
-            user["company"],
+            SECRET_MAIL_COMPANY,
             [email],
             "Set a new password for the Licence Portal",
             f"Hello {user['name']},\n\n"

@@ -112,7 +112,7 @@ async def _queue_invitation(actor: Actor, company: dict, email: str, name: str, 
     hours = int(SET_PASSWORD_VALID_FOR.total_seconds() // 3600)
     await outbox.queue_email(
         "invitation",
-        company["id"],
+        None,  # no company: the E-mails page must not show the link to other managers
         [email],
         f"You are a manager of {company['name']} on the Licence Portal",
         f"Hello {name},\n\n"
