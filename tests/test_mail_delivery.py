@@ -270,3 +270,26 @@ def test_smtp_url_forms():
     assert "p/ss" not in repr(tls)
     assert parse_smtp_url("smtp://mail.example:587?starttls=yes").start_tls is True
     assert parse_smtp_url("smtp://mail.example?starttls=no").start_tls is False
+
+
+async def test_an_address_that_cannot_go_on_the_envelope_fails_and_the_others_still_go(tree, smtp):
+    await queue(tree, ["first@north.example", "two words@north.example", "last@north.example"])
+    done = await deliver_batch(T0, smtp.config)
+    assert (done.sent, done.failed) == (2, 1)
+    bad = (await rows())["two words@north.example"]
+    assert bad["status"] == "failed" and bad["error"].startswith("Not a deliverable address")
+    assert smtp.sink.to() == ["first@north.example", "last@north.example"]
+
+
+async def test_non_ascii_subject_and_sender_name_arrive_intact(tree, smtp):
+    from portal.tables import Company
+
+    await Company.update({Company.name: "Acmé Nörth"}).where(Company.id == tree.sub["id"])
+    await outbox.queue_email(
+        "order_assigned", tree.north["id"], [tree.email("north")], "Licences prêtes — 12", "Voilà", T0, "x"
+    )
+    await deliver_batch(T0, smtp.config)
+    (message,) = smtp.sink.messages
+    assert message["Subject"] == "Licences prêtes — 12"
+    assert message["From"].addresses[0].display_name == "Acmé Nörth"
+    assert message.get_body(("plain",)).get_content().strip() == "Voilà"

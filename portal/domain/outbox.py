@@ -116,11 +116,18 @@ def _mine(row_id: int, token: str):
 
 
 async def finish(
-    row_id: int, token: str, status: str, now: datetime, content: Content, error: str | None = None
+    row_id: int, token: str, status: str, now: datetime, content: Content, error: str | None = None, lazy: bool = False
 ) -> bool:
     """Record the end of a claimed row (sent, captured or failed) with the content
-    as it went out. False if the claim was lost meanwhile (lease expired)."""
+    as it went out. False if the claim was lost meanwhile (lease expired).
+
+    `lazy`: commit without waiting for the disk (portal/db.py `lazy_commit`).
+    For "sent": if the database server crashed before writing it, the row goes
+    again, as when a worker dies right after the SMTP server accepted it."""
     assert status in ("sent", "captured", "failed")
+    if lazy:
+        async with db.lazy_commit():
+            return await finish(row_id, token, status, now, content, error)
     done = (
         await OutboxEmail.update(
             {

@@ -48,6 +48,9 @@ async def deliver_outbox(ctx: dict[str, Any]) -> dict[str, int]:
         return {"skipped": 1}
     async with lock:
         done = await drain(smtp_config())
+    if done.more and ctx.get("redis") is not None:
+        # Stopped for time with rows still due: go on now, not at the next tick.
+        await ctx["redis"].enqueue_job("deliver_outbox")
     return done.__dict__
 
 

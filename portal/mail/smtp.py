@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -124,19 +126,28 @@ def smtp_config() -> SmtpConfig | None:
     return parse_smtp_url(url) if url else None
 
 
-def build_message(config: SmtpConfig, row: dict, content: Content, now: datetime) -> EmailMessage:
-    """multipart/alternative: the plain text, then the HTML. The Message-ID is the
-    row's, so if a message ever goes twice (see portal/mail/delivery.py), mail
-    clients can tell it is the same one."""
-    message = EmailMessage()
-    message["From"] = formataddr((content.sender or "", config.from_address))
-    message["To"] = row["to_email"]
-    message["Subject"] = content.subject
+def build_message(config: SmtpConfig, row: dict, content: Content, now: datetime) -> bytes:
+    """multipart/alternative: the plain text, then the HTML, UTF-8. The Message-ID
+    is the row's, so if a message ever goes twice (see portal/mail/delivery.py),
+    mail clients can tell it is the same one. Built with the compat32 MIME
+    classes: the default policy's header objects cost ~5 ms a message, a third
+    of a worker's time."""
+    message = MIMEMultipart("alternative")
+    message["From"] = formataddr((content.sender or "", config.from_address), charset="utf-8")
+    message["To"] = _address(row["to_email"])
+    message["Subject"] = Header(content.subject, "utf-8").encode() if not content.subject.isascii() else content.subject
     if content.reply_to:
-        message["Reply-To"] = content.reply_to
+        message["Reply-To"] = _address(content.reply_to)
     message["Date"] = format_datetime(now)
     domain = config.from_address.rsplit("@", 1)[-1]
     message["Message-ID"] = f"<outbox-{row['id']}@{domain}>"
-    message.set_content(content.text)
-    message.add_alternative(content.html, subtype="html")
-    return message
+    message.attach(MIMEText(content.text, "plain", "utf-8"))
+    message.attach(MIMEText(content.html, "html", "utf-8"))
+    return message.as_bytes()
+
+
+def _address(value: str) -> str:
+    """An address fit for a header and an envelope, or ValueError (the row fails)."""
+    if not value or any(c in value for c in ' \r\n<>,;"') or value.count("@") != 1 or not value.isascii():
+        raise ValueError(f"{value!r} is not an e-mail address this server can be given")
+    return value
