@@ -91,9 +91,10 @@ async def _create(
         clash = _is_unique_violation(error)
         # Outside the transaction, which the failure rolled back: a post of the
         # same form that won the race is committed now, and is the answer.
-        settled = dedupe_key and (clash or isinstance(error, ValidationFailed))
-        if settled and (earlier := await _made_by(actor, dedupe_key, name)):
-            return earlier
+        if dedupe_key and (clash or isinstance(error, ValidationFailed)):
+            earlier = await _made_by(actor, dedupe_key, name)
+            if earlier is not None:
+                return earlier
         if not clash:
             raise
         raise ValidationFailed({"name": _taken(parent, name)}) from None
