@@ -69,7 +69,7 @@ async def test_partner_filters_requested_orders_and_assigns_from_the_row(client,
     assert "already assigned" in again.text
     assert await LicenceBatch.count() == 1
     assert await OutboxEmail.count().where(OutboxEmail.kind == "order_assigned") == 1
-    outbox = await client.get("/outbox")
+    outbox = await client.get("/outbox", follow_redirects=True)
     assert "ready to allocate" in outbox.text
 
 
@@ -257,10 +257,8 @@ async def test_assign_and_decline_work_as_plain_forms(client, tree):
     assert assigned.status_code in (302, 303) and assigned.headers["location"] == "/licences/orders"
     batch = await LicenceBatch.select().first()
     shown = await client.get("/licences/orders")
-    assert (
-        f"Assigned 4 × Security Awareness Training — Premium to North Customer, running until {batch['ends_at']:%d %b %Y}."
-        in (shown.text)
-    )
+    premium = "Security Awareness Training — Premium"
+    assert f"Assigned 4 × {premium} to North Customer, running until {batch['ends_at']:%d %b %Y}." in shown.text
     again = await post_form(client, menu, f"/licences/orders/{first['id']}/assign", {})
     assert again.status_code == 409 and "already assigned" in again.text and "<html" in again.text
     assert await LicenceBatch.count() == 1
