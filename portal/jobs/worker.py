@@ -54,7 +54,7 @@ def _logged_cron(jobs: Sequence[CronJob]) -> list[CronJob]:
     return [
         job
         if is_logged(job.coroutine)
-        else dataclasses.replace(job, coroutine=logged_job(job.coroutine, max_tries=job.max_tries or 1, name=job.name))
+        else dataclasses.replace(job, coroutine=logged_job(job.coroutine, max_tries=job.max_tries or 1, name=job.name))  # type: ignore[arg-type]
         for job in jobs
     ]
 

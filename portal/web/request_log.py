@@ -64,9 +64,9 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope)
-        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        scope.setdefault("state", {})["request_id"] = request_id
         # Mounted apps (static files) rewrite scope["path"]: keep what was asked.
-        method, path = scope["method"], scope["path"]
+        method, path = scope.get("method"), scope["path"]
         status = 500  # if the app raises before answering, the server answers 500
         started = time.perf_counter()
 
@@ -102,7 +102,7 @@ async def log_unrouted(message: Message, scope: Scope) -> None:
     log line here (without a duration: the hook sees only the answer)."""
     if message["type"] != "http.response.start" or scope.get("type") != "http":
         return
-    state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    state = scope.setdefault("state", {})
     if "request_id" in state:
         return  # the middleware tagged it and logs it
     request_id = state["request_id"] = request_id_from(scope)
