@@ -25,13 +25,18 @@
     if (region) region.replaceChildren();
   });
 
+  // <input data-select-on-click>: a link or key to copy, selected in one click,
+  // or on reaching it with Tab.
+  function selectCopyField(event) {
+    const target = event.target;
+    if (target instanceof HTMLInputElement && target.matches("[data-select-on-click]")) target.select();
+  }
+  document.addEventListener("focusin", selectCopyField);
+
   document.addEventListener("click", function (event) {
+    selectCopyField(event);
     const target = event.target;
     if (!(target instanceof Element)) return;
-
-    // <input data-select-on-click>: a link or key to copy, selected in one click.
-    const copy = target.closest("input[data-select-on-click]");
-    if (copy) copy.select();
 
     // <a data-dismiss=".confirm" href="…">: remove the enclosing box instead of
     // following the link (which, without this script, leads back to the list).
