@@ -48,6 +48,7 @@ class Count:
         Count.n += 1
         return "250 OK"
 
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # for sigwait, in every thread
 controller = Controller(Count(), hostname="127.0.0.1", port=int(sys.argv[1]))
 controller.start()
 print("ready", flush=True)

@@ -293,3 +293,12 @@ async def test_non_ascii_subject_and_sender_name_arrive_intact(tree, smtp):
     assert message["Subject"] == "Licences prêtes — 12"
     assert message["From"].addresses[0].display_name == "Acmé Nörth"
     assert message.get_body(("plain",)).get_content().strip() == "Voilà"
+
+
+async def test_a_line_break_in_a_subject_cannot_add_a_header(tree, smtp):
+    await outbox.queue_email(
+        "order_assigned", tree.north["id"], [tree.email("north")], "Hello\r\nBcc: spy@evil.example", "Hi", T0, "x"
+    )
+    await deliver_batch(T0, smtp.config)
+    (message,) = smtp.sink.messages
+    assert message["Bcc"] is None and message["Subject"] == "Hello Bcc: spy@evil.example"

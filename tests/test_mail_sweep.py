@@ -194,3 +194,23 @@ async def test_two_arq_workers_sweeping_at_once_and_a_retried_job_queue_one_emai
     assert {
         r["status"] for r in await OutboxEmail.select(OutboxEmail.status).where(OutboxEmail.batch.is_not_null())
     } == {"sent"}
+
+
+async def test_a_reminder_still_queued_when_the_batch_ends_is_withdrawn_not_sent(tree):
+    """Queued in time, but delivery was down until after the end: "72 hours left"
+    would be wrong by then; the notice goes instead."""
+    batch = await assigned(tree, T0)
+    ends = batch["ends_at"]
+    await sweep(ends - timedelta(hours=71))
+    await sweep(ends + timedelta(hours=1))
+    server = SmtpServer()
+    server.start()
+    try:
+        done = await deliver_batch(ends + timedelta(hours=1), server.config)
+    finally:
+        server.stop()
+    assert done.failed == 1
+    expiry = [m["Subject"] for m in server.sink.messages if "Premium for" in m["Subject"]]
+    assert expiry == ["Security Awareness Training — Premium for North Customer has ended"]
+    reminder = await OutboxEmail.select().where(OutboxEmail.kind == "expiry_reminder").first()
+    assert reminder["status"] == "failed" and reminder["error"].startswith("Not sent: the licences had ended")

@@ -108,8 +108,9 @@ async def _senders(company_ids: set[int]) -> dict[int, tuple[str, str | None]]:
     return out
 
 
-async def render_rows(rows: list[dict]) -> dict[int, Content]:
-    """Content for each outbox row, by row id; a few queries for the whole list."""
+async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int, Content]:
+    """Content for each outbox row, by row id; a few queries for the whole list.
+    With `now` (delivery), a reminder whose batch has ended by then is withdrawn."""
     batches = await _batches({r["batch"] for r in rows if r.get("batch") and not r["body"]})
     senders = await _senders({r["company"] for r in rows if r.get("company")})
     out = {}
@@ -117,7 +118,7 @@ async def render_rows(rows: list[dict]) -> dict[int, Content]:
         sender_name, reply_to = senders.get(row.get("company"), ("Licence portal", None))
         batch = batches.get(row.get("batch")) if not row["body"] else None
         if row["kind"] in BATCH_KINDS and batch is not None:
-            out[row["id"]] = _batch_content(row, batch, sender_name, reply_to)
+            out[row["id"]] = _batch_content(row, batch, sender_name, reply_to, now)
         else:
             context = {"subject": row["subject"], "sender_name": sender_name, "paragraphs": _paragraphs(row["body"])}
             html = row.get("html") or _env().get_template("message.html").render(context)
@@ -125,7 +126,7 @@ async def render_rows(rows: list[dict]) -> dict[int, Content]:
     return out
 
 
-def _batch_content(row: dict, batch: dict, sender_name: str, reply_to: str | None) -> Content:
+def _batch_content(row: dict, batch: dict, sender_name: str, reply_to: str | None, now: datetime | None) -> Content:
     company = batch["company"]
     context = {
         "b": batch,
@@ -139,4 +140,7 @@ def _batch_content(row: dict, batch: dict, sender_name: str, reply_to: str | Non
     env = _env()
     text = env.get_template(f"{row['kind']}.txt").render(context)
     html = env.get_template(f"{row['kind']}.html").render(context)
-    return Content(row["subject"], text, html, sender_name, reply_to)
+    withdrawn = None
+    if now is not None and row["kind"].endswith("_reminder") and batch["ends_at"] <= now:
+        withdrawn = "Not sent: the licences had ended before it could go; the expiry notice says so instead."
+    return Content(row["subject"], text, html, sender_name, reply_to, withdrawn)

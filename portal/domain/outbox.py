@@ -109,6 +109,9 @@ class Content:
     html: str
     sender: str | None = None  # the From header
     reply_to: str | None = None
+    # Set when the e-mail must not go any more (a reminder whose licences have
+    # ended meanwhile: the expiry notice says it instead); the row fails with it.
+    withdrawn: str | None = None
 
 
 def _mine(row_id: int, token: str):
@@ -121,13 +124,10 @@ async def finish(
     """Record the end of a claimed row (sent, captured or failed) with the content
     as it went out. False if the claim was lost meanwhile (lease expired).
 
-    `lazy`: commit without waiting for the disk (portal/db.py `lazy_commit`).
+    `lazy`: commit without waiting for the disk (portal/db.py `commit_lazily`).
     For "sent": if the database server crashed before writing it, the row goes
     again, as when a worker dies right after the SMTP server accepted it."""
     assert status in ("sent", "captured", "failed")
-    if lazy:
-        async with db.lazy_commit():
-            return await finish(row_id, token, status, now, content, error)
     done = (
         await OutboxEmail.update(
             {
@@ -143,7 +143,7 @@ async def finish(
                 OutboxEmail.claimed_until: None,
             }
         )
-        .where(_mine(row_id, token))
+        .where(db.commit_lazily(_mine(row_id, token)) if lazy else _mine(row_id, token))
         .returning(OutboxEmail.id)
     )
     return bool(done)

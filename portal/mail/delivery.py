@@ -75,10 +75,16 @@ async def deliver_batch(now: datetime, config: SmtpConfig | None, *, limit: int 
     done = Delivered(claimed=len(rows))
     if not rows:
         return done
-    contents = await render_rows(rows)
+    contents = await render_rows(rows, now)
+    withdrawn = [row for row in rows if contents[row["id"]].withdrawn]
+    for row in withdrawn:
+        content = contents[row["id"]]
+        await outbox.finish(row["id"], token, "failed", now, content, content.withdrawn)
+    done.failed = len(withdrawn)
+    rows = [row for row in rows if not contents[row["id"]].withdrawn]
     if config is None:
         for row in rows:
-            await outbox.finish(row["id"], token, "captured", now, contents[row["id"]])
+            await outbox.finish(row["id"], token, "captured", now, contents[row["id"]], lazy=True)
         done.captured = len(rows)
         return done
 
