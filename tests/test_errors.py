@@ -9,6 +9,7 @@ import logging
 import httpx
 import pytest
 from litestar import get
+from litestar.params import FromPath
 
 from portal.tables import ApiKey, Company, LicenceOrder
 from portal.web.app import create_app
@@ -209,3 +210,24 @@ async def test_csrf_headers_still_work_for_htmx(client, tree):
     headers = await csrf_headers(client, "/companies")
     response = await client.post(f"/companies/{tree.direct['id']}/manage", headers={**headers, "HX-Request": "true"})
     assert response.status_code in (302, 303)
+
+
+async def test_each_status_has_its_page_its_fragment_and_json_under_api():
+    from litestar.exceptions import HTTPException
+
+    @get(["/raise/{status:int}", "/api/v1/raise/{status:int}"], include_in_schema=False)
+    async def raise_status(status: FromPath[int]) -> str:
+        raise HTTPException(status_code=status)
+
+    app = create_app(sign_ins_per_minute=1000)
+    app.register(raise_status)
+    transport = httpx.ASGITransport(app=app)
+    async with running(app), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+        for status, words in ((409, "changed meanwhile"), (429, "Wait a minute"), (503, "Try again in a minute")):
+            page = await c.get(f"/raise/{status}")
+            assert page.status_code == status and is_page(page) and words in page.text
+            fragment = await c.get(f"/raise/{status}", headers={"HX-Request": "true"})
+            assert fragment.status_code == status and "<html" not in fragment.text and words in fragment.text
+            assert fragment.headers["HX-Retarget"] == "#error-region"
+            api = await c.get(f"/api/v1/raise/{status}")
+            assert api.status_code == status and api.json()["status_code"] == status

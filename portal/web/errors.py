@@ -10,6 +10,7 @@ an error's address out of the history."""
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from litestar import Request, Response
@@ -46,6 +47,7 @@ TITLES = {
 MESSAGES = {
     404: "There is nothing at this address.",
     405: "This address does not take that kind of request. Go back and use the page's buttons.",
+    409: "This changed meanwhile. Reload the page to see it as it is now, then try again.",
     413: "What you sent is too big. Send a smaller file or less text.",
     429: "Too many requests in a short time. Wait a minute, then try again.",
     500: "The portal could not finish this. Nothing was changed. Try again; if it happens again, "
@@ -150,14 +152,22 @@ def _wrong_method(request: Request, exc: Exception) -> Response:
 def _http_error(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     if status >= 500:
-        return _unexpected(request, exc)
+        return _unexpected(request, exc, status)
     detail = str(exc.detail or "")
     # Litestar's own details are its status phrases ("Request Entity Too Large"): ours read better.
-    message = MESSAGES.get(status) if status in MESSAGES or not detail else detail
-    return error_answer(request, status, message)
+    if detail in ("", _phrase(status)) or status in (413, 429):
+        return error_answer(request, status)
+    return error_answer(request, status, detail)
 
 
-def _unexpected(request: Request, exc: Exception) -> Response:
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _unexpected(request: Request, exc: Exception, status: int = 500) -> Response:
     """Anything no other handler knew: logged with the request id, which the page
     shows so that the user can quote it; no internals on the page."""
     request_id = getattr(request.state, "request_id", None)
@@ -169,9 +179,10 @@ def _unexpected(request: Request, exc: Exception) -> Response:
             "method": request.method,
             "path": request.url.path,
             "route": request.scope.get("path_template"),
+            "status": status,
         },
     )
-    return error_answer(request, 500)
+    return error_answer(request, status)
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
