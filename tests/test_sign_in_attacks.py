@@ -114,20 +114,20 @@ async def test_the_counter_adds_and_reads_in_one_step(counter_kind):
     key, window = f"test:{secrets.token_hex(4)}", signing.SIGN_IN_WINDOW
     try:
         hits = await asyncio.gather(*(counter.hit(key, window, T0) for _ in range(100)))
-        assert sorted(hit.count for hit in hits) == list(range(1, 101))
+        assert sorted(hit.attempts for hit in hits) == list(range(1, 101))
         assert all(0 < hit.retry_after <= window.total_seconds() for hit in hits)
         await counter.forget(key)
-        assert (await counter.hit(key, window, T0)).count == 1
+        assert (await counter.hit(key, window, T0)).attempts == 1
     finally:
         await counter.close()
 
 
 async def test_a_window_opens_at_the_first_attempt():
     counter, window = MemoryCounter(), signing.SIGN_IN_WINDOW
-    assert (await counter.hit("k", window, T0)).count == 1
+    assert (await counter.hit("k", window, T0)).attempts == 1
     late = await counter.hit("k", window, T0 + window - timedelta(seconds=1))
     assert late == signing.Hit(2, 1)
-    assert (await counter.hit("k", window, T0 + window)).count == 1
+    assert (await counter.hit("k", window, T0 + window)).attempts == 1
 
 
 async def test_two_processes_on_one_redis_let_exactly_the_limit_through(tree):

@@ -66,7 +66,7 @@ async def verify_off_loop(password_hash: str | None, password: str) -> bool:
 def _common_passwords() -> frozenset[str]:
     # zxcvbn's list of the 30,000 most used passwords (from breaches), lower-cased;
     # imported when first needed, as the module holds several large word lists.
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
 
     return frozenset(FREQUENCY_LISTS["passwords"])
 

@@ -66,7 +66,7 @@ class Throttled(SignInRefused):
 
 
 class Hit(NamedTuple):
-    count: int  # attempts in the current window, this one included
+    attempts: int  # in the current window, this one included
     retry_after: int  # seconds until the window closes
 
 
@@ -95,7 +95,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     when the account's attempts are used up for this window)."""
     key = f"sign-in:{account_key(email)}"
     hit = await attempts.hit(key, SIGN_IN_WINDOW, now)
-    if hit.count > SIGN_IN_ATTEMPTS:
+    if hit.attempts > SIGN_IN_ATTEMPTS:
         raise Throttled(TOO_MANY_SIGN_INS, hit.retry_after)
     user = None
     try:
@@ -134,7 +134,7 @@ async def request_password_reset(email: str, now: datetime, attempts: AttemptCou
     answer whether a link went out or not (the return value is for tests and
     logs). Throttled per address asked about, so nobody can flood a mailbox."""
     hit = await attempts.hit(f"reset:{account_key(email)}", RESET_WINDOW, now)
-    if hit.count > RESET_REQUESTS:
+    if hit.attempts > RESET_REQUESTS:
         raise Throttled(TOO_MANY_RESETS, hit.retry_after)
     try:
         email = normalise_email(email)

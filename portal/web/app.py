@@ -77,6 +77,7 @@ def _engine_setup(engine: JinjaTemplateEngine) -> None:
 
 def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) -> Litestar:
     settings = settings or get_settings()
+    throttle = create_counter(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -157,7 +158,6 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
         lifespan=[lifespan],
         # Sign-in and "Forgot password?" limits (portal/web/throttle.py): counted in
         # the handlers, per client address and per account, atomically.
-        state=State(
-            {"settings": settings, "throttle": create_counter(settings), "sign_ins_per_minute": sign_ins_per_minute}
-        ),
+        state=State({"settings": settings, "throttle": throttle, "sign_ins_per_minute": sign_ins_per_minute}),
+        on_shutdown=[throttle.close],
     )

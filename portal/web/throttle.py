@@ -109,4 +109,4 @@ async def address_over_limit(request: Request, action: str, limit: int, window: 
     """Count this request against its client address for `action`; when it is
     over `limit` in the window, the seconds until the window ends, else None."""
     hit = await counter(request).hit(f"{action}:address:{client_address(request)}", window, utcnow())
-    return hit.retry_after if hit.count > limit else None
+    return hit.retry_after if hit.attempts > limit else None
