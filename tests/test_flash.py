@@ -80,3 +80,17 @@ def test_the_renewal_message_reads_the_domain_result():
     assert renewed_message(Allocated(renewed=0, batch_id=1, ends_at=ends, already_covered=1)) == (
         "No one was renewed. 1 user already holds a seat running past that batch's end and got none."
     )
+
+
+async def test_a_partial_rendered_on_its_own_leaves_the_message_too(client, tree):
+    """ "Add Filter" answers a bare partial (no fragments to choose from): it must not eat the message."""
+    await sign_in(client, tree.email("north"))
+    await request_licences(client, tree.north["id"], 3)
+    client.cookies.clear()
+    await sign_in(client, tree.email("partner"))
+    order = (await client.get("/licences/orders")).text
+    order_id = int(re.search(r'data-order="(\d+)"', order).group(1))
+    await post_form(client, f"/licences/orders/{order_id}/menu", f"/licences/orders/{order_id}/assign", {})
+    field = await client.get("/licences/orders/filters/status", headers=HTMX)
+    assert 'name="status"' in field.text and flashes(field.text) == []
+    assert flashes((await client.get("/licences/orders")).text) != []
