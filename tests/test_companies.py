@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import re
 
 import pytest
@@ -12,8 +11,6 @@ from portal.domain.access import load_actor
 from portal.tables import AuditEntry, Company, LicenceOrder
 from tests.factories import T0
 from tests.support import csrf_headers, csrf_of, post_form, sign_in
-
-sibling_names = importlib.import_module("portal.piccolo_migrations.portal_0014_company_sibling_names")
 
 
 @pytest.fixture(autouse=True)
@@ -187,16 +184,3 @@ async def test_twenty_simultaneous_posts_make_one_company_and_one_first_order(cl
             assert "Acme North already has a company named Race Dental." in answer.text
     winners = sum(a.status_code == 302 for a in answers)
     assert winners == 20 if same_form else winners == 1
-
-
-async def test_the_sibling_name_migration_steps_back_and_forward(tree):
-    manager = await sibling_names.forwards()
-    await manager.run(backwards=True)
-    await companies.insert_company("north CUSTOMER", "customer", tree.sub, T0)  # allowed without the index
-    await manager.run()
-    names = sorted(c["name"] for c in await Company.select(Company.name).where(Company.parent == tree.sub["id"]))
-    duplicate = await Company.select(Company.id).where(Company.name.like("north CUSTOMER (%")).first()
-    assert names == ["North Customer", f"north CUSTOMER ({duplicate['id']})"]
-    with pytest.raises(Exception) as refused:
-        await companies.insert_company("NORTH customer", "customer", tree.sub, T0)
-    assert companies._is_unique_violation(refused.value)
