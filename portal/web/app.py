@@ -36,7 +36,7 @@ from portal.web.licences import LicenceController, UserLicenceController
 from portal.web.notifications import NotificationController, outbox_moved
 from portal.web.orders import OrderController
 from portal.web.profile import ProfileController
-from portal.web.request_log import REQUEST_LOG
+from portal.web.request_log import REQUEST_LOG, log_unrouted
 from portal.web.session import SessionConfig, provide_actor
 from portal.web.throttle import create_counter
 from portal.web.users import UserController
@@ -151,7 +151,9 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
         before_request=guard_input,  # ids, numbers and control characters, before any handler
         # On every message the app sends, also those of errors raised in middleware (CSRF, rate limit)
         # and of addresses no route matches, which route middleware never sees.
-        before_send=[add_headers],
+        before_send=[add_headers, log_unrouted],
+        # The portal configures logging itself (portal/logs.py); Litestar's default would replace its handler.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Licence Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
         ),
