@@ -144,15 +144,14 @@ async def claim_outbox(now, lease_until, token: str, limit: int) -> list[dict]:
     return sorted(rows, key=lambda row: row["id"])
 
 
-@asynccontextmanager
-async def lazy_commit() -> AsyncIterator[None]:
-    """A transaction whose commit does not wait for the disk (PostgreSQL's
-    synchronous_commit off, for this transaction only): visible to everyone at
-    once, lost only if the database server itself crashes within a fraction
-    of a second. For records that are safe to redo, like "this e-mail was
-    sent", where waiting for an fsync per row would halve the rate. SQLite: a
-    plain write transaction."""
-    async with write_transaction():
-        if is_postgres():
-            await Company.raw("SET LOCAL synchronous_commit TO OFF")
-        yield
+def commit_lazily(where):
+    """`where`, and on PostgreSQL a clause that makes the statement's own
+    commit not wait for the disk (synchronous_commit off for this one
+    transaction, set from inside the statement: no BEGIN/SET/COMMIT round
+    trips). The row is visible to everyone at once, and lost only if the
+    database server itself crashes within a fraction of a second. For records
+    that are safe to redo, like "this e-mail was sent", where an fsync per row
+    would cost 3 ms of a 4 ms message. SQLite: `where` unchanged."""
+    if not is_postgres():
+        return where
+    return where & WhereRaw("set_config('synchronous_commit', 'off', true) IS NOT NULL")
