@@ -107,6 +107,18 @@ def uvicorn_options(settings: Any, workers: int) -> dict[str, Any]:
     }
 
 
+def _smtp_problem() -> str | None:
+    """A bad SMTP_URL stops `serve` and `worker` before they start, with the reason
+    on stderr instead of deep in a traceback (or, for a worker, at its first e-mail)."""
+    from portal.mail.smtp import InvalidSmtpUrl, smtp_config
+
+    try:
+        smtp_config()
+    except InvalidSmtpUrl as invalid:
+        return str(invalid)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portal", description="Licence renewal portal")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     from portal.settings import get_settings
 
     settings = get_settings()
+    if args.command in ("serve", "worker") and (problem := _smtp_problem()):
+        print(problem, file=sys.stderr)
+        return 2
     if args.command in ("migrate", "demo"):
         asyncio.run(_prepare(demo=args.command == "demo"))
     elif args.command == "outbox":

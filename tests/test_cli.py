@@ -110,6 +110,12 @@ async def test_worker_without_redis_says_what_it_needs():
     assert code == 2 and "REDIS_URL" in err
 
 
+@pytest.mark.parametrize("command", [("serve", "--no-demo"), ("worker",)])
+async def test_a_bad_smtp_url_stops_serve_and_worker_with_the_reason(command):
+    code, out, err = await portal(*command, env={"SMTP_URL": "smtp://"})
+    assert code == 2 and "SMTP_URL is not usable" in err and "Traceback" not in err + out
+
+
 async def test_worker_runs_jobs_and_stops_cleanly_on_sigterm(tree):
     redis_url = os.environ["PORTAL_TEST_REDIS"]
     proc = await asyncio.create_subprocess_exec(
