@@ -34,6 +34,6 @@ def test_vendored_htmx_matches_its_recorded_sha256():
 
 async def test_pages_vary_on_hx_request(client):
     response = await client.get("/login")
-    assert response.headers["vary"] == "HX-Request"
+    assert response.headers["vary"] == "HX-Request, HX-Target, HX-History-Restore-Request"
     assert '<script src="/static/htmx-2.0.11.min.js"' in response.text
     assert (await client.get("/static/htmx-2.0.11.min.js")).status_code == 200
