@@ -83,6 +83,36 @@ async def test_every_migration_steps_forward_back_and_forward_again(own_database
     assert _step(walk, "forwards again") == first
 
 
+async def test_a_database_from_before_the_baseline_is_refused_with_what_to_do(own_database_url):
+    """A development database made by the migrations the baseline replaced lists
+    their IDs, not the baseline's: the baseline must not run on top of its tables."""
+    if ENGINE == "postgres":
+        import asyncpg
+
+        conn = await asyncpg.connect(own_database_url)
+        try:
+            await conn.execute("CREATE TABLE company (id SERIAL PRIMARY KEY)")
+        finally:
+            await conn.close()
+    else:
+        import sqlite3
+
+        with sqlite3.connect(own_database_url.removeprefix("sqlite:///")) as conn:
+            conn.execute("CREATE TABLE company (id INTEGER PRIMARY KEY)")
+    child = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "portal"),
+        "migrate",
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DATABASE_URL": own_database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await child.communicate())[0].decode(errors="replace")
+    assert child.returncode != 0
+    assert "made by the migrations before the baseline" in output
+    assert "rm var/portal.sqlite" in output
+
+
 def _step(walk: dict, step: str) -> dict:
     assert step in walk, f"the walk stopped before {step}"
     assert "error" not in walk[step], f"{step} failed:\n{walk[step]['error']}"
