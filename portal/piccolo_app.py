@@ -15,6 +15,7 @@ from portal.tables import (
     Product,
     User,
 )
+from portal.tables_imports import CsvImport, CsvImportRow
 
 APP_CONFIG = AppConfig(
     app_name="portal",
@@ -31,6 +32,8 @@ APP_CONFIG = AppConfig(
         Allocation,
         OutboxEmail,
         ApiKey,
+        CsvImport,
+        CsvImportRow,
     ],
     migration_dependencies=[],
     commands=[],
