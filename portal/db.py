@@ -155,3 +155,24 @@ def commit_lazily(where):
     if not is_postgres():
         return where
     return where & WhereRaw("set_config('synchronous_commit', 'off', true) IS NOT NULL")
+
+
+# --- Bulk load of a file's rows (CSV imports) -------------------------------------
+
+
+async def copy_rows(table: str, columns: Sequence[str], records: Sequence[tuple]) -> None:
+    """Append `records` to `table`, inside the current write transaction: COPY on
+    PostgreSQL (asyncpg's copy_records_to_table, no statement per row, no
+    parameter cap), one prepared INSERT run for every row on SQLite."""
+    if not records:
+        return
+    db = engine()
+    transaction = db.current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("copy_rows needs a write transaction")
+    if isinstance(db, PostgresEngine):
+        await transaction.connection.copy_records_to_table(table, records=records, columns=list(columns))
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    await transaction.connection.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', records)

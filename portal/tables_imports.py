@@ -46,6 +46,6 @@ class CsvImportRow(Table, tablename="csv_import_row"):
     line = Integer()
     email = Varchar(length=320, null=True, default=None)
     name = Varchar(length=200, default="")
-    raw = Text(default="")
+    cell = Text(default="")  # the chosen column's cell, as written
     outcome = Varchar(length=20, null=True, default=None)
     user_id = Integer(null=True, default=None)

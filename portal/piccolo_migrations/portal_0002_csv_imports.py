@@ -48,7 +48,7 @@ def _statements(postgres: bool) -> list[str]:
         '"line" INTEGER NOT NULL DEFAULT 0, '
         '"email" VARCHAR(320) DEFAULT null, '
         "\"name\" VARCHAR(200) NOT NULL DEFAULT '', "
-        "\"raw\" TEXT NOT NULL DEFAULT '', "
+        "\"cell\" TEXT NOT NULL DEFAULT '', "
         '"outcome" VARCHAR(20) DEFAULT null, '
         '"user_id" INTEGER DEFAULT null)',
         # Finding a row's earlier twin, and the rows of one outcome in file order.

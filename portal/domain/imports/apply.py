@@ -1,0 +1,133 @@
+""" "Renew Licences" for an import: its rows classified again under the company's
+write lock, unknown addresses added as learners when asked ("Import
+Allocation"), and the seats given by the one allocation rule,
+`licences.allocate`, with a selection that is the import's rows.
+
+All of it is one transaction: a worker killed halfway leaves nothing written,
+and the job run again does it all; an import already applied is not applied
+again (checked under the lock), so the same file twice, or a double click, or
+two workers, renew nobody twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from piccolo.columns.combination import Where, WhereRaw
+
+from portal import db
+from portal.domain import audit, licences
+from portal.domain.access import Actor
+from portal.domain.errors import DomainError
+from portal.domain.imports.preview import REASONS, classify, get_import, stored_path
+from portal.domain.licences import Selection
+from portal.tables import Company
+from portal.tables_imports import CsvImport
+
+
+@dataclass(frozen=True)
+class ImportSelection(Selection):
+    """The users of an import's rows that are to get a seat: a sub-select, so
+    100,000 users cost no bound parameter each."""
+
+    import_id: int = 0
+
+    def clause(self, now: datetime) -> Where:
+        return WhereRaw(
+            "portal_user.id IN (SELECT user_id FROM csv_import_row "
+            "WHERE csv_import = {} AND outcome IN ('renew', 'new'))",
+            self.import_id,
+        )
+
+
+def changes(preview: dict, result: dict) -> list[dict]:
+    """What differs between the preview and what was done (the data changed
+    meanwhile: a seat taken, a user renewed by hand), outcome by outcome."""
+    before, after = preview.get("counts", {}), result.get("counts", {})
+    labels = {"renew": "Renewed", "new": "New learners", **REASONS}
+    return [
+        {"outcome": key, "label": label, "before": before.get(key, 0), "after": after.get(key, 0)}
+        for key, label in labels.items()
+        if before.get(key, 0) != after.get(key, 0)
+    ]
+
+
+async def queue(actor: Actor, company_id: int, import_id: int) -> bool:
+    """Mark a previewed import as waiting for its job; False if it already left "previewed"."""
+    await get_import(actor, company_id, import_id)
+    async with db.write_transaction():
+        updated = (
+            await CsvImport.update({CsvImport.status: "queued"})
+            .where((CsvImport.id == import_id) & (CsvImport.status == "previewed"))
+            .returning(CsvImport.id)
+        )
+    return bool(updated)
+
+
+async def apply(actor: Actor, company_id: int, import_id: int, now: datetime) -> dict:
+    """Renew the import's users; returns the import's result (the stored one if
+    it was applied before)."""
+    row = await get_import(actor, company_id, import_id)
+    async with db.write_transaction():
+        await db.for_update(Company.select(Company.id).where(Company.id == row["company"]))
+        current = await CsvImport.select().where(CsvImport.id == import_id).output(load_json=True).first()
+        if current["status"] == "done":
+            return current["result"]
+        if current["email_column"] is None:
+            raise DomainError("Choose the column that holds the e-mail addresses first.")
+        summary = await classify(actor, row["company"], import_id, current["add_unknown"], now)
+        if summary["counts"].get("new"):
+            await _add_learners(row["company"], import_id, now)
+        if summary["seated"]:
+            allocated = await licences.allocate(
+                actor, row["company"], ImportSelection(import_id=import_id), now, batch_id=summary["batch_id"]
+            )
+            if allocated.renewed != summary["seated"]:
+                # classify and allocate disagree about who is covered: write nothing.
+                raise DomainError("The renewal could not be matched to the file. Nothing was renewed; try again.")
+        result = {**summary, "renewed": summary["seated"], "changes": changes(current["preview"], summary)}
+        await CsvImport.update(
+            {
+                CsvImport.status: "done",
+                CsvImport.result: result,
+                CsvImport.applied_by: actor.user_id,
+                CsvImport.applied_at: now,
+            }
+        ).where(CsvImport.id == import_id)
+        await audit.record(
+            actor,
+            "imports.apply",
+            row["company"],
+            now,
+            {
+                "import": import_id,
+                "file": row["filename"],
+                "renewed": summary["seated"],
+                "new_learners": summary["counts"].get("new", 0),
+                "not_renewed": summary["rows"] - summary["seated"],
+            },
+        )
+    # The rows hold all that is left to show; the file is not needed any more.
+    stored_path(row["stored_as"]).unlink(missing_ok=True)
+    return result
+
+
+async def _add_learners(company_id: int, import_id: int, now: datetime) -> None:
+    """ "Import Allocation": every address marked new becomes a learner, set-based."""
+    stamp = db.timestamp_param()
+    await CsvImport.raw(
+        "INSERT INTO portal_user (company, email, name, role, password_hash, active, failed_sign_ins, "
+        "locked_until, created_at, licence_ends_at, reminders_off) "
+        f"SELECT {{}}, email, name, 'learner', NULL, true, 0, NULL, {stamp}, NULL, false "
+        "FROM csv_import_row WHERE csv_import = {} AND outcome = 'new' ORDER BY line",
+        company_id,
+        now,
+        import_id,
+    )
+    await CsvImport.raw(
+        "UPDATE csv_import_row SET user_id = "
+        "(SELECT id FROM portal_user WHERE portal_user.email = csv_import_row.email) "
+        "WHERE csv_import = {} AND outcome = 'new'",
+        import_id,
+    )

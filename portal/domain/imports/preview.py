@@ -1,0 +1,295 @@
+"""An uploaded file, its rows in csv_import_row, and what "Renew Licences" would do.
+
+The file is read once per choice of column, as a stream, into csv_import_row
+in chunks (COPY on PostgreSQL); then a handful of set-based statements sort
+every row into one outcome, joining the file's addresses with the company's
+users: no query per row, whatever the file's size. The same `classify` runs
+again under the company's write lock when the import is applied, so the
+preview's counts are what happens unless the data changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from portal import db
+from portal.domain import licences
+from portal.domain.access import Actor, get_company
+from portal.domain.errors import DomainError, NotFound, ValidationFailed
+from portal.domain.imports import reader
+from portal.domain.imports.addresses import name_for, parse_cell
+from portal.domain.imports.limits import imports_dir, max_bytes, size_words
+from portal.domain.imports.reader import CsvRefused
+from portal.domain.pages import Page, paginate
+from portal.tables_imports import CsvImport, CsvImportRow
+
+CHUNK_ROWS = 5000
+READ_BYTES = 1024 * 1024
+SEATED = ("renew", "new")
+# Why a row is not renewed, in the order the page lists them.
+REASONS = {
+    "unknown": "Not a user of this company",
+    "active": "Already active (not expired)",
+    "duplicate": "Listed twice",
+    "invalid": "Not an e-mail address",
+    "no_seat": "No free seat",
+}
+OUTCOME_LABELS = {"renew": "Renewed", "new": "Added as a new learner and given a seat", **REASONS}
+_ROW_COLUMNS = ("csv_import", "line", "email", "name", "cell", "outcome")
+
+
+def stored_path(stored_as: str) -> Path:
+    return imports_dir() / stored_as
+
+
+async def receive(actor: Actor, company_id: int, filename: str, source: BinaryIO, now: datetime) -> int:
+    """Keep an uploaded file, read its layout, and preview it with the guessed
+    e-mail column. Refused (CsvRefused, nothing kept) when it cannot be imported."""
+    company = await get_company(actor, company_id)
+    directory = imports_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    stored_as = f"{company['id']}-{secrets.token_hex(12)}.csv"
+    path = directory / stored_as
+    limit = max_bytes()
+    size = 0
+    try:
+        with open(path, "wb") as out:
+            while chunk := source.read(READ_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise CsvRefused(
+                        f"The file is over {size_words(limit)}, the largest accepted. "
+                        "Split it into smaller files, or keep only the e-mail column."
+                    )
+                out.write(chunk)
+        if size == 0:
+            raise CsvRefused("The file is empty. Choose a CSV file with a column of e-mail addresses.")
+        layout = reader.inspect(path)
+        row = await CsvImport.insert(
+            CsvImport(
+                company=company["id"],
+                created_by=actor.user_id,
+                created_at=now,
+                filename=(filename or "upload.csv")[:255],
+                stored_as=stored_as,
+                size_bytes=size,
+                encoding=layout.encoding,
+                delimiter=layout.delimiter,
+                has_header=layout.has_header,
+                columns=list(layout.columns),
+                email_column=layout.guess,
+            )
+        )
+        import_id = row[0]["id"]
+        try:
+            await choose_column(actor, company["id"], import_id, layout.guess, False, now)
+        except DomainError:
+            await CsvImport.delete().where(CsvImport.id == import_id)
+            raise
+        return import_id
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+async def get_import(actor: Actor, company_id: int, import_id: int) -> dict:
+    """An import of a company the actor may act on; another tenant's id answers NotFound."""
+    company = await get_company(actor, company_id)
+    row = (
+        await CsvImport.select()
+        .where((CsvImport.id == import_id) & (CsvImport.company == company["id"]))
+        .output(load_json=True)
+        .first()
+    )
+    if row is None:
+        raise NotFound("No such import.")
+    return row
+
+
+def layout_of(row: dict) -> reader.Layout | None:
+    """The file's layout and first rows, read again from the kept file (None once it is gone)."""
+    path = stored_path(row["stored_as"])
+    if not row["stored_as"] or not path.exists():
+        return None
+    return reader.inspect(path)
+
+
+async def choose_column(
+    actor: Actor, company_id: int, import_id: int, column: int | None, add_unknown: bool, now: datetime
+) -> dict:
+    """Read the file's rows with `column` as the e-mail column and classify them.
+    On a refusal the previous choice stays as it was."""
+    row = await get_import(actor, company_id, import_id)
+    if row["status"] != "previewed":
+        raise DomainError("This import was already sent for renewal; upload the file again to change it.")
+    columns = row["columns"]
+    if column is None or not 0 <= column < len(columns):
+        raise ValidationFailed({"column": "Choose the column that holds the e-mail addresses."})
+    path = stored_path(row["stored_as"])
+    if not path.exists():
+        raise DomainError("The uploaded file is no longer here. Upload it again.")
+    async with db.write_transaction():
+        await CsvImportRow.delete().where(CsvImportRow.csv_import == import_id)
+        total = found = 0
+        chunk: list[tuple] = []
+        for line, cells in reader.rows(path, row["encoding"], row["delimiter"], row["has_header"]):
+            cell = cells[column] if column < len(cells) else ""
+            address, given_name, _ = parse_cell(cell)
+            total += 1
+            if address:
+                found += 1
+                chunk.append((import_id, line, address, name_for(address, given_name), cell[:500], None))
+            else:
+                chunk.append((import_id, line, None, "", cell[:500], "invalid"))
+            if len(chunk) >= CHUNK_ROWS:
+                await db.copy_rows("csv_import_row", _ROW_COLUMNS, chunk)
+                chunk = []
+        await db.copy_rows("csv_import_row", _ROW_COLUMNS, chunk)
+        if not found:
+            raise CsvRefused(
+                f"The column “{columns[column]}” holds no e-mail addresses. "
+                "Choose the column with your users' e-mail addresses."
+            )
+        summary = await classify(actor, row["company"], import_id, add_unknown, now)
+        await CsvImport.update(
+            {
+                CsvImport.email_column: column,
+                CsvImport.add_unknown: add_unknown,
+                CsvImport.rows: total,
+                CsvImport.preview: summary,
+            }
+        ).where(CsvImport.id == import_id)
+    return summary
+
+
+async def seat_batch(actor: Actor, company_id: int, now: datetime) -> dict | None:
+    """Where the seats come from: the running batch that ends first and has a
+    free seat, as "Allocate Licenses" picks it (licences.batches' order)."""
+    for batch in await licences.batches(actor, company_id, now):
+        if batch["running"] and batch["free"] > 0:
+            return batch
+    return None
+
+
+async def classify(actor: Actor, company_id: int, import_id: int, add_unknown: bool, now: datetime) -> dict:
+    """Give every row of the import one outcome, set-based, in file order:
+    not an e-mail address → listed twice (the first stays) → a user of this
+    company who will be renewed, or already active → not a user of this
+    company, or a new learner with "Import Allocation" → no free seat for the
+    rows past the free seats. Returns the counts and the batch."""
+    batch = await seat_batch(actor, company_id, now)
+    free = batch["free"] if batch else 0
+    covered_until = min(now + licences.EXPIRING_WITHIN, batch["ends_at"]) if batch else now + licences.EXPIRING_WITHIN
+    raw = CsvImport.raw
+    await raw(
+        "UPDATE csv_import_row SET outcome = NULL, user_id = NULL "
+        "WHERE csv_import = {} AND (outcome IS NULL OR outcome <> 'invalid')",
+        import_id,
+    )
+    await raw(
+        "UPDATE csv_import_row SET outcome = 'duplicate' WHERE csv_import = {} AND outcome IS NULL AND EXISTS "
+        "(SELECT 1 FROM csv_import_row AS earlier WHERE earlier.csv_import = csv_import_row.csv_import "
+        "AND earlier.email = csv_import_row.email AND earlier.line < csv_import_row.line)",
+        import_id,
+    )
+    # Expired, expiring or never licensed, and not already covered past the batch's end: renewed.
+    await raw(
+        "UPDATE csv_import_row SET user_id = portal_user.id, outcome = CASE "
+        "WHEN portal_user.licence_ends_at IS NULL OR portal_user.licence_ends_at < {} THEN 'renew' "
+        "ELSE 'active' END "
+        "FROM portal_user WHERE csv_import_row.csv_import = {} AND csv_import_row.outcome IS NULL "
+        "AND portal_user.email = csv_import_row.email AND portal_user.company = {} AND portal_user.active",
+        covered_until,
+        import_id,
+        company_id,
+    )
+    if add_unknown:
+        # An address with an account elsewhere (or deactivated) stays "not a user of this company".
+        await raw(
+            "UPDATE csv_import_row SET outcome = CASE WHEN EXISTS "
+            "(SELECT 1 FROM portal_user WHERE portal_user.email = csv_import_row.email) "
+            "THEN 'unknown' ELSE 'new' END WHERE csv_import = {} AND outcome IS NULL",
+            import_id,
+        )
+    else:
+        await raw("UPDATE csv_import_row SET outcome = 'unknown' WHERE csv_import = {} AND outcome IS NULL", import_id)
+    cutoff = await raw(
+        "SELECT line FROM csv_import_row WHERE csv_import = {} AND outcome IN ('renew', 'new') "
+        f"ORDER BY line LIMIT 1 OFFSET {int(free)}",
+        import_id,
+    )
+    if cutoff:
+        await raw(
+            "UPDATE csv_import_row SET outcome = 'no_seat' "
+            "WHERE csv_import = {} AND outcome IN ('renew', 'new') AND line >= {}",
+            import_id,
+            cutoff[0]["line"],
+        )
+    counted = await raw(
+        "SELECT outcome, COUNT(*) AS n FROM csv_import_row WHERE csv_import = {} GROUP BY outcome", import_id
+    )
+    counts = {r["outcome"]: int(r["n"]) for r in counted}
+    return {
+        "counts": counts,
+        "rows": sum(counts.values()),
+        "seated": sum(counts.get(o, 0) for o in SEATED),
+        "free": free,
+        "batch_id": batch["id"] if batch else None,
+        "batch_ends_at": batch["ends_at"].isoformat() if batch else None,
+    }
+
+
+async def rows_of(actor: Actor, company_id: int, import_id: int, outcomes: tuple[str, ...], limit: int) -> list[dict]:
+    """The first `limit` rows with one of `outcomes`, in file order."""
+    await get_import(actor, company_id, import_id)
+    return (
+        await CsvImportRow.select(CsvImportRow.line, CsvImportRow.email, CsvImportRow.cell, CsvImportRow.outcome)
+        .where((CsvImportRow.csv_import == import_id) & CsvImportRow.outcome.is_in(list(outcomes)))
+        .order_by(CsvImportRow.line)
+        .limit(limit)
+    )
+
+
+async def iter_rows(import_id: int, outcomes: tuple[str, ...], chunk: int = 5000):
+    """Every row with one of `outcomes`, in file order, a chunk at a time (downloads)."""
+    after = -1
+    while True:
+        batch = (
+            await CsvImportRow.select(CsvImportRow.line, CsvImportRow.email, CsvImportRow.cell, CsvImportRow.outcome)
+            .where(
+                (CsvImportRow.csv_import == import_id)
+                & CsvImportRow.outcome.is_in(list(outcomes))
+                & (CsvImportRow.line > after)
+            )
+            .order_by(CsvImportRow.line)
+            .limit(chunk)
+        )
+        if not batch:
+            return
+        for row in batch:
+            yield row
+        after = batch[-1]["line"]
+
+
+async def company_imports(actor: Actor, company_id: int, page: int) -> Page:
+    company = await get_company(actor, company_id)
+    where = CsvImport.company == company["id"]
+    select = (
+        CsvImport.select(
+            CsvImport.id,
+            CsvImport.filename,
+            CsvImport.created_at,
+            CsvImport.status,
+            CsvImport.rows,
+            CsvImport.preview,
+            CsvImport.result,
+            CsvImport.created_by.name.as_alias("created_by_name"),
+        )
+        .where(where)
+        .order_by(CsvImport.id, ascending=False)
+        .output(load_json=True)
+    )
+    return await paginate(select, CsvImport.count().where(where), page)

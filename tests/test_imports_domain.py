@@ -1,0 +1,203 @@
+"""Renewal by CSV on the domain functions, each engine: the preview's outcomes,
+"Renew Licences" doing exactly them, the same file twice, changes meanwhile,
+"Import Allocation", two managers at once and a failure halfway."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import timedelta
+
+import pytest
+from dateutil.relativedelta import relativedelta
+
+from portal.domain import licences, orders
+from portal.domain.access import load_actor
+from portal.domain.errors import NotFound
+from portal.domain.imports import apply as applying
+from portal.domain.imports import preview
+from portal.domain.imports.reader import CsvRefused
+from portal.domain.licences import Selection
+from portal.tables import Allocation, LicenceBatch, User
+from portal.tables_imports import CsvImport, CsvImportRow
+from tests.factories import T0, add_user
+
+OLD = T0 - relativedelta(months=13)
+NOW = T0
+
+
+async def actors(tree):
+    return (
+        await load_actor(tree.managers["north"]["id"], None),
+        await load_actor(tree.managers["partner"]["id"], None),
+    )
+
+
+async def batch(tree, seats: int, at) -> dict:
+    customer, partner = await actors(tree)
+    order = await orders.request_order(customer, tree.north["id"], seats, None, "", at)
+    return await orders.assign_order(partner, order["id"], at)
+
+
+async def setup_north(tree, free: int = 3) -> dict:
+    """e0…e4 expired (seats of a batch that ended), a0 active, and a running
+    batch with `free` free seats."""
+    customer, _ = await actors(tree)
+    expired = [(await add_user(tree.north, f"e{i}@north.example", role="learner"))["id"] for i in range(5)]
+    active = (await add_user(tree.north, "a0@north.example", role="learner"))["id"]
+    await batch(tree, 10, OLD)
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=tuple(expired)), OLD)
+    running = await batch(tree, free + 1, NOW - timedelta(days=1))
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(active,)), NOW - timedelta(days=1))
+    return running
+
+
+FILE = (
+    "Name;E-mail;Manager e-mail\r\n"
+    "Eve Zero;e0@north.example;manager@north.example\r\n"
+    "Eve One; E1@North.EXAMPLE ;manager@north.example\r\n"
+    "Eve Two;Eve Two <e2@north.example>;manager@north.example\r\n"
+    "Eve Again;e0@north.example;manager@north.example\r\n"
+    "Ann;a0@north.example;manager@north.example\r\n"
+    "\r\n"
+    "Stranger;stranger@elsewhere.example;manager@north.example\r\n"
+    "Typo;not an address;manager@north.example\r\n"
+    "Eve Three;e3@north.example;manager@north.example\r\n"
+    "Other tenant;manager@other-customer.example;manager@north.example\r\n"
+)
+EXPECTED = {"renew": 3, "duplicate": 1, "active": 1, "unknown": 2, "invalid": 1, "no_seat": 1}
+
+
+async def upload(actor, tree, text: str = FILE, encoding: str = "cp1252", name: str = "users.csv") -> int:
+    return await preview.receive(actor, tree.north["id"], name, io.BytesIO(text.encode(encoding)), NOW)
+
+
+async def test_preview_sorts_every_row_and_renew_does_exactly_that(tree):
+    running = await setup_north(tree)
+    customer, _ = await actors(tree)
+    import_id = await upload(customer, tree)
+    row = await preview.get_import(customer, tree.north["id"], import_id)
+    assert row["columns"] == ["Name", "E-mail", "Manager e-mail"] and row["email_column"] == 1
+    assert row["preview"]["counts"] == EXPECTED and row["preview"]["free"] == 3 and row["rows"] == 9
+    assert [r["line"] for r in await preview.rows_of(customer, tree.north["id"], import_id, ("duplicate",), 100)] == [5]
+
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    assert result["counts"] == EXPECTED and result["renewed"] == 3 and result["changes"] == []
+    renewed = await User.select(User.email).where(User.licence_ends_at == running["ends_at"])
+    assert {u["email"] for u in renewed} == {
+        "e0@north.example",
+        "e1@north.example",
+        "e2@north.example",
+        "a0@north.example",
+    }
+    fresh = await LicenceBatch.select().where(LicenceBatch.id == running["id"]).first()
+    assert fresh["allocated"] == fresh["seats"] == 4
+    assert not preview.stored_path(row["stored_as"]).exists()
+
+
+async def test_the_same_import_or_the_same_file_twice_renews_nobody_twice(tree):
+    running = await setup_north(tree, free=5)
+    customer, _ = await actors(tree)
+    first = await upload(customer, tree)
+    assert (await applying.apply(customer, tree.north["id"], first, NOW))["renewed"] == 4
+    again = await applying.apply(customer, tree.north["id"], first, NOW)  # a retried job, a double click
+    assert again["renewed"] == 4
+    second = await upload(customer, tree)
+    result = await applying.apply(customer, tree.north["id"], second, NOW)
+    assert result["renewed"] == 0 and result["counts"]["active"] == 5
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 5
+
+
+async def test_what_changed_between_preview_and_renew_is_said(tree):
+    await setup_north(tree)
+    customer, _ = await actors(tree)
+    import_id = await upload(customer, tree)
+    e1 = await User.select(User.id).where(User.email == "e1@north.example").first()
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(e1["id"],)), NOW)  # renewed by hand
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    assert result["renewed"] == 2
+    assert {(c["outcome"], c["before"], c["after"]) for c in result["changes"]} == {("renew", 3, 2), ("active", 1, 2)}
+
+
+async def test_import_allocation_adds_unknown_addresses_as_learners_with_seats(tree):
+    await setup_north(tree, free=10)
+    customer, _ = await actors(tree)
+    import_id = await upload(customer, tree)
+    summary = await preview.choose_column(customer, tree.north["id"], import_id, 1, True, NOW)
+    # The address with an account in another tenant is not taken over.
+    assert summary["counts"]["new"] == 1 and summary["counts"]["unknown"] == 1 and summary["counts"]["renew"] == 4
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    assert result["renewed"] == 5
+    learner = await User.select().where(User.email == "stranger@elsewhere.example").first()
+    assert learner["company"] == tree.north["id"] and learner["role"] == "learner" and learner["name"] == "Stranger"
+    assert learner["licence_ends_at"] is not None
+
+
+async def test_two_managers_importing_at_once_never_over_allocate(tree):
+    running = await setup_north(tree, free=3)
+    customer, partner = await actors(tree)
+    mine = await upload(customer, tree)
+    theirs = await upload(partner, tree, FILE.replace("e0@", "e4@"))
+    results = await asyncio.gather(
+        applying.apply(customer, tree.north["id"], mine, NOW), applying.apply(partner, tree.north["id"], theirs, NOW)
+    )
+    fresh = await LicenceBatch.select().where(LicenceBatch.id == running["id"]).first()
+    assert fresh["allocated"] == fresh["seats"] == 4
+    assert sum(r["renewed"] for r in results) == 3
+    users = await Allocation.select(Allocation.user).where(Allocation.batch == running["id"])
+    assert len({u["user"] for u in users}) == len(users)
+
+
+async def test_a_failure_halfway_writes_nothing_and_the_retry_renews_once(tree, monkeypatch):
+    running = await setup_north(tree)
+    customer, _ = await actors(tree)
+    import_id = await upload(customer, tree)
+
+    async def killed(*args, **kwargs):
+        raise ConnectionError("worker lost its database connection")
+
+    # Seats inserted, the batch counted, then the connection goes: all of it rolls back.
+    monkeypatch.setattr(applying.audit, "record", killed)
+    with pytest.raises(ConnectionError):
+        await applying.apply(customer, tree.north["id"], import_id, NOW)
+    monkeypatch.undo()
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 1
+    assert (await CsvImport.select(CsvImport.status).where(CsvImport.id == import_id).first())["status"] == "previewed"
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    assert result["renewed"] == 3
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
+
+
+async def test_refusals_leave_nothing(tree):
+    await setup_north(tree)
+    customer, _ = await actors(tree)
+    for content, message in [
+        ("", "empty"),
+        ("PK\x03\x04 workbook", "save it as CSV"),
+        ("Name,Phone\nAnn,123\n", "No column of this file holds e-mail addresses"),
+    ]:
+        with pytest.raises(CsvRefused, match=message):
+            await upload(customer, tree, content)
+    import_id = await upload(customer, tree)
+    before = await CsvImportRow.count()
+    with pytest.raises(CsvRefused, match="holds no e-mail addresses"):
+        await preview.choose_column(customer, tree.north["id"], import_id, 0, False, NOW)
+    assert await CsvImportRow.count() == before
+    assert await CsvImport.count() == 1
+    assert [p.name for p in preview.stored_path("x").parent.iterdir()] == [
+        (await CsvImport.select(CsvImport.stored_as).first())["stored_as"]
+    ]
+
+
+async def test_another_tenants_import_is_not_found(tree):
+    await setup_north(tree)
+    customer, _ = await actors(tree)
+    import_id = await upload(customer, tree)
+    stranger = await load_actor(tree.managers["other"]["id"], None)
+    with pytest.raises(NotFound):
+        await preview.get_import(stranger, tree.north["id"], import_id)
+    with pytest.raises(NotFound):
+        await applying.apply(stranger, tree.north["id"], import_id, NOW)
+    direct = await load_actor(tree.managers["direct"]["id"], None)
+    with pytest.raises(NotFound):
+        await preview.get_import(direct, tree.direct["id"], import_id)
