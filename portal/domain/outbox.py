@@ -12,13 +12,16 @@ and whose rows another worker took cannot overwrite that worker's result."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, under_wing
 from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.pages import Page, paginate
 from portal.settings import get_settings
 from portal.tables import Company, OutboxEmail, User
@@ -200,16 +203,13 @@ def describe_age(age: timedelta | None) -> str:
 # --- The Notifications page ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EmailFilters:
-    status: str | None = None
-    kind: str | None = None
-    company: int | None = None
-    day_from: date | None = None
-    day_to: date | None = None
-
-    def active(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+EMAIL_FILTERS = FilterSet(
+    Filter("status", "Status", "select", one_of(STATUSES), lambda v: OutboxEmail.status == v),
+    Filter("kind", "Kind", "select", one_of(KINDS), lambda v: OutboxEmail.kind == v),
+    Filter("company", "Company", "select", as_int, lambda v: OutboxEmail.company == v),
+    Filter("day_from", "Queued from", "date", as_date, lambda v: OutboxEmail.created_at >= day_start(v)),
+    Filter("day_to", "Queued until", "date", as_date, lambda v: OutboxEmail.created_at < day_end(v)),
+)
 
 
 _LIST_COLUMNS = (
@@ -227,26 +227,12 @@ _LIST_COLUMNS = (
 )
 
 
-def _where(actor: Actor, filters: EmailFilters):
-    """Partner managers see the e-mails of every company under their wing; a
-    customer manager's wing is their own company."""
-    where = under_wing(actor, OutboxEmail.company.path)
-    if filters.status:
-        where &= OutboxEmail.status == filters.status
-    if filters.kind:
-        where &= OutboxEmail.kind == filters.kind
-    if filters.company:
-        where &= OutboxEmail.company == filters.company
-    if filters.day_from:
-        where &= OutboxEmail.created_at >= datetime.combine(filters.day_from, time.min, tzinfo=UTC)
-    if filters.day_to:
-        where &= OutboxEmail.created_at < datetime.combine(filters.day_to + timedelta(days=1), time.min, tzinfo=UTC)
-    return where
-
-
-async def list_emails(actor: Actor, page: int, filters: EmailFilters | None = None) -> Page:
-    """E-mails about companies the actor may see, newest first."""
-    where = _where(actor, filters or EmailFilters())
+async def list_emails(actor: Actor, page: int, filters: Mapping[str, Any] | None = None) -> Page:
+    """E-mails about companies the actor may see, newest first, narrowed by
+    the filters (values of EMAIL_FILTERS, by name). Partner managers see the
+    e-mails of every company under their wing; a customer manager's wing is
+    their own company."""
+    where = EMAIL_FILTERS.where(filters or {}, under_wing(actor, OutboxEmail.company.path))
     select = OutboxEmail.select(*_LIST_COLUMNS).where(where).order_by(OutboxEmail.id, ascending=False)
     return await paginate(select, OutboxEmail.count().where(where), page)
 

@@ -16,7 +16,6 @@ from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.notifications_content import render_rows
 from portal.web.flash import flash
-from portal.web.forms import to_date, to_int
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
@@ -28,24 +27,13 @@ MESSAGE_POLICY = (
 )
 
 
-def filters_from(params) -> outbox.EmailFilters:
-    status, kind = params.get("status"), params.get("kind")
-    return outbox.EmailFilters(
-        status=status if status in outbox.STATUSES else None,
-        kind=kind if kind in outbox.KINDS else None,
-        company=to_int(params.get("company")),
-        day_from=to_date(params.get("day_from")),
-        day_to=to_date(params.get("day_to")),
-    )
-
-
 class NotificationController(Controller):
     path = "/notifications"
 
     @get("/")
     async def notifications(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
-        filters = filters_from(request.query_params)
-        active = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.active().items()}
+        filters = outbox.EMAIL_FILTERS.parse(request.query_params)
+        active = outbox.EMAIL_FILTERS.as_query(filters)
         backlog = await outbox.backlog(utcnow()) if actor.is_partner_manager else None
         return render(
             request,
