@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio
+
 from portal import db
 from portal.domain import licences
 from portal.domain.access import Actor, get_company
@@ -134,20 +136,15 @@ async def choose_column(
     async with db.write_transaction():
         await CsvImportRow.delete().where(CsvImportRow.csv_import == import_id)
         total = found = 0
-        chunk: list[tuple] = []
-        for line, cells in reader.rows(path, row["encoding"], row["delimiter"], row["has_header"]):
-            cell = cells[column] if column < len(cells) else ""
-            address, given_name, _ = parse_cell(cell)
-            total += 1
-            if address:
-                found += 1
-                chunk.append((import_id, line, address, name_for(address, given_name), cell[:500], None))
-            else:
-                chunk.append((import_id, line, None, "", cell[:500], "invalid"))
-            if len(chunk) >= CHUNK_ROWS:
-                await db.copy_rows("csv_import_row", _ROW_COLUMNS, chunk)
-                chunk = []
-        await db.copy_rows("csv_import_row", _ROW_COLUMNS, chunk)
+        records = reader.rows(path, row["encoding"], row["delimiter"], row["has_header"])
+        while True:
+            # Reading and parsing is CPU work: in a thread, so the event loop serves other requests meanwhile.
+            chunk, seen = await anyio.to_thread.run_sync(_next_chunk, records, column, import_id)
+            if not chunk:
+                break
+            total += len(chunk)
+            found += seen
+            await db.copy_rows("csv_import_row", _ROW_COLUMNS, chunk)
         if not found:
             raise CsvRefused(
                 f"The column “{columns[column]}” holds no e-mail addresses. "
@@ -163,6 +160,23 @@ async def choose_column(
             }
         ).where(CsvImport.id == import_id)
     return summary
+
+
+def _next_chunk(records, column: int, import_id: int) -> tuple[list[tuple], int]:
+    """Up to CHUNK_ROWS rows ready for csv_import_row, and how many of them hold an address."""
+    chunk: list[tuple] = []
+    found = 0
+    for line, cells in records:
+        cell = cells[column] if column < len(cells) else ""
+        address, given_name, _ = parse_cell(cell)
+        if address:
+            found += 1
+            chunk.append((import_id, line, address, name_for(address, given_name), cell[:500], None))
+        else:
+            chunk.append((import_id, line, None, "", cell[:500], "invalid"))
+        if len(chunk) >= CHUNK_ROWS:
+            break
+    return chunk, found
 
 
 async def seat_batch(actor: Actor, company_id: int, now: datetime) -> dict | None:
