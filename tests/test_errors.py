@@ -233,3 +233,16 @@ async def test_each_status_has_its_page_its_fragment_and_json_under_api():
             assert fragment.headers["HX-Retarget"] == "#error-region"
             api = await c.get(f"/api/v1/raise/{status}")
             assert api.status_code == status and api.json()["status_code"] == status
+
+
+def test_only_the_csrf_middleware_raises_litestars_permission_denied():
+    """errors.py reads PermissionDeniedException as "the CSRF check failed" (one
+    handler, by type): the portal's own refusals must stay the domain's PermissionDenied."""
+    from portal.settings import PROJECT_DIR
+
+    raisers = [
+        str(source.relative_to(PROJECT_DIR))
+        for source in (PROJECT_DIR / "portal").rglob("*.py")
+        if "PermissionDeniedException" in source.read_text() and source.name != "errors.py"
+    ]
+    assert raisers == []
