@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from typing import Any
 
@@ -14,8 +13,8 @@ async def _prepare(demo: bool) -> bool:
     """Migrate, load the demo data if asked and the database is empty; whether
     the demo logins work in this database."""
     from portal import db
+    from portal.demo_data import load_demo
     from portal.domain.clock import utcnow
-    from portal.domain.demo import load_demo
 
     await db.open_pool()
     try:
@@ -31,14 +30,14 @@ async def _prepare(demo: bool) -> bool:
 
 
 async def _has_demo_data() -> bool:
-    from portal.domain.demo import DEMO_LOGINS
+    from portal.demo_data import DEMO_LOGINS
     from portal.tables import User
 
     return await User.exists().where(User.email.is_in([email for email, _, _ in DEMO_LOGINS]))
 
 
 def _print_logins(base_url: str) -> None:
-    from portal.domain.demo import DEMO_LOGINS, DEMO_PASSWORD
+    from portal.demo_data import DEMO_LOGINS, DEMO_PASSWORD
 
     print(f"\nDemo logins (password: {DEMO_PASSWORD}):")
     for email, name, company in DEMO_LOGINS:
@@ -95,7 +94,7 @@ def uvicorn_options(settings: Any, workers: int) -> dict[str, Any]:
 
     trusted = settings.forwarded_allow_ips
     return {
-        "host": os.environ.get("HOST", "127.0.0.1"),
+        "host": settings.host,
         "port": settings.port,
         "workers": workers,
         "proxy_headers": bool(trusted),

@@ -8,6 +8,7 @@
 | BASE_URL       | http://127.0.0.1:$PORT                   |
 | SMTP_URL       | unset: e-mails are captured in the outbox, not delivered |
 | PORT           | 8000                                     |
+| HOST           | 127.0.0.1: the address `portal serve` binds |
 | FORWARDED_ALLOW_IPS | unset: no proxy is trusted, the client address is the socket peer |
 |                | else proxy addresses/networks, comma-separated (uvicorn's syntax), |
 |                | whose X-Forwarded-For is believed         |
@@ -35,6 +36,7 @@ class Settings:
     smtp_url: str | None
     port: int
     var_dir: Path
+    host: str = "127.0.0.1"
     forwarded_allow_ips: str | None = None
     log_format: str = "text"
 
@@ -98,6 +100,7 @@ def get_settings() -> Settings:
         smtp_url=os.environ.get("SMTP_URL") or None,
         port=port,
         var_dir=var_dir,
+        host=os.environ.get("HOST") or "127.0.0.1",
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "").strip() or None,
         log_format=_log_format(),
     )

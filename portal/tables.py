@@ -1,4 +1,5 @@
-"""Piccolo tables. Words as in DESIGN.md: company, user (manager or learner), audit entry."""
+"""Piccolo tables. Words as in docs/architecture.md ("under its wing", licence batches, seats):
+company, user (manager or learner), audit entry."""
 
 from __future__ import annotations
 

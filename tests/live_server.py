@@ -26,7 +26,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from portal.domain.demo import DEMO_PASSWORD
+from portal.demo_data import DEMO_PASSWORD
 from tests import conftest
 from tests.redis_server import free_port
 from tests.support import create_pg_database, drop_pg_database

@@ -123,6 +123,16 @@ async def test_customer_manager_cannot_use_partner_pages(client, tree):
     assert dashboard.headers["location"] == f"/companies/{tree.north['id']}"
 
 
+@pytest.mark.parametrize("role", ["partner", "sub"])
+async def test_partner_managers_open_every_plain_route(client, tree, role):
+    await sign_in(client, tree.email(role))
+    for path in PLAIN_ROUTES:
+        response = await client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+    moved = await client.get("/outbox")
+    assert moved.status_code == 301 and moved.headers["location"] == "/notifications"
+
+
 async def test_signed_out_visitors_are_sent_to_sign_in(client, tree):
     for path in PLAIN_ROUTES + [f"/companies/{tree.north['id']}"]:
         response = await client.get(path)

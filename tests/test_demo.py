@@ -1,4 +1,4 @@
-from portal.domain.demo import DEMO_LOGINS, DEMO_PASSWORD, load_demo
+from portal.demo_data import DEMO_LOGINS, DEMO_PASSWORD, load_demo
 from portal.tables import Company, User
 from tests.factories import T0
 from tests.support import sign_in
