@@ -28,6 +28,7 @@ from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.audit import audit_log
 from portal.web.auth import AuthController
 from portal.web.companies import CompanyController
+from portal.web.dashboard import DashboardController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.headers import add_headers
 from portal.web.health import healthz
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
                 route_handlers=[
                     AuthController,
                     CompanyController,
+                    DashboardController,
                     UserController,
                     LicenceController,
                     UserLicenceController,

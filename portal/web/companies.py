@@ -1,4 +1,4 @@
-"""Partner dashboard, the company list, a company's page, "Manage Company"."""
+"""The company list, a company's page, "Manage Company"."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.domain import companies, licences, users
+from portal.domain import companies, users
 from portal.domain.access import get_company
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
@@ -19,17 +19,6 @@ from portal.web.session import CurrentActor
 
 
 class CompanyController(Controller):
-    @get("/dashboard")
-    async def dashboard(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
-        if not actor.is_partner_manager:
-            return Redirect(f"/companies/{actor.company_id}")
-        tree = await companies.wing_tree(actor)
-        listing = await companies.list_companies(actor, "", 1)
-        summary = await licences.wing_summary(actor, utcnow())
-        return render(
-            request, "pages/dashboard.html", {"tree": tree, "company_total": listing.total, "summary": summary}
-        )
-
     @get("/companies")
     async def index(
         self, request: HTMXRequest, actor: CurrentActor, q: FromQuery[str] = "", page: FromQuery[int] = 1

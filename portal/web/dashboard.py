@@ -1,0 +1,216 @@
+"""Admin Dashboard: the partner's customers with what needs doing, the renewal
+forecast, the batches behind its bars, "Renew same quantity", and a customer's
+licence summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Template
+
+from portal.domain import companies, dashboard, forecast, licences
+from portal.domain.clock import utcnow
+from portal.domain.errors import ValidationFailed
+from portal.web.flash import flash
+from portal.web.forms import text, to_date, to_int
+from portal.web.render import render
+from portal.web.session import CurrentActor
+
+# Where each figure of the customer table leads, inside Manage Company.
+FIGURE_TABS = {
+    "expired": "expired",
+    "expiring": "active",
+    "free": "active",
+    "pending": "orders",
+    "unlicensed": "unlicensed",
+}
+MAX_ALERT_BELOW = 100_000
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    value: int
+    label: str  # the week, in words
+    href: str
+    tick: str  # the axis label under it, every few weeks ("" between)
+
+
+CHART_HEIGHT, CHART_TOP, BAR_WIDTH, BAR_GAP, LEFT = 150, 20, 22, 6, 8
+
+
+def chart(weeks: list[forecast.Week], field: str) -> dict:
+    """Bars of the weeks' seats, drawn as SVG on the server: positions here, shapes in the template."""
+    top = max((w.seats for w in weeks), default=0) or 1
+    bars = []
+    for k, week in enumerate(weeks):
+        height = round(week.seats / top * CHART_HEIGHT, 1)
+        last_day = week.end.date().toordinal() - 1
+        bars.append(
+            Bar(
+                x=LEFT + k * (BAR_WIDTH + BAR_GAP),
+                y=CHART_TOP + CHART_HEIGHT - height,
+                width=BAR_WIDTH,
+                height=height,
+                value=week.seats,
+                label=f"{week.start:%d %b} – {datetime.fromordinal(last_day):%d %b %Y}",
+                href=f"/dashboard/batches?field={field}&start={week.start:%Y-%m-%d}&end={week.end:%Y-%m-%d}",
+                tick=f"{week.start:%d %b}" if k % 4 == 0 else "",
+            )
+        )
+    width = LEFT * 2 + len(weeks) * (BAR_WIDTH + BAR_GAP)
+    return {"bars": bars, "width": width, "height": CHART_TOP + CHART_HEIGHT + 24, "base": CHART_TOP + CHART_HEIGHT}
+
+
+def _bool(value: object) -> bool:
+    return str(value).lower() in ("1", "true", "on", "yes")
+
+
+class DashboardController(Controller):
+    @get("/dashboard")
+    async def dashboard(
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        q: FromQuery[str] = "",
+        sort: FromQuery[str] = dashboard.DEFAULT_SORT,
+        dir: FromQuery[str] = "",
+        page: FromQuery[int] = 1,
+        alert_below: FromQuery[str] = "",
+        alerts_only: FromQuery[str] = "",
+    ) -> Template | Redirect:
+        if not actor.is_partner_manager:
+            return Redirect(f"/companies/{actor.company_id}")
+        now = utcnow()
+        # The partner's alert threshold, kept for the session once set.
+        threshold = to_int(alert_below)
+        if threshold is not None and 0 <= threshold <= MAX_ALERT_BELOW:
+            request.session["alert_below"] = threshold
+        threshold = request.session.get("alert_below", dashboard.DEFAULT_ALERT_BELOW)
+        sort = sort if sort in dashboard.SORTS else dashboard.DEFAULT_SORT
+        descending = dir != "asc" if sort != "name" else dir == "desc"
+        query = dashboard.CustomerQuery(
+            q=text(q, 100),
+            sort=sort,
+            descending=descending,
+            page=page,
+            alert_below=threshold,
+            alerts_only=_bool(alerts_only),
+        )
+        listing, alerts = await dashboard.customer_figures(actor, query, now)
+        context = {"query": query, "listing": listing, "alerts": alerts, "now": now}
+        if request.htmx and request.htmx.target == "customer-results":
+            return render(request, "partials/dashboard/_customers.html", context)
+        ending = await forecast.ending_per_week(actor, now)
+        assigned = await forecast.assigned_per_week(actor, now)
+        context |= {
+            "tree": await companies.wing_tree(actor),
+            "company_total": (await companies.list_companies(actor, "", 1)).total,
+            "summary": await licences.wing_summary(actor, now),
+            "ending": ending,
+            "assigned": assigned,
+            "ending_chart": chart(ending, "ends_at"),
+            "assigned_chart": chart(assigned, "starts_at"),
+        }
+        for batch in context["summary"]["ending"]:
+            batch["ends_in"] = dashboard.ends_in_words(batch["ends_at"], now)
+            batch["soon"] = batch["ends_at"] - now <= licences.EXPIRING_WITHIN
+        return render(request, "pages/dashboard.html", context)
+
+    @post("/dashboard/customers/{company_id:int}/open")
+    async def open_figure(self, request: Request, actor: CurrentActor, company_id: FromPath[int]) -> Redirect:
+        """A figure of the customer table: Manage Company, landing on the tab behind it."""
+        form = await request.form()
+        tab = FIGURE_TABS.get(str(form.get("figure", "")), "expired")
+        company = await companies.enter_manage_mode(actor, company_id, utcnow())
+        request.session["managing_id"] = company["id"]
+        return Redirect(f"/companies/{company['id']}/licences?tab={tab}")
+
+    @get("/dashboard/batches")
+    async def batches(
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        field: FromQuery[str] = "ends_at",
+        start: FromQuery[str] = "",
+        end: FromQuery[str] = "",
+        page: FromQuery[int] = 1,
+    ) -> Template:
+        """The batches behind a bar of the forecast: ending (or assigned) between two days."""
+        now = utcnow()
+        first, last = to_date(start), to_date(end)
+        if first is None or last is None or last <= first:
+            raise ValidationFailed({"start": "Choose a start day before the end day (YYYY-MM-DD)."})
+        since = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
+        until = datetime.combine(last, datetime.min.time(), tzinfo=now.tzinfo)
+        listing = await dashboard.batches_between(actor, field, since, until, now, page)
+        base = f"/dashboard/batches?field={field}&start={first}&end={last}&"
+        return render(
+            request,
+            "pages/dashboard_batches.html",
+            {
+                "listing": listing,
+                "field": field,
+                "since": since,
+                "until": until,
+                "last_day": datetime.fromordinal(until.toordinal() - 1),
+                "base": base,
+                "back": f"{base}page={listing.number}",
+                "now": now,
+            },
+            fragments={"batch-results": "partials/dashboard/_batches.html"},
+        )
+
+    @get("/dashboard/batches/{batch_id:int}/renew")
+    async def renew_confirm(
+        self, request: HTMXRequest, actor: CurrentActor, batch_id: FromPath[int], back: FromQuery[str] = ""
+    ) -> Template:
+        """ "Renew same quantity": what it will do, before it does it."""
+        try:
+            offer = await dashboard.renewal_offer(actor, batch_id, utcnow())
+        except ValidationFailed as refused:
+            return _refused(request, refused, _local(back))
+        return render(request, "pages/dashboard_renew.html", {"offer": offer, "back": _local(back)})
+
+    @post("/dashboard/batches/{batch_id:int}/renew")
+    async def renew(self, request: HTMXRequest, actor: CurrentActor, batch_id: FromPath[int]) -> Template | Redirect:
+        form = await request.form()
+        back = _local(str(form.get("back", "")))
+        now = utcnow()
+        try:
+            done = await dashboard.renew_same_quantity(actor, batch_id, now)
+        except ValidationFailed as refused:
+            return _refused(request, refused, back)
+        offer = done["offer"]
+        said = f"{offer['quantity']:,} × {offer['product_name']} for {offer['company_name']}"
+        if done["batch"]:
+            flash(request, f"Renewed: {said}, assigned, running until {done['batch']['ends_at']:%d %b %Y}.")
+        else:
+            flash(request, f"Requested: {said}. Your account manager assigns it under Requested Orders.")
+        return Redirect(back or "/dashboard")
+
+    @get("/companies/{company_id:int}/summary")
+    async def customer_summary(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        """A customer's licence summary, the fragment the company page shows first."""
+        summary = await dashboard.customer_summary(actor, company_id, utcnow())
+        return render(request, "partials/dashboard/_customer_summary.html", {"summary": summary})
+
+
+def _refused(request: HTMXRequest, refused: ValidationFailed, back: str) -> Template:
+    message = " ".join(refused.errors.values())
+    return render(
+        request, "pages/dashboard_renew.html", {"offer": None, "message": message, "back": back}, status_code=409
+    )
+
+
+def _local(path: str) -> str:
+    """Only a path of this site to go back to: never an address elsewhere."""
+    path = path.strip()
+    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else ""

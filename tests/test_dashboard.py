@@ -1,0 +1,353 @@
+"""Issue 10: the Admin Dashboard's figures against the database, the renewal
+forecast's weeks against the batches, and "Renew same quantity". Each engine."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dateutil.relativedelta import relativedelta
+
+from portal import db
+from portal.domain import dashboard, forecast, licences, orders
+from portal.domain.access import load_actor
+from portal.domain.clock import utcnow
+from portal.domain.companies import insert_company
+from portal.domain.dashboard import CustomerQuery
+from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.domain.licences import Selection
+from portal.tables import Company, LicenceBatch, LicenceOrder, User
+from tests.factories import add_user
+from tests.support import csrf_of, sign_in
+
+NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+YEAR = relativedelta(months=12)
+
+
+async def actors(tree):
+    return (
+        await load_actor(tree.managers["partner"]["id"], None),
+        await load_actor(tree.managers["direct"]["id"], None),
+    )
+
+
+async def learners(company: dict, n: int, prefix: str) -> list[int]:
+    return [(await add_user(company, f"{prefix}{i}@{company['id']}.example", role="learner"))["id"] for i in range(n)]
+
+
+async def batch_ending(partner, company: dict, seats: int, ends: datetime, holders: list[int] = ()) -> dict:
+    """A Premium batch assigned 12 months before `ends`, its seats given to `holders` then."""
+    starts = ends - YEAR
+    order = await orders.request_order(partner, company["id"], seats, None, "", starts)
+    batch = await orders.assign_order(partner, order["id"], starts)
+    if holders:
+        await licences.allocate(partner, company["id"], Selection(user_ids=tuple(holders)), starts, batch["id"])
+    return batch
+
+
+async def scene(tree) -> dict:
+    """Direct Customer: 3 expired, 2 expiring within 72 h, 1 more within 30 days,
+    3 unlicensed (2 learners and its manager), 11 free seats, 1 pending request.
+    North Customer: its manager waiting, no seats (low on seats)."""
+    partner, _ = await actors(tree)
+    direct = tree.direct
+    await batch_ending(partner, direct, 5, NOW - timedelta(days=10), await learners(direct, 3, "gone"))
+    await batch_ending(partner, direct, 4, NOW + timedelta(hours=48), await learners(direct, 2, "soon"))
+    await batch_ending(partner, direct, 10, NOW + timedelta(days=20), await learners(direct, 1, "later"))
+    await learners(direct, 2, "new")
+    await orders.request_order(partner, direct["id"], 7, None, "", NOW - timedelta(days=1))
+    return {"partner": partner}
+
+
+async def counted_from_users(company_id: int, now: datetime) -> dict[str, int]:
+    """The same figures counted the slow way, from the users, batches and orders."""
+    active = (User.company == company_id) & (User.active == True)  # noqa: E712
+    batches = await LicenceBatch.select().where(
+        (LicenceBatch.company == company_id) & (LicenceBatch.starts_at <= now) & (LicenceBatch.ends_at > now)
+    )
+    return {
+        "expired": await User.count().where(active & (User.licence_ends_at <= now)),
+        "expiring_72h": await User.count().where(
+            active & (User.licence_ends_at > now) & (User.licence_ends_at <= now + timedelta(hours=72))
+        ),
+        "expiring_30d": await User.count().where(
+            active & (User.licence_ends_at > now) & (User.licence_ends_at <= now + timedelta(days=30))
+        ),
+        "unlicensed": await User.count().where(active & User.licence_ends_at.is_null()),
+        "free": sum(b["seats"] - b["allocated"] for b in batches),
+        "pending": await LicenceOrder.count().where(
+            (LicenceOrder.company == company_id) & (LicenceOrder.status == "requested")
+        ),
+    }
+
+
+FIGURES = ("expired", "expiring_72h", "expiring_30d", "unlicensed", "free", "pending")
+
+
+async def test_customer_figures_match_the_database(tree):
+    partner = (await scene(tree))["partner"]
+    page, alerts = await dashboard.customer_figures(partner, CustomerQuery(), NOW)
+    rows = {row["name"]: row for row in page.items}
+    assert set(rows) == {"Direct Customer", "North Customer"}  # customers only, never another tenant's
+    direct = rows["Direct Customer"]
+    assert {k: direct[k] for k in FIGURES} == {
+        "expired": 3,
+        "expiring_72h": 2,
+        "expiring_30d": 3,
+        "unlicensed": 3,
+        "free": 11,
+        "pending": 1,
+    }
+    for row in page.items:
+        assert {k: row[k] for k in FIGURES} == await counted_from_users(row["id"], NOW), row["name"]
+    assert direct["next_end"] == NOW + timedelta(hours=48)
+    # Low on seats: North has 0 free seats and its manager waiting; Direct has 11 free.
+    assert rows["North Customer"]["alert"] and not direct["alert"] and alerts == 1
+    # The partner's own threshold: at most 11 free seats alerts Direct too.
+    _, alerts = await dashboard.customer_figures(partner, CustomerQuery(alert_below=11), NOW)
+    assert alerts == 2
+
+
+async def test_sub_partner_sees_its_own_customers_only(tree):
+    await scene(tree)
+    sub = await load_actor(tree.managers["sub"]["id"], None)
+    page, _ = await dashboard.customer_figures(sub, CustomerQuery(), NOW)
+    assert [row["name"] for row in page.items] == ["North Customer"]
+    customer = await load_actor(tree.managers["north"]["id"], None)
+    with pytest.raises(PermissionDenied):
+        await dashboard.customer_figures(customer, CustomerQuery(), NOW)
+
+
+async def test_customer_table_sorts_searches_and_pages(tree):
+    partner = (await scene(tree))["partner"]
+    async with db.write_transaction():
+        for i in range(30):
+            await insert_company(f"Bulk {i:02d}", "customer", tree.partner, NOW)
+    by_expired, _ = await dashboard.customer_figures(partner, CustomerQuery(), NOW)
+    assert by_expired.total == 32 and len(by_expired.items) == 25
+    assert by_expired.items[0]["name"] == "Direct Customer"  # most expired first
+    by_name, _ = await dashboard.customer_figures(partner, CustomerQuery(sort="name", descending=False, page=2), NOW)
+    assert [r["name"] for r in by_name.items] == [
+        "Bulk 25",
+        "Bulk 26",
+        "Bulk 27",
+        "Bulk 28",
+        "Bulk 29",
+        "Direct Customer",
+        "North Customer",
+    ]
+    found, _ = await dashboard.customer_figures(partner, CustomerQuery(q="north"), NOW)
+    assert [r["name"] for r in found.items] == ["North Customer"]
+    literal, _ = await dashboard.customer_figures(partner, CustomerQuery(q="%"), NOW)
+    assert literal.total == 0  # % is a character here, not a wildcard
+    alerted, alerts = await dashboard.customer_figures(partner, CustomerQuery(alerts_only=True), NOW)
+    assert [r["name"] for r in alerted.items] == ["North Customer"] and alerts == 1
+    past, _ = await dashboard.customer_figures(partner, CustomerQuery(page=9), NOW)
+    assert past.items == [] and past.total == 32
+    # An unknown sort key falls back to the default, never into the SQL.
+    odd, _ = await dashboard.customer_figures(partner, CustomerQuery(sort="name; DROP TABLE company"), NOW)
+    assert odd.items[0]["name"] == "Direct Customer"
+
+
+# --- the forecast ----------------------------------------------------------------------
+
+
+async def test_forecast_weeks_hold_the_batches_that_end_in_them(tree):
+    partner, _ = await actors(tree)
+    today = datetime(2026, 6, 10, tzinfo=UTC)
+    ends = [NOW + timedelta(hours=1), NOW + timedelta(days=3), today + timedelta(days=7), today + timedelta(days=100)]
+    for seats, end in zip((3, 4, 5, 6), ends, strict=True):
+        await batch_ending(partner, tree.direct, seats, end)
+    await batch_ending(partner, tree.north, 8, today + timedelta(days=7, hours=5))
+    await batch_ending(partner, tree.direct, 9, today + timedelta(days=7 * 26 + 1))  # beyond the 26 weeks
+    weeks = await forecast.ending_per_week(partner, NOW)
+    assert len(weeks) == 26
+    assert (weeks[0].batches, weeks[0].seats) == (2, 7)
+    assert (weeks[1].batches, weeks[1].seats) == (2, 13)
+    assert weeks[14].seats == 6 and weeks[14].start <= ends[3] < weeks[14].end
+    assert sum(w.seats for w in weeks) == 26
+    # Every bar against the batches: the sum of each week's seats, counted from the table.
+    for week in weeks:
+        inside = await LicenceBatch.select(LicenceBatch.seats).where(
+            (LicenceBatch.ends_at >= week.start) & (LicenceBatch.ends_at < week.end)
+        )
+        assert week.seats == sum(b["seats"] for b in inside) and week.batches == len(inside)
+        listed = await dashboard.batches_between(partner, "ends_at", week.start, week.end, NOW)
+        assert listed.total == week.batches and sum(b["seats"] for b in listed.items) == week.seats
+    # The sub-partner's forecast holds North's batch only.
+    sub = await load_actor(tree.managers["sub"]["id"], None)
+    assert [w.seats for w in await forecast.ending_per_week(sub, NOW) if w.seats] == [8]
+
+
+async def test_renewals_made_are_the_seats_assigned_per_week(tree):
+    partner, _ = await actors(tree)
+    for seats, days_ago in ((2, 1), (3, 8), (4, 20), (50, 80)):
+        order = await orders.request_order(partner, tree.direct["id"], seats, None, "", NOW - timedelta(days=days_ago))
+        await orders.assign_order(partner, order["id"], NOW - timedelta(days=days_ago))
+    weeks = await forecast.assigned_per_week(partner, NOW)
+    assert len(weeks) == 8 and weeks[-1].start <= NOW < weeks[-1].end
+    assert sum(w.seats for w in weeks) == 9  # 80 days ago is outside the 8 weeks
+    assert weeks[-1].seats == 2
+
+
+def test_ends_in_words():
+    assert dashboard.ends_in_words(NOW + timedelta(days=2, hours=3), NOW) == "in 2 days"
+    assert dashboard.ends_in_words(NOW + timedelta(hours=30), NOW) == "in 30 hours"
+    assert dashboard.ends_in_words(NOW + timedelta(hours=1), NOW) == "in 1 hour"
+    assert dashboard.ends_in_words(NOW + timedelta(minutes=5), NOW) == "in less than an hour"
+    assert dashboard.ends_in_words(NOW - timedelta(days=3), NOW) == "ended 3 days ago"
+
+
+# --- "Renew same quantity" -----------------------------------------------------------------
+
+
+async def test_partner_renews_same_quantity_in_one_action(tree):
+    partner, _ = await actors(tree)
+    old = await batch_ending(partner, tree.direct, 12, NOW + timedelta(days=5))
+    offer = await dashboard.renewal_offer(partner, old["id"], NOW)
+    assert (offer["company_name"], offer["quantity"], offer["new_ends_at"]) == ("Direct Customer", 12, NOW + YEAR)
+    done = await dashboard.renew_same_quantity(partner, old["id"], NOW)
+    assert done["batch"]["seats"] == 12 and done["batch"]["starts_at"] == NOW
+    order = await LicenceOrder.select().where(LicenceOrder.id == done["order"]["id"]).first()
+    assert order["status"] == "assigned" and order["product"] == old["product"]
+    # A second click finds it renewed, and places nothing.
+    with pytest.raises(ValidationFailed, match="already renewed"):
+        await dashboard.renew_same_quantity(partner, old["id"], NOW)
+    assert await LicenceOrder.count().where(LicenceOrder.company == tree.direct["id"]) == 2
+
+
+async def test_customer_manager_renewal_is_a_request(tree):
+    partner, customer = await actors(tree)
+    old = await batch_ending(partner, tree.direct, 6, NOW + timedelta(days=29))
+    done = await dashboard.renew_same_quantity(customer, old["id"], NOW)
+    assert done["batch"] is None and done["order"]["status"] == "requested" and done["order"]["quantity"] == 6
+    with pytest.raises(ValidationFailed, match="already waiting"):
+        await dashboard.renew_same_quantity(customer, old["id"], NOW)
+
+
+async def test_renewal_is_refused_far_from_the_end_and_outside_the_wing(tree):
+    partner, _ = await actors(tree)
+    far = await batch_ending(partner, tree.direct, 6, NOW + timedelta(days=90))
+    with pytest.raises(ValidationFailed, match="within 30 days"):
+        await dashboard.renew_same_quantity(partner, far["id"], NOW)
+    other = await load_actor(tree.managers["other"]["id"], None)
+    with pytest.raises(NotFound):
+        await dashboard.renewal_offer(other, far["id"], NOW)
+    with pytest.raises(NotFound):
+        await dashboard.renewal_offer(partner, 2_000_000_000, NOW)
+    assert await LicenceOrder.count() == 1
+
+
+# --- the customer's summary ----------------------------------------------------------------
+
+
+async def test_customer_summary_counts(tree):
+    await scene(tree)
+    _, customer = await actors(tree)
+    summary = await dashboard.customer_summary(customer, tree.direct["id"], NOW)
+    assert {k: summary[k] for k in ("active", "expiring", "expired", "unlicensed", "pending", "free")} == {
+        "active": 1,
+        "expiring": 2,
+        "expired": 3,
+        "unlicensed": 3,
+        "pending": 1,
+        "free": 11,
+    }
+    assert [b["free"] for b in summary["batches"]] == [2, 9]
+    assert summary["next_end"]["ends_at"] == NOW + timedelta(hours=48)
+    with pytest.raises(NotFound):
+        await dashboard.customer_summary(customer, tree.north["id"], NOW)
+
+
+# --- the pages --------------------------------------------------------------------------
+
+
+async def test_dashboard_page_shows_figures_that_open_the_tab_in_manage_company(client, tree):
+    partner, _ = await actors(tree)
+    now = utcnow()
+    await batch_ending(partner, tree.direct, 5, now - timedelta(days=3), await learners(tree.direct, 4, "gone"))
+    await sign_in(client, tree.email("partner"))
+    page = await client.get("/dashboard")
+    assert page.status_code == 200
+    row = re.search(r'<tr data-customer="Direct Customer".*?</tr>', page.text, re.S).group(0)
+    expired = re.search(r'data-figure="expired">.*?<button[^>]*>([\d,]+)</button>', row, re.S).group(1)
+    assert expired == "4"
+    opened = await client.post(
+        f"/dashboard/customers/{tree.direct['id']}/open", data={"figure": "expired", "_csrf_token": csrf_of(page.text)}
+    )
+    assert opened.status_code in (302, 303)
+    assert opened.headers["location"] == f"/companies/{tree.direct['id']}/licences?tab=expired"
+    tab = await client.get(opened.headers["location"])
+    assert "Managing" in tab.text and "Direct Customer" in tab.text
+
+
+async def test_dashboard_fragment_searches_and_a_bar_lists_its_batches(client, tree):
+    partner, _ = await actors(tree)
+    now = utcnow()
+    await batch_ending(partner, tree.direct, 5, now + timedelta(days=10))
+    await sign_in(client, tree.email("partner"))
+    fragment = await client.get("/dashboard?q=north", headers={"HX-Request": "true", "HX-Target": "customer-results"})
+    assert "North Customer" in fragment.text and "Direct Customer" not in fragment.text
+    assert "<html" not in fragment.text
+    page = await client.get("/dashboard")
+    bars = re.findall(r'<a href="(/dashboard/batches\?field=ends_at[^"]+)"[^>]*data-seats="(\d+)"', page.text)
+    assert len(bars) == 26 and sum(int(seats) for _, seats in bars) == 5
+    (href,) = [href for href, seats in bars if seats == "5"]
+    listed = await client.get(href.replace("&amp;", "&"))
+    assert listed.status_code == 200 and "Direct Customer" in listed.text and "Renew same quantity" in listed.text
+    assert (await client.get("/dashboard/batches?field=ends_at&start=2026-13-01&end=x")).status_code == 400
+
+
+async def test_renew_page_confirms_then_places_and_assigns(client, tree):
+    partner, _ = await actors(tree)
+    old = await batch_ending(partner, tree.direct, 9, utcnow() + timedelta(days=2))
+    await sign_in(client, tree.email("partner"))
+    confirm = await client.get(f"/dashboard/batches/{old['id']}/renew?back=/dashboard")
+    assert confirm.status_code == 200
+    for said in ("Direct Customer", ">9<", "Premium", "Place and assign the order"):
+        assert said in confirm.text
+    assert await LicenceOrder.count() == 1  # asking placed nothing
+    done = await client.post(
+        f"/dashboard/batches/{old['id']}/renew", data={"back": "//evil.example", "_csrf_token": csrf_of(confirm.text)}
+    )
+    assert done.status_code in (302, 303) and done.headers["location"] == "/dashboard"
+    assert await LicenceBatch.count().where(LicenceBatch.company == tree.direct["id"]) == 2
+    again = await client.post(f"/dashboard/batches/{old['id']}/renew", data={"_csrf_token": csrf_of(confirm.text)})
+    assert again.status_code == 409 and "already renewed" in again.text
+
+
+async def test_customer_summary_fragment(client, tree):
+    await sign_in(client, tree.email("direct"))
+    answer = await client.get(f"/companies/{tree.direct['id']}/summary")
+    assert answer.status_code == 200 and 'data-testid="customer-summary"' in answer.text
+    assert (await client.get(f"/companies/{tree.north['id']}/summary")).status_code == 404
+    assert (await client.get("/dashboard")).headers["location"] == f"/companies/{tree.direct['id']}"
+    assert await Company.count() == 6
+
+
+async def test_dashboard_routes_follow_the_wing(client, tree):
+    """Another tenant's batch or company answers 404, before anything is placed;
+    a customer manager cannot list the wing's batches."""
+    partner, _ = await actors(tree)
+    other = await load_actor(tree.managers["other"]["id"], None)
+    theirs = await batch_ending(other, tree.other_customer, 3, utcnow() + timedelta(days=3))
+    await sign_in(client, tree.email("partner"))
+    page = await client.get("/dashboard")
+    token = {"_csrf_token": csrf_of(page.text)}
+    assert (await client.get(f"/dashboard/batches/{theirs['id']}/renew")).status_code == 404
+    assert (await client.post(f"/dashboard/batches/{theirs['id']}/renew", data=token)).status_code == 404
+    other_company = tree.other_customer["id"]
+    assert (await client.post(f"/dashboard/customers/{other_company}/open", data=token)).status_code == 404
+    assert (await client.get(f"/companies/{other_company}/summary")).status_code == 404
+    listed = await client.get("/dashboard/batches?field=ends_at&start=2020-01-01&end=2100-01-01")
+    assert listed.status_code == 200 and "Other Customer" not in listed.text
+    assert await LicenceOrder.count().where(LicenceOrder.company == other_company) == 1
+    await client.post("/logout", data=token)
+    await sign_in(client, tree.email("north"))
+    assert (await client.get("/dashboard/batches?field=ends_at&start=2020-01-01&end=2100-01-01")).status_code == 403
+    north_page = await client.get(f"/companies/{tree.north['id']}")
+    opened = await client.post(
+        f"/dashboard/customers/{tree.north['id']}/open", data={"_csrf_token": csrf_of(north_page.text)}
+    )
+    assert opened.status_code == 403  # Manage Company is a partner manager's
