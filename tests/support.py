@@ -44,8 +44,10 @@ async def reset_tables() -> None:
         names = ", ".join(t._meta.tablename for t in tables)
         await Company.raw(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     else:
-        # The tree references itself: cut the branches before deleting the nodes.
-        await Company.update({Company.parent: None}, force=True)
+        # The tree references itself: cut the branches before deleting the nodes,
+        # renaming each so namesakes under different parents do not clash as top
+        # partners on the sibling-name index.
+        await Company.raw("UPDATE company SET parent = NULL, name = CAST(id AS TEXT)")
         for table in tables:
             await table.delete(force=True)
 

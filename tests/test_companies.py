@@ -13,16 +13,6 @@ from tests.factories import T0
 from tests.support import csrf_headers, csrf_of, post_form, sign_in
 
 
-@pytest.fixture(autouse=True)
-async def names_free_for_the_reset():
-    """tests/support.py's reset cuts every company loose (parent NULL) on SQLite
-    before deleting them, which makes namesakes under different parents clash
-    on the sibling-name index. Until the reset renames them itself, do it here."""
-    yield
-    if not db.is_postgres():
-        await Company.raw("UPDATE company SET name = CAST(id AS TEXT)")
-
-
 async def test_partner_manager_creates_a_customer_under_a_sub_partner(client, tree):
     await sign_in(client, tree.email("partner"))
     response = await post_form(

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from litestar.enums import ParamType
 from litestar.params import ParameterKwarg
 
-from portal import db
 from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
@@ -105,15 +104,6 @@ async def world(tree):
     companies = [c["id"] for c in await Company.select(Company.id)]
     ids = sorted({*companies, learner["id"], *(m["id"] for m in tree.managers.values()), requested["id"]})
     return {"tree": tree, "ids": ids, "signed_in": None}
-
-
-@pytest.fixture(autouse=True)
-async def names_free_for_the_reset():
-    # As in tests/test_companies.py: fuzzed companies may be namesakes under
-    # different parents, which the SQLite reset (parent → NULL) would make clash.
-    yield
-    if not db.is_postgres():
-        await Company.raw("UPDATE company SET name = CAST(id AS TEXT)")
 
 
 async def _signed_in(client: httpx.AsyncClient, world: dict, role: str) -> str:
