@@ -7,6 +7,7 @@ no row locks, so a writing transaction takes the database's write lock up front
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -58,6 +59,15 @@ async def insert_many(table: type[Table], rows: Sequence[Table]) -> None:
     chunk = max(1, _MAX_PARAMS // per_row)
     for start in range(0, len(rows), chunk):
         await table.insert(*rows[start : start + chunk])
+
+
+def is_unique_violation(error: BaseException, name: str = "") -> bool:
+    """The database refused a row for a unique index: asyncpg says SQLSTATE 23505
+    and names the constraint; sqlite3 says "UNIQUE constraint failed: <table.column
+    or index 'name'>". `name`, when given, must be part of what the engine names."""
+    if getattr(error, "sqlstate", None) == "23505":
+        return name in (getattr(error, "constraint_name", None) or "")
+    return isinstance(error, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(error) and name in str(error)
 
 
 async def ping() -> bool:

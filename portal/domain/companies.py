@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -88,7 +87,7 @@ async def _create(
             if then is not None:
                 await then(company)
     except Exception as error:
-        clash = _is_unique_violation(error)
+        clash = db.is_unique_violation(error)
         # Outside the transaction, which the failure rolled back: a post of the
         # same form that won the race is committed now, and is the answer.
         if dedupe_key and (clash or isinstance(error, ValidationFailed)):
@@ -151,13 +150,6 @@ async def _made_by(actor: Actor, dedupe_key: str, name: str) -> dict | None:
             {"form_token": f"This form already created {company['name']}. Open Create Company again for another."}
         )
     return company
-
-
-def _is_unique_violation(error: BaseException) -> bool:
-    # asyncpg's UniqueViolationError (SQLSTATE 23505), sqlite3's IntegrityError for UNIQUE.
-    if getattr(error, "sqlstate", None) == "23505":
-        return True
-    return isinstance(error, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(error)
 
 
 async def insert_company(name: str, kind: str, parent: dict | None, now: datetime) -> dict:

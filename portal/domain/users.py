@@ -35,13 +35,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _is_duplicate_email(exc: Exception) -> bool:
-    """The unique index on portal_user.email refused a row: asyncpg names the
-    constraint, sqlite3 names the column."""
-    constraint = getattr(exc, "constraint_name", None) or ""
-    return constraint.startswith("portal_user_email") or "portal_user.email" in str(exc)
-
-
 def roles_for(actor: Actor, company: dict) -> list[str]:
     """Who the actor may add to `company`: learners belong to customers, and
     only partner managers add managers."""
@@ -100,7 +93,7 @@ async def create_user(
     except Exception as exc:
         # Two "Add User" for one address at once both pass the check above; the
         # unique index lets one in, and the other gets the form's answer.
-        if _is_duplicate_email(exc):
+        if db.is_unique_violation(exc, "email"):
             raise ValidationFailed({"email": f"{email} already has an account."}) from None
         raise
     if role == "learner":
