@@ -93,7 +93,20 @@ async def licence_view(actor: Actor, company_id: int, tab: str, q: str, page: in
     view = {"company": company, "counts": counts, "batches": await _batches(company["id"], now)}
     if tab in TABS:
         view["listing"] = await _tab_page(company["id"], tab, q, page, now, total=None if q else counts[tab])
+        view["empty"] = empty_tab_message(tab, q)
     return view
+
+
+_EMPTY_TABS = {
+    "active": "No one holds a running seat",
+    "expired": "No one's licence has expired",
+    "unlicensed": "Everyone has held a licence",
+}
+
+
+def empty_tab_message(tab: str, q: str) -> str:
+    """What a tab with no one on it says."""
+    return _EMPTY_TABS[tab] + (f" among users matching “{q}”." if q else ".")
 
 
 async def _tab_page(company_id: int, tab: str, q: str, page: int, now: datetime, total: int | None = None) -> Page:
@@ -180,9 +193,23 @@ class Allocated:
     already_covered: int  # selected users whose seat already runs past this batch's end
 
 
-async def count_selected(actor: Actor, company_id: int, selection: Selection, now: datetime) -> int:
+@dataclass(frozen=True)
+class SelectAllView:
+    """What "Select All" confirms before anything is allocated."""
+
+    company: dict
+    selection: Selection
+    count: int
+    running: list[dict]  # running batches with a free seat, ending soonest first
+    preselected: int | None  # the first of them with a seat for everyone selected
+
+
+async def select_all_view(actor: Actor, company_id: int, selection: Selection, now: datetime) -> SelectAllView:
     company = await get_company(actor, company_id)
-    return await User.count().where(_people(company["id"]) & selection.clause(now))
+    count = await User.count().where(_people(company["id"]) & selection.clause(now))
+    running = [b for b in await _batches(company["id"], now) if b["running"] and b["free"] > 0]
+    fits = next((b["id"] for b in running if b["free"] >= count), None)
+    return SelectAllView(company, selection, count, running, fits)
 
 
 async def allocate(

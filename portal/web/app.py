@@ -43,6 +43,7 @@ from portal.web.throttle import create_counter
 from portal.web.users import UserController
 
 SESSION_DAYS = 7
+ROLE_LABELS = {"manager": "Manager", "learner": "Learner"}
 
 
 def _stores(settings: Settings) -> dict:
@@ -71,6 +72,7 @@ def _engine_setup(engine: JinjaTemplateEngine) -> None:
     env.auto_reload = False
     env.getattr = partial(_key_first, env.getattr)
     env.globals["kind_labels"] = KIND_LABELS
+    env.filters["role_label"] = lambda role: ROLE_LABELS.get(role, role)
     env.filters["when"] = lambda value: value.strftime("%d %b %Y %H:%M UTC") if isinstance(value, datetime) else ""
     env.filters["day"] = lambda value: value.strftime("%d %b %Y") if isinstance(value, datetime) else ""
     env.filters["licence_status"] = licence_status

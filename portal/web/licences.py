@@ -91,19 +91,12 @@ class LicenceController(Controller):
     ) -> Template:
         """The count of "Select All", shown before anything is allocated: above
         the list (htmx), or as a page of its own (a plain link, no JavaScript)."""
-        now = utcnow()
         selection = Selection(select_all_tab=tab if tab in licences.TABS else "expired", q=text(q, 100))
-        count = await licences.count_selected(actor, company_id, selection, now)
-        running = [b for b in await licences.batches(actor, company_id, now) if b["running"] and b["free"] > 0]
+        view = await licences.select_all_view(actor, company_id, selection, utcnow())
         return render(
             request,
             "pages/select_all.html",
-            {
-                "company": await get_company(actor, company_id),
-                "count": count,
-                "selection": selection,
-                "running": running,
-            },
+            {"company": view.company, "view": view},
             fragments={"select-all": "partials/licences/_select_all.html"},
         )
 
