@@ -118,7 +118,7 @@ async def test_sibling_names_are_unique_in_the_database_whatever_the_case(tree):
         with pytest.raises(Exception) as refused:
             async with db.write_transaction():
                 await companies.insert_company(taken, "customer", parent, T0)
-        assert companies._is_unique_violation(refused.value), refused.value
+        assert db.is_unique_violation(refused.value), refused.value
     # The same name under another parent is fine.
     await companies.insert_company("North Customer", "customer", tree.partner, T0)
 
