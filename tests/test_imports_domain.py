@@ -22,7 +22,6 @@ from portal.tables import Allocation, LicenceBatch, User
 from portal.tables_imports import CsvImport, CsvImportRow
 from tests.factories import T0, add_user
 
-OLD = T0 - relativedelta(months=13)
 NOW = T0
 
 
@@ -39,16 +38,17 @@ async def batch(tree, seats: int, at) -> dict:
     return await orders.assign_order(partner, order["id"], at)
 
 
-async def setup_north(tree, free: int = 3) -> dict:
+async def setup_north(tree, free: int = 3, now=NOW) -> dict:
     """e0…e4 expired (seats of a batch that ended), a0 active, and a running
     batch with `free` free seats."""
     customer, _ = await actors(tree)
+    old = now - relativedelta(months=13)
     expired = [(await add_user(tree.north, f"e{i}@north.example", role="learner"))["id"] for i in range(5)]
     active = (await add_user(tree.north, "a0@north.example", role="learner"))["id"]
-    await batch(tree, 10, OLD)
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=tuple(expired)), OLD)
-    running = await batch(tree, free + 1, NOW - timedelta(days=1))
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(active,)), NOW - timedelta(days=1))
+    await batch(tree, 10, old)
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=tuple(expired)), old)
+    running = await batch(tree, free + 1, now - timedelta(days=1))
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(active,)), now - timedelta(days=1))
     return running
 
 
@@ -171,6 +171,8 @@ async def test_a_failure_halfway_writes_nothing_and_the_retry_renews_once(tree, 
 async def test_refusals_leave_nothing(tree):
     await setup_north(tree)
     customer, _ = await actors(tree)
+    directory = preview.stored_path("x").parent
+    kept_before = set(directory.glob("*"))
     for content, message in [
         ("", "empty"),
         ("PK\x03\x04 workbook", "save it as CSV"),
@@ -184,9 +186,8 @@ async def test_refusals_leave_nothing(tree):
         await preview.choose_column(customer, tree.north["id"], import_id, 0, False, NOW)
     assert await CsvImportRow.count() == before
     assert await CsvImport.count() == 1
-    assert [p.name for p in preview.stored_path("x").parent.iterdir()] == [
-        (await CsvImport.select(CsvImport.stored_as).first())["stored_as"]
-    ]
+    kept = {p.name for p in set(directory.glob("*")) - kept_before}
+    assert kept == {(await CsvImport.select(CsvImport.stored_as).first())["stored_as"]}
 
 
 async def test_another_tenants_import_is_not_found(tree):

@@ -32,6 +32,7 @@ from portal.web.dashboard import DashboardController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.headers import add_headers
 from portal.web.health import healthz
+from portal.web.imports import ImportController
 from portal.web.input_guard import guard_input
 from portal.web.licences import LicenceController, UserLicenceController
 from portal.web.notifications import NotificationController, outbox_moved
@@ -53,11 +54,19 @@ def _stores(settings: Settings) -> dict:
     return {"sessions": FileStore(settings.var_dir / "sessions", create_directories=True)}
 
 
+# Names a dict row answers as methods; `row.items` stays the method, as in stock Jinja.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
 def _key_first(getattr_, obj, attribute):
-    """`row.name` on a dict row: Jinja tries the attribute first and catches an
-    AttributeError on every lookup, a third of a list page's render time. So a
-    key wins over a dict method of the same name (a key "items" hides .items())."""
-    if type(obj) is dict:
+    """`row.name` on a dict row from hand-written SQL: stock Jinja tries
+    getattr first and catches an AttributeError on every lookup: the 25 rows of
+    Requested Orders' results render in 0.8-1.0 ms so, 0.5-0.6 ms with this
+    (23 Nov 2026, 2 shared cores, /tmp script in the commit message). For a plain dict and
+    a name that is not a dict attribute, the key is looked up directly. The
+    answer is the one stock Jinja gives, only sooner: a dict has no other
+    attributes, and `row.items`, `row.get`, `row.keys` stay the methods."""
+    if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
         try:
             return obj[attribute]
         except KeyError:
@@ -116,6 +125,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) 
                     UserController,
                     LicenceController,
                     UserLicenceController,
+                    ImportController,
                     OrderController,
                     NotificationController,
                     outbox_moved,

@@ -1,0 +1,218 @@
+""" "Select Users by CSV": the "Import Licence Renewal" page (upload), an
+import's own page (column, first rows, the two counts and their reasons,
+"Renew Licences", progress, result), its downloads, and the learners export.
+
+Big imports are applied by a job (arq, or the in-process queue); the page
+polls a progress fragment that replaces itself until the job is done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Stream, Template
+
+from portal.domain.access import get_company
+from portal.domain.clock import utcnow
+from portal.domain.errors import DomainError
+from portal.domain.imports import apply as applying
+from portal.domain.imports import export, limits, preview
+from portal.domain.imports.preview import REASONS
+from portal.jobs.imports import job_id
+from portal.web.errors import _http_error
+from portal.web.forms import to_int
+from portal.web.render import render
+from portal.web.session import CurrentActor
+
+SHOWN_PER_REASON = 100
+# Room for the form's other fields and the multipart framing around the file.
+_BODY_SLACK = 64 * 1024
+
+
+def _too_big_message() -> str:
+    return (
+        f"The file is over {limits.size_words(limits.max_bytes())}, the largest accepted. "
+        "Split it into smaller files, or keep only the e-mail column."
+    )
+
+
+def _too_big(request: Request, exc: HTTPException) -> Response:
+    """A file over the limit is refused while the body is read, before the
+    handler runs (the CSRF check reads the form first): answer with the upload
+    form and its message, not a bare error. Other errors: the portal's answer."""
+    if exc.status_code != 413:
+        return _http_error(request, exc)
+    company_id = request.path_params.get("company_id")
+    return Template(
+        template_name="pages/imports.html",
+        context={
+            "company": {"id": company_id, "name": ""},
+            "listing": None,
+            "problem": _too_big_message(),
+            "max_size": limits.size_words(limits.max_bytes()),
+            "actor": None,
+        },
+        status_code=413,
+    )
+
+
+def _csv(chunks: Any, filename: str) -> Stream:
+    return Stream(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+class ImportController(Controller):
+    path = "/companies/{company_id:int}"
+
+    async def _upload_page(
+        self, request: HTMXRequest, actor, company_id: int, problem: str = "", status_code: int = 200
+    ) -> Template:
+        company = await get_company(actor, company_id)
+        listing = await preview.company_imports(actor, company_id, to_int(request.query_params.get("page")) or 1)
+        return render(
+            request,
+            "pages/imports.html",
+            {
+                "company": company,
+                "listing": listing,
+                "problem": problem,
+                "max_size": limits.size_words(limits.max_bytes()),
+            },
+            status_code=status_code,
+        )
+
+    @get("/imports")
+    async def imports(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        return await self._upload_page(request, actor, company_id)
+
+    @post(
+        "/imports",
+        request_max_body_size=limits.max_bytes() + _BODY_SLACK,
+        exception_handlers={HTTPException: _too_big},
+    )
+    async def upload(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
+        await get_company(actor, company_id)
+        try:
+            form = await request.form()
+        except HTTPException as exc:
+            if exc.status_code != 413:
+                raise
+            return await self._upload_page(request, actor, company_id, _too_big_message(), status_code=413)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str) or not getattr(upload, "filename", ""):
+            return await self._upload_page(request, actor, company_id, "Choose a CSV file to upload.", 400)
+        try:
+            import_id = await preview.receive(actor, company_id, upload.filename, upload.file, utcnow())
+        except DomainError as refused:
+            return await self._upload_page(request, actor, company_id, str(refused), status_code=400)
+        finally:
+            await upload.close()
+        return Redirect(f"/companies/{company_id}/imports/{import_id}")
+
+    async def _page(
+        self, request: HTMXRequest, actor, company_id: int, import_id: int, problem: str = "", status_code: int = 200
+    ) -> Template:
+        row = await preview.get_import(actor, company_id, import_id)
+        context = await self._context(actor, company_id, row)
+        context["problem"] = problem
+        return render(
+            request,
+            "pages/import.html",
+            context,
+            status_code=status_code,
+            fragments={"import-progress": "partials/imports/_progress.html"},
+        )
+
+    async def _context(self, actor, company_id: int, row: dict) -> dict:
+        company = await get_company(actor, company_id)
+        summary = row["result"] if row["status"] == "done" else row["preview"]
+        counts = summary.get("counts", {})
+        reasons = [
+            {
+                "key": key,
+                "label": label,
+                "count": counts[key],
+                "rows": await preview.rows_of(actor, company_id, row["id"], (key,), SHOWN_PER_REASON),
+            }
+            for key, label in REASONS.items()
+            if counts.get(key)
+        ]
+        return {
+            "company": company,
+            "imp": row,
+            "summary": summary,
+            "reasons": reasons,
+            "layout": preview.layout_of(row) if row["status"] == "previewed" else None,
+            "shown": SHOWN_PER_REASON,
+        }
+
+    @get("/imports/{import_id:int}")
+    async def show(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+    ) -> Template:
+        return await self._page(request, actor, company_id, import_id)
+
+    @get("/imports/{import_id:int}/progress")
+    async def progress(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+    ) -> Template:
+        row = await preview.get_import(actor, company_id, import_id)
+        context = await self._context(actor, company_id, row)
+        return render(request, "partials/imports/_progress.html", context)
+
+    @post("/imports/{import_id:int}/column")
+    async def column(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+    ) -> Template | Redirect:
+        form = await request.form()
+        try:
+            await preview.choose_column(
+                actor, company_id, import_id, to_int(form.get("column")), form.get("add_unknown") == "1", utcnow()
+            )
+        except DomainError as refused:
+            return await self._page(request, actor, company_id, import_id, str(refused), status_code=400)
+        return Redirect(f"/companies/{company_id}/imports/{import_id}")
+
+    @post("/imports/{import_id:int}/renew")
+    async def renew(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+    ) -> Template | Redirect:
+        row = await preview.get_import(actor, company_id, import_id)
+        here = f"/companies/{company_id}/imports/{import_id}"
+        try:
+            if row["status"] != "done" and row["rows"] > limits.JOB_ROWS:
+                # Queued again if asked again (a job lost with its process): arq keeps one per id,
+                # and a job that finds the import done does nothing.
+                await applying.queue(actor, company_id, import_id)
+                await request.app.state.jobs.enqueue(
+                    "apply_import", import_id, company_id, actor.user_id, actor.managing_id, job_id=job_id(import_id)
+                )
+            elif row["status"] != "done":
+                await applying.apply(actor, company_id, import_id, utcnow())
+        except DomainError as refused:
+            return await self._page(request, actor, company_id, import_id, str(refused), status_code=400)
+        return Redirect(here)
+
+    @get("/imports/{import_id:int}/rows.csv")
+    async def rows_csv(
+        self,
+        actor: CurrentActor,
+        company_id: FromPath[int],
+        import_id: FromPath[int],
+        reason: FromQuery[str] = "",
+    ) -> Stream:
+        await preview.get_import(actor, company_id, import_id)
+        outcomes = (reason,) if reason in REASONS else tuple(REASONS)
+        name = f"import-{import_id}-{reason if reason in REASONS else 'not-renewed'}.csv"
+        return _csv(export.import_rows_csv(actor, company_id, import_id, outcomes), name)
+
+    @get("/learners.csv")
+    async def learners_csv(self, actor: CurrentActor, company_id: FromPath[int]) -> Stream:
+        await get_company(actor, company_id)
+        return _csv(export.learners_csv(actor, company_id, utcnow()), f"learners-{company_id}.csv")

@@ -1,0 +1,177 @@
+"""Renewal by CSV through HTTP: "Select Users by CSV" → "Import Licence Renewal"
+→ upload → column → counts and reasons → "Renew Licences" → result and
+downloads; refusals on the form; CSRF; another tenant's import; the job path
+with its self-replacing progress fragment (arq worker on PostgreSQL, the
+in-process queue on SQLite)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from portal.domain.clock import utcnow
+from portal.domain.imports import limits
+from portal.jobs import queue as job_queue
+from portal.jobs.imports import IMPORT_FUNCTIONS
+from portal.tables import Allocation, User
+from portal.tables_imports import CsvImport
+from tests.factories import add_user
+from tests.support import csrf_of, sign_in
+from tests.test_imports_domain import EXPECTED, FILE, setup_north
+
+HTMX = {"HX-Request": "true"}
+
+
+async def upload(client, company_id: int, content: bytes, name: str = "users.csv", token: bool = True):
+    page = await client.get(f"/companies/{company_id}/imports")
+    data = {"_csrf_token": csrf_of(page.text)} if token else {}
+    return await client.post(f"/companies/{company_id}/imports", data=data, files={"file": (name, content, "text/csv")})
+
+
+async def form_post(client, page: str, action: str, data: dict):
+    opened = await client.get(page)
+    return await client.post(action, data={**data, "_csrf_token": csrf_of(opened.text)})
+
+
+async def test_select_users_by_csv_to_renew_licences(client, tree):
+    running = await setup_north(tree, now=utcnow())
+    await sign_in(client, tree.email("north"))
+    north = tree.north["id"]
+    tab = await client.get(f"/companies/{north}/licences?tab=expired")
+    assert f'href="/companies/{north}/imports"' in tab.text and "Select Users by CSV" in tab.text
+    page = await client.get(f"/companies/{north}/imports")
+    assert "Import Licence Renewal" in page.text and 'type="file"' in page.text
+
+    done = await upload(client, north, FILE.encode("cp1252"))
+    assert done.status_code in (302, 303), done.text[:500]
+    here = done.headers["location"]
+    shown = await client.get(here)
+    assert 'data-testid="renew-count">3<' in shown.text and "users identified for renewal" in shown.text
+    assert 'data-testid="not-renewed-count">6<' in shown.text and "users not renewed" in shown.text
+    assert '<option value="1" selected>E-mail</option>' in shown.text
+    assert "Listed twice" in shown.text and "No free seat" in shown.text and "(3 seats free)" in shown.text
+    assert "Eve Zero" in shown.text  # the first rows
+
+    renewed = await form_post(client, here, f"{here}/renew", {})
+    assert renewed.status_code in (302, 303)
+    result = await client.get(here)
+    assert 'data-testid="import-result"' in result.text and 'data-testid="renew-count">3<' in result.text
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
+    listing = await client.get(f"/companies/{north}/imports")
+    assert "users.csv" in listing.text and "3 renewed" in listing.text
+
+    download = await client.get(f"{here}/rows.csv")
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
+    assert rows[0] == ["Line", "Cell", "E-mail address", "Reason"]
+    assert len(rows) - 1 == sum(EXPECTED.values()) - EXPECTED["renew"]
+    assert ["9", "not an address", "", "Not an e-mail address"] in rows
+
+
+async def test_choosing_a_column_without_addresses_is_refused_on_the_page(client, tree):
+    await setup_north(tree, now=utcnow())
+    await sign_in(client, tree.email("north"))
+    north = tree.north["id"]
+    here = (await upload(client, north, FILE.encode("cp1252"))).headers["location"]
+    refused = await form_post(client, here, f"{here}/column", {"column": "0"})
+    assert refused.status_code == 400 and "holds no e-mail addresses" in refused.text
+    again = await client.get(here)
+    assert 'data-testid="renew-count">3<' in again.text  # the earlier choice stands
+
+
+async def test_uploads_refused_with_the_forms_message(client, tree):
+    await sign_in(client, tree.email("north"))
+    north = tree.north["id"]
+    kept_before = set(limits.imports_dir().glob("*"))
+    for content, message in [
+        (b"", "Choose a CSV file"),  # no file chosen at all: the browser sends an empty part
+        (b"\n\n  \n", "empty"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "save it as CSV"),
+        (b"Name,Phone\nAnn,123\n", "No column of this file holds e-mail addresses"),
+    ]:
+        answer = await upload(client, north, content, name="" if not content else "f.csv")
+        assert answer.status_code == 400 and message in answer.text, (content, answer.text[:300])
+        assert 'type="file"' in answer.text
+    too_big = b"someone@north.example\n" * (limits.max_bytes() // 22 + 4000)
+    answer = await upload(client, north, too_big)
+    assert answer.status_code == 413 and "the largest accepted" in answer.text and 'type="file"' in answer.text
+    assert await CsvImport.count() == 0
+    assert set(limits.imports_dir().glob("*")) == kept_before  # nothing of the refused files is kept
+
+
+async def test_upload_without_csrf_is_refused(client, tree):
+    await sign_in(client, tree.email("north"))
+    answer = await upload(client, tree.north["id"], FILE.encode(), token=False)
+    assert answer.status_code == 403
+    assert await CsvImport.count() == 0
+
+
+async def test_another_tenants_import_answers_404(client, tree):
+    await setup_north(tree, now=utcnow())
+    await sign_in(client, tree.email("north"))
+    north = tree.north["id"]
+    here = (await upload(client, north, FILE.encode())).headers["location"]
+    import_id = here.rsplit("/", 1)[1]
+    client.cookies.clear()
+    await sign_in(client, tree.email("other"))
+    assert (await client.get(here)).status_code == 404
+    assert (await client.get(f"{here}/rows.csv")).status_code == 404
+    own = tree.other_customer["id"]
+    assert (await client.get(f"/companies/{own}/imports/{import_id}")).status_code == 404
+    assert (await client.get(f"/companies/{north}/learners.csv")).status_code == 404
+
+
+async def test_learners_export_neutralises_formulas(client, tree):
+    await add_user(tree.north, "formula@north.example", role="learner", name='=HYPERLINK("http://x")')
+    await add_user(tree.north, "plain@north.example", role="learner", name="Plain Person")
+    await sign_in(client, tree.email("north"))
+    download = await client.get(f"/companies/{tree.north['id']}/learners.csv")
+    assert download.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
+    assert rows[0] == ["Name", "E-mail", "Role", "Status", "Licence ends"]
+    assert ['\'=HYPERLINK("http://x")', "formula@north.example", "Learner", "Unlicensed", ""] in rows
+    assert ["Plain Person", "plain@north.example", "Learner", "Unlicensed", ""] in rows
+
+
+async def run_import_jobs(app, monkeypatch) -> None:
+    """Whatever queue the app has: a burst arq worker with the import task on
+    Redis, or the in-process queue (with the task registered as the integrator will)."""
+    if os.environ.get("REDIS_URL"):
+        worker = Worker(
+            functions=IMPORT_FUNCTIONS,
+            redis_settings=RedisSettings.from_dsn(os.environ["REDIS_URL"]),
+            burst=True,
+            poll_delay=0.05,
+            handle_signals=False,
+        )
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+    else:
+        await app.state.jobs.drain()
+
+
+async def test_a_big_import_runs_as_a_job_with_a_progress_fragment(app, client, tree, monkeypatch):
+    running = await setup_north(tree, now=utcnow())
+    monkeypatch.setattr(limits, "JOB_ROWS", 0)
+    monkeypatch.setitem(job_queue.TASKS, "apply_import", IMPORT_FUNCTIONS[0])
+    await sign_in(client, tree.email("north"))
+    here = (await upload(client, tree.north["id"], FILE.encode())).headers["location"]
+    if os.environ.get("REDIS_URL"):
+        await form_post(client, here, f"{here}/renew", {})
+        waiting = await client.get(here)
+        assert 'hx-trigger="load delay:500ms"' in waiting.text and 'hx-swap="outerHTML"' in waiting.text
+        polled = await client.get(f"{here}/progress", headers={**HTMX, "HX-Target": "import-progress"})
+        assert "<html" not in polled.text and "Renewing 3 users" in polled.text
+    else:
+        await form_post(client, here, f"{here}/renew", {})
+    await run_import_jobs(app, monkeypatch)
+    polled = await client.get(f"{here}/progress", headers={**HTMX, "HX-Target": "import-progress"})
+    assert 'data-testid="import-result"' in polled.text and "hx-trigger" not in polled.text
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
+    e0 = await User.select(User.licence_ends_at).where(User.email == "e0@north.example").first()
+    assert e0["licence_ends_at"] == running["ends_at"]
