@@ -43,11 +43,11 @@ class CustomerQuery:
 # One statement: the wing's customers, their figures, their count for the pager.
 # The wing's prefix is a checked literal (access.under_wing); the clock and the
 # search are bound; the ORDER BY, LIMIT and OFFSET are ours, written in.
+# Each figure's subquery joins company itself rather than a shared CTE of the
+# wing: PostgreSQL has no statistics for a materialised CTE, guessed the joins
+# at 1.9 million rows for 2,000, and spent 70 ms compiling the query with JIT.
 _CUSTOMERS_SQL = """
-WITH wing AS (
-  SELECT company.id, company.name FROM company WHERE company.kind = 'customer' AND {} AND {}
-),
-tally AS (
+WITH tally AS (
   SELECT licence_tally.company,
     SUM(CASE WHEN licence_tally.ends_at <= {} THEN licence_tally.users ELSE 0 END) AS expired,
     SUM(CASE WHEN licence_tally.ends_at > {} AND licence_tally.ends_at <= {} THEN licence_tally.users ELSE 0 END)
@@ -55,14 +55,15 @@ tally AS (
     SUM(CASE WHEN licence_tally.ends_at > {} AND licence_tally.ends_at <= {} THEN licence_tally.users ELSE 0 END)
       AS expiring_30d,
     SUM(CASE WHEN licence_tally.ends_at IS NULL THEN licence_tally.users ELSE 0 END) AS unlicensed
-  FROM licence_tally JOIN wing ON wing.id = licence_tally.company
+  FROM licence_tally JOIN company ON company.id = licence_tally.company
+  WHERE {}
   GROUP BY licence_tally.company
 ),
 seats AS (
   SELECT licence_batch.company, SUM(licence_batch.seats - licence_batch.allocated) AS free,
     MIN(licence_batch.ends_at) AS next_end
-  FROM licence_batch JOIN wing ON wing.id = licence_batch.company
-  WHERE licence_batch.starts_at <= {} AND licence_batch.ends_at > {}
+  FROM licence_batch JOIN company ON company.id = licence_batch.company
+  WHERE {} AND licence_batch.starts_at <= {} AND licence_batch.ends_at > {}
   GROUP BY licence_batch.company
 ),
 pending AS (
@@ -71,15 +72,16 @@ pending AS (
   GROUP BY licence_order.company
 ),
 figures AS (
-  SELECT wing.id, wing.name,
+  SELECT company.id, company.name,
     COALESCE(tally.expired, 0) AS expired, COALESCE(tally.expiring_72h, 0) AS expiring_72h,
     COALESCE(tally.expiring_30d, 0) AS expiring_30d, COALESCE(tally.unlicensed, 0) AS unlicensed,
     COALESCE(tally.expired, 0) + COALESCE(tally.unlicensed, 0) AS waiting,
     COALESCE(seats.free, 0) AS free, seats.next_end, COALESCE(pending.pending, 0) AS pending
-  FROM wing
-  LEFT JOIN tally ON tally.company = wing.id
-  LEFT JOIN seats ON seats.company = wing.id
-  LEFT JOIN pending ON pending.company = wing.id
+  FROM company
+  LEFT JOIN tally ON tally.company = company.id
+  LEFT JOIN seats ON seats.company = company.id
+  LEFT JOIN pending ON pending.company = company.id
+  WHERE company.kind = 'customer' AND {} AND {}
 ),
 alerted AS (
   SELECT figures.*, CASE WHEN figures.free <= {} AND figures.waiting > 0 THEN 1 ELSE 0 END AS alert FROM figures
@@ -100,18 +102,21 @@ async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) ->
     sql = _CUSTOMERS_SQL + (" WHERE alerted.alert = 1" if query.alerts_only else "")
     sql += f" ORDER BY alerted.{sort} {direction}, alerted.name, alerted.id"
     sql += f" LIMIT {PER_PAGE} OFFSET {(number - 1) * PER_PAGE}"
+    wing = under_wing(actor).querystring
     rows = await Company.raw(
         sql,
-        under_wing(actor).querystring,
-        search.querystring,
         now,
         now,
         now + EXPIRING_WITHIN,
         now,
         now + SOON,
+        wing,
+        wing,
         now,
         now,
         under_wing(actor, LicenceOrder.company_path).querystring,
+        wing,
+        search.querystring,
         int(query.alert_below),
     )
     if rows:
