@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from piccolo.columns.combination import Where, WhereRaw
+from piccolo.columns.combination import WhereRaw
+from piccolo.custom_types import Combinable
 
 from portal import db
 from portal.domain import audit, licences
@@ -33,7 +34,7 @@ class ImportSelection(Selection):
 
     import_id: int = 0
 
-    def clause(self, now: datetime) -> Where:
+    def clause(self, now: datetime) -> Combinable:
         return WhereRaw(
             "portal_user.id IN (SELECT user_id FROM csv_import_row "
             "WHERE csv_import = {} AND outcome IN ('renew', 'new'))",

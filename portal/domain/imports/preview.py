@@ -179,7 +179,7 @@ def _next_chunk(records, column: int, import_id: int) -> tuple[list[tuple], int]
     return chunk, found
 
 
-async def seat_batch(actor: Actor, company_id: int, now: datetime) -> dict | None:
+async def seat_batch(actor: Actor, company_id: int, now: datetime) -> licences.BatchRow | None:
     """Where the seats come from: the running batch that ends first and has a
     free seat, as "Allocate Licenses" picks it (licences.batches' order)."""
     for batch in await licences.batches(actor, company_id, now):

@@ -23,6 +23,35 @@ from portal.domain.errors import DomainError
 from portal.domain.imports.addresses import parse_cell
 
 SAMPLE_BYTES = 64 * 1024
+# Code pages of other scripts, and multi-byte encodings: a guess of these is kept.
+_OTHER_SCRIPTS = (
+    "cp1251",
+    "cp1253",
+    "cp1255",
+    "cp1256",
+    "cp866",
+    "cp855",
+    "koi8",
+    "iso8859_5",
+    "iso8859_6",
+    "iso8859_7",
+    "iso8859_8",
+    "mac_cyrillic",
+    "mac_greek",
+    "big5",
+    "gb",
+    "hz",
+    "shift_jis",
+    "euc",
+    "cp932",
+    "cp949",
+    "cp950",
+    "iso2022",
+    "utf",
+    "tis",
+    "cp874",
+    "johab",
+)
 BOM_THEN = "bom+"  # an encoding named "bom+cp1252": a UTF-8 mark, then Windows-1252
 SAMPLE_ROWS = 500
 SHOWN_ROWS = 5
@@ -46,9 +75,10 @@ _USER_NAMES = re.compile(
     r"email address \[required\]|user e-?mail|learner e-?mail|user_?email)$"
 )
 _LOGIN_NAMES = re.compile(r"(user ?principal ?name|^upn$|^login|^username|^user name|^sign-?in)")
+# At the start of a word (camelCase lowered included): "mother" is not "other".
 _OTHER_NAMES = re.compile(
-    r"(manager|supervisor|recovery|secondary|proxy|alias|personal|other|parent|"
-    r"emergency|contact|backup|cc|forward|owner|sponsor|report)"
+    r"(?<![a-z])(manager|supervisor|recovery|secondary|alternate|proxy|alias|personal|other|parent|"
+    r"emergency|backup|cc|forward|owner|sponsor|reports to|line manager)"
 )
 
 # An unclosed quote makes the rest of the file one field: let it, and let the
@@ -109,8 +139,16 @@ def _utf8_or_guess(head: bytes) -> str:
     best = from_bytes(head).best()
     if best is None:
         return "cp1252"
-    # Western European text fits several code pages equally well: say Windows-1252, Excel's.
-    return "cp1252" if "cp1252" in best.could_be_from_charset else best.encoding
+    # A few accented letters fit any Latin code page about as well (charset-normalizer
+    # may say Baltic DOS for "Zoë"); Excel on Windows writes Windows-1252. So a guess
+    # that is not a non-Latin script is read as Windows-1252 when the bytes allow it.
+    if best.encoding.startswith(_OTHER_SCRIPTS):
+        return best.encoding
+    try:
+        head.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return best.encoding
 
 
 def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
