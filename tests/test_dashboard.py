@@ -271,10 +271,12 @@ async def test_dashboard_page_shows_figures_that_open_the_tab_in_manage_company(
     page = await client.get("/dashboard")
     assert page.status_code == 200
     row = re.search(r'<tr data-customer="Direct Customer".*?</tr>', page.text, re.S).group(0)
-    expired = re.search(r'data-figure="expired">.*?<button[^>]*>([\d,]+)</button>', row, re.S).group(1)
+    expired = re.search(r'data-figure="expired">\s*<button[^>]*>([\d,]+)</button>', row, re.S).group(1)
     assert expired == "4"
+    assert f'value="{tree.direct["id"]}:expired"' in row
+    assert "All companies (3)" in page.text  # Acme North, North Customer, Direct Customer
     opened = await client.post(
-        f"/dashboard/customers/{tree.direct['id']}/open", data={"figure": "expired", "_csrf_token": csrf_of(page.text)}
+        "/dashboard/open", data={"open": f"{tree.direct['id']}:expired", "_csrf_token": csrf_of(page.text)}
     )
     assert opened.status_code in (302, 303)
     assert opened.headers["location"] == f"/companies/{tree.direct['id']}/licences?tab=expired"
@@ -338,7 +340,8 @@ async def test_dashboard_routes_follow_the_wing(client, tree):
     assert (await client.get(f"/dashboard/batches/{theirs['id']}/renew")).status_code == 404
     assert (await client.post(f"/dashboard/batches/{theirs['id']}/renew", data=token)).status_code == 404
     other_company = tree.other_customer["id"]
-    assert (await client.post(f"/dashboard/customers/{other_company}/open", data=token)).status_code == 404
+    assert (await client.post("/dashboard/open", data={**token, "open": f"{other_company}:free"})).status_code == 404
+    assert (await client.post("/dashboard/open", data={**token, "open": "x"})).status_code == 404
     assert (await client.get(f"/companies/{other_company}/summary")).status_code == 404
     listed = await client.get("/dashboard/batches?field=ends_at&start=2020-01-01&end=2100-01-01")
     assert listed.status_code == 200 and "Other Customer" not in listed.text
@@ -348,6 +351,6 @@ async def test_dashboard_routes_follow_the_wing(client, tree):
     assert (await client.get("/dashboard/batches?field=ends_at&start=2020-01-01&end=2100-01-01")).status_code == 403
     north_page = await client.get(f"/companies/{tree.north['id']}")
     opened = await client.post(
-        f"/dashboard/customers/{tree.north['id']}/open", data={"_csrf_token": csrf_of(north_page.text)}
+        "/dashboard/open", data={"open": f"{tree.north['id']}:expired", "_csrf_token": csrf_of(north_page.text)}
     )
     assert opened.status_code == 403  # Manage Company is a partner manager's

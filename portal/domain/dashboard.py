@@ -56,7 +56,7 @@ WITH tally AS (
       AS expiring_30d,
     SUM(CASE WHEN licence_tally.ends_at IS NULL THEN licence_tally.users ELSE 0 END) AS unlicensed
   FROM licence_tally JOIN company ON company.id = licence_tally.company
-  WHERE {}
+  WHERE {} AND (licence_tally.ends_at IS NULL OR licence_tally.ends_at <= {})
   GROUP BY licence_tally.company
 ),
 seats AS (
@@ -111,6 +111,7 @@ async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) ->
         now,
         now + SOON,
         wing,
+        now + SOON,  # users whose seat runs past 30 days count in no figure
         wing,
         now,
         now,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
@@ -105,14 +106,16 @@ class DashboardController(Controller):
             alerts_only=_bool(alerts_only),
         )
         listing, alerts = await dashboard.customer_figures(actor, query, now)
-        context = {"query": query, "listing": listing, "alerts": alerts, "now": now}
+        context: dict[str, Any] = {"query": query, "listing": listing, "alerts": alerts, "now": now}
         if request.htmx and request.htmx.target == "customer-results":
             return render(request, "partials/dashboard/_customers.html", context)
+        tree = await companies.wing_tree(actor)
         ending = await forecast.ending_per_week(actor, now)
         assigned = await forecast.assigned_per_week(actor, now)
         context |= {
-            "tree": await companies.wing_tree(actor),
-            "company_total": (await companies.list_companies(actor, "", 1)).total,
+            "tree": tree,
+            # Everything under the wing but the actor's own company: the tree's nodes and their customers.
+            "company_total": len(tree) - 1 + sum(node["customers"] for node in tree),
             "summary": await licences.wing_summary(actor, now),
             "ending": ending,
             "assigned": assigned,
@@ -124,12 +127,14 @@ class DashboardController(Controller):
             batch["soon"] = batch["ends_at"] - now <= licences.EXPIRING_WITHIN
         return render(request, "pages/dashboard.html", context)
 
-    @post("/dashboard/customers/{company_id:int}/open")
-    async def open_figure(self, request: Request, actor: CurrentActor, company_id: FromPath[int]) -> Redirect:
-        """A figure of the customer table: Manage Company, landing on the tab behind it."""
+    @post("/dashboard/open")
+    async def open_figure(self, request: Request, actor: CurrentActor) -> Redirect:
+        """A figure of the customer table ("<customer id>:<figure>"): Manage Company,
+        landing on the tab behind it."""
         form = await request.form()
-        tab = FIGURE_TABS.get(str(form.get("figure", "")), "expired")
-        company = await companies.enter_manage_mode(actor, company_id, utcnow())
+        company_id, _, figure = str(form.get("open", "")).partition(":")
+        tab = FIGURE_TABS.get(figure, "expired")
+        company = await companies.enter_manage_mode(actor, to_int(company_id) or 0, utcnow())
         request.session["managing_id"] = company["id"]
         return Redirect(f"/companies/{company['id']}/licences?tab={tab}")
 
