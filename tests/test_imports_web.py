@@ -10,7 +10,6 @@ import csv
 import io
 import os
 
-import pytest
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
@@ -156,7 +155,6 @@ async def run_import_jobs(app, monkeypatch) -> None:
         await app.state.jobs.drain()
 
 
-@pytest.mark.redis
 async def test_a_big_import_runs_as_a_job_with_a_progress_fragment(app, client, tree, monkeypatch):
     running = await setup_north(tree, now=utcnow())
     monkeypatch.setattr(limits, "JOB_ROWS", 0)
