@@ -5,17 +5,20 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 from datetime import timedelta
 
 import pytest
 from dateutil.relativedelta import relativedelta
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from portal.domain import licences, orders
 from portal.domain.access import load_actor
 from portal.domain.errors import NotFound
 from portal.domain.imports import apply as applying
-from portal.domain.imports import preview
+from portal.domain.imports import preview, reader
 from portal.domain.imports.reader import CsvRefused
 from portal.domain.licences import Selection
 from portal.tables import Allocation, LicenceBatch, User
@@ -202,3 +205,41 @@ async def test_another_tenants_import_is_not_found(tree):
     direct = await load_actor(tree.managers["direct"]["id"], None)
     with pytest.raises(NotFound):
         await preview.get_import(direct, tree.direct["id"], import_id)
+
+
+_cells = st.one_of(
+    st.sampled_from(["e0@north.example", "E1@north.example ", "a0@north.example", "x@elsewhere.example"]),
+    st.emails(),
+    st.text(max_size=12),
+    st.sampled_from(["", '"', ";", "\n", "Eve <e2@north.example>", "smtp:e3@north.example"]),
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.lists(_cells, min_size=1, max_size=3), min_size=1, max_size=20),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]),
+)
+async def test_generated_files_every_row_accounted_for_and_preview_equals_renew(tree, rows, delimiter, encoding):
+    if not await User.exists().where(User.email == "e0@north.example"):
+        await setup_north(tree, free=2)
+    customer, _ = await actors(tree)
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter).writerows(rows)
+    data = out.getvalue().encode(encoding, errors="replace")
+    try:
+        import_id = await preview.receive(customer, tree.north["id"], "gen.csv", io.BytesIO(data), NOW)
+    except CsvRefused:
+        return
+    row = await preview.get_import(customer, tree.north["id"], import_id)
+    path = preview.stored_path(row["stored_as"])
+    read = sum(1 for _ in reader.rows(path, row["encoding"], row["delimiter"], row["has_header"]))
+    assert (
+        row["rows"]
+        == read
+        == sum(row["preview"]["counts"].values())
+        == await CsvImportRow.count().where(CsvImportRow.csv_import == import_id)
+    )
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    assert result["counts"] == row["preview"]["counts"] and result["changes"] == []
