@@ -6,6 +6,7 @@ piccolo_conf.py re-exports it for the `piccolo` CLI.
 """
 
 from piccolo.conf.apps import AppRegistry
+from piccolo.engine.base import Engine
 
 from portal.settings import get_settings
 
@@ -16,7 +17,7 @@ if settings.is_postgres:
 
     # Not plan_cache_mode=force_custom_plan, though it helps `company.path LIKE $1`:
     # it also re-plans every foreign-key check, which tripled a 50,000-seat allocation.
-    DB = PostgresEngine(config={"dsn": settings.database_url})
+    DB: Engine = PostgresEngine(config={"dsn": settings.database_url})
 else:
     from piccolo.engine.sqlite import SQLiteEngine
 

@@ -143,7 +143,9 @@ async def _licence_history(partner: dict, customers: list[dict], now: datetime) 
     partner_manager = (
         await User.select(User.id).where((User.company == partner["id"]) & (User.role == "manager")).first()
     )
+    assert partner_manager is not None, "the demo partner was just made with its manager"
     actor = await load_actor(partner_manager["id"], None)
+    assert actor is not None, "a manager just made can sign in"
     year = relativedelta(months=12)
 
     async def batch(customer: dict, seats: int, assigned_at: datetime, holders: list[int], po: str = "") -> dict:

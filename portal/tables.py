@@ -1,5 +1,8 @@
 """Piccolo tables. Words as in docs/architecture.md ("under its wing", licence batches, seats):
-company, user (manager or learner), audit entry."""
+company, user (manager or learner), audit entry.
+
+`id: Serial` on each table is an annotation only: Piccolo adds that primary
+key itself, and the annotation tells the type checker it is there."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from piccolo.columns import (
     ForeignKey,
     Integer,
     OnDelete,
+    Serial,
     Text,
     Timestamptz,
     Varchar,
@@ -21,10 +25,11 @@ USER_ROLES = ("manager", "learner")
 
 
 class Company(Table):
+    id: Serial
     # Unique among siblings whatever the case: index on (coalesce(parent, 0), lower(name)), migration 0014.
     name = Varchar(length=200)
     kind = Varchar(length=20, choices=None)
-    parent = ForeignKey("self", null=True, on_delete=OnDelete.restrict, index=True)
+    parent: ForeignKey[Company] = ForeignKey("self", null=True, on_delete=OnDelete.restrict, index=True)
     # Materialised ancestry "/1/7/42/": "under the wing of X" is a prefix test,
     # and listing a subtree is one indexed range scan instead of a recursive query.
     path = Varchar(length=255, index=True)
@@ -34,6 +39,7 @@ class Company(Table):
 
 
 class User(Table, tablename="portal_user"):
+    id: Serial
     # Indexed by (company, name, id) and (company, licence_ends_at): migrations 0004, 0006.
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=False)
     email = Varchar(length=254, unique=True)
@@ -58,6 +64,8 @@ class LicenceTally(Table):
     against the clock instead of counting its users one by one. Kept by
     triggers on portal_user (migration 0009), so no write path can forget it."""
 
+    id: Serial
+
     company = ForeignKey(Company, on_delete=OnDelete.cascade, index=False)
     ends_at = Timestamptz(null=True, default=None)
     users = Integer(default=0)
@@ -65,6 +73,8 @@ class LicenceTally(Table):
 
 class PasswordToken(Table):
     """A one-time set-password link; only the token's sha256 is stored."""
+
+    id: Serial
 
     user = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
     token_hash = Varchar(length=64, unique=True)
@@ -74,6 +84,7 @@ class PasswordToken(Table):
 
 
 class AuditEntry(Table):
+    id: Serial
     at = Timestamptz(default=TimestamptzNow(), index=True)
     actor = ForeignKey(User, null=True, on_delete=OnDelete.set_null, index=True)
     # The company the actor was acting inside (manage mode) and the company acted on.
@@ -88,6 +99,8 @@ class AuditEntry(Table):
 class Product(Table):
     """A licence type of the catalogue: Premium (12 months) or the 30-day Free trial."""
 
+    id: Serial
+
     code = Varchar(length=40, unique=True)
     name = Varchar(length=200)
     term_months = Integer(null=True, default=None)
@@ -98,6 +111,8 @@ class Product(Table):
 class LicenceOrder(Table):
     """A request for N licences of a product for one customer:
     requested → assigned / declined / cancelled."""
+
+    id: Serial
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     # The company's path (companies never move), set by the database on insert
@@ -119,6 +134,8 @@ class LicenceBatch(Table):
     """What assigning an order creates: `seats` seats whose clock runs from
     `starts_at` (the assignment) to `ends_at`, for every seat alike."""
 
+    id: Serial
+
     order = ForeignKey(LicenceOrder, on_delete=OnDelete.restrict, unique=True)
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     product = ForeignKey(Product, on_delete=OnDelete.restrict)
@@ -135,6 +152,8 @@ class Allocation(Table):
     allocation, or the end of the user's previous seat when renewing early) to
     the batch's end, copied to `ends_at` so a user's status is one indexed read."""
 
+    id: Serial
+
     batch = ForeignKey(LicenceBatch, on_delete=OnDelete.restrict, index=True)
     user = ForeignKey(User, on_delete=OnDelete.restrict, index=True)
     allocated_at = Timestamptz()
@@ -147,6 +166,8 @@ class Allocation(Table):
 class OutboxEmail(Table):
     """E-mails written in the transaction of the change that causes them;
     workers deliver them. `dedupe_key` makes a second write of the same notice a no-op."""
+
+    id: Serial
 
     kind = Varchar(length=40)
     company = ForeignKey(Company, null=True, on_delete=OnDelete.set_null, index=True)
@@ -174,6 +195,8 @@ class OutboxEmail(Table):
 
 class ApiKey(Table):
     """A partner's key for the entitlements API; only its sha256 is stored."""
+
+    id: Serial
 
     company = ForeignKey(Company, on_delete=OnDelete.cascade, index=True)
     name = Varchar(length=100)

@@ -4,7 +4,7 @@ column and what became of it. Migration portal_0002_csv_imports."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, Boolean, ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
+from piccolo.columns import JSON, Boolean, ForeignKey, Integer, OnDelete, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -15,6 +15,7 @@ IMPORT_STATUSES = ("previewed", "queued", "done")
 
 
 class CsvImport(Table, tablename="csv_import"):
+    id: Serial  # see portal/tables.py
     company = ForeignKey(Company, on_delete=OnDelete.cascade, index=True)
     created_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     created_at = Timestamptz(default=TimestamptzNow())
@@ -41,6 +42,8 @@ class CsvImportRow(Table, tablename="csv_import_row"):
     """A data row of the file: its line, the address read (null: none), a name
     for a new learner, and its outcome (renew, new, unknown, active, duplicate,
     invalid, no_seat)."""
+
+    id: Serial  # see portal/tables.py
 
     csv_import = ForeignKey(CsvImport, on_delete=OnDelete.cascade, index=False)
     line = Integer()

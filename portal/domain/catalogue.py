@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
@@ -10,7 +11,7 @@ from portal.tables import Product
 
 PREMIUM = "sat-premium"
 TRIAL = "sat-trial"
-CATALOGUE = [
+CATALOGUE: list[dict[str, Any]] = [
     {"code": PREMIUM, "name": "Security Awareness Training — Premium", "term_months": 12, "is_trial": False},
     {"code": TRIAL, "name": "Security Awareness Training — Free trial", "term_days": 30, "is_trial": True},
 ]

@@ -239,6 +239,7 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict:
     if abs(batch["ends_at"] - now) > SOON:
         raise ValidationFailed({"batch": "Renew same quantity is for batches that end within 30 days."})
     product = await catalogue.product(batch["product_id"])
+    assert product is not None, "a batch's product is a foreign key"
     pending = await LicenceOrder.count().where(
         (LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested")
     )

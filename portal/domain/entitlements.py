@@ -105,7 +105,7 @@ async def entitlement(partner: dict, email: str, now: datetime) -> dict:
     if user is None or not user["path"].startswith(partner["path"]):
         raise NotFound("No such user.")
     seat = (
-        await Allocation.select(Allocation.batch.product.name.as_alias("product"))
+        await Allocation.select(Allocation.batch._.product._.name.as_alias("product"))
         .where((Allocation.user == user["id"]) & Allocation.released_at.is_null())
         .order_by(Allocation.ends_at, ascending=False)
         .first()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from piccolo.columns.combination import Where
+from piccolo.custom_types import Combinable
 
 # What an integer column holds on both engines; a larger number in a filter
 # would make the database fail instead of matching nothing.
@@ -61,7 +61,7 @@ class Filter:
     label: str
     widget: Widget
     parse: Callable[[str], Any]
-    clause: Callable[[Any], Where]
+    clause: Callable[[Any], Combinable]
     # For a select: the text of its empty option. Its options come from the
     # list's own choices function, keyed by the filter's name.
     anyone: str = "Any"
@@ -99,7 +99,7 @@ class FilterSet:
             raise TypeError(f"no such filter: {', '.join(sorted(unknown))}")
         return {name: value for name, value in values.items() if value is not None}
 
-    def where(self, values: Mapping[str, Any], where: Where) -> Where:
+    def where(self, values: Mapping[str, Any], where: Combinable) -> Combinable:
         for name, value in values.items():
             where &= self[name].clause(value)
         return where

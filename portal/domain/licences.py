@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypedDict
 
-from piccolo.columns.combination import Where, WhereRaw
+from piccolo.columns.combination import WhereRaw
+from piccolo.custom_types import Combinable
 
 from portal import db
 from portal.domain import audit
@@ -34,7 +36,7 @@ def licence_status(ends_at: datetime | None, now: datetime) -> str:
     return "active"
 
 
-def _tab_clause(tab: str, now: datetime) -> Where:
+def _tab_clause(tab: str, now: datetime) -> Combinable:
     if tab == "active":  # active and expiring alike: they hold a running seat
         return User.licence_ends_at > now
     if tab == "expired":
@@ -44,7 +46,7 @@ def _tab_clause(tab: str, now: datetime) -> Where:
     raise ValidationFailed({"tab": f"Unknown tab {tab!r}."})
 
 
-def _people(company_id: int) -> Where:
+def _people(company_id: int) -> Combinable:
     # `active` written out, not bound as `active = $2`: the partial index
     # (company, licence_ends_at) WHERE active serves only a query that states it,
     # and a cached generic plan cannot see through a parameter (the Unlicensed
@@ -90,7 +92,7 @@ async def licence_view(actor: Actor, company_id: int, tab: str, q: str, page: in
     company, its batches, the tabs' counts and one page of the chosen tab."""
     company = await get_company(actor, company_id)
     counts = await _counts(company["id"], now)
-    view = {"company": company, "counts": counts, "batches": await _batches(company["id"], now)}
+    view: dict[str, Any] = {"company": company, "counts": counts, "batches": await _batches(company["id"], now)}
     if tab in TABS:
         view["listing"] = await _tab_page(company["id"], tab, q, page, now, total=None if q else counts[tab])
         view["empty"] = empty_tab_message(tab, q)
@@ -109,7 +111,19 @@ def empty_tab_message(tab: str, q: str) -> str:
     return _EMPTY_TABS[tab] + (f" among users matching “{q}”." if q else ".")
 
 
-async def _tab_page(company_id: int, tab: str, q: str, page: int, now: datetime, total: int | None = None) -> Page:
+class TabRow(TypedDict):
+    """A user on the Active, Expired Licenses or Unlicensed tab."""
+
+    id: int
+    name: str
+    email: str
+    role: str
+    licence_ends_at: datetime | None
+
+
+async def _tab_page(
+    company_id: int, tab: str, q: str, page: int, now: datetime, total: int | None = None
+) -> Page[TabRow]:
     where = _people(company_id) & _tab_clause(tab, now) & _search(q)
     select = (
         User.select(User.id, User.name, User.email, User.role, User.licence_ends_at)
@@ -120,16 +134,34 @@ async def _tab_page(company_id: int, tab: str, q: str, page: int, now: datetime,
     return await paginate(select, total if total is not None else User.count().where(where), page)
 
 
-def _search(q: str) -> Where:
+def _search(q: str) -> Combinable:
     q = q.strip()
     if not q:
         return User.id.is_not_null()
     return db.contains("portal_user.name", q) | db.contains("portal_user.email", q)
 
 
-async def batches(actor: Actor, company_id: int, now: datetime) -> list[dict]:
+async def batches(actor: Actor, company_id: int, now: datetime) -> list[BatchRow]:
     company = await get_company(actor, company_id)
     return await _batches(company["id"], now)
+
+
+class BatchRow(TypedDict):
+    """A licence batch of one company as the Licenses section shows it: _BATCHES_SQL's
+    columns, then what _batches works out against the clock."""
+
+    id: int
+    seats: int
+    allocated: int
+    starts_at: datetime
+    ends_at: datetime
+    order_id: int
+    po_number: str | None
+    product_name: str
+    is_trial: bool
+    free: int
+    running: bool
+    status: str  # a licence status while running, else "ended"
 
 
 # Written out, as on every Licenses page (see access._ACTOR_SQL).
@@ -144,9 +176,9 @@ _BATCHES_SQL = (
 )
 
 
-async def _batches(company_id: int, now: datetime) -> list[dict]:
+async def _batches(company_id: int, now: datetime) -> list[BatchRow]:
     """The company's batches, running first (ending soonest first), then the ended."""
-    rows = await LicenceBatch.raw(_BATCHES_SQL, company_id)
+    rows: list[BatchRow] = await LicenceBatch.raw(_BATCHES_SQL, company_id)
     for row in rows:
         row["free"] = row["seats"] - row["allocated"]
         row["running"] = row["starts_at"] <= now < row["ends_at"]
@@ -166,7 +198,7 @@ class Selection:
     select_all_tab: str | None = None
     q: str = ""
 
-    def clause(self, now: datetime) -> Where:
+    def clause(self, now: datetime) -> Combinable:
         if self.select_all_tab:
             return _tab_clause(self.select_all_tab, now) & _search(self.q)
         if not self.user_ids:
@@ -200,7 +232,7 @@ class SelectAllView:
     company: dict
     selection: Selection
     count: int
-    running: list[dict]  # running batches with a free seat, ending soonest first
+    running: list[BatchRow]  # running batches with a free seat, ending soonest first
     preselected: int | None  # the first of them with a seat for everyone selected
 
 
@@ -273,7 +305,7 @@ async def _pick_batch(company_id: int, batch_id: int | None, now: datetime) -> d
     return batch
 
 
-async def _insert_allocations(eligible: Where, batch: dict, take: int, actor: Actor, now: datetime) -> None:
+async def _insert_allocations(eligible: Combinable, batch: dict, take: int, actor: Actor, now: datetime) -> None:
     """Set-based: one INSERT … SELECT for the seats, one UPDATE for the users'
     licence end; 50,000 users cost two statements, not 100,000."""
     await User.raw(
@@ -346,7 +378,7 @@ async def history(actor: Actor, user_id: int) -> tuple[dict, list[dict]]:
             Allocation.released_at,
             Allocation.batch.id.as_alias("batch_id"),
             Allocation.batch.ends_at.as_alias("batch_ends_at"),
-            Allocation.batch.product.name.as_alias("product_name"),
+            Allocation.batch._.product._.name.as_alias("product_name"),
             Allocation.allocated_by.name.as_alias("allocated_by_name"),
         )
         .where(Allocation.user == user["id"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -111,8 +112,9 @@ async def _senders(company_ids: set[int]) -> dict[int, tuple[str, str | None]]:
 async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int, Content]:
     """Content for each outbox row, by row id; a few queries for the whole list.
     With `now` (delivery), a reminder whose batch has ended by then is withdrawn."""
-    batches = await _batches({r["batch"] for r in rows if r.get("batch") and not r["body"]})
-    senders = await _senders({r["company"] for r in rows if r.get("company")})
+    # Keyed by Any: a row without a batch or company looks up None and finds nothing.
+    batches: dict[Any, dict] = await _batches({r["batch"] for r in rows if r.get("batch") and not r["body"]})
+    senders: dict[Any, tuple[str, str | None]] = await _senders({r["company"] for r in rows if r.get("company")})
     out = {}
     for row in rows:
         sender_name, reply_to = senders.get(row.get("company"), ("Licence portal", None))

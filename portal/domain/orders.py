@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
-from piccolo.columns.combination import Where
+from piccolo.custom_types import Combinable
 
 from portal import db
 from portal.domain import audit, catalogue, outbox
@@ -55,7 +55,7 @@ async def request_order(
     po_number = po_number.strip()
     if len(po_number) > 64:
         errors["po_number"] = "Use at most 64 characters."
-    if errors:
+    if errors or product is None:
         raise ValidationFailed(errors)
 
     async with db.write_transaction():
@@ -119,6 +119,7 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
         if order["status"] != "requested":
             raise InvalidTransition(order["status"], "assigned")
         product = await catalogue.product(order["product"])
+        assert product is not None, "an order's product is a foreign key"
         ends_at = catalogue.term_end(product, now)
         batch = (
             await LicenceBatch.insert(
@@ -139,6 +140,7 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
         if not product["is_trial"]:
             await _end_running_trials(order["company"], now)
         company = await Company.select(Company.name).where(Company.id == order["company"]).first()
+        assert company is not None, "an order's company is a foreign key"
         await outbox.queue_email(
             "order_assigned",
             order["company"],
@@ -260,6 +262,27 @@ ORDER_FILTERS = FilterSet(
 OrderFilters = ORDER_FILTERS.values
 
 
+class OrderRow(TypedDict):
+    """A row of Requested Orders (and of a customer's Orders tab): _ORDER_COLUMNS."""
+
+    id: int
+    quantity: int
+    status: str
+    po_number: str | None
+    requested_at: datetime
+    decided_at: datetime | None
+    decline_reason: str | None
+    company_path: str
+    company_id: int
+    company_name: str
+    product_name: str
+    requested_by_name: str | None
+
+
+class _CountedOrderRow(OrderRow):
+    total: int  # of all the orders that match, for the pager
+
+
 # Written out rather than built by Piccolo: its join builder costs more than
 # running the query, on the page partner managers open most.
 _ORDER_COLUMNS = (
@@ -289,26 +312,28 @@ def _rows(sql: str, limit: int, offset: int = 0) -> str:
     return f"{sql} LIMIT {int(limit)} OFFSET {int(offset)}"
 
 
-async def list_orders(actor: Actor, filters: Mapping[str, Any], page: int) -> Page:
+async def list_orders(actor: Actor, filters: Mapping[str, Any], page: int) -> Page[OrderRow]:
     """Every order under the wing, newest first, narrowed by the filters
     (values of ORDER_FILTERS, by name)."""
     require_partner_manager(actor)
     return await _newest_first(ORDER_FILTERS.where(filters, under_wing(actor, LicenceOrder.company_path)), page)
 
 
-async def _newest_first(where: Where, page: int) -> Page:
+async def _newest_first(where: Combinable, page: int) -> Page[OrderRow]:
     """Orders with their customer's, product's and requester's names; `where`
     may name columns of licence_order only."""
     sql, number = where.querystring, clamp_page(page)
-    rows = await LicenceOrder.raw(_rows(_ORDER_PAGE, PER_PAGE, (number - 1) * PER_PAGE), sql, sql)
+    rows: list[_CountedOrderRow] = await LicenceOrder.raw(
+        _rows(_ORDER_PAGE, PER_PAGE, (number - 1) * PER_PAGE), sql, sql
+    )
     if rows:
-        return Page(items=rows, total=rows[0]["total"], number=number)
+        return Page(items=cast(list[OrderRow], rows), total=rows[0]["total"], number=number)
     # No row to carry the count (none match, or a page past the end): ask it alone.
     count = await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", sql)
     return Page(items=[], total=count[0]["n"], number=number)
 
 
-async def company_orders(actor: Actor, company_id: int, page: int) -> Page:
+async def company_orders(actor: Actor, company_id: int, page: int) -> Page[OrderRow]:
     company = await get_company(actor, company_id)
     where = LicenceOrder.company == company["id"]
     return await _newest_first(where, page)
@@ -344,9 +369,9 @@ async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[d
     return choices
 
 
-async def get_order(actor: Actor, order_id: int) -> dict:
+async def get_order(actor: Actor, order_id: int) -> OrderRow:
     require_partner_manager(actor)
-    rows = await LicenceOrder.raw(_rows(_ORDER_ROWS, 1), (LicenceOrder.id == order_id).querystring)
+    rows: list[OrderRow] = await LicenceOrder.raw(_rows(_ORDER_ROWS, 1), (LicenceOrder.id == order_id).querystring)
     row = rows[0] if rows else None
     if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such order.")

@@ -58,7 +58,7 @@ async def managers_of(company_id: int) -> list[str]:
 
 async def queue_email(
     kind: str,
-    company_id: int,
+    company_id: int | None,
     recipients: list[str],
     subject: str,
     body: str,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 PER_PAGE = 25
 # A page number beyond any list, yet small enough that its OFFSET fits every
@@ -11,9 +11,12 @@ PER_PAGE = 25
 MAX_PAGE = 2_147_483_647
 
 
+Row = TypeVar("Row")
+
+
 @dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
+class Page(Generic[Row]):
+    items: list[Row]
     total: int
     number: int
     per_page: int = PER_PAGE
@@ -35,7 +38,7 @@ def clamp_page(number: int | None) -> int:
     return min(max(1, number or 1), MAX_PAGE)
 
 
-async def paginate(select, count, number: int, per_page: int = PER_PAGE) -> Page:
+async def paginate(select, count, number: int, per_page: int = PER_PAGE) -> Page[Any]:
     """`select` and `count` are Piccolo queries with the same WHERE clause; a
     count already known (an int) is not asked again."""
     number = clamp_page(number)

@@ -64,7 +64,7 @@ _sweep = logged_job(sweep_expiry)
 MAIL_FUNCTIONS = [_deliver, _sweep]
 MAIL_CRON_JOBS = [
     cron(
-        logged_job(sweep_expiry, max_tries=3),
+        logged_job(sweep_expiry, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
         name="cron:sweep_expiry",
         second=0,
         unique=True,
@@ -73,7 +73,7 @@ MAIL_CRON_JOBS = [
         timeout=300,
     ),
     cron(
-        logged_job(deliver_outbox, max_tries=3),
+        logged_job(deliver_outbox, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
         name="cron:deliver_outbox",
         second=set(range(0, 60, DELIVER_EVERY_S)),
         unique=False,

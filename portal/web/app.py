@@ -80,7 +80,7 @@ def _engine_setup(engine: JinjaTemplateEngine) -> None:
     # Templates are read once per process: checking each file's mtime on every
     # render costs a stat per included template. Restart to see an edit.
     env.auto_reload = False
-    env.getattr = partial(_key_first, env.getattr)
+    env.getattr = partial(_key_first, env.getattr)  # type: ignore[method-assign]
     env.globals["kind_labels"] = KIND_LABELS
     env.filters["role_label"] = lambda role: ROLE_LABELS.get(role, role)
     env.filters["when"] = lambda value: value.strftime("%d %b %Y %H:%M UTC") if isinstance(value, datetime) else ""

@@ -24,6 +24,7 @@ from litestar.exceptions import (
 )
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Template
+from litestar.types import ExceptionHandlersMap
 
 from portal.domain.errors import DomainError, NotFound, PermissionDenied
 from portal.web.input_guard import BadInput
@@ -185,7 +186,7 @@ def _unexpected(request: Request, exc: Exception, status: int = 500) -> Response
     return error_answer(request, status)
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     NotFound: _not_found,
     NotFoundException: _not_found,
     PermissionDenied: _forbidden,

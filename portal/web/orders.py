@@ -107,7 +107,7 @@ class OrderController(Controller):
         actor,
         order_id: int,
         refused: ValidationFailed | None = None,
-        done: Callable[[dict], str] | None = None,
+        done: Callable[[orders.OrderRow], str] | None = None,
     ) -> Template | Redirect:
         """htmx posts from the row menu: the row, swapped in place. A plain form
         (the order's page, no JavaScript): back to the list with what was done,

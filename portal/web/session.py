@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -39,9 +39,10 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         return connection.scope.get(_NEW_ID) or super().get_session_id(connection)  # type: ignore[return-value]
 
     async def store_in_message(self, scope_session: ScopeSession, message: Message, connection: ASGIConnection) -> None:
-        if old := connection.scope.get(_OLD_ID):
+        if old := cast(str | None, connection.scope.get(_OLD_ID)):
             await self.delete(old, store=self.config.get_store_from_app(connection.scope["app"]))
         if scope_session is not Empty:
+            scope_session = cast(dict[str, Any], scope_session)  # the portal's sessions are dicts
             now = int(time.time())
             unchanged = scope_session == connection.scope.get(_LOADED) and not connection.scope.get(_NEW_ID)
             # An empty session stays unwritten: a visitor who is not signed in leaves nothing in the store.
