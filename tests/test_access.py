@@ -24,6 +24,10 @@ COMPANY_ROUTES = [
     ("POST", "/companies/{id}/licences/allocate"),
     ("GET", "/companies/{id}/licences/orders/new"),
     ("POST", "/companies/{id}/licences/orders"),
+    ("GET", "/companies/{id}/imports"),
+    ("POST", "/companies/{id}/imports"),
+    ("GET", "/companies/{id}/learners.csv"),
+    ("GET", "/companies/{id}/summary"),
 ]
 # Routes by order or user id: tests/test_licences_web.py::test_another_tenants_order_batch_and_user_ids_answer_404
 BY_OTHER_IDS = {
@@ -37,6 +41,15 @@ BY_OTHER_IDS = {
     "/notifications/{email_id:int}",
     "/notifications/{email_id:int}/message.html",
     "/notifications/{email_id:int}/resend",
+    # tests/test_imports_web.py::test_another_tenants_import_answers_404
+    "/companies/{company_id:int}/imports/{import_id:int}",
+    "/companies/{company_id:int}/imports/{import_id:int}/progress",
+    "/companies/{company_id:int}/imports/{import_id:int}/column",
+    "/companies/{company_id:int}/imports/{import_id:int}/renew",
+    "/companies/{company_id:int}/imports/{import_id:int}/rows.csv",
+    # tests/test_dashboard.py: another tenant's batch, or company named in the form, answers 404
+    "/dashboard/batches/{batch_id:int}/renew",
+    "/dashboard/open",
 }
 # Routes without an id, and who may use them.
 PLAIN_ROUTES = [
@@ -49,6 +62,8 @@ PLAIN_ROUTES = [
     "/profile",
     "/licences/orders/filters/status",
 ]
+# Routes without an id that answer 400 to a bare request, with the query that makes them answer 200.
+QUERY_ROUTES = {"/dashboard/batches": "?field=ends_at&start=2026-01-01&end=2026-02-01"}
 PUBLIC_ROUTES = {"/", "/login", "/logout", "/forgot-password", "/healthz", "/set-password/{token:str}"}
 MOVED_ROUTES = {"/outbox"}  # a redirect to /notifications, for the signed-in
 # By API key, and the partner's own keys: tests/test_entitlements_api.py
@@ -65,7 +80,7 @@ CASES = {
 
 def test_every_route_is_covered():
     covered = {path.replace("{id}", "{company_id:int}") for _, path in COMPANY_ROUTES} | set(PLAIN_ROUTES)
-    covered |= PUBLIC_ROUTES | BY_OTHER_IDS | API_ROUTES | MOVED_ROUTES
+    covered |= PUBLIC_ROUTES | BY_OTHER_IDS | API_ROUTES | MOVED_ROUTES | set(QUERY_ROUTES)
     covered |= {"/manage/exit", "/licences/orders/filters/{name:str}"}
     routes = {route.path for route in create_app().routes}
     covered = {c.rstrip("/") for c in covered}
@@ -83,6 +98,8 @@ def answer_inside_the_wing(role: str, target: str, method: str, path: str) -> in
         return 400  # the Add User form, with what is missing
     if path.endswith("/manage"):
         return 302 if customer and role != "north" else 403  # partner managers, on customers only
+    if path.endswith("/imports"):
+        return 400  # no file chosen: the upload form says so
     if path.endswith("/allocate"):
         return 409  # nothing selected, no seats: the page offers to request more
     if path.endswith("/licences/orders"):
@@ -126,9 +143,11 @@ async def test_customer_manager_cannot_use_partner_pages(client, tree):
 @pytest.mark.parametrize("role", ["partner", "sub"])
 async def test_partner_managers_open_every_plain_route(client, tree, role):
     await sign_in(client, tree.email(role))
-    for path in PLAIN_ROUTES:
+    for path in PLAIN_ROUTES + [path + query for path, query in QUERY_ROUTES.items()]:
         response = await client.get(path)
         assert response.status_code == 200, (path, response.status_code)
+    for path in QUERY_ROUTES:
+        assert (await client.get(path)).status_code == 400, path
     moved = await client.get("/outbox")
     assert moved.status_code == 301 and moved.headers["location"] == "/notifications"
 
