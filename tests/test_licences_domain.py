@@ -249,19 +249,19 @@ async def test_requested_orders_filter_newest_first_and_count_across_pages(tree)
     for i in range(30):  # north, under the sub-partner: 30 orders of 1 to 30 licences, a minute apart
         await orders.request_order(customer, tree.north["id"], i + 1, None, "", T0 + timedelta(minutes=i))
     await orders.request_order(direct, tree.direct["id"], 7, None, "", T0)
-    first = await orders.list_orders(partner, orders.OrderFilters(status="requested"), 1)
+    first = await orders.list_orders(partner, orders.ORDER_FILTERS.values(status="requested"), 1)
     assert (first.total, len(first.items), first.pages) == (31, 25, 2)
     assert [o["quantity"] for o in first.items[:3]] == [30, 29, 28]  # newest first
-    second = await orders.list_orders(partner, orders.OrderFilters(status="requested"), 2)
+    second = await orders.list_orders(partner, orders.ORDER_FILTERS.values(status="requested"), 2)
     assert (second.total, len(second.items)) == (31, 6)
-    past_the_end = await orders.list_orders(partner, orders.OrderFilters(status="requested"), 9)
+    past_the_end = await orders.list_orders(partner, orders.ORDER_FILTERS.values(status="requested"), 9)
     assert (past_the_end.total, past_the_end.items) == (31, [])
-    narrowed = orders.OrderFilters(customer=tree.north["id"], min_quantity=10, max_quantity=12)
+    narrowed = orders.ORDER_FILTERS.values(customer=tree.north["id"], min_quantity=10, max_quantity=12)
     assert [o["quantity"] for o in (await orders.list_orders(partner, narrowed, 1)).items] == [12, 11, 10]
-    none = await orders.list_orders(partner, orders.OrderFilters(status="assigned"), 1)
+    none = await orders.list_orders(partner, orders.ORDER_FILTERS.values(status="assigned"), 1)
     assert (none.total, none.items) == (0, [])
     # The sub-partner's wing holds North, not the customer directly under the partner.
-    assert (await orders.list_orders(sub, orders.OrderFilters(), 1)).total == 30
+    assert (await orders.list_orders(sub, orders.ORDER_FILTERS.values(), 1)).total == 30
 
 
 async def test_the_database_gives_every_order_its_companys_path(tree):
@@ -273,4 +273,4 @@ async def test_the_database_gives_every_order_its_companys_path(tree):
     row = await LicenceOrder.select(LicenceOrder.company_path).first()
     assert row["company_path"] == tree.north["path"]
     _, partner = await actors(tree)
-    assert (await orders.list_orders(partner, orders.OrderFilters(), 1)).total == 1
+    assert (await orders.list_orders(partner, orders.ORDER_FILTERS.values(), 1)).total == 1

@@ -3,13 +3,16 @@ the WHERE clause and the filter bar."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
 
+from portal.domain import catalogue, orders
+from portal.domain.access import load_actor
 from portal.domain.orders import ORDER_FILTERS, STATUSES
 from tests.support import sign_in
+from tests.test_licences_domain import actors
 from tests.test_licences_web import HTMX, request_licences
 
 
@@ -61,3 +64,28 @@ async def test_every_filter_renders_its_widget_and_keeps_its_value(client, tree)
     assert 'name="requested_to" value="2100-01-01"' in page.text and 'name="min_quantity" value="4"' in page.text
     # One more than the only order's quantity: none match.
     assert (await client.get("/licences/orders?" + urlencode({**query, "min_quantity": 5}))).text.count("1 order") == 0
+
+
+async def test_each_filter_narrows_the_list_on_the_database(tree):
+    """Every filter of the spec, its clause run by the engine: the days are whole
+    UTC days, the requester and product are ids."""
+    customer, partner = await actors(tree)
+    direct = await load_actor(tree.managers["direct"]["id"], None)
+    trial = await catalogue.product_by_code(catalogue.TRIAL)
+    late_evening = datetime(2026, 1, 15, 23, 59, tzinfo=UTC)
+    await orders.request_order(customer, tree.north["id"], 5, None, "", late_evening)
+    await orders.request_order(customer, tree.north["id"], 6, trial["id"], "", late_evening + timedelta(minutes=2))
+    await orders.request_order(direct, tree.direct["id"], 7, None, "", late_evening + timedelta(days=3))
+
+    async def quantities(**values) -> list[int]:
+        listing = await orders.list_orders(partner, ORDER_FILTERS.values(**values), 1)
+        return [o["quantity"] for o in listing.items]
+
+    assert await quantities() == [7, 6, 5]
+    assert await quantities(requested_to=date(2026, 1, 15)) == [5]
+    assert await quantities(requested_from=date(2026, 1, 16), requested_to=date(2026, 1, 16)) == [6]
+    assert await quantities(requested_from=date(2026, 1, 17)) == [7]
+    assert await quantities(product=trial["id"]) == [6]
+    assert await quantities(requested_by=tree.managers["direct"]["id"]) == [7]
+    assert await quantities(customer=tree.north["id"], min_quantity=6) == [6]
+    assert await quantities(status="requested", max_quantity=5) == [5]

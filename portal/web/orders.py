@@ -19,7 +19,7 @@ from portal.web.flash import flash
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
-# The fuzz test's list of the query names this page reads.
+# tests/test_fuzz.py reads the query names from here; goes when it reads orders.ORDER_FILTERS.
 FILTER_LABELS = {f.name: f.label for f in orders.ORDER_FILTERS}
 
 
