@@ -186,3 +186,22 @@ async def copy_rows(table: str, columns: Sequence[str], records: Sequence[tuple]
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     await transaction.connection.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', records)
+
+
+async def scratch_table(name: str, columns_sql: str) -> None:
+    """A temporary table for the current write transaction only, on its
+    connection: PostgreSQL drops it at commit; SQLite's goes with the
+    transaction's connection (dropped first if a failed run left one)."""
+    if is_postgres():
+        await Company.raw(f"CREATE TEMP TABLE {name} ({columns_sql}) ON COMMIT DROP")
+    else:
+        await Company.raw(f"DROP TABLE IF EXISTS temp.{name}")
+        await Company.raw(f"CREATE TEMP TABLE {name} ({columns_sql})")
+
+
+async def roomy_sorts(megabytes: int = 64) -> None:
+    """Let the current transaction sort in memory (PostgreSQL's work_mem, for this
+    transaction only): matching a 100,000-row file sorts its addresses, which at
+    the default 4 MB spills to disk. SQLite: nothing to set."""
+    if is_postgres():
+        await Company.raw("SELECT set_config('work_mem', {}, true)", f"{int(megabytes)}MB")

@@ -72,6 +72,7 @@ async def apply(actor: Actor, company_id: int, import_id: int, now: datetime) ->
     row = await get_import(actor, company_id, import_id)
     async with db.write_transaction():
         await db.for_update(Company.select(Company.id).where(Company.id == row["company"]))
+        await db.roomy_sorts()
         current = await CsvImport.select().where(CsvImport.id == import_id).output(load_json=True).first()
         assert current is not None, "get_import found it, and imports go only with their company"
         if current["status"] == "done":

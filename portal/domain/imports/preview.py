@@ -40,7 +40,7 @@ REASONS = {
     "no_seat": "No free seat",
 }
 OUTCOME_LABELS = {"renew": "Renewed", "new": "Added as a new learner and given a seat", **REASONS}
-_ROW_COLUMNS = ("csv_import", "line", "email", "name", "cell", "outcome")
+_UPLOAD_COLUMNS = ("line", "email", "name", "cell")
 
 
 def stored_path(stored_as: str) -> Path:
@@ -134,23 +134,27 @@ async def choose_column(
     if not path.exists():
         raise DomainError("The uploaded file is no longer here. Upload it again.")
     async with db.write_transaction():
-        await CsvImportRow.delete().where(CsvImportRow.csv_import == import_id)
+        await db.roomy_sorts()
+        # The file's rows go to a scratch table (COPY, no index), then into csv_import_row
+        # once, with their outcome: a row is written one time, not written and updated.
+        await db.scratch_table("csv_upload", "line INTEGER, email VARCHAR(320), name VARCHAR(200), cell TEXT")
         total = found = 0
         records = reader.rows(path, row["encoding"], row["delimiter"], row["has_header"])
         while True:
             # Reading and parsing is CPU work: in a thread, so the event loop serves other requests meanwhile.
-            chunk, seen = await anyio.to_thread.run_sync(_next_chunk, records, column, import_id)
+            chunk, seen = await anyio.to_thread.run_sync(_next_chunk, records, column)
             if not chunk:
                 break
             total += len(chunk)
             found += seen
-            await db.copy_rows("csv_import_row", _ROW_COLUMNS, chunk)
+            await db.copy_rows("csv_upload", _UPLOAD_COLUMNS, chunk)
         if not found:
             raise CsvRefused(
                 f"The column “{columns[column]}” holds no e-mail addresses. "
                 "Choose the column with your users' e-mail addresses."
             )
-        summary = await classify(actor, row["company"], import_id, add_unknown, now)
+        await CsvImportRow.delete().where(CsvImportRow.csv_import == import_id)
+        summary = await _sort_rows(actor, row["company"], import_id, add_unknown, now, from_upload=True)
         await CsvImport.update(
             {
                 CsvImport.email_column: column,
@@ -162,8 +166,9 @@ async def choose_column(
     return summary
 
 
-def _next_chunk(records, column: int, import_id: int) -> tuple[list[tuple], int]:
-    """Up to CHUNK_ROWS rows ready for csv_import_row, and how many of them hold an address."""
+def _next_chunk(records, column: int) -> tuple[list[tuple], int]:
+    """Up to CHUNK_ROWS rows (line, address or None, a new learner's name, the cell),
+    and how many of them hold an address."""
     chunk: list[tuple] = []
     found = 0
     for line, cells in records:
@@ -171,9 +176,9 @@ def _next_chunk(records, column: int, import_id: int) -> tuple[list[tuple], int]
         address, given_name, _ = parse_cell(cell)
         if address:
             found += 1
-            chunk.append((import_id, line, address, name_for(address, given_name), cell[:500], None))
+            chunk.append((line, address, name_for(address, given_name), cell[:500]))
         else:
-            chunk.append((import_id, line, None, "", cell[:500], "invalid"))
+            chunk.append((line, None, "", cell[:500]))
         if len(chunk) >= CHUNK_ROWS:
             break
     return chunk, found
@@ -188,48 +193,65 @@ async def seat_batch(actor: Actor, company_id: int, now: datetime) -> licences.B
     return None
 
 
+def _outcome_sql(add_unknown: bool) -> tuple[str, str]:
+    """The CASE that gives a file row (`row`) its outcome, and the joins it needs;
+    its parameters: the end a renewal must exceed, the company.
+
+    The first of equal addresses stays, later ones are listed twice; expired,
+    expiring or never licensed users not covered past the batch's end are
+    renewed; an address with an account elsewhere (or deactivated) is not a
+    user of this company, even with "Import Allocation"."""
+    unknown = "CASE WHEN anyone.id IS NULL THEN 'new' ELSE 'unknown' END" if add_unknown else "'unknown'"
+    case = (
+        "CASE WHEN row.email IS NULL THEN 'invalid'"
+        " WHEN row.line > MIN(row.line) OVER (PARTITION BY row.email) THEN 'duplicate'"
+        f" WHEN mine.id IS NULL THEN {unknown}"
+        " WHEN mine.licence_ends_at IS NULL OR mine.licence_ends_at < {} THEN 'renew'"
+        " ELSE 'active' END"
+    )
+    joins = " LEFT JOIN portal_user AS mine ON mine.email = row.email AND mine.company = {} AND mine.active"
+    if add_unknown:
+        joins += " LEFT JOIN portal_user AS anyone ON anyone.email = row.email"
+    return case, joins
+
+
 async def classify(actor: Actor, company_id: int, import_id: int, add_unknown: bool, now: datetime) -> dict:
-    """Give every row of the import one outcome, set-based, in file order:
-    not an e-mail address → listed twice (the first stays) → a user of this
-    company who will be renewed, or already active → not a user of this
-    company, or a new learner with "Import Allocation" → no free seat for the
-    rows past the free seats. Returns the counts and the batch."""
+    """Give every row of the import its outcome again (as "Renew Licences" does,
+    under the company's lock); returns the counts and the batch."""
+    return await _sort_rows(actor, company_id, import_id, add_unknown, now, from_upload=False)
+
+
+async def _sort_rows(
+    actor: Actor, company_id: int, import_id: int, add_unknown: bool, now: datetime, from_upload: bool
+) -> dict:
+    """Set-based, in file order: each row's outcome from one join of the file's
+    addresses with the company's users, then "no free seat" for the renewals
+    past the free seats. From the upload's scratch table, the rows are inserted
+    with their outcome; otherwise only the rows whose outcome changed are written."""
     batch = await seat_batch(actor, company_id, now)
     free = batch["free"] if batch else 0
     covered_until = min(now + licences.EXPIRING_WITHIN, batch["ends_at"]) if batch else now + licences.EXPIRING_WITHIN
     raw = CsvImport.raw
-    await raw(
-        "UPDATE csv_import_row SET outcome = NULL, user_id = NULL "
-        "WHERE csv_import = {} AND (outcome IS NULL OR outcome <> 'invalid')",
-        import_id,
-    )
-    await raw(
-        "UPDATE csv_import_row SET outcome = 'duplicate' WHERE csv_import = {} AND outcome IS NULL AND EXISTS "
-        "(SELECT 1 FROM csv_import_row AS earlier WHERE earlier.csv_import = csv_import_row.csv_import "
-        "AND earlier.email = csv_import_row.email AND earlier.line < csv_import_row.line)",
-        import_id,
-    )
-    # Expired, expiring or never licensed, and not already covered past the batch's end: renewed.
-    await raw(
-        "UPDATE csv_import_row SET user_id = portal_user.id, outcome = CASE "
-        "WHEN portal_user.licence_ends_at IS NULL OR portal_user.licence_ends_at < {} THEN 'renew' "
-        "ELSE 'active' END "
-        "FROM portal_user WHERE csv_import_row.csv_import = {} AND csv_import_row.outcome IS NULL "
-        "AND portal_user.email = csv_import_row.email AND portal_user.company = {} AND portal_user.active",
-        covered_until,
-        import_id,
-        company_id,
-    )
-    if add_unknown:
-        # An address with an account elsewhere (or deactivated) stays "not a user of this company".
+    case, joins = _outcome_sql(add_unknown)
+    if from_upload:
         await raw(
-            "UPDATE csv_import_row SET outcome = CASE WHEN EXISTS "
-            "(SELECT 1 FROM portal_user WHERE portal_user.email = csv_import_row.email) "
-            "THEN 'unknown' ELSE 'new' END WHERE csv_import = {} AND outcome IS NULL",
+            "INSERT INTO csv_import_row (csv_import, line, email, name, cell, outcome, user_id) "
+            f"SELECT {{}}, row.line, row.email, row.name, row.cell, {case}, mine.id FROM csv_upload AS row{joins}",
             import_id,
+            covered_until,
+            company_id,
         )
     else:
-        await raw("UPDATE csv_import_row SET outcome = 'unknown' WHERE csv_import = {} AND outcome IS NULL", import_id)
+        await raw(
+            "UPDATE csv_import_row SET outcome = sorted.outcome, user_id = sorted.user_id FROM ("
+            f" SELECT row.id, mine.id AS user_id, {case} AS outcome FROM csv_import_row AS row{joins}"
+            " WHERE row.csv_import = {}) AS sorted WHERE csv_import_row.id = sorted.id"
+            " AND (csv_import_row.outcome IS DISTINCT FROM sorted.outcome"
+            " OR csv_import_row.user_id IS DISTINCT FROM sorted.user_id)",
+            covered_until,
+            company_id,
+            import_id,
+        )
     cutoff = await raw(
         "SELECT line FROM csv_import_row WHERE csv_import = {} AND outcome IN ('renew', 'new') "
         f"ORDER BY line LIMIT 1 OFFSET {int(free)}",
