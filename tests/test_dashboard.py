@@ -255,6 +255,7 @@ async def test_customer_summary_counts(tree):
         "free": 11,
     }
     assert [b["free"] for b in summary["batches"]] == [2, 9]
+    assert [b["renewable"] for b in summary["batches"]] == [True, True]  # both end within 30 days
     assert summary["next_end"]["ends_at"] == NOW + timedelta(hours=48)
     with pytest.raises(NotFound):
         await dashboard.customer_summary(customer, tree.north["id"], NOW)

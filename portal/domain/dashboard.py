@@ -162,14 +162,18 @@ def ends_in_words(ends_at: datetime, now: datetime) -> str:
     return f"in {amount}" if ahead else f"ended {amount} ago"
 
 
-# Batches under the wing, with their customer, product and whether a later one renewed them.
+# Batches under the wing, with their customer, product and whether a later one renewed them:
+# a batch of the same product assigned since the bound given (now - 30 days). Renewal is
+# offered only within 30 days of a batch's end, so a batch assigned before that window
+# (a second batch for more users, months ago) is not its renewal.
 _BATCHES_SQL = """
 SELECT licence_batch.id, licence_batch.seats, licence_batch.allocated, licence_batch.starts_at,
   licence_batch.ends_at, company.id AS company_id, company.name AS company_name,
   licence_batch.product AS product_id, product.name AS product_name, product.is_trial,
   (SELECT MIN(later.starts_at) FROM licence_batch AS later
     WHERE later.company = licence_batch.company AND later.product = licence_batch.product
-      AND later.starts_at > licence_batch.starts_at AND later.ends_at > licence_batch.ends_at) AS renewed_at,
+      AND later.starts_at > licence_batch.starts_at AND later.ends_at > licence_batch.ends_at
+      AND later.starts_at >= {}) AS renewed_at,
   COUNT(*) OVER () AS total
 FROM licence_batch
 JOIN company ON company.id = licence_batch.company
@@ -195,7 +199,7 @@ async def batches_between(
         _BATCHES_SQL
         + f" ORDER BY licence_batch.{field} {order}, licence_batch.id LIMIT {PER_PAGE} OFFSET {(number - 1) * PER_PAGE}"
     )
-    rows = await LicenceBatch.raw(sql, under_wing(actor).querystring, within.querystring)
+    rows = await LicenceBatch.raw(sql, now - SOON, under_wing(actor).querystring, within.querystring)
     total = (
         rows[0]["total"]
         if rows
@@ -227,7 +231,10 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict:
     """What renewing a batch at the same quantity will do: customer, quantity,
     product and the new batch's end if assigned now. Refuses what is not renewable."""
     rows = await LicenceBatch.raw(
-        _BATCHES_SQL + " LIMIT 1", (Company.id.is_not_null()).querystring, (LicenceBatch.id == batch_id).querystring
+        _BATCHES_SQL + " LIMIT 1",
+        now - SOON,
+        (Company.id.is_not_null()).querystring,
+        (LicenceBatch.id == batch_id).querystring,
     )
     # Through get_company: a batch outside the wing answers NotFound like any other id.
     company = await get_company(actor, rows[0]["company_id"] if rows else 0)
@@ -287,22 +294,16 @@ async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict
         now,
         now + EXPIRING_WITHIN,
     )
-    running = (
-        await LicenceBatch.select(
-            LicenceBatch.id,
-            LicenceBatch.seats,
-            LicenceBatch.allocated,
-            LicenceBatch.starts_at,
-            LicenceBatch.ends_at,
-            LicenceBatch.product.name.as_alias("product_name"),
-        )
-        .where((LicenceBatch.company == company["id"]) & (LicenceBatch.starts_at <= now) & (LicenceBatch.ends_at > now))
-        .order_by(LicenceBatch.ends_at)
+    is_running = (
+        (LicenceBatch.company == company["id"]) & (LicenceBatch.starts_at <= now) & (LicenceBatch.ends_at > now)
     )
-    for batch in running:
-        batch["free"] = batch["seats"] - batch["allocated"]
-        batch["ends_in"] = ends_in_words(batch["ends_at"], now)
-        batch["soon"] = batch["ends_at"] - now <= EXPIRING_WITHIN
+    rows = await LicenceBatch.raw(
+        _BATCHES_SQL + " ORDER BY licence_batch.ends_at, licence_batch.id",
+        now - SOON,
+        (Company.id == company["id"]).querystring,
+        is_running.querystring,
+    )
+    running = [describe_batch(row, now) for row in rows]
     pending = await LicenceOrder.count().where(
         (LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested")
     )
