@@ -51,8 +51,7 @@ def _statements(postgres: bool) -> list[str]:
         "\"cell\" TEXT NOT NULL DEFAULT '', "
         '"outcome" VARCHAR(20) DEFAULT null, '
         '"user_id" INTEGER DEFAULT null)',
-        # Finding a row's earlier twin, and the rows of one outcome in file order.
-        'CREATE INDEX csv_import_row_email ON "csv_import_row" ("csv_import", "email", "line")',
+        # The rows of an import, and of one outcome, in file order (reasons, downloads, the renewal).
         'CREATE INDEX csv_import_row_outcome ON "csv_import_row" ("csv_import", "outcome", "line")',
     ]
 
