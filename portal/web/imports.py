@@ -22,7 +22,7 @@ from portal.domain.imports import apply as applying
 from portal.domain.imports import export, limits, preview
 from portal.domain.imports.preview import REASONS
 from portal.jobs.imports import job_id
-from portal.web.errors import _http_error
+from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.forms import to_int
 from portal.web.render import render
 from portal.web.session import CurrentActor
@@ -44,7 +44,9 @@ def _too_big(request: Request, exc: HTTPException) -> Response:
     handler runs (the CSRF check reads the form first): answer with the upload
     form and its message, not a bare error. Other errors: the portal's answer."""
     if exc.status_code != 413:
-        return _http_error(request, exc)
+        # Anything else (a CSRF refusal, …) as the portal answers it everywhere.
+        handler = next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)
+        return handler(request, exc)
     company_id = request.path_params.get("company_id")
     return Template(
         template_name="pages/imports.html",
