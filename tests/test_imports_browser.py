@@ -112,6 +112,16 @@ async def test_renewal_by_csv_from_excel(browser: Browser, live_server: LiveServ
         "Not a user of this company: 1"
     )
 
+    # At 390 px wide neither the preview nor the upload page scrolls sideways (wide tables scroll in their box).
+    await page.set_viewport_size({"width": 390, "height": 800})
+    preview_url = page.url
+    for url in (preview_url, preview_url.rsplit("/", 1)[0]):
+        await page.goto(url)
+        widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], (url, widths)
+    await page.goto(preview_url)
+    await page.set_viewport_size({"width": 1280, "height": 900})
+
     await page.get_by_role("button", name="Renew Licences").click()
     result = page.get_by_test_id("import-result")
     await expect(result).to_be_visible()
