@@ -69,3 +69,15 @@ async def test_in_process_queue_runs_the_same_task(tree):
     await queue.enqueue("record_sign_in", tree.managers["north"]["id"], tree.north["id"], T0)
     await queue.drain()
     assert [e["actor"] for e in await sign_in_entries()] == [tree.managers["north"]["id"]]
+
+
+def test_every_job_of_the_worker_is_logged_and_retried():
+    """Jobs are wrapped by logged_job where they are defined; one left bare would
+    fail silently and be dropped on a transient error."""
+    from portal.jobs.retry import is_logged
+    from portal.jobs.worker import WorkerSettings
+
+    jobs = [*WorkerSettings.functions, *(cron.coroutine for cron in WorkerSettings.cron_jobs)]
+    names = {fn.__name__ for fn in jobs}
+    assert {"record_sign_in", "apply_import", "deliver_outbox", "sweep_expiry"} <= names
+    assert [fn.__name__ for fn in jobs if not is_logged(fn)] == []

@@ -6,6 +6,7 @@ back: no inline event handler, inline script or inline style anywhere."""
 from __future__ import annotations
 
 import re
+from io import BytesIO
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,8 @@ from litestar.routes import HTTPRoute
 
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
-from portal.domain.orders import request_order
+from portal.domain.imports.preview import receive
+from portal.domain.orders import assign_order, request_order
 from portal.tables import OutboxEmail
 from portal.web.headers import POLICY, SCHEMA_POLICY
 from tests.factories import add_user
@@ -29,16 +31,22 @@ def get_routes(app) -> list[str]:
 
 async def path_values(tree) -> dict[str, str]:
     """A value for every path parameter of the app, from the test tree: the
-    customer under the partner, its learner, its order."""
+    customer under the partner, its learner, an order requested and one assigned, an e-mail, a CSV import."""
     learner = await add_user(tree.direct, "learner@direct.example", role="learner", name="Lee Learner")
     actor = await load_actor(tree.managers["direct"]["id"], None)
     order = await request_order(actor, tree.direct["id"], 5, None, "", utcnow())
     email = await OutboxEmail.select(OutboxEmail.id).first()  # the request's e-mail to the account managers
+    partner = await load_actor(tree.managers["partner"]["id"], None)
+    renewable = await request_order(actor, tree.direct["id"], 3, None, "", utcnow())
+    batch = await assign_order(partner, renewable["id"], utcnow())
+    imported = await receive(actor, tree.direct["id"], "users.csv", BytesIO(b"learner@direct.example\n"), utcnow())
     return {
         "company_id": str(tree.direct["id"]),
         "user_id": str(learner["id"]),
         "order_id": str(order["id"]),
         "email_id": str(email["id"]),
+        "import_id": str(imported),
+        "batch_id": str(batch["id"]),
         "name": "status",
         "token": "not-a-token",
         "email": learner["email"],

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from portal.domain import audit
+from portal.jobs.imports import IMPORT_FUNCTIONS
 from portal.jobs.retry import logged_job
 
 
@@ -17,4 +18,4 @@ async def record_sign_in(ctx: dict[str, Any], user_id: int, company_id: int, at:
     return await audit.record_sign_in(user_id, company_id, at)
 
 
-FUNCTIONS = [logged_job(record_sign_in)]
+FUNCTIONS = [logged_job(record_sign_in), *IMPORT_FUNCTIONS]

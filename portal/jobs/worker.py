@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import importlib.util
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.cron import CronJob
 from arq.worker import Worker, create_worker
 from redis import exceptions as redis_errors
 
 from portal import db
-from portal.jobs.retry import MAX_TRIES, is_logged, is_transient, logged_job
+from portal.jobs.mail import MAIL_CRON_JOBS, MAIL_FUNCTIONS
+from portal.jobs.retry import MAX_TRIES, is_transient
 from portal.jobs.tasks import FUNCTIONS
 from portal.settings import get_settings
 
@@ -44,34 +42,6 @@ GRACE = 30.0
 _REDIS_LOST = (redis_errors.RedisError, ConnectionError, OSError, asyncio.TimeoutError)
 
 
-def _logged(functions: Sequence[Any]) -> list[Any]:
-    return [fn if is_logged(fn) else logged_job(fn) for fn in functions]
-
-
-def _logged_cron(jobs: Sequence[CronJob]) -> list[CronJob]:
-    """A cron job gets `max_tries` tries (arq's default for cron is 1): a
-    transient failure is logged and the next run of the schedule catches up."""
-    return [
-        job
-        if is_logged(job.coroutine)
-        else dataclasses.replace(job, coroutine=logged_job(job.coroutine, max_tries=job.max_tries or 1, name=job.name))  # type: ignore[arg-type]
-        for job in jobs
-    ]
-
-
-def _mail_jobs() -> tuple[list[Any], list[CronJob]]:
-    # E-mail delivery and the expiry sweep (portal/jobs/mail.py) join the worker
-    # once that module exists; an error inside it is not hidden.
-    if importlib.util.find_spec("portal.jobs.mail") is None:
-        return [], []
-    from portal.jobs.mail import MAIL_CRON_JOBS, MAIL_FUNCTIONS  # type: ignore[import-not-found,unused-ignore]
-
-    return _logged(MAIL_FUNCTIONS), _logged_cron(MAIL_CRON_JOBS)
-
-
-_MAIL_FUNCTIONS, _MAIL_CRON_JOBS = _mail_jobs()
-
-
 async def startup(ctx: dict[str, Any]) -> None:
     await db.open_pool()
 
@@ -81,8 +51,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions = _logged(FUNCTIONS) + _MAIL_FUNCTIONS
-    cron_jobs = _MAIL_CRON_JOBS
+    # Each task is wrapped by logged_job where it is defined (portal/jobs/retry.py).
+    functions = [*FUNCTIONS, *MAIL_FUNCTIONS]
+    cron_jobs = MAIL_CRON_JOBS
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379/0")
