@@ -394,7 +394,7 @@ async def domain_figures(url: str, ids: dict[str, int]) -> list[Result]:
     await db.open_pool(max_size=CLIENTS)
     try:
         actor = await load_actor(ids["partner_manager"], None)
-        premium = orders.OrderFilters(status="requested", product=ids["premium"])
+        premium = orders.ORDER_FILTERS.values(status="requested", product=ids["premium"])
 
         async def orders_page() -> bool:
             await orders.list_orders(actor, premium, 1)

@@ -24,7 +24,6 @@ from portal.domain.clock import utcnow
 from portal.settings import PROJECT_DIR
 from portal.tables import Company, User
 from portal.web.app import create_app
-from portal.web.orders import FILTER_LABELS
 from tests.factories import add_user
 from tests.support import PASSWORD, sign_in
 
@@ -63,7 +62,9 @@ def _form_fields() -> list[str]:
 ROUTES = _routes()
 FORM_FIELDS = _form_fields()
 # Query names read from request.query_params, not declared: the Requested Orders filters.
-QUERY_NAMES = sorted({name for *_, declared in ROUTES for name in declared} | set(FILTER_LABELS) | {"tab", "q"})
+QUERY_NAMES = sorted(
+    {name for *_, declared in ROUTES for name in declared} | {f.name for f in orders.ORDER_FILTERS} | {"tab", "q"}
+)
 # Header values travel as bytes: printable ASCII, as a browser sends them.
 header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 HX_TARGETS = ["company-results", "user-results", "order-results", "licence-tab", "select-all", "audit-results"]

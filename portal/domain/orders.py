@@ -258,8 +258,6 @@ ORDER_FILTERS = FilterSet(
     Filter("min_quantity", "Quantity at least", "number", as_int, lambda v: LicenceOrder.quantity >= v),
     Filter("max_quantity", "Quantity at most", "number", as_int, lambda v: LicenceOrder.quantity <= v),
 )
-# bench/load.py's name for ORDER_FILTERS.values; goes when the benchmark calls that.
-OrderFilters = ORDER_FILTERS.values
 
 
 class OrderRow(TypedDict):

@@ -19,9 +19,6 @@ from portal.web.flash import flash
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
-# tests/test_fuzz.py reads the query names from here; goes when it reads orders.ORDER_FILTERS.
-FILTER_LABELS = {f.name: f.label for f in orders.ORDER_FILTERS}
-
 
 class OrderController(Controller):
     path = "/licences/orders"
