@@ -3,6 +3,10 @@ it, reach "Assign" and press it, without the mouse; the row says Assigned."""
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import UTC, datetime
+
+import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
@@ -12,6 +16,28 @@ pytestmark = pytest.mark.browser
 
 PARTNER = "alex.morgan@northwind-msp.example"
 MAX_TABS = 80
+CUSTOMER = "Harborview Hotel"  # no other browser test touches it
+QUANTITY = 37
+
+
+async def place_order(live_server: LiveServer) -> None:
+    """An order of this test's own, written into the server's database: the demo's
+    requested orders belong to the other browser tests, which assign them."""
+    company = await live_server.company_id(CUSTOMER)
+    sql = (
+        "INSERT INTO licence_order (company, company_path, product, quantity, status, requested_at) "
+        "SELECT {0}, '', id, {1}, 'requested', {2} FROM product WHERE code = 'sat-premium'"
+    )
+    now = datetime.now(UTC)
+    if live_server.database_url.startswith("sqlite:///"):
+        with sqlite3.connect(live_server.database_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(sql.format(company, QUANTITY, "?"), (now.isoformat(),))
+        return
+    conn = await asyncpg.connect(live_server.database_url)
+    try:
+        await conn.execute(sql.format(company, QUANTITY, "$1"), now)
+    finally:
+        await conn.close()
 
 
 async def tab_until(page: Page, selector: str) -> None:
@@ -26,10 +52,10 @@ async def tab_until(page: Page, selector: str) -> None:
 async def test_assign_from_the_row_menu_by_keyboard(browser, live_server: LiveServer):
     page = await new_page(browser, live_server)
     try:
+        await place_order(live_server)
         await sign_in(page, PARTNER)
         await page.goto("/licences/orders?status=requested")
-        # Not Brightpath Dental's: tests/test_browser_licences.py expects its only batch of today to be its own.
-        row = page.locator("#order-results tr[data-order]").filter(has_not_text="Brightpath Dental").first
+        row = page.locator("#order-results tr[data-order]").filter(has_text=CUSTOMER).first
         await expect(row.locator(".status")).to_have_text("Requested")
         order_id = await row.get_attribute("data-order")
 
