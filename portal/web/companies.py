@@ -13,6 +13,7 @@ from portal.domain import companies, users
 from portal.domain.access import get_company
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
+from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
 from portal.web.session import CurrentActor
@@ -69,7 +70,8 @@ class CompanyController(Controller):
             if "form_token" in errors:
                 values.pop("form_token")  # that submission is spent: the form gets a new one
             return await self._form(request, actor, values, errors, status_code=400)
-        return Redirect(f"/companies/{created['id']}?created=1")
+        flash(request, f"{created['name']} was created.")
+        return Redirect(f"/companies/{created['id']}")
 
     async def _form(
         self, request: HTMXRequest, actor: CurrentActor, values: dict, errors: dict, status_code: int = 200
@@ -94,7 +96,6 @@ class CompanyController(Controller):
         company_id: FromPath[int],
         q: FromQuery[str] = "",
         page: FromQuery[int] = 1,
-        created: FromQuery[bool] = False,
     ) -> Template:
         company = await get_company(actor, company_id)
         q = q.strip()[:100]
@@ -107,7 +108,6 @@ class CompanyController(Controller):
                 "people": people,
                 "now": utcnow(),
                 "q": q,
-                "created": created,
                 "kind_label": companies.KIND_LABELS[company["kind"]],
             },
             fragments={"user-results": "partials/users/_results.html"},
