@@ -13,6 +13,7 @@
 |                | else proxy addresses/networks, comma-separated (uvicorn's syntax), |
 |                | whose X-Forwarded-For is believed         |
 | LOG_FORMAT     | text (readable lines); or json (one JSON object per line) |
+| SIGN_INS_PER_MINUTE | 10: sign-in attempts per client address a minute |
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Settings:
     host: str = "127.0.0.1"
     forwarded_allow_ips: str | None = None
     log_format: str = "text"
+    sign_ins_per_minute: int = 10
 
     @property
     def is_postgres(self) -> bool:
@@ -103,4 +105,5 @@ def get_settings() -> Settings:
         host=os.environ.get("HOST") or "127.0.0.1",
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "").strip() or None,
         log_format=_log_format(),
+        sign_ins_per_minute=int(os.environ.get("SIGN_INS_PER_MINUTE") or 10),
     )

@@ -78,7 +78,14 @@ def _own_redis(test_url: str) -> tuple[str, str]:
 async def live_server_fixture() -> AsyncIterator[LiveServer]:
     tmp = Path(tempfile.mkdtemp(prefix="portal-browser-"))
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "BASE_URL": f"http://127.0.0.1:{port}", "PORTAL_VAR_DIR": str(tmp / "var")}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "BASE_URL": f"http://127.0.0.1:{port}",
+        "PORTAL_VAR_DIR": str(tmp / "var"),
+        # Every browser test signs in from 127.0.0.1: more than a minute's worth of the default 10.
+        "SIGN_INS_PER_MINUTE": "1000",
+    }
     pg_db = None
     if conftest.ENGINE == "postgres":
         pg_db = f"portal_browser_{os.getpid()}"

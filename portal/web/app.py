@@ -88,8 +88,9 @@ def _engine_setup(engine: JinjaTemplateEngine) -> None:
     env.filters["licence_status"] = licence_status
 
 
-def create_app(settings: Settings | None = None, sign_ins_per_minute: int = 10) -> Litestar:
+def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None = None) -> Litestar:
     settings = settings or get_settings()
+    sign_ins_per_minute = sign_ins_per_minute or settings.sign_ins_per_minute
     throttle = create_counter(settings)
 
     @asynccontextmanager
