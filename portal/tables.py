@@ -26,7 +26,7 @@ USER_ROLES = ("manager", "learner")
 
 class Company(Table):
     id: Serial
-    # Unique among siblings whatever the case: index on (coalesce(parent, 0), lower(name)), migration 0014.
+    # Unique among siblings whatever the case: index on (coalesce(parent, 0), lower(name)), in the baseline migration.
     name = Varchar(length=200)
     kind = Varchar(length=20, choices=None)
     parent: ForeignKey[Company] = ForeignKey("self", null=True, on_delete=OnDelete.restrict, index=True)
@@ -34,13 +34,13 @@ class Company(Table):
     # and listing a subtree is one indexed range scan instead of a recursive query.
     path = Varchar(length=255, index=True)
     created_at = Timestamptz(default=TimestamptzNow())
-    # IANA name; e-mails give a batch's end in the company's own time (migration 0015).
+    # IANA name; e-mails give a batch's end in the company's own time.
     time_zone = Varchar(length=64, default="UTC")
 
 
 class User(Table, tablename="portal_user"):
     id: Serial
-    # Indexed by (company, name, id) and (company, licence_ends_at): migrations 0004, 0006.
+    # Indexed by (company, name, id) and (company, licence_ends_at): the baseline migration.
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=False)
     email = Varchar(length=254, unique=True)
     name = Varchar(length=200)
@@ -62,7 +62,7 @@ class LicenceTally(Table):
     """How many active users of a company have `licence_ends_at` = `ends_at`
     (None: never licensed). The Licenses tabs' counts sum a company's few rows
     against the clock instead of counting its users one by one. Kept by
-    triggers on portal_user (migration 0009), so no write path can forget it."""
+    triggers on portal_user (the baseline migration), so no write path can forget it."""
 
     id: Serial
 
@@ -116,7 +116,7 @@ class LicenceOrder(Table):
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     # The company's path (companies never move), set by the database on insert
-    # (migration 0012): "every order under my wing" is then a filter on this
+    # (the baseline migration): "every order under my wing" is then a filter on this
     # table alone, with no join to company (docs/architecture.md, Tenancy).
     company_path = Varchar(length=255, default="")
     product = ForeignKey(Product, on_delete=OnDelete.restrict, index=True)
@@ -177,7 +177,7 @@ class OutboxEmail(Table):
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     sent_at = Timestamptz(null=True, default=None)
     dedupe_key = Varchar(length=200, null=True, default=None, unique=True)
-    # Delivery (migration 0015): queued → sent | captured (no SMTP_URL) | failed.
+    # Delivery: queued → sent | captured (no SMTP_URL) | failed.
     # A worker claims a row by writing its token and a lease; a claim whose
     # lease ran out (the worker died) is taken again by the next worker.
     status = Varchar(length=12, default="queued")

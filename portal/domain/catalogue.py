@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
@@ -11,10 +10,7 @@ from portal.tables import Product
 
 PREMIUM = "sat-premium"
 TRIAL = "sat-trial"
-CATALOGUE: list[dict[str, Any]] = [
-    {"code": PREMIUM, "name": "Security Awareness Training — Premium", "term_months": 12, "is_trial": False},
-    {"code": TRIAL, "name": "Security Awareness Training — Free trial", "term_days": 30, "is_trial": True},
-]
+# The products themselves are rows the baseline migration writes.
 
 
 def term_end(product: dict, starts_at: datetime) -> datetime:
@@ -22,14 +18,6 @@ def term_end(product: dict, starts_at: datetime) -> datetime:
     if product.get("term_months"):
         return starts_at + relativedelta(months=product["term_months"])
     return starts_at + relativedelta(days=product["term_days"])
-
-
-async def ensure_catalogue() -> None:
-    """Insert the catalogue's products that are missing (idempotent)."""
-    have = {row["code"] for row in await Product.select(Product.code)}
-    missing = [Product(**item) for item in CATALOGUE if item["code"] not in have]
-    if missing:
-        await Product.insert(*missing).on_conflict(action="DO NOTHING")
 
 
 _products: list[dict] | None = None
@@ -50,5 +38,5 @@ async def product(product_id: int) -> dict | None:
 async def product_by_code(code: str) -> dict:
     row = next((p for p in await products() if p["code"] == code), None)
     if row is None:
-        raise LookupError(f"product {code} is not in the catalogue; run migrations and ensure_catalogue")
+        raise LookupError(f"product {code} is not in the catalogue; run migrations")
     return row

@@ -106,7 +106,7 @@ def _taken(parent: dict, name: str) -> str:
 
 async def _check(actor: Actor, parent_id: int | None, name: str, kind: str) -> dict:
     """The form's rules; returns the parent. The sibling-name rule is checked here
-    for a clear message, and held by the database (migration 0014) for races."""
+    for a clear message, and held by the database (a unique index) for races."""
     errors: dict[str, str] = {}
     if not name:
         errors["name"] = "Enter the company's name."

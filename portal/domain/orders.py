@@ -63,7 +63,7 @@ async def request_order(
             await LicenceOrder.insert(
                 LicenceOrder(
                     company=company["id"],
-                    # The database sets it too (migration 0012); given here so the
+                    # The database sets it too (a trigger); given here so the
                     # returned row has it on SQLite, whose RETURNING precedes AFTER triggers.
                     company_path=company["path"],
                     product=product["id"],
