@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
+from arq.connections import ArqRedis, RedisSettings
+from arq.worker import Worker
 from litestar import Litestar
 
 from portal import db
@@ -106,3 +108,20 @@ async def csrf_headers(client: httpx.AsyncClient, page: str = "/") -> dict[str, 
     match = re.search(r'"x-csrftoken": "([^"]+)"', opened.text)
     assert match, "page has no hx-headers CSRF token"
     return {"x-csrftoken": match.group(1)}
+
+
+async def run_burst_worker(functions, redis_url: str | None = None, redis_pool: ArqRedis | None = None) -> Worker:
+    """A real arq worker that runs every job queued, then stops; returned for its counts."""
+    worker = Worker(
+        functions=functions,
+        redis_settings=RedisSettings.from_dsn(redis_url) if redis_url else None,
+        redis_pool=redis_pool,
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    return worker

@@ -10,9 +10,6 @@ import csv
 import io
 import os
 
-from arq.connections import RedisSettings
-from arq.worker import Worker
-
 from portal.domain.clock import utcnow
 from portal.domain.imports import limits
 from portal.jobs import queue as job_queue
@@ -20,7 +17,7 @@ from portal.jobs.imports import IMPORT_FUNCTIONS
 from portal.tables import Allocation, User
 from portal.tables_imports import CsvImport
 from tests.factories import add_user
-from tests.support import csrf_of, sign_in
+from tests.support import csrf_of, run_burst_worker, sign_in
 from tests.test_imports_domain import EXPECTED, FILE, setup_north
 
 HTMX = {"HX-Request": "true"}
@@ -140,17 +137,7 @@ async def run_import_jobs(app, monkeypatch) -> None:
     """Whatever queue the app has: a burst arq worker with the import task on
     Redis, or the in-process queue (with the task registered as the integrator will)."""
     if os.environ.get("REDIS_URL"):
-        worker = Worker(
-            functions=IMPORT_FUNCTIONS,
-            redis_settings=RedisSettings.from_dsn(os.environ["REDIS_URL"]),
-            burst=True,
-            poll_delay=0.05,
-            handle_signals=False,
-        )
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
+        await run_burst_worker(IMPORT_FUNCTIONS, os.environ["REDIS_URL"])
     else:
         await app.state.jobs.drain()
 

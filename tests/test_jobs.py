@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 from arq.connections import RedisSettings, create_pool
-from arq.worker import Worker
 
 from portal.jobs.queue import ArqQueue, InProcessQueue
 from portal.jobs.tasks import FUNCTIONS
 from portal.tables import AuditEntry
+from tests import support
 from tests.factories import T0
 from tests.support import sign_in
 
@@ -20,17 +20,7 @@ REDIS_URL = os.environ["PORTAL_TEST_REDIS"]  # the run's own server (tests/redis
 
 
 async def run_burst_worker() -> None:
-    worker = Worker(
-        functions=FUNCTIONS,
-        redis_settings=RedisSettings.from_dsn(REDIS_URL),
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await support.run_burst_worker(FUNCTIONS, REDIS_URL)
 
 
 async def sign_in_entries() -> list[dict]:

@@ -26,6 +26,7 @@ from portal.jobs.worker import Supervisor, WorkerSettings, new_worker
 from portal.tables import AuditEntry
 from tests.factories import T0
 from tests.redis_server import RedisServer
+from tests.support import run_burst_worker
 
 pytestmark = pytest.mark.redis
 DEADLINE = 30.0  # seconds to wait for something that should happen much sooner
@@ -203,16 +204,8 @@ async def test_a_task_failing_once_on_a_transient_error_is_retried_by_arq(tmp_pa
     try:
         pool = await create_pool(redis_settings(server))
         job = await pool.enqueue_job("flaky", 42)
-        worker = Worker(
-            functions=[func(logged_job(flaky), name="flaky")],
-            redis_pool=pool,
-            burst=True,
-            poll_delay=0.05,
-            handle_signals=False,
-        )
-        await worker.async_run()
+        await run_burst_worker([func(logged_job(flaky), name="flaky")], redis_pool=pool)
         assert await job.result(timeout=5) == 42
-        await worker.close()
     finally:
         server.stop()
     assert calls == [1, 2]
@@ -231,15 +224,7 @@ async def test_a_permanent_failure_is_logged_with_the_job_id_and_not_retried(tmp
     try:
         pool = await create_pool(redis_settings(server))
         await pool.enqueue_job("broken", _job_id="broken-1")
-        worker = Worker(
-            functions=[func(logged_job(broken), name="broken")],
-            redis_pool=pool,
-            burst=True,
-            poll_delay=0.05,
-            handle_signals=False,
-        )
-        await worker.async_run()
-        await worker.close()
+        worker = await run_burst_worker([func(logged_job(broken), name="broken")], redis_pool=pool)
     finally:
         server.stop()
     assert calls == [1]
