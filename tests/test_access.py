@@ -61,6 +61,7 @@ PLAIN_ROUTES = [
     "/notifications",
     "/profile",
     "/licences/orders/filters/status",
+    "/licences/orders/export.csv",
 ]
 # Routes without an id that answer 400 to a bare request, with the query that makes them answer 200.
 QUERY_ROUTES = {"/dashboard/batches": "?field=ends_at&start=2026-01-01&end=2026-02-01"}

@@ -89,3 +89,34 @@ async def test_each_filter_narrows_the_list_on_the_database(tree):
     assert await quantities(requested_by=tree.managers["direct"]["id"]) == [7]
     assert await quantities(customer=tree.north["id"], min_quantity=6) == [6]
     assert await quantities(status="requested", max_quantity=5) == [5]
+
+
+async def test_the_filtered_list_downloads_whole_as_csv_safe_for_a_spreadsheet(client, tree):
+    """Every matching order, more than a page of them, the filters of the screen,
+    a PO number that would be a formula written as text; nothing of another wing."""
+    import csv
+    import io
+
+    customer, partner = await actors(tree)
+    other = await load_actor(tree.managers["other_customer"]["id"], None)
+    now = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    for n in range(30):
+        await orders.request_order(customer, tree.north["id"], n + 1, None, "=HYPERLINK(1)" if n == 0 else "", now)
+    await orders.request_order(other, tree.other_customer["id"], 99, None, "", now)
+    await orders.decline_order(partner, (await orders.list_orders(partner, {}, 1)).items[0]["id"], "Too many", now)
+
+    await sign_in(client, tree.email("partner"))
+    page = await client.get("/licences/orders?status=requested")
+    assert 'href="/licences/orders/export.csv?status=requested"' in page.text
+    download = await client.get("/licences/orders/export.csv?status=requested&min_quantity=2")
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
+    assert rows[0][:4] == ["Requested", "Customer", "Licence", "Quantity"]
+    # 30 requested by North, one of them declined since, one below the minimum; Other's are not in the wing.
+    assert sorted(int(r[3]) for r in rows[1:]) == list(range(2, 30))
+    assert {r[1] for r in rows[1:]} == {"North Customer"} and {r[6] for r in rows[1:]} == {"Requested"}
+    everything = list(csv.reader(io.StringIO((await client.get("/licences/orders/export.csv")).text.lstrip("\ufeff"))))
+    assert ["'=HYPERLINK(1)"] == [r[4] for r in everything[1:] if r[3] == "1"]
+
+    await sign_in(client, tree.email("north"))
+    assert (await client.get("/licences/orders/export.csv")).status_code == 403

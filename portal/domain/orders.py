@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypedDict, cast
 
@@ -315,6 +315,21 @@ async def list_orders(actor: Actor, filters: Mapping[str, Any], page: int) -> Pa
     (values of ORDER_FILTERS, by name)."""
     require_partner_manager(actor)
     return await _newest_first(ORDER_FILTERS.where(filters, under_wing(actor, LicenceOrder.company_path)), page)
+
+
+async def iter_orders(actor: Actor, filters: Mapping[str, Any], chunk: int = 2000) -> AsyncIterator[list[OrderRow]]:
+    """Every order `list_orders` would show, newest first, `chunk` rows at a
+    time: a download of the whole list never holds it all."""
+    require_partner_manager(actor)
+    sql = ORDER_FILTERS.where(filters, under_wing(actor, LicenceOrder.company_path)).querystring
+    offset = 0
+    while True:
+        rows: list[OrderRow] = await LicenceOrder.raw(_rows(_ORDER_ROWS, chunk, offset), sql)
+        if rows:
+            yield rows
+        if len(rows) < chunk:
+            return
+        offset += chunk
 
 
 async def _newest_first(where: Combinable, page: int) -> Page[OrderRow]:

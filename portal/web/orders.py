@@ -9,11 +9,13 @@ from urllib.parse import urlencode
 from litestar import Controller, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Stream, Template
 
 from portal.domain import orders
+from portal.domain.access import require_partner_manager
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
+from portal.domain.imports import export
 from portal.domain.orders import InvalidTransition
 from portal.web.flash import flash
 from portal.web.render import render
@@ -39,6 +41,17 @@ class OrderController(Controller):
                 "query": urlencode(active),
             },
             fragments={"order-results": "partials/orders/_results.html"},
+        )
+
+    @get("/export.csv")
+    async def export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
+        """The list as filtered on screen, every page of it, for a spreadsheet."""
+        filters = orders.ORDER_FILTERS.parse(request.query_params)
+        require_partner_manager(actor)  # refused before the first byte goes out
+        return Stream(
+            export.orders_csv(actor, filters),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="requested-orders.csv"'},
         )
 
     @get("/filters/{name:str}")

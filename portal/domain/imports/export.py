@@ -10,6 +10,7 @@ import io
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
+from portal.domain import orders
 from portal.domain.access import Actor, get_company
 from portal.domain.imports.preview import OUTCOME_LABELS, get_import, iter_rows
 from portal.domain.licences import licence_status
@@ -77,3 +78,24 @@ async def learners_csv(actor: Actor, company_id: int, now: datetime) -> AsyncIte
             for u in page
         )
         after = (page[-1]["name"], page[-1]["id"])
+
+
+async def orders_csv(actor: Actor, filters: dict) -> AsyncIterator[str]:
+    """Requested Orders as listed with `filters`: every matching order, not one page."""
+    yield "\ufeff" + csv_text(
+        [("Requested", "Customer", "Licence", "Quantity", "PO number", "Requested by", "Status", "Decided")]
+    )
+    async for chunk in orders.iter_orders(actor, filters, CHUNK):
+        yield csv_text(
+            (
+                f"{o['requested_at']:%Y-%m-%d %H:%M}",
+                o["company_name"],
+                o["product_name"],
+                o["quantity"],
+                o["po_number"] or "",
+                o["requested_by_name"] or "",
+                o["status"].capitalize(),
+                f"{o['decided_at']:%Y-%m-%d %H:%M}" if o["decided_at"] else "",
+            )
+            for o in chunk
+        )
