@@ -116,7 +116,7 @@ async def test_the_filtered_list_downloads_whole_as_csv_safe_for_a_spreadsheet(c
     assert sorted(int(r[3]) for r in rows[1:]) == list(range(2, 30))
     assert {r[1] for r in rows[1:]} == {"North Customer"} and {r[6] for r in rows[1:]} == {"Requested"}
     everything = list(csv.reader(io.StringIO((await client.get("/licences/orders/export.csv")).text.lstrip("\ufeff"))))
-    assert ["'=HYPERLINK(1)"] == [r[4] for r in everything[1:] if r[3] == "1"]
+    assert [r[4] for r in everything[1:] if r[3] == "1"] == ["'=HYPERLINK(1)"]
 
     await sign_in(client, tree.email("north"))
     assert (await client.get("/licences/orders/export.csv")).status_code == 403
