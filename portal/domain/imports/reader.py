@@ -99,9 +99,6 @@ class Layout:
     guess: int | None  # the column most like the users' own e-mail addresses
     first_rows: tuple[tuple[str, ...], ...]  # the first data rows, as shown
 
-    def column_label(self, index: int | None) -> str:
-        return self.columns[index] if index is not None and 0 <= index < len(self.columns) else ""
-
 
 def detect_encoding(head: bytes) -> str:
     if head.startswith(codecs.BOM_UTF8):
