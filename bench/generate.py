@@ -60,7 +60,7 @@ COLUMNS = {
     "company": ("id", "name", "kind", "parent", "path", "created_at"),
     "portal_user": (
         "id", "company", "email", "name", "role", "password_hash", "active",
-        "failed_sign_ins", "locked_until", "created_at", "licence_ends_at",
+        "created_at", "licence_ends_at",
     ),
     "licence_order": (
         "id", "company", "product", "quantity", "status", "po_number", "requested_by",
@@ -160,7 +160,7 @@ class Dataset:
     def _manager(self, company_id: int, email: str, name: str) -> None:
         # The manager of company N has user id N; all share the bench password.
         self.rows["portal_user"].append(
-            (company_id, company_id, email, name, "manager", self.password_hash, True, 0, None,
+            (company_id, company_id, email, name, "manager", self.password_hash, True,
              self.now - timedelta(days=1000), None)
         )  # fmt: skip
 
@@ -222,7 +222,7 @@ class Dataset:
 
     def _learner(self, user: int, company: int, ends_at: datetime | None) -> None:
         self.rows["portal_user"].append(
-            (user, company, f"learner{user}@c{company}.bench.example", self._name(), "learner", None, True, 0, None,
+            (user, company, f"learner{user}@c{company}.bench.example", self._name(), "learner", None, True,
              self.now - timedelta(days=700), ends_at)
         )  # fmt: skip
 

@@ -11,10 +11,12 @@ from portal.tables import (
     LicenceOrder,
     LicenceTally,
     OutboxEmail,
+    PartnerSetting,
     PasswordToken,
     Product,
     User,
 )
+from portal.tables_billing import BILLING_TABLES
 from portal.tables_imports import CsvImport, CsvImportRow
 
 APP_CONFIG = AppConfig(
@@ -34,6 +36,8 @@ APP_CONFIG = AppConfig(
         ApiKey,
         CsvImport,
         CsvImportRow,
+        PartnerSetting,
+        *BILLING_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

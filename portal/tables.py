@@ -47,8 +47,6 @@ class User(Table, tablename="portal_user"):
     role = Varchar(length=20)
     password_hash = Varchar(length=255, null=True, default=None)
     active = Boolean(default=True)
-    failed_sign_ins = Integer(default=0)
-    locked_until = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     # The end of the user's latest seat (null: never licensed). Kept with the
     # allocations; a user's licence status compares it with the clock at read
@@ -56,6 +54,22 @@ class User(Table, tablename="portal_user"):
     licence_ends_at = Timestamptz(null=True, default=None)
     # The manager switched off the 72-hour and expiry e-mails (order and password e-mails still go).
     reminders_off = Boolean(default=False)
+
+
+class PartnerSetting(Table):
+    """What a partner decides for the companies under its wing. A company without
+    a row of its own follows its nearest ancestor's; with none, the defaults here
+    (portal/domain/partner_settings.py reads them)."""
+
+    id: Serial
+
+    company = ForeignKey(Company, on_delete=OnDelete.cascade, unique=True)
+    # Request Licenses refuses a quantity above this, as a typing slip rather than an order.
+    max_order_quantity = Integer(default=10_000)
+    # The Admin Dashboard flags a customer whose free seats are at or below this while learners wait.
+    low_seat_threshold = Integer(default=0)
+    updated_at = Timestamptz(default=TimestamptzNow())
+    updated_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
 
 
 class LicenceTally(Table):

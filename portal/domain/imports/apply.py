@@ -120,9 +120,9 @@ async def _add_learners(company_id: int, import_id: int, now: datetime) -> None:
     """ "Import Allocation": every address marked new becomes a learner, set-based."""
     stamp = db.timestamp_param()
     await CsvImport.raw(
-        "INSERT INTO portal_user (company, email, name, role, password_hash, active, failed_sign_ins, "
-        "locked_until, created_at, licence_ends_at, reminders_off) "
-        f"SELECT {{}}, email, name, 'learner', NULL, true, 0, NULL, {stamp}, NULL, false "
+        "INSERT INTO portal_user (company, email, name, role, password_hash, active, "
+        "created_at, licence_ends_at, reminders_off) "
+        f"SELECT {{}}, email, name, 'learner', NULL, true, {stamp}, NULL, false "
         "FROM csv_import_row WHERE csv_import = {} AND outcome = 'new' ORDER BY line",
         company_id,
         now,
