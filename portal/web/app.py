@@ -26,6 +26,7 @@ from portal.jobs.queue import create_queue
 from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.audit import audit_log
+from portal.web.billing import BILLING_ROUTES
 from portal.web.auth import AuthController
 from portal.web.companies import CompanyController
 from portal.web.dashboard import DashboardController
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
                     ProfileController,
                     ApiKeyController,
                     audit_log,
+                    *BILLING_ROUTES,
                 ],
             ),
             entitlement,

@@ -1,0 +1,1 @@
+"""Subscriptions and billing (seed 000): catalogue, prices, invoices, payments, renewals."""
