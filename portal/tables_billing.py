@@ -1,8 +1,165 @@
-"""Tables of subscriptions and billing (issue 11, seed 000)."""
+"""Tables of subscriptions and billing (issue 11, seed 000). Migration portal_0005_billing.
+
+The seller is a partner, the buyer a customer company under its wing. Money is
+whole cents in integer columns (`*_cents`) and a tax rate in basis points
+(825 = 8.25 %): exact on both engines; Python works in Decimal and rounds once."""
 
 from __future__ import annotations
 
+from piccolo.columns import BigInt, Boolean, ForeignKey, Integer, OnDelete, Serial, Varchar
+from piccolo.columns.column_types import Timestamptz
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-# Every billing table, in creation order, for portal/piccolo_app.py.
-BILLING_TABLES: list[type[Table]] = []
+from portal.tables import Company, LicenceBatch, LicenceOrder, User
+
+SUBSCRIPTION_STATUSES = ("pending", "active", "lapsed", "ended")
+METHODS = ("online", "invoice")
+INVOICE_STATUSES = ("draft", "issued", "paid", "void")
+PAYMENT_METHODS = ("card", "bank_transfer", "money_order", "check", "card_by_phone")
+
+
+class BillingProfile(Table, tablename="billing_profile"):
+    """A selling partner's billing settings and its invoice counter."""
+
+    id: Serial  # see portal/tables.py
+    company = ForeignKey(Company, on_delete=OnDelete.cascade, unique=True)
+    currency = Varchar(length=3, default="USD")
+    tax_rate_bp = Integer(default=0)
+    # Invoice orders may be assigned before their invoice is paid.
+    assign_unpaid = Boolean(default=False)
+    # The number the next issued invoice takes; taken under the row's lock, in the
+    # transaction that issues, so numbers never skip or repeat.
+    next_invoice_number = Integer(default=1)
+
+
+class CatalogueItem(Table, tablename="catalogue_item"):
+    """What a partner sells: tiers (Lite, Pro), user credits, add-ons."""
+
+    id: Serial
+    partner = ForeignKey(Company, on_delete=OnDelete.cascade, index=False)  # unique with code
+    code = Varchar(length=40)
+    kind = Varchar(length=20)  # tier | user_credit | addon
+    name = Varchar(length=200)
+    price_cents = BigInt(default=0)
+    period = Varchar(length=10)  # year | month | once
+    included_users = Integer(default=0)
+    active = Boolean(default=True)
+
+
+class BillingAccount(Table, tablename="billing_account"):
+    """A buying company's billing address and the card kept for "Pay Online": only
+    the processor's token and what a person recognises, never the number."""
+
+    id: Serial
+    company = ForeignKey(Company, on_delete=OnDelete.cascade, unique=True)
+    billing_name = Varchar(length=200, default="")
+    billing_email = Varchar(length=254, default="")
+    address = Varchar(length=500, default="")
+    country = Varchar(length=2, default="")
+    card_token = Varchar(length=64, null=True, default=None)
+    card_brand = Varchar(length=20, null=True, default=None)
+    card_last4 = Varchar(length=4, null=True, default=None)
+    card_expires = Varchar(length=7, null=True, default=None)  # "2028-04"
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Subscription(Table, tablename="subscription"):
+    """An annual licence for a company: a tier, user credits, a billing method.
+    pending (awaiting its first payment) → active → lapsed (unpaid at its end) | ended (cancelled, ran out)."""
+
+    id: Serial
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    company_path = Varchar(length=255, default="")  # the wing filter, as on licence_order
+    partner = ForeignKey(Company, on_delete=OnDelete.restrict, index=False)  # the seller
+    tier = Varchar(length=40)
+    extra_users = Integer(default=0)
+    read_only_users = Integer(default=0)
+    # Fewer users take effect at the next renewal.
+    next_extra_users = Integer(null=True, default=None)
+    next_read_only_users = Integer(null=True, default=None)
+    method = Varchar(length=10)
+    status = Varchar(length=10, default="pending")
+    auto_renew = Boolean(default=True)
+    term_start = Timestamptz(null=True, default=None)
+    term_end = Timestamptz(null=True, default=None, index=True)
+    batch = ForeignKey(LicenceBatch, null=True, on_delete=OnDelete.set_null)  # the current term's seats
+    cancel_requested_at = Timestamptz(null=True, default=None)
+    cancelled_at = Timestamptz(null=True, default=None)
+    # Online renewal: a failed charge is tried again at this time.
+    renewal_attempts = Integer(default=0)
+    next_charge_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    created_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+
+
+class Invoice(Table, tablename="invoice"):
+    """Never edited once issued: void it and issue another."""
+
+    id: Serial
+    partner = ForeignKey(Company, on_delete=OnDelete.restrict, index=False)  # unique with number
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    company_path = Varchar(length=255, default="")
+    subscription = ForeignKey(Subscription, null=True, on_delete=OnDelete.restrict, index=True)
+    order = ForeignKey(LicenceOrder, null=True, on_delete=OnDelete.set_null)  # the seats it pays for
+    number = Integer(null=True, default=None)  # given when issued
+    status = Varchar(length=10, default="draft")
+    kind = Varchar(length=20)  # purchase | renewal | change | addon
+    currency = Varchar(length=3, default="USD")
+    subtotal_cents = BigInt(default=0)
+    tax_rate_bp = Integer(default=0)
+    tax_cents = BigInt(default=0)
+    total_cents = BigInt(default=0)
+    term_start = Timestamptz(null=True, default=None)
+    term_end = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    issued_at = Timestamptz(null=True, default=None)
+    due_at = Timestamptz(null=True, default=None)
+    paid_at = Timestamptz(null=True, default=None)
+    payment_method = Varchar(length=20, null=True, default=None)
+    payment_reference = Varchar(length=100, null=True, default=None)
+    recorded_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    voided_at = Timestamptz(null=True, default=None)
+    void_reason = Varchar(length=300, null=True, default=None)
+    replaces: ForeignKey[Invoice] = ForeignKey("self", null=True, on_delete=OnDelete.set_null)
+    # "renewal:<subscription>:<term start>": a retried or doubled renewal job finds it taken.
+    idempotency_key = Varchar(length=120, null=True, default=None, unique=True)
+
+
+class InvoiceLine(Table, tablename="invoice_line"):
+    id: Serial
+    invoice = ForeignKey(Invoice, on_delete=OnDelete.cascade, index=True)
+    position = Integer(default=0)
+    code = Varchar(length=40, default="")
+    description = Varchar(length=300)
+    quantity = Integer(default=1)
+    unit_cents = BigInt(default=0)
+    amount_cents = BigInt(default=0)
+
+
+class Charge(Table, tablename="card_charge"):
+    """One attempt to charge a card for an invoice, as the processor answered."""
+
+    id: Serial
+    invoice = ForeignKey(Invoice, on_delete=OnDelete.restrict, index=True)
+    attempt = Integer(default=1)
+    amount_cents = BigInt(default=0)
+    currency = Varchar(length=3, default="USD")
+    status = Varchar(length=10)  # succeeded | declined
+    processor_ref = Varchar(length=64, null=True, default=None)
+    decline_reason = Varchar(length=200, null=True, default=None)
+    attempted_at = Timestamptz()
+    # "<invoice>:<attempt>": the processor is asked with it, so a retried job charges once.
+    idempotency_key = Varchar(length=120, unique=True)
+
+
+# In creation order, for portal/piccolo_app.py.
+BILLING_TABLES: list[type[Table]] = [
+    BillingProfile,
+    CatalogueItem,
+    BillingAccount,
+    Subscription,
+    Invoice,
+    InvoiceLine,
+    Charge,
+]

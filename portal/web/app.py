@@ -26,8 +26,8 @@ from portal.jobs.queue import create_queue
 from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.audit import audit_log
-from portal.web.billing import BILLING_ROUTES
 from portal.web.auth import AuthController
+from portal.web.billing import BILLING_ROUTES
 from portal.web.companies import CompanyController
 from portal.web.dashboard import DashboardController
 from portal.web.errors import EXCEPTION_HANDLERS
