@@ -1,0 +1,270 @@
+"""Card payments behind one small interface, and the test processor the portal uses.
+
+No card processor can be reached from here, so `processor()` is TestProcessor,
+which answers like a processor's test mode by card number (TEST_CARDS). A real
+processor is a class with the CardProcessor methods (save_card: the card to a
+token; charge: a token and an amount, with an idempotency key the processor
+honours), installed once at start-up with `use_processor(...)`; nothing else
+changes. The portal never stores a card number: only the token, brand, last 4
+digits and expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from portal import db
+from portal.domain import audit
+from portal.domain.billing import invoices
+from portal.domain.errors import ValidationFailed
+from portal.tables_billing import Charge, Invoice
+
+ACCEPTED = "4242424242424242"
+DECLINED = "4000000000000002"
+# Saved without complaint, but every charge on it is declined (renewal failures).
+CHARGES_DECLINED = "4000000000000341"
+TEST_CARDS = {
+    ACCEPTED: "Accepted",
+    DECLINED: "Declined at once",
+    CHARGES_DECLINED: "Saved; every charge declined",
+}
+CARD_DECLINED = "Your card was declined."
+NOT_VALID = "That card number is not valid."
+TEST_ONLY = "Test mode accepts only the test cards."
+# A charge row left "pending" this long belongs to a worker that died while
+# asking the processor: the next try asks again with the same key, which a
+# processor answers without charging twice.
+PENDING_LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+
+    def __repr__(self) -> str:
+        # Never the number or the code in a log or a traceback.
+        last4 = digits_of(self.number)[-4:]
+        return f"CardDetails(number='…{last4}', exp_month={self.exp_month}, exp_year={self.exp_year})"
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    token: str
+    brand: str
+    last4: str
+    expires: str  # "2028-04"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    ok: bool
+    reference: str | None
+    decline_reason: str | None
+    # Another worker is asking the processor for this same attempt right now.
+    pending: bool = False
+
+
+class CardProcessor(Protocol):
+    test_mode: bool
+
+    async def save_card(self, card: CardDetails, *, now: datetime | None = None) -> SavedCard:
+        """The card as a token; ValidationFailed({"card": …}) if refused (expired at `now`, when given)."""
+        ...
+
+    async def charge(self, token: str, amount_cents: int, currency: str, idempotency_key: str) -> ChargeResult:
+        """Charge once per key: the same key again answers as the first time and charges nothing more."""
+        ...
+
+
+def digits_of(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit())
+
+
+def luhn_ok(digits: str) -> bool:
+    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+        return False
+    total = 0
+    for position, ch in enumerate(reversed(digits)):
+        value = int(ch)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def brand_of(digits: str) -> str:
+    if digits.startswith("4"):
+        return "Visa"
+    if digits[:2] in {"51", "52", "53", "54", "55"} or "2221" <= digits[:4] <= "2720":
+        return "Mastercard"
+    if digits[:2] in {"34", "37"}:
+        return "American Express"
+    return "Card"
+
+
+def check_card(card: CardDetails, now: datetime | None = None) -> str:
+    """The card's digits, or ValidationFailed naming each bad field."""
+    errors: dict[str, str] = {}
+    digits = digits_of(card.number)
+    # Spaces and dashes as people type them; anything else is not a card number.
+    if any(not (ch.isdigit() or ch in " -") for ch in card.number) or not luhn_ok(digits):
+        errors["card"] = NOT_VALID
+    if not 1 <= card.exp_month <= 12:
+        errors["exp_month"] = "Enter the expiry month, 1 to 12."
+    if not 2000 <= card.exp_year <= 2100:
+        errors["exp_year"] = "Enter the expiry year, like 2030."
+    elif now is not None and 1 <= card.exp_month <= 12 and (card.exp_year, card.exp_month) < (now.year, now.month):
+        errors["exp_year"] = "This card has expired."
+    if not (card.cvc.isdigit() and len(card.cvc) in (3, 4)):
+        errors["cvc"] = "Enter the 3 or 4 digits of the security code."
+    if errors:
+        raise ValidationFailed(errors)
+    return digits
+
+
+class TestProcessor:
+    """A processor's test mode: TEST_CARDS decide the answer. A token names how
+    its charges end, so web processes and workers answer alike with nothing
+    shared; a charge's reference comes from its key, so the same key answers
+    the same. `calls` counts what was asked of it (tests)."""
+
+    __test__ = False  # not a pytest class
+    test_mode = True
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def save_card(self, card: CardDetails, *, now: datetime | None = None) -> SavedCard:
+        digits = check_card(card, now)
+        if digits == DECLINED:
+            raise ValidationFailed({"card": CARD_DECLINED})
+        if digits not in (ACCEPTED, CHARGES_DECLINED):
+            raise ValidationFailed({"card": TEST_ONLY})
+        outcome = "ok" if digits == ACCEPTED else "decline"
+        return SavedCard(
+            token=f"tok_test_{outcome}_{secrets.token_hex(12)}",
+            brand=brand_of(digits),
+            last4=digits[-4:],
+            expires=f"{card.exp_year:04d}-{card.exp_month:02d}",
+        )
+
+    async def charge(self, token: str, amount_cents: int, currency: str, idempotency_key: str) -> ChargeResult:
+        self.calls.append(idempotency_key)
+        if amount_cents < 0 or not token.startswith("tok_test_"):
+            return ChargeResult(ok=False, reference=None, decline_reason=CARD_DECLINED)
+        if token.startswith("tok_test_decline_"):
+            return ChargeResult(ok=False, reference=None, decline_reason=CARD_DECLINED)
+        reference = "ch_test_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+        return ChargeResult(ok=True, reference=reference, decline_reason=None)
+
+
+_processor: CardProcessor = TestProcessor()
+
+
+def processor() -> CardProcessor:
+    """The processor in use: the test processor unless `use_processor` installed another."""
+    return _processor
+
+
+def use_processor(new: CardProcessor) -> CardProcessor:
+    """Install `new` (a real processor at start-up, or a test's); returns the one it replaces."""
+    global _processor
+    old, _processor = _processor, new
+    return old
+
+
+def charge_key(invoice_id: int, attempt: int) -> str:
+    return f"{invoice_id}:{attempt}"
+
+
+def _result_of(row: dict) -> ChargeResult:
+    return ChargeResult(
+        ok=row["status"] == "succeeded", reference=row["processor_ref"], decline_reason=row["decline_reason"]
+    )
+
+
+async def charge_invoice(invoice_id: int, token: str, *, attempt: int, now: datetime) -> ChargeResult:
+    """Charge an issued invoice's total to a saved card, once per (invoice, attempt).
+
+    1. A short transaction writes the card_charge row "<invoice>:<attempt>" as
+       pending, or finds it: a finished attempt answers as it ended and the
+       processor is not asked again; an attempt another worker is asking about
+       right now answers `pending`.
+    2. The processor is asked with that key, outside any transaction.
+    3. A short transaction records the answer and, on success, marks the invoice
+       paid (method "card"). Money taken for an invoice voided meanwhile is
+       recorded and audited for a refund, the invoice left void.
+    Call it outside the caller's transaction: an open one would be held while
+    the processor answers."""
+    key = charge_key(invoice_id, attempt)
+    async with db.write_transaction():
+        invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
+        if invoice is None:
+            raise ValueError(f"no invoice {invoice_id}")
+        existing = await db.for_update(Charge.select().where(Charge.idempotency_key == key)).first()
+        if existing is None:
+            if invoice["status"] != "issued":
+                raise invoices.InvoiceTransition(invoice["status"], "paid")
+            written = (
+                await Charge.insert(
+                    Charge(
+                        invoice=invoice_id,
+                        attempt=attempt,
+                        amount_cents=invoice["total_cents"],
+                        currency=invoice["currency"],
+                        status="pending",
+                        attempted_at=now,
+                        idempotency_key=key,
+                    )
+                )
+                .on_conflict(action="DO NOTHING")
+                .returning(Charge.id)
+            )
+            if not written:
+                # Another worker wrote it between our look and our insert, and is asking now.
+                return ChargeResult(ok=False, reference=None, decline_reason=None, pending=True)
+        elif existing["status"] != "pending":
+            return _result_of(existing)
+        elif existing["attempted_at"] > now - PENDING_LEASE:
+            return ChargeResult(ok=False, reference=None, decline_reason=None, pending=True)
+        else:
+            # Taken over from a worker that died: this try holds the lease now.
+            await Charge.update({Charge.attempted_at: now}).where(Charge.id == existing["id"])
+
+    result = await processor().charge(token, invoice["total_cents"], invoice["currency"], key)
+
+    async with db.write_transaction():
+        await Charge.update(
+            {
+                Charge.status: "succeeded" if result.ok else "declined",
+                Charge.processor_ref: result.reference,
+                Charge.decline_reason: None if result.ok else (result.decline_reason or CARD_DECLINED)[:200],
+            }
+        ).where((Charge.idempotency_key == key) & (Charge.status == "pending"))
+        detail = {
+            "invoice": invoice_id,
+            "number": invoices.format_invoice_number(invoice["number"]),
+            "attempt": attempt,
+            "amount_cents": invoice["total_cents"],
+            "currency": invoice["currency"],
+            "reference": result.reference,
+            "decline_reason": result.decline_reason,
+        }
+        if not result.ok:
+            await audit.record(None, "invoice.charge_declined", invoice["company"], now, detail)
+            return result
+        await audit.record(None, "invoice.charged", invoice["company"], now, detail)
+        current = await db.for_update(Invoice.select(Invoice.status).where(Invoice.id == invoice_id)).first()
+        if current is not None and current["status"] == "issued":
+            await invoices.mark_paid(
+                invoice_id, method="card", reference=result.reference or key, now=now, recorded_by=None
+            )
+        else:
+            await audit.record(None, "invoice.charged_not_issued", invoice["company"], now, detail)
+    return result
