@@ -49,19 +49,151 @@
       }
     }
 
-    // <button data-remove-filter>: drop one "Add Filter" field and list again.
+    // <button data-remove-filter>: drop one "Add Filter" field and list again. A filter
+    // whose absence means a default (status: Requested) leaves data-cleared-value behind
+    // instead, so the URL says "every status" (status=any).
     const remove = target.closest("[data-remove-filter]");
     if (remove) {
       const form = remove.closest("form");
-      remove.closest(".filter").remove();
+      const chip = remove.closest(".filter");
+      const cleared = remove.dataset.clearedValue;
+      if (cleared !== undefined) {
+        const hidden = document.createElement("input");
+        hidden.type = "hidden";
+        hidden.name = chip.dataset.filter;
+        hidden.value = cleared;
+        hidden.dataset.filterCleared = chip.dataset.filter;
+        chip.replaceWith(hidden);
+      } else {
+        chip.remove();
+      }
       if (form) form.requestSubmit();
     }
+
+    // A click outside an open <details class="menu"> closes it.
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(target)) menu.open = false;
+    });
 
     // <button data-close-menu> inside a <details> menu: close it once chosen.
     const item = target.closest("[data-close-menu]");
     if (item) {
       const menu = item.closest("details");
       if (menu) menu.open = false;
+    }
+  });
+
+  // A <details class="menu"> behaves as a menu button: Escape closes it and gives the
+  // focus back to its summary, the arrow keys move between its items, and it closes
+  // when the focus leaves it.
+  function menuItems(menu) {
+    return Array.from(
+      menu.querySelectorAll(".menu-items a[href], .menu-items button:not([disabled]), .menu-items input"),
+    );
+  }
+  document.addEventListener("keydown", function (event) {
+    const target = event.target;
+    if (!(target instanceof Element)) return;
+    const menu = target.closest("details.menu");
+    if (!menu) return;
+    const summary = menu.querySelector("summary");
+    if (event.key === "Escape" && menu.open) {
+      event.preventDefault();
+      menu.open = false;
+      summary.focus();
+      return;
+    }
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    event.preventDefault();
+    if (!menu.open) menu.open = true;
+    const items = menuItems(menu);
+    if (!items.length) return; // still loading: the next press finds them
+    const at = items.indexOf(target);
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    const next = at === -1 ? (step === 1 ? 0 : items.length - 1) : (at + step + items.length) % items.length;
+    items[next].focus();
+  });
+  document.addEventListener("focusout", function (event) {
+    const target = event.target;
+    const to = event.relatedTarget;
+    if (!(target instanceof Element) || !(to instanceof Element)) return;
+    const menu = target.closest("details.menu[open]");
+    if (menu && !menu.contains(to)) menu.open = false;
+  });
+
+  // <input type="checkbox" data-check-all="user_id" hidden>: ticks every box of that
+  // name in its form (this page's rows). Hidden until this script shows it: without
+  // JavaScript it would do nothing, and the user ticks the boxes one by one.
+  function boxesOf(all) {
+    return Array.from(all.form.querySelectorAll('input[type=checkbox][name="' + all.dataset.checkAll + '"]'));
+  }
+  function syncCheckAll(form) {
+    form.querySelectorAll("input[data-check-all]").forEach(function (all) {
+      const boxes = boxesOf(all);
+      const ticked = boxes.filter(function (b) {
+        return b.checked;
+      }).length;
+      all.checked = boxes.length > 0 && ticked === boxes.length;
+      all.indeterminate = ticked > 0 && ticked < boxes.length;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    const target = event.target;
+    if (target instanceof HTMLInputElement && target.form && target.type === "checkbox") {
+      if (target.dataset.checkAll) {
+        boxesOf(target).forEach(function (b) {
+          b.checked = target.checked;
+        });
+      }
+      syncCheckAll(target.form);
+    }
+    // <select data-ends-output="id"> whose options carry data-ends: the element `id`
+    // says the end date the chosen batch gives.
+    if (target instanceof HTMLSelectElement && target.dataset.endsOutput) {
+      const out = document.getElementById(target.dataset.endsOutput);
+      const option = target.selectedOptions[0];
+      if (out && option && option.dataset.ends) out.textContent = option.dataset.ends;
+    }
+  });
+
+  function enhance(root) {
+    root.querySelectorAll("input[data-check-all][hidden]").forEach(function (all) {
+      all.hidden = false;
+    });
+    // An "Add Filter" field added again replaces the value its removal left behind.
+    root.querySelectorAll(".filter[data-filter]").forEach(function (chip) {
+      const form = chip.closest("form");
+      if (!form) return;
+      form.querySelectorAll('input[data-filter-cleared="' + chip.dataset.filter + '"]').forEach(function (old) {
+        old.remove();
+      });
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () {
+      enhance(document);
+    });
+  } else {
+    enhance(document);
+  }
+  document.addEventListener("htmx:load", function (event) {
+    if (event.target instanceof Element) enhance(event.target);
+  });
+
+  // A swapped-in element says what was done (data-announce, into the page's
+  // [data-live-region]) and where the keyboard goes on (data-autofocus): after Assign,
+  // the row's replacement keeps the focus the removed row had.
+  document.addEventListener("htmx:afterSettle", function () {
+    const said = document.querySelector("[data-announce]");
+    if (said) {
+      const region = document.querySelector("[data-live-region]");
+      if (region) region.textContent = said.dataset.announce;
+      said.removeAttribute("data-announce");
+    }
+    const focus = document.querySelector("[data-autofocus]");
+    if (focus) {
+      focus.removeAttribute("data-autofocus");
+      focus.focus();
     }
   });
 })();

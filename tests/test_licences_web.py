@@ -11,6 +11,7 @@ from tests.factories import add_user
 from tests.support import csrf_headers, post_form, sign_in
 
 HTMX = {"HX-Request": "true"}
+CONFIRM = {"confirm": "1"}  # the Assign confirmation's button
 
 
 def row_htmx(order_id: int) -> dict[str, str]:
@@ -18,14 +19,13 @@ def row_htmx(order_id: int) -> dict[str, str]:
     return {**HTMX, "HX-Target": f"order-{order_id}"}
 
 
-async def request_licences(client, company_id: int, quantity, po: str = ""):
+async def request_licences(client, company_id: int, quantity, po: str = "", confirm: bool = True):
+    """ "Save" on Request Licenses; `confirm` as "Request anyway" sends it, past any warning."""
     premium = await product_by_code(PREMIUM)
     page = f"/companies/{company_id}/licences/orders/new"
+    form = {"quantity": quantity, "po_number": po, "product_id": premium["id"]}
     return await post_form(
-        client,
-        page,
-        f"/companies/{company_id}/licences/orders",
-        {"quantity": quantity, "po_number": po, "product_id": premium["id"]},
+        client, page, f"/companies/{company_id}/licences/orders", {**form, "confirm": "1"} if confirm else form
     )
 
 
@@ -63,10 +63,13 @@ async def test_partner_filters_requested_orders_and_assigns_from_the_row(client,
     assert 'name="customer"' in field.text and "North Customer" in field.text
 
     headers = {**await csrf_headers(client, "/licences/orders"), **row_htmx(order_id)}
-    row = await client.post(f"/licences/orders/{order_id}/assign", headers=headers)
-    assert row.status_code == 200 and "Assigned" in row.text and "<html" not in row.text
-    again = await client.post(f"/licences/orders/{order_id}/assign", headers=headers)
-    assert "already assigned" in again.text
+    asked = await client.post(f"/licences/orders/{order_id}/assign", headers=headers)
+    assert asked.status_code == 200 and 'data-testid="assign-confirm"' in asked.text and "<html" not in asked.text
+    assert await LicenceBatch.count() == 0  # asking writes nothing
+    row = await client.post(f"/licences/orders/{order_id}/assign", data=CONFIRM, headers=headers)
+    assert row.status_code == 200 and ">Assigned<" in row.text and "<html" not in row.text
+    again = await client.post(f"/licences/orders/{order_id}/assign", data=CONFIRM, headers=headers)
+    assert "This order is already assigned; it cannot be assigned." in again.text
     assert await LicenceBatch.count() == 1
     assert await OutboxEmail.count().where(OutboxEmail.kind == "order_assigned") == 1
     outbox = await client.get("/outbox", follow_redirects=True)
@@ -97,7 +100,7 @@ async def test_the_rows_menu_offers_assign_and_decline_while_requested(client, t
     )
     assert ">Assign</button>" in menu.text and ">Decline</button>" in menu.text and "<html" not in menu.text
     headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
-    await client.post(f"/licences/orders/{order['id']}/assign", headers=headers)
+    await client.post(f"/licences/orders/{order['id']}/assign", data=CONFIRM, headers=headers)
     menu = await client.get(
         f"/licences/orders/{order['id']}/menu", headers={**HTMX, "HX-Target": f"menu-{order['id']}"}
     )
@@ -110,7 +113,7 @@ async def assign_all(client, tree) -> None:
     await sign_in(client, tree.email("partner"))
     headers = {**await csrf_headers(client, "/licences/orders"), **HTMX}
     for order in await LicenceOrder.select().where(LicenceOrder.status == "requested"):
-        await client.post(f"/licences/orders/{order['id']}/assign", headers=headers)
+        await client.post(f"/licences/orders/{order['id']}/assign", data=CONFIRM, headers=headers)
 
 
 async def seats_assigned(client, tree, seats: int) -> None:
@@ -253,13 +256,16 @@ async def test_assign_and_decline_work_as_plain_forms(client, tree):
     assert page.status_code == 200 and "<html" in page.text and "Order from North Customer" in page.text
     assert f'action="/licences/orders/{first["id"]}/assign"' in page.text and "hx-post" not in page.text
 
-    assigned = await post_form(client, menu, f"/licences/orders/{first['id']}/assign", {})
+    asked = await post_form(client, menu, f"/licences/orders/{first['id']}/assign", {})
+    assert asked.status_code == 200 and "<html" in asked.text and 'name="confirm" value="1"' in asked.text
+    assert await LicenceBatch.count() == 0
+    assigned = await post_form(client, menu, f"/licences/orders/{first['id']}/assign", CONFIRM)
     assert assigned.status_code in (302, 303) and assigned.headers["location"] == "/licences/orders"
     batch = await LicenceBatch.select().first()
     shown = await client.get("/licences/orders")
     premium = "Security Awareness Training — Premium"
     assert f"Assigned 4 × {premium} to North Customer, running until {batch['ends_at']:%d %b %Y}." in shown.text
-    again = await post_form(client, menu, f"/licences/orders/{first['id']}/assign", {})
+    again = await post_form(client, menu, f"/licences/orders/{first['id']}/assign", CONFIRM)
     assert again.status_code == 409 and "already assigned" in again.text and "<html" in again.text
     assert await LicenceBatch.count() == 1
 

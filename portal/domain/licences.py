@@ -54,6 +54,28 @@ def _people(company_id: int) -> Combinable:
     return (User.company == company_id) & WhereRaw("portal_user.active")
 
 
+@dataclass(frozen=True)
+class SeatsAndWaiting:
+    free: int  # free seats of running batches only: an ended batch's are of no use
+    expired: int
+    unlicensed: int
+
+
+async def seats_and_waiting(company_id: int, now: datetime) -> SeatsAndWaiting:
+    """What Request Licenses weighs: the seats the company can still give, and who needs one."""
+    counts = await _counts(company_id, now)
+    row = (
+        await LicenceBatch.raw(
+            "SELECT SUM(seats - allocated) AS free FROM licence_batch "
+            "WHERE company = {} AND starts_at <= {} AND ends_at > {}",
+            company_id,
+            now,
+            now,
+        )
+    )[0]
+    return SeatsAndWaiting(int(row["free"] or 0), counts["expired"], counts["unlicensed"])
+
+
 async def tab_counts(actor: Actor, company_id: int, now: datetime) -> dict[str, int]:
     company = await get_company(actor, company_id)
     return await _counts(company["id"], now)
@@ -92,7 +114,15 @@ async def licence_view(actor: Actor, company_id: int, tab: str, q: str, page: in
     company, its batches, the tabs' counts and one page of the chosen tab."""
     company = await get_company(actor, company_id)
     counts = await _counts(company["id"], now)
-    view: dict[str, Any] = {"company": company, "counts": counts, "batches": await _batches(company["id"], now)}
+    batches = await _batches(company["id"], now)
+    take_from = seats_to_take(batches)
+    view: dict[str, Any] = {
+        "company": company,
+        "counts": counts,
+        "batches": batches,
+        "take_from": take_from,
+        "take_from_default": longest_running(take_from),
+    }
     if tab in TABS:
         view["listing"] = await _tab_page(company["id"], tab, q, page, now, total=None if q else counts[tab])
         view["empty"] = empty_tab_message(tab, q)
@@ -189,6 +219,16 @@ async def _batches(company_id: int, now: datetime) -> list[BatchRow]:
     )
 
 
+def seats_to_take(batches: list[BatchRow]) -> list[BatchRow]:
+    """The batches "Take seats from" offers: running, with a free seat, ending soonest first."""
+    return [b for b in batches if b["running"] and b["free"] > 0]
+
+
+def longest_running(batches: list[BatchRow]) -> int | None:
+    """Manual allocation's default: the batch that runs longest gives the latest end date."""
+    return max(batches, key=lambda b: (b["ends_at"], b["id"]))["id"] if batches else None
+
+
 @dataclass(frozen=True)
 class Selection:
     """Who "Allocate Licenses" is for: ticked users, or "Select All" users of a
@@ -223,6 +263,7 @@ class Allocated:
     batch_id: int
     ends_at: datetime
     already_covered: int  # selected users whose seat already runs past this batch's end
+    batch_starts_at: datetime | None = None  # when the batch was assigned: how a person names it
 
 
 @dataclass(frozen=True)
@@ -239,7 +280,7 @@ class SelectAllView:
 async def select_all_view(actor: Actor, company_id: int, selection: Selection, now: datetime) -> SelectAllView:
     company = await get_company(actor, company_id)
     count = await User.count().where(_people(company["id"]) & selection.clause(now))
-    running = [b for b in await _batches(company["id"], now) if b["running"] and b["free"] > 0]
+    running = seats_to_take(await _batches(company["id"], now))
     fits = next((b["id"] for b in running if b["free"] >= count), None)
     return SelectAllView(company, selection, count, running, fits)
 
@@ -284,7 +325,13 @@ async def allocate(
             now,
             {"batch": batch["id"], "renewed": take, "selected": selected},
         )
-    return Allocated(renewed=take, batch_id=batch["id"], ends_at=batch["ends_at"], already_covered=selected - wanted)
+    return Allocated(
+        renewed=take,
+        batch_id=batch["id"],
+        ends_at=batch["ends_at"],
+        already_covered=selected - wanted,
+        batch_starts_at=batch["starts_at"],
+    )
 
 
 async def _pick_batch(company_id: int, batch_id: int | None, now: datetime) -> dict:
@@ -376,7 +423,8 @@ async def history(actor: Actor, user_id: int) -> tuple[dict, list[dict]]:
             Allocation.starts_at,
             Allocation.ends_at,
             Allocation.released_at,
-            Allocation.batch.id.as_alias("batch_id"),
+            Allocation.batch.seats.as_alias("batch_seats"),
+            Allocation.batch.starts_at.as_alias("batch_starts_at"),
             Allocation.batch.ends_at.as_alias("batch_ends_at"),
             Allocation.batch._.product._.name.as_alias("product_name"),
             Allocation.allocated_by.name.as_alias("allocated_by_name"),

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 from piccolo.custom_types import Combinable
 
 from portal import db
-from portal.domain import audit, catalogue, outbox
+from portal.domain import audit, catalogue, licences, outbox, partner_settings
 from portal.domain.access import Actor, get_company, may_act_on, require_partner_manager, under_wing
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.pages import PER_PAGE, Page, clamp_page
 from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
 
-MAX_QUANTITY = 100_000
 STATUSES = ("requested", "assigned", "declined", "cancelled")
+# Requested Orders opens on the orders waiting for "Assign"; `status=any` in the
+# URL is the user's choice of every status, so a shared link keeps its meaning.
+ANY_STATUS = "any"
+DEFAULT_FILTERS = {"status": "requested"}
 
 
 class InvalidTransition(ValidationFailed):
@@ -36,19 +40,115 @@ async def _nearest_account_managers(company: dict) -> tuple[int, list[str]]:
     return company["id"], []
 
 
+@dataclass(frozen=True)
+class RequestAdvice:
+    """What Request Licenses shows before a request: the seats the company holds,
+    the users waiting for one, the requests not yet decided, and the partner's limit."""
+
+    company_name: str
+    free: int  # free seats of running batches: an ended batch's seats are no use
+    expired: int
+    unlicensed: int
+    pending: list[dict]  # requested orders: quantity, requested_at; newest first
+    limit: int
+
+    @property
+    def waiting(self) -> int:
+        return self.expired + self.unlicensed
+
+    @property
+    def suggested(self) -> int:
+        """Enough for everyone waiting, less the seats already free; at least one."""
+        return min(max(self.waiting - self.free, 1), self.limit)
+
+    @property
+    def pending_quantity(self) -> int:
+        return sum(o["quantity"] for o in self.pending)
+
+    def warnings(self) -> list[str]:
+        """Why a request may be a slip: one is already waiting, or the seats held cover everyone."""
+        said = []
+        if len(self.pending) == 1:
+            (o,) = self.pending
+            said.append(
+                f"{self.company_name} already has a request waiting for its account managers: "
+                f"{_licences(o['quantity'])}, requested {o['requested_at']:%d %b %Y}."
+            )
+        elif self.pending:
+            said.append(
+                f"{self.company_name} already has {len(self.pending)} requests waiting for its account managers, "
+                f"{_licences(self.pending_quantity)} in all."
+            )
+        if self.free and self.free >= self.waiting:
+            seats = f"{self.free:,} free seat{'' if self.free == 1 else 's'}"
+            if self.waiting:
+                users = f"{self.waiting:,} user{'' if self.waiting == 1 else 's'}"
+                said.append(
+                    f"{self.company_name} already holds {seats}, enough for the {users} waiting "
+                    "(expired or unlicensed): allocate them under Expired Licenses."
+                )
+            else:
+                said.append(f"{self.company_name} already holds {seats}, and no user is waiting for one.")
+        return said
+
+
+def _licences(n: int) -> str:
+    return f"{n:,} licence{'' if n == 1 else 's'}"
+
+
+class NeedsConfirmation(ValidationFailed):
+    """The request is valid but may be a slip: nothing is written until the user
+    asks again, confirmed."""
+
+    def __init__(self, advice: RequestAdvice) -> None:
+        super().__init__({"confirm": " ".join(advice.warnings())})
+        self.advice = advice
+
+
+async def request_advice(actor: Actor, company_id: int, now: datetime) -> RequestAdvice:
+    company = await get_company(actor, company_id)
+    return await _advice(company, now)
+
+
+async def _advice(company: dict, now: datetime) -> RequestAdvice:
+    seats = await licences.seats_and_waiting(company["id"], now)
+    pending = (
+        await LicenceOrder.select(LicenceOrder.quantity, LicenceOrder.requested_at)
+        .where((LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested"))
+        .order_by(LicenceOrder.requested_at, ascending=False)
+    )
+    limit = (await partner_settings.for_path(company["path"])).max_order_quantity
+    return RequestAdvice(company["name"], seats.free, seats.expired, seats.unlicensed, pending, limit)
+
+
 async def request_order(
-    actor: Actor, company_id: int, quantity: int | None, product_id: int | None, po_number: str, now: datetime
+    actor: Actor,
+    company_id: int,
+    quantity: int | None,
+    product_id: int | None,
+    po_number: str,
+    now: datetime,
+    *,
+    confirmed: bool = True,
 ) -> dict:
     """A customer manager (or a partner manager in manage mode, or creating the
-    customer) asks for `quantity` licences; the account managers above are e-mailed."""
+    customer) asks for `quantity` licences; the account managers above are e-mailed.
+
+    At most the partner's largest order (partner_settings). Unless `confirmed`,
+    a request that may be a slip (another one waiting, or free seats enough for
+    everyone waiting) raises NeedsConfirmation and writes nothing."""
     company = await get_company(actor, company_id)
     errors: dict[str, str] = {}
     if company["kind"] != "customer":
         raise PermissionDenied("Licences are ordered for customer companies.")
+    limit = (await partner_settings.for_path(company["path"])).max_order_quantity
     if quantity is None or quantity < 1:
         errors["quantity"] = "Enter how many licences, 1 or more."
-    elif quantity > MAX_QUANTITY:
-        errors["quantity"] = f"At most {MAX_QUANTITY:,} licences in one order."
+    elif quantity > limit:
+        errors["quantity"] = (
+            f"At most {_licences(limit)} in one order: the largest order your account managers accept. "
+            "Ask them if you need more."
+        )
     product = await catalogue.product(product_id) if product_id else await catalogue.product_by_code(catalogue.PREMIUM)
     if product is None:
         errors["product_id"] = "Choose a licence type."
@@ -57,6 +157,10 @@ async def request_order(
         errors["po_number"] = "Use at most 64 characters."
     if errors or product is None:
         raise ValidationFailed(errors)
+    if not confirmed:
+        advice = await _advice(company, now)
+        if advice.warnings():
+            raise NeedsConfirmation(advice)
 
     async with db.write_transaction():
         order = (
@@ -248,9 +352,14 @@ async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) 
         return await assign_order(actor, order["id"], now)
 
 
+def _status_clause(status: str) -> Combinable:
+    # `any` still narrows by a clause (always true: the column is NOT NULL), so every value has one.
+    return LicenceOrder.status.is_not_null() if status == ANY_STATUS else LicenceOrder.status == status
+
+
 ORDER_FILTERS = FilterSet(
     Filter("customer", "Customer", "select", as_int, lambda v: LicenceOrder.company == v),
-    Filter("status", "Status", "select", one_of(STATUSES), lambda v: LicenceOrder.status == v),
+    Filter("status", "Status", "select", one_of((*STATUSES, ANY_STATUS)), _status_clause),
     Filter("product", "Product", "select", as_int, lambda v: LicenceOrder.product == v),
     Filter("requested_from", "Requested from", "date", as_date, lambda v: LicenceOrder.requested_at >= day_start(v)),
     Filter("requested_to", "Requested until", "date", as_date, lambda v: LicenceOrder.requested_at < day_end(v)),
@@ -258,6 +367,18 @@ ORDER_FILTERS = FilterSet(
     Filter("min_quantity", "Quantity at least", "number", as_int, lambda v: LicenceOrder.quantity >= v),
     Filter("max_quantity", "Quantity at most", "number", as_int, lambda v: LicenceOrder.quantity <= v),
 )
+
+
+def parse_filters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The filters of a Requested Orders URL: what it says, and Requested where it
+    names no status. `status=any` is kept, so the URL rebuilt from these says it."""
+    return {**DEFAULT_FILTERS, **ORDER_FILTERS.parse(params)}
+
+
+def short_product_name(name: str) -> str:
+    """ "Security Awareness Training — Premium" → "Premium": the list's column is narrow,
+    and every product of the catalogue is the same training."""
+    return name.rsplit(" — ", 1)[-1]
 
 
 class OrderRow(TypedDict):
@@ -273,8 +394,10 @@ class OrderRow(TypedDict):
     company_path: str
     company_id: int
     company_name: str
+    product_id: int
     product_name: str
     requested_by_name: str | None
+    product_short: NotRequired[str]  # added to a page's rows, not to a download's
 
 
 class _CountedOrderRow(OrderRow):
@@ -287,7 +410,7 @@ _ORDER_COLUMNS = (
     "licence_order.id, licence_order.quantity, licence_order.status, licence_order.po_number, "
     "licence_order.requested_at, licence_order.decided_at, licence_order.decline_reason, "
     "licence_order.company_path, company.id AS company_id, company.name AS company_name, "
-    "product.name AS product_name, requester.name AS requested_by_name"
+    "licence_order.product AS product_id, product.name AS product_name, requester.name AS requested_by_name"
 )
 _ORDERS_FROM = (
     "FROM licence_order "
@@ -339,6 +462,8 @@ async def _newest_first(where: Combinable, page: int) -> Page[OrderRow]:
     rows: list[_CountedOrderRow] = await LicenceOrder.raw(
         _rows(_ORDER_PAGE, PER_PAGE, (number - 1) * PER_PAGE), sql, sql
     )
+    for row in rows:
+        row["product_short"] = short_product_name(row["product_name"])
     if rows:
         return Page(items=cast(list[OrderRow], rows), total=rows[0]["total"], number=number)
     # No row to carry the count (none match, or a page past the end): ask it alone.
@@ -388,4 +513,22 @@ async def get_order(actor: Actor, order_id: int) -> OrderRow:
     row = rows[0] if rows else None
     if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such order.")
+    row["product_short"] = short_product_name(row["product_name"])
     return row
+
+
+@dataclass(frozen=True)
+class AssignPreview:
+    """What "Assign" will do, shown before it does it."""
+
+    order: OrderRow
+    ends_at: datetime  # the batch's end if assigned now: its term starts at assignment
+
+
+async def assign_preview(actor: Actor, order_id: int, now: datetime) -> AssignPreview:
+    order = await get_order(actor, order_id)
+    if order["status"] != "requested":
+        raise InvalidTransition(order["status"], "assigned")
+    product = await catalogue.product(order["product_id"])
+    assert product is not None, "an order's product is a foreign key"
+    return AssignPreview(order, catalogue.term_end(product, now))

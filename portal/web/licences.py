@@ -27,9 +27,12 @@ def _users(n: int) -> str:
 
 
 def renewed_message(result: Allocated) -> str:
-    """What "Allocate Licenses" did, in the words of the result: 5,000 users renewed until 23 Nov 2027."""
+    """What "Allocate Licenses" did, in the words of the result: 5,000 users renewed
+    until 23 Nov 2027 from the batch assigned 23 Nov 2026 (a batch is named by its
+    dates: its id means nothing to a person)."""
+    source = f" from the batch assigned {result.batch_starts_at:%d %b %Y}" if result.batch_starts_at else ""
     said = (
-        f"{_users(result.renewed)} renewed until {result.ends_at:%d %b %Y}."
+        f"{_users(result.renewed)} renewed until {result.ends_at:%d %b %Y}{source}."
         if result.renewed
         else "No one was renewed."
     )
@@ -51,8 +54,11 @@ class LicenceController(Controller):
         tab: FromQuery[str] = "expired",
         q: FromQuery[str] = "",
         page: FromQuery[int] = 1,
+        select: FromQuery[str] = "",
     ) -> Template:
-        return await self._section(request, actor, company_id, tab, q, page, {})
+        """`select=manual` is "Select users Manually": the tab with its ticks, "Take
+        seats from" and "Allocate Licenses" (a link, so it works without JavaScript)."""
+        return await self._section(request, actor, company_id, tab, q, page, {"manual": select == "manual"})
 
     async def _section(
         self,
@@ -129,29 +135,53 @@ class LicenceController(Controller):
                 tab,
                 selection.q,
                 1,
-                {"short": short, "selection": selection},
+                {"short": short, "selection": selection, "manual": not selection.select_all_tab},
                 status_code=409,
             )
         except (ValidationFailed, NotFound) as problem:
             return await self._section(
-                request, actor, company_id, tab, selection.q, 1, {"problem": str(problem)}, status_code=400
+                request,
+                actor,
+                company_id,
+                tab,
+                selection.q,
+                1,
+                {"problem": str(problem), "manual": not selection.select_all_tab},
+                status_code=400,
             )
         flash(request, renewed_message(result))
         return Redirect(f"/companies/{company_id}/licences?tab=active")
 
     @get("/orders/new")
     async def new_order(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
-        return await self._order_form(request, actor, company_id, {"quantity": "", "po_number": ""}, {})
+        advice = await orders.request_advice(actor, company_id, utcnow())
+        values = {"quantity": str(advice.suggested), "po_number": "", "product_id": ""}
+        return await self._order_form(request, actor, company_id, values, {}, advice=advice)
 
     async def _order_form(
-        self, request, actor, company_id: int, values: dict, errors: dict, status_code: int = 200
+        self,
+        request,
+        actor,
+        company_id: int,
+        values: dict,
+        errors: dict,
+        status_code: int = 200,
+        advice: orders.RequestAdvice | None = None,
+        confirming: bool = False,
     ) -> Template:
         company = await get_company(actor, company_id)
         products = [p for p in await catalogue.products() if not p["is_trial"]]
         return render(
             request,
             "pages/request_licences.html",
-            {"company": company, "values": values, "errors": errors, "products": products},
+            {
+                "company": company,
+                "values": values,
+                "errors": errors,
+                "products": products,
+                "advice": advice or await orders.request_advice(actor, company_id, utcnow()),
+                "confirming": confirming,
+            },
             status_code=status_code,
         )
 
@@ -159,6 +189,8 @@ class LicenceController(Controller):
     async def request_licences(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
+        """ "Save". A request that may be a slip answers with the warning and "Request
+        anyway", a form carrying the same values and `confirm`: nothing is written until then."""
         form = await request.form()
         values = {k: text(form.get(k), 100) for k in ("quantity", "po_number", "product_id")}
         try:
@@ -169,7 +201,10 @@ class LicenceController(Controller):
                 to_int(values["product_id"]),
                 values["po_number"],
                 utcnow(),
+                confirmed=form.get("confirm") == "1",
             )
+        except orders.NeedsConfirmation as warned:
+            return await self._order_form(request, actor, company_id, values, {}, advice=warned.advice, confirming=True)
         except ValidationFailed as invalid:
             return await self._order_form(request, actor, company_id, values, invalid.errors, status_code=400)
         flash(request, f"Your request for {order['quantity']:,} licences was sent to your account managers.")

@@ -21,13 +21,17 @@ from portal.web.flash import flash
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
+# The value of a filter's "Any" option: "" drops the filter, but a dropped status
+# means Requested, so choosing every status must say so.
+ANY_VALUE = {"status": orders.ANY_STATUS}
+
 
 class OrderController(Controller):
     path = "/licences/orders"
 
     @get("/")
     async def requested_orders(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
-        filters = orders.ORDER_FILTERS.parse(request.query_params)
+        filters = orders.parse_filters(request.query_params)
         listing = await orders.list_orders(actor, filters, page)
         active = orders.ORDER_FILTERS.as_query(filters)
         return render(
@@ -39,6 +43,7 @@ class OrderController(Controller):
                 "spec": orders.ORDER_FILTERS,
                 "choices": await orders.filter_choices(actor, active),
                 "query": urlencode(active),
+                "any_value": ANY_VALUE,
             },
             fragments={"order-results": "partials/orders/_results.html"},
         )
@@ -46,7 +51,7 @@ class OrderController(Controller):
     @get("/export.csv")
     async def export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
         """The list as filtered on screen, every page of it, for a spreadsheet."""
-        filters = orders.ORDER_FILTERS.parse(request.query_params)
+        filters = orders.parse_filters(request.query_params)
         require_partner_manager(actor)  # refused before the first byte goes out
         return Stream(
             export.orders_csv(actor, filters),
@@ -67,6 +72,7 @@ class OrderController(Controller):
                 "value": "",
                 "spec": orders.ORDER_FILTERS,
                 "choices": await orders.filter_choices(actor, {name}),
+                "any_value": ANY_VALUE,
             },
         )
 
@@ -74,15 +80,27 @@ class OrderController(Controller):
     async def menu(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template:
         """The row's three-dots menu, "Assign" and "Decline" while it is requested:
         loaded into the row when it opens, or a page of its own (the row's link, no JavaScript)."""
+        order = await orders.get_order(actor, order_id)
         return render(
             request,
             "pages/order_actions.html",
-            {"o": await orders.get_order(actor, order_id)},
-            fragments={f"menu-{order_id}": "partials/orders/_menu.html"},
+            # The row itself, for "Cancel" on the Assign confirmation shown in its place.
+            {"o": order, "rows": [order], "focus": "menu"},
+            fragments={
+                f"menu-{order_id}": "partials/orders/_menu.html",
+                f"order-{order_id}": "partials/orders/_rows.html",
+            },
         )
 
     @post("/{order_id:int}/assign")
     async def assign(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template | Redirect:
+        """ "Assign" asks first: without `confirm` it answers with what it will do
+        (the row's replacement for htmx, a page without JavaScript), whose button
+        posts again with `confirm`. A second confirmation (double click, two
+        managers) is refused by the domain: one batch."""
+        form = await request.form()
+        if form.get("confirm") != "1":
+            return await self._confirm_assign(request, actor, order_id)
         try:
             batch = await orders.assign_order(actor, order_id, utcnow())
         except ValidationFailed as refused:
@@ -111,6 +129,18 @@ class OrderController(Controller):
             done=lambda o: f"Declined the order of {o['quantity']:,} licences from {o['company_name']}.",
         )
 
+    async def _confirm_assign(self, request: HTMXRequest, actor, order_id: int) -> Template | Redirect:
+        try:
+            preview = await orders.assign_preview(actor, order_id, utcnow())
+        except ValidationFailed as refused:
+            return await self._answer(request, actor, order_id, refused)
+        in_row = bool(request.htmx) and request.htmx.target == f"order-{order_id}"
+        return render(
+            request,
+            "partials/orders/_assign_confirm.html" if in_row else "pages/orders_assign_confirm.html",
+            {"o": preview.order, "ends_at": preview.ends_at},
+        )
+
     async def _answer(
         self,
         request: HTMXRequest,
@@ -126,7 +156,12 @@ class OrderController(Controller):
         if request.htmx and request.htmx.target == f"order-{order_id}":
             # 200 even when refused: htmx swaps only successful answers, and the row says why.
             message = str(refused) if refused else None
-            return render(request, "partials/orders/_rows.html", {"rows": [order], "message": message})
+            return render(
+                request,
+                "partials/orders/_rows.html",
+                # Said in the page's live region, and focus stays on the row (static/portal.js).
+                {"rows": [order], "message": message, "announce": done(order) if done else None, "focus": "menu"},
+            )
         if refused is None:
             if done:
                 flash(request, done(order))
