@@ -1,10 +1,91 @@
-"""Billing jobs (issue 11): renewals of online subscriptions, renewal invoices.
-Thin: the rules live in portal/domain/billing/."""
+"""Billing jobs (issue 11): renewals of online subscriptions, renewal invoices,
+lapses. Thin: the rules live in portal/domain/billing/renewal.py.
+
+Under arq (portal/jobs/worker.py takes BILLING_FUNCTIONS and BILLING_CRON_JOBS):
+- `billing_tick` every RENEW_EVERY_MINUTES and at start, unique across workers:
+  counts the online subscriptions due and queues one `renew_chunk` job per
+  CHUNK of them, so every worker takes a share; then issues renewal invoices
+  and reminders, and lapses or ends what ran out;
+- `renew_chunk` renews one chunk. A chunk is claimed in the database, so extra
+  or repeated chunk jobs (a retried tick, two ticks at once) find nothing to do.
+
+Without Redis, `start_in_process()` runs the same tick on a timer in the web
+process, renewing chunk after chunk itself."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from arq.cron import cron
+
+from portal.domain.billing import renewal
+from portal.domain.clock import utcnow
+from portal.jobs.queue import Timers
+from portal.jobs.retry import logged_job
+
+RENEW_EVERY_MINUTES = 5
+IN_PROCESS_EVERY_S = RENEW_EVERY_MINUTES * 60.0
+CHUNK = 500
+# One tick's own loops stop after this many chunks; the next tick goes on.
+MAX_CHUNKS = 1_000
+
+
+async def renew_chunk(ctx: dict[str, Any], limit: int = CHUNK) -> dict[str, int]:
+    return await renewal.renew_due(utcnow(), limit=limit)
+
+
+async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
+    now = utcnow()
+    counts: dict[str, int] = {}
+    redis = ctx.get("redis")
+    if redis is not None:
+        due = await renewal.count_due(now)
+        chunks = math.ceil(due / CHUNK)
+        for i in range(chunks):
+            await redis.enqueue_job("renew_chunk", _job_id=f"renew_chunk:{now:%Y%m%dT%H%M%S}:{i}")
+        counts["chunks_queued"] = chunks
+    else:
+        for _ in range(MAX_CHUNKS):
+            done = await renewal.renew_due(now, limit=CHUNK)
+            _add(counts, done)
+            if done["claimed"] < CHUNK:
+                break
+    for _ in range(MAX_CHUNKS):
+        invoiced = await renewal.issue_renewal_invoices(now, limit=CHUNK)
+        _add(counts, invoiced)
+        if invoiced["issued"] < CHUNK:
+            break
+    counts["ended_or_lapsed"] = await renewal.lapse_unpaid(now)
+    return counts
+
+
+def _add(total: dict[str, int], more: dict[str, int]) -> None:
+    for key, value in more.items():
+        total[key] = total.get(key, 0) + value
+
+
+_tick = logged_job(billing_tick)
+_chunk = logged_job(renew_chunk)
+
 # Taken by portal/jobs/worker.py, as the mail jobs are.
-BILLING_FUNCTIONS: list[Any] = []
-BILLING_CRON_JOBS: list[Any] = []
+BILLING_FUNCTIONS: list[Any] = [_tick, _chunk]
+BILLING_CRON_JOBS: list[Any] = [
+    cron(
+        logged_job(billing_tick, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
+        name="cron:billing_tick",
+        minute=set(range(0, 60, RENEW_EVERY_MINUTES)),
+        second=0,
+        unique=True,
+        run_at_startup=True,
+        max_tries=3,
+        timeout=600,
+    ),
+]
+
+
+def start_in_process() -> Timers:
+    """The embedded default (no Redis): the tick at start, then every few minutes."""
+    timers = Timers()
+    timers.every(IN_PROCESS_EVERY_S, _tick)
+    return timers
