@@ -21,7 +21,9 @@ from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 COMPANY_KINDS = ("partner", "sub_partner", "customer")
-USER_ROLES = ("manager", "learner")
+# A read-only manager sees its company's pages and changes nothing (read-only credits, seed 000).
+USER_ROLES = ("manager", "read_only", "learner")
+MANAGER_ROLES = ("manager", "read_only")
 
 
 class Company(Table):

@@ -16,7 +16,7 @@ from piccolo.columns.operators.comparison import Like
 from piccolo.querystring import QueryString
 
 from portal.domain.errors import NotFound, PermissionDenied
-from portal.tables import Company, User
+from portal.tables import MANAGER_ROLES, Company, User
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Actor:
     company_path: str
     managing_id: int | None = None
     managing_name: str | None = None
+    # Sees what a manager of its company sees; every change is refused (portal/web/session.py).
+    read_only: bool = False
 
     @property
     def is_partner_manager(self) -> bool:
@@ -106,7 +108,7 @@ async def load_actor(user_id: int, managing_id: int | None) -> Actor | None:
     sign in (deactivated, or not a manager)."""
     rows = await User.raw(_ACTOR_SQL, managing_id, user_id)
     user = rows[0] if rows else None
-    if user is None or not user["active"] or user["role"] != "manager":
+    if user is None or not user["active"] or user["role"] not in MANAGER_ROLES:
         return None
     actor = Actor(
         user_id=user["id"],
@@ -116,6 +118,7 @@ async def load_actor(user_id: int, managing_id: int | None) -> Actor | None:
         company_name=user["company_name"],
         company_kind=user["company_kind"],
         company_path=user["company_path"],
+        read_only=user["role"] == "read_only",
     )
     if user["managing_path"] is None or not may_act_on(actor, user["managing_path"]):
         return actor

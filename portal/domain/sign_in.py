@@ -33,7 +33,7 @@ from portal import db
 from portal.domain import outbox, passwords
 from portal.domain.errors import SignInRefused
 from portal.domain.users import normalise_email, token_hash
-from portal.tables import PasswordToken, User
+from portal.tables import MANAGER_ROLES, PasswordToken, User
 
 SIGN_IN_ATTEMPTS = 5
 SIGN_IN_WINDOW = timedelta(minutes=1)
@@ -117,7 +117,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
         )
     # Only a manager's hash is ever checked; everyone else costs the same work
     # against the dummy hash, and gets the same answer.
-    manager_hash = user["password_hash"] if user and user["role"] == "manager" else None
+    manager_hash = user["password_hash"] if user and user["role"] in MANAGER_ROLES else None
     if not await passwords.verify_off_loop(manager_hash, password):
         raise SignInRefused(WRONG_CREDENTIALS)
     assert user is not None
@@ -144,7 +144,7 @@ async def request_password_reset(email: str, now: datetime, attempts: AttemptCou
     async with db.write_transaction():
         user = (
             await User.select(User.id, User.company, User.name)
-            .where((User.email == email) & (User.role == "manager") & (User.active == True))  # noqa: E712
+            .where((User.email == email) & User.role.is_in(list(MANAGER_ROLES)) & (User.active == True))  # noqa: E712
             .first()
         )
         if user is None:

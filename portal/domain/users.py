@@ -13,11 +13,13 @@ from email_validator import EmailNotValidError, validate_email
 from portal import db
 from portal.domain import audit, licences, outbox, passwords
 from portal.domain.access import Actor, get_company
+from portal.domain.billing import subscriptions as billing_subscriptions
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.pages import Page, paginate
-from portal.tables import PasswordToken, User
+from portal.tables import MANAGER_ROLES, USER_ROLES, Company, PasswordToken, User
 
 SET_PASSWORD_VALID_FOR = timedelta(hours=72)
+ROLE_LABELS = {"manager": "Manager", "read_only": "Read-only manager", "learner": "Learner"}
 NAME_MAX = 200
 
 
@@ -36,12 +38,29 @@ def token_hash(token: str) -> str:
 
 
 def roles_for(actor: Actor, company: dict) -> list[str]:
-    """Who the actor may add to `company`: learners belong to customers, and
-    only partner managers add managers."""
-    roles = ["learner"] if company["kind"] == "customer" else []
+    """Who the actor may add to `company`: learners and read-only managers belong
+    to customers (read-only managers within the credits bought), and only partner
+    managers add managers."""
+    roles = ["learner", "read_only"] if company["kind"] == "customer" else []
     if actor.is_partner_manager:
         roles.append("manager")
     return roles
+
+
+async def _check_read_only_credit(company: dict) -> None:
+    """Under the company's lock, so two at once cannot both take the last credit."""
+    await db.for_update(Company.select(Company.id).where(Company.id == company["id"]), of=Company)
+    allowance = await billing_subscriptions.read_only_allowance(company["id"])
+    used = await User.count().where(
+        (User.company == company["id"]) & (User.role == "read_only") & (User.active == True)  # noqa: E712
+    )
+    if used >= allowance:
+        held = (
+            f"{allowance} read-only user credit{'s' if allowance != 1 else ''}, all in use"
+            if allowance
+            else "no read-only user credits"
+        )
+        raise ValidationFailed({"role": f"{company['name']} has {held}. Add read-only users under Billing first."})
 
 
 async def create_user(
@@ -51,10 +70,11 @@ async def create_user(
     token, returned once to whoever created them and e-mailed to the new manager
     (an outbox row of the same transaction); nobody picks another's password."""
     company = await get_company(actor, company_id)
-    if role not in ("manager", "learner"):
-        raise ValidationFailed({"role": "Choose manager or learner."})
-    if role == "learner" and company["kind"] != "customer":
-        raise ValidationFailed({"role": "Learners belong to customer companies."})
+    if role not in USER_ROLES:
+        raise ValidationFailed({"role": "Choose manager, read-only manager or learner."})
+    if role in ("learner", "read_only") and company["kind"] != "customer":
+        who = "Learners" if role == "learner" else "Read-only managers"
+        raise ValidationFailed({"role": f"{who} belong to customer companies."})
     if role == "manager" and "manager" not in roles_for(actor, company):
         raise PermissionDenied("Customer managers add learners; ask your partner to add a manager.")
 
@@ -73,9 +93,11 @@ async def create_user(
     if errors:
         raise ValidationFailed(errors)
 
-    token = secrets.token_urlsafe(32) if role == "manager" else None
+    token = secrets.token_urlsafe(32) if role in MANAGER_ROLES else None
     try:
         async with db.write_transaction():
+            if role == "read_only":
+                await _check_read_only_credit(company)
             user = (await User.insert(User(company=company["id"], email=email, name=name, role=role, created_at=now)))[
                 0
             ]
@@ -88,7 +110,7 @@ async def create_user(
                         created_by=actor.user_id,
                     )
                 )
-                await _queue_invitation(actor, company, email, name, token, now)
+                await _queue_invitation(actor, company, email, name, role, token, now)
             await audit.record(actor, f"user.create_{role}", company["id"], now, {"email": email})
     except Exception as exc:
         # Two "Add User" for one address at once both pass the check above; the
@@ -101,15 +123,18 @@ async def create_user(
     return {"id": user["id"], "email": email, "name": name, "role": role, "company_id": company["id"]}, token
 
 
-async def _queue_invitation(actor: Actor, company: dict, email: str, name: str, token: str, now: datetime) -> None:
+async def _queue_invitation(
+    actor: Actor, company: dict, email: str, name: str, role: str, token: str, now: datetime
+) -> None:
     hours = int(SET_PASSWORD_VALID_FOR.total_seconds() // 3600)
+    as_what = "a read-only manager" if role == "read_only" else "a manager"
     await outbox.queue_email(
         "invitation",
         None,  # no company: the E-mails page must not show the link to other managers
         [email],
-        f"You are a manager of {company['name']} on the Licence Portal",
+        f"You are {as_what} of {company['name']} on the Licence Portal",
         f"Hello {name},\n\n"
-        f"{actor.name} added you as a manager of {company['name']} on the Licence Portal.\n"
+        f"{actor.name} added you as {as_what} of {company['name']} on the Licence Portal.\n"
         f"Choose your password here within {hours} hours; the link works once:\n\n"
         f"{outbox.link(f'/set-password/{token}')}\n",
         now,

@@ -22,6 +22,7 @@ from litestar.template.config import TemplateConfig
 from portal import db
 from portal.domain.companies import KIND_LABELS
 from portal.domain.licences import licence_status
+from portal.domain.users import ROLE_LABELS
 from portal.jobs.queue import create_queue
 from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
@@ -45,7 +46,6 @@ from portal.web.throttle import create_counter
 from portal.web.users import UserController
 
 SESSION_DAYS = 7
-ROLE_LABELS = {"manager": "Manager", "learner": "Learner"}
 
 
 def _stores(settings: Settings) -> dict:

@@ -14,11 +14,13 @@ from litestar.middleware.session.server_side import ServerSideSessionBackend, Se
 from litestar.types import Empty, Message, ScopeSession
 
 from portal.domain.access import Actor, load_actor
+from portal.domain.errors import PermissionDenied
 
 _NEW_ID = "portal.new_session_id"
 _OLD_ID = "portal.old_session_id"
 _LOADED = "portal.session_as_loaded"
 RENEW_EVERY = 3600  # seconds
+READING = frozenset({"GET", "HEAD"})
 
 
 class RotatingSessionBackend(ServerSideSessionBackend):
@@ -69,6 +71,13 @@ async def provide_actor(request: Request) -> Actor:
     if actor is None:
         raise NotAuthorizedException("Please sign in.")
     request.state.actor = actor
+    # The one place a read-only manager's changes are refused: every route that
+    # changes anything takes the actor, and only reading is GET (signing out
+    # needs no actor).
+    if actor.read_only and request.method not in READING:
+        raise PermissionDenied(
+            f"You have read-only access to {actor.company_name}: ask one of its managers to make changes."
+        )
     return actor
 
 

@@ -14,6 +14,7 @@ from portal.domain import orders
 from portal.domain.access import Actor, get_company
 from portal.domain.imports.preview import OUTCOME_LABELS, get_import, iter_rows
 from portal.domain.licences import licence_status
+from portal.domain.users import ROLE_LABELS
 from portal.tables import User
 
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -71,7 +72,7 @@ async def learners_csv(actor: Actor, company_id: int, now: datetime) -> AsyncIte
             (
                 u["name"],
                 u["email"],
-                "Manager" if u["role"] == "manager" else "Learner",
+                ROLE_LABELS.get(u["role"], u["role"]),
                 STATUS_WORDS[licence_status(u["licence_ends_at"], now)],
                 u["licence_ends_at"].strftime("%Y-%m-%d") if u["licence_ends_at"] else "",
             )
