@@ -1,28 +1,114 @@
-"""A buying company's billing account: billing address and the card kept for "Pay Online"."""
+"""A buying company's billing account: the billing address invoices carry and the
+card kept for "Pay Online" (the processor's token, brand, last 4 and expiry;
+never the number)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
-from portal.domain.access import Actor
+from email_validator import EmailNotValidError, validate_email
 
-if TYPE_CHECKING:
-    from portal.domain.billing.payments import CardDetails
+from portal import db
+from portal.domain import audit
+from portal.domain.access import Actor, get_company
+from portal.domain.billing import payments
+from portal.domain.billing.payments import CardDetails, SavedCard
+from portal.domain.billing.quotes import refuse_read_only
+from portal.domain.errors import NotFound, ValidationFailed
+from portal.tables_billing import BillingAccount, Subscription
+
+_ADDRESS_COLUMNS = ("billing_name", "billing_email", "address", "country")
+
+
+def _public(row: dict | None) -> dict | None:
+    """The account as pages show it: the token stays in the database."""
+    if row is None:
+        return None
+    return {key: value for key, value in row.items() if key != "card_token"} | {"has_card": bool(row["card_token"])}
+
+
+async def _customer(actor: Actor, company_id: int) -> dict:
+    company = await get_company(actor, company_id)
+    if company["kind"] != "customer":
+        raise NotFound("No such company.")
+    return company
 
 
 async def billing_account(actor: Actor, company_id: int) -> dict | None:
-    raise NotImplementedError
+    """The company's account ("has_card" says whether a card is kept), or None."""
+    company = await _customer(actor, company_id)
+    return _public(await BillingAccount.select().where(BillingAccount.company == company["id"]).first())
+
+
+def check_address(billing_name: str, billing_email: str, address: str, country: str) -> dict[str, str]:
+    """The address tidied, or ValidationFailed naming every bad field."""
+    errors: dict[str, str] = {}
+    billing_name = " ".join(billing_name.split())
+    if not billing_name:
+        errors["billing_name"] = "Enter the name invoices are made out to."
+    elif len(billing_name) > 200:
+        errors["billing_name"] = "Use at most 200 characters."
+    try:
+        billing_email = validate_email(billing_email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        errors["billing_email"] = str(exc) if billing_email.strip() else "Enter the e-mail address invoices go to."
+    # Lines kept as typed, without blank ones or trailing spaces.
+    address = "\n".join(line.strip() for line in address.strip().splitlines() if line.strip())
+    if not address:
+        errors["address"] = "Enter the billing address."
+    elif len(address) > 500:
+        errors["address"] = "Use at most 500 characters."
+    country = country.strip().upper()
+    if not (len(country) == 2 and country.isascii() and country.isalpha()):
+        errors["country"] = "Enter the country's two-letter code, like US or GB."
+    if errors:
+        raise ValidationFailed(errors)
+    return {"billing_name": billing_name, "billing_email": billing_email, "address": address, "country": country}
+
+
+async def _upsert(company_id: int, values: dict[str, Any], now: datetime) -> dict:
+    """Insert the account or update what `values` names; the unique company index
+    makes two first saves at once one row."""
+    await BillingAccount.insert(BillingAccount(company=company_id, updated_at=now, **values)).on_conflict(
+        target=BillingAccount.company,
+        action="DO UPDATE",
+        values=[getattr(BillingAccount, name) for name in (*values, "updated_at")],
+    )
+    row = await BillingAccount.select().where(BillingAccount.company == company_id).first()
+    assert row is not None, "just written"
+    return row
+
+
+def _card_values(card: SavedCard) -> dict[str, Any]:
+    return {"card_token": card.token, "card_brand": card.brand, "card_last4": card.last4, "card_expires": card.expires}
 
 
 async def save_billing_address(
     actor: Actor, company_id: int, *, billing_name: str, billing_email: str, address: str, country: str, now: datetime
 ) -> dict:
-    raise NotImplementedError
+    refuse_read_only(actor)
+    company = await _customer(actor, company_id)
+    values = check_address(billing_name, billing_email, address, country)
+    async with db.write_transaction():
+        row = await _upsert(company["id"], values, now)
+        await audit.record(actor, "billing.address.save", company["id"], now, dict(values))
+    result = _public(row)
+    assert result is not None
+    return result
 
 
 async def save_card(actor: Actor, company_id: int, card: CardDetails, now: datetime) -> dict:
-    raise NotImplementedError
+    """The card goes to the processor (outside any transaction); its token is kept."""
+    refuse_read_only(actor)
+    company = await _customer(actor, company_id)
+    saved = await payments.processor().save_card(card, now=now)
+    async with db.write_transaction():
+        row = await _upsert(company["id"], _card_values(saved), now)
+        await audit.record(actor, "billing.card.save", company["id"], now, {"brand": saved.brand, "last4": saved.last4})
+    result = _public(row)
+    assert result is not None
+    return result
 
 
 async def create_online_billing_account(
@@ -36,5 +122,53 @@ async def create_online_billing_account(
     country: str,
     now: datetime,
 ) -> dict:
-    """Saves both; an invoice subscription switches to online + auto_renew."""
-    raise NotImplementedError
+    """ "Create an Online Billing Account": the address and the card, both or
+    neither (every bad field is named at once); a live subscription paid by
+    invoice switches to Pay Online and renews by itself."""
+    refuse_read_only(actor)
+    company = await _customer(actor, company_id)
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    try:
+        values = check_address(billing_name, billing_email, address, country)
+    except ValidationFailed as failed:
+        errors |= failed.errors
+    if not errors:
+        # The processor is asked only once the rest is right, so a typing slip
+        # in the address leaves no card token behind.
+        try:
+            values |= _card_values(await payments.processor().save_card(card, now=now))
+        except ValidationFailed as failed:
+            errors |= failed.errors
+    if errors:
+        raise ValidationFailed(errors)
+    async with db.write_transaction():
+        row = await _upsert(company["id"], values, now)
+        switched = (
+            await Subscription.update(
+                {Subscription.method: "online", Subscription.auto_renew: True, Subscription.cancel_requested_at: None}
+            )
+            .where(
+                (Subscription.company == company["id"])
+                & Subscription.status.is_in(["pending", "active"])
+                & (Subscription.method == "invoice")
+                # One that partner staff cancelled stays cancelled.
+                & Subscription.cancelled_at.is_null()
+            )
+            .returning(Subscription.id)
+        )
+        await audit.record(
+            actor,
+            "billing.online_account.create",
+            company["id"],
+            now,
+            {
+                **{name: values[name] for name in _ADDRESS_COLUMNS},
+                "brand": values["card_brand"],
+                "last4": values["card_last4"],
+                "switched_subscriptions": [s["id"] for s in switched],
+            },
+        )
+    result = _public(row)
+    assert result is not None
+    return {**result, "switched_subscriptions": [s["id"] for s in switched]}

@@ -1,15 +1,27 @@
-"""What a purchase or a change costs, shown before it is confirmed."""
+"""What a purchase, a change or a renewal costs: the lines an invoice will carry,
+worked out once here and shown before anything is confirmed.
+
+A change's lines say what they pay for in their code ("change:<item>:<count>"),
+so that recording the payment later (partner staff, days after) applies exactly
+what was quoted and paid, whatever changed in between."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from portal.domain.access import Actor
+from portal.domain.access import Actor, get_company, may_act_on
+from portal.domain.billing import catalogue as billing_catalogue
+from portal.domain.billing import money, profiles
+from portal.domain.billing.invoices import Line, Totals, totals
+from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.tables_billing import Invoice, Subscription
 
-if TYPE_CHECKING:
-    from portal.domain.billing.invoices import Line, Totals
+METHODS = ("online", "invoice")
+LIVE = ("pending", "active")
+MAX_EXTRA_USERS = 100_000
+MAX_READ_ONLY_USERS = 10_000
+CHANGE_PREFIX = "change:"
 
 
 @dataclass(frozen=True)
@@ -30,12 +42,251 @@ class Quote:
     notes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ChangeItem:
+    """What one line of a change invoice pays for: a tier to move to, or users to add."""
+
+    code: str  # a tier's code, STANDARD_USER or READ_ONLY_USER
+    count: int  # users added (1 for a tier)
+
+
+def change_code(item_code: str, count: int) -> str:
+    return f"{CHANGE_PREFIX}{item_code}:{count}"
+
+
+def parse_change_code(code: str) -> ChangeItem | None:
+    if not code.startswith(CHANGE_PREFIX):
+        return None
+    item_code, _, count = code[len(CHANGE_PREFIX) :].rpartition(":")
+    return ChangeItem(item_code, int(count))
+
+
+def format_day(moment: datetime) -> str:
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def refuse_read_only(actor: Actor) -> None:
+    """The web refuses every POST of a read-only manager; the domain refuses too,
+    so a job or a future handler cannot forget it."""
+    if actor.read_only:
+        raise PermissionDenied("Read-only managers cannot change anything.")
+
+
+def _line(code: str, description: str, quantity: int, unit_cents: int) -> Line:
+    return Line(code=code, description=description, quantity=quantity, unit_cents=unit_cents)
+
+
+def _totals(lines: tuple[Line, ...], profile: dict) -> Totals:
+    return totals(lines, profile["tax_rate_bp"], profile["currency"])
+
+
+def _count(value: object, field: str, most: int, errors: dict[str, str]) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most:
+        errors[field] = f"Enter a whole number from 0 to {most:,}."
+        return 0
+    return value
+
+
+def _by_code(items: list[dict]) -> dict[str, dict]:
+    return {row["code"]: row for row in items}
+
+
+def _for_sale(items: dict[str, dict], code: str) -> dict | None:
+    row = items.get(code)
+    return row if row is not None and row["active"] else None
+
+
+def _users_line(item: dict, count: int, currency: str) -> Line:
+    per_year = billing_catalogue.yearly_cents(item)
+    per = f"12 months × {money.format_money(item['price_cents'], currency)}" if item["period"] == "month" else "a year"
+    return _line(item["code"], f"{item['name']}, {per}", count, per_year)
+
+
+def term_lines(items: dict[str, dict], tier: dict, extra_users: int, read_only_users: int, currency: str) -> list[Line]:
+    """A whole term of a tier and its user credits (a purchase, a renewal)."""
+    lines = [
+        _line(
+            tier["code"],
+            f"{tier['name']} annual licence, {tier['included_users']} standard users included",
+            1,
+            tier["price_cents"],
+        )
+    ]
+    for code, count in (
+        (billing_catalogue.STANDARD_USER, extra_users),
+        (billing_catalogue.READ_ONLY_USER, read_only_users),
+    ):
+        if count:
+            item = items.get(code)
+            if item is None:
+                raise ValidationFailed({code: "That item is not for sale."})
+            lines.append(_users_line(item, count, currency))
+    return lines
+
+
 async def quote_purchase(actor: Actor, company_id: int, purchase: Purchase, now: datetime) -> Quote:
-    raise NotImplementedError
+    company = await get_company(actor, company_id)
+    if company["kind"] != "customer":
+        raise NotFound("No such company.")
+    seller = await billing_catalogue.seller_of(company["id"])
+    profile = await profiles.profile(seller["id"])
+    items = _by_code(await billing_catalogue.items(seller["id"]))
+    errors: dict[str, str] = {}
+    tier = _for_sale(items, purchase.tier)
+    if tier is None or tier["kind"] != "tier":
+        errors["tier"] = "Choose Lite or Pro."
+    extra = _count(purchase.extra_users, "extra_users", MAX_EXTRA_USERS, errors)
+    read_only = _count(purchase.read_only_users, "read_only_users", MAX_READ_ONLY_USERS, errors)
+    for code, count, field in (
+        (billing_catalogue.STANDARD_USER, extra, "extra_users"),
+        (billing_catalogue.READ_ONLY_USER, read_only, "read_only_users"),
+    ):
+        if count and _for_sale(items, code) is None:
+            errors[field] = "These user credits are not for sale."
+    addons = []
+    for code in dict.fromkeys(purchase.addons):  # a double tick is one add-on
+        addon = _for_sale(items, code)
+        if addon is None or addon["kind"] != "addon":
+            errors["addons"] = "One of the add-ons is not for sale."
+        else:
+            addons.append(addon)
+    if purchase.method not in METHODS:
+        errors["method"] = "Choose Pay Online or Pay by Invoice."
+    if tier is not None and tier["included_users"] + extra < 1:
+        errors["extra_users"] = "A licence needs at least one standard user."
+    if errors or tier is None:
+        raise ValidationFailed(errors)
+    lines = term_lines(items, tier, extra, read_only, profile["currency"])
+    lines += [_line(a["code"], a["name"], 1, a["price_cents"]) for a in addons]
+    seats = tier["included_users"] + extra
+    notes = [f"{seats} standard users for 12 months."]
+    if purchase.method == "online":
+        start, end = now, money.term_end(now)
+        notes.append(f"Renews automatically on {format_day(end)} for the same number of users unless cancelled.")
+    else:
+        start, end = None, None
+        notes.append("The 12 months start when the invoice is paid.")
+    return Quote(tuple(lines), _totals(tuple(lines), profile), start, end, tuple(notes))
+
+
+async def load_subscription(actor: Actor, subscription_id: int) -> dict:
+    """The subscription, or NotFound outside the actor's wing."""
+    row = await Subscription.select().where(Subscription.id == subscription_id).first()
+    if row is None or not may_act_on(actor, row["company_path"]):
+        raise NotFound("No such subscription.")
+    return row
+
+
+async def check_changeable(subscription: dict, now: datetime) -> None:
+    if subscription["status"] != "active" or subscription["term_end"] is None or subscription["term_end"] <= now:
+        raise ValidationFailed({"subscription": "Only a running subscription can change; this one is not running."})
+    unpaid = await Invoice.exists().where(
+        (Invoice.subscription == subscription["id"]) & (Invoice.kind == "change") & (Invoice.status == "issued")
+    )
+    if unpaid:
+        raise ValidationFailed(
+            {"subscription": "An earlier change is awaiting payment of its invoice; it must be paid or void first."}
+        )
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """A change worked out: lines to pay now, and what waits for the next term."""
+
+    lines: tuple[Line, ...]
+    next_extra_users: int | None
+    next_read_only_users: int | None
+    notes: tuple[str, ...]
+
+
+async def plan_change(
+    subscription: dict, *, tier: str, extra_users: int, read_only_users: int, now: datetime
+) -> tuple[ChangePlan, dict]:
+    """The rule of a change, once: more (a higher tier, added users) is charged
+    pro rata for the days left of the term; fewer takes effect at the next term;
+    a lower tier is refused (nowhere to keep it until the term ends)."""
+    profile = await profiles.profile(subscription["partner"])
+    items = _by_code(await billing_catalogue.items(subscription["partner"]))
+    errors: dict[str, str] = {}
+    extra = _count(extra_users, "extra_users", MAX_EXTRA_USERS, errors)
+    read_only = _count(read_only_users, "read_only_users", MAX_READ_ONLY_USERS, errors)
+    old_tier = items.get(subscription["tier"])
+    new_tier = items.get(tier) if tier == subscription["tier"] else _for_sale(items, tier)
+    if new_tier is None or new_tier["kind"] != "tier" or old_tier is None:
+        errors["tier"] = "Choose Lite or Pro."
+    elif new_tier["price_cents"] < old_tier["price_cents"]:
+        errors["tier"] = (
+            f"{old_tier['name']} cannot move down to {new_tier['name']} during a term: "
+            "cancel, and buy it when this term ends."
+        )
+    if errors or new_tier is None or old_tier is None:
+        raise ValidationFailed(errors)
+    start, end = subscription["term_start"], subscription["term_end"]
+    left, total = money.days_left(end, now), money.days_in_term(start, end)
+    days = f"{left} of {total} days left"
+    lines: list[Line] = []
+    if new_tier["code"] != old_tier["code"]:
+        amount = money.prorate(new_tier["price_cents"] - old_tier["price_cents"], start, end, now)
+        lines.append(
+            _line(
+                change_code(new_tier["code"], 1), f"Upgrade {old_tier['name']} → {new_tier['name']}, {days}", 1, amount
+            )
+        )
+    notes: list[str] = []
+    next_values: dict[str, int | None] = {}
+    for code, field, wanted in (
+        (billing_catalogue.STANDARD_USER, "extra_users", extra),
+        (billing_catalogue.READ_ONLY_USER, "read_only_users", read_only),
+    ):
+        held = subscription[field]
+        item = items.get(code)
+        next_values[field] = None
+        if wanted > held:
+            if item is None or not item["active"]:
+                raise ValidationFailed({field: "These user credits are not for sale."})
+            added = wanted - held
+            amount = money.prorate(added * billing_catalogue.yearly_cents(item), start, end, now)
+            lines.append(_line(change_code(code, added), f"{added} × {item['name']}, {days}", 1, amount))
+        elif wanted < held:
+            next_values[field] = wanted
+            name = item["name"] if item else code
+            notes.append(f"From {format_day(end)}: {wanted} × {name} (now {held}); nothing to pay now.")
+    if lines:
+        notes.insert(0, f"Charged for the {left} days left of the term, until {format_day(end)}.")
+    if not lines and not notes:
+        raise ValidationFailed({"subscription": "Nothing would change."})
+    plan = ChangePlan(tuple(lines), next_values["extra_users"], next_values["read_only_users"], tuple(notes))
+    return plan, profile
 
 
 async def quote_change(
     actor: Actor, subscription_id: int, *, tier: str, extra_users: int, read_only_users: int, now: datetime
 ) -> Quote:
     """More (upgrade, added users): pro rata to the term end; fewer: 0 now, note "From <date>: N users"."""
-    raise NotImplementedError
+    subscription = await load_subscription(actor, subscription_id)
+    await check_changeable(subscription, now)
+    plan, profile = await plan_change(
+        subscription, tier=tier, extra_users=extra_users, read_only_users=read_only_users, now=now
+    )
+    return Quote(plan.lines, _totals(plan.lines, profile), now, subscription["term_end"], plan.notes)
+
+
+async def renewal_lines(subscription: dict) -> tuple[list[Line], dict]:
+    """The next term of a subscription, for the same users unless fewer were asked
+    for (next_*): tier and user credits at the seller's prices now; add-ons were
+    bought once. Returns the lines and the seller's profile."""
+    profile = await profiles.profile(subscription["partner"])
+    items = _by_code(await billing_catalogue.items(subscription["partner"]))
+    tier = items.get(subscription["tier"])
+    if tier is None:
+        raise ValidationFailed({"tier": "This subscription's tier is no longer in the catalogue."})
+    extra = subscription["next_extra_users"]
+    read_only = subscription["next_read_only_users"]
+    lines = term_lines(
+        items,
+        tier,
+        subscription["extra_users"] if extra is None else extra,
+        subscription["read_only_users"] if read_only is None else read_only,
+        profile["currency"],
+    )
+    return lines, profile
