@@ -10,7 +10,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from portal import db
-from portal.domain import dashboard, forecast, licences, orders
+from portal.domain import dashboard, forecast, licences, orders, partner_settings
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
 from portal.domain.companies import insert_company
@@ -87,7 +87,9 @@ FIGURES = ("expired", "expiring_72h", "expiring_30d", "unlicensed", "free", "pen
 
 async def test_customer_figures_match_the_database(tree):
     partner = (await scene(tree))["partner"]
-    page, alerts = await dashboard.customer_figures(partner, CustomerQuery(), NOW)
+    listing = await dashboard.customer_figures(partner, CustomerQuery(), NOW)
+    page, alerts = listing.page, listing.alerts
+    assert listing.pending == 1  # the wing's requests waiting for Assign
     rows = {row["name"]: row for row in page.items}
     assert set(rows) == {"Direct Customer", "North Customer"}  # customers only, never another tenant's
     direct = rows["Direct Customer"]
@@ -105,15 +107,15 @@ async def test_customer_figures_match_the_database(tree):
     # Low on seats: North has 0 free seats and its manager waiting; Direct has 11 free.
     assert rows["North Customer"]["alert"] and not direct["alert"] and alerts == 1
     # The partner's own threshold: at most 11 free seats alerts Direct too.
-    _, alerts = await dashboard.customer_figures(partner, CustomerQuery(alert_below=11), NOW)
-    assert alerts == 2
+    await partner_settings.save(partner, tree.partner["id"], max_order_quantity=10_000, low_seat_threshold=11, now=NOW)
+    assert (await dashboard.customer_figures(partner, CustomerQuery(), NOW)).alerts == 2
 
 
 async def test_sub_partner_sees_its_own_customers_only(tree):
     await scene(tree)
     sub = await load_actor(tree.managers["sub"]["id"], None)
-    page, _ = await dashboard.customer_figures(sub, CustomerQuery(), NOW)
-    assert [row["name"] for row in page.items] == ["North Customer"]
+    listing = await dashboard.customer_figures(sub, CustomerQuery(), NOW)
+    assert [row["name"] for row in listing.page.items] == ["North Customer"]
     customer = await load_actor(tree.managers["north"]["id"], None)
     with pytest.raises(PermissionDenied):
         await dashboard.customer_figures(customer, CustomerQuery(), NOW)
@@ -124,10 +126,12 @@ async def test_customer_table_sorts_searches_and_pages(tree):
     async with db.write_transaction():
         for i in range(30):
             await insert_company(f"Bulk {i:02d}", "customer", tree.partner, NOW)
-    by_expired, _ = await dashboard.customer_figures(partner, CustomerQuery(), NOW)
+    by_expired = (await dashboard.customer_figures(partner, CustomerQuery(), NOW)).page
     assert by_expired.total == 32 and len(by_expired.items) == 25
     assert by_expired.items[0]["name"] == "Direct Customer"  # most expired first
-    by_name, _ = await dashboard.customer_figures(partner, CustomerQuery(sort="name", descending=False, page=2), NOW)
+    by_name = (
+        await dashboard.customer_figures(partner, CustomerQuery(sort="name", descending=False, page=2), NOW)
+    ).page
     assert [r["name"] for r in by_name.items] == [
         "Bulk 25",
         "Bulk 26",
@@ -137,16 +141,17 @@ async def test_customer_table_sorts_searches_and_pages(tree):
         "Direct Customer",
         "North Customer",
     ]
-    found, _ = await dashboard.customer_figures(partner, CustomerQuery(q="north"), NOW)
+    found = (await dashboard.customer_figures(partner, CustomerQuery(q="north"), NOW)).page
     assert [r["name"] for r in found.items] == ["North Customer"]
-    literal, _ = await dashboard.customer_figures(partner, CustomerQuery(q="%"), NOW)
+    literal = (await dashboard.customer_figures(partner, CustomerQuery(q="%"), NOW)).page
     assert literal.total == 0  # % is a character here, not a wildcard
-    alerted, alerts = await dashboard.customer_figures(partner, CustomerQuery(alerts_only=True), NOW)
-    assert [r["name"] for r in alerted.items] == ["North Customer"] and alerts == 1
-    past, _ = await dashboard.customer_figures(partner, CustomerQuery(page=9), NOW)
+    alerted = await dashboard.customer_figures(partner, CustomerQuery(alerts_only=True), NOW)
+    assert [r["name"] for r in alerted.page.items] == ["North Customer"] and alerted.alerts == 1
+    assert alerted.page.total == 1
+    past = (await dashboard.customer_figures(partner, CustomerQuery(page=9), NOW)).page
     assert past.items == [] and past.total == 32
     # An unknown sort key falls back to the default, never into the SQL.
-    odd, _ = await dashboard.customer_figures(partner, CustomerQuery(sort="name; DROP TABLE company"), NOW)
+    odd = (await dashboard.customer_figures(partner, CustomerQuery(sort="name; DROP TABLE company"), NOW)).page
     assert odd.items[0]["name"] == "Direct Customer"
 
 

@@ -9,11 +9,12 @@ by any figure without a query per row.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from portal import db
-from portal.domain import catalogue, orders
+from portal.domain import catalogue, orders, partner_settings
 from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import EXPIRING_WITHIN, tab_counts
@@ -24,116 +25,265 @@ SOON = timedelta(days=30)
 # Sortable figures, as the SQL names them; numbers sort largest first unless asked otherwise.
 SORTS = ("name", "expired", "expiring_72h", "expiring_30d", "free", "pending", "waiting")
 DEFAULT_SORT = "expired"
-DEFAULT_ALERT_BELOW = 0  # "low on seats": free seats at most this, with learners waiting
+FIGURES = ("expired", "expiring_72h", "expiring_30d", "unlicensed", "free", "pending", "next_end")
 
 
 @dataclass(frozen=True)
 class CustomerQuery:
-    """Search, sort and page of the customer table; `alert_below` is the partner's
-    threshold for the low free-seat alert; `alerts_only` keeps the alerted rows."""
+    """Search, sort and page of the customer table; `alerts_only` keeps the
+    customers low on seats (at or below their partner's free-seat alert, with
+    users waiting)."""
 
     q: str = ""
     sort: str = DEFAULT_SORT
     descending: bool = True
     page: int = 1
-    alert_below: int = DEFAULT_ALERT_BELOW
     alerts_only: bool = False
 
 
-# One statement: the wing's customers, their figures, their count for the pager.
-# The wing's prefix is a checked literal (access.under_wing); the clock and the
-# search are bound; the ORDER BY, LIMIT and OFFSET are ours, written in.
-# Each figure's subquery joins company itself rather than a shared CTE of the
-# wing: PostgreSQL has no statistics for a materialised CTE, guessed the joins
-# at 1.9 million rows for 2,000, and spent 70 ms compiling the query with JIT.
-_CUSTOMERS_SQL = """
-WITH tally AS (
-  SELECT licence_tally.company,
-    SUM(CASE WHEN licence_tally.ends_at <= {} THEN licence_tally.users ELSE 0 END) AS expired,
-    SUM(CASE WHEN licence_tally.ends_at > {} AND licence_tally.ends_at <= {} THEN licence_tally.users ELSE 0 END)
-      AS expiring_72h,
-    SUM(CASE WHEN licence_tally.ends_at > {} AND licence_tally.ends_at <= {} THEN licence_tally.users ELSE 0 END)
-      AS expiring_30d,
-    SUM(CASE WHEN licence_tally.ends_at IS NULL THEN licence_tally.users ELSE 0 END) AS unlicensed
-  FROM licence_tally JOIN company ON company.id = licence_tally.company
-  WHERE {} AND (licence_tally.ends_at IS NULL OR licence_tally.ends_at <= {})
-  GROUP BY licence_tally.company
-),
-seats AS (
-  SELECT licence_batch.company, SUM(licence_batch.seats - licence_batch.allocated) AS free,
-    MIN(licence_batch.ends_at) AS next_end
-  FROM licence_batch JOIN company ON company.id = licence_batch.company
-  WHERE {} AND licence_batch.starts_at <= {} AND licence_batch.ends_at > {}
-  GROUP BY licence_batch.company
-),
-pending AS (
-  SELECT licence_order.company, COUNT(*) AS pending FROM licence_order
-  WHERE licence_order.status = 'requested' AND {}
-  GROUP BY licence_order.company
-),
-figures AS (
-  SELECT company.id, company.name,
-    COALESCE(tally.expired, 0) AS expired, COALESCE(tally.expiring_72h, 0) AS expiring_72h,
-    COALESCE(tally.expiring_30d, 0) AS expiring_30d, COALESCE(tally.unlicensed, 0) AS unlicensed,
-    COALESCE(tally.expired, 0) + COALESCE(tally.unlicensed, 0) AS waiting,
-    COALESCE(seats.free, 0) AS free, seats.next_end, COALESCE(pending.pending, 0) AS pending
-  FROM company
-  LEFT JOIN tally ON tally.company = company.id
-  LEFT JOIN seats ON seats.company = company.id
-  LEFT JOIN pending ON pending.company = company.id
-  WHERE company.kind = 'customer' AND {} AND {}
-),
-alerted AS (
-  SELECT figures.*, CASE WHEN figures.free <= {} AND figures.waiting > 0 THEN 1 ELSE 0 END AS alert FROM figures
-)
-SELECT alerted.*, COUNT(*) OVER () AS total, SUM(alerted.alert) OVER () AS alerts FROM alerted
-"""
+@dataclass(frozen=True)
+class Listing:
+    page: Page
+    alerts: int  # customers low on seats among those searched
+    pending: int  # requested orders of every customer under the wing
+    settings: partner_settings.PartnerSettings  # what applies to the actor's own company
 
 
-async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) -> tuple[Page, int]:
+# --- the figures, kept per company ----------------------------------------------------
+#
+# dashboard_figure (migration 0004) keeps each company's figures as computed at
+# `computed_at`, with the next instants at which the clock alone would change
+# them; triggers set computed_at to NULL when a tally row, a batch or an order
+# of the company changes. A row is used only while fresh (below); the page's
+# statement computes every other row from scratch in the same snapshot, so the
+# figures shown are exact whatever the rows hold, and then writes those rows
+# back (refresh), so the next page reads 25 rows instead of aggregating the wing.
+
+
+def _fresh(now: datetime) -> tuple[str, list]:
+    """SQL true for a figure row (alias f) that holds the figures at `now`."""
+    sql = (
+        "(f.computed_at IS NOT NULL AND f.computed_at <= {} AND (f.next_change IS NULL OR f.next_change > {}) "
+        "AND (f.next_batch_change IS NULL OR f.next_batch_change > {}) "
+        "AND (f.next_72h IS NULL OR f.next_72h > {}) AND (f.next_30d IS NULL OR f.next_30d > {}))"
+    )
+    return sql, [now, now, now, now + EXPIRING_WITHIN, now + SOON]
+
+
+def _scratch(ids_sql: str, ids_args: list, now: datetime) -> tuple[str, list]:
+    """Each company in `ids_sql` (a SELECT of ids, or a list of them) with its
+    figures counted from licence_tally, licence_batch and licence_order at `now`,
+    and the next instants they change: the definition the kept rows follow."""
+    sql = f"""
+SELECT company.id AS company,
+  COALESCE(t.expired, 0) AS expired, COALESCE(t.expiring_72h, 0) AS expiring_72h,
+  COALESCE(t.expiring_30d, 0) AS expiring_30d, COALESCE(t.unlicensed, 0) AS unlicensed,
+  COALESCE(b.free, 0) AS free, COALESCE(o.pending, 0) AS pending, b.next_end,
+  t.next_change, b.next_batch_change, t.next_72h, t.next_30d
+FROM company
+LEFT JOIN (
+  SELECT company,
+    SUM(CASE WHEN ends_at <= {{}} THEN users ELSE 0 END) AS expired,
+    SUM(CASE WHEN ends_at > {{}} AND ends_at <= {{}} THEN users ELSE 0 END) AS expiring_72h,
+    SUM(CASE WHEN ends_at > {{}} AND ends_at <= {{}} THEN users ELSE 0 END) AS expiring_30d,
+    SUM(CASE WHEN ends_at IS NULL THEN users ELSE 0 END) AS unlicensed,
+    MIN(CASE WHEN ends_at > {{}} THEN ends_at END) AS next_change,
+    MIN(CASE WHEN ends_at > {{}} THEN ends_at END) AS next_72h,
+    MIN(CASE WHEN ends_at > {{}} THEN ends_at END) AS next_30d
+  FROM licence_tally WHERE company IN ({ids_sql}) GROUP BY company
+) AS t ON t.company = company.id
+LEFT JOIN (
+  SELECT company,
+    SUM(CASE WHEN starts_at <= {{}} AND ends_at > {{}} THEN seats - allocated ELSE 0 END) AS free,
+    MIN(CASE WHEN starts_at <= {{}} AND ends_at > {{}} THEN ends_at END) AS next_end,
+    MIN(CASE WHEN starts_at > {{}} THEN starts_at WHEN ends_at > {{}} THEN ends_at END) AS next_batch_change
+  FROM licence_batch WHERE company IN ({ids_sql}) GROUP BY company
+) AS b ON b.company = company.id
+LEFT JOIN (
+  SELECT company, COUNT(*) AS pending FROM licence_order
+  WHERE status = 'requested' AND company IN ({ids_sql}) GROUP BY company
+) AS o ON o.company = company.id
+WHERE company.id IN ({ids_sql})"""
+    h72, d30 = now + EXPIRING_WITHIN, now + SOON
+    args = [now, now, h72, now, d30, now, h72, d30, *ids_args, now, now, now, now, now, now]
+    return sql, args + ids_args + ids_args + ids_args
+
+
+def _wing(actor: Actor) -> str:
+    """under_wing as SQL text, to write into statements that nest it (the path is checked there)."""
+    under_wing(actor)
+    return f"company.path LIKE '{actor.company_path}%'"
+
+
+def _stale_ids(actor: Actor, now: datetime) -> tuple[str, list]:
+    """The wing's customers whose kept figures are not fresh at `now`."""
+    fresh, args = _fresh(now)
+    sql = (
+        "SELECT f.company FROM dashboard_figure AS f JOIN company ON company.id = f.company "
+        f"WHERE company.kind = 'customer' AND {_wing(actor)} AND NOT {fresh}"
+    )
+    return sql, args
+
+
+async def _alert_settings(actor: Actor) -> tuple[str, partner_settings.PartnerSettings]:
+    """Each customer's free-seat alert as SQL over company.path (the nearest
+    company above it with saved settings wins, as partner_settings.for_path
+    reads it for one), and the settings that apply to the actor's own company."""
+    ancestors = ", ".join(str(int(part)) for part in actor.company_path.strip("/").split("/"))
+    rows = await Company.raw(
+        "SELECT company.id, company.path, partner_setting.low_seat_threshold, partner_setting.max_order_quantity "
+        f"FROM partner_setting JOIN company ON company.id = partner_setting.company "
+        f"WHERE {_wing(actor)} OR company.id IN ({ancestors})"
+    )
+    rows.sort(key=lambda row: len(row["path"]), reverse=True)  # the nearest first
+    own = next(
+        (
+            partner_settings.PartnerSettings(r["max_order_quantity"], r["low_seat_threshold"], r["id"])
+            for r in rows
+            if actor.company_path.startswith(r["path"])
+        ),
+        partner_settings.PartnerSettings(),
+    )
+    default = partner_settings.DEFAULT_LOW_SEAT_THRESHOLD
+    if not rows:
+        return str(default), own
+    # Paths are ids and slashes, thresholds integers: safe to write into the SQL.
+    cases = " ".join(f"WHEN company.path LIKE '{r['path']}%' THEN {int(r['low_seat_threshold'])}" for r in rows)
+    return f"CASE {cases} ELSE {default} END", own
+
+
+async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) -> Listing:
     """One page of the wing's customers with expired, expiring (72 h, 30 days),
     unlicensed and waiting users, free seats of running batches, pending
-    requests and the low-seat alert; and how many customers are alerted."""
+    requests and the low-seat alert; how many customers are alerted, and the
+    wing's pending requests.
+
+    First from the kept rows alone (a short statement, planned in a fraction of
+    a millisecond), which also counts the rows that are not fresh; if any, they
+    are refreshed and the page is asked again with those rows counted from
+    scratch in the same statement, so what is shown is exact either way."""
     require_partner_manager(actor)
-    sort = query.sort if query.sort in SORTS else DEFAULT_SORT
-    direction = "DESC" if query.descending else "ASC"
-    search = db.contains("company.name", query.q.strip()) if query.q.strip() else Company.id.is_not_null()
-    number = clamp_page(query.page)
-    sql = _CUSTOMERS_SQL + (" WHERE alerted.alert = 1" if query.alerts_only else "")
-    sql += f" ORDER BY alerted.{sort} {direction}, alerted.name, alerted.id"
-    sql += f" LIMIT {PER_PAGE} OFFSET {(number - 1) * PER_PAGE}"
-    wing = under_wing(actor).querystring
-    rows = await Company.raw(
-        sql,
-        now,
-        now,
-        now + EXPIRING_WITHIN,
-        now,
-        now + SOON,
-        wing,
-        now + SOON,  # users whose seat runs past 30 days count in no figure
-        wing,
-        now,
-        now,
-        under_wing(actor, LicenceOrder.company_path).querystring,
-        wing,
-        search.querystring,
-        int(query.alert_below),
-    )
-    if rows:
-        total, alerts = rows[0]["total"], int(rows[0]["alerts"] or 0)
-    else:  # a page past the end (or nothing matches): count alone
-        total, alerts = await _count_only(actor, query, now)
+    threshold_sql, settings = await _alert_settings(actor)
+    rows = await _figures_page(actor, query, now, threshold_sql, recount=False)
+    if rows[0]["stale_rows"]:
+        await refresh(actor, now)
+        rows = await _figures_page(actor, query, now, threshold_sql, recount=True)
+    head = rows[0]
+    items = []
     for row in rows:
+        if row["id"] is None:
+            continue  # no page rows: the totals alone
         row["alert"] = bool(row["alert"])
         row["next_end"] = db_datetime(row["next_end"])
-    return Page(items=rows, total=total, number=number), alerts
+        items.append(row)
+    return Listing(
+        page=Page(items=items, total=int(head["total"]), number=clamp_page(query.page)),
+        alerts=int(head["alerts"]),
+        pending=int(head["wing_pending"]),
+        settings=settings,
+    )
 
 
-async def _count_only(actor: Actor, query: CustomerQuery, now: datetime) -> tuple[int, int]:
-    everything = CustomerQuery(q=query.q, alert_below=query.alert_below, alerts_only=query.alerts_only, page=1)
-    page, alerts = await customer_figures(actor, everything, now) if query.page > 1 else (Page([], 0, 1), 0)
-    return page.total, alerts
+async def _figures_page(
+    actor: Actor, query: CustomerQuery, now: datetime, threshold_sql: str, recount: bool
+) -> list[dict]:
+    """The page's rows after one row of totals' columns (total, alerts,
+    wing_pending, stale_rows); a LEFT JOIN so that the totals come back even
+    when the page is empty. With `recount`, rows not fresh are counted from
+    scratch (s) and stale_rows counts those; without, it counts the rows that
+    were not fresh, whose figures are then not to be trusted."""
+    sort = query.sort if query.sort in SORTS else DEFAULT_SORT
+    direction = "DESC" if query.descending else "ASC"
+    offset = (clamp_page(query.page) - 1) * PER_PAGE
+    match, args = "1", []
+    if query.q.strip():
+        search = db.contains("company.name", query.q.strip()).querystring
+        match, args = f"CASE WHEN {search.template} THEN 1 ELSE 0 END", list(search.args)
+    if recount:
+        stale_sql, stale_args = _stale_ids(actor, now)
+        scratch, scratch_args = _scratch(stale_sql, stale_args, now)
+        columns = ", ".join(f"CASE WHEN s.company IS NULL THEN f.{n} ELSE s.{n} END AS {n}" for n in FIGURES)
+        stale = "CASE WHEN s.company IS NULL THEN 0 ELSE 1 END"
+        recounted = f"LEFT JOIN ({scratch}) AS s ON s.company = company.id"
+        args += scratch_args
+    else:
+        fresh, fresh_args = _fresh(now)
+        columns = ", ".join(f"f.{n}" for n in FIGURES)
+        stale = f"CASE WHEN {fresh} THEN 0 ELSE 1 END"
+        recounted = ""
+        args += fresh_args
+    shown = "marked.alert * marked.matches" if query.alerts_only else "marked.matches"
+    sql = f"""
+WITH figures AS (
+  SELECT company.id, company.name, {match} AS matches, {columns}, {stale} AS stale, {threshold_sql} AS threshold
+  FROM company JOIN dashboard_figure AS f ON f.company = company.id {recounted}
+  WHERE company.kind = 'customer' AND {_wing(actor)}
+),
+marked AS (
+  SELECT figures.*, figures.expired + figures.unlicensed AS waiting,
+    CASE WHEN figures.free <= figures.threshold AND figures.expired + figures.unlicensed > 0 THEN 1 ELSE 0 END
+      AS alert
+  FROM figures
+)
+SELECT totals.*, page.* FROM (
+  SELECT COALESCE(SUM({shown}), 0) AS total, COALESCE(SUM(marked.alert * marked.matches), 0) AS alerts,
+    COALESCE(SUM(marked.pending), 0) AS wing_pending, COALESCE(SUM(marked.stale), 0) AS stale_rows
+  FROM marked
+) AS totals LEFT JOIN (
+  SELECT marked.* FROM marked WHERE {shown} = 1
+  ORDER BY marked.{sort} {direction}, marked.name, marked.id LIMIT {PER_PAGE} OFFSET {offset}
+) AS page ON 1 = 1
+ORDER BY page.{sort} {direction}, page.name, page.id"""
+    return await Company.raw(sql, *args)
+
+
+async def refresh(actor: Actor, now: datetime) -> int:
+    """Counts again the wing's stale figure rows and keeps them; returns how many.
+    Best effort: rows another transaction holds are left for the next page (their
+    figures are counted by every page until then), and on SQLite a busy database
+    leaves them too.
+
+    On PostgreSQL the rows are locked first (SKIP LOCKED: a page never waits) and
+    counted by the next statement, whose snapshot is taken with the locks held: a
+    writer that changes a company's tally, batches or orders locks its figure row
+    in a trigger, so its change is either committed before that snapshot or marks
+    the row stale after this transaction."""
+    stale_sql, stale_args = _stale_ids(actor, now)
+    columns = ", ".join(
+        f"{name} = s.{name}" for name in (*FIGURES, "next_change", "next_batch_change", "next_72h", "next_30d")
+    )
+    try:
+        async with db.write_transaction():
+            lock = " ORDER BY f.company FOR UPDATE OF f SKIP LOCKED" if db.is_postgres() else ""
+            ids = [row["company"] for row in await Company.raw(stale_sql + lock, *stale_args)]
+            if not ids:
+                return 0
+            listed = ", ".join(str(int(i)) for i in ids)
+            scratch, scratch_args = _scratch(listed, [], now)
+            await Company.raw(
+                f"UPDATE dashboard_figure SET {columns}, computed_at = {{}} FROM ({scratch}) AS s "
+                "WHERE dashboard_figure.company = s.company",
+                now,
+                *scratch_args,
+            )
+            return len(ids)
+    except sqlite3.OperationalError:  # database is locked: the next page tries again
+        return 0
+
+
+async def figures_drift(now: datetime) -> list[dict]:
+    """Kept figure rows that claim to be fresh at `now` yet differ from counting
+    from scratch (empty when the triggers keep every write path right)."""
+    fresh, fresh_args = _fresh(now)
+    scratch, scratch_args = _scratch("SELECT id FROM company", [], now)
+    differs = " OR ".join(f"NOT (f.{name} = s.{name} OR (f.{name} IS NULL AND s.{name} IS NULL))" for name in FIGURES)
+    rows = await Company.raw(
+        f"SELECT f.company, {', '.join(f'f.{n} AS kept_{n}, s.{n} AS counted_{n}' for n in FIGURES)} "
+        f"FROM dashboard_figure AS f JOIN ({scratch}) AS s ON s.company = f.company WHERE {fresh} AND ({differs})",
+        *scratch_args,
+        *fresh_args,
+    )
+    return rows
 
 
 def db_datetime(value):
@@ -208,10 +358,34 @@ async def batches_between(
     return Page(items=[describe_batch(row, now) for row in rows], total=total, number=number)
 
 
+async def ending_soon(actor: Actor, now: datetime, limit: int = 10) -> Page:
+    """The wing's batches that end within 30 days, the soonest first: the first
+    `limit` of them, and how many there are."""
+    require_partner_manager(actor)
+    within = (LicenceBatch.ends_at > now) & (LicenceBatch.ends_at <= now + SOON)
+    rows = await LicenceBatch.raw(
+        _BATCHES_SQL + f" ORDER BY licence_batch.ends_at, licence_batch.id LIMIT {int(limit)}",
+        now - SOON,
+        under_wing(actor).querystring,
+        within.querystring,
+    )
+    return Page(items=[describe_batch(row, now) for row in rows], total=rows[0]["total"] if rows else 0, number=1)
+
+
+def batch_label(batch: dict, now: datetime) -> str:
+    """A batch as a person recognises it, never by its id: "12 seats, assigned
+    23 Nov 2026, ends 23 Nov 2027"."""
+    seats = f"{batch['seats']:,} seat{'' if batch['seats'] == 1 else 's'}"
+    ends = "ends" if batch["ends_at"] > now else "ended"
+    return f"{seats}, assigned {batch['starts_at']:%d %b %Y}, {ends} {batch['ends_at']:%d %b %Y}"
+
+
 def describe_batch(row: dict, now: datetime) -> dict:
     row["renewed_at"] = db_datetime(row.get("renewed_at"))
-    row["free"] = row["seats"] - row["allocated"]
     row["running"] = row["starts_at"] <= now < row["ends_at"]
+    # Seats of a batch that ended (or has not started) are not free to give.
+    row["free"] = row["seats"] - row["allocated"] if row["running"] else 0
+    row["label"] = batch_label(row, now)
     row["ends_in"] = ends_in_words(row["ends_at"], now)
     row["soon"] = row["running"] and row["ends_at"] - now <= EXPIRING_WITHIN
     row["renewable"] = renewable(row, now)

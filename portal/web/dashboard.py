@@ -5,7 +5,7 @@ licence summary."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -13,7 +13,8 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.domain import companies, dashboard, forecast, licences
+from portal.domain import companies, dashboard, forecast, partner_settings
+from portal.domain.access import Actor
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.flash import flash
@@ -29,7 +30,6 @@ FIGURE_TABS = {
     "pending": "orders",
     "unlicensed": "unlicensed",
 }
-MAX_ALERT_BELOW = 100_000
 
 
 @dataclass(frozen=True)
@@ -84,48 +84,46 @@ class DashboardController(Controller):
         sort: FromQuery[str] = dashboard.DEFAULT_SORT,
         dir: FromQuery[str] = "",
         page: FromQuery[int] = 1,
-        alert_below: FromQuery[str] = "",
         alerts_only: FromQuery[str] = "",
     ) -> Template | Redirect:
         if not actor.is_partner_manager:
             return Redirect(f"/companies/{actor.company_id}")
-        now = utcnow()
-        # The partner's alert threshold, kept for the session once set.
-        threshold = to_int(alert_below)
-        if threshold is not None and 0 <= threshold <= MAX_ALERT_BELOW:
-            request.session["alert_below"] = threshold
-        threshold = request.session.get("alert_below", dashboard.DEFAULT_ALERT_BELOW)
-        sort = sort if sort in dashboard.SORTS else dashboard.DEFAULT_SORT
-        descending = dir != "asc" if sort != "name" else dir == "desc"
-        query = dashboard.CustomerQuery(
-            q=text(q, 100),
-            sort=sort,
-            descending=descending,
-            page=page,
-            alert_below=threshold,
-            alerts_only=_bool(alerts_only),
-        )
-        listing, alerts = await dashboard.customer_figures(actor, query, now)
-        context: dict[str, Any] = {"query": query, "listing": listing, "alerts": alerts, "now": now}
+        query = _query(q, sort, dir, page, alerts_only)
         if request.htmx and request.htmx.target == "customer-results":
-            return render(request, "partials/dashboard/_customers.html", context)
-        tree = await companies.wing_tree(actor)
-        ending = await forecast.ending_per_week(actor, now)
-        assigned = await forecast.assigned_per_week(actor, now)
-        context |= {
-            "tree": tree,
-            # Everything under the wing but the actor's own company: the tree's nodes and their customers.
-            "company_total": len(tree) - 1 + sum(node["customers"] for node in tree),
-            "summary": await licences.wing_summary(actor, now),
-            "ending": ending,
-            "assigned": assigned,
-            "ending_chart": chart(ending, "ends_at"),
-            "assigned_chart": chart(assigned, "starts_at"),
-        }
-        for batch in context["summary"]["ending"]:
-            batch["ends_in"] = dashboard.ends_in_words(batch["ends_at"], now)
-            batch["soon"] = batch["ends_at"] - now <= licences.EXPIRING_WITHIN
-        return render(request, "pages/dashboard.html", context)
+            listing = await dashboard.customer_figures(actor, query, utcnow())
+            return render(request, "partials/dashboard/_customers.html", {"query": query, "listing": listing})
+        return render(request, "pages/dashboard.html", await _page(actor, query, utcnow()))
+
+    @post("/dashboard/settings")
+    async def save_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
+        """The partner's free-seat alert and largest order, for its own company
+        and the companies under it (a sub-partner's own settings win below it)."""
+        form = await request.form()
+        entered = {name: text(form.get(name), 20) for name in ("low_seat_threshold", "max_order_quantity")}
+        now = utcnow()
+        before = await partner_settings.for_path(actor.company_path)
+        try:
+            threshold, largest = to_int(entered["low_seat_threshold"]), to_int(entered["max_order_quantity"])
+            missing = {
+                name: message
+                for name, value, message in (
+                    ("low_seat_threshold", threshold, "Enter the free-seat alert as a whole number, such as 0 or 5."),
+                    ("max_order_quantity", largest, "Enter the largest order as a whole number, such as 10000."),
+                )
+                if value is None
+            }
+            if missing:
+                raise ValidationFailed(missing)
+            assert threshold is not None and largest is not None
+            saved = await partner_settings.save(
+                actor, actor.company_id, max_order_quantity=largest, low_seat_threshold=threshold, now=now
+            )
+        except ValidationFailed as refused:
+            context = await _page(actor, dashboard.CustomerQuery(), now)
+            context |= {"settings_errors": refused.errors, "settings_values": entered}
+            return render(request, "pages/dashboard.html", context, status_code=400)
+        flash(request, _settings_said(actor.company_name, before, saved))
+        return Redirect("/dashboard#settings")
 
     @post("/dashboard/open")
     async def open_figure(self, request: Request, actor: CurrentActor) -> Redirect:
@@ -178,11 +176,12 @@ class DashboardController(Controller):
         self, request: HTMXRequest, actor: CurrentActor, batch_id: FromPath[int], back: FromQuery[str] = ""
     ) -> Template:
         """ "Renew same quantity": what it will do, before it does it."""
+        now = utcnow()
         try:
-            offer = await dashboard.renewal_offer(actor, batch_id, utcnow())
+            offer = await dashboard.renewal_offer(actor, batch_id, now)
         except ValidationFailed as refused:
             return _refused(request, refused, _local(back))
-        return render(request, "pages/dashboard_renew.html", {"offer": offer, "back": _local(back)})
+        return render(request, "pages/dashboard_renew.html", {"offer": offer, "back": _local(back), "now": now})
 
     @post("/dashboard/batches/{batch_id:int}/renew")
     async def renew(self, request: HTMXRequest, actor: CurrentActor, batch_id: FromPath[int]) -> Template | Redirect:
@@ -206,6 +205,58 @@ class DashboardController(Controller):
         """A customer's licence summary, the fragment the company page shows first."""
         summary = await dashboard.customer_summary(actor, company_id, utcnow())
         return render(request, "partials/dashboard/_customer_summary.html", {"summary": summary})
+
+
+async def _page(actor: Actor, query: dashboard.CustomerQuery, now: datetime) -> dict[str, Any]:
+    """Everything the Admin Dashboard shows on its first screen, without JavaScript."""
+    listing = await dashboard.customer_figures(actor, query, now)
+    tree = await companies.wing_tree(actor)
+    ending = await forecast.ending_per_week(actor, now)
+    assigned = await forecast.assigned_per_week(actor, now)
+    return {
+        "query": query,
+        "listing": listing,
+        "settings": listing.settings,
+        "settings_errors": {},
+        "settings_values": {},
+        "tree": tree,
+        # Everything under the wing but the actor's own company: the tree's nodes and their customers.
+        "company_total": len(tree) - 1 + sum(node["customers"] for node in tree),
+        "ending_soon": await dashboard.ending_soon(actor, now),
+        # Whole days, today through the 30th day after it: every batch of the list is among them.
+        "ending_soon_href": f"/dashboard/batches?field=ends_at&start={now:%Y-%m-%d}"
+        f"&end={now + dashboard.SOON + timedelta(days=1):%Y-%m-%d}",
+        "ending": ending,
+        "assigned": assigned,
+        "ending_chart": chart(ending, "ends_at"),
+        "assigned_chart": chart(assigned, "starts_at"),
+    }
+
+
+def _query(q: str, sort: str, dir: str, page: int, alerts_only: str) -> dashboard.CustomerQuery:
+    sort = sort if sort in dashboard.SORTS else dashboard.DEFAULT_SORT
+    # Numbers read largest first, names from A.
+    descending = dir != "asc" if sort != "name" else dir == "desc"
+    return dashboard.CustomerQuery(
+        q=text(q, 100), sort=sort, descending=descending, page=page, alerts_only=_bool(alerts_only)
+    )
+
+
+def _settings_said(
+    company: str, before: partner_settings.PartnerSettings, after: partner_settings.PartnerSettings
+) -> str:
+    """What saving changed, in words: "Free-seat alert set to 5 for Acme MSP and the companies under it." """
+    changes = []
+    if after.low_seat_threshold != before.low_seat_threshold:
+        changes.append(f"Free-seat alert set to {after.low_seat_threshold:,}")
+    if after.max_order_quantity != before.max_order_quantity:
+        changes.append(f"Largest order set to {after.max_order_quantity:,}")
+    if not changes:
+        return (
+            f"Nothing changed: the free-seat alert stays at {after.low_seat_threshold:,} and the largest order at "
+            f"{after.max_order_quantity:,} for {company} and the companies under it."
+        )
+    return f"{' and '.join(changes)} for {company} and the companies under it."
 
 
 def _refused(request: HTMXRequest, refused: ValidationFailed, back: str) -> Template:
