@@ -1,0 +1,495 @@
+"""Renewals that run by themselves (issue 11): online subscriptions charged and
+provisioned once per term, retried and lapsed; invoice subscriptions invoiced
+30 days ahead and reminded at 72 hours; cancelled ones never renew. Both engines.
+
+Subscriptions are written here as buying leaves them (an active term, its
+batch, seat holders, a saved card), so these tests depend on renewals only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from portal.domain.billing import catalogue as billing_catalogue
+from portal.domain.billing import invoices, payments, profiles, renewal
+from portal.domain.billing.money import term_end
+from portal.domain.catalogue import PREMIUM, product_by_code
+from portal.domain.licences import licence_status
+from portal.jobs import billing as billing_jobs
+from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
+from portal.tables_billing import BillingAccount, Charge, Invoice, InvoiceLine, Subscription
+from tests.factories import add_user
+
+END = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)  # the running term's end
+DUE = END - timedelta(hours=12)
+
+
+@pytest.fixture
+def processor():
+    """A fresh test processor that counts what it is asked."""
+    new = payments.TestProcessor()
+    old = payments.use_processor(new)
+    yield new
+    payments.use_processor(old)
+
+
+async def card_token(number: str = payments.ACCEPTED) -> str:
+    card = payments.CardDetails(number=number, exp_month=12, exp_year=2031, cvc="123")
+    return (await payments.TestProcessor().save_card(card)).token
+
+
+async def subscribe(
+    company: dict,
+    *,
+    end: datetime = END,
+    method: str = "online",
+    card: str | None = payments.ACCEPTED,
+    tier: str = "pro",
+    extra_users: int = 2,
+    read_only_users: int = 1,
+    holders: int = 3,
+    auto_renew: bool = True,
+) -> dict:
+    """An active subscription in its term as buying leaves it: a batch of the
+    tier's users plus extra ones, `holders` learners on it, a saved card."""
+    seller = company["parent"]
+    items = {i["code"]: i for i in await billing_catalogue.items(seller)}
+    await profiles.profile(seller)
+    start = end - timedelta(days=365)
+    seats = items[tier]["included_users"] + extra_users
+    premium = (await product_by_code(PREMIUM))["id"]
+    order = await LicenceOrder.insert(
+        LicenceOrder(
+            company=company["id"],
+            company_path=company["path"],
+            product=premium,
+            quantity=seats,
+            status="assigned",
+            requested_at=start,
+            decided_at=start,
+        )
+    ).returning(LicenceOrder.id)
+    batch = await LicenceBatch.insert(
+        LicenceBatch(
+            order=order[0]["id"],
+            company=company["id"],
+            product=premium,
+            seats=seats,
+            allocated=holders,
+            starts_at=start,
+            ends_at=end,
+        )
+    ).returning(LicenceBatch.id)
+    for n in range(holders):
+        user = await add_user(company, f"learner{n}.c{company['id']}.{end:%Y%m%d}@example.com", role="learner")
+        await Allocation.insert(
+            Allocation(batch=batch[0]["id"], user=user["id"], allocated_at=start, starts_at=start, ends_at=end)
+        )
+        await User.update({User.licence_ends_at: end}).where(User.id == user["id"])
+    if card is not None:
+        await BillingAccount.insert(
+            BillingAccount(company=company["id"], card_token=await card_token(card), card_last4=card[-4:])
+        )
+    sub = await Subscription.insert(
+        Subscription(
+            company=company["id"],
+            company_path=company["path"],
+            partner=seller,
+            tier=tier,
+            extra_users=extra_users,
+            read_only_users=read_only_users,
+            method=method,
+            status="active",
+            auto_renew=auto_renew,
+            term_start=start,
+            term_end=end,
+            batch=batch[0]["id"],
+        )
+    ).returning(*Subscription.all_columns())
+    return sub[0]
+
+
+async def reload(sub: dict) -> dict:
+    row = await Subscription.select().where(Subscription.id == sub["id"]).first()
+    assert row is not None
+    return row
+
+
+async def renewal_invoices(sub: dict) -> list[dict]:
+    return await Invoice.select().where(Invoice.subscription == sub["id"]).order_by(Invoice.id)
+
+
+async def charges() -> list[dict]:
+    return await Charge.select().order_by(Charge.id)
+
+
+async def batches_of(company: dict) -> list[dict]:
+    return await LicenceBatch.select().where(LicenceBatch.company == company["id"]).order_by(LicenceBatch.id)
+
+
+async def mails(kind: str) -> list[dict]:
+    return await OutboxEmail.select().where(OutboxEmail.kind == kind).order_by(OutboxEmail.id)
+
+
+# --- Online: renewed once per term ------------------------------------------------------
+
+
+async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_holders(tree, processor):
+    sub = await subscribe(tree.direct)
+    assert await renewal.renew_due(END - timedelta(days=1, seconds=1)) == {
+        "claimed": 0,
+        "renewed": 0,
+        "declined": 0,
+        "lapsed": 0,
+        "pending": 0,
+    }
+    assert await renewal.count_due(DUE) == 1
+    done = await renewal.renew_due(DUE)
+    assert done == {"claimed": 1, "renewed": 1, "declined": 0, "lapsed": 0, "pending": 0}
+
+    (invoice,) = await renewal_invoices(sub)
+    # Pro $6,000 + 2 extra users × 12 × $30 + 1 read-only × 12 × $5; tax 0 %.
+    assert (invoice["kind"], invoice["status"], invoice["number"], invoice["total_cents"]) == (
+        "renewal",
+        "paid",
+        1,
+        6_000_00 + 2 * 12 * 30_00 + 12 * 5_00,
+    )
+    assert (invoice["term_start"], invoice["term_end"], invoice["payment_method"]) == (END, term_end(END), "card")
+    assert invoice["idempotency_key"] == renewal.renewal_key(sub["id"], END)
+    lines = await InvoiceLine.select(InvoiceLine.code, InvoiceLine.quantity, InvoiceLine.amount_cents).where(
+        InvoiceLine.invoice == invoice["id"]
+    )
+    assert sum(line["amount_cents"] for line in lines) == invoice["subtotal_cents"]
+    assert [line["code"] for line in lines] == ["pro", "standard_user", "read_only_user"]
+    (charge,) = await charges()
+    assert (charge["invoice"], charge["attempt"], charge["status"], charge["amount_cents"]) == (
+        invoice["id"],
+        1,
+        "succeeded",
+        invoice["total_cents"],
+    )
+    assert invoice["payment_reference"] == charge["processor_ref"]
+    assert processor.calls == [f"{invoice['id']}:1"]
+
+    old, new = await batches_of(tree.direct)
+    assert (new["starts_at"], new["ends_at"], new["seats"], new["allocated"]) == (END, term_end(END), 12, 3)
+    order = await LicenceOrder.select().where(LicenceOrder.id == new["order"]).first()
+    assert order is not None and (order["status"], order["quantity"], order["po_number"]) == (
+        "assigned",
+        12,
+        "INV-00001",
+    )
+    assert invoice["order"] == new["order"]
+    carried = await Allocation.select().where(Allocation.batch == new["id"])
+    assert sorted((a["starts_at"], a["ends_at"]) for a in carried) == [(END, term_end(END))] * 3
+    holders = await User.select(User.licence_ends_at).where(User.role == "learner")
+    assert [u["licence_ends_at"] for u in holders] == [term_end(END)] * 3
+    assert licence_status(term_end(END), END + timedelta(days=1)) == "active"  # no gap at the old end
+
+    now = await reload(sub)
+    assert (now["term_start"], now["term_end"], now["batch"], now["renewal_attempts"], now["next_charge_at"]) == (
+        END,
+        term_end(END),
+        new["id"],
+        0,
+        None,
+    )
+    (mail,) = await mails("subscription_renewed")
+    assert mail["to_email"] == tree.email("direct")
+    assert mail["subject"] == f"Your Pro licence is renewed until {term_end(END).day} March 2028"
+    assert "INV-00001 from Acme MSP: $6,780.00 USD, paid by the card ending 4242" in mail["body"]
+    actions = [e["action"] for e in await AuditEntry.select(AuditEntry.action).order_by(AuditEntry.id)]
+    assert actions == ["invoice.issue", "invoice.charged", "invoice.paid", "subscription.renew"]
+
+    # Run again the same day, and the next: nothing more.
+    for later in (DUE, DUE + timedelta(hours=1), END + timedelta(days=1)):
+        assert (await renewal.renew_due(later))["claimed"] == 0
+    assert len(await renewal_invoices(sub)) == 1 and len(await charges()) == 1
+    assert len(await batches_of(tree.direct)) == 2 and processor.calls == [f"{invoice['id']}:1"]
+
+
+async def test_each_seller_numbers_its_renewal_invoices_without_gaps(tree, processor):
+    direct = await subscribe(tree.direct)
+    north = await subscribe(tree.north, end=END - timedelta(hours=1))
+    other = await subscribe(tree.other_customer, end=END + timedelta(hours=1))
+    assert (await renewal.renew_due(DUE, limit=2))["renewed"] == 2
+    assert (await renewal.renew_due(DUE, limit=2))["renewed"] == 1
+    numbers = {(i["partner"], i["number"]) for s in (direct, north, other) for i in await renewal_invoices(s)}
+    assert numbers == {(tree.partner["id"], 1), (tree.sub["id"], 1), (tree.other["id"], 1)}
+    # A later one of the same customer (its card already saved): the seller's next number.
+    sub_north = await subscribe(tree.north, end=END + timedelta(days=365), card=None)
+    await Subscription.update({Subscription.status: "ended"}).where(Subscription.id == north["id"])
+    await renewal.renew_due(END + timedelta(days=365) - timedelta(hours=1))
+    assert [i["number"] for i in await renewal_invoices(sub_north)] == [2]
+
+
+async def test_a_term_ending_on_29_february_renews_to_28_february(tree, processor):
+    leap_end = datetime(2028, 2, 29, 9, 0, tzinfo=UTC)
+    sub = await subscribe(tree.direct, end=leap_end)
+    await renewal.renew_due(leap_end - timedelta(hours=2))
+    renewed = await reload(sub)
+    assert renewed["term_end"] == datetime(2029, 2, 28, 9, 0, tzinfo=UTC)
+    new = (await batches_of(tree.direct))[-1]
+    assert (new["starts_at"], new["ends_at"]) == (leap_end, datetime(2029, 2, 28, 9, 0, tzinfo=UTC))
+    await renewal.renew_due(datetime(2029, 2, 28, 8, 0, tzinfo=UTC))
+    assert (await reload(sub))["term_end"] == datetime(2030, 2, 28, 9, 0, tzinfo=UTC)
+
+
+async def test_fewer_users_take_effect_at_renewal_first_allocated_keep_their_seats(tree, processor):
+    sub = await subscribe(tree.direct, tier="lite", extra_users=3, holders=7)
+    await Subscription.update({Subscription.next_extra_users: 0, Subscription.next_read_only_users: 0}).where(
+        Subscription.id == sub["id"]
+    )
+    await renewal.renew_due(DUE)
+    (invoice,) = await renewal_invoices(sub)
+    assert invoice["total_cents"] == 3_000_00  # Lite alone
+    new = (await batches_of(tree.direct))[-1]
+    assert (new["seats"], new["allocated"]) == (5, 5)
+    kept = await Allocation.select(Allocation.user.email).where(Allocation.batch == new["id"])
+    assert sorted(a["user.email"] for a in kept) == [
+        f"learner{n}.c{tree.direct['id']}.20270310@example.com" for n in range(5)
+    ]
+    renewed = await reload(sub)
+    assert (renewed["extra_users"], renewed["read_only_users"], renewed["next_extra_users"]) == (0, 0, None)
+
+
+# --- Idempotency: a retried job ----------------------------------------------------
+
+
+async def test_a_job_that_dies_after_the_processor_answered_charges_once_when_retried(tree, processor, monkeypatch):
+    sub = await subscribe(tree.direct)
+    real_record = renewal._record
+
+    async def dies(now, renewals):
+        raise ConnectionError("worker lost the database")
+
+    monkeypatch.setattr(renewal, "_record", dies)
+    with pytest.raises(ConnectionError):
+        await renewal.renew_due(DUE)
+    monkeypatch.setattr(renewal, "_record", real_record)
+    (invoice,) = await renewal_invoices(sub)
+    (charge,) = await charges()
+    assert (invoice["status"], charge["status"]) == ("issued", "pending")
+    # Retried at once: the chunk is still claimed (its lease), so nothing is asked twice.
+    assert (await renewal.renew_due(DUE))["claimed"] == 0
+    assert (await renewal.renew_due(DUE + renewal.LEASE - timedelta(seconds=1)))["claimed"] == 0
+    # Once the lease is over: the same attempt, asked again with its key (the processor charges a key once).
+    done = await renewal.renew_due(DUE + renewal.LEASE)
+    assert done["renewed"] == 1
+    assert processor.calls == [f"{invoice['id']}:1", f"{invoice['id']}:1"]
+    assert [(c["attempt"], c["status"]) for c in await charges()] == [(1, "succeeded")]
+    assert [i["status"] for i in await renewal_invoices(sub)] == ["paid"]
+    assert len(await batches_of(tree.direct)) == 2
+    assert len(await mails("subscription_renewed")) == 1
+
+
+async def test_a_chunk_taken_over_after_its_lease_is_written_once(tree, processor):
+    """A slow worker whose lease ran out, and the worker that took its chunk over,
+    both finish: the term is provisioned once."""
+    sub = await subscribe(tree.direct)
+    slow = await renewal._claim(DUE, 10)
+    fast = await renewal.renew_due(DUE + renewal.LEASE)
+    assert fast["renewed"] == 1
+    for r in slow:
+        r.outcome, r.reference = "paid", "ch_slow"
+    await renewal._record(DUE + renewal.LEASE + timedelta(minutes=1), slow)
+    assert len(await batches_of(tree.direct)) == 2
+    assert [c["status"] for c in await charges()] == ["succeeded"]
+    assert (await reload(sub))["term_end"] == term_end(END)
+
+
+# --- Declined: three retries in seven days, then lapsed ----------------------------
+
+
+async def test_three_declines_after_the_first_lapse_it_managers_emailed_each_time(tree, processor):
+    await add_user(tree.direct, "second@direct.example")
+    sub = await subscribe(tree.direct, card=payments.CHARGES_DECLINED)
+    assert (await renewal.renew_due(DUE))["declined"] == 1
+    sub_now = await reload(sub)
+    assert (sub_now["status"], sub_now["renewal_attempts"], sub_now["next_charge_at"]) == (
+        "active",
+        1,
+        END + timedelta(days=2),
+    )
+    failed = await mails("renewal_charge_failed")
+    assert sorted(m["to_email"] for m in failed) == sorted([tree.email("direct"), "second@direct.example"])
+    assert "Your card was declined." in failed[0]["body"]
+    assert "We will try the card again on 12 March 2027" in failed[0]["body"]
+
+    # Not before its retry date; then at +2, +4 and +7 days.
+    assert (await renewal.renew_due(END + timedelta(days=1)))["claimed"] == 0
+    assert (await renewal.renew_due(END + timedelta(days=2)))["declined"] == 1
+    assert (await reload(sub))["next_charge_at"] == END + timedelta(days=4)
+    assert (await renewal.renew_due(END + timedelta(days=4)))["declined"] == 1
+    assert (await reload(sub))["next_charge_at"] == END + timedelta(days=7)
+    assert (await renewal.renew_due(END + timedelta(days=7)))["lapsed"] == 1
+
+    lapsed = await reload(sub)
+    assert (lapsed["status"], lapsed["renewal_attempts"], lapsed["term_end"]) == ("lapsed", 4, END)
+    (invoice,) = await renewal_invoices(sub)
+    assert invoice["status"] == "issued"
+    assert [(c["attempt"], c["status"]) for c in await charges()] == [(n, "declined") for n in (1, 2, 3, 4)]
+    assert processor.calls == [f"{invoice['id']}:{n}" for n in (1, 2, 3, 4)]
+    assert len(await mails("renewal_charge_failed")) == 3 * 2
+    retry_days = ["12 March 2027", "14 March 2027", "17 March 2027"]
+    bodies = [m["body"] for m in await mails("renewal_charge_failed") if m["to_email"] == tree.email("direct")]
+    assert [day for body in bodies for day in retry_days if f"again on {day}" in body] == retry_days
+    (lapse_mail, _) = await mails("subscription_lapsed")
+    assert "ended on 10 March 2027" in lapse_mail["body"]
+    # Its seats stopped at the term's end: no batch for a next term.
+    assert len(await batches_of(tree.direct)) == 1
+    ends = await User.select(User.licence_ends_at).where(User.role == "learner")
+    assert {licence_status(u["licence_ends_at"], END + timedelta(seconds=1)) for u in ends} == {"expired"}
+    assert (await renewal.renew_due(END + timedelta(days=30)))["claimed"] == 0
+    assert await renewal.lapse_unpaid(END + timedelta(days=30)) == 0
+
+
+async def test_a_card_replaced_after_a_decline_pays_on_the_retry_with_no_gap(tree, processor):
+    sub = await subscribe(tree.direct, card=payments.CHARGES_DECLINED)
+    await renewal.renew_due(DUE)
+    await BillingAccount.update({BillingAccount.card_token: await card_token()}).where(
+        BillingAccount.company == tree.direct["id"]
+    )
+    assert (await renewal.renew_due(END + timedelta(days=2)))["renewed"] == 1
+    assert [(c["attempt"], c["status"]) for c in await charges()] == [(1, "declined"), (2, "succeeded")]
+    new = (await batches_of(tree.direct))[-1]
+    assert (new["starts_at"], new["ends_at"]) == (END, term_end(END))  # from the old end, not from the payment
+    assert (await reload(sub))["status"] == "active"
+
+
+async def test_without_a_saved_card_the_renewal_is_declined_without_asking_the_processor(tree, processor):
+    sub = await subscribe(tree.direct, card=None)
+    assert (await renewal.renew_due(DUE))["declined"] == 1
+    assert [(c["status"], c["decline_reason"]) for c in await charges()] == [("declined", renewal.NO_CARD)]
+    assert processor.calls == []
+    assert (await reload(sub))["next_charge_at"] == END + timedelta(days=2)
+
+
+# --- Cancelled, paid early, lapsed ------------------------------------------------------
+
+
+async def test_a_cancelled_subscription_never_renews_and_ends_at_its_end(tree, processor):
+    sub = await subscribe(tree.direct, auto_renew=False)
+    for moment in (DUE, END - timedelta(seconds=1)):
+        assert (await renewal.renew_due(moment))["claimed"] == 0
+        assert await renewal.lapse_unpaid(moment) == 0
+    assert await renewal.lapse_unpaid(END) == 1
+    assert (await reload(sub))["status"] == "ended"
+    assert (await renewal.renew_due(END + timedelta(days=7)))["claimed"] == 0
+    assert await renewal_invoices(sub) == [] and await charges() == [] and processor.calls == []
+    assert len(await batches_of(tree.direct)) == 1
+    assert await mails("subscription_lapsed") == []
+
+
+async def test_an_online_renewal_paid_early_is_not_charged_and_starts_at_the_old_end(tree, processor):
+    """ "Request an invoice" and pay early: the job finds the paid invoice under
+    the renewal key and only provisions the term, from the old end."""
+    sub = await subscribe(tree.direct)
+    early = END - timedelta(days=20)
+    invoice = await invoices.create_invoice(
+        partner_id=tree.partner["id"],
+        company_id=tree.direct["id"],
+        kind="renewal",
+        lines=[invoices.Line("pro", "Pro annual licence", 1, 6_000_00)],
+        now=early,
+        subscription_id=sub["id"],
+        term_start=END,
+        term_end=term_end(END),
+        idempotency_key=renewal.renewal_key(sub["id"], END),
+    )
+    await invoices.mark_paid(invoice["id"], method="bank_transfer", reference="BT-1", now=early, recorded_by=None)
+    assert (await renewal.renew_due(DUE))["renewed"] == 1
+    assert processor.calls == [] and await charges() == []
+    assert [(i["id"], i["status"]) for i in await renewal_invoices(sub)] == [(invoice["id"], "paid")]
+    new = (await batches_of(tree.direct))[-1]
+    assert (new["starts_at"], new["ends_at"]) == (END, term_end(END))
+    assert (await Invoice.select(Invoice.order).where(Invoice.id == invoice["id"]).first()) == {"order": new["order"]}
+
+
+async def test_invoice_subscription_gets_its_renewal_invoice_30_days_ahead_and_one_reminder(tree):
+    sub = await subscribe(tree.direct, method="invoice", card=None)
+    assert await renewal.issue_renewal_invoices(END - timedelta(days=31)) == {"issued": 0, "reminded": 0}
+    assert await renewal.issue_renewal_invoices(END - timedelta(days=30)) == {"issued": 1, "reminded": 0}
+    assert await renewal.issue_renewal_invoices(END - timedelta(days=29)) == {"issued": 0, "reminded": 0}
+    (invoice,) = await renewal_invoices(sub)
+    assert (invoice["status"], invoice["kind"], invoice["due_at"], invoice["term_start"]) == (
+        "issued",
+        "renewal",
+        END,
+        END,
+    )
+    (issued_mail,) = await mails("renewal_invoice")
+    assert issued_mail["subject"] == "Renewal invoice INV-00001 for the licences of Direct Customer"
+    assert "$6,780.00 USD" in issued_mail["body"] and f"/invoices/{invoice['id']}" in issued_mail["body"]
+    assert await renewal.issue_renewal_invoices(END - timedelta(hours=73)) == {"issued": 0, "reminded": 0}
+    assert await renewal.issue_renewal_invoices(END - timedelta(hours=72)) == {"issued": 0, "reminded": 1}
+    assert await renewal.issue_renewal_invoices(END - timedelta(hours=1)) == {"issued": 0, "reminded": 0}
+    (reminder,) = await mails("renewal_invoice_reminder")
+    assert reminder["subject"].startswith("Reminder: the licences of Direct Customer end on 10 March 2027")
+    # Online subscriptions are never invoiced this way (the renewal job charges them).
+    assert (await renewal.renew_due(DUE))["claimed"] == 0
+
+
+async def test_a_paid_renewal_invoice_is_not_reminded(tree):
+    sub = await subscribe(tree.direct, method="invoice", card=None)
+    await renewal.issue_renewal_invoices(END - timedelta(days=30))
+    (invoice,) = await renewal_invoices(sub)
+    await invoices.mark_paid(
+        invoice["id"], method="check", reference="CHK-9", now=END - timedelta(days=5), recorded_by=None
+    )
+    assert await renewal.issue_renewal_invoices(END - timedelta(hours=72)) == {"issued": 0, "reminded": 0}
+
+
+async def test_an_unpaid_invoice_subscription_lapses_at_its_end_and_its_seats_stop(tree):
+    sub = await subscribe(tree.direct, method="invoice", card=None)
+    await renewal.issue_renewal_invoices(END - timedelta(days=30))
+    assert await renewal.lapse_unpaid(END - timedelta(seconds=1)) == 0
+    assert await renewal.lapse_unpaid(END) == 1
+    assert await renewal.lapse_unpaid(END + timedelta(days=1)) == 0
+    assert (await reload(sub))["status"] == "lapsed"
+    (mail,) = await mails("subscription_lapsed")
+    assert mail["to_email"] == tree.email("direct") and "The renewal invoice was not paid." in mail["body"]
+    assert len(await batches_of(tree.direct)) == 1
+    ends = await User.select(User.licence_ends_at).where(User.role == "learner")
+    assert {licence_status(u["licence_ends_at"], END) for u in ends} == {"expired"}
+    assert {licence_status(u["licence_ends_at"], END - timedelta(seconds=1)) for u in ends} == {"expiring"}
+    actions = [
+        e["action"] for e in await AuditEntry.select(AuditEntry.action).where(AuditEntry.action.like("subscription%"))
+    ]
+    assert actions == ["subscription.lapse"]
+
+
+async def test_a_pending_cancellation_request_stops_the_renewal_invoice(tree):
+    sub = await subscribe(tree.direct, method="invoice", card=None)
+    await Subscription.update({Subscription.cancel_requested_at: END - timedelta(days=40)}).where(
+        Subscription.id == sub["id"]
+    )
+    assert await renewal.issue_renewal_invoices(END - timedelta(days=30)) == {"issued": 0, "reminded": 0}
+
+
+# --- The job without Redis --------------------------------------------------------------
+
+
+async def test_the_tick_without_redis_renews_invoices_and_lapses(tree, processor, monkeypatch):
+    online = await subscribe(tree.direct)
+    by_invoice = await subscribe(tree.north, method="invoice", card=None)
+    cancelled = await subscribe(tree.other_customer, auto_renew=False, end=DUE - timedelta(hours=1))
+    monkeypatch.setattr(billing_jobs, "utcnow", lambda: DUE)
+    counts = await billing_jobs.billing_tick({"job_id": None})
+    assert counts == {
+        "claimed": 1,
+        "renewed": 1,
+        "declined": 0,
+        "lapsed": 0,
+        "pending": 0,
+        "issued": 1,
+        "reminded": 1,
+        "ended_or_lapsed": 1,
+    }
+    assert (await reload(online))["term_end"] == term_end(END)
+    assert [i["kind"] for i in await renewal_invoices(by_invoice)] == ["renewal"]
+    assert (await reload(cancelled))["status"] == "ended"
+    again = await billing_jobs.billing_tick({"job_id": None})
+    assert (again["claimed"], again["issued"], again["reminded"], again["ended_or_lapsed"]) == (0, 0, 0, 0)
