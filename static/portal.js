@@ -20,7 +20,19 @@
 
   // An error shown in #error-region (by the error handlers' HX-Retarget) is about
   // the last request: the next one starts without it.
-  document.addEventListener("htmx:beforeRequest", function () {
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    // <button data-add-filter="status">: a filter already on screen is not added twice;
+    // the focus goes to the one there.
+    const adding = event.detail && event.detail.elt && event.detail.elt.dataset && event.detail.elt.dataset.addFilter;
+    if (adding) {
+      const form = event.detail.elt.closest("form");
+      const there = form && form.querySelector('.filter[data-filter="' + adding + '"] select, .filter[data-filter="' + adding + '"] input');
+      if (there) {
+        event.preventDefault();
+        there.focus();
+        return;
+      }
+    }
     const region = document.getElementById("error-region");
     if (region) region.replaceChildren();
   });
@@ -88,7 +100,7 @@
   // when the focus leaves it.
   function menuItems(menu) {
     return Array.from(
-      menu.querySelectorAll(".menu-items a[href], .menu-items button:not([disabled]), .menu-items input"),
+      menu.querySelectorAll(".menu-items a[href], .menu-items button:not([disabled]), .menu-items input:not([type=hidden])"),
     );
   }
   document.addEventListener("keydown", function (event) {
@@ -161,7 +173,9 @@
       all.hidden = false;
     });
     // An "Add Filter" field added again replaces the value its removal left behind.
-    root.querySelectorAll(".filter[data-filter]").forEach(function (chip) {
+    const chips = Array.from(root.querySelectorAll(".filter[data-filter]"));
+    if (root.matches && root.matches(".filter[data-filter]")) chips.push(root);
+    chips.forEach(function (chip) {
       const form = chip.closest("form");
       if (!form) return;
       form.querySelectorAll('input[data-filter-cleared="' + chip.dataset.filter + '"]').forEach(function (old) {

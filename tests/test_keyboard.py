@@ -1,5 +1,6 @@
 """Keyboard only, in Chromium: on Requested Orders, Tab to a row's ⋯ menu, open
-it, reach "Assign" and press it, without the mouse; the row says Assigned."""
+it, reach "Assign" with the arrow keys and press it, confirm, without the mouse;
+the row says Assigned and the focus never leaves the row."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ async def place_order(live_server: LiveServer) -> None:
         await conn.close()
 
 
+async def focused(page: Page, selector: str) -> bool:
+    return await page.evaluate("s => !!document.activeElement && document.activeElement.matches(s)", selector)
+
+
 async def tab_until(page: Page, selector: str) -> None:
     """Press Tab until the focused element matches `selector` (as a person would)."""
     for _ in range(MAX_TABS):
@@ -64,9 +69,28 @@ async def test_assign_from_the_row_menu_by_keyboard(browser, live_server: LiveSe
         menu = page.locator(f"#order-{order_id} details.menu")
         await expect(menu).to_have_attribute("open", "")
         await expect(menu.get_by_role("button", name="Assign")).to_be_visible()
-        await tab_until(page, f"#order-{order_id} form[action$='/assign'] button")
+        # Escape closes it and gives the focus back to the ⋯ button.
+        await page.keyboard.press("Escape")
+        await expect(menu).not_to_have_attribute("open", "")
+        assert await focused(page, f"#order-{order_id} summary")
+        # ArrowDown opens it again on its first item, "Assign"; the arrows move between the items.
+        await page.keyboard.press("ArrowDown")
+        await expect(menu).to_have_attribute("open", "")
+        assert await focused(page, f"#order-{order_id} form[action$='/assign'] button")
+        await page.keyboard.press("ArrowDown")
+        assert await focused(page, f"#order-{order_id} input[name=reason]")
+        await page.keyboard.press("ArrowUp")
+        assert await focused(page, f"#order-{order_id} form[action$='/assign'] button")
+        await page.keyboard.press("Enter")
+
+        # The confirmation takes the row's place, its "Assign" focused and described by what it will do.
+        asked = page.locator(f"#order-{order_id} [data-testid=assign-confirm]")
+        await expect(asked).to_contain_text(f"Assign {QUANTITY} × Premium to {CUSTOMER}?")
+        await expect(page.locator(f"#order-{order_id} button[aria-describedby]")).to_be_focused()
         await page.keyboard.press("Enter")
 
         await expect(page.locator(f"#order-{order_id} .status")).to_have_text("Assigned")
+        await expect(page.locator(f"#order-{order_id} summary")).to_be_focused()
+        await expect(page.locator("#order-live")).to_contain_text(f"Assigned {QUANTITY} × ")
     finally:
         await page.context.close()

@@ -49,12 +49,23 @@ async def assign_the_order(page: Page) -> str:
     await expect(page.get_by_role("heading", name=f"Order from {CUSTOMER}")).to_be_visible()
     await page.get_by_role("button", name="Assign").click()
 
+    # Assign asks first, on a page of its own: customer, quantity, product, the end date.
+    await expect(page).to_have_url(re.compile(rf"/licences/orders/{order_id}/assign$"))
+    asked = page.get_by_test_id("assign-confirm")
+    await expect(asked).to_contain_text(CUSTOMER)
+    await expect(asked).to_contain_text(str(QUANTITY))
+    await expect(asked).to_contain_text("Security Awareness Training — Premium")
+    shown_end = re.search(r"Runs until\s*(\d\d \w{3} \d{4})", await asked.inner_text()).group(1)
+    await page.get_by_role("button", name="Assign").click()
+
     await expect(page).to_have_url(re.compile(r"/licences/orders$"))
     flash = page.get_by_test_id("flash")
     await expect(flash).to_contain_text(f"Assigned {QUANTITY} × ")
     await expect(flash).to_contain_text(f"to {CUSTOMER}, running until ")
     await expect(page.locator(f"#order-{order_id} .status")).to_have_text("Assigned")
-    return re.search(r"running until (.+)\.$", await flash.inner_text()).group(1)
+    ends = re.search(r"running until (.+)\.$", await flash.inner_text()).group(1)
+    assert ends == shown_end
+    return ends
 
 
 async def manage_the_customer(page: Page) -> None:
@@ -88,10 +99,15 @@ async def test_assign_then_select_all_and_allocate_without_javascript(browser: B
         await expect(confirm.get_by_test_id("select-all-count")).to_have_text(str(expired_count))
         take_from = confirm.get_by_label("Take seats from")
         # Preselected: the batch just assigned, the one with a seat for everyone.
-        await expect(take_from.locator("option:checked")).to_contain_text(f": {QUANTITY} free, ends {ends}")
+        checked = take_from.locator("option:checked")
+        await expect(checked).to_contain_text(f": {QUANTITY} free of {QUANTITY}, assigned ")
+        await expect(checked).to_contain_text(f", ends {ends}")
+        assigned = re.search(r"assigned (.+), ends", await checked.inner_text()).group(1)
         await confirm.get_by_role("button", name="Allocate Licenses").click()
 
-        await expect(page.get_by_test_id("flash")).to_have_text(f"{expired_count} users renewed until {ends}.")
+        await expect(page.get_by_test_id("flash")).to_have_text(
+            f"{expired_count} users renewed until {ends} from the batch assigned {assigned}."
+        )
         await expect(licence_tab(page, "Active")).to_have_attribute("aria-selected", "true")
         await expect(licence_tab(page, "Expired Licenses").locator(".count")).to_have_text("0")
 
