@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.domain import licences
+from portal.domain import licences, orders
 from portal.domain.access import Actor, load_actor
 from portal.domain.billing import accounts, invoices, payments, profiles, subscriptions
 from portal.domain.billing.payments import CardDetails
@@ -411,3 +411,33 @@ async def test_invoices_of_the_subscription_carry_numbers_and_the_audit_has_the_
     buy = await AuditEntry.select().where(AuditEntry.action == "subscription.buy").output(load_json=True).first()
     assert (buy["detail"]["total_cents"], buy["detail"]["currency"]) == (1_332_000, "USD")
     assert payments.processor().test_mode is True
+
+
+async def test_an_invoice_order_assigned_in_requested_orders_first_is_the_terms_batch_when_paid(tree):
+    customer, seller = await actors(tree)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(2, "invoice"), NOW)
+    assigned_at = NOW + timedelta(days=2)
+    batch = await orders.assign_order(seller, bought["invoice"]["order"], assigned_at)
+    paid_at = NOW + timedelta(days=5)
+    recorded = await subscriptions.record_payment(
+        seller, bought["invoice"]["id"], method="money_order", reference="MO-5", now=paid_at
+    )
+    assert recorded["batch"]["id"] == batch["id"] and await LicenceBatch.count() == 1
+    sub = recorded["subscription"]
+    assert (sub["status"], sub["batch"], sub["term_start"], sub["term_end"]) == (
+        "active",
+        batch["id"],
+        assigned_at,
+        batch["ends_at"],
+    )
+
+
+async def test_an_invoice_order_declined_meanwhile_still_gets_seats_when_paid(tree):
+    customer, seller = await actors(tree)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
+    await orders.decline_order(seller, bought["invoice"]["order"], "Waiting for the payment.", NOW)
+    recorded = await subscriptions.record_payment(
+        seller, bought["invoice"]["id"], method="check", reference="", now=NOW + timedelta(days=1)
+    )
+    assert recorded["batch"]["seats"] == 10 and recorded["batch"]["order"] != bought["invoice"]["order"]
+    assert recorded["subscription"]["status"] == "active"

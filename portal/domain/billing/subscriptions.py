@@ -25,7 +25,7 @@ from portal.domain.billing.quotes import Purchase, format_day, load_subscription
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, one_of
 from portal.domain.pages import Page, paginate
-from portal.tables import AuditEntry, Company, LicenceBatch
+from portal.tables import AuditEntry, Company, LicenceBatch, LicenceOrder
 from portal.tables_billing import (
     METHODS,
     SUBSCRIPTION_STATUSES,
@@ -191,6 +191,16 @@ async def provision_invoice(
     if invoice["kind"] == "purchase":
         if subscription["status"] != "pending":
             return None
+        assigned = await _assigned_batch(invoice["order"])
+        if assigned is not None:
+            # Someone pressed "Assign" on the order in Requested Orders first: its
+            # batch is this term's, and no second one is made.
+            return await _adopt(subscription, assigned)
+        order_id = invoice["order"]
+        if order_id is not None and not await LicenceOrder.exists().where(
+            (LicenceOrder.id == order_id) & (LicenceOrder.status == "requested")
+        ):
+            order_id = None  # declined or withdrawn meanwhile: the payment still buys the seats
         end = money.term_end(now)
         batch = await provisioning.provision_term(
             subscription,
@@ -198,7 +208,7 @@ async def provision_invoice(
             starts_at=now,
             ends_at=end,
             now=now,
-            order_id=invoice["order"],
+            order_id=order_id,
             actor_id=actor_id,
             notify=True,
         )
@@ -253,6 +263,28 @@ async def provision_invoice(
     if batch is not None and invoice["order"] is None:
         # The seats the invoice paid for, shown beside it.
         await Invoice.update({Invoice.order: batch["order"]}).where(Invoice.id == invoice["id"])
+    return batch
+
+
+async def _assigned_batch(order_id: int | None) -> dict | None:
+    if order_id is None:
+        return None
+    return (
+        await LicenceBatch.select()
+        .where((LicenceBatch.order == order_id) & (LicenceBatch.order.status == "assigned"))
+        .first()
+    )
+
+
+async def _adopt(subscription: dict, batch: dict) -> dict:
+    await Subscription.update(
+        {
+            Subscription.status: "active",
+            Subscription.term_start: batch["starts_at"],
+            Subscription.term_end: batch["ends_at"],
+            Subscription.batch: batch["id"],
+        }
+    ).where(Subscription.id == subscription["id"])
     return batch
 
 
