@@ -4,5 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.web.billing.actions import SubscriptionActionController
+from portal.web.billing.customer import CustomerBillingController
+from portal.web.billing.invoice_pages import InvoiceController
+from portal.web.billing.partner import PartnerBillingController
+
 # Registered by portal/web/app.py beside the other page controllers.
-BILLING_ROUTES: list[Any] = []
+BILLING_ROUTES: list[Any] = [
+    CustomerBillingController,
+    PartnerBillingController,
+    SubscriptionActionController,
+    InvoiceController,
+]

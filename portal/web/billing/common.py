@@ -1,0 +1,117 @@
+"""What every billing page shares: amounts and invoice numbers as the templates
+write them, and the forms read into the domain's values (purchase, card, address).
+
+Reading is lenient, as in portal/web/forms.py: an empty number is 0, a number that
+is not one is reported next to its field, and the domain says what else is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from multidict import MultiMapping
+
+from portal.domain.billing import invoices, money, payments
+from portal.domain.billing.payments import CardDetails
+from portal.domain.billing.quotes import Purchase
+from portal.domain.errors import ValidationFailed
+from portal.web.forms import text, to_int
+
+METHOD_LABELS = {"online": "Pay Online", "invoice": "Pay by Invoice"}
+PAYMENT_LABELS = invoices.METHOD_LABELS
+# What partner staff record by hand; "card" is the processor's own.
+OFFLINE_METHODS = ("card_by_phone", "bank_transfer", "money_order", "check")
+KIND_LABELS = invoices.KIND_LABELS
+STATUS_LABELS = {"draft": "Draft", "issued": "Issued", "paid": "Paid", "void": "Void"}
+ADDRESS_FIELDS = ("billing_name", "billing_email", "address", "country")
+
+
+def page_helpers() -> dict[str, Any]:
+    """Functions the billing templates call: every amount goes out with its currency."""
+    return {
+        "money": money.format_money,
+        "rate": money.format_rate,
+        "invoice_number": invoices.format_invoice_number,
+        "method_labels": METHOD_LABELS,
+        "payment_labels": PAYMENT_LABELS,
+        "invoice_kinds": KIND_LABELS,
+        "invoice_statuses": STATUS_LABELS,
+        "test_mode": payments.processor().test_mode,
+    }
+
+
+def _count(values: Mapping[str, Any], name: str, errors: dict[str, str]) -> int:
+    raw = text(values.get(name), 20)
+    if not raw:
+        return 0
+    number = to_int(raw)
+    if number is None:
+        errors[name] = "Enter a whole number of users (0 or more)."
+        return 0
+    return number
+
+
+def purchase_from(values: MultiMapping[Any]) -> Purchase:
+    """The buy form, or the same values carried from the quote to "confirm"."""
+    errors: dict[str, str] = {}
+    purchase = Purchase(
+        tier=text(values.get("tier"), 40),
+        extra_users=_count(values, "extra_users", errors),
+        read_only_users=_count(values, "read_only_users", errors),
+        addons=tuple(dict.fromkeys(text(a, 40) for a in values.getall("addons", []) if text(a, 40))),
+        method=text(values.get("method"), 10),
+    )
+    if errors:
+        raise ValidationFailed(errors)
+    return purchase
+
+
+def change_from(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Tier and users asked for by Upgrade (more or fewer)."""
+    errors: dict[str, str] = {}
+    change = {
+        "tier": text(values.get("tier"), 40),
+        "extra_users": _count(values, "extra_users", errors),
+        "read_only_users": _count(values, "read_only_users", errors),
+    }
+    if errors:
+        raise ValidationFailed(errors)
+    return change
+
+
+def has_card(values: Mapping[str, Any]) -> bool:
+    return bool(text(values.get("card_number"), 40))
+
+
+def card_from(values: Mapping[str, Any]) -> CardDetails:
+    """The card fields as typed; the processor checks them (portal/domain/billing/payments.py)
+    and names each bad field ("card", "exp_month", "exp_year", "cvc")."""
+    year = to_int(values.get("exp_year")) or 0
+    if 0 < year < 100:
+        year += 2000  # "28", as printed on the card
+    return CardDetails(
+        number=text(values.get("card_number"), 40),
+        exp_month=to_int(values.get("exp_month")) or 0,
+        exp_year=year,
+        cvc=text(values.get("cvc"), 8),
+    )
+
+
+def address_from(values: Mapping[str, Any]) -> dict[str, str]:
+    """Read a little past each column's size, so that the domain says what is too long
+    instead of the form cutting it ("Britain" is not "BR")."""
+    return {
+        "billing_name": text(values.get("billing_name"), 300),
+        "billing_email": text(values.get("billing_email"), 300),
+        "address": text(values.get("address"), 600),
+        "country": text(values.get("country"), 60),
+    }
+
+
+def kept_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What the form sent, to show again beside its errors; never the card's number or code."""
+    return {k: v for k, v in values.items() if k not in ("card_number", "cvc", "_csrf_token")}
+
+
+def errors_of(refused: ValidationFailed) -> dict[str, str]:
+    return refused.errors

@@ -1,0 +1,379 @@
+"""The customer's Billing: the dashboard (plan, users, add-ons, renewal, payment method,
+billing address, invoices), "Subscriptions", buying and Upgrade with the price shown
+before confirming, and "Create an Online Billing Account".
+
+For customer managers, and partner managers in manage mode; the domain decides who
+may (another tenant's company answers 404)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Stream, Template
+
+from portal.domain.access import Actor, get_company
+from portal.domain.billing import accounts, catalogue, invoices, profiles, quotes, subscriptions
+from portal.domain.clock import utcnow
+from portal.domain.errors import NotFound, ValidationFailed
+from portal.web.billing import messages
+from portal.web.billing.common import (
+    ADDRESS_FIELDS,
+    address_from,
+    card_from,
+    change_from,
+    has_card,
+    kept_values,
+    page_helpers,
+    purchase_from,
+)
+from portal.web.billing.export import invoices_csv
+from portal.web.flash import flash
+from portal.web.render import render
+from portal.web.session import CurrentActor
+
+
+async def billed_company(actor: Actor, company_id: int) -> dict:
+    """A customer under the actor's wing: partners sell, they are not billed here."""
+    company = await get_company(actor, company_id)
+    if company["kind"] != "customer":
+        raise NotFound("Billing is kept for customer companies.")
+    return company
+
+
+async def _offer(company_id: int) -> dict[str, Any]:
+    """The seller's catalogue, grouped as the buy and Upgrade forms show it."""
+    seller = await catalogue.seller_of(company_id)
+    items = [i for i in await catalogue.items(seller["id"]) if i["active"]]
+    return {
+        "seller": seller,
+        "profile": await profiles.profile(seller["id"]),
+        "tiers": [i for i in items if i["kind"] == "tier"],
+        "credits": {i["code"]: i for i in items if i["kind"] == "user_credit"},
+        "addons": [i for i in items if i["kind"] == "addon"],
+    }
+
+
+class CustomerBillingController(Controller):
+    path = "/companies/{company_id:int}/billing"
+
+    @get("/")
+    async def dashboard(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], page: FromQuery[int] = 1
+    ) -> Template:
+        company = await billed_company(actor, company_id)
+        # Also in manage mode, where the wing is the partner's: this company's invoices only.
+        filters = {"customer": company_id}
+        return render(
+            request,
+            "pages/billing.html",
+            {
+                **page_helpers(),
+                "company": company,
+                "seller": await catalogue.seller_of(company_id),
+                "subscription": await subscriptions.current_subscription(actor, company_id),
+                "account": await accounts.billing_account(actor, company_id),
+                "listing": await invoices.list_invoices(actor, filters, page),
+                # For the list's pager when htmx asks for the list alone.
+                "base": f"/companies/{company_id}/billing",
+                "export": f"/companies/{company_id}/billing/invoices.csv",
+                "query": "",
+                "partner": False,
+            },
+            fragments={"invoice-results": "partials/billing/_invoices.html"},
+        )
+
+    @get("/subscriptions")
+    async def subscriptions_page(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
+    ) -> Template:
+        """ "Subscriptions": the live licence and what can be done with it (Cancel, Upgrade, …)."""
+        company = await billed_company(actor, company_id)
+        return render(
+            request,
+            "pages/billing_subscriptions.html",
+            {
+                **page_helpers(),
+                "company": company,
+                "subscription": await subscriptions.current_subscription(actor, company_id),
+                "now": utcnow(),
+            },
+        )
+
+    @get("/invoices.csv")
+    async def export(self, actor: CurrentActor, company_id: FromPath[int]) -> Stream:
+        company = await billed_company(actor, company_id)  # refused before the first byte goes out
+        return Stream(
+            invoices_csv(actor, {"customer": company["id"]}),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="invoices.csv"'},
+        )
+
+    # --- Buy: choose → the price (nothing written) → "Pay Online" / "Pay by Invoice" -------------
+
+    @get("/buy")
+    async def buy_form(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        return await self._buy_form(request, actor, company_id, {"tier": "", "method": "online"}, {})
+
+    @get("/buy/quote")
+    async def buy_quote(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        """The price of what the form chose, before anything is bought."""
+        await billed_company(actor, company_id)
+        values = request.query_params
+        try:
+            purchase = purchase_from(values)
+            quote = await quotes.quote_purchase(actor, company_id, purchase, utcnow())
+        except ValidationFailed as refused:
+            return await self._buy_form(request, actor, company_id, _buy_values(values), refused.errors, 400)
+        return await self._quote_page(request, actor, company_id, purchase, quote, {}, {})
+
+    @post("/buy")
+    async def buy(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
+        await billed_company(actor, company_id)
+        form = await request.form()
+        now = utcnow()
+        try:
+            purchase = purchase_from(form)
+        except ValidationFailed as refused:
+            return await self._buy_form(request, actor, company_id, _buy_values(form), refused.errors, 400)
+        try:
+            if purchase.method == "online" and has_card(form):
+                await accounts.create_online_billing_account(
+                    actor, company_id, card=card_from(form), **address_from(form), now=now
+                )
+            result = await subscriptions.buy(actor, company_id, purchase, now)
+        except ValidationFailed as refused:
+            quote = await quotes.quote_purchase(actor, company_id, purchase, now)
+            return await self._quote_page(
+                request, actor, company_id, purchase, quote, refused.errors, kept_values(form), 400
+            )
+        said, kind = messages.bought(result)
+        flash(request, said, kind)
+        return Redirect(f"/companies/{company_id}/billing")
+
+    async def _buy_form(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        company_id: int,
+        values: dict[str, Any],
+        errors: dict[str, str],
+        status_code: int = 200,
+    ) -> Template:
+        company = await billed_company(actor, company_id)
+        return render(
+            request,
+            "pages/billing_buy.html",
+            {
+                **page_helpers(),
+                **await _offer(company_id),
+                "company": company,
+                "current": await subscriptions.current_subscription(actor, company_id),
+                "values": values,
+                "errors": errors,
+            },
+            status_code=status_code,
+        )
+
+    async def _quote_page(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        company_id: int,
+        purchase: quotes.Purchase,
+        quote: quotes.Quote,
+        errors: dict[str, str],
+        values: dict[str, Any],
+        status_code: int = 200,
+    ) -> Template:
+        company = await billed_company(actor, company_id)
+        account = await accounts.billing_account(actor, company_id)
+        chosen = {
+            "tier": purchase.tier,
+            "extra_users": purchase.extra_users,
+            "read_only_users": purchase.read_only_users,
+            "addons": purchase.addons,
+            "method": purchase.method,
+        }
+        back = urlencode({k: v for k, v in chosen.items() if k != "addons"}) + "".join(
+            f"&addons={a}" for a in purchase.addons
+        )
+        return render(
+            request,
+            "pages/billing_quote.html",
+            {
+                **page_helpers(),
+                "company": company,
+                "quote": quote,
+                "purchase": chosen,
+                "account": account,
+                # "Pay Online" needs a card kept on the account: asked here, at the last step.
+                "ask_card": purchase.method == "online" and not (account and account.get("card_last4")),
+                "ask_address": not (account and account.get("billing_name")),
+                "errors": errors,
+                "values": values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
+                "back": f"/companies/{company_id}/billing/buy?{back}",
+            },
+            status_code=status_code,
+        )
+
+    # --- Upgrade: more users or Pro now (pro rata), fewer from the next term ---------------------
+
+    @get("/change")
+    async def change_form(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        subscription = await _live(actor, company_id)
+        values = {k: subscription[k] for k in ("tier", "extra_users", "read_only_users")}
+        return await self._change_form(request, actor, company_id, subscription, values, {})
+
+    @get("/change/quote")
+    async def change_quote(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        subscription = await _live(actor, company_id)
+        values = request.query_params
+        try:
+            change = change_from(values)
+            quote = await quotes.quote_change(actor, subscription["id"], **change, now=utcnow())
+        except ValidationFailed as refused:
+            return await self._change_form(request, actor, company_id, subscription, dict(values), refused.errors, 400)
+        company = await billed_company(actor, company_id)
+        return render(
+            request,
+            "pages/billing_change_quote.html",
+            {
+                **page_helpers(),
+                "company": company,
+                "subscription": subscription,
+                "quote": quote,
+                "change": change,
+                "back": f"/companies/{company_id}/billing/change?{urlencode(change)}",
+            },
+        )
+
+    @post("/change")
+    async def change(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
+        subscription = await _live(actor, company_id)
+        form = await request.form()
+        try:
+            change = change_from(form)
+            result = await subscriptions.change(actor, subscription["id"], **change, now=utcnow())
+        except ValidationFailed as refused:
+            return await self._change_form(request, actor, company_id, subscription, dict(form), refused.errors, 400)
+        said, kind = messages.changed(result)
+        flash(request, said, kind)
+        return Redirect(f"/companies/{company_id}/billing")
+
+    async def _change_form(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        company_id: int,
+        subscription: dict,
+        values: dict[str, Any],
+        errors: dict[str, str],
+        status_code: int = 200,
+    ) -> Template:
+        company = await billed_company(actor, company_id)
+        return render(
+            request,
+            "pages/billing_change.html",
+            {
+                **page_helpers(),
+                **await _offer(company_id),
+                "company": company,
+                "subscription": subscription,
+                "values": values,
+                "errors": errors,
+            },
+            status_code=status_code,
+        )
+
+    # --- "Create an Online Billing Account", the card, the billing address ------------------------
+
+    @get("/account")
+    async def account_page(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        return await self._account_page(request, actor, company_id, {}, None)
+
+    @post("/account")
+    async def save_account(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
+    ) -> Template | Redirect:
+        """ "Create an Online Billing Account": card and billing address together; an invoice
+        subscription switches to "Pay Online" and renews by itself."""
+        await billed_company(actor, company_id)
+        form = await request.form()
+        try:
+            account = await accounts.create_online_billing_account(
+                actor, company_id, card=card_from(form), **address_from(form), now=utcnow()
+            )
+        except ValidationFailed as refused:
+            return await self._account_page(request, actor, company_id, kept_values(form), refused.errors, "account")
+        flash(request, messages.account_created(account))
+        return Redirect(f"/companies/{company_id}/billing")
+
+    @post("/card")
+    async def save_card(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
+    ) -> Template | Redirect:
+        await billed_company(actor, company_id)
+        form = await request.form()
+        try:
+            account = await accounts.save_card(actor, company_id, card_from(form), utcnow())
+        except ValidationFailed as refused:
+            return await self._account_page(request, actor, company_id, kept_values(form), refused.errors, "card")
+        flash(request, messages.card_saved(account))
+        return Redirect(f"/companies/{company_id}/billing")
+
+    @post("/address")
+    async def save_address(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
+    ) -> Template | Redirect:
+        await billed_company(actor, company_id)
+        form = await request.form()
+        try:
+            await accounts.save_billing_address(actor, company_id, **address_from(form), now=utcnow())
+        except ValidationFailed as refused:
+            return await self._account_page(request, actor, company_id, kept_values(form), refused.errors, "address")
+        flash(request, "Billing address saved; the next invoices carry it.")
+        return Redirect(f"/companies/{company_id}/billing")
+
+    async def _account_page(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        company_id: int,
+        values: dict[str, Any],
+        errors: dict[str, str] | None,
+        form_name: str = "",
+    ) -> Template:
+        company = await billed_company(actor, company_id)
+        account = await accounts.billing_account(actor, company_id)
+        return render(
+            request,
+            "pages/billing_account.html",
+            {
+                **page_helpers(),
+                "company": company,
+                "account": account,
+                "subscription": await subscriptions.current_subscription(actor, company_id),
+                "values": values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
+                "errors": errors or {},
+                "form_name": form_name,
+            },
+            status_code=400 if errors else 200,
+        )
+
+
+async def _live(actor: Actor, company_id: int) -> dict:
+    await billed_company(actor, company_id)
+    subscription = await subscriptions.current_subscription(actor, company_id)
+    if subscription is None:
+        raise NotFound("This company has no subscription to change: buy one first.")
+    return subscription
+
+
+def _buy_values(values: Any) -> dict[str, Any]:
+    kept = kept_values(values)
+    kept["addons"] = list(values.getall("addons", []))
+    return kept

@@ -1,0 +1,114 @@
+"""One invoice, printable (static/billing.css prints it alone, black on white, one
+page); partner staff record its payment here (card by phone, bank transfer, money
+order, check, with a reference), or void and reissue it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, get, post
+from litestar.params import FromPath
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Template
+
+from portal.domain.access import Actor, require_partner_manager
+from portal.domain.billing import accounts, invoices, subscriptions
+from portal.domain.billing.money import format_rate
+from portal.domain.clock import utcnow
+from portal.domain.errors import ValidationFailed
+from portal.web.billing.common import OFFLINE_METHODS, page_helpers
+from portal.web.billing.messages import _number, _total
+from portal.web.flash import flash
+from portal.web.forms import text
+from portal.web.render import render
+from portal.web.session import CurrentActor
+
+
+class InvoiceController(Controller):
+    path = "/invoices/{invoice_id:int}"
+
+    @get("/")
+    async def invoice(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
+        return await self._page(request, actor, invoice_id, {}, {})
+
+    @post("/payment")
+    async def record_payment(
+        self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]
+    ) -> Template | Redirect:
+        require_partner_manager(actor)
+        form = await request.form()
+        method, reference = text(form.get("method"), 20), text(form.get("reference"), 100)
+        try:
+            if method not in OFFLINE_METHODS:
+                raise ValidationFailed({"method": "Choose how it was paid."})
+            result = await subscriptions.record_payment(
+                actor, invoice_id, method=method, reference=reference, now=utcnow()
+            )
+        except ValidationFailed as refused:
+            values = {"method": method, "reference": reference}
+            return await self._page(request, actor, invoice_id, values, refused.errors, 400)
+        invoice = result.get("invoice", result)
+        said = f"Payment of {_total(invoice)} recorded on invoice {_number(invoice)}."
+        batch = result.get("batch")
+        if batch:
+            said += f" {batch['seats']:,} licences assigned, until {batch['ends_at']:%d %b %Y}."
+        flash(request, said)
+        return Redirect(f"/invoices/{invoice_id}")
+
+    @post("/pay")
+    async def pay(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Redirect:
+        """ "Pay Online": an unpaid invoice (a declined first charge, a change, a renewal asked
+        for early) charged to the card on the company's billing account."""
+        try:
+            result = await subscriptions.pay_invoice(actor, invoice_id, utcnow())
+        except ValidationFailed as refused:
+            flash(request, str(refused), "error")
+            return Redirect(f"/invoices/{invoice_id}")
+        invoice, charge = result["invoice"], result["charge"]
+        if not charge.ok:
+            flash(request, f"Your card was not charged: {charge.decline_reason or 'try again in a minute.'}", "error")
+            return Redirect(f"/invoices/{invoice_id}")
+        said = f"Paid {_total(invoice)} by card (invoice {_number(invoice)})."
+        if result.get("batch"):
+            said += f" {result['batch']['seats']:,} licences are ready to allocate."
+        flash(request, said)
+        return Redirect(f"/companies/{invoice['company']}/billing")
+
+    @post("/reissue")
+    async def reissue(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Redirect:
+        """ "Void and reissue": an issued invoice is never edited; a new one takes its place."""
+        require_partner_manager(actor)
+        try:
+            new = await invoices.reissue(actor, invoice_id, utcnow())
+        except ValidationFailed as refused:
+            flash(request, str(refused), "error")
+            return Redirect(f"/invoices/{invoice_id}")
+        flash(request, f"Invoice voided; {_number(new)} for {_total(new)} issued in its place.")
+        return Redirect(f"/invoices/{new['id']}")
+
+    async def _page(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        invoice_id: int,
+        values: dict[str, Any],
+        errors: dict[str, str],
+        status_code: int = 200,
+    ) -> Template:
+        invoice = await invoices.get_invoice(actor, invoice_id)
+        # "Pay Online" on an unpaid invoice needs a card on the buyer's billing account.
+        account = await accounts.billing_account(actor, invoice["company"]) if invoice["status"] == "issued" else None
+        return render(
+            request,
+            "pages/invoice.html",
+            {
+                **page_helpers(),
+                "invoice": invoice,
+                "can_pay_online": bool(account and account.get("card_last4")),
+                "tax_rate": format_rate(invoice["tax_rate_bp"]),
+                "offline_methods": OFFLINE_METHODS,
+                "values": values,
+                "errors": errors,
+            },
+            status_code=status_code,
+        )

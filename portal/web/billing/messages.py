@@ -1,0 +1,80 @@
+"""What a billing action did, in words and amounts with their currency, for the
+flash message of the page that follows it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from portal.domain.billing.invoices import format_invoice_number
+from portal.domain.billing.money import format_money
+from portal.web.flash import Kind
+
+
+def _day(value: Any) -> str:
+    return f"{value:%d %b %Y}" if value else ""
+
+
+def _total(invoice: Mapping[str, Any]) -> str:
+    return format_money(invoice["total_cents"], invoice["currency"])
+
+
+def _number(invoice: Mapping[str, Any]) -> str:
+    return format_invoice_number(invoice["number"]) if invoice.get("number") else "a draft invoice"
+
+
+def _users(n: int) -> str:
+    return f"{n:,} standard user{'' if n == 1 else 's'}"
+
+
+def bought(result: Mapping[str, Any]) -> tuple[str, Kind]:
+    subscription, invoice, charge = result["subscription"], result["invoice"], result.get("charge")
+    if charge is not None and not charge.ok:
+        return (
+            f"Your card was not charged: {charge.decline_reason} Invoice {_number(invoice)} for {_total(invoice)} "
+            "stays unpaid and no licences were added. Change the card under Payment method, or ask for an invoice.",
+            "error",
+        )
+    batch = result.get("batch")
+    if subscription["method"] == "online":
+        said = f"Paid {_total(invoice)} by card (invoice {_number(invoice)})."
+    else:
+        said = f"Invoice {_number(invoice)} for {_total(invoice)} was issued, due {_day(invoice.get('due_at'))}."
+    if batch:
+        said += f" {batch['seats']:,} licences are ready to allocate, until {_day(batch['ends_at'])}."
+    elif subscription["method"] == "invoice":
+        said += " The licences are assigned once it is paid."
+    return said, "ok"
+
+
+def changed(result: Mapping[str, Any]) -> tuple[str, Kind]:
+    invoice, charge = result.get("invoice"), result.get("charge")
+    if charge is not None and not charge.ok:
+        return (
+            f"Your card was not charged: {charge.decline_reason} Nothing was changed; "
+            f"invoice {_number(invoice or {})} stays unpaid.",
+            "error",
+        )
+    subscription = result["subscription"]
+    said = "Subscription changed."
+    if invoice:
+        paid = invoice["status"] == "paid"
+        said = (
+            f"Charged {_total(invoice)} pro rata (invoice {_number(invoice)})."
+            if paid
+            else f"Invoice {_number(invoice)} for {_total(invoice)} was issued for the change, pro rata."
+        )
+    if subscription.get("next_extra_users") is not None and subscription.get("term_end"):
+        said += f" From {_day(subscription['term_end'])}, fewer users apply."
+    return said, "ok"
+
+
+def account_created(account: Mapping[str, Any]) -> str:
+    return (
+        f"Online billing account saved: {account.get('card_brand') or 'card'} ending {account.get('card_last4')}. "
+        "Renewals are paid online from now on."
+    )
+
+
+def card_saved(account: Mapping[str, Any]) -> str:
+    return f"Card saved: {account.get('card_brand') or 'card'} ending {account.get('card_last4')}."

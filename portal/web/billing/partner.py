@@ -1,0 +1,264 @@
+"""The partner's Billing (partner managers): every subscription under the wing with
+its renewal date and method, failed charges and cancellation requests; invoices to
+record payment on; the catalogue and billing settings. Filters as on Requested
+Orders ("Add Filter", one spec per list in the domain)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Stream, Template
+
+from portal.domain.access import Actor, require_partner_manager
+from portal.domain.billing import catalogue, invoices, money, profiles, subscriptions
+from portal.domain.clock import utcnow
+from portal.domain.errors import ValidationFailed
+from portal.domain.filters import FilterSet
+from portal.web.billing.common import METHOD_LABELS, page_helpers
+from portal.web.billing.export import invoices_csv
+from portal.web.flash import flash
+from portal.web.forms import text, to_int
+from portal.web.render import render
+from portal.web.session import CurrentActor
+
+# Quick links above the list: the filters partner staff act on most.
+QUICK_LINKS = (
+    ("failed_charges", "yes", "Failed charges"),
+    ("cancellation_requested", "yes", "Cancellation requests to confirm"),
+)
+SUBSCRIPTION_STATUS_LABELS = {"pending": "Pending", "active": "Active", "lapsed": "Lapsed", "ended": "Ended"}
+
+TABS = {"subscriptions": "Subscriptions", "invoices": "Invoices", "settings": "Catalogue and settings"}
+
+
+def _amount_cents(raw: object) -> int | None:
+    """ "6,000.00", "$6000", "6000.5" → cents; None if it is not an amount."""
+    cleaned = text(raw, 30).replace(",", "").replace("$", "").replace("€", "").replace("£", "").strip()
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        return None
+    return money.to_cents(amount)
+
+
+def _rate_bp(raw: object) -> int | None:
+    """ "8.25" (per cent) → 825 basis points; None unless a rate to the hundredth of a per cent."""
+    cleaned = text(raw, 12).replace("%", "").strip() or "0"
+    try:
+        rate = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    if not rate.is_finite() or rate != rate.quantize(Decimal("0.01")):
+        return None
+    return int(rate * 100)
+
+
+def _price_text(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+async def _list_context(
+    actor: Actor, spec: FilterSet, params: Mapping[str, Any], choices_of, lister, page: int
+) -> dict[str, Any]:
+    filters = spec.parse(params)
+    active = spec.as_query(filters)
+    return {
+        "listing": await lister(actor, filters, page),
+        "filters": active,
+        "spec": spec,
+        "choices": await choices_of(actor, set(active)),
+        "query": urlencode(active),
+    }
+
+
+async def subscription_choices(actor: Actor, names: set[str]) -> dict[str, list[dict]]:
+    """Options of the subscription list's selects. Every subscription is bought with an
+    invoice, so the customers with invoices are those that can have subscriptions."""
+    choices: dict[str, list[dict]] = {}
+    if "customer" in names:
+        choices |= await invoices.filter_choices(actor, {"customer"})
+    if "status" in names:
+        choices["status"] = [{"id": k, "name": v} for k, v in SUBSCRIPTION_STATUS_LABELS.items()]
+    if "method" in names:
+        choices["method"] = [{"id": k, "name": v} for k, v in METHOD_LABELS.items()]
+    for name in names & {"failed_charges", "cancellation_requested"}:
+        choices[name] = [{"id": "yes", "name": "Yes"}]
+    return choices
+
+
+class PartnerBillingController(Controller):
+    path = "/billing"
+
+    # Also /billing/subscriptions: the address the e-mails about cancellation requests link to.
+    @get(["/", "/subscriptions"])
+    async def subscriptions_tab(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
+        require_partner_manager(actor)
+        spec = subscriptions.SUBSCRIPTION_FILTERS
+        context = await _list_context(
+            actor, spec, request.query_params, subscription_choices, subscriptions.list_subscriptions, page
+        )
+        return render(
+            request,
+            "pages/billing_partner.html",
+            {
+                **page_helpers(),
+                **context,
+                "tab": "subscriptions",
+                "tabs": TABS,
+                "base": "/billing",
+                "quick_links": QUICK_LINKS,
+                "status_labels": SUBSCRIPTION_STATUS_LABELS,
+                "now": utcnow(),
+            },
+            fragments={"billing-results": "partials/billing/_subscriptions.html"},
+        )
+
+    @get("/filters/{name:str}")
+    async def subscription_filter(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
+        require_partner_manager(actor)
+        return await _filter_field(request, actor, subscriptions.SUBSCRIPTION_FILTERS, subscription_choices, name)
+
+    @get("/invoices")
+    async def invoices_tab(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
+        require_partner_manager(actor)
+        context = await _list_context(
+            actor, invoices.INVOICE_FILTERS, request.query_params, invoices.filter_choices, invoices.list_invoices, page
+        )
+        return render(
+            request,
+            "pages/billing_partner.html",
+            {**page_helpers(), **context, "tab": "invoices", "tabs": TABS, "base": "/billing/invoices"},
+            fragments={"billing-results": "partials/billing/_invoices.html"},
+        )
+
+    @get("/invoices/filters/{name:str}")
+    async def invoice_filter(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
+        require_partner_manager(actor)
+        return await _filter_field(request, actor, invoices.INVOICE_FILTERS, invoices.filter_choices, name)
+
+    @get("/invoices.csv")
+    async def export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
+        filters = invoices.INVOICE_FILTERS.parse(request.query_params)
+        require_partner_manager(actor)  # refused before the first byte goes out
+        return Stream(
+            invoices_csv(actor, filters),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="invoices.csv"'},
+        )
+
+    # --- The catalogue and billing settings of the actor's own company (the seller) -----------
+
+    @get("/settings")
+    async def settings(self, request: HTMXRequest, actor: CurrentActor) -> Template:
+        return await self._settings(request, actor, {}, None, {})
+
+    @post("/settings")
+    async def save_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
+        require_partner_manager(actor)
+        form = await request.form()
+        rate = _rate_bp(form.get("tax_rate"))
+        try:
+            if rate is None:
+                raise ValidationFailed({"tax_rate_bp": "Enter the tax rate in per cent, for example 8.25 (or 0)."})
+            saved = await profiles.save_profile(
+                actor,
+                actor.company_id,
+                currency=text(form.get("currency"), 3),
+                tax_rate_bp=rate,
+                assign_unpaid=form.get("assign_unpaid") == "yes",
+                now=utcnow(),
+            )
+        except ValidationFailed as refused:
+            return await self._settings(request, actor, refused.errors, None, {"profile": dict(form)})
+        unpaid = "assigned at once" if saved["assign_unpaid"] else "assigned once their invoice is paid"
+        flash(
+            request,
+            f"Billing settings saved: prices in {saved['currency']}, tax {money.format_rate(saved['tax_rate_bp'])}, "
+            f"invoice orders {unpaid}. Invoices already issued keep theirs.",
+        )
+        return Redirect("/billing/settings")
+
+    @post("/catalogue/{code:str}")
+    async def save_item(self, request: HTMXRequest, actor: CurrentActor, code: FromPath[str]) -> Template | Redirect:
+        require_partner_manager(actor)
+        form = await request.form()
+        price = _amount_cents(form.get("price"))
+        included = to_int(form.get("included_users")) if text(form.get("included_users")) else None
+        try:
+            if price is None:
+                raise ValidationFailed({"price_cents": "Enter a price such as 6000.00."})
+            item = await catalogue.save_item(
+                actor,
+                actor.company_id,
+                code,
+                price_cents=price,
+                included_users=included,
+                active=form.get("active") == "yes",
+                now=utcnow(),
+            )
+        except ValidationFailed as refused:
+            return await self._settings(request, actor, {}, code, {code: dict(form)}, refused.errors)
+        currency = (await profiles.profile(actor.company_id))["currency"]
+        said = f"{item['name']}: {money.format_money(item['price_cents'], currency)} per {item['period']}"
+        if item["kind"] == "tier":
+            said += f", {item['included_users']:,} standard users included"
+        said += "" if item["active"] else ", not for sale"
+        flash(request, said + ". Invoices already issued keep their prices.")
+        return Redirect("/billing/settings")
+
+    async def _settings(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        profile_errors: dict[str, str],
+        item_code: str | None,
+        values: dict[str, Any],
+        item_errors: dict[str, str] | None = None,
+    ) -> Template:
+        require_partner_manager(actor)
+        profile = await profiles.profile(actor.company_id)
+        items = await catalogue.items(actor.company_id)
+        failed = bool(profile_errors or item_errors)
+        return render(
+            request,
+            "pages/billing_settings.html",
+            {
+                **page_helpers(),
+                "tab": "settings",
+                "tabs": TABS,
+                "profile": profile,
+                "tax_rate": values.get("profile", {}).get("tax_rate") or _rate_text(profile["tax_rate_bp"]),
+                "currencies": profiles.CURRENCIES,
+                "items": items,
+                "prices": {
+                    i["code"]: values.get(i["code"], {}).get("price") or _price_text(i["price_cents"]) for i in items
+                },
+                "profile_errors": profile_errors,
+                "item_code": item_code,
+                "item_errors": item_errors or {},
+            },
+            status_code=400 if failed else 200,
+        )
+
+
+def _rate_text(rate_bp: int) -> str:
+    return money.format_rate(rate_bp).removesuffix(" %")
+
+
+async def _filter_field(request: HTMXRequest, actor: Actor, spec: FilterSet, choices_of, name: str) -> Template:
+    """ "Add Filter": the field of one filter, added to the filter bar."""
+    if name not in spec:
+        name = next(iter(spec)).name
+    return render(
+        request,
+        "partials/billing/_filter.html",
+        {"name": name, "value": "", "spec": spec, "choices": await choices_of(actor, {name})},
+    )
