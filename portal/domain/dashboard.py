@@ -323,13 +323,14 @@ SELECT licence_batch.id, licence_batch.seats, licence_batch.allocated, licence_b
   (SELECT MIN(later.starts_at) FROM licence_batch AS later
     WHERE later.company = licence_batch.company AND later.product = licence_batch.product
       AND later.starts_at > licence_batch.starts_at AND later.ends_at > licence_batch.ends_at
-      AND later.starts_at >= {}) AS renewed_at,
-  COUNT(*) OVER () AS total
+      AND later.starts_at >= {}) AS renewed_at{total}
 FROM licence_batch
 JOIN company ON company.id = licence_batch.company
 JOIN product ON product.id = licence_batch.product
 WHERE {} AND {}
 """
+_BATCHES_TOTAL = ",\n  COUNT(*) OVER () AS total"
+_BATCHES_SQL = _BATCHES_SQL.replace("{total}", _BATCHES_TOTAL)
 BATCH_FIELDS = ("ends_at", "starts_at")
 
 
@@ -358,18 +359,20 @@ async def batches_between(
     return Page(items=[describe_batch(row, now) for row in rows], total=total, number=number)
 
 
-async def ending_soon(actor: Actor, now: datetime, limit: int = 10) -> Page:
-    """The wing's batches that end within 30 days, the soonest first: the first
-    `limit` of them, and how many there are."""
+async def ending_soon(actor: Actor, now: datetime, limit: int = 10) -> tuple[list[dict], bool]:
+    """The wing's first `limit` batches that end within 30 days, the soonest
+    first, and whether more follow (not how many: counting them all cost more
+    than the page's customer table)."""
     require_partner_manager(actor)
     within = (LicenceBatch.ends_at > now) & (LicenceBatch.ends_at <= now + SOON)
+    sql = _BATCHES_SQL.replace(_BATCHES_TOTAL, "")
     rows = await LicenceBatch.raw(
-        _BATCHES_SQL + f" ORDER BY licence_batch.ends_at, licence_batch.id LIMIT {int(limit)}",
+        sql + f" ORDER BY licence_batch.ends_at, licence_batch.id LIMIT {int(limit) + 1}",
         now - SOON,
         under_wing(actor).querystring,
         within.querystring,
     )
-    return Page(items=[describe_batch(row, now) for row in rows], total=rows[0]["total"] if rows else 0, number=1)
+    return [describe_batch(row, now) for row in rows[:limit]], len(rows) > limit
 
 
 def batch_label(batch: dict, now: datetime) -> str:
