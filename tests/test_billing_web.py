@@ -132,6 +132,16 @@ async def test_a_declined_card_buys_nothing_and_says_why(client, tree):
     assert await BillingAccount.count() == 0
 
 
+async def test_a_second_purchase_and_a_tampered_one_are_refused_on_the_page(client, tree):
+    await buy_pro_online(client, tree)
+    again = await buy(client, tree.north["id"], PRO_20)
+    assert again.status_code == 400
+    assert "North Customer already has a subscription" in again.text and PRO_20_TOTAL in again.text
+    tampered = await buy(client, tree.north["id"], {**PRO_20, "tier": "platinum"})
+    assert tampered.status_code == 400 and "Choose Lite or Pro." in tampered.text
+    assert await Subscription.count() == 1 and await Invoice.count() == 1
+
+
 async def test_upgrade_shows_the_pro_rata_price_then_charges_it(client, tree):
     subscription_id = await buy_pro_online(client, tree)
     base = f"/companies/{tree.north['id']}/billing"

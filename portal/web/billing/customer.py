@@ -146,7 +146,11 @@ class CustomerBillingController(Controller):
                 )
             result = await subscriptions.buy(actor, company_id, purchase, now)
         except ValidationFailed as refused:
-            quote = await quotes.quote_purchase(actor, company_id, purchase, now)
+            try:
+                quote = await quotes.quote_purchase(actor, company_id, purchase, now)
+            except ValidationFailed:
+                # The choice itself is wrong (a tier taken off sale meanwhile): back to choosing.
+                return await self._buy_form(request, actor, company_id, _buy_values(form), refused.errors, 400)
             return await self._quote_page(
                 request, actor, company_id, purchase, quote, refused.errors, kept_values(form), 400
             )

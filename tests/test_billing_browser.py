@@ -1,0 +1,255 @@
+"""Billing in Chromium, as issue 11's "done when" walks it, against `portal serve`
+with the demo data: a customer buys Pro with 20 extra users, paying online with the
+test card, and sees the licence batch on its Licenses page; adds users mid-term and
+sees the pro-rata charge; cancels from "Subscriptions" and sees the end date.
+Another customer pays by invoice; partner staff record a bank transfer; its seats
+appear. Then every billing page: no axe-core violation, no sideways scroll at 390 px.
+
+Customers of their own (Bluewave Marine, Greenfield School): the other browser tests
+count the demo's batches and orders of Brightpath Dental, Cedar & Pine Law and
+Orbit Logistics."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from portal.domain.billing import money
+from tests.live_server import LiveServer, new_page, sign_in
+from tests.test_accessibility import PHONE, axe_violations, report
+
+pytestmark = pytest.mark.browser
+
+ONLINE_CUSTOMER = "Bluewave Marine"
+ONLINE_MANAGER = "manager@bluewave-marine.example"
+INVOICE_CUSTOMER = "Greenfield School"
+INVOICE_MANAGER = "manager@greenfield-school.example"
+PARTNER = "alex.morgan@northwind-msp.example"
+# Pro $6,000.00 a year + 20 extra users × $30.00 × 12 months.
+PRO_20_TOTAL = "$13,200.00 USD"
+SCREENSHOT = "/tmp/billing.png"
+
+
+def nav_link(page: Page, name: str):
+    return page.get_by_role("navigation").get_by_role("link", name=name, exact=True)
+
+
+def day(moment: datetime) -> str:
+    return moment.strftime("%d %b %Y")  # the templates' `day` filter
+
+
+def flash(page: Page):
+    return page.get_by_test_id("flash")
+
+
+async def batch_row(page: Page, seats: int, ends: str):
+    """A row of the Licenses page's batches: bought `seats`, ending `ends`."""
+    rows = page.get_by_test_id("batches").locator("tbody tr").filter(has_text=ends)
+    return rows.filter(has=page.get_by_role("cell", name=str(seats), exact=True))
+
+
+async def buy_pro_online(page: Page) -> str:
+    """Billing → Buy a licence → Pro, 20 extra users, Pay Online → the price → the test card → Pay Online."""
+    await nav_link(page, "Billing").click()
+    await expect(page.get_by_role("heading", name="Billing", exact=True)).to_be_visible()
+    await page.get_by_role("link", name="Buy a licence").first.click()
+    await page.get_by_role("radio", name=re.compile(r"^Pro: ")).check()
+    await page.get_by_label(re.compile(r"^Extra standard users")).fill("20")
+    await page.get_by_role("radio", name=re.compile(r"^Pay Online")).check()
+    await page.get_by_role("button", name="See the price").click()
+
+    quote = page.get_by_test_id("quote")
+    await expect(quote.get_by_test_id("total")).to_have_text(PRO_20_TOTAL)
+    await expect(quote.get_by_test_id("test-mode")).to_have_text("Test mode: use card 4242 4242 4242 4242")
+    await page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    await page.get_by_label("Expiry month").fill("12")
+    await page.get_by_label("Expiry year").fill("2040")
+    await page.get_by_label("Security code (CVC)").fill("123")
+    await page.get_by_label("Billing name").fill("Bluewave Marine Ltd")
+    await page.get_by_label("Billing e-mail").fill("accounts@bluewave-marine.example")
+    await page.get_by_label("Address").fill("4 Quay Street\nBristol")
+    await page.get_by_label("Country (2 letters, e.g. US)").fill("GB")
+    before = datetime.now(UTC)
+    await quote.get_by_role("button", name="Pay Online").click()
+    after = datetime.now(UTC)
+
+    ends = {day(money.term_end(before)), day(money.term_end(after))}
+    message = flash(page)
+    await expect(message).to_contain_text(f"Paid {PRO_20_TOTAL} by card")
+    found = re.search(r"30 licences are ready to allocate, until (.+)\.$", await message.inner_text())
+    assert found and found.group(1) in ends, await message.inner_text()
+    await expect(page.get_by_test_id("seats")).to_contain_text("30")
+    return found.group(1)
+
+
+async def add_users(page: Page, end: str) -> None:
+    """Upgrade → 25 extra users → the pro-rata price → Upgrade; the 5 new seats end with the term."""
+    await page.get_by_role("link", name="Upgrade").first.click()
+    await page.get_by_label(re.compile(r"^Extra standard users")).fill("25")
+    before = datetime.now(UTC)
+    await page.get_by_role("button", name="See the price").click()
+    quote = page.get_by_test_id("quote")
+    await expect(quote).to_contain_text(f"until {end}")
+    total = (await quote.get_by_test_id("total").inner_text()).strip()
+    # 5 users × $360.00 a year for the days left of a term bought moments ago: all of them,
+    # or one fewer if a midnight passed since.
+    term_end = money.term_end(before)
+    expected = {
+        money.format_money(money.prorate(180_000, before, term_end, at), "USD") for at in (before, datetime.now(UTC))
+    }
+    assert total in expected | {"$1,800.00 USD"}, total
+    await quote.get_by_role("button", name="Upgrade").click()
+    await expect(flash(page)).to_contain_text(f"Charged {total} pro rata")
+    await expect(page.get_by_test_id("seats")).to_contain_text("35")
+
+
+async def cancel(page: Page, end: str) -> None:
+    """Billing → "Subscriptions" → Cancel (confirmed): the end date is said before and after."""
+    await page.get_by_role("link", name="Subscriptions", exact=True).click()
+    await expect(page.get_by_test_id("end-date")).to_have_text(end)
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Cancel", exact=True).click()
+    await expect(flash(page)).to_have_text(
+        f"Cancelled: nothing renews. The licence runs until {end}; you can undo this before then."
+    )
+    await expect(page.get_by_test_id("end-date")).to_have_text(end)
+    await expect(page.get_by_role("button", name="Undo cancellation")).to_be_visible()
+
+
+async def test_buy_online_upgrade_cancel_and_pay_by_invoice(browser: Browser, live_server: LiveServer):
+    page = await new_page(browser, live_server)
+    try:
+        await sign_in(page, ONLINE_MANAGER)
+        end = await buy_pro_online(page)
+        await nav_link(page, "Licenses").click()
+        await expect(await batch_row(page, 30, end)).to_have_count(1)
+
+        await nav_link(page, "Billing").click()
+        await add_users(page, end)
+        await nav_link(page, "Licenses").click()
+        await expect(await batch_row(page, 30, end)).to_have_count(1)
+        await expect(await batch_row(page, 5, end)).to_have_count(1)
+
+        await nav_link(page, "Billing").click()
+        await cancel(page, end)
+        await nav_link(page, "Billing").click()
+        await expect(page.get_by_test_id("renewal")).to_contain_text(f"{end} (cancelled: does not renew)")
+    finally:
+        await page.context.close()
+
+    customer = await new_page(browser, live_server)
+    partner = await new_page(browser, live_server)
+    try:
+        await sign_in(customer, INVOICE_MANAGER)
+        await nav_link(customer, "Billing").click()
+        await customer.get_by_role("link", name="Buy a licence").first.click()
+        await customer.get_by_role("radio", name=re.compile(r"^Lite: ")).check()
+        await customer.get_by_label(re.compile(r"^Extra standard users")).fill("3")
+        await customer.get_by_role("radio", name=re.compile(r"^Pay by Invoice")).check()
+        await customer.get_by_role("button", name="See the price").click()
+        # Lite $3,000.00 + 3 × $360.00
+        await expect(customer.get_by_test_id("total")).to_have_text("$4,080.00 USD")
+        await expect(customer.get_by_label("Card number")).to_have_count(0)
+        await customer.get_by_role("button", name="Pay by Invoice").click()
+        await expect(flash(customer)).to_contain_text("for $4,080.00 USD was issued")
+        await expect(flash(customer)).to_contain_text("The licences are assigned once it is paid.")
+        number = re.search(r"Invoice (INV-\d+)", await flash(customer).inner_text()).group(1)
+
+        await sign_in(partner, PARTNER)
+        await nav_link(partner, "Billing").click()
+        await partner.get_by_role("link", name="Invoices to record payment on").click()
+        row = partner.locator("tr[data-invoice]").filter(has_text=number)
+        await expect(row).to_contain_text(INVOICE_CUSTOMER)
+        await row.get_by_role("link", name=re.compile("^Record payment")).click()
+        await partner.get_by_label("Paid by").select_option(label="Bank transfer")
+        await partner.get_by_label(re.compile(r"^Reference")).fill("TRF-0042")
+        paid_at = datetime.now(UTC)
+        await partner.get_by_role("button", name="Record payment").click()
+        await expect(flash(partner)).to_contain_text(f"Payment of $4,080.00 USD recorded on invoice {number}.")
+        await expect(flash(partner)).to_contain_text("8 licences assigned")
+        await expect(partner.get_by_test_id("invoice-status")).to_have_text("Paid")
+
+        ends = {day(money.term_end(paid_at)), day(money.term_end(datetime.now(UTC)))}
+        await nav_link(customer, "Licenses").click()
+        # The batch the payment assigned: 8 seats bought, ending 12 months after the payment.
+        ending = re.compile("|".join(map(re.escape, ends)))
+        rows = customer.get_by_test_id("batches").locator("tbody tr").filter(has_text=ending)
+        await expect(rows.first).to_be_visible()
+        bought = [(await rows.nth(i).locator("td").nth(1).inner_text()).strip() for i in range(await rows.count())]
+        assert "8" in bought, bought
+        await customer.screenshot(path=SCREENSHOT, full_page=True)
+    finally:
+        await customer.context.close()
+        await partner.context.close()
+
+
+async def _signed_in(browser: Browser, live_server: LiveServer, email: str) -> BrowserContext:
+    context = await browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await sign_in(page, email)
+    await page.close()
+    return context
+
+
+async def _check(context: BrowserContext, paths: list[str]) -> tuple[dict, dict]:
+    """axe-core's violations and the pages wider than a phone, by path."""
+    page = await context.new_page()
+    found, wide = {}, {}
+    try:
+        for path in paths:
+            await page.set_viewport_size({"width": 1280, "height": 900})
+            response = await page.goto(path)
+            assert response is not None and response.ok, (path, response and response.status)
+            if violations := await axe_violations(page):
+                found[path] = violations
+            await page.set_viewport_size(PHONE)
+            widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            if widths[0] > widths[1]:
+                wide[path] = tuple(widths)
+    finally:
+        await page.close()
+    return found, wide
+
+
+async def test_billing_pages_pass_axe_and_fit_a_phone(browser: Browser, live_server: LiveServer):
+    """Every billing page, with something on it: a customer with an online subscription
+    (Bluewave Marine, if the test above ran; otherwise its empty pages) and the partner's."""
+    company = await live_server.company_id(ONLINE_CUSTOMER)
+    base = f"/companies/{company}/billing"
+    customer = await _signed_in(browser, live_server, ONLINE_MANAGER)
+    partner = await _signed_in(browser, live_server, PARTNER)
+    try:
+        page = await customer.new_page()
+        await page.goto(base)
+        invoice = page.locator("tr[data-invoice] a").first
+        invoice_path = await invoice.get_attribute("href") if await invoice.count() else None
+        subscribed = await page.get_by_role("link", name="Upgrade").count() > 0
+        await page.close()
+        customer_paths = [
+            base,
+            f"{base}/subscriptions",
+            f"{base}/buy",
+            f"{base}/buy/quote?tier=pro&extra_users=20&read_only_users=2&addons=onboarding&method=online",
+            f"{base}/buy/quote?tier=lite&extra_users=0&read_only_users=0&method=invoice",
+            f"{base}/account",
+        ]
+        if subscribed:
+            customer_paths += [f"{base}/change", f"{base}/change/quote?tier=pro&extra_users=40&read_only_users=1"]
+        if invoice_path:
+            customer_paths.append(invoice_path)
+        partner_paths = ["/billing", "/billing/invoices", "/billing/invoices?status=paid", "/billing/settings"]
+        if invoice_path:
+            partner_paths.append(invoice_path)
+
+        found, wide = await _check(customer, customer_paths)
+        partner_found, partner_wide = await _check(partner, partner_paths)
+    finally:
+        await customer.close()
+        await partner.close()
+    found |= {f"{path} (partner)": v for path, v in partner_found.items()}
+    wide |= {f"{path} (partner)": w for path, w in partner_wide.items()}
+    assert not found, report(found)
+    assert not wide, f"scrollWidth > innerWidth at 390 px: {wide}"
