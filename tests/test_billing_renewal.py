@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from portal import db
+from portal.domain.access import load_actor
 from portal.domain.billing import catalogue as billing_catalogue
-from portal.domain.billing import invoices, payments, profiles, renewal
+from portal.domain.billing import invoices, payments, profiles, renewal, subscriptions
 from portal.domain.billing.money import term_end
 from portal.domain.catalogue import PREMIUM, product_by_code
 from portal.domain.licences import licence_status
@@ -157,7 +159,7 @@ async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_hol
         6_000_00 + 2 * 12 * 30_00 + 12 * 5_00,
     )
     assert (invoice["term_start"], invoice["term_end"], invoice["payment_method"]) == (END, term_end(END), "card")
-    assert invoice["idempotency_key"] == renewal.renewal_key(sub["id"], END)
+    assert invoice["idempotency_key"] == subscriptions.renewal_key(sub)
     lines = await InvoiceLine.select(InvoiceLine.code, InvoiceLine.quantity, InvoiceLine.amount_cents).where(
         InvoiceLine.invoice == invoice["id"]
     )
@@ -201,7 +203,7 @@ async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_hol
     assert mail["subject"] == f"Your Pro licence is renewed until {term_end(END).day} March 2028"
     assert "INV-00001 from Acme MSP: $6,780.00 USD, paid by the card ending 4242" in mail["body"]
     actions = [e["action"] for e in await AuditEntry.select(AuditEntry.action).order_by(AuditEntry.id)]
-    assert actions == ["invoice.issue", "invoice.charged", "invoice.paid", "subscription.renew"]
+    assert actions == ["invoice.issue", "subscription.provision", "invoice.charged", "invoice.paid"]
 
     # Run again the same day, and the next: nothing more.
     for later in (DUE, DUE + timedelta(hours=1), END + timedelta(days=1)):
@@ -397,7 +399,7 @@ async def test_an_online_renewal_paid_early_is_not_charged_and_starts_at_the_old
         subscription_id=sub["id"],
         term_start=END,
         term_end=term_end(END),
-        idempotency_key=renewal.renewal_key(sub["id"], END),
+        idempotency_key=subscriptions.renewal_key(sub),
     )
     await invoices.mark_paid(invoice["id"], method="bank_transfer", reference="BT-1", now=early, recorded_by=None)
     assert (await renewal.renew_due(DUE))["renewed"] == 1
@@ -406,6 +408,49 @@ async def test_an_online_renewal_paid_early_is_not_charged_and_starts_at_the_old
     new = (await batches_of(tree.direct))[-1]
     assert (new["starts_at"], new["ends_at"]) == (END, term_end(END))
     assert (await Invoice.select(Invoice.order).where(Invoice.id == invoice["id"]).first()) == {"order": new["order"]}
+
+
+async def test_request_an_invoice_paid_early_leaves_no_gap_and_nothing_for_the_job(tree, processor):
+    """The customer's "Request an invoice", the partner records a bank transfer
+    20 days early: the next term starts at the old end; the job has nothing to do."""
+    sub = await subscribe(tree.direct)
+    early = END - timedelta(days=20)
+    customer = await load_actor(tree.managers["direct"]["id"], None)
+    partner = await load_actor(tree.managers["partner"]["id"], None)
+    assert customer is not None and partner is not None
+    invoice = await subscriptions.request_invoice(customer, sub["id"], early)
+    await subscriptions.record_payment(partner, invoice["id"], method="bank_transfer", reference="BT-7", now=early)
+    assert (await renewal.renew_due(DUE))["claimed"] == 0
+    assert await renewal.lapse_unpaid(END) == 0
+    assert processor.calls == [] and await charges() == []
+    assert [i["id"] for i in await renewal_invoices(sub)] == [invoice["id"]]
+    old, new = await batches_of(tree.direct)
+    assert (new["starts_at"], new["ends_at"], old["ends_at"]) == (END, term_end(END), END)
+    assert ((await reload(sub))["status"], (await reload(sub))["term_end"]) == ("active", term_end(END))
+
+
+async def test_a_renewal_the_job_provisioned_is_not_provisioned_again_by_a_payment_path(tree, processor):
+    sub = await subscribe(tree.direct)
+    await renewal.renew_due(DUE)
+    (invoice,) = await renewal_invoices(sub)
+    async with db.write_transaction():
+        assert await subscriptions.provision_invoice(invoice["id"], DUE + timedelta(minutes=1)) is None
+    assert len(await batches_of(tree.direct)) == 2
+
+
+async def test_an_invoice_subscription_paid_before_its_end_does_not_lapse(tree):
+    sub = await subscribe(tree.direct, method="invoice", card=None)
+    await renewal.issue_renewal_invoices(END - timedelta(days=30))
+    (invoice,) = await renewal_invoices(sub)
+    partner = await load_actor(tree.managers["partner"]["id"], None)
+    assert partner is not None
+    paid_on = END - timedelta(days=3)
+    await subscriptions.record_payment(partner, invoice["id"], method="check", reference="CHK-1", now=paid_on)
+    assert await renewal.lapse_unpaid(END) == 0
+    assert await renewal.issue_renewal_invoices(END - timedelta(hours=1)) == {"issued": 0, "reminded": 0}
+    assert ((await reload(sub))["status"], (await reload(sub))["term_start"]) == ("active", END)
+    new = (await batches_of(tree.direct))[-1]
+    assert (new["starts_at"], new["ends_at"]) == (END, term_end(END))  # from the old end, not the payment date
 
 
 async def test_invoice_subscription_gets_its_renewal_invoice_30_days_ahead_and_one_reminder(tree):

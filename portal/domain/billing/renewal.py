@@ -17,7 +17,7 @@ renewal paid early leaves no gap.
 `lapse_unpaid`: at the term's end a cancelled subscription ends, an unpaid one lapses.
 
 Idempotent by construction, whoever runs it and however often:
-- the renewal invoice has the key `renewal_key(subscription, term end)`;
+- the renewal invoice has the key subscriptions.renewal_key (subscription and term);
 - each charge attempt is a card_charge row keyed "<invoice>:<attempt>" written
   (pending) before the processor is asked with that key, as
   payments.charge_invoice does; a processor answers a key once;
@@ -49,6 +49,7 @@ from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing import money, payments, profiles
 from portal.domain.billing.invoices import format_invoice_number, totals
 from portal.domain.billing.quotes import format_day, term_lines
+from portal.domain.billing.subscriptions import renewal_key
 from portal.domain.catalogue import PREMIUM, product_by_code
 from portal.tables import Company, User
 from portal.tables_billing import (
@@ -73,12 +74,6 @@ LEASE = payments.PENDING_LEASE
 INVOICE_AHEAD = timedelta(days=30)
 REMINDER_AHEAD = timedelta(hours=72)
 NO_CARD = "No card is saved on the billing account."
-
-
-def renewal_key(subscription_id: int, term_end: datetime) -> str:
-    """The renewal invoice's idempotency key: one per subscription and term.
-    `term_end` is the ending term's end (the next term's start)."""
-    return f"renewal:{subscription_id}:{term_end.astimezone(UTC).isoformat()}"
 
 
 def retry_at(term_end: datetime, attempt: int) -> datetime | None:
@@ -250,7 +245,7 @@ async def _renewal_invoices(subs: list[dict], sellers: _Sellers, now: datetime) 
     the one already issued under its key (an earlier attempt, or the customer's
     "Request an invoice"), else a new one with the seller's next number. By
     subscription id."""
-    keys = {renewal_key(s["id"], s["term_end"]): s for s in subs}
+    keys = {renewal_key(s): s for s in subs}
     existing = await Invoice.select().where(Invoice.idempotency_key.is_in(list(keys)))
     found = {keys[i["idempotency_key"]]["id"]: i for i in existing}
     missing = [s for s in subs if s["id"] not in found]
@@ -286,7 +281,7 @@ async def issue_invoices(subs: list[dict], sellers: _Sellers, now: datetime, *, 
                 items, items[sub["tier"]], _next(sub, "extra_users"), _next(sub, "read_only_users"), currency
             )
             sums = totals(lines, profile["tax_rate_bp"], currency)
-            key = renewal_key(sub["id"], sub["term_end"])
+            key = renewal_key(sub)
             lines_of[key] = lines
             records.append(
                 (seller_id, sub["company"], companies[sub["company"]]["path"], sub["id"], number, "issued", "renewal",
@@ -417,6 +412,7 @@ async def _record(now: datetime, renewals: list[_Renewal]) -> None:
             and current[r.sub["id"]]["term_end"] == r.old_end
             and current[r.sub["id"]]["status"] == "active"
         ]
+        decided = await _claim_provisioning(decided, now)
         if not decided:
             return
         await db.scratch_table("renewal_outcome", _OUTCOME_COLUMNS)
@@ -448,6 +444,47 @@ async def _record(now: datetime, renewals: list[_Renewal]) -> None:
             await Company.raw(statement, *([now] * statement.count("{}")))
         await _carry_over(now)
         await _mails_and_audit(decided, now)
+
+
+async def _claim_provisioning(decided: list[_Renewal], now: datetime) -> list[_Renewal]:
+    """Paid renewals are provisioned once, whoever provisions them: the audit entry
+    "subscription.provision" keyed `provision:<invoice>` is the claim that
+    subscriptions.provision_invoice also takes (a renewal invoice paid early by
+    other means). The decided renewals left to write: those whose claim this is."""
+    paid = [r for r in decided if r.outcome == "paid"]
+    if not paid:
+        return decided
+    await db.scratch_table("renewal_claim", "at TIMESTAMPTZ, company INTEGER, detail JSON, dedupe_key VARCHAR(120)")
+    await db.copy_rows(
+        "renewal_claim",
+        ("at", "company", "detail", "dedupe_key"),
+        [
+            (
+                now,
+                r.sub["company"],
+                json.dumps(
+                    {
+                        "invoice": r.invoice["id"],
+                        "kind": "renewal",
+                        "total_cents": r.invoice["total_cents"],
+                        "currency": r.invoice["currency"],
+                        "subscription": r.sub["id"],
+                        "seats": r.seats,
+                        "term_end": r.new_end.isoformat(),
+                    }
+                ),
+                f"provision:{r.invoice['id']}",
+            )
+            for r in paid
+        ],
+    )
+    won = await Company.raw(
+        "INSERT INTO audit_entry (at, company, action, detail, dedupe_key) "
+        "SELECT at, company, 'subscription.provision', detail, dedupe_key FROM renewal_claim WHERE true "
+        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
+    )
+    mine = {row["dedupe_key"] for row in won}
+    return [r for r in decided if r.outcome != "paid" or f"provision:{r.invoice['id']}" in mine]
 
 
 def _subscriptions_now(ids: list[int]) -> Select:
@@ -613,9 +650,6 @@ async def _mails_and_audit(decided: list[_Renewal], now: datetime) -> None:
             if r.charge is not None and r.charge["status"] == "pending":
                 entries.append(("invoice.charged", company, {**money_detail, "reference": r.reference}))
                 entries.append(("invoice.paid", company, {**money_detail, "method": "card", "reference": r.reference}))
-            entries.append(
-                ("subscription.renew", company, {**money_detail, "seats": r.seats, "term_end": r.new_end.isoformat()})
-            )
             continue
         retry = retry_at(r.old_end, r.attempt)
         if r.charge is not None and r.charge["status"] == "pending":
@@ -696,10 +730,10 @@ async def issue_renewal_invoices(now: datetime, *, limit: int = 500) -> dict[str
             taken = {
                 i["idempotency_key"]
                 for i in await Invoice.select(Invoice.idempotency_key).where(
-                    Invoice.idempotency_key.is_in([renewal_key(s["id"], s["term_end"]) for s in subs])
+                    Invoice.idempotency_key.is_in([renewal_key(s) for s in subs])
                 )
             }
-            subs = [s for s in subs if renewal_key(s["id"], s["term_end"]) not in taken]
+            subs = [s for s in subs if renewal_key(s) not in taken]
             issued = await issue_invoices(subs, sellers, now, due_at=lambda s: s["term_end"])
             await _invoice_mails(list(issued.values()), {s["id"]: s for s in subs}, now, reminder=False)
     reminded = await _remind(now, live, limit)
