@@ -21,6 +21,8 @@
   // An error shown in #error-region (by the error handlers' HX-Retarget) is about
   // the last request: the next one starts without it.
   document.addEventListener("htmx:beforeRequest", function (event) {
+    const region = document.getElementById("error-region");
+    if (region) region.replaceChildren();
     // <button data-add-filter="status">: a filter already on screen is not added twice;
     // the focus goes to the one there.
     const adding = event.detail && event.detail.elt && event.detail.elt.dataset && event.detail.elt.dataset.addFilter;
@@ -30,11 +32,8 @@
       if (there) {
         event.preventDefault();
         there.focus();
-        return;
       }
     }
-    const region = document.getElementById("error-region");
-    if (region) region.replaceChildren();
   });
 
   // <input data-select-on-click>: a link or key to copy, selected in one click,

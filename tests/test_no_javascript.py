@@ -62,9 +62,12 @@ async def assign_the_order(page: Page) -> str:
     flash = page.get_by_test_id("flash")
     await expect(flash).to_contain_text(f"Assigned {QUANTITY} × ")
     await expect(flash).to_contain_text(f"to {CUSTOMER}, running until ")
-    await expect(page.locator(f"#order-{order_id} .status")).to_have_text("Assigned")
+    # Back on Requested Orders (status Requested, the default), the order has left the list; every status shows it.
+    await expect(page.locator(f"#order-{order_id}")).to_have_count(0)
     ends = re.search(r"running until (.+)\.$", await flash.inner_text()).group(1)
     assert ends == shown_end
+    await page.goto("/licences/orders?status=any")
+    await expect(page.locator(f"#order-{order_id} .status")).to_have_text("Assigned")
     return ends
 
 
