@@ -132,6 +132,40 @@ async def test_a_declined_card_buys_nothing_and_says_why(client, tree):
     assert await BillingAccount.count() == 0
 
 
+async def test_a_charge_declined_after_the_card_was_saved_is_paid_later_with_another_card(client, tree):
+    await sign_in(client, tree.email("north"))
+    base = f"/companies/{tree.north['id']}/billing"
+    declining = {**CARD, "card_number": "4000 0000 0000 0341", **ADDRESS}
+    bought = await buy(client, tree.north["id"], PRO_20, declining)
+    assert bought.status_code == 302
+    page = await client.get(base)
+    assert flashes(page.text) == [
+        f"Your card was not charged: Your card was declined. Invoice INV-00001 for {PRO_20_TOTAL} stays unpaid "
+        "and no licences were added. Change the card under Payment method, or ask for an invoice."
+    ]
+    assert 'data-testid="unpaid"' in page.text and await LicenceBatch.count() == 0
+    invoice = await Invoice.select().first()
+
+    replaced = await post_form(client, f"{base}/account", f"{base}/card", CARD)
+    assert replaced.status_code == 302
+    assert flashes((await client.get(base)).text) == ["Card saved: Visa ending 4242."]
+    view = await client.get(f"/invoices/{invoice['id']}")
+    assert f'action="/invoices/{invoice["id"]}/pay"' in view.text and "Record payment" not in view.text
+    paid = await post_form(client, f"/invoices/{invoice['id']}", f"/invoices/{invoice['id']}/pay", {})
+    assert paid.status_code == 302 and paid.headers["location"] == base
+    page = await client.get(base)
+    assert flashes(page.text) == [
+        f"Paid {PRO_20_TOTAL} by card (invoice INV-00001). 30 licences are ready to allocate."
+    ]
+    assert 'data-testid="unpaid"' not in page.text
+    assert [b["seats"] for b in await LicenceBatch.select(LicenceBatch.seats)] == [30]
+    twice = await post_form(client, f"/invoices/{invoice['id']}", f"/invoices/{invoice['id']}/pay", {})
+    assert twice.status_code == 302 and twice.headers["location"] == f"/invoices/{invoice['id']}"
+    assert flashes((await client.get(twice.headers["location"])).text) == [
+        "This invoice is already paid; it cannot be paid."
+    ]
+
+
 async def test_a_second_purchase_and_a_tampered_one_are_refused_on_the_page(client, tree):
     await buy_pro_online(client, tree)
     again = await buy(client, tree.north["id"], PRO_20)
