@@ -37,6 +37,13 @@ KINDS = {
     "order_declined": "Order declined",
     "invitation": "Invitation",
     "password_reset": "Password reset",
+    "subscription_renewed": "Subscription renewed",
+    "renewal_charge_failed": "Renewal charge failed",
+    "subscription_lapsed": "Subscription lapsed",
+    "renewal_invoice": "Renewal invoice",
+    "renewal_invoice_reminder": "Renewal invoice reminder",
+    "subscription_cancellation": "Cancellation requested",
+    "subscription_cancelled": "Subscription cancelled",
 }
 # A claim lasts this long: a worker that died holding rows gives them up then.
 LEASE = timedelta(minutes=5)

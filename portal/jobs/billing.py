@@ -9,7 +9,7 @@ Under arq (portal/jobs/worker.py takes BILLING_FUNCTIONS and BILLING_CRON_JOBS):
 - `renew_chunk` renews one chunk. A chunk is claimed in the database, so extra
   or repeated chunk jobs (a retried tick, two ticks at once) find nothing to do.
 
-Without Redis, `start_in_process()` runs the same tick on a timer in the web
+Without Redis, `start_in_process(timers)` runs the same tick on a timer in the web
 process, renewing chunk after chunk itself."""
 
 from __future__ import annotations
@@ -84,8 +84,6 @@ BILLING_CRON_JOBS: list[Any] = [
 ]
 
 
-def start_in_process() -> Timers:
+def start_in_process(timers: Timers) -> None:
     """The embedded default (no Redis): the tick at start, then every few minutes."""
-    timers = Timers()
     timers.every(IN_PROCESS_EVERY_S, _tick)
-    return timers

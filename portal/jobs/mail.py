@@ -8,7 +8,7 @@ Under arq (portal/jobs/worker.py takes MAIL_FUNCTIONS and MAIL_CRON_JOBS):
   own delivery loop and they share the queue through the claims. One loop at a
   time per process: a tick that finds one running returns at once.
 
-Without Redis, `start_in_process()` runs the same functions on timers in the web
+Without Redis, `start_in_process(timers)` runs the same functions on timers in the web
 process (deliver every few seconds, sweep at start and every minute)."""
 
 from __future__ import annotations
@@ -91,8 +91,6 @@ def in_process_enabled() -> bool:
     return os.environ.get("PORTAL_IN_PROCESS_JOBS", "on").strip().lower() not in ("off", "0", "no", "false")
 
 
-def start_in_process() -> Timers:
-    timers = Timers()
+def start_in_process(timers: Timers) -> None:
     timers.every(IN_PROCESS_DELIVER_EVERY_S, _deliver)
     timers.every(SWEEP_EVERY_S, _sweep)
-    return timers

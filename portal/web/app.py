@@ -23,7 +23,7 @@ from portal import db
 from portal.domain.companies import KIND_LABELS
 from portal.domain.licences import licence_status
 from portal.domain.users import ROLE_LABELS
-from portal.jobs.queue import create_queue
+from portal.jobs.queue import Timers, create_queue
 from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.audit import audit_log
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from portal.jobs import billing as billing_jobs
         from portal.jobs import mail as mail_jobs
         from portal.mail.smtp import parse_smtp_url
 
@@ -103,9 +104,12 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
             parse_smtp_url(settings.smtp_url)  # a bad SMTP_URL stops the start here, saying why
         opened = await db.open_pool()
         app.state.jobs = await create_queue(settings.redis_url)
-        # Without Redis no worker runs: this process delivers e-mails and sweeps for reminders.
-        in_process = not settings.redis_url and mail_jobs.in_process_enabled()
-        timers = mail_jobs.start_in_process() if in_process else None
+        # Without Redis no worker runs: this process delivers e-mails, sweeps for
+        # reminders and renews subscriptions.
+        timers = Timers() if not settings.redis_url and mail_jobs.in_process_enabled() else None
+        if timers:
+            mail_jobs.start_in_process(timers)
+            billing_jobs.start_in_process(timers)
         try:
             yield
         finally:
