@@ -413,10 +413,17 @@ async def test_invoices_of_the_subscription_carry_numbers_and_the_audit_has_the_
     assert payments.processor().test_mode is True
 
 
-async def test_an_invoice_order_assigned_in_requested_orders_first_is_the_terms_batch_when_paid(tree):
+async def test_an_invoice_order_waits_for_its_payment_unless_the_seller_assigns_unpaid_orders(tree):
     customer, seller = await actors(tree)
     bought = await subscriptions.buy(customer, tree.north["id"], pro(2, "invoice"), NOW)
     assigned_at = NOW + timedelta(days=2)
+    for asking in (orders.assign_preview, orders.assign_order):
+        with pytest.raises(ValidationFailed, match="Its invoice is not paid yet"):
+            await asking(seller, bought["invoice"]["order"], assigned_at)
+    assert await LicenceBatch.count() == 0
+
+    # The seller changes its setting: Assign goes first, and the payment later keeps that batch.
+    await profiles.save_profile(seller, tree.sub["id"], currency="USD", tax_rate_bp=0, assign_unpaid=True, now=NOW)
     batch = await orders.assign_order(seller, bought["invoice"]["order"], assigned_at)
     paid_at = NOW + timedelta(days=5)
     recorded = await subscriptions.record_payment(

@@ -42,7 +42,9 @@ async def test_allocating_says_what_it_did_once_and_not_on_reload(client, tree):
     )
     assert allocated.headers["location"] == f"/companies/{tree.north['id']}/licences?tab=active"
     page = await client.get(allocated.headers["location"])
-    assert flashes(page.text) == [f"3 users renewed until {batch['ends_at']:%d %b %Y}."]
+    assert flashes(page.text) == [
+        f"3 users renewed until {batch['ends_at']:%d %b %Y} from the batch assigned {batch['starts_at']:%d %b %Y}."
+    ]
     again = await client.get(allocated.headers["location"])
     assert flashes(again.text) == []
 
@@ -90,7 +92,9 @@ async def test_a_partial_rendered_on_its_own_leaves_the_message_too(client, tree
     await sign_in(client, tree.email("partner"))
     order = (await client.get("/licences/orders")).text
     order_id = int(re.search(r'data-order="(\d+)"', order).group(1))
-    await post_form(client, f"/licences/orders/{order_id}/menu", f"/licences/orders/{order_id}/assign", {})
+    await post_form(
+        client, f"/licences/orders/{order_id}/menu", f"/licences/orders/{order_id}/assign", {"confirm": "1"}
+    )
     field = await client.get("/licences/orders/filters/status", headers=HTMX)
     assert 'name="status"' in field.text and flashes(field.text) == []
     assert flashes((await client.get("/licences/orders")).text) != []

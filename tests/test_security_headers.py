@@ -14,6 +14,8 @@ import pytest
 from litestar.routes import HTTPRoute
 
 from portal.domain.access import load_actor
+from portal.domain.billing.quotes import Purchase
+from portal.domain.billing.subscriptions import buy
 from portal.domain.clock import utcnow
 from portal.domain.imports.preview import receive
 from portal.domain.orders import assign_order, request_order
@@ -31,7 +33,8 @@ def get_routes(app) -> list[str]:
 
 async def path_values(tree) -> dict[str, str]:
     """A value for every path parameter of the app, from the test tree: the
-    customer under the partner, its learner, an order requested and one assigned, an e-mail, a CSV import."""
+    customer under the partner, its learner, an order requested and one assigned, an e-mail, a CSV import,
+    a subscription bought by invoice and its invoice."""
     learner = await add_user(tree.direct, "learner@direct.example", role="learner", name="Lee Learner")
     actor = await load_actor(tree.managers["direct"]["id"], None)
     order = await request_order(actor, tree.direct["id"], 5, None, "", utcnow())
@@ -40,6 +43,7 @@ async def path_values(tree) -> dict[str, str]:
     renewable = await request_order(actor, tree.direct["id"], 3, None, "", utcnow())
     batch = await assign_order(partner, renewable["id"], utcnow())
     imported = await receive(actor, tree.direct["id"], "users.csv", BytesIO(b"learner@direct.example\n"), utcnow())
+    bought = await buy(actor, tree.direct["id"], Purchase("pro", 2, 1, (), "invoice"), utcnow())
     return {
         "company_id": str(tree.direct["id"]),
         "user_id": str(learner["id"]),
@@ -47,6 +51,9 @@ async def path_values(tree) -> dict[str, str]:
         "email_id": str(email["id"]),
         "import_id": str(imported),
         "batch_id": str(batch["id"]),
+        "subscription_id": str(bought["subscription"]["id"]),
+        "invoice_id": str(bought["invoice"]["id"]),
+        "code": "pro",
         "name": "status",
         "token": "not-a-token",
         "email": learner["email"],

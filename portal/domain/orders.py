@@ -214,6 +214,21 @@ async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -
     return row
 
 
+# An order bought "Pay by Invoice" waits for its payment, unless the seller assigns unpaid orders.
+_UNPAID_PURCHASE_SQL = (
+    "SELECT 1 FROM invoice LEFT JOIN billing_profile ON billing_profile.company = invoice.partner "
+    "WHERE invoice.\"order\" = {} AND invoice.kind = 'purchase' AND invoice.status = 'issued' "
+    "AND NOT COALESCE(billing_profile.assign_unpaid, false)"
+)
+
+
+async def _refuse_unpaid(order_id: int) -> None:
+    if await LicenceOrder.raw(_UNPAID_PURCHASE_SQL, order_id):
+        raise ValidationFailed(
+            {"status": "Its invoice is not paid yet: record the payment under Billing → Invoices, which assigns it."}
+        )
+
+
 async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
     """Assigning creates the batch: its 12-month clock starts now, for every seat.
     A second assign (double click, two managers) finds the order assigned and
@@ -222,6 +237,7 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
         order = await _lock_order(actor, order_id)
         if order["status"] != "requested":
             raise InvalidTransition(order["status"], "assigned")
+        await _refuse_unpaid(order["id"])
         product = await catalogue.product(order["product"])
         assert product is not None, "an order's product is a foreign key"
         ends_at = catalogue.term_end(product, now)
@@ -242,7 +258,7 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             {LicenceOrder.status: "assigned", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
         ).where(LicenceOrder.id == order["id"])
         if not product["is_trial"]:
-            await _end_running_trials(order["company"], now)
+            await end_running_trials(order["company"], now)
         company = await Company.select(Company.name).where(Company.id == order["company"]).first()
         assert company is not None, "an order's company is a foreign key"
         await outbox.queue_email(
@@ -267,7 +283,7 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
     return batch
 
 
-async def _end_running_trials(company_id: int, now: datetime) -> None:
+async def end_running_trials(company_id: int, now: datetime) -> None:
     """A paid batch upgrades a trial: running trial batches end now, so their
     holders show expired and can be given seats of the new batch."""
     trials = LicenceBatch.select(LicenceBatch.id).where(
@@ -529,6 +545,7 @@ async def assign_preview(actor: Actor, order_id: int, now: datetime) -> AssignPr
     order = await get_order(actor, order_id)
     if order["status"] != "requested":
         raise InvalidTransition(order["status"], "assigned")
+    await _refuse_unpaid(order["id"])
     product = await catalogue.product(order["product_id"])
     assert product is not None, "an order's product is a foreign key"
     return AssignPreview(order, catalogue.term_end(product, now))

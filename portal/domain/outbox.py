@@ -23,7 +23,6 @@ from portal.domain.access import Actor, under_wing
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.pages import Page, paginate
-from portal.settings import get_settings
 from portal.tables import Company, OutboxEmail, User
 
 STATUSES = ("queued", "sent", "captured", "failed")
@@ -52,8 +51,21 @@ FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 
 
+_base_url: str | None = None
+
+
+def use_base_url(url: str) -> None:
+    """Where the portal is reached from outside, given once by whatever starts the
+    process (the web app, a worker, the CLI): the domain reads no settings."""
+    global _base_url
+    _base_url = url.rstrip("/")
+
+
 def link(path: str) -> str:
-    return f"{get_settings().base_url}{path}"
+    """An absolute link for an e-mail."""
+    if _base_url is None:
+        raise RuntimeError("No base URL for e-mail links: the process calls outbox.use_base_url() when it starts.")
+    return f"{_base_url}{path}"
 
 
 async def managers_of(company_id: int) -> list[str]:

@@ -26,6 +26,7 @@ from arq.worker import Worker, create_worker
 from redis import exceptions as redis_errors
 
 from portal import db
+from portal.domain import outbox
 from portal.jobs.billing import BILLING_CRON_JOBS, BILLING_FUNCTIONS
 from portal.jobs.mail import MAIL_CRON_JOBS, MAIL_FUNCTIONS
 from portal.jobs.retry import MAX_TRIES, is_transient
@@ -44,6 +45,7 @@ _REDIS_LOST = (redis_errors.RedisError, ConnectionError, OSError, asyncio.Timeou
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    outbox.use_base_url(get_settings().base_url)
     await db.open_pool()
 
 

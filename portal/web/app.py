@@ -20,6 +20,7 @@ from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 
 from portal import db
+from portal.domain import outbox
 from portal.domain.companies import KIND_LABELS
 from portal.domain.licences import licence_status
 from portal.domain.users import ROLE_LABELS
@@ -91,6 +92,7 @@ def _engine_setup(engine: JinjaTemplateEngine) -> None:
 
 def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None = None) -> Litestar:
     settings = settings or get_settings()
+    outbox.use_base_url(settings.base_url)
     sign_ins_per_minute = sign_ins_per_minute or settings.sign_ins_per_minute
     throttle = create_counter(settings)
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import catalogue, outbox
-from portal.domain.orders import InvalidTransition, _end_running_trials
+from portal.domain.orders import InvalidTransition, end_running_trials
 from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
 
 
@@ -94,7 +94,7 @@ async def provision_term(
     )[0]
     if starts_at <= now:
         # A paid batch upgrades a trial (orders.assign_order does the same).
-        await _end_running_trials(company_id, now)
+        await end_running_trials(company_id, now)
     if carry_over_batch is not None:
         batch["allocated"] = await _carry_over(carry_over_batch, batch, company_id, seats, now, actor_id)
     if notify:
