@@ -17,6 +17,7 @@ from portal.tables import (
     User,
 )
 from portal.tables_billing import BILLING_TABLES
+from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
 
 APP_CONFIG = AppConfig(
@@ -37,6 +38,7 @@ APP_CONFIG = AppConfig(
         CsvImport,
         CsvImportRow,
         PartnerSetting,
+        DashboardFigure,
         *BILLING_TABLES,
     ],
     migration_dependencies=[],

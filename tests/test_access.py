@@ -8,8 +8,12 @@ from dataclasses import replace
 
 import pytest
 
-from portal.domain.access import Actor, under_wing
+from portal.domain.access import Actor, load_actor, under_wing
+from portal.domain.billing.quotes import Purchase
+from portal.domain.billing.subscriptions import buy
+from portal.domain.clock import utcnow
 from portal.tables import Company
+from portal.tables_billing import Subscription
 from portal.web.app import create_app
 from tests.support import csrf_headers, sign_in
 
@@ -54,6 +58,11 @@ BY_OTHER_IDS = {
 # Routes without an id, and who may use them.
 PLAIN_ROUTES = [
     "/dashboard",
+    "/billing",
+    "/billing/subscriptions",
+    "/billing/invoices",
+    "/billing/invoices.csv",
+    "/billing/settings",
     "/companies",
     "/companies/new",
     "/audit",
@@ -83,10 +92,57 @@ def test_every_route_is_covered():
     covered = {path.replace("{id}", "{company_id:int}") for _, path in COMPANY_ROUTES} | set(PLAIN_ROUTES)
     covered |= PUBLIC_ROUTES | BY_OTHER_IDS | API_ROUTES | MOVED_ROUTES | set(QUERY_ROUTES)
     covered |= {"/manage/exit", "/licences/orders/filters/{name:str}"}
+    # Partner-only (403 to customers: tests/test_billing_web.py), without another tenant's id.
+    covered |= {"/billing/filters/{name:str}", "/billing/invoices/filters/{name:str}", "/billing/catalogue/{code:str}"}
+    covered |= {"/dashboard/settings"}  # POST, partner managers only: tests/test_dashboard_figures.py
+    covered |= {path for _, path in billing_routes_by_id()}
     routes = {route.path for route in create_app().routes}
     covered = {c.rstrip("/") for c in covered}
     missing = {p for p in routes if p.rstrip("/") not in covered and not p.startswith(PUBLIC_PREFIXES)}
     assert not missing, f"routes without an authorization test: {missing}"
+
+
+BILLING_IDS = ("company_id", "subscription_id", "invoice_id")
+# Partner staff's actions: a customer manager is refused (403 for the role, or 404 for the id).
+BILLING_PARTNER_ONLY = {"/confirm-cancellation", "/payment", "/reissue"}
+
+
+def billing_routes_by_id() -> list[tuple[str, str]]:
+    """(method, path) of every billing route that names a company, subscription or invoice."""
+    found = set()
+    for route in create_app().routes:
+        billing = "/billing" in route.path or route.path.startswith("/invoices/")
+        if billing and any(f"{{{name}:int}}" in route.path for name in BILLING_IDS):
+            found |= {(method, route.path) for method in route.methods - {"HEAD", "OPTIONS"}}
+    return sorted(found)
+
+
+async def test_billing_routes_answer_404_to_another_tenant(client, tree):
+    """Every billing route by every method, with North Customer's company,
+    subscription and invoice ids, for a manager of another partner and of its customer."""
+    customer = await load_actor(tree.managers["north"]["id"], None)
+    bought = await buy(customer, tree.north["id"], Purchase("pro", 2, 1, (), "invoice"), utcnow())
+    values = {
+        "company_id": tree.north["id"],
+        "subscription_id": bought["subscription"]["id"],
+        "invoice_id": bought["invoice"]["id"],
+    }
+    routes = billing_routes_by_id()
+    assert len(routes) >= 20 and ("POST", "/invoices/{invoice_id:int}/payment") in routes
+    for who in ("other", "other_customer"):
+        client.cookies.clear()
+        await sign_in(client, tree.email(who))
+        headers = await csrf_headers(client)
+        for method, path in routes:
+            url = path
+            for name, value in values.items():
+                url = url.replace(f"{{{name}:int}}", str(value))
+            response = await client.request(method, url, headers=headers, data={"tier": "pro", "method": "invoice"})
+            partner_only = who == "other_customer" and url.endswith(tuple(BILLING_PARTNER_ONLY))
+            expected = (403, 404) if partner_only else (404,)
+            assert response.status_code in expected, (who, method, url, response.status_code)
+            assert "North Customer" not in response.text
+    assert (await Subscription.select(Subscription.status).first())["status"] == "pending"
 
 
 def answer_inside_the_wing(role: str, target: str, method: str, path: str) -> int:
