@@ -111,9 +111,7 @@ async def _signed_in(client: httpx.AsyncClient, world: dict, role: str) -> str:
     """Sign in again when an example signed out or deactivated the manager; the CSRF token of this session."""
     if world["signed_in"] != role:
         user = world["tree"].managers[role]
-        await User.update({User.active: True}).where(
-            User.id == user["id"]
-        )
+        await User.update({User.active: True}).where(User.id == user["id"])
         client.cookies.clear()
         await sign_in(client, user["email"], PASSWORD)
         world["signed_in"] = role

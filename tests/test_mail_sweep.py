@@ -21,7 +21,8 @@ from portal.domain.notifications_content import render_rows
 from portal.domain.notifications_sweep import sweep
 from portal.jobs import mail as mail_jobs
 from portal.mail.delivery import deliver_batch
-from portal.tables import Company, OutboxEmail, User
+from portal.tables import Company, LicenceBatch, OutboxEmail, User
+from portal.tables_billing import Subscription
 from tests.factories import T0, add_user
 from tests.test_mail_delivery import SmtpServer
 
@@ -72,6 +73,51 @@ async def test_73_hours_before_nothing_71_hours_before_one_reminder_per_manager(
     assert await outbox("expiry_notice") == both("expiry_notice", tree)
     await sweep(ends + timedelta(hours=5))
     assert len(await outbox()) == 4
+
+
+async def test_a_term_that_goes_on_is_not_said_to_end(tree):
+    """An online subscription renewing itself gets no "ends within 72 hours"; once
+    its next term starts at the old end, no "has ended" either. Cancelled, it does."""
+    batch = await assigned(tree, T0)
+    ends = batch["ends_at"]
+    subscription = (
+        await Subscription.insert(
+            Subscription(
+                company=tree.north["id"],
+                company_path=tree.north["path"],
+                partner=tree.north["parent"],
+                tier="pro",
+                method="online",
+                status="active",
+                auto_renew=True,
+                term_start=batch["starts_at"],
+                term_end=ends,
+                batch=batch["id"],
+            )
+        ).returning(Subscription.id)
+    )[0]
+    await sweep(ends - timedelta(hours=71))
+    assert await outbox() == []
+
+    # Renewed: the next term's batch starts where this one ends.
+    await assigned(tree, T0 + timedelta(days=1))
+    await LicenceBatch.update(
+        {LicenceBatch.starts_at: ends, LicenceBatch.ends_at: ends + relativedelta(months=12)}
+    ).where(LicenceBatch.id != batch["id"])
+    await Subscription.update({Subscription.term_end: ends + relativedelta(months=12)}).where(
+        Subscription.id == subscription["id"]
+    )
+    await sweep(ends + timedelta(minutes=1))
+    assert await outbox() == []
+
+    # A cancelled one, with no next term: both e-mails, as for any batch.
+    await LicenceBatch.delete().where(LicenceBatch.id != batch["id"])
+    await Subscription.update({Subscription.auto_renew: False, Subscription.term_end: ends}).where(
+        Subscription.id == subscription["id"]
+    )
+    await sweep(ends - timedelta(hours=2))
+    await sweep(ends + timedelta(minutes=1))
+    assert await outbox() == [("expiry_notice", tree.email("north")), ("expiry_reminder", tree.email("north"))]
 
 
 async def test_ended_yesterday_while_the_sweep_was_down_sends_the_notice_only(tree):

@@ -12,7 +12,11 @@ at once on several workers, late or after downtime:
 - a notice is due once the batch has ended, for NOTICE_CATCH_UP after, so a
   sweep that was down on the day still sends it, but a first sweep on an old
   database does not mail about batches that ended long ago;
-- managers who switched reminders off, and deactivated ones, are skipped.
+- managers who switched reminders off, and deactivated ones, are skipped;
+- a batch whose term goes on is not said to end: one an online subscription will
+  renew by itself (auto-renewal on, its term ending then), or one whose next term
+  already starts at its end (a renewal paid early, or made by the job); if the
+  renewal then fails, the billing e-mails say so (portal/domain/billing/).
 
 One INSERT … SELECT per kind, so 20,000 batches cost four statements, not
 20,000 round trips. The text is made when the e-mail goes
@@ -46,9 +50,17 @@ KINDS = (
 )
 
 
+_TERM_GOES_ON = (
+    "AND NOT EXISTS (SELECT 1 FROM subscription s WHERE s.company = b.company AND s.term_end = b.ends_at "
+    "AND s.status = 'active' AND s.auto_renew AND s.method = 'online') "
+    "AND NOT EXISTS (SELECT 1 FROM licence_batch nb WHERE nb.company = b.company AND nb.starts_at = b.ends_at "
+    "AND nb.product = b.product) "
+)
+
+
 def _statement(kind: Kind) -> str:
     ts = db.timestamp_param()
-    trial = "p.is_trial" if kind.trial else "NOT p.is_trial"
+    trial = "p.is_trial" if kind.trial else f"NOT p.is_trial {_TERM_GOES_ON}"
     return (
         "INSERT INTO outbox_email (kind, company, to_email, subject, body, created_at, dedupe_key, "
         "status, batch, attempts, next_attempt_at) "
