@@ -221,18 +221,6 @@ async def test_onboarding_a_customer_with_a_bad_first_order_writes_nothing(tree)
     assert (order["quantity"], order["po_number"], order["status"]) == (20, "PO-1", "requested")
 
 
-async def test_partner_dashboard_summary_counts_waiting_orders_and_batches_ending_soon(tree):
-    customer, partner = await actors(tree)
-    await orders.request_order(customer, tree.north["id"], 4, None, "", T0)
-    ending = await assigned_batch(tree, 2, T0 - timedelta(days=350))
-    await assigned_batch(tree, 2, T0)  # ends in a year: not soon
-    summary = await licences.wing_summary(partner, T0)
-    assert summary["waiting_orders"] == 1
-    assert [b["id"] for b in summary["ending"]] == [ending["id"]]
-    other = await load_actor(tree.managers["other"]["id"], None)
-    assert (await licences.wing_summary(other, T0)) == {"waiting_orders": 0, "ending": []}
-
-
 async def test_without_a_running_batch_the_refusal_says_to_request_licenses(tree):
     customer, _ = await actors(tree)
     ids = tuple(await learners(tree.north, 2))

@@ -17,10 +17,10 @@ from piccolo.custom_types import Combinable
 
 from portal import db
 from portal.domain import audit
-from portal.domain.access import Actor, get_company, get_user, require_partner_manager, under_wing
+from portal.domain.access import Actor, get_company, get_user
 from portal.domain.errors import DomainError, NotFound, ValidationFailed
 from portal.domain.pages import Page, paginate
-from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, LicenceTally, User
+from portal.tables import Allocation, Company, LicenceBatch, LicenceTally, User
 
 EXPIRING_WITHIN = timedelta(hours=72)
 TABS = ("active", "expired", "unlicensed")
@@ -433,30 +433,3 @@ async def history(actor: Actor, user_id: int) -> tuple[dict, list[dict]]:
         .order_by(Allocation.allocated_at, ascending=False)
     )
     return user, seats
-
-
-async def wing_summary(actor: Actor, now: datetime, soon: timedelta = timedelta(days=30)) -> dict:
-    """What needs a partner manager's attention: orders waiting for "Assign", and
-    batches under the wing that end soon (their customers will need renewals)."""
-    require_partner_manager(actor)
-    waiting = await LicenceOrder.count().where(
-        under_wing(actor, LicenceOrder.company_path) & (LicenceOrder.status == "requested")
-    )
-    ending = (
-        await LicenceBatch.select(
-            LicenceBatch.id,
-            LicenceBatch.seats,
-            LicenceBatch.allocated,
-            LicenceBatch.ends_at,
-            LicenceBatch.company.id.as_alias("company_id"),
-            LicenceBatch.company.name.as_alias("company_name"),
-        )
-        .where(
-            under_wing(actor, LicenceBatch.company.path)
-            & (LicenceBatch.ends_at > now)
-            & (LicenceBatch.ends_at <= now + soon)
-        )
-        .order_by(LicenceBatch.ends_at)
-        .limit(20)
-    )
-    return {"waiting_orders": waiting, "ending": ending}
