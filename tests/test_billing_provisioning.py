@@ -8,9 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from portal import db
 from portal.domain import licences, orders
+from portal.domain.access import load_actor
 from portal.domain.billing import money
-from portal.domain.billing.provisioning import provision_term
+from portal.domain.billing.provisioning import carry_over, provision_term
 from portal.domain.licences import Selection
 from portal.domain.orders import InvalidTransition
 from portal.tables import Allocation, LicenceBatch, LicenceOrder, User
@@ -44,21 +46,25 @@ async def test_a_term_is_one_assigned_order_and_batch(tree):
     assert [(b["id"], b["free"], b["running"]) for b in shown] == [(batch["id"], 12, True)]
 
 
-async def test_holders_are_carried_over_by_name_up_to_the_seats_and_the_tallies_follow(tree):
+async def test_holders_are_carried_over_first_allocated_first_up_to_the_seats_and_the_tallies_follow(tree):
     customer, _ = await actors(tree)
     first = await provision_term(subscription_of(tree.north), seats=5, starts_at=NOW, ends_at=END, now=NOW)
     people = await holders(tree, ["dana", "abel", "cora", "bob", "eve"])
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=tuple(p["id"] for p in people)), NOW)
+    dana, abel, cora, bob, eve = people
+    # Allocated in this order: Dana and Eve, then Bob, then Abel and Cora.
+    for group in ((dana, eve), (bob,), (abel, cora)):
+        selection = Selection(user_ids=tuple(p["id"] for p in group))
+        await licences.allocate(customer, tree.north["id"], selection, NOW, batch_id=first["id"])
     # Eve leaves (her seat is released); Cora is covered past the next term by another batch.
-    await licences.deactivate_user(customer, people[4]["id"], NOW + timedelta(days=10))
+    await licences.deactivate_user(customer, eve["id"], NOW + timedelta(days=10))
     long = await provision_term(
         subscription_of(tree.north), seats=1, starts_at=NOW, ends_at=END + timedelta(days=800), now=NOW
     )
-    await User.update({User.licence_ends_at: long["ends_at"]}).where(User.id == people[2]["id"])
+    await User.update({User.licence_ends_at: long["ends_at"]}).where(User.id == cora["id"])
     await Allocation.insert(
         Allocation(
             batch=long["id"],
-            user=people[2]["id"],
+            user=cora["id"],
             allocated_at=NOW,
             starts_at=NOW,
             ends_at=long["ends_at"],
@@ -73,31 +79,64 @@ async def test_holders_are_carried_over_by_name_up_to_the_seats_and_the_tallies_
         starts_at=END,
         ends_at=next_end,
         now=END - timedelta(days=3),
-        carry_over_batch=first["id"],
+        carry_holders=True,
     )
-    # Abel, Bob, Dana still hold seats of the first batch; two seats: Abel and Bob, by name.
+    # Dana, Bob and Abel still hold seats ending at END; two seats: the first two allocated.
     seats = await Allocation.select(Allocation.user, Allocation.starts_at, Allocation.ends_at).where(
         Allocation.batch == batch["id"]
     )
     assert sorted((s["user"], s["starts_at"], s["ends_at"]) for s in seats) == sorted(
-        [(people[1]["id"], END, next_end), (people[3]["id"], END, next_end)]
+        [(dana["id"], END, next_end), (bob["id"], END, next_end)]
     )
     assert batch["allocated"] == 2
     stored = await LicenceBatch.select(LicenceBatch.allocated).where(LicenceBatch.id == batch["id"]).first()
     assert stored["allocated"] == 2
     ends = {u["id"]: u["licence_ends_at"] for u in await User.select(User.id, User.licence_ends_at)}
-    assert (ends[people[1]["id"]], ends[people[3]["id"]], ends[people[0]["id"]]) == (next_end, next_end, END)
-    assert ends[people[2]["id"]] == long["ends_at"]
+    assert (ends[dana["id"]], ends[bob["id"]], ends[abel["id"]]) == (next_end, next_end, END)
+    assert ends[cora["id"]] == long["ends_at"]
     assert (await LicenceBatch.select(LicenceBatch.allocated).where(LicenceBatch.id == first["id"]).first())[
         "allocated"
     ] == 4  # the old batch keeps its holders until it ends
     counts = await licences.tab_counts(customer, tree.north["id"], END + timedelta(days=1))
-    # After the old end: Abel, Bob (carried), Cora (long batch) active; Dana expired; the manager never licensed.
+    # After the old end: Dana, Bob (carried), Cora (long batch) active; Abel expired; the manager never licensed.
     assert (counts["active"], counts["expired"], counts["unlicensed"]) == (3, 1, 1)
     assert await tally_drift() == []
     # No batch holds more seats than it has.
     for row in await LicenceBatch.select(LicenceBatch.id, LicenceBatch.seats):
         assert await Allocation.count().where(Allocation.batch == row["id"]) <= row["seats"]
+
+
+async def test_carry_over_takes_many_next_terms_at_once_each_from_its_own_company(tree):
+    """The renewal job's chunk: one call for several companies' next terms."""
+    customer, _ = await actors(tree)
+    north = await provision_term(subscription_of(tree.north), seats=2, starts_at=NOW, ends_at=END, now=NOW)
+    (ann,) = await holders(tree, ["ann"])
+    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(ann["id"],)), NOW, batch_id=north["id"])
+    direct = await provision_term(subscription_of(tree.direct), seats=2, starts_at=NOW, ends_at=END, now=NOW)
+    ben = await add_user(tree.direct, "ben@direct.example", role="learner", name="Ben")
+    direct_manager = await load_actor(tree.managers["direct"]["id"], None)
+    assert direct_manager is not None
+    await licences.allocate(
+        direct_manager, tree.direct["id"], Selection(user_ids=(ben["id"],)), NOW, batch_id=direct["id"]
+    )
+    next_end = money.term_end(END)
+    later = END - timedelta(days=1)
+    async with db.write_transaction():
+        new_north = await provision_term(
+            subscription_of(tree.north), seats=3, starts_at=END, ends_at=next_end, now=later
+        )
+        new_direct = await provision_term(
+            subscription_of(tree.direct), seats=1, starts_at=END, ends_at=next_end, now=later
+        )
+        held = await carry_over([new_north["id"], new_direct["id"]], later)
+    assert held == {new_north["id"]: 1, new_direct["id"]: 1}
+    seats = await Allocation.select(Allocation.batch, Allocation.user).where(
+        Allocation.batch.is_in([new_north["id"], new_direct["id"]])
+    )
+    assert sorted((s["batch"], s["user"]) for s in seats) == sorted(
+        [(new_north["id"], ann["id"]), (new_direct["id"], ben["id"])]
+    )
+    assert await tally_drift() == []
 
 
 async def test_a_requested_order_is_assigned_once(tree):

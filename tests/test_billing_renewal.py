@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from portal import db
+from portal.domain import licences
 from portal.domain.access import load_actor
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing import invoices, payments, profiles, renewal, subscriptions
 from portal.domain.billing.money import term_end
 from portal.domain.catalogue import PREMIUM, product_by_code
-from portal.domain.licences import licence_status
+from portal.domain.licences import Selection, licence_status
 from portal.jobs import billing as billing_jobs
 from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
 from portal.tables_billing import BillingAccount, Charge, Invoice, InvoiceLine, Subscription
@@ -427,6 +428,35 @@ async def test_request_an_invoice_paid_early_leaves_no_gap_and_nothing_for_the_j
     old, new = await batches_of(tree.direct)
     assert (new["starts_at"], new["ends_at"], old["ends_at"]) == (END, term_end(END), END)
     assert ((await reload(sub))["status"], (await reload(sub))["term_end"]) == ("active", term_end(END))
+
+
+async def test_a_renewal_paid_by_invoice_keeps_the_users_added_mid_term(tree):
+    """Users added during the term hold seats of another batch ending at the same
+    instant; paying the renewal invoice carries them over as the job would."""
+    sub = await subscribe(tree.direct, method="invoice", card=None)  # Pro: 12 seats, 3 holders
+    customer = await load_actor(tree.managers["direct"]["id"], None)
+    partner = await load_actor(tree.managers["partner"]["id"], None)
+    assert customer is not None and partner is not None
+    mid = END - timedelta(days=100)
+    changed = await subscriptions.change(customer, sub["id"], tier="pro", extra_users=4, read_only_users=1, now=mid)
+    await subscriptions.record_payment(partner, changed["invoice"]["id"], method="check", reference="CHK-2", now=mid)
+    added = (await batches_of(tree.direct))[-1]
+    assert (added["seats"], added["ends_at"]) == (2, END)
+    newcomers = [await add_user(tree.direct, f"new{n}@direct.example", role="learner") for n in range(2)]
+    await licences.allocate(
+        customer, tree.direct["id"], Selection(user_ids=tuple(u["id"] for u in newcomers)), mid, batch_id=added["id"]
+    )
+
+    invoice = await subscriptions.request_invoice(customer, sub["id"], END - timedelta(days=10))
+    await subscriptions.record_payment(
+        partner, invoice["id"], method="bank_transfer", reference="BT-9", now=END - timedelta(days=5)
+    )
+    new = (await batches_of(tree.direct))[-1]
+    assert (new["starts_at"], new["ends_at"], new["seats"], new["allocated"]) == (END, term_end(END), 14, 5)
+    carried = await Allocation.select(Allocation.user).where(Allocation.batch == new["id"])
+    learners = await User.select(User.id, User.licence_ends_at).where(User.role == "learner")
+    assert sorted(a["user"] for a in carried) == sorted(u["id"] for u in learners)
+    assert {u["licence_ends_at"] for u in learners} == {term_end(END)}
 
 
 async def test_a_renewal_the_job_provisioned_is_not_provisioned_again_by_a_payment_path(tree, processor):

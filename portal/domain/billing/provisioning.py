@@ -8,12 +8,13 @@ the end of their latest seat (the licence_tally triggers follow it)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from portal import db
 from portal.domain import catalogue, outbox
 from portal.domain.orders import InvalidTransition, end_running_trials
-from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
+from portal.tables import Company, LicenceBatch, LicenceOrder
 
 
 async def provision_term(
@@ -23,7 +24,7 @@ async def provision_term(
     starts_at: datetime,
     ends_at: datetime,
     now: datetime,
-    carry_over_batch: int | None = None,
+    carry_holders: bool = False,
     order_id: int | None = None,
     actor_id: int | None = None,
     notify: bool = False,
@@ -33,9 +34,8 @@ async def provision_term(
 
     - `order_id`: assign that `requested` order (an invoice purchase's) instead
       of writing a new one; its quantity becomes `seats`.
-    - `carry_over_batch`: the seat holders of that batch (seats not released,
-      users still active) get a seat of the new one from its start, as many as it
-      has seats, by name; anyone already covered past its end is left alone.
+    - `carry_holders`: the seat holders of the term ending where this one starts
+      keep their seats (`carry_over`).
     - `notify`: e-mail the company's managers that the seats are ready.
 
     The subscription row is not touched: the caller sets its term and batch."""
@@ -95,42 +95,53 @@ async def provision_term(
     if starts_at <= now:
         # A paid batch upgrades a trial (orders.assign_order does the same).
         await end_running_trials(company_id, now)
-    if carry_over_batch is not None:
-        batch["allocated"] = await _carry_over(carry_over_batch, batch, company_id, seats, now, actor_id)
+    if carry_holders:
+        batch["allocated"] = (await carry_over([batch["id"]], now))[batch["id"]]
     if notify:
         await _notify_ready(company_id, order_id, seats, product["name"], ends_at, now)
     return batch
 
 
-async def _carry_over(
-    old_batch: int, batch: dict, company_id: int, seats: int, now: datetime, actor_id: int | None
-) -> int:
-    """Three statements whatever the number of holders: an INSERT … SELECT of
-    their seats, an UPDATE of their licence end, an UPDATE of the batch's count."""
-    stamp = db.timestamp_param()
-    await User.raw(
+async def carry_over(batch_ids: Sequence[int], now: datetime) -> dict[int, int]:
+    """The rule for every next term, whichever path pays for it (the renewal job
+    for a chunk, a recorded payment for one): the seat holders of the term that
+    ends where each new batch starts (every Premium batch of its company ending
+    at that instant: the subscription's, and those of users added during the
+    term) get a seat of the new batch from its start, first allocated first, up
+    to its seats; users whose seat already runs to the new end keep theirs.
+
+    Three statements whatever the number of batches and holders, inside the
+    caller's transaction (which holds the companies' seat locks). Returns each
+    new batch's seats held."""
+    if not batch_ids:
+        return {}
+    ids = ", ".join(str(int(i)) for i in batch_ids)
+    await Company.raw(
         'INSERT INTO allocation (batch, "user", allocated_at, allocated_by, starts_at, ends_at, released_at) '
-        f"SELECT {{}}, u.id, {stamp}, {{}}, "
-        f"CASE WHEN u.licence_ends_at > {{}} THEN u.licence_ends_at ELSE {stamp} END, {stamp}, NULL "
-        "FROM portal_user AS u WHERE u.active AND u.company = {} "
-        "AND (u.licence_ends_at IS NULL OR u.licence_ends_at < {}) "
-        'AND u.id IN (SELECT a."user" FROM allocation AS a WHERE a.batch = {} AND a.released_at IS NULL) '
-        f"ORDER BY u.name, u.id LIMIT {int(seats)}",
-        batch["id"],
+        f"SELECT new_batch, holder, {db.timestamp_param()}, NULL, starts_at, ends_at, NULL FROM ("
+        ' SELECT nb.id AS new_batch, nb.starts_at, nb.ends_at, nb.seats, a."user" AS holder,'
+        "  ROW_NUMBER() OVER (PARTITION BY nb.id ORDER BY MIN(a.id)) AS n"
+        " FROM licence_batch AS nb"
+        " JOIN licence_batch AS ob ON ob.company = nb.company AND ob.ends_at = nb.starts_at"
+        " AND ob.product = nb.product AND ob.id <> nb.id"
+        " JOIN allocation AS a ON a.batch = ob.id AND a.released_at IS NULL"
+        ' JOIN portal_user AS u ON u.id = a."user" AND u.active'
+        f" WHERE nb.id IN ({ids}) AND (u.licence_ends_at IS NULL OR u.licence_ends_at < nb.ends_at)"
+        ' GROUP BY nb.id, nb.starts_at, nb.ends_at, nb.seats, a."user"'
+        ") AS held WHERE n <= seats",
         now,
-        actor_id,
-        batch["starts_at"],
-        batch["starts_at"],
-        batch["ends_at"],
-        company_id,
-        batch["ends_at"],
-        old_batch,
     )
-    held = Allocation.select(Allocation.user).where(Allocation.batch == batch["id"])
-    await User.update({User.licence_ends_at: batch["ends_at"]}).where(User.id.is_in(held))
-    count = await Allocation.count().where(Allocation.batch == batch["id"])
-    await LicenceBatch.update({LicenceBatch.allocated: count}).where(LicenceBatch.id == batch["id"])
-    return count
+    await Company.raw(
+        "UPDATE portal_user SET licence_ends_at = nb.ends_at FROM allocation AS a "
+        "JOIN licence_batch AS nb ON nb.id = a.batch "
+        f'WHERE a."user" = portal_user.id AND a.released_at IS NULL AND nb.id IN ({ids}) '
+        "AND (portal_user.licence_ends_at IS NULL OR portal_user.licence_ends_at < nb.ends_at)"
+    )
+    counted = await Company.raw(
+        "UPDATE licence_batch SET allocated = (SELECT COUNT(*) FROM allocation AS a "
+        f"WHERE a.batch = licence_batch.id AND a.released_at IS NULL) WHERE id IN ({ids}) RETURNING id, allocated"
+    )
+    return {row["id"]: row["allocated"] for row in counted}
 
 
 async def _notify_ready(

@@ -46,7 +46,7 @@ from piccolo.query import Select
 from portal import db
 from portal.domain import outbox
 from portal.domain.billing import catalogue as billing_catalogue
-from portal.domain.billing import money, payments, profiles
+from portal.domain.billing import money, payments, profiles, provisioning
 from portal.domain.billing.invoices import format_invoice_number, totals
 from portal.domain.billing.quotes import format_day, term_lines
 from portal.domain.billing.subscriptions import renewal_key
@@ -442,7 +442,8 @@ async def _record(now: datetime, renewals: list[_Renewal]) -> None:
         await _provision(now)
         for statement in _RECORD_SQL:
             await Company.raw(statement, *([now] * statement.count("{}")))
-        await _carry_over(now)
+        new_batches = await Company.raw("SELECT new_batch FROM renewal_outcome WHERE new_batch IS NOT NULL")
+        await provisioning.carry_over([row["new_batch"] for row in new_batches], now)
         await _mails_and_audit(decided, now)
 
 
@@ -547,42 +548,6 @@ async def _provision(now: datetime) -> None:
     await Company.raw(
         "UPDATE renewal_outcome SET new_batch = b.id FROM licence_batch AS b "
         'WHERE b."order" = renewal_outcome.new_order'
-    )
-
-
-async def _carry_over(now: datetime) -> None:
-    """The seat holders of the ending term's batches (the subscription's, and
-    users added during the term: the company's Premium batches ending at the old
-    end) get a seat of the new batch from the old end, first allocated first, up
-    to its seats; users whose seat already runs past the new end keep theirs."""
-    premium = (await product_by_code(PREMIUM))["id"]
-    now_sql = db.timestamp_param()
-    await Company.raw(
-        'INSERT INTO allocation (batch, "user", allocated_at, allocated_by, starts_at, ends_at, released_at) '
-        f"SELECT new_batch, holder, {now_sql}, NULL, old_end, new_end, NULL FROM ("
-        ' SELECT r.new_batch, r.old_end, r.new_end, r.seats, a."user" AS holder,'
-        "  ROW_NUMBER() OVER (PARTITION BY r.new_batch ORDER BY MIN(a.id)) AS n"
-        " FROM renewal_outcome AS r"
-        " JOIN licence_batch AS ob ON ob.company = r.company AND ob.ends_at = r.old_end AND ob.product = {}"
-        " AND ob.id <> r.new_batch"
-        " JOIN allocation AS a ON a.batch = ob.id AND a.released_at IS NULL"
-        ' JOIN portal_user AS u ON u.id = a."user" AND u.active'
-        " WHERE r.new_batch IS NOT NULL AND (u.licence_ends_at IS NULL OR u.licence_ends_at < r.new_end)"
-        ' GROUP BY r.new_batch, r.old_end, r.new_end, r.seats, a."user"'
-        ") AS held WHERE n <= seats",
-        now,
-        premium,
-    )
-    await Company.raw(
-        "UPDATE portal_user SET licence_ends_at = r.new_end FROM allocation AS a "
-        "JOIN renewal_outcome AS r ON a.batch = r.new_batch "
-        'WHERE a."user" = portal_user.id AND a.released_at IS NULL '
-        "AND (portal_user.licence_ends_at IS NULL OR portal_user.licence_ends_at < r.new_end)"
-    )
-    await Company.raw(
-        "UPDATE licence_batch SET allocated = (SELECT COUNT(*) FROM allocation AS a "
-        "WHERE a.batch = licence_batch.id AND a.released_at IS NULL) "
-        "WHERE id IN (SELECT new_batch FROM renewal_outcome WHERE new_batch IS NOT NULL)"
     )
 
 

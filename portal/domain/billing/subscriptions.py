@@ -226,7 +226,7 @@ async def provision_invoice(
             starts_at=start,
             ends_at=end,
             now=now,
-            carry_over_batch=subscription["batch"],
+            carry_holders=True,
             actor_id=actor_id,
             notify=True,
         )
