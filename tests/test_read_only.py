@@ -82,6 +82,7 @@ async def test_a_read_only_manager_sees_pages_and_every_change_is_refused(client
 
     page = await client.get(f"/companies/{tree.north['id']}/licences")
     assert page.status_code == 200
+    assert "Read-only access: you see what North Customer's managers see" in page.text
     assert (await client.get(f"/companies/{tree.other_customer['id']}/licences")).status_code == 404
 
     refused = await post_form(
