@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from portal.domain.billing import accounts, subscriptions
+from portal.domain.billing import accounts, cancellation, settlement, subscriptions
 from portal.domain.billing.payments import CardDetails
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import AuditEntry
@@ -75,8 +75,8 @@ async def test_a_card_is_kept_as_a_token_brand_last_four_and_expiry(tree):
 async def test_create_an_online_billing_account_switches_an_invoice_subscription_to_pay_online(tree):
     customer, seller = await actors(tree)
     bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
-    await subscriptions.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
-    await subscriptions.request_cancellation(customer, bought["subscription"]["id"], NOW)
+    await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
+    await cancellation.request_cancellation(customer, bought["subscription"]["id"], NOW)
     account = await accounts.create_online_billing_account(
         customer, tree.north["id"], card=GOOD_CARD, now=NOW + timedelta(days=1), **ADDRESS
     )
@@ -84,7 +84,7 @@ async def test_create_an_online_billing_account_switches_an_invoice_subscription
     sub = await Subscription.select().where(Subscription.id == bought["subscription"]["id"]).first()
     assert (sub["method"], sub["auto_renew"], sub["cancel_requested_at"]) == ("online", True, None)
     # Now it is cancelled with Cancel, like any online subscription.
-    cancelled = await subscriptions.cancel(customer, sub["id"], NOW + timedelta(days=2))
+    cancelled = await cancellation.cancel(customer, sub["id"], NOW + timedelta(days=2))
     assert cancelled["ends_at"] == sub["term_end"]
 
 
@@ -104,8 +104,8 @@ async def test_create_an_online_billing_account_writes_nothing_unless_all_is_rig
     sub = await Subscription.select().where(Subscription.id == bought["subscription"]["id"]).first()
     assert sub["method"] == "invoice"
     # A subscription partner staff cancelled stays cancelled and on invoice.
-    await subscriptions.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
-    await subscriptions.confirm_cancellation(seller, sub["id"], NOW)
+    await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
+    await cancellation.confirm_cancellation(seller, sub["id"], NOW)
     account = await accounts.create_online_billing_account(
         customer, tree.north["id"], card=DECLINING_CARD, now=NOW, **ADDRESS
     )

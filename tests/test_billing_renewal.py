@@ -15,8 +15,9 @@ from portal import db
 from portal.domain import licences
 from portal.domain.access import load_actor
 from portal.domain.billing import catalogue as billing_catalogue
-from portal.domain.billing import invoices, payments, profiles, renewal, subscriptions
+from portal.domain.billing import changes, invoices, payments, profiles, settlement
 from portal.domain.billing.money import term_end
+from portal.domain.billing.renewal import chunk, invoice_subscriptions, lapse, next_term, online, schedule
 from portal.domain.catalogue import PREMIUM, product_by_code
 from portal.domain.licences import Selection, licence_status
 from portal.jobs import billing as billing_jobs
@@ -140,15 +141,15 @@ async def mails(kind: str) -> list[dict]:
 
 async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_holders(tree, processor):
     sub = await subscribe(tree.direct)
-    assert await renewal.renew_due(END - timedelta(days=1, seconds=1)) == {
+    assert await online.renew_due(END - timedelta(days=1, seconds=1)) == {
         "claimed": 0,
         "renewed": 0,
         "declined": 0,
         "lapsed": 0,
         "pending": 0,
     }
-    assert await renewal.count_due(DUE) == 1
-    done = await renewal.renew_due(DUE)
+    assert await online.count_due(DUE) == 1
+    done = await online.renew_due(DUE)
     assert done == {"claimed": 1, "renewed": 1, "declined": 0, "lapsed": 0, "pending": 0}
 
     (invoice,) = await renewal_invoices(sub)
@@ -160,7 +161,7 @@ async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_hol
         6_000_00 + 2 * 12 * 30_00 + 12 * 5_00,
     )
     assert (invoice["term_start"], invoice["term_end"], invoice["payment_method"]) == (END, term_end(END), "card")
-    assert invoice["idempotency_key"] == subscriptions.renewal_key(sub)
+    assert invoice["idempotency_key"] == schedule.renewal_key(sub)
     lines = await InvoiceLine.select(InvoiceLine.code, InvoiceLine.quantity, InvoiceLine.amount_cents).where(
         InvoiceLine.invoice == invoice["id"]
     )
@@ -208,7 +209,7 @@ async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_hol
 
     # Run again the same day, and the next: nothing more.
     for later in (DUE, DUE + timedelta(hours=1), END + timedelta(days=1)):
-        assert (await renewal.renew_due(later))["claimed"] == 0
+        assert (await online.renew_due(later))["claimed"] == 0
     assert len(await renewal_invoices(sub)) == 1 and len(await charges()) == 1
     assert len(await batches_of(tree.direct)) == 2 and processor.calls == [f"{invoice['id']}:1"]
 
@@ -217,26 +218,26 @@ async def test_each_seller_numbers_its_renewal_invoices_without_gaps(tree, proce
     direct = await subscribe(tree.direct)
     north = await subscribe(tree.north, end=END - timedelta(hours=1))
     other = await subscribe(tree.other_customer, end=END + timedelta(hours=1))
-    assert (await renewal.renew_due(DUE, limit=2))["renewed"] == 2
-    assert (await renewal.renew_due(DUE, limit=2))["renewed"] == 1
+    assert (await online.renew_due(DUE, limit=2))["renewed"] == 2
+    assert (await online.renew_due(DUE, limit=2))["renewed"] == 1
     numbers = {(i["partner"], i["number"]) for s in (direct, north, other) for i in await renewal_invoices(s)}
     assert numbers == {(tree.partner["id"], 1), (tree.sub["id"], 1), (tree.other["id"], 1)}
     # A later one of the same customer (its card already saved): the seller's next number.
     sub_north = await subscribe(tree.north, end=END + timedelta(days=365), card=None)
     await Subscription.update({Subscription.status: "ended"}).where(Subscription.id == north["id"])
-    await renewal.renew_due(END + timedelta(days=365) - timedelta(hours=1))
+    await online.renew_due(END + timedelta(days=365) - timedelta(hours=1))
     assert [i["number"] for i in await renewal_invoices(sub_north)] == [2]
 
 
 async def test_a_term_ending_on_29_february_renews_to_28_february(tree, processor):
     leap_end = datetime(2028, 2, 29, 9, 0, tzinfo=UTC)
     sub = await subscribe(tree.direct, end=leap_end)
-    await renewal.renew_due(leap_end - timedelta(hours=2))
+    await online.renew_due(leap_end - timedelta(hours=2))
     renewed = await reload(sub)
     assert renewed["term_end"] == datetime(2029, 2, 28, 9, 0, tzinfo=UTC)
     new = (await batches_of(tree.direct))[-1]
     assert (new["starts_at"], new["ends_at"]) == (leap_end, datetime(2029, 2, 28, 9, 0, tzinfo=UTC))
-    await renewal.renew_due(datetime(2029, 2, 28, 8, 0, tzinfo=UTC))
+    await online.renew_due(datetime(2029, 2, 28, 8, 0, tzinfo=UTC))
     assert (await reload(sub))["term_end"] == datetime(2030, 2, 28, 9, 0, tzinfo=UTC)
 
 
@@ -245,7 +246,7 @@ async def test_fewer_users_take_effect_at_renewal_first_allocated_keep_their_sea
     await Subscription.update({Subscription.next_extra_users: 0, Subscription.next_read_only_users: 0}).where(
         Subscription.id == sub["id"]
     )
-    await renewal.renew_due(DUE)
+    await online.renew_due(DUE)
     (invoice,) = await renewal_invoices(sub)
     assert invoice["total_cents"] == 3_000_00  # Lite alone
     new = (await batches_of(tree.direct))[-1]
@@ -263,23 +264,23 @@ async def test_fewer_users_take_effect_at_renewal_first_allocated_keep_their_sea
 
 async def test_a_job_that_dies_after_the_processor_answered_charges_once_when_retried(tree, processor, monkeypatch):
     sub = await subscribe(tree.direct)
-    real_record = renewal._record
+    real_record = next_term.record
 
     async def dies(now, renewals):
         raise ConnectionError("worker lost the database")
 
-    monkeypatch.setattr(renewal, "_record", dies)
+    monkeypatch.setattr(next_term, "record", dies)
     with pytest.raises(ConnectionError):
-        await renewal.renew_due(DUE)
-    monkeypatch.setattr(renewal, "_record", real_record)
+        await online.renew_due(DUE)
+    monkeypatch.setattr(next_term, "record", real_record)
     (invoice,) = await renewal_invoices(sub)
     (charge,) = await charges()
     assert (invoice["status"], charge["status"]) == ("issued", "pending")
     # Retried at once: the chunk is still claimed (its lease), so nothing is asked twice.
-    assert (await renewal.renew_due(DUE))["claimed"] == 0
-    assert (await renewal.renew_due(DUE + renewal.LEASE - timedelta(seconds=1)))["claimed"] == 0
+    assert (await online.renew_due(DUE))["claimed"] == 0
+    assert (await online.renew_due(DUE + schedule.LEASE - timedelta(seconds=1)))["claimed"] == 0
     # Once the lease is over: the same attempt, asked again with its key (the processor charges a key once).
-    done = await renewal.renew_due(DUE + renewal.LEASE)
+    done = await online.renew_due(DUE + schedule.LEASE)
     assert done["renewed"] == 1
     assert processor.calls == [f"{invoice['id']}:1", f"{invoice['id']}:1"]
     assert [(c["attempt"], c["status"]) for c in await charges()] == [(1, "succeeded")]
@@ -292,12 +293,12 @@ async def test_a_chunk_taken_over_after_its_lease_is_written_once(tree, processo
     """A slow worker whose lease ran out, and the worker that took its chunk over,
     both finish: the term is provisioned once."""
     sub = await subscribe(tree.direct)
-    slow = await renewal._claim(DUE, 10)
-    fast = await renewal.renew_due(DUE + renewal.LEASE)
+    slow = await online._claim(DUE, 10)
+    fast = await online.renew_due(DUE + schedule.LEASE)
     assert fast["renewed"] == 1
     for r in slow:
         r.outcome, r.reference = "paid", "ch_slow"
-    await renewal._record(DUE + renewal.LEASE + timedelta(minutes=1), slow)
+    await next_term.record(DUE + schedule.LEASE + timedelta(minutes=1), slow)
     assert len(await batches_of(tree.direct)) == 2
     assert [c["status"] for c in await charges()] == ["succeeded"]
     assert (await reload(sub))["term_end"] == term_end(END)
@@ -309,7 +310,7 @@ async def test_a_chunk_taken_over_after_its_lease_is_written_once(tree, processo
 async def test_three_declines_after_the_first_lapse_it_managers_emailed_each_time(tree, processor):
     await add_user(tree.direct, "second@direct.example")
     sub = await subscribe(tree.direct, card=payments.CHARGES_DECLINED)
-    assert (await renewal.renew_due(DUE))["declined"] == 1
+    assert (await online.renew_due(DUE))["declined"] == 1
     sub_now = await reload(sub)
     assert (sub_now["status"], sub_now["renewal_attempts"], sub_now["next_charge_at"]) == (
         "active",
@@ -322,12 +323,12 @@ async def test_three_declines_after_the_first_lapse_it_managers_emailed_each_tim
     assert "We will try the card again on 12 March 2027" in failed[0]["body"]
 
     # Not before its retry date; then at +2, +4 and +7 days.
-    assert (await renewal.renew_due(END + timedelta(days=1)))["claimed"] == 0
-    assert (await renewal.renew_due(END + timedelta(days=2)))["declined"] == 1
+    assert (await online.renew_due(END + timedelta(days=1)))["claimed"] == 0
+    assert (await online.renew_due(END + timedelta(days=2)))["declined"] == 1
     assert (await reload(sub))["next_charge_at"] == END + timedelta(days=4)
-    assert (await renewal.renew_due(END + timedelta(days=4)))["declined"] == 1
+    assert (await online.renew_due(END + timedelta(days=4)))["declined"] == 1
     assert (await reload(sub))["next_charge_at"] == END + timedelta(days=7)
-    assert (await renewal.renew_due(END + timedelta(days=7)))["lapsed"] == 1
+    assert (await online.renew_due(END + timedelta(days=7)))["lapsed"] == 1
 
     lapsed = await reload(sub)
     assert (lapsed["status"], lapsed["renewal_attempts"], lapsed["term_end"]) == ("lapsed", 4, END)
@@ -345,17 +346,17 @@ async def test_three_declines_after_the_first_lapse_it_managers_emailed_each_tim
     assert len(await batches_of(tree.direct)) == 1
     ends = await User.select(User.licence_ends_at).where(User.role == "learner")
     assert {licence_status(u["licence_ends_at"], END + timedelta(seconds=1)) for u in ends} == {"expired"}
-    assert (await renewal.renew_due(END + timedelta(days=30)))["claimed"] == 0
-    assert await renewal.lapse_unpaid(END + timedelta(days=30)) == 0
+    assert (await online.renew_due(END + timedelta(days=30)))["claimed"] == 0
+    assert await lapse.lapse_unpaid(END + timedelta(days=30)) == 0
 
 
 async def test_a_card_replaced_after_a_decline_pays_on_the_retry_with_no_gap(tree, processor):
     sub = await subscribe(tree.direct, card=payments.CHARGES_DECLINED)
-    await renewal.renew_due(DUE)
+    await online.renew_due(DUE)
     await BillingAccount.update({BillingAccount.card_token: await card_token()}).where(
         BillingAccount.company == tree.direct["id"]
     )
-    assert (await renewal.renew_due(END + timedelta(days=2)))["renewed"] == 1
+    assert (await online.renew_due(END + timedelta(days=2)))["renewed"] == 1
     assert [(c["attempt"], c["status"]) for c in await charges()] == [(1, "declined"), (2, "succeeded")]
     new = (await batches_of(tree.direct))[-1]
     assert (new["starts_at"], new["ends_at"]) == (END, term_end(END))  # from the old end, not from the payment
@@ -364,8 +365,8 @@ async def test_a_card_replaced_after_a_decline_pays_on_the_retry_with_no_gap(tre
 
 async def test_without_a_saved_card_the_renewal_is_declined_without_asking_the_processor(tree, processor):
     sub = await subscribe(tree.direct, card=None)
-    assert (await renewal.renew_due(DUE))["declined"] == 1
-    assert [(c["status"], c["decline_reason"]) for c in await charges()] == [("declined", renewal.NO_CARD)]
+    assert (await online.renew_due(DUE))["declined"] == 1
+    assert [(c["status"], c["decline_reason"]) for c in await charges()] == [("declined", chunk.NO_CARD)]
     assert processor.calls == []
     assert (await reload(sub))["next_charge_at"] == END + timedelta(days=2)
 
@@ -376,11 +377,11 @@ async def test_without_a_saved_card_the_renewal_is_declined_without_asking_the_p
 async def test_a_cancelled_subscription_never_renews_and_ends_at_its_end(tree, processor):
     sub = await subscribe(tree.direct, auto_renew=False)
     for moment in (DUE, END - timedelta(seconds=1)):
-        assert (await renewal.renew_due(moment))["claimed"] == 0
-        assert await renewal.lapse_unpaid(moment) == 0
-    assert await renewal.lapse_unpaid(END) == 1
+        assert (await online.renew_due(moment))["claimed"] == 0
+        assert await lapse.lapse_unpaid(moment) == 0
+    assert await lapse.lapse_unpaid(END) == 1
     assert (await reload(sub))["status"] == "ended"
-    assert (await renewal.renew_due(END + timedelta(days=7)))["claimed"] == 0
+    assert (await online.renew_due(END + timedelta(days=7)))["claimed"] == 0
     assert await renewal_invoices(sub) == [] and await charges() == [] and processor.calls == []
     assert len(await batches_of(tree.direct)) == 1
     assert await mails("subscription_lapsed") == []
@@ -400,10 +401,10 @@ async def test_an_online_renewal_paid_early_is_not_charged_and_starts_at_the_old
         subscription_id=sub["id"],
         term_start=END,
         term_end=term_end(END),
-        idempotency_key=subscriptions.renewal_key(sub),
+        idempotency_key=schedule.renewal_key(sub),
     )
     await invoices.mark_paid(invoice["id"], method="bank_transfer", reference="BT-1", now=early, recorded_by=None)
-    assert (await renewal.renew_due(DUE))["renewed"] == 1
+    assert (await online.renew_due(DUE))["renewed"] == 1
     assert processor.calls == [] and await charges() == []
     assert [(i["id"], i["status"]) for i in await renewal_invoices(sub)] == [(invoice["id"], "paid")]
     new = (await batches_of(tree.direct))[-1]
@@ -419,10 +420,10 @@ async def test_request_an_invoice_paid_early_leaves_no_gap_and_nothing_for_the_j
     customer = await load_actor(tree.managers["direct"]["id"], None)
     partner = await load_actor(tree.managers["partner"]["id"], None)
     assert customer is not None and partner is not None
-    invoice = await subscriptions.request_invoice(customer, sub["id"], early)
-    await subscriptions.record_payment(partner, invoice["id"], method="bank_transfer", reference="BT-7", now=early)
-    assert (await renewal.renew_due(DUE))["claimed"] == 0
-    assert await renewal.lapse_unpaid(END) == 0
+    invoice = await invoice_subscriptions.request_invoice(customer, sub["id"], early)
+    await settlement.record_payment(partner, invoice["id"], method="bank_transfer", reference="BT-7", now=early)
+    assert (await online.renew_due(DUE))["claimed"] == 0
+    assert await lapse.lapse_unpaid(END) == 0
     assert processor.calls == [] and await charges() == []
     assert [i["id"] for i in await renewal_invoices(sub)] == [invoice["id"]]
     old, new = await batches_of(tree.direct)
@@ -438,8 +439,8 @@ async def test_a_renewal_paid_by_invoice_keeps_the_users_added_mid_term(tree):
     partner = await load_actor(tree.managers["partner"]["id"], None)
     assert customer is not None and partner is not None
     mid = END - timedelta(days=100)
-    changed = await subscriptions.change(customer, sub["id"], tier="pro", extra_users=4, read_only_users=1, now=mid)
-    await subscriptions.record_payment(partner, changed["invoice"]["id"], method="check", reference="CHK-2", now=mid)
+    changed = await changes.change(customer, sub["id"], tier="pro", extra_users=4, read_only_users=1, now=mid)
+    await settlement.record_payment(partner, changed["invoice"]["id"], method="check", reference="CHK-2", now=mid)
     added = (await batches_of(tree.direct))[-1]
     assert (added["seats"], added["ends_at"]) == (2, END)
     newcomers = [await add_user(tree.direct, f"new{n}@direct.example", role="learner") for n in range(2)]
@@ -447,8 +448,8 @@ async def test_a_renewal_paid_by_invoice_keeps_the_users_added_mid_term(tree):
         customer, tree.direct["id"], Selection(user_ids=tuple(u["id"] for u in newcomers)), mid, batch_id=added["id"]
     )
 
-    invoice = await subscriptions.request_invoice(customer, sub["id"], END - timedelta(days=10))
-    await subscriptions.record_payment(
+    invoice = await invoice_subscriptions.request_invoice(customer, sub["id"], END - timedelta(days=10))
+    await settlement.record_payment(
         partner, invoice["id"], method="bank_transfer", reference="BT-9", now=END - timedelta(days=5)
     )
     new = (await batches_of(tree.direct))[-1]
@@ -461,23 +462,23 @@ async def test_a_renewal_paid_by_invoice_keeps_the_users_added_mid_term(tree):
 
 async def test_a_renewal_the_job_provisioned_is_not_provisioned_again_by_a_payment_path(tree, processor):
     sub = await subscribe(tree.direct)
-    await renewal.renew_due(DUE)
+    await online.renew_due(DUE)
     (invoice,) = await renewal_invoices(sub)
     async with db.write_transaction():
-        assert await subscriptions.provision_invoice(invoice["id"], DUE + timedelta(minutes=1)) is None
+        assert await settlement.provision_invoice(invoice["id"], DUE + timedelta(minutes=1)) is None
     assert len(await batches_of(tree.direct)) == 2
 
 
 async def test_an_invoice_subscription_paid_before_its_end_does_not_lapse(tree):
     sub = await subscribe(tree.direct, method="invoice", card=None)
-    await renewal.issue_renewal_invoices(END - timedelta(days=30))
+    await invoice_subscriptions.issue_renewal_invoices(END - timedelta(days=30))
     (invoice,) = await renewal_invoices(sub)
     partner = await load_actor(tree.managers["partner"]["id"], None)
     assert partner is not None
     paid_on = END - timedelta(days=3)
-    await subscriptions.record_payment(partner, invoice["id"], method="check", reference="CHK-1", now=paid_on)
-    assert await renewal.lapse_unpaid(END) == 0
-    assert await renewal.issue_renewal_invoices(END - timedelta(hours=1)) == {"issued": 0, "reminded": 0}
+    await settlement.record_payment(partner, invoice["id"], method="check", reference="CHK-1", now=paid_on)
+    assert await lapse.lapse_unpaid(END) == 0
+    assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(hours=1)) == {"issued": 0, "reminded": 0}
     assert ((await reload(sub))["status"], (await reload(sub))["term_start"]) == ("active", END)
     new = (await batches_of(tree.direct))[-1]
     assert (new["starts_at"], new["ends_at"]) == (END, term_end(END))  # from the old end, not the payment date
@@ -485,9 +486,9 @@ async def test_an_invoice_subscription_paid_before_its_end_does_not_lapse(tree):
 
 async def test_invoice_subscription_gets_its_renewal_invoice_30_days_ahead_and_one_reminder(tree):
     sub = await subscribe(tree.direct, method="invoice", card=None)
-    assert await renewal.issue_renewal_invoices(END - timedelta(days=31)) == {"issued": 0, "reminded": 0}
-    assert await renewal.issue_renewal_invoices(END - timedelta(days=30)) == {"issued": 1, "reminded": 0}
-    assert await renewal.issue_renewal_invoices(END - timedelta(days=29)) == {"issued": 0, "reminded": 0}
+    assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(days=31)) == {"issued": 0, "reminded": 0}
+    assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(days=30)) == {"issued": 1, "reminded": 0}
+    assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(days=29)) == {"issued": 0, "reminded": 0}
     (invoice,) = await renewal_invoices(sub)
     assert (invoice["status"], invoice["kind"], invoice["due_at"], invoice["term_start"]) == (
         "issued",
@@ -498,31 +499,31 @@ async def test_invoice_subscription_gets_its_renewal_invoice_30_days_ahead_and_o
     (issued_mail,) = await mails("renewal_invoice")
     assert issued_mail["subject"] == "Renewal invoice INV-00001 for the licences of Direct Customer"
     assert "$6,780.00 USD" in issued_mail["body"] and f"/invoices/{invoice['id']}" in issued_mail["body"]
-    assert await renewal.issue_renewal_invoices(END - timedelta(hours=73)) == {"issued": 0, "reminded": 0}
-    assert await renewal.issue_renewal_invoices(END - timedelta(hours=72)) == {"issued": 0, "reminded": 1}
-    assert await renewal.issue_renewal_invoices(END - timedelta(hours=1)) == {"issued": 0, "reminded": 0}
+    assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(hours=73)) == {"issued": 0, "reminded": 0}
+    assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(hours=72)) == {"issued": 0, "reminded": 1}
+    assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(hours=1)) == {"issued": 0, "reminded": 0}
     (reminder,) = await mails("renewal_invoice_reminder")
     assert reminder["subject"].startswith("Reminder: the licences of Direct Customer end on 10 March 2027")
     # Online subscriptions are never invoiced this way (the renewal job charges them).
-    assert (await renewal.renew_due(DUE))["claimed"] == 0
+    assert (await online.renew_due(DUE))["claimed"] == 0
 
 
 async def test_a_paid_renewal_invoice_is_not_reminded(tree):
     sub = await subscribe(tree.direct, method="invoice", card=None)
-    await renewal.issue_renewal_invoices(END - timedelta(days=30))
+    await invoice_subscriptions.issue_renewal_invoices(END - timedelta(days=30))
     (invoice,) = await renewal_invoices(sub)
     await invoices.mark_paid(
         invoice["id"], method="check", reference="CHK-9", now=END - timedelta(days=5), recorded_by=None
     )
-    assert await renewal.issue_renewal_invoices(END - timedelta(hours=72)) == {"issued": 0, "reminded": 0}
+    assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(hours=72)) == {"issued": 0, "reminded": 0}
 
 
 async def test_an_unpaid_invoice_subscription_lapses_at_its_end_and_its_seats_stop(tree):
     sub = await subscribe(tree.direct, method="invoice", card=None)
-    await renewal.issue_renewal_invoices(END - timedelta(days=30))
-    assert await renewal.lapse_unpaid(END - timedelta(seconds=1)) == 0
-    assert await renewal.lapse_unpaid(END) == 1
-    assert await renewal.lapse_unpaid(END + timedelta(days=1)) == 0
+    await invoice_subscriptions.issue_renewal_invoices(END - timedelta(days=30))
+    assert await lapse.lapse_unpaid(END - timedelta(seconds=1)) == 0
+    assert await lapse.lapse_unpaid(END) == 1
+    assert await lapse.lapse_unpaid(END + timedelta(days=1)) == 0
     assert (await reload(sub))["status"] == "lapsed"
     (mail,) = await mails("subscription_lapsed")
     assert mail["to_email"] == tree.email("direct") and "The renewal invoice was not paid." in mail["body"]
@@ -541,7 +542,7 @@ async def test_a_pending_cancellation_request_stops_the_renewal_invoice(tree):
     await Subscription.update({Subscription.cancel_requested_at: END - timedelta(days=40)}).where(
         Subscription.id == sub["id"]
     )
-    assert await renewal.issue_renewal_invoices(END - timedelta(days=30)) == {"issued": 0, "reminded": 0}
+    assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(days=30)) == {"issued": 0, "reminded": 0}
 
 
 # --- The job without Redis --------------------------------------------------------------

@@ -11,9 +11,21 @@ import pytest
 
 from portal.domain import licences, orders
 from portal.domain.access import Actor, load_actor
-from portal.domain.billing import accounts, invoices, payments, profiles, subscriptions
+from portal.domain.billing import (
+    accounts,
+    cancellation,
+    changes,
+    invoices,
+    payments,
+    profiles,
+    quotes,
+    settlement,
+    subscription_list,
+    subscriptions,
+)
 from portal.domain.billing.payments import CardDetails
 from portal.domain.billing.quotes import Purchase
+from portal.domain.billing.renewal import invoice_subscriptions
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.licences import Selection
 from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
@@ -90,7 +102,7 @@ async def test_a_declined_card_leaves_the_subscription_pending_and_provisions_no
     with pytest.raises(ValidationFailed):
         await subscriptions.buy(customer, tree.north["id"], pro(), NOW)
     await accounts.save_card(customer, tree.north["id"], GOOD_CARD, NOW)
-    paid = await subscriptions.pay_invoice(customer, result["invoice"]["id"], NOW + timedelta(hours=1))
+    paid = await settlement.pay_invoice(customer, result["invoice"]["id"], NOW + timedelta(hours=1))
     assert paid["charge"].ok is True and paid["invoice"]["status"] == "paid"
     assert paid["batch"]["seats"] == 30 and paid["batch"]["starts_at"] == NOW + timedelta(hours=1)
     assert await Charge.count().where(Charge.invoice == result["invoice"]["id"]) == 2
@@ -117,9 +129,9 @@ async def test_buy_by_invoice_then_a_recorded_bank_transfer_gives_seats_from_the
 
     # The customer cannot record a payment; the seller's manager can.
     with pytest.raises(PermissionDenied):
-        await subscriptions.record_payment(customer, invoice["id"], method="bank_transfer", reference="x", now=NOW)
+        await settlement.record_payment(customer, invoice["id"], method="bank_transfer", reference="x", now=NOW)
     paid_at = NOW + timedelta(days=9)
-    recorded = await subscriptions.record_payment(
+    recorded = await settlement.record_payment(
         seller, invoice["id"], method="bank_transfer", reference="TRF-991", now=paid_at
     )
     batch = recorded["batch"]
@@ -135,7 +147,7 @@ async def test_buy_by_invoice_then_a_recorded_bank_transfer_gives_seats_from_the
     assert (sub["status"], sub["term_start"], sub["batch"]) == ("active", paid_at, batch["id"])
     # Recorded twice (two staff at once): refused, still one batch.
     with pytest.raises(ValidationFailed):
-        await subscriptions.record_payment(seller, invoice["id"], method="check", reference="", now=paid_at)
+        await settlement.record_payment(seller, invoice["id"], method="check", reference="", now=paid_at)
     assert await LicenceBatch.count() == 1
 
 
@@ -146,7 +158,7 @@ async def test_assign_unpaid_provisions_an_invoice_purchase_at_once_and_payment_
     assert result["invoice"]["status"] == "issued"
     assert result["subscription"]["status"] == "active"
     assert (result["batch"]["seats"], result["batch"]["starts_at"]) == (10, NOW)
-    recorded = await subscriptions.record_payment(
+    recorded = await settlement.record_payment(
         seller, result["invoice"]["id"], method="check", reference="CHK 12", now=NOW + timedelta(days=20)
     )
     assert recorded["batch"] is None and recorded["invoice"]["status"] == "paid"
@@ -171,12 +183,10 @@ async def test_upgrade_and_added_users_mid_term_are_charged_pro_rata_and_provisi
     customer, _ = await actors(tree)
     sub = bought["subscription"]
     at = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)  # 190 of the term's 365 days left
-    quote = await subscriptions.quotes.quote_change(
-        customer, sub["id"], tier="pro", extra_users=25, read_only_users=2, now=at
-    )
+    quote = await quotes.quote_change(customer, sub["id"], tier="pro", extra_users=25, read_only_users=2, now=at)
     # 5 × 12 × $30 = $1,800 × 190 / 365 = $936.986… → $936.99
     assert [line.amount_cents for line in quote.lines] == [93_699]
-    changed = await subscriptions.change(customer, sub["id"], tier="pro", extra_users=25, read_only_users=2, now=at)
+    changed = await changes.change(customer, sub["id"], tier="pro", extra_users=25, read_only_users=2, now=at)
     assert changed["charge"].ok is True and changed["invoice"]["total_cents"] == 93_699
     assert changed["invoice"]["kind"] == "change" and changed["invoice"]["status"] == "paid"
     added = changed["batch"]
@@ -189,9 +199,9 @@ async def test_lite_to_pro_upgrade_by_invoice_is_provisioned_when_paid(tree):
     customer, seller = await actors(tree)
     lite = Purchase(tier="lite", extra_users=0, read_only_users=0, addons=(), method="invoice")
     bought = await subscriptions.buy(customer, tree.north["id"], lite, NOW)
-    await subscriptions.record_payment(seller, bought["invoice"]["id"], method="check", reference="1", now=NOW)
+    await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="1", now=NOW)
     at = NOW + timedelta(days=100)  # 265 of 365 days left
-    changed = await subscriptions.change(
+    changed = await changes.change(
         customer, bought["subscription"]["id"], tier="pro", extra_users=0, read_only_users=0, now=at
     )
     # ($6,000 − $3,000) × 265 / 365 = $2,178.082… → $2,178.08
@@ -199,10 +209,10 @@ async def test_lite_to_pro_upgrade_by_invoice_is_provisioned_when_paid(tree):
     assert changed["subscription"]["tier"] == "lite"
     # A second change waits for this one's payment.
     with pytest.raises(ValidationFailed):
-        await subscriptions.change(
+        await changes.change(
             customer, bought["subscription"]["id"], tier="pro", extra_users=3, read_only_users=0, now=at
         )
-    paid = await subscriptions.record_payment(
+    paid = await settlement.record_payment(
         seller, changed["invoice"]["id"], method="card_by_phone", reference="ph-1", now=at + timedelta(days=1)
     )
     assert paid["subscription"]["tier"] == "pro"
@@ -214,7 +224,7 @@ async def test_fewer_users_cost_nothing_now_and_wait_for_the_next_term(tree):
     bought = await bought_online(tree, extra=20)
     customer, _ = await actors(tree)
     sub = bought["subscription"]
-    changed = await subscriptions.change(
+    changed = await changes.change(
         customer, sub["id"], tier="pro", extra_users=8, read_only_users=0, now=NOW + timedelta(days=30)
     )
     assert changed["invoice"] is None and changed["charge"] is None and changed["batch"] is None
@@ -227,25 +237,25 @@ async def test_fewer_users_cost_nothing_now_and_wait_for_the_next_term(tree):
         0,
     )
     # The renewal invoice asked for early is for the fewer users.
-    renewal = await subscriptions.request_invoice(customer, sub["id"], NOW + timedelta(days=31))
+    renewal = await invoice_subscriptions.request_invoice(customer, sub["id"], NOW + timedelta(days=31))
     # $6,000 + 8 × $360
     assert (renewal["kind"], renewal["total_cents"], renewal["term_start"]) == ("renewal", 888_000, sub["term_end"])
     with pytest.raises(ValidationFailed):  # no moving down a tier during a term
-        await subscriptions.change(customer, sub["id"], tier="lite", extra_users=8, read_only_users=0, now=NOW)
+        await changes.change(customer, sub["id"], tier="lite", extra_users=8, read_only_users=0, now=NOW)
 
 
 async def test_request_an_invoice_is_one_per_term_and_paid_early_leaves_no_gap_with_holders_carried_over(tree):
     customer, seller = await actors(tree)
     bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
-    first = await subscriptions.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
+    first = await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     learner = await add_user(tree.north, "learner@north.example", role="learner")
     await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner["id"],)), NOW + timedelta(days=1))
     sub = first["subscription"]
     early = sub["term_end"] - timedelta(days=40)
-    one = await subscriptions.request_invoice(customer, sub["id"], early)
-    two = await subscriptions.request_invoice(customer, sub["id"], early + timedelta(days=1))
+    one = await invoice_subscriptions.request_invoice(customer, sub["id"], early)
+    two = await invoice_subscriptions.request_invoice(customer, sub["id"], early + timedelta(days=1))
     assert one["id"] == two["id"] and await Invoice.count().where(Invoice.kind == "renewal") == 1
-    renewed = await subscriptions.record_payment(seller, one["id"], method="bank_transfer", reference="r", now=early)
+    renewed = await settlement.record_payment(seller, one["id"], method="bank_transfer", reference="r", now=early)
     batch = renewed["batch"]
     assert (batch["starts_at"], batch["ends_at"]) == (sub["term_end"], datetime(2028, 3, 10, 14, 30, tzinfo=UTC))
     assert batch["allocated"] == 1
@@ -266,16 +276,16 @@ async def test_cancel_online_runs_to_the_end_and_can_be_undone_before_it(tree):
     bought = await bought_online(tree)
     customer, _ = await actors(tree)
     sub = bought["subscription"]
-    cancelled = await subscriptions.cancel(customer, sub["id"], NOW + timedelta(days=3))
+    cancelled = await cancellation.cancel(customer, sub["id"], NOW + timedelta(days=3))
     assert cancelled["auto_renew"] is False and cancelled["ends_at"] == sub["term_end"]
     assert cancelled["status"] == "active"
     with pytest.raises(ValidationFailed):  # cancelled, nothing renews: no renewal invoice either
-        await subscriptions.request_invoice(customer, sub["id"], NOW + timedelta(days=4))
-    undone = await subscriptions.undo_cancel(customer, sub["id"], NOW + timedelta(days=5))
+        await invoice_subscriptions.request_invoice(customer, sub["id"], NOW + timedelta(days=4))
+    undone = await cancellation.undo_cancel(customer, sub["id"], NOW + timedelta(days=5))
     assert undone["auto_renew"] is True and undone["cancelled_at"] is None
-    await subscriptions.cancel(customer, sub["id"], NOW + timedelta(days=6))
+    await cancellation.cancel(customer, sub["id"], NOW + timedelta(days=6))
     with pytest.raises(ValidationFailed):  # at the end: too late to undo
-        await subscriptions.undo_cancel(customer, sub["id"], sub["term_end"])
+        await cancellation.undo_cancel(customer, sub["id"], sub["term_end"])
     row = await Subscription.select().where(Subscription.id == sub["id"]).first()
     assert row["auto_renew"] is False and row["cancelled_at"] == NOW + timedelta(days=6)
 
@@ -284,20 +294,20 @@ async def test_invoice_subscriptions_request_cancellation_and_partner_staff_conf
     customer, seller = await actors(tree)
     bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
     sub = bought["subscription"]
-    await subscriptions.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
+    await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     with pytest.raises(ValidationFailed):  # Cancel is for Pay Online
-        await subscriptions.cancel(customer, sub["id"], NOW)
-    requested = await subscriptions.request_cancellation(customer, sub["id"], NOW + timedelta(days=1))
+        await cancellation.cancel(customer, sub["id"], NOW)
+    requested = await cancellation.request_cancellation(customer, sub["id"], NOW + timedelta(days=1))
     assert requested["cancel_requested_at"] == NOW + timedelta(days=1)
     mail = await OutboxEmail.select(OutboxEmail.to_email).where(OutboxEmail.kind == "subscription_cancellation")
     assert [m["to_email"] for m in mail] == [tree.email("sub")]
-    listed = await subscriptions.list_subscriptions(seller, {"cancellation_requested": "yes"}, 1)
+    listed = await subscription_list.list_subscriptions(seller, {"cancellation_requested": "yes"}, 1)
     assert [row["id"] for row in listed.items] == [sub["id"]]
     with pytest.raises(PermissionDenied):
-        await subscriptions.confirm_cancellation(customer, sub["id"], NOW + timedelta(days=2))
-    confirmed = await subscriptions.confirm_cancellation(seller, sub["id"], NOW + timedelta(days=2))
+        await cancellation.confirm_cancellation(customer, sub["id"], NOW + timedelta(days=2))
+    confirmed = await cancellation.confirm_cancellation(seller, sub["id"], NOW + timedelta(days=2))
     assert confirmed["auto_renew"] is False and confirmed["status"] == "active"
-    assert (await subscriptions.list_subscriptions(seller, {"cancellation_requested": "yes"}, 1)).total == 0
+    assert (await subscription_list.list_subscriptions(seller, {"cancellation_requested": "yes"}, 1)).total == 0
     told = await OutboxEmail.select(OutboxEmail.to_email).where(OutboxEmail.kind == "subscription_cancelled")
     assert [m["to_email"] for m in told] == [tree.email("north")]
 
@@ -311,14 +321,14 @@ async def test_a_read_only_manager_is_refused_every_change(tree):
     partner_reader = replace((await actors(tree))[1], read_only=True)
     attempts = [
         subscriptions.buy(reader, tree.north["id"], pro(), NOW),
-        subscriptions.change(reader, sub["id"], tier="pro", extra_users=30, read_only_users=2, now=NOW),
-        subscriptions.cancel(reader, sub["id"], NOW),
-        subscriptions.undo_cancel(reader, sub["id"], NOW),
-        subscriptions.request_cancellation(reader, sub["id"], NOW),
-        subscriptions.request_invoice(reader, sub["id"], NOW),
-        subscriptions.pay_invoice(reader, invoice["id"], NOW),
-        subscriptions.confirm_cancellation(partner_reader, sub["id"], NOW),
-        subscriptions.record_payment(partner_reader, invoice["id"], method="check", reference="", now=NOW),
+        changes.change(reader, sub["id"], tier="pro", extra_users=30, read_only_users=2, now=NOW),
+        cancellation.cancel(reader, sub["id"], NOW),
+        cancellation.undo_cancel(reader, sub["id"], NOW),
+        cancellation.request_cancellation(reader, sub["id"], NOW),
+        invoice_subscriptions.request_invoice(reader, sub["id"], NOW),
+        settlement.pay_invoice(reader, invoice["id"], NOW),
+        cancellation.confirm_cancellation(partner_reader, sub["id"], NOW),
+        settlement.record_payment(partner_reader, invoice["id"], method="check", reference="", now=NOW),
         accounts.save_card(reader, tree.north["id"], GOOD_CARD, NOW),
         accounts.save_billing_address(reader, tree.north["id"], now=NOW, **ADDRESS),
         accounts.create_online_billing_account(reader, tree.north["id"], card=GOOD_CARD, now=NOW, **ADDRESS),
@@ -341,26 +351,26 @@ async def test_another_tenants_ids_answer_not_found(tree):
         for attempt in (
             subscriptions.current_subscription(who, tree.north["id"]),
             subscriptions.buy(who, tree.north["id"], pro(), NOW),
-            subscriptions.change(who, sub["id"], tier="pro", extra_users=30, read_only_users=2, now=NOW),
-            subscriptions.cancel(who, sub["id"], NOW),
-            subscriptions.undo_cancel(who, sub["id"], NOW),
-            subscriptions.request_cancellation(who, sub["id"], NOW),
-            subscriptions.confirm_cancellation(who, sub["id"], NOW),
-            subscriptions.request_invoice(who, sub["id"], NOW),
-            subscriptions.pay_invoice(who, invoice["id"], NOW),
-            subscriptions.record_payment(who, invoice["id"], method="check", reference="", now=NOW),
-            subscriptions.quotes.quote_change(who, sub["id"], tier="pro", extra_users=1, read_only_users=0, now=NOW),
+            changes.change(who, sub["id"], tier="pro", extra_users=30, read_only_users=2, now=NOW),
+            cancellation.cancel(who, sub["id"], NOW),
+            cancellation.undo_cancel(who, sub["id"], NOW),
+            cancellation.request_cancellation(who, sub["id"], NOW),
+            cancellation.confirm_cancellation(who, sub["id"], NOW),
+            invoice_subscriptions.request_invoice(who, sub["id"], NOW),
+            settlement.pay_invoice(who, invoice["id"], NOW),
+            settlement.record_payment(who, invoice["id"], method="check", reference="", now=NOW),
+            quotes.quote_change(who, sub["id"], tier="pro", extra_users=1, read_only_users=0, now=NOW),
             accounts.billing_account(who, tree.north["id"]),
         ):
             with pytest.raises(NotFound):
                 await attempt
-    assert (await subscriptions.list_subscriptions(stranger, {}, 1)).total == 0
+    assert (await subscription_list.list_subscriptions(stranger, {}, 1)).total == 0
     # The top partner sees the sub-partner's customer; a customer manager sees no partner list.
     top = await load_actor(tree.managers["partner"]["id"], None)
     assert top is not None
-    assert [row["id"] for row in (await subscriptions.list_subscriptions(top, {}, 1)).items] == [sub["id"]]
+    assert [row["id"] for row in (await subscription_list.list_subscriptions(top, {}, 1)).items] == [sub["id"]]
     with pytest.raises(PermissionDenied):
-        await subscriptions.list_subscriptions((await actors(tree))[0], {}, 1)
+        await subscription_list.list_subscriptions((await actors(tree))[0], {}, 1)
 
 
 async def test_partner_list_filters(tree):
@@ -372,26 +382,28 @@ async def test_partner_list_filters(tree):
     await with_card(direct, tree.direct["id"], DECLINING_CARD)
     declined = await subscriptions.buy(direct, tree.direct["id"], pro(0), NOW)
     ids = lambda page: [row["id"] for row in page.items]  # noqa: E731
-    assert ids(await subscriptions.list_subscriptions(top, {"failed_charges": "yes"}, 1)) == [
+    assert ids(await subscription_list.list_subscriptions(top, {"failed_charges": "yes"}, 1)) == [
         declined["subscription"]["id"]
     ]
-    assert ids(await subscriptions.list_subscriptions(top, {"status": "active"}, 1)) == [online["subscription"]["id"]]
-    assert ids(await subscriptions.list_subscriptions(top, {"method": "invoice"}, 1)) == []
-    assert ids(await subscriptions.list_subscriptions(top, {"customer": tree.direct["id"]}, 1)) == [
+    assert ids(await subscription_list.list_subscriptions(top, {"status": "active"}, 1)) == [
+        online["subscription"]["id"]
+    ]
+    assert ids(await subscription_list.list_subscriptions(top, {"method": "invoice"}, 1)) == []
+    assert ids(await subscription_list.list_subscriptions(top, {"customer": tree.direct["id"]}, 1)) == [
         declined["subscription"]["id"]
     ]
     before = (online["subscription"]["term_end"] - timedelta(days=1)).date()
-    assert ids(await subscriptions.list_subscriptions(top, {"renews_before": before}, 1)) == []
-    assert ids(await subscriptions.list_subscriptions(top, {"renews_before": before + timedelta(days=1)}, 1)) == [
+    assert ids(await subscription_list.list_subscriptions(top, {"renews_before": before}, 1)) == []
+    assert ids(await subscription_list.list_subscriptions(top, {"renews_before": before + timedelta(days=1)}, 1)) == [
         online["subscription"]["id"]
     ]
     # Pending ones (no term yet) come last.
-    assert ids(await subscriptions.list_subscriptions(top, {}, 1)) == [
+    assert ids(await subscription_list.list_subscriptions(top, {}, 1)) == [
         online["subscription"]["id"],
         declined["subscription"]["id"],
     ]
     # The sub-partner sees only its own customer's.
-    assert ids(await subscriptions.list_subscriptions(seller, {}, 1)) == [online["subscription"]["id"]]
+    assert ids(await subscription_list.list_subscriptions(seller, {}, 1)) == [online["subscription"]["id"]]
 
 
 async def test_read_only_credits_cap_nothing_without_an_active_subscription(tree):
@@ -399,7 +411,7 @@ async def test_read_only_credits_cap_nothing_without_an_active_subscription(tree
     customer, seller = await actors(tree)
     bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 4), NOW)
     assert await subscriptions.read_only_allowance(tree.north["id"]) == 0  # pending: nothing paid
-    await subscriptions.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
+    await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     assert await subscriptions.read_only_allowance(tree.north["id"]) == 4
 
 
@@ -426,7 +438,7 @@ async def test_an_invoice_order_waits_for_its_payment_unless_the_seller_assigns_
     await profiles.save_profile(seller, tree.sub["id"], currency="USD", tax_rate_bp=0, assign_unpaid=True, now=NOW)
     batch = await orders.assign_order(seller, bought["invoice"]["order"], assigned_at)
     paid_at = NOW + timedelta(days=5)
-    recorded = await subscriptions.record_payment(
+    recorded = await settlement.record_payment(
         seller, bought["invoice"]["id"], method="money_order", reference="MO-5", now=paid_at
     )
     assert recorded["batch"]["id"] == batch["id"] and await LicenceBatch.count() == 1
@@ -443,7 +455,7 @@ async def test_an_invoice_order_declined_meanwhile_still_gets_seats_when_paid(tr
     customer, seller = await actors(tree)
     bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
     await orders.decline_order(seller, bought["invoice"]["order"], "Waiting for the payment.", NOW)
-    recorded = await subscriptions.record_payment(
+    recorded = await settlement.record_payment(
         seller, bought["invoice"]["id"], method="check", reference="", now=NOW + timedelta(days=1)
     )
     assert recorded["batch"]["seats"] == 10 and recorded["batch"]["order"] != bought["invoice"]["order"]

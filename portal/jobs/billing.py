@@ -1,5 +1,5 @@
 """Billing jobs (issue 11): renewals of online subscriptions, renewal invoices,
-lapses. Thin: the rules live in portal/domain/billing/renewal.py.
+lapses. Thin: the rules live in portal/domain/billing/renewal/.
 
 Under arq (portal/jobs/worker.py takes BILLING_FUNCTIONS and BILLING_CRON_JOBS):
 - `billing_tick` every RENEW_EVERY_MINUTES and at start, unique across workers:
@@ -19,7 +19,7 @@ from typing import Any
 
 from arq.cron import cron
 
-from portal.domain.billing import renewal
+from portal.domain.billing.renewal import invoice_subscriptions, lapse, online
 from portal.domain.clock import utcnow
 from portal.jobs.queue import Timers
 from portal.jobs.retry import logged_job
@@ -32,7 +32,7 @@ MAX_CHUNKS = 1_000
 
 
 async def renew_chunk(ctx: dict[str, Any], limit: int = CHUNK) -> dict[str, int]:
-    return await renewal.renew_due(utcnow(), limit=limit)
+    return await online.renew_due(utcnow(), limit=limit)
 
 
 async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
@@ -40,23 +40,23 @@ async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     redis = ctx.get("redis")
     if redis is not None:
-        due = await renewal.count_due(now)
+        due = await online.count_due(now)
         chunks = math.ceil(due / CHUNK)
         for i in range(chunks):
             await redis.enqueue_job("renew_chunk", _job_id=f"renew_chunk:{now:%Y%m%dT%H%M%S}:{i}")
         counts["chunks_queued"] = chunks
     else:
         for _ in range(MAX_CHUNKS):
-            done = await renewal.renew_due(now, limit=CHUNK)
+            done = await online.renew_due(now, limit=CHUNK)
             _add(counts, done)
             if done["claimed"] < CHUNK:
                 break
     for _ in range(MAX_CHUNKS):
-        invoiced = await renewal.issue_renewal_invoices(now, limit=CHUNK)
+        invoiced = await invoice_subscriptions.issue_renewal_invoices(now, limit=CHUNK)
         _add(counts, invoiced)
         if invoiced["issued"] < CHUNK:
             break
-    counts["ended_or_lapsed"] = await renewal.lapse_unpaid(now)
+    counts["ended_or_lapsed"] = await lapse.lapse_unpaid(now)
     return counts
 
 

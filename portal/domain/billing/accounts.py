@@ -19,9 +19,15 @@ from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables_billing import BillingAccount, Subscription
 
 _ADDRESS_COLUMNS = ("billing_name", "billing_email", "address", "country")
+NO_CARD = "Pay Online needs a card: add one with “Create an Online Billing Account” first."
 
 
-def _public(row: dict | None) -> dict | None:
+async def account_of(company_id: int) -> dict | None:
+    """The company's account with the processor's token, for charging; never for a page."""
+    return await BillingAccount.select().where(BillingAccount.company == company_id).first()
+
+
+def without_token(row: dict | None) -> dict | None:
     """The account as pages show it: the token stays in the database."""
     if row is None:
         return None
@@ -38,7 +44,7 @@ async def _customer(actor: Actor, company_id: int) -> dict:
 async def billing_account(actor: Actor, company_id: int) -> dict | None:
     """The company's account ("has_card" says whether a card is kept), or None."""
     company = await _customer(actor, company_id)
-    return _public(await BillingAccount.select().where(BillingAccount.company == company["id"]).first())
+    return without_token(await BillingAccount.select().where(BillingAccount.company == company["id"]).first())
 
 
 def check_address(billing_name: str, billing_email: str, address: str, country: str) -> dict[str, str]:
@@ -93,7 +99,7 @@ async def save_billing_address(
     async with db.write_transaction():
         row = await _upsert(company["id"], values, now)
         await audit.record(actor, "billing.address.save", company["id"], now, dict(values))
-    result = _public(row)
+    result = without_token(row)
     assert result is not None
     return result
 
@@ -106,7 +112,7 @@ async def save_card(actor: Actor, company_id: int, card: CardDetails, now: datet
     async with db.write_transaction():
         row = await _upsert(company["id"], _card_values(saved), now)
         await audit.record(actor, "billing.card.save", company["id"], now, {"brand": saved.brand, "last4": saved.last4})
-    result = _public(row)
+    result = without_token(row)
     assert result is not None
     return result
 
@@ -169,6 +175,6 @@ async def create_online_billing_account(
                 "switched_subscriptions": [s["id"] for s in switched],
             },
         )
-    result = _public(row)
+    result = without_token(row)
     assert result is not None
     return {**result, "switched_subscriptions": [s["id"] for s in switched]}

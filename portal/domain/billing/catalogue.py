@@ -59,6 +59,11 @@ def yearly_cents(item: dict) -> int:
     return item["price_cents"] * 12 if item["period"] == "month" else item["price_cents"]
 
 
+def seats_of(tier_item: dict | None, extra_users: int) -> int:
+    """The standard seats of a term: the tier's included users and the extra ones."""
+    return (tier_item["included_users"] if tier_item else 0) + extra_users
+
+
 async def seller_of(company_id: int) -> dict:
     """The company row of the customer's seller (its parent). A partner or
     sub-partner buys from no one here: NotFound."""

@@ -14,7 +14,8 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect
 
 from portal.domain.access import Actor
-from portal.domain.billing import subscriptions
+from portal.domain.billing import cancellation
+from portal.domain.billing.renewal import invoice_subscriptions
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.billing.messages import _day, _number, _total
@@ -38,7 +39,7 @@ class SubscriptionActionController(Controller):
             request,
             actor,
             subscription_id,
-            subscriptions.cancel,
+            cancellation.cancel,
             lambda s: (
                 f"Cancelled: nothing renews. The licence runs until {_day(s['term_end'])}; "
                 "you can undo this before then."
@@ -51,7 +52,7 @@ class SubscriptionActionController(Controller):
             request,
             actor,
             subscription_id,
-            subscriptions.undo_cancel,
+            cancellation.undo_cancel,
             lambda s: f"Cancellation undone: the licence renews by itself on {_day(s['term_end'])}.",
         )
 
@@ -63,7 +64,7 @@ class SubscriptionActionController(Controller):
             request,
             actor,
             subscription_id,
-            subscriptions.request_cancellation,
+            cancellation.request_cancellation,
             lambda s: (
                 "Cancellation requested: your partner's staff confirm it, and nothing renews after "
                 f"{_day(s['term_end'])}."
@@ -78,7 +79,7 @@ class SubscriptionActionController(Controller):
             request,
             actor,
             subscription_id,
-            subscriptions.request_invoice,
+            invoice_subscriptions.request_invoice,
             lambda invoice: (
                 f"Renewal invoice {_number(invoice)} for {_total(invoice)} is ready below; "
                 "paid before the end, the next term starts where this one ends."
@@ -94,7 +95,7 @@ class SubscriptionActionController(Controller):
             request,
             actor,
             subscription_id,
-            subscriptions.confirm_cancellation,
+            cancellation.confirm_cancellation,
             lambda s: f"Cancellation confirmed: the subscription ends on {_day(s['term_end'])} and does not renew.",
             back="/billing?cancellation_requested=yes",
         )

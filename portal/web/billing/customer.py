@@ -16,7 +16,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Stream, Template
 
 from portal.domain.access import Actor, get_company
-from portal.domain.billing import accounts, catalogue, invoices, profiles, quotes, subscriptions
+from portal.domain.billing import accounts, catalogue, changes, invoices, profiles, quotes, subscriptions
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.web.billing import messages
@@ -261,7 +261,7 @@ class CustomerBillingController(Controller):
         form = await request.form()
         try:
             change = change_from(form)
-            result = await subscriptions.change(actor, subscription["id"], **change, now=utcnow())
+            result = await changes.change(actor, subscription["id"], **change, now=utcnow())
         except ValidationFailed as refused:
             return await self._change_form(request, actor, company_id, subscription, dict(form), refused.errors, 400)
         said, kind = messages.changed(result)

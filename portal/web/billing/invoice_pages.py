@@ -12,7 +12,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from portal.domain.access import Actor, require_partner_manager
-from portal.domain.billing import accounts, invoices, subscriptions
+from portal.domain.billing import accounts, invoices, settlement
 from portal.domain.billing.money import format_rate
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
@@ -41,7 +41,7 @@ class InvoiceController(Controller):
         try:
             if method not in OFFLINE_METHODS:
                 raise ValidationFailed({"method": "Choose how it was paid."})
-            result = await subscriptions.record_payment(
+            result = await settlement.record_payment(
                 actor, invoice_id, method=method, reference=reference, now=utcnow()
             )
         except ValidationFailed as refused:
@@ -60,7 +60,7 @@ class InvoiceController(Controller):
         """ "Pay Online": an unpaid invoice (a declined first charge, a change, a renewal asked
         for early) charged to the card on the company's billing account."""
         try:
-            result = await subscriptions.pay_invoice(actor, invoice_id, utcnow())
+            result = await settlement.pay_invoice(actor, invoice_id, utcnow())
         except ValidationFailed as refused:
             flash(request, str(refused), "error")
             return Redirect(f"/invoices/{invoice_id}")

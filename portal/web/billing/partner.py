@@ -16,7 +16,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Stream, Template
 
 from portal.domain.access import Actor, require_partner_manager
-from portal.domain.billing import catalogue, invoices, money, profiles, subscriptions
+from portal.domain.billing import catalogue, invoices, money, profiles, subscription_list
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.filters import FilterSet
@@ -101,9 +101,9 @@ class PartnerBillingController(Controller):
     @get(["/", "/subscriptions"])
     async def subscriptions_tab(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
         require_partner_manager(actor)
-        spec = subscriptions.SUBSCRIPTION_FILTERS
+        spec = subscription_list.SUBSCRIPTION_FILTERS
         context = await _list_context(
-            actor, spec, request.query_params, subscription_choices, subscriptions.list_subscriptions, page
+            actor, spec, request.query_params, subscription_choices, subscription_list.list_subscriptions, page
         )
         return render(
             request,
@@ -124,7 +124,7 @@ class PartnerBillingController(Controller):
     @get("/filters/{name:str}")
     async def subscription_filter(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
         require_partner_manager(actor)
-        return await _filter_field(request, actor, subscriptions.SUBSCRIPTION_FILTERS, subscription_choices, name)
+        return await _filter_field(request, actor, subscription_list.SUBSCRIPTION_FILTERS, subscription_choices, name)
 
     @get("/invoices")
     async def invoices_tab(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:

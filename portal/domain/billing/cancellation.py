@@ -1,0 +1,143 @@
+"""Cancelling (seed 000): an online subscription's Cancel and its undo; an
+invoice subscription's "Request cancellation", which partner staff confirm (and
+may undo before the end). Either way nothing renews; the term runs to its end."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from portal import db
+from portal.domain import audit, outbox
+from portal.domain.access import Actor, require_partner_manager
+from portal.domain.billing import locks, quotes
+from portal.domain.billing.quotes import format_day, refuse_read_only
+from portal.domain.errors import ValidationFailed
+from portal.tables import Company
+from portal.tables_billing import Subscription
+
+
+async def _set_cancelled(actor: Actor, subscription: dict, action: str, now: datetime) -> dict:
+    """Nothing renews any more; a running term runs to its end, a pending one ends now."""
+    changes: dict[Any, Any] = {"auto_renew": False, "cancelled_at": now}
+    if subscription["status"] == "pending":
+        changes["status"] = "ended"
+    await Subscription.update(changes).where(Subscription.id == subscription["id"])
+    await audit.record(
+        actor,
+        action,
+        subscription["company"],
+        now,
+        {"subscription": subscription["id"], "ends_at": (subscription["term_end"] or now).isoformat()},
+    )
+    return {**subscription, **changes, "ends_at": subscription["term_end"] or now}
+
+
+def _check_live(subscription: dict, now: datetime) -> None:
+    ended = subscription["status"] not in quotes.LIVE or (
+        subscription["term_end"] is not None and subscription["term_end"] <= now
+    )
+    if ended:
+        raise ValidationFailed({"subscription": "This subscription has ended."})
+
+
+async def cancel(actor: Actor, subscription_id: int, now: datetime) -> dict:
+    """Pay Online: auto-renewal stops; the licence runs to its end date ("ends_at").
+    Undo with undo_cancel before then."""
+    refuse_read_only(actor)
+    async with db.write_transaction():
+        subscription = await locks.lock_subscription(actor, subscription_id)
+        _check_live(subscription, now)
+        if subscription["method"] != "online":
+            raise ValidationFailed(
+                {
+                    "subscription": "A subscription paid by invoice is cancelled by partner staff: "
+                    "use “Request cancellation”."
+                }
+            )
+        if not subscription["auto_renew"]:
+            raise ValidationFailed(
+                {"subscription": f"Already cancelled: it runs until {format_day(subscription['term_end'] or now)}."}
+            )
+        return await _set_cancelled(actor, subscription, "subscription.cancel", now)
+
+
+async def undo_cancel(actor: Actor, subscription_id: int, now: datetime) -> dict:
+    """Before the end, a cancelled subscription renews again. One paid by invoice
+    was cancelled by partner staff, so only they undo it."""
+    refuse_read_only(actor)
+    async with db.write_transaction():
+        subscription = await locks.lock_subscription(actor, subscription_id)
+        _check_live(subscription, now)
+        if subscription["method"] != "online":
+            require_partner_manager(actor)
+        if subscription["auto_renew"]:
+            raise ValidationFailed({"subscription": "This subscription is not cancelled."})
+        changes: dict[Any, Any] = {"auto_renew": True, "cancelled_at": None, "cancel_requested_at": None}
+        await Subscription.update(changes).where(Subscription.id == subscription["id"])
+        await audit.record(
+            actor, "subscription.undo_cancel", subscription["company"], now, {"subscription": subscription["id"]}
+        )
+    return {**subscription, **changes}
+
+
+async def request_cancellation(actor: Actor, subscription_id: int, now: datetime) -> dict:
+    """Pay by Invoice: "Request cancellation" e-mails the seller's managers, who
+    confirm it. Asked twice, it stays one request."""
+    refuse_read_only(actor)
+    async with db.write_transaction():
+        subscription = await locks.lock_subscription(actor, subscription_id)
+        _check_live(subscription, now)
+        if subscription["method"] != "invoice":
+            raise ValidationFailed({"subscription": "A subscription paid online is cancelled with Cancel."})
+        if not subscription["auto_renew"]:
+            raise ValidationFailed({"subscription": "This subscription is already cancelled."})
+        if subscription["cancel_requested_at"] is not None:
+            return subscription
+        await Subscription.update({Subscription.cancel_requested_at: now}).where(Subscription.id == subscription["id"])
+        company = await Company.select(Company.name).where(Company.id == subscription["company"]).first()
+        name = company["name"] if company else "A customer"
+        await outbox.queue_email(
+            "subscription_cancellation",
+            subscription["company"],
+            await outbox.managers_of(subscription["partner"]),
+            f"{name} requests cancellation of its subscription",
+            f"{actor.name} ({name}) asks to cancel the subscription paid by invoice, so that it does not renew"
+            + (f" after {format_day(subscription['term_end'])}" if subscription["term_end"] else "")
+            + ".\n\nConfirm it under Billing → Subscriptions:\n"
+            + outbox.link(f"/billing/subscriptions?cancellation_requested=yes&customer={subscription['company']}"),
+            now,
+            dedupe=f"subscription_cancellation:{subscription['id']}:{now.isoformat()}",
+        )
+        await audit.record(
+            actor,
+            "subscription.request_cancellation",
+            subscription["company"],
+            now,
+            {"subscription": subscription["id"]},
+        )
+    return {**subscription, "cancel_requested_at": now}
+
+
+async def confirm_cancellation(actor: Actor, subscription_id: int, now: datetime) -> dict:
+    """Partner staff cancel a subscription (asked for in the portal or by e-mail):
+    nothing renews; the term runs to its end."""
+    refuse_read_only(actor)
+    async with db.write_transaction():
+        subscription = await locks.lock_subscription(actor, subscription_id)
+        require_partner_manager(actor)
+        _check_live(subscription, now)
+        if not subscription["auto_renew"]:
+            raise ValidationFailed({"subscription": "This subscription is already cancelled."})
+        cancelled = await _set_cancelled(actor, subscription, "subscription.confirm_cancellation", now)
+        await outbox.queue_email(
+            "subscription_cancelled",
+            subscription["company"],
+            await outbox.managers_of(subscription["company"]),
+            "Your subscription is cancelled",
+            "Your subscription will not renew."
+            + (f" Your licences run until {format_day(subscription['term_end'])}." if subscription["term_end"] else ""),
+            now,
+            dedupe=f"subscription_cancelled:{subscription['id']}:{now.isoformat()}",
+        )
+    return cancelled

@@ -1,0 +1,81 @@
+"""Changing a running subscription (seed 000's Upgrade, users added or removed):
+what quotes.plan_change works out, invoiced and (online) charged; more is
+provisioned when paid (settlement.py), fewer waits for the next term (next_*)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from portal import db
+from portal.domain import audit
+from portal.domain.access import Actor
+from portal.domain.billing import accounts, invoices, locks, quotes, settlement
+from portal.domain.billing.quotes import load_subscription, refuse_read_only
+from portal.domain.errors import ValidationFailed
+from portal.tables_billing import Subscription
+
+
+async def change(
+    actor: Actor, subscription_id: int, *, tier: str, extra_users: int, read_only_users: int, now: datetime
+) -> dict:
+    """What quote_change showed: more is invoiced (and charged, online) pro rata
+    and provisioned when paid; fewer is kept for the next term (next_*).
+    Returns {"subscription", "invoice" | None, "charge" | None, "batch" | None, "notes"}."""
+    refuse_read_only(actor)
+    subscription = await load_subscription(actor, subscription_id)
+    token = None
+    if subscription["method"] == "online":
+        account = await accounts.account_of(subscription["company"])
+        token = account["card_token"] if account else None
+    batch = None
+    invoice = None
+    async with db.write_transaction():
+        subscription = await locks.lock_subscription(actor, subscription_id)
+        await quotes.check_changeable(subscription, now)
+        plan, profile = await quotes.plan_change(
+            subscription, tier=tier, extra_users=extra_users, read_only_users=read_only_users, now=now
+        )
+        if plan.lines and subscription["method"] == "online" and not token:
+            raise ValidationFailed({"card": accounts.NO_CARD})
+        await Subscription.update(
+            {
+                Subscription.next_extra_users: plan.next_extra_users,
+                Subscription.next_read_only_users: plan.next_read_only_users,
+            }
+        ).where(Subscription.id == subscription["id"])
+        if plan.lines:
+            invoice = await invoices.create_invoice(
+                partner_id=subscription["partner"],
+                company_id=subscription["company"],
+                kind="change",
+                lines=plan.lines,
+                now=now,
+                subscription_id=subscription["id"],
+                term_start=now,
+                term_end=subscription["term_end"],
+                actor=actor,
+            )
+        await audit.record(
+            actor,
+            "subscription.change",
+            subscription["company"],
+            now,
+            {
+                "subscription": subscription["id"],
+                "invoice": invoice["id"] if invoice else None,
+                "tier": tier,
+                "extra_users": extra_users,
+                "read_only_users": read_only_users,
+                "next_extra_users": plan.next_extra_users,
+                "next_read_only_users": plan.next_read_only_users,
+                "total_cents": invoice["total_cents"] if invoice else 0,
+                "currency": invoice["currency"] if invoice else profile["currency"],
+            },
+        )
+        if invoice is not None and subscription["method"] == "invoice" and profile["assign_unpaid"]:
+            batch = await settlement.provision_invoice(invoice["id"], now, actor=actor, unpaid_ok=True)
+    charge = None
+    if invoice is not None and token is not None:
+        charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, 1, now)
+    current = await Subscription.select().where(Subscription.id == subscription["id"]).first()
+    return {"subscription": current, "invoice": invoice, "charge": charge, "batch": batch, "notes": plan.notes}

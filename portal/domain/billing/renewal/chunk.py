@@ -1,0 +1,34 @@
+"""What a chunk of online renewals holds between its steps (claimed, charged, recorded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+NO_CARD = "No card is saved on the billing account."
+
+
+@dataclass
+class Renewal:
+    sub: dict
+    invoice: dict
+    attempt: int
+    seats: int
+    tier_name: str
+    new_end: datetime
+    token: str | None = None
+    card_last4: str | None = None
+    charge: dict | None = None  # the attempt's card_charge row
+    outcome: str = "pending"  # paid | declined | pending (the processor did not answer)
+    reference: str | None = None
+    reason: str | None = None
+    ask: bool = False  # this run asks the processor
+
+    @property
+    def old_end(self) -> datetime:
+        return self.sub["term_end"]
+
+
+def id_list(ids: Any) -> str:
+    return ", ".join(str(int(i)) for i in ids)

@@ -1,0 +1,166 @@
+"""Online subscriptions renewed by the job: a chunk claimed under a lease, its
+renewal invoices issued, each card asked once outside any transaction, the
+answers written by next_term.record."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from portal import db
+from portal.domain.billing import money, payments
+from portal.domain.billing.renewal import invoicing, next_term, schedule
+from portal.domain.billing.renewal.chunk import NO_CARD, Renewal, id_list
+from portal.tables import Company
+from portal.tables_billing import BillingAccount, Charge
+
+log = logging.getLogger("portal.billing.renewal")
+
+
+def _due_online(now: datetime) -> tuple[str, list[Any]]:
+    sql = (
+        "SELECT * FROM subscription WHERE method = 'online' AND status = 'active' AND auto_renew "
+        "AND term_end IS NOT NULL AND term_end <= {} AND (next_charge_at IS NULL OR next_charge_at <= {})"
+    )
+    return sql, [now + schedule.DUE_AHEAD, now]
+
+
+async def count_due(now: datetime) -> int:
+    """Online subscriptions `renew_due` would take now (for spreading them over workers)."""
+    sql, args = _due_online(now)
+    rows = await Company.raw(f"SELECT COUNT(*) AS n FROM ({sql}) AS due", *args)
+    return int(rows[0]["n"])
+
+
+async def renew_due(now: datetime, *, limit: int = 500) -> dict[str, int]:
+    """One chunk of due online subscriptions: invoiced, charged, provisioned or
+    scheduled for a retry. Returns counts: claimed, renewed, declined, lapsed,
+    pending (the processor did not answer; the lease brings them back)."""
+    renewals = await _claim(now, limit)
+    counts = {"claimed": len(renewals), "renewed": 0, "declined": 0, "lapsed": 0, "pending": 0}
+    if not renewals:
+        return counts
+    card_processor = payments.processor()
+    for renewal in renewals:
+        if not renewal.ask:
+            continue
+        assert renewal.token is not None and renewal.charge is not None
+        try:
+            result = await card_processor.charge(
+                renewal.token,
+                renewal.invoice["total_cents"],
+                renewal.invoice["currency"],
+                renewal.charge["idempotency_key"],
+            )
+        except Exception:
+            # Unanswered: the charge stays pending and the lease brings it back to be asked again with its key.
+            log.exception("card processor failed", extra={"charge": renewal.charge["idempotency_key"]})
+            continue
+        renewal.outcome = "paid" if result.ok else "declined"
+        renewal.reference = result.reference
+        renewal.reason = None if result.ok else (result.decline_reason or payments.CARD_DECLINED)[:200]
+    await next_term.record(now, renewals)
+    for renewal in renewals:
+        if renewal.outcome == "paid":
+            counts["renewed"] += 1
+        elif renewal.outcome == "declined":
+            counts["lapsed" if renewal.attempt >= schedule.ATTEMPTS else "declined"] += 1
+        else:
+            counts["pending"] += 1
+    return counts
+
+
+async def _claim(now: datetime, limit: int) -> list[Renewal]:
+    """Pick a chunk and hold it for schedule.LEASE; issue its renewal invoices (or find
+    them) and write each attempt's charge row, all in one short transaction."""
+    sql, args = _due_online(now)
+    skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
+    async with db.write_transaction():
+        subs = await Company.raw(f"{sql} ORDER BY term_end, id LIMIT {int(limit)}{skip_locked}", *args)
+        if not subs:
+            return []
+        ids = [s["id"] for s in subs]
+        await Company.raw(
+            f"UPDATE subscription SET next_charge_at = {{}} WHERE id IN ({id_list(ids)})", now + schedule.LEASE
+        )
+        sellers = await invoicing.sellers({s["partner"] for s in subs})
+        invoices = await invoicing.renewal_invoices(subs, sellers, now)
+        accounts = {
+            a["company"]: a
+            for a in await BillingAccount.select(
+                BillingAccount.company, BillingAccount.card_token, BillingAccount.card_last4
+            ).where(BillingAccount.company.is_in([s["company"] for s in subs]))
+        }
+        renewals = []
+        for sub in subs:
+            items = sellers.items[sub["partner"]]
+            tier = items[sub["tier"]]
+            extra = schedule.next_count(sub, "extra_users")
+            account = accounts.get(sub["company"], {})
+            renewals.append(
+                Renewal(
+                    sub=sub,
+                    invoice=invoices[sub["id"]],
+                    attempt=sub["renewal_attempts"] + 1,
+                    seats=tier["included_users"] + extra,
+                    tier_name=tier["name"],
+                    new_end=money.term_end(sub["term_end"]),
+                    token=account.get("card_token"),
+                    card_last4=account.get("card_last4"),
+                )
+            )
+        await _open_charges(renewals, now)
+    return renewals
+
+
+async def _open_charges(renewals: list[Renewal], now: datetime) -> None:
+    """Each attempt's card_charge row, written pending before the processor is
+    asked (payments.charge_invoice's protocol), or found: a finished attempt
+    answers as it ended; a pending one whose worker is gone is asked again."""
+    chargeable = [r for r in renewals if r.invoice["status"] == "issued"]
+    for renewal in renewals:
+        if renewal.invoice["status"] == "paid":
+            renewal.outcome, renewal.reference = "paid", renewal.invoice["payment_reference"]
+        elif renewal.invoice["status"] != "issued":
+            # Void with nothing replacing it: nothing to charge; the retry schedule runs as for a decline.
+            renewal.outcome, renewal.reason = "declined", "The renewal invoice was voided."
+    if not chargeable:
+        return
+    keys = {payments.charge_key(r.invoice["id"], r.attempt): r for r in chargeable}
+    await db.scratch_table(
+        "renewal_charge",
+        "invoice INTEGER, attempt INTEGER, amount_cents BIGINT, currency VARCHAR(3), idempotency_key VARCHAR(120)",
+    )
+    await db.copy_rows(
+        "renewal_charge",
+        ("invoice", "attempt", "amount_cents", "currency", "idempotency_key"),
+        [(r.invoice["id"], r.attempt, r.invoice["total_cents"], r.invoice["currency"], key) for key, r in keys.items()],
+    )
+    # "WHERE true": SQLite reads ON CONFLICT after a bare SELECT … FROM as a join's ON.
+    written = await Company.raw(
+        "INSERT INTO card_charge (invoice, attempt, amount_cents, currency, status, attempted_at, idempotency_key) "
+        f"SELECT invoice, attempt, amount_cents, currency, 'pending', {db.timestamp_param()}, idempotency_key "
+        "FROM renewal_charge WHERE true ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+        now,
+    )
+    mine = {row["idempotency_key"] for row in written}
+    taken_over = []
+    for row in await Charge.select().where(Charge.idempotency_key.is_in(list(keys))):
+        renewal = keys[row["idempotency_key"]]
+        renewal.charge = row
+        if row["status"] == "succeeded":
+            renewal.outcome, renewal.reference = "paid", row["processor_ref"]
+        elif row["status"] == "declined":
+            renewal.outcome, renewal.reason = "declined", row["decline_reason"]
+        elif renewal.token is None:
+            renewal.outcome, renewal.reason = "declined", NO_CARD
+        elif row["idempotency_key"] in mine:
+            renewal.ask = True
+        elif row["attempted_at"] <= now - payments.PENDING_LEASE:
+            # Left pending by a worker that died while asking: asked again with the same key.
+            renewal.ask = True
+            taken_over.append(row["id"])
+        # else: someone is asking the processor about this attempt right now; its answer will do.
+    if taken_over:
+        await Charge.update({Charge.attempted_at: now}).where(Charge.id.is_in(taken_over))

@@ -1,0 +1,34 @@
+"""When renewals happen, and which term and users they are for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from portal.domain.billing import payments
+
+# An online subscription is charged from this long before its term ends.
+DUE_AHEAD = timedelta(days=1)
+# Declined: tried again this long after the term's end; after the last, lapsed.
+RETRIES_AFTER_END = (timedelta(days=2), timedelta(days=4), timedelta(days=7))
+ATTEMPTS = 1 + len(RETRIES_AFTER_END)
+# A claimed chunk is someone's for this long: the same lease as a pending charge's.
+LEASE = payments.PENDING_LEASE
+# Invoice subscriptions.
+INVOICE_AHEAD = timedelta(days=30)
+REMINDER_AHEAD = timedelta(hours=72)
+
+
+def retry_at(term_end: datetime, attempt: int) -> datetime | None:
+    """When the attempt after a declined `attempt` (1-based) is due; None after the last."""
+    return term_end + RETRIES_AFTER_END[attempt - 1] if attempt < ATTEMPTS else None
+
+
+def renewal_key(subscription: dict) -> str:
+    """The one renewal invoice of a term: "renewal:<subscription>:<term end, ISO>"."""
+    return f"renewal:{subscription['id']}:{subscription['term_end'].astimezone(UTC).isoformat()}"
+
+
+def next_count(sub: dict, name: str) -> int:
+    """Fewer users asked for during the term take effect at the renewal."""
+    later = sub[f"next_{name}"]
+    return int(sub[name] if later is None else later)

@@ -1,0 +1,236 @@
+"""What paying an invoice does (a card now, partner staff recording a bank
+transfer next week, or nothing yet when the seller assigns unpaid orders): the
+purchase, change or renewal it pays for is provisioned once, by
+`provision_invoice`. A unique audit entry "provision:<invoice>" written in the
+same transaction as the seats is the proof that it was done; the renewal job
+takes the same key, and the billing tick finds paid invoices without it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from portal import db
+from portal.domain.access import Actor, may_act_on, require_partner_manager
+from portal.domain.billing import accounts, invoices, locks, money, payments, provisioning, quotes
+from portal.domain.billing import catalogue as billing_catalogue
+from portal.domain.billing.quotes import refuse_read_only
+from portal.domain.errors import NotFound, ValidationFailed
+from portal.tables import AuditEntry, LicenceBatch, LicenceOrder
+from portal.tables_billing import Charge, Invoice, InvoiceLine, Subscription
+
+
+async def _claim_provisioning(invoice: dict, actor: Actor | None, now: datetime) -> bool:
+    """Whether this call is the one that provisions `invoice` (the audit entry's
+    dedupe key is unique: a second call, in this transaction or a later one, finds it)."""
+    written = (
+        await AuditEntry.insert(
+            AuditEntry(
+                at=now,
+                actor=actor.user_id if actor else None,
+                acting_as=actor.managing_id if actor else None,
+                company=invoice["company"],
+                action="subscription.provision",
+                detail={
+                    "invoice": invoice["id"],
+                    "kind": invoice["kind"],
+                    "total_cents": invoice["total_cents"],
+                    "currency": invoice["currency"],
+                },
+                dedupe_key=f"provision:{invoice['id']}",
+            )
+        )
+        .on_conflict(action="DO NOTHING")
+        .returning(AuditEntry.id)
+    )
+    return bool(written)
+
+
+async def provision_invoice(
+    invoice_id: int, now: datetime, *, actor: Actor | None = None, unpaid_ok: bool = False
+) -> dict | None:
+    """Provision what a paid invoice pays for, once; inside the caller's transaction.
+    Returns the new batch, or None (nothing to provision, or done already).
+
+    - purchase: the first term, from now (the payment date), assigning the
+      invoice's requested order if it has one; the subscription turns active.
+    - renewal: the next term, from where the current one ends, its seat holders
+      carried over; fewer users asked for (next_*) take effect.
+    - change: the tier and users added, with a batch of the added seats to the term's end.
+    `unpaid_ok`: the seller assigns unpaid orders, so an issued invoice counts too."""
+    invoice = await locks.lock_invoice(None, invoice_id)
+    if invoice["status"] != "paid" and not (unpaid_ok and invoice["status"] == "issued"):
+        return None
+    if invoice["subscription"] is None or not await _claim_provisioning(invoice, actor, now):
+        return None
+    subscription = await locks.lock_subscription(None, invoice["subscription"])
+    items = {row["code"]: row for row in await billing_catalogue.items(subscription["partner"])}
+    actor_id = actor.user_id if actor else None
+    batch: dict | None = None
+    if invoice["kind"] == "purchase":
+        if subscription["status"] != "pending":
+            return None
+        assigned = await _assigned_batch(invoice["order"])
+        if assigned is not None:
+            # Someone pressed "Assign" on the order in Requested Orders first: its
+            # batch is this term's, and no second one is made.
+            return await _adopt(subscription, assigned)
+        order_id = invoice["order"]
+        if order_id is not None and not await LicenceOrder.exists().where(
+            (LicenceOrder.id == order_id) & (LicenceOrder.status == "requested")
+        ):
+            order_id = None  # declined or withdrawn meanwhile: the payment still buys the seats
+        end = money.term_end(now)
+        batch = await provisioning.provision_term(
+            subscription,
+            seats=billing_catalogue.seats_of(items.get(subscription["tier"]), subscription["extra_users"]),
+            starts_at=now,
+            ends_at=end,
+            now=now,
+            order_id=order_id,
+            actor_id=actor_id,
+            notify=True,
+        )
+        changes: dict[Any, Any] = {"status": "active", "term_start": now, "term_end": end, "batch": batch["id"]}
+    elif invoice["kind"] == "renewal":
+        start = invoice["term_start"] or subscription["term_end"]
+        end = invoice["term_end"] or money.term_end(start)
+        extra = subscription["next_extra_users"]
+        extra = subscription["extra_users"] if extra is None else extra
+        read_only = subscription["next_read_only_users"]
+        read_only = subscription["read_only_users"] if read_only is None else read_only
+        batch = await provisioning.provision_term(
+            subscription,
+            seats=billing_catalogue.seats_of(items.get(subscription["tier"]), extra),
+            starts_at=start,
+            ends_at=end,
+            now=now,
+            carry_holders=True,
+            actor_id=actor_id,
+            notify=True,
+        )
+        changes = {
+            "status": "active",
+            "term_start": start,
+            "term_end": end,
+            "batch": batch["id"],
+            "extra_users": extra,
+            "read_only_users": read_only,
+            "next_extra_users": None,
+            "next_read_only_users": None,
+            "renewal_attempts": 0,
+            "next_charge_at": None,
+        }
+    elif invoice["kind"] == "change":
+        changes = await _apply_change(invoice, subscription, items)
+        added = billing_catalogue.seats_of(
+            items.get(changes.get("tier", subscription["tier"])), changes["extra_users"]
+        ) - billing_catalogue.seats_of(items.get(subscription["tier"]), subscription["extra_users"])
+        if added > 0 and subscription["term_end"] is not None and subscription["term_end"] > now:
+            batch = await provisioning.provision_term(
+                subscription,
+                seats=added,
+                starts_at=now,
+                ends_at=subscription["term_end"],
+                now=now,
+                actor_id=actor_id,
+                notify=True,
+            )
+    else:
+        return None
+    await Subscription.update(changes).where(Subscription.id == subscription["id"])
+    if batch is not None and invoice["order"] is None:
+        # The seats the invoice paid for, shown beside it.
+        await Invoice.update({Invoice.order: batch["order"]}).where(Invoice.id == invoice["id"])
+    return batch
+
+
+async def _assigned_batch(order_id: int | None) -> dict | None:
+    if order_id is None:
+        return None
+    return (
+        await LicenceBatch.select()
+        .where((LicenceBatch.order == order_id) & (LicenceBatch.order.status == "assigned"))
+        .first()
+    )
+
+
+async def _adopt(subscription: dict, batch: dict) -> dict:
+    await Subscription.update(
+        {
+            Subscription.status: "active",
+            Subscription.term_start: batch["starts_at"],
+            Subscription.term_end: batch["ends_at"],
+            Subscription.batch: batch["id"],
+        }
+    ).where(Subscription.id == subscription["id"])
+    return batch
+
+
+async def _apply_change(invoice: dict, subscription: dict, items: dict[str, dict]) -> dict[Any, Any]:
+    changes: dict[Any, Any] = {
+        "extra_users": subscription["extra_users"],
+        "read_only_users": subscription["read_only_users"],
+    }
+    for line in await InvoiceLine.select(InvoiceLine.code).where(InvoiceLine.invoice == invoice["id"]):
+        what = quotes.parse_change_code(line["code"])
+        if what is None:
+            continue
+        if what.code == billing_catalogue.STANDARD_USER:
+            changes["extra_users"] += what.count
+        elif what.code == billing_catalogue.READ_ONLY_USER:
+            changes["read_only_users"] += what.count
+        elif what.code in items:
+            changes["tier"] = what.code
+    return changes
+
+
+async def charge_and_provision(
+    actor: Actor | None, invoice: dict, token: str, attempt: int, now: datetime
+) -> tuple[payments.ChargeResult, dict | None, dict]:
+    """Charge outside any transaction (the processor is slow and may be far), then
+    provision in a short one. Returns the answer, the batch and the invoice as it is now."""
+    charge = await payments.charge_invoice(invoice["id"], token, attempt=attempt, now=now)
+    batch = None
+    if charge.ok:
+        async with db.write_transaction():
+            batch = await provision_invoice(invoice["id"], now, actor=actor)
+    current = await Invoice.select().where(Invoice.id == invoice["id"]).first()
+    return charge, batch, current or invoice
+
+
+async def pay_invoice(actor: Actor, invoice_id: int, now: datetime) -> dict:
+    """Pay an issued invoice of the company with the card on its billing account
+    (a purchase whose first charge was declined, a change, a renewal invoice
+    asked for early); what it pays for is provisioned when the charge succeeds.
+    Returns {"invoice", "charge", "batch"}."""
+    refuse_read_only(actor)
+    invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
+    if invoice is None or not may_act_on(actor, invoice["company_path"]):
+        raise NotFound("No such invoice.")
+    if invoice["status"] != "issued":
+        raise invoices.InvoiceTransition(invoice["status"], "paid")
+    account = await accounts.account_of(invoice["company"])
+    if account is None or not account["card_token"]:
+        raise ValidationFailed({"card": accounts.NO_CARD})
+    attempt = await Charge.count().where(Charge.invoice == invoice_id) + 1
+    charge, batch, current = await charge_and_provision(actor, invoice, account["card_token"], attempt, now)
+    return {"invoice": current, "charge": charge, "batch": batch}
+
+
+async def record_payment(actor: Actor, invoice_id: int, *, method: str, reference: str, now: datetime) -> dict:
+    """Partner staff record a payment (card_by_phone, bank_transfer, money_order,
+    check, card): the invoice is paid and what it pays for provisioned, in one
+    transaction. Returns {"invoice", "batch", "subscription"}."""
+    refuse_read_only(actor)
+    async with db.write_transaction():
+        invoice = await locks.lock_invoice(actor, invoice_id)
+        require_partner_manager(actor)
+        paid = await invoices.mark_paid(
+            invoice["id"], method=method, reference=reference, now=now, recorded_by=actor.user_id, actor=actor
+        )
+        batch = await provision_invoice(invoice["id"], now, actor=actor)
+    subscription = None
+    if invoice["subscription"] is not None:
+        subscription = await Subscription.select().where(Subscription.id == invoice["subscription"]).first()
+    return {"invoice": paid, "batch": batch, "subscription": subscription}
