@@ -555,6 +555,7 @@ async def test_the_tick_without_redis_renews_invoices_and_lapses(tree, processor
     monkeypatch.setattr(billing_jobs, "utcnow", lambda: DUE)
     counts = await billing_jobs.billing_tick({"job_id": None})
     assert counts == {
+        "provisioned_missed": 0,
         "claimed": 1,
         "renewed": 1,
         "declined": 0,

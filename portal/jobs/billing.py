@@ -1,11 +1,13 @@
 """Billing jobs (issue 11): renewals of online subscriptions, renewal invoices,
-lapses. Thin: the rules live in portal/domain/billing/renewal/.
+lapses, and what a crash left paid but unprovisioned. Thin: the rules live in
+portal/domain/billing/renewal/ and portal/domain/billing/settlement.py.
 
 Under arq (portal/jobs/worker.py takes BILLING_FUNCTIONS and BILLING_CRON_JOBS):
 - `billing_tick` every RENEW_EVERY_MINUTES and at start, unique across workers:
-  counts the online subscriptions due and queues one `renew_chunk` job per
-  CHUNK of them, so every worker takes a share; then issues renewal invoices
-  and reminders, and lapses or ends what ran out;
+  provisions paid invoices a crash left unprovisioned; counts the online
+  subscriptions due and queues one `renew_chunk` job per CHUNK of them, so
+  every worker takes a share; then issues renewal invoices and reminders, and
+  lapses or ends what ran out;
 - `renew_chunk` renews one chunk. A chunk is claimed in the database, so extra
   or repeated chunk jobs (a retried tick, two ticks at once) find nothing to do.
 
@@ -19,6 +21,7 @@ from typing import Any
 
 from arq.cron import cron
 
+from portal.domain.billing import settlement
 from portal.domain.billing.renewal import invoice_subscriptions, lapse, online
 from portal.domain.clock import utcnow
 from portal.jobs.queue import Timers
@@ -37,7 +40,8 @@ async def renew_chunk(ctx: dict[str, Any], limit: int = CHUNK) -> dict[str, int]
 
 async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
     now = utcnow()
-    counts: dict[str, int] = {}
+    # First what a crash left paid and unprovisioned, so a renewal below finds its term in place.
+    counts: dict[str, int] = {"provisioned_missed": await settlement.provision_missed(now)}
     redis = ctx.get("redis")
     if redis is not None:
         due = await online.count_due(now)

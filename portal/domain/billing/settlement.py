@@ -7,7 +7,8 @@ takes the same key, and the billing tick finds paid invoices without it."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from portal import db
@@ -15,9 +16,16 @@ from portal.domain.access import Actor, may_act_on, require_partner_manager
 from portal.domain.billing import accounts, invoices, locks, money, payments, provisioning, quotes
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import refuse_read_only
+from portal.domain.billing.renewal import schedule
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import AuditEntry, LicenceBatch, LicenceOrder
 from portal.tables_billing import Charge, Invoice, InvoiceLine, Subscription
+
+log = logging.getLogger("portal.billing.settlement")
+
+# A paid invoice is left to the request that paid it for this long.
+MISSED_AFTER = timedelta(minutes=10)
+MISSED_WITHIN = timedelta(days=30)
 
 
 async def _claim_provisioning(invoice: dict, actor: Actor | None, now: datetime) -> bool:
@@ -52,12 +60,15 @@ async def provision_invoice(
     """Provision what a paid invoice pays for, once; inside the caller's transaction.
     Returns the new batch, or None (nothing to provision, or done already).
 
-    - purchase: the first term, from now (the payment date), assigning the
+    - purchase: the first term, from the payment date, assigning the
       invoice's requested order if it has one; the subscription turns active.
     - renewal: the next term, from where the current one ends, its seat holders
       carried over; fewer users asked for (next_*) take effect.
-    - change: the tier and users added, with a batch of the added seats to the term's end.
-    `unpaid_ok`: the seller assigns unpaid orders, so an issued invoice counts too."""
+    - change: the tier and users added, with a batch of the added seats from the
+      payment date to the term's end.
+    `unpaid_ok`: the seller assigns unpaid orders, so an issued invoice counts too
+    (from now). The payment date is the invoice's, not `now`: provision_missed
+    may come minutes after a crash."""
     invoice = await locks.lock_invoice(None, invoice_id)
     if invoice["status"] != "paid" and not (unpaid_ok and invoice["status"] == "issued"):
         return None
@@ -66,6 +77,7 @@ async def provision_invoice(
     subscription = await locks.lock_subscription(None, invoice["subscription"])
     items = {row["code"]: row for row in await billing_catalogue.items(subscription["partner"])}
     actor_id = actor.user_id if actor else None
+    paid_on = invoice["paid_at"] or now
     batch: dict | None = None
     if invoice["kind"] == "purchase":
         if subscription["status"] != "pending":
@@ -80,25 +92,23 @@ async def provision_invoice(
             (LicenceOrder.id == order_id) & (LicenceOrder.status == "requested")
         ):
             order_id = None  # declined or withdrawn meanwhile: the payment still buys the seats
-        end = money.term_end(now)
+        end = money.term_end(paid_on)
         batch = await provisioning.provision_term(
             subscription,
             seats=billing_catalogue.seats_of(items.get(subscription["tier"]), subscription["extra_users"]),
-            starts_at=now,
+            starts_at=paid_on,
             ends_at=end,
             now=now,
             order_id=order_id,
             actor_id=actor_id,
             notify=True,
         )
-        changes: dict[Any, Any] = {"status": "active", "term_start": now, "term_end": end, "batch": batch["id"]}
+        changes: dict[Any, Any] = {"status": "active", "term_start": paid_on, "term_end": end, "batch": batch["id"]}
     elif invoice["kind"] == "renewal":
         start = invoice["term_start"] or subscription["term_end"]
         end = invoice["term_end"] or money.term_end(start)
-        extra = subscription["next_extra_users"]
-        extra = subscription["extra_users"] if extra is None else extra
-        read_only = subscription["next_read_only_users"]
-        read_only = subscription["read_only_users"] if read_only is None else read_only
+        extra = schedule.next_count(subscription, "extra_users")
+        read_only = schedule.next_count(subscription, "read_only_users")
         batch = await provisioning.provision_term(
             subscription,
             seats=billing_catalogue.seats_of(items.get(subscription["tier"]), extra),
@@ -126,11 +136,11 @@ async def provision_invoice(
         added = billing_catalogue.seats_of(
             items.get(changes.get("tier", subscription["tier"])), changes["extra_users"]
         ) - billing_catalogue.seats_of(items.get(subscription["tier"]), subscription["extra_users"])
-        if added > 0 and subscription["term_end"] is not None and subscription["term_end"] > now:
+        if added > 0 and subscription["term_end"] is not None and subscription["term_end"] > paid_on:
             batch = await provisioning.provision_term(
                 subscription,
                 seats=added,
-                starts_at=now,
+                starts_at=paid_on,
                 ends_at=subscription["term_end"],
                 now=now,
                 actor_id=actor_id,
@@ -143,6 +153,34 @@ async def provision_invoice(
         # The seats the invoice paid for, shown beside it.
         await Invoice.update({Invoice.order: batch["order"]}).where(Invoice.id == invoice["id"])
     return batch
+
+
+async def provision_missed(now: datetime, *, limit: int = 100) -> int:
+    """Paid invoices whose provisioning never ran (a process killed between the
+    charge's transaction and the provisioning's) are provisioned now, as the
+    payment would have done. Only invoices paid more than MISSED_AFTER ago (the
+    paying request is done with them) and within MISSED_WITHIN (older ones were
+    provisioned or looked at long since). Returns how many were taken up."""
+    missed = await Invoice.raw(
+        "SELECT i.id FROM invoice AS i WHERE i.status = 'paid' AND i.subscription IS NOT NULL "
+        "AND i.kind IN ('purchase', 'change', 'renewal') AND i.paid_at > {} AND i.paid_at <= {} "
+        "AND NOT EXISTS (SELECT 1 FROM audit_entry AS a WHERE a.dedupe_key = 'provision:' || CAST(i.id AS TEXT)) "
+        f"ORDER BY i.paid_at, i.id LIMIT {int(limit)}",
+        now - MISSED_WITHIN,
+        now - MISSED_AFTER,
+    )
+    done = 0
+    # A handful after a crash; each its own transaction, so one that fails (logged) holds up no other.
+    for row in missed:
+        try:
+            async with db.write_transaction():
+                batch = await provision_invoice(row["id"], now)
+        except Exception:
+            log.exception("provisioning a paid invoice failed", extra={"invoice": row["id"]})
+            continue
+        log.warning("provisioned a paid invoice left unprovisioned", extra={"invoice": row["id"], "batch": batch})
+        done += 1
+    return done
 
 
 async def _assigned_batch(order_id: int | None) -> dict | None:
