@@ -45,7 +45,7 @@ async def test_a_purchase_quote_lists_the_tier_the_credits_and_the_add_ons(tree)
     assert (quote.term_start, quote.term_end) == (NOW, datetime(2027, 3, 10, 14, 30, tzinfo=UTC))
     assert quote.notes == (
         "30 standard users for 12 months.",
-        "Renews automatically on 10 March 2027 for the same number of users unless cancelled.",
+        "Renews automatically on 10 Mar 2027 for the same number of users unless cancelled.",
     )
     by_invoice = await quote_purchase(customer, tree.north["id"], Purchase("lite", 0, 0, (), "invoice"), NOW)
     assert by_invoice.term_start is None and by_invoice.notes[-1] == "The 12 months start when the invoice is paid."
@@ -151,11 +151,11 @@ async def test_fewer_users_quote_nothing_now_and_say_from_when(tree):
     )
     assert quote.lines == () and quote.totals.total_cents == 0
     assert quote.notes == (
-        "From 10 March 2027: 1 × Additional standard user (now 3); nothing to pay now.",
-        "From 10 March 2027: 0 × Read-only user (now 1); nothing to pay now.",
+        "From 10 Mar 2027: 1 × Additional standard user (now 3); nothing to pay now.",
+        "From 10 Mar 2027: 0 × Read-only user (now 1); nothing to pay now.",
     )
     mixed = await quote_change(
         customer, sub["id"], tier="lite", extra_users=5, read_only_users=0, now=NOW + timedelta(days=2)
     )
     assert [parse_change_code(line.code) for line in mixed.lines] == [parse_change_code("change:standard_user:2")]
-    assert mixed.notes[0] == "Charged for the 363 days left of the term, until 10 March 2027."
+    assert mixed.notes[0] == "Charged for the 363 days left of the term, until 10 Mar 2027."

@@ -228,7 +228,7 @@ async def test_fewer_users_cost_nothing_now_and_wait_for_the_next_term(tree):
         customer, sub["id"], tier="pro", extra_users=8, read_only_users=0, now=NOW + timedelta(days=30)
     )
     assert changed["invoice"] is None and changed["charge"] is None and changed["batch"] is None
-    assert changed["notes"][0].startswith("From 10 March 2027: 8 × Additional standard user")
+    assert changed["notes"][0].startswith("From 10 Mar 2027: 8 × Additional standard user")
     row = changed["subscription"]
     assert (row["extra_users"], row["next_extra_users"], row["read_only_users"], row["next_read_only_users"]) == (
         20,
@@ -404,6 +404,25 @@ async def test_partner_list_filters(tree):
     ]
     # The sub-partner sees only its own customer's.
     assert ids(await subscription_list.list_subscriptions(seller, {}, 1)) == [online["subscription"]["id"]]
+
+
+async def test_filter_choices_offer_the_customers_with_subscriptions_under_the_wing(tree):
+    await bought_online(tree)
+    _, seller = await actors(tree)
+    top = await load_actor(tree.managers["partner"]["id"], None)
+    assert top is not None
+    # Direct Customer has no subscription: not offered, though it is under the wing.
+    everything = {f.name for f in subscription_list.SUBSCRIPTION_FILTERS}
+    choices = await subscription_list.filter_choices(top, everything)
+    assert choices["customer"] == [{"id": tree.north["id"], "name": "North Customer"}]
+    assert [c["name"] for c in choices["method"]] == ["Pay Online", "Pay by Invoice"]
+    assert [c["id"] for c in choices["status"]] == ["pending", "active", "lapsed", "ended"]
+    assert choices["failed_charges"] == choices["cancellation_requested"] == [{"id": "yes", "name": "Yes"}]
+    assert set(choices) == everything - {"renews_before"}
+    other = await load_actor(tree.managers["other"]["id"], None)
+    assert other is not None
+    assert (await subscription_list.filter_choices(other, {"customer"}))["customer"] == []
+    assert await subscription_list.filter_choices(seller, {"status"}) == {"status": choices["status"]}
 
 
 async def test_read_only_credits_cap_nothing_without_an_active_subscription(tree):

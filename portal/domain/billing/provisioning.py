@@ -13,6 +13,7 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import catalogue, outbox
+from portal.domain.billing.quotes import format_day
 from portal.domain.orders import InvalidTransition, end_running_trials
 from portal.tables import Company, LicenceBatch, LicenceOrder
 
@@ -155,7 +156,7 @@ async def _notify_ready(
         await outbox.managers_of(company_id),
         f"{seats} licences are ready to allocate",
         f"{seats} × {product_name} for {company['name']} are paid for and ready to allocate.\n"
-        f"They run until {ends_at:%d %B %Y}.\n\n"
+        f"They run until {format_day(ends_at)}.\n\n"
         "Allocate them under Licenses → Expired Licenses → Select users Manually:\n"
         + outbox.link(f"/companies/{company_id}/licences?tab=expired"),
         now,

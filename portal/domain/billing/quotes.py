@@ -62,7 +62,8 @@ def parse_change_code(code: str) -> ChangeItem | None:
 
 
 def format_day(moment: datetime) -> str:
-    return f"{moment.day} {moment:%B %Y}"
+    """ "23 Nov 2027", as every page writes a day (the templates' `day` filter)."""
+    return moment.strftime("%d %b %Y")
 
 
 def refuse_read_only(actor: Actor) -> None:

@@ -3,7 +3,7 @@ by the filters every list of the portal offers (domain/filters.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from piccolo.columns.combination import WhereRaw
@@ -12,16 +12,17 @@ from piccolo.query import OrderByRaw
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, one_of
 from portal.domain.pages import Page, paginate
+from portal.tables import Company
 from portal.tables_billing import METHODS, SUBSCRIPTION_STATUSES, Subscription
 
 _FAILED_CHARGES = WhereRaw(
     "EXISTS (SELECT 1 FROM card_charge JOIN invoice ON invoice.id = card_charge.invoice "
     "WHERE invoice.subscription = subscription.id AND invoice.status = 'issued' AND card_charge.status = 'declined')"
 )
-
-
 _YES = one_of(("yes",))
-
+# The guide's words for the billing methods.
+METHOD_LABELS = {"online": "Pay Online", "invoice": "Pay by Invoice"}
+STATUS_LABELS = {"pending": "Pending", "active": "Active", "lapsed": "Lapsed", "ended": "Ended"}
 
 SUBSCRIPTION_FILTERS = FilterSet(
     Filter("customer", "Customer", "select", as_int, lambda v: Subscription.company == v),
@@ -37,8 +38,6 @@ SUBSCRIPTION_FILTERS = FilterSet(
         lambda v: Subscription.cancel_requested_at.is_not_null() & (Subscription.auto_renew == True),  # noqa: E712
     ),
 )
-
-
 _LIST_COLUMNS = (*Subscription.all_columns(), Subscription.company.name.as_alias("company_name"))
 
 
@@ -55,3 +54,24 @@ async def list_subscriptions(actor: Actor, filters: Mapping[str, Any], page: int
         .order_by(Subscription.id)
     )
     return await paginate(select, Subscription.count().where(where), page)
+
+
+async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:
+    """The options of the "Add Filter" selects among `names`: the customers under
+    the wing that have a subscription, statuses, billing methods, yes."""
+    names = set(names)
+    choices: dict[str, list[dict]] = {}
+    if "customer" in names:
+        subscribed = (
+            Subscription.select(Subscription.company).where(under_wing(actor, Subscription.company_path)).distinct()
+        )
+        choices["customer"] = (
+            await Company.select(Company.id, Company.name).where(Company.id.is_in(subscribed)).order_by(Company.name)
+        )
+    if "status" in names:
+        choices["status"] = [{"id": k, "name": STATUS_LABELS[k]} for k in SUBSCRIPTION_STATUSES]
+    if "method" in names:
+        choices["method"] = [{"id": k, "name": METHOD_LABELS[k]} for k in METHODS]
+    for name in names & {"failed_charges", "cancellation_requested"}:
+        choices[name] = [{"id": "yes", "name": "Yes"}]
+    return choices

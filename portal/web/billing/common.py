@@ -11,13 +11,13 @@ from typing import Any
 
 from multidict import MultiMapping
 
-from portal.domain.billing import invoices, money, payments
+from portal.domain.billing import invoices, money, payments, subscription_list
 from portal.domain.billing.payments import CardDetails
 from portal.domain.billing.quotes import Purchase
 from portal.domain.errors import ValidationFailed
 from portal.web.forms import text, to_int
 
-METHOD_LABELS = {"online": "Pay Online", "invoice": "Pay by Invoice"}
+METHOD_LABELS = subscription_list.METHOD_LABELS
 PAYMENT_LABELS = invoices.METHOD_LABELS
 # What partner staff record by hand; "card" is the processor's own.
 OFFLINE_METHODS = ("card_by_phone", "bank_transfer", "money_order", "check")

@@ -20,7 +20,7 @@ from portal.domain.billing import catalogue, invoices, money, profiles, subscrip
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.filters import FilterSet
-from portal.web.billing.common import METHOD_LABELS, page_helpers
+from portal.web.billing.common import page_helpers
 from portal.web.billing.export import invoices_csv
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
@@ -32,7 +32,6 @@ QUICK_LINKS = (
     ("failed_charges", "yes", "Failed charges"),
     ("cancellation_requested", "yes", "Cancellation requests to confirm"),
 )
-SUBSCRIPTION_STATUS_LABELS = {"pending": "Pending", "active": "Active", "lapsed": "Lapsed", "ended": "Ended"}
 
 TABS = {"subscriptions": "Subscriptions", "invoices": "Invoices", "settings": "Catalogue and settings"}
 
@@ -79,21 +78,6 @@ async def _list_context(
     }
 
 
-async def subscription_choices(actor: Actor, names: set[str]) -> dict[str, list[dict]]:
-    """Options of the subscription list's selects. Every subscription is bought with an
-    invoice, so the customers with invoices are those that can have subscriptions."""
-    choices: dict[str, list[dict]] = {}
-    if "customer" in names:
-        choices |= await invoices.filter_choices(actor, {"customer"})
-    if "status" in names:
-        choices["status"] = [{"id": k, "name": v} for k, v in SUBSCRIPTION_STATUS_LABELS.items()]
-    if "method" in names:
-        choices["method"] = [{"id": k, "name": v} for k, v in METHOD_LABELS.items()]
-    for name in names & {"failed_charges", "cancellation_requested"}:
-        choices[name] = [{"id": "yes", "name": "Yes"}]
-    return choices
-
-
 class PartnerBillingController(Controller):
     path = "/billing"
 
@@ -103,7 +87,12 @@ class PartnerBillingController(Controller):
         require_partner_manager(actor)
         spec = subscription_list.SUBSCRIPTION_FILTERS
         context = await _list_context(
-            actor, spec, request.query_params, subscription_choices, subscription_list.list_subscriptions, page
+            actor,
+            spec,
+            request.query_params,
+            subscription_list.filter_choices,
+            subscription_list.list_subscriptions,
+            page,
         )
         return render(
             request,
@@ -115,7 +104,7 @@ class PartnerBillingController(Controller):
                 "tabs": TABS,
                 "base": "/billing",
                 "quick_links": QUICK_LINKS,
-                "status_labels": SUBSCRIPTION_STATUS_LABELS,
+                "status_labels": subscription_list.STATUS_LABELS,
                 "now": utcnow(),
             },
             fragments={"billing-results": "partials/billing/_subscriptions.html"},
@@ -124,7 +113,9 @@ class PartnerBillingController(Controller):
     @get("/filters/{name:str}")
     async def subscription_filter(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
         require_partner_manager(actor)
-        return await _filter_field(request, actor, subscription_list.SUBSCRIPTION_FILTERS, subscription_choices, name)
+        return await _filter_field(
+            request, actor, subscription_list.SUBSCRIPTION_FILTERS, subscription_list.filter_choices, name
+        )
 
     @get("/invoices")
     async def invoices_tab(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
