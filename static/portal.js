@@ -32,6 +32,13 @@
       if (there) {
         event.preventDefault();
         there.focus();
+      } else if (form) {
+        // The value a removed chip left behind (status=any) goes now, not when the
+        // chip arrives: a choice made in the chip at once must not be sent beside it.
+        // The chip's own first option says the same ("Any"), so nothing is lost meanwhile.
+        form.querySelectorAll('input[data-filter-cleared="' + adding + '"]').forEach(function (old) {
+          old.remove();
+        });
       }
     }
   });

@@ -5,9 +5,9 @@ sees the pro-rata charge; cancels from "Subscriptions" and sees the end date.
 Another customer pays by invoice; partner staff record a bank transfer; its seats
 appear. Then every billing page: no axe-core violation, no sideways scroll at 390 px.
 
-Customers of their own (Bluewave Marine, Greenfield School): the other browser tests
+Customers of their own (Copperleaf Accounting, Greenfield School): the other browser tests
 count the demo's batches and orders of Brightpath Dental, Cedar & Pine Law and
-Orbit Logistics."""
+Orbit Logistics, and allocate from Bluewave Marine's."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from tests.test_accessibility import PHONE, axe_violations, report
 
 pytestmark = pytest.mark.browser
 
-ONLINE_CUSTOMER = "Bluewave Marine"
-ONLINE_MANAGER = "manager@bluewave-marine.example"
+ONLINE_CUSTOMER = "Copperleaf Accounting"
+ONLINE_MANAGER = "manager@copperleaf-accounting.example"
 INVOICE_CUSTOMER = "Greenfield School"
 INVOICE_MANAGER = "manager@greenfield-school.example"
 PARTNER = "alex.morgan@northwind-msp.example"
@@ -68,8 +68,8 @@ async def buy_pro_online(page: Page) -> str:
     await page.get_by_label("Expiry month").fill("12")
     await page.get_by_label("Expiry year").fill("2040")
     await page.get_by_label("Security code (CVC)").fill("123")
-    await page.get_by_label("Billing name").fill("Bluewave Marine Ltd")
-    await page.get_by_label("Billing e-mail").fill("accounts@bluewave-marine.example")
+    await page.get_by_label("Billing name").fill("Copperleaf Accounting Ltd")
+    await page.get_by_label("Billing e-mail").fill("accounts@copperleaf-accounting.example")
     await page.get_by_label("Address").fill("4 Quay Street\nBristol")
     await page.get_by_label("Country (2 letters, e.g. US)").fill("GB")
     before = datetime.now(UTC)
@@ -216,7 +216,7 @@ async def _check(context: BrowserContext, paths: list[str]) -> tuple[dict, dict]
 
 async def test_billing_pages_pass_axe_and_fit_a_phone(browser: Browser, live_server: LiveServer):
     """Every billing page, with something on it: a customer with an online subscription
-    (Bluewave Marine, if the test above ran; otherwise its empty pages) and the partner's."""
+    (Copperleaf Accounting, if the test above ran; otherwise its empty pages) and the partner's."""
     company = await live_server.company_id(ONLINE_CUSTOMER)
     base = f"/companies/{company}/billing"
     customer = await _signed_in(browser, live_server, ONLINE_MANAGER)
