@@ -289,13 +289,15 @@ async def _void(actor: Actor, invoice: dict, reason: str, now: datetime) -> dict
 async def void(actor: Actor, invoice_id: int, reason: str, now: datetime) -> dict:
     """Partner staff cancel an issued, unpaid invoice; it stays, numbered, marked void.
     What it was to pay for is not provisioned by it any more."""
-    reason = " ".join(reason.split())
-    if not reason:
-        raise ValidationFailed({"reason": "Say why the invoice is void."})
-    if len(reason) > 300:
-        raise ValidationFailed({"reason": "Use at most 300 characters."})
     async with db.write_transaction():
-        return await _void(actor, await _lock_for_staff(actor, invoice_id), reason, now)
+        # Who may first (another tenant's invoice is NotFound whatever the reason says), then the reason.
+        invoice = await _lock_for_staff(actor, invoice_id)
+        reason = " ".join(reason.split())
+        if not reason:
+            raise ValidationFailed({"reason": "Say why the invoice is void."})
+        if len(reason) > 300:
+            raise ValidationFailed({"reason": "Use at most 300 characters."})
+        return await _void(actor, invoice, reason, now)
 
 
 async def reissue(actor: Actor, invoice_id: int, now: datetime) -> dict:

@@ -25,7 +25,7 @@ log = logging.getLogger("portal.billing.settlement")
 
 # A paid invoice is left to the request that paid it for this long.
 MISSED_AFTER = timedelta(minutes=10)
-MISSED_WITHIN = timedelta(days=30)
+MISSED_WITHIN = timedelta(days=7)
 
 
 async def _claim_provisioning(invoice: dict, actor: Actor | None, now: datetime) -> bool:
@@ -159,8 +159,9 @@ async def provision_missed(now: datetime, *, limit: int = 100) -> int:
     """Paid invoices whose provisioning never ran (a process killed between the
     charge's transaction and the provisioning's) are provisioned now, as the
     payment would have done. Only invoices paid more than MISSED_AFTER ago (the
-    paying request is done with them) and within MISSED_WITHIN (older ones were
-    provisioned or looked at long since). Returns how many were taken up."""
+    paying request is done with them) and within MISSED_WITHIN (the tick runs
+    every few minutes and at every worker's start: a week covers any outage
+    while keeping the scan to a week of payments). Returns how many were taken up."""
     missed = await Invoice.raw(
         "SELECT i.id FROM invoice AS i WHERE i.status = 'paid' AND i.subscription IS NOT NULL "
         "AND i.kind IN ('purchase', 'change', 'renewal') AND i.paid_at > {} AND i.paid_at <= {} "

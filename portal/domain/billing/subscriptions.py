@@ -61,6 +61,23 @@ async def current_subscription(actor: Actor, company_id: int) -> dict | None:
     }
 
 
+async def addons_bought(actor: Actor, company_id: int) -> list[dict]:
+    """The add-ons the company has paid for (course, reports): the paid invoices'
+    lines whose codes are add-ons of the seller's catalogue, newest first, each
+    with its description, quantity, payment date and invoice ("label")."""
+    company = await get_company(actor, company_id)
+    rows = await Invoice.raw(
+        "SELECT l.code, l.description, l.quantity, i.id AS invoice, i.number, i.paid_at FROM invoice AS i "
+        "JOIN invoice_line AS l ON l.invoice = i.id "
+        "JOIN catalogue_item AS c ON c.partner = i.partner AND c.code = l.code AND c.kind = 'addon' "
+        "WHERE i.company = {} AND i.status = 'paid' ORDER BY i.paid_at DESC, i.id DESC, l.position",
+        company["id"],
+    )
+    for row in rows:
+        row["label"] = invoices.format_invoice_number(row["number"])
+    return rows
+
+
 async def read_only_allowance(company_id: int) -> int:
     """The read-only user credits of the company's active subscription (0 without):
     a pending one has paid for nothing yet."""

@@ -53,7 +53,12 @@ class SubscriptionActionController(Controller):
             actor,
             subscription_id,
             cancellation.undo_cancel,
-            lambda s: f"Cancellation undone: the licence renews by itself on {_day(s['term_end'])}.",
+            lambda s: (
+                f"Cancellation undone: the licence renews by itself on {_day(s['term_end'])}."
+                if s["method"] == "online"
+                else f"Cancellation undone: a renewal invoice follows 30 days before {_day(s['term_end'])}."
+            ),
+            back=_partner_list(actor),
         )
 
     @post("/request-cancellation")
@@ -119,6 +124,11 @@ class SubscriptionActionController(Controller):
         flash(request, said(result))
         page = "/billing" if to_dashboard else "/billing/subscriptions"
         return Redirect(back or f"/companies/{_company_of(result)}{page}")
+
+
+def _partner_list(actor: Actor) -> str | None:
+    """Partner staff outside manage mode act from their Subscriptions list, and go back to it."""
+    return "/billing" if actor.is_partner_manager and not actor.managing_id else None
 
 
 def _referrer(request: HTMXRequest) -> str | None:

@@ -75,6 +75,7 @@ class CustomerBillingController(Controller):
                 "company": company,
                 "seller": await catalogue.seller_of(company_id),
                 "subscription": await subscriptions.current_subscription(actor, company_id),
+                "addons_bought": await subscriptions.addons_bought(actor, company_id),
                 "account": await accounts.billing_account(actor, company_id),
                 "listing": await invoices.list_invoices(actor, filters, page),
                 # For the list's pager when htmx asks for the list alone.

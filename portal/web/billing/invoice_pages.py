@@ -1,6 +1,6 @@
 """One invoice, printable (static/billing.css prints it alone, black on white, one
 page); partner staff record its payment here (card by phone, bank transfer, money
-order, check, with a reference), or void and reissue it."""
+order, check, with a reference), void it with a reason, or void and reissue it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from portal.domain.billing.money import format_rate
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.billing.common import OFFLINE_METHODS, page_helpers
-from portal.web.billing.messages import _number, _total
+from portal.web.billing.messages import _day, _number, _total
 from portal.web.flash import flash
 from portal.web.forms import text
 from portal.web.render import render
@@ -51,7 +51,7 @@ class InvoiceController(Controller):
         said = f"Payment of {_total(invoice)} recorded on invoice {_number(invoice)}."
         batch = result.get("batch")
         if batch:
-            said += f" {batch['seats']:,} licences assigned, until {batch['ends_at']:%d %b %Y}."
+            said += f" {batch['seats']:,} licences assigned, until {_day(batch['ends_at'])}."
         flash(request, said)
         return Redirect(f"/invoices/{invoice_id}")
 
@@ -73,6 +73,26 @@ class InvoiceController(Controller):
             said += f" {result['batch']['seats']:,} licences are ready to allocate."
         flash(request, said)
         return Redirect(f"/companies/{invoice['company']}/billing")
+
+    @post("/void")
+    async def void(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template | Redirect:
+        """ "Void": an issued invoice cancelled with a reason, nothing issued in its place.
+        The domain refuses anyone but partner staff of the invoice's wing (404 outside it)."""
+        form = await request.form()
+        reason = text(form.get("reason"), 400)
+        try:
+            voided = await invoices.void(actor, invoice_id, reason, utcnow())
+        except invoices.InvoiceTransition as refused:
+            flash(request, str(refused), "error")  # paid or void meanwhile: its forms are gone from the page
+            return Redirect(f"/invoices/{invoice_id}")
+        except ValidationFailed as refused:
+            return await self._page(request, actor, invoice_id, {"reason": reason}, refused.errors, 400)
+        flash(
+            request,
+            f"Invoice {_number(voided)} for {_total(voided)} voided (reason: {voided['void_reason']}). "
+            "Nothing replaces it; its subscription stays as it is.",
+        )
+        return Redirect(f"/invoices/{invoice_id}")
 
     @post("/reissue")
     async def reissue(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Redirect:

@@ -8,11 +8,12 @@ from typing import Any
 
 from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.money import format_money
+from portal.domain.billing.quotes import format_day
 from portal.web.flash import Kind
 
 
 def _day(value: Any) -> str:
-    return f"{value:%d %b %Y}" if value else ""
+    return format_day(value) if value else ""
 
 
 def _total(invoice: Mapping[str, Any]) -> str:

@@ -11,13 +11,13 @@ the term's end: no batch was made for the next term).
 
 Invoice subscriptions (`issue_renewal_invoices`): the renewal invoice 30 days
 before the end, a reminder 72 hours before it while unpaid. Paying it
-(subscriptions.record_payment) provisions the next term from the old end, so a
+(settlement.record_payment) provisions the next term from the old end, so a
 renewal paid early leaves no gap.
 
 `lapse_unpaid`: at the term's end a cancelled subscription ends, an unpaid one lapses.
 
 Idempotent by construction, whoever runs it and however often:
-- the renewal invoice has the key subscriptions.renewal_key (subscription and term);
+- the renewal invoice has the key schedule.renewal_key (subscription and term);
 - each charge attempt is a card_charge row keyed "<invoice>:<attempt>" written
   (pending) before the processor is asked with that key, as
   payments.charge_invoice does; a processor answers a key once;

@@ -23,8 +23,6 @@ _OUTCOME_COLUMNS = (
     "reference VARCHAR(100), reason VARCHAR(200), old_end TIMESTAMPTZ, new_end TIMESTAMPTZ, seats INTEGER, "
     "attempt INTEGER, retry_at TIMESTAMPTZ, lapse INTEGER, po VARCHAR(20), new_order INTEGER, new_batch INTEGER"
 )
-
-
 # new_order and new_batch are filled by _provision.
 _OUTCOME_NAMES = [part.split()[0] for part in _OUTCOME_COLUMNS.split(", ")][:-2]
 
@@ -89,7 +87,7 @@ async def record(now: datetime, renewals: list[Renewal]) -> None:
 async def _claim_provisioning(decided: list[Renewal], now: datetime) -> list[Renewal]:
     """Paid renewals are provisioned once, whoever provisions them: the audit entry
     "subscription.provision" keyed `provision:<invoice>` is the claim that
-    subscriptions.provision_invoice also takes (a renewal invoice paid early by
+    settlement.provision_invoice also takes (a renewal invoice paid early by
     other means). The decided renewals left to write: those whose claim this is."""
     paid = [r for r in decided if r.outcome == "paid"]
     if not paid:
