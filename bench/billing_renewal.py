@@ -204,7 +204,7 @@ CHECKS = {
 
 async def check(url: str, customers: int, after: datetime) -> tuple[dict[str, int], list[str]]:
     """Every renewal happened once: the figures, and what disagrees with them."""
-    from portal.domain.licences import TALLY_DRIFT_SQL
+    from portal.domain.licences.tabs import TALLY_DRIFT_SQL
 
     expected = {
         "subscriptions in their next term, attempts reset": customers,

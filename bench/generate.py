@@ -351,7 +351,7 @@ async def check(url: str) -> list[str]:
     conn = await asyncpg.connect(url)
     try:
         # Imported here, after use_database(): Piccolo binds its tables to an engine on import.
-        from portal.domain.licences import TALLY_DRIFT_SQL
+        from portal.domain.licences.tabs import TALLY_DRIFT_SQL
 
         checks = {
             **CHECKS,

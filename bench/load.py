@@ -386,10 +386,11 @@ async def domain_figures(url: str, ids: dict[str, int]) -> list[Result]:
     database's and Piccolo's time, without HTTP, sessions and templates; then
     the allocation itself, ALLOCATION_RUNS times."""
     from portal import db
-    from portal.domain import licences, orders
+    from portal.domain import orders
     from portal.domain.access import load_actor
     from portal.domain.clock import utcnow
-    from portal.domain.licences import Selection
+    from portal.domain.licences import tabs
+    from portal.domain.licences.allocation import Selection, allocate
 
     await db.open_pool(max_size=CLIENTS)
     try:
@@ -402,7 +403,7 @@ async def domain_figures(url: str, ids: dict[str, int]) -> list[Result]:
             return True
 
         async def expired_tab() -> bool:
-            await licences.licence_view(actor, ids["big"], "expired", "", 1, utcnow())
+            await tabs.licence_view(actor, ids["big"], "expired", "", 1, utcnow())
             return True
 
         results = []
@@ -416,7 +417,7 @@ async def domain_figures(url: str, ids: dict[str, int]) -> list[Result]:
         for _ in range(ALLOCATION_RUNS):
             await reset_big_customer(url, ids)
             started, cpu = time.perf_counter(), process_cpu()
-            done = await licences.allocate(actor, ids["big"], Selection(select_all_tab="expired"), utcnow())
+            done = await allocate(actor, ids["big"], Selection(select_all_tab="expired"), utcnow())
             allocation.samples.append(time.perf_counter() - started)
             allocation.cpu += process_cpu() - cpu
             allocation.errors += done.renewed != 50_000

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 from dateutil.relativedelta import relativedelta
 
 from portal import db
-from portal.domain import licences, orders
+from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.companies import insert_company
+from portal.domain.licences import allocation
 from portal.domain.passwords import hash_password
 from portal.tables import Company, User
 
@@ -152,10 +153,10 @@ async def _licence_history(partner: dict, customers: list[dict], now: datetime) 
         order = await orders.request_order(actor, customer["id"], seats, None, po, assigned_at - timedelta(days=2))
         made = await orders.assign_order(actor, order["id"], assigned_at)
         if holders:
-            await licences.allocate(
+            await allocation.allocate(
                 actor,
                 customer["id"],
-                licences.Selection(user_ids=tuple(holders)),
+                allocation.Selection(user_ids=tuple(holders)),
                 assigned_at + timedelta(days=1),
                 batch_id=made["id"],
             )

@@ -9,11 +9,12 @@ from datetime import timedelta
 import pytest
 
 from portal import db
-from portal.domain import licences, orders
+from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.billing import money
 from portal.domain.billing.provisioning import carry_over, provision_term
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation, batches, tabs
+from portal.domain.licences.allocation import Selection
 from portal.domain.orders import InvalidTransition
 from portal.tables import Allocation, LicenceBatch, LicenceOrder, User
 from tests.factories import add_user
@@ -42,7 +43,7 @@ async def test_a_term_is_one_assigned_order_and_batch(tree):
         NOW,
     )
     customer, _ = await actors(tree)
-    shown = await licences.batches(customer, tree.north["id"], NOW)
+    shown = await batches.batches(customer, tree.north["id"], NOW)
     assert [(b["id"], b["free"], b["running"]) for b in shown] == [(batch["id"], 12, True)]
 
 
@@ -54,9 +55,9 @@ async def test_holders_are_carried_over_first_allocated_first_up_to_the_seats_an
     # Allocated in this order: Dana and Eve, then Bob, then Abel and Cora.
     for group in ((dana, eve), (bob,), (abel, cora)):
         selection = Selection(user_ids=tuple(p["id"] for p in group))
-        await licences.allocate(customer, tree.north["id"], selection, NOW, batch_id=first["id"])
+        await allocation.allocate(customer, tree.north["id"], selection, NOW, batch_id=first["id"])
     # Eve leaves (her seat is released); Cora is covered past the next term by another batch.
-    await licences.deactivate_user(customer, eve["id"], NOW + timedelta(days=10))
+    await allocation.deactivate_user(customer, eve["id"], NOW + timedelta(days=10))
     long = await provision_term(
         subscription_of(tree.north), seats=1, starts_at=NOW, ends_at=END + timedelta(days=800), now=NOW
     )
@@ -97,7 +98,7 @@ async def test_holders_are_carried_over_first_allocated_first_up_to_the_seats_an
     assert (await LicenceBatch.select(LicenceBatch.allocated).where(LicenceBatch.id == first["id"]).first())[
         "allocated"
     ] == 4  # the old batch keeps its holders until it ends
-    counts = await licences.tab_counts(customer, tree.north["id"], END + timedelta(days=1))
+    counts = await tabs.tab_counts(customer, tree.north["id"], END + timedelta(days=1))
     # After the old end: Dana, Bob (carried), Cora (long batch) active; Abel expired; the manager never licensed.
     assert (counts["active"], counts["expired"], counts["unlicensed"]) == (3, 1, 1)
     assert await tally_drift() == []
@@ -111,12 +112,12 @@ async def test_carry_over_takes_many_next_terms_at_once_each_from_its_own_compan
     customer, _ = await actors(tree)
     north = await provision_term(subscription_of(tree.north), seats=2, starts_at=NOW, ends_at=END, now=NOW)
     (ann,) = await holders(tree, ["ann"])
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(ann["id"],)), NOW, batch_id=north["id"])
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(ann["id"],)), NOW, batch_id=north["id"])
     direct = await provision_term(subscription_of(tree.direct), seats=2, starts_at=NOW, ends_at=END, now=NOW)
     ben = await add_user(tree.direct, "ben@direct.example", role="learner", name="Ben")
     direct_manager = await load_actor(tree.managers["direct"]["id"], None)
     assert direct_manager is not None
-    await licences.allocate(
+    await allocation.allocate(
         direct_manager, tree.direct["id"], Selection(user_ids=(ben["id"],)), NOW, batch_id=direct["id"]
     )
     next_end = money.term_end(END)

@@ -12,14 +12,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from portal import db
-from portal.domain import licences
 from portal.domain.access import load_actor
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing import changes, invoices, payments, profiles, settlement
 from portal.domain.billing.money import term_end
 from portal.domain.billing.renewal import chunk, invoice_subscriptions, lapse, next_term, online, schedule
 from portal.domain.catalogue import PREMIUM, product_by_code
-from portal.domain.licences import Selection, licence_status
+from portal.domain.licences import allocation
+from portal.domain.licences.allocation import Selection
+from portal.domain.licences.status import licence_status
 from portal.jobs import billing as billing_jobs
 from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
 from portal.tables_billing import BillingAccount, Charge, Invoice, InvoiceLine, Subscription
@@ -444,7 +445,7 @@ async def test_a_renewal_paid_by_invoice_keeps_the_users_added_mid_term(tree):
     added = (await batches_of(tree.direct))[-1]
     assert (added["seats"], added["ends_at"]) == (2, END)
     newcomers = [await add_user(tree.direct, f"new{n}@direct.example", role="learner") for n in range(2)]
-    await licences.allocate(
+    await allocation.allocate(
         customer, tree.direct["id"], Selection(user_ids=tuple(u["id"] for u in newcomers)), mid, batch_id=added["id"]
     )
 

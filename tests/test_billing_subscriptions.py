@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.domain import licences, orders
+from portal.domain import orders
 from portal.domain.access import Actor, load_actor
 from portal.domain.billing import (
     accounts,
@@ -27,7 +27,8 @@ from portal.domain.billing.payments import CardDetails
 from portal.domain.billing.quotes import Purchase
 from portal.domain.billing.renewal import invoice_subscriptions
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation
+from portal.domain.licences.allocation import Selection
 from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
 from portal.tables_billing import Charge, Invoice, Subscription
 from tests.factories import add_user
@@ -249,7 +250,7 @@ async def test_request_an_invoice_is_one_per_term_and_paid_early_leaves_no_gap_w
     bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
     first = await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     learner = await add_user(tree.north, "learner@north.example", role="learner")
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner["id"],)), NOW + timedelta(days=1))
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(learner["id"],)), NOW + timedelta(days=1))
     sub = first["subscription"]
     early = sub["term_end"] - timedelta(days=40)
     one = await invoice_subscriptions.request_invoice(customer, sub["id"], early)

@@ -10,13 +10,14 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from portal import db
-from portal.domain import dashboard, forecast, licences, orders, partner_settings
+from portal.domain import dashboard, forecast, orders, partner_settings
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
 from portal.domain.companies import insert_company
 from portal.domain.dashboard import CustomerQuery
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation
+from portal.domain.licences.allocation import Selection
 from portal.tables import Company, LicenceBatch, LicenceOrder, User
 from tests.factories import add_user
 from tests.support import csrf_of, sign_in
@@ -42,7 +43,7 @@ async def batch_ending(partner, company: dict, seats: int, ends: datetime, holde
     order = await orders.request_order(partner, company["id"], seats, None, "", starts)
     batch = await orders.assign_order(partner, order["id"], starts)
     if holders:
-        await licences.allocate(partner, company["id"], Selection(user_ids=tuple(holders)), starts, batch["id"])
+        await allocation.allocate(partner, company["id"], Selection(user_ids=tuple(holders)), starts, batch["id"])
     return batch
 
 

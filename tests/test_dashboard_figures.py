@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from portal import db
-from portal.domain import dashboard, licences, orders, partner_settings, users
+from portal.domain import dashboard, orders, partner_settings, users
 from portal.domain.access import load_actor
 from portal.domain.companies import insert_company
 from portal.domain.dashboard import CustomerQuery
 from portal.domain.imports import apply as applying
 from portal.domain.imports import preview
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation
+from portal.domain.licences.allocation import Selection
 from portal.tables import Company, PartnerSetting
 from portal.tables_dashboard import DashboardFigure
 from tests.support import csrf_of, sign_in
@@ -71,9 +72,9 @@ async def test_every_kind_of_write_leaves_the_kept_figures_exact(tree):
     # Users: new learners (unlicensed), allocation, deactivation.
     new = await learners(direct, 3, "fig")
     await assert_exact(partner, tree, NOW)
-    await licences.allocate(partner, direct["id"], Selection(user_ids=tuple(new[:2])), NOW)
+    await allocation.allocate(partner, direct["id"], Selection(user_ids=tuple(new[:2])), NOW)
     await assert_exact(partner, tree, NOW)
-    await licences.deactivate_user(partner, new[0], NOW)
+    await allocation.deactivate_user(partner, new[0], NOW)
     await assert_exact(partner, tree, NOW)
     await users.create_user(partner, direct["id"], "late@direct.example", "Late Learner", "learner", NOW)
     await assert_exact(partner, tree, NOW)

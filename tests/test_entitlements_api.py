@@ -3,10 +3,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from portal.domain import licences, orders
+from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation
+from portal.domain.licences.allocation import Selection
 from tests.factories import add_user
 from tests.support import post_form, sign_in
 
@@ -26,7 +27,7 @@ async def test_entitlement_answers_for_users_under_the_keys_partner(client, tree
     now = utcnow()
     order = await orders.request_order(customer, tree.north["id"], 1, None, "", now - timedelta(days=1))
     batch = await orders.assign_order(partner, order["id"], now - timedelta(days=1))
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner["id"],)), now)
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(learner["id"],)), now)
     key = await create_key(client, tree)
     client.cookies.clear()
     auth = {"Authorization": f"Bearer {key}"}

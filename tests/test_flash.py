@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from portal.domain.licences import Allocated
+from portal.domain.licences.allocation import Allocated
 from portal.tables import LicenceBatch
 from portal.web.licences import renewed_message
 from tests.factories import add_user

@@ -14,13 +14,14 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portal.domain import licences, orders
+from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.errors import NotFound
 from portal.domain.imports import apply as applying
 from portal.domain.imports import preview, reader
 from portal.domain.imports.reader import CsvRefused
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation
+from portal.domain.licences.allocation import Selection
 from portal.tables import Allocation, LicenceBatch, User
 from portal.tables_imports import CsvImport, CsvImportRow
 from tests.factories import T0, add_user
@@ -49,9 +50,9 @@ async def setup_north(tree, free: int = 3, now=NOW) -> dict:
     expired = [(await add_user(tree.north, f"e{i}@north.example", role="learner"))["id"] for i in range(5)]
     active = (await add_user(tree.north, "a0@north.example", role="learner"))["id"]
     await batch(tree, 10, old)
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=tuple(expired)), old)
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=tuple(expired)), old)
     running = await batch(tree, free + 1, now - timedelta(days=1))
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(active,)), now - timedelta(days=1))
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(active,)), now - timedelta(days=1))
     return running
 
 
@@ -116,7 +117,7 @@ async def test_what_changed_between_preview_and_renew_is_said(tree):
     customer, _ = await actors(tree)
     import_id = await upload(customer, tree)
     e1 = await User.select(User.id).where(User.email == "e1@north.example").first()
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(e1["id"],)), NOW)  # renewed by hand
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(e1["id"],)), NOW)  # renewed by hand
     result = await applying.apply(customer, tree.north["id"], import_id, NOW)
     assert result["renewed"] == 2
     assert {(c["outcome"], c["before"], c["after"]) for c in result["changes"]} == {("renew", 3, 2), ("active", 1, 2)}

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.domain import catalogue, licences, orders
+from portal.domain import catalogue, orders
 from portal.domain.access import load_actor
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation, history, tabs
+from portal.domain.licences.allocation import Selection
+from portal.domain.licences.status import licence_status
 from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail, User
 from tests.factories import T0, add_user
 
@@ -50,7 +52,7 @@ async def test_countdown_starts_at_assignment_not_allocation(tree):
     assert batch["starts_at"] == assigned_at and batch["ends_at"] == datetime(2027, 3, 10, 14, 30, tzinfo=UTC)
     (learner,) = await learners(tree.north, 1)
     day_300 = assigned_at + timedelta(days=300)
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), day_300)
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), day_300)
     seat = await Allocation.select().where(Allocation.user == learner).first()
     assert seat["allocated_at"] == day_300 and seat["ends_at"] == batch["ends_at"]
 
@@ -65,17 +67,17 @@ async def test_every_seat_of_a_batch_expires_at_once_and_batches_end_apart(tree)
     early = await assigned_batch(tree, 3, T0)
     late = await assigned_batch(tree, 2, T0 + timedelta(days=40))
     first, second = await learners(tree.north, 3, "a"), await learners(tree.north, 2, "b")
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=tuple(first)), T0, batch_id=early["id"])
-    await licences.allocate(
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=tuple(first)), T0, batch_id=early["id"])
+    await allocation.allocate(
         customer, tree.north["id"], Selection(user_ids=tuple(second)), T0 + timedelta(days=41), batch_id=late["id"]
     )
     # The manager holds a seat too and expires with the learners of that batch.
     ends = early["ends_at"]
     for at, expired in [(ends - timedelta(seconds=1), 0), (ends, 3), (late["ends_at"], 5)]:
-        counts = await licences.tab_counts(customer, tree.north["id"], at)
+        counts = await tabs.tab_counts(customer, tree.north["id"], at)
         assert counts["expired"] == expired, at
     statuses = {
-        licences.licence_status(u["licence_ends_at"], ends - timedelta(hours=71))
+        licence_status(u["licence_ends_at"], ends - timedelta(hours=71))
         for u in await User.select().where(User.id.is_in(first))
     }
     assert statuses == {"expiring"}
@@ -85,24 +87,24 @@ async def test_select_all_takes_every_matching_user_across_pages(tree):
     customer, _ = await actors(tree)
     await assigned_batch(tree, 100, T0)
     await learners(tree.north, 60)
-    counts = await licences.tab_counts(customer, tree.north["id"], T0)
+    counts = await tabs.tab_counts(customer, tree.north["id"], T0)
     assert counts["unlicensed"] == 61  # 60 learners and the manager
-    result = await licences.allocate(
+    result = await allocation.allocate(
         customer, tree.north["id"], Selection(select_all_tab="unlicensed", q="learner"), T0
     )
     assert result.renewed == 60
-    assert (await licences.tab_counts(customer, tree.north["id"], T0))["active"] == 60
+    assert (await tabs.tab_counts(customer, tree.north["id"], T0))["active"] == 60
 
 
 async def test_not_enough_seats_allocates_nothing_unless_asked_for_what_is_free(tree):
     customer, _ = await actors(tree)
     batch = await assigned_batch(tree, 4, T0)
     ids = tuple(await learners(tree.north, 6))
-    with pytest.raises(licences.NotEnoughSeats) as refused:
-        await licences.allocate(customer, tree.north["id"], Selection(user_ids=ids), T0)
+    with pytest.raises(allocation.NotEnoughSeats) as refused:
+        await allocation.allocate(customer, tree.north["id"], Selection(user_ids=ids), T0)
     assert (refused.value.free, refused.value.selected) == (4, 6)
     assert await Allocation.count() == 0
-    result = await licences.allocate(customer, tree.north["id"], Selection(user_ids=ids), T0, up_to_free=True)
+    result = await allocation.allocate(customer, tree.north["id"], Selection(user_ids=ids), T0, up_to_free=True)
     assert result.renewed == 4
     assert (await LicenceBatch.select().where(LicenceBatch.id == batch["id"]).first())["allocated"] == 4
 
@@ -114,8 +116,8 @@ async def test_no_batch_ever_holds_more_allocations_than_seats_under_concurrency
 
     async def one(user_id: int):
         try:
-            return await licences.allocate(customer, tree.north["id"], Selection(user_ids=(user_id,)), T0)
-        except licences.NotEnoughSeats:
+            return await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(user_id,)), T0)
+        except allocation.NotEnoughSeats:
             return None
 
     results = await asyncio.gather(*(one(i) for i in ids))
@@ -144,14 +146,14 @@ async def test_early_renewal_covers_the_time_after_the_current_seat(tree):
     customer, _ = await actors(tree)
     old = await assigned_batch(tree, 1, T0)
     (learner,) = await learners(tree.north, 1)
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), T0)
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), T0)
     renew_at = old["ends_at"] - timedelta(days=30)
     new = await assigned_batch(tree, 1, renew_at)
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), renew_at, batch_id=new["id"])
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), renew_at, batch_id=new["id"])
     seats = await Allocation.select().where(Allocation.user == learner).order_by(Allocation.id)
     assert seats[1]["starts_at"] == old["ends_at"] and seats[1]["ends_at"] == new["ends_at"]
     # Allocating the same batch again gives nothing: the seat already runs to its end.
-    again = await licences.allocate(
+    again = await allocation.allocate(
         customer, tree.north["id"], Selection(user_ids=(learner,)), renew_at, batch_id=new["id"]
     )
     assert again.renewed == 0 and again.already_covered == 1
@@ -161,10 +163,10 @@ async def test_deactivating_a_learner_frees_the_seat_for_another(tree):
     customer, _ = await actors(tree)
     batch = await assigned_batch(tree, 1, T0)
     leaver, newcomer = await learners(tree.north, 2)
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(leaver,)), T0)
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(leaver,)), T0)
     later = T0 + timedelta(days=100)
-    assert await licences.deactivate_user(customer, leaver, later) == 1
-    result = await licences.allocate(customer, tree.north["id"], Selection(user_ids=(newcomer,)), later)
+    assert await allocation.deactivate_user(customer, leaver, later) == 1
+    result = await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(newcomer,)), later)
     assert result.renewed == 1 and result.ends_at == batch["ends_at"]
 
 
@@ -175,7 +177,7 @@ async def test_another_tenants_orders_and_users_are_not_found(tree):
     with pytest.raises(NotFound):
         await orders.assign_order(outsider, order["id"], T0)
     with pytest.raises(NotFound):
-        await licences.history(outsider, tree.managers["north"]["id"])
+        await history.history(outsider, tree.managers["north"]["id"])
     assert (await LicenceOrder.select().first())["status"] == "requested"
 
 
@@ -184,15 +186,15 @@ async def test_a_trial_ends_by_itself_and_a_paid_batch_upgrades_it(tree):
     (learner,) = await learners(tree.north, 1)
     trial = await orders.start_trial(partner, tree.north["id"], 5, T0)
     assert trial["ends_at"] == T0 + timedelta(days=30)
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), T0)
-    assert (await licences.tab_counts(customer, tree.north["id"], T0 + timedelta(days=30)))["expired"] == 1
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), T0)
+    assert (await tabs.tab_counts(customer, tree.north["id"], T0 + timedelta(days=30)))["expired"] == 1
 
     upgrade_at = T0 + timedelta(days=10)
     paid = await assigned_batch(tree, 5, upgrade_at)
     ended = await LicenceBatch.select().where(LicenceBatch.id == trial["id"]).first()
     assert ended["ends_at"] == upgrade_at  # the trial stops when the paid licences arrive
-    assert (await licences.tab_counts(customer, tree.north["id"], upgrade_at))["expired"] == 1
-    result = await licences.allocate(customer, tree.north["id"], Selection(select_all_tab="expired"), upgrade_at)
+    assert (await tabs.tab_counts(customer, tree.north["id"], upgrade_at))["expired"] == 1
+    result = await allocation.allocate(customer, tree.north["id"], Selection(select_all_tab="expired"), upgrade_at)
     assert result.renewed == 1 and result.ends_at == paid["ends_at"]
     with pytest.raises(ValidationFailed):
         await orders.start_trial(partner, tree.north["id"], 5, upgrade_at)
@@ -224,10 +226,10 @@ async def test_onboarding_a_customer_with_a_bad_first_order_writes_nothing(tree)
 async def test_without_a_running_batch_the_refusal_says_to_request_licenses(tree):
     customer, _ = await actors(tree)
     ids = tuple(await learners(tree.north, 2))
-    with pytest.raises(licences.NotEnoughSeats) as refused:
-        await licences.allocate(customer, tree.north["id"], Selection(user_ids=ids), T0)
+    with pytest.raises(allocation.NotEnoughSeats) as refused:
+        await allocation.allocate(customer, tree.north["id"], Selection(user_ids=ids), T0)
     assert "Request Licenses" in str(refused.value) and refused.value.free == 0
-    assert await licences.allocate_new_learner(customer, tree.north["id"], ids[0], T0) is False
+    assert await allocation.allocate_new_learner(customer, tree.north["id"], ids[0], T0) is False
 
 
 async def test_requested_orders_filter_newest_first_and_count_across_pages(tree):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from portal.domain import licences
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation, tabs
+from portal.domain.licences.allocation import Selection
 from portal.tables import Allocation, LicenceBatch, User
 from tests.factories import T0, add_user
 from tests.support import csrf_of, sign_in
@@ -23,8 +23,8 @@ async def test_take_seats_from_lists_running_batches_with_room_longest_first_cho
     soon = await assigned_batch(tree, 3, T0 + timedelta(days=1))
     longest = await assigned_batch(tree, 3, T0 + timedelta(days=2))
     (holder,) = await learners(tree.north, 1)
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(holder,)), T0, full["id"])
-    view = await licences.licence_view(customer, tree.north["id"], "expired", "", 1, T0 + timedelta(days=3))
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(holder,)), T0, full["id"])
+    view = await tabs.licence_view(customer, tree.north["id"], "expired", "", 1, T0 + timedelta(days=3))
     assert [b["id"] for b in view["take_from"]] == [soon["id"], longest["id"]]  # no ended, no full batch
     assert view["take_from_default"] == longest["id"]
     ended_row = next(b for b in view["batches"] if b["id"] == ended["id"])
@@ -37,7 +37,9 @@ async def test_allocating_from_a_chosen_batch_says_its_dates(tree):
     await assigned_batch(tree, 2, T0 + timedelta(days=5))
     users = tuple(await learners(tree.north, 2))
     now = T0 + timedelta(days=6)
-    result = await licences.allocate(customer, tree.north["id"], Selection(user_ids=users), now, batch_id=chosen["id"])
+    result = await allocation.allocate(
+        customer, tree.north["id"], Selection(user_ids=users), now, batch_id=chosen["id"]
+    )
     assert (result.renewed, result.batch_starts_at, result.ends_at) == (2, T0, chosen["ends_at"])
     ends = {u["licence_ends_at"] for u in await User.select(User.licence_ends_at).where(User.id.is_in(list(users)))}
     assert ends == {chosen["ends_at"]}
@@ -87,7 +89,7 @@ async def test_pages_name_batches_by_dates_and_ended_ones_show_no_free_seats(cli
     customer, _ = await actors(tree)
     long_ago = T0 - timedelta(days=800)
     old = await assigned_batch(tree, 5, long_ago)  # ended long before today
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=(tree.managers["north"]["id"],)), long_ago)
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(tree.managers["north"]["id"],)), long_ago)
     await sign_in(client, tree.email("north"))
     user = await client.get(f"/companies/{tree.north['id']}/users/{tree.managers['north']['id']}")
     assert f"5 seats, assigned {old['starts_at']:%d %b %Y}" in user.text

@@ -14,9 +14,10 @@ from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker
 from dateutil.relativedelta import relativedelta
 
-from portal.domain import licences, orders
+from portal.domain import orders
 from portal.domain.access import load_actor
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation
+from portal.domain.licences.allocation import Selection
 from portal.domain.notifications_content import render_rows
 from portal.domain.notifications_sweep import sweep
 from portal.jobs import mail as mail_jobs
@@ -167,7 +168,7 @@ async def test_the_reminder_names_product_seats_users_losing_access_and_end_in_l
     customer = await load_actor(tree.managers["north"]["id"], None)
     batch = await assigned(tree, datetime(2026, 3, 10, 14, 30, tzinfo=UTC), seats=12)
     learners = [(await add_user(tree.north, f"l{i}@north.example", role="learner"))["id"] for i in range(3)]
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=tuple(learners)), T0 + timedelta(days=60))
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=tuple(learners)), T0 + timedelta(days=60))
     await sweep(batch["ends_at"] - timedelta(hours=71))
     row = await OutboxEmail.select().where(OutboxEmail.kind == "expiry_reminder").first()
     assert row["subject"] == "Security Awareness Training — Premium for North Customer ends within 72 hours"

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.domain import licences, orders, partner_settings
+from portal.domain import orders, partner_settings
 from portal.domain.errors import ValidationFailed
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation
+from portal.domain.licences.allocation import Selection
 from portal.tables import LicenceBatch, LicenceOrder, OutboxEmail
 from tests.factories import T0
 from tests.test_licences_domain import actors, assigned_batch, learners
@@ -21,12 +22,12 @@ async def test_advice_counts_free_seats_of_running_batches_and_users_waiting(tre
     ended = await assigned_batch(tree, 9, T0 - timedelta(days=400))  # 9 free seats, of no use any more
     running = await assigned_batch(tree, 4, T0)
     expired = await learners(tree.north, 3, "old")
-    await licences.allocate(
+    await allocation.allocate(
         customer, tree.north["id"], Selection(user_ids=tuple(expired)), T0 - timedelta(days=399), ended["id"]
     )
     await learners(tree.north, 5, "new")  # unlicensed, with North's manager: 6
     holder = await learners(tree.north, 1, "holder")
-    await licences.allocate(customer, tree.north["id"], Selection(user_ids=tuple(holder)), T0, running["id"])
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=tuple(holder)), T0, running["id"])
 
     advice = await orders.request_advice(customer, tree.north["id"], T0 + timedelta(days=1))
     assert (advice.free, advice.expired, advice.unlicensed, advice.waiting) == (3, 3, 6, 9)

@@ -17,7 +17,8 @@ from portal import db
 from portal.domain import catalogue, orders, partner_settings
 from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
 from portal.domain.errors import ValidationFailed
-from portal.domain.licences import EXPIRING_WITHIN, tab_counts
+from portal.domain.licences.status import EXPIRING_WITHIN
+from portal.domain.licences.tabs import tab_counts
 from portal.domain.pages import PER_PAGE, Page, clamp_page
 from portal.tables import Company, LicenceBatch, LicenceOrder
 

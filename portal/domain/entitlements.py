@@ -9,7 +9,7 @@ from datetime import datetime
 from portal.domain import audit
 from portal.domain.access import Actor, require_partner_manager
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.domain.licences import licence_status
+from portal.domain.licences.status import licence_status
 from portal.domain.users import normalise_email
 from portal.tables import Allocation, ApiKey, User
 

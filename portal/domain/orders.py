@@ -10,10 +10,11 @@ from typing import Any, NotRequired, TypedDict, cast
 from piccolo.custom_types import Combinable
 
 from portal import db
-from portal.domain import audit, catalogue, licences, outbox, partner_settings
+from portal.domain import audit, catalogue, outbox, partner_settings
 from portal.domain.access import Actor, get_company, may_act_on, require_partner_manager, under_wing
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
+from portal.domain.licences import tabs
 from portal.domain.pages import PER_PAGE, Page, clamp_page
 from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
 
@@ -111,7 +112,7 @@ async def request_advice(actor: Actor, company_id: int, now: datetime) -> Reques
 
 
 async def _advice(company: dict, now: datetime) -> RequestAdvice:
-    seats = await licences.seats_and_waiting(company["id"], now)
+    seats = await tabs.seats_and_waiting(company["id"], now)
     pending = (
         await LicenceOrder.select(LicenceOrder.quantity, LicenceOrder.requested_at)
         .where((LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested"))

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 from email_validator import EmailNotValidError, validate_email
 
 from portal import db
-from portal.domain import audit, licences, outbox, passwords
+from portal.domain import audit, outbox, passwords
 from portal.domain.access import Actor, get_company
 from portal.domain.billing import subscriptions as billing_subscriptions
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.domain.licences import allocation
 from portal.domain.pages import Page, paginate
 from portal.tables import MANAGER_ROLES, USER_ROLES, Company, PasswordToken, User
 
@@ -119,7 +120,7 @@ async def create_user(
             raise ValidationFailed({"email": f"{email} already has an account."}) from None
         raise
     if role == "learner":
-        await licences.allocate_new_learner(actor, company["id"], user["id"], now)
+        await allocation.allocate_new_learner(actor, company["id"], user["id"], now)
     return {"id": user["id"], "email": email, "name": name, "role": role, "company_id": company["id"]}, token
 
 

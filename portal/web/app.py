@@ -22,7 +22,7 @@ from litestar.template.config import TemplateConfig
 from portal import db
 from portal.domain import outbox
 from portal.domain.companies import KIND_LABELS
-from portal.domain.licences import licence_status
+from portal.domain.licences.status import licence_status
 from portal.domain.users import ROLE_LABELS
 from portal.jobs.queue import Timers, create_queue
 from portal.settings import PROJECT_DIR, Settings, get_settings

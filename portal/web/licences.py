@@ -8,11 +8,13 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.domain import catalogue, licences, orders
+from portal.domain import catalogue, orders
 from portal.domain.access import get_company, get_user
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.domain.licences import Allocated, NotEnoughSeats, Selection
+from portal.domain.licences import allocation, history, tabs
+from portal.domain.licences.allocation import Allocated, NotEnoughSeats, Selection
+from portal.domain.licences.status import licence_status
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -74,7 +76,7 @@ class LicenceController(Controller):
         now = utcnow()
         tab = tab if tab in TAB_LABELS else "expired"
         q = text(q, 100)
-        view = await licences.licence_view(actor, company_id, tab, q, page, now)
+        view = await tabs.licence_view(actor, company_id, tab, q, page, now)
         context = {"tab": tab, "q": q, "tabs": TAB_LABELS, "status_labels": STATUS_LABELS, "now": now, **view, **extra}
         if tab == "orders":
             context["listing"] = await orders.company_orders(actor, company_id, page)
@@ -97,8 +99,8 @@ class LicenceController(Controller):
     ) -> Template:
         """The count of "Select All", shown before anything is allocated: above
         the list (htmx), or as a page of its own (a plain link, no JavaScript)."""
-        selection = Selection(select_all_tab=tab if tab in licences.TABS else "expired", q=text(q, 100))
-        view = await licences.select_all_view(actor, company_id, selection, utcnow())
+        selection = Selection(select_all_tab=tab if tab in tabs.TABS else "expired", q=text(q, 100))
+        view = await allocation.select_all_view(actor, company_id, selection, utcnow())
         return render(
             request,
             "pages/select_all.html",
@@ -115,11 +117,11 @@ class LicenceController(Controller):
         select_all = text(form.get("select_all"))
         selection = Selection(
             user_ids=tuple(i for i in (to_int(v) for v in form.getall("user_id", [])) if i is not None),
-            select_all_tab=select_all if select_all in licences.TABS else None,
+            select_all_tab=select_all if select_all in tabs.TABS else None,
             q=text(form.get("q"), 100),
         )
         try:
-            result = await licences.allocate(
+            result = await allocation.allocate(
                 actor,
                 company_id,
                 selection,
@@ -234,7 +236,7 @@ class UserLicenceController(Controller):
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Template:
         await self._user(actor, company_id, user_id)
-        user, seats = await licences.history(actor, user_id)
+        user, seats = await history.history(actor, user_id)
         now = utcnow()
         return render(
             request,
@@ -244,7 +246,7 @@ class UserLicenceController(Controller):
                 "user": user,
                 "seats": seats,
                 "now": now,
-                "status": licences.licence_status(user["licence_ends_at"], now),
+                "status": licence_status(user["licence_ends_at"], now),
                 "status_labels": STATUS_LABELS,
             },
         )
@@ -254,7 +256,7 @@ class UserLicenceController(Controller):
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Redirect:
         user = await self._user(actor, company_id, user_id)
-        freed = await licences.deactivate_user(actor, user_id, utcnow())
+        freed = await allocation.deactivate_user(actor, user_id, utcnow())
         seats = f" {freed} seat{'' if freed == 1 else 's'} freed for someone else." if freed else ""
         flash(request, f"{user['name']} is deactivated.{seats}")
         return Redirect(f"/companies/{company_id}/users/{user_id}")

@@ -44,7 +44,7 @@ async def provision_term(
         raise ValueError(f"a batch has at least one seat, not {seats}")
     company_id = subscription["company"]
     product = await catalogue.product_by_code(catalogue.PREMIUM)
-    # The company's write lock, as every change of seats takes it (licences.allocate).
+    # The company's write lock, as every change of seats takes it (licences.allocation.allocate).
     await db.for_update(Company.select(Company.id).where(Company.id == company_id))
     if order_id is None:
         order = (

@@ -1,7 +1,7 @@
 """ "Renew Licences" for an import: its rows classified again under the company's
 write lock, unknown addresses added as learners when asked ("Import
 Allocation"), and the seats given by the one allocation rule,
-`licences.allocate`, with a selection that is the import's rows.
+`allocation.allocate`, with a selection that is the import's rows.
 
 All of it is one transaction: a worker killed halfway leaves nothing written,
 and the job run again does it all; an import already applied is not applied
@@ -18,11 +18,12 @@ from piccolo.columns.combination import WhereRaw
 from piccolo.custom_types import Combinable
 
 from portal import db
-from portal.domain import audit, licences
+from portal.domain import audit
 from portal.domain.access import Actor
 from portal.domain.errors import DomainError
 from portal.domain.imports.preview import REASONS, classify, get_import, stored_path
-from portal.domain.licences import Selection
+from portal.domain.licences import allocation
+from portal.domain.licences.allocation import Selection
 from portal.tables import Company
 from portal.tables_imports import CsvImport
 
@@ -83,7 +84,7 @@ async def apply(actor: Actor, company_id: int, import_id: int, now: datetime) ->
         if summary["counts"].get("new"):
             await _add_learners(row["company"], import_id, now)
         if summary["seated"]:
-            allocated = await licences.allocate(
+            allocated = await allocation.allocate(
                 actor, row["company"], ImportSelection(import_id=import_id), now, batch_id=summary["batch_id"]
             )
             if allocated.renewed != summary["seated"]:

@@ -13,7 +13,7 @@ from datetime import datetime
 from portal.domain import orders
 from portal.domain.access import Actor, get_company
 from portal.domain.imports.preview import OUTCOME_LABELS, get_import, iter_rows
-from portal.domain.licences import licence_status
+from portal.domain.licences.status import licence_status
 from portal.domain.users import ROLE_LABELS
 from portal.tables import User
 

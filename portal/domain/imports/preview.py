@@ -18,13 +18,14 @@ from typing import BinaryIO
 import anyio
 
 from portal import db
-from portal.domain import licences
 from portal.domain.access import Actor, get_company
 from portal.domain.errors import DomainError, NotFound, ValidationFailed
 from portal.domain.imports import reader
 from portal.domain.imports.addresses import name_for, parse_cell
 from portal.domain.imports.limits import imports_dir, max_bytes, size_words
 from portal.domain.imports.reader import CsvRefused
+from portal.domain.licences import batches
+from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.pages import Page, paginate
 from portal.tables_imports import CsvImport, CsvImportRow
 
@@ -184,10 +185,10 @@ def _next_chunk(records, column: int) -> tuple[list[tuple], int]:
     return chunk, found
 
 
-async def seat_batch(actor: Actor, company_id: int, now: datetime) -> licences.BatchRow | None:
+async def seat_batch(actor: Actor, company_id: int, now: datetime) -> batches.BatchRow | None:
     """Where the seats come from: the running batch that ends first and has a
-    free seat, as "Allocate Licenses" picks it (licences.batches' order)."""
-    for batch in await licences.batches(actor, company_id, now):
+    free seat, as "Allocate Licenses" picks it (batches.batches' order)."""
+    for batch in await batches.batches(actor, company_id, now):
         if batch["running"] and batch["free"] > 0:
             return batch
     return None
@@ -230,7 +231,7 @@ async def _sort_rows(
     with their outcome; otherwise only the rows whose outcome changed are written."""
     batch = await seat_batch(actor, company_id, now)
     free = batch["free"] if batch else 0
-    covered_until = min(now + licences.EXPIRING_WITHIN, batch["ends_at"]) if batch else now + licences.EXPIRING_WITHIN
+    covered_until = min(now + EXPIRING_WITHIN, batch["ends_at"]) if batch else now + EXPIRING_WITHIN
     raw = CsvImport.raw
     case, joins = _outcome_sql(add_unknown)
     if from_upload:

@@ -1,0 +1,155 @@
+"""The Licenses section's tabs (Active, Expired Licenses, Unlicensed): who is
+on each, their counts from the tally, and what Request Licenses weighs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypedDict
+
+from piccolo.columns.combination import WhereRaw
+from piccolo.custom_types import Combinable
+
+from portal import db
+from portal.domain.access import Actor, get_company
+from portal.domain.errors import ValidationFailed
+from portal.domain.licences.batches import _batches, longest_running, seats_to_take
+from portal.domain.pages import Page, paginate
+from portal.tables import LicenceBatch, LicenceTally, User
+
+TABS = ("active", "expired", "unlicensed")
+
+
+def _tab_clause(tab: str, now: datetime) -> Combinable:
+    if tab == "active":  # active and expiring alike: they hold a running seat
+        return User.licence_ends_at > now
+    if tab == "expired":
+        return User.licence_ends_at <= now
+    if tab == "unlicensed":
+        return User.licence_ends_at.is_null()
+    raise ValidationFailed({"tab": f"Unknown tab {tab!r}."})
+
+
+def _people(company_id: int) -> Combinable:
+    # `active` written out, not bound as `active = $2`: the partial index
+    # (company, licence_ends_at) WHERE active serves only a query that states it,
+    # and a cached generic plan cannot see through a parameter (the Unlicensed
+    # tab of a 60,000-user customer: 59 ms → 0.2 ms).
+    return (User.company == company_id) & WhereRaw("portal_user.active")
+
+
+@dataclass(frozen=True)
+class SeatsAndWaiting:
+    free: int  # free seats of running batches only: an ended batch's are of no use
+    expired: int
+    unlicensed: int
+
+
+async def seats_and_waiting(company_id: int, now: datetime) -> SeatsAndWaiting:
+    """What Request Licenses weighs: the seats the company can still give, and who needs one."""
+    counts = await _counts(company_id, now)
+    row = (
+        await LicenceBatch.raw(
+            "SELECT SUM(seats - allocated) AS free FROM licence_batch "
+            "WHERE company = {} AND starts_at <= {} AND ends_at > {}",
+            company_id,
+            now,
+            now,
+        )
+    )[0]
+    return SeatsAndWaiting(int(row["free"] or 0), counts["expired"], counts["unlicensed"])
+
+
+async def tab_counts(actor: Actor, company_id: int, now: datetime) -> dict[str, int]:
+    company = await get_company(actor, company_id)
+    return await _counts(company["id"], now)
+
+
+async def _counts(company_id: int, now: datetime) -> dict[str, int]:
+    """The three tabs' sizes, from the company's few tally rows (one per licence
+    end its users have) rather than from its users, who may be tens of thousands."""
+    row = (
+        await LicenceTally.raw(
+            "SELECT SUM(CASE WHEN ends_at > {} THEN users END) AS active, "
+            "SUM(CASE WHEN ends_at <= {} THEN users END) AS expired, "
+            "SUM(CASE WHEN ends_at IS NULL THEN users END) AS unlicensed "
+            "FROM licence_tally WHERE company = {}",
+            now,
+            now,
+            company_id,
+        )
+    )[0]
+    return {tab: int(row[tab] or 0) for tab in TABS}
+
+
+# The tally's invariant, as the rows where it disagrees with counting the users
+# (none when it is right): checked after every test and by the bench generator.
+TALLY_DRIFT_SQL = (
+    "SELECT company, ends_at, SUM(n) AS off FROM ("
+    " SELECT company, ends_at, users AS n FROM licence_tally"
+    " UNION ALL"
+    " SELECT company, licence_ends_at, -COUNT(*) FROM portal_user WHERE active GROUP BY company, licence_ends_at"
+    ") AS tally GROUP BY company, ends_at HAVING SUM(n) <> 0"
+)
+
+
+async def licence_view(actor: Actor, company_id: int, tab: str, q: str, page: int, now: datetime) -> dict:
+    """Everything the Licenses section shows, with one authorization check: the
+    company, its batches, the tabs' counts and one page of the chosen tab."""
+    company = await get_company(actor, company_id)
+    counts = await _counts(company["id"], now)
+    batches = await _batches(company["id"], now)
+    take_from = seats_to_take(batches)
+    view: dict[str, Any] = {
+        "company": company,
+        "counts": counts,
+        "batches": batches,
+        "take_from": take_from,
+        "take_from_default": longest_running(take_from),
+    }
+    if tab in TABS:
+        view["listing"] = await _tab_page(company["id"], tab, q, page, now, total=None if q else counts[tab])
+        view["empty"] = empty_tab_message(tab, q)
+    return view
+
+
+_EMPTY_TABS = {
+    "active": "No one holds a running seat",
+    "expired": "No one's licence has expired",
+    "unlicensed": "Everyone has held a licence",
+}
+
+
+def empty_tab_message(tab: str, q: str) -> str:
+    """What a tab with no one on it says."""
+    return _EMPTY_TABS[tab] + (f" among users matching “{q}”." if q else ".")
+
+
+class TabRow(TypedDict):
+    """A user on the Active, Expired Licenses or Unlicensed tab."""
+
+    id: int
+    name: str
+    email: str
+    role: str
+    licence_ends_at: datetime | None
+
+
+async def _tab_page(
+    company_id: int, tab: str, q: str, page: int, now: datetime, total: int | None = None
+) -> Page[TabRow]:
+    where = _people(company_id) & _tab_clause(tab, now) & _search(q)
+    select = (
+        User.select(User.id, User.name, User.email, User.role, User.licence_ends_at)
+        .where(where)
+        .order_by(User.name)
+        .order_by(User.id)
+    )
+    return await paginate(select, total if total is not None else User.count().where(where), page)
+
+
+def _search(q: str) -> Combinable:
+    q = q.strip()
+    if not q:
+        return User.id.is_not_null()
+    return db.contains("portal_user.name", q) | db.contains("portal_user.email", q)
