@@ -13,12 +13,12 @@ from typing import Any
 
 from portal import db
 from portal.domain.access import Actor, may_act_on, require_partner_manager
-from portal.domain.billing import accounts, invoices, locks, money, payments, provisioning, quotes
+from portal.domain.billing import accounts, invoices, locks, money, payments, provision_claims, provisioning, quotes
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import schedule
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.tables import AuditEntry, LicenceBatch, LicenceOrder
+from portal.tables import LicenceBatch, LicenceOrder
 from portal.tables_billing import Charge, Invoice, InvoiceLine, Subscription
 
 log = logging.getLogger("portal.billing.settlement")
@@ -26,32 +26,14 @@ log = logging.getLogger("portal.billing.settlement")
 # A paid invoice is left to the request that paid it for this long.
 MISSED_AFTER = timedelta(minutes=10)
 MISSED_WITHIN = timedelta(days=7)
-
-
-async def _claim_provisioning(invoice: dict, actor: Actor | None, now: datetime) -> bool:
-    """Whether this call is the one that provisions `invoice` (the audit entry's
-    dedupe key is unique: a second call, in this transaction or a later one, finds it)."""
-    written = (
-        await AuditEntry.insert(
-            AuditEntry(
-                at=now,
-                actor=actor.user_id if actor else None,
-                acting_as=actor.managing_id if actor else None,
-                company=invoice["company"],
-                action="subscription.provision",
-                detail={
-                    "invoice": invoice["id"],
-                    "kind": invoice["kind"],
-                    "total_cents": invoice["total_cents"],
-                    "currency": invoice["currency"],
-                },
-                dedupe_key=f"provision:{invoice['id']}",
-            )
-        )
-        .on_conflict(action="DO NOTHING")
-        .returning(AuditEntry.id)
-    )
-    return bool(written)
+# Paid between the two `{}` and never claimed; read through the partial index invoice_paid
+# (migration portal_0006), which holds paid invoices only, by payment date.
+MISSED_SQL = (
+    "SELECT i.id FROM invoice AS i WHERE i.status = 'paid' AND i.subscription IS NOT NULL "
+    "AND i.kind IN ('purchase', 'change', 'renewal') AND i.paid_at > {} AND i.paid_at <= {} "
+    "AND NOT EXISTS (SELECT 1 FROM audit_entry AS a WHERE a.dedupe_key = 'provision:' || CAST(i.id AS TEXT)) "
+    "ORDER BY i.paid_at, i.id"
+)
 
 
 async def provision_invoice(
@@ -72,7 +54,9 @@ async def provision_invoice(
     invoice = await locks.lock_invoice(None, invoice_id)
     if invoice["status"] != "paid" and not (unpaid_ok and invoice["status"] == "issued"):
         return None
-    if invoice["subscription"] is None or not await _claim_provisioning(invoice, actor, now):
+    if invoice["subscription"] is None:
+        return None
+    if not await provision_claims.claim([provision_claims.Claim(invoice, actor)], now):
         return None
     subscription = await locks.lock_subscription(None, invoice["subscription"])
     items = {row["code"]: row for row in await billing_catalogue.items(subscription["partner"])}
@@ -162,14 +146,7 @@ async def provision_missed(now: datetime, *, limit: int = 100) -> int:
     paying request is done with them) and within MISSED_WITHIN (the tick runs
     every few minutes and at every worker's start: a week covers any outage
     while keeping the scan to a week of payments). Returns how many were taken up."""
-    missed = await Invoice.raw(
-        "SELECT i.id FROM invoice AS i WHERE i.status = 'paid' AND i.subscription IS NOT NULL "
-        "AND i.kind IN ('purchase', 'change', 'renewal') AND i.paid_at > {} AND i.paid_at <= {} "
-        "AND NOT EXISTS (SELECT 1 FROM audit_entry AS a WHERE a.dedupe_key = 'provision:' || CAST(i.id AS TEXT)) "
-        f"ORDER BY i.paid_at, i.id LIMIT {int(limit)}",
-        now - MISSED_WITHIN,
-        now - MISSED_AFTER,
-    )
+    missed = await Invoice.raw(f"{MISSED_SQL} LIMIT {int(limit)}", now - MISSED_WITHIN, now - MISSED_AFTER)
     done = 0
     # A handful after a crash; each its own transaction, so one that fails (logged) holds up no other.
     for row in missed:

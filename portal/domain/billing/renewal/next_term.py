@@ -4,13 +4,12 @@ holders carried over by provisioning.carry_over), retries and lapses, e-mails.""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from piccolo.query import Select
 
 from portal import db
-from portal.domain.billing import provisioning
+from portal.domain.billing import provision_claims, provisioning
 from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.renewal import notices, schedule
 from portal.domain.billing.renewal.chunk import Renewal, id_list
@@ -85,44 +84,23 @@ async def record(now: datetime, renewals: list[Renewal]) -> None:
 
 
 async def _claim_provisioning(decided: list[Renewal], now: datetime) -> list[Renewal]:
-    """Paid renewals are provisioned once, whoever provisions them: the audit entry
-    "subscription.provision" keyed `provision:<invoice>` is the claim that
+    """Paid renewals are provisioned once, whoever provisions them: the claim
     settlement.provision_invoice also takes (a renewal invoice paid early by
     other means). The decided renewals left to write: those whose claim this is."""
     paid = [r for r in decided if r.outcome == "paid"]
     if not paid:
         return decided
-    await db.scratch_table("renewal_claim", "at TIMESTAMPTZ, company INTEGER, detail JSON, dedupe_key VARCHAR(120)")
-    await db.copy_rows(
-        "renewal_claim",
-        ("at", "company", "detail", "dedupe_key"),
+    mine = await provision_claims.claim(
         [
-            (
-                now,
-                r.sub["company"],
-                json.dumps(
-                    {
-                        "invoice": r.invoice["id"],
-                        "kind": "renewal",
-                        "total_cents": r.invoice["total_cents"],
-                        "currency": r.invoice["currency"],
-                        "subscription": r.sub["id"],
-                        "seats": r.seats,
-                        "term_end": r.new_end.isoformat(),
-                    }
-                ),
-                f"provision:{r.invoice['id']}",
+            provision_claims.Claim(
+                r.invoice,
+                detail={"subscription": r.sub["id"], "seats": r.seats, "term_end": r.new_end.isoformat()},
             )
             for r in paid
         ],
+        now,
     )
-    won = await Company.raw(
-        "INSERT INTO audit_entry (at, company, action, detail, dedupe_key) "
-        "SELECT at, company, 'subscription.provision', detail, dedupe_key FROM renewal_claim WHERE true "
-        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
-    )
-    mine = {row["dedupe_key"] for row in won}
-    return [r for r in decided if r.outcome != "paid" or f"provision:{r.invoice['id']}" in mine]
+    return [r for r in decided if r.outcome != "paid" or r.invoice["id"] in mine]
 
 
 def _subscriptions_now(ids: list[int]) -> Select:
