@@ -386,20 +386,20 @@ async def domain_figures(url: str, ids: dict[str, int]) -> list[Result]:
     database's and Piccolo's time, without HTTP, sessions and templates; then
     the allocation itself, ALLOCATION_RUNS times."""
     from portal import db
-    from portal.domain import orders
     from portal.domain.access import load_actor
     from portal.domain.clock import utcnow
     from portal.domain.licences import tabs
     from portal.domain.licences.allocation import Selection, allocate
+    from portal.domain.orders import order_list
 
     await db.open_pool(max_size=CLIENTS)
     try:
         actor = await load_actor(ids["partner_manager"], None)
-        premium = orders.ORDER_FILTERS.values(status="requested", product=ids["premium"])
+        premium = order_list.ORDER_FILTERS.values(status="requested", product=ids["premium"])
 
         async def orders_page() -> bool:
-            await orders.list_orders(actor, premium, 1)
-            await orders.filter_choices(actor, {"status", "product"})
+            await order_list.list_orders(actor, premium, 1)
+            await order_list.filter_choices(actor, {"status", "product"})
             return True
 
         async def expired_tab() -> bool:

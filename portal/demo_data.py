@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from dateutil.relativedelta import relativedelta
 
 from portal import db
-from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.companies import insert_company
 from portal.domain.licences import allocation
+from portal.domain.orders import decisions, requests
 from portal.domain.passwords import hash_password
 from portal.tables import Company, User
 
@@ -150,8 +150,8 @@ async def _licence_history(partner: dict, customers: list[dict], now: datetime) 
     year = relativedelta(months=12)
 
     async def batch(customer: dict, seats: int, assigned_at: datetime, holders: list[int], po: str = "") -> dict:
-        order = await orders.request_order(actor, customer["id"], seats, None, po, assigned_at - timedelta(days=2))
-        made = await orders.assign_order(actor, order["id"], assigned_at)
+        order = await requests.request_order(actor, customer["id"], seats, None, po, assigned_at - timedelta(days=2))
+        made = await decisions.assign_order(actor, order["id"], assigned_at)
         if holders:
             await allocation.allocate(
                 actor,
@@ -181,8 +181,8 @@ async def _licence_history(partner: dict, customers: list[dict], now: datetime) 
             await batch(customer, 25, now - timedelta(days=3), [])
     # Orders waiting for a partner manager, and one of each other ending.
     for n, customer in enumerate(customers[:4]):
-        order = await orders.request_order(actor, customer["id"], 10 + 5 * n, None, "", now - timedelta(hours=6 * n))
+        order = await requests.request_order(actor, customer["id"], 10 + 5 * n, None, "", now - timedelta(hours=6 * n))
         if n == 2:
-            await orders.cancel_order(actor, order["id"], now)
+            await decisions.cancel_order(actor, order["id"], now)
         if n == 3:
-            await orders.decline_order(actor, order["id"], "Please order through your new reseller contract.", now)
+            await decisions.decline_order(actor, order["id"], "Please order through your new reseller contract.", now)

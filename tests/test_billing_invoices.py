@@ -15,7 +15,7 @@ from portal.domain.access import load_actor
 from portal.domain.billing import invoices, profiles
 from portal.domain.billing.invoices import Line
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.domain.orders import InvalidTransition
+from portal.domain.orders.decisions import InvalidTransition
 from portal.tables import AuditEntry
 from portal.tables_billing import BillingProfile, Invoice, InvoiceLine
 from tests.factories import T0

@@ -15,7 +15,7 @@ from portal.domain.billing import invoices, payments
 from portal.domain.billing.invoices import Line
 from portal.domain.billing.payments import CardDetails, ChargeResult, TestProcessor
 from portal.domain.errors import ValidationFailed
-from portal.domain.orders import InvalidTransition
+from portal.domain.orders.decisions import InvalidTransition
 from portal.tables import AuditEntry
 from portal.tables_billing import Charge, Invoice
 from tests.factories import T0

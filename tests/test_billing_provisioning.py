@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 
 from portal import db
-from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.billing import money
 from portal.domain.billing.provisioning import carry_over, provision_term
 from portal.domain.licences import allocation, batches, tabs
 from portal.domain.licences.allocation import Selection
-from portal.domain.orders import InvalidTransition
+from portal.domain.orders import decisions, requests
+from portal.domain.orders.decisions import InvalidTransition
 from portal.tables import Allocation, LicenceBatch, LicenceOrder, User
 from tests.factories import add_user
 from tests.support import tally_drift
@@ -142,7 +142,7 @@ async def test_carry_over_takes_many_next_terms_at_once_each_from_its_own_compan
 
 async def test_a_requested_order_is_assigned_once(tree):
     customer, _ = await actors(tree)
-    order = await orders.request_order(customer, tree.north["id"], 3, None, "", NOW)
+    order = await requests.request_order(customer, tree.north["id"], 3, None, "", NOW)
     later = NOW + timedelta(days=4)
     batch = await provision_term(
         subscription_of(tree.north), seats=7, starts_at=later, ends_at=END, now=later, order_id=order["id"]
@@ -158,7 +158,7 @@ async def test_a_requested_order_is_assigned_once(tree):
 
 async def test_a_paid_term_ends_a_running_trial_and_a_batch_needs_a_seat(tree):
     _, partner = await actors(tree)
-    trial = await orders.start_trial(partner, tree.north["id"], 5, NOW - timedelta(days=3))
+    trial = await decisions.start_trial(partner, tree.north["id"], 5, NOW - timedelta(days=3))
     await provision_term(subscription_of(tree.north), seats=3, starts_at=NOW, ends_at=END, now=NOW)
     ended = await LicenceBatch.select(LicenceBatch.ends_at).where(LicenceBatch.id == trial["id"]).first()
     assert ended["ends_at"] == NOW

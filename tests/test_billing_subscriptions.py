@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.domain import orders
 from portal.domain.access import Actor, load_actor
 from portal.domain.billing import (
     accounts,
@@ -29,6 +28,7 @@ from portal.domain.billing.renewal import invoice_subscriptions
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
+from portal.domain.orders import decisions
 from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
 from portal.tables_billing import Charge, Invoice, Subscription
 from tests.factories import add_user
@@ -449,14 +449,14 @@ async def test_an_invoice_order_waits_for_its_payment_unless_the_seller_assigns_
     customer, seller = await actors(tree)
     bought = await subscriptions.buy(customer, tree.north["id"], pro(2, "invoice"), NOW)
     assigned_at = NOW + timedelta(days=2)
-    for asking in (orders.assign_preview, orders.assign_order):
+    for asking in (decisions.assign_preview, decisions.assign_order):
         with pytest.raises(ValidationFailed, match="Its invoice is not paid yet"):
             await asking(seller, bought["invoice"]["order"], assigned_at)
     assert await LicenceBatch.count() == 0
 
     # The seller changes its setting: Assign goes first, and the payment later keeps that batch.
     await profiles.save_profile(seller, tree.sub["id"], currency="USD", tax_rate_bp=0, assign_unpaid=True, now=NOW)
-    batch = await orders.assign_order(seller, bought["invoice"]["order"], assigned_at)
+    batch = await decisions.assign_order(seller, bought["invoice"]["order"], assigned_at)
     paid_at = NOW + timedelta(days=5)
     recorded = await settlement.record_payment(
         seller, bought["invoice"]["id"], method="money_order", reference="MO-5", now=paid_at
@@ -474,7 +474,7 @@ async def test_an_invoice_order_waits_for_its_payment_unless_the_seller_assigns_
 async def test_an_invoice_order_declined_meanwhile_still_gets_seats_when_paid(tree):
     customer, seller = await actors(tree)
     bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
-    await orders.decline_order(seller, bought["invoice"]["order"], "Waiting for the payment.", NOW)
+    await decisions.decline_order(seller, bought["invoice"]["order"], "Waiting for the payment.", NOW)
     recorded = await settlement.record_payment(
         seller, bought["invoice"]["id"], method="check", reference="", now=NOW + timedelta(days=1)
     )

@@ -10,7 +10,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from portal import db
-from portal.domain import dashboard, forecast, orders, partner_settings
+from portal.domain import dashboard, forecast, partner_settings
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
 from portal.domain.companies import insert_company
@@ -18,6 +18,7 @@ from portal.domain.dashboard import CustomerQuery
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
+from portal.domain.orders import decisions, requests
 from portal.tables import Company, LicenceBatch, LicenceOrder, User
 from tests.factories import add_user
 from tests.support import csrf_of, sign_in
@@ -40,8 +41,8 @@ async def learners(company: dict, n: int, prefix: str) -> list[int]:
 async def batch_ending(partner, company: dict, seats: int, ends: datetime, holders: list[int] = ()) -> dict:
     """A Premium batch assigned 12 months before `ends`, its seats given to `holders` then."""
     starts = ends - YEAR
-    order = await orders.request_order(partner, company["id"], seats, None, "", starts)
-    batch = await orders.assign_order(partner, order["id"], starts)
+    order = await requests.request_order(partner, company["id"], seats, None, "", starts)
+    batch = await decisions.assign_order(partner, order["id"], starts)
     if holders:
         await allocation.allocate(partner, company["id"], Selection(user_ids=tuple(holders)), starts, batch["id"])
     return batch
@@ -57,7 +58,7 @@ async def scene(tree) -> dict:
     await batch_ending(partner, direct, 4, NOW + timedelta(hours=48), await learners(direct, 2, "soon"))
     await batch_ending(partner, direct, 10, NOW + timedelta(days=20), await learners(direct, 1, "later"))
     await learners(direct, 2, "new")
-    await orders.request_order(partner, direct["id"], 7, None, "", NOW - timedelta(days=1))
+    await requests.request_order(partner, direct["id"], 7, None, "", NOW - timedelta(days=1))
     return {"partner": partner}
 
 
@@ -189,8 +190,10 @@ async def test_forecast_weeks_hold_the_batches_that_end_in_them(tree):
 async def test_renewals_made_are_the_seats_assigned_per_week(tree):
     partner, _ = await actors(tree)
     for seats, days_ago in ((2, 1), (3, 8), (4, 20), (50, 80)):
-        order = await orders.request_order(partner, tree.direct["id"], seats, None, "", NOW - timedelta(days=days_ago))
-        await orders.assign_order(partner, order["id"], NOW - timedelta(days=days_ago))
+        order = await requests.request_order(
+            partner, tree.direct["id"], seats, None, "", NOW - timedelta(days=days_ago)
+        )
+        await decisions.assign_order(partner, order["id"], NOW - timedelta(days=days_ago))
     weeks = await forecast.assigned_per_week(partner, NOW)
     assert len(weeks) == 8 and weeks[-1].start <= NOW < weeks[-1].end
     assert sum(w.seats for w in weeks) == 9  # 80 days ago is outside the 8 weeks

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from portal import db
-from portal.domain import dashboard, orders, partner_settings, users
+from portal.domain import dashboard, partner_settings, users
 from portal.domain.access import load_actor
 from portal.domain.companies import insert_company
 from portal.domain.dashboard import CustomerQuery
@@ -18,6 +18,7 @@ from portal.domain.imports import apply as applying
 from portal.domain.imports import preview
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
+from portal.domain.orders import decisions, requests
 from portal.tables import Company, PartnerSetting
 from portal.tables_dashboard import DashboardFigure
 from tests.support import csrf_of, sign_in
@@ -56,17 +57,17 @@ async def test_every_kind_of_write_leaves_the_kept_figures_exact(tree):
     assert await fresh_rows() >= 2  # the page wrote its counts back
 
     # Orders: a request, then assigning it (a batch), declining and cancelling others.
-    order = await orders.request_order(customer, direct["id"], 6, None, "", NOW)
+    order = await requests.request_order(customer, direct["id"], 6, None, "", NOW)
     await assert_exact(partner, tree, NOW)
-    await orders.assign_order(partner, order["id"], NOW)
+    await decisions.assign_order(partner, order["id"], NOW)
     await assert_exact(partner, tree, NOW)
-    declined = await orders.request_order(customer, direct["id"], 2, None, "", NOW)
+    declined = await requests.request_order(customer, direct["id"], 2, None, "", NOW)
     await assert_exact(partner, tree, NOW)
-    await orders.decline_order(partner, declined["id"], "Too many.", NOW)
+    await decisions.decline_order(partner, declined["id"], "Too many.", NOW)
     await assert_exact(partner, tree, NOW)
-    cancelled = await orders.request_order(customer, direct["id"], 3, None, "", NOW)
+    cancelled = await requests.request_order(customer, direct["id"], 3, None, "", NOW)
     await assert_exact(partner, tree, NOW)
-    await orders.cancel_order(customer, cancelled["id"], NOW)
+    await decisions.cancel_order(customer, cancelled["id"], NOW)
     await assert_exact(partner, tree, NOW)
 
     # Users: new learners (unlicensed), allocation, deactivation.

@@ -3,11 +3,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
+from portal.domain.orders import decisions, requests
 from tests.factories import add_user
 from tests.support import post_form, sign_in
 
@@ -25,8 +25,8 @@ async def test_entitlement_answers_for_users_under_the_keys_partner(client, tree
     customer = await load_actor(tree.managers["north"]["id"], None)
     partner = await load_actor(tree.managers["partner"]["id"], None)
     now = utcnow()
-    order = await orders.request_order(customer, tree.north["id"], 1, None, "", now - timedelta(days=1))
-    batch = await orders.assign_order(partner, order["id"], now - timedelta(days=1))
+    order = await requests.request_order(customer, tree.north["id"], 1, None, "", now - timedelta(days=1))
+    batch = await decisions.assign_order(partner, order["id"], now - timedelta(days=1))
     await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(learner["id"],)), now)
     key = await create_key(client, tree)
     client.cookies.clear()

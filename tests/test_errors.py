@@ -92,12 +92,12 @@ async def test_control_characters_in_form_fields_are_refused_with_a_message(clie
 
 
 async def test_a_decline_reason_with_a_nul_is_refused_and_the_order_stays(client, tree):
-    from portal.domain import orders
     from portal.domain.access import load_actor
     from portal.domain.clock import utcnow
+    from portal.domain.orders import requests
 
     customer = await load_actor(tree.managers["north"]["id"], None)
-    order = await orders.request_order(customer, tree.north["id"], 5, None, "", utcnow())
+    order = await requests.request_order(customer, tree.north["id"], 5, None, "", utcnow())
     await sign_in(client, tree.email("partner"))
     response = await post_form(
         client, f"/licences/orders/{order['id']}/menu", f"/licences/orders/{order['id']}/decline", {"reason": "no\x00"}

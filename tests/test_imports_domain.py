@@ -14,7 +14,6 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.errors import NotFound
 from portal.domain.imports import apply as applying
@@ -22,6 +21,7 @@ from portal.domain.imports import preview, reader
 from portal.domain.imports.reader import CsvRefused
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
+from portal.domain.orders import decisions, requests
 from portal.tables import Allocation, LicenceBatch, User
 from portal.tables_imports import CsvImport, CsvImportRow
 from tests.factories import T0, add_user
@@ -38,8 +38,8 @@ async def actors(tree):
 
 async def batch(tree, seats: int, at) -> dict:
     customer, partner = await actors(tree)
-    order = await orders.request_order(customer, tree.north["id"], seats, None, "", at)
-    return await orders.assign_order(partner, order["id"], at)
+    order = await requests.request_order(customer, tree.north["id"], seats, None, "", at)
+    return await decisions.assign_order(partner, order["id"], at)
 
 
 async def setup_north(tree, free: int = 3, now=NOW) -> dict:

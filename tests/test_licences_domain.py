@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.domain import catalogue, orders
+from portal.domain import catalogue
 from portal.domain.access import load_actor
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import allocation, history, tabs
 from portal.domain.licences.allocation import Selection
 from portal.domain.licences.status import licence_status
+from portal.domain.orders import decisions, order_list, requests
 from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail, User
 from tests.factories import T0, add_user
 
@@ -30,17 +31,17 @@ async def learners(company: dict, n: int, prefix: str = "learner") -> list[int]:
 
 async def assigned_batch(tree, seats: int, at: datetime) -> dict:
     customer, partner = await actors(tree)
-    order = await orders.request_order(customer, tree.north["id"], seats, None, "", at)
-    return await orders.assign_order(partner, order["id"], at)
+    order = await requests.request_order(customer, tree.north["id"], seats, None, "", at)
+    return await decisions.assign_order(partner, order["id"], at)
 
 
 async def test_request_emails_the_account_managers_and_assign_the_customer(tree):
     customer, partner = await actors(tree)
     await add_user(tree.sub, "second@sub.example")
-    order = await orders.request_order(customer, tree.north["id"], 25, None, "PO-7", T0)
+    order = await requests.request_order(customer, tree.north["id"], 25, None, "PO-7", T0)
     to = {r["to_email"] for r in await OutboxEmail.select().where(OutboxEmail.kind == "order_requested")}
     assert to == {tree.email("sub"), "second@sub.example"}  # the nearest partner above: the sub-partner
-    await orders.assign_order(partner, order["id"], T0 + timedelta(days=1))
+    await decisions.assign_order(partner, order["id"], T0 + timedelta(days=1))
     to = {r["to_email"] for r in await OutboxEmail.select().where(OutboxEmail.kind == "order_assigned")}
     assert to == {tree.email("north")}
 
@@ -128,12 +129,12 @@ async def test_no_batch_ever_holds_more_allocations_than_seats_under_concurrency
 
 async def test_assigning_twice_concurrently_creates_one_batch(tree):
     customer, partner = await actors(tree)
-    order = await orders.request_order(customer, tree.north["id"], 5, None, "", T0)
+    order = await requests.request_order(customer, tree.north["id"], 5, None, "", T0)
 
     async def assign():
         try:
-            return await orders.assign_order(partner, order["id"], T0)
-        except orders.InvalidTransition:
+            return await decisions.assign_order(partner, order["id"], T0)
+        except decisions.InvalidTransition:
             return None
 
     results = await asyncio.gather(*(assign() for _ in range(5)))
@@ -172,10 +173,10 @@ async def test_deactivating_a_learner_frees_the_seat_for_another(tree):
 
 async def test_another_tenants_orders_and_users_are_not_found(tree):
     customer, partner = await actors(tree)
-    order = await orders.request_order(customer, tree.north["id"], 1, None, "", T0)
+    order = await requests.request_order(customer, tree.north["id"], 1, None, "", T0)
     outsider = await load_actor(tree.managers["other"]["id"], None)
     with pytest.raises(NotFound):
-        await orders.assign_order(outsider, order["id"], T0)
+        await decisions.assign_order(outsider, order["id"], T0)
     with pytest.raises(NotFound):
         await history.history(outsider, tree.managers["north"]["id"])
     assert (await LicenceOrder.select().first())["status"] == "requested"
@@ -184,7 +185,7 @@ async def test_another_tenants_orders_and_users_are_not_found(tree):
 async def test_a_trial_ends_by_itself_and_a_paid_batch_upgrades_it(tree):
     customer, partner = await actors(tree)
     (learner,) = await learners(tree.north, 1)
-    trial = await orders.start_trial(partner, tree.north["id"], 5, T0)
+    trial = await decisions.start_trial(partner, tree.north["id"], 5, T0)
     assert trial["ends_at"] == T0 + timedelta(days=30)
     await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(learner,)), T0)
     assert (await tabs.tab_counts(customer, tree.north["id"], T0 + timedelta(days=30)))["expired"] == 1
@@ -197,16 +198,16 @@ async def test_a_trial_ends_by_itself_and_a_paid_batch_upgrades_it(tree):
     result = await allocation.allocate(customer, tree.north["id"], Selection(select_all_tab="expired"), upgrade_at)
     assert result.renewed == 1 and result.ends_at == paid["ends_at"]
     with pytest.raises(ValidationFailed):
-        await orders.start_trial(partner, tree.north["id"], 5, upgrade_at)
+        await decisions.start_trial(partner, tree.north["id"], 5, upgrade_at)
 
 
 async def test_customer_cancels_a_request_but_not_a_decided_order(tree):
     customer, partner = await actors(tree)
-    waiting = await orders.request_order(customer, tree.north["id"], 3, None, "", T0)
-    await orders.cancel_order(customer, waiting["id"], T0)
+    waiting = await requests.request_order(customer, tree.north["id"], 3, None, "", T0)
+    await decisions.cancel_order(customer, waiting["id"], T0)
     assert (await LicenceOrder.select().where(LicenceOrder.id == waiting["id"]).first())["status"] == "cancelled"
-    with pytest.raises(orders.InvalidTransition):
-        await orders.assign_order(partner, waiting["id"], T0)
+    with pytest.raises(decisions.InvalidTransition):
+        await decisions.assign_order(partner, waiting["id"], T0)
 
 
 async def test_onboarding_a_customer_with_a_bad_first_order_writes_nothing(tree):
@@ -237,21 +238,21 @@ async def test_requested_orders_filter_newest_first_and_count_across_pages(tree)
     sub = await load_actor(tree.managers["sub"]["id"], None)
     direct = await load_actor(tree.managers["direct"]["id"], None)
     for i in range(30):  # north, under the sub-partner: 30 orders of 1 to 30 licences, a minute apart
-        await orders.request_order(customer, tree.north["id"], i + 1, None, "", T0 + timedelta(minutes=i))
-    await orders.request_order(direct, tree.direct["id"], 7, None, "", T0)
-    first = await orders.list_orders(partner, orders.ORDER_FILTERS.values(status="requested"), 1)
+        await requests.request_order(customer, tree.north["id"], i + 1, None, "", T0 + timedelta(minutes=i))
+    await requests.request_order(direct, tree.direct["id"], 7, None, "", T0)
+    first = await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(status="requested"), 1)
     assert (first.total, len(first.items), first.pages) == (31, 25, 2)
     assert [o["quantity"] for o in first.items[:3]] == [30, 29, 28]  # newest first
-    second = await orders.list_orders(partner, orders.ORDER_FILTERS.values(status="requested"), 2)
+    second = await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(status="requested"), 2)
     assert (second.total, len(second.items)) == (31, 6)
-    past_the_end = await orders.list_orders(partner, orders.ORDER_FILTERS.values(status="requested"), 9)
+    past_the_end = await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(status="requested"), 9)
     assert (past_the_end.total, past_the_end.items) == (31, [])
-    narrowed = orders.ORDER_FILTERS.values(customer=tree.north["id"], min_quantity=10, max_quantity=12)
-    assert [o["quantity"] for o in (await orders.list_orders(partner, narrowed, 1)).items] == [12, 11, 10]
-    none = await orders.list_orders(partner, orders.ORDER_FILTERS.values(status="assigned"), 1)
+    narrowed = order_list.ORDER_FILTERS.values(customer=tree.north["id"], min_quantity=10, max_quantity=12)
+    assert [o["quantity"] for o in (await order_list.list_orders(partner, narrowed, 1)).items] == [12, 11, 10]
+    none = await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(status="assigned"), 1)
     assert (none.total, none.items) == (0, [])
     # The sub-partner's wing holds North, not the customer directly under the partner.
-    assert (await orders.list_orders(sub, orders.ORDER_FILTERS.values(), 1)).total == 30
+    assert (await order_list.list_orders(sub, order_list.ORDER_FILTERS.values(), 1)).total == 30
 
 
 async def test_the_database_gives_every_order_its_companys_path(tree):
@@ -263,4 +264,4 @@ async def test_the_database_gives_every_order_its_companys_path(tree):
     row = await LicenceOrder.select(LicenceOrder.company_path).first()
     assert row["company_path"] == tree.north["path"]
     _, partner = await actors(tree)
-    assert (await orders.list_orders(partner, orders.ORDER_FILTERS.values(), 1)).total == 1
+    assert (await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(), 1)).total == 1

@@ -14,12 +14,12 @@ from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker
 from dateutil.relativedelta import relativedelta
 
-from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
 from portal.domain.notifications_content import render_rows
 from portal.domain.notifications_sweep import sweep
+from portal.domain.orders import decisions, requests
 from portal.jobs import mail as mail_jobs
 from portal.mail.delivery import deliver_batch
 from portal.tables import Company, LicenceBatch, OutboxEmail, User
@@ -40,8 +40,8 @@ async def managers(tree) -> None:
 async def assigned(tree, at: datetime, seats: int = 10) -> dict:
     customer = await load_actor(tree.managers["north"]["id"], None)
     partner = await load_actor(tree.managers["partner"]["id"], None)
-    order = await orders.request_order(customer, tree.north["id"], seats, None, "", at)
-    return await orders.assign_order(partner, order["id"], at)
+    order = await requests.request_order(customer, tree.north["id"], seats, None, "", at)
+    return await decisions.assign_order(partner, order["id"], at)
 
 
 async def outbox(kind: str | None = None) -> list[tuple[str, str]]:
@@ -151,7 +151,7 @@ async def test_sweeps_running_at_once_queue_each_email_once(tree):
 
 async def test_a_trial_ending_gets_upgrade_now_to_request_licenses(tree):
     partner = await load_actor(tree.managers["partner"]["id"], None)
-    trial = await orders.start_trial(partner, tree.north["id"], 5, T0)
+    trial = await decisions.start_trial(partner, tree.north["id"], 5, T0)
     await sweep(trial["ends_at"] - timedelta(hours=48))
     assert await outbox() == [("trial_reminder", tree.email("north"))]
     row = await OutboxEmail.select().where(OutboxEmail.kind == "trial_reminder").first()

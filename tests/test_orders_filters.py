@@ -8,9 +8,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from portal.domain import catalogue, orders
+from portal.domain import catalogue
 from portal.domain.access import load_actor
-from portal.domain.orders import ORDER_FILTERS, STATUSES
+from portal.domain.orders import decisions, order_list, requests
+from portal.domain.orders.order_list import ORDER_FILTERS, STATUSES
 from tests.support import sign_in
 from tests.test_licences_domain import actors
 from tests.test_licences_web import HTMX, request_licences
@@ -73,12 +74,12 @@ async def test_each_filter_narrows_the_list_on_the_database(tree):
     direct = await load_actor(tree.managers["direct"]["id"], None)
     trial = await catalogue.product_by_code(catalogue.TRIAL)
     late_evening = datetime(2026, 1, 15, 23, 59, tzinfo=UTC)
-    await orders.request_order(customer, tree.north["id"], 5, None, "", late_evening)
-    await orders.request_order(customer, tree.north["id"], 6, trial["id"], "", late_evening + timedelta(minutes=2))
-    await orders.request_order(direct, tree.direct["id"], 7, None, "", late_evening + timedelta(days=3))
+    await requests.request_order(customer, tree.north["id"], 5, None, "", late_evening)
+    await requests.request_order(customer, tree.north["id"], 6, trial["id"], "", late_evening + timedelta(minutes=2))
+    await requests.request_order(direct, tree.direct["id"], 7, None, "", late_evening + timedelta(days=3))
 
     async def quantities(**values) -> list[int]:
-        listing = await orders.list_orders(partner, ORDER_FILTERS.values(**values), 1)
+        listing = await order_list.list_orders(partner, ORDER_FILTERS.values(**values), 1)
         return [o["quantity"] for o in listing.items]
 
     assert await quantities() == [7, 6, 5]
@@ -101,9 +102,11 @@ async def test_the_filtered_list_downloads_whole_as_csv_safe_for_a_spreadsheet(c
     other = await load_actor(tree.managers["other_customer"]["id"], None)
     now = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
     for n in range(30):
-        await orders.request_order(customer, tree.north["id"], n + 1, None, "=HYPERLINK(1)" if n == 0 else "", now)
-    await orders.request_order(other, tree.other_customer["id"], 99, None, "", now)
-    await orders.decline_order(partner, (await orders.list_orders(partner, {}, 1)).items[0]["id"], "Too many", now)
+        await requests.request_order(customer, tree.north["id"], n + 1, None, "=HYPERLINK(1)" if n == 0 else "", now)
+    await requests.request_order(other, tree.other_customer["id"], 99, None, "", now)
+    await decisions.decline_order(
+        partner, (await order_list.list_orders(partner, {}, 1)).items[0]["id"], "Too many", now
+    )
 
     await sign_in(client, tree.email("partner"))
     page = await client.get("/licences/orders?status=requested")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from portal.domain import orders, partner_settings
+from portal.domain import partner_settings
 from portal.domain.catalogue import PREMIUM, product_by_code
+from portal.domain.orders import decisions, requests
 from portal.tables import LicenceBatch, LicenceOrder
 from tests.factories import T0
 from tests.support import csrf_headers, csrf_of, post_form, sign_in
@@ -59,7 +60,7 @@ async def test_a_quantity_above_the_partners_limit_is_refused_where_it_was_typed
 
 async def test_assign_asks_with_customer_quantity_product_and_end_date(client, tree):
     customer, _ = await actors(tree)
-    order = await orders.request_order(customer, tree.north["id"], 12, None, "", T0)
+    order = await requests.request_order(customer, tree.north["id"], 12, None, "", T0)
     await sign_in(client, tree.email("partner"))
     headers = {**await csrf_headers(client, "/licences/orders"), **row_htmx(order["id"])}
 
@@ -93,7 +94,7 @@ async def test_assign_asks_with_customer_quantity_product_and_end_date(client, t
 
 async def test_assign_confirmation_is_a_page_without_javascript(client, tree):
     customer, _ = await actors(tree)
-    order = await orders.request_order(customer, tree.north["id"], 3, None, "", T0)
+    order = await requests.request_order(customer, tree.north["id"], 3, None, "", T0)
     await sign_in(client, tree.email("partner"))
     menu = f"/licences/orders/{order['id']}/menu"
     asked = await post_form(client, menu, f"/licences/orders/{order['id']}/assign", {})
@@ -110,9 +111,9 @@ async def test_assign_confirmation_is_a_page_without_javascript(client, tree):
 
 async def test_requested_orders_open_on_requested_with_a_chip_and_short_names(client, tree):
     customer, partner = await actors(tree)
-    declined = await orders.request_order(customer, tree.north["id"], 4, None, "", T0)
-    await orders.request_order(customer, tree.north["id"], 9, None, "", T0)
-    await orders.decline_order(partner, declined["id"], "No budget", T0)
+    declined = await requests.request_order(customer, tree.north["id"], 4, None, "", T0)
+    await requests.request_order(customer, tree.north["id"], 9, None, "", T0)
+    await decisions.decline_order(partner, declined["id"], "No budget", T0)
     await sign_in(client, tree.email("partner"))
 
     page = await client.get("/licences/orders")

@@ -9,9 +9,10 @@ from datetime import datetime
 from piccolo.columns.combination import WhereRaw
 
 from portal import db
-from portal.domain import audit, orders
+from portal.domain import audit
 from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.domain.orders import decisions, requests
 from portal.domain.pages import Page, paginate
 from portal.tables import AuditEntry, Company
 
@@ -46,9 +47,9 @@ async def onboard_customer(
 
     async def first_licences(company: dict) -> None:
         if trial_seats is not None:
-            await orders.start_trial(actor, company["id"], trial_seats, now)
+            await decisions.start_trial(actor, company["id"], trial_seats, now)
         if first_order is not None:
-            await orders.request_order(actor, company["id"], first_order, None, po_number, now)
+            await requests.request_order(actor, company["id"], first_order, None, po_number, now)
 
     return await _create(actor, parent_id, name, "customer", now, form_token, first_licences)
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from portal import db
-from portal.domain import catalogue, orders, partner_settings
+from portal.domain import catalogue, partner_settings
 from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.licences.tabs import tab_counts
+from portal.domain.orders import decisions, requests
 from portal.domain.pages import PER_PAGE, Page, clamp_page
 from portal.tables import Company, LicenceBatch, LicenceOrder
 
@@ -450,10 +451,10 @@ async def renew_same_quantity(actor: Actor, batch_id: int, now: datetime) -> dic
         offer = await renewal_offer(actor, batch_id, now)
         if offer["pending"] and not actor.is_partner_manager:
             raise ValidationFailed({"batch": "A request of this company is already waiting for Assign."})
-        order = await orders.request_order(
+        order = await requests.request_order(
             actor, offer["company"]["id"], offer["quantity"], offer["product_id"], "", now
         )
-        new_batch = await orders.assign_order(actor, order["id"], now) if actor.is_partner_manager else None
+        new_batch = await decisions.assign_order(actor, order["id"], now) if actor.is_partner_manager else None
     return {"order": order, "batch": new_batch, "offer": offer}
 
 

@@ -8,13 +8,14 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.domain import catalogue, orders
+from portal.domain import catalogue
 from portal.domain.access import get_company, get_user
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import allocation, history, tabs
 from portal.domain.licences.allocation import Allocated, NotEnoughSeats, Selection
 from portal.domain.licences.status import licence_status
+from portal.domain.orders import decisions, order_list, requests
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -79,7 +80,7 @@ class LicenceController(Controller):
         view = await tabs.licence_view(actor, company_id, tab, q, page, now)
         context = {"tab": tab, "q": q, "tabs": TAB_LABELS, "status_labels": STATUS_LABELS, "now": now, **view, **extra}
         if tab == "orders":
-            context["listing"] = await orders.company_orders(actor, company_id, page)
+            context["listing"] = await order_list.company_orders(actor, company_id, page)
         return render(
             request,
             "pages/licences.html",
@@ -156,7 +157,7 @@ class LicenceController(Controller):
 
     @get("/orders/new")
     async def new_order(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
-        advice = await orders.request_advice(actor, company_id, utcnow())
+        advice = await requests.request_advice(actor, company_id, utcnow())
         values = {"quantity": str(advice.suggested), "po_number": "", "product_id": ""}
         return await self._order_form(request, actor, company_id, values, {}, advice=advice)
 
@@ -168,7 +169,7 @@ class LicenceController(Controller):
         values: dict,
         errors: dict,
         status_code: int = 200,
-        advice: orders.RequestAdvice | None = None,
+        advice: requests.RequestAdvice | None = None,
         confirming: bool = False,
     ) -> Template:
         company = await get_company(actor, company_id)
@@ -181,7 +182,7 @@ class LicenceController(Controller):
                 "values": values,
                 "errors": errors,
                 "products": products,
-                "advice": advice or await orders.request_advice(actor, company_id, utcnow()),
+                "advice": advice or await requests.request_advice(actor, company_id, utcnow()),
                 "confirming": confirming,
             },
             status_code=status_code,
@@ -196,7 +197,7 @@ class LicenceController(Controller):
         form = await request.form()
         values = {k: text(form.get(k), 100) for k in ("quantity", "po_number", "product_id")}
         try:
-            order = await orders.request_order(
+            order = await requests.request_order(
                 actor,
                 company_id,
                 to_int(values["quantity"]),
@@ -205,7 +206,7 @@ class LicenceController(Controller):
                 utcnow(),
                 confirmed=form.get("confirm") == "1",
             )
-        except orders.NeedsConfirmation as warned:
+        except requests.NeedsConfirmation as warned:
             return await self._order_form(request, actor, company_id, values, {}, advice=warned.advice, confirming=True)
         except ValidationFailed as invalid:
             return await self._order_form(request, actor, company_id, values, invalid.errors, status_code=400)
@@ -217,7 +218,7 @@ class LicenceController(Controller):
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], order_id: FromPath[int]
     ) -> Redirect:
         await get_company(actor, company_id)
-        await orders.cancel_order(actor, order_id, utcnow())
+        await decisions.cancel_order(actor, order_id, utcnow())
         flash(request, "Your request was cancelled.")
         return Redirect(f"/companies/{company_id}/licences?tab=orders")
 

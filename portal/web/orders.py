@@ -11,19 +11,19 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Stream, Template
 
-from portal.domain import orders
 from portal.domain.access import require_partner_manager
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.imports import export
-from portal.domain.orders import InvalidTransition
+from portal.domain.orders import decisions, order_list
+from portal.domain.orders.decisions import InvalidTransition
 from portal.web.flash import flash
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
 # The value of a filter's "Any" option: "" drops the filter, but a dropped status
 # means Requested, so choosing every status must say so.
-ANY_VALUE = {"status": orders.ANY_STATUS}
+ANY_VALUE = {"status": order_list.ANY_STATUS}
 
 
 class OrderController(Controller):
@@ -31,17 +31,17 @@ class OrderController(Controller):
 
     @get("/")
     async def requested_orders(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
-        filters = orders.parse_filters(request.query_params)
-        listing = await orders.list_orders(actor, filters, page)
-        active = orders.ORDER_FILTERS.as_query(filters)
+        filters = order_list.parse_filters(request.query_params)
+        listing = await order_list.list_orders(actor, filters, page)
+        active = order_list.ORDER_FILTERS.as_query(filters)
         return render(
             request,
             "pages/orders.html",
             {
                 "listing": listing,
                 "filters": active,
-                "spec": orders.ORDER_FILTERS,
-                "choices": await orders.filter_choices(actor, active),
+                "spec": order_list.ORDER_FILTERS,
+                "choices": await order_list.filter_choices(actor, active),
                 "query": urlencode(active),
                 "any_value": ANY_VALUE,
             },
@@ -51,7 +51,7 @@ class OrderController(Controller):
     @get("/export.csv")
     async def export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
         """The list as filtered on screen, every page of it, for a spreadsheet."""
-        filters = orders.parse_filters(request.query_params)
+        filters = order_list.parse_filters(request.query_params)
         require_partner_manager(actor)  # refused before the first byte goes out
         return Stream(
             export.orders_csv(actor, filters),
@@ -62,7 +62,7 @@ class OrderController(Controller):
     @get("/filters/{name:str}")
     async def filter_field(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
         """ "Add Filter": the field of one filter, added to the filter bar."""
-        if name not in orders.ORDER_FILTERS:
+        if name not in order_list.ORDER_FILTERS:
             name = "status"
         return render(
             request,
@@ -70,8 +70,8 @@ class OrderController(Controller):
             {
                 "name": name,
                 "value": "",
-                "spec": orders.ORDER_FILTERS,
-                "choices": await orders.filter_choices(actor, {name}),
+                "spec": order_list.ORDER_FILTERS,
+                "choices": await order_list.filter_choices(actor, {name}),
                 "any_value": ANY_VALUE,
             },
         )
@@ -80,7 +80,7 @@ class OrderController(Controller):
     async def menu(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template:
         """The row's three-dots menu, "Assign" and "Decline" while it is requested:
         loaded into the row when it opens, or a page of its own (the row's link, no JavaScript)."""
-        order = await orders.get_order(actor, order_id)
+        order = await order_list.get_order(actor, order_id)
         return render(
             request,
             "pages/order_actions.html",
@@ -102,7 +102,7 @@ class OrderController(Controller):
         if form.get("confirm") != "1":
             return await self._confirm_assign(request, actor, order_id)
         try:
-            batch = await orders.assign_order(actor, order_id, utcnow())
+            batch = await decisions.assign_order(actor, order_id, utcnow())
         except ValidationFailed as refused:
             return await self._answer(request, actor, order_id, refused)
         return await self._answer(
@@ -119,7 +119,7 @@ class OrderController(Controller):
     async def decline(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template | Redirect:
         form = await request.form()
         try:
-            await orders.decline_order(actor, order_id, str(form.get("reason", "")), utcnow())
+            await decisions.decline_order(actor, order_id, str(form.get("reason", "")), utcnow())
         except ValidationFailed as refused:
             return await self._answer(request, actor, order_id, refused)
         return await self._answer(
@@ -131,7 +131,7 @@ class OrderController(Controller):
 
     async def _confirm_assign(self, request: HTMXRequest, actor, order_id: int) -> Template | Redirect:
         try:
-            preview = await orders.assign_preview(actor, order_id, utcnow())
+            preview = await decisions.assign_preview(actor, order_id, utcnow())
         except ValidationFailed as refused:
             return await self._answer(request, actor, order_id, refused)
         in_row = bool(request.htmx) and request.htmx.target == f"order-{order_id}"
@@ -147,12 +147,12 @@ class OrderController(Controller):
         actor,
         order_id: int,
         refused: ValidationFailed | None = None,
-        done: Callable[[orders.OrderRow], str] | None = None,
+        done: Callable[[order_list.OrderRow], str] | None = None,
     ) -> Template | Redirect:
         """htmx posts from the row menu: the row, swapped in place. A plain form
         (the order's page, no JavaScript): back to the list with what was done,
         or the order's page again saying why not."""
-        order = await orders.get_order(actor, order_id)
+        order = await order_list.get_order(actor, order_id)
         if request.htmx and request.htmx.target == f"order-{order_id}":
             # 200 even when refused: htmx swaps only successful answers, and the row says why.
             message = str(refused) if refused else None

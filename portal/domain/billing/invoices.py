@@ -19,7 +19,7 @@ from portal.domain.access import Actor, may_act_on, require_partner_manager, und
 from portal.domain.billing import money, profiles
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
-from portal.domain.orders import InvalidTransition
+from portal.domain.orders.decisions import InvalidTransition
 from portal.domain.pages import Page, paginate
 from portal.tables import Company
 from portal.tables_billing import (

@@ -14,7 +14,7 @@ from datetime import datetime
 from portal import db
 from portal.domain import catalogue, outbox
 from portal.domain.billing.quotes import format_day
-from portal.domain.orders import InvalidTransition, end_running_trials
+from portal.domain.orders.decisions import InvalidTransition, end_running_trials
 from portal.tables import Company, LicenceBatch, LicenceOrder
 
 
@@ -94,7 +94,7 @@ async def provision_term(
         ).returning(*LicenceBatch.all_columns())
     )[0]
     if starts_at <= now:
-        # A paid batch upgrades a trial (orders.assign_order does the same).
+        # A paid batch upgrades a trial (orders.decisions.assign_order does the same).
         await end_running_trials(company_id, now)
     if carry_holders:
         batch["allocated"] = (await carry_over([batch["id"]], now))[batch["id"]]

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from portal import db
-from portal.domain import audit, orders
+from portal.domain import audit
 from portal.domain.access import Actor, get_company
 from portal.domain.billing import accounts, invoices, locks, profiles, quotes, settlement
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import Purchase, refuse_read_only
 from portal.domain.errors import ValidationFailed
+from portal.domain.orders import requests
 from portal.tables import LicenceBatch
 from portal.tables_billing import Invoice, Subscription
 
@@ -142,7 +143,7 @@ async def buy(actor: Actor, company_id: int, purchase: Purchase, now: datetime) 
         )[0]
         order = None
         if purchase.method == "invoice":
-            order = await orders.request_order(actor, company["id"], seats, None, "", now)
+            order = await requests.request_order(actor, company["id"], seats, None, "", now)
         invoice = await invoices.create_invoice(
             partner_id=seller["id"],
             company_id=company["id"],

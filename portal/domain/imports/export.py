@@ -10,10 +10,10 @@ import io
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
-from portal.domain import orders
 from portal.domain.access import Actor, get_company
 from portal.domain.imports.preview import OUTCOME_LABELS, get_import, iter_rows
 from portal.domain.licences.status import licence_status
+from portal.domain.orders import order_list
 from portal.domain.users import ROLE_LABELS
 from portal.tables import User
 
@@ -86,7 +86,7 @@ async def orders_csv(actor: Actor, filters: dict) -> AsyncIterator[str]:
     yield "\ufeff" + csv_text(
         [("Requested", "Customer", "Licence", "Quantity", "PO number", "Requested by", "Status", "Decided")]
     )
-    async for chunk in orders.iter_orders(actor, filters, CHUNK):
+    async for chunk in order_list.iter_orders(actor, filters, CHUNK):
         yield csv_text(
             (
                 f"{o['requested_at']:%Y-%m-%d %H:%M}",

@@ -1,0 +1,205 @@
+"""An order's lifecycle after its request: "Assign" (which creates the batch and
+starts its clock), "Decline", cancel, and the Free trial, assigned at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from portal import db
+from portal.domain import audit, catalogue, outbox
+from portal.domain.access import Actor, may_act_on, require_partner_manager
+from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.orders.order_list import OrderRow, get_order
+from portal.domain.orders.requests import request_order
+from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
+
+
+class InvalidTransition(ValidationFailed):
+    def __init__(self, status: str, wanted: str) -> None:
+        super().__init__({"status": f"This order is already {status}; it cannot be {wanted}."})
+        self.status = status
+
+
+async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -> dict:
+    row = await db.for_update(
+        LicenceOrder.select(*LicenceOrder.all_columns()).where(LicenceOrder.id == order_id),
+        of=LicenceOrder,
+    ).first()
+    if row is None or not may_act_on(actor, row["company_path"]):
+        raise NotFound("No such order.")
+    if partners_only:
+        require_partner_manager(actor)
+    return row
+
+
+# An order bought "Pay by Invoice" waits for its payment, unless the seller assigns unpaid orders.
+_UNPAID_PURCHASE_SQL = (
+    "SELECT 1 FROM invoice LEFT JOIN billing_profile ON billing_profile.company = invoice.partner "
+    "WHERE invoice.\"order\" = {} AND invoice.kind = 'purchase' AND invoice.status = 'issued' "
+    "AND NOT COALESCE(billing_profile.assign_unpaid, false)"
+)
+
+
+async def _refuse_unpaid(order_id: int) -> None:
+    if await LicenceOrder.raw(_UNPAID_PURCHASE_SQL, order_id):
+        raise ValidationFailed(
+            {"status": "Its invoice is not paid yet: record the payment under Billing → Invoices, which assigns it."}
+        )
+
+
+async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
+    """Assigning creates the batch: its 12-month clock starts now, for every seat.
+    A second assign (double click, two managers) finds the order assigned and
+    is refused, so there is one batch."""
+    async with db.write_transaction():
+        order = await _lock_order(actor, order_id)
+        if order["status"] != "requested":
+            raise InvalidTransition(order["status"], "assigned")
+        await _refuse_unpaid(order["id"])
+        product = await catalogue.product(order["product"])
+        assert product is not None, "an order's product is a foreign key"
+        ends_at = catalogue.term_end(product, now)
+        batch = (
+            await LicenceBatch.insert(
+                LicenceBatch(
+                    order=order["id"],
+                    company=order["company"],
+                    product=product["id"],
+                    seats=order["quantity"],
+                    allocated=0,
+                    starts_at=now,
+                    ends_at=ends_at,
+                )
+            ).returning(*LicenceBatch.all_columns())
+        )[0]
+        await LicenceOrder.update(
+            {LicenceOrder.status: "assigned", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
+        ).where(LicenceOrder.id == order["id"])
+        if not product["is_trial"]:
+            await end_running_trials(order["company"], now)
+        company = await Company.select(Company.name).where(Company.id == order["company"]).first()
+        assert company is not None, "an order's company is a foreign key"
+        await outbox.queue_email(
+            "order_assigned",
+            order["company"],
+            await outbox.managers_of(order["company"]),
+            f"{order['quantity']} licences are ready to allocate",
+            f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
+            f"They run until {ends_at:%d %B %Y}, whenever you allocate them.\n\n"
+            "Allocate them under Licenses → Expired Licenses → Select users Manually:\n"
+            + outbox.link(f"/companies/{order['company']}/licences?tab=expired"),
+            now,
+            dedupe=f"order_assigned:{order['id']}",
+        )
+        await audit.record(
+            actor,
+            "order.assign",
+            order["company"],
+            now,
+            {"order": order["id"], "batch": batch["id"], "seats": order["quantity"]},
+        )
+    return batch
+
+
+async def end_running_trials(company_id: int, now: datetime) -> None:
+    """A paid batch upgrades a trial: running trial batches end now, so their
+    holders show expired and can be given seats of the new batch."""
+    trials = LicenceBatch.select(LicenceBatch.id).where(
+        (LicenceBatch.company == company_id)
+        & (LicenceBatch.product.is_trial == True)  # noqa: E712
+        & (LicenceBatch.ends_at > now)
+    )
+    trial_ids = [row["id"] for row in await trials]
+    if not trial_ids:
+        return
+    await LicenceBatch.update({LicenceBatch.ends_at: now}).where(LicenceBatch.id.is_in(trial_ids))
+    await Allocation.update({Allocation.ends_at: now}).where(
+        Allocation.batch.is_in(trial_ids) & (Allocation.ends_at > now)
+    )
+    await User.update({User.licence_ends_at: now}).where(
+        (User.company == company_id)
+        & (User.licence_ends_at > now)
+        & User.id.is_in(Allocation.select(Allocation.user).where(Allocation.batch.is_in(trial_ids)))
+        & User.id.not_in(
+            Allocation.select(Allocation.user).where(
+                Allocation.batch.not_in(trial_ids)
+                & (Allocation.ends_at > now)
+                & Allocation.released_at.is_null()
+                & (Allocation.batch.company == company_id)
+            )
+        )
+    )
+
+
+async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime) -> dict:
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValidationFailed({"reason": "Say why, so the customer knows what to do next."})
+    if len(reason) > 500:
+        raise ValidationFailed({"reason": "Use at most 500 characters."})
+    async with db.write_transaction():
+        order = await _lock_order(actor, order_id)
+        if order["status"] != "requested":
+            raise InvalidTransition(order["status"], "declined")
+        await LicenceOrder.update(
+            {
+                LicenceOrder.status: "declined",
+                LicenceOrder.decided_by: actor.user_id,
+                LicenceOrder.decided_at: now,
+                LicenceOrder.decline_reason: reason,
+            }
+        ).where(LicenceOrder.id == order["id"])
+        await outbox.queue_email(
+            "order_declined",
+            order["company"],
+            await outbox.managers_of(order["company"]),
+            f"Your order of {order['quantity']} licences was declined",
+            f"{actor.name} declined the order of {order['quantity']} licences: {reason}",
+            now,
+            dedupe=f"order_declined:{order['id']}",
+        )
+        await audit.record(actor, "order.decline", order["company"], now, {"order": order["id"], "reason": reason})
+    return {**order, "status": "declined", "decline_reason": reason}
+
+
+async def cancel_order(actor: Actor, order_id: int, now: datetime) -> None:
+    """Whoever may order for the company may withdraw a request not yet decided."""
+    async with db.write_transaction():
+        order = await _lock_order(actor, order_id, partners_only=False)
+        if order["status"] != "requested":
+            raise InvalidTransition(order["status"], "cancelled")
+        await LicenceOrder.update(
+            {LicenceOrder.status: "cancelled", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
+        ).where(LicenceOrder.id == order["id"])
+        await audit.record(actor, "order.cancel", order["company"], now, {"order": order["id"]})
+
+
+async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) -> dict:
+    """A new customer starts on the 30-day Free trial: an order of the trial
+    product, assigned at once by the partner manager; it ends by itself."""
+    require_partner_manager(actor)
+    if await LicenceBatch.exists().where(LicenceBatch.company == company_id):
+        raise ValidationFailed({"trial": "A Free trial is for customers that never held licences."})
+    trial = await catalogue.product_by_code(catalogue.TRIAL)
+    async with db.write_transaction():
+        order = await request_order(actor, company_id, seats, trial["id"], "", now)
+        return await assign_order(actor, order["id"], now)
+
+
+@dataclass(frozen=True)
+class AssignPreview:
+    """What "Assign" will do, shown before it does it."""
+
+    order: OrderRow
+    ends_at: datetime  # the batch's end if assigned now: its term starts at assignment
+
+
+async def assign_preview(actor: Actor, order_id: int, now: datetime) -> AssignPreview:
+    order = await get_order(actor, order_id)
+    if order["status"] != "requested":
+        raise InvalidTransition(order["status"], "assigned")
+    await _refuse_unpaid(order["id"])
+    product = await catalogue.product(order["product_id"])
+    assert product is not None, "an order's product is a foreign key"
+    return AssignPreview(order, catalogue.term_end(product, now))
