@@ -119,16 +119,17 @@ async def web_figures(base: str, pid: int, database: str) -> tuple[list[Result],
 
 async def domain_figures(ids: dict[str, int]) -> list[Result]:
     from portal import db
-    from portal.domain import dashboard, forecast
+    from portal.domain import forecast
     from portal.domain.access import load_actor
     from portal.domain.clock import utcnow
+    from portal.domain.dashboard import figures
 
     await db.open_pool(max_size=CLIENTS)
     try:
         actor = await load_actor(ids["partner_manager"], None)
 
         async def customers() -> bool:
-            listing = await dashboard.customer_figures(actor, dashboard.CustomerQuery(), utcnow())
+            listing = await figures.customer_figures(actor, figures.CustomerQuery(), utcnow())
             return listing.page.total == 2000
 
         async def the_forecast() -> bool:

@@ -10,11 +10,13 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from portal import db
-from portal.domain import dashboard, forecast, partner_settings
+from portal.domain import forecast, partner_settings
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
 from portal.domain.companies import insert_company
-from portal.domain.dashboard import CustomerQuery
+from portal.domain.dashboard import figures, same_quantity, wing_batches
+from portal.domain.dashboard.customer_summary import customer_summary
+from portal.domain.dashboard.figures import CustomerQuery
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
@@ -89,7 +91,7 @@ FIGURES = ("expired", "expiring_72h", "expiring_30d", "unlicensed", "free", "pen
 
 async def test_customer_figures_match_the_database(tree):
     partner = (await scene(tree))["partner"]
-    listing = await dashboard.customer_figures(partner, CustomerQuery(), NOW)
+    listing = await figures.customer_figures(partner, CustomerQuery(), NOW)
     page, alerts = listing.page, listing.alerts
     assert listing.pending == 1  # the wing's requests waiting for Assign
     rows = {row["name"]: row for row in page.items}
@@ -110,17 +112,17 @@ async def test_customer_figures_match_the_database(tree):
     assert rows["North Customer"]["alert"] and not direct["alert"] and alerts == 1
     # The partner's own threshold: at most 11 free seats alerts Direct too.
     await partner_settings.save(partner, tree.partner["id"], max_order_quantity=10_000, low_seat_threshold=11, now=NOW)
-    assert (await dashboard.customer_figures(partner, CustomerQuery(), NOW)).alerts == 2
+    assert (await figures.customer_figures(partner, CustomerQuery(), NOW)).alerts == 2
 
 
 async def test_sub_partner_sees_its_own_customers_only(tree):
     await scene(tree)
     sub = await load_actor(tree.managers["sub"]["id"], None)
-    listing = await dashboard.customer_figures(sub, CustomerQuery(), NOW)
+    listing = await figures.customer_figures(sub, CustomerQuery(), NOW)
     assert [row["name"] for row in listing.page.items] == ["North Customer"]
     customer = await load_actor(tree.managers["north"]["id"], None)
     with pytest.raises(PermissionDenied):
-        await dashboard.customer_figures(customer, CustomerQuery(), NOW)
+        await figures.customer_figures(customer, CustomerQuery(), NOW)
 
 
 async def test_customer_table_sorts_searches_and_pages(tree):
@@ -128,12 +130,10 @@ async def test_customer_table_sorts_searches_and_pages(tree):
     async with db.write_transaction():
         for i in range(30):
             await insert_company(f"Bulk {i:02d}", "customer", tree.partner, NOW)
-    by_expired = (await dashboard.customer_figures(partner, CustomerQuery(), NOW)).page
+    by_expired = (await figures.customer_figures(partner, CustomerQuery(), NOW)).page
     assert by_expired.total == 32 and len(by_expired.items) == 25
     assert by_expired.items[0]["name"] == "Direct Customer"  # most expired first
-    by_name = (
-        await dashboard.customer_figures(partner, CustomerQuery(sort="name", descending=False, page=2), NOW)
-    ).page
+    by_name = (await figures.customer_figures(partner, CustomerQuery(sort="name", descending=False, page=2), NOW)).page
     assert [r["name"] for r in by_name.items] == [
         "Bulk 25",
         "Bulk 26",
@@ -143,17 +143,17 @@ async def test_customer_table_sorts_searches_and_pages(tree):
         "Direct Customer",
         "North Customer",
     ]
-    found = (await dashboard.customer_figures(partner, CustomerQuery(q="north"), NOW)).page
+    found = (await figures.customer_figures(partner, CustomerQuery(q="north"), NOW)).page
     assert [r["name"] for r in found.items] == ["North Customer"]
-    literal = (await dashboard.customer_figures(partner, CustomerQuery(q="%"), NOW)).page
+    literal = (await figures.customer_figures(partner, CustomerQuery(q="%"), NOW)).page
     assert literal.total == 0  # % is a character here, not a wildcard
-    alerted = await dashboard.customer_figures(partner, CustomerQuery(alerts_only=True), NOW)
+    alerted = await figures.customer_figures(partner, CustomerQuery(alerts_only=True), NOW)
     assert [r["name"] for r in alerted.page.items] == ["North Customer"] and alerted.alerts == 1
     assert alerted.page.total == 1
-    past = (await dashboard.customer_figures(partner, CustomerQuery(page=9), NOW)).page
+    past = (await figures.customer_figures(partner, CustomerQuery(page=9), NOW)).page
     assert past.items == [] and past.total == 32
     # An unknown sort key falls back to the default, never into the SQL.
-    odd = (await dashboard.customer_figures(partner, CustomerQuery(sort="name; DROP TABLE company"), NOW)).page
+    odd = (await figures.customer_figures(partner, CustomerQuery(sort="name; DROP TABLE company"), NOW)).page
     assert odd.items[0]["name"] == "Direct Customer"
 
 
@@ -180,7 +180,7 @@ async def test_forecast_weeks_hold_the_batches_that_end_in_them(tree):
             (LicenceBatch.ends_at >= week.start) & (LicenceBatch.ends_at < week.end)
         )
         assert week.seats == sum(b["seats"] for b in inside) and week.batches == len(inside)
-        listed = await dashboard.batches_between(partner, "ends_at", week.start, week.end, NOW)
+        listed = await wing_batches.batches_between(partner, "ends_at", week.start, week.end, NOW)
         assert listed.total == week.batches and sum(b["seats"] for b in listed.items) == week.seats
     # The sub-partner's forecast holds North's batch only.
     sub = await load_actor(tree.managers["sub"]["id"], None)
@@ -201,11 +201,11 @@ async def test_renewals_made_are_the_seats_assigned_per_week(tree):
 
 
 def test_ends_in_words():
-    assert dashboard.ends_in_words(NOW + timedelta(days=2, hours=3), NOW) == "in 2 days"
-    assert dashboard.ends_in_words(NOW + timedelta(hours=30), NOW) == "in 30 hours"
-    assert dashboard.ends_in_words(NOW + timedelta(hours=1), NOW) == "in 1 hour"
-    assert dashboard.ends_in_words(NOW + timedelta(minutes=5), NOW) == "in less than an hour"
-    assert dashboard.ends_in_words(NOW - timedelta(days=3), NOW) == "ended 3 days ago"
+    assert wing_batches.ends_in_words(NOW + timedelta(days=2, hours=3), NOW) == "in 2 days"
+    assert wing_batches.ends_in_words(NOW + timedelta(hours=30), NOW) == "in 30 hours"
+    assert wing_batches.ends_in_words(NOW + timedelta(hours=1), NOW) == "in 1 hour"
+    assert wing_batches.ends_in_words(NOW + timedelta(minutes=5), NOW) == "in less than an hour"
+    assert wing_batches.ends_in_words(NOW - timedelta(days=3), NOW) == "ended 3 days ago"
 
 
 # --- "Renew same quantity" -----------------------------------------------------------------
@@ -214,37 +214,37 @@ def test_ends_in_words():
 async def test_partner_renews_same_quantity_in_one_action(tree):
     partner, _ = await actors(tree)
     old = await batch_ending(partner, tree.direct, 12, NOW + timedelta(days=5))
-    offer = await dashboard.renewal_offer(partner, old["id"], NOW)
+    offer = await same_quantity.renewal_offer(partner, old["id"], NOW)
     assert (offer["company_name"], offer["quantity"], offer["new_ends_at"]) == ("Direct Customer", 12, NOW + YEAR)
-    done = await dashboard.renew_same_quantity(partner, old["id"], NOW)
+    done = await same_quantity.renew_same_quantity(partner, old["id"], NOW)
     assert done["batch"]["seats"] == 12 and done["batch"]["starts_at"] == NOW
     order = await LicenceOrder.select().where(LicenceOrder.id == done["order"]["id"]).first()
     assert order["status"] == "assigned" and order["product"] == old["product"]
     # A second click finds it renewed, and places nothing.
     with pytest.raises(ValidationFailed, match="already renewed"):
-        await dashboard.renew_same_quantity(partner, old["id"], NOW)
+        await same_quantity.renew_same_quantity(partner, old["id"], NOW)
     assert await LicenceOrder.count().where(LicenceOrder.company == tree.direct["id"]) == 2
 
 
 async def test_customer_manager_renewal_is_a_request(tree):
     partner, customer = await actors(tree)
     old = await batch_ending(partner, tree.direct, 6, NOW + timedelta(days=29))
-    done = await dashboard.renew_same_quantity(customer, old["id"], NOW)
+    done = await same_quantity.renew_same_quantity(customer, old["id"], NOW)
     assert done["batch"] is None and done["order"]["status"] == "requested" and done["order"]["quantity"] == 6
     with pytest.raises(ValidationFailed, match="already waiting"):
-        await dashboard.renew_same_quantity(customer, old["id"], NOW)
+        await same_quantity.renew_same_quantity(customer, old["id"], NOW)
 
 
 async def test_renewal_is_refused_far_from_the_end_and_outside_the_wing(tree):
     partner, _ = await actors(tree)
     far = await batch_ending(partner, tree.direct, 6, NOW + timedelta(days=90))
     with pytest.raises(ValidationFailed, match="within 30 days"):
-        await dashboard.renew_same_quantity(partner, far["id"], NOW)
+        await same_quantity.renew_same_quantity(partner, far["id"], NOW)
     other = await load_actor(tree.managers["other"]["id"], None)
     with pytest.raises(NotFound):
-        await dashboard.renewal_offer(other, far["id"], NOW)
+        await same_quantity.renewal_offer(other, far["id"], NOW)
     with pytest.raises(NotFound):
-        await dashboard.renewal_offer(partner, 2_000_000_000, NOW)
+        await same_quantity.renewal_offer(partner, 2_000_000_000, NOW)
     assert await LicenceOrder.count() == 1
 
 
@@ -254,7 +254,7 @@ async def test_renewal_is_refused_far_from_the_end_and_outside_the_wing(tree):
 async def test_customer_summary_counts(tree):
     await scene(tree)
     _, customer = await actors(tree)
-    summary = await dashboard.customer_summary(customer, tree.direct["id"], NOW)
+    summary = await customer_summary(customer, tree.direct["id"], NOW)
     assert {k: summary[k] for k in ("active", "expiring", "expired", "unlicensed", "pending", "free")} == {
         "active": 1,
         "expiring": 2,
@@ -267,7 +267,7 @@ async def test_customer_summary_counts(tree):
     assert [b["renewable"] for b in summary["batches"]] == [True, True]  # both end within 30 days
     assert summary["next_end"]["ends_at"] == NOW + timedelta(hours=48)
     with pytest.raises(NotFound):
-        await dashboard.customer_summary(customer, tree.north["id"], NOW)
+        await customer_summary(customer, tree.north["id"], NOW)
 
 
 # --- the pages --------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from portal import db
-from portal.domain import dashboard, partner_settings, users
+from portal.domain import partner_settings, users
 from portal.domain.access import load_actor
 from portal.domain.companies import insert_company
-from portal.domain.dashboard import CustomerQuery
+from portal.domain.dashboard import figures, wing_batches
+from portal.domain.dashboard.figures import CustomerQuery
 from portal.domain.imports import apply as applying
 from portal.domain.imports import preview
 from portal.domain.licences import allocation
@@ -30,19 +31,19 @@ async def partner_of(tree):
 
 
 async def shown(partner, now: datetime) -> dict[str, dict]:
-    listing = await dashboard.customer_figures(partner, CustomerQuery(), now)
+    listing = await figures.customer_figures(partner, CustomerQuery(), now)
     return {row["name"]: row for row in listing.page.items}
 
 
 async def assert_exact(partner, tree, now: datetime) -> None:
     """Every kept row that claims to be fresh agrees with counting from scratch,
     and the page shows what the users, batches and orders say."""
-    assert await dashboard.figures_drift(now) == []
+    assert await figures.figures_drift(now) == []
     rows = await shown(partner, now)
     for name in ("Direct Customer", "North Customer"):
         company = tree.direct if name == "Direct Customer" else tree.north
         assert {k: rows[name][k] for k in FIGURES if k != "next_end"} == await counted_from_users(company["id"], now)
-    assert await dashboard.figures_drift(now) == []
+    assert await figures.figures_drift(now) == []
 
 
 async def fresh_rows() -> int:
@@ -97,7 +98,7 @@ async def test_every_kind_of_write_leaves_the_kept_figures_exact(tree):
     async with db.write_transaction():
         await insert_company("Fresh Customer", "customer", tree.partner, NOW)
     assert "Fresh Customer" in await shown(partner, NOW)
-    assert await dashboard.figures_drift(NOW) == []
+    assert await figures.figures_drift(NOW) == []
 
 
 async def test_kept_figures_follow_the_clock(tree):
@@ -118,7 +119,7 @@ async def test_kept_figures_follow_the_clock(tree):
         row = (await shown(partner, later))["Direct Customer"]
         assert (row["expired"], row["expiring_72h"], row["expiring_30d"], row["free"]) == expected, later
         assert {k: row[k] for k in FIGURES if k != "next_end"} == await counted_from_users(direct["id"], later)
-        assert await dashboard.figures_drift(later) == []
+        assert await figures.figures_drift(later) == []
     # An earlier instant than the one a row was computed at is counted again too.
     again = (await shown(partner, NOW))["Direct Customer"]
     assert {k: again[k] for k in FIGURES} == {k: first[k] for k in FIGURES}
@@ -133,7 +134,7 @@ async def test_stale_rows_are_counted_in_the_page_even_when_not_written_back(tre
     async def refused(actor, now):
         return 0
 
-    monkeypatch.setattr(dashboard, "refresh", refused)
+    monkeypatch.setattr(figures, "refresh", refused)
     assert await fresh_rows() == 0
     row = (await shown(partner, NOW))["Direct Customer"]
     assert (row["expiring_30d"], row["free"], row["unlicensed"]) == (1, 3, 1)
@@ -147,11 +148,11 @@ async def test_a_refresh_skips_a_row_a_writer_holds_and_the_writer_marks_it(tree
     commit. SQLite has one writer at a time: a refresh writes every stale row."""
     partner = await partner_of(tree)
     batch = await batch_ending(partner, tree.direct, 4, NOW + timedelta(days=90))
-    await dashboard.customer_figures(partner, CustomerQuery(), NOW)
+    await figures.customer_figures(partner, CustomerQuery(), NOW)
     await DashboardFigure.update({DashboardFigure.computed_at: None}, force=True)
     if not db.is_postgres():
-        assert await dashboard.refresh(partner, NOW) == 2
-        assert await dashboard.figures_drift(NOW) == [] and await fresh_rows() == 2
+        assert await figures.refresh(partner, NOW) == 2
+        assert await figures.figures_drift(NOW) == [] and await fresh_rows() == 2
         return
     import asyncpg
 
@@ -162,7 +163,7 @@ async def test_a_refresh_skips_a_row_a_writer_holds_and_the_writer_marks_it(tree
         transaction = writer.transaction()
         await transaction.start()
         await writer.execute("UPDATE licence_batch SET seats = 9 WHERE id = $1", batch["id"])
-        assert await dashboard.refresh(partner, NOW) == 1  # North only: Direct's row is the writer's
+        assert await figures.refresh(partner, NOW) == 1  # North only: Direct's row is the writer's
         await transaction.commit()
     finally:
         await writer.close()
@@ -182,16 +183,16 @@ async def test_free_seat_alert_follows_the_nearest_partner_setting(tree):
     await learners(tree.direct, 1, "w")
     await learners(tree.north, 1, "w")
     # Default: 0 free seats with users waiting. Both have 3 free.
-    assert (await dashboard.customer_figures(partner, CustomerQuery(), NOW)).alerts == 0
+    assert (await figures.customer_figures(partner, CustomerQuery(), NOW)).alerts == 0
     await partner_settings.save(partner, tree.partner["id"], max_order_quantity=500, low_seat_threshold=3, now=NOW)
-    listing = await dashboard.customer_figures(partner, CustomerQuery(), NOW)
+    listing = await figures.customer_figures(partner, CustomerQuery(), NOW)
     assert listing.alerts == 2 and listing.settings.low_seat_threshold == 3
     assert listing.settings.max_order_quantity == 500
     # The sub-partner's own setting wins below it: North is no longer alerted.
     await partner_settings.save(sub, tree.sub["id"], max_order_quantity=500, low_seat_threshold=2, now=NOW)
-    rows = {r["name"]: r for r in (await dashboard.customer_figures(partner, CustomerQuery(), NOW)).page.items}
+    rows = {r["name"]: r for r in (await figures.customer_figures(partner, CustomerQuery(), NOW)).page.items}
     assert rows["Direct Customer"]["alert"] and not rows["North Customer"]["alert"]
-    assert (await dashboard.customer_figures(sub, CustomerQuery(), NOW)).settings.low_seat_threshold == 2
+    assert (await figures.customer_figures(sub, CustomerQuery(), NOW)).settings.low_seat_threshold == 2
 
 
 async def test_settings_form_saves_and_says_what_changed(client, tree):
@@ -262,8 +263,8 @@ def test_batch_label_names_no_id():
         "starts_at": datetime(2026, 11, 23, tzinfo=UTC),
         "ends_at": datetime(2027, 11, 23, tzinfo=UTC),
     }
-    assert dashboard.batch_label(batch, NOW) == "12 seats, assigned 23 Nov 2026, ends 23 Nov 2027"
-    assert dashboard.batch_label({**batch, "seats": 1}, datetime(2028, 1, 1, tzinfo=UTC)) == (
+    assert wing_batches.batch_label(batch, NOW) == "12 seats, assigned 23 Nov 2026, ends 23 Nov 2027"
+    assert wing_batches.batch_label({**batch, "seats": 1}, datetime(2028, 1, 1, tzinfo=UTC)) == (
         "1 seat, assigned 23 Nov 2026, ended 23 Nov 2027"
     )
 
@@ -271,7 +272,7 @@ def test_batch_label_names_no_id():
 async def test_ended_batch_shows_no_free_seats(tree):
     partner = await partner_of(tree)
     ended = await batch_ending(partner, tree.direct, 7, NOW - timedelta(days=3))
-    listing = await dashboard.batches_between(
+    listing = await wing_batches.batches_between(
         partner, "ends_at", NOW - timedelta(days=10), NOW + timedelta(days=1), NOW
     )
     (row,) = [b for b in listing.items if b["id"] == ended["id"]]

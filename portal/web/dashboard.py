@@ -17,9 +17,11 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
-from portal.domain import companies, dashboard, forecast, partner_settings
+from portal.domain import companies, forecast, partner_settings
 from portal.domain.access import Actor
 from portal.domain.clock import utcnow
+from portal.domain.dashboard import figures, same_quantity, wing_batches
+from portal.domain.dashboard.customer_summary import customer_summary
 from portal.domain.errors import ValidationFailed
 from portal.web.flash import flash
 from portal.web.forms import text, to_date, to_int
@@ -85,7 +87,7 @@ class DashboardController(Controller):
         request: HTMXRequest,
         actor: CurrentActor,
         q: FromQuery[str] = "",
-        sort: FromQuery[str] = dashboard.DEFAULT_SORT,
+        sort: FromQuery[str] = figures.DEFAULT_SORT,
         dir: FromQuery[str] = "",
         page: FromQuery[int] = 1,
         alerts_only: FromQuery[str] = "",
@@ -94,7 +96,7 @@ class DashboardController(Controller):
             return Redirect(f"/companies/{actor.company_id}")
         query = _query(q, sort, dir, page, alerts_only)
         if request.htmx and request.htmx.target == "customer-results":
-            listing = await dashboard.customer_figures(actor, query, utcnow())
+            listing = await figures.customer_figures(actor, query, utcnow())
             return render(request, "partials/dashboard/_customers.html", {"query": query, "listing": listing})
         return render(request, "pages/dashboard.html", await _page(request, actor, query, utcnow()))
 
@@ -123,7 +125,7 @@ class DashboardController(Controller):
                 actor, actor.company_id, max_order_quantity=largest, low_seat_threshold=threshold, now=now
             )
         except ValidationFailed as refused:
-            context = await _page(request, actor, dashboard.CustomerQuery(), now)
+            context = await _page(request, actor, figures.CustomerQuery(), now)
             context |= {"settings_errors": refused.errors, "settings_values": entered}
             return render(request, "pages/dashboard.html", context, status_code=400)
         flash(request, _settings_said(actor.company_name, before, saved))
@@ -157,7 +159,7 @@ class DashboardController(Controller):
             raise ValidationFailed({"start": "Choose a start day before the end day (YYYY-MM-DD)."})
         since = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
         until = datetime.combine(last, datetime.min.time(), tzinfo=now.tzinfo)
-        listing = await dashboard.batches_between(actor, field, since, until, now, page)
+        listing = await wing_batches.batches_between(actor, field, since, until, now, page)
         base = f"/dashboard/batches?field={field}&start={first}&end={last}&"
         return render(
             request,
@@ -182,7 +184,7 @@ class DashboardController(Controller):
         """ "Renew same quantity": what it will do, before it does it."""
         now = utcnow()
         try:
-            offer = await dashboard.renewal_offer(actor, batch_id, now)
+            offer = await same_quantity.renewal_offer(actor, batch_id, now)
         except ValidationFailed as refused:
             return _refused(request, refused, _local(back))
         return render(request, "pages/dashboard_renew.html", {"offer": offer, "back": _local(back), "now": now})
@@ -193,7 +195,7 @@ class DashboardController(Controller):
         back = _local(str(form.get("back", "")))
         now = utcnow()
         try:
-            done = await dashboard.renew_same_quantity(actor, batch_id, now)
+            done = await same_quantity.renew_same_quantity(actor, batch_id, now)
         except ValidationFailed as refused:
             return _refused(request, refused, back)
         offer = done["offer"]
@@ -207,16 +209,16 @@ class DashboardController(Controller):
     @get("/companies/{company_id:int}/summary")
     async def customer_summary(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         """A customer's licence summary, the fragment the company page shows first."""
-        summary = await dashboard.customer_summary(actor, company_id, utcnow())
+        summary = await customer_summary(actor, company_id, utcnow())
         return render(request, "partials/dashboard/_customer_summary.html", {"summary": summary})
 
 
-async def _page(request: Request, actor: Actor, query: dashboard.CustomerQuery, now: datetime) -> dict[str, Any]:
+async def _page(request: Request, actor: Actor, query: figures.CustomerQuery, now: datetime) -> dict[str, Any]:
     """Everything the Admin Dashboard shows on its first screen, without JavaScript."""
-    listing = await dashboard.customer_figures(actor, query, now)
+    listing = await figures.customer_figures(actor, query, now)
     tree = await companies.wing_tree(actor)
     ending, assigned = await forecast.both_charts(actor, now)
-    soon, more_soon = await dashboard.ending_soon(actor, now)
+    soon, more_soon = await wing_batches.ending_soon(actor, now)
     return {
         "query": query,
         "listing": listing,
@@ -230,7 +232,7 @@ async def _page(request: Request, actor: Actor, query: dashboard.CustomerQuery, 
         "more_ending_soon": more_soon,
         # Whole days, today through the 30th day after it: every batch of the list is among them.
         "ending_soon_href": f"/dashboard/batches?field=ends_at&start={now:%Y-%m-%d}"
-        f"&end={now + dashboard.SOON + timedelta(days=1):%Y-%m-%d}",
+        f"&end={now + figures.SOON + timedelta(days=1):%Y-%m-%d}",
         "forecast_html": _forecast_html(_jinja(request), tuple(ending), tuple(assigned)),
     }
 
@@ -258,11 +260,11 @@ def _forecast_html(env: Environment, ending: tuple[forecast.Week, ...], assigned
     )
 
 
-def _query(q: str, sort: str, dir: str, page: int, alerts_only: str) -> dashboard.CustomerQuery:
-    sort = sort if sort in dashboard.SORTS else dashboard.DEFAULT_SORT
+def _query(q: str, sort: str, dir: str, page: int, alerts_only: str) -> figures.CustomerQuery:
+    sort = sort if sort in figures.SORTS else figures.DEFAULT_SORT
     # Numbers read largest first, names from A.
     descending = dir != "asc" if sort != "name" else dir == "desc"
-    return dashboard.CustomerQuery(
+    return figures.CustomerQuery(
         q=text(q, 100), sort=sort, descending=descending, page=page, alerts_only=_bool(alerts_only)
     )
 

@@ -1,0 +1,118 @@
+"""The wing's batches: ending soon, assigned or ending between two dates (the
+forecast's bars), each described as a person says it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from portal.domain.access import Actor, require_partner_manager, under_wing
+from portal.domain.dashboard.figures import SOON, db_datetime
+from portal.domain.errors import ValidationFailed
+from portal.domain.licences.status import EXPIRING_WITHIN
+from portal.domain.pages import PER_PAGE, Page, clamp_page
+from portal.tables import LicenceBatch
+
+
+def ends_in_words(ends_at: datetime, now: datetime) -> str:
+    """ "in 2 days", "in 5 hours", "ended 3 days ago": what a person says, not a timestamp."""
+    delta = ends_at - now
+    ahead = delta.total_seconds() > 0
+    seconds = abs(delta.total_seconds())
+    if seconds < 3600:
+        amount = "less than an hour"
+    elif seconds < 2 * 86400:
+        hours = int(seconds // 3600)
+        amount = f"{hours} hour{'' if hours == 1 else 's'}"
+    else:
+        days = int(seconds // 86400)
+        amount = f"{days} days"
+    return f"in {amount}" if ahead else f"ended {amount} ago"
+
+
+# Batches under the wing, with their customer, product and whether a later one renewed them:
+# a batch of the same product assigned since the bound given (now - 30 days). Renewal is
+# offered only within 30 days of a batch's end, so a batch assigned before that window
+# (a second batch for more users, months ago) is not its renewal.
+_BATCHES_SQL = """
+SELECT licence_batch.id, licence_batch.seats, licence_batch.allocated, licence_batch.starts_at,
+  licence_batch.ends_at, company.id AS company_id, company.name AS company_name,
+  licence_batch.product AS product_id, product.name AS product_name, product.is_trial,
+  (SELECT MIN(later.starts_at) FROM licence_batch AS later
+    WHERE later.company = licence_batch.company AND later.product = licence_batch.product
+      AND later.starts_at > licence_batch.starts_at AND later.ends_at > licence_batch.ends_at
+      AND later.starts_at >= {}) AS renewed_at{total}
+FROM licence_batch
+JOIN company ON company.id = licence_batch.company
+JOIN product ON product.id = licence_batch.product
+WHERE {} AND {}
+"""
+_BATCHES_TOTAL = ",\n  COUNT(*) OVER () AS total"
+_BATCHES_SQL = _BATCHES_SQL.replace("{total}", _BATCHES_TOTAL)
+BATCH_FIELDS = ("ends_at", "starts_at")
+
+
+async def batches_between(
+    actor: Actor, field: str, start: datetime, end: datetime, now: datetime, page: int = 1
+) -> Page:
+    """The wing's batches whose `field` (ends_at: ending; starts_at: assigned)
+    falls in [start, end): the list behind a bar of the forecast."""
+    require_partner_manager(actor)
+    if field not in BATCH_FIELDS:
+        raise ValidationFailed({"field": "Choose ending or assigned."})
+    column = getattr(LicenceBatch, field)
+    within = (column >= start) & (column < end)
+    number = clamp_page(page)
+    order = "ASC" if field == "ends_at" else "DESC"
+    sql = (
+        _BATCHES_SQL
+        + f" ORDER BY licence_batch.{field} {order}, licence_batch.id LIMIT {PER_PAGE} OFFSET {(number - 1) * PER_PAGE}"
+    )
+    rows = await LicenceBatch.raw(sql, now - SOON, under_wing(actor).querystring, within.querystring)
+    total = (
+        rows[0]["total"]
+        if rows
+        else await LicenceBatch.count().where(within & under_wing(actor, LicenceBatch.company.path))
+    )
+    return Page(items=[describe_batch(row, now) for row in rows], total=total, number=number)
+
+
+async def ending_soon(actor: Actor, now: datetime, limit: int = 10) -> tuple[list[dict], bool]:
+    """The wing's first `limit` batches that end within 30 days, the soonest
+    first, and whether more follow (not how many: counting them all cost more
+    than the page's customer table)."""
+    require_partner_manager(actor)
+    within = (LicenceBatch.ends_at > now) & (LicenceBatch.ends_at <= now + SOON)
+    sql = _BATCHES_SQL.replace(_BATCHES_TOTAL, "")
+    rows = await LicenceBatch.raw(
+        sql + f" ORDER BY licence_batch.ends_at, licence_batch.id LIMIT {int(limit) + 1}",
+        now - SOON,
+        under_wing(actor).querystring,
+        within.querystring,
+    )
+    return [describe_batch(row, now) for row in rows[:limit]], len(rows) > limit
+
+
+def batch_label(batch: dict, now: datetime) -> str:
+    """A batch as a person recognises it, never by its id: "12 seats, assigned
+    23 Nov 2026, ends 23 Nov 2027"."""
+    seats = f"{batch['seats']:,} seat{'' if batch['seats'] == 1 else 's'}"
+    ends = "ends" if batch["ends_at"] > now else "ended"
+    return f"{seats}, assigned {batch['starts_at']:%d %b %Y}, {ends} {batch['ends_at']:%d %b %Y}"
+
+
+def describe_batch(row: dict, now: datetime) -> dict:
+    row["renewed_at"] = db_datetime(row.get("renewed_at"))
+    row["running"] = row["starts_at"] <= now < row["ends_at"]
+    # Seats of a batch that ended (or has not started) are not free to give.
+    row["free"] = row["seats"] - row["allocated"] if row["running"] else 0
+    row["label"] = batch_label(row, now)
+    row["ends_in"] = ends_in_words(row["ends_at"], now)
+    row["soon"] = row["running"] and row["ends_at"] - now <= EXPIRING_WITHIN
+    row["renewable"] = renewable(row, now)
+    return row
+
+
+def renewable(batch: dict, now: datetime) -> bool:
+    """ "Renew same quantity" is offered on a paid batch that ends within 30 days
+    (or ended within them) and that no later batch of its product has renewed."""
+    return not batch["is_trial"] and batch.get("renewed_at") is None and abs(batch["ends_at"] - now) <= SOON
