@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 from litestar import Controller, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect
@@ -25,105 +25,57 @@ from portal.web.session import CurrentActor
 Action = Callable[[Actor, int, datetime], Awaitable[dict]]
 
 
-def _company_of(result: dict[str, Any]) -> int:
-    """The customer of what an action returned (a subscription or an invoice)."""
-    return result["company"]
+def _subscription_action(
+    path: str,
+    action: Action,
+    said: Callable[[dict], str],
+    *,
+    back: Callable[[Actor], str | None] = lambda actor: None,
+    page: str = "/billing/subscriptions",
+) -> HTTPRouteHandler:
+    """POST `path`: `action` on the subscription, then `said(result)` as a flash and the
+    customer's `page` (or `back(actor)`). A refusal (already cancelled, past its end…)
+    is said on the page the button was on."""
 
-
-class SubscriptionActionController(Controller):
-    path = "/billing/subscriptions/{subscription_id:int}"
-
-    @post("/cancel")
-    async def cancel(self, request: HTMXRequest, actor: CurrentActor, subscription_id: FromPath[int]) -> Redirect:
-        return await self._act(
-            request,
-            actor,
-            subscription_id,
-            cancellation.cancel,
-            lambda s: (
-                f"Cancelled: nothing renews. The licence runs until {_day(s['term_end'])}; "
-                "you can undo this before then."
-            ),
-        )
-
-    @post("/undo-cancel")
-    async def undo_cancel(self, request: HTMXRequest, actor: CurrentActor, subscription_id: FromPath[int]) -> Redirect:
-        return await self._act(
-            request,
-            actor,
-            subscription_id,
-            cancellation.undo_cancel,
-            lambda s: (
-                f"Cancellation undone: the licence renews by itself on {_day(s['term_end'])}."
-                if s["method"] == "online"
-                else f"Cancellation undone: a renewal invoice follows 30 days before {_day(s['term_end'])}."
-            ),
-            back=_partner_list(actor),
-        )
-
-    @post("/request-cancellation")
-    async def request_cancellation(
-        self, request: HTMXRequest, actor: CurrentActor, subscription_id: FromPath[int]
+    async def act(
+        self: Controller, request: HTMXRequest, actor: CurrentActor, subscription_id: FromPath[int]
     ) -> Redirect:
-        return await self._act(
-            request,
-            actor,
-            subscription_id,
-            cancellation.request_cancellation,
-            lambda s: (
-                "Cancellation requested: your partner's staff confirm it, and nothing renews after "
-                f"{_day(s['term_end'])}."
-            ),
-        )
-
-    @post("/request-invoice")
-    async def request_invoice(
-        self, request: HTMXRequest, actor: CurrentActor, subscription_id: FromPath[int]
-    ) -> Redirect:
-        return await self._act(
-            request,
-            actor,
-            subscription_id,
-            invoice_subscriptions.request_invoice,
-            lambda invoice: (
-                f"Renewal invoice {_number(invoice)} for {_total(invoice)} is ready below; "
-                "paid before the end, the next term starts where this one ends."
-            ),
-            to_dashboard=True,
-        )
-
-    @post("/confirm-cancellation")
-    async def confirm_cancellation(
-        self, request: HTMXRequest, actor: CurrentActor, subscription_id: FromPath[int]
-    ) -> Redirect:
-        return await self._act(
-            request,
-            actor,
-            subscription_id,
-            cancellation.confirm_cancellation,
-            lambda s: f"Cancellation confirmed: the subscription ends on {_day(s['term_end'])} and does not renew.",
-            back="/billing?cancellation_requested=yes",
-        )
-
-    async def _act(
-        self,
-        request: HTMXRequest,
-        actor: Actor,
-        subscription_id: int,
-        action: Action,
-        said: Callable[[dict], str],
-        back: str | None = None,
-        to_dashboard: bool = False,
-    ) -> Redirect:
-        """A refusal (already cancelled, past its end…) is said on the page the button was on."""
         try:
             result = await action(actor, subscription_id, utcnow())
         except ValidationFailed as refused:
             flash(request, str(refused), "error")
-            return Redirect(back or _referrer(request) or "/")
+            return Redirect(back(actor) or _referrer(request) or "/")
         flash(request, said(result))
-        page = "/billing" if to_dashboard else "/billing/subscriptions"
-        return Redirect(back or f"/companies/{_company_of(result)}{page}")
+        # The result is a subscription or an invoice: either names its customer.
+        return Redirect(back(actor) or f"/companies/{result['company']}{page}")
+
+    act.__name__ = act.__qualname__ = path.strip("/").replace("-", "_")
+    return post(path)(act)
+
+
+def _cancelled(s: dict) -> str:
+    return f"Cancelled: nothing renews. The licence runs until {_day(s['term_end'])}; you can undo this before then."
+
+
+def _cancellation_undone(s: dict) -> str:
+    if s["method"] == "online":
+        return f"Cancellation undone: the licence renews by itself on {_day(s['term_end'])}."
+    return f"Cancellation undone: a renewal invoice follows 30 days before {_day(s['term_end'])}."
+
+
+def _cancellation_requested(s: dict) -> str:
+    return f"Cancellation requested: your partner's staff confirm it, and nothing renews after {_day(s['term_end'])}."
+
+
+def _invoice_requested(invoice: dict) -> str:
+    return (
+        f"Renewal invoice {_number(invoice)} for {_total(invoice)} is ready below; "
+        "paid before the end, the next term starts where this one ends."
+    )
+
+
+def _cancellation_confirmed(s: dict) -> str:
+    return f"Cancellation confirmed: the subscription ends on {_day(s['term_end'])} and does not renew."
 
 
 def _partner_list(actor: Actor) -> str | None:
@@ -136,3 +88,24 @@ def _referrer(request: HTMXRequest) -> str | None:
     referer = request.headers.get("referer", "")
     origin = f"{request.url.scheme}://{request.url.netloc}"
     return referer.removeprefix(origin) if referer.startswith(origin + "/") else None
+
+
+class SubscriptionActionController(Controller):
+    path = "/billing/subscriptions/{subscription_id:int}"
+
+    cancel = _subscription_action("/cancel", cancellation.cancel, _cancelled)
+    undo_cancel = _subscription_action(
+        "/undo-cancel", cancellation.undo_cancel, _cancellation_undone, back=_partner_list
+    )
+    request_cancellation = _subscription_action(
+        "/request-cancellation", cancellation.request_cancellation, _cancellation_requested
+    )
+    request_invoice = _subscription_action(
+        "/request-invoice", invoice_subscriptions.request_invoice, _invoice_requested, page="/billing"
+    )
+    confirm_cancellation = _subscription_action(
+        "/confirm-cancellation",
+        cancellation.confirm_cancellation,
+        _cancellation_confirmed,
+        back=lambda actor: "/billing?cancellation_requested=yes",
+    )

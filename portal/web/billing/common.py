@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Template
 from multidict import MultiMapping
 
 from portal.domain.billing import invoices, money, payments, subscription_list
@@ -16,6 +18,7 @@ from portal.domain.billing.payments import CardDetails
 from portal.domain.billing.quotes import Purchase
 from portal.domain.errors import ValidationFailed
 from portal.web.forms import text, to_int
+from portal.web.render import render
 
 METHOD_LABELS = subscription_list.METHOD_LABELS
 PAYMENT_LABELS = invoices.METHOD_LABELS
@@ -38,6 +41,19 @@ def page_helpers() -> dict[str, Any]:
         "invoice_statuses": STATUS_LABELS,
         "test_mode": payments.processor().test_mode,
     }
+
+
+def form_page(
+    request: HTMXRequest, template: str, context: dict[str, Any], values: Mapping[str, Any], errors: dict[str, str]
+) -> Template:
+    """A billing page with a form on it: what the form sent, shown again, and what was
+    wrong with it beside each field (400 when anything was)."""
+    return render(
+        request,
+        template,
+        {**page_helpers(), **context, "values": values, "errors": errors},
+        status_code=400 if errors else 200,
+    )
 
 
 def _count(values: Mapping[str, Any], name: str, errors: dict[str, str]) -> int:

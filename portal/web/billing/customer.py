@@ -25,6 +25,7 @@ from portal.web.billing.common import (
     address_from,
     card_from,
     change_from,
+    form_page,
     has_card,
     kept_values,
     page_helpers,
@@ -128,7 +129,7 @@ class CustomerBillingController(Controller):
             purchase = purchase_from(values)
             quote = await quotes.quote_purchase(actor, company_id, purchase, utcnow())
         except ValidationFailed as refused:
-            return await self._buy_form(request, actor, company_id, _buy_values(values), refused.errors, 400)
+            return await self._buy_form(request, actor, company_id, _buy_values(values), refused.errors)
         return await self._quote_page(request, actor, company_id, purchase, quote, {}, {})
 
     @post("/buy")
@@ -139,7 +140,7 @@ class CustomerBillingController(Controller):
         try:
             purchase = purchase_from(form)
         except ValidationFailed as refused:
-            return await self._buy_form(request, actor, company_id, _buy_values(form), refused.errors, 400)
+            return await self._buy_form(request, actor, company_id, _buy_values(form), refused.errors)
         try:
             if purchase.method == "online" and has_card(form):
                 await accounts.create_online_billing_account(
@@ -151,36 +152,20 @@ class CustomerBillingController(Controller):
                 quote = await quotes.quote_purchase(actor, company_id, purchase, now)
             except ValidationFailed:
                 # The choice itself is wrong (a tier taken off sale meanwhile): back to choosing.
-                return await self._buy_form(request, actor, company_id, _buy_values(form), refused.errors, 400)
+                return await self._buy_form(request, actor, company_id, _buy_values(form), refused.errors)
             return await self._quote_page(
-                request, actor, company_id, purchase, quote, refused.errors, kept_values(form), 400
+                request, actor, company_id, purchase, quote, refused.errors, kept_values(form)
             )
         said, kind = messages.bought(result)
         flash(request, said, kind)
         return Redirect(f"/companies/{company_id}/billing")
 
     async def _buy_form(
-        self,
-        request: HTMXRequest,
-        actor: Actor,
-        company_id: int,
-        values: dict[str, Any],
-        errors: dict[str, str],
-        status_code: int = 200,
+        self, request: HTMXRequest, actor: Actor, company_id: int, values: dict[str, Any], errors: dict[str, str]
     ) -> Template:
-        company = await billed_company(actor, company_id)
-        return render(
-            request,
-            "pages/billing_buy.html",
-            {
-                **page_helpers(),
-                **await _offer(company_id),
-                "company": company,
-                "current": await subscriptions.current_subscription(actor, company_id),
-                "values": values,
-                "errors": errors,
-            },
-            status_code=status_code,
+        current = await subscriptions.current_subscription(actor, company_id)
+        return await _plan_form(
+            request, actor, company_id, "pages/billing_buy.html", values, errors, current=current, buying=True
         )
 
     async def _quote_page(
@@ -192,7 +177,6 @@ class CustomerBillingController(Controller):
         quote: quotes.Quote,
         errors: dict[str, str],
         values: dict[str, Any],
-        status_code: int = 200,
     ) -> Template:
         company = await billed_company(actor, company_id)
         account = await accounts.billing_account(actor, company_id)
@@ -206,11 +190,10 @@ class CustomerBillingController(Controller):
         back = urlencode({k: v for k, v in chosen.items() if k != "addons"}) + "".join(
             f"&addons={a}" for a in purchase.addons
         )
-        return render(
+        return form_page(
             request,
             "pages/billing_quote.html",
             {
-                **page_helpers(),
                 "company": company,
                 "quote": quote,
                 "purchase": chosen,
@@ -218,11 +201,10 @@ class CustomerBillingController(Controller):
                 # "Pay Online" needs a card kept on the account: asked here, at the last step.
                 "ask_card": purchase.method == "online" and not (account and account.get("card_last4")),
                 "ask_address": not (account and account.get("billing_name")),
-                "errors": errors,
-                "values": values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
                 "back": f"/companies/{company_id}/billing/buy?{back}",
             },
-            status_code=status_code,
+            values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
+            errors,
         )
 
     # --- Upgrade: more users or Pro now (pro rata), fewer from the next term ---------------------
@@ -241,7 +223,7 @@ class CustomerBillingController(Controller):
             change = change_from(values)
             quote = await quotes.quote_change(actor, subscription["id"], **change, now=utcnow())
         except ValidationFailed as refused:
-            return await self._change_form(request, actor, company_id, subscription, dict(values), refused.errors, 400)
+            return await self._change_form(request, actor, company_id, subscription, dict(values), refused.errors)
         company = await billed_company(actor, company_id)
         return render(
             request,
@@ -264,7 +246,7 @@ class CustomerBillingController(Controller):
             change = change_from(form)
             result = await changes.change(actor, subscription["id"], **change, now=utcnow())
         except ValidationFailed as refused:
-            return await self._change_form(request, actor, company_id, subscription, dict(form), refused.errors, 400)
+            return await self._change_form(request, actor, company_id, subscription, dict(form), refused.errors)
         said, kind = messages.changed(result)
         flash(request, said, kind)
         return Redirect(f"/companies/{company_id}/billing")
@@ -277,21 +259,16 @@ class CustomerBillingController(Controller):
         subscription: dict,
         values: dict[str, Any],
         errors: dict[str, str],
-        status_code: int = 200,
     ) -> Template:
-        company = await billed_company(actor, company_id)
-        return render(
+        return await _plan_form(
             request,
+            actor,
+            company_id,
             "pages/billing_change.html",
-            {
-                **page_helpers(),
-                **await _offer(company_id),
-                "company": company,
-                "subscription": subscription,
-                "values": values,
-                "errors": errors,
-            },
-            status_code=status_code,
+            values,
+            errors,
+            subscription=subscription,
+            now_tier=subscription["tier"],
         )
 
     # --- "Create an Online Billing Account", the card, the billing address ------------------------
@@ -354,20 +331,35 @@ class CustomerBillingController(Controller):
     ) -> Template:
         company = await billed_company(actor, company_id)
         account = await accounts.billing_account(actor, company_id)
-        return render(
+        return form_page(
             request,
             "pages/billing_account.html",
             {
-                **page_helpers(),
                 "company": company,
                 "account": account,
                 "subscription": await subscriptions.current_subscription(actor, company_id),
-                "values": values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
-                "errors": errors or {},
                 "form_name": form_name,
             },
-            status_code=400 if errors else 200,
+            values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
+            errors or {},
         )
+
+
+async def _plan_form(
+    request: HTMXRequest,
+    actor: Actor,
+    company_id: int,
+    template: str,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    **context: Any,
+) -> Template:
+    """ "Buy a licence" or "Upgrade": the seller's catalogue to choose from
+    (partials/billing/_plan_form.html draws both)."""
+    company = await billed_company(actor, company_id)
+    offer = await _offer(company_id)
+    context = {"buying": False, "now_tier": None, **offer, "company": company, **context}
+    return form_page(request, template, context, values, errors)
 
 
 async def _live(actor: Actor, company_id: int) -> dict:

@@ -16,11 +16,10 @@ from portal.domain.billing import accounts, invoices, settlement
 from portal.domain.billing.money import format_rate
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
-from portal.web.billing.common import OFFLINE_METHODS, page_helpers
+from portal.web.billing.common import OFFLINE_METHODS, form_page
 from portal.web.billing.messages import _day, _number, _total
 from portal.web.flash import flash
 from portal.web.forms import text
-from portal.web.render import render
 from portal.web.session import CurrentActor
 
 
@@ -46,7 +45,7 @@ class InvoiceController(Controller):
             )
         except ValidationFailed as refused:
             values = {"method": method, "reference": reference}
-            return await self._page(request, actor, invoice_id, values, refused.errors, 400)
+            return await self._page(request, actor, invoice_id, values, refused.errors)
         invoice = result.get("invoice", result)
         said = f"Payment of {_total(invoice)} recorded on invoice {_number(invoice)}."
         batch = result.get("batch")
@@ -86,7 +85,7 @@ class InvoiceController(Controller):
             flash(request, str(refused), "error")  # paid or void meanwhile: its forms are gone from the page
             return Redirect(f"/invoices/{invoice_id}")
         except ValidationFailed as refused:
-            return await self._page(request, actor, invoice_id, {"reason": reason}, refused.errors, 400)
+            return await self._page(request, actor, invoice_id, {"reason": reason}, refused.errors)
         flash(
             request,
             f"Invoice {_number(voided)} for {_total(voided)} voided (reason: {voided['void_reason']}). "
@@ -107,28 +106,20 @@ class InvoiceController(Controller):
         return Redirect(f"/invoices/{new['id']}")
 
     async def _page(
-        self,
-        request: HTMXRequest,
-        actor: Actor,
-        invoice_id: int,
-        values: dict[str, Any],
-        errors: dict[str, str],
-        status_code: int = 200,
+        self, request: HTMXRequest, actor: Actor, invoice_id: int, values: dict[str, Any], errors: dict[str, str]
     ) -> Template:
         invoice = await invoices.get_invoice(actor, invoice_id)
         # "Pay Online" on an unpaid invoice needs a card on the buyer's billing account.
         account = await accounts.billing_account(actor, invoice["company"]) if invoice["status"] == "issued" else None
-        return render(
+        return form_page(
             request,
             "pages/invoice.html",
             {
-                **page_helpers(),
                 "invoice": invoice,
                 "can_pay_online": bool(account and account.get("card_last4")),
                 "tax_rate": format_rate(invoice["tax_rate_bp"]),
                 "offline_methods": OFFLINE_METHODS,
-                "values": values,
-                "errors": errors,
             },
-            status_code=status_code,
+            values,
+            errors,
         )
