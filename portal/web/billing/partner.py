@@ -250,6 +250,6 @@ async def _filter_field(request: HTMXRequest, actor: Actor, spec: FilterSet, cho
         name = next(iter(spec)).name
     return render(
         request,
-        "partials/billing/_filter.html",
+        "partials/_filter_field.html",
         {"name": name, "value": "", "spec": spec, "choices": await choices_of(actor, {name})},
     )
