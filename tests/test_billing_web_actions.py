@@ -93,7 +93,7 @@ async def test_partner_staff_void_an_invoice_with_a_reason_and_nothing_else_chan
     client.cookies.clear()
     await sign_in(client, tree.email("partner"))
     page = await client.get(f"/invoices/{invoice['id']}")
-    assert "Nothing is issued in its place, and the subscription it belongs to stays as it is." in page.text
+    assert "Nothing is issued in its place; its subscription stays as it is." in page.text
 
     blank = await post_form(client, f"/invoices/{invoice['id']}", f"/invoices/{invoice['id']}/void", {"reason": "  "})
     assert blank.status_code == 400 and "Say why the invoice is void." in blank.text

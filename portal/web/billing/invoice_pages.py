@@ -14,10 +14,11 @@ from litestar.response import Redirect, Template
 from portal.domain.access import Actor, require_partner_manager
 from portal.domain.billing import accounts, invoices, settlement
 from portal.domain.billing.money import format_rate
+from portal.domain.billing.renewal import voiding
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.billing.common import OFFLINE_METHODS, form_page
-from portal.web.billing.messages import _day, _number, _total
+from portal.web.billing.messages import _day, _number, _total, void_effect
 from portal.web.flash import flash
 from portal.web.forms import text
 from portal.web.session import CurrentActor
@@ -81,6 +82,7 @@ class InvoiceController(Controller):
         reason = text(form.get("reason"), 400)
         try:
             voided = await invoices.void(actor, invoice_id, reason, utcnow())
+            effect = void_effect(await voiding.if_voided(voided))
         except invoices.InvoiceTransition as refused:
             flash(request, str(refused), "error")  # paid or void meanwhile: its forms are gone from the page
             return Redirect(f"/invoices/{invoice_id}")
@@ -89,7 +91,7 @@ class InvoiceController(Controller):
         flash(
             request,
             f"Invoice {_number(voided)} for {_total(voided)} voided (reason: {voided['void_reason']}). "
-            "Nothing replaces it; its subscription stays as it is.",
+            f"Nothing replaces it; {effect}",
         )
         return Redirect(f"/invoices/{invoice_id}")
 
@@ -110,7 +112,10 @@ class InvoiceController(Controller):
     ) -> Template:
         invoice = await invoices.get_invoice(actor, invoice_id)
         # "Pay Online" on an unpaid invoice needs a card on the buyer's billing account.
-        account = await accounts.billing_account(actor, invoice["company"]) if invoice["status"] == "issued" else None
+        issued = invoice["status"] == "issued"
+        account = await accounts.billing_account(actor, invoice["company"]) if issued else None
+        # Said beside "Void", which partner staff see on an issued invoice.
+        effect = void_effect(await voiding.if_voided(invoice)) if issued and actor.is_partner_manager else ""
         return form_page(
             request,
             "pages/invoice.html",
@@ -119,6 +124,7 @@ class InvoiceController(Controller):
                 "can_pay_online": bool(account and account.get("card_last4")),
                 "tax_rate": format_rate(invoice["tax_rate_bp"]),
                 "offline_methods": OFFLINE_METHODS,
+                "void_effect": effect,
             },
             values,
             errors,

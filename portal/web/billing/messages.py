@@ -9,6 +9,7 @@ from typing import Any
 from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.money import format_money
 from portal.domain.billing.quotes import format_day
+from portal.domain.billing.renewal.schedule import Unpaid
 from portal.web.flash import Kind
 
 
@@ -79,3 +80,28 @@ def account_created(account: Mapping[str, Any]) -> str:
 
 def card_saved(account: Mapping[str, Any]) -> str:
     return f"Card saved: {account.get('card_brand') or 'card'} ending {account.get('card_last4')}."
+
+
+def _days(moments: tuple[Any, ...]) -> str:
+    days = [_day(m) for m in moments]
+    return days[0] if len(days) == 1 else ", ".join(days[:-1]) + " and " + days[-1]
+
+
+def void_effect(unpaid: Unpaid | None) -> str:
+    """What voiding an invoice does to its subscription, after "Nothing is issued in its
+    place;" on the invoice page (before) and in the flash (after)."""
+    if unpaid is None:
+        return "its subscription stays as it is."
+    if unpaid.method == "online":
+        again = f" (again on {_days(unpaid.retries)})" if unpaid.retries else ""
+        return (
+            "the subscription pays online, and the renewal job takes a void renewal invoice as a declined card: "
+            f"nothing is charged, the managers are e-mailed each time it is tried{again}, and the subscription "
+            f"lapses on {_day(unpaid.lapses_at)}. Its licences end on {_day(unpaid.licences_end)}. "
+            "To have the card charged instead, use Void and reissue."
+        )
+    return (
+        "no other renewal invoice or reminder is sent for this term: the subscription lapses at its end, "
+        f"{_day(unpaid.lapses_at)}, and its licences end with it. "
+        "To bill the renewal differently, use Void and reissue."
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from portal.domain.billing import payments
@@ -32,3 +33,29 @@ def next_count(sub: dict, name: str) -> int:
     """Fewer users asked for during the term take effect at the renewal."""
     later = sub[f"next_{name}"]
     return int(sub[name] if later is None else later)
+
+
+@dataclass(frozen=True)
+class Unpaid:
+    """What follows when a running subscription's renewal is not paid (its invoice
+    voided, say): online, the job's tries are declined and it lapses after the last;
+    by invoice, nothing more is sent and it lapses at the term's end. Either way its
+    licences end with the term."""
+
+    method: str
+    licences_end: datetime
+    retries: tuple[datetime, ...]  # online: the tries still to come after the end
+    lapses_at: datetime
+
+
+def if_unpaid(subscription: dict) -> Unpaid | None:
+    """None for a subscription that does not renew anyway (cancelled, not running)."""
+    end = subscription["term_end"]
+    if subscription["status"] != "active" or not subscription["auto_renew"] or end is None:
+        return None
+    if subscription["method"] != "online":
+        return Unpaid("invoice", end, (), end)
+    # Attempt n (1-based) after the first comes RETRIES_AFTER_END[n - 2] after the end.
+    first = max(2, subscription["renewal_attempts"] + 1)
+    retries = tuple(end + RETRIES_AFTER_END[n - 2] for n in range(first, ATTEMPTS + 1))
+    return Unpaid("online", end, retries, end + RETRIES_AFTER_END[-1])
