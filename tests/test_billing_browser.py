@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from portal.demo_data import DEMO_PASSWORD
 from portal.domain.billing import money
 from tests.live_server import LiveServer, new_page, sign_in
 from tests.test_accessibility import PHONE, axe_violations, report
@@ -251,5 +252,119 @@ async def test_billing_pages_pass_axe_and_fit_a_phone(browser: Browser, live_ser
         await partner.close()
     found |= {f"{path} (partner)": v for path, v in partner_found.items()}
     wide |= {f"{path} (partner)": w for path, w in partner_wide.items()}
+    assert not found, report(found)
+    assert not wide, f"scrollWidth > innerWidth at 390 px: {wide}"
+
+
+# Summit Secure's customer: no other browser test touches it.
+ADDONS_CUSTOMER = "Alpine Outfitters"
+ADDONS_MANAGER = "manager@alpine-outfitters.example"
+VIEWER = "viewer@alpine-outfitters.example"
+
+
+async def _invoice_link(page: Page, number: str) -> str:
+    link = page.locator("tr[data-invoice]").filter(has_text=number).get_by_role("link").first
+    href = await link.get_attribute("href")
+    assert href, number
+    return href
+
+
+async def _buy_with_addon_by_invoice(page: Page) -> str:
+    """Lite, 1 read-only user and the onboarding course, by invoice; returns the invoice's page."""
+    await nav_link(page, "Billing").click()
+    await page.get_by_role("link", name="Buy a licence").first.click()
+    await page.get_by_role("radio", name=re.compile(r"^Lite: ")).check()
+    await page.get_by_label(re.compile(r"^Read-only users")).fill("1")
+    await page.get_by_role("checkbox", name=re.compile(r"^Onboarding")).check()
+    await page.get_by_role("radio", name=re.compile(r"^Pay by Invoice")).check()
+    await page.get_by_role("button", name="See the price").click()
+    await page.get_by_role("button", name="Pay by Invoice").click()
+    await expect(flash(page)).to_contain_text("was issued")
+    number = re.search(r"Invoice (INV-\d+)", await flash(page).inner_text()).group(1)
+    return await _invoice_link(page, number)
+
+
+async def _add_read_only_manager(page: Page, browser: Browser, live_server: LiveServer, company: int) -> None:
+    """Add User → Read-only manager → the one-time link → Set password (the demo's, to sign in with)."""
+    await page.goto(f"/companies/{company}/users/new")
+    await page.get_by_label("Name").fill("Vera Viewer")
+    await page.get_by_label("E-mail").fill(VIEWER)
+    await page.get_by_role("radio", name="Read-only manager").check()
+    await page.get_by_role("button", name="Save").click()
+    link = await page.get_by_test_id("set-password-link").input_value()
+    viewer = await new_page(browser, live_server)
+    try:
+        await viewer.goto(link)
+        await viewer.get_by_label("New password").fill(DEMO_PASSWORD)
+        await viewer.get_by_label("Repeat it").fill(DEMO_PASSWORD)
+        await viewer.get_by_role("button", name="Set password").click()
+        await expect(viewer.get_by_role("heading", name="Set your password")).to_have_count(0)
+    finally:
+        await viewer.context.close()
+
+
+async def test_add_ons_read_only_note_and_void_pass_axe_and_fit_a_phone(browser: Browser, live_server: LiveServer):
+    """What the third pass added, with something in it: the Add-ons card listing a course
+    bought, a read-only manager's note on each billing page, and partner staff's Void
+    box on an issued renewal invoice (also with its error)."""
+    company = await live_server.company_id(ADDONS_CUSTOMER)
+    base = f"/companies/{company}/billing"
+    customer = await new_page(browser, live_server)
+    partner = await new_page(browser, live_server)
+    try:
+        await sign_in(customer, ADDONS_MANAGER)
+        purchase = await _buy_with_addon_by_invoice(customer)
+        await sign_in(partner, PARTNER)
+        await partner.goto(purchase)
+        await partner.get_by_label("Paid by").select_option(label="Bank transfer")
+        await partner.get_by_role("button", name="Record payment").click()
+        await expect(partner.get_by_test_id("invoice-status")).to_have_text("Paid")
+
+        await customer.goto(base)
+        await expect(customer.get_by_test_id("addons")).to_contain_text("bought")
+        await customer.get_by_role("link", name="Subscriptions", exact=True).click()
+        await customer.get_by_role("button", name="Request an invoice").click()
+        number = re.search(r"Renewal invoice (INV-\d+)", await flash(customer).inner_text()).group(1)
+        renewal = await _invoice_link(customer, number)
+        await _add_read_only_manager(customer, browser, live_server, company)
+
+        await partner.goto(renewal)
+        void = partner.get_by_role("region", name="Void", exact=True)
+        await expect(void).to_contain_text("no other renewal invoice or reminder is sent for this term")
+        partner.once("dialog", lambda dialog: dialog.accept())
+        await void.get_by_role("button", name="Void", exact=True).click()
+        await expect(partner.get_by_role("alert").filter(has_text="Say why the invoice is void.")).to_be_visible()
+        void_error = {"violations": await axe_violations(partner)}
+        await partner.set_viewport_size(PHONE)
+        widths = await partner.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    finally:
+        await customer.context.close()
+        await partner.context.close()
+
+    customer_ctx = await _signed_in(browser, live_server, ADDONS_MANAGER)
+    partner_ctx = await _signed_in(browser, live_server, PARTNER)
+    viewer_ctx = await _signed_in(browser, live_server, VIEWER)
+    try:
+        found, wide = await _check(customer_ctx, [base, f"{base}/subscriptions", purchase, renewal])
+        partner_found, partner_wide = await _check(partner_ctx, [renewal, purchase, f"/billing?customer={company}"])
+        viewer_paths = [base, f"{base}/subscriptions", f"{base}/buy", f"{base}/change", f"{base}/account", renewal]
+        viewer_found, viewer_wide = await _check(viewer_ctx, viewer_paths)
+        page = await viewer_ctx.new_page()
+        for path in viewer_paths:
+            await page.goto(path)
+            await expect(page.get_by_test_id("read-only").first).to_be_visible()
+        await page.close()
+    finally:
+        await customer_ctx.close()
+        await partner_ctx.close()
+        await viewer_ctx.close()
+    found |= {f"{path} (partner)": v for path, v in partner_found.items()}
+    found |= {f"{path} (read-only)": v for path, v in viewer_found.items()}
+    if void_error["violations"]:
+        found[f"{renewal} (partner, Void refused)"] = void_error["violations"]
+    wide |= {f"{path} (partner)": w for path, w in partner_wide.items()}
+    wide |= {f"{path} (read-only)": w for path, w in viewer_wide.items()}
+    if widths[0] > widths[1]:
+        wide[f"{renewal} (partner, Void refused)"] = tuple(widths)
     assert not found, report(found)
     assert not wide, f"scrollWidth > innerWidth at 390 px: {wide}"
