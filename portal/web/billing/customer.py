@@ -7,6 +7,7 @@ may (another tenant's company answers 404)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -283,41 +284,61 @@ class CustomerBillingController(Controller):
     ) -> Template | Redirect:
         """ "Create an Online Billing Account": card and billing address together; an invoice
         subscription switches to "Pay Online" and renews by itself."""
-        await billed_company(actor, company_id)
-        form = await request.form()
-        try:
-            account = await accounts.create_online_billing_account(
+        return await self._account_form(
+            request,
+            actor,
+            company_id,
+            "account",
+            lambda form: accounts.create_online_billing_account(
                 actor, company_id, card=card_from(form), **address_from(form), now=utcnow()
-            )
-        except ValidationFailed as refused:
-            return await self._account_page(request, actor, company_id, kept_values(form), refused.errors, "account")
-        flash(request, messages.account_created(account))
-        return Redirect(f"/companies/{company_id}/billing")
+            ),
+            messages.account_created,
+        )
 
     @post("/card")
     async def save_card(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
-        await billed_company(actor, company_id)
-        form = await request.form()
-        try:
-            account = await accounts.save_card(actor, company_id, card_from(form), utcnow())
-        except ValidationFailed as refused:
-            return await self._account_page(request, actor, company_id, kept_values(form), refused.errors, "card")
-        flash(request, messages.card_saved(account))
-        return Redirect(f"/companies/{company_id}/billing")
+        return await self._account_form(
+            request,
+            actor,
+            company_id,
+            "card",
+            lambda form: accounts.save_card(actor, company_id, card_from(form), utcnow()),
+            messages.card_saved,
+        )
 
     @post("/address")
     async def save_address(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
+        return await self._account_form(
+            request,
+            actor,
+            company_id,
+            "address",
+            lambda form: accounts.save_billing_address(actor, company_id, **address_from(form), now=utcnow()),
+            lambda _: "Billing address saved; the next invoices carry it.",
+        )
+
+    async def _account_form(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        company_id: int,
+        form_name: str,
+        save: Callable[[Any], Awaitable[Any]],
+        said: Callable[[Any], str],
+    ) -> Template | Redirect:
+        """One of the account page's forms: saved, said in a flash, back to Billing; refused,
+        the page again with what was sent (never the card's number or code) and why."""
         await billed_company(actor, company_id)
         form = await request.form()
         try:
-            await accounts.save_billing_address(actor, company_id, **address_from(form), now=utcnow())
+            saved = await save(form)
         except ValidationFailed as refused:
-            return await self._account_page(request, actor, company_id, kept_values(form), refused.errors, "address")
-        flash(request, "Billing address saved; the next invoices carry it.")
+            return await self._account_page(request, actor, company_id, kept_values(form), refused.errors, form_name)
+        flash(request, said(saved))
         return Redirect(f"/companies/{company_id}/billing")
 
     async def _account_page(
