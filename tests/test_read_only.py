@@ -14,7 +14,7 @@ from portal.domain.errors import ValidationFailed
 from portal.tables import OutboxEmail, User
 from portal.tables_billing import Subscription
 from tests.factories import T0, _hash
-from tests.support import post_form, sign_in
+from tests.support import PASSWORD, post_form, sign_in
 
 
 async def _credits(company: dict, read_only_users: int) -> None:
@@ -34,12 +34,12 @@ async def _credits(company: dict, read_only_users: int) -> None:
     )
 
 
-async def _read_only_manager(tree) -> dict:
+async def _read_only_manager(tree, email: str = "viewer@north.example") -> dict:
     row = (
         await User.insert(
             User(
                 company=tree.north["id"],
-                email="viewer@north.example",
+                email=email,
                 name="Vera Viewer",
                 role="read_only",
                 password_hash=_hash(),
@@ -47,7 +47,7 @@ async def _read_only_manager(tree) -> dict:
             )
         )
     )[0]
-    return {"id": row["id"], "email": "viewer@north.example"}
+    return {"id": row["id"], "email": email}
 
 
 async def test_read_only_managers_are_capped_by_the_credits_bought(tree):
@@ -77,6 +77,7 @@ async def test_read_only_managers_are_capped_by_the_credits_bought(tree):
 
 
 async def test_a_read_only_manager_sees_pages_and_every_change_is_refused(client, tree):
+    await _credits(tree.north, 1)
     viewer = await _read_only_manager(tree)
     await sign_in(client, viewer["email"])  # asserts the redirect of a signed-in user
 
@@ -98,4 +99,24 @@ async def test_a_read_only_manager_sees_pages_and_every_change_is_refused(client
     # Signing out is not a change to the company: it works.
     out = await post_form(client, "/profile", "/logout", {})
     assert (out.status_code, out.headers["location"]) == (302, "/login")
+    assert (await client.get(f"/companies/{tree.north['id']}/licences")).headers["location"].startswith("/login")
+
+
+async def test_fewer_credits_leave_the_oldest_read_only_managers_their_access(client, tree):
+    """After a renewal with fewer read-only credits (or a lapse), the read-only
+    managers beyond them can no longer sign in, and a session they hold ends."""
+    await _credits(tree.north, 2)
+    first = await _read_only_manager(tree, "first@north.example")
+    second = await _read_only_manager(tree, "second@north.example")
+    await sign_in(client, second["email"])
+    assert (await client.get(f"/companies/{tree.north['id']}/licences")).status_code == 200
+
+    await Subscription.update({Subscription.read_only_users: 1}, force=True)
+    ended = await client.get(f"/companies/{tree.north['id']}/licences")
+    assert ended.headers["location"].startswith("/login")
+    refused = await post_form(client, "/login", "/login", {"email": second["email"], "password": PASSWORD})
+    assert refused.status_code == 400 and "Your read-only access has ended" in refused.text
+    await sign_in(client, first["email"])  # the oldest keeps the one credit left
+
+    await Subscription.update({Subscription.status: "lapsed"}, force=True)
     assert (await client.get(f"/companies/{tree.north['id']}/licences")).headers["location"].startswith("/login")

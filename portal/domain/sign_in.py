@@ -32,7 +32,7 @@ from typing import NamedTuple, Protocol
 from portal import db
 from portal.domain import outbox, passwords
 from portal.domain.errors import SignInRefused
-from portal.domain.users import normalise_email, token_hash
+from portal.domain.users import holds_read_only_credit, normalise_email, token_hash
 from portal.tables import MANAGER_ROLES, PasswordToken, User
 
 SIGN_IN_ATTEMPTS = 5
@@ -54,6 +54,12 @@ TOO_MANY_SIGN_INS = (
 TOO_MANY_RESETS = (
     "Several links were already requested for this e-mail address. "
     "Use the latest one in your mailbox, or try again in an hour."
+)
+
+
+READ_ONLY_ENDED = (
+    "Your read-only access has ended: your company holds fewer read-only user credits now. "
+    "Ask one of its managers to add them under Billing."
 )
 
 
@@ -124,6 +130,8 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     if not user["active"]:
         # Only whoever knows the password learns this.
         raise SignInRefused("This account has been deactivated.")
+    if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
+        raise SignInRefused(READ_ONLY_ENDED)
     await attempts.forget(key)
     return user
 

@@ -48,6 +48,18 @@ def roles_for(actor: Actor, company: dict) -> list[str]:
     return roles
 
 
+async def holds_read_only_credit(user_id: int, company_id: int) -> bool:
+    """Whether a read-only manager is within the credits the company holds now:
+    after a renewal with fewer credits, or a lapse, the oldest keep access."""
+    allowance = await billing_subscriptions.read_only_allowance(company_id)
+    if allowance == 0:
+        return False
+    older = await User.count().where(
+        (User.company == company_id) & (User.role == "read_only") & (User.active == True) & (User.id < user_id)  # noqa: E712
+    )
+    return older < allowance
+
+
 async def _check_read_only_credit(company: dict) -> None:
     """Under the company's lock, so two at once cannot both take the last credit."""
     await db.for_update(Company.select(Company.id).where(Company.id == company["id"]), of=Company)

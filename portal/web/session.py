@@ -15,6 +15,7 @@ from litestar.types import Empty, Message, ScopeSession
 
 from portal.domain.access import Actor, load_actor
 from portal.domain.errors import PermissionDenied
+from portal.domain.users import holds_read_only_credit
 
 _NEW_ID = "portal.new_session_id"
 _OLD_ID = "portal.old_session_id"
@@ -68,7 +69,7 @@ async def provide_actor(request: Request) -> Actor:
     """Dependency for every signed-in route; unknown or disabled users are sent to sign in."""
     user_id = request.session.get("user_id")
     actor = await load_actor(user_id, request.session.get("managing_id")) if user_id else None
-    if actor is None:
+    if actor is None or (actor.read_only and not await holds_read_only_credit(actor.user_id, actor.company_id)):
         raise NotAuthorizedException("Please sign in.")
     request.state.actor = actor
     # The one place a read-only manager's changes are refused: every route that
