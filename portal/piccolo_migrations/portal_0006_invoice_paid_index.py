@@ -18,7 +18,7 @@ class Company(Table, tablename="company"):
     pass
 
 
-_CREATE = ["CREATE INDEX invoice_paid ON \"invoice\" (\"paid_at\") WHERE status = 'paid'"]
+_CREATE = ['CREATE INDEX invoice_paid ON "invoice" ("paid_at") WHERE status = \'paid\'']
 _DROP = ["DROP INDEX invoice_paid"]
 
 
