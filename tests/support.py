@@ -14,7 +14,7 @@ from arq.worker import Worker
 from litestar import Litestar
 
 from portal import db
-from portal.domain.licences import TALLY_DRIFT_SQL
+from portal.domain.licences.tabs import TALLY_DRIFT_SQL
 from portal.piccolo_app import APP_CONFIG
 from portal.tables import Company, Product
 

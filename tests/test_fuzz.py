@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from litestar.enums import ParamType
 from litestar.params import ParameterKwarg
 
-from portal.domain import orders
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
+from portal.domain.orders import decisions, order_list, requests
 from portal.settings import PROJECT_DIR
 from portal.tables import Company, User
 from portal.web.app import create_app
@@ -63,7 +63,7 @@ ROUTES = _routes()
 FORM_FIELDS = _form_fields()
 # Query names read from request.query_params, not declared: the Requested Orders filters.
 QUERY_NAMES = sorted(
-    {name for *_, declared in ROUTES for name in declared} | {f.name for f in orders.ORDER_FILTERS} | {"tab", "q"}
+    {name for *_, declared in ROUTES for name in declared} | {f.name for f in order_list.ORDER_FILTERS} | {"tab", "q"}
 )
 # Header values travel as bytes: printable ASCII, as a browser sends them.
 header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
@@ -99,9 +99,9 @@ async def world(tree):
     customer = await load_actor(tree.managers["north"]["id"], None)
     partner = await load_actor(tree.managers["partner"]["id"], None)
     now = utcnow()
-    requested = await orders.request_order(customer, tree.north["id"], 5, None, "PO-1", now)
-    assigned = await orders.request_order(customer, tree.north["id"], 3, None, "", now)
-    await orders.assign_order(partner, assigned["id"], now)
+    requested = await requests.request_order(customer, tree.north["id"], 5, None, "PO-1", now)
+    assigned = await requests.request_order(customer, tree.north["id"], 3, None, "", now)
+    await decisions.assign_order(partner, assigned["id"], now)
     companies = [c["id"] for c in await Company.select(Company.id)]
     ids = sorted({*companies, learner["id"], *(m["id"] for m in tree.managers.values()), requested["id"]})
     return {"tree": tree, "ids": ids, "signed_in": None}

@@ -18,7 +18,8 @@ from portal.domain.billing.quotes import Purchase
 from portal.domain.billing.subscriptions import buy
 from portal.domain.clock import utcnow
 from portal.domain.imports.preview import receive
-from portal.domain.orders import assign_order, request_order
+from portal.domain.orders.decisions import assign_order
+from portal.domain.orders.requests import request_order
 from portal.tables import OutboxEmail
 from portal.web.headers import POLICY, SCHEMA_POLICY
 from tests.factories import add_user
