@@ -34,10 +34,15 @@ async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -
 
 
 # An order bought "Pay by Invoice" waits for its payment, unless the seller assigns unpaid orders.
+# None of its purchase invoices is paid (a voided one pays nothing either); the
+# seller's "assign unpaid" lets an issued one through, never a void one alone.
 _UNPAID_PURCHASE_SQL = (
     "SELECT 1 FROM invoice LEFT JOIN billing_profile ON billing_profile.company = invoice.partner "
-    "WHERE invoice.\"order\" = {} AND invoice.kind = 'purchase' AND invoice.status = 'issued' "
-    "AND NOT COALESCE(billing_profile.assign_unpaid, false)"
+    "WHERE invoice.\"order\" = {} AND invoice.kind = 'purchase' "
+    "GROUP BY billing_profile.assign_unpaid "
+    "HAVING SUM(CASE WHEN invoice.status = 'paid' THEN 1 ELSE 0 END) = 0 "
+    "AND NOT (COALESCE(billing_profile.assign_unpaid, false) "
+    "AND SUM(CASE WHEN invoice.status = 'issued' THEN 1 ELSE 0 END) > 0)"
 )
 
 
