@@ -66,7 +66,7 @@ class OrderController(Controller):
             name = "status"
         return render(
             request,
-            "partials/orders/_filter.html",
+            "partials/_filter_field.html",
             {
                 "name": name,
                 "value": "",
