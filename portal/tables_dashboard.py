@@ -3,7 +3,7 @@
 A row is the company's figures as computed at `computed_at` (NULL: stale, to be
 computed again), with the next instants at which the clock alone changes them.
 Triggers on licence_tally, licence_batch and licence_order mark a row stale;
-portal/domain/dashboard.py reads, recomputes and writes the rows."""
+portal/domain/dashboard/figures.py reads, recomputes and writes the rows."""
 
 from __future__ import annotations
 
