@@ -19,8 +19,11 @@ async def change(
     actor: Actor, subscription_id: int, *, tier: str, extra_users: int, read_only_users: int, now: datetime
 ) -> dict:
     """What quote_change showed: more is invoiced (and charged, online) pro rata
-    and provisioned when paid; fewer is kept for the next term (next_*).
-    Returns {"subscription", "invoice" | None, "charge" | None, "batch" | None, "notes"}."""
+    and provisioned when paid; fewer is kept for the next term (next_*). A renewal
+    invoice already issued for the next term is voided and reissued for the next
+    term as changed, in the same transaction (its payment provisions what it bills).
+    Returns {"subscription", "invoice" | None, "charge" | None, "batch" | None,
+    "renewal_invoice" | None (the reissued one), "notes"}."""
     refuse_read_only(actor)
     subscription = await load_subscription(actor, subscription_id)
     token = None
@@ -29,6 +32,7 @@ async def change(
         token = account["card_token"] if account else None
     batch = None
     invoice = None
+    renewal_invoice = None
     async with db.write_transaction():
         subscription = await locks.lock_subscription(actor, subscription_id)
         await quotes.check_changeable(subscription, now)
@@ -55,6 +59,8 @@ async def change(
                 term_end=subscription["term_end"],
                 actor=actor,
             )
+        if plan.reissue is not None:
+            renewal_invoice = await invoices.replace_lines(actor, plan.reissue.invoice["id"], plan.reissue.lines, now)
         await audit.record(
             actor,
             "subscription.change",
@@ -63,6 +69,7 @@ async def change(
             {
                 "subscription": subscription["id"],
                 "invoice": invoice["id"] if invoice else None,
+                "renewal_invoice": renewal_invoice["id"] if renewal_invoice else None,
                 "tier": tier,
                 "extra_users": extra_users,
                 "read_only_users": read_only_users,
@@ -78,4 +85,11 @@ async def change(
     if invoice is not None and token is not None:
         charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, 1, now)
     current = await Subscription.select().where(Subscription.id == subscription["id"]).first()
-    return {"subscription": current, "invoice": invoice, "charge": charge, "batch": batch, "notes": plan.notes}
+    return {
+        "subscription": current,
+        "invoice": invoice,
+        "charge": charge,
+        "batch": batch,
+        "renewal_invoice": renewal_invoice,
+        "notes": plan.notes,
+    }

@@ -29,6 +29,7 @@ from portal.tables_billing import (
     BillingProfile,
     Invoice,
     InvoiceLine,
+    Subscription,
 )
 
 KINDS = ("purchase", "renewal", "change", "addon")
@@ -255,8 +256,18 @@ async def mark_paid(
     return {**invoice, **changes}
 
 
+async def lock_with_subscription(invoice_id: int) -> dict | None:
+    """The invoice's row lock, after its subscription's: the order every billing write
+    takes them in (locks.py), so a change (which holds the subscription and then
+    reissues its renewal invoice) and staff acting on that invoice never deadlock."""
+    head = await Invoice.select(Invoice.subscription).where(Invoice.id == invoice_id).first()
+    if head is not None and head["subscription"] is not None:
+        await db.for_update(Subscription.select(Subscription.id).where(Subscription.id == head["subscription"]))
+    return await _lock_invoice(invoice_id)
+
+
 async def _lock_for_staff(actor: Actor, invoice_id: int) -> dict:
-    invoice = await _lock_invoice(invoice_id)
+    invoice = await lock_with_subscription(invoice_id)
     if invoice is None or not may_act_on(actor, invoice["company_path"]):
         raise NotFound("No such invoice.")
     require_partner_manager(actor)
@@ -310,25 +321,42 @@ async def reissue(actor: Actor, invoice_id: int, now: datetime) -> dict:
         if old["status"] != "issued":
             raise InvoiceTransition(old["status"], "reissued")
         rows = await InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.position)
-        key = old["idempotency_key"]
-        if key is not None:
-            await Invoice.update({Invoice.idempotency_key: None}).where(Invoice.id == invoice_id)
-        new = await create_invoice(
-            partner_id=old["partner"],
-            company_id=old["company"],
-            kind=old["kind"],
-            lines=[Line(r["code"], r["description"], r["quantity"], r["unit_cents"]) for r in rows],
-            now=now,
-            subscription_id=old["subscription"],
-            order_id=old["order"],
-            term_start=old["term_start"],
-            term_end=old["term_end"],
-            idempotency_key=key,
-            due_days=max(0, (old["due_at"] - old["issued_at"]).days) if old["due_at"] and old["issued_at"] else 30,
-            actor=actor,
-            replaces=invoice_id,
-        )
-        await _void(actor, old, f"Replaced by {format_invoice_number(new['number'])}.", now)
+        lines = [Line(r["code"], r["description"], r["quantity"], r["unit_cents"]) for r in rows]
+        return await _replace(actor, old, lines, now)
+
+
+async def replace_lines(actor: Actor, invoice_id: int, lines: Sequence[Line], now: datetime) -> dict:
+    """Void an issued invoice and issue one with other `lines` in its place (a renewal
+    invoice a change makes out of date), inside the caller's transaction, which holds
+    the invoice's subscription. The caller has checked who may. Returns the new invoice."""
+    old = await _lock_invoice(invoice_id)
+    if old is None:
+        raise NotFound("No such invoice.")
+    if old["status"] != "issued":
+        raise InvoiceTransition(old["status"], "reissued")
+    return await _replace(actor, old, lines, now)
+
+
+async def _replace(actor: Actor, old: dict, lines: Sequence[Line], now: datetime) -> dict:
+    key = old["idempotency_key"]
+    if key is not None:
+        await Invoice.update({Invoice.idempotency_key: None}).where(Invoice.id == old["id"])
+    new = await create_invoice(
+        partner_id=old["partner"],
+        company_id=old["company"],
+        kind=old["kind"],
+        lines=lines,
+        now=now,
+        subscription_id=old["subscription"],
+        order_id=old["order"],
+        term_start=old["term_start"],
+        term_end=old["term_end"],
+        idempotency_key=key,
+        due_days=max(0, (old["due_at"] - old["issued_at"]).days) if old["due_at"] and old["issued_at"] else 30,
+        actor=actor,
+        replaces=old["id"],
+    )
+    await _void(actor, old, f"Replaced by {format_invoice_number(new['number'])}.", now)
     return new
 
 

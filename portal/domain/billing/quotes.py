@@ -7,15 +7,17 @@ what was quoted and paid, whatever changed in between."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal.domain.access import Actor, get_company, may_act_on
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing import money, profiles
-from portal.domain.billing.invoices import Line, Totals, totals
+from portal.domain.billing.invoices import Line, Totals, format_invoice_number, totals
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables_billing import Invoice, Subscription
+from portal.tables_billing import Invoice, InvoiceLine, Subscription
 
 METHODS = ("online", "invoice")
 LIVE = ("pending", "active")
@@ -125,6 +127,43 @@ def term_lines(items: dict[str, dict], tier: dict, extra_users: int, read_only_u
     return lines
 
 
+@dataclass(frozen=True)
+class Billed:
+    """The term an invoice of a whole term (a purchase, a renewal) bills, read back from
+    its lines' codes: what paying it provisions, whatever the subscription says by then."""
+
+    tier: str
+    extra_users: int
+    read_only_users: int
+
+
+def billed_term(lines: Iterable[Mapping[str, Any]]) -> Billed | None:
+    """The inverse of term_lines; None for lines without a tier."""
+    tier, counts = None, {billing_catalogue.STANDARD_USER: 0, billing_catalogue.READ_ONLY_USER: 0}
+    for line in lines:
+        if line["code"] in counts:
+            counts[line["code"]] += int(line["quantity"])
+        elif line["code"] in billing_catalogue.TIERS:
+            tier = line["code"]
+    if tier is None:
+        return None
+    return Billed(tier, counts[billing_catalogue.STANDARD_USER], counts[billing_catalogue.READ_ONLY_USER])
+
+
+async def billed_terms(invoice_ids: Iterable[int]) -> dict[int, Billed]:
+    """billed_term of many invoices in one query, by invoice id (those with a tier line)."""
+    ids = sorted(set(invoice_ids))
+    if not ids:
+        return {}
+    by_invoice: dict[int, list[dict]] = {}
+    for line in await InvoiceLine.select(InvoiceLine.invoice, InvoiceLine.code, InvoiceLine.quantity).where(
+        InvoiceLine.invoice.is_in(ids)
+    ):
+        by_invoice.setdefault(line["invoice"], []).append(line)
+    found = {invoice: billed_term(lines) for invoice, lines in by_invoice.items()}
+    return {invoice: billed for invoice, billed in found.items() if billed is not None}
+
+
 async def quote_purchase(actor: Actor, company_id: int, purchase: Purchase, now: datetime) -> Quote:
     company = await get_company(actor, company_id)
     if company["kind"] != "customer":
@@ -191,13 +230,60 @@ async def check_changeable(subscription: dict, now: datetime) -> None:
 
 
 @dataclass(frozen=True)
+class Reissue:
+    """The next term's renewal invoice, issued and unpaid, and the lines that bill the
+    next term as a change leaves it: confirming the change voids it and issues these."""
+
+    invoice: dict
+    lines: tuple[Line, ...]
+    totals: Totals
+
+
+@dataclass(frozen=True)
 class ChangePlan:
-    """A change worked out: lines to pay now, and what waits for the next term."""
+    """A change worked out: lines to pay now, what waits for the next term, and the
+    renewal invoice to reissue (None when there is none to pay, or it bills the same)."""
 
     lines: tuple[Line, ...]
     next_extra_users: int | None
     next_read_only_users: int | None
     notes: tuple[str, ...]
+    reissue: Reissue | None = None
+
+
+async def unpaid_renewal(subscription: dict) -> dict | None:
+    """The renewal invoice of the term after the running one, issued and not paid yet."""
+    if subscription["term_end"] is None:
+        return None
+    return (
+        await Invoice.select()
+        .where(
+            (Invoice.subscription == subscription["id"])
+            & (Invoice.kind == "renewal")
+            & (Invoice.status == "issued")
+            & (Invoice.term_start == subscription["term_end"])
+        )
+        .first()
+    )
+
+
+async def _reissue(
+    subscription: dict, items: dict[str, dict], tier: dict, extra: int, read_only: int, profile: dict
+) -> Reissue | None:
+    old = await unpaid_renewal(subscription)
+    if old is None:
+        return None
+    lines = tuple(term_lines(items, tier, extra, read_only, profile["currency"]))
+    sums = _totals(lines, profile)
+    had = await InvoiceLine.select(InvoiceLine.code, InvoiceLine.quantity, InvoiceLine.unit_cents).where(
+        InvoiceLine.invoice == old["id"]
+    )
+    same_lines = sorted((r["code"], r["quantity"], r["unit_cents"]) for r in had) == sorted(
+        (line.code, line.quantity, line.unit_cents) for line in lines
+    )
+    if same_lines and (old["currency"], old["total_cents"]) == (sums.currency, sums.total_cents):
+        return None
+    return Reissue(old, lines, sums)
 
 
 async def plan_change(
@@ -256,7 +342,16 @@ async def plan_change(
         notes.insert(0, f"Charged for the {left} days left of the term, until {format_day(end)}.")
     if not lines and not notes:
         raise ValidationFailed({"subscription": "Nothing would change."})
-    plan = ChangePlan(tuple(lines), next_values["extra_users"], next_values["read_only_users"], tuple(notes))
+    # The next term's invoice, if already issued, must bill the next term as this change leaves it.
+    reissue = await _reissue(subscription, items, new_tier, extra, read_only, profile)
+    if reissue is not None:
+        old = reissue.invoice
+        notes.append(
+            f"Confirming voids renewal invoice {format_invoice_number(old['number'])} "
+            f"({money.format_money(old['total_cents'], old['currency'])}) and issues one for the next term "
+            f"as changed: {money.format_money(reissue.totals.total_cents, reissue.totals.currency)}."
+        )
+    plan = ChangePlan(tuple(lines), next_values["extra_users"], next_values["read_only_users"], tuple(notes), reissue)
     return plan, profile
 
 

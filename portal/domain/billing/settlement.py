@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from portal import db
+from portal.domain import catalogue
 from portal.domain.access import Actor, may_act_on, require_partner_manager
 from portal.domain.billing import accounts, invoices, locks, money, payments, provision_claims, provisioning, quotes
 from portal.domain.billing import catalogue as billing_catalogue
@@ -51,14 +52,16 @@ async def provision_invoice(
     `unpaid_ok`: the seller assigns unpaid orders, so an issued invoice counts too
     (from now). The payment date is the invoice's, not `now`: provision_missed
     may come minutes after a crash."""
+    head = await Invoice.select(Invoice.subscription).where(Invoice.id == invoice_id).first()
+    if head is None or head["subscription"] is None:
+        return None
+    # Subscription before invoice, the order of locks.py.
+    subscription = await locks.lock_subscription(None, head["subscription"])
     invoice = await locks.lock_invoice(None, invoice_id)
     if invoice["status"] != "paid" and not (unpaid_ok and invoice["status"] == "issued"):
         return None
-    if invoice["subscription"] is None:
-        return None
     if not await provision_claims.claim([provision_claims.Claim(invoice, actor)], now):
         return None
-    subscription = await locks.lock_subscription(None, invoice["subscription"])
     items = {row["code"]: row for row in await billing_catalogue.items(subscription["partner"])}
     actor_id = actor.user_id if actor else None
     paid_on = invoice["paid_at"] or now
@@ -91,11 +94,14 @@ async def provision_invoice(
     elif invoice["kind"] == "renewal":
         start = invoice["term_start"] or subscription["term_end"]
         end = invoice["term_end"] or money.term_end(start)
-        extra = schedule.next_count(subscription, "extra_users")
-        read_only = schedule.next_count(subscription, "read_only_users")
+        # What the invoice billed when it was issued, not what the subscription says today.
+        billed = (await quotes.billed_terms([invoice["id"]])).get(invoice["id"])
+        tier = billed.tier if billed else subscription["tier"]
+        extra = billed.extra_users if billed else schedule.next_count(subscription, "extra_users")
+        read_only = billed.read_only_users if billed else schedule.next_count(subscription, "read_only_users")
         batch = await provisioning.provision_term(
             subscription,
-            seats=billing_catalogue.seats_of(items.get(subscription["tier"]), extra),
+            seats=billing_catalogue.seats_of(items.get(tier), extra),
             starts_at=start,
             ends_at=end,
             now=now,
@@ -108,6 +114,7 @@ async def provision_invoice(
             "term_start": start,
             "term_end": end,
             "batch": batch["id"],
+            "tier": tier,
             "extra_users": extra,
             "read_only_users": read_only,
             "next_extra_users": None,
@@ -115,6 +122,9 @@ async def provision_invoice(
             "renewal_attempts": 0,
             "next_charge_at": None,
         }
+    elif invoice["kind"] == "change" and _renewed_since(invoice, subscription):
+        changes = {}
+        batch = await _top_up_old_term(invoice, subscription, items, paid_on, now, actor_id)
     elif invoice["kind"] == "change":
         changes = await _apply_change(invoice, subscription, items)
         added = billing_catalogue.seats_of(
@@ -132,7 +142,8 @@ async def provision_invoice(
             )
     else:
         return None
-    await Subscription.update(changes).where(Subscription.id == subscription["id"])
+    if changes:
+        await Subscription.update(changes).where(Subscription.id == subscription["id"])
     if batch is not None and invoice["order"] is None:
         # The seats the invoice paid for, shown beside it.
         await Invoice.update({Invoice.order: batch["order"]}).where(Invoice.id == invoice["id"])
@@ -181,6 +192,38 @@ async def _adopt(subscription: dict, batch: dict) -> dict:
         }
     ).where(Subscription.id == subscription["id"])
     return batch
+
+
+def _renewed_since(invoice: dict, subscription: dict) -> bool:
+    """A change invoice paid after the term it changed was renewed: the renewal invoice,
+    reissued when the change was made, billed the next term with the change in it."""
+    return invoice["term_end"] is not None and subscription["term_end"] != invoice["term_end"]
+
+
+async def _top_up_old_term(
+    invoice: dict, subscription: dict, items: dict[str, dict], paid_on: datetime, now: datetime, actor_id: int | None
+) -> dict | None:
+    """The change's seats for what is left of the term it changed: that term's seats
+    (every Premium batch of the company ending with it) brought up to the renewed
+    term's, which include the change. The counts are the renewal's already."""
+    old_end = invoice["term_end"]
+    if old_end <= paid_on:
+        return None
+    product = await catalogue.product_by_code(catalogue.PREMIUM)
+    held = sum(
+        row["seats"]
+        for row in await LicenceBatch.select(LicenceBatch.seats).where(
+            (LicenceBatch.company == subscription["company"])
+            & (LicenceBatch.product == product["id"])
+            & (LicenceBatch.ends_at == old_end)
+        )
+    )
+    added = billing_catalogue.seats_of(items.get(subscription["tier"]), subscription["extra_users"]) - held
+    if added < 1:
+        return None
+    return await provisioning.provision_term(
+        subscription, seats=added, starts_at=paid_on, ends_at=old_end, now=now, actor_id=actor_id, notify=True
+    )
 
 
 async def _apply_change(invoice: dict, subscription: dict, items: dict[str, dict]) -> dict[Any, Any]:
@@ -240,7 +283,9 @@ async def record_payment(actor: Actor, invoice_id: int, *, method: str, referenc
     transaction. Returns {"invoice", "batch", "subscription"}."""
     refuse_read_only(actor)
     async with db.write_transaction():
-        invoice = await locks.lock_invoice(actor, invoice_id)
+        invoice = await invoices.lock_with_subscription(invoice_id)
+        if invoice is None or not may_act_on(actor, invoice["company_path"]):
+            raise NotFound("No such invoice.")
         require_partner_manager(actor)
         paid = await invoices.mark_paid(
             invoice["id"], method=method, reference=reference, now=now, recorded_by=actor.user_id, actor=actor

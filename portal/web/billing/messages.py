@@ -68,6 +68,12 @@ def changed(result: Mapping[str, Any]) -> tuple[str, Kind]:
         )
     if subscription.get("next_extra_users") is not None and subscription.get("term_end"):
         said += f" From {_day(subscription['term_end'])}, fewer users apply."
+    renewal = result.get("renewal_invoice")
+    if renewal:
+        said += (
+            f" The renewal invoice was voided and reissued for the next term as changed: "
+            f"{_number(renewal)} for {_total(renewal)}."
+        )
     return said, "ok"
 
 

@@ -17,6 +17,10 @@ class Renewal:
     seats: int
     tier_name: str
     new_end: datetime
+    # The next term as its invoice bills it (quotes.billed_term), which paying provisions.
+    tier: str
+    extra_users: int
+    read_only_users: int
     token: str | None = None
     card_last4: str | None = None
     charge: dict | None = None  # the attempt's card_charge row

@@ -20,7 +20,8 @@ from portal.tables_billing import Subscription
 _OUTCOME_COLUMNS = (
     "sub INTEGER, company INTEGER, invoice INTEGER, charge_id INTEGER, outcome VARCHAR(10), "
     "reference VARCHAR(100), reason VARCHAR(200), old_end TIMESTAMPTZ, new_end TIMESTAMPTZ, seats INTEGER, "
-    "attempt INTEGER, retry_at TIMESTAMPTZ, lapse INTEGER, po VARCHAR(20), new_order INTEGER, new_batch INTEGER"
+    "attempt INTEGER, retry_at TIMESTAMPTZ, lapse INTEGER, po VARCHAR(20), tier VARCHAR(40), extra_users INTEGER, "
+    "read_only_users INTEGER, new_order INTEGER, new_batch INTEGER"
 )
 # new_order and new_batch are filled by _provision.
 _OUTCOME_NAMES = [part.split()[0] for part in _OUTCOME_COLUMNS.split(", ")][:-2]
@@ -71,6 +72,9 @@ async def record(now: datetime, renewals: list[Renewal]) -> None:
                     schedule.retry_at(r.old_end, r.attempt) if r.outcome == "declined" else None,
                     int(r.outcome == "declined" and r.attempt >= schedule.ATTEMPTS),
                     format_invoice_number(r.invoice["number"]),
+                    r.tier,
+                    r.extra_users,
+                    r.read_only_users,
                 )
                 for r in decided
             ],
@@ -121,10 +125,9 @@ _RECORD_SQL = (
     # Paid for early (the invoice was already paid): the seats it pays for are these.
     'UPDATE invoice SET "order" = r.new_order FROM renewal_outcome AS r '
     "WHERE invoice.id = r.invoice AND r.outcome = 'paid' AND invoice.\"order\" IS NULL",
-    # The next term, paid.
+    # The next term, paid: as its invoice billed it.
     "UPDATE subscription SET term_start = r.old_end, term_end = r.new_end, batch = r.new_batch, "
-    "extra_users = COALESCE(subscription.next_extra_users, subscription.extra_users), "
-    "read_only_users = COALESCE(subscription.next_read_only_users, subscription.read_only_users), "
+    "tier = r.tier, extra_users = r.extra_users, read_only_users = r.read_only_users, "
     "next_extra_users = NULL, next_read_only_users = NULL, renewal_attempts = 0, next_charge_at = NULL "
     "FROM renewal_outcome AS r WHERE subscription.id = r.sub AND r.outcome = 'paid'",
     # Declined: the next try, or lapsed after the last (its seats ended with the term).

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from portal import db
-from portal.domain.billing import money, payments
+from portal.domain.billing import money, payments, quotes
 from portal.domain.billing.renewal import invoicing, next_term, schedule
 from portal.domain.billing.renewal.chunk import NO_CARD, Renewal, id_list
 from portal.tables import Company
@@ -92,20 +92,29 @@ async def _claim(now: datetime, limit: int) -> list[Renewal]:
                 BillingAccount.company, BillingAccount.card_token, BillingAccount.card_last4
             ).where(BillingAccount.company.is_in([s["company"] for s in subs]))
         }
+        # The seats are those of the invoice charged, which may have been issued (and
+        # priced) before the subscription last changed.
+        billed = await quotes.billed_terms(i["id"] for i in invoices.values())
         renewals = []
         for sub in subs:
             items = sellers.items[sub["partner"]]
-            tier = items[sub["tier"]]
-            extra = schedule.next_count(sub, "extra_users")
+            invoice = invoices[sub["id"]]
+            term = billed.get(invoice["id"]) or quotes.Billed(
+                sub["tier"], schedule.next_count(sub, "extra_users"), schedule.next_count(sub, "read_only_users")
+            )
+            tier = items[term.tier]
             account = accounts.get(sub["company"], {})
             renewals.append(
                 Renewal(
                     sub=sub,
-                    invoice=invoices[sub["id"]],
+                    invoice=invoice,
                     attempt=sub["renewal_attempts"] + 1,
-                    seats=tier["included_users"] + extra,
+                    seats=tier["included_users"] + term.extra_users,
                     tier_name=tier["name"],
                     new_end=money.term_end(sub["term_end"]),
+                    tier=term.tier,
+                    extra_users=term.extra_users,
+                    read_only_users=term.read_only_users,
                     token=account.get("card_token"),
                     card_last4=account.get("card_last4"),
                 )
