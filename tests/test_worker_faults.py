@@ -248,6 +248,16 @@ async def test_without_redis_a_transient_failure_is_retried_in_process(quick_ret
     assert calls == 3
 
 
+async def test_a_finished_job_logs_the_counts_it_returns(caplog):
+    async def counted(ctx):
+        return {"claimed": 500, "renewed": 498, "declined": 2}
+
+    with caplog.at_level("INFO", logger="portal.jobs"):
+        await logged_job(counted)({"job_id": "renew_chunk:1"})
+    finished = [r for r in caplog.records if r.getMessage() == "job finished"]
+    assert [(r.job, r.result) for r in finished] == [("counted", {"claimed": 500, "renewed": 498, "declined": 2})]
+
+
 @pytest.mark.parametrize(
     "exc,transient",
     [

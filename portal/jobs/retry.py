@@ -113,7 +113,9 @@ def logged_job(fn: Task, *, max_tries: int = MAX_TRIES, name: str | None = None)
                 reason = "gave up after transient errors" if is_transient(exc) else "failed"
                 log.error(f"job {reason}", exc_info=True, extra={**fields, "error": _describe(exc)})
                 raise
-            log.info("job finished", extra={**fields, "duration_ms": _ms(started)})
+            # What it did (the counts a job returns) goes with it: what an operator looks for.
+            done = {"result": result} if isinstance(result, dict) else {}
+            log.info("job finished", extra={**fields, "duration_ms": _ms(started), **done})
             return result
 
     run.portal_logged = True  # type: ignore[attr-defined]
