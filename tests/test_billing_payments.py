@@ -180,7 +180,8 @@ async def test_an_attempt_left_pending_by_a_dead_worker_is_taken_over_after_its_
 
 
 class VoidingProcessor(TestProcessor):
-    """Partner staff void the invoice while the processor is being asked."""
+    """Partner staff void the invoice while the processor is being asked, once the
+    attempt's lease has run out (before, the void is refused: test_billing_charge_races)."""
 
     def __init__(self, actor) -> None:
         super().__init__()
@@ -188,7 +189,8 @@ class VoidingProcessor(TestProcessor):
 
     async def charge(self, token, amount_cents, currency, idempotency_key):
         invoice_id = int(idempotency_key.split(":")[0])
-        await invoices.void(self.actor, invoice_id, "Sent to the wrong company", T0)
+        late = T0 + payments.PENDING_LEASE + timedelta(seconds=1)
+        await invoices.void(self.actor, invoice_id, "Sent to the wrong company", late)
         return await super().charge(token, amount_cents, currency, idempotency_key)
 
 

@@ -83,7 +83,7 @@ async def change(
             batch = await settlement.provision_invoice(invoice["id"], now, actor=actor, unpaid_ok=True)
     charge = None
     if invoice is not None and token is not None:
-        charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, 1, now)
+        charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, now)
     current = await Subscription.select().where(Subscription.id == subscription["id"]).first()
     return {
         "subscription": current,

@@ -27,6 +27,7 @@ from portal.tables_billing import (
     PAYMENT_METHODS,
     BillingAccount,
     BillingProfile,
+    Charge,
     Invoice,
     InvoiceLine,
     Subscription,
@@ -43,6 +44,10 @@ METHOD_LABELS = {
 }
 MAX_LINES = 100
 MAX_QUANTITY = 1_000_000
+# A card charge left "pending" this long belongs to a worker that died while asking
+# the processor (payments.charge_invoice); until then the invoice is being paid.
+PAYMENT_LEASE = timedelta(minutes=5)
+PAYMENT_IN_PROGRESS = "A payment of this invoice is in progress: try again in a few minutes."
 
 
 class InvoiceTransition(InvalidTransition):
@@ -276,9 +281,15 @@ async def _lock_for_staff(actor: Actor, invoice_id: int) -> dict:
     return invoice
 
 
-async def _void(actor: Actor, invoice: dict, reason: str, now: datetime) -> dict:
+async def _void(actor: Actor | None, invoice: dict, reason: str, now: datetime) -> dict:
+    """The invoice is locked by the caller, as a charge locks it to open its attempt."""
     if invoice["status"] != "issued":
         raise InvoiceTransition(invoice["status"], "void")
+    if await Charge.exists().where(
+        (Charge.invoice == invoice["id"]) & (Charge.status == "pending") & (Charge.attempted_at > now - PAYMENT_LEASE)
+    ):
+        # Voided now, the card might be charged for a void invoice a moment later.
+        raise ValidationFailed({"status": PAYMENT_IN_PROGRESS})
     changes: dict[str, Any] = {"status": "void", "voided_at": now, "void_reason": reason}
     await Invoice.update(**changes).where(Invoice.id == invoice["id"])
     await audit.record(

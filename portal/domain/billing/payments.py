@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from portal import db
@@ -34,10 +34,11 @@ TEST_CARDS = {
 CARD_DECLINED = "Your card was declined."
 NOT_VALID = "That card number is not valid."
 TEST_ONLY = "Test mode accepts only the test cards."
+IN_PROGRESS = "A payment of this invoice is already in progress."
 # A charge row left "pending" this long belongs to a worker that died while
 # asking the processor: the next try asks again with the same key, which a
 # processor answers without charging twice.
-PENDING_LEASE = timedelta(minutes=5)
+PENDING_LEASE = invoices.PAYMENT_LEASE
 
 
 @dataclass(frozen=True)
@@ -189,49 +190,64 @@ def _result_of(row: dict) -> ChargeResult:
     )
 
 
-async def charge_invoice(invoice_id: int, token: str, *, attempt: int, now: datetime) -> ChargeResult:
-    """Charge an issued invoice's total to a saved card, once per (invoice, attempt).
+def next_attempt(charges: list[dict]) -> int:
+    """The attempt a new try of an invoice is: its open (pending) one if it has one (at
+    most one is ever open), else one more than the last. The rule of "Pay Online" and
+    of the renewal job alike, applied under the invoice's row lock."""
+    open_ = [c["attempt"] for c in charges if c["status"] == "pending"]
+    if open_:
+        return open_[0]
+    return max((c["attempt"] for c in charges), default=0) + 1
 
-    1. A short transaction writes the card_charge row "<invoice>:<attempt>" as
-       pending, or finds it: a finished attempt answers as it ended and the
-       processor is not asked again; an attempt another worker is asking about
-       right now answers `pending`.
+
+async def charge_invoice(invoice_id: int, token: str, *, attempt: int | None = None, now: datetime) -> ChargeResult:
+    """Charge an issued invoice's total to a saved card, once per (invoice, attempt);
+    without `attempt`, the next one (`next_attempt`).
+
+    1. A short transaction locks the invoice's row, so that two payers choose
+       their attempts one after the other, and writes the card_charge row
+       "<invoice>:<attempt>" as pending, or finds it: a finished attempt answers
+       as it ended and the processor is not asked again; while an attempt is
+       open (another request or worker asking the processor right now) any try
+       answers `pending`.
     2. The processor is asked with that key, outside any transaction.
     3. A short transaction records the answer and, on success, marks the invoice
-       paid (method "card"). Money taken for an invoice voided meanwhile is
-       recorded and audited for a refund, the invoice left void.
+       paid (method "card"). Money taken for an invoice voided meanwhile (only
+       once the attempt's lease ran out: invoices refuse to void while it runs)
+       is recorded and audited for a refund, the invoice left void; the
+       partner's Failed charges list shows its subscription.
     Call it outside the caller's transaction: an open one would be held while
     the processor answers."""
-    key = charge_key(invoice_id, attempt)
     async with db.write_transaction():
-        invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
+        invoice = await db.for_update(Invoice.select().where(Invoice.id == invoice_id)).first()
         if invoice is None:
             raise ValueError(f"no invoice {invoice_id}")
-        existing = await db.for_update(Charge.select().where(Charge.idempotency_key == key)).first()
+        charges = await Charge.select().where(Charge.invoice == invoice_id)
+        if attempt is None:
+            attempt = next_attempt(charges)
+        key = charge_key(invoice_id, attempt)
+        existing = next((c for c in charges if c["idempotency_key"] == key), None)
+        since = now - PENDING_LEASE
+        running = [c for c in charges if c is not existing and c["status"] == "pending" and c["attempted_at"] > since]
         if existing is None:
             if invoice["status"] != "issued":
                 raise invoices.InvoiceTransition(invoice["status"], "paid")
-            written = (
-                await Charge.insert(
-                    Charge(
-                        invoice=invoice_id,
-                        attempt=attempt,
-                        amount_cents=invoice["total_cents"],
-                        currency=invoice["currency"],
-                        status="pending",
-                        attempted_at=now,
-                        idempotency_key=key,
-                    )
-                )
-                .on_conflict(action="DO NOTHING")
-                .returning(Charge.id)
-            )
-            if not written:
-                # Another worker wrote it between our look and our insert, and is asking now.
+            if running:
                 return ChargeResult(ok=False, reference=None, decline_reason=None, pending=True)
+            await Charge.insert(
+                Charge(
+                    invoice=invoice_id,
+                    attempt=attempt,
+                    amount_cents=invoice["total_cents"],
+                    currency=invoice["currency"],
+                    status="pending",
+                    attempted_at=now,
+                    idempotency_key=key,
+                )
+            )
         elif existing["status"] != "pending":
             return _result_of(existing)
-        elif existing["attempted_at"] > now - PENDING_LEASE:
+        elif existing["attempted_at"] > now - PENDING_LEASE or running:
             return ChargeResult(ok=False, reference=None, decline_reason=None, pending=True)
         else:
             # Taken over from a worker that died: this try holds the lease now.

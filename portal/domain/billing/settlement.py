@@ -20,7 +20,7 @@ from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import schedule
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import LicenceBatch, LicenceOrder
-from portal.tables_billing import Charge, Invoice, InvoiceLine, Subscription
+from portal.tables_billing import Invoice, InvoiceLine, Subscription
 
 log = logging.getLogger("portal.billing.settlement")
 
@@ -245,11 +245,14 @@ async def _apply_change(invoice: dict, subscription: dict, items: dict[str, dict
 
 
 async def charge_and_provision(
-    actor: Actor | None, invoice: dict, token: str, attempt: int, now: datetime
+    actor: Actor | None, invoice: dict, token: str, now: datetime
 ) -> tuple[payments.ChargeResult, dict | None, dict]:
-    """Charge outside any transaction (the processor is slow and may be far), then
-    provision in a short one. Returns the answer, the batch and the invoice as it is now."""
-    charge = await payments.charge_invoice(invoice["id"], token, attempt=attempt, now=now)
+    """Charge (the invoice's next attempt) outside any transaction (the processor is
+    slow and may be far), then provision in a short one. Returns the answer, the batch
+    and the invoice as it is now. A payment already in progress is refused."""
+    charge = await payments.charge_invoice(invoice["id"], token, now=now)
+    if charge.pending:
+        raise ValidationFailed({"payment": payments.IN_PROGRESS})
     batch = None
     if charge.ok:
         async with db.write_transaction():
@@ -272,8 +275,7 @@ async def pay_invoice(actor: Actor, invoice_id: int, now: datetime) -> dict:
     account = await accounts.account_of(invoice["company"])
     if account is None or not account["card_token"]:
         raise ValidationFailed({"card": accounts.NO_CARD})
-    attempt = await Charge.count().where(Charge.invoice == invoice_id) + 1
-    charge, batch, current = await charge_and_provision(actor, invoice, account["card_token"], attempt, now)
+    charge, batch, current = await charge_and_provision(actor, invoice, account["card_token"], now)
     return {"invoice": current, "charge": charge, "batch": batch}
 
 

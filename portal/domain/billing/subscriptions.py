@@ -175,6 +175,6 @@ async def buy(actor: Actor, company_id: int, purchase: Purchase, now: datetime) 
             batch = await settlement.provision_invoice(invoice["id"], now, actor=actor, unpaid_ok=True)
     charge = None
     if token is not None:
-        charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, 1, now)
+        charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, now)
     current = await Subscription.select().where(Subscription.id == subscription["id"]).first()
     return {"subscription": current, "invoice": invoice, "charge": charge, "batch": batch}

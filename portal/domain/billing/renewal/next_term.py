@@ -15,7 +15,7 @@ from portal.domain.billing.renewal import notices, schedule
 from portal.domain.billing.renewal.chunk import Renewal, id_list
 from portal.domain.catalogue import PREMIUM, product_by_code
 from portal.tables import Company
-from portal.tables_billing import Subscription
+from portal.tables_billing import Charge, Invoice, Subscription
 
 _OUTCOME_COLUMNS = (
     "sub INTEGER, company INTEGER, invoice INTEGER, charge_id INTEGER, outcome VARCHAR(10), "
@@ -49,6 +49,7 @@ async def record(now: datetime, renewals: list[Renewal]) -> None:
             and current[r.sub["id"]]["term_end"] == r.old_end
             and current[r.sub["id"]]["status"] == "active"
         ]
+        decided = await _set_aside_void(decided, now)
         decided = await _claim_provisioning(decided, now)
         if not decided:
             return
@@ -85,6 +86,50 @@ async def record(now: datetime, renewals: list[Renewal]) -> None:
         new_batches = await Company.raw("SELECT new_batch FROM renewal_outcome WHERE new_batch IS NOT NULL")
         await provisioning.carry_over([row["new_batch"] for row in new_batches], now)
         await notices.renewal_mails_and_audit(decided, now)
+
+
+async def _set_aside_void(decided: list[Renewal], now: datetime) -> list[Renewal]:
+    """Money taken for a renewal invoice voided while the processor was asked (possible
+    only once the attempt's lease ran out: a void is refused before): the charge is
+    recorded as taken and audited for a refund, which the partner's Failed charges
+    list shows; nothing is provisioned for it and the subscription is left for the
+    next run, which finds the invoice that replaced it, or none. The others are returned."""
+    charged = {r.invoice["id"]: r for r in decided if r.outcome == "paid" and r.charge is not None}
+    if not charged:
+        return decided
+    void = await db.for_update(
+        Invoice.select(Invoice.id).where(Invoice.id.is_in(sorted(charged)) & (Invoice.status == "void"))
+    )
+    if not void:
+        return decided
+    aside = [charged[row["id"]] for row in void]
+    for r in aside:
+        assert r.charge is not None
+        await Charge.update({Charge.status: "succeeded", Charge.processor_ref: r.reference}).where(
+            (Charge.id == r.charge["id"]) & (Charge.status == "pending")
+        )
+    await notices.audit_many(
+        now,
+        [
+            (
+                "invoice.charged_not_issued",
+                r.sub["company"],
+                {
+                    "invoice": r.invoice["id"],
+                    "number": format_invoice_number(r.invoice["number"]),
+                    "attempt": r.charge["attempt"] if r.charge else None,
+                    "amount_cents": r.invoice["total_cents"],
+                    "currency": r.invoice["currency"],
+                    "reference": r.reference,
+                },
+            )
+            for r in aside
+        ],
+    )
+    for r in aside:
+        r.outcome = "pending"  # not renewed by this run
+    voided = {row["id"] for row in void}
+    return [r for r in decided if r.invoice["id"] not in voided]
 
 
 async def _claim_provisioning(decided: list[Renewal], now: datetime) -> list[Renewal]:

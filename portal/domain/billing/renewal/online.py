@@ -13,7 +13,7 @@ from portal.domain.billing import money, payments, quotes
 from portal.domain.billing.renewal import invoicing, next_term, schedule
 from portal.domain.billing.renewal.chunk import NO_CARD, Renewal, id_list
 from portal.tables import Company
-from portal.tables_billing import BillingAccount, Charge
+from portal.tables_billing import BillingAccount, Charge, Invoice
 
 log = logging.getLogger("portal.billing.renewal")
 
@@ -124,9 +124,12 @@ async def _claim(now: datetime, limit: int) -> list[Renewal]:
 
 
 async def _open_charges(renewals: list[Renewal], now: datetime) -> None:
-    """Each attempt's card_charge row, written pending before the processor is
-    asked (payments.charge_invoice's protocol), or found: a finished attempt
-    answers as it ended; a pending one whose worker is gone is asked again."""
+    """Each renewal's charge row, as payments.charge_invoice opens one and under the
+    same row locks, so that a customer's "Pay Online" and the job never have two
+    attempts of an invoice open: the invoice's open (pending) attempt if it has one
+    (another request asking now: left to it; a worker gone: asked again with its key),
+    else a new attempt numbered after the invoice's last (payments.next_attempt),
+    written pending before the processor is asked."""
     chargeable = [r for r in renewals if r.invoice["status"] == "issued"]
     for renewal in renewals:
         if renewal.invoice["status"] == "paid":
@@ -136,7 +139,34 @@ async def _open_charges(renewals: list[Renewal], now: datetime) -> None:
             renewal.outcome, renewal.reason = "declined", "The renewal invoice was voided."
     if not chargeable:
         return
-    keys = {payments.charge_key(r.invoice["id"], r.attempt): r for r in chargeable}
+    invoice_ids = sorted(r.invoice["id"] for r in chargeable)
+    await db.for_update(Invoice.select(Invoice.id).where(Invoice.id.is_in(invoice_ids)).order_by(Invoice.id))
+    charges: dict[int, list[dict]] = {}
+    for row in await Charge.select().where(Charge.invoice.is_in(invoice_ids)):
+        charges.setdefault(row["invoice"], []).append(row)
+    new_keys: dict[str, Renewal] = {}
+    taken_over = []
+    for renewal in chargeable:
+        rows = charges.get(renewal.invoice["id"], [])
+        attempt = payments.next_attempt(rows)
+        key = payments.charge_key(renewal.invoice["id"], attempt)
+        open_ = next((c for c in rows if c["idempotency_key"] == key), None)
+        if open_ is None:
+            new_keys[key] = renewal  # without a card too: the declined attempt shows under Failed charges
+            continue
+        renewal.charge = open_
+        if open_["attempted_at"] > now - payments.PENDING_LEASE:
+            continue  # someone is asking the processor about this attempt right now; its answer will do
+        if renewal.token is None:
+            renewal.outcome, renewal.reason = "declined", NO_CARD
+        else:
+            # Left pending by a worker that died while asking: asked again with the same key.
+            renewal.ask = True
+            taken_over.append(open_["id"])
+    if taken_over:
+        await Charge.update({Charge.attempted_at: now}).where(Charge.id.is_in(taken_over))
+    if not new_keys:
+        return
     await db.scratch_table(
         "renewal_charge",
         "invoice INTEGER, attempt INTEGER, amount_cents BIGINT, currency VARCHAR(3), idempotency_key VARCHAR(120)",
@@ -144,32 +174,22 @@ async def _open_charges(renewals: list[Renewal], now: datetime) -> None:
     await db.copy_rows(
         "renewal_charge",
         ("invoice", "attempt", "amount_cents", "currency", "idempotency_key"),
-        [(r.invoice["id"], r.attempt, r.invoice["total_cents"], r.invoice["currency"], key) for key, r in keys.items()],
+        [
+            (r.invoice["id"], int(key.rpartition(":")[2]), r.invoice["total_cents"], r.invoice["currency"], key)
+            for key, r in new_keys.items()
+        ],
     )
     # "WHERE true": SQLite reads ON CONFLICT after a bare SELECT … FROM as a join's ON.
-    written = await Company.raw(
+    await Company.raw(
         "INSERT INTO card_charge (invoice, attempt, amount_cents, currency, status, attempted_at, idempotency_key) "
         f"SELECT invoice, attempt, amount_cents, currency, 'pending', {db.timestamp_param()}, idempotency_key "
-        "FROM renewal_charge WHERE true ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+        "FROM renewal_charge WHERE true ON CONFLICT (idempotency_key) DO NOTHING",
         now,
     )
-    mine = {row["idempotency_key"] for row in written}
-    taken_over = []
-    for row in await Charge.select().where(Charge.idempotency_key.is_in(list(keys))):
-        renewal = keys[row["idempotency_key"]]
+    for row in await Charge.select().where(Charge.idempotency_key.is_in(list(new_keys))):
+        renewal = new_keys[row["idempotency_key"]]
         renewal.charge = row
-        if row["status"] == "succeeded":
-            renewal.outcome, renewal.reference = "paid", row["processor_ref"]
-        elif row["status"] == "declined":
-            renewal.outcome, renewal.reason = "declined", row["decline_reason"]
-        elif renewal.token is None:
+        if renewal.token is None:
             renewal.outcome, renewal.reason = "declined", NO_CARD
-        elif row["idempotency_key"] in mine:
+        else:
             renewal.ask = True
-        elif row["attempted_at"] <= now - payments.PENDING_LEASE:
-            # Left pending by a worker that died while asking: asked again with the same key.
-            renewal.ask = True
-            taken_over.append(row["id"])
-        # else: someone is asking the processor about this attempt right now; its answer will do.
-    if taken_over:
-        await Charge.update({Charge.attempted_at: now}).where(Charge.id.is_in(taken_over))
