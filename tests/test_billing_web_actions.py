@@ -9,7 +9,7 @@ import re
 
 from portal.domain.billing.quotes import format_day
 from portal.domain.clock import utcnow
-from portal.tables import User
+from portal.tables import LicenceOrder, User
 from portal.tables_billing import Invoice, Subscription
 from tests.factories import T0, _hash
 from tests.support import post_form, sign_in
@@ -81,7 +81,7 @@ async def test_partner_staff_undo_a_cancellation_they_confirmed_before_the_end(c
     assert (row["auto_renew"], row["cancelled_at"], row["status"]) == (True, None, "active")
 
 
-async def test_partner_staff_void_an_invoice_with_a_reason_and_nothing_else_changes(client, tree):
+async def test_partner_staff_void_a_purchase_invoice_with_a_reason_and_the_purchase_ends(client, tree):
     await sign_in(client, tree.email("direct"))
     await buy(client, tree.direct["id"], LITE_BY_INVOICE)
     invoice = await Invoice.select().first()
@@ -93,7 +93,11 @@ async def test_partner_staff_void_an_invoice_with_a_reason_and_nothing_else_chan
     client.cookies.clear()
     await sign_in(client, tree.email("partner"))
     page = await client.get(f"/invoices/{invoice['id']}")
-    assert "Nothing is issued in its place; its subscription stays as it is." in page.text
+    ends = (
+        "its order in Requested Orders is declined and the subscription, never paid, ends: "
+        "Direct Customer can buy again."
+    )
+    assert f"Nothing is issued in its place; {ends}" in page.text
 
     blank = await post_form(client, f"/invoices/{invoice['id']}", f"/invoices/{invoice['id']}/void", {"reason": "  "})
     assert blank.status_code == 400 and "Say why the invoice is void." in blank.text
@@ -105,12 +109,14 @@ async def test_partner_staff_void_an_invoice_with_a_reason_and_nothing_else_chan
     assert (voided.status_code, voided.headers["location"]) == (302, f"/invoices/{invoice['id']}")
     page = await client.get(voided.headers["location"])
     assert flashes(page.text) == [
-        "Invoice INV-00001 for $3,000.00 USD voided (reason: Ordered by mistake). "
-        "Nothing replaces it; its subscription stays as it is."
+        f"Invoice INV-00001 for $3,000.00 USD voided (reason: Ordered by mistake). Nothing replaces it; {ends}"
     ]
     rows = await Invoice.select(Invoice.status, Invoice.void_reason)
     assert rows == [{"status": "void", "void_reason": "Ordered by mistake"}]
-    assert await Subscription.select().first() == subscription
+    ended = await Subscription.select().first()
+    assert (ended["status"], ended["auto_renew"]) == ("ended", False) and subscription["status"] == "pending"
+    order = await LicenceOrder.select(LicenceOrder.status).where(LicenceOrder.id == invoice["order"]).first()
+    assert order["status"] == "declined"
 
     again = await post_form(client, f"/invoices/{invoice['id']}", f"/invoices/{invoice['id']}/void", {"reason": "x"})
     assert again.status_code == 302

@@ -10,7 +10,7 @@ from typing import Any
 from portal import db
 from portal.domain import audit, outbox
 from portal.domain.access import Actor, require_partner_manager
-from portal.domain.billing import locks, quotes
+from portal.domain.billing import invoices, locks, quotes
 from portal.domain.billing.quotes import format_day, refuse_read_only
 from portal.domain.errors import ValidationFailed
 from portal.tables import Company
@@ -18,19 +18,32 @@ from portal.tables_billing import Subscription
 
 
 async def _set_cancelled(actor: Actor, subscription: dict, action: str, now: datetime) -> dict:
-    """Nothing renews any more; a running term runs to its end, a pending one ends now."""
+    """Nothing renews any more; a running term runs to its end. A pending one ends now,
+    and its purchase with it: the invoice void (nothing left to pay for), its order
+    withdrawn from Requested Orders. "voided_invoices": their numbers."""
     changes: dict[Any, Any] = {"auto_renew": False, "cancelled_at": now}
+    voided: list[dict] = []
     if subscription["status"] == "pending":
         changes["status"] = "ended"
+        voided = await invoices.void_unpaid_purchase(actor, subscription["id"], now)
     await Subscription.update(changes).where(Subscription.id == subscription["id"])
     await audit.record(
         actor,
         action,
         subscription["company"],
         now,
-        {"subscription": subscription["id"], "ends_at": (subscription["term_end"] or now).isoformat()},
+        {
+            "subscription": subscription["id"],
+            "ends_at": (subscription["term_end"] or now).isoformat(),
+            "voided_invoices": [i["id"] for i in voided],
+        },
     )
-    return {**subscription, **changes, "ends_at": subscription["term_end"] or now}
+    return {
+        **subscription,
+        **changes,
+        "ends_at": subscription["term_end"] or now,
+        "voided_invoices": [invoices.format_invoice_number(i["number"]) for i in voided],
+    }
 
 
 def _check_live(subscription: dict, now: datetime) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, may_act_on, require_partner_manager, under_wing
-from portal.domain.billing import money, profiles
+from portal.domain.billing import money, profiles, unpaid_purchase
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.orders.decisions import InvalidTransition
@@ -310,7 +310,9 @@ async def _void(actor: Actor | None, invoice: dict, reason: str, now: datetime) 
 
 async def void(actor: Actor, invoice_id: int, reason: str, now: datetime) -> dict:
     """Partner staff cancel an issued, unpaid invoice; it stays, numbered, marked void.
-    What it was to pay for is not provisioned by it any more."""
+    What it was to pay for is not provisioned by it any more. A purchase's invoice
+    takes the purchase with it, if never paid: its order is declined and its pending
+    subscription ends (unpaid_purchase)."""
     async with db.write_transaction():
         # Who may first (another tenant's invoice is NotFound whatever the reason says), then the reason.
         invoice = await _lock_for_staff(actor, invoice_id)
@@ -319,7 +321,28 @@ async def void(actor: Actor, invoice_id: int, reason: str, now: datetime) -> dic
             raise ValidationFailed({"reason": "Say why the invoice is void."})
         if len(reason) > 300:
             raise ValidationFailed({"reason": "Use at most 300 characters."})
-        return await _void(actor, invoice, reason, now)
+        voided = await _void(actor, invoice, reason, now)
+        if invoice["kind"] == "purchase":
+            said = f"Invoice {format_invoice_number(invoice['number'])} was voided: {reason}"
+            await unpaid_purchase.withdraw_order(invoice["order"], "declined", actor, now, reason=said)
+            await unpaid_purchase.end_pending(invoice["subscription"], actor, said, now)
+        return voided
+
+
+async def void_unpaid_purchase(actor: Actor | None, subscription_id: int, now: datetime) -> list[dict]:
+    """The issued purchase invoices of a subscription cancelled before it was paid, voided
+    and their orders withdrawn, inside the caller's transaction (which holds the
+    subscription's lock). Returns them."""
+    rows = await db.for_update(
+        Invoice.select()
+        .where((Invoice.subscription == subscription_id) & (Invoice.kind == "purchase") & (Invoice.status == "issued"))
+        .order_by(Invoice.id)
+    )
+    voided = []
+    for invoice in rows:  # one, or a handful after reissues
+        voided.append(await _void(actor, invoice, unpaid_purchase.VOIDED_ON_CANCEL, now))
+        await unpaid_purchase.withdraw_order(invoice["order"], "cancelled", actor, now)
+    return voided
 
 
 async def reissue(actor: Actor, invoice_id: int, now: datetime) -> dict:

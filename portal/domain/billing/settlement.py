@@ -272,11 +272,25 @@ async def pay_invoice(actor: Actor, invoice_id: int, now: datetime) -> dict:
         raise NotFound("No such invoice.")
     if invoice["status"] != "issued":
         raise invoices.InvoiceTransition(invoice["status"], "paid")
+    await _refuse_unless_live(invoice)
     account = await accounts.account_of(invoice["company"])
     if account is None or not account["card_token"]:
         raise ValidationFailed({"card": accounts.NO_CARD})
     charge, batch, current = await charge_and_provision(actor, invoice, account["card_token"], now)
     return {"invoice": current, "charge": charge, "batch": batch}
+
+
+NOT_LIVE = "This invoice's subscription has ended: it cannot be paid."
+
+
+async def _refuse_unless_live(invoice: dict) -> None:
+    """An invoice pays for its subscription's term, change or renewal: once the
+    subscription has ended or lapsed, paying would take money for nothing."""
+    if invoice["subscription"] is None:
+        return
+    row = await Subscription.select(Subscription.status).where(Subscription.id == invoice["subscription"]).first()
+    if row is None or row["status"] not in quotes.LIVE:
+        raise ValidationFailed({"status": NOT_LIVE})
 
 
 async def record_payment(actor: Actor, invoice_id: int, *, method: str, reference: str, now: datetime) -> dict:
@@ -289,6 +303,8 @@ async def record_payment(actor: Actor, invoice_id: int, *, method: str, referenc
         if invoice is None or not may_act_on(actor, invoice["company_path"]):
             raise NotFound("No such invoice.")
         require_partner_manager(actor)
+        if invoice["status"] == "issued":
+            await _refuse_unless_live(invoice)
         paid = await invoices.mark_paid(
             invoice["id"], method=method, reference=reference, now=now, recorded_by=actor.user_id, actor=actor
         )

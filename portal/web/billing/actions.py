@@ -54,7 +54,15 @@ def _subscription_action(
 
 
 def _cancelled(s: dict) -> str:
+    if s["status"] == "ended":
+        return _ended_unpaid(s)
     return f"Cancelled: nothing renews. The licence runs until {_day(s['term_end'])}; you can undo this before then."
+
+
+def _ended_unpaid(s: dict) -> str:
+    """A subscription cancelled before its first payment: its invoice goes with it."""
+    void = ", ".join(s.get("voided_invoices") or [])
+    return "Cancelled before it was paid: nothing was bought" + (f" and invoice {void} is void." if void else ".")
 
 
 def _cancellation_undone(s: dict) -> str:
@@ -75,6 +83,8 @@ def _invoice_requested(invoice: dict) -> str:
 
 
 def _cancellation_confirmed(s: dict) -> str:
+    if s["status"] == "ended":
+        return _ended_unpaid(s)
     return f"Cancellation confirmed: the subscription ends on {_day(s['term_end'])} and does not renew."
 
 

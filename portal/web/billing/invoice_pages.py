@@ -81,8 +81,9 @@ class InvoiceController(Controller):
         form = await request.form()
         reason = text(form.get("reason"), 400)
         try:
+            # What voiding does, worked out before it is done (a purchase's subscription ends with it).
+            effect = void_effect(await voiding.if_voided(await invoices.get_invoice(actor, invoice_id)))
             voided = await invoices.void(actor, invoice_id, reason, utcnow())
-            effect = void_effect(await voiding.if_voided(voided))
         except invoices.InvoiceTransition as refused:
             flash(request, str(refused), "error")  # paid or void meanwhile: its forms are gone from the page
             return Redirect(f"/invoices/{invoice_id}")

@@ -10,6 +10,7 @@ from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.money import format_money
 from portal.domain.billing.quotes import format_day
 from portal.domain.billing.renewal.schedule import Unpaid
+from portal.domain.billing.renewal.voiding import PurchaseEnds
 from portal.web.flash import Kind
 
 
@@ -93,11 +94,16 @@ def _days(moments: tuple[Any, ...]) -> str:
     return days[0] if len(days) == 1 else ", ".join(days[:-1]) + " and " + days[-1]
 
 
-def void_effect(unpaid: Unpaid | None) -> str:
+def void_effect(unpaid: Unpaid | PurchaseEnds | None) -> str:
     """What voiding an invoice does to its subscription, after "Nothing is issued in its
     place;" on the invoice page (before) and in the flash (after)."""
     if unpaid is None:
         return "its subscription stays as it is."
+    if isinstance(unpaid, PurchaseEnds):
+        return (
+            "its order in Requested Orders is declined and the subscription, never paid, ends: "
+            f"{unpaid.company_name} can buy again."
+        )
     if unpaid.method == "online":
         again = f" (again on {_days(unpaid.retries)})" if unpaid.retries else ""
         return (
