@@ -13,7 +13,7 @@ from portal.domain.access import Actor, require_partner_manager
 from portal.domain.billing import invoices, locks, quotes
 from portal.domain.billing.quotes import format_day, refuse_read_only
 from portal.domain.errors import ValidationFailed
-from portal.tables import Company
+from portal.tables import AuditEntry, Company
 from portal.tables_billing import Subscription
 
 
@@ -36,6 +36,8 @@ async def _set_cancelled(actor: Actor, subscription: dict, action: str, now: dat
             "subscription": subscription["id"],
             "ends_at": (subscription["term_end"] or now).isoformat(),
             "voided_invoices": [i["id"] for i in voided],
+            # Read by cancelled_by_staff: only staff undo what staff did.
+            "by_staff": actor.is_partner_manager,
         },
     )
     return {
@@ -44,6 +46,28 @@ async def _set_cancelled(actor: Actor, subscription: dict, action: str, now: dat
         "ends_at": subscription["term_end"] or now,
         "voided_invoices": [invoices.format_invoice_number(i["number"]) for i in voided],
     }
+
+
+STAFF_CANCELLED = "Your partner's staff cancelled this subscription: ask them to undo it."
+_CANCEL_ACTIONS = ("subscription.cancel", "subscription.confirm_cancellation")
+
+
+async def cancelled_by_staff(subscription: dict) -> bool:
+    """Whether the subscription's cancellation was made by partner staff (confirmed, or
+    Cancel pressed in manage mode), from its audit entry: the last cancellation of it."""
+    if subscription["auto_renew"]:
+        return False
+    entries = (
+        await AuditEntry.select(AuditEntry.action, AuditEntry.detail)
+        .where((AuditEntry.company == subscription["company"]) & AuditEntry.action.is_in(list(_CANCEL_ACTIONS)))
+        .order_by(AuditEntry.id, ascending=False)
+        .output(load_json=True)
+    )
+    for entry in entries:  # a company's cancellations: a handful
+        detail = entry["detail"] or {}
+        if detail.get("subscription") == subscription["id"]:
+            return bool(detail.get("by_staff", entry["action"] == "subscription.confirm_cancellation"))
+    return False
 
 
 def _check_live(subscription: dict, now: datetime) -> None:
@@ -77,7 +101,8 @@ async def cancel(actor: Actor, subscription_id: int, now: datetime) -> dict:
 
 async def undo_cancel(actor: Actor, subscription_id: int, now: datetime) -> dict:
     """Before the end, a cancelled subscription renews again. One paid by invoice
-    was cancelled by partner staff, so only they undo it."""
+    was cancelled by partner staff, so only they undo it; so is one paid online that
+    they cancelled."""
     refuse_read_only(actor)
     async with db.write_transaction():
         subscription = await locks.lock_subscription(actor, subscription_id)
@@ -86,6 +111,8 @@ async def undo_cancel(actor: Actor, subscription_id: int, now: datetime) -> dict
             require_partner_manager(actor)
         if subscription["auto_renew"]:
             raise ValidationFailed({"subscription": "This subscription is not cancelled."})
+        if not actor.is_partner_manager and await cancelled_by_staff(subscription):
+            raise ValidationFailed({"subscription": STAFF_CANCELLED})
         changes: dict[Any, Any] = {"auto_renew": True, "cancelled_at": None, "cancel_requested_at": None}
         await Subscription.update(changes).where(Subscription.id == subscription["id"])
         await audit.record(

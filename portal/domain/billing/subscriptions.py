@@ -12,7 +12,7 @@ from datetime import datetime
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, get_company
-from portal.domain.billing import accounts, invoices, locks, profiles, quotes, settlement
+from portal.domain.billing import accounts, cancellation, invoices, locks, profiles, quotes, settlement
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import Purchase, refuse_read_only
 from portal.domain.errors import ValidationFailed
@@ -59,6 +59,7 @@ async def current_subscription(actor: Actor, company_id: int) -> dict | None:
         "account": accounts.without_token(await accounts.account_of(company["id"])),
         "unpaid_invoices": unpaid,
         "cancelled": not subscription["auto_renew"],
+        "cancelled_by_staff": await cancellation.cancelled_by_staff(subscription),
     }
 
 
