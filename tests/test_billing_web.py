@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from portal.domain.billing import money
 from portal.tables import LicenceBatch, LicenceOrder
 from portal.tables_billing import BillingAccount, Invoice, Subscription
-from tests.support import csrf_headers, post_form, sign_in
+from tests.support import csrf_headers, csrf_of, post_form, sign_in
 
 HTMX = {"HX-Request": "true"}
 CARD = {"card_number": "4242 4242 4242 4242", "exp_month": "12", "exp_year": "2040", "cvc": "123"}
@@ -34,12 +34,27 @@ def flashes(html: str) -> list[str]:
     return [text.replace("&#39;", "'").replace("&amp;", "&") for text in _FLASH.findall(html)]
 
 
+_QUOTED = re.compile(r'<input type="hidden" name="(quoted_[a-z_]+)" value="([^"]*)">')
+
+
+def quoted_fields(html: str) -> dict[str, str]:
+    """The price a quote page showed, which its confirm button sends back."""
+    return dict(_QUOTED.findall(html))
+
+
+async def confirm_quote(client, page: str, action: str, data: dict):
+    """Open the quote page, then press its confirm button: the form's fields, the price
+    it showed and the CSRF token, as a browser posts them."""
+    opened = await client.get(page)
+    return await client.post(action, data={**data, **quoted_fields(opened.text), "_csrf_token": csrf_of(opened.text)})
+
+
 async def buy(client, company_id: int, purchase: dict, extra: dict | None = None):
     """The quote page (GET), then its confirm button, as a browser posts it."""
     base = f"/companies/{company_id}/billing"
     query = "&".join(f"{k}={v}" for k, v in purchase.items() if k != "addons")
     query += "".join(f"&addons={a}" for a in purchase.get("addons", ()))
-    return await post_form(client, f"{base}/buy/quote?{query}", f"{base}/buy", {**purchase, **(extra or {})})
+    return await confirm_quote(client, f"{base}/buy/quote?{query}", f"{base}/buy", {**purchase, **(extra or {})})
 
 
 async def buy_pro_online(client, tree) -> int:
@@ -196,7 +211,7 @@ async def test_upgrade_shows_the_pro_rata_price_then_charges_it(client, tree):
     assert shown in expected
     assert await Invoice.count() == 1  # the quote wrote nothing
 
-    done = await post_form(
+    done = await confirm_quote(
         client,
         f"{base}/change/quote?tier=pro&extra_users=25&read_only_users=0",
         f"{base}/change",

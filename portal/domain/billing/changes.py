@@ -10,18 +10,28 @@ from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor
 from portal.domain.billing import accounts, invoices, locks, quotes, settlement
+from portal.domain.billing.invoices import totals
 from portal.domain.billing.quotes import load_subscription, refuse_read_only
 from portal.domain.errors import ValidationFailed
 from portal.tables_billing import Subscription
 
 
 async def change(
-    actor: Actor, subscription_id: int, *, tier: str, extra_users: int, read_only_users: int, now: datetime
+    actor: Actor,
+    subscription_id: int,
+    *,
+    tier: str,
+    extra_users: int,
+    read_only_users: int,
+    now: datetime,
+    quoted: quotes.Quoted | None = None,
 ) -> dict:
     """What quote_change showed: more is invoiced (and charged, online) pro rata
     and provisioned when paid; fewer is kept for the next term (next_*). A renewal
     invoice already issued for the next term is voided and reissued for the next
     term as changed, in the same transaction (its payment provisions what it bills).
+    `quoted`: the price the customer saw; another price now changes nothing
+    (ValidationFailed "price"; the day counts: the pro rata moves at midnight UTC).
     Returns {"subscription", "invoice" | None, "charge" | None, "batch" | None,
     "renewal_invoice" | None (the reissued one), "notes"}."""
     refuse_read_only(actor)
@@ -39,6 +49,7 @@ async def change(
         plan, profile = await quotes.plan_change(
             subscription, tier=tier, extra_users=extra_users, read_only_users=read_only_users, now=now
         )
+        quotes.check_price(quoted, totals(plan.lines, profile["tax_rate_bp"], profile["currency"]))
         if plan.lines and subscription["method"] == "online" and not token:
             raise ValidationFailed({"card": accounts.NO_CARD})
         await Subscription.update(
@@ -58,6 +69,7 @@ async def change(
                 term_start=now,
                 term_end=subscription["term_end"],
                 actor=actor,
+                quoted=quoted,
             )
         if plan.reissue is not None:
             renewal_invoice = await invoices.replace_lines(actor, plan.reissue.invoice["id"], plan.reissue.lines, now)

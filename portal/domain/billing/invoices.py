@@ -80,6 +80,32 @@ class Totals:
     currency: str
 
 
+@dataclass(frozen=True)
+class Quoted:
+    """The price a quote page showed, as its form sends it back with "confirm"."""
+
+    total_cents: int
+    currency: str
+    tax_rate_bp: int
+
+    @classmethod
+    def of(cls, sums: Totals) -> Quoted:
+        return cls(sums.total_cents, sums.currency, sums.tax_rate_bp)
+
+
+def check_price(quoted: Quoted | None, sums: Totals) -> None:
+    """ValidationFailed({"price": …}) unless `sums` is what was quoted (None: nothing was
+    quoted, as for the renewal job). Prices, tax rate, currency and the day (pro rata)
+    may all have moved since the page was drawn."""
+    if quoted is None or Quoted.of(sums) == quoted:
+        return
+    now = money.format_money(sums.total_cents, sums.currency)
+    shown = quoted.total_cents >= 0 and quoted.currency in profiles.CURRENCIES
+    before = f", {money.format_money(quoted.total_cents, quoted.currency)} before" if shown else ""
+    said = f"The price changed since you saw it: {now} now{before}. Check the new price below and confirm again."
+    raise ValidationFailed({"price": said})
+
+
 def totals(lines: Iterable[Line], tax_rate_bp: int, currency: str) -> Totals:
     """The subtotal is the sum of the lines; tax is rounded half-up once, on the subtotal."""
     subtotal = sum(line.amount_cents for line in lines)
@@ -131,12 +157,15 @@ async def create_invoice(
     due_days: int = 30,
     actor: Actor | None = None,
     replaces: int | None = None,
+    quoted: Quoted | None = None,
 ) -> dict:
     """Issue an invoice at once, with the seller's next number, its currency and
     tax rate. Call it inside the caller's `db.write_transaction()` so the
     invoice, its number and what it pays for commit together (alone it takes its
     own). With an `idempotency_key` already taken, the invoice that has it is
-    returned and nothing is written. The seller must be the company's parent."""
+    returned and nothing is written. The seller must be the company's parent.
+    `quoted`: the price the buyer confirmed; any other total (a tax rate or currency
+    saved meanwhile) is refused with check_price's message, nothing written."""
     if kind not in KINDS:
         raise ValueError(f"not an invoice kind: {kind}")
     lines = list(lines)
@@ -152,11 +181,12 @@ async def create_invoice(
             existing = await _by_key(idempotency_key)
             if existing is not None:
                 return existing
+        sums = totals(lines, seller["tax_rate_bp"], seller["currency"])
+        check_price(quoted, sums)
         number = seller["next_invoice_number"]
         await BillingProfile.update({BillingProfile.next_invoice_number: number + 1}).where(
             BillingProfile.id == seller["id"]
         )
-        sums = totals(lines, seller["tax_rate_bp"], seller["currency"])
         invoice = (
             await Invoice.insert(
                 Invoice(

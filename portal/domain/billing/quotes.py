@@ -16,6 +16,10 @@ from portal.domain.access import Actor, get_company, may_act_on
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing import money, profiles
 from portal.domain.billing.invoices import Line, Totals, format_invoice_number, totals
+
+# The quote's price as its form sends it back, and its check: callers take them from here.
+from portal.domain.billing.invoices import Quoted as Quoted
+from portal.domain.billing.invoices import check_price as check_price
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.tables_billing import Invoice, InvoiceLine, Subscription
 

@@ -91,7 +91,9 @@ async def read_only_allowance(company_id: int) -> int:
     return int(row["read_only_users"]) if row else 0
 
 
-async def buy(actor: Actor, company_id: int, purchase: Purchase, now: datetime) -> dict:
+async def buy(
+    actor: Actor, company_id: int, purchase: Purchase, now: datetime, *, quoted: quotes.Quoted | None = None
+) -> dict:
     """One live subscription per company (checked under the company's lock).
 
     online: needs a saved card; the invoice is issued and charged (attempt 1):
@@ -101,9 +103,13 @@ async def buy(actor: Actor, company_id: int, purchase: Purchase, now: datetime) 
     `requested` (Requested Orders); provisioned when the payment is recorded, or
     at once if the seller's profile assigns unpaid orders.
 
+    `quoted`: the price the buyer saw and confirmed; if the price is another now, nothing
+    is bought (ValidationFailed "price", quotes.check_price).
+
     Returns {"subscription", "invoice", "charge": ChargeResult | None, "batch": … | None}."""
     refuse_read_only(actor)
     quote = await quotes.quote_purchase(actor, company_id, purchase, now)
+    quotes.check_price(quoted, quote.totals)
     company = await get_company(actor, company_id)
     seller = await billing_catalogue.seller_of(company["id"])
     profile = await profiles.profile(seller["id"])
@@ -154,6 +160,7 @@ async def buy(actor: Actor, company_id: int, purchase: Purchase, now: datetime) 
             subscription_id=subscription["id"],
             order_id=order["id"] if order else None,
             actor=actor,
+            quoted=quoted,
         )
         await audit.record(
             actor,

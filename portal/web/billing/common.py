@@ -15,7 +15,7 @@ from multidict import MultiMapping
 
 from portal.domain.billing import invoices, money, payments, subscription_list
 from portal.domain.billing.payments import CardDetails
-from portal.domain.billing.quotes import Purchase
+from portal.domain.billing.quotes import Purchase, Quoted
 from portal.domain.errors import ValidationFailed
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -93,6 +93,17 @@ def change_from(values: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValidationFailed(errors)
     return change
+
+
+def quoted_from(values: Mapping[str, Any]) -> Quoted:
+    """The price the quote page showed, sent back with its confirm button. Missing or
+    tampered fields make a price no quote has, so the page shows the price again."""
+    total, rate = to_int(values.get("quoted_total_cents")), to_int(values.get("quoted_tax_rate_bp"))
+    return Quoted(
+        total_cents=-1 if total is None else total,
+        currency=text(values.get("quoted_currency"), 3),
+        tax_rate_bp=-1 if rate is None else rate,
+    )
 
 
 def has_card(values: Mapping[str, Any]) -> bool:

@@ -31,6 +31,7 @@ from portal.web.billing.common import (
     kept_values,
     page_helpers,
     purchase_from,
+    quoted_from,
 )
 from portal.web.billing.export import invoices_csv
 from portal.web.flash import flash
@@ -147,7 +148,7 @@ class CustomerBillingController(Controller):
                 await accounts.create_online_billing_account(
                     actor, company_id, card=card_from(form), **address_from(form), now=now
                 )
-            result = await subscriptions.buy(actor, company_id, purchase, now)
+            result = await subscriptions.buy(actor, company_id, purchase, now, quoted=quoted_from(form))
         except ValidationFailed as refused:
             try:
                 quote = await quotes.quote_purchase(actor, company_id, purchase, now)
@@ -222,22 +223,9 @@ class CustomerBillingController(Controller):
         values = request.query_params
         try:
             change = change_from(values)
-            quote = await quotes.quote_change(actor, subscription["id"], **change, now=utcnow())
         except ValidationFailed as refused:
             return await self._change_form(request, actor, company_id, subscription, dict(values), refused.errors)
-        company = await billed_company(actor, company_id)
-        return render(
-            request,
-            "pages/billing_change_quote.html",
-            {
-                **page_helpers(),
-                "company": company,
-                "subscription": subscription,
-                "quote": quote,
-                "change": change,
-                "back": f"/companies/{company_id}/billing/change?{urlencode(change)}",
-            },
-        )
+        return await self._change_quote(request, actor, company_id, subscription, change, {})
 
     @post("/change")
     async def change(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
@@ -245,12 +233,38 @@ class CustomerBillingController(Controller):
         form = await request.form()
         try:
             change = change_from(form)
-            result = await changes.change(actor, subscription["id"], **change, now=utcnow())
+            result = await changes.change(actor, subscription["id"], **change, now=utcnow(), quoted=quoted_from(form))
         except ValidationFailed as refused:
+            if "price" in refused.errors:
+                # The price moved since the quote page: that page again, with the price now.
+                return await self._change_quote(request, actor, company_id, subscription, change, refused.errors)
             return await self._change_form(request, actor, company_id, subscription, dict(form), refused.errors)
         said, kind = messages.changed(result)
         flash(request, said, kind)
         return Redirect(f"/companies/{company_id}/billing")
+
+    async def _change_quote(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        company_id: int,
+        subscription: dict,
+        change: dict[str, Any],
+        errors: dict[str, str],
+    ) -> Template:
+        try:
+            quote = await quotes.quote_change(actor, subscription["id"], **change, now=utcnow())
+        except ValidationFailed as refused:
+            return await self._change_form(request, actor, company_id, subscription, change, refused.errors)
+        company = await billed_company(actor, company_id)
+        context = {
+            "company": company,
+            "subscription": subscription,
+            "quote": quote,
+            "change": change,
+            "back": f"/companies/{company_id}/billing/change?{urlencode(change)}",
+        }
+        return form_page(request, "pages/billing_change_quote.html", context, change, errors)
 
     async def _change_form(
         self,
