@@ -4,6 +4,7 @@ never the number)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -117,6 +118,79 @@ async def save_card(actor: Actor, company_id: int, card: CardDetails, now: datet
     return result
 
 
+@dataclass(frozen=True)
+class OnlineAccount:
+    """ "Create an Online Billing Account" as typed: the card and the billing address."""
+
+    card: CardDetails
+    billing_name: str
+    billing_email: str
+    address: str
+    country: str
+
+
+async def prepare_online_account(actor: Actor, company_id: int, account: OnlineAccount, now: datetime) -> dict:
+    """The account's values, checked, with the card saved at the processor (its token),
+    outside any transaction; nothing is written here (store_online_account does).
+    Every bad field is named at once."""
+    refuse_read_only(actor)
+    await _customer(actor, company_id)
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    try:
+        values = check_address(account.billing_name, account.billing_email, account.address, account.country)
+    except ValidationFailed as failed:
+        errors |= failed.errors
+    if not errors:
+        # The processor is asked only once the rest is right, so a typing slip
+        # in the address leaves no card token behind.
+        try:
+            values |= _card_values(await payments.processor().save_card(account.card, now=now))
+        except ValidationFailed as failed:
+            errors |= failed.errors
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+async def store_online_account(
+    actor: Actor, company_id: int, values: dict[str, Any], now: datetime, *, switch: bool
+) -> tuple[dict, list[int]]:
+    """Write what prepare_online_account checked, inside the caller's transaction.
+    `switch`: a live subscription paid by invoice switches to Pay Online (the account
+    page); buying does not (what it buys is paid online; any other stays as it is).
+    Returns the row and the ids of the subscriptions switched."""
+    row = await _upsert(company_id, values, now)
+    switched: list[dict] = []
+    if switch:
+        switched = (
+            await Subscription.update(
+                {Subscription.method: "online", Subscription.auto_renew: True, Subscription.cancel_requested_at: None}
+            )
+            .where(
+                (Subscription.company == company_id)
+                & Subscription.status.is_in(["pending", "active"])
+                & (Subscription.method == "invoice")
+                # One that partner staff cancelled stays cancelled.
+                & Subscription.cancelled_at.is_null()
+            )
+            .returning(Subscription.id)
+        )
+    await audit.record(
+        actor,
+        "billing.online_account.create",
+        company_id,
+        now,
+        {
+            **{name: values[name] for name in _ADDRESS_COLUMNS},
+            "brand": values["card_brand"],
+            "last4": values["card_last4"],
+            "switched_subscriptions": [s["id"] for s in switched],
+        },
+    )
+    return row, [s["id"] for s in switched]
+
+
 async def create_online_billing_account(
     actor: Actor,
     company_id: int,
@@ -131,50 +205,10 @@ async def create_online_billing_account(
     """ "Create an Online Billing Account": the address and the card, both or
     neither (every bad field is named at once); a live subscription paid by
     invoice switches to Pay Online and renews by itself."""
-    refuse_read_only(actor)
-    company = await _customer(actor, company_id)
-    errors: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    try:
-        values = check_address(billing_name, billing_email, address, country)
-    except ValidationFailed as failed:
-        errors |= failed.errors
-    if not errors:
-        # The processor is asked only once the rest is right, so a typing slip
-        # in the address leaves no card token behind.
-        try:
-            values |= _card_values(await payments.processor().save_card(card, now=now))
-        except ValidationFailed as failed:
-            errors |= failed.errors
-    if errors:
-        raise ValidationFailed(errors)
+    account = OnlineAccount(card, billing_name, billing_email, address, country)
+    values = await prepare_online_account(actor, company_id, account, now)
     async with db.write_transaction():
-        row = await _upsert(company["id"], values, now)
-        switched = (
-            await Subscription.update(
-                {Subscription.method: "online", Subscription.auto_renew: True, Subscription.cancel_requested_at: None}
-            )
-            .where(
-                (Subscription.company == company["id"])
-                & Subscription.status.is_in(["pending", "active"])
-                & (Subscription.method == "invoice")
-                # One that partner staff cancelled stays cancelled.
-                & Subscription.cancelled_at.is_null()
-            )
-            .returning(Subscription.id)
-        )
-        await audit.record(
-            actor,
-            "billing.online_account.create",
-            company["id"],
-            now,
-            {
-                **{name: values[name] for name in _ADDRESS_COLUMNS},
-                "brand": values["card_brand"],
-                "last4": values["card_last4"],
-                "switched_subscriptions": [s["id"] for s in switched],
-            },
-        )
+        row, switched = await store_online_account(actor, company_id, values, now, switch=True)
     result = without_token(row)
     assert result is not None
-    return {**result, "switched_subscriptions": [s["id"] for s in switched]}
+    return {**result, "switched_subscriptions": switched}

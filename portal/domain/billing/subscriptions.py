@@ -91,8 +91,20 @@ async def read_only_allowance(company_id: int) -> int:
     return int(row["read_only_users"]) if row else 0
 
 
+def _refuse_second(company: dict) -> ValidationFailed:
+    return ValidationFailed(
+        {"subscription": f"{company['name']} already has a subscription: change it under Billing → Subscriptions."}
+    )
+
+
 async def buy(
-    actor: Actor, company_id: int, purchase: Purchase, now: datetime, *, quoted: quotes.Quoted | None = None
+    actor: Actor,
+    company_id: int,
+    purchase: Purchase,
+    now: datetime,
+    *,
+    quoted: quotes.Quoted | None = None,
+    account: accounts.OnlineAccount | None = None,
 ) -> dict:
     """One live subscription per company (checked under the company's lock).
 
@@ -105,6 +117,9 @@ async def buy(
 
     `quoted`: the price the buyer saw and confirmed; if the price is another now, nothing
     is bought (ValidationFailed "price", quotes.check_price).
+    `account`: a card and billing address typed on the quote page, saved with the
+    purchase once it is allowed (a refused purchase saves nothing) and switching no
+    other subscription to Pay Online.
 
     Returns {"subscription", "invoice", "charge": ChargeResult | None, "batch": … | None}."""
     refuse_read_only(actor)
@@ -115,22 +130,25 @@ async def buy(
     profile = await profiles.profile(seller["id"])
     tier = await billing_catalogue.item(seller["id"], purchase.tier)
     seats = billing_catalogue.seats_of(tier, purchase.extra_users)
+    # Refused before the processor is asked to keep a card (checked again under the lock).
+    if await _live(company["id"]) is not None:
+        raise _refuse_second(company)
+    new_account = None
+    if account is not None and purchase.method == "online":
+        new_account = await accounts.prepare_online_account(actor, company["id"], account, now)
     token = None
     if purchase.method == "online":
-        account = await accounts.account_of(company["id"])
-        token = account["card_token"] if account else None
+        kept = new_account or await accounts.account_of(company["id"])
+        token = kept["card_token"] if kept else None
         if not token:
             raise ValidationFailed({"card": accounts.NO_CARD})
     batch = None
     async with db.write_transaction():
         await locks.lock_company(company["id"])
         if await _live(company["id"]) is not None:
-            raise ValidationFailed(
-                {
-                    "subscription": f"{company['name']} already has a subscription: "
-                    "change it under Billing → Subscriptions."
-                }
-            )
+            raise _refuse_second(company)
+        if new_account is not None:
+            await accounts.store_online_account(actor, company["id"], new_account, now, switch=False)
         subscription = (
             await Subscription.insert(
                 Subscription(

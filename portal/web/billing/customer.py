@@ -143,12 +143,14 @@ class CustomerBillingController(Controller):
             purchase = purchase_from(form)
         except ValidationFailed as refused:
             return await self._buy_form(request, actor, company_id, _buy_values(form), refused.errors)
+        # A card typed on the quote page is saved by the purchase, once it is allowed.
+        account = None
+        if purchase.method == "online" and has_card(form):
+            account = accounts.OnlineAccount(card=card_from(form), **address_from(form))
         try:
-            if purchase.method == "online" and has_card(form):
-                await accounts.create_online_billing_account(
-                    actor, company_id, card=card_from(form), **address_from(form), now=now
-                )
-            result = await subscriptions.buy(actor, company_id, purchase, now, quoted=quoted_from(form))
+            result = await subscriptions.buy(
+                actor, company_id, purchase, now, quoted=quoted_from(form), account=account
+            )
         except ValidationFailed as refused:
             try:
                 quote = await quotes.quote_purchase(actor, company_id, purchase, now)
