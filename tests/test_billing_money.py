@@ -54,10 +54,10 @@ def test_term_end_29_february_ends_28_february():
 def test_prorate_examples():
     start = datetime(2026, 1, 15, 9, tzinfo=UTC)
     end = money.term_end(start)  # 365 days
-    # First day: the whole amount; last day: one day; on the end day: nothing.
+    # First day: the whole amount; the last day (and the end's own date before the end): one day; from the end: nothing.
     assert money.prorate(300000, start, end, start) == 300000
     assert money.prorate(300000, start, end, end - timedelta(days=1)) == 822  # 300000 / 365 = 821.9…
-    assert money.prorate(300000, start, end, end - timedelta(hours=1)) == 0  # the end day itself is not counted
+    assert money.prorate(300000, start, end, end - timedelta(hours=1)) == 822  # the last day is one day
     assert money.prorate(300000, start, end, end) == 0
     assert money.prorate(300000, start, end, end + timedelta(days=40)) == 0
     # Half a term (day 183 of 365 left): 7200 × 182 / 365 = 3590.13… → 3590.
@@ -106,7 +106,7 @@ def test_prorate_is_the_exact_fraction_rounded_half_up_once(start, offset, users
     at = start + timedelta(days=offset)
     amount = users * monthly * 12
     total_days = (end.date() - start.date()).days
-    left = min(max(0, (end.date() - at.date()).days), total_days)
+    left = 0 if at >= end else min(max(1, (end.date() - at.date()).days), total_days)
     exact = Fraction(amount * left, total_days)
     charged = money.prorate(amount, start, end, at)
     # Half-up: the charged cents are within half a cent of the exact amount, a half rounding up.

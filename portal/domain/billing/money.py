@@ -42,8 +42,12 @@ def _utc_day(moment: datetime):
 
 
 def days_left(term_end: datetime, at: datetime) -> int:
-    """Days from `at`'s UTC date (counted) to the term end's UTC date (not counted); never negative."""
-    return max(0, (_utc_day(term_end) - _utc_day(at)).days)
+    """Days from `at`'s UTC date (counted) to the term end's UTC date (not counted), but
+    at least one while `at` is before the end: the last day is a day of the term, and
+    what is added on it is charged for it, never for nothing. 0 from the end on."""
+    if at >= term_end:
+        return 0
+    return max(1, (_utc_day(term_end) - _utc_day(at)).days)
 
 
 def days_in_term(term_start: datetime, term_end: datetime) -> int:
@@ -53,7 +57,7 @@ def days_in_term(term_start: datetime, term_end: datetime) -> int:
 def prorate(amount_cents: int, term_start: datetime, term_end: datetime, at: datetime) -> int:
     """The part of a whole term's `amount_cents` for the days left at `at`:
     amount × days_left / days_in_term, rounded half-up once. A change on the
-    first day costs the whole amount, on or after the end day nothing."""
+    first day costs the whole amount, on the end day one day's, after the end nothing."""
     total_days = days_in_term(term_start, term_end)
     left = min(days_left(term_end, at), total_days)
     return _half_up(Decimal(amount_cents) * left / total_days)
