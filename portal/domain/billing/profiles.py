@@ -11,7 +11,7 @@ from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, get_company, require_partner_manager
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables_billing import BillingProfile
+from portal.tables_billing import BillingProfile, Invoice, Subscription
 
 # Those a seller may pick; format_money shows a symbol for the first three.
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD")
@@ -28,11 +28,34 @@ async def profile(partner_id: int) -> dict:
     return row
 
 
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+async def _refuse_currency_in_use(partner_id: int, currency: str) -> None:
+    """Renewals are billed in the seller's currency and unpaid invoices were issued in
+    it: changing it under live subscriptions would renew them in another currency."""
+    live = await Subscription.count().where(
+        (Subscription.partner == partner_id) & Subscription.status.is_in(["pending", "active"])
+    )
+    unpaid = await Invoice.count().where((Invoice.partner == partner_id) & (Invoice.status == "issued"))
+    if live or unpaid:
+        raise ValidationFailed(
+            {
+                "currency": f"The currency stays {currency} while "
+                f"{_plural(live, 'subscription is', 'subscriptions are')} live and "
+                f"{_plural(unpaid, 'invoice is', 'invoices are')} unpaid in it: their renewals and payments are in "
+                f"{currency}. Change it once they have ended and been paid."
+            }
+        )
+
+
 async def save_profile(
     actor: Actor, partner_id: int, *, currency: str, tax_rate_bp: int, assign_unpaid: bool, now: datetime
 ) -> dict:
     """A partner manager's settings for what it sells. Invoices already issued
-    keep the currency and tax rate they were issued with."""
+    keep the currency and tax rate they were issued with; the currency changes only
+    while no subscription of its customers is live and no invoice unpaid."""
     require_partner_manager(actor)
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
@@ -47,8 +70,13 @@ async def save_profile(
         errors["tax_rate_bp"] = "Enter a tax rate from 0 to 100 %."
     if errors:
         raise ValidationFailed(errors)
-    before = await profile(partner_id)
+    await profile(partner_id)
     async with db.write_transaction():
+        # The row's lock: a purchase issuing its invoice (which takes it too) waits, or is counted.
+        before = await db.for_update(BillingProfile.select().where(BillingProfile.company == partner_id)).first()
+        assert before is not None, "profile() writes it"
+        if currency != before["currency"]:
+            await _refuse_currency_in_use(partner_id, before["currency"])
         await BillingProfile.update(
             {
                 BillingProfile.currency: currency,
