@@ -14,7 +14,7 @@ from portal.domain.billing.quotes import Purchase
 from portal.domain.billing.subscriptions import buy
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders import decisions
-from portal.tables import LicenceBatch
+from portal.tables import LicenceBatch, LicenceOrder
 from portal.tables_billing import Invoice
 
 NOW = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
@@ -30,7 +30,11 @@ async def _bought_by_invoice(tree) -> tuple[dict, object]:
 async def test_an_order_whose_purchase_invoice_was_voided_is_not_assigned(tree):
     invoice, seller = await _bought_by_invoice(tree)
     await invoices.void(seller, invoice["id"], "Sent to the wrong address.", NOW)
-    # Even where the seller assigns unpaid orders: a void invoice will never be paid.
+    # Voiding declined the order; even put back to "requested" (as a row from before
+    # that rule), a void invoice pays for nothing, where the seller assigns unpaid orders too.
+    order = await LicenceOrder.select(LicenceOrder.status).where(LicenceOrder.id == invoice["order"]).first()
+    assert order["status"] == "declined"
+    await LicenceOrder.update({LicenceOrder.status: "requested"}).where(LicenceOrder.id == invoice["order"])
     await profiles.save_profile(seller, tree.sub["id"], currency="USD", tax_rate_bp=0, assign_unpaid=True, now=NOW)
     with pytest.raises(ValidationFailed, match="not paid yet"):
         await decisions.assign_order(seller, invoice["order"], NOW)
