@@ -6,7 +6,7 @@ Orders ("Add Filter", one spec per list in the domain)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,28 +36,35 @@ QUICK_LINKS = (
 TABS = {"subscriptions": "Subscriptions", "invoices": "Invoices", "settings": "Catalogue and settings"}
 
 
+# Far above any price or rate the domain takes, far below what Decimal's context holds
+# (quantizing 1e30 to the cent needs 33 digits of its 28: InvalidOperation; 1e999999999 overflows).
+_MOST = Decimal(10) ** 15
+
+
+def _hundredths(cleaned: str) -> Decimal | None:
+    """A number with at most two decimals, or None (not a number, NaN, infinite, too big)."""
+    try:
+        value = Decimal(cleaned)
+        if not value.is_finite() or abs(value) >= _MOST or value != value.quantize(Decimal("0.01")):
+            return None
+    except ArithmeticError:  # InvalidOperation, and Overflow for exponents past the context's
+        return None
+    return value
+
+
 def _amount_cents(raw: object) -> int | None:
     """ "6,000.00", "$6000", "6000.5" → cents; None if it is not an amount."""
     cleaned = text(raw, 30).replace(",", "").replace("$", "").replace("€", "").replace("£", "").strip()
-    try:
-        amount = Decimal(cleaned)
-    except InvalidOperation:
-        return None
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+    amount = _hundredths(cleaned)
+    if amount is None or amount < 0:
         return None
     return money.to_cents(amount)
 
 
 def _rate_bp(raw: object) -> int | None:
     """ "8.25" (per cent) → 825 basis points; None unless a rate to the hundredth of a per cent."""
-    cleaned = text(raw, 12).replace("%", "").strip() or "0"
-    try:
-        rate = Decimal(cleaned)
-    except InvalidOperation:
-        return None
-    if not rate.is_finite() or rate != rate.quantize(Decimal("0.01")):
-        return None
-    return int(rate * 100)
+    rate = _hundredths(text(raw, 12).replace("%", "").strip() or "0")
+    return None if rate is None else int(rate * 100)
 
 
 def _price_text(cents: int) -> str:
