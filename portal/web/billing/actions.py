@@ -20,6 +20,7 @@ from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.billing.messages import _day, _number, _total
 from portal.web.flash import flash
+from portal.web.redirects import local_path
 from portal.web.session import CurrentActor
 
 Action = Callable[[Actor, int, datetime], Awaitable[dict]]
@@ -94,10 +95,13 @@ def _partner_list(actor: Actor) -> str | None:
 
 
 def _referrer(request: HTMXRequest) -> str | None:
-    """Our own page the form was on (same origin), to show the refusal there."""
+    """Our own page the form was on (same origin, and a path: "<origin>//evil.example"
+    would leave the site), to show the refusal there."""
     referer = request.headers.get("referer", "")
     origin = f"{request.url.scheme}://{request.url.netloc}"
-    return referer.removeprefix(origin) if referer.startswith(origin + "/") else None
+    if not referer.startswith(origin + "/"):
+        return None
+    return local_path(referer.removeprefix(origin)) or None
 
 
 class SubscriptionActionController(Controller):
