@@ -25,6 +25,7 @@ from portal.domain.dashboard.customer_summary import customer_summary
 from portal.domain.errors import ValidationFailed
 from portal.web.flash import flash
 from portal.web.forms import text, to_date, to_int
+from portal.web.redirects import local_path
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
@@ -186,13 +187,13 @@ class DashboardController(Controller):
         try:
             offer = await same_quantity.renewal_offer(actor, batch_id, now)
         except ValidationFailed as refused:
-            return _refused(request, refused, _local(back))
-        return render(request, "pages/dashboard_renew.html", {"offer": offer, "back": _local(back), "now": now})
+            return _refused(request, refused, local_path(back))
+        return render(request, "pages/dashboard_renew.html", {"offer": offer, "back": local_path(back), "now": now})
 
     @post("/dashboard/batches/{batch_id:int}/renew")
     async def renew(self, request: HTMXRequest, actor: CurrentActor, batch_id: FromPath[int]) -> Template | Redirect:
         form = await request.form()
-        back = _local(str(form.get("back", "")))
+        back = local_path(str(form.get("back", "")))
         now = utcnow()
         try:
             done = await same_quantity.renew_same_quantity(actor, batch_id, now)
@@ -291,9 +292,3 @@ def _refused(request: HTMXRequest, refused: ValidationFailed, back: str) -> Temp
     return render(
         request, "pages/dashboard_renew.html", {"offer": None, "message": message, "back": back}, status_code=409
     )
-
-
-def _local(path: str) -> str:
-    """Only a path of this site to go back to: never an address elsewhere."""
-    path = path.strip()
-    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else ""
