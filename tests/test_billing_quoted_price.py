@@ -80,7 +80,12 @@ async def test_the_quote_page_carries_its_price_and_a_changed_price_is_shown_aga
     base = f"/companies/{tree.north['id']}/billing"
     quote = await client.get(f"{base}/buy/quote", params=PRO_20)
     fields = quoted_fields(quote.text)
+    key = fields.pop("quoted_key")
     assert fields == {"quoted_total_cents": "1320000", "quoted_currency": "USD", "quoted_tax_rate_bp": "0"}
+    assert (
+        len(key) >= 24
+        and key != quoted_fields((await client.get(f"{base}/buy/quote", params=PRO_20)).text)["quoted_key"]
+    )
     seller = await load_actor(tree.managers["sub"]["id"], None)
     await catalogue.save_item(
         seller, tree.sub["id"], "pro", price_cents=7_000_00, included_users=10, active=True, now=NOW
@@ -117,7 +122,7 @@ async def test_the_change_quote_page_shows_a_changed_price_again(client, tree):
     base = f"/companies/{tree.north['id']}/billing"
     quote = await client.get(f"{base}/change/quote", params={"tier": "pro", "extra_users": 20, "read_only_users": 1})
     fields = quoted_fields(quote.text)
-    assert set(fields) == {"quoted_total_cents", "quoted_currency", "quoted_tax_rate_bp"}
+    assert set(fields) == {"quoted_total_cents", "quoted_currency", "quoted_tax_rate_bp", "quoted_key"}
     seller = await load_actor(tree.managers["sub"]["id"], None)
     await catalogue.save_item(
         seller, tree.sub["id"], "read_only_user", price_cents=6_00, included_users=None, active=True, now=NOW

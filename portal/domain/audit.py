@@ -18,6 +18,7 @@ async def record(
     detail: dict[str, Any] | None = None,
     *,
     actor_id: int | None = None,
+    dedupe_key: str | None = None,
 ) -> None:
     await AuditEntry.insert(
         AuditEntry(
@@ -27,6 +28,7 @@ async def record(
             company=company_id,
             action=action,
             detail=detail or {},
+            dedupe_key=dedupe_key,
         )
     )
 

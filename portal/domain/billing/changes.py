@@ -9,7 +9,7 @@ from datetime import datetime
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor
-from portal.domain.billing import accounts, invoices, locks, quotes, settlement
+from portal.domain.billing import accounts, confirmations, invoices, locks, quotes, settlement
 from portal.domain.billing.invoices import totals
 from portal.domain.billing.quotes import load_subscription, refuse_read_only
 from portal.domain.errors import ValidationFailed
@@ -33,7 +33,8 @@ async def change(
     `quoted`: the price the customer saw; another price now changes nothing
     (ValidationFailed "price"; the day counts: the pro rata moves at midnight UTC).
     Returns {"subscription", "invoice" | None, "charge" | None, "batch" | None,
-    "renewal_invoice" | None (the reissued one), "notes"}."""
+    "renewal_invoice" | None (the reissued one), "notes", "repeat"}; "repeat": this
+    confirmation was applied before (confirmations.py), and nothing is done again."""
     refuse_read_only(actor)
     subscription = await load_subscription(actor, subscription_id)
     token = None
@@ -45,6 +46,9 @@ async def change(
     renewal_invoice = None
     async with db.write_transaction():
         subscription = await locks.lock_subscription(actor, subscription_id)
+        done = await confirmations.earlier(subscription["company"], quoted)
+        if done is not None:
+            return {**_nothing_more(subscription, done["invoice"]), "repeat": True}
         await quotes.check_changeable(subscription, now)
         plan, profile = await quotes.plan_change(
             subscription, tier=tier, extra_users=extra_users, read_only_users=read_only_users, now=now
@@ -90,6 +94,7 @@ async def change(
                 "total_cents": invoice["total_cents"] if invoice else 0,
                 "currency": invoice["currency"] if invoice else profile["currency"],
             },
+            dedupe_key=confirmations.dedupe_key(subscription["company"], quoted),
         )
         if invoice is not None and subscription["method"] == "invoice" and profile["assign_unpaid"]:
             batch = await settlement.provision_invoice(invoice["id"], now, actor=actor, unpaid_ok=True)
@@ -104,4 +109,16 @@ async def change(
         "batch": batch,
         "renewal_invoice": renewal_invoice,
         "notes": plan.notes,
+        "repeat": False,
+    }
+
+
+def _nothing_more(subscription: dict, invoice: dict | None) -> dict:
+    return {
+        "subscription": subscription,
+        "invoice": invoice,
+        "charge": None,
+        "batch": None,
+        "renewal_invoice": None,
+        "notes": (),
     }

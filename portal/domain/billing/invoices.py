@@ -9,7 +9,7 @@ back issue gives its number back."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,11 +82,14 @@ class Totals:
 
 @dataclass(frozen=True)
 class Quoted:
-    """The price a quote page showed, as its form sends it back with "confirm"."""
+    """The price a quote page showed, as its form sends it back with "confirm", and
+    the key drawn with that page: the same confirmation sent again carries the same
+    key (billing/confirmations.py). The key is not part of the price."""
 
     total_cents: int
     currency: str
     tax_rate_bp: int
+    key: str = field(default="", compare=False)
 
     @classmethod
     def of(cls, sums: Totals) -> Quoted:

@@ -19,6 +19,10 @@ ACTION = "subscription.provision"
 _ROWS_PER_STATEMENT = 1_000
 
 
+# In SQL, of an invoice aliased `i`: no claim written for it yet.
+UNCLAIMED_SQL = "NOT EXISTS (SELECT 1 FROM audit_entry AS a WHERE a.dedupe_key = 'provision:' || CAST(i.id AS TEXT))"
+
+
 def provision_key(invoice_id: int) -> str:
     return f"provision:{invoice_id}"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from portal.domain.access import Actor, get_company, may_act_on
 from portal.domain.billing import catalogue as billing_catalogue
-from portal.domain.billing import money, profiles
+from portal.domain.billing import money, profiles, provision_claims
 from portal.domain.billing.invoices import Line, Totals, format_invoice_number, totals
 
 # The quote's price as its form sends it back, and its check: callers take them from here.
@@ -224,13 +224,24 @@ async def load_subscription(actor: Actor, subscription_id: int) -> dict:
 async def check_changeable(subscription: dict, now: datetime) -> None:
     if subscription["status"] != "active" or subscription["term_end"] is None or subscription["term_end"] <= now:
         raise ValidationFailed({"subscription": "Only a running subscription can change; this one is not running."})
-    unpaid = await Invoice.exists().where(
-        (Invoice.subscription == subscription["id"]) & (Invoice.kind == "change") & (Invoice.status == "issued")
-    )
-    if unpaid:
-        raise ValidationFailed(
-            {"subscription": "An earlier change is awaiting payment of its invoice; it must be paid or void first."}
-        )
+    # One change at a time: a second one, worked out from the plan as it was before
+    # the first is applied, would bill and provision the same users again. The first
+    # is open until paid (or void) and then until provisioned, which the charge's
+    # request does just after the payment, or the billing tick after a crash.
+    open_ = await Invoice.raw(_OPEN_CHANGE_SQL, subscription["id"])
+    if open_:
+        raise ValidationFailed({"subscription": _OPEN_CHANGE[open_[0]["status"]]})
+
+
+_OPEN_CHANGE_SQL = (
+    "SELECT i.status FROM invoice AS i WHERE i.subscription = {} AND i.kind = 'change' "
+    f"AND (i.status = 'issued' OR (i.status = 'paid' AND {provision_claims.UNCLAIMED_SQL})) "
+    "ORDER BY i.id LIMIT 1"
+)
+_OPEN_CHANGE = {
+    "issued": "An earlier change is awaiting payment of its invoice; it must be paid or void first.",
+    "paid": "An earlier change was just paid and is being applied: look again in a minute.",
+}
 
 
 @dataclass(frozen=True)

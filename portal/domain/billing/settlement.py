@@ -32,7 +32,7 @@ MISSED_WITHIN = timedelta(days=7)
 MISSED_SQL = (
     "SELECT i.id FROM invoice AS i WHERE i.status = 'paid' AND i.subscription IS NOT NULL "
     "AND i.kind IN ('purchase', 'change', 'renewal') AND i.paid_at > {} AND i.paid_at <= {} "
-    "AND NOT EXISTS (SELECT 1 FROM audit_entry AS a WHERE a.dedupe_key = 'provision:' || CAST(i.id AS TEXT)) "
+    f"AND {provision_claims.UNCLAIMED_SQL} "
     "ORDER BY i.paid_at, i.id"
 )
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, get_company
-from portal.domain.billing import accounts, cancellation, invoices, locks, profiles, quotes, settlement
+from portal.domain.billing import accounts, cancellation, confirmations, invoices, locks, profiles, quotes, settlement
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import Purchase, refuse_read_only
 from portal.domain.errors import ValidationFailed
@@ -121,11 +121,15 @@ async def buy(
     purchase once it is allowed (a refused purchase saves nothing) and switching no
     other subscription to Pay Online.
 
-    Returns {"subscription", "invoice", "charge": ChargeResult | None, "batch": … | None}."""
+    Returns {"subscription", "invoice", "charge": ChargeResult | None, "batch": … | None,
+    "repeat"}; "repeat": this confirmation bought it before (confirmations.py), nothing more is done."""
     refuse_read_only(actor)
+    company = await get_company(actor, company_id)
+    done = await confirmations.earlier(company["id"], quoted)
+    if done is not None:
+        return await _bought_before(done)
     quote = await quotes.quote_purchase(actor, company_id, purchase, now)
     quotes.check_price(quoted, quote.totals)
-    company = await get_company(actor, company_id)
     seller = await billing_catalogue.seller_of(company["id"])
     profile = await profiles.profile(seller["id"])
     tier = await billing_catalogue.item(seller["id"], purchase.tier)
@@ -145,6 +149,9 @@ async def buy(
     batch = None
     async with db.write_transaction():
         await locks.lock_company(company["id"])
+        done = await confirmations.earlier(company["id"], quoted)
+        if done is not None:
+            return await _bought_before(done)
         if await _live(company["id"]) is not None:
             raise _refuse_second(company)
         if new_account is not None:
@@ -196,6 +203,7 @@ async def buy(
                 "total_cents": invoice["total_cents"],
                 "currency": invoice["currency"],
             },
+            dedupe_key=confirmations.dedupe_key(company["id"], quoted),
         )
         if purchase.method == "invoice" and profile["assign_unpaid"]:
             batch = await settlement.provision_invoice(invoice["id"], now, actor=actor, unpaid_ok=True)
@@ -203,4 +211,10 @@ async def buy(
     if token is not None:
         charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, now)
     current = await Subscription.select().where(Subscription.id == subscription["id"]).first()
-    return {"subscription": current, "invoice": invoice, "charge": charge, "batch": batch}
+    return {"subscription": current, "invoice": invoice, "charge": charge, "batch": batch, "repeat": False}
+
+
+async def _bought_before(done: dict) -> dict:
+    invoice = done["invoice"]
+    subscription = await Subscription.select().where(Subscription.id == invoice["subscription"]).first()
+    return {"subscription": subscription, "invoice": invoice, "charge": None, "batch": None, "repeat": True}

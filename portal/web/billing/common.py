@@ -6,6 +6,7 @@ is not one is reported next to its field, and the domain says what else is wrong
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,7 +104,13 @@ def quoted_from(values: Mapping[str, Any]) -> Quoted:
         total_cents=-1 if total is None else total,
         currency=text(values.get("quoted_currency"), 3),
         tax_rate_bp=-1 if rate is None else rate,
+        key=text(values.get("quoted_key"), 64),
     )
+
+
+def quote_key() -> str:
+    """The key of one quote page's confirm button (billing/confirmations.py)."""
+    return secrets.token_urlsafe(18)
 
 
 def has_card(values: Mapping[str, Any]) -> bool:

@@ -31,6 +31,7 @@ from portal.web.billing.common import (
     kept_values,
     page_helpers,
     purchase_from,
+    quote_key,
     quoted_from,
 )
 from portal.web.billing.export import invoices_csv
@@ -206,6 +207,7 @@ class CustomerBillingController(Controller):
                 "ask_card": purchase.method == "online" and not (account and account.get("card_last4")),
                 "ask_address": not (account and account.get("billing_name")),
                 "back": f"/companies/{company_id}/billing/buy?{back}",
+                "quote_key": quote_key(),
             },
             values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
             errors,
@@ -265,6 +267,7 @@ class CustomerBillingController(Controller):
             "quote": quote,
             "change": change,
             "back": f"/companies/{company_id}/billing/change?{urlencode(change)}",
+            "quote_key": quote_key(),
         }
         return form_page(request, "pages/billing_change_quote.html", context, change, errors)
 

@@ -30,7 +30,24 @@ def _users(n: int) -> str:
     return f"{n:,} standard user{'' if n == 1 else 's'}"
 
 
+_STATE = {"paid": "paid", "issued": "awaiting payment", "void": "void"}
+
+
+def _repeated(result: Mapping[str, Any]) -> str:
+    """The same confirmation sent again: what the first one did, as it stands now."""
+    invoice = result.get("invoice")
+    if not invoice:
+        return "This was confirmed already; nothing more was done."
+    state = _STATE.get(invoice["status"], invoice["status"])
+    return (
+        "This was confirmed already; nothing more was done. "
+        f"Invoice {_number(invoice)} for {_total(invoice)} is {state}."
+    )
+
+
 def bought(result: Mapping[str, Any]) -> tuple[str, Kind]:
+    if result.get("repeat"):
+        return _repeated(result), "ok"
     subscription, invoice, charge = result["subscription"], result["invoice"], result.get("charge")
     if charge is not None and not charge.ok:
         return (
@@ -51,6 +68,8 @@ def bought(result: Mapping[str, Any]) -> tuple[str, Kind]:
 
 
 def changed(result: Mapping[str, Any]) -> tuple[str, Kind]:
+    if result.get("repeat"):
+        return _repeated(result), "ok"
     invoice, charge = result.get("invoice"), result.get("charge")
     if charge is not None and not charge.ok:
         return (
