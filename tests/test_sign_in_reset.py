@@ -119,12 +119,14 @@ async def test_a_new_password_voids_the_owners_other_links(tree):
     email = tree.email("north")
     assert await signing.request_password_reset(email, T0, attempts)
     assert await signing.request_password_reset(email, T0, attempts)
-    bodies = await OutboxEmail.select(OutboxEmail.body).where(OutboxEmail.kind == "password_reset")
+    bodies = (
+        await OutboxEmail.select(OutboxEmail.body).where(OutboxEmail.kind == "password_reset").order_by(OutboxEmail.id)
+    )
     first, second = (_LINK.search(b["body"]).group(1).removeprefix("/set-password/") for b in bodies)
-    await users.set_password(first, "a brand new secret", "a brand new secret", T0)
+    await users.set_password(second, "a brand new secret", "a brand new secret", T0)
     assert await PasswordToken.count().where(PasswordToken.used_at.is_null()) == 0
     with pytest.raises(NotFound):
-        await users.token_owner(second, T0)
+        await users.token_owner(first, T0)
     # And links are short-lived: an hour.
     assert await signing.request_password_reset(email, T0, attempts)
     (latest,) = await PasswordToken.select(PasswordToken.expires_at).where(PasswordToken.used_at.is_null())

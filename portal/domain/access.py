@@ -95,6 +95,7 @@ async def get_user(actor: Actor, user_id: int) -> dict:
 # builder costs more than running the query.
 _ACTOR_SQL = (
     "SELECT portal_user.id, portal_user.name, portal_user.email, portal_user.role, portal_user.active, "
+    "portal_user.session_generation, "
     "company.id AS company_id, company.name AS company_name, company.kind AS company_kind, "
     "company.path AS company_path, managed.name AS managing_name, managed.path AS managing_path "
     "FROM portal_user JOIN company ON company.id = portal_user.company "
@@ -103,12 +104,15 @@ _ACTOR_SQL = (
 )
 
 
-async def load_actor(user_id: int, managing_id: int | None) -> Actor | None:
+async def load_actor(user_id: int, managing_id: int | None, session_generation: int | None = None) -> Actor | None:
     """Rebuild the actor from what a session holds; None if the user can no longer
-    sign in (deactivated, or not a manager)."""
+    sign in (deactivated, or not a manager) or, for a session signed in at
+    `session_generation`, if the user's sessions were ended since (a new password)."""
     rows = await User.raw(_ACTOR_SQL, managing_id, user_id)
     user = rows[0] if rows else None
     if user is None or not user["active"] or user["role"] not in MANAGER_ROLES:
+        return None
+    if session_generation is not None and session_generation != user["session_generation"]:
         return None
     actor = Actor(
         user_id=user["id"],

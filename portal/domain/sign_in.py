@@ -117,6 +117,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
                 User.role,
                 User.active,
                 User.password_hash,
+                User.session_generation,
             )
             .where(User.email == email)
             .first()
@@ -133,6 +134,11 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(READ_ONLY_ENDED)
     await attempts.forget(key)
+    # Signed in with the password they have: a set-password link sent before is
+    # no longer wanted, and whoever else reads that mailbox must not use it.
+    await PasswordToken.update({PasswordToken.used_at: now}).where(
+        (PasswordToken.user == user["id"]) & PasswordToken.used_at.is_null()
+    )
     return user
 
 

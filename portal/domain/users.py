@@ -169,7 +169,14 @@ async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page:
     return await paginate(select, User.count().where(where), page)
 
 
+LINK_GONE = "This link has expired or was already used. Ask for a new one with “Forgot password?” on the sign-in page."
+
+
 async def token_owner(token: str, now: datetime) -> dict:
+    """Whose link this is, while it works: unused, unexpired, and the newest
+    link its owner was sent (sending a link voids every one sent before, so only
+    the e-mail read last can set the password). Signing in voids them all
+    (portal/domain/sign_in.py)."""
     row = (
         await PasswordToken.select(
             PasswordToken.id, PasswordToken.user.id.as_alias("user_id"), PasswordToken.user.email.as_alias("email")
@@ -181,16 +188,17 @@ async def token_owner(token: str, now: datetime) -> dict:
         )
         .first()
     )
-    if row is None:
-        raise NotFound(
-            "This link has expired or was already used. Ask for a new one with “Forgot password?” on the sign-in page."
-        )
+    if row is None or await PasswordToken.exists().where(
+        (PasswordToken.user == row["user_id"]) & (PasswordToken.id > row["id"])
+    ):
+        raise NotFound(LINK_GONE)
     return row
 
 
 async def set_password(token: str, password: str, confirm: str, now: datetime) -> dict:
     """Set the password of the token's owner; the token, and any other unused
-    link of theirs, then works no more."""
+    link of theirs, then works no more, and every session they had open ends
+    (one that a thief copied too): each signs in again with the new password."""
     owner = await token_owner(token, now)
     problem = passwords.password_problem(password, confirm, owner["email"])
     if problem:
@@ -209,5 +217,7 @@ async def set_password(token: str, password: str, confirm: str, now: datetime) -
         await PasswordToken.update({PasswordToken.used_at: now}).where(
             (PasswordToken.user == owner["user_id"]) & PasswordToken.used_at.is_null()
         )
-        await User.update({User.password_hash: new_hash}).where(User.id == owner["user_id"])
+        await User.update({User.password_hash: new_hash, User.session_generation: User.session_generation + 1}).where(
+            User.id == owner["user_id"]
+        )
     return owner

@@ -15,7 +15,7 @@ from portal.domain.errors import NotFound, SignInRefused, ValidationFailed
 from portal.web import throttle
 from portal.web.flash import flash
 from portal.web.render import render
-from portal.web.session import rotate_session
+from portal.web.session import GENERATION, rotate_session
 
 ADDRESS_WINDOW = timedelta(minutes=1)
 TOO_MANY_FROM_ADDRESS = "Too many sign-in attempts from your address. Wait a minute, then try again."
@@ -75,6 +75,7 @@ class AuthController(Controller):
                 "user_id": user["id"],
                 "company_id": user["company"],
                 "is_partner_manager": user["company_kind"] != "customer",
+                GENERATION: user["session_generation"],
             }
         )
         await request.app.state.jobs.enqueue(
@@ -140,6 +141,10 @@ class AuthController(Controller):
             )
         # The owner proved their mailbox: whatever guesses were made at the account, let them in now.
         await sign_in.clear_sign_in_attempts(owner["email"], throttle.counter(request))
+        if request.session.get("user_id") == owner["user_id"]:
+            # The new password ended this session too: a fresh one carries the message.
+            rotate_session(request)
+            request.set_session({})
         flash(request, "Your password is set. Sign in with it.")
         return Redirect("/login")
 

@@ -20,6 +20,7 @@ from portal.domain.users import holds_read_only_credit
 _NEW_ID = "portal.new_session_id"
 _OLD_ID = "portal.old_session_id"
 _LOADED = "portal.session_as_loaded"
+GENERATION = "generation"  # the user's session_generation when this session signed in
 RENEW_EVERY = 3600  # seconds
 READING = frozenset({"GET", "HEAD"})
 
@@ -68,7 +69,16 @@ def rotate_session(connection: ASGIConnection) -> None:
 async def provide_actor(request: Request) -> Actor:
     """Dependency for every signed-in route; unknown or disabled users are sent to sign in."""
     user_id = request.session.get("user_id")
-    actor = await load_actor(user_id, request.session.get("managing_id")) if user_id else None
+    # A session from before sessions were counted holds no number: the user's first, 0.
+    actor = (
+        await load_actor(user_id, request.session.get("managing_id"), request.session.get(GENERATION, 0))
+        if user_id
+        else None
+    )
+    if user_id and actor is None:
+        # Ended for good (a new password, a deactivated user): drop it from the
+        # store rather than keep answering for it.
+        request.clear_session()
     if actor is None or (actor.read_only and not await holds_read_only_credit(actor.user_id, actor.company_id)):
         raise NotAuthorizedException("Please sign in.")
     request.state.actor = actor
