@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
+from argon2 import PasswordHasher
+
 from portal import db
 from portal.domain.companies import insert_company
-from portal.domain.passwords import hash_password
 from portal.tables import User
 from tests.support import PASSWORD
 
@@ -23,7 +24,12 @@ T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
 
 @cache
 def _hash() -> str:
-    return hash_password(PASSWORD)
+    """The test managers' password, hashed at argon2's cheapest parameters: a hash
+    carries its parameters, so every sign-in of the suite verifies in microseconds
+    instead of the production cost (tens of milliseconds of CPU, more on a busy
+    machine). Passwords set through the portal itself are hashed as in production
+    (tests/test_passwords.py checks those parameters)."""
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
 
 
 @dataclass

@@ -10,7 +10,8 @@ from portal.domain import passwords
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
 from portal.domain.users import create_user
-from tests.support import post_form
+from tests.factories import _hash
+from tests.support import PASSWORD, post_form
 
 EMAIL = "nia.okafor.north@north.example"
 
@@ -64,3 +65,12 @@ async def test_hashing_and_checking_run_in_the_pool():
     assert not await passwords.verify_off_loop(hashed, "another one")
     assert not await passwords.verify_off_loop(None, "a good long one")
     assert not await passwords.verify_off_loop("not-a-hash", "a good long one")
+
+
+async def test_the_portal_hashes_at_argon2ids_production_parameters():
+    """The suite's managers carry cheap hashes (tests/factories.py); what the portal
+    itself writes keeps the library's production cost, and a cheap hash still verifies."""
+    hashed = await passwords.hash_off_loop("a good long one")
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert _hash().startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert await passwords.verify_off_loop(_hash(), PASSWORD)
