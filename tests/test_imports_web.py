@@ -162,3 +162,43 @@ async def test_a_big_import_runs_as_a_job_with_a_progress_fragment(app, client, 
     assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
     e0 = await User.select(User.licence_ends_at).where(User.email == "e0@north.example").first()
     assert e0["licence_ends_at"] == running["ends_at"]
+
+
+async def test_a_file_over_the_limit_answers_the_whole_page_and_a_smaller_one_goes_through(client, tree):
+    await setup_north(tree, now=utcnow())
+    await sign_in(client, tree.email("north"))
+    north = tree.north["id"]
+    too_big = b"someone@north.example\n" * (limits.max_bytes() // 22 + 4000)
+    refused = await upload(client, north, too_big)
+    assert refused.status_code == 413 and "the largest accepted" in refused.text
+    assert "North Customer" in refused.text and "Sign out" in refused.text  # the company and the navigation
+    assert await CsvImport.count() == 0
+    # The form on the 413 page works: no "Form expired" for the smaller file.
+    token = csrf_of(refused.text)
+    smaller = await client.post(
+        f"/companies/{north}/imports",
+        data={"_csrf_token": token},
+        files={"file": ("users.csv", FILE.encode(), "text/csv")},
+    )
+    assert smaller.status_code in (302, 303), smaller.text[:500]
+    assert await CsvImport.count() == 1
+
+
+async def test_an_upload_with_a_wrong_csrf_token_is_refused(client, tree):
+    await sign_in(client, tree.email("north"))
+    north = tree.north["id"]
+    page = await client.get(f"/companies/{north}/imports")
+    token = csrf_of(page.text)
+    forged = token[:-4] + ("0000" if not token.endswith("0000") else "1111")
+    for data in ({"_csrf_token": forged}, {"_csrf_token": ""}, {}):
+        answer = await client.post(f"/companies/{north}/imports", data=data, files={"file": ("u.csv", FILE.encode())})
+        assert answer.status_code == 403 and "Form expired" in answer.text, data
+    assert await CsvImport.count() == 0
+    # The input guard still runs on the upload.
+    page = await client.get(f"/companies/{north}/imports")
+    answer = await client.post(
+        f"/companies/{north}/imports",
+        data={"_csrf_token": csrf_of(page.text), "note": "a\x01b"},
+        files={"file": ("u.csv", FILE.encode())},
+    )
+    assert answer.status_code == 400 and await CsvImport.count() == 0
