@@ -48,7 +48,7 @@ async def test_select_users_by_csv_to_renew_licences(client, tree):
     here = done.headers["location"]
     shown = await client.get(here)
     assert 'data-testid="renew-count">3<' in shown.text and "users identified for renewal" in shown.text
-    assert 'data-testid="not-renewed-count">6<' in shown.text and "users not renewed" in shown.text
+    assert 'data-testid="not-renewed-count">4<' in shown.text and "users not renewed" in shown.text
     assert '<option value="1" selected>E-mail</option>' in shown.text
     assert "Listed twice" in shown.text and "No free seat" in shown.text and "(3 seats free)" in shown.text
     assert "Eve Zero" in shown.text  # the first rows
@@ -202,3 +202,19 @@ async def test_an_upload_with_a_wrong_csrf_token_is_refused(client, tree):
         files={"file": ("u.csv", FILE.encode())},
     )
     assert answer.status_code == 400 and await CsvImport.count() == 0
+
+
+async def test_the_preview_counts_people_and_rows_apart_and_offers_the_rows_not_renewed(client, tree):
+    await setup_north(tree, now=utcnow())
+    await sign_in(client, tree.email("north"))
+    here = (await upload(client, tree.north["id"], FILE.encode())).headers["location"]
+    shown = await client.get(here)
+    # 9 rows: 3 renewed; of the 6 others, 4 are people (1 active, 2 unknown, 1 past the free seats),
+    # 1 repeats an address and 1 holds none.
+    assert 'data-testid="renew-count">3<' in shown.text
+    assert 'data-testid="not-renewed-count">4<' in shown.text and "users not renewed" in shown.text
+    assert 'data-testid="not-renewed-rows">6<' in shown.text
+    assert f'href="{here}/rows.csv" data-testid="not-renewed-csv"' in shown.text  # before "Renew Licences"
+    download = await client.get(f"{here}/rows.csv")
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
+    assert len(rows) - 1 == 6

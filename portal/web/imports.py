@@ -183,6 +183,7 @@ class ImportController(Controller):
             "company": company,
             "imp": row,
             "summary": summary,
+            "not_renewed": preview.not_renewed(summary),
             "reasons": reasons,
             "layout": preview.layout_of(row) if row["status"] == "previewed" else None,
             "shown": SHOWN_PER_REASON,

@@ -41,6 +41,9 @@ REASONS = {
     "no_seat": "No free seat",
 }
 OUTCOME_LABELS = {"renew": "Renewed", "new": "Added as a new learner and given a seat", **REASONS}
+# Outcomes of a row that is one person: only an address's first row gets one of
+# these, so they count people; a repeat or a cell without an address is no one more.
+PEOPLE_NOT_SEATED = ("unknown", "active", "no_seat")
 _UPLOAD_COLUMNS = ("line", "email", "name", "cell")
 
 
@@ -276,6 +279,16 @@ async def _sort_rows(
         "free": free,
         "batch_id": batch["id"] if batch else None,
         "batch_ends_at": batch["ends_at"].isoformat() if batch else None,
+    }
+
+
+def not_renewed(summary: dict) -> dict:
+    """Who is not renewed, in people (`users`) and in rows of the file (`rows`,
+    which also counts repeated addresses and cells without one)."""
+    counts = summary.get("counts", {})
+    return {
+        "users": sum(counts.get(o, 0) for o in PEOPLE_NOT_SEATED),
+        "rows": summary.get("rows", 0) - summary.get("seated", 0),
     }
 
 
