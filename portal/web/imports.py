@@ -99,7 +99,9 @@ class ImportController(Controller):
         self, request: HTMXRequest, actor, company_id: int, problem: str = "", status_code: int = 200
     ) -> Template:
         company = await get_company(actor, company_id)
-        listing = await preview.company_imports(actor, company_id, to_int(request.query_params.get("page")) or 1)
+        listing = await preview.company_imports(
+            actor, company_id, to_int(request.query_params.get("page")) or 1, utcnow()
+        )
         return render(
             request,
             "pages/imports.html",
@@ -186,6 +188,7 @@ class ImportController(Controller):
             "not_renewed": preview.not_renewed(summary),
             "reasons": reasons,
             "layout": preview.layout_of(row) if row["status"] == "previewed" else None,
+            "stale": preview.is_stale(row, utcnow()),
             "shown": SHOWN_PER_REASON,
         }
 
@@ -226,15 +229,27 @@ class ImportController(Controller):
             if row["status"] != "done" and row["rows"] > limits.JOB_ROWS:
                 # Queued again if asked again (a job lost with its process): arq keeps one per id,
                 # and a job that finds the import done does nothing.
-                await applying.queue(actor, company_id, import_id)
+                await applying.queue(actor, company_id, import_id, utcnow())
                 await request.app.state.jobs.enqueue(
                     "apply_import", import_id, company_id, actor.user_id, actor.managing_id, job_id=job_id(import_id)
                 )
             elif row["status"] != "done":
-                await applying.apply(actor, company_id, import_id, utcnow())
+                await applying.apply(actor, company_id, import_id, utcnow(), refuse_stale=True)
+        except DomainError as refused:
+            status = 409 if isinstance(refused, applying.PreviewStale) else 400
+            return await self._page(request, actor, company_id, import_id, str(refused), status_code=status)
+        return Redirect(here)
+
+    @post("/imports/{import_id:int}/refresh")
+    async def refresh(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+    ) -> Template | Redirect:
+        """Count a stale preview again, from the rows already read (the file may be gone)."""
+        try:
+            await preview.refresh(actor, company_id, import_id, utcnow())
         except DomainError as refused:
             return await self._page(request, actor, company_id, import_id, str(refused), status_code=400)
-        return Redirect(here)
+        return Redirect(f"/companies/{company_id}/imports/{import_id}")
 
     @get("/imports/{import_id:int}/rows.csv")
     async def rows_csv(
