@@ -218,3 +218,46 @@ async def test_the_preview_counts_people_and_rows_apart_and_offers_the_rows_not_
     download = await client.get(f"{here}/rows.csv")
     rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
     assert len(rows) - 1 == 6
+
+
+async def test_a_preview_made_stale_by_a_renewal_elsewhere_is_said_and_counted_again_before_renewing(client, tree):
+    running = await setup_north(tree, now=utcnow())
+    await sign_in(client, tree.email("north"))
+    north = tree.north["id"]
+    here = (await upload(client, north, FILE.encode())).headers["location"]
+    listing = await client.get(f"/companies/{north}/imports")
+    assert "Preview: 3 to renew" in listing.text and 'data-testid="import-stale"' not in listing.text
+    e1 = await User.select(User.id).where(User.email == "e1@north.example").first()
+    renewed_by_hand = await form_post(
+        client,
+        f"/companies/{north}/licences?tab=expired",
+        f"/companies/{north}/licences/allocate",
+        {"user_id": str(e1["id"])},
+    )
+    assert renewed_by_hand.status_code < 400, renewed_by_hand.text[:300]
+    listing = await client.get(f"/companies/{north}/imports")
+    assert 'data-testid="import-stale"' in listing.text
+    shown = await client.get(here)
+    assert 'data-testid="preview-stale"' in shown.text
+
+    asked = await form_post(client, here, f"{here}/renew", {})
+    assert asked.status_code == 409 and "counted again and nothing was renewed" in asked.text
+    assert 'data-testid="renew-count">2<' in asked.text and 'data-testid="preview-stale"' not in asked.text
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 2
+    confirmed = await form_post(client, here, f"{here}/renew", {})
+    assert confirmed.status_code in (302, 303)
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
+    assert "2 renewed" in (await client.get(f"/companies/{north}/imports")).text
+
+
+async def test_count_again_makes_a_stale_preview_fresh(client, tree):
+    await setup_north(tree, now=utcnow())
+    await sign_in(client, tree.email("north"))
+    north = tree.north["id"]
+    here = (await upload(client, north, FILE.encode())).headers["location"]
+    await add_user(tree.north, "new@north.example", role="learner")
+    assert 'data-testid="count-again"' in (await client.get(here)).text
+    counted = await form_post(client, here, f"{here}/refresh", {})
+    assert counted.status_code in (302, 303)
+    shown = await client.get(here)
+    assert 'data-testid="preview-stale"' not in shown.text and 'data-testid="renew-count">3<' in shown.text
