@@ -112,7 +112,8 @@ async def apply(actor: Actor, company_id: int, import_id: int, now: datetime, *,
     if stale:
         raise PreviewStale(STALE_MESSAGE)
     # The rows hold all that is left to show; the file is not needed any more.
-    stored_path(row["stored_as"]).unlink(missing_ok=True)
+    if row["stored_as"]:
+        stored_path(row["stored_as"]).unlink(missing_ok=True)
     return result
 
 
