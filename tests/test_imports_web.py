@@ -261,3 +261,16 @@ async def test_count_again_makes_a_stale_preview_fresh(client, tree):
     assert counted.status_code in (302, 303)
     shown = await client.get(here)
     assert 'data-testid="preview-stale"' not in shown.text and 'data-testid="renew-count">3<' in shown.text
+
+
+async def test_a_preview_whose_file_was_removed_says_so_and_still_renews(client, tree):
+    running = await setup_north(tree, now=utcnow())
+    await sign_in(client, tree.email("north"))
+    here = (await upload(client, tree.north["id"], FILE.encode())).headers["location"]
+    stored = (await CsvImport.select(CsvImport.stored_as).first())["stored_as"]
+    (limits.imports_dir() / stored).unlink()
+    shown = await client.get(here)
+    assert shown.status_code == 200 and 'data-testid="file-gone"' in shown.text
+    assert 'data-testid="renew-count">3<' in shown.text
+    assert (await form_post(client, here, f"{here}/renew", {})).status_code in (302, 303)
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
