@@ -118,6 +118,8 @@ async def test_another_tenants_import_answers_404(client, tree):
     assert (await client.get(f"{here}/rows.csv")).status_code == 404
     own = tree.other_customer["id"]
     assert (await client.get(f"/companies/{own}/imports/{import_id}")).status_code == 404
+    for action in ("refresh", "renew", "column"):
+        assert (await form_post(client, f"/companies/{own}/imports", f"{here}/{action}", {})).status_code == 404
     assert (await client.get(f"/companies/{north}/learners.csv")).status_code == 404
 
 
