@@ -33,6 +33,9 @@ class CsvImport(Table, tablename="csv_import"):
     rows = Integer(default=0)
     # Counts by outcome at the preview, and what "Renew Licences" then did.
     preview = JSON(default={})
+    # Set by triggers when the company's licences change after the preview
+    # (migration portal_0007_csv_import_stale); a new preview clears it.
+    stale = Boolean(default=False)
     result = JSON(default={})
     applied_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     applied_at = Timestamptz(null=True, default=None)

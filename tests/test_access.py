@@ -50,6 +50,7 @@ BY_OTHER_IDS = {
     "/companies/{company_id:int}/imports/{import_id:int}/progress",
     "/companies/{company_id:int}/imports/{import_id:int}/column",
     "/companies/{company_id:int}/imports/{import_id:int}/renew",
+    "/companies/{company_id:int}/imports/{import_id:int}/refresh",
     "/companies/{company_id:int}/imports/{import_id:int}/rows.csv",
     # tests/test_dashboard.py: another tenant's batch, or company named in the form, answers 404
     "/dashboard/batches/{batch_id:int}/renew",

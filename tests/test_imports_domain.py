@@ -244,3 +244,74 @@ async def test_generated_files_every_row_accounted_for_and_preview_equals_renew(
     )
     result = await applying.apply(customer, tree.north["id"], import_id, NOW)
     assert result["counts"] == row["preview"]["counts"] and result["changes"] == []
+
+
+async def _stale(tree, import_id: int, now=NOW) -> bool:
+    customer, _ = await actors(tree)
+    return preview.is_stale(await preview.get_import(customer, tree.north["id"], import_id), now)
+
+
+async def test_a_preview_goes_stale_when_the_companys_licences_change_and_fresh_when_counted_again(tree):
+    await setup_north(tree)
+    customer, _ = await actors(tree)
+    import_id = await upload(customer, tree)
+    assert not await _stale(tree, import_id)
+    await add_user(tree.other_customer, "someone@other-customer.example", role="learner")  # another company
+    assert not await _stale(tree, import_id)
+    e1 = await User.select(User.id).where(User.email == "e1@north.example").first()
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(e1["id"],)), NOW)  # renewed elsewhere
+    assert await _stale(tree, import_id)
+    listing = await preview.company_imports(customer, tree.north["id"], 1, NOW)
+    assert [(i["id"], i["stale"]) for i in listing.items] == [(import_id, True)]
+    summary = await preview.refresh(customer, tree.north["id"], import_id, NOW)
+    assert summary["counts"]["renew"] == 2 and not await _stale(tree, import_id)
+    # A new learner of the company, and seats assigned to it, change its licences too.
+    await add_user(tree.north, "new@north.example", role="learner")
+    assert await _stale(tree, import_id)
+    await preview.refresh(customer, tree.north["id"], import_id, NOW)
+    await batch(tree, 2, NOW)
+    assert await _stale(tree, import_id)
+
+
+async def test_renewing_a_stale_preview_counts_again_and_asks_first_then_renews_once(tree):
+    running = await setup_north(tree)
+    customer, partner = await actors(tree)
+    import_id = await upload(customer, tree)
+    e1 = await User.select(User.id).where(User.email == "e1@north.example").first()
+    await allocation.allocate(partner, tree.north["id"], Selection(user_ids=(e1["id"],)), NOW)
+    with pytest.raises(applying.PreviewStale):
+        await applying.apply(customer, tree.north["id"], import_id, NOW, refuse_stale=True)
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 2  # a0 and e1 only
+    row = await preview.get_import(customer, tree.north["id"], import_id)
+    assert row["status"] == "previewed" and row["preview"]["counts"]["renew"] == 2 and not row["stale"]
+    e2 = await User.select(User.id).where(User.email == "e2@north.example").first()
+    await allocation.allocate(partner, tree.north["id"], Selection(user_ids=(e2["id"],)), NOW)
+    with pytest.raises(applying.PreviewStale):  # the job's path refuses alike, before queueing
+        await applying.queue(customer, tree.north["id"], import_id, NOW)
+    row = await preview.get_import(customer, tree.north["id"], import_id)
+    assert row["status"] == "previewed" and row["preview"]["counts"]["renew"] == 1
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW, refuse_stale=True)
+    assert result["renewed"] == 1 and result["changes"] == []
+    again = await applying.apply(customer, tree.north["id"], import_id, NOW, refuse_stale=True)
+    assert again == result
+    assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
+
+
+async def test_a_preview_goes_stale_when_the_clock_alone_changes_an_outcome(tree):
+    running = await setup_north(tree)
+    customer, _ = await actors(tree)
+    # soon@ holds a seat of a batch that ends in 5 days: active now, renewable 72 hours before.
+    soon = (await add_user(tree.north, "soon@north.example", role="learner"))["id"]
+    start = NOW - relativedelta(months=12) + timedelta(days=5)
+    short = await batch(tree, 1, start)
+    await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(soon,)), start, batch_id=short["id"])
+    import_id = await upload(customer, tree, "Email\nsoon@north.example\na0@north.example\n")
+    row = await preview.get_import(customer, tree.north["id"], import_id)
+    assert row["preview"]["counts"] == {"active": 2}
+    flips = short["ends_at"] - timedelta(hours=72)
+    assert not preview.is_stale(row, flips - timedelta(seconds=1)) and preview.is_stale(row, flips)
+    # Without such a user, the seats' batch ending is when the clock changes it.
+    other = await upload(customer, tree, "Email\na0@north.example\ne0@north.example\n")
+    row = await preview.get_import(customer, tree.north["id"], other)
+    assert not preview.is_stale(row, running["ends_at"] - timedelta(seconds=1))
+    assert preview.is_stale(row, running["ends_at"])

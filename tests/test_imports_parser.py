@@ -176,3 +176,46 @@ def test_utf16_without_a_mark_is_read(tmp_path):
     path = tmp_path / "f.txt"
     path.write_bytes("Email\tName\r\ne0@north.example\tEve\r\n".encode("utf-16-le"))
     assert addresses(path) == ["e0@north.example"]
+
+
+def test_a_nul_byte_is_dropped_wherever_it_is(tmp_path):
+    """A stray NUL (some exports pad with them) does not make a text file binary,
+    whether it is in the first 64 KB or after: the row is read without it."""
+    filler = "".join(f"f{i}@north.example\n" for i in range(reader.SAMPLE_BYTES // 18 + 100))
+    assert len(filler) > reader.SAMPLE_BYTES
+    early, late = tmp_path / "early.csv", tmp_path / "late.csv"
+    early.write_bytes(("Email\ne0@north.example\x00\n" + filler).encode())
+    late.write_bytes(("Email\n" + filler + "e0@north.example\x00\n").encode())
+    assert "e0@north.example" in addresses(early)
+    assert "e0@north.example" in addresses(late)
+    assert sorted(a for a in addresses(early) if a) == sorted(a for a in addresses(late) if a)
+
+
+def test_mostly_nul_bytes_is_still_binary(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"Email\ne0@north.example\n" + b"\x00\x07\x00\x00" * 400)
+    with pytest.raises(CsvRefused, match="save it as CSV"):
+        reader.inspect(path)
+
+
+@pytest.mark.parametrize("header", ["Email\n", ""])
+def test_one_cell_starting_with_a_tab_leaves_a_one_column_file_one_column(tmp_path, header):
+    path = tmp_path / "f.csv"
+    path.write_text(header + "e0@north.example\n\te1@north.example\ne2@north.example\ne3@north.example\n")
+    assert reader.inspect(path).delimiter != "\t"
+    assert addresses(path) == ["e0@north.example", "e1@north.example", "e2@north.example", "e3@north.example"]
+
+
+def test_a_tab_separated_file_stays_tab_separated(tmp_path):
+    path = tmp_path / "f.tsv"
+    path.write_text("Name\tEmail\nEve\te0@north.example\n\te1@north.example\nAnn\te2@north.example\n")
+    layout = reader.inspect(path)
+    assert layout.delimiter == "\t" and layout.guess == 1
+    assert addresses(path) == ["e0@north.example", "e1@north.example", "e2@north.example"]
+
+
+def test_formulas_behind_leading_whitespace_are_neutralised():
+    for dangerous in (" =1+1", "  +1", " -1", "\u00a0@SUM(A1)", "\n=1+1", " \t=HYPERLINK(x)"):
+        assert safe_cell(dangerous) == "'" + dangerous
+    for harmless in (" a=b", "  plain", " 1"):
+        assert safe_cell(harmless) == harmless

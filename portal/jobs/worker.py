@@ -28,6 +28,7 @@ from redis import exceptions as redis_errors
 from portal import db
 from portal.domain import outbox
 from portal.jobs.billing import BILLING_CRON_JOBS, BILLING_FUNCTIONS
+from portal.jobs.import_files import IMPORT_FILE_CRON_JOBS
 from portal.jobs.mail import MAIL_CRON_JOBS, MAIL_FUNCTIONS
 from portal.jobs.retry import MAX_TRIES, is_transient
 from portal.jobs.tasks import FUNCTIONS
@@ -56,7 +57,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 class WorkerSettings:
     # Each task is wrapped by logged_job where it is defined (portal/jobs/retry.py).
     functions = [*FUNCTIONS, *MAIL_FUNCTIONS, *BILLING_FUNCTIONS]
-    cron_jobs = [*MAIL_CRON_JOBS, *BILLING_CRON_JOBS]
+    cron_jobs = [*MAIL_CRON_JOBS, *BILLING_CRON_JOBS, *IMPORT_FILE_CRON_JOBS]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379/0")

@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         from portal.jobs import billing as billing_jobs
+        from portal.jobs import import_files as import_file_jobs
         from portal.jobs import mail as mail_jobs
         from portal.mail.smtp import parse_smtp_url
 
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
         if timers:
             mail_jobs.start_in_process(timers)
             billing_jobs.start_in_process(timers)
+            import_file_jobs.start_in_process(timers)
         try:
             yield
         finally:

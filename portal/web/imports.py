@@ -7,13 +7,16 @@ polls a progress fragment that replaces itself until the job is done."""
 
 from __future__ import annotations
 
+from hmac import compare_digest
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import HTTPException
+from litestar import Controller, Request, get, post
+from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash, generate_csrf_token
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Stream, Template
+from litestar.utils.scope.state import ScopeState
 
 from portal.domain.access import get_company
 from portal.domain.clock import utcnow
@@ -22,8 +25,8 @@ from portal.domain.imports import apply as applying
 from portal.domain.imports import export, limits, preview
 from portal.domain.imports.preview import REASONS
 from portal.jobs.imports import job_id
-from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.forms import to_int
+from portal.web.input_guard import guard_input
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
@@ -39,26 +42,46 @@ def _too_big_message() -> str:
     )
 
 
-def _too_big(request: Request, exc: HTTPException) -> Response:
-    """A file over the limit is refused while the body is read, before the
-    handler runs (the CSRF check reads the form first): answer with the upload
-    form and its message, not a bare error. Other errors: the portal's answer."""
-    if exc.status_code != 413:
-        # Anything else (a CSRF refusal, …) as the portal answers it everywhere.
-        handler = next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)
-        return handler(request, exc)
-    company_id = request.path_params.get("company_id")
-    return Template(
-        template_name="pages/imports.html",
-        context={
-            "company": {"id": company_id, "name": ""},
-            "listing": None,
-            "problem": _too_big_message(),
-            "max_size": limits.size_words(limits.max_bytes()),
-            "actor": None,
-        },
-        status_code=413,
-    )
+def _csrf_secret_of(token: str, secret: str) -> bytes | None:
+    """The random part of a token the portal signed (as Litestar's CSRF middleware reads it), else None."""
+    if len(token) <= CSRF_SECRET_LENGTH:
+        return None
+    head, mac = token[:CSRF_SECRET_LENGTH], token[CSRF_SECRET_LENGTH:]
+    expected = generate_csrf_hash(token=head, secret=secret)
+    return head.encode() if compare_digest(mac.encode(), expected.encode()) else None
+
+
+async def _read_upload(request: Request) -> None:
+    """The upload's `before_request`, in place of the CSRF middleware's check and
+    the portal's input guard. The middleware reads the form to find the token, so
+    a file over the limit would fail inside it, where no page can be made (no
+    user, no company, no token for the form). Here the form is read first: over
+    the limit, the handler answers with the whole upload page and nothing is kept
+    (so nothing needs the check); otherwise the token is checked as the middleware
+    checks it, then the input guard runs."""
+    config = request.app.csrf_config
+    assert config is not None, "the app always has a CSRF config"
+    cookie = request.cookies.get(config.cookie_name) or ""
+    cookie_secret = _csrf_secret_of(cookie, config.secret)
+    state = ScopeState.from_scope(request.scope)
+    try:
+        form = await request.form()
+    except HTTPException as exc:
+        if exc.status_code != 413:
+            raise
+        request.state.too_big = True
+        if cookie_secret is None:  # the form on the page needs a cookie to match
+            cookie = request.state.new_csrf_cookie = generate_csrf_token(secret=config.secret)
+        state.csrf_token = cookie
+        return
+    sent = request.headers.get(config.header_name) or form.get("_csrf_token")
+    if not isinstance(sent, str):
+        raise PermissionDeniedException("CSRF token verification failed")
+    sent_secret = _csrf_secret_of(sent, config.secret)
+    if cookie_secret is None or sent_secret is None or not compare_digest(sent_secret, cookie_secret):
+        raise PermissionDeniedException("CSRF token verification failed")
+    state.csrf_token = sent
+    await guard_input(request)
 
 
 def _csv(chunks: Any, filename: str) -> Stream:
@@ -76,7 +99,9 @@ class ImportController(Controller):
         self, request: HTMXRequest, actor, company_id: int, problem: str = "", status_code: int = 200
     ) -> Template:
         company = await get_company(actor, company_id)
-        listing = await preview.company_imports(actor, company_id, to_int(request.query_params.get("page")) or 1)
+        listing = await preview.company_imports(
+            actor, company_id, to_int(request.query_params.get("page")) or 1, utcnow()
+        )
         return render(
             request,
             "pages/imports.html",
@@ -96,16 +121,27 @@ class ImportController(Controller):
     @post(
         "/imports",
         request_max_body_size=limits.max_bytes() + _BODY_SLACK,
-        exception_handlers={HTTPException: _too_big},
+        before_request=_read_upload,
+        exclude_from_csrf=True,  # checked by _read_upload, after the body is read
     )
     async def upload(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
         await get_company(actor, company_id)
-        try:
-            form = await request.form()
-        except HTTPException as exc:
-            if exc.status_code != 413:
-                raise
-            return await self._upload_page(request, actor, company_id, _too_big_message(), status_code=413)
+        if getattr(request.state, "too_big", False):
+            page = await self._upload_page(request, actor, company_id, _too_big_message(), status_code=413)
+            if new_cookie := getattr(request.state, "new_csrf_cookie", None):
+                config = request.app.csrf_config
+                assert config is not None
+                page.set_cookie(
+                    key=config.cookie_name,
+                    value=new_cookie,
+                    path=config.cookie_path,
+                    secure=config.cookie_secure,
+                    httponly=config.cookie_httponly,
+                    samesite=config.cookie_samesite,
+                    domain=config.cookie_domain,
+                )
+            return page
+        form = await request.form()
         upload = form.get("file")
         if upload is None or isinstance(upload, str) or not getattr(upload, "filename", ""):
             return await self._upload_page(request, actor, company_id, "Choose a CSV file to upload.", 400)
@@ -149,8 +185,10 @@ class ImportController(Controller):
             "company": company,
             "imp": row,
             "summary": summary,
+            "not_renewed": preview.not_renewed(summary),
             "reasons": reasons,
             "layout": preview.layout_of(row) if row["status"] == "previewed" else None,
+            "stale": preview.is_stale(row, utcnow()),
             "shown": SHOWN_PER_REASON,
         }
 
@@ -191,15 +229,27 @@ class ImportController(Controller):
             if row["status"] != "done" and row["rows"] > limits.JOB_ROWS:
                 # Queued again if asked again (a job lost with its process): arq keeps one per id,
                 # and a job that finds the import done does nothing.
-                await applying.queue(actor, company_id, import_id)
+                await applying.queue(actor, company_id, import_id, utcnow())
                 await request.app.state.jobs.enqueue(
                     "apply_import", import_id, company_id, actor.user_id, actor.managing_id, job_id=job_id(import_id)
                 )
             elif row["status"] != "done":
-                await applying.apply(actor, company_id, import_id, utcnow())
+                await applying.apply(actor, company_id, import_id, utcnow(), refuse_stale=True)
+        except DomainError as refused:
+            status = 409 if isinstance(refused, applying.PreviewStale) else 400
+            return await self._page(request, actor, company_id, import_id, str(refused), status_code=status)
+        return Redirect(here)
+
+    @post("/imports/{import_id:int}/refresh")
+    async def refresh(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+    ) -> Template | Redirect:
+        """Count a stale preview again, from the rows already read (the file may be gone)."""
+        try:
+            await preview.refresh(actor, company_id, import_id, utcnow())
         except DomainError as refused:
             return await self._page(request, actor, company_id, import_id, str(refused), status_code=400)
-        return Redirect(here)
+        return Redirect(f"/companies/{company_id}/imports/{import_id}")
 
     @get("/imports/{import_id:int}/rows.csv")
     async def rows_csv(

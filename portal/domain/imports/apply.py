@@ -7,6 +7,11 @@ All of it is one transaction: a worker killed halfway leaves nothing written,
 and the job run again does it all; an import already applied is not applied
 again (checked under the lock), so the same file twice, or a double click, or
 two workers, renew nobody twice.
+
+A manager's "Renew Licences" on a stale preview (preview.is_stale) renews no
+one: the preview is made again, in the same locked transaction, and PreviewStale
+asks the manager to check the new counts and confirm. A job already queued
+applies what the rows say then, and its result lists what changed.
 """
 
 from __future__ import annotations
@@ -21,11 +26,21 @@ from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor
 from portal.domain.errors import DomainError
-from portal.domain.imports.preview import REASONS, classify, get_import, stored_path
+from portal.domain.imports.preview import REASONS, classify, get_import, is_stale, refresh_locked, stored_path
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
 from portal.tables import Company
 from portal.tables_imports import CsvImport
+
+
+class PreviewStale(DomainError):
+    """The company's licences changed since the preview: it was made again, nothing renewed."""
+
+
+STALE_MESSAGE = (
+    "The company's licences changed since this preview, so it was counted again and nothing was renewed. "
+    "Check the new counts below, then choose “Renew Licences” again."
+)
 
 
 @dataclass(frozen=True)
@@ -55,65 +70,89 @@ def changes(preview: dict, result: dict) -> list[dict]:
     ]
 
 
-async def queue(actor: Actor, company_id: int, import_id: int) -> bool:
-    """Mark a previewed import as waiting for its job; False if it already left "previewed"."""
-    await get_import(actor, company_id, import_id)
-    async with db.write_transaction():
-        updated = (
-            await CsvImport.update({CsvImport.status: "queued"})
-            .where((CsvImport.id == import_id) & (CsvImport.status == "previewed"))
-            .returning(CsvImport.id)
-        )
-    return bool(updated)
-
-
-async def apply(actor: Actor, company_id: int, import_id: int, now: datetime) -> dict:
-    """Renew the import's users; returns the import's result (the stored one if
-    it was applied before)."""
+async def queue(actor: Actor, company_id: int, import_id: int, now: datetime) -> bool:
+    """Mark a previewed import as waiting for its job; False if it already left
+    "previewed". A stale preview is made again instead (PreviewStale)."""
     row = await get_import(actor, company_id, import_id)
     async with db.write_transaction():
         await db.for_update(Company.select(Company.id).where(Company.id == row["company"]))
-        await db.roomy_sorts()
+        current = await CsvImport.select().where(CsvImport.id == import_id).output(load_json=True).first()
+        stale = current is not None and is_stale(current, now)
+        if stale:
+            await refresh_locked(actor, row["company"], import_id, now)
+        else:
+            updated = (
+                await CsvImport.update({CsvImport.status: "queued"})
+                .where((CsvImport.id == import_id) & (CsvImport.status == "previewed"))
+                .returning(CsvImport.id)
+            )
+    if stale:
+        raise PreviewStale(STALE_MESSAGE)
+    return bool(updated)
+
+
+async def apply(actor: Actor, company_id: int, import_id: int, now: datetime, *, refuse_stale: bool = False) -> dict:
+    """Renew the import's users; returns the import's result (the stored one if
+    it was applied before). With `refuse_stale` (a manager confirming what the
+    page showed), a stale preview is made again and PreviewStale raised instead."""
+    row = await get_import(actor, company_id, import_id)
+    async with db.write_transaction():
+        await db.for_update(Company.select(Company.id).where(Company.id == row["company"]))
         current = await CsvImport.select().where(CsvImport.id == import_id).output(load_json=True).first()
         assert current is not None, "get_import found it, and imports go only with their company"
         if current["status"] == "done":
             return current["result"]
         if current["email_column"] is None:
             raise DomainError("Choose the column that holds the e-mail addresses first.")
-        summary = await classify(actor, row["company"], import_id, current["add_unknown"], now)
-        if summary["counts"].get("new"):
-            await _add_learners(row["company"], import_id, now)
-        if summary["seated"]:
-            allocated = await allocation.allocate(
-                actor, row["company"], ImportSelection(import_id=import_id), now, batch_id=summary["batch_id"]
-            )
-            if allocated.renewed != summary["seated"]:
-                # classify and allocate disagree about who is covered: write nothing.
-                raise DomainError("The renewal could not be matched to the file. Nothing was renewed; try again.")
-        result = {**summary, "renewed": summary["seated"], "changes": changes(current["preview"], summary)}
-        await CsvImport.update(
-            {
-                CsvImport.status: "done",
-                CsvImport.result: result,
-                CsvImport.applied_by: actor.user_id,
-                CsvImport.applied_at: now,
-            }
-        ).where(CsvImport.id == import_id)
-        await audit.record(
-            actor,
-            "imports.apply",
-            row["company"],
-            now,
-            {
-                "import": import_id,
-                "file": row["filename"],
-                "renewed": summary["seated"],
-                "new_learners": summary["counts"].get("new", 0),
-                "not_renewed": summary["rows"] - summary["seated"],
-            },
-        )
+        stale = refuse_stale and is_stale(current, now)
+        if stale:
+            await refresh_locked(actor, row["company"], import_id, now)
+        else:
+            result = await _renew(actor, row, current, now)
+    if stale:
+        raise PreviewStale(STALE_MESSAGE)
     # The rows hold all that is left to show; the file is not needed any more.
-    stored_path(row["stored_as"]).unlink(missing_ok=True)
+    if row["stored_as"]:
+        stored_path(row["stored_as"]).unlink(missing_ok=True)
+    return result
+
+
+async def _renew(actor: Actor, row: dict, current: dict, now: datetime) -> dict:
+    """In apply's transaction, under the company's lock: classify, seat, record."""
+    import_id = row["id"]
+    await db.roomy_sorts()
+    summary = await classify(actor, row["company"], import_id, current["add_unknown"], now)
+    if summary["counts"].get("new"):
+        await _add_learners(row["company"], import_id, now)
+    if summary["seated"]:
+        allocated = await allocation.allocate(
+            actor, row["company"], ImportSelection(import_id=import_id), now, batch_id=summary["batch_id"]
+        )
+        if allocated.renewed != summary["seated"]:
+            # classify and allocate disagree about who is covered: write nothing.
+            raise DomainError("The renewal could not be matched to the file. Nothing was renewed; try again.")
+    result = {**summary, "renewed": summary["seated"], "changes": changes(current["preview"], summary)}
+    await CsvImport.update(
+        {
+            CsvImport.status: "done",
+            CsvImport.result: result,
+            CsvImport.applied_by: actor.user_id,
+            CsvImport.applied_at: now,
+        }
+    ).where(CsvImport.id == import_id)
+    await audit.record(
+        actor,
+        "imports.apply",
+        row["company"],
+        now,
+        {
+            "import": import_id,
+            "file": row["filename"],
+            "renewed": summary["seated"],
+            "new_learners": summary["counts"].get("new", 0),
+            "not_renewed": summary["rows"] - summary["seated"],
+        },
+    )
     return result
 
 

@@ -1,6 +1,7 @@
 """CSV downloads that are safe to open in a spreadsheet (OWASP, CSV injection):
-a cell that starts with =, +, -, @, a tab or a carriage return is written with a
-leading apostrophe, so the spreadsheet shows it as text instead of running it.
+a cell that starts with =, +, -, @, a tab or a carriage return, also after
+leading whitespace, is written with a leading apostrophe, so the spreadsheet
+shows it as text instead of running it.
 Rows are written a chunk at a time; a download of 100,000 rows is never one string."""
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ CHUNK = 2000
 
 def safe_cell(value: object) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_DANGEROUS) else text
+    # Spreadsheets skip leading spaces before a formula: " =1+1" runs too.
+    return "'" + text if text.startswith(_DANGEROUS) or text.lstrip().startswith(_DANGEROUS) else text
 
 
 def csv_text(rows: Iterable[Iterable[object]]) -> str:

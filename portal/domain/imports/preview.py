@@ -6,6 +6,13 @@ every row into one outcome, joining the file's addresses with the company's
 users: no query per row, whatever the file's size. The same `classify` runs
 again under the company's write lock when the import is applied, so the
 preview's counts are what happens unless the data changed meanwhile.
+
+A preview is stale (`is_stale`) once the company's licences changed after it
+(csv_import.stale, set by triggers on licence_tally and licence_batch) or once
+the clock alone changes an outcome (`fresh_until`: an active user's licence
+comes within 72 hours of its end, or the seats' batch ends). A preview is made
+under the company's lock with the mark cleared first, so a change that the
+preview did not see marks it again.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from portal.domain.imports.reader import CsvRefused
 from portal.domain.licences import batches
 from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.pages import Page, paginate
+from portal.tables import Company
 from portal.tables_imports import CsvImport, CsvImportRow
 
 CHUNK_ROWS = 5000
@@ -41,6 +49,9 @@ REASONS = {
     "no_seat": "No free seat",
 }
 OUTCOME_LABELS = {"renew": "Renewed", "new": "Added as a new learner and given a seat", **REASONS}
+# Outcomes of a row that is one person: only an address's first row gets one of
+# these, so they count people; a repeat or a cell without an address is no one more.
+PEOPLE_NOT_SEATED = ("unknown", "active", "no_seat")
 _UPLOAD_COLUMNS = ("line", "email", "name", "cell")
 
 
@@ -132,9 +143,10 @@ async def choose_column(
     if column is None or not 0 <= column < len(columns):
         raise ValidationFailed({"column": "Choose the column that holds the e-mail addresses."})
     path = stored_path(row["stored_as"])
-    if not path.exists():
+    if not row["stored_as"] or not path.exists():
         raise DomainError("The uploaded file is no longer here. Upload it again.")
     async with db.write_transaction():
+        await _lock_company_and_clear_stale(row["company"], import_id)
         await db.roomy_sorts()
         # The file's rows go to a scratch table (COPY, no index), then into csv_import_row
         # once, with their outcome: a row is written one time, not written and updated.
@@ -164,6 +176,46 @@ async def choose_column(
                 CsvImport.preview: summary,
             }
         ).where(CsvImport.id == import_id)
+    return summary
+
+
+async def _lock_company_and_clear_stale(company_id: int, import_id: int) -> None:
+    """Before a preview: the company's lock (writers of its licences take it
+    first), then the stale mark cleared, so that any change the preview does not
+    see sets it again after."""
+    await db.for_update(Company.select(Company.id).where(Company.id == company_id))
+    await CsvImport.update({CsvImport.stale: False}).where(CsvImport.id == import_id)
+
+
+def is_stale(row: dict, now: datetime) -> bool:
+    """Whether a previewed import's counts may no longer be what "Renew Licences" would do."""
+    if row["status"] != "previewed":
+        return False
+    if row.get("stale"):
+        return True
+    until = (row.get("preview") or {}).get("fresh_until")
+    return until is not None and now >= datetime.fromisoformat(until)
+
+
+async def refresh(actor: Actor, company_id: int, import_id: int, now: datetime) -> dict:
+    """Count a previewed import again from its rows (the file is not needed)."""
+    row = await get_import(actor, company_id, import_id)
+    async with db.write_transaction():
+        summary = await refresh_locked(actor, row["company"], import_id, now)
+    if summary is None:
+        raise DomainError("This import was already sent for renewal; upload the file again to change it.")
+    return summary
+
+
+async def refresh_locked(actor: Actor, company_id: int, import_id: int, now: datetime) -> dict | None:
+    """In a write transaction: the preview made again under the company's lock;
+    None if the import is no longer previewed."""
+    await _lock_company_and_clear_stale(company_id, import_id)
+    current = await CsvImport.select(CsvImport.status, CsvImport.add_unknown).where(CsvImport.id == import_id).first()
+    if current is None or current["status"] != "previewed":
+        return None
+    summary = await classify(actor, company_id, import_id, current["add_unknown"], now)
+    await CsvImport.update({CsvImport.preview: summary}).where(CsvImport.id == import_id)
     return summary
 
 
@@ -269,6 +321,19 @@ async def _sort_rows(
         "SELECT outcome, COUNT(*) AS n FROM csv_import_row WHERE csv_import = {} GROUP BY outcome", import_id
     )
     counts = {r["outcome"]: int(r["n"]) for r in counted}
+    # The first active user whose licence end the 72 hours will reach (before the batch's end).
+    soonest = await raw(
+        "SELECT portal_user.licence_ends_at FROM csv_import_row "
+        "JOIN portal_user ON portal_user.id = csv_import_row.user_id "
+        "WHERE csv_import_row.csv_import = {} AND csv_import_row.outcome = 'active' "
+        "ORDER BY portal_user.licence_ends_at LIMIT 1",
+        import_id,
+    )
+    fresh_until = batch["ends_at"] if batch else None
+    if soonest and soonest[0]["licence_ends_at"] is not None:
+        ends = soonest[0]["licence_ends_at"]
+        if batch is None or ends < batch["ends_at"]:
+            fresh_until = ends - EXPIRING_WITHIN if fresh_until is None else min(fresh_until, ends - EXPIRING_WITHIN)
     return {
         "counts": counts,
         "rows": sum(counts.values()),
@@ -276,6 +341,17 @@ async def _sort_rows(
         "free": free,
         "batch_id": batch["id"] if batch else None,
         "batch_ends_at": batch["ends_at"].isoformat() if batch else None,
+        "fresh_until": fresh_until.isoformat() if fresh_until else None,
+    }
+
+
+def not_renewed(summary: dict) -> dict:
+    """Who is not renewed, in people (`users`) and in rows of the file (`rows`,
+    which also counts repeated addresses and cells without one)."""
+    counts = summary.get("counts", {})
+    return {
+        "users": sum(counts.get(o, 0) for o in PEOPLE_NOT_SEATED),
+        "rows": summary.get("rows", 0) - summary.get("seated", 0),
     }
 
 
@@ -311,7 +387,8 @@ async def iter_rows(import_id: int, outcomes: tuple[str, ...], chunk: int = 5000
         after = batch[-1]["line"]
 
 
-async def company_imports(actor: Actor, company_id: int, page: int) -> Page:
+async def company_imports(actor: Actor, company_id: int, page: int, now: datetime) -> Page:
+    """A page of the company's imports, newest first, each with `stale` (is_stale)."""
     company = await get_company(actor, company_id)
     where = CsvImport.company == company["id"]
     select = (
@@ -323,10 +400,14 @@ async def company_imports(actor: Actor, company_id: int, page: int) -> Page:
             CsvImport.rows,
             CsvImport.preview,
             CsvImport.result,
+            CsvImport.stale,
             CsvImport.created_by.name.as_alias("created_by_name"),
         )
         .where(where)
         .order_by(CsvImport.id, ascending=False)
         .output(load_json=True)
     )
-    return await paginate(select, CsvImport.count().where(where), page)
+    listing = await paginate(select, CsvImport.count().where(where), page)
+    for item in listing.items:
+        item["stale"] = is_stale(item, now)
+    return listing

@@ -123,7 +123,9 @@ def detect_encoding(head: bytes) -> str:
             return "utf-16-le"
         if even and even.count(0) > 0.4 * len(even) and odd.count(0) < 0.1 * len(odd):
             return "utf-16-be"
-        raise CsvRefused(SAVE_AS_CSV.format(what="a binary file"))
+        # Otherwise a NUL is dropped when read, here as anywhere later in the file:
+        # whether the file is binary is the share of control characters (inspect).
+        head = head.replace(b"\x00", b"")
     return _utf8_or_guess(head)
 
 
@@ -157,15 +159,36 @@ def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
     return io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
 
 
+def _split_records(text: str, delimiter: str) -> tuple[int, int]:
+    """(records that `delimiter` splits into two cells or more, non-blank records)."""
+    split = total = 0
+    try:
+        for cells in csv.reader(io.StringIO(text.replace("\x00", "")), delimiter=delimiter, strict=False):
+            if any(cell.strip() for cell in cells):
+                total += 1
+                split += len(cells) > 1
+    except csv.Error:
+        pass
+    return split, total
+
+
 def _sniff_delimiter(sample: str) -> str:
+    """The sniffed delimiter when it splits most records; otherwise the file is
+    one column (a cell that merely starts with a tab or holds a comma does not
+    make it two), read with the delimiter that splits the fewest records."""
     cut = max(sample.rfind("\n"), 0) or len(sample)
     text = sample[:cut]
+    splits = {d: _split_records(text, d) for d in DELIMITERS}
     try:
-        return csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
+        sniffed = csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
     except csv.Error:
-        counts = {d: text.count(d) for d in DELIMITERS}
-        best = max(counts, key=lambda d: counts[d])
-        return best if counts[best] else ","
+        sniffed = max(DELIMITERS, key=lambda d: splits[d][0])
+    splitting = [d for d in DELIMITERS if splits[d][0] and 2 * splits[d][0] >= splits[d][1]]
+    if sniffed in splitting:
+        return sniffed
+    if splitting:
+        return max(splitting, key=lambda d: splits[d][0])
+    return min(DELIMITERS, key=lambda d: splits[d][0])  # ties: ",", the first
 
 
 def _without_nul(stream: io.TextIOWrapper) -> Iterator[str]:

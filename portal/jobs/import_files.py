@@ -1,0 +1,40 @@
+"""The cron job that removes uploaded CSV files no longer needed
+(portal.domain.imports.retention): hourly under arq (IMPORT_FILE_CRON_JOBS,
+taken by portal/jobs/worker.py), on a timer in the web process without Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.cron import cron
+
+from portal.domain.clock import utcnow
+from portal.domain.imports import retention
+from portal.jobs.queue import Timers
+from portal.jobs.retry import logged_job
+
+IN_PROCESS_EVERY_S = 3600.0
+
+
+async def remove_old_import_files(ctx: dict[str, Any]) -> int:
+    return await retention.remove_old_files(utcnow())
+
+
+_remove = logged_job(remove_old_import_files)
+
+IMPORT_FILE_CRON_JOBS: list[Any] = [
+    cron(
+        logged_job(remove_old_import_files, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
+        name="cron:remove_old_import_files",
+        minute=17,
+        second=0,
+        unique=True,
+        run_at_startup=True,
+        max_tries=3,
+        timeout=600,
+    ),
+]
+
+
+def start_in_process(timers: Timers) -> None:
+    timers.every(IN_PROCESS_EVERY_S, _remove)
