@@ -34,7 +34,7 @@ class CsvImport(Table, tablename="csv_import"):
     # Counts by outcome at the preview, and what "Renew Licences" then did.
     preview = JSON(default={})
     # Set by triggers when the company's licences change after the preview
-    # (migration portal_0007_csv_import_stale); a new preview clears it.
+    # (migration portal_0008_csv_import_stale); a new preview clears it.
     stale = Boolean(default=False)
     result = JSON(default={})
     applied_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)

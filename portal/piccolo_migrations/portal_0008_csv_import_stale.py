@@ -17,7 +17,7 @@ from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
-ID = "2026-12-07T10:30:00:000000"
+ID = "2026-12-07T10:31:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "csv_import.stale, set by triggers when the company's licences change"
 
