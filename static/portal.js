@@ -58,12 +58,14 @@
 
     // <a data-dismiss=".confirm" href="…">: remove the enclosing box instead of
     // following the link (which, without this script, leads back to the list).
+    // With data-then-focus="selector", the focus goes there rather than to <body>.
     const dismiss = target.closest("[data-dismiss]");
     if (dismiss) {
       const box = dismiss.closest(dismiss.dataset.dismiss);
       if (box) {
         event.preventDefault();
         box.remove();
+        focusThen(dismiss);
       }
     }
 
@@ -113,7 +115,17 @@
     const target = event.target;
     if (!(target instanceof Element)) return;
     const menu = target.closest("details.menu");
-    if (!menu) return;
+    if (!menu) {
+      // <div data-escape> … <a data-cancel>: Escape inside the box (a confirmation) does
+      // what its Cancel does.
+      const box = event.key === "Escape" && target.closest("[data-escape]");
+      const cancel = box && box.querySelector("[data-cancel]");
+      if (cancel) {
+        event.preventDefault();
+        cancel.click();
+      }
+      return;
+    }
     const summary = menu.querySelector("summary");
     if (event.key === "Escape" && menu.open) {
       event.preventDefault();
@@ -174,10 +186,44 @@
     }
   });
 
+  // On a phone a list's rows are cards (portal.css): each cell is named by its column's
+  // header, as data-label. A header with no visible words (the actions') names nothing.
+  function headerText(th) {
+    const copy = th.cloneNode(true);
+    copy.querySelectorAll(".visually-hidden, [hidden], input").forEach(function (hidden) {
+      hidden.remove();
+    });
+    return copy.textContent.replace(/\s+/g, " ").trim();
+  }
+  function labelCells(table) {
+    const head = table.tHead && table.tHead.rows[0];
+    if (!head) return;
+    const names = [];
+    Array.from(head.cells).forEach(function (th) {
+      const name = headerText(th);
+      for (let i = 0; i < th.colSpan; i++) names.push(name);
+    });
+    Array.from(table.tBodies).forEach(function (body) {
+      Array.from(body.rows).forEach(function (row) {
+        let column = 0;
+        Array.from(row.cells).forEach(function (cell) {
+          const name = cell.colSpan === 1 && cell.tagName === "TD" ? names[column] : "";
+          if (name) cell.dataset.label = name;
+          else delete cell.dataset.label;
+          column += cell.colSpan;
+        });
+      });
+    });
+  }
+
   function enhance(root) {
     root.querySelectorAll("input[data-check-all][hidden]").forEach(function (all) {
       all.hidden = false;
     });
+    const tables = new Set(root.querySelectorAll("table.list"));
+    const around = root.closest && root.closest("table.list");
+    if (around) tables.add(around);
+    tables.forEach(labelCells);
     // An "Add Filter" field added again replaces the value its removal left behind.
     const chips = Array.from(root.querySelectorAll(".filter[data-filter]"));
     if (root.matches && root.matches(".filter[data-filter]")) chips.push(root);
@@ -200,10 +246,19 @@
     if (event.target instanceof Element) enhance(event.target);
   });
 
+  // <a hx-get=… data-then-focus="selector">: once what it asked for is in place, the focus
+  // goes to the first element matching `selector` (the trigger is often swapped away,
+  // which would leave the focus on <body>).
+  function focusThen(trigger) {
+    const selector = trigger && trigger.dataset && trigger.dataset.thenFocus;
+    const to = selector && document.querySelector(selector);
+    if (to) to.focus();
+  }
   // A swapped-in element says what was done (data-announce, into the page's
   // [data-live-region]) and where the keyboard goes on (data-autofocus): after Assign,
   // the row's replacement keeps the focus the removed row had.
-  document.addEventListener("htmx:afterSettle", function () {
+  document.addEventListener("htmx:afterSettle", function (event) {
+    focusThen(event.detail && event.detail.requestConfig && event.detail.requestConfig.elt);
     const said = document.querySelector("[data-announce]");
     if (said) {
       const region = document.querySelector("[data-live-region]");
