@@ -240,3 +240,7 @@ async def test_renew_same_quantity_page_says_when_the_renewal_starts_and_who_mov
     assert "2 users moved to it" in dashboard.text
     assert f"Renewed {now:%d %b %Y}, until {(ends + YEAR):%d %b %Y}" in dashboard.text
     assert await licence_ends(await learners_of(tree.direct, "pg")) == [ends + YEAR, ends + YEAR]
+    # The Licenses page lists the new batch by when it starts, not as ended, before it starts.
+    licences = await client.get(f"/companies/{tree.direct['id']}/licences?tab=active")
+    row = re.search(rf"<tr>(?:(?!</tr>).)*{(ends + YEAR):%d %b %Y}(?:(?!</tr>).)*</tr>", licences.text, re.S).group(0)
+    assert f"Starts {ends:%d %b %Y}" in row and "Ended" not in row
