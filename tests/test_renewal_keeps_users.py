@@ -19,8 +19,9 @@ from portal.domain.dashboard.customer_summary import customer_summary
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.licences.status import licence_status
+from portal.domain.notifications_sweep import sweep
 from portal.domain.orders import decisions, order_list, requests
-from portal.tables import Allocation, LicenceBatch, LicenceOrder, User
+from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail, User
 from tests.support import csrf_of, sign_in
 from tests.test_dashboard import NOW, YEAR, actors, batch_ending, learners
 from tests.test_dashboard_figures import assert_exact
@@ -88,6 +89,17 @@ async def test_a_renewal_request_assigned_from_requested_orders_continues_the_ba
     assert (await licence_ends([gone]))[0] < SOON
     await assert_one_seat_per_term()
     await assert_exact(partner, tree, later)
+
+
+async def test_a_renewed_batch_sends_no_expiry_mail(tree):
+    """Its managers are not told that licences end which run on."""
+    partner, _ = await actors(tree)
+    old = await batch_ending(partner, tree.direct, 2, SOON, await learners(tree.direct, 2, "mail"))
+    await same_quantity.renew_same_quantity(partner, old["id"], NOW)
+    for moment in (SOON - timedelta(hours=71), SOON + timedelta(minutes=1)):
+        await sweep(moment)
+    kinds = ("expiry_reminder", "expiry_notice")
+    assert await OutboxEmail.count().where(OutboxEmail.kind.is_in(list(kinds))) == 0
 
 
 async def test_an_order_that_renews_nothing_starts_when_assigned_and_renews_no_batch(tree):
