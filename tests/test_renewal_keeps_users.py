@@ -13,6 +13,9 @@ from datetime import timedelta
 
 import pytest
 
+from portal.domain.access import load_actor
+from portal.domain.billing import settlement
+from portal.domain.billing.renewal import invoice_subscriptions, online
 from portal.domain.clock import utcnow
 from portal.domain.dashboard import same_quantity, wing_batches
 from portal.domain.dashboard.customer_summary import customer_summary
@@ -22,7 +25,9 @@ from portal.domain.licences.status import licence_status
 from portal.domain.notifications_sweep import sweep
 from portal.domain.orders import decisions, order_list, requests
 from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail, User
+from tests import test_billing_renewal as billing
 from tests.support import csrf_of, sign_in
+from tests.test_billing_renewal import processor  # noqa: F401 (a fixture)
 from tests.test_dashboard import NOW, YEAR, actors, batch_ending, learners
 from tests.test_dashboard_figures import assert_exact
 
@@ -188,6 +193,30 @@ async def test_partner_renewing_assigns_the_waiting_renewal_request(tree):
     done = await same_quantity.renew_same_quantity(partner, old["id"], NOW)
     assert done["order"]["id"] == requested["order"]["id"] and done["batch"]["allocated"] == 2
     assert await LicenceOrder.count().where(LicenceOrder.renews_batch == old["id"]) == 1
+
+
+@pytest.mark.usefixtures("processor")
+async def test_a_subscriptions_next_term_records_the_batch_it_renews(tree):
+    """Paid by the job (online) or by recording a payment (invoice): the next
+    term's order renews the term's batch, so the dashboard says Renewed and does
+    not offer to renew it a second time."""
+    partner, customer = await actors(tree)
+    online_sub = await billing.subscribe(tree.direct)
+    invoiced_sub = await billing.subscribe(tree.north, method="invoice", card=None)
+    assert (await online.renew_due(billing.DUE))["renewed"] == 1
+    invoice = await invoice_subscriptions.request_invoice(
+        await load_actor(tree.managers["north"]["id"], None), invoiced_sub["id"], billing.END - timedelta(days=10)
+    )
+    await settlement.record_payment(
+        partner, invoice["id"], method="bank_transfer", reference="BT-1", now=billing.END - timedelta(days=5)
+    )
+    for sub in (online_sub, invoiced_sub):
+        new = (await billing.batches_of({"id": sub["company"]}))[-1]
+        order = await LicenceOrder.select().where(LicenceOrder.id == new["order"]).first()
+        assert order["renews_batch"] == sub["batch"]
+    listed = (await wing_batches.ending_soon(partner, billing.DUE))[0]
+    assert {b["id"] for b in listed} == {online_sub["batch"], invoiced_sub["batch"]}
+    assert not any(b["renewable"] for b in listed) and all(b["renewed_at"] for b in listed)
 
 
 # --- the pages --------------------------------------------------------------------------
