@@ -203,6 +203,13 @@ async def test_a_subscriptions_next_term_records_the_batch_it_renews(tree):
     partner, customer = await actors(tree)
     online_sub = await billing.subscribe(tree.direct)
     invoiced_sub = await billing.subscribe(tree.north, method="invoice", card=None)
+    # Before: a subscription's term is not renewed by hand (it would be paid twice).
+    before = billing.DUE - timedelta(days=1)
+    listed = (await wing_batches.ending_soon(partner, before))[0]
+    assert {b["id"] for b in listed} == {online_sub["batch"], invoiced_sub["batch"]}
+    assert all(b["subscription_term"] and not b["renewable"] for b in listed)
+    with pytest.raises(ValidationFailed, match="renews with the subscription"):
+        await same_quantity.renew_same_quantity(partner, online_sub["batch"], before)
     assert (await online.renew_due(billing.DUE))["renewed"] == 1
     invoice = await invoice_subscriptions.request_invoice(
         await load_actor(tree.managers["north"]["id"], None), invoiced_sub["id"], billing.END - timedelta(days=10)

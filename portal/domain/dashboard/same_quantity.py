@@ -31,6 +31,10 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict:
     batch = describe_batch(rows[0], now)
     if batch["is_trial"]:
         raise ValidationFailed({"batch": "A Free trial is not renewed as it is: request Premium licences instead."})
+    if batch["subscription_term"]:
+        raise ValidationFailed(
+            {"batch": "This batch is a subscription's term: it renews with the subscription (Billing → Subscriptions)."}
+        )
     if batch["renewed_at"] is not None:
         raise ValidationFailed({"batch": f"This batch was already renewed on {batch['renewed_at']:%d %b %Y}."})
     waiting = (

@@ -32,7 +32,8 @@ def ends_in_words(ends_at: datetime, now: datetime) -> str:
 # Batches under the wing, with their customer, product and their renewal: the order
 # that renews the batch (licence_order.renews_batch), once assigned (renewed_at, and
 # the end of the batch it made) or while it waits for Assign. An order that renews
-# nothing never marks a batch renewed, however close in time it was assigned.
+# nothing never marks a batch renewed, however close in time it was assigned. A batch
+# of a running subscription's term (ending at its term end) renews with the subscription.
 _BATCHES_SQL = """
 SELECT licence_batch.id, licence_batch.seats, licence_batch.allocated, licence_batch.starts_at,
   licence_batch.ends_at, company.id AS company_id, company.name AS company_name,
@@ -42,7 +43,9 @@ SELECT licence_batch.id, licence_batch.seats, licence_batch.allocated, licence_b
   (SELECT MIN(nb.ends_at) FROM licence_order AS r JOIN licence_batch AS nb ON nb."order" = r.id
     WHERE r.renews_batch = licence_batch.id AND r.status = 'assigned') AS renewed_until,
   (SELECT MIN(r.requested_at) FROM licence_order AS r
-    WHERE r.renews_batch = licence_batch.id AND r.status = 'requested') AS renewal_requested_at{total}
+    WHERE r.renews_batch = licence_batch.id AND r.status = 'requested') AS renewal_requested_at,
+  EXISTS (SELECT 1 FROM subscription AS s WHERE s.company = licence_batch.company
+    AND s.term_end = licence_batch.ends_at AND s.status = 'active' AND s.auto_renew) AS subscription_term{total}
 FROM licence_batch
 JOIN company ON company.id = licence_batch.company
 JOIN product ON product.id = licence_batch.product
@@ -104,6 +107,7 @@ def batch_label(batch: dict, now: datetime) -> str:
 def describe_batch(row: dict, now: datetime) -> dict:
     for moment in ("renewed_at", "renewed_until", "renewal_requested_at"):
         row[moment] = db_datetime(row.get(moment))
+    row["subscription_term"] = bool(row.get("subscription_term"))  # SQLite answers EXISTS with 0 or 1
     row["running"] = row["starts_at"] <= now < row["ends_at"]
     # Seats of a batch that ended (or has not started) are not free to give.
     row["free"] = row["seats"] - row["allocated"] if row["running"] else 0
@@ -116,9 +120,11 @@ def describe_batch(row: dict, now: datetime) -> dict:
 
 def renewable(batch: dict, now: datetime) -> bool:
     """ "Renew same quantity" is offered on a paid batch that ends within 30 days
-    (or ended within them) and that no order renews yet (assigned or waiting)."""
+    (or ended within them), that no order renews yet (assigned or waiting) and
+    that is not a running subscription's term (which renews with it)."""
     return (
         not batch["is_trial"]
+        and not batch.get("subscription_term")
         and batch.get("renewed_at") is None
         and batch.get("renewal_requested_at") is None
         and abs(batch["ends_at"] - now) <= SOON
