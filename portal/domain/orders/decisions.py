@@ -65,17 +65,22 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
     Returns the batch row, with `term` (renewals.NewTerm: the rule applied and
     who moved)."""
     async with db.write_transaction():
+        head = (
+            await LicenceOrder.select(LicenceOrder.company, LicenceOrder.renews_batch)
+            .where(LicenceOrder.id == order_id)
+            .first()
+        )
+        if head is not None and head["renews_batch"] is not None:
+            # Moving holders changes seats: the company's write lock, as allocating takes it,
+            # before the order's (Renew same quantity holds it when it assigns a waiting request).
+            await db.for_update(Company.select(Company.id).where(Company.id == head["company"]))
         order = await _lock_order(actor, order_id)
         if order["status"] != "requested":
             raise InvalidTransition(order["status"], "assigned")
         await _refuse_unpaid(order["id"])
         product = await catalogue.product(order["product"])
         assert product is not None, "an order's product is a foreign key"
-        renewed = None
-        if order["renews_batch"] is not None:
-            # Moving holders changes seats: the company's write lock, as allocating takes it.
-            await db.for_update(Company.select(Company.id).where(Company.id == order["company"]))
-            renewed = await _batch_to_renew(order)
+        renewed = await _batch_to_renew(order) if order["renews_batch"] is not None else None
         term = await renewals.new_term(product, order["quantity"], renewed, now)
         batch = (
             await LicenceBatch.insert(
@@ -101,23 +106,30 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             term = replace(term, moving=moved)
         company = await Company.select(Company.name).where(Company.id == order["company"]).first()
         assert company is not None, "an order's company is a foreign key"
+        allocate_them = "Allocate them under Licenses → Expired Licenses → Select users Manually:\n" + outbox.link(
+            f"/companies/{order['company']}/licences?tab=expired"
+        )
         if renewed is None:
-            runs = f"They run until {term.ends_at:%d %B %Y}, whenever you allocate them.\n\n"
+            subject = f"{order['quantity']} licences are ready to allocate"
+            body = (
+                f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
+                f"They run until {term.ends_at:%d %B %Y}, whenever you allocate them.\n\n" + allocate_them
+            )
         else:
-            runs = (
-                f"They renew the licences ending {term.starts_at:%d %B %Y} and run from then until "
-                f"{term.ends_at:%d %B %Y}: the {term.moving} users holding those keep their licences "
-                "without a gap.\n\n"
+            free = order["quantity"] - term.moving
+            subject = f"{order['quantity']} licences renewed until {term.ends_at:%d %B %Y}"
+            body = (
+                f"{order['quantity']} × {product['name']} for {company['name']} renew the licences ending "
+                f"{term.starts_at:%d %B %Y} and run from then until {term.ends_at:%d %B %Y}. "
+                f"The {term.moving} users holding those keep their licences without a gap."
+                + (f"\n\n{free} seats are free from {term.starts_at:%d %B %Y}. " + allocate_them if free else "")
             )
         await outbox.queue_email(
             "order_assigned",
             order["company"],
             await outbox.managers_of(order["company"]),
-            f"{order['quantity']} licences are ready to allocate",
-            f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
-            + runs
-            + "Allocate them under Licenses → Expired Licenses → Select users Manually:\n"
-            + outbox.link(f"/companies/{order['company']}/licences?tab=expired"),
+            subject,
+            body,
             now,
             dedupe=f"order_assigned:{order['id']}",
         )
