@@ -147,6 +147,9 @@ class LicenceOrder(Table):
     decided_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     decided_at = Timestamptz(null=True, default=None)
     decline_reason = Varchar(length=500, null=True, default=None)
+    # The batch this order renews (a licence_batch id; a foreign key in migration 0007):
+    # assigned, its batch starts where that one ends and takes over that one's holders.
+    renews_batch = Integer(null=True, default=None)
 
 
 class LicenceBatch(Table):

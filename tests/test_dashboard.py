@@ -215,9 +215,14 @@ async def test_partner_renews_same_quantity_in_one_action(tree):
     partner, _ = await actors(tree)
     old = await batch_ending(partner, tree.direct, 12, NOW + timedelta(days=5))
     offer = await same_quantity.renewal_offer(partner, old["id"], NOW)
-    assert (offer["company_name"], offer["quantity"], offer["new_ends_at"]) == ("Direct Customer", 12, NOW + YEAR)
+    # A renewal runs on from the batch's end: no day paid for twice (tests/test_renewal_keeps_users.py).
+    assert (offer["company_name"], offer["quantity"], offer["new_ends_at"]) == (
+        "Direct Customer",
+        12,
+        old["ends_at"] + YEAR,
+    )
     done = await same_quantity.renew_same_quantity(partner, old["id"], NOW)
-    assert done["batch"]["seats"] == 12 and done["batch"]["starts_at"] == NOW
+    assert done["batch"]["seats"] == 12 and done["batch"]["starts_at"] == old["ends_at"]
     order = await LicenceOrder.select().where(LicenceOrder.id == done["order"]["id"]).first()
     assert order["status"] == "assigned" and order["product"] == old["product"]
     # A second click finds it renewed, and places nothing.

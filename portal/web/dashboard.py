@@ -202,9 +202,13 @@ class DashboardController(Controller):
         offer = done["offer"]
         said = f"{offer['quantity']:,} × {offer['product_name']} for {offer['company_name']}"
         if done["batch"]:
-            flash(request, f"Renewed: {said}, assigned, running until {done['batch']['ends_at']:%d %b %Y}.")
+            flash(request, f"Renewed: {said}, assigned, {done['batch']['term'].said_done}.")
         else:
-            flash(request, f"Requested: {said}. Your account manager assigns it under Requested Orders.")
+            flash(
+                request,
+                f"Requested: {said}. Your account manager assigns it under Requested Orders; "
+                f"assigned, it {offer['term'].said}.",
+            )
         return Redirect(back or "/dashboard")
 
     @get("/companies/{company_id:int}/summary")

@@ -111,7 +111,8 @@ class OrderController(Controller):
             order_id,
             done=lambda o: (
                 f"Assigned {o['quantity']:,} × {o['product_name']} to {o['company_name']}, "
-                f"running until {batch['ends_at']:%d %b %Y}."
+                f"running until {batch['ends_at']:%d %b %Y}"
+                + (f": a renewal, {batch['term'].said_done}." if batch["term"].renewed else ".")
             ),
         )
 
@@ -138,7 +139,7 @@ class OrderController(Controller):
         return render(
             request,
             "partials/orders/_assign_confirm.html" if in_row else "pages/orders_assign_confirm.html",
-            {"o": preview.order, "ends_at": preview.ends_at},
+            {"o": preview.order, "ends_at": preview.ends_at, "term": preview.term},
         )
 
     async def _answer(

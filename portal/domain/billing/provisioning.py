@@ -8,12 +8,12 @@ the end of their latest seat (the licence_tally triggers follow it)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from portal import db
 from portal.domain import catalogue, outbox
 from portal.domain.billing.quotes import format_day
+from portal.domain.licences.renewals import carry_over
 from portal.domain.orders.decisions import InvalidTransition, end_running_trials
 from portal.tables import Company, LicenceBatch, LicenceOrder
 
@@ -35,8 +35,9 @@ async def provision_term(
 
     - `order_id`: assign that `requested` order (an invoice purchase's) instead
       of writing a new one; its quantity becomes `seats`.
-    - `carry_holders`: the seat holders of the term ending where this one starts
-      keep their seats (`carry_over`).
+    - `carry_holders`: a renewal: the seat holders of the term ending where this
+      one starts keep their seats (licences.renewals.carry_over), and the order
+      records the subscription's batch as the one it renews.
     - `notify`: e-mail the company's managers that the seats are ready.
 
     The subscription row is not touched: the caller sets its term and batch."""
@@ -60,6 +61,7 @@ async def provision_term(
                     requested_at=now,
                     decided_by=actor_id,
                     decided_at=now,
+                    renews_batch=subscription.get("batch") if carry_holders else None,
                 )
             ).returning(LicenceOrder.id)
         )[0]
@@ -101,48 +103,6 @@ async def provision_term(
     if notify:
         await _notify_ready(company_id, order_id, seats, product["name"], ends_at, now)
     return batch
-
-
-async def carry_over(batch_ids: Sequence[int], now: datetime) -> dict[int, int]:
-    """The rule for every next term, whichever path pays for it (the renewal job
-    for a chunk, a recorded payment for one): the seat holders of the term that
-    ends where each new batch starts (every Premium batch of its company ending
-    at that instant: the subscription's, and those of users added during the
-    term) get a seat of the new batch from its start, first allocated first, up
-    to its seats; users whose seat already runs to the new end keep theirs.
-
-    Three statements whatever the number of batches and holders, inside the
-    caller's transaction (which holds the companies' seat locks). Returns each
-    new batch's seats held."""
-    if not batch_ids:
-        return {}
-    ids = ", ".join(str(int(i)) for i in batch_ids)
-    await Company.raw(
-        'INSERT INTO allocation (batch, "user", allocated_at, allocated_by, starts_at, ends_at, released_at) '
-        f"SELECT new_batch, holder, {db.timestamp_param()}, NULL, starts_at, ends_at, NULL FROM ("
-        ' SELECT nb.id AS new_batch, nb.starts_at, nb.ends_at, nb.seats, a."user" AS holder,'
-        "  ROW_NUMBER() OVER (PARTITION BY nb.id ORDER BY MIN(a.id)) AS n"
-        " FROM licence_batch AS nb"
-        " JOIN licence_batch AS ob ON ob.company = nb.company AND ob.ends_at = nb.starts_at"
-        " AND ob.product = nb.product AND ob.id <> nb.id"
-        " JOIN allocation AS a ON a.batch = ob.id AND a.released_at IS NULL"
-        ' JOIN portal_user AS u ON u.id = a."user" AND u.active'
-        f" WHERE nb.id IN ({ids}) AND (u.licence_ends_at IS NULL OR u.licence_ends_at < nb.ends_at)"
-        ' GROUP BY nb.id, nb.starts_at, nb.ends_at, nb.seats, a."user"'
-        ") AS held WHERE n <= seats",
-        now,
-    )
-    await Company.raw(
-        "UPDATE portal_user SET licence_ends_at = nb.ends_at FROM allocation AS a "
-        "JOIN licence_batch AS nb ON nb.id = a.batch "
-        f'WHERE a."user" = portal_user.id AND a.released_at IS NULL AND nb.id IN ({ids}) '
-        "AND (portal_user.licence_ends_at IS NULL OR portal_user.licence_ends_at < nb.ends_at)"
-    )
-    counted = await Company.raw(
-        "UPDATE licence_batch SET allocated = (SELECT COUNT(*) FROM allocation AS a "
-        f"WHERE a.batch = licence_batch.id AND a.released_at IS NULL) WHERE id IN ({ids}) RETURNING id, allocated"
-    )
-    return {row["id"]: row["allocated"] for row in counted}
 
 
 async def _notify_ready(

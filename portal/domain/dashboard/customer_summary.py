@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from portal.domain.access import Actor, get_company
-from portal.domain.dashboard.figures import SOON
 from portal.domain.dashboard.wing_batches import _BATCHES_SQL, describe_batch
 from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.licences.tabs import tab_counts
@@ -29,7 +28,6 @@ async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict
     )
     rows = await LicenceBatch.raw(
         _BATCHES_SQL + " ORDER BY licence_batch.ends_at, licence_batch.id",
-        now - SOON,
         (Company.id == company["id"]).querystring,
         is_running.querystring,
     )

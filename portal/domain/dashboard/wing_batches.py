@@ -29,18 +29,23 @@ def ends_in_words(ends_at: datetime, now: datetime) -> str:
     return f"in {amount}" if ahead else f"ended {amount} ago"
 
 
-# Batches under the wing, with their customer, product and whether a later one renewed them:
-# a batch of the same product assigned since the bound given (now - 30 days). Renewal is
-# offered only within 30 days of a batch's end, so a batch assigned before that window
-# (a second batch for more users, months ago) is not its renewal.
+# Batches under the wing, with their customer, product and their renewal: the order
+# that renews the batch (licence_order.renews_batch), once assigned (renewed_at, and
+# the end of the batch it made) or while it waits for Assign. An order that renews
+# nothing never marks a batch renewed, however close in time it was assigned. A batch
+# of a running subscription's term (ending at its term end) renews with the subscription.
 _BATCHES_SQL = """
 SELECT licence_batch.id, licence_batch.seats, licence_batch.allocated, licence_batch.starts_at,
   licence_batch.ends_at, company.id AS company_id, company.name AS company_name,
   licence_batch.product AS product_id, product.name AS product_name, product.is_trial,
-  (SELECT MIN(later.starts_at) FROM licence_batch AS later
-    WHERE later.company = licence_batch.company AND later.product = licence_batch.product
-      AND later.starts_at > licence_batch.starts_at AND later.ends_at > licence_batch.ends_at
-      AND later.starts_at >= {}) AS renewed_at{total}
+  (SELECT MIN(r.decided_at) FROM licence_order AS r
+    WHERE r.renews_batch = licence_batch.id AND r.status = 'assigned') AS renewed_at,
+  (SELECT MIN(nb.ends_at) FROM licence_order AS r JOIN licence_batch AS nb ON nb."order" = r.id
+    WHERE r.renews_batch = licence_batch.id AND r.status = 'assigned') AS renewed_until,
+  (SELECT MIN(r.requested_at) FROM licence_order AS r
+    WHERE r.renews_batch = licence_batch.id AND r.status = 'requested') AS renewal_requested_at,
+  EXISTS (SELECT 1 FROM subscription AS s WHERE s.company = licence_batch.company
+    AND s.term_end = licence_batch.ends_at AND s.status = 'active' AND s.auto_renew) AS subscription_term{total}
 FROM licence_batch
 JOIN company ON company.id = licence_batch.company
 JOIN product ON product.id = licence_batch.product
@@ -67,7 +72,7 @@ async def batches_between(
         _BATCHES_SQL
         + f" ORDER BY licence_batch.{field} {order}, licence_batch.id LIMIT {PER_PAGE} OFFSET {(number - 1) * PER_PAGE}"
     )
-    rows = await LicenceBatch.raw(sql, now - SOON, under_wing(actor).querystring, within.querystring)
+    rows = await LicenceBatch.raw(sql, under_wing(actor).querystring, within.querystring)
     total = (
         rows[0]["total"]
         if rows
@@ -85,7 +90,6 @@ async def ending_soon(actor: Actor, now: datetime, limit: int = 10) -> tuple[lis
     sql = _BATCHES_SQL.replace(_BATCHES_TOTAL, "")
     rows = await LicenceBatch.raw(
         sql + f" ORDER BY licence_batch.ends_at, licence_batch.id LIMIT {int(limit) + 1}",
-        now - SOON,
         under_wing(actor).querystring,
         within.querystring,
     )
@@ -101,7 +105,9 @@ def batch_label(batch: dict, now: datetime) -> str:
 
 
 def describe_batch(row: dict, now: datetime) -> dict:
-    row["renewed_at"] = db_datetime(row.get("renewed_at"))
+    for moment in ("renewed_at", "renewed_until", "renewal_requested_at"):
+        row[moment] = db_datetime(row.get(moment))
+    row["subscription_term"] = bool(row.get("subscription_term"))  # SQLite answers EXISTS with 0 or 1
     row["running"] = row["starts_at"] <= now < row["ends_at"]
     # Seats of a batch that ended (or has not started) are not free to give.
     row["free"] = row["seats"] - row["allocated"] if row["running"] else 0
@@ -114,5 +120,12 @@ def describe_batch(row: dict, now: datetime) -> dict:
 
 def renewable(batch: dict, now: datetime) -> bool:
     """ "Renew same quantity" is offered on a paid batch that ends within 30 days
-    (or ended within them) and that no later batch of its product has renewed."""
-    return not batch["is_trial"] and batch.get("renewed_at") is None and abs(batch["ends_at"] - now) <= SOON
+    (or ended within them), that no order renews yet (assigned or waiting) and
+    that is not a running subscription's term (which renews with it)."""
+    return (
+        not batch["is_trial"]
+        and not batch.get("subscription_term")
+        and batch.get("renewed_at") is None
+        and batch.get("renewal_requested_at") is None
+        and abs(batch["ends_at"] - now) <= SOON
+    )

@@ -31,7 +31,7 @@ class BatchRow(TypedDict):
     is_trial: bool
     free: int
     running: bool
-    status: str  # a licence status while running, else "ended"
+    status: str  # a licence status while running, "upcoming" before it starts (a renewal), else "ended"
 
 
 # Written out, as on every Licenses page (see access._ACTOR_SQL).
@@ -52,7 +52,11 @@ async def _batches(company_id: int, now: datetime) -> list[BatchRow]:
     for row in rows:
         row["free"] = row["seats"] - row["allocated"]
         row["running"] = row["starts_at"] <= now < row["ends_at"]
-        row["status"] = licence_status(row["ends_at"], now) if row["running"] else "ended"
+        if row["running"]:
+            row["status"] = licence_status(row["ends_at"], now)
+        else:
+            # A renewal starts where the batch it renews ends: not ended, not yet running.
+            row["status"] = "upcoming" if row["starts_at"] > now else "ended"
     return sorted(
         rows,
         key=lambda r: (not r["running"], r["ends_at"] if r["running"] else -r["ends_at"].timestamp(), r["id"]),

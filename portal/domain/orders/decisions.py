@@ -1,15 +1,17 @@
 """An order's lifecycle after its request: "Assign" (which creates the batch and
-starts its clock), "Decline", cancel, and the Free trial, assigned at once."""
+starts its clock, or, for a renewal, continues the batch it renews), "Decline",
+cancel, and the Free trial, assigned at once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from portal import db
 from portal.domain import audit, catalogue, outbox
 from portal.domain.access import Actor, may_act_on, require_partner_manager
 from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.licences import renewals
 from portal.domain.orders.order_list import OrderRow, get_order
 from portal.domain.orders.requests import request_order
 from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
@@ -54,17 +56,32 @@ async def _refuse_unpaid(order_id: int) -> None:
 
 
 async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
-    """Assigning creates the batch: its 12-month clock starts now, for every seat.
-    A second assign (double click, two managers) finds the order assigned and
-    is refused, so there is one batch."""
+    """Assigning creates the batch. Its term starts now, for every seat (the
+    guides' rule), unless the order renews a batch: then it starts where that
+    batch ends and that batch's holders move to it (licences.renewals). A
+    second assign (double click, two managers) finds the order assigned and is
+    refused, so there is one batch; a batch is renewed by one order only.
+
+    Returns the batch row, with `term` (renewals.NewTerm: the rule applied and
+    who moved)."""
     async with db.write_transaction():
+        head = (
+            await LicenceOrder.select(LicenceOrder.company, LicenceOrder.renews_batch)
+            .where(LicenceOrder.id == order_id)
+            .first()
+        )
+        if head is not None and head["renews_batch"] is not None:
+            # Moving holders changes seats: the company's write lock, as allocating takes it,
+            # before the order's (Renew same quantity holds it when it assigns a waiting request).
+            await db.for_update(Company.select(Company.id).where(Company.id == head["company"]))
         order = await _lock_order(actor, order_id)
         if order["status"] != "requested":
             raise InvalidTransition(order["status"], "assigned")
         await _refuse_unpaid(order["id"])
         product = await catalogue.product(order["product"])
         assert product is not None, "an order's product is a foreign key"
-        ends_at = catalogue.term_end(product, now)
+        renewed = await _batch_to_renew(order) if order["renews_batch"] is not None else None
+        term = await renewals.new_term(product, order["quantity"], renewed, now)
         batch = (
             await LicenceBatch.insert(
                 LicenceBatch(
@@ -73,8 +90,8 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
                     product=product["id"],
                     seats=order["quantity"],
                     allocated=0,
-                    starts_at=now,
-                    ends_at=ends_at,
+                    starts_at=term.starts_at,
+                    ends_at=term.ends_at,
                 )
             ).returning(*LicenceBatch.all_columns())
         )[0]
@@ -83,17 +100,36 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
         ).where(LicenceOrder.id == order["id"])
         if not product["is_trial"]:
             await end_running_trials(order["company"], now)
+        if renewed is not None:
+            moved = (await renewals.carry_over([batch["id"]], now))[batch["id"]]
+            batch["allocated"] = moved
+            term = replace(term, moving=moved)
         company = await Company.select(Company.name).where(Company.id == order["company"]).first()
         assert company is not None, "an order's company is a foreign key"
+        allocate_them = "Allocate them under Licenses → Expired Licenses → Select users Manually:\n" + outbox.link(
+            f"/companies/{order['company']}/licences?tab=expired"
+        )
+        if renewed is None:
+            subject = f"{order['quantity']} licences are ready to allocate"
+            body = (
+                f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
+                f"They run until {term.ends_at:%d %B %Y}, whenever you allocate them.\n\n" + allocate_them
+            )
+        else:
+            free = order["quantity"] - term.moving
+            subject = f"{order['quantity']} licences renewed until {term.ends_at:%d %B %Y}"
+            body = (
+                f"{order['quantity']} × {product['name']} for {company['name']} renew the licences ending "
+                f"{term.starts_at:%d %B %Y} and run from then until {term.ends_at:%d %B %Y}. "
+                f"The {term.moving} users holding those keep their licences without a gap."
+                + (f"\n\n{free} seats are free from {term.starts_at:%d %B %Y}. " + allocate_them if free else "")
+            )
         await outbox.queue_email(
             "order_assigned",
             order["company"],
             await outbox.managers_of(order["company"]),
-            f"{order['quantity']} licences are ready to allocate",
-            f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
-            f"They run until {ends_at:%d %B %Y}, whenever you allocate them.\n\n"
-            "Allocate them under Licenses → Expired Licenses → Select users Manually:\n"
-            + outbox.link(f"/companies/{order['company']}/licences?tab=expired"),
+            subject,
+            body,
             now,
             dedupe=f"order_assigned:{order['id']}",
         )
@@ -102,9 +138,39 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             "order.assign",
             order["company"],
             now,
-            {"order": order["id"], "batch": batch["id"], "seats": order["quantity"]},
+            {"order": order["id"], "batch": batch["id"], "seats": order["quantity"]}
+            | ({"renews_batch": renewed["id"], "moved": term.moving} if renewed else {}),
         )
+    batch["term"] = term
     return batch
+
+
+async def _batch_to_renew(order: dict) -> dict:
+    """The batch a renewal order continues, refused if another order renewed it first."""
+    renewed = (
+        await LicenceBatch.select()
+        .where((LicenceBatch.id == order["renews_batch"]) & (LicenceBatch.company == order["company"]))
+        .first()
+    )
+    if renewed is None:
+        raise ValidationFailed({"status": "The batch this order renews is gone; decline it and request anew."})
+    first = (
+        await LicenceOrder.select(LicenceOrder.decided_at)
+        .where(
+            (LicenceOrder.renews_batch == renewed["id"])
+            & (LicenceOrder.status == "assigned")
+            & (LicenceOrder.id != order["id"])
+        )
+        .first()
+    )
+    if first is not None:
+        raise ValidationFailed(
+            {
+                "status": f"The batch this order renews was already renewed on {first['decided_at']:%d %b %Y}: "
+                "decline this order, or Request Licenses for more seats."
+            }
+        )
+    return renewed
 
 
 async def end_running_trials(company_id: int, now: datetime) -> None:
@@ -197,7 +263,11 @@ class AssignPreview:
     """What "Assign" will do, shown before it does it."""
 
     order: OrderRow
-    ends_at: datetime  # the batch's end if assigned now: its term starts at assignment
+    term: renewals.NewTerm  # when the batch runs if assigned now, and who moves to it
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.term.ends_at
 
 
 async def assign_preview(actor: Actor, order_id: int, now: datetime) -> AssignPreview:
@@ -207,4 +277,7 @@ async def assign_preview(actor: Actor, order_id: int, now: datetime) -> AssignPr
     await _refuse_unpaid(order["id"])
     product = await catalogue.product(order["product_id"])
     assert product is not None, "an order's product is a foreign key"
-    return AssignPreview(order, catalogue.term_end(product, now))
+    row = await LicenceOrder.select().where(LicenceOrder.id == order["id"]).first()
+    assert row is not None, "get_order just read it"
+    renewed = await _batch_to_renew(row) if row["renews_batch"] is not None else None
+    return AssignPreview(order, await renewals.new_term(product, order["quantity"], renewed, now))

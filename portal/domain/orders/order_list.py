@@ -68,6 +68,11 @@ class OrderRow(TypedDict):
     product_id: int
     product_name: str
     requested_by_name: str | None
+    # A renewal: the batch it renews (None for any other order), with its seats and term.
+    renews_batch: int | None
+    renews_seats: int | None
+    renews_starts_at: datetime | None
+    renews_ends_at: datetime | None
     product_short: NotRequired[str]  # added to a page's rows, not to a download's
 
 
@@ -81,13 +86,16 @@ _ORDER_COLUMNS = (
     "licence_order.id, licence_order.quantity, licence_order.status, licence_order.po_number, "
     "licence_order.requested_at, licence_order.decided_at, licence_order.decline_reason, "
     "licence_order.company_path, company.id AS company_id, company.name AS company_name, "
-    "licence_order.product AS product_id, product.name AS product_name, requester.name AS requested_by_name"
+    "licence_order.product AS product_id, product.name AS product_name, requester.name AS requested_by_name, "
+    "licence_order.renews_batch, renewed.seats AS renews_seats, renewed.starts_at AS renews_starts_at, "
+    "renewed.ends_at AS renews_ends_at"
 )
 _ORDERS_FROM = (
     "FROM licence_order "
     "JOIN company ON company.id = licence_order.company "
     "JOIN product ON product.id = licence_order.product "
     "LEFT JOIN portal_user AS requester ON requester.id = licence_order.requested_by "
+    "LEFT JOIN licence_batch AS renewed ON renewed.id = licence_order.renews_batch "
     "WHERE {} ORDER BY licence_order.requested_at DESC, licence_order.id DESC"
 )
 # A page of orders, each row carrying the count of all that match, for the pager:

@@ -114,13 +114,17 @@ async def request_order(
     now: datetime,
     *,
     confirmed: bool = True,
+    renews_batch: int | None = None,
 ) -> dict:
     """A customer manager (or a partner manager in manage mode, or creating the
     customer) asks for `quantity` licences; the account managers above are e-mailed.
 
     At most the partner's largest order (partner_settings). Unless `confirmed`,
     a request that may be a slip (another one waiting, or free seats enough for
-    everyone waiting) raises NeedsConfirmation and writes nothing."""
+    everyone waiting) raises NeedsConfirmation and writes nothing.
+
+    `renews_batch`: the batch of the company this order renews (the caller
+    checked it is one): assigned, it continues that batch (decisions.assign_order)."""
     company = await get_company(actor, company_id)
     errors: dict[str, str] = {}
     if company["kind"] != "customer":
@@ -160,6 +164,7 @@ async def request_order(
                     po_number=po_number or None,
                     requested_by=actor.user_id,
                     requested_at=now,
+                    renews_batch=renews_batch,
                 )
             ).returning(*LicenceOrder.all_columns())
         )[0]
@@ -171,6 +176,7 @@ async def request_order(
             f"{company['name']} requests {quantity} licences",
             f"{actor.name} ({company['name']}) requested {quantity} × {product['name']}"
             + (f", purchase order {po_number}" if po_number else "")
+            + (", a renewal: assigned, it starts when the batch it renews ends" if renews_batch else "")
             + ".\n\nAssign it under Licenses → Orders → Requested Orders:\n"
             + outbox.link(f"/licences/orders?status=requested&customer={company['id']}"),
             now,
@@ -181,6 +187,7 @@ async def request_order(
             "order.request",
             company["id"],
             now,
-            {"order": order["id"], "quantity": quantity, "product": product["code"]},
+            {"order": order["id"], "quantity": quantity, "product": product["code"]}
+            | ({"renews_batch": renews_batch} if renews_batch else {}),
         )
     return order

@@ -1,6 +1,6 @@
 """The processor's answers for a chunk written in one transaction: charges,
 paid invoices, the next terms (an assigned order and batch each, the seat
-holders carried over by provisioning.carry_over), retries and lapses, e-mails."""
+holders carried over by licences.renewals.carry_over), retries and lapses, e-mails."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from datetime import datetime
 from piccolo.query import Select
 
 from portal import db
-from portal.domain.billing import provision_claims, provisioning
+from portal.domain.billing import provision_claims
 from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.renewal import notices, schedule
 from portal.domain.billing.renewal.chunk import Renewal, id_list
 from portal.domain.catalogue import PREMIUM, product_by_code
+from portal.domain.licences.renewals import carry_over
 from portal.tables import Company
 from portal.tables_billing import Charge, Invoice, Subscription
 
@@ -84,7 +85,7 @@ async def record(now: datetime, renewals: list[Renewal]) -> None:
         for statement in _RECORD_SQL:
             await Company.raw(statement, *([now] * statement.count("{}")))
         new_batches = await Company.raw("SELECT new_batch FROM renewal_outcome WHERE new_batch IS NOT NULL")
-        await provisioning.carry_over([row["new_batch"] for row in new_batches], now)
+        await carry_over([row["new_batch"] for row in new_batches], now)
         await notices.renewal_mails_and_audit(decided, now)
 
 
@@ -190,8 +191,9 @@ async def _provision(now: datetime) -> None:
     ts = db.timestamp_param()
     orders = await Company.raw(
         "INSERT INTO licence_order (company, company_path, product, quantity, status, po_number, requested_at, "
-        f"decided_at) SELECT r.company, c.path, {{}}, r.seats, 'assigned', r.po, {ts}, {ts} "
-        "FROM renewal_outcome AS r JOIN company AS c ON c.id = r.company WHERE r.outcome = 'paid' RETURNING id",
+        f"decided_at, renews_batch) SELECT r.company, c.path, {{}}, r.seats, 'assigned', r.po, {ts}, {ts}, s.batch "
+        "FROM renewal_outcome AS r JOIN company AS c ON c.id = r.company JOIN subscription AS s ON s.id = r.sub "
+        "WHERE r.outcome = 'paid' RETURNING id",
         premium,
         now,
         now,
