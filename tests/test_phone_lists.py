@@ -5,8 +5,9 @@ scrolls by itself hides its last columns (Requested Orders' ⋯, the Company lis
 "Actions", the Admin Dashboard's Free seats and Pending, an invoice's Total, Status and
 "Record payment"), and what opens in a row (the ⋯ menu, Assign's confirmation) with them.
 
-Granite Builders (Summit Secure's customer) is this module's own: it buys by invoice,
-so the invoice lists have a row; no other browser test touches it."""
+Granite Builders (Summit Secure's customer) buys by invoice here, so the invoice lists
+have a row; the purchase, never paid, leaves its batches as they are, which
+tests/test_renewal_browser.py renews."""
 
 from __future__ import annotations
 

@@ -5,8 +5,9 @@ says the renewal starts when the batch ends, its end and how many users move;
 afterwards the two holders run to the new end and nobody is expiring. With
 JavaScript (axe-core, and the confirmation at 390 px) and without it.
 
-Customers no other browser test touches: Granite Builders (with JavaScript) and
-Riverside Clinic (without; the others only open its pages)."""
+Customers whose batches no other browser test changes: Granite Builders (with
+JavaScript; tests/test_phone_lists.py leaves an unpaid purchase there) and Riverside
+Clinic (without; the others only open its pages)."""
 
 from __future__ import annotations
 
