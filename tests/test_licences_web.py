@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from portal.domain.catalogue import PREMIUM, product_by_code
-from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail
+from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail
 from tests.factories import add_user
 from tests.support import csrf_headers, post_form, sign_in
 
@@ -293,3 +293,24 @@ async def test_select_all_is_a_page_without_javascript(client, tree):
     assert "data-dismiss" not in page.text
     fragment = await client.get(link, headers={**HTMX, "HX-Target": "select-all"})
     assert "<html" not in fragment.text and 'data-dismiss=".confirm"' in fragment.text
+
+
+async def test_allocate_refuses_user_ids_that_are_not_the_companys_and_writes_nothing(client, tree):
+    """Ticked ids come from the browser: another company's user, an id no one has or
+    a value that is no id at all is refused with a message, and nothing is written:
+    no seat, no audit entry "selected 0, renewed 0"."""
+    own = await add_user(tree.north, "own@north.example", role="learner")
+    foreign = await add_user(tree.direct, "them@direct.example", role="learner")
+    elsewhere = await add_user(tree.other_customer, "them@other.example", role="learner")
+    await seats_assigned(client, tree, 5)
+    allocations = AuditEntry.action == "licences.allocate"
+    page = f"/companies/{tree.north['id']}/licences?tab=unlicensed"
+    action = f"/companies/{tree.north['id']}/licences/allocate"
+    for ids in ([foreign["id"]], [elsewhere["id"]], [own["id"], foreign["id"]], [own["id"], 999_999], [own["id"], "x"]):
+        refused = await post_form(client, page, action, {"user_id": [str(i) for i in ids], "tab": "unlicensed"})
+        assert refused.status_code == 400, ids
+        assert "Some of the selected users are not users of North Customer" in refused.text
+        assert await Allocation.count() == 0 and await AuditEntry.count().where(allocations) == 0
+    done = await post_form(client, page, action, {"user_id": [str(own["id"])], "tab": "unlicensed"})
+    assert done.status_code == 302 and await Allocation.count() == 1
+    assert await AuditEntry.count().where(allocations) == 1

@@ -184,3 +184,22 @@ def test_the_app_keeps_the_portals_log_configuration():
         logging.root.setLevel(level)
         for name, old in quiet.items():
             logging.getLogger(name).setLevel(old)
+
+
+async def test_a_body_over_the_limit_is_logged_with_the_413_the_client_got(client, tree, caplog):
+    """The size limit is met while the CSRF check reads the form, outside the route's
+    error handling: the app answers 413 after this middleware has returned."""
+    await sign_in(client, tree.email("partner"))
+    caplog.set_level(logging.INFO, logger="portal.web.request")
+    caplog.clear()
+    response = await client.post(
+        "/companies",
+        content=b"name=" + b"x" * 10_000_001,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    [line] = request_lines(caplog)
+    assert (line.status, line.levelname, line.path) == (413, "INFO", "/companies")
+    assert line.request_id == response.headers["X-Request-ID"]
+    assert line.user_id == tree.managers["partner"]["id"]
+    assert line.duration_ms >= 0

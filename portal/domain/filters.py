@@ -16,9 +16,8 @@ from typing import Any, Literal
 
 from piccolo.custom_types import Combinable
 
-# What an integer column holds on both engines; a larger number in a filter
-# would make the database fail instead of matching nothing.
-MAX_INT = 2_147_483_647
+from portal.domain.numbers import whole_number
+
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2100, 12, 31)
 
@@ -26,11 +25,8 @@ Widget = Literal["select", "date", "number"]
 
 
 def as_int(raw: str) -> int | None:
-    try:
-        number = int(raw.strip())
-    except ValueError:
-        return None
-    return number if -MAX_INT <= number <= MAX_INT else None
+    # Ids and quantities: a minus, like a number past an integer column, is no filter.
+    return whole_number(raw)
 
 
 def as_date(raw: str) -> date | None:

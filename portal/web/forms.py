@@ -2,7 +2,8 @@
 the domain's validation says what is missing, next to the field.
 
 "Malformed" includes out of range: a number no integer column can hold, a
-date outside 1900–2100. Passing them on would make the database fail (a 500),
+date outside 1900–2100; and digits other than ASCII's, which int() would read
+(portal/domain/numbers.py). Passing them on would make the database fail (a 500),
 not the form. Control characters never get here: the input guard refuses them
 (portal/web/input_guard.py)."""
 
@@ -10,18 +11,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from portal.web.input_guard import in_int_range
+from portal.domain.numbers import whole_number
 
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2100, 12, 31)
 
 
 def to_int(value: object) -> int | None:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return number if in_int_range(number) else None
+    # A minus is passed on: the field's rule then says its range ("0 or more").
+    return whole_number(value, signed=True)
 
 
 def to_date(value: object) -> date | None:

@@ -1,7 +1,7 @@
 """One check of every request's input before any handler runs, so no route can
 forget it: ids in the path within the range of their column, whole numbers a
-handler declares within the range of an integer column, and no control
-characters in the path, the query string or a form field.
+handler declares in the query as ASCII digits within the range of an integer
+column, and no control characters in the path, the query string or a form field.
 
 Why here and not in each handler: PostgreSQL refuses an integer ≥ 2³¹ and
 text with a NUL, SQLite an integer ≥ 2⁶³; either way the query fails and the
@@ -19,14 +19,13 @@ from litestar.exceptions import ClientException, NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
 
-# PostgreSQL `integer` (serial ids, quantities, page numbers after the guard).
-MAX_INT = 2_147_483_647
+from portal.domain.numbers import MAX_INT, whole_number
+
 # In a URL no control character has a use. In a form field, tab, line feed and
 # carriage return are what a text box sends; every other C0 control, DEL and
 # the C1 controls are refused (NUL above all: PostgreSQL rejects it in text).
 _URL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _FORM_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_WHOLE_NUMBER = re.compile(r"\s*[+-]?\d+\s*")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -62,15 +61,25 @@ def _integer_query_names(handler: HTTPRouteHandler) -> tuple[str, ...]:
     return tuple(names)
 
 
-def in_int_range(value: int) -> bool:
-    return -MAX_INT <= value <= MAX_INT
+def _typed_path_params(request: Request) -> dict[str, str]:
+    """The path parameters as the address spells them: Litestar reads an int one
+    with int(), which also takes "+5", "٣" and "1_0"."""
+    parts = (request.scope.get("path_template") or "").split("/")
+    segments = request.scope["path"].split("/")
+    if len(parts) != len(segments):  # not a plain route's path: keep what Litestar read
+        return {}
+    pairs = zip(parts, segments, strict=True)
+    return {part[1:-1]: typed for part, typed in pairs if part.startswith("{") and part.endswith("}")}
 
 
 async def guard_input(request: Request) -> None:
     """Litestar `before_request` hook: raises NotFoundException or BadInput."""
-    for value in request.path_params.values():
-        if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= MAX_INT:
-            raise NotFoundException("There is nothing at this address.")
+    typed = _typed_path_params(request)
+    for name, value in request.path_params.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = whole_number(typed.get(name, str(value)))
+            if number is None or not 1 <= number <= MAX_INT:
+                raise NotFoundException("There is nothing at this address.")
         if isinstance(value, str) and _URL_CONTROL.search(value):
             raise BadInput(_control_message("The address"))
 
@@ -78,10 +87,13 @@ async def guard_input(request: Request) -> None:
     for key, value in query.multi_items():
         if _URL_CONTROL.search(key) or _URL_CONTROL.search(value):
             raise BadInput(_control_message("The address"))
+    # Read with the portal's one parser before Litestar reads them: these are
+    # page numbers and ids, so no minus; ASCII digits only, and never converted
+    # when longer than a column's number (int() raises on 5,000 digits).
     for name in _integer_query_names(request.route_handler):
         for value in query.getall(name, []):
-            if _WHOLE_NUMBER.fullmatch(value) and not in_int_range(int(value)):
-                raise BadInput(f"“{name}” must be a whole number between {-MAX_INT:,} and {MAX_INT:,}.")
+            if value and whole_number(value) is None:
+                raise BadInput(f"“{name}” must be a whole number from 0 to {MAX_INT:,}.")
 
     if request.method not in ("GET", "HEAD", "OPTIONS") and request.content_type[0] in _FORM_TYPES:
         form = await request.form()

@@ -117,7 +117,8 @@ class LicenceController(Controller):
         tab = text(form.get("tab")) or "expired"
         select_all = text(form.get("select_all"))
         selection = Selection(
-            user_ids=tuple(i for i in (to_int(v) for v in form.getall("user_id", [])) if i is not None),
+            # A value that is no id names no user (0): the domain refuses it like an unknown id.
+            user_ids=tuple(to_int(v) or 0 for v in form.getall("user_id", [])),
             select_all_tab=select_all if select_all in tabs.TABS else None,
             q=text(form.get("q"), 100),
         )

@@ -55,6 +55,16 @@ def _who(scope: Scope) -> dict[str, Any]:
     return {}
 
 
+# In the request's state when an error passed this middleware before any answer:
+# what log_unrouted needs to write the line when the app's error handler answers.
+_UNANSWERED = "request_log_unanswered"
+
+
+def _write(scope: Scope, fields: dict[str, Any], status: int) -> None:
+    fields = {**fields, "status": status, **_who(scope)}
+    log.log(logging.ERROR if status >= 500 else logging.INFO, "request", extra=fields)
+
+
 class RequestLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -64,10 +74,11 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         # Mounted apps (static files) rewrite scope["path"]: keep what was asked.
         method, path = scope.get("method"), scope["path"]
-        status = 500  # if the app raises before answering, the server answers 500
+        status = 0  # no answer yet
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -77,32 +88,53 @@ class RequestLogMiddleware:
                 MutableScopeHeaders.from_message(message)[HEADER] = request_id
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            fields: dict[str, Any] = {
+        def fields() -> dict[str, Any]:
+            return {
                 "request_id": request_id,
                 "method": method,
                 "path": path,
                 "route": scope.get("path_template") or None,
-                "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 # The peer, or the client a trusted proxy named (FORWARDED_ALLOW_IPS).
                 "client": (scope.get("client") or (None,))[0],
             }
-            fields.update(_who(scope))
-            level = logging.ERROR if status >= 500 else logging.INFO
-            log.log(level, "request", extra=fields)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if status:
+                _write(scope, fields(), status)
+            else:
+                # Raised before any answer, outside the route's error handling (the
+                # CSRF check reading a body over the size limit: 413): the app's
+                # error handler answers after this returns. log_unrouted writes the
+                # line then, with the status the client gets, not a guessed 500.
+                state[_UNANSWERED] = (fields(), started)
+            raise
+        except BaseException:
+            _write(scope, fields(), status or 500)  # cancelled: no one answers but the server
+            raise
+        else:
+            _write(scope, fields(), status or 500)
 
 
 async def log_unrouted(message: Message, scope: Scope) -> None:
     """`before_send` hook for what the middleware never sees: Litestar runs
     middleware per route, so an address with no route (404) or a method a
     route lacks (405) is answered by the router alone. Those get their id and
-    log line here (without a duration: the hook sees only the answer)."""
+    log line here (without a duration: the hook sees only the answer). So does
+    an error raised before any answer that the app's handler answers after the
+    middleware has returned (see RequestLogMiddleware)."""
     if message["type"] != "http.response.start" or scope.get("type") != "http":
         return
     state = scope.setdefault("state", {})
+    unanswered = state.pop(_UNANSWERED, None)
+    if unanswered is not None:
+        fields, started = unanswered
+        MutableScopeHeaders.from_message(message)[HEADER] = state["request_id"]
+        fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        _write(scope, fields, message["status"])
+        return
     if "request_id" in state:
         return  # the middleware tagged it and logs it
     request_id = state["request_id"] = request_id_from(scope)

@@ -20,6 +20,7 @@ from portal import db
 from portal.domain import audit
 from portal.domain.billing import invoices
 from portal.domain.errors import ValidationFailed
+from portal.domain.numbers import is_ascii_digits
 from portal.tables_billing import Charge, Invoice
 
 ACCEPTED = "4242424242424242"
@@ -84,11 +85,12 @@ class CardProcessor(Protocol):
 
 
 def digits_of(number: str) -> str:
-    return "".join(ch for ch in number if ch.isdigit())
+    # ASCII's only: str.isdigit() also takes "²" and "٣", which int() then refuses or reads.
+    return "".join(ch for ch in number if is_ascii_digits(ch))
 
 
 def luhn_ok(digits: str) -> bool:
-    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+    if not is_ascii_digits(digits) or not 12 <= len(digits) <= 19:
         return False
     total = 0
     for position, ch in enumerate(reversed(digits)):
@@ -114,7 +116,7 @@ def check_card(card: CardDetails, now: datetime | None = None) -> str:
     errors: dict[str, str] = {}
     digits = digits_of(card.number)
     # Spaces and dashes as people type them; anything else is not a card number.
-    if any(not (ch.isdigit() or ch in " -") for ch in card.number) or not luhn_ok(digits):
+    if any(not (is_ascii_digits(ch) or ch in " -") for ch in card.number) or not luhn_ok(digits):
         errors["card"] = NOT_VALID
     if not 1 <= card.exp_month <= 12:
         errors["exp_month"] = "Enter the expiry month, 1 to 12."
@@ -122,7 +124,7 @@ def check_card(card: CardDetails, now: datetime | None = None) -> str:
         errors["exp_year"] = "Enter the expiry year, like 2030."
     elif now is not None and 1 <= card.exp_month <= 12 and (card.exp_year, card.exp_month) < (now.year, now.month):
         errors["exp_year"] = "This card has expired."
-    if not (card.cvc.isdigit() and len(card.cvc) in (3, 4)):
+    if not (is_ascii_digits(card.cvc) and len(card.cvc) in (3, 4)):
         errors["cvc"] = "Enter the 3 or 4 digits of the security code."
     if errors:
         raise ValidationFailed(errors)

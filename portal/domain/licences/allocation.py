@@ -90,10 +90,16 @@ async def allocate(
 
     A seat of a batch covers from now, or, for a user renewing early, from the
     end of their current seat, to the batch's end; a user whose seat already
-    runs past the batch's end gets none."""
+    runs past the batch's end gets none.
+
+    Ticked ids that are not the company's active users (another company's,
+    deactivated, or no one's) refuse the whole allocation (ValidationFailed):
+    the form was tampered with or is stale, and renewing the rest would answer
+    "done" to a request that was not what the page showed."""
     company = await get_company(actor, company_id)
     async with db.write_transaction():
         await db.for_update(Company.select(Company.id).where(Company.id == company["id"]))
+        await _check_ticked(company, selection)
         batch = await _pick_batch(company["id"], batch_id, now)
         free = batch["seats"] - batch["allocated"]
         chosen = _people(company["id"]) & selection.clause(now)
@@ -122,6 +128,20 @@ async def allocate(
         already_covered=selected - wanted,
         batch_starts_at=batch["starts_at"],
     )
+
+
+async def _check_ticked(company: dict, selection: Selection) -> None:
+    if selection.select_all_tab or not selection.user_ids:
+        return
+    ticked = set(selection.user_ids)
+    theirs = await User.count().where(_people(company["id"]) & User.id.is_in(list(ticked)))
+    if theirs != len(ticked):
+        raise ValidationFailed(
+            {
+                "selection": f"Some of the selected users are not users of {company['name']} "
+                "(or no longer active). Nothing was allocated; reload the page and select again."
+            }
+        )
 
 
 async def _pick_batch(company_id: int, batch_id: int | None, now: datetime) -> dict:

@@ -20,6 +20,7 @@ from portal.domain.billing import catalogue, invoices, money, profiles, subscrip
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.filters import FilterSet
+from portal.domain.numbers import is_decimal_text
 from portal.web.billing.common import page_helpers
 from portal.web.billing.export import invoices_csv
 from portal.web.flash import flash
@@ -43,6 +44,8 @@ _MOST = Decimal(10) ** 15
 
 def _hundredths(cleaned: str) -> Decimal | None:
     """A number with at most two decimals, or None (not a number, NaN, infinite, too big)."""
+    if not is_decimal_text(cleaned):
+        return None
     try:
         value = Decimal(cleaned)
         if not value.is_finite() or abs(value) >= _MOST or value != value.quantize(Decimal("0.01")):
