@@ -90,6 +90,25 @@ async def test_a_cancelled_batch_gives_back_the_rows_it_had_not_sent_at_once(tre
     assert done.sent == 3
 
 
+async def test_a_batch_that_fails_on_something_unforeseen_gives_its_rows_back_to_wait_and_retry(
+    tree, smtp, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in building the message")
+
+    monkeypatch.setattr(delivery, "build_message", broken)
+    await queue(tree, [tree.email("north"), tree.email("direct")])
+    with pytest.raises(RuntimeError):
+        await deliver_batch(T0, smtp.config)
+    waiting = list((await rows()).values())
+    assert {(r["status"], r["claim_token"], r["next_attempt_at"]) for r in waiting} == {
+        ("queued", None, T0 + outbox.retry_delay(1))
+    }
+    assert {r["error"] for r in waiting} == {"RuntimeError: a bug in building the message"}
+    monkeypatch.undo()
+    assert (await deliver_batch(T0 + outbox.retry_delay(1), smtp.config)).sent == 2
+
+
 async def test_sent_at_and_the_next_try_count_from_the_servers_answer_not_the_claim(tree, smtp_clocked):
     server, clock = smtp_clocked
     await queue(tree, ["slow@north.example", "later@north.example"])

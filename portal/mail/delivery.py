@@ -100,12 +100,18 @@ async def deliver_batch(
     heartbeat = asyncio.create_task(_keep_claim(token, answered_at))
     try:
         await _deliver(rows, pending, token, now, config, answered_at, done)
+    except Exception as exc:
+        # Something unforeseen (a bug, the database): the rows not tried wait
+        # as after a refusal, with a growing delay and failed after
+        # MAX_ATTEMPTS, so a row that always fails cannot go round for ever.
+        await _give_back(pending, token, failure=(answered_at(), f"{type(exc).__name__}: {exc}"))
+        raise
     finally:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
         if pending:
-            # Cancelled (a worker stopping, a job timeout) or failed on
-            # something unforeseen: the rows go back now, not after the lease.
+            # Cancelled (a worker stopping, the job's timeout): the rows go
+            # back now, not after the lease, the attempt not counted.
             await _give_back(pending, token)
     return done
 
@@ -198,16 +204,25 @@ async def _keep_claim(token: str, clock: Callable[[], datetime]) -> None:
             log.warning("outbox claim not renewed", extra={"error": f"{type(exc).__name__}: {exc}"})
 
 
-async def _give_back(pending: list[dict], token: str) -> None:
+async def _give_back(pending: list[dict], token: str, failure: tuple[datetime, str] | None = None) -> None:
     try:
-        # Shielded: a second cancellation must not stop the release halfway.
-        await asyncio.shield(outbox.release([r["id"] for r in pending], token))
+        # Shielded: a second cancellation must not stop it halfway.
+        await asyncio.shield(_release_or_retry(list(pending), token, failure))
     except Exception as exc:  # the database is away: the lease gives them back instead
         log.warning(
             "claimed e-mails not given back, they wait for the lease",
             extra={"error": f"{type(exc).__name__}: {exc}", "waiting": len(pending)},
         )
     pending.clear()
+
+
+async def _release_or_retry(rows: list[dict], token: str, failure: tuple[datetime, str] | None) -> None:
+    if failure is None:
+        await outbox.release([r["id"] for r in rows], token)
+        return
+    at, error = failure
+    for row in rows:
+        await outbox.try_later(row, token, at, error)
 
 
 async def drain(
