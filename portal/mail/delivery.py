@@ -13,8 +13,9 @@ Outcomes:
 Never lost: a row is claimed with a lease (portal/db.py `claim_outbox`) that
 a heartbeat renews while this worker works; if the worker dies before recording
 an outcome, the lease runs out within outbox.LEASE and the next worker takes
-the row again. A batch that ends any other way (cancelled, an error of the
-database or of the code) gives back the rows it had not tried at once.
+the row again. A batch cancelled (a worker stopping, the job's timeout) gives
+back the rows it had not tried at once; one that fails on something
+unforeseen puts them back to wait as after a refusal.
 
 Times recorded (`sent_at`, the next attempt after a refusal) are taken from the
 clock when the server answered, not when the batch was claimed: with a slow
