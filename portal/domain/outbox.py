@@ -46,7 +46,7 @@ KINDS = {
 }
 # A claim lasts this long unless its worker renews it (a heartbeat while it
 # delivers): a worker that died holding rows gives them up within this.
-LEASE = timedelta(seconds=30)
+LEASE = timedelta(seconds=20)
 MAX_ATTEMPTS = 20
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
