@@ -27,9 +27,11 @@ mark never committed, because the worker died, the database was unreachable, or
 PostgreSQL crashed within the fraction of a second the mark's lazy commit
 leaves; or the client gave up waiting for the server's answer (a timeout, a
 cancelled batch) while the server went on to accept it. Each row is recorded
-right after its own acceptance, never at the end of the batch, so the window
-holds at most one message per worker, and the copy carries the same Message-ID
-(`<outbox-ROW@…>`) so mail clients can fold it."""
+right after its own acceptance, never at the end of the batch, so a dead
+worker or an unreachable database leaves at most one message per worker in
+the window (a PostgreSQL crash: the marks of its last fraction of a second),
+and the copy carries the same Message-ID (`<outbox-ROW@…>`) so mail clients
+can fold it."""
 
 from __future__ import annotations
 
