@@ -12,6 +12,7 @@ what asyncpg raises for a backend killed mid-query, so both engines run it."""
 from __future__ import annotations
 
 import asyncio
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from arq.worker import Retry
 from portal import db
 from portal.domain.billing import payments
 from portal.domain.clock import utcnow
+from portal.domain.imports import preview
 from portal.jobs import retry
 from portal.jobs.billing import billing_tick, renew_chunk
 from portal.jobs.imports import apply_import
@@ -32,7 +34,7 @@ from portal.tables import AuditEntry, OutboxEmail
 from portal.tables_billing import Charge
 from tests.factories import T0
 from tests.test_billing_renewal import subscribe
-from tests.test_imports_domain import actors, setup_north, upload
+from tests.test_imports_domain import FILE, actors, setup_north
 
 
 def _with_cause(exc: BaseException, cause: BaseException) -> BaseException:
@@ -157,9 +159,10 @@ async def _renewal_chunk(tree, processor):
 
 
 async def _csv_import(tree, processor):
-    await setup_north(tree, now=utcnow())
+    now = utcnow()  # the job renews at the real clock: the preview is made at it too
+    await setup_north(tree, now=now)
     customer, _ = await actors(tree)
-    import_id = await upload(customer, tree)
+    import_id = await preview.receive(customer, tree.north["id"], "users.csv", io.BytesIO(FILE.encode("cp1252")), now)
 
     async def done() -> None:
         assert (await apply_import({}, import_id, tree.north["id"], customer.user_id, None)) == 3  # nothing more
