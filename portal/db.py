@@ -35,12 +35,20 @@ def is_postgres() -> bool:
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[None]:
     db = engine()
-    if isinstance(db, SQLiteEngine):
-        async with db.transaction(transaction_type=TransactionType.immediate):
-            yield
-    else:
-        async with db.transaction():
-            yield
+    outer = db.current_transaction.get()
+    try:
+        if isinstance(db, SQLiteEngine):
+            async with db.transaction(transaction_type=TransactionType.immediate):
+                yield
+        else:
+            async with db.transaction():
+                yield
+    finally:
+        # When the rollback itself fails (the server went away mid-transaction),
+        # Piccolo leaves the dead transaction as the task's current one, and every
+        # later query of the task (a job's in-process retry) would go to it.
+        if db.current_transaction.get() is not outer:
+            db.current_transaction.set(outer)
 
 
 def for_update(query: Select, of: type[Table] | None = None) -> Select:

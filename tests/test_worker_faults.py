@@ -21,6 +21,7 @@ from arq.worker import Worker, func
 
 from portal import db
 from portal.jobs import retry
+from portal.jobs import worker as worker_module
 from portal.jobs.retry import is_transient, logged_job
 from portal.jobs.worker import Supervisor, WorkerSettings, new_worker
 from portal.tables import AuditEntry
@@ -99,6 +100,58 @@ async def test_the_worker_survives_redis_going_away_and_runs_jobs_when_it_is_bac
     assert "worker lost Redis, reconnecting" in messages
     assert "worker reconnected to Redis" in messages
     assert not running.exception()
+
+
+async def test_a_job_running_when_redis_went_away_is_not_cancelled_once_redis_is_back(tmp_path, monkeypatch, caplog):
+    """The supervisor gives running jobs a grace when Redis goes away; past it, a
+    job whose Redis answers again goes on instead of being cancelled."""
+    caplog.set_level(logging.INFO, logger="portal.jobs")
+    monkeypatch.setattr(worker_module, "GRACE", 3.0)  # Redis is back well within it
+    started, finish = asyncio.Event(), asyncio.Event()
+    outcome: list[str] = []
+
+    async def long_job(ctx):
+        started.set()
+        try:
+            await finish.wait()
+            outcome.append("finished")
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    server = RedisServer(tmp_path / "redis").start()
+    settings = redis_settings(server)
+    supervisor = Supervisor(
+        lambda: new_worker(redis_settings=settings, poll_delay=0.05, functions=[func(long_job, name="long_job")]),
+        first_delay=0.05,
+        max_delay=0.2,
+    )
+    running = asyncio.create_task(supervisor.run())
+    try:
+        await asyncio.wait_for(supervisor.connected.wait(), DEADLINE)
+        pool = await create_pool(settings)
+        await pool.enqueue_job("long_job")
+        await pool.aclose()
+        await asyncio.wait_for(started.wait(), DEADLINE)
+        first = supervisor.worker
+        assert first is not None
+        server.stop()
+        await eventually(lambda: _true(first.main_task is not None and first.main_task.done()), "the worker lost Redis")
+        server = RedisServer(tmp_path / "redis", port=server.port).start()
+        await eventually(lambda: _true(_logged(caplog, "Redis is back, running jobs go on")), "the grace ran out")
+        finish.set()
+        await eventually(lambda: _true(bool(outcome)), "the job ended")
+        await eventually(lambda: _true(supervisor.connections == 2), "the worker reconnected")
+    finally:
+        finish.set()
+        supervisor.stop.set()
+        await asyncio.wait_for(running, DEADLINE)
+        server.stop()
+    assert outcome == ["finished"]
+
+
+def _logged(caplog, message: str) -> bool:
+    return any(r.getMessage() == message for r in caplog.records)
 
 
 async def test_a_worker_started_before_redis_waits_for_it(tree, tmp_path):

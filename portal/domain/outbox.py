@@ -44,8 +44,9 @@ KINDS = {
     "subscription_cancellation": "Cancellation requested",
     "subscription_cancelled": "Subscription cancelled",
 }
-# A claim lasts this long: a worker that died holding rows gives them up then.
-LEASE = timedelta(minutes=5)
+# A claim lasts this long unless its worker renews it (a heartbeat while it
+# delivers): a worker that died holding rows gives them up within this.
+LEASE = timedelta(seconds=20)
 MAX_ATTEMPTS = 20
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
@@ -115,6 +116,18 @@ async def queue_email(
 
 async def claim(now: datetime, token: str, limit: int, lease: timedelta = LEASE) -> list[dict]:
     return await db.claim_outbox(now, now + lease, token, limit)
+
+
+async def extend_claim(token: str, now: datetime, lease: timedelta = LEASE) -> int:
+    """Renew the lease of the rows a worker still holds under `token`; how many.
+    Committed lazily: a renewal lost in a database crash only lets the rows be
+    taken again sooner."""
+    renewed = await (
+        OutboxEmail.update({OutboxEmail.claimed_until: now + lease})
+        .where(db.commit_lazily((OutboxEmail.claim_token == token) & (OutboxEmail.status == "queued")))
+        .returning(OutboxEmail.id)
+    )
+    return len(renewed)
 
 
 def retry_delay(attempts: int) -> timedelta:

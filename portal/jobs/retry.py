@@ -38,34 +38,64 @@ _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     ConnectionError,  # refused, reset, aborted (OSError subclasses)
     TimeoutError,
     socket.gaierror,  # a name that did not resolve: DNS while a database host restarts
-    asyncpg.PostgresConnectionError,  # class 08: connection failures
-    asyncpg.ConnectionDoesNotExistError,  # the connection closed mid-query
-    asyncpg.SerializationError,  # 40001
-    asyncpg.DeadlockDetectedError,  # 40P01
-    asyncpg.AdminShutdownError,  # 57P01: pg_terminate_backend, a server shutting down
-    asyncpg.CannotConnectNowError,  # 57P03: starting up, or in recovery
-    asyncpg.TooManyConnectionsError,  # 53300
+    asyncpg.PostgresConnectionError,  # class 08, and a connection closed mid-query
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
+)
+# PostgreSQL's answers that mean "not now": the server shutting down
+# (57P01, also pg_terminate_backend; 57P02 after another backend crashed),
+# starting up or in recovery (57P03), out of connections (53300), and
+# conflicts that running again resolves (40001 serialization, 40P01 deadlock).
+# Class 08 is a failed or lost connection.
+_TRANSIENT_SQLSTATES = {"57P01", "57P02", "57P03", "53300", "40001", "40P01"}
+_TRANSIENT_SQLSTATE_CLASSES = ("08",)
+# asyncpg reports a connection that went away under it (the server stopped or
+# crashed between two queries) not with a SQLSTATE but with an InterfaceError or
+# InternalClientError saying so: "connection is closed", "the underlying
+# connection is closed", or, for a connection of the pool, "connection has been
+# released back to the pool" (the pool takes back a connection the moment it
+# closes, and its holder's next query says this). The portal never keeps a
+# pooled connection past its release (Piccolo acquires and releases them), so
+# here that message means a lost connection, not a misuse.
+_CONNECTION_GONE = (
+    "connection is closed",
+    "connection was closed",
+    "connection lost",
+    "connection has been released back to the pool",
 )
 _TRANSIENT_OS_ERRNOS = {"ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "ETIMEDOUT"}
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether running the job again later may succeed. Follows the chain of
-    causes: a library may wrap the driver's error in its own."""
+    """Whether running the job again later may succeed: classified by what the
+    error means (a lost connection, a server going down or starting, a conflict),
+    not by its class alone. Follows the chain of causes: a library may wrap the
+    driver's error in its own, and a failed rollback hides the error before it."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, _TRANSIENT_TYPES):
-            return True
-        if isinstance(current, sqlite3.OperationalError) and "locked" in str(current).lower():
-            return True  # "database is locked": another writer held it past the busy timeout
-        if isinstance(current, OSError) and errno.errorcode.get(current.errno or 0) in _TRANSIENT_OS_ERRNOS:
+        if _means_try_later(current):
             return True
         current = current.__cause__ or current.__context__
+    return False
+
+
+def _means_try_later(exc: BaseException) -> bool:
+    if isinstance(exc, _TRANSIENT_TYPES):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and (
+        sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith(_TRANSIENT_SQLSTATE_CLASSES)
+    ):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return any(words in str(exc).lower() for words in _CONNECTION_GONE)
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc).lower()  # "database is locked": another writer held it past the busy timeout
+    if isinstance(exc, OSError):
+        return errno.errorcode.get(exc.errno or 0) in _TRANSIENT_OS_ERRNOS
     return False
 
 

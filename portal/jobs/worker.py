@@ -38,9 +38,13 @@ log = logging.getLogger("portal.jobs.worker")
 
 FIRST_DELAY = 1.0
 MAX_DELAY = 60.0
-# A job still running when Redis went away gets this long to finish its
-# database work before it is cancelled (it runs again later: jobs are idempotent).
+# A job still running when the worker stops, or when Redis went away, gets this
+# long to finish its database work. Then, if Redis is still away (or the worker
+# is stopping), it is cancelled and runs again later (jobs are idempotent; a
+# cancelled delivery gives its e-mails back); if Redis is back, it goes on.
 GRACE = 30.0
+# How long a look at whether Redis answers again may take.
+PING_TIMEOUT = 5.0
 # What a lost Redis (or a Redis that never answered) raises out of arq.
 _REDIS_LOST = (redis_errors.RedisError, ConnectionError, OSError, asyncio.TimeoutError)
 
@@ -132,7 +136,7 @@ class Supervisor:
             stopping.cancel()
         if not run.done():  # asked to stop: finish running jobs, pick no more
             worker.allow_pick_jobs = False
-            await self._finish_jobs(worker)
+            await self._finish_jobs(worker, redis_lost=False)
             run.cancel()
             await asyncio.gather(run, return_exceptions=True)
             await self._discard(worker)
@@ -142,7 +146,7 @@ class Supervisor:
         if error is not None and not isinstance(error, _REDIS_LOST):
             await self._discard(worker)
             raise error  # a bug, not an outage: let the process fail loudly
-        await self._finish_jobs(worker)
+        await self._finish_jobs(worker, redis_lost=True)
         await self._discard(worker)
         return error
 
@@ -158,14 +162,29 @@ class Supervisor:
     def _counts(worker: Worker) -> dict[str, int]:
         return {"complete": worker.jobs_complete, "failed": worker.jobs_failed, "retried": worker.jobs_retried}
 
-    @staticmethod
-    async def _finish_jobs(worker: Worker) -> None:
-        running = [t for t in worker.tasks.values() if not t.done()]
-        if running:
-            _, pending = await asyncio.wait(running, timeout=GRACE)
-            for task in pending:
+    async def _finish_jobs(self, worker: Worker, *, redis_lost: bool) -> None:
+        """Let running jobs finish. A job is cancelled only when the worker is
+        stopping, or when Redis is still away after the grace: a job whose Redis
+        came back finishes its work (arq's own job timeout still bounds it)."""
+        running = {t for t in worker.tasks.values() if not t.done()}
+        while running:
+            _, running = await asyncio.wait(running, timeout=GRACE)
+            if not running:
+                break
+            if redis_lost and not self.stop.is_set() and await self._redis_answers(worker):
+                log.info("Redis is back, running jobs go on", extra={"running": len(running)})
+                continue
+            for task in running:
                 task.cancel()
+            break
         await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+
+    @staticmethod
+    async def _redis_answers(worker: Worker) -> bool:
+        try:
+            return bool(await asyncio.wait_for(worker.pool.ping(), PING_TIMEOUT))
+        except Exception:  # whatever stops a ping, Redis is not usable yet
+            return False
 
     @staticmethod
     async def _discard(worker: Worker) -> None:

@@ -10,19 +10,32 @@ Outcomes:
   with it when the connection is gone;
 - no SMTP_URL → captured: the text is kept and readable in the portal.
 
-Never lost: a row is claimed with a lease (portal/db.py `claim_outbox`); if the
-worker dies before recording an outcome, the lease runs out and the next
-worker takes the row again.
+Never lost: a row is claimed with a lease (portal/db.py `claim_outbox`) that
+a heartbeat renews while this worker works; if the worker dies before recording
+an outcome, the lease runs out within outbox.LEASE and the next worker takes
+the row again. A batch cancelled (a worker stopping, the job's timeout) gives
+back the rows it had not tried at once; one that fails on something
+unforeseen puts them back to wait as after a refusal.
 
-The one window where an e-mail can go twice: the server has accepted the
-message (DATA answered 250) and the worker dies before its UPDATE to "sent"
-commits. The row is then claimed again after the lease and sent again. Each
-row is recorded right after its own acceptance, never at the end of the batch,
-so the window holds at most one message per worker, and the copy carries the
-same Message-ID (`<outbox-ROW@…>`) so mail clients can fold it."""
+Times recorded (`sent_at`, the next attempt after a refusal) are taken from the
+clock when the server answered, not when the batch was claimed: with a slow
+server the two are far apart.
+
+Where an e-mail can go twice (docs/operations.md lists them with their
+windows): the server accepted the message (DATA answered 250) and its "sent"
+mark never committed, because the worker died, the database was unreachable, or
+PostgreSQL crashed within the fraction of a second the mark's lazy commit
+leaves; or the client gave up waiting for the server's answer (a timeout, a
+cancelled batch) while the server went on to accept it. Each row is recorded
+right after its own acceptance, never at the end of the batch, so a dead
+worker or an unreachable database leaves at most one message per worker in
+the window (a PostgreSQL crash: the marks of its last fraction of a second),
+and the copy carries the same Message-ID (`<outbox-ROW@…>`) so mail clients
+can fold it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -40,9 +53,11 @@ from portal.mail.smtp import SmtpConfig, build_message
 log = logging.getLogger("portal.mail")
 
 BATCH = 100
-# Stop taking rows of a batch once this much of the lease is gone, so a slow
-# server cannot make a claim outlive its lease while this worker still holds it.
-LEASE_SHARE = 0.5
+# Stop taking rows of a batch after this long and give the rest back, so one
+# slow server does not hold a hundred e-mails; below the delivery job's timeout.
+BATCH_SECONDS = 60.0
+# Renew the claim this often: three chances within one lease.
+HEARTBEAT_S = outbox.LEASE.total_seconds() / 3
 
 
 @dataclass
@@ -69,34 +84,72 @@ def _answer(exc: BaseException) -> tuple[int | None, str]:
     return None, f"{type(exc).__name__}: {exc}"
 
 
-async def deliver_batch(now: datetime, config: SmtpConfig | None, *, limit: int = BATCH) -> Delivered:
+async def deliver_batch(
+    now: datetime,
+    config: SmtpConfig | None,
+    *,
+    limit: int = BATCH,
+    clock: Callable[[], datetime] | None = None,
+) -> Delivered:
+    """Claim and deliver one batch at `now`; `clock` tells the time of each
+    answer (without it, every answer is taken to come at `now`)."""
+    answered_at = clock or (lambda: now)
     token = secrets.token_hex(16)
     rows = await outbox.claim(now, token, limit)
     done = Delivered(claimed=len(rows))
     if not rows:
         return done
+    pending = list(rows)
+    heartbeat = asyncio.create_task(_keep_claim(token, answered_at))
+    try:
+        await _deliver(rows, pending, token, now, config, answered_at, done)
+    except Exception as exc:
+        # Something unforeseen (a bug, the database): the rows not tried wait
+        # as after a refusal, with a growing delay and failed after
+        # MAX_ATTEMPTS, so a row that always fails cannot go round for ever.
+        await _give_back(pending, token, failure=(answered_at(), f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        if pending:
+            # Cancelled (a worker stopping, the job's timeout): the rows go
+            # back now, not after the lease, the attempt not counted.
+            await _give_back(pending, token)
+    return done
+
+
+async def _deliver(
+    rows: list[dict],
+    pending: list[dict],
+    token: str,
+    now: datetime,
+    config: SmtpConfig | None,
+    answered_at: Callable[[], datetime],
+    done: Delivered,
+) -> None:
+    """Deliver `rows`, taking each out of `pending` once its outcome is recorded."""
     contents = await render_rows(rows, now)
-    withdrawn = [row for row in rows if contents[row["id"]].withdrawn]
-    for row in withdrawn:
+    for row in [row for row in pending if contents[row["id"]].withdrawn]:
         content = contents[row["id"]]
         await outbox.finish(row["id"], token, "failed", now, content, content.withdrawn)
-    done.failed = len(withdrawn)
-    rows = [row for row in rows if not contents[row["id"]].withdrawn]
+        pending.remove(row)
+        done.failed += 1
     if config is None:
-        for row in rows:
+        while pending:
+            row = pending[0]
             await outbox.finish(row["id"], token, "captured", now, contents[row["id"]], lazy=True)
-        done.captured = len(rows)
-        return done
+            pending.pop(0)
+            done.captured += 1
+        return
 
     started = time.monotonic()
-    budget = outbox.LEASE.total_seconds() * LEASE_SHARE
-    pending = list(rows)
     try:
         async with config.client() as smtp:
             while pending:
-                if time.monotonic() - started > budget:
+                if time.monotonic() - started > BATCH_SECONDS:
                     await outbox.release([r["id"] for r in pending], token)
-                    pending = []
+                    pending.clear()
                     break
                 row = pending[0]
                 content = contents[row["id"]]
@@ -104,26 +157,29 @@ async def deliver_batch(now: datetime, config: SmtpConfig | None, *, limit: int 
                     message = build_message(config, row, content, now)
                     await smtp.sendmail(config.from_address, [row["to_email"]], message)
                 except ValueError as exc:  # an address that cannot be put on the envelope
+                    await outbox.finish(
+                        row["id"], token, "failed", answered_at(), content, f"Not a deliverable address: {exc}"
+                    )
                     pending.pop(0)
-                    await outbox.finish(row["id"], token, "failed", now, content, f"Not a deliverable address: {exc}")
                     done.failed += 1
                     continue
                 except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as exc:
                     if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
                         raise
-                    pending.pop(0)
                     code, text = _answer(exc)
                     if code is not None and 500 <= code < 600:
-                        await outbox.finish(row["id"], token, "failed", now, content, text)
+                        await outbox.finish(row["id"], token, "failed", answered_at(), content, text)
                         done.failed += 1
-                    elif await outbox.try_later(row, token, now, text) == "failed":
+                    elif await outbox.try_later(row, token, answered_at(), text) == "failed":
                         done.failed += 1
                     else:
                         done.retrying += 1
+                    pending.pop(0)
                     continue
+                # Accepted: record it now, before anything else can fail
+                # (see the windows in the module's docstring).
                 pending.pop(0)
-                # Accepted: record it now (see the window in the module's docstring).
-                await outbox.finish(row["id"], token, "sent", now, content, lazy=True)
+                await outbox.finish(row["id"], token, "sent", answered_at(), content, lazy=True)
                 done.sent += 1
     except (OSError, aiosmtplib.SMTPException) as exc:
         # No connection, or it broke: the rest waits for the next try.
@@ -131,12 +187,45 @@ async def deliver_batch(now: datetime, config: SmtpConfig | None, *, limit: int 
         log.warning(
             "SMTP unavailable, e-mails wait", extra={"error": text, "waiting": len(pending), "smtp": repr(config)}
         )
-        for row in pending:
-            if await outbox.try_later(row, token, now, text) == "failed":
+        failed_at = answered_at()
+        while pending:
+            if await outbox.try_later(pending[0], token, failed_at, text) == "failed":
                 done.failed += 1
             else:
                 done.retrying += 1
-    return done
+            pending.pop(0)
+
+
+async def _keep_claim(token: str, clock: Callable[[], datetime]) -> None:
+    """Renew the batch's lease while it is being delivered, so a short lease
+    only runs out when the worker is gone."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        try:
+            await outbox.extend_claim(token, clock())
+        except Exception as exc:  # the database away for a moment: the next beat tries again
+            log.warning("outbox claim not renewed", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+
+async def _give_back(pending: list[dict], token: str, failure: tuple[datetime, str] | None = None) -> None:
+    try:
+        # Shielded: a second cancellation must not stop it halfway.
+        await asyncio.shield(_release_or_retry(list(pending), token, failure))
+    except Exception as exc:  # the database is away: the lease gives them back instead
+        log.warning(
+            "claimed e-mails not given back, they wait for the lease",
+            extra={"error": f"{type(exc).__name__}: {exc}", "waiting": len(pending)},
+        )
+    pending.clear()
+
+
+async def _release_or_retry(rows: list[dict], token: str, failure: tuple[datetime, str] | None) -> None:
+    if failure is None:
+        await outbox.release([r["id"] for r in rows], token)
+        return
+    at, error = failure
+    for row in rows:
+        await outbox.try_later(row, token, at, error)
 
 
 async def drain(
@@ -151,7 +240,7 @@ async def drain(
     total = Delivered()
     started = time.monotonic()
     while True:
-        done = await deliver_batch(clock(), config, limit=limit)
+        done = await deliver_batch(clock(), config, limit=limit, clock=clock)
         total.add(done)
         if done.claimed < limit or done.retrying == done.claimed:
             break

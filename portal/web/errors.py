@@ -25,6 +25,7 @@ from litestar.exceptions import (
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Template
 from litestar.types import ExceptionHandlersMap
+from redis import exceptions as redis_errors
 
 from portal.domain.errors import DomainError, NotFound, PermissionDenied
 from portal.web.input_guard import BadInput
@@ -32,6 +33,8 @@ from portal.web.input_guard import BadInput
 log = logging.getLogger("portal.web")
 
 ERROR_REGION = "#error-region"
+# What a 503 asks clients (and proxies) to wait: about a Redis restart.
+RETRY_AFTER_S = 30
 
 TITLES = {
     400: "That did not work",
@@ -186,7 +189,26 @@ def _unexpected(request: Request, exc: Exception, status: int = 500) -> Response
     return error_answer(request, status)
 
 
+def _briefly_unavailable(request: Request, exc: Exception) -> Response:
+    """Redis (sessions, the sign-in limiter, the job queue) is away, for a
+    restart or a failover: an outage, not a bug, so no traceback; the answer
+    says to try again soon, and when."""
+    log.warning(
+        "Redis unavailable, answered 503",
+        extra={
+            "request_id": getattr(request.state, "request_id", None),
+            "path": request.url.path,
+            "error": f"{type(exc).__name__}: {exc}",
+        },
+    )
+    answer = error_answer(request, 503, "The service is briefly unavailable. Try again in a minute.")
+    answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return answer
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    redis_errors.ConnectionError: _briefly_unavailable,
+    redis_errors.TimeoutError: _briefly_unavailable,
     NotFound: _not_found,
     NotFoundException: _not_found,
     PermissionDenied: _forbidden,
