@@ -170,7 +170,7 @@ async def test_a_sent_email_cannot_be_resent(tree, smtp):
     await queue(tree, [tree.email("north")])
     await deliver_batch(T0, smtp.config)
     partner = await load_actor(tree.managers["partner"]["id"], None)
-    with pytest.raises(ValidationFailed, match="Only failed or captured"):
+    with pytest.raises(ValidationFailed, match="Only an e-mail that failed or was not sent"):
         await outbox.resend(partner, (await rows())[tree.email("north")]["id"], T0)
 
 

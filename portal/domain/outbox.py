@@ -276,7 +276,7 @@ async def resend(actor: Actor, email_id: int, now: datetime) -> int:
     row = await get_email(actor, email_id)
     if row["status"] not in ("failed", "captured"):
         raise ValidationFailed(
-            {"status": f"Only failed or captured e-mails can be sent again; this one is {row['status']}."}
+            {"status": f"Only an e-mail that failed or was not sent can be sent again; this one is {row['status']}."}
         )
     copies = await OutboxEmail.count().where((OutboxEmail.resent_from == email_id) & (OutboxEmail.status == "queued"))
     if copies:
