@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
+from portal.domain.billing import catalogue
+from portal.domain.errors import ValidationFailed
 from portal.mail.delivery import deliver_batch
-from portal.tables import LicenceOrder, OutboxEmail
+from portal.piccolo_migrations import portal_0007_addon_names as addon_names
+from portal.tables import AuditEntry, LicenceOrder, OutboxEmail
+from portal.tables_billing import CatalogueItem
 from tests.factories import T0
-from tests.support import csrf_headers, sign_in
+from tests.support import csrf_headers, post_form, sign_in
+from tests.test_billing_catalogue import actor_of
+from tests.test_billing_web import flashes
 from tests.test_licences_web import request_licences
 from tests.test_notifications import listed, mail
 
@@ -64,3 +73,159 @@ async def test_no_delivery_note_while_every_email_went(client, tree):
     await sign_in(client, tree.email("partner"))
     page = await listed(client)
     assert HOW_TO_TURN_IT_ON not in page
+
+
+def catalogue_section(html: str) -> str:
+    return html[html.index('id="catalogue-title"') :]
+
+
+def whole_catalogue(html: str) -> dict[str, str]:
+    """The catalogue form's fields as the page fills them in (checked boxes only)."""
+    section = catalogue_section(html)
+    fields = dict(re.findall(r'name="((?:price|included_users|name)\.[a-z_]+)"[^>]*?value="([^"]*)"', section))
+    fields |= {name: "yes" for name in re.findall(r'name="(active\.[a-z_]+)" value="yes" checked', section)}
+    return fields
+
+
+async def test_the_catalogue_is_one_form_with_one_save(client, tree):
+    await sign_in(client, tree.email("partner"))
+    page = await client.get("/billing/settings")
+    section = catalogue_section(page.text)
+    assert section.count("<form") == 1 and section.count("<button") == 1 and "Save catalogue" in section
+    fields = whole_catalogue(page.text)
+    assert len([f for f in fields if f.startswith("price.")]) == 8
+    fields |= {"price.pro": "7,000.00", "price.report_full": "9000"}
+    saved = await post_form(client, "/billing/settings", "/billing/catalogue", fields)
+    assert saved.status_code == 302
+    page = await client.get("/billing/settings")
+    assert flashes(page.text) == [
+        "Pro: $7,000.00 USD per year, 10 standard users included; "
+        "Human risk assessment report: $9,000.00 USD once. Invoices already issued keep their prices."
+    ]
+    prices = {i["code"]: i["price_cents"] for i in await catalogue.items(tree.partner["id"])}
+    assert (prices["pro"], prices["report_full"], prices["lite"]) == (7_000_00, 9_000_00, 3_000_00)
+    # Only what changed is written down.
+    assert await AuditEntry.count().where(AuditEntry.action == "billing.catalogue_item.save") == 2
+
+
+async def test_one_refused_field_saves_nothing_and_keeps_what_was_typed(client, tree):
+    await sign_in(client, tree.email("partner"))
+    fields = whole_catalogue((await client.get("/billing/settings")).text)
+    fields |= {"price.pro": "7000", "price.lite": "lots", "name.onboarding": "Kick-off workshop"}
+    fields.pop("active.read_only_user")
+    refused = await post_form(client, "/billing/settings", "/billing/catalogue", fields)
+    assert refused.status_code == 400
+    section = catalogue_section(refused.text)
+    lite = section[section.index('data-item="lite"') : section.index('data-item="pro"')]
+    assert "Enter a price such as 6000.00." in lite and 'value="lots"' in lite
+    assert 'value="7000"' in section and 'value="Kick-off workshop"' in section
+    assert 'name="active.read_only_user" value="yes" >' in section
+    items = {i["code"]: i for i in await catalogue.items(tree.partner["id"])}
+    assert items["pro"]["price_cents"] == 6_000_00 and items["onboarding"]["name"] == "Onboarding online course"
+    assert items["read_only_user"]["active"]
+    assert await AuditEntry.count().where(AuditEntry.action == "billing.catalogue_item.save") == 0
+
+
+async def test_the_prepared_reports_are_a_security_awareness_partners_and_it_renames_them(client, tree):
+    names = [i["name"] for i in await catalogue.items(tree.partner["id"]) if i["kind"] == "addon"]
+    assert names == [
+        "Onboarding online course",
+        "Phishing simulation report",
+        "Security awareness benchmark report",
+        "Human risk assessment report",
+    ]
+    await sign_in(client, tree.email("partner"))
+    fields = whole_catalogue((await client.get("/billing/settings")).text)
+    saved = await post_form(
+        client, "/billing/settings", "/billing/catalogue", fields | {"name.report_summary": "  Phishing  drill review "}
+    )
+    assert saved.status_code == 302
+    assert flashes((await client.get("/billing/settings")).text) == [
+        "Phishing drill review: $4,000.00 USD once. Invoices already issued keep their prices."
+    ]
+    entry = await AuditEntry.select(AuditEntry.detail).where(AuditEntry.action == "billing.catalogue_item.save").first()
+    detail = json.loads(entry["detail"])
+    assert (detail["name"], detail["old_name"]) == ("Phishing drill review", "Phishing simulation report")
+    # The partner's customers buy it under that name; the partner's sub-partner sells under its own.
+    client.cookies.clear()
+    await sign_in(client, tree.email("direct"))
+    buy = await client.get(f"/companies/{tree.direct['id']}/billing/buy")
+    assert "Phishing drill review" in buy.text and "Phishing simulation report" not in buy.text
+    assert "Network summary report" not in buy.text and "Ecosystem report" not in buy.text
+    assert [i["name"] for i in await catalogue.items(tree.sub["id"])][5] == "Phishing simulation report"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("   ", "Give the add-on a name."),
+        ("x" * 101, "Use at most 100 characters."),
+        ("onboarding ONLINE course", "Another item is already called onboarding ONLINE course."),
+        ("Pro", "Another item is already called Pro."),
+    ],
+)
+async def test_an_add_on_name_is_refused_beside_its_field(client, tree, name, message):
+    await sign_in(client, tree.email("partner"))
+    fields = whole_catalogue((await client.get("/billing/settings")).text)
+    refused = await post_form(client, "/billing/settings", "/billing/catalogue", fields | {"name.report_full": name})
+    assert refused.status_code == 400
+    section = catalogue_section(refused.text)
+    assert message in section[section.index('data-item="report_full"') :]
+    assert [i["name"] for i in await catalogue.items(tree.partner["id"])][7] == "Human risk assessment report"
+
+
+async def test_only_an_add_on_is_renamed(tree):
+    actor = await actor_of(tree, "partner")
+    with pytest.raises(ValidationFailed) as refused:
+        await catalogue.save_item(
+            actor, tree.partner["id"], "pro", price_cents=1, included_users=1, active=True, now=T0, name="Platinum"
+        )
+    assert refused.value.errors == {"name": "Only an add-on's name can be changed."}
+    # Two add-ons may not swap to one name in one save either.
+    with pytest.raises(catalogue.CatalogueRefused) as both:
+        await catalogue.save_items(
+            actor,
+            tree.partner["id"],
+            [
+                catalogue.ItemChange("report_summary", 1, None, True, "Same"),
+                catalogue.ItemChange("report_full", 1, None, True, "same"),
+            ],
+            now=T0,
+        )
+    assert set(both.value.by_item) == {"report_summary", "report_full"}
+    assert await AuditEntry.count() == 0
+
+
+async def test_migration_0007_renames_the_first_report_names_a_partner_did_not_change(tree):
+    await catalogue.items(tree.partner["id"])
+    await catalogue.items(tree.sub["id"])
+    # As a seller's rows were before: the network-analysis names, one of them renamed by the partner.
+    for partner, code, name in (
+        (tree.partner, "report_summary", "Network summary report"),
+        (tree.partner, "report_ecosystem", "Ecosystem report"),
+        (tree.partner, "report_full", "Full data science report"),
+        (tree.sub, "report_summary", "Our own review"),
+        (tree.sub, "report_full", "Full data science report"),
+    ):
+        await CatalogueItem.update({CatalogueItem.name: name}).where(
+            (CatalogueItem.partner == partner["id"]) & (CatalogueItem.code == code)
+        )
+
+    async def names(partner: dict) -> list[str]:
+        return [i["name"] for i in await catalogue.items(partner["id"])][5:]
+
+    step = await addon_names.forwards()
+    await step.run()
+    assert await names(tree.partner) == [
+        "Phishing simulation report",
+        "Security awareness benchmark report",
+        "Human risk assessment report",
+    ]
+    assert await names(tree.sub) == [
+        "Our own review",
+        "Security awareness benchmark report",
+        "Human risk assessment report",
+    ]
+    await step.run(backwards=True)
+    assert await names(tree.partner) == ["Network summary report", "Ecosystem report", "Full data science report"]
+    assert await names(tree.sub) == ["Our own review", "Ecosystem report", "Full data science report"]
