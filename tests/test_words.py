@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 
 from portal.domain.billing import catalogue
 from portal.domain.errors import ValidationFailed
+from portal.domain.orders import decisions, requests
 from portal.mail.delivery import deliver_batch
 from portal.piccolo_migrations import portal_0007_addon_names as addon_names
 from portal.tables import AuditEntry, LicenceOrder, OutboxEmail
@@ -17,6 +19,7 @@ from tests.factories import T0
 from tests.support import csrf_headers, post_form, sign_in
 from tests.test_billing_catalogue import actor_of
 from tests.test_billing_web import flashes
+from tests.test_licences_domain import actors
 from tests.test_licences_web import request_licences
 from tests.test_notifications import listed, mail
 
@@ -229,3 +232,19 @@ async def test_migration_0007_renames_the_first_report_names_a_partner_did_not_c
     await step.run(backwards=True)
     assert await names(tree.partner) == ["Network summary report", "Ecosystem report", "Full data science report"]
     assert await names(tree.sub) == ["Our own review", "Ecosystem report", "Full data science report"]
+
+
+async def test_a_purchase_order_number_is_not_prefixed_with_po_twice(client, tree):
+    customer, partner = await actors(tree)
+    for po, at in (("PO-1000", T0), ("1001", T0 + timedelta(hours=1))):
+        order = await requests.request_order(customer, tree.north["id"], 2, None, po, at)
+        await decisions.assign_order(partner, order["id"], at)
+    order = await requests.request_order(customer, tree.north["id"], 3, None, "po 77", T0)
+    await sign_in(client, tree.email("north"))
+    page = await client.get(f"/companies/{tree.north['id']}/licences")
+    assert "PO-1000" in page.text and "PO PO-1000" not in page.text
+    assert "PO 1001" in page.text
+    client.cookies.clear()
+    await sign_in(client, tree.email("partner"))
+    actions = await client.get(f"/licences/orders/{order['id']}/menu")
+    assert ", po 77," in actions.text and "PO po 77" not in actions.text
