@@ -84,7 +84,7 @@ async def queue(tree, to: list[str], kind: str = "order_assigned", dedupe: str =
         kind,
         tree.north["id"],
         to,
-        "12 licences are ready to allocate",
+        "12 licenses are ready to allocate",
         "Allocate them here:\nhttp://127.0.0.1:8000/companies/1/licences?tab=expired",
         T0,
         dedupe=dedupe,

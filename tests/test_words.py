@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tokenize
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +22,7 @@ from tests.factories import T0
 from tests.support import csrf_headers, post_form, sign_in
 from tests.test_billing_catalogue import actor_of
 from tests.test_billing_web import flashes
-from tests.test_licences_domain import actors
+from tests.test_licences_domain import actors, assigned_batch
 from tests.test_licences_web import request_licences
 from tests.test_notifications import listed, mail
 
@@ -248,3 +251,59 @@ async def test_a_purchase_order_number_is_not_prefixed_with_po_twice(client, tre
     await sign_in(client, tree.email("partner"))
     actions = await client.get(f"/licences/orders/{order['id']}/menu")
     assert ", po 77," in actions.text and "PO po 77" not in actions.text
+
+
+# "Licence" only where the guides write it so; anything else a user reads says "License".
+GUIDE_LABELS = ("Import Licence Renewal", "Renew Licences")
+BRITISH = re.compile(r"(?<![\w/.\-])licences?(?![\w\-]|\.\w)", re.IGNORECASE)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def british_words(text: str) -> list[str]:
+    for label in GUIDE_LABELS:
+        text = text.replace(label, "")
+    return [text[max(0, m.start() - 40) : m.end() + 40] for m in BRITISH.finditer(text)]
+
+
+def python_strings(path: Path) -> list[str]:
+    """The string literals of a module but its docstrings: what it may say to a user."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(path.read_text()).readline))
+    quiet = (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT)
+    return [
+        re.sub(r"\\[ntr]", " ", token.string)
+        for n, token in enumerate(tokens)
+        if token.type == tokenize.STRING
+        and not (
+            (n == 0 or tokens[n - 1].type in quiet) and n + 1 < len(tokens) and tokens[n + 1].type == tokenize.NEWLINE
+        )
+    ]
+
+
+def test_templates_say_license_but_for_the_guides_labels():
+    found = {}
+    for path in sorted((ROOT / "templates").rglob("*.*")):
+        words = british_words(re.sub(r"\{#.*?#\}", "", path.read_text(), flags=re.S))
+        if words:
+            found[str(path.relative_to(ROOT))] = words
+    assert found == {}
+
+
+def test_messages_of_the_portal_say_license():
+    found = {}
+    for path in sorted((ROOT / "portal").rglob("*.py")):
+        if "piccolo_migrations" in path.parts:
+            continue
+        words = [w for s in python_strings(path) for w in british_words(s)]
+        if words:
+            found[str(path.relative_to(ROOT))] = words
+    assert found == {}
+
+
+async def test_the_licenses_page_in_one_spelling_with_the_guides_labels_kept(client, tree):
+    await assigned_batch(tree, 3, T0)
+    await sign_in(client, tree.email("north"))
+    page = await client.get(f"/companies/{tree.north['id']}/licences?tab=expired")
+    assert "License batches" in page.text and "Expired Licenses" in page.text
+    assert british_words(re.sub(r'(href|action|hx-get|id)="[^"]*"', "", page.text)) == []
+    imports = await client.get(f"/companies/{tree.north['id']}/imports")
+    assert "<h1>Import Licence Renewal</h1>" in imports.text

@@ -28,10 +28,10 @@ from portal.tables import Company, OutboxEmail, User
 STATUSES = ("queued", "sent", "captured", "failed")
 KINDS = {
     "expiry_reminder": "72-hour reminder",
-    "expiry_notice": "Licences ended",
+    "expiry_notice": "Licenses ended",
     "trial_reminder": "Trial ending",
     "trial_notice": "Trial ended",
-    "order_requested": "Licences requested",
+    "order_requested": "Licenses requested",
     "order_assigned": "Order assigned",
     "order_declined": "Order declined",
     "invitation": "Invitation",

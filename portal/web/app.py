@@ -186,7 +186,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
         # The portal configures logging itself (portal/logs.py); Litestar's default would replace its handler.
         logging_config=None,
         openapi_config=OpenAPIConfig(
-            title="Licence Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
+            title="License Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
         ),
         lifespan=[lifespan],
         # Sign-in and "Forgot password?" limits (portal/web/throttle.py): counted in

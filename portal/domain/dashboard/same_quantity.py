@@ -27,7 +27,7 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict:
     company = await get_company(actor, rows[0]["company_id"] if rows else 0)
     batch = describe_batch(rows[0], now)
     if batch["is_trial"]:
-        raise ValidationFailed({"batch": "A Free trial is not renewed as it is: request Premium licences instead."})
+        raise ValidationFailed({"batch": "A Free trial is not renewed as it is: request Premium licenses instead."})
     if batch["renewed_at"] is not None:
         raise ValidationFailed({"batch": f"This batch was already renewed on {batch['renewed_at']:%d %b %Y}."})
     if abs(batch["ends_at"] - now) > SOON:

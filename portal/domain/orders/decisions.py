@@ -89,7 +89,7 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             "order_assigned",
             order["company"],
             await outbox.managers_of(order["company"]),
-            f"{order['quantity']} licences are ready to allocate",
+            f"{order['quantity']} licenses are ready to allocate",
             f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
             f"They run until {ends_at:%d %B %Y}, whenever you allocate them.\n\n"
             "Allocate them under Licenses → Expired Licenses → Select users Manually:\n"
@@ -159,8 +159,8 @@ async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime)
             "order_declined",
             order["company"],
             await outbox.managers_of(order["company"]),
-            f"Your order of {order['quantity']} licences was declined",
-            f"{actor.name} declined the order of {order['quantity']} licences: {reason}",
+            f"Your order of {order['quantity']} licenses was declined",
+            f"{actor.name} declined the order of {order['quantity']} licenses: {reason}",
             now,
             dedupe=f"order_declined:{order['id']}",
         )
@@ -185,7 +185,7 @@ async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) 
     product, assigned at once by the partner manager; it ends by itself."""
     require_partner_manager(actor)
     if await LicenceBatch.exists().where(LicenceBatch.company == company_id):
-        raise ValidationFailed({"trial": "A Free trial is for customers that never held licences."})
+        raise ValidationFailed({"trial": "A Free trial is for customers that never held licenses."})
     trial = await catalogue.product_by_code(catalogue.TRIAL)
     async with db.write_transaction():
         order = await request_order(actor, company_id, seats, trial["id"], "", now)
