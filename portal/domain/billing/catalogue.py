@@ -52,7 +52,6 @@ DEFAULT_ITEMS: tuple[DefaultItem, ...] = (
     DefaultItem("report_ecosystem", "addon", "Security awareness benchmark report", 6_000_00, "once"),
     DefaultItem("report_full", "addon", "Human risk assessment report", 8_000_00, "once"),
 )
-
 _ORDER = {item.code: position for position, item in enumerate(DEFAULT_ITEMS)}
 
 
