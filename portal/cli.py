@@ -119,7 +119,7 @@ def _smtp_problem() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="portal", description="Licence renewal portal")
+    parser = argparse.ArgumentParser(prog="portal", description="License renewal portal")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("demo", help="apply migrations and load demo data into an empty database")
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
         configure_logging(settings.log_format)
         demo = asyncio.run(_prepare(demo=not args.no_demo))
-        print(f"\nLicence Portal on {settings.base_url}")
+        print(f"\nLicense Portal on {settings.base_url}")
         if demo:
             _print_logins(settings.base_url)
         if not settings.redis_url:

@@ -56,7 +56,7 @@ async def buy_pro_online(page: Page) -> str:
     """Billing → Buy a licence → Pro, 20 extra users, Pay Online → the price → the test card → Pay Online."""
     await nav_link(page, "Billing").click()
     await expect(page.get_by_role("heading", name="Billing", exact=True)).to_be_visible()
-    await page.get_by_role("link", name="Buy a licence").first.click()
+    await page.get_by_role("link", name="Buy a license").first.click()
     await page.get_by_role("radio", name=re.compile(r"^Pro: ")).check()
     await page.get_by_label(re.compile(r"^Extra standard users")).fill("20")
     await page.get_by_role("radio", name=re.compile(r"^Pay Online")).check()
@@ -80,7 +80,7 @@ async def buy_pro_online(page: Page) -> str:
     ends = {day(money.term_end(before)), day(money.term_end(after))}
     message = flash(page)
     await expect(message).to_contain_text(f"Paid {PRO_20_TOTAL} by card")
-    found = re.search(r"30 licences are ready to allocate, until (.+)\.$", await message.inner_text())
+    found = re.search(r"30 licenses are ready to allocate, until (.+)\.$", await message.inner_text())
     assert found and found.group(1) in ends, await message.inner_text()
     await expect(page.get_by_test_id("seats")).to_contain_text("30")
     return found.group(1)
@@ -114,7 +114,7 @@ async def cancel(page: Page, end: str) -> None:
     page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Cancel", exact=True).click()
     await expect(flash(page)).to_have_text(
-        f"Cancelled: nothing renews. The licence runs until {end}; you can undo this before then."
+        f"Cancelled: nothing renews. The license runs until {end}; you can undo this before then."
     )
     await expect(page.get_by_test_id("end-date")).to_have_text(end)
     await expect(page.get_by_role("button", name="Undo cancellation")).to_be_visible()
@@ -146,7 +146,7 @@ async def test_buy_online_upgrade_cancel_and_pay_by_invoice(browser: Browser, li
     try:
         await sign_in(customer, INVOICE_MANAGER)
         await nav_link(customer, "Billing").click()
-        await customer.get_by_role("link", name="Buy a licence").first.click()
+        await customer.get_by_role("link", name="Buy a license").first.click()
         await customer.get_by_role("radio", name=re.compile(r"^Lite: ")).check()
         await customer.get_by_label(re.compile(r"^Extra standard users")).fill("3")
         await customer.get_by_role("radio", name=re.compile(r"^Pay by Invoice")).check()
@@ -156,7 +156,7 @@ async def test_buy_online_upgrade_cancel_and_pay_by_invoice(browser: Browser, li
         await expect(customer.get_by_label("Card number")).to_have_count(0)
         await customer.get_by_role("button", name="Pay by Invoice").click()
         await expect(flash(customer)).to_contain_text("for $4,080.00 USD was issued")
-        await expect(flash(customer)).to_contain_text("The licences are assigned once it is paid.")
+        await expect(flash(customer)).to_contain_text("The licenses are assigned once it is paid.")
         number = re.search(r"Invoice (INV-\d+)", await flash(customer).inner_text()).group(1)
 
         await sign_in(partner, PARTNER)
@@ -170,7 +170,7 @@ async def test_buy_online_upgrade_cancel_and_pay_by_invoice(browser: Browser, li
         paid_at = datetime.now(UTC)
         await partner.get_by_role("button", name="Record payment").click()
         await expect(flash(partner)).to_contain_text(f"Payment of $4,080.00 USD recorded on invoice {number}.")
-        await expect(flash(partner)).to_contain_text("8 licences assigned")
+        await expect(flash(partner)).to_contain_text("8 licenses assigned")
         await expect(partner.get_by_test_id("invoice-status")).to_have_text("Paid")
 
         ends = {day(money.term_end(paid_at)), day(money.term_end(datetime.now(UTC)))}
@@ -272,7 +272,7 @@ async def _invoice_link(page: Page, number: str) -> str:
 async def _buy_with_addon_by_invoice(page: Page) -> str:
     """Lite, 1 read-only user and the onboarding course, by invoice; returns the invoice's page."""
     await nav_link(page, "Billing").click()
-    await page.get_by_role("link", name="Buy a licence").first.click()
+    await page.get_by_role("link", name="Buy a license").first.click()
     await page.get_by_role("radio", name=re.compile(r"^Lite: ")).check()
     await page.get_by_label(re.compile(r"^Read-only users")).fill("1")
     await page.get_by_role("checkbox", name=re.compile(r"^Onboarding")).check()

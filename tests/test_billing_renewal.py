@@ -203,7 +203,7 @@ async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_hol
     )
     (mail,) = await mails("subscription_renewed")
     assert mail["to_email"] == tree.email("direct")
-    assert mail["subject"] == "Your Pro licence is renewed until 10 Mar 2028"
+    assert mail["subject"] == "Your Pro license is renewed until 10 Mar 2028"
     assert "INV-00001 from Acme MSP: $6,780.00 USD, paid by the card ending 4242" in mail["body"]
     actions = [e["action"] for e in await AuditEntry.select(AuditEntry.action).order_by(AuditEntry.id)]
     assert actions == ["invoice.issue", "subscription.provision", "invoice.charged", "invoice.paid"]
@@ -498,13 +498,13 @@ async def test_invoice_subscription_gets_its_renewal_invoice_30_days_ahead_and_o
         END,
     )
     (issued_mail,) = await mails("renewal_invoice")
-    assert issued_mail["subject"] == "Renewal invoice INV-00001 for the licences of Direct Customer"
+    assert issued_mail["subject"] == "Renewal invoice INV-00001 for the licenses of Direct Customer"
     assert "$6,780.00 USD" in issued_mail["body"] and f"/invoices/{invoice['id']}" in issued_mail["body"]
     assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(hours=73)) == {"issued": 0, "reminded": 0}
     assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(hours=72)) == {"issued": 0, "reminded": 1}
     assert await invoice_subscriptions.issue_renewal_invoices(END - timedelta(hours=1)) == {"issued": 0, "reminded": 0}
     (reminder,) = await mails("renewal_invoice_reminder")
-    assert reminder["subject"].startswith("Reminder: the licences of Direct Customer end on 10 Mar 2027")
+    assert reminder["subject"].startswith("Reminder: the licenses of Direct Customer end on 10 Mar 2027")
     # Online subscriptions are never invoiced this way (the renewal job charges them).
     assert (await online.renew_due(DUE))["claimed"] == 0
 

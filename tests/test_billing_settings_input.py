@@ -29,7 +29,10 @@ async def test_a_tax_rate_out_of_any_range_is_said_on_the_form(client, tree, rat
 async def test_a_price_out_of_any_range_is_said_on_the_form(client, tree, price):
     await sign_in(client, tree.email("sub"))
     refused = await post_form(
-        client, "/billing/settings", "/billing/catalogue/pro", {"price": price, "included_users": "10", "active": "yes"}
+        client,
+        "/billing/settings",
+        "/billing/catalogue",
+        {"price.pro": price, "included_users.pro": "10", "active.pro": "yes"},
     )
     assert refused.status_code == 400
     assert any(message in refused.text for message in PRICE_ERRORS)

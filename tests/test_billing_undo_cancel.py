@@ -54,7 +54,7 @@ async def test_the_subscriptions_page_offers_undo_to_whoever_may(client, tree):
     page_path = f"/companies/{tree.north['id']}/billing/subscriptions"
     page = await client.get(page_path)
     assert "/undo-cancel" not in page.text
-    assert "Cancelled by your partner's staff: the licence ends on" in page.text
+    assert "Cancelled by your partner's staff: the license ends on" in page.text
     refused = await post_form(client, page_path, f"/billing/subscriptions/{sub['id']}/undo-cancel", {})
     assert refused.status_code == 302
     assert flashes((await client.get(page_path)).text) == [STAFF_CANCELLED]

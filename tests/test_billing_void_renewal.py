@@ -42,12 +42,12 @@ def test_what_an_unpaid_renewal_leads_to_by_method():
     assert online_words == (
         "the subscription pays online, and the renewal job takes a void renewal invoice as a declined card: "
         "nothing is charged, the managers are e-mailed each time it is tried (again on 12 Mar 2027, 14 Mar 2027 "
-        "and 17 Mar 2027), and the subscription lapses on 17 Mar 2027. Its licences end on 10 Mar 2027. "
+        "and 17 Mar 2027), and the subscription lapses on 17 Mar 2027. Its licenses end on 10 Mar 2027. "
         "To have the card charged instead, use Void and reissue."
     )
     assert void_effect(schedule.if_unpaid({**sub, "method": "invoice"})) == (
         "no other renewal invoice or reminder is sent for this term: the subscription lapses at its end, "
-        "10 Mar 2027, and its licences end with it. To bill the renewal differently, use Void and reissue."
+        "10 Mar 2027, and its licenses end with it. To bill the renewal differently, use Void and reissue."
     )
     assert void_effect(None) == "its subscription stays as it is."
 

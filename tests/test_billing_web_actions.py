@@ -57,7 +57,7 @@ async def test_the_dashboard_lists_the_add_ons_bought_with_their_dates(client, t
     day = format_day(invoice["paid_at"])
     link = f'invoice <a href="/invoices/{invoice["id"]}">INV-00001</a>'
     assert f'Onboarding online course <span class="muted">bought {day}, {link}</span>' in addons
-    assert f'Network summary report <span class="muted">bought {day}, {link}</span>' in addons
+    assert f'Phishing simulation report <span class="muted">bought {day}, {link}</span>' in addons
     assert "Lite" not in addons  # the tier is the plan, not an add-on
 
 

@@ -93,7 +93,7 @@ async def request_licences(page: Page) -> None:
     await expect(page).to_have_url(re.compile(r"/licences\?tab=orders"))
     await expect(licence_tab(page, "Orders")).to_have_attribute("aria-selected", "true")
     await expect(
-        page.get_by_role("status").filter(has_text=f"Your request for {QUANTITY} licences was sent")
+        page.get_by_role("status").filter(has_text=f"Your request for {QUANTITY} licenses was sent")
     ).to_be_visible()
     mine = page.locator("#licence-tab tbody tr").filter(has_text=CUSTOMER_NAME)
     await expect(mine).to_have_count(1)

@@ -184,7 +184,7 @@ async def test_serve_prints_demo_logins_only_when_demo_data_is_there(no_demo):
             proc.kill()
             out, _ = await proc.communicate()
     banner = out.decode()
-    assert f"Licence Portal on http://127.0.0.1:{port}" in banner
+    assert f"License Portal on http://127.0.0.1:{port}" in banner
     if no_demo:
         assert "Demo logins" not in banner and "licences-demo" not in banner
         assert await Company.count() == 0

@@ -57,7 +57,7 @@ async def test_a_fragment_leaves_the_message_for_the_next_page(client, tree):
     )
     assert "<html" not in fragment.text and flashes(fragment.text) == []
     page = await client.get(f"/companies/{tree.north['id']}/licences?tab=orders")
-    assert flashes(page.text) == ["Your request for 7 licences was sent to your account managers."]
+    assert flashes(page.text) == ["Your request for 7 licenses was sent to your account managers."]
 
 
 async def test_messages_are_text_not_markup(client, tree):

@@ -139,7 +139,7 @@ async def test_renewal_by_csv_from_excel(browser: Browser, live_server: LiveServ
     }
     assert len(set(ends.values())) == 1 and min(ends.values()) > datetime.now(UTC)
     new_end = next(iter(ends.values())).strftime("%d %b %Y")
-    await result.get_by_role("link", name="Active licences").click()
+    await result.get_by_role("link", name="Active licenses").click()
     rows = page.locator("#allocate-form tbody tr")
     for _, email in (first, second):
         row = rows.filter(has=page.get_by_role("cell", name=email, exact=True))

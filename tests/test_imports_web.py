@@ -130,7 +130,7 @@ async def test_learners_export_neutralises_formulas(client, tree):
     download = await client.get(f"/companies/{tree.north['id']}/learners.csv")
     assert download.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
-    assert rows[0] == ["Name", "E-mail", "Role", "Status", "Licence ends"]
+    assert rows[0] == ["Name", "E-mail", "Role", "Status", "License ends"]
     assert ['\'=HYPERLINK("http://x")', "formula@north.example", "Learner", "Unlicensed", ""] in rows
     assert ["Plain Person", "plain@north.example", "Learner", "Unlicensed", ""] in rows
 

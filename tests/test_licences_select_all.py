@@ -46,5 +46,5 @@ async def test_select_all_outside_the_wing_is_not_found(tree):
 
 
 def test_an_empty_tab_says_who_is_missing_and_among_whom():
-    assert tabs.empty_tab_message("expired", "") == "No one's licence has expired."
+    assert tabs.empty_tab_message("expired", "") == "No one's license has expired."
     assert tabs.empty_tab_message("active", "dana") == "No one holds a running seat among users matching “dana”."

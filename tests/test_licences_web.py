@@ -32,13 +32,13 @@ async def request_licences(client, company_id: int, quantity, po: str = "", conf
 async def test_request_licenses_validates_and_queues_an_email(client, tree):
     await sign_in(client, tree.email("north"))
     bad = await request_licences(client, tree.north["id"], "zero")
-    assert bad.status_code == 400 and "Enter how many licences, 1 or more." in bad.text
+    assert bad.status_code == 400 and "Enter how many licenses, 1 or more." in bad.text
     assert await LicenceOrder.count() == 0
     done = await request_licences(client, tree.north["id"], 25, po="PO-42")
     assert done.headers["location"] == f"/companies/{tree.north['id']}/licences?tab=orders"
     page = await client.get(done.headers["location"])
     assert "PO-42" in page.text and "Requested" in page.text
-    assert "Your request for 25 licences was sent to your account managers." in page.text
+    assert "Your request for 25 licenses was sent to your account managers." in page.text
     mail = await OutboxEmail.select().where(OutboxEmail.kind == "order_requested").first()
     assert mail["to_email"] == tree.email("sub") and "25" in mail["subject"]
 
@@ -275,7 +275,7 @@ async def test_assign_and_decline_work_as_plain_forms(client, tree):
     assert (await LicenceOrder.select().where(LicenceOrder.id == second["id"]).first())["status"] == "requested"
     declined = await post_form(client, other, f"/licences/orders/{second['id']}/decline", {"reason": "Budget"})
     assert declined.headers["location"] == "/licences/orders"
-    assert "Declined the order of 6 licences from North Customer." in (await client.get("/licences/orders")).text
+    assert "Declined the order of 6 licenses from North Customer." in (await client.get("/licences/orders")).text
 
 
 async def test_select_all_is_a_page_without_javascript(client, tree):

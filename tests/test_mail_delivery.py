@@ -84,7 +84,7 @@ async def queue(tree, to: list[str], kind: str = "order_assigned", dedupe: str =
         kind,
         tree.north["id"],
         to,
-        "12 licences are ready to allocate",
+        "12 licenses are ready to allocate",
         "Allocate them here:\nhttp://127.0.0.1:8000/companies/1/licences?tab=expired",
         T0,
         dedupe=dedupe,
@@ -170,7 +170,7 @@ async def test_a_sent_email_cannot_be_resent(tree, smtp):
     await queue(tree, [tree.email("north")])
     await deliver_batch(T0, smtp.config)
     partner = await load_actor(tree.managers["partner"]["id"], None)
-    with pytest.raises(ValidationFailed, match="Only failed or captured"):
+    with pytest.raises(ValidationFailed, match="Only an e-mail that failed or was not sent"):
         await outbox.resend(partner, (await rows())[tree.email("north")]["id"], T0)
 
 

@@ -260,4 +260,4 @@ async def test_a_reminder_still_queued_when_the_batch_ends_is_withdrawn_not_sent
     expiry = [m["Subject"] for m in server.sink.messages if "Premium for" in m["Subject"]]
     assert expiry == ["Security Awareness Training — Premium for North Customer has ended"]
     reminder = await OutboxEmail.select().where(OutboxEmail.kind == "expiry_reminder").first()
-    assert reminder["status"] == "failed" and reminder["error"].startswith("Not sent: the licences had ended")
+    assert reminder["status"] == "failed" and reminder["error"].startswith("Not sent: the licenses had ended")

@@ -114,7 +114,7 @@ async def test_the_filtered_list_downloads_whole_as_csv_safe_for_a_spreadsheet(c
     download = await client.get("/licences/orders/export.csv?status=requested&min_quantity=2")
     assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
-    assert rows[0][:4] == ["Requested", "Customer", "Licence", "Quantity"]
+    assert rows[0][:4] == ["Requested", "Customer", "License", "Quantity"]
     # 30 requested by North, one of them declined since, one below the minimum; Other's are not in the wing.
     assert sorted(int(r[3]) for r in rows[1:]) == list(range(2, 30))
     assert {r[1] for r in rows[1:]} == {"North Customer"} and {r[6] for r in rows[1:]} == {"Requested"}

@@ -32,7 +32,7 @@ async def test_a_likely_slip_is_warned_and_sent_only_by_request_anyway(client, t
 
     warned = await request_licences(client, tree.north["id"], 8, po="PO-8", confirm=False)
     assert warned.status_code == 200 and 'data-testid="request-warning"' in warned.text
-    assert "North Customer already has a request waiting for its account managers: 5 licences, requested" in warned.text
+    assert "North Customer already has a request waiting for its account managers: 5 licenses, requested" in warned.text
     assert await LicenceOrder.count() == 1  # nothing written
     form = re.search(r'<div class="alert warn".*?</form>', warned.text, re.S).group(0)
     premium = await product_by_code(PREMIUM)
@@ -54,7 +54,7 @@ async def test_a_quantity_above_the_partners_limit_is_refused_where_it_was_typed
     await sign_in(client, tree.email("north"))
     refused = await request_licences(client, tree.north["id"], 101)
     assert refused.status_code == 400 and 'aria-invalid="true"' in refused.text
-    assert "At most 100 licences in one order: the largest order your account managers accept." in refused.text
+    assert "At most 100 licenses in one order: the largest order your account managers accept." in refused.text
     assert 'value="101"' in refused.text and await LicenceOrder.count() == 0
 
 
@@ -100,7 +100,7 @@ async def test_assign_confirmation_is_a_page_without_javascript(client, tree):
     asked = await post_form(client, menu, f"/licences/orders/{order['id']}/assign", {})
     assert asked.status_code == 200 and "<html" in asked.text and "Assign this order?" in asked.text
     assert "<dt>Customer</dt><dd>North Customer</dd>" in asked.text and "<dt>Quantity</dt><dd>3</dd>" in asked.text
-    assert "<dt>Licence</dt><dd>Security Awareness Training — Premium</dd>" in asked.text
+    assert "<dt>License</dt><dd>Security Awareness Training — Premium</dd>" in asked.text
     assert "hx-post" not in asked.text and await LicenceBatch.count() == 0
     done = await client.post(
         f"/licences/orders/{order['id']}/assign", data={"_csrf_token": csrf_of(asked.text), **CONFIRM}

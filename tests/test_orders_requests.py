@@ -53,7 +53,7 @@ async def test_a_request_while_another_waits_is_held_until_confirmed(tree):
     with pytest.raises(requests.NeedsConfirmation) as held:
         await requests.request_order(customer, tree.north["id"], 5, None, "", T0, confirmed=False)
     assert held.value.advice.warnings() == [
-        "North Customer already has a request waiting for its account managers: 25 licences, requested 15 Jan 2026."
+        "North Customer already has a request waiting for its account managers: 25 licenses, requested 15 Jan 2026."
     ]
     assert await LicenceOrder.count() == 1
     assert await OutboxEmail.count().where(OutboxEmail.kind == "order_requested") == 1
@@ -61,7 +61,7 @@ async def test_a_request_while_another_waits_is_held_until_confirmed(tree):
     with pytest.raises(requests.NeedsConfirmation) as two:
         await requests.request_order(customer, tree.north["id"], 1, None, "", T0, confirmed=False)
     assert two.value.advice.warnings() == [
-        "North Customer already has 2 requests waiting for its account managers, 30 licences in all."
+        "North Customer already has 2 requests waiting for its account managers, 30 licenses in all."
     ]
     assert await LicenceOrder.count() == 2
 
@@ -96,11 +96,11 @@ async def test_quantities_above_the_partners_limit_are_refused_with_nothing_writ
     with pytest.raises(ValidationFailed) as refused:
         await requests.request_order(customer, tree.north["id"], 10_001, None, "", T0)
     assert refused.value.errors == {
-        "quantity": "At most 10,000 licences in one order: the largest order your account managers accept. "
+        "quantity": "At most 10,000 licenses in one order: the largest order your account managers accept. "
         "Ask them if you need more."
     }
     await partner_settings.save(partner, tree.sub["id"], max_order_quantity=50, low_seat_threshold=0, now=T0)
-    with pytest.raises(ValidationFailed, match="At most 50 licences in one order"):
+    with pytest.raises(ValidationFailed, match="At most 50 licenses in one order"):
         await requests.request_order(customer, tree.north["id"], 51, None, "", T0)
     assert await LicenceOrder.count() == 0
     assert (await requests.request_order(customer, tree.north["id"], 50, None, "", T0))["quantity"] == 50

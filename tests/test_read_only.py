@@ -60,7 +60,7 @@ async def test_read_only_managers_are_capped_by_the_credits_bought(tree):
     first, token = await users.create_user(customer, tree.north["id"], "a@north.example", "A", "read_only", T0)
     assert first["role"] == "read_only" and token  # invited to choose a password, like a manager
     invitation = await OutboxEmail.select(OutboxEmail.subject).where(OutboxEmail.to_email == "a@north.example").first()
-    assert invitation["subject"] == "You are a read-only manager of North Customer on the Licence Portal"
+    assert invitation["subject"] == "You are a read-only manager of North Customer on the License Portal"
 
     # Two at once for the last credit: one gets it.
     results = await asyncio.gather(

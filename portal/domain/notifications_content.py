@@ -117,7 +117,7 @@ async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int
     senders: dict[Any, tuple[str, str | None]] = await _senders({r["company"] for r in rows if r.get("company")})
     out = {}
     for row in rows:
-        sender_name, reply_to = senders.get(row.get("company"), ("Licence portal", None))
+        sender_name, reply_to = senders.get(row.get("company"), ("License portal", None))
         batch = batches.get(row.get("batch")) if not row["body"] else None
         if row["kind"] in BATCH_KINDS and batch is not None:
             out[row["id"]] = _batch_content(row, batch, sender_name, reply_to, now)
@@ -144,5 +144,5 @@ def _batch_content(row: dict, batch: dict, sender_name: str, reply_to: str | Non
     html = env.get_template(f"{row['kind']}.html").render(context)
     withdrawn = None
     if now is not None and row["kind"].endswith("_reminder") and batch["ends_at"] <= now:
-        withdrawn = "Not sent: the licences had ended before it could go; the expiry notice says so instead."
+        withdrawn = "Not sent: the licenses had ended before it could go; the expiry notice says so instead."
     return Content(row["subject"], text, html, sender_name, reply_to, withdrawn)

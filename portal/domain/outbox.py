@@ -28,10 +28,10 @@ from portal.tables import Company, OutboxEmail, User
 STATUSES = ("queued", "sent", "captured", "failed")
 KINDS = {
     "expiry_reminder": "72-hour reminder",
-    "expiry_notice": "Licences ended",
+    "expiry_notice": "Licenses ended",
     "trial_reminder": "Trial ending",
     "trial_notice": "Trial ended",
-    "order_requested": "Licences requested",
+    "order_requested": "Licenses requested",
     "order_assigned": "Order assigned",
     "order_declined": "Order declined",
     "invitation": "Invitation",
@@ -289,7 +289,7 @@ async def resend(actor: Actor, email_id: int, now: datetime) -> int:
     row = await get_email(actor, email_id)
     if row["status"] not in ("failed", "captured"):
         raise ValidationFailed(
-            {"status": f"Only failed or captured e-mails can be sent again; this one is {row['status']}."}
+            {"status": f"Only an e-mail that failed or was not sent can be sent again; this one is {row['status']}."}
         )
     copies = await OutboxEmail.count().where((OutboxEmail.resent_from == email_id) & (OutboxEmail.status == "queued"))
     if copies:

@@ -170,9 +170,9 @@ async def request_password_reset(email: str, now: datetime, attempts: AttemptCou
             "password_reset",
             SECRET_MAIL_COMPANY,
             [email],
-            "Set a new password for the Licence Portal",
+            "Set a new password for the License Portal",
             f"Hello {user['name']},\n\n"
-            f"Someone (we hope you) asked to set a new password for {email} on the Licence Portal.\n"
+            f"Someone (we hope you) asked to set a new password for {email} on the License Portal.\n"
             f"Choose it here within {int(RESET_VALID_FOR.total_seconds() // 3600)} hour; the link works once:\n\n"
             f"{outbox.link(f'/set-password/{token}')}\n\n"
             "If you did not ask, ignore this e-mail: your password stays as it is.\n",

@@ -145,9 +145,9 @@ async def _queue_invitation(
         "invitation",
         None,  # no company: the E-mails page must not show the link to other managers
         [email],
-        f"You are {as_what} of {company['name']} on the Licence Portal",
+        f"You are {as_what} of {company['name']} on the License Portal",
         f"Hello {name},\n\n"
-        f"{actor.name} added you as {as_what} of {company['name']} on the Licence Portal.\n"
+        f"{actor.name} added you as {as_what} of {company['name']} on the License Portal.\n"
         f"Choose your password here within {hours} hours; the link works once:\n\n"
         f"{outbox.link(f'/set-password/{token}')}\n",
         now,

@@ -56,7 +56,7 @@ async def _partner(request: Request) -> dict:
     security=[{"partnerKey": []}],
     tags=["entitlements"],
     summary="Is this e-mail licensed?",
-    description="Licence status of the user with this e-mail, if they belong to a company under the key's "
+    description="License status of the user with this e-mail, if they belong to a company under the key's "
     "partner. 404 for anyone else, exactly as for an unknown address.",
     responses={},
 )

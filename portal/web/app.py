@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -88,6 +89,12 @@ def _engine_setup(engine: JinjaTemplateEngine) -> None:
     env.filters["when"] = lambda value: value.strftime("%d %b %Y %H:%M UTC") if isinstance(value, datetime) else ""
     env.filters["day"] = lambda value: value.strftime("%d %b %Y") if isinstance(value, datetime) else ""
     env.filters["licence_status"] = licence_status
+    env.filters["po"] = _po_label
+
+
+def _po_label(number: str) -> str:
+    """A purchase order number as words: "PO 1000", but "PO-1000" as it is (not "PO PO-1000")."""
+    return number if re.match(r"p\.?o(?![a-z])", number, re.IGNORECASE) else f"PO {number}"
 
 
 def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None = None) -> Litestar:
@@ -181,7 +188,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
         # The portal configures logging itself (portal/logs.py); Litestar's default would replace its handler.
         logging_config=None,
         openapi_config=OpenAPIConfig(
-            title="Licence Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
+            title="License Portal API", version="1", components=API_KEY_SCHEME, path="/schema"
         ),
         lifespan=[lifespan],
         # Sign-in and "Forgot password?" limits (portal/web/throttle.py): counted in

@@ -211,7 +211,15 @@ class LicenceController(Controller):
             return await self._order_form(request, actor, company_id, values, {}, advice=warned.advice, confirming=True)
         except ValidationFailed as invalid:
             return await self._order_form(request, actor, company_id, values, invalid.errors, status_code=400)
-        flash(request, f"Your request for {order['quantity']:,} licences was sent to your account managers.")
+        if actor.managing_id:
+            # An account manager asked, inside the customer: the next step is theirs.
+            flash(
+                request,
+                f"{actor.managing_name}’s request for {order['quantity']:,} licenses is waiting in Requested Orders: "
+                "Exit, then Assign it under Licenses → Orders.",
+            )
+        else:
+            flash(request, f"Your request for {order['quantity']:,} licenses was sent to your account managers.")
         return Redirect(f"/companies/{company_id}/licences?tab=orders")
 
     @post("/orders/{order_id:int}/cancel")

@@ -127,7 +127,7 @@ class OrderController(Controller):
             request,
             actor,
             order_id,
-            done=lambda o: f"Declined the order of {o['quantity']:,} licences from {o['company_name']}.",
+            done=lambda o: f"Declined the order of {o['quantity']:,} licenses from {o['company_name']}.",
         )
 
     async def _confirm_assign(self, request: HTMXRequest, actor, order_id: int) -> Template | Redirect:

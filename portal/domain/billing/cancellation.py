@@ -176,7 +176,7 @@ async def confirm_cancellation(actor: Actor, subscription_id: int, now: datetime
             await outbox.managers_of(subscription["company"]),
             "Your subscription is cancelled",
             "Your subscription will not renew."
-            + (f" Your licences run until {format_day(subscription['term_end'])}." if subscription["term_end"] else ""),
+            + (f" Your licenses run until {format_day(subscription['term_end'])}." if subscription["term_end"] else ""),
             now,
             dedupe=f"subscription_cancelled:{subscription['id']}:{now.isoformat()}",
         )

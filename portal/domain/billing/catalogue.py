@@ -46,9 +46,11 @@ DEFAULT_ITEMS: tuple[DefaultItem, ...] = (
     DefaultItem(STANDARD_USER, "user_credit", "Additional standard user", 30_00, "month"),
     DefaultItem(READ_ONLY_USER, "user_credit", "Read-only user", 5_00, "month"),
     DefaultItem("onboarding", "addon", "Onboarding online course", 2_000_00, "once"),
-    DefaultItem("report_summary", "addon", "Network summary report", 4_000_00, "once"),
-    DefaultItem("report_ecosystem", "addon", "Ecosystem report", 6_000_00, "once"),
-    DefaultItem("report_full", "addon", "Full data science report", 8_000_00, "once"),
+    # The guide's prepared reports ($4,000-$8,000), named for what a security-awareness
+    # partner sells; each partner may rename its add-ons (save_items).
+    DefaultItem("report_summary", "addon", "Phishing simulation report", 4_000_00, "once"),
+    DefaultItem("report_ecosystem", "addon", "Security awareness benchmark report", 6_000_00, "once"),
+    DefaultItem("report_full", "addon", "Human risk assessment report", 8_000_00, "once"),
 )
 _ORDER = {item.code: position for position, item in enumerate(DEFAULT_ITEMS)}
 
@@ -98,6 +100,31 @@ async def item(partner_id: int, code: str) -> dict:
     return found
 
 
+MAX_NAME = 100
+
+
+@dataclass(frozen=True)
+class ItemChange:
+    """What the catalogue form says of one item. `name`: an add-on's new display
+    name (a partner sells its own reports under its own names); None keeps it."""
+
+    code: str
+    price_cents: int
+    included_users: int | None
+    active: bool
+    name: str | None = None
+
+
+class CatalogueRefused(ValidationFailed):
+    """Fields of some items refused (`by_item`: code → field → message); nothing was saved."""
+
+    def __init__(self, by_item: dict[str, dict[str, str]]) -> None:
+        super().__init__(
+            {f"{code}.{field}": text for code, fields in by_item.items() for field, text in fields.items()}
+        )
+        self.by_item = by_item
+
+
 async def save_item(
     actor: Actor,
     partner_id: int,
@@ -107,49 +134,102 @@ async def save_item(
     included_users: int | None,
     active: bool,
     now: datetime,
+    name: str | None = None,
 ) -> dict:
-    """A partner manager sets an item's price (and a tier's included users),
-    or takes it off sale. Prices already on issued invoices do not change."""
+    """One item of the catalogue, as save_items saves them; its errors by field."""
+    try:
+        (saved,) = await save_items(
+            actor, partner_id, [ItemChange(code, price_cents, included_users, active, name)], now=now
+        )
+    except CatalogueRefused as refused:
+        raise ValidationFailed(refused.by_item[code]) from None
+    return saved
+
+
+async def save_items(actor: Actor, partner_id: int, changes: list[ItemChange], *, now: datetime) -> list[dict]:
+    """A partner manager sets items' prices (and a tier's included users, an
+    add-on's name), or takes them off sale: all of them or, if any field is
+    refused, none. Only the items that change are written and audited. Prices
+    and names already on issued invoices do not change."""
     require_partner_manager(actor)
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)
     if seller["kind"] == "customer":
         raise NotFound("No such seller.")
-    current = next((row for row in await items(partner_id) if row["code"] == code), None)
-    if current is None:
+    rows = {row["code"]: row for row in await items(partner_id)}
+    if any(change.code not in rows for change in changes):
         raise NotFound("No such item.")
-    errors: dict[str, str] = {}
-    if not 0 <= price_cents <= MAX_PRICE_CENTS:
-        errors["price_cents"] = "Enter a price from 0 to 100,000,000.00."
-    if current["kind"] == "tier":
-        if included_users is None or not 0 <= included_users <= MAX_INCLUDED_USERS:
-            errors["included_users"] = f"Enter how many standard users it includes, 0 to {MAX_INCLUDED_USERS:,}."
-    else:
-        included_users = current["included_users"]
-    if errors:
-        raise ValidationFailed(errors)
-    currency = (await profile(partner_id))["currency"]
-    async with db.write_transaction():
-        await CatalogueItem.update(
+    names = {code: row["name"] for code, row in rows.items()}
+    names.update({c.code: " ".join(c.name.split()) for c in changes if c.name is not None})
+    refused: dict[str, dict[str, str]] = {}
+    saved: list[dict] = []
+    for change in changes:
+        current = rows[change.code]
+        errors: dict[str, str] = {}
+        if not 0 <= change.price_cents <= MAX_PRICE_CENTS:
+            errors["price_cents"] = "Enter a price from 0 to 100,000,000.00."
+        included_users = change.included_users
+        if current["kind"] == "tier":
+            if included_users is None or not 0 <= included_users <= MAX_INCLUDED_USERS:
+                errors["included_users"] = f"Enter how many standard users it includes, 0 to {MAX_INCLUDED_USERS:,}."
+        else:
+            included_users = current["included_users"]
+        name = names[change.code]
+        if change.name is not None and name != current["name"]:
+            if current["kind"] != "addon":
+                errors["name"] = "Only an add-on's name can be changed."
+            elif not name:
+                errors["name"] = "Give the add-on a name."
+            elif len(name) > MAX_NAME:
+                errors["name"] = f"Use at most {MAX_NAME} characters."
+            elif any(other.casefold() == name.casefold() for code, other in names.items() if code != change.code):
+                errors["name"] = f"Another item is already called {name}."
+        if errors:
+            refused[change.code] = errors
+        saved.append(
             {
-                CatalogueItem.price_cents: price_cents,
-                CatalogueItem.included_users: included_users,
-                CatalogueItem.active: active,
-            }
-        ).where(CatalogueItem.id == current["id"])
-        await audit.record(
-            actor,
-            "billing.catalogue_item.save",
-            partner_id,
-            now,
-            {
-                "code": code,
-                "currency": currency,
-                "price_cents": price_cents,
-                "old_price_cents": current["price_cents"],
+                **current,
+                "name": name,
+                "price_cents": change.price_cents,
                 "included_users": included_users,
-                "active": active,
-            },
+                "active": change.active,
+            }
         )
-    return {**current, "price_cents": price_cents, "included_users": included_users, "active": active}
+    if refused:
+        raise CatalogueRefused(refused)
+    currency = (await profile(partner_id))["currency"]
+    fields = ("name", "price_cents", "included_users", "active")
+    async with db.write_transaction():
+        for item_now in saved:
+            current = rows[item_now["code"]]
+            if all(item_now[f] == current[f] for f in fields):
+                continue
+            await CatalogueItem.update(
+                {
+                    CatalogueItem.name: item_now["name"],
+                    CatalogueItem.price_cents: item_now["price_cents"],
+                    CatalogueItem.included_users: item_now["included_users"],
+                    CatalogueItem.active: item_now["active"],
+                }
+            ).where(CatalogueItem.id == current["id"])
+            await audit.record(
+                actor,
+                "billing.catalogue_item.save",
+                partner_id,
+                now,
+                {
+                    "code": item_now["code"],
+                    "currency": currency,
+                    "price_cents": item_now["price_cents"],
+                    "old_price_cents": current["price_cents"],
+                    "included_users": item_now["included_users"],
+                    "active": item_now["active"],
+                }
+                | (
+                    {"name": item_now["name"], "old_name": current["name"]}
+                    if item_now["name"] != current["name"]
+                    else {}
+                ),
+            )
+    return saved

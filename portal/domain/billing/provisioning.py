@@ -114,7 +114,7 @@ async def _notify_ready(
         "order_assigned",
         company_id,
         await outbox.managers_of(company_id),
-        f"{seats} licences are ready to allocate",
+        f"{seats} licenses are ready to allocate",
         f"{seats} × {product_name} for {company['name']} are paid for and ready to allocate.\n"
         f"They run until {format_day(ends_at)}.\n\n"
         "Allocate them under Licenses → Expired Licenses → Select users Manually:\n"

@@ -114,7 +114,7 @@ def term_lines(items: dict[str, dict], tier: dict, extra_users: int, read_only_u
     lines = [
         _line(
             tier["code"],
-            f"{tier['name']} annual licence, {tier['included_users']} standard users included",
+            f"{tier['name']} annual license, {tier['included_users']} standard users included",
             1,
             tier["price_cents"],
         )
@@ -197,7 +197,7 @@ async def quote_purchase(actor: Actor, company_id: int, purchase: Purchase, now:
     if purchase.method not in METHODS:
         errors["method"] = "Choose Pay Online or Pay by Invoice."
     if tier is not None and tier["included_users"] + extra < 1:
-        errors["extra_users"] = "A licence needs at least one standard user."
+        errors["extra_users"] = "A license needs at least one standard user."
     if errors or tier is None:
         raise ValidationFailed(errors)
     lines = term_lines(items, tier, extra, read_only, profile["currency"])

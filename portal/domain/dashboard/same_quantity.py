@@ -30,7 +30,7 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict:
     company = await get_company(actor, rows[0]["company_id"] if rows else 0)
     batch = describe_batch(rows[0], now)
     if batch["is_trial"]:
-        raise ValidationFailed({"batch": "A Free trial is not renewed as it is: request Premium licences instead."})
+        raise ValidationFailed({"batch": "A Free trial is not renewed as it is: request Premium licenses instead."})
     if batch["subscription_term"]:
         raise ValidationFailed(
             {"batch": "This batch is a subscription's term: it renews with the subscription (Billing → Subscriptions)."}

@@ -56,7 +56,7 @@ async def import_rows_csv(
 async def learners_csv(actor: Actor, company_id: int, now: datetime) -> AsyncIterator[str]:
     """A company's active users: name, e-mail, role, licence status, licence end date."""
     company = await get_company(actor, company_id)
-    yield "\ufeff" + csv_text([("Name", "E-mail", "Role", "Status", "Licence ends")])
+    yield "\ufeff" + csv_text([("Name", "E-mail", "Role", "Status", "License ends")])
     after = ("", 0)
     while True:
         page = await User.raw(
@@ -86,7 +86,7 @@ async def learners_csv(actor: Actor, company_id: int, now: datetime) -> AsyncIte
 async def orders_csv(actor: Actor, filters: dict) -> AsyncIterator[str]:
     """Requested Orders as listed with `filters`: every matching order, not one page."""
     yield "\ufeff" + csv_text(
-        [("Requested", "Customer", "Licence", "Quantity", "PO number", "Requested by", "Status", "Decided")]
+        [("Requested", "Customer", "License", "Quantity", "PO number", "Requested by", "Status", "Decided")]
     )
     async for chunk in order_list.iter_orders(actor, filters, CHUNK):
         yield csv_text(

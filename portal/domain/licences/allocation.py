@@ -39,7 +39,7 @@ class Selection:
 class NotEnoughSeats(DomainError):
     def __init__(self, free: int, selected: int, batch_id: int | None) -> None:
         if batch_id is None:
-            message = "No running licence batch has a free seat. Request Licenses; allocate once they are assigned."
+            message = "No running license batch has a free seat. Request Licenses; allocate once they are assigned."
         else:
             seats = "seat is" if free == 1 else "seats are"
             message = f"{selected} users are selected but only {free} {seats} free. Nothing was allocated."

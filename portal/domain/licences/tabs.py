@@ -115,8 +115,8 @@ async def licence_view(actor: Actor, company_id: int, tab: str, q: str, page: in
 
 _EMPTY_TABS = {
     "active": "No one holds a running seat",
-    "expired": "No one's licence has expired",
-    "unlicensed": "Everyone has held a licence",
+    "expired": "No one's license has expired",
+    "unlicensed": "Everyone has held a license",
 }
 
 

@@ -110,18 +110,18 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             f"/companies/{order['company']}/licences?tab=expired"
         )
         if renewed is None:
-            subject = f"{order['quantity']} licences are ready to allocate"
+            subject = f"{order['quantity']} licenses are ready to allocate"
             body = (
                 f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
                 f"They run until {term.ends_at:%d %B %Y}, whenever you allocate them.\n\n" + allocate_them
             )
         else:
             free = order["quantity"] - term.moving
-            subject = f"{order['quantity']} licences renewed until {term.ends_at:%d %B %Y}"
+            subject = f"{order['quantity']} licenses renewed until {term.ends_at:%d %B %Y}"
             body = (
-                f"{order['quantity']} × {product['name']} for {company['name']} renew the licences ending "
+                f"{order['quantity']} × {product['name']} for {company['name']} renew the licenses ending "
                 f"{term.starts_at:%d %B %Y} and run from then until {term.ends_at:%d %B %Y}. "
-                f"The {term.moving} users holding those keep their licences without a gap."
+                f"The {term.moving} users holding those keep their licenses without a gap."
                 + (f"\n\n{free} seats are free from {term.starts_at:%d %B %Y}. " + allocate_them if free else "")
             )
         await outbox.queue_email(
@@ -225,8 +225,8 @@ async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime)
             "order_declined",
             order["company"],
             await outbox.managers_of(order["company"]),
-            f"Your order of {order['quantity']} licences was declined",
-            f"{actor.name} declined the order of {order['quantity']} licences: {reason}",
+            f"Your order of {order['quantity']} licenses was declined",
+            f"{actor.name} declined the order of {order['quantity']} licenses: {reason}",
             now,
             dedupe=f"order_declined:{order['id']}",
         )
@@ -251,7 +251,7 @@ async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) 
     product, assigned at once by the partner manager; it ends by itself."""
     require_partner_manager(actor)
     if await LicenceBatch.exists().where(LicenceBatch.company == company_id):
-        raise ValidationFailed({"trial": "A Free trial is for customers that never held licences."})
+        raise ValidationFailed({"trial": "A Free trial is for customers that never held licenses."})
     trial = await catalogue.product_by_code(catalogue.TRIAL)
     async with db.write_transaction():
         order = await request_order(actor, company_id, seats, trial["id"], "", now)

@@ -77,7 +77,7 @@ class RequestAdvice:
 
 
 def _licences(n: int) -> str:
-    return f"{n:,} licence{'' if n == 1 else 's'}"
+    return f"{n:,} license{'' if n == 1 else 's'}"
 
 
 class NeedsConfirmation(ValidationFailed):
@@ -128,10 +128,10 @@ async def request_order(
     company = await get_company(actor, company_id)
     errors: dict[str, str] = {}
     if company["kind"] != "customer":
-        raise PermissionDenied("Licences are ordered for customer companies.")
+        raise PermissionDenied("Licenses are ordered for customer companies.")
     limit = (await partner_settings.for_path(company["path"])).max_order_quantity
     if quantity is None or quantity < 1:
-        errors["quantity"] = "Enter how many licences, 1 or more."
+        errors["quantity"] = "Enter how many licenses, 1 or more."
     elif quantity > limit:
         errors["quantity"] = (
             f"At most {_licences(limit)} in one order: the largest order your account managers accept. "
@@ -139,7 +139,7 @@ async def request_order(
         )
     product = await catalogue.product(product_id) if product_id else await catalogue.product_by_code(catalogue.PREMIUM)
     if product is None:
-        errors["product_id"] = "Choose a licence type."
+        errors["product_id"] = "Choose a license type."
     po_number = po_number.strip()
     if len(po_number) > 64:
         errors["po_number"] = "Use at most 64 characters."
@@ -173,7 +173,7 @@ async def request_order(
             "order_requested",
             company["id"],
             recipients,
-            f"{company['name']} requests {quantity} licences",
+            f"{company['name']} requests {quantity} licenses",
             f"{actor.name} ({company['name']}) requested {quantity} × {product['name']}"
             + (f", purchase order {po_number}" if po_number else "")
             + (", a renewal: assigned, it starts when the batch it renews ends" if renews_batch else "")

@@ -57,7 +57,7 @@ def _subscription_action(
 def _cancelled(s: dict) -> str:
     if s["status"] == "ended":
         return _ended_unpaid(s)
-    return f"Cancelled: nothing renews. The licence runs until {_day(s['term_end'])}; you can undo this before then."
+    return f"Cancelled: nothing renews. The license runs until {_day(s['term_end'])}; you can undo this before then."
 
 
 def _ended_unpaid(s: dict) -> str:
@@ -68,7 +68,7 @@ def _ended_unpaid(s: dict) -> str:
 
 def _cancellation_undone(s: dict) -> str:
     if s["method"] == "online":
-        return f"Cancellation undone: the licence renews by itself on {_day(s['term_end'])}."
+        return f"Cancellation undone: the license renews by itself on {_day(s['term_end'])}."
     return f"Cancellation undone: a renewal invoice follows 30 days before {_day(s['term_end'])}."
 
 

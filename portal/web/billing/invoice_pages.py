@@ -51,7 +51,7 @@ class InvoiceController(Controller):
         said = f"Payment of {_total(invoice)} recorded on invoice {_number(invoice)}."
         batch = result.get("batch")
         if batch:
-            said += f" {batch['seats']:,} licences assigned, until {_day(batch['ends_at'])}."
+            said += f" {batch['seats']:,} licenses assigned, until {_day(batch['ends_at'])}."
         flash(request, said)
         return Redirect(f"/invoices/{invoice_id}")
 
@@ -70,7 +70,7 @@ class InvoiceController(Controller):
             return Redirect(f"/invoices/{invoice_id}")
         said = f"Paid {_total(invoice)} by card (invoice {_number(invoice)})."
         if result.get("batch"):
-            said += f" {result['batch']['seats']:,} licences are ready to allocate."
+            said += f" {result['batch']['seats']:,} licenses are ready to allocate."
         flash(request, said)
         return Redirect(f"/companies/{invoice['company']}/billing")
 

@@ -52,7 +52,7 @@ def bought(result: Mapping[str, Any]) -> tuple[str, Kind]:
     if charge is not None and not charge.ok:
         return (
             f"Your card was not charged: {charge.decline_reason} Invoice {_number(invoice)} for {_total(invoice)} "
-            "stays unpaid and no licences were added. Change the card under Payment method, or ask for an invoice.",
+            "stays unpaid and no licenses were added. Change the card under Payment method, or ask for an invoice.",
             "error",
         )
     batch = result.get("batch")
@@ -61,9 +61,9 @@ def bought(result: Mapping[str, Any]) -> tuple[str, Kind]:
     else:
         said = f"Invoice {_number(invoice)} for {_total(invoice)} was issued, due {_day(invoice.get('due_at'))}."
     if batch:
-        said += f" {batch['seats']:,} licences are ready to allocate, until {_day(batch['ends_at'])}."
+        said += f" {batch['seats']:,} licenses are ready to allocate, until {_day(batch['ends_at'])}."
     elif subscription["method"] == "invoice":
-        said += " The licences are assigned once it is paid."
+        said += " The licenses are assigned once it is paid."
     return said, "ok"
 
 
@@ -128,11 +128,11 @@ def void_effect(unpaid: Unpaid | PurchaseEnds | None) -> str:
         return (
             "the subscription pays online, and the renewal job takes a void renewal invoice as a declined card: "
             f"nothing is charged, the managers are e-mailed each time it is tried{again}, and the subscription "
-            f"lapses on {_day(unpaid.lapses_at)}. Its licences end on {_day(unpaid.licences_end)}. "
+            f"lapses on {_day(unpaid.lapses_at)}. Its licenses end on {_day(unpaid.licences_end)}. "
             "To have the card charged instead, use Void and reissue."
         )
     return (
         "no other renewal invoice or reminder is sent for this term: the subscription lapses at its end, "
-        f"{_day(unpaid.lapses_at)}, and its licences end with it. "
+        f"{_day(unpaid.lapses_at)}, and its licenses end with it. "
         "To bill the renewal differently, use Void and reissue."
     )

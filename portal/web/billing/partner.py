@@ -159,7 +159,7 @@ class PartnerBillingController(Controller):
 
     @get("/settings")
     async def settings(self, request: HTMXRequest, actor: CurrentActor) -> Template:
-        return await self._settings(request, actor, {}, None, {})
+        return await self._settings(request, actor, {}, {})
 
     @post("/settings")
     async def save_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
@@ -178,7 +178,7 @@ class PartnerBillingController(Controller):
                 now=utcnow(),
             )
         except ValidationFailed as refused:
-            return await self._settings(request, actor, refused.errors, None, {"profile": dict(form)})
+            return await self._settings(request, actor, refused.errors, {"profile": dict(form)})
         unpaid = "assigned at once" if saved["assign_unpaid"] else "assigned once their invoice is paid"
         flash(
             request,
@@ -187,32 +187,44 @@ class PartnerBillingController(Controller):
         )
         return Redirect("/billing/settings")
 
-    @post("/catalogue/{code:str}")
-    async def save_item(self, request: HTMXRequest, actor: CurrentActor, code: FromPath[str]) -> Template | Redirect:
+    @post("/catalogue")
+    async def save_catalogue(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
+        """The catalogue's one form: every item's price, included users (tiers), name
+        (add-ons) and For sale, saved together or not at all."""
         require_partner_manager(actor)
         form = await request.form()
-        price = _amount_cents(form.get("price"))
-        included = to_int(form.get("included_users")) if text(form.get("included_users")) else None
+        codes = [i["code"] for i in await catalogue.items(actor.company_id) if f"price.{i['code']}" in form]
+        values = {
+            code: {f: form.get(f"{f}.{code}") for f in ("price", "included_users", "name", "active")} for code in codes
+        }
+        unread = {
+            code: {"price_cents": "Enter a price such as 6000.00."}
+            for code in codes
+            if _amount_cents(values[code]["price"]) is None
+        }
         try:
-            if price is None:
-                raise ValidationFailed({"price_cents": "Enter a price such as 6000.00."})
-            item = await catalogue.save_item(
-                actor,
-                actor.company_id,
-                code,
-                price_cents=price,
-                included_users=included,
-                active=form.get("active") == "yes",
-                now=utcnow(),
-            )
-        except ValidationFailed as refused:
-            return await self._settings(request, actor, {}, code, {code: dict(form)}, refused.errors)
+            if unread:
+                raise catalogue.CatalogueRefused(unread)
+            changes = [
+                catalogue.ItemChange(
+                    code,
+                    _amount_cents(values[code]["price"]) or 0,
+                    to_int(values[code]["included_users"]) if text(values[code]["included_users"]) else None,
+                    values[code]["active"] == "yes",
+                    text(values[code]["name"], catalogue.MAX_NAME + 100) if values[code]["name"] is not None else None,
+                )
+                for code in codes
+            ]
+            before = {i["code"]: i for i in await catalogue.items(actor.company_id)}
+            saved = await catalogue.save_items(actor, actor.company_id, changes, now=utcnow())
+        except catalogue.CatalogueRefused as refused:
+            return await self._settings(request, actor, {}, values, refused.by_item)
         currency = (await profiles.profile(actor.company_id))["currency"]
-        said = f"{item['name']}: {money.format_money(item['price_cents'], currency)} per {item['period']}"
-        if item["kind"] == "tier":
-            said += f", {item['included_users']:,} standard users included"
-        said += "" if item["active"] else ", not for sale"
-        flash(request, said + ". Invoices already issued keep their prices.")
+        fields = ("name", "price_cents", "included_users", "active")
+        said = [
+            _item_words(item, currency) for item in saved if any(item[f] != before[item["code"]][f] for f in fields)
+        ]
+        flash(request, "; ".join(said) + ". Invoices already issued keep their prices." if said else "Nothing changed.")
         return Redirect("/billing/settings")
 
     async def _settings(
@@ -220,9 +232,8 @@ class PartnerBillingController(Controller):
         request: HTMXRequest,
         actor: Actor,
         profile_errors: dict[str, str],
-        item_code: str | None,
         values: dict[str, Any],
-        item_errors: dict[str, str] | None = None,
+        item_errors: dict[str, dict[str, str]] | None = None,
     ) -> Template:
         require_partner_manager(actor)
         profile = await profiles.profile(actor.company_id)
@@ -242,12 +253,29 @@ class PartnerBillingController(Controller):
                 "prices": {
                     i["code"]: values.get(i["code"], {}).get("price") or _price_text(i["price_cents"]) for i in items
                 },
+                "names": {i["code"]: values.get(i["code"], {}).get("name") or i["name"] for i in items},
+                # A refused form comes back as it was sent, not as it is stored.
+                "included": {
+                    i["code"]: values[i["code"]]["included_users"] if i["code"] in values else i["included_users"]
+                    for i in items
+                },
+                "for_sale": {
+                    i["code"]: values[i["code"]]["active"] == "yes" if i["code"] in values else i["active"]
+                    for i in items
+                },
                 "profile_errors": profile_errors,
-                "item_code": item_code,
                 "item_errors": item_errors or {},
             },
             status_code=400 if failed else 200,
         )
+
+
+def _item_words(item: dict, currency: str) -> str:
+    per = {"year": "per year", "month": "per user per month"}.get(item["period"], "once")
+    said = f"{item['name']}: {money.format_money(item['price_cents'], currency)} {per}"
+    if item["kind"] == "tier":
+        said += f", {item['included_users']:,} standard users included"
+    return said + ("" if item["active"] else ", not for sale")
 
 
 def _rate_text(rate_bp: int) -> str:

@@ -66,8 +66,8 @@ async def renewal_mails_and_audit(decided: list[Renewal], now: datetime) -> None
                 "subscription_renewed",
                 company,
                 managers[company],
-                f"Your {r.tier_name} licence is renewed until {format_day(r.new_end)}",
-                f"The {r.tier_name} annual licence of {names[company]} renewed on its date, for {r.seats} standard "
+                f"Your {r.tier_name} license is renewed until {format_day(r.new_end)}",
+                f"The {r.tier_name} annual license of {names[company]} renewed on its date, for {r.seats} standard "
                 f"users, from {format_day(r.old_end)} to {format_day(r.new_end)}.\n"
                 f"Invoice {number}: {amount}, paid {card}.\n"
                 "Everyone who held a seat keeps it; there is nothing to do.\n\n"
@@ -87,12 +87,12 @@ async def renewal_mails_and_audit(decided: list[Renewal], now: datetime) -> None
                 "renewal_charge_failed",
                 company,
                 managers[company],
-                f"We could not charge your card for the {r.tier_name} licence renewal",
-                f"The renewal of the {r.tier_name} annual licence of {names[company]} could not be paid: {r.reason}\n"
+                f"We could not charge your card for the {r.tier_name} license renewal",
+                f"The renewal of the {r.tier_name} annual license of {names[company]} could not be paid: {r.reason}\n"
                 f"Invoice {number}: {amount}.\n"
                 f"We will try the card again on {format_day(retry)}. To avoid a lapse, check the card on the "
                 "billing account before then.\n"
-                + (f"The licences end on {format_day(r.old_end)} unless it is paid.\n" if r.old_end > now else "")
+                + (f"The licenses end on {format_day(r.old_end)} unless it is paid.\n" if r.old_end > now else "")
                 + f"\nBilling: {billing}",
                 now,
                 dedupe=f"renewal_charge_failed:{invoice['id']}:{r.attempt}",
@@ -110,8 +110,8 @@ async def lapsed_mail(sub: dict, company_name: str, recipients: list[str], now: 
         "subscription_lapsed",
         sub["company"],
         recipients,
-        f"The licence subscription of {company_name} has lapsed",
-        f"{why}The licences of {company_name} ended on {format_day(sub['term_end'])}.\n"
+        f"The license subscription of {company_name} has lapsed",
+        f"{why}The licenses of {company_name} ended on {format_day(sub['term_end'])}.\n"
         "Buy a subscription again under Billing to give everyone their seats back.\n\n"
         f"Billing: {billing}",
         now,
@@ -149,9 +149,9 @@ async def invoice_mails(invoices: list[dict], subs: dict[int, dict], now: dateti
                 "renewal_invoice_reminder",
                 company,
                 managers[company],
-                f"Reminder: the licences of {names[company]} end on {ends}; "
+                f"Reminder: the licenses of {names[company]} end on {ends}; "
                 f"invoice {format_invoice_number(invoice['number'])} is unpaid",
-                f"The renewal invoice {number} ({amount}) is not paid yet, and the licences of {names[company]} "
+                f"The renewal invoice {number} ({amount}) is not paid yet, and the licenses of {names[company]} "
                 f"end on {ends}.\n{pay}\n\nInvoice: {view}",
                 now,
                 dedupe=f"renewal_invoice_reminder:{invoice['id']}",
@@ -161,8 +161,8 @@ async def invoice_mails(invoices: list[dict], subs: dict[int, dict], now: dateti
                 "renewal_invoice",
                 company,
                 managers[company],
-                f"Renewal invoice {format_invoice_number(invoice['number'])} for the licences of {names[company]}",
-                f"The annual licence of {names[company]} ends on {ends}. The renewal invoice {number} is issued: "
+                f"Renewal invoice {format_invoice_number(invoice['number'])} for the licenses of {names[company]}",
+                f"The annual license of {names[company]} ends on {ends}. The renewal invoice {number} is issued: "
                 f"{amount}.\n{pay}\n\nInvoice: {view}",
                 now,
                 dedupe=f"renewal_invoice:{invoice['id']}",
