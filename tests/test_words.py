@@ -15,7 +15,7 @@ from portal.domain.billing import catalogue
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders import decisions, requests
 from portal.mail.delivery import deliver_batch
-from portal.piccolo_migrations import portal_0007_addon_names as addon_names
+from portal.piccolo_migrations import portal_0010_addon_names as addon_names
 from portal.tables import AuditEntry, LicenceOrder, OutboxEmail
 from portal.tables_billing import CatalogueItem
 from tests.factories import T0

@@ -9,7 +9,7 @@ names again, for the items that still carry the new ones."""
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.table import Table
 
-ID = "2026-12-07T10:00:00:000000"
+ID = "2026-12-07T10:33:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "prepared-report add-ons named for a security-awareness partner"
 
