@@ -70,8 +70,8 @@ async def test_renew_same_quantity_moves_the_holders_to_the_new_batch_from_the_o
     assert order["renews_batch"] == old["id"] and order["status"] == "assigned"
     # Its managers are told the licences run on, not asked to allocate them again.
     (mail,) = await OutboxEmail.select().where(OutboxEmail.dedupe_key.like(f"order_assigned:{order['id']}:%"))
-    assert mail["subject"] == f"2 licences renewed until {SOON + YEAR:%d %B %Y}"
-    assert "The 2 users holding those keep their licences without a gap." in mail["body"]
+    assert mail["subject"] == f"2 licenses renewed until {SOON + YEAR:%d %B %Y}"
+    assert "The 2 users holding those keep their licenses without a gap." in mail["body"]
     assert "Allocate them" not in mail["body"]
 
 

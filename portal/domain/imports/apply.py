@@ -38,7 +38,7 @@ class PreviewStale(DomainError):
 
 
 STALE_MESSAGE = (
-    "The company's licences changed since this preview, so it was counted again and nothing was renewed. "
+    "The company's licenses changed since this preview, so it was counted again and nothing was renewed. "
     "Check the new counts below, then choose “Renew Licences” again."
 )
 
