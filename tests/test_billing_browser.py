@@ -53,7 +53,7 @@ async def batch_row(page: Page, seats: int, ends: str):
 
 
 async def buy_pro_online(page: Page) -> str:
-    """Billing → Buy a licence → Pro, 20 extra users, Pay Online → the price → the test card → Pay Online."""
+    """Billing → Buy a license → Pro, 20 extra users, Pay Online → the price → the test card → Pay Online."""
     await nav_link(page, "Billing").click()
     await expect(page.get_by_role("heading", name="Billing", exact=True)).to_be_visible()
     await page.get_by_role("link", name="Buy a license").first.click()

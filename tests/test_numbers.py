@@ -20,6 +20,7 @@ from portal.tables_billing import BillingProfile, CatalogueItem, Subscription
 from portal.web.app import create_app
 from portal.web.forms import to_int
 from tests.support import post_form, sign_in
+from tests.test_words import whole_catalogue
 
 ASCII_DIGITS = "0123456789"
 # What int() reads as a number besides ASCII digits: other scripts' digits
@@ -158,9 +159,8 @@ async def test_a_price_and_a_tax_rate_take_ascii_digits_only(client, tree, typed
     rate = await post_form(client, "/billing/settings", "/billing/settings", {"currency": "USD", "tax_rate": typed})
     assert rate.status_code == 400 and "Enter the tax rate in per cent, for example 8.25 (or 0)." in rate.text
     assert await BillingProfile.count().where(BillingProfile.tax_rate_bp != 0) == 0
-    price = await post_form(
-        client, "/billing/settings", "/billing/catalogue/pro", {"price": typed, "included_users": "10", "active": "yes"}
-    )
+    catalogue = whole_catalogue((await client.get("/billing/settings")).text)
+    price = await post_form(client, "/billing/settings", "/billing/catalogue", catalogue | {"price.pro": typed})
     assert price.status_code == 400 and "Enter a price such as 6000.00." in price.text
     pro = await CatalogueItem.select().where((CatalogueItem.partner == tree.sub["id"]) & (CatalogueItem.code == "pro"))
     assert [row["price_cents"] for row in pro] == [6_000_00]

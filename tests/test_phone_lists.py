@@ -64,9 +64,9 @@ async def on_a_phone(page: Page) -> None:
 
 
 async def buy_by_invoice(page: Page) -> None:
-    """Billing → Buy a licence → Lite → Pay by Invoice: an issued invoice, waiting for its payment."""
+    """Billing → Buy a license → Lite → Pay by Invoice: an issued invoice, waiting for its payment."""
     await page.get_by_role("navigation").get_by_role("link", name="Billing", exact=True).click()
-    await page.get_by_role("link", name="Buy a licence").first.click()
+    await page.get_by_role("link", name="Buy a license").first.click()
     await page.get_by_role("radio", name=re.compile(r"^Lite: ")).check()
     await page.get_by_role("radio", name=re.compile(r"^Pay by Invoice")).check()
     await page.get_by_role("button", name="See the price").click()
