@@ -143,15 +143,19 @@ async def test_the_customers_dashboard_links_allocate_now_to_select_all(client, 
     assert (await client.get(href)).status_code == 200
 
 
-async def test_billing_says_what_seats_a_customer_holds_instead_of_no_annual_licence(client, tree):
+async def test_billing_and_subscriptions_say_what_seats_a_customer_holds_instead_of_no_licence(client, tree):
     await sign_in(client, tree.email("north"))
     bare = await client.get(f"/companies/{tree.north['id']}/billing")
     assert "No annual licence yet." in bare.text  # nothing held, nothing bought
+    assert "No active licence." in (await client.get(f"/companies/{tree.north['id']}/billing/subscriptions")).text
     await batch(await partner_of(tree), tree.north, 5, utcnow() + timedelta(days=90))
     page = await client.get(f"/companies/{tree.north['id']}/billing")
     assert page.status_code == 200
     assert "No annual licence yet" not in page.text
     assert "North Customer holds 5 seats of running licence batches, 5 free" in page.text
+    subscriptions = await client.get(f"/companies/{tree.north['id']}/billing/subscriptions")
+    assert "No active licence" not in subscriptions.text
+    assert "North Customer holds 5 seats of running licence batches, 5 free" in subscriptions.text
 
 
 async def test_buy_warns_when_free_seats_already_cover_the_users_waiting(client, tree):

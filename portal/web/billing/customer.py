@@ -107,6 +107,7 @@ class CustomerBillingController(Controller):
                 **page_helpers(),
                 "company": company,
                 "subscription": await subscriptions.current_subscription(actor, company_id),
+                "seats": await tabs.company_seats(actor, company_id, utcnow()),
                 "now": utcnow(),
             },
         )
