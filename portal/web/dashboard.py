@@ -37,6 +37,8 @@ FIGURE_TABS = {
     "pending": "orders",
     "unlicensed": "unlicensed",
 }
+# The tabs whose users wait for a seat: where "Allocate now" opens Select All.
+ALLOCATE_TABS = ("expired", "unlicensed")
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,17 @@ class DashboardController(Controller):
     @post("/dashboard/open")
     async def open_figure(self, request: Request, actor: CurrentActor) -> Redirect:
         """A figure of the customer table ("<customer id>:<figure>"): Manage Company,
-        landing on the tab behind it."""
+        landing on the tab behind it; "Allocate now" ("<id>:allocate-<tab>") lands
+        on that tab's Select All, whose "Take seats from" proposes the batch."""
         form = await request.form()
         company_id, _, figure = str(form.get("open", "")).partition(":")
-        tab = FIGURE_TABS.get(figure, "expired")
         company = await companies.enter_manage_mode(actor, to_int(company_id) or 0, utcnow())
         request.session["managing_id"] = company["id"]
+        if figure.startswith("allocate-"):
+            tab = figure.removeprefix("allocate-")
+            tab = tab if tab in ALLOCATE_TABS else "expired"
+            return Redirect(f"/companies/{company['id']}/licences/select-all?tab={tab}")
+        tab = FIGURE_TABS.get(figure, "expired")
         return Redirect(f"/companies/{company['id']}/licences?tab={tab}")
 
     @get("/dashboard/batches")

@@ -7,14 +7,14 @@ from datetime import datetime
 from portal.domain.access import Actor, get_company
 from portal.domain.dashboard.wing_batches import _BATCHES_SQL, describe_batch
 from portal.domain.licences.status import EXPIRING_WITHIN
-from portal.domain.licences.tabs import tab_counts
+from portal.domain.licences.tabs import allocate_tab, seats_unused, tab_counts
 from portal.tables import Company, LicenceBatch, LicenceOrder
 
 
 async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict:
     """A customer's licences first: active / expiring / expired / unlicensed
-    users, free seats of each running batch with its end, pending requests and
-    the next batch end."""
+    users, free seats of each running batch with its end, pending requests,
+    the next batch end, and whether free seats lie unused while users wait."""
     company = await get_company(actor, company_id)
     counts = await tab_counts(actor, company["id"], now)
     expiring = await Company.raw(
@@ -36,6 +36,8 @@ async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict
         (LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested")
     )
     expiring_n = int(expiring[0]["n"] or 0)
+    free = sum(b["free"] for b in running)
+    waiting = counts["expired"] + counts["unlicensed"]
     return {
         "company": company,
         "active": counts["active"] - expiring_n,
@@ -43,7 +45,11 @@ async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict
         "expired": counts["expired"],
         "unlicensed": counts["unlicensed"],
         "batches": running,
-        "free": sum(b["free"] for b in running),
+        "free": free,
+        "waiting": waiting,
+        # Seats paid for and not used: "Allocate now" opens Select All on this tab.
+        "unused": seats_unused(free, waiting),
+        "allocate_tab": allocate_tab(counts["expired"]),
         "pending": pending,
         "next_end": running[0] if running else None,
     }

@@ -12,6 +12,7 @@ from portal import db
 from portal.domain import partner_settings
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.licences.status import EXPIRING_WITHIN
+from portal.domain.licences.tabs import allocate_tab, seats_unused
 from portal.domain.pages import PER_PAGE, Page, clamp_page
 from portal.tables import Company
 
@@ -149,8 +150,8 @@ async def _alert_settings(actor: Actor) -> tuple[str, partner_settings.PartnerSe
 async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) -> Listing:
     """One page of the wing's customers with expired, expiring (72 h, 30 days),
     unlicensed and waiting users, free seats of running batches, pending
-    requests and the low-seat alert; how many customers are alerted, and the
-    wing's pending requests.
+    requests, the low-seat alert and seats unused (free while users wait); how
+    many customers are alerted, and the wing's pending requests.
 
     First from the kept rows alone (a short statement, planned in a fraction of
     a millisecond), which also counts the rows that are not fresh; if any, they
@@ -168,6 +169,9 @@ async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) ->
         if row["id"] is None:
             continue  # no page rows: the totals alone
         row["alert"] = bool(row["alert"])
+        # From the row's own figures: no statement more for the flag.
+        row["unused"] = seats_unused(int(row["free"]), int(row["waiting"]))
+        row["allocate_tab"] = allocate_tab(int(row["expired"]))
         row["next_end"] = db_datetime(row["next_end"])
         items.append(row)
     return Listing(

@@ -38,11 +38,41 @@ def _people(company_id: int) -> Combinable:
     return (User.company == company_id) & WhereRaw("portal_user.active")
 
 
+def seats_unused(free: int, waiting: int) -> bool:
+    """Seats paid for and not used: a running batch has free seats while users
+    (learners or managers, expired or never licensed) wait for one."""
+    return free > 0 and waiting > 0
+
+
+def allocate_tab(expired: int) -> str:
+    """The tab whose Select All "Allocate now" opens: Expired Licenses while
+    anyone's licence has expired, else Unlicensed."""
+    return "expired" if expired else "unlicensed"
+
+
 @dataclass(frozen=True)
 class SeatsAndWaiting:
     free: int  # free seats of running batches only: an ended batch's are of no use
     expired: int
     unlicensed: int
+    seats: int = 0  # every seat of the running batches, given or free
+
+    @property
+    def waiting(self) -> int:
+        return self.expired + self.unlicensed
+
+    @property
+    def unused(self) -> bool:
+        return seats_unused(self.free, self.waiting)
+
+    @property
+    def covered(self) -> bool:
+        """Free seats enough for everyone waiting: buying more adds nothing yet."""
+        return self.free > 0 and self.free >= self.waiting
+
+    @property
+    def tab(self) -> str:
+        return allocate_tab(self.expired)
 
 
 async def seats_and_waiting(company_id: int, now: datetime) -> SeatsAndWaiting:
@@ -50,14 +80,20 @@ async def seats_and_waiting(company_id: int, now: datetime) -> SeatsAndWaiting:
     counts = await _counts(company_id, now)
     row = (
         await LicenceBatch.raw(
-            "SELECT SUM(seats - allocated) AS free FROM licence_batch "
+            "SELECT SUM(seats - allocated) AS free, SUM(seats) AS seats FROM licence_batch "
             "WHERE company = {} AND starts_at <= {} AND ends_at > {}",
             company_id,
             now,
             now,
         )
     )[0]
-    return SeatsAndWaiting(int(row["free"] or 0), counts["expired"], counts["unlicensed"])
+    return SeatsAndWaiting(int(row["free"] or 0), counts["expired"], counts["unlicensed"], int(row["seats"] or 0))
+
+
+async def company_seats(actor: Actor, company_id: int, now: datetime) -> SeatsAndWaiting:
+    """seats_and_waiting for a company the actor may see (another tenant's: NotFound)."""
+    company = await get_company(actor, company_id)
+    return await seats_and_waiting(company["id"], now)
 
 
 async def tab_counts(actor: Actor, company_id: int, now: datetime) -> dict[str, int]:

@@ -20,6 +20,7 @@ from portal.domain.access import Actor, get_company
 from portal.domain.billing import accounts, catalogue, changes, invoices, profiles, quotes, subscriptions
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.licences import tabs
 from portal.web.billing import messages
 from portal.web.billing.common import (
     ADDRESS_FIELDS,
@@ -79,6 +80,8 @@ class CustomerBillingController(Controller):
                 "company": company,
                 "seller": await catalogue.seller_of(company_id),
                 "subscription": await subscriptions.current_subscription(actor, company_id),
+                # Seats held under Licenses: a company with none bought here may still hold some.
+                "seats": await tabs.company_seats(actor, company_id, utcnow()),
                 "addons_bought": await subscriptions.addons_bought(actor, company_id),
                 "account": await accounts.billing_account(actor, company_id),
                 "listing": await invoices.list_invoices(actor, filters, page),
@@ -104,6 +107,7 @@ class CustomerBillingController(Controller):
                 **page_helpers(),
                 "company": company,
                 "subscription": await subscriptions.current_subscription(actor, company_id),
+                "seats": await tabs.company_seats(actor, company_id, utcnow()),
                 "now": utcnow(),
             },
         )
@@ -169,8 +173,18 @@ class CustomerBillingController(Controller):
         self, request: HTMXRequest, actor: Actor, company_id: int, values: dict[str, Any], errors: dict[str, str]
     ) -> Template:
         current = await subscriptions.current_subscription(actor, company_id)
+        # Free seats that already cover the users waiting: the form warns before anything is bought.
+        seats = await tabs.company_seats(actor, company_id, utcnow())
         return await _plan_form(
-            request, actor, company_id, "pages/billing_buy.html", values, errors, current=current, buying=True
+            request,
+            actor,
+            company_id,
+            "pages/billing_buy.html",
+            values,
+            errors,
+            current=current,
+            buying=True,
+            seats=seats,
         )
 
     async def _quote_page(
