@@ -16,6 +16,7 @@ web process, renewing every chunk itself."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -32,17 +33,27 @@ IN_PROCESS_EVERY_S = EVERY_MINUTES * 60.0
 FAN_OUT = 8
 # One job's own loop stops after this many chunks; the next tick goes on.
 MAX_CHUNKS = 1_000
+# A chunk job with nothing free waits this long, in steps, for what other workers hold.
+WAIT_FOR_OTHERS_S = 120.0
+WAIT_STEP_S = 0.5
 
 
 async def auto_renew_chunks(ctx: dict[str, Any]) -> dict[str, int]:
     now = utcnow()
     counts: dict[str, int] = {}
+    waited = 0.0
     for _ in range(MAX_CHUNKS):
         done = await auto_renewal.renew_due(now, limit=auto_renewal.CHUNK)
         for key, value in done.items():
             counts[key] = counts.get(key, 0) + value
-        if done["companies"] == 0:
+        if done["companies"]:
+            continue
+        # Nothing free: done, unless another worker holds what is left. Should it
+        # die, its chunk is rolled back and taken here, not at the next tick.
+        if waited >= WAIT_FOR_OTHERS_S or not await auto_renewal.count_due(now):
             break
+        await asyncio.sleep(WAIT_STEP_S)
+        waited += WAIT_STEP_S
     return counts
 
 
