@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 
+from portal.domain.clock import utcnow
 from portal.domain.dashboard import same_quantity
 from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.domain.licences import auto_renewal
@@ -144,6 +145,26 @@ async def test_needs_approval_places_a_renewal_order_and_provisions_nothing_unti
     assert await licence_ends(holders) == [ENDS + YEAR, ENDS + YEAR]
     assert len(await renewals_of(old)) == 1
     await assert_exact(partner, tree, DAY + timedelta(days=1))
+
+
+async def test_an_order_placed_for_approval_is_in_requested_orders_and_assign_renews(client, tree):
+    partner, _ = await actors(tree)
+    now = utcnow()
+    ends = now + timedelta(days=5)
+    holders = await learners(tree.direct, 2, "click")
+    old = await batch_ending(partner, tree.direct, 2, ends, holders)
+    await turn_on(partner, tree.direct, mode="approve")
+    await auto_renewal.renew_due(now)
+    (order,) = await renewals_of(old)
+    await sign_in(client, tree.email("partner"))
+    page = await client.get("/licences/orders?status=requested")
+    assert f"renewal of 2 seats ending {ends:%d %b %Y}" in page.text
+    done = await client.post(
+        f"/licences/orders/{order['id']}/assign", data={"_csrf_token": csrf_of(page.text), "confirm": "1"}
+    )
+    assert done.status_code in (302, 303)
+    assert "2 users moved to it" in (await client.get(done.headers["location"])).text
+    assert await licence_ends(holders) == [ends + YEAR, ends + YEAR]
 
 
 async def test_a_declined_automatic_renewal_order_is_not_placed_again(tree):
