@@ -139,6 +139,12 @@ def timestamp_param() -> str:
     return "CAST({} AS timestamptz)" if is_postgres() else "{}"
 
 
+def as_json(sql: str) -> str:
+    """Text (a column of a scratch table, say) written into a JSON column by an
+    INSERT … SELECT: PostgreSQL needs the cast; SQLite stores JSON as text."""
+    return f"CAST({sql} AS json)" if is_postgres() else sql
+
+
 async def claim_outbox(now, lease_until, token: str, limit: int) -> list[dict]:
     """Claim up to `limit` due, queued e-mails for one worker: each gets `token`
     and a lease until `lease_until`, and one more attempt counted. A row whose

@@ -19,6 +19,7 @@ from portal.tables import (
 from portal.tables_billing import BILLING_TABLES
 from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
+from portal.tables_renewal import AutoRenewal
 
 APP_CONFIG = AppConfig(
     app_name="portal",
@@ -40,6 +41,7 @@ APP_CONFIG = AppConfig(
         PartnerSetting,
         DashboardFigure,
         *BILLING_TABLES,
+        AutoRenewal,
     ],
     migration_dependencies=[],
     commands=[],

@@ -32,6 +32,8 @@ COMPANY_ROUTES = [
     ("POST", "/companies/{id}/imports"),
     ("GET", "/companies/{id}/learners.csv"),
     ("GET", "/companies/{id}/summary"),
+    ("GET", "/companies/{id}/auto-renewal"),
+    ("POST", "/companies/{id}/auto-renewal"),
 ]
 # Routes by order or user id: tests/test_licences_web.py::test_another_tenants_order_batch_and_user_ids_answer_404
 BY_OTHER_IDS = {
@@ -154,6 +156,8 @@ def answer_inside_the_wing(role: str, target: str, method: str, path: str) -> in
         return 200
     if path.endswith("/users"):
         return 400  # the Add User form, with what is missing
+    if path.endswith("/auto-renewal"):
+        return 403 if role == "north" else 400  # a partner manager's choice, with what is missing
     if path.endswith("/manage"):
         return 302 if customer and role != "north" else 403  # partner managers, on customers only
     if path.endswith("/imports"):

@@ -43,6 +43,9 @@ KINDS = {
     "renewal_invoice_reminder": "Renewal invoice reminder",
     "subscription_cancellation": "Cancellation requested",
     "subscription_cancelled": "Subscription cancelled",
+    "auto_renewal_notice": "Automatic renewal ahead",
+    "auto_renewed": "Renewed automatically",
+    "auto_renewal_placed": "Renewal placed for approval",
 }
 # A claim lasts this long unless its worker renews it (a heartbeat while it
 # delivers): a worker that died holding rows gives them up within this.

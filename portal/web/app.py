@@ -30,6 +30,7 @@ from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.audit import audit_log
 from portal.web.auth import AuthController
+from portal.web.auto_renewal import AutoRenewalController
 from portal.web.billing import BILLING_ROUTES
 from portal.web.companies import CompanyController
 from portal.web.dashboard import DashboardController
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from portal.jobs import auto_renewal as auto_renewal_jobs
         from portal.jobs import billing as billing_jobs
         from portal.jobs import import_files as import_file_jobs
         from portal.jobs import mail as mail_jobs
@@ -121,6 +123,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
             mail_jobs.start_in_process(timers)
             billing_jobs.start_in_process(timers)
             import_file_jobs.start_in_process(timers)
+            auto_renewal_jobs.start_in_process(timers)
         try:
             yield
         finally:
@@ -139,6 +142,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
                 route_handlers=[
                     AuthController,
                     CompanyController,
+                    AutoRenewalController,
                     DashboardController,
                     UserController,
                     LicenceController,
