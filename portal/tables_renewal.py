@@ -1,4 +1,4 @@
-"""A customer's automatic renewal, as its partner set it (migration portal_0010_auto_renewal;
+"""A customer's automatic renewal, as its partner set it (migration portal_0011_auto_renewal;
 portal/domain/licences/auto_renewal.py reads and applies it)."""
 
 from __future__ import annotations
