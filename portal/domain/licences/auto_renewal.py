@@ -84,10 +84,10 @@ class Setting:
         days = "1 day" if self.days_before == 1 else f"{self.days_before} days"
         how = "the same quantity" if self.quantity == "same" else "as many seats as users hold then"
         if self.mode == "renew":
-            return f"Each batch is renewed {days} before it ends, with {how}; its users keep their licences."
+            return f"Each batch is renewed {days} before it ends, with {how}; its users keep their licenses."
         return (
             f"{days} before a batch ends, a renewal order with {how} waits in Requested Orders; "
-            "Assign renews it, its users keep their licences."
+            "Assign renews it, its users keep their licenses."
         )
 
 
@@ -342,9 +342,9 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
             moved = held.get(new_batch_of.get(row["new_order"], 0), 0)
             free = row["seats"] - moved
             body = (
-                f"{what} were renewed automatically, as your partner set it: they continue the licences ending "
+                f"{what} were renewed automatically, as your partner set it: they continue the licenses ending "
                 f"{row['starts_at']:%d %B %Y} and run from then until {row['ends_at']:%d %B %Y}. "
-                f"The {moved} users holding those keep their licences without a gap."
+                f"The {moved} users holding those keep their licenses without a gap."
             )
             if free:
                 body += f"\n\n{free} seats are free from {row['starts_at']:%d %B %Y}. " + _allocate_link(row["company"])
@@ -352,7 +352,7 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
                 "auto_renewed",
                 row["company"],
                 customers.get(row["company"], []),
-                f"{row['seats']} licences renewed automatically until {row['ends_at']:%d %B %Y}",
+                f"{row['seats']} licenses renewed automatically until {row['ends_at']:%d %B %Y}",
                 body,
                 f"auto_renewed:{row['batch']}",
             )
@@ -361,10 +361,10 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
             "auto_renewal_placed",
             row["company"],
             customers.get(row["company"], []),
-            f"A renewal of {row['seats']} licences is waiting for approval",
-            f"A renewal order of {what} was placed automatically for the licences ending "
+            f"A renewal of {row['seats']} licenses is waiting for approval",
+            f"A renewal order of {what} was placed automatically for the licenses ending "
             f"{row['starts_at']:%d %B %Y}. Once your account managers Assign it, it runs from then until "
-            f"{row['ends_at']:%d %B %Y} and the users holding those keep their licences.",
+            f"{row['ends_at']:%d %B %Y} and the users holding those keep their licenses.",
             f"auto_renewal_placed:{row['batch']}",
         )
         partner_managers = next(
@@ -375,8 +375,8 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
             "order_requested",
             row["company"],
             partner_managers,
-            f"{row['company_name']} requests {row['seats']} licences",
-            f"Automatic renewal placed a renewal order of {what} for the licences ending "
+            f"{row['company_name']} requests {row['seats']} licenses",
+            f"Automatic renewal placed a renewal order of {what} for the licenses ending "
             f"{row['starts_at']:%d %B %Y}: assigned, it starts when the batch it renews ends.\n\n"
             "Assign it under Licenses → Orders → Requested Orders:\n"
             + outbox.link(f"/licences/orders?status=requested&customer={row['company']}"),
@@ -447,14 +447,14 @@ async def _queue_notices(rows: list[dict], now: datetime) -> int:
             body = (
                 f"On {day:%d %B %Y} the portal renews {product['name']} for {row['company_name']}, ending "
                 f"{row['ends_at']:%d %B %Y}, with {seats}, until {new_end:%d %B %Y}. "
-                "The users holding those keep their licences without a gap."
+                "The users holding those keep their licenses without a gap."
             )
         else:
             subject = f"A renewal of {product['name']} for {row['company_name']} is placed on {day:%d %B %Y}"
             body = (
                 f"On {day:%d %B %Y} a renewal order of {product['name']} for {row['company_name']}, ending "
                 f"{row['ends_at']:%d %B %Y}, is placed with {seats}, for your account managers to approve. "
-                f"Assigned, it runs until {new_end:%d %B %Y} and the users holding those keep their licences."
+                f"Assigned, it runs until {new_end:%d %B %Y} and the users holding those keep their licenses."
             )
         body += "\n\nYour account managers can change or switch off automatic renewal on your company's page."
         written += await outbox.queue_email(
