@@ -20,12 +20,10 @@ import asyncio
 import math
 from typing import Any
 
-from arq.cron import cron
-
 from portal.domain.clock import utcnow
 from portal.domain.licences import auto_renewal
 from portal.jobs.queue import Timers
-from portal.jobs.retry import logged_job
+from portal.jobs.retry import logged_job, periodic
 
 EVERY_MINUTES = 5
 IN_PROCESS_EVERY_S = EVERY_MINUTES * 60.0
@@ -81,18 +79,7 @@ _tick = logged_job(auto_renewal_tick)
 _chunks = logged_job(auto_renew_chunks)
 
 AUTO_RENEWAL_FUNCTIONS: list[Any] = [_tick, _chunks]
-AUTO_RENEWAL_CRON_JOBS: list[Any] = [
-    cron(
-        logged_job(auto_renewal_tick, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
-        name="cron:auto_renewal_tick",
-        minute=set(range(0, 60, EVERY_MINUTES)),
-        second=30,
-        unique=True,
-        run_at_startup=True,
-        max_tries=3,
-        timeout=600,
-    ),
-]
+AUTO_RENEWAL_CRON_JOBS: list[Any] = [periodic(auto_renewal_tick, minute=set(range(0, 60, EVERY_MINUTES)), second=30)]
 
 
 def start_in_process(timers: Timers) -> None:

@@ -19,13 +19,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arq.cron import cron
-
 from portal.domain.billing import settlement
 from portal.domain.billing.renewal import invoice_subscriptions, lapse, online
 from portal.domain.clock import utcnow
 from portal.jobs.queue import Timers
-from portal.jobs.retry import logged_job
+from portal.jobs.retry import logged_job, periodic
 
 RENEW_EVERY_MINUTES = 5
 IN_PROCESS_EVERY_S = RENEW_EVERY_MINUTES * 60.0
@@ -74,18 +72,7 @@ _chunk = logged_job(renew_chunk)
 
 # Taken by portal/jobs/worker.py, as the mail jobs are.
 BILLING_FUNCTIONS: list[Any] = [_tick, _chunk]
-BILLING_CRON_JOBS: list[Any] = [
-    cron(
-        logged_job(billing_tick, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
-        name="cron:billing_tick",
-        minute=set(range(0, 60, RENEW_EVERY_MINUTES)),
-        second=0,
-        unique=True,
-        run_at_startup=True,
-        max_tries=3,
-        timeout=600,
-    ),
-]
+BILLING_CRON_JOBS: list[Any] = [periodic(billing_tick, minute=set(range(0, 60, RENEW_EVERY_MINUTES)))]
 
 
 def start_in_process(timers: Timers) -> None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from arq.cron import cron
-
 from portal.domain.clock import utcnow
 from portal.domain.imports import retention
 from portal.jobs.queue import Timers
-from portal.jobs.retry import logged_job
+from portal.jobs.retry import logged_job, periodic
 
 IN_PROCESS_EVERY_S = 3600.0
 
@@ -22,18 +20,7 @@ async def remove_old_import_files(ctx: dict[str, Any]) -> int:
 
 _remove = logged_job(remove_old_import_files)
 
-IMPORT_FILE_CRON_JOBS: list[Any] = [
-    cron(
-        logged_job(remove_old_import_files, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
-        name="cron:remove_old_import_files",
-        minute=17,
-        second=0,
-        unique=True,
-        run_at_startup=True,
-        max_tries=3,
-        timeout=600,
-    ),
-]
+IMPORT_FILE_CRON_JOBS: list[Any] = [periodic(remove_old_import_files, minute=17)]
 
 
 def start_in_process(timers: Timers) -> None:

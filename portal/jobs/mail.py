@@ -23,7 +23,7 @@ from arq.cron import cron
 from portal.domain.clock import utcnow
 from portal.domain.notifications_sweep import sweep
 from portal.jobs.queue import Timers
-from portal.jobs.retry import logged_job
+from portal.jobs.retry import logged_job, periodic
 from portal.mail.delivery import drain
 from portal.mail.smtp import smtp_config
 
@@ -63,15 +63,7 @@ _sweep = logged_job(sweep_expiry)
 
 MAIL_FUNCTIONS = [_deliver, _sweep]
 MAIL_CRON_JOBS = [
-    cron(
-        logged_job(sweep_expiry, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
-        name="cron:sweep_expiry",
-        second=0,
-        unique=True,
-        run_at_startup=True,
-        max_tries=3,
-        timeout=300,
-    ),
+    periodic(sweep_expiry, timeout=300),
     cron(
         logged_job(deliver_outbox, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
         name="cron:deliver_outbox",

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from arq.cron import CronJob, cron
 from arq.worker import Retry
 from redis import exceptions as redis_errors
 
@@ -163,3 +164,18 @@ def _ms(started: float) -> float:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def periodic(fn: Task, *, minute: int | set[int] | None = None, second: int = 0, timeout: int = 600) -> CronJob:
+    """A cron job of `fn` run by one worker per slot (unique), at each worker's
+    start too, with three tries on a transient error: the shape of every tick."""
+    return cron(
+        logged_job(fn, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
+        name=f"cron:{fn.__name__}",
+        minute=minute,
+        second=second,
+        unique=True,
+        run_at_startup=True,
+        max_tries=3,
+        timeout=timeout,
+    )
