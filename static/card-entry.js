@@ -25,6 +25,17 @@
     });
   });
 
+  // Test processor: a billing form sent before its frame handed a token would only be refused.
+  function guardTest(entry) {
+    var form = entry.closest("form");
+    if (!form) return;
+    form.addEventListener("submit", function (event) {
+      if (entry.querySelector('input[name="payment_method"]').value) return;
+      event.preventDefault();
+      show(entry, "[data-card-error]", "Enter the card above and press “Use this card” first.");
+    });
+  }
+
   function mountStripe(entry) {
     if (typeof window.Stripe !== "function") {
       show(entry, "[data-card-error]", "The card form could not load: reload the page.");
@@ -75,6 +86,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll('[data-card-entry="stripe"]').forEach(mountStripe);
+    document.querySelectorAll('[data-card-entry="test"]').forEach(guardTest);
     document.querySelectorAll("form[data-confirm-payment]").forEach(confirmPayment);
   });
 })();

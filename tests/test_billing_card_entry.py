@@ -197,3 +197,34 @@ async def test_the_worker_hands_its_jobs_the_services():
     await worker.startup(ctx)
     assert isinstance(ctx["services"], Services) and isinstance(ctx["services"].processor, TestProcessor)
     assert isinstance(worker.new_worker().ctx["services"], Services)
+
+
+class HeldProcessor(TestProcessor):
+    """Its bank holds every charge for the cardholder (3-D Secure)."""
+
+    async def charge(self, token, amount_cents, currency, idempotency_key):
+        self.calls.append(idempotency_key)
+        return payments.ChargeResult(
+            ok=False, reference="pi_held", decline_reason=payments.NEEDS_AUTHENTICATION, requires_action="pi_held"
+        )
+
+
+class TestABankThatHoldsEveryCharge:
+    @pytest.fixture
+    def processor(self):
+        """The processor the app is handed (conftest's `services`), for this class's tests."""
+        return HeldProcessor()
+
+    async def test_a_purchase_it_holds_sends_the_buyer_to_confirm_it(self, client, tree, processor):
+        await sign_in(client, tree.email("north"))
+        bought = await buy(client, tree.north["id"], PRO_20, {**(await handed_card(client)), **ADDRESS})
+        invoice = await Invoice.select().first()
+        confirm = f"/invoices/{invoice['id']}/confirm-payment"
+        assert bought.status_code == 302 and bought.headers["location"] == confirm
+        page = await client.get(confirm)
+        assert page.status_code == 200 and "Your bank asks you to confirm this payment" in page.text
+        # Not confirmed at the processor: nothing is paid.
+        refused = await client.post(confirm, data={"_csrf_token": csrf_of(page.text)})
+        assert refused.status_code == 400 and invoice["status"] == "issued"
+        assert (await Subscription.select(Subscription.status).first())["status"] == "pending"
+        assert processor.calls == [f"{invoice['id']}:1"]
