@@ -145,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("serve", "worker") and (problem := _smtp_problem()):
         print(problem, file=sys.stderr)
         return 2
+    if args.command in ("serve", "worker"):
+        from portal.services import build_services
+
+        # The processor each web process and worker builds the same way (portal/web/app.py,
+        # portal/jobs/worker.py): built here once first, so a bad one stops the start before any fork.
+        build_services(settings)
     if args.command in ("migrate", "demo"):
         asyncio.run(_prepare(demo=args.command == "demo"))
     elif args.command == "outbox":

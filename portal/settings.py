@@ -14,6 +14,10 @@
 |                | whose X-Forwarded-For is believed         |
 | LOG_FORMAT     | text (readable lines); or json (one JSON object per line) |
 | SIGN_INS_PER_MINUTE | 10: sign-in attempts per client address a minute |
+| PAYMENT_PROCESSOR | test: the built-in test processor (test cards, no network); or stripe |
+| STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE_WEBHOOK_SECRET | needed with stripe |
+| STRIPE_API_BASE | unset: Stripe's own addresses; else a Stripe stand-in's (tests: localstripe), |
+|                | which also serves Stripe.js at <base>/js.stripe.com/v3/ |
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ class Settings:
     forwarded_allow_ips: str | None = None
     log_format: str = "text"
     sign_ins_per_minute: int = 10
+    payment_processor: str = "test"
+    stripe_secret_key: str | None = None
+    stripe_publishable_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -66,6 +75,19 @@ class Settings:
 
 
 LOG_FORMATS = ("text", "json")
+PAYMENT_PROCESSORS = ("test", "stripe")
+_STRIPE_KEYS = ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
+
+
+def _payment_processor() -> str:
+    value = (os.environ.get("PAYMENT_PROCESSOR") or "test").strip().lower()
+    if value not in PAYMENT_PROCESSORS:
+        raise ValueError(f"PAYMENT_PROCESSOR must be one of {', '.join(PAYMENT_PROCESSORS)}, not {value!r}")
+    # Said at start-up, not at the first payment.
+    missing = [name for name in _STRIPE_KEYS if value == "stripe" and not os.environ.get(name)]
+    if missing:
+        raise ValueError(f"PAYMENT_PROCESSOR=stripe needs {', '.join(missing)}")
+    return value
 
 
 def _log_format() -> str:
@@ -106,4 +128,9 @@ def get_settings() -> Settings:
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "").strip() or None,
         log_format=_log_format(),
         sign_ins_per_minute=int(os.environ.get("SIGN_INS_PER_MINUTE") or 10),
+        payment_processor=_payment_processor(),
+        stripe_secret_key=os.environ.get("STRIPE_SECRET_KEY") or None,
+        stripe_publishable_key=os.environ.get("STRIPE_PUBLISHABLE_KEY") or None,
+        stripe_webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
+        stripe_api_base=(os.environ.get("STRIPE_API_BASE") or "").rstrip("/") or None,
     )

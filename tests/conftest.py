@@ -74,11 +74,34 @@ async def clean_state(database):
     await reset_tables()
 
 
+@pytest.fixture(scope="session")
+def localstripe():
+    """The run's own fake Stripe (tests/stripe_server.py), started the first time a test needs it."""
+    from tests.stripe_server import start_localstripe
+
+    return start_localstripe(_tmp / "localstripe")
+
+
 @pytest.fixture
-async def app():
+def processor():
+    """The card processor the app is handed (a test file may override it with its own)."""
+    from portal.domain.billing.payments import TestProcessor
+
+    return TestProcessor()
+
+
+@pytest.fixture
+def services(processor):
+    from portal.services import Services
+
+    return Services(processor=processor)
+
+
+@pytest.fixture
+async def app(services):
     from portal.web.app import create_app
 
-    async with running(create_app(sign_ins_per_minute=1000)) as app:
+    async with running(create_app(sign_ins_per_minute=1000, services=services)) as app:
         yield app
 
 

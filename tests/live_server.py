@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -76,6 +77,14 @@ def _own_redis(test_url: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="session", name="live_server")
 async def live_server_fixture() -> AsyncIterator[LiveServer]:
+    async with serving() as server:
+        yield server
+
+
+@asynccontextmanager
+async def serving(extra_env: dict[str, str] | None = None) -> AsyncIterator[LiveServer]:
+    """`portal serve` on a free port with a database of its own; `extra_env`: more
+    settings (the Stripe test serves with PAYMENT_PROCESSOR=stripe)."""
     tmp = Path(tempfile.mkdtemp(prefix="portal-browser-"))
     port = free_port()
     env = {
@@ -85,10 +94,11 @@ async def live_server_fixture() -> AsyncIterator[LiveServer]:
         "PORTAL_VAR_DIR": str(tmp / "var"),
         # Every browser test signs in from 127.0.0.1: more than a minute's worth of the default 10.
         "SIGN_INS_PER_MINUTE": "1000",
+        **(extra_env or {}),
     }
     pg_db = None
     if conftest.ENGINE == "postgres":
-        pg_db = f"portal_browser_{os.getpid()}"
+        pg_db = f"portal_browser_{os.getpid()}_{port}"
         await create_pg_database(conftest.PG_SERVER, pg_db)
         env["DATABASE_URL"] = f"{conftest.PG_SERVER}/{pg_db}"
         env["REDIS_URL"], _ = _own_redis(os.environ["REDIS_URL"])

@@ -14,6 +14,7 @@ from arq.worker import Worker
 from litestar import Litestar
 
 from portal import db
+from portal.domain.billing.payments import CardDetails, TestProcessor
 from portal.domain.licences.tabs import TALLY_DRIFT_SQL
 from portal.piccolo_app import APP_CONFIG
 from portal.tables import Company, Product
@@ -91,9 +92,36 @@ def csrf_of(html: str) -> str:
 
 
 async def post_form(client: httpx.AsyncClient, page: str, action: str, data: dict) -> httpx.Response:
-    """Open `page` as a browser would, then submit a form to `action` with its CSRF token."""
+    """Open `page` as a browser would, then submit a form to `action` with its CSRF token.
+    Card fields in `data` are typed into the test processor's card page, as the
+    browser does (card_through_processor); a card it refuses is its answer."""
+    data, refused = await card_through_processor(client, data)
+    if refused is not None:
+        return refused
     opened = await client.get(page)
     return await client.post(action, data={**data, "_csrf_token": csrf_of(opened.text)})
+
+
+CARD_FIELDS = ("card_number", "exp_month", "exp_year", "cvc")
+_HANDED = re.compile(r'data-token="([^"]+)"')
+
+
+async def card_through_processor(client: httpx.AsyncClient, data: dict) -> tuple[dict, httpx.Response | None]:
+    """A billing form's fields as the browser sends them: the card is typed into the
+    test processor's own page (the frame of the billing page), which posts it to
+    the test processor's endpoint; the billing form carries only the token it hands
+    back, as payment_method. Returns the form's fields and, when the card page
+    refused the card, its answer (the billing form is then never sent)."""
+    card = {k: v for k, v in data.items() if k in CARD_FIELDS}
+    fields = {k: v for k, v in data.items() if k not in CARD_FIELDS}
+    if not card:
+        return fields, None
+    page = await client.get("/test-processor/card")
+    answer = await client.post("/test-processor/card", data={**card, "_csrf_token": csrf_of(page.text)})
+    handed = _HANDED.search(answer.text)
+    if handed is None:
+        return fields, answer
+    return {**fields, "payment_method": handed.group(1)}, None
 
 
 async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
@@ -110,9 +138,13 @@ async def csrf_headers(client: httpx.AsyncClient, page: str = "/") -> dict[str, 
     return {"x-csrftoken": match.group(1)}
 
 
-async def run_burst_worker(functions, redis_url: str | None = None, redis_pool: ArqRedis | None = None) -> Worker:
-    """A real arq worker that runs every job queued, then stops; returned for its counts."""
+async def run_burst_worker(
+    functions, redis_url: str | None = None, redis_pool: ArqRedis | None = None, ctx: dict | None = None
+) -> Worker:
+    """A real arq worker that runs every job queued, then stops; returned for its counts.
+    `ctx`: what the worker's start-up would put there (billing jobs need "services")."""
     worker = Worker(
+        ctx=ctx,
         functions=functions,
         redis_settings=RedisSettings.from_dsn(redis_url) if redis_url else None,
         redis_pool=redis_pool,
@@ -125,3 +157,23 @@ async def run_burst_worker(functions, redis_url: str | None = None, redis_pool: 
     finally:
         await worker.close()
     return worker
+
+
+# --- Card processor: handed to the domain and to the app, as start-up does -------
+
+PROCESSOR = TestProcessor()  # for tests that do not count what the processor is asked
+
+
+async def card_token(card: CardDetails, processor: TestProcessor = PROCESSOR) -> str:
+    """What the test processor's card page hands the browser for `card`: the token a
+    billing form posts (as payment_method)."""
+    return (await processor.save_card(card)).token
+
+
+async def handed_card(client: httpx.AsyncClient, number: str = "4242 4242 4242 4242") -> dict[str, str]:
+    """The billing form's card field as the browser fills it from the test processor's frame."""
+    fields, refused = await card_through_processor(
+        client, {"card_number": number, "exp_month": "12", "exp_year": "2040", "cvc": "123"}
+    )
+    assert refused is None, refused.text[:500]
+    return fields

@@ -15,7 +15,7 @@ from portal.domain.clock import utcnow
 from portal.tables import Company
 from portal.tables_billing import Subscription
 from portal.web.app import create_app
-from tests.support import csrf_headers, sign_in
+from tests.support import PROCESSOR, csrf_headers, sign_in
 
 # (method, path template) of every route that takes a company id.
 COMPANY_ROUTES = [
@@ -78,6 +78,9 @@ PLAIN_ROUTES = [
 # Routes without an id that answer 400 to a bare request, with the query that makes them answer 200.
 QUERY_ROUTES = {"/dashboard/batches": "?field=ends_at&start=2026-01-01&end=2026-02-01"}
 PUBLIC_ROUTES = {"/", "/login", "/logout", "/forgot-password", "/healthz", "/set-password/{token:str}"}
+# The test processor's card page is the processor's, as Stripe's card fields are Stripe's:
+# it knows no one and hands out test tokens only (tests/test_billing_card_entry.py).
+PUBLIC_ROUTES |= {"/test-processor/card"}
 MOVED_ROUTES = {"/outbox"}  # a redirect to /notifications, for the signed-in
 # By API key, and the partner's own keys: tests/test_entitlements_api.py
 API_ROUTES = {"/api/v1/entitlements/{email:str}", "/settings/api-keys", "/settings/api-keys/{key_id:int}/revoke"}
@@ -124,7 +127,7 @@ async def test_billing_routes_answer_404_to_another_tenant(client, tree):
     """Every billing route by every method, with North Customer's company,
     subscription and invoice ids, for a manager of another partner and of its customer."""
     customer = await load_actor(tree.managers["north"]["id"], None)
-    bought = await buy(customer, tree.north["id"], Purchase("pro", 2, 1, (), "invoice"), utcnow())
+    bought = await buy(customer, tree.north["id"], Purchase("pro", 2, 1, (), "invoice"), utcnow(), processor=PROCESSOR)
     values = {
         "company_id": tree.north["id"],
         "subscription_id": bought["subscription"]["id"],

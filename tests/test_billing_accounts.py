@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from portal.domain.billing import accounts, cancellation, settlement, subscriptions
+from portal.domain.billing import accounts, cancellation, payments, settlement, subscriptions
 from portal.domain.billing.payments import CardDetails
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import AuditEntry
 from portal.tables_billing import BillingAccount, Subscription
+from tests.support import PROCESSOR, card_token
 from tests.test_billing_subscriptions import ADDRESS, DECLINING_CARD, GOOD_CARD, NOW, actors, pro
 
 
@@ -47,7 +48,7 @@ async def test_the_address_is_saved_tidied_and_bad_fields_are_named(tree):
 async def test_a_card_is_kept_as_a_token_brand_last_four_and_expiry(tree):
     customer, _ = await actors(tree)
     await accounts.save_billing_address(customer, tree.north["id"], now=NOW, **ADDRESS)
-    shown = await accounts.save_card(customer, tree.north["id"], GOOD_CARD, NOW)
+    shown = await accounts.save_card(customer, tree.north["id"], await card_token(GOOD_CARD), NOW, processor=PROCESSOR)
     assert (shown["card_brand"], shown["card_last4"], shown["card_expires"], shown["has_card"]) == (
         "Visa",
         "4242",
@@ -61,11 +62,28 @@ async def test_a_card_is_kept_as_a_token_brand_last_four_and_expiry(tree):
     )
     assert "4242424242424242" not in stored and "4242 4242 4242 4242" not in stored
     with pytest.raises(ValidationFailed) as refused:
-        await accounts.save_card(customer, tree.north["id"], CardDetails("4000 0000 0000 0002", 4, 2030, "123"), NOW)
+        await accounts.save_card(
+            customer,
+            tree.north["id"],
+            await card_token(CardDetails("4000 0000 0000 0002", 4, 2030, "123")),
+            NOW,
+            processor=PROCESSOR,
+        )
     assert refused.value.errors == {"card": "Your card was declined."}
     with pytest.raises(ValidationFailed) as refused:
-        await accounts.save_card(customer, tree.north["id"], CardDetails("4242 4242 4242 4241", 4, 2030, "123"), NOW)
+        await accounts.save_card(
+            customer,
+            tree.north["id"],
+            await card_token(CardDetails("4242 4242 4242 4241", 4, 2030, "123")),
+            NOW,
+            processor=PROCESSOR,
+        )
     assert refused.value.errors == {"card": "That card number is not valid."}
+    # A card number posted where the processor's payment-method id belongs is no card at all.
+    for sent in ("4242424242424242", "", "tok_live_4242"):
+        with pytest.raises(ValidationFailed) as refused:
+            await accounts.save_card(customer, tree.north["id"], sent, NOW, processor=PROCESSOR)
+        assert refused.value.errors == {"card": payments.NO_PAYMENT_METHOD}, sent
     kept = (
         await BillingAccount.select(BillingAccount.card_token).where(BillingAccount.company == tree.north["id"]).first()
     )
@@ -74,11 +92,16 @@ async def test_a_card_is_kept_as_a_token_brand_last_four_and_expiry(tree):
 
 async def test_create_an_online_billing_account_switches_an_invoice_subscription_to_pay_online(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW, processor=PROCESSOR)
     await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     await cancellation.request_cancellation(customer, bought["subscription"]["id"], NOW)
     account = await accounts.create_online_billing_account(
-        customer, tree.north["id"], card=GOOD_CARD, now=NOW + timedelta(days=1), **ADDRESS
+        customer,
+        tree.north["id"],
+        payment_method=await card_token(GOOD_CARD),
+        now=NOW + timedelta(days=1),
+        **ADDRESS,
+        processor=PROCESSOR,
     )
     assert account["has_card"] is True and account["switched_subscriptions"] == [bought["subscription"]["id"]]
     sub = await Subscription.select().where(Subscription.id == bought["subscription"]["id"]).first()
@@ -90,14 +113,26 @@ async def test_create_an_online_billing_account_switches_an_invoice_subscription
 
 async def test_create_an_online_billing_account_writes_nothing_unless_all_is_right(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW, processor=PROCESSOR)
     bad_address = {**ADDRESS, "country": ""}
     with pytest.raises(ValidationFailed) as refused:
-        await accounts.create_online_billing_account(customer, tree.north["id"], card=GOOD_CARD, now=NOW, **bad_address)
+        await accounts.create_online_billing_account(
+            customer,
+            tree.north["id"],
+            payment_method=await card_token(GOOD_CARD),
+            now=NOW,
+            **bad_address,
+            processor=PROCESSOR,
+        )
     assert set(refused.value.errors) == {"country"}
     with pytest.raises(ValidationFailed) as refused:
         await accounts.create_online_billing_account(
-            customer, tree.north["id"], card=CardDetails("4000 0000 0000 0002", 4, 2030, "123"), now=NOW, **ADDRESS
+            customer,
+            tree.north["id"],
+            payment_method=await card_token(CardDetails("4000 0000 0000 0002", 4, 2030, "123")),
+            now=NOW,
+            **ADDRESS,
+            processor=PROCESSOR,
         )
     assert refused.value.errors == {"card": "Your card was declined."}
     assert await BillingAccount.count() == 0
@@ -107,7 +142,12 @@ async def test_create_an_online_billing_account_writes_nothing_unless_all_is_rig
     await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     await cancellation.confirm_cancellation(seller, sub["id"], NOW)
     account = await accounts.create_online_billing_account(
-        customer, tree.north["id"], card=DECLINING_CARD, now=NOW, **ADDRESS
+        customer,
+        tree.north["id"],
+        payment_method=await card_token(DECLINING_CARD),
+        now=NOW,
+        **ADDRESS,
+        processor=PROCESSOR,
     )
     assert account["switched_subscriptions"] == []
     sub = await Subscription.select().where(Subscription.id == sub["id"]).first()
@@ -119,7 +159,9 @@ async def test_accounts_are_for_customers_in_the_wing(tree):
     with pytest.raises(NotFound):
         await accounts.save_billing_address(seller, tree.sub["id"], now=NOW, **ADDRESS)
     with pytest.raises(NotFound):
-        await accounts.save_card(customer, tree.other_customer["id"], GOOD_CARD, NOW)
+        await accounts.save_card(
+            customer, tree.other_customer["id"], await card_token(GOOD_CARD), NOW, processor=PROCESSOR
+        )
     # The seller's manager may keep a customer's address (manage mode or not).
     saved = await accounts.save_billing_address(seller, tree.north["id"], now=NOW, **ADDRESS)
     assert saved["company"] == tree.north["id"]

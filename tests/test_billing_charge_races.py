@@ -16,6 +16,7 @@ from portal.domain.billing.renewal import invoice_subscriptions, online
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry
 from portal.tables_billing import Charge, Invoice, Subscription
+from tests.support import PROCESSOR, card_token
 from tests.test_billing_subscriptions import DECLINING_CARD, GOOD_CARD, NOW, actors, pro, with_card
 
 IN_PROGRESS = "A payment of this invoice is already in progress."
@@ -41,31 +42,29 @@ class SlowProcessor(TestProcessor):
 @pytest.fixture
 def slow():
     new = SlowProcessor()
-    old = payments.use_processor(new)
     yield new
     new.answer.set()  # a test that failed midway leaves no request waiting
-    payments.use_processor(old)
 
 
-async def _declined_purchase(tree) -> dict:
+async def _declined_purchase(tree, processor: TestProcessor = PROCESSOR) -> dict:
     """North Customer's online purchase whose first charge was declined; a good card saved since."""
     customer, _ = await actors(tree)
     await with_card(customer, tree.north["id"], DECLINING_CARD)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW, processor=processor)
     assert bought["charge"].ok is False
-    await accounts.save_card(customer, tree.north["id"], GOOD_CARD, NOW)
+    await accounts.save_card(customer, tree.north["id"], await card_token(GOOD_CARD), NOW, processor=PROCESSOR)
     return bought
 
 
 async def test_two_pay_online_at_once_charge_the_card_once(tree, slow):
     customer, _ = await actors(tree)
-    bought = await _declined_purchase(tree)
+    bought = await _declined_purchase(tree, slow)
     invoice_id = bought["invoice"]["id"]
     slow.held = True
-    first = asyncio.create_task(settlement.pay_invoice(customer, invoice_id, NOW))
+    first = asyncio.create_task(settlement.pay_invoice(customer, invoice_id, NOW, processor=slow))
     await slow.asking.wait()
     with pytest.raises(ValidationFailed) as refused:
-        await settlement.pay_invoice(customer, invoice_id, NOW)
+        await settlement.pay_invoice(customer, invoice_id, NOW, processor=slow)
     assert refused.value.errors == {"payment": IN_PROGRESS}
     slow.answer.set()
     paid = await first
@@ -77,10 +76,10 @@ async def test_two_pay_online_at_once_charge_the_card_once(tree, slow):
 
 async def test_an_invoice_being_charged_cannot_be_voided_or_reissued(tree, slow):
     customer, seller = await actors(tree)
-    bought = await _declined_purchase(tree)
+    bought = await _declined_purchase(tree, slow)
     invoice_id = bought["invoice"]["id"]
     slow.held = True
-    paying = asyncio.create_task(settlement.pay_invoice(customer, invoice_id, NOW))
+    paying = asyncio.create_task(settlement.pay_invoice(customer, invoice_id, NOW, processor=slow))
     await slow.asking.wait()
     for attempt in (invoices.void(seller, invoice_id, "wrong company", NOW), invoices.reissue(seller, invoice_id, NOW)):
         with pytest.raises(ValidationFailed) as refused:
@@ -99,13 +98,17 @@ async def test_the_renewal_job_and_pay_online_number_an_invoices_attempts_alike(
     declined one answered again."""
     customer, _ = await actors(tree)
     await with_card(customer, tree.north["id"], GOOD_CARD)
-    sub = (await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW))["subscription"]
+    sub = (await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW, processor=PROCESSOR))[
+        "subscription"
+    ]
     renewal = await invoice_subscriptions.request_invoice(customer, sub["id"], sub["term_end"] - timedelta(days=5))
-    await accounts.save_card(customer, tree.north["id"], DECLINING_CARD, NOW)
-    declined = await settlement.pay_invoice(customer, renewal["id"], sub["term_end"] - timedelta(days=4))
+    await accounts.save_card(customer, tree.north["id"], await card_token(DECLINING_CARD), NOW, processor=PROCESSOR)
+    declined = await settlement.pay_invoice(
+        customer, renewal["id"], sub["term_end"] - timedelta(days=4), processor=PROCESSOR
+    )
     assert declined["charge"].ok is False
-    await accounts.save_card(customer, tree.north["id"], GOOD_CARD, NOW)
-    counts = await online.renew_due(sub["term_end"] - timedelta(hours=12))
+    await accounts.save_card(customer, tree.north["id"], await card_token(GOOD_CARD), NOW, processor=PROCESSOR)
+    counts = await online.renew_due(sub["term_end"] - timedelta(hours=12), processor=PROCESSOR)
     assert counts["renewed"] == 1
     rows = (
         await Charge.select(Charge.attempt, Charge.status)
@@ -118,7 +121,9 @@ async def test_the_renewal_job_and_pay_online_number_an_invoices_attempts_alike(
 async def test_pay_online_while_the_job_charges_the_renewal_is_refused(tree):
     customer, _ = await actors(tree)
     await with_card(customer, tree.north["id"], GOOD_CARD)
-    sub = (await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW))["subscription"]
+    sub = (await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW, processor=PROCESSOR))[
+        "subscription"
+    ]
     renewal = await invoice_subscriptions.request_invoice(customer, sub["id"], sub["term_end"] - timedelta(days=5))
     at = sub["term_end"] - timedelta(hours=12)
     # The job's claim writes the attempt's charge row before asking (here it never gets to ask).
@@ -134,10 +139,10 @@ async def test_pay_online_while_the_job_charges_the_renewal_is_refused(tree):
         )
     )
     with pytest.raises(ValidationFailed) as refused:
-        await settlement.pay_invoice(customer, renewal["id"], at + timedelta(minutes=1))
+        await settlement.pay_invoice(customer, renewal["id"], at + timedelta(minutes=1), processor=PROCESSOR)
     assert refused.value.errors == {"payment": IN_PROGRESS}
     # The job's next run finds the attempt still open and leaves it to whoever is asking.
-    counts = await online.renew_due(at + timedelta(minutes=1))
+    counts = await online.renew_due(at + timedelta(minutes=1), processor=PROCESSOR)
     assert (counts["claimed"], counts["pending"], counts["renewed"]) == (1, 1, 0)
     assert await Charge.count().where(Charge.invoice == renewal["id"]) == 1
 
@@ -161,11 +166,7 @@ async def test_money_taken_for_a_void_invoice_shows_under_failed_charges(tree):
     customer, seller = await actors(tree)
     bought = await _declined_purchase(tree)
     voiding = VoidingProcessor(seller)
-    old = payments.use_processor(voiding)
-    try:
-        paid = await settlement.pay_invoice(customer, bought["invoice"]["id"], NOW)
-    finally:
-        payments.use_processor(old)
+    paid = await settlement.pay_invoice(customer, bought["invoice"]["id"], NOW, processor=voiding)
     assert paid["charge"].ok and paid["invoice"]["status"] == "void" and paid["batch"] is None
     assert await AuditEntry.count().where(AuditEntry.action == "invoice.charged_not_issued") == 1
     listed = await subscription_list.list_subscriptions(seller, {"failed_charges": "yes"}, 1)
@@ -177,14 +178,12 @@ async def test_money_taken_for_a_void_invoice_shows_under_failed_charges(tree):
 async def test_money_the_renewal_job_took_for_a_void_invoice_renews_nothing_and_shows_under_failed_charges(tree):
     customer, seller = await actors(tree)
     await with_card(customer, tree.north["id"], GOOD_CARD)
-    sub = (await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW))["subscription"]
+    sub = (await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW, processor=PROCESSOR))[
+        "subscription"
+    ]
     due = sub["term_end"] - timedelta(hours=12)
     voiding = VoidingProcessor(seller, asked_at=due)
-    old = payments.use_processor(voiding)
-    try:
-        counts = await online.renew_due(due)
-    finally:
-        payments.use_processor(old)
+    counts = await online.renew_due(due, processor=voiding)
     assert (counts["claimed"], counts["renewed"], counts["pending"]) == (1, 0, 1)
     renewal = await Invoice.select().where(Invoice.kind == "renewal").first()
     assert renewal["status"] == "void"

@@ -16,7 +16,7 @@ from portal.domain.billing import payments
 from portal.domain.billing.payments import TestProcessor
 from portal.tables import LicenceBatch
 from portal.tables_billing import Charge, Invoice, Subscription
-from tests.support import csrf_of, sign_in
+from tests.support import csrf_of, handed_card, sign_in
 from tests.test_billing_web import ADDRESS, CARD, buy, flashes, quoted_fields
 
 TIMES = 10
@@ -26,17 +26,20 @@ LITE_ONLINE = {"tier": "lite", "extra_users": "0", "read_only_users": "0", "meth
 class NetworkProcessor(TestProcessor):
     """The test processor, answering after a round trip's wait."""
 
+    # While set, every charge is declined (the card's bank says no).
+    declining = False
+
     async def charge(self, token, amount_cents, currency, idempotency_key):
         await asyncio.sleep(0.02)
+        if self.declining:
+            return payments.ChargeResult(ok=False, reference=None, decline_reason=payments.CARD_DECLINED)
         return await super().charge(token, amount_cents, currency, idempotency_key)
 
 
 @pytest.fixture
 def processor():
-    new = NetworkProcessor()
-    old = payments.use_processor(new)
-    yield new
-    payments.use_processor(old)
+    """The processor the app is handed (conftest's `services` and `app`)."""
+    return NetworkProcessor()
 
 
 async def ten_at_once(client, action: str, data: dict) -> list[int]:
@@ -82,7 +85,9 @@ async def test_ten_identical_buy_confirmations_buy_once(client, tree, processor)
     base = f"/companies/{tree.north['id']}/billing"
     query = "&".join(f"{k}={v}" for k, v in LITE_ONLINE.items())
     form = await opened_form(client, f"{base}/buy/quote?{query}")
-    statuses = await ten_at_once(client, f"{base}/buy", {**LITE_ONLINE, **CARD, **ADDRESS, **form})
+    statuses = await ten_at_once(
+        client, f"{base}/buy", {**LITE_ONLINE, **(await handed_card(client)), **ADDRESS, **form}
+    )
     assert statuses == [302] * TIMES
     assert await Subscription.count() == 1 and await Invoice.count() == 1
     assert await Charge.count().where(Charge.status == "succeeded") == 1
@@ -168,15 +173,14 @@ async def test_ten_identical_pay_online_presses_charge_once(client, tree, proces
     subscription = await lite_online(client, tree)
     # An Upgrade by invoice would wait for staff; an online one whose charge was
     # declined leaves its invoice to "Pay Online", as a declined renewal does.
-    processor_decline = DecliningOnce()
-    payments.use_processor(processor_decline)
+    processor.declining = True
     base = f"/companies/{tree.north['id']}/billing"
     form = await opened_form(client, f"{base}/change/quote?tier=pro&extra_users=0&read_only_users=0")
     refused = await client.post(
         f"{base}/change", data={"tier": "pro", "extra_users": "0", "read_only_users": "0", **form}
     )
     assert refused.status_code in (302, 400)
-    payments.use_processor(processor)
+    processor.declining = False
     invoice = await Invoice.select().where(Invoice.kind == "change").first()
     assert invoice is not None and invoice["status"] == "issued"
 
@@ -189,11 +193,6 @@ async def test_ten_identical_pay_online_presses_charge_once(client, tree, proces
     now = await Subscription.select().where(Subscription.id == subscription["id"]).first()
     assert now["tier"] == "pro"
     assert await seats_running(tree.north["id"]) == await expected_seats(now["partner"], "pro", 0)
-
-
-class DecliningOnce(TestProcessor):
-    async def charge(self, token, amount_cents, currency, idempotency_key):
-        return payments.ChargeResult(ok=False, reference=None, decline_reason=payments.CARD_DECLINED)
 
 
 async def test_ten_identical_recorded_payments_record_once(client, tree):

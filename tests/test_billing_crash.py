@@ -11,9 +11,10 @@ import pytest
 
 from portal.domain.billing import changes, settlement
 from portal.jobs import billing as billing_jobs
+from portal.services import Services
 from portal.tables import AuditEntry, LicenceBatch
 from portal.tables_billing import Charge, Invoice, Subscription
-from tests.support import tally_drift
+from tests.support import PROCESSOR, tally_drift
 from tests.test_billing_subscriptions import NOW, actors, bought_online
 
 BEFORE_GRACE = settlement.MISSED_AFTER - timedelta(minutes=1)
@@ -34,7 +35,7 @@ def crash_after_charge(monkeypatch) -> None:
 
 async def tick(monkeypatch, at: datetime) -> dict[str, int]:
     monkeypatch.setattr(billing_jobs, "utcnow", lambda: at)
-    return await billing_jobs.billing_tick({"job_id": None})
+    return await billing_jobs.billing_tick({"job_id": None, "services": Services(PROCESSOR)})
 
 
 async def provision_keys() -> list[str]:
@@ -83,7 +84,13 @@ async def test_a_change_charged_but_not_provisioned_gets_its_added_seats_from_th
     crash_after_charge(monkeypatch)
     with pytest.raises(Killed):
         await changes.change(
-            customer, bought["subscription"]["id"], tier="pro", extra_users=25, read_only_users=2, now=mid
+            customer,
+            bought["subscription"]["id"],
+            tier="pro",
+            extra_users=25,
+            read_only_users=2,
+            now=mid,
+            processor=PROCESSOR,
         )
     monkeypatch.undo()
     change = await Invoice.select().where(Invoice.kind == "change").first()

@@ -9,7 +9,7 @@ import pytest
 from portal.domain.billing import cancellation, profiles, settlement, subscriptions
 from portal.domain.errors import ValidationFailed
 from portal.tables_billing import BillingProfile
-from tests.support import post_form, sign_in
+from tests.support import PROCESSOR, post_form, sign_in
 from tests.test_billing_subscriptions import NOW, actors, pro
 
 REFUSED = (
@@ -20,7 +20,7 @@ REFUSED = (
 
 async def test_the_currency_cannot_change_while_a_subscription_is_live(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     with pytest.raises(ValidationFailed) as refused:
         await profiles.save_profile(seller, tree.sub["id"], currency="EUR", tax_rate_bp=0, assign_unpaid=False, now=NOW)
     assert refused.value.errors == {
@@ -42,7 +42,7 @@ async def test_the_currency_cannot_change_while_a_subscription_is_live(tree):
 
 async def test_the_currency_changes_once_nothing_is_live_or_unpaid(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     await cancellation.request_cancellation(customer, bought["subscription"]["id"], NOW)
     await cancellation.confirm_cancellation(seller, bought["subscription"]["id"], NOW)  # pending: ends, invoice void
     saved = await profiles.save_profile(
@@ -53,7 +53,7 @@ async def test_the_currency_changes_once_nothing_is_live_or_unpaid(tree):
 
 async def test_the_settings_page_says_why_the_currency_stays(client, tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     await sign_in(client, tree.email("sub"))
     refused = await post_form(client, "/billing/settings", "/billing/settings", {"currency": "GBP", "tax_rate": "0"})

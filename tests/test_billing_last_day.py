@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from portal.domain.billing import changes, money, quotes
+from tests.support import PROCESSOR
 from tests.test_billing_subscriptions import NOW, actors, bought_online
 
 
@@ -18,7 +19,9 @@ async def test_a_change_on_the_last_day_is_charged_for_that_day(tree):
     # 100,000 users × $30 × 12 months for 1 of 365 days: $98,630.14.
     assert quote.totals.total_cents == 9_863_014
     assert quote.notes[0].startswith("Charged for the 1 days left of the term")
-    changed = await changes.change(customer, sub["id"], tier="pro", extra_users=100_000, read_only_users=2, now=at)
+    changed = await changes.change(
+        customer, sub["id"], tier="pro", extra_users=100_000, read_only_users=2, now=at, processor=PROCESSOR
+    )
     assert changed["invoice"]["total_cents"] == 9_863_014 and changed["charge"].ok
     assert changed["batch"]["seats"] == 100_000
 

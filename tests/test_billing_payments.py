@@ -24,9 +24,7 @@ from tests.factories import T0
 @pytest.fixture
 def processor():
     fresh = TestProcessor()
-    old = payments.use_processor(fresh)
-    yield fresh
-    payments.use_processor(old)
+    return fresh
 
 
 async def issue(tree) -> dict:
@@ -72,14 +70,13 @@ async def test_the_test_cards(processor):
     assert (await processor.save_card(card("4242424242424242", month=1, year=2026), now=T0)).expires == "2026-01"
     assert "4242424242424242" not in repr(card("4242424242424242"))
     assert processor.test_mode is True
-    assert payments.processor() is processor
 
 
 async def test_a_charge_pays_the_invoice_once(tree, processor):
     invoice = await issue(tree)
     token = (await processor.save_card(card("4242424242424242"))).token
     later = T0 + timedelta(minutes=1)
-    result = await payments.charge_invoice(invoice["id"], token, attempt=1, now=later)
+    result = await payments.charge_invoice(invoice["id"], token, attempt=1, now=later, processor=processor)
     assert result.ok and result.decline_reason is None and result.reference.startswith("ch_test_")
     row = await Invoice.select().where(Invoice.id == invoice["id"]).first()
     assert (row["status"], row["payment_method"], row["payment_reference"], row["paid_at"]) == (
@@ -102,13 +99,15 @@ async def test_a_charge_pays_the_invoice_once(tree, processor):
         f"{invoice['id']}:1",
     )
     # The same key again (a retried job): the recorded answer, no second call, no second row.
-    again = await payments.charge_invoice(invoice["id"], token, attempt=1, now=later + timedelta(hours=1))
+    again = await payments.charge_invoice(
+        invoice["id"], token, attempt=1, now=later + timedelta(hours=1), processor=processor
+    )
     assert again == ChargeResult(ok=True, reference=result.reference, decline_reason=None)
     assert processor.calls == [f"{invoice['id']}:1"]
     assert await Charge.count() == 1
     # A new attempt on a paid invoice is refused before the processor is asked.
     with pytest.raises(InvalidTransition):
-        await payments.charge_invoice(invoice["id"], token, attempt=2, now=later)
+        await payments.charge_invoice(invoice["id"], token, attempt=2, now=later, processor=processor)
     assert processor.calls == [f"{invoice['id']}:1"]
     details = [
         json.loads(r["detail"])
@@ -120,10 +119,12 @@ async def test_a_charge_pays_the_invoice_once(tree, processor):
 async def test_a_declined_charge_leaves_the_invoice_issued(tree, processor):
     invoice = await issue(tree)
     token = (await processor.save_card(card("4000 0000 0000 0341"))).token
-    first = await payments.charge_invoice(invoice["id"], token, attempt=1, now=T0)
+    first = await payments.charge_invoice(invoice["id"], token, attempt=1, now=T0, processor=processor)
     assert first == ChargeResult(ok=False, reference=None, decline_reason="Your card was declined.")
     assert (await Invoice.select(Invoice.status).where(Invoice.id == invoice["id"]).first())["status"] == "issued"
-    second = await payments.charge_invoice(invoice["id"], token, attempt=2, now=T0 + timedelta(days=2))
+    second = await payments.charge_invoice(
+        invoice["id"], token, attempt=2, now=T0 + timedelta(days=2), processor=processor
+    )
     assert second.ok is False
     rows = await Charge.select(Charge.attempt, Charge.status, Charge.decline_reason).order_by(Charge.attempt)
     assert rows == [
@@ -131,9 +132,9 @@ async def test_a_declined_charge_leaves_the_invoice_issued(tree, processor):
         {"attempt": 2, "status": "declined", "decline_reason": "Your card was declined."},
     ]
     # Attempt 1 again: answered from its row.
-    assert (await payments.charge_invoice(invoice["id"], token, attempt=1, now=T0)).decline_reason == (
-        "Your card was declined."
-    )
+    assert (
+        await payments.charge_invoice(invoice["id"], token, attempt=1, now=T0, processor=processor)
+    ).decline_reason == ("Your card was declined.")
     assert len(processor.calls) == 2
     assert await AuditEntry.count().where(AuditEntry.action == "invoice.charge_declined") == 2
 
@@ -142,7 +143,7 @@ async def test_two_workers_charging_the_same_attempt_ask_the_processor_once(tree
     invoice = await issue(tree)
     token = (await processor.save_card(card("4242424242424242"))).token
     results = await asyncio.gather(
-        *(payments.charge_invoice(invoice["id"], token, attempt=1, now=T0) for _ in range(6))
+        *(payments.charge_invoice(invoice["id"], token, attempt=1, now=T0, processor=processor) for _ in range(6))
     )
     assert processor.calls == [f"{invoice['id']}:1"]
     assert await Charge.count() == 1
@@ -167,11 +168,13 @@ async def test_an_attempt_left_pending_by_a_dead_worker_is_taken_over_after_its_
             idempotency_key=f"{invoice['id']}:1",
         )
     )
-    fresh = await payments.charge_invoice(invoice["id"], token, attempt=1, now=T0 + timedelta(minutes=1))
+    fresh = await payments.charge_invoice(
+        invoice["id"], token, attempt=1, now=T0 + timedelta(minutes=1), processor=processor
+    )
     assert fresh == ChargeResult(ok=False, reference=None, decline_reason=None, pending=True)
     assert processor.calls == []
     late = T0 + payments.PENDING_LEASE + timedelta(seconds=1)
-    taken = await payments.charge_invoice(invoice["id"], token, attempt=1, now=late)
+    taken = await payments.charge_invoice(invoice["id"], token, attempt=1, now=late, processor=processor)
     assert taken.ok
     assert processor.calls == [f"{invoice['id']}:1"]
     row = await Charge.select().first()
@@ -198,12 +201,8 @@ async def test_money_taken_for_an_invoice_voided_meanwhile_is_recorded_for_a_ref
     invoice = await issue(tree)
     actor = await load_actor(tree.managers["partner"]["id"], None)
     voiding = VoidingProcessor(actor)
-    old = payments.use_processor(voiding)
-    try:
-        token = (await voiding.save_card(card("4242424242424242"))).token
-        result = await payments.charge_invoice(invoice["id"], token, attempt=1, now=T0)
-    finally:
-        payments.use_processor(old)
+    token = (await voiding.save_card(card("4242424242424242"))).token
+    result = await payments.charge_invoice(invoice["id"], token, attempt=1, now=T0, processor=voiding)
     assert result.ok
     assert (await Charge.select(Charge.status).first())["status"] == "succeeded"
     assert (await Invoice.select(Invoice.status).where(Invoice.id == invoice["id"]).first())["status"] == "void"

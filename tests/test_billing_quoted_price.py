@@ -11,9 +11,9 @@ from portal.domain.billing import catalogue, changes, profiles, quotes, subscrip
 from portal.domain.errors import ValidationFailed
 from portal.tables import LicenceBatch
 from portal.tables_billing import Charge, Invoice, Subscription
-from tests.support import csrf_of, sign_in
+from tests.support import PROCESSOR, csrf_of, handed_card, sign_in
 from tests.test_billing_subscriptions import NOW, actors, bought_online, pro, with_card
-from tests.test_billing_web import ADDRESS, CARD, PRO_20, buy_pro_online, flashes, quoted_fields
+from tests.test_billing_web import ADDRESS, PRO_20, buy_pro_online, flashes, quoted_fields
 
 
 async def test_buying_at_a_price_that_changed_since_the_quote_buys_nothing(tree):
@@ -24,7 +24,9 @@ async def test_buying_at_a_price_that_changed_since_the_quote_buys_nothing(tree)
         seller, tree.sub["id"], "pro", price_cents=9_000_00, included_users=10, active=True, now=NOW
     )
     with pytest.raises(ValidationFailed) as refused:
-        await subscriptions.buy(customer, tree.north["id"], pro(0), NOW, quoted=quotes.Quoted.of(shown.totals))
+        await subscriptions.buy(
+            customer, tree.north["id"], pro(0), NOW, quoted=quotes.Quoted.of(shown.totals), processor=PROCESSOR
+        )
     # Pro $9,000 + 2 read-only users × $60 now; $6,120 when shown.
     assert refused.value.errors == {
         "price": "The price changed since you saw it: $9,120.00 USD now, $6,120.00 USD before. "
@@ -32,7 +34,9 @@ async def test_buying_at_a_price_that_changed_since_the_quote_buys_nothing(tree)
     }
     assert (await Subscription.count(), await Invoice.count(), await Charge.count()) == (0, 0, 0)
     now = await quotes.quote_purchase(customer, tree.north["id"], pro(0), NOW)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0), NOW, quoted=quotes.Quoted.of(now.totals))
+    bought = await subscriptions.buy(
+        customer, tree.north["id"], pro(0), NOW, quoted=quotes.Quoted.of(now.totals), processor=PROCESSOR
+    )
     assert bought["invoice"]["total_cents"] == 9_120_00 and bought["charge"].ok
 
 
@@ -43,7 +47,12 @@ async def test_a_tax_rate_changed_since_the_quote_is_a_changed_price(tree):
     await profiles.save_profile(seller, tree.sub["id"], currency="USD", tax_rate_bp=2000, assign_unpaid=False, now=NOW)
     with pytest.raises(ValidationFailed) as refused:
         await subscriptions.buy(
-            customer, tree.north["id"], pro(0, read_only=0), NOW, quoted=quotes.Quoted.of(shown.totals)
+            customer,
+            tree.north["id"],
+            pro(0, read_only=0),
+            NOW,
+            quoted=quotes.Quoted.of(shown.totals),
+            processor=PROCESSOR,
         )
     assert refused.value.errors["price"].startswith("The price changed since you saw it: $7,200.00 USD now")
 
@@ -65,6 +74,7 @@ async def test_a_change_at_a_price_that_changed_since_the_quote_changes_nothing(
             read_only_users=2,
             now=at,
             quoted=quotes.Quoted.of(shown.totals),
+            processor=PROCESSOR,
         )
     assert refused.value.errors == {
         "price": "The price changed since you saw it: $4,800.00 USD now, $3,600.00 USD before. "
@@ -90,7 +100,7 @@ async def test_the_quote_page_carries_its_price_and_a_changed_price_is_shown_aga
     await catalogue.save_item(
         seller, tree.sub["id"], "pro", price_cents=7_000_00, included_users=10, active=True, now=NOW
     )
-    form = {**PRO_20, **CARD, **ADDRESS, **fields, "_csrf_token": csrf_of(quote.text)}
+    form = {**PRO_20, **(await handed_card(client)), **ADDRESS, **fields, "_csrf_token": csrf_of(quote.text)}
     changed = await client.post(f"{base}/buy", data=form)
     assert changed.status_code == 400
     assert (
@@ -111,7 +121,9 @@ async def test_a_confirm_without_the_quoted_price_shows_the_price_first(client, 
     await sign_in(client, tree.email("north"))
     base = f"/companies/{tree.north['id']}/billing"
     quote = await client.get(f"{base}/buy/quote", params=PRO_20)
-    shown = await client.post(f"{base}/buy", data={**PRO_20, **CARD, **ADDRESS, "_csrf_token": csrf_of(quote.text)})
+    shown = await client.post(
+        f"{base}/buy", data={**PRO_20, **(await handed_card(client)), **ADDRESS, "_csrf_token": csrf_of(quote.text)}
+    )
     assert shown.status_code == 400
     assert "The price changed since you saw it: $13,200.00 USD now. Check the new price below" in shown.text
     assert await Subscription.count() == 0

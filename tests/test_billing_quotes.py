@@ -16,6 +16,7 @@ from portal.domain.billing import profiles, subscriptions
 from portal.domain.billing.quotes import Purchase, parse_change_code, quote_change, quote_purchase
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables_billing import Invoice, Subscription
+from tests.support import PROCESSOR
 from tests.test_billing_subscriptions import NOW, actors, with_card
 
 
@@ -90,7 +91,9 @@ async def test_partners_buy_nothing_and_strangers_see_nothing(tree):
 async def _lite_subscription(tree) -> dict:
     customer, _ = await actors(tree)
     await with_card(customer, tree.north["id"])
-    bought = await subscriptions.buy(customer, tree.north["id"], Purchase("lite", 3, 1, (), "online"), NOW)
+    bought = await subscriptions.buy(
+        customer, tree.north["id"], Purchase("lite", 3, 1, (), "online"), NOW, processor=PROCESSOR
+    )
     return bought["subscription"]
 
 

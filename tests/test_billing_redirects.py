@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from portal.domain.billing import subscriptions
-from tests.support import csrf_of, sign_in
+from tests.support import PROCESSOR, csrf_of, sign_in
 from tests.test_billing_subscriptions import NOW, actors, pro
 
 
@@ -32,7 +32,7 @@ def test_local_path_keeps_only_paths_of_this_site(path, local):
 
 async def test_a_refusal_never_redirects_off_the_site(client, tree):
     customer, _ = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     await sign_in(client, tree.email("north"))
     page = f"/companies/{tree.north['id']}/billing/subscriptions"
     token = csrf_of((await client.get(page)).text)

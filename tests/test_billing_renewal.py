@@ -22,9 +22,11 @@ from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
 from portal.domain.licences.status import licence_status
 from portal.jobs import billing as billing_jobs
+from portal.services import Services
 from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
 from portal.tables_billing import BillingAccount, Charge, Invoice, InvoiceLine, Subscription
 from tests.factories import add_user
+from tests.support import PROCESSOR
 
 END = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)  # the running term's end
 DUE = END - timedelta(hours=12)
@@ -34,9 +36,7 @@ DUE = END - timedelta(hours=12)
 def processor():
     """A fresh test processor that counts what it is asked."""
     new = payments.TestProcessor()
-    old = payments.use_processor(new)
-    yield new
-    payments.use_processor(old)
+    return new
 
 
 async def card_token(number: str = payments.ACCEPTED) -> str:
@@ -142,7 +142,7 @@ async def mails(kind: str) -> list[dict]:
 
 async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_holders(tree, processor):
     sub = await subscribe(tree.direct)
-    assert await online.renew_due(END - timedelta(days=1, seconds=1)) == {
+    assert await online.renew_due(END - timedelta(days=1, seconds=1), processor=processor) == {
         "claimed": 0,
         "renewed": 0,
         "declined": 0,
@@ -150,7 +150,7 @@ async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_hol
         "pending": 0,
     }
     assert await online.count_due(DUE) == 1
-    done = await online.renew_due(DUE)
+    done = await online.renew_due(DUE, processor=processor)
     assert done == {"claimed": 1, "renewed": 1, "declined": 0, "lapsed": 0, "pending": 0}
 
     (invoice,) = await renewal_invoices(sub)
@@ -210,7 +210,7 @@ async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_hol
 
     # Run again the same day, and the next: nothing more.
     for later in (DUE, DUE + timedelta(hours=1), END + timedelta(days=1)):
-        assert (await online.renew_due(later))["claimed"] == 0
+        assert (await online.renew_due(later, processor=processor))["claimed"] == 0
     assert len(await renewal_invoices(sub)) == 1 and len(await charges()) == 1
     assert len(await batches_of(tree.direct)) == 2 and processor.calls == [f"{invoice['id']}:1"]
 
@@ -219,26 +219,26 @@ async def test_each_seller_numbers_its_renewal_invoices_without_gaps(tree, proce
     direct = await subscribe(tree.direct)
     north = await subscribe(tree.north, end=END - timedelta(hours=1))
     other = await subscribe(tree.other_customer, end=END + timedelta(hours=1))
-    assert (await online.renew_due(DUE, limit=2))["renewed"] == 2
-    assert (await online.renew_due(DUE, limit=2))["renewed"] == 1
+    assert (await online.renew_due(DUE, limit=2, processor=processor))["renewed"] == 2
+    assert (await online.renew_due(DUE, limit=2, processor=processor))["renewed"] == 1
     numbers = {(i["partner"], i["number"]) for s in (direct, north, other) for i in await renewal_invoices(s)}
     assert numbers == {(tree.partner["id"], 1), (tree.sub["id"], 1), (tree.other["id"], 1)}
     # A later one of the same customer (its card already saved): the seller's next number.
     sub_north = await subscribe(tree.north, end=END + timedelta(days=365), card=None)
     await Subscription.update({Subscription.status: "ended"}).where(Subscription.id == north["id"])
-    await online.renew_due(END + timedelta(days=365) - timedelta(hours=1))
+    await online.renew_due(END + timedelta(days=365) - timedelta(hours=1), processor=processor)
     assert [i["number"] for i in await renewal_invoices(sub_north)] == [2]
 
 
 async def test_a_term_ending_on_29_february_renews_to_28_february(tree, processor):
     leap_end = datetime(2028, 2, 29, 9, 0, tzinfo=UTC)
     sub = await subscribe(tree.direct, end=leap_end)
-    await online.renew_due(leap_end - timedelta(hours=2))
+    await online.renew_due(leap_end - timedelta(hours=2), processor=processor)
     renewed = await reload(sub)
     assert renewed["term_end"] == datetime(2029, 2, 28, 9, 0, tzinfo=UTC)
     new = (await batches_of(tree.direct))[-1]
     assert (new["starts_at"], new["ends_at"]) == (leap_end, datetime(2029, 2, 28, 9, 0, tzinfo=UTC))
-    await online.renew_due(datetime(2029, 2, 28, 8, 0, tzinfo=UTC))
+    await online.renew_due(datetime(2029, 2, 28, 8, 0, tzinfo=UTC), processor=processor)
     assert (await reload(sub))["term_end"] == datetime(2030, 2, 28, 9, 0, tzinfo=UTC)
 
 
@@ -247,7 +247,7 @@ async def test_fewer_users_take_effect_at_renewal_first_allocated_keep_their_sea
     await Subscription.update({Subscription.next_extra_users: 0, Subscription.next_read_only_users: 0}).where(
         Subscription.id == sub["id"]
     )
-    await online.renew_due(DUE)
+    await online.renew_due(DUE, processor=processor)
     (invoice,) = await renewal_invoices(sub)
     assert invoice["total_cents"] == 3_000_00  # Lite alone
     new = (await batches_of(tree.direct))[-1]
@@ -272,16 +272,16 @@ async def test_a_job_that_dies_after_the_processor_answered_charges_once_when_re
 
     monkeypatch.setattr(next_term, "record", dies)
     with pytest.raises(ConnectionError):
-        await online.renew_due(DUE)
+        await online.renew_due(DUE, processor=processor)
     monkeypatch.setattr(next_term, "record", real_record)
     (invoice,) = await renewal_invoices(sub)
     (charge,) = await charges()
     assert (invoice["status"], charge["status"]) == ("issued", "pending")
     # Retried at once: the chunk is still claimed (its lease), so nothing is asked twice.
-    assert (await online.renew_due(DUE))["claimed"] == 0
-    assert (await online.renew_due(DUE + schedule.LEASE - timedelta(seconds=1)))["claimed"] == 0
+    assert (await online.renew_due(DUE, processor=processor))["claimed"] == 0
+    assert (await online.renew_due(DUE + schedule.LEASE - timedelta(seconds=1), processor=processor))["claimed"] == 0
     # Once the lease is over: the same attempt, asked again with its key (the processor charges a key once).
-    done = await online.renew_due(DUE + schedule.LEASE)
+    done = await online.renew_due(DUE + schedule.LEASE, processor=processor)
     assert done["renewed"] == 1
     assert processor.calls == [f"{invoice['id']}:1", f"{invoice['id']}:1"]
     assert [(c["attempt"], c["status"]) for c in await charges()] == [(1, "succeeded")]
@@ -295,7 +295,7 @@ async def test_a_chunk_taken_over_after_its_lease_is_written_once(tree, processo
     both finish: the term is provisioned once."""
     sub = await subscribe(tree.direct)
     slow = await online._claim(DUE, 10)
-    fast = await online.renew_due(DUE + schedule.LEASE)
+    fast = await online.renew_due(DUE + schedule.LEASE, processor=processor)
     assert fast["renewed"] == 1
     for r in slow:
         r.outcome, r.reference = "paid", "ch_slow"
@@ -311,7 +311,7 @@ async def test_a_chunk_taken_over_after_its_lease_is_written_once(tree, processo
 async def test_three_declines_after_the_first_lapse_it_managers_emailed_each_time(tree, processor):
     await add_user(tree.direct, "second@direct.example")
     sub = await subscribe(tree.direct, card=payments.CHARGES_DECLINED)
-    assert (await online.renew_due(DUE))["declined"] == 1
+    assert (await online.renew_due(DUE, processor=processor))["declined"] == 1
     sub_now = await reload(sub)
     assert (sub_now["status"], sub_now["renewal_attempts"], sub_now["next_charge_at"]) == (
         "active",
@@ -324,12 +324,12 @@ async def test_three_declines_after_the_first_lapse_it_managers_emailed_each_tim
     assert "We will try the card again on 12 Mar 2027" in failed[0]["body"]
 
     # Not before its retry date; then at +2, +4 and +7 days.
-    assert (await online.renew_due(END + timedelta(days=1)))["claimed"] == 0
-    assert (await online.renew_due(END + timedelta(days=2)))["declined"] == 1
+    assert (await online.renew_due(END + timedelta(days=1), processor=processor))["claimed"] == 0
+    assert (await online.renew_due(END + timedelta(days=2), processor=processor))["declined"] == 1
     assert (await reload(sub))["next_charge_at"] == END + timedelta(days=4)
-    assert (await online.renew_due(END + timedelta(days=4)))["declined"] == 1
+    assert (await online.renew_due(END + timedelta(days=4), processor=processor))["declined"] == 1
     assert (await reload(sub))["next_charge_at"] == END + timedelta(days=7)
-    assert (await online.renew_due(END + timedelta(days=7)))["lapsed"] == 1
+    assert (await online.renew_due(END + timedelta(days=7), processor=processor))["lapsed"] == 1
 
     lapsed = await reload(sub)
     assert (lapsed["status"], lapsed["renewal_attempts"], lapsed["term_end"]) == ("lapsed", 4, END)
@@ -347,17 +347,17 @@ async def test_three_declines_after_the_first_lapse_it_managers_emailed_each_tim
     assert len(await batches_of(tree.direct)) == 1
     ends = await User.select(User.licence_ends_at).where(User.role == "learner")
     assert {licence_status(u["licence_ends_at"], END + timedelta(seconds=1)) for u in ends} == {"expired"}
-    assert (await online.renew_due(END + timedelta(days=30)))["claimed"] == 0
+    assert (await online.renew_due(END + timedelta(days=30), processor=processor))["claimed"] == 0
     assert await lapse.lapse_unpaid(END + timedelta(days=30)) == 0
 
 
 async def test_a_card_replaced_after_a_decline_pays_on_the_retry_with_no_gap(tree, processor):
     sub = await subscribe(tree.direct, card=payments.CHARGES_DECLINED)
-    await online.renew_due(DUE)
+    await online.renew_due(DUE, processor=processor)
     await BillingAccount.update({BillingAccount.card_token: await card_token()}).where(
         BillingAccount.company == tree.direct["id"]
     )
-    assert (await online.renew_due(END + timedelta(days=2)))["renewed"] == 1
+    assert (await online.renew_due(END + timedelta(days=2), processor=processor))["renewed"] == 1
     assert [(c["attempt"], c["status"]) for c in await charges()] == [(1, "declined"), (2, "succeeded")]
     new = (await batches_of(tree.direct))[-1]
     assert (new["starts_at"], new["ends_at"]) == (END, term_end(END))  # from the old end, not from the payment
@@ -366,7 +366,7 @@ async def test_a_card_replaced_after_a_decline_pays_on_the_retry_with_no_gap(tre
 
 async def test_without_a_saved_card_the_renewal_is_declined_without_asking_the_processor(tree, processor):
     sub = await subscribe(tree.direct, card=None)
-    assert (await online.renew_due(DUE))["declined"] == 1
+    assert (await online.renew_due(DUE, processor=processor))["declined"] == 1
     assert [(c["status"], c["decline_reason"]) for c in await charges()] == [("declined", chunk.NO_CARD)]
     assert processor.calls == []
     assert (await reload(sub))["next_charge_at"] == END + timedelta(days=2)
@@ -378,11 +378,11 @@ async def test_without_a_saved_card_the_renewal_is_declined_without_asking_the_p
 async def test_a_cancelled_subscription_never_renews_and_ends_at_its_end(tree, processor):
     sub = await subscribe(tree.direct, auto_renew=False)
     for moment in (DUE, END - timedelta(seconds=1)):
-        assert (await online.renew_due(moment))["claimed"] == 0
+        assert (await online.renew_due(moment, processor=processor))["claimed"] == 0
         assert await lapse.lapse_unpaid(moment) == 0
     assert await lapse.lapse_unpaid(END) == 1
     assert (await reload(sub))["status"] == "ended"
-    assert (await online.renew_due(END + timedelta(days=7)))["claimed"] == 0
+    assert (await online.renew_due(END + timedelta(days=7), processor=processor))["claimed"] == 0
     assert await renewal_invoices(sub) == [] and await charges() == [] and processor.calls == []
     assert len(await batches_of(tree.direct)) == 1
     assert await mails("subscription_lapsed") == []
@@ -405,7 +405,7 @@ async def test_an_online_renewal_paid_early_is_not_charged_and_starts_at_the_old
         idempotency_key=schedule.renewal_key(sub),
     )
     await invoices.mark_paid(invoice["id"], method="bank_transfer", reference="BT-1", now=early, recorded_by=None)
-    assert (await online.renew_due(DUE))["renewed"] == 1
+    assert (await online.renew_due(DUE, processor=processor))["renewed"] == 1
     assert processor.calls == [] and await charges() == []
     assert [(i["id"], i["status"]) for i in await renewal_invoices(sub)] == [(invoice["id"], "paid")]
     new = (await batches_of(tree.direct))[-1]
@@ -423,7 +423,7 @@ async def test_request_an_invoice_paid_early_leaves_no_gap_and_nothing_for_the_j
     assert customer is not None and partner is not None
     invoice = await invoice_subscriptions.request_invoice(customer, sub["id"], early)
     await settlement.record_payment(partner, invoice["id"], method="bank_transfer", reference="BT-7", now=early)
-    assert (await online.renew_due(DUE))["claimed"] == 0
+    assert (await online.renew_due(DUE, processor=processor))["claimed"] == 0
     assert await lapse.lapse_unpaid(END) == 0
     assert processor.calls == [] and await charges() == []
     assert [i["id"] for i in await renewal_invoices(sub)] == [invoice["id"]]
@@ -440,7 +440,9 @@ async def test_a_renewal_paid_by_invoice_keeps_the_users_added_mid_term(tree):
     partner = await load_actor(tree.managers["partner"]["id"], None)
     assert customer is not None and partner is not None
     mid = END - timedelta(days=100)
-    changed = await changes.change(customer, sub["id"], tier="pro", extra_users=4, read_only_users=1, now=mid)
+    changed = await changes.change(
+        customer, sub["id"], tier="pro", extra_users=4, read_only_users=1, now=mid, processor=PROCESSOR
+    )
     await settlement.record_payment(partner, changed["invoice"]["id"], method="check", reference="CHK-2", now=mid)
     added = (await batches_of(tree.direct))[-1]
     assert (added["seats"], added["ends_at"]) == (2, END)
@@ -463,7 +465,7 @@ async def test_a_renewal_paid_by_invoice_keeps_the_users_added_mid_term(tree):
 
 async def test_a_renewal_the_job_provisioned_is_not_provisioned_again_by_a_payment_path(tree, processor):
     sub = await subscribe(tree.direct)
-    await online.renew_due(DUE)
+    await online.renew_due(DUE, processor=processor)
     (invoice,) = await renewal_invoices(sub)
     async with db.write_transaction():
         assert await settlement.provision_invoice(invoice["id"], DUE + timedelta(minutes=1)) is None
@@ -506,7 +508,7 @@ async def test_invoice_subscription_gets_its_renewal_invoice_30_days_ahead_and_o
     (reminder,) = await mails("renewal_invoice_reminder")
     assert reminder["subject"].startswith("Reminder: the licenses of Direct Customer end on 10 Mar 2027")
     # Online subscriptions are never invoiced this way (the renewal job charges them).
-    assert (await online.renew_due(DUE))["claimed"] == 0
+    assert (await online.renew_due(DUE, processor=PROCESSOR))["claimed"] == 0
 
 
 async def test_a_paid_renewal_invoice_is_not_reminded(tree):
@@ -554,7 +556,7 @@ async def test_the_tick_without_redis_renews_invoices_and_lapses(tree, processor
     by_invoice = await subscribe(tree.north, method="invoice", card=None)
     cancelled = await subscribe(tree.other_customer, auto_renew=False, end=DUE - timedelta(hours=1))
     monkeypatch.setattr(billing_jobs, "utcnow", lambda: DUE)
-    counts = await billing_jobs.billing_tick({"job_id": None})
+    counts = await billing_jobs.billing_tick({"job_id": None, "services": Services(processor)})
     assert counts == {
         "provisioned_missed": 0,
         "claimed": 1,
@@ -569,5 +571,5 @@ async def test_the_tick_without_redis_renews_invoices_and_lapses(tree, processor
     assert (await reload(online))["term_end"] == term_end(END)
     assert [i["kind"] for i in await renewal_invoices(by_invoice)] == ["renewal"]
     assert (await reload(cancelled))["status"] == "ended"
-    again = await billing_jobs.billing_tick({"job_id": None})
+    again = await billing_jobs.billing_tick({"job_id": None, "services": Services(processor)})
     assert (again["claimed"], again["issued"], again["reminded"], again["ended_or_lapsed"]) == (0, 0, 0, 0)

@@ -13,13 +13,13 @@ from portal.domain.billing.renewal import invoice_subscriptions, online
 from portal.tables import LicenceBatch
 from portal.tables_billing import Invoice, InvoiceLine, Subscription
 from portal.web.billing import messages
-from tests.support import tally_drift
+from tests.support import PROCESSOR, tally_drift
 from tests.test_billing_subscriptions import NOW, actors, pro, with_card
 
 
 async def _paid_by_invoice(tree) -> dict:
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     first = await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     return first["subscription"]
 
@@ -42,7 +42,9 @@ async def test_a_change_while_the_renewal_invoice_is_unpaid_reissues_it_and_the_
         "Confirming voids renewal invoice INV-00002 ($6,000.00 USD) and issues one for the next term as changed: "
         "$24,000.00 USD." in quote.notes
     )
-    changed = await changes.change(customer, sub["id"], tier="pro", extra_users=50, read_only_users=0, now=at)
+    changed = await changes.change(
+        customer, sub["id"], tier="pro", extra_users=50, read_only_users=0, now=at, processor=PROCESSOR
+    )
     new = changed["renewal_invoice"]
     assert new is not None and new["replaces"] == renewal["id"] and new["total_cents"] == 24_000_00
     assert await _codes(new["id"]) == [("pro", 1), ("standard_user", 50)]
@@ -68,13 +70,15 @@ async def test_a_change_while_the_renewal_invoice_is_unpaid_reissues_it_and_the_
 
 async def test_fewer_users_asked_for_reissue_the_renewal_invoice_for_fewer(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(20, "invoice", 2), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(20, "invoice", 2), NOW, processor=PROCESSOR)
     sub = (await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW))[
         "subscription"
     ]
     at = sub["term_end"] - timedelta(days=25)
     renewal = await invoice_subscriptions.request_invoice(customer, sub["id"], at)
-    changed = await changes.change(customer, sub["id"], tier="pro", extra_users=5, read_only_users=2, now=at)
+    changed = await changes.change(
+        customer, sub["id"], tier="pro", extra_users=5, read_only_users=2, now=at, processor=PROCESSOR
+    )
     assert changed["invoice"] is None  # fewer: nothing to pay now
     new = changed["renewal_invoice"]
     assert await _codes(new["id"]) == [("pro", 1), ("standard_user", 5), ("read_only_user", 2)]
@@ -99,13 +103,13 @@ async def test_a_recorded_renewal_payment_provisions_what_the_invoice_billed_not
 async def test_the_renewal_job_provisions_what_the_invoice_it_charges_billed(tree):
     customer, _ = await actors(tree)
     await with_card(customer, tree.north["id"])
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW, processor=PROCESSOR)
     sub = bought["subscription"]
     renewal = await invoice_subscriptions.request_invoice(customer, sub["id"], sub["term_end"] - timedelta(days=3))
     await Subscription.update({Subscription.extra_users: 40, Subscription.read_only_users: 3}).where(
         Subscription.id == sub["id"]
     )
-    counts = await online.renew_due(sub["term_end"] - timedelta(hours=12))
+    counts = await online.renew_due(sub["term_end"] - timedelta(hours=12), processor=PROCESSOR)
     assert counts["renewed"] == 1
     paid = await Invoice.select().where(Invoice.id == renewal["id"]).first()
     assert paid["status"] == "paid" and paid["total_cents"] == 6_000_00
@@ -124,7 +128,9 @@ async def test_a_change_paid_after_its_term_was_renewed_tops_up_the_old_term_onl
     sub = await _paid_by_invoice(tree)
     at = sub["term_end"] - timedelta(days=20)
     await invoice_subscriptions.request_invoice(customer, sub["id"], at)
-    changed = await changes.change(customer, sub["id"], tier="pro", extra_users=50, read_only_users=0, now=at)
+    changed = await changes.change(
+        customer, sub["id"], tier="pro", extra_users=50, read_only_users=0, now=at, processor=PROCESSOR
+    )
     renewed = await settlement.record_payment(
         seller, changed["renewal_invoice"]["id"], method="check", reference="", now=at
     )

@@ -16,6 +16,7 @@ from portal.domain.billing import payments
 from portal.domain.billing.money import term_end
 from portal.domain.companies import insert_company
 from portal.jobs.billing import BILLING_FUNCTIONS
+from portal.services import Services
 from portal.tables import LicenceBatch
 from portal.tables_billing import Charge, Invoice, Subscription
 from tests import support
@@ -29,9 +30,7 @@ CUSTOMERS = 9
 @pytest.fixture
 def processor():
     new = payments.TestProcessor()
-    old = payments.use_processor(new)
-    yield new
-    payments.use_processor(old)
+    return new
 
 
 async def customers(tree) -> list[dict]:
@@ -43,9 +42,12 @@ async def customers(tree) -> list[dict]:
     return [tree.direct, tree.north, tree.other_customer, *more]
 
 
-async def two_workers():
+async def two_workers(processor):
+    """Two workers, each handed the services as `portal worker` hands them at start-up."""
+    ctx = {"services": Services(processor)}
     return await asyncio.gather(
-        support.run_burst_worker(BILLING_FUNCTIONS, REDIS_URL), support.run_burst_worker(BILLING_FUNCTIONS, REDIS_URL)
+        support.run_burst_worker(BILLING_FUNCTIONS, REDIS_URL, ctx=dict(ctx)),
+        support.run_burst_worker(BILLING_FUNCTIONS, REDIS_URL, ctx=dict(ctx)),
     )
 
 
@@ -62,7 +64,7 @@ async def test_two_workers_renew_each_subscription_once(tree, processor):
         await pool.enqueue_job("billing_tick", _job_id="tick:b")
         for n in range(8):
             await pool.enqueue_job("renew_chunk", 2, _job_id=f"chunk:{n}")
-        first, second = await two_workers()
+        first, second = await two_workers(processor)
         assert first.jobs_failed + second.jobs_failed == 0
         assert first.jobs_complete + second.jobs_complete >= 10
 
@@ -82,7 +84,7 @@ async def test_two_workers_renew_each_subscription_once(tree, processor):
         # Again the same day: nothing more.
         await pool.enqueue_job("billing_tick", _job_id="tick:c")
         await pool.enqueue_job("renew_chunk", _job_id="chunk:again")
-        await two_workers()
+        await two_workers(processor)
         assert await Invoice.count() == CUSTOMERS and await Charge.count() == CUSTOMERS
         assert len(processor.calls) == CUSTOMERS
         assert await LicenceBatch.count() == 2 * CUSTOMERS

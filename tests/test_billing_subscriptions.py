@@ -15,7 +15,6 @@ from portal.domain.billing import (
     cancellation,
     changes,
     invoices,
-    payments,
     profiles,
     quotes,
     settlement,
@@ -32,7 +31,7 @@ from portal.domain.orders import decisions
 from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
 from portal.tables_billing import Charge, Invoice, Subscription
 from tests.factories import add_user
-from tests.support import tally_drift
+from tests.support import PROCESSOR, card_token, tally_drift
 
 NOW = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
 GOOD_CARD = CardDetails("4242 4242 4242 4242", 4, 2030, "123")
@@ -54,7 +53,9 @@ async def actors(tree) -> tuple[Actor, Actor]:
 
 
 async def with_card(actor: Actor, company_id: int, card: CardDetails = GOOD_CARD) -> None:
-    await accounts.create_online_billing_account(actor, company_id, card=card, now=NOW, **ADDRESS)
+    await accounts.create_online_billing_account(
+        actor, company_id, payment_method=await card_token(card), now=NOW, **ADDRESS, processor=PROCESSOR
+    )
 
 
 def pro(extra: int = 20, method: str = "online", read_only: int = 2, addons: tuple[str, ...] = ()) -> Purchase:
@@ -64,7 +65,7 @@ def pro(extra: int = 20, method: str = "online", read_only: int = 2, addons: tup
 async def bought_online(tree, extra: int = 20, at: datetime = NOW) -> dict:
     customer, _ = await actors(tree)
     await with_card(customer, tree.north["id"])
-    return await subscriptions.buy(customer, tree.north["id"], pro(extra), at)
+    return await subscriptions.buy(customer, tree.north["id"], pro(extra), at, processor=PROCESSOR)
 
 
 async def test_buy_online_with_the_test_card_provisions_one_batch_for_a_year(tree):
@@ -93,7 +94,7 @@ async def test_buy_online_with_the_test_card_provisions_one_batch_for_a_year(tre
 async def test_a_declined_card_leaves_the_subscription_pending_and_provisions_nothing(tree):
     customer, _ = await actors(tree)
     await with_card(customer, tree.north["id"], DECLINING_CARD)
-    result = await subscriptions.buy(customer, tree.north["id"], pro(), NOW)
+    result = await subscriptions.buy(customer, tree.north["id"], pro(), NOW, processor=PROCESSOR)
     assert result["charge"].ok is False and result["charge"].decline_reason == "Your card was declined."
     assert result["subscription"]["status"] == "pending" and result["batch"] is None
     assert result["invoice"]["status"] == "issued"
@@ -101,9 +102,11 @@ async def test_a_declined_card_leaves_the_subscription_pending_and_provisions_no
     assert await subscriptions.read_only_allowance(tree.north["id"]) == 0
     # A second purchase is refused while this one waits; a good card pays the same invoice.
     with pytest.raises(ValidationFailed):
-        await subscriptions.buy(customer, tree.north["id"], pro(), NOW)
-    await accounts.save_card(customer, tree.north["id"], GOOD_CARD, NOW)
-    paid = await settlement.pay_invoice(customer, result["invoice"]["id"], NOW + timedelta(hours=1))
+        await subscriptions.buy(customer, tree.north["id"], pro(), NOW, processor=PROCESSOR)
+    await accounts.save_card(customer, tree.north["id"], await card_token(GOOD_CARD), NOW, processor=PROCESSOR)
+    paid = await settlement.pay_invoice(
+        customer, result["invoice"]["id"], NOW + timedelta(hours=1), processor=PROCESSOR
+    )
     assert paid["charge"].ok is True and paid["invoice"]["status"] == "paid"
     assert paid["batch"]["seats"] == 30 and paid["batch"]["starts_at"] == NOW + timedelta(hours=1)
     assert await Charge.count().where(Charge.invoice == result["invoice"]["id"]) == 2
@@ -112,14 +115,14 @@ async def test_a_declined_card_leaves_the_subscription_pending_and_provisions_no
 async def test_pay_online_needs_a_card(tree):
     customer, _ = await actors(tree)
     with pytest.raises(ValidationFailed) as refused:
-        await subscriptions.buy(customer, tree.north["id"], pro(), NOW)
+        await subscriptions.buy(customer, tree.north["id"], pro(), NOW, processor=PROCESSOR)
     assert "card" in refused.value.errors
     assert await Subscription.count() == 0 and await Invoice.count() == 0
 
 
 async def test_buy_by_invoice_then_a_recorded_bank_transfer_gives_seats_from_the_payment_date(tree):
     customer, seller = await actors(tree)
-    result = await subscriptions.buy(customer, tree.north["id"], pro(5, "invoice"), NOW)
+    result = await subscriptions.buy(customer, tree.north["id"], pro(5, "invoice"), NOW, processor=PROCESSOR)
     sub, invoice = result["subscription"], result["invoice"]
     assert sub["status"] == "pending" and result["charge"] is None and result["batch"] is None
     order = await LicenceOrder.select().where(LicenceOrder.id == invoice["order"]).first()
@@ -155,7 +158,7 @@ async def test_buy_by_invoice_then_a_recorded_bank_transfer_gives_seats_from_the
 async def test_assign_unpaid_provisions_an_invoice_purchase_at_once_and_payment_adds_nothing(tree):
     customer, seller = await actors(tree)
     await profiles.save_profile(seller, tree.sub["id"], currency="USD", tax_rate_bp=0, assign_unpaid=True, now=NOW)
-    result = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
+    result = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW, processor=PROCESSOR)
     assert result["invoice"]["status"] == "issued"
     assert result["subscription"]["status"] == "active"
     assert (result["batch"]["seats"], result["batch"]["starts_at"]) == (10, NOW)
@@ -170,7 +173,7 @@ async def test_two_purchases_at_once_make_one_live_subscription(tree):
     customer, _ = await actors(tree)
     await with_card(customer, tree.north["id"])
     outcomes = await asyncio.gather(
-        *(subscriptions.buy(customer, tree.north["id"], pro(i, "invoice"), NOW) for i in range(4)),
+        *(subscriptions.buy(customer, tree.north["id"], pro(i, "invoice"), NOW, processor=PROCESSOR) for i in range(4)),
         return_exceptions=True,
     )
     made = [o for o in outcomes if isinstance(o, dict)]
@@ -187,7 +190,9 @@ async def test_upgrade_and_added_users_mid_term_are_charged_pro_rata_and_provisi
     quote = await quotes.quote_change(customer, sub["id"], tier="pro", extra_users=25, read_only_users=2, now=at)
     # 5 × 12 × $30 = $1,800 × 190 / 365 = $936.986… → $936.99
     assert [line.amount_cents for line in quote.lines] == [93_699]
-    changed = await changes.change(customer, sub["id"], tier="pro", extra_users=25, read_only_users=2, now=at)
+    changed = await changes.change(
+        customer, sub["id"], tier="pro", extra_users=25, read_only_users=2, now=at, processor=PROCESSOR
+    )
     assert changed["charge"].ok is True and changed["invoice"]["total_cents"] == 93_699
     assert changed["invoice"]["kind"] == "change" and changed["invoice"]["status"] == "paid"
     added = changed["batch"]
@@ -199,11 +204,17 @@ async def test_upgrade_and_added_users_mid_term_are_charged_pro_rata_and_provisi
 async def test_lite_to_pro_upgrade_by_invoice_is_provisioned_when_paid(tree):
     customer, seller = await actors(tree)
     lite = Purchase(tier="lite", extra_users=0, read_only_users=0, addons=(), method="invoice")
-    bought = await subscriptions.buy(customer, tree.north["id"], lite, NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], lite, NOW, processor=PROCESSOR)
     await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="1", now=NOW)
     at = NOW + timedelta(days=100)  # 265 of 365 days left
     changed = await changes.change(
-        customer, bought["subscription"]["id"], tier="pro", extra_users=0, read_only_users=0, now=at
+        customer,
+        bought["subscription"]["id"],
+        tier="pro",
+        extra_users=0,
+        read_only_users=0,
+        now=at,
+        processor=PROCESSOR,
     )
     # ($6,000 − $3,000) × 265 / 365 = $2,178.082… → $2,178.08
     assert changed["invoice"]["total_cents"] == 217_808 and changed["batch"] is None
@@ -211,7 +222,13 @@ async def test_lite_to_pro_upgrade_by_invoice_is_provisioned_when_paid(tree):
     # A second change waits for this one's payment.
     with pytest.raises(ValidationFailed):
         await changes.change(
-            customer, bought["subscription"]["id"], tier="pro", extra_users=3, read_only_users=0, now=at
+            customer,
+            bought["subscription"]["id"],
+            tier="pro",
+            extra_users=3,
+            read_only_users=0,
+            now=at,
+            processor=PROCESSOR,
         )
     paid = await settlement.record_payment(
         seller, changed["invoice"]["id"], method="card_by_phone", reference="ph-1", now=at + timedelta(days=1)
@@ -226,7 +243,13 @@ async def test_fewer_users_cost_nothing_now_and_wait_for_the_next_term(tree):
     customer, _ = await actors(tree)
     sub = bought["subscription"]
     changed = await changes.change(
-        customer, sub["id"], tier="pro", extra_users=8, read_only_users=0, now=NOW + timedelta(days=30)
+        customer,
+        sub["id"],
+        tier="pro",
+        extra_users=8,
+        read_only_users=0,
+        now=NOW + timedelta(days=30),
+        processor=PROCESSOR,
     )
     assert changed["invoice"] is None and changed["charge"] is None and changed["batch"] is None
     assert changed["notes"][0].startswith("From 10 Mar 2027: 8 × Additional standard user")
@@ -242,12 +265,14 @@ async def test_fewer_users_cost_nothing_now_and_wait_for_the_next_term(tree):
     # $6,000 + 8 × $360
     assert (renewal["kind"], renewal["total_cents"], renewal["term_start"]) == ("renewal", 888_000, sub["term_end"])
     with pytest.raises(ValidationFailed):  # no moving down a tier during a term
-        await changes.change(customer, sub["id"], tier="lite", extra_users=8, read_only_users=0, now=NOW)
+        await changes.change(
+            customer, sub["id"], tier="lite", extra_users=8, read_only_users=0, now=NOW, processor=PROCESSOR
+        )
 
 
 async def test_request_an_invoice_is_one_per_term_and_paid_early_leaves_no_gap_with_holders_carried_over(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     first = await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     learner = await add_user(tree.north, "learner@north.example", role="learner")
     await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(learner["id"],)), NOW + timedelta(days=1))
@@ -293,7 +318,7 @@ async def test_cancel_online_runs_to_the_end_and_can_be_undone_before_it(tree):
 
 async def test_invoice_subscriptions_request_cancellation_and_partner_staff_confirm_it(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW, processor=PROCESSOR)
     sub = bought["subscription"]
     await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     with pytest.raises(ValidationFailed):  # Cancel is for Pay Online
@@ -321,18 +346,25 @@ async def test_a_read_only_manager_is_refused_every_change(tree):
     assert reader is not None and reader.read_only
     partner_reader = replace((await actors(tree))[1], read_only=True)
     attempts = [
-        subscriptions.buy(reader, tree.north["id"], pro(), NOW),
-        changes.change(reader, sub["id"], tier="pro", extra_users=30, read_only_users=2, now=NOW),
+        subscriptions.buy(reader, tree.north["id"], pro(), NOW, processor=PROCESSOR),
+        changes.change(reader, sub["id"], tier="pro", extra_users=30, read_only_users=2, now=NOW, processor=PROCESSOR),
         cancellation.cancel(reader, sub["id"], NOW),
         cancellation.undo_cancel(reader, sub["id"], NOW),
         cancellation.request_cancellation(reader, sub["id"], NOW),
         invoice_subscriptions.request_invoice(reader, sub["id"], NOW),
-        settlement.pay_invoice(reader, invoice["id"], NOW),
+        settlement.pay_invoice(reader, invoice["id"], NOW, processor=PROCESSOR),
         cancellation.confirm_cancellation(partner_reader, sub["id"], NOW),
         settlement.record_payment(partner_reader, invoice["id"], method="check", reference="", now=NOW),
-        accounts.save_card(reader, tree.north["id"], GOOD_CARD, NOW),
+        accounts.save_card(reader, tree.north["id"], await card_token(GOOD_CARD), NOW, processor=PROCESSOR),
         accounts.save_billing_address(reader, tree.north["id"], now=NOW, **ADDRESS),
-        accounts.create_online_billing_account(reader, tree.north["id"], card=GOOD_CARD, now=NOW, **ADDRESS),
+        accounts.create_online_billing_account(
+            reader,
+            tree.north["id"],
+            payment_method=await card_token(GOOD_CARD),
+            now=NOW,
+            **ADDRESS,
+            processor=PROCESSOR,
+        ),
     ]
     for attempt in attempts:
         with pytest.raises(PermissionDenied):
@@ -351,14 +383,14 @@ async def test_another_tenants_ids_answer_not_found(tree):
     for who in (stranger, neighbour):
         for attempt in (
             subscriptions.current_subscription(who, tree.north["id"]),
-            subscriptions.buy(who, tree.north["id"], pro(), NOW),
-            changes.change(who, sub["id"], tier="pro", extra_users=30, read_only_users=2, now=NOW),
+            subscriptions.buy(who, tree.north["id"], pro(), NOW, processor=PROCESSOR),
+            changes.change(who, sub["id"], tier="pro", extra_users=30, read_only_users=2, now=NOW, processor=PROCESSOR),
             cancellation.cancel(who, sub["id"], NOW),
             cancellation.undo_cancel(who, sub["id"], NOW),
             cancellation.request_cancellation(who, sub["id"], NOW),
             cancellation.confirm_cancellation(who, sub["id"], NOW),
             invoice_subscriptions.request_invoice(who, sub["id"], NOW),
-            settlement.pay_invoice(who, invoice["id"], NOW),
+            settlement.pay_invoice(who, invoice["id"], NOW, processor=PROCESSOR),
             settlement.record_payment(who, invoice["id"], method="check", reference="", now=NOW),
             quotes.quote_change(who, sub["id"], tier="pro", extra_users=1, read_only_users=0, now=NOW),
             accounts.billing_account(who, tree.north["id"]),
@@ -381,7 +413,7 @@ async def test_partner_list_filters(tree):
     direct = await load_actor(tree.managers["direct"]["id"], None)
     assert top is not None and direct is not None
     await with_card(direct, tree.direct["id"], DECLINING_CARD)
-    declined = await subscriptions.buy(direct, tree.direct["id"], pro(0), NOW)
+    declined = await subscriptions.buy(direct, tree.direct["id"], pro(0), NOW, processor=PROCESSOR)
     ids = lambda page: [row["id"] for row in page.items]  # noqa: E731
     assert ids(await subscription_list.list_subscriptions(top, {"failed_charges": "yes"}, 1)) == [
         declined["subscription"]["id"]
@@ -429,7 +461,7 @@ async def test_filter_choices_offer_the_customers_with_subscriptions_under_the_w
 async def test_read_only_credits_cap_nothing_without_an_active_subscription(tree):
     assert await subscriptions.read_only_allowance(tree.north["id"]) == 0
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 4), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 4), NOW, processor=PROCESSOR)
     assert await subscriptions.read_only_allowance(tree.north["id"]) == 0  # pending: nothing paid
     await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW)
     assert await subscriptions.read_only_allowance(tree.north["id"]) == 4
@@ -442,12 +474,12 @@ async def test_invoices_of_the_subscription_carry_numbers_and_the_audit_has_the_
     assert sum(line["amount_cents"] for line in invoice["lines"]) == invoice["subtotal_cents"] == 1_332_000
     buy = await AuditEntry.select().where(AuditEntry.action == "subscription.buy").output(load_json=True).first()
     assert (buy["detail"]["total_cents"], buy["detail"]["currency"]) == (1_332_000, "USD")
-    assert payments.processor().test_mode is True
+    assert PROCESSOR.test_mode is True
 
 
 async def test_an_invoice_order_waits_for_its_payment_unless_the_seller_assigns_unpaid_orders(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(2, "invoice"), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(2, "invoice"), NOW, processor=PROCESSOR)
     assigned_at = NOW + timedelta(days=2)
     for asking in (decisions.assign_preview, decisions.assign_order):
         with pytest.raises(ValidationFailed, match="Its invoice is not paid yet"):
@@ -473,7 +505,7 @@ async def test_an_invoice_order_waits_for_its_payment_unless_the_seller_assigns_
 
 async def test_an_invoice_order_declined_meanwhile_still_gets_seats_when_paid(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice"), NOW, processor=PROCESSOR)
     await decisions.decline_order(seller, bought["invoice"]["order"], "Waiting for the payment.", NOW)
     recorded = await settlement.record_payment(
         seller, bought["invoice"]["id"], method="check", reference="", now=NOW + timedelta(days=1)

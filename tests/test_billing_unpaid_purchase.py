@@ -16,7 +16,7 @@ from portal.domain.orders import decisions
 from portal.tables import LicenceBatch, LicenceOrder
 from portal.tables_billing import Charge, Invoice, Subscription
 from portal.web.billing import messages
-from tests.support import post_form, sign_in
+from tests.support import PROCESSOR, post_form, sign_in
 from tests.test_billing_subscriptions import DECLINING_CARD, GOOD_CARD, NOW, actors, pro, with_card
 from tests.test_billing_web import ADDRESS, CARD, buy, flashes
 
@@ -30,20 +30,20 @@ async def _row(table, row_id: int) -> dict:
 async def test_cancelling_a_pending_online_subscription_voids_its_purchase_invoice(tree):
     customer, _ = await actors(tree)
     await with_card(customer, tree.north["id"], DECLINING_CARD)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW, processor=PROCESSOR)
     cancelled = await cancellation.cancel(customer, bought["subscription"]["id"], NOW)
     assert cancelled["status"] == "ended" and cancelled["voided_invoices"] == ["INV-00001"]
     invoice = await _row(Invoice, bought["invoice"]["id"])
     assert (invoice["status"], invoice["void_reason"]) == ("void", "The subscription was cancelled before it was paid.")
     await with_card(customer, tree.north["id"], GOOD_CARD)
     with pytest.raises(ValidationFailed):
-        await settlement.pay_invoice(customer, invoice["id"], NOW + timedelta(minutes=1))
+        await settlement.pay_invoice(customer, invoice["id"], NOW + timedelta(minutes=1), processor=PROCESSOR)
     assert await Charge.count().where(Charge.status == "succeeded") == 0 and await LicenceBatch.count() == 0
 
 
 async def test_cancelling_a_pending_invoice_subscription_withdraws_its_order(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     order_id = bought["invoice"]["order"]
     await cancellation.request_cancellation(customer, bought["subscription"]["id"], NOW)
     await cancellation.confirm_cancellation(seller, bought["subscription"]["id"], NOW)
@@ -58,11 +58,13 @@ async def test_cancelling_a_pending_invoice_subscription_withdraws_its_order(tre
 
 async def test_an_invoice_of_a_subscription_that_ended_cannot_be_paid(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     sub = (await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=NOW))[
         "subscription"
     ]
-    changed = await changes.change(customer, sub["id"], tier="pro", extra_users=5, read_only_users=0, now=NOW)
+    changed = await changes.change(
+        customer, sub["id"], tier="pro", extra_users=5, read_only_users=0, now=NOW, processor=PROCESSOR
+    )
     await cancellation.request_cancellation(customer, sub["id"], NOW)
     await cancellation.confirm_cancellation(seller, sub["id"], NOW)
     assert await lapse.lapse_unpaid(sub["term_end"]) == 1
@@ -72,7 +74,7 @@ async def test_an_invoice_of_a_subscription_that_ended_cannot_be_paid(tree):
     assert refused.value.errors == {"status": NOT_LIVE}
     await with_card(customer, tree.north["id"], GOOD_CARD)
     with pytest.raises(ValidationFailed) as refused:
-        await settlement.pay_invoice(customer, changed["invoice"]["id"], sub["term_end"])
+        await settlement.pay_invoice(customer, changed["invoice"]["id"], sub["term_end"], processor=PROCESSOR)
     assert refused.value.errors == {"status": NOT_LIVE}
     assert (await _row(Invoice, changed["invoice"]["id"]))["status"] == "issued"
     assert await Charge.count() == 0
@@ -80,7 +82,7 @@ async def test_an_invoice_of_a_subscription_that_ended_cannot_be_paid(tree):
 
 async def test_voiding_a_purchase_invoice_declines_its_order_and_ends_the_pending_subscription(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     invoice = bought["invoice"]
     effect = messages.void_effect(await voiding.if_voided(invoice))
     assert effect == (
@@ -96,14 +98,16 @@ async def test_voiding_a_purchase_invoice_declines_its_order_and_ends_the_pendin
     sub = await _row(Subscription, bought["subscription"]["id"])
     assert (sub["status"], sub["auto_renew"], sub["cancelled_at"]) == ("ended", False, NOW)
     # The company may buy again.
-    again = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW + timedelta(minutes=1))
+    again = await subscriptions.buy(
+        customer, tree.north["id"], pro(0, "invoice", 0), NOW + timedelta(minutes=1), processor=PROCESSOR
+    )
     assert again["subscription"]["status"] == "pending"
     assert await LicenceBatch.count() == 0
 
 
 async def test_void_and_reissue_of_a_purchase_invoice_keeps_its_order_and_subscription(tree):
     customer, seller = await actors(tree)
-    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW)
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(0, "invoice", 0), NOW, processor=PROCESSOR)
     new = await invoices.reissue(seller, bought["invoice"]["id"], NOW)
     assert new["order"] == bought["invoice"]["order"]
     assert (await _row(LicenceOrder, new["order"]))["status"] == "requested"

@@ -58,12 +58,12 @@ async def test_online_a_voided_renewal_is_declined_at_each_try_and_lapses_after_
     said = await voiding.if_voided(voided)
     assert said is not None and said.method == "online"
 
-    assert (await online.renew_due(DUE))["declined"] == 1
+    assert (await online.renew_due(DUE, processor=processor))["declined"] == 1
     for retry in said.retries[:-1]:
         assert (await reload(sub))["status"] == "active"
-        assert (await online.renew_due(retry))["declined"] == 1
-    assert (await online.renew_due(said.lapses_at - timedelta(minutes=1)))["claimed"] == 0
-    assert (await online.renew_due(said.lapses_at))["lapsed"] == 1
+        assert (await online.renew_due(retry, processor=processor))["declined"] == 1
+    assert (await online.renew_due(said.lapses_at - timedelta(minutes=1), processor=processor))["claimed"] == 0
+    assert (await online.renew_due(said.lapses_at, processor=processor))["lapsed"] == 1
 
     lapsed = await reload(sub)
     assert (lapsed["status"], lapsed["term_end"]) == ("lapsed", said.licences_end)

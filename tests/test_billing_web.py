@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from portal.domain.billing import money
 from portal.tables import LicenceBatch, LicenceOrder
 from portal.tables_billing import BillingAccount, Invoice, Subscription
-from tests.support import csrf_headers, csrf_of, post_form, sign_in
+from tests.support import card_through_processor, csrf_headers, csrf_of, post_form, sign_in
 
 HTMX = {"HX-Request": "true"}
 CARD = {"card_number": "4242 4242 4242 4242", "exp_month": "12", "exp_year": "2040", "cvc": "123"}
@@ -44,7 +44,11 @@ def quoted_fields(html: str) -> dict[str, str]:
 
 async def confirm_quote(client, page: str, action: str, data: dict):
     """Open the quote page, then press its confirm button: the form's fields, the price
-    it showed and the CSRF token, as a browser posts them."""
+    it showed and the CSRF token, as a browser posts them (a card typed into the
+    test processor's frame first: support.card_through_processor)."""
+    data, refused = await card_through_processor(client, data)
+    if refused is not None:
+        return refused
     opened = await client.get(page)
     return await client.post(action, data={**data, **quoted_fields(opened.text), "_csrf_token": csrf_of(opened.text)})
 
@@ -100,7 +104,9 @@ async def test_the_price_is_shown_before_buying_and_nothing_is_written(client, t
     # $13,200.00 + $2,000.00 + $4,000.00
     assert '<td class="right money" data-testid="total">$19,200.00 USD</td>' in quote.text
     assert "Additional standard user" in quote.text and "Onboarding online course" in quote.text
-    assert "Test mode: use card 4242 4242 4242 4242" in quote.text
+    # The card is typed into the test processor's own page, framed here; its test cards are said there.
+    assert 'src="/test-processor/card"' in quote.text and 'name="card_number"' not in quote.text
+    assert "Test mode: use card 4242 4242 4242 4242" in (await client.get("/test-processor/card")).text
     assert '<button class="button" data-testid="confirm">Pay Online</button>' in quote.text
     assert 'name="addons" value="onboarding"' in quote.text and 'name="addons" value="report_summary"' in quote.text
     assert await Subscription.count() == 0 and await Invoice.count() == 0
@@ -138,11 +144,15 @@ async def test_pay_online_with_the_test_card_provisions_the_seats(client, tree):
 
 async def test_a_declined_card_buys_nothing_and_says_why(client, tree):
     await sign_in(client, tree.email("north"))
+    # The test processor's card page refuses the card and hands the billing form nothing.
     declined = await buy(client, tree.north["id"], PRO_20, {**CARD, "card_number": "4000 0000 0000 0002", **ADDRESS})
-    assert declined.status_code == 400
-    assert "Your card was declined." in declined.text and PRO_20_TOTAL in declined.text
-    assert "4000 0000 0000 0002" not in declined.text  # a card number is never written back
-    assert 'value="North Customer Ltd"' in declined.text  # the address is
+    assert declined.status_code == 400 and "Your card was declined." in declined.text
+    assert "4000 0000 0000 0002" not in declined.text and "data-token" not in declined.text
+    # Confirming anyway (no card handed over) buys nothing and says so beside the price.
+    unpaid = await buy(client, tree.north["id"], PRO_20, ADDRESS)
+    assert unpaid.status_code == 400
+    assert "Pay Online needs a card" in unpaid.text
+    assert PRO_20_TOTAL in unpaid.text and 'value="North Customer Ltd"' in unpaid.text  # the address is kept
     assert await Subscription.count() == 0 and await LicenceBatch.count() == 0
     assert await BillingAccount.count() == 0
 
@@ -397,15 +407,16 @@ async def test_create_an_online_billing_account_names_each_bad_field(client, tre
     await sign_in(client, tree.email("north"))
     base = f"/companies/{tree.north['id']}/billing"
     page = await client.get(f"{base}/account")
-    assert page.status_code == 200 and "Test mode: use card 4242 4242 4242 4242" in page.text
+    assert page.status_code == 200 and 'src="/test-processor/card"' in page.text
     bad = await post_form(
         client,
         f"{base}/account",
         f"{base}/account",
-        {**CARD, "card_number": "1234", **ADDRESS, "billing_email": "nobody", "country": "Britain"},
+        {**CARD, **ADDRESS, "billing_email": "nobody", "country": "Britain"},
     )
     assert bad.status_code == 400
     assert "Enter the country&#39;s two-letter code, like US or GB." in bad.text
+    assert "The email address is not valid." in bad.text or "billing_email" in bad.text
     assert await BillingAccount.count() == 0
     bad_card = await post_form(client, f"{base}/account", f"{base}/account", {**CARD, "card_number": "1234", **ADDRESS})
     assert bad_card.status_code == 400 and "That card number is not valid." in bad_card.text

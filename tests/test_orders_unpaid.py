@@ -16,6 +16,7 @@ from portal.domain.errors import ValidationFailed
 from portal.domain.orders import decisions
 from portal.tables import LicenceBatch, LicenceOrder
 from portal.tables_billing import Invoice
+from tests.support import PROCESSOR
 
 NOW = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
 
@@ -23,7 +24,7 @@ NOW = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
 async def _bought_by_invoice(tree) -> tuple[dict, object]:
     customer = await load_actor(tree.managers["north"]["id"], None)
     seller = await load_actor(tree.managers["sub"]["id"], None)
-    bought = await buy(customer, tree.north["id"], Purchase("pro", 0, 0, (), "invoice"), NOW)
+    bought = await buy(customer, tree.north["id"], Purchase("pro", 0, 0, (), "invoice"), NOW, processor=PROCESSOR)
     return bought["invoice"], seller
 
 

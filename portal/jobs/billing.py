@@ -11,8 +11,11 @@ Under arq (portal/jobs/worker.py takes BILLING_FUNCTIONS and BILLING_CRON_JOBS):
 - `renew_chunk` renews one chunk. A chunk is claimed in the database, so extra
   or repeated chunk jobs (a retried tick, two ticks at once) find nothing to do.
 
-Without Redis, `start_in_process(timers)` runs the same tick on a timer in the web
-process, renewing chunk after chunk itself."""
+Without Redis, `start_in_process(timers, services)` runs the same tick on a timer in
+the web process, renewing chunk after chunk itself.
+
+The card processor comes in the job's context as ctx["services"] (portal/services.py),
+put there by whoever runs the job: the worker at start-up, the web process's timer."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from portal.domain.billing.renewal import invoice_subscriptions, lapse, online
 from portal.domain.clock import utcnow
 from portal.jobs.queue import Timers
 from portal.jobs.retry import logged_job, periodic
+from portal.services import Services
 
 RENEW_EVERY_MINUTES = 5
 IN_PROCESS_EVERY_S = RENEW_EVERY_MINUTES * 60.0
@@ -32,12 +36,20 @@ CHUNK = 500
 MAX_CHUNKS = 1_000
 
 
+def _services(ctx: dict[str, Any]) -> Services:
+    services = ctx.get("services")
+    if not isinstance(services, Services):
+        raise RuntimeError("billing jobs need ctx['services'] (portal/services.py), set where the worker starts")
+    return services
+
+
 async def renew_chunk(ctx: dict[str, Any], limit: int = CHUNK) -> dict[str, int]:
-    return await online.renew_due(utcnow(), limit=limit)
+    return await online.renew_due(utcnow(), limit=limit, processor=_services(ctx).processor)
 
 
 async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
     now = utcnow()
+    processor = _services(ctx).processor
     # First what a crash left paid and unprovisioned, so a renewal below finds its term in place.
     counts: dict[str, int] = {"provisioned_missed": await settlement.provision_missed(now)}
     redis = ctx.get("redis")
@@ -49,7 +61,7 @@ async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
         counts["chunks_queued"] = chunks
     else:
         for _ in range(MAX_CHUNKS):
-            done = await online.renew_due(now, limit=CHUNK)
+            done = await online.renew_due(now, limit=CHUNK, processor=processor)
             _add(counts, done)
             if done["claimed"] < CHUNK:
                 break
@@ -75,6 +87,10 @@ BILLING_FUNCTIONS: list[Any] = [_tick, _chunk]
 BILLING_CRON_JOBS: list[Any] = [periodic(billing_tick, minute=set(range(0, 60, RENEW_EVERY_MINUTES)))]
 
 
-def start_in_process(timers: Timers) -> None:
+def start_in_process(timers: Timers, services: Services) -> None:
     """The embedded default (no Redis): the tick at start, then every few minutes."""
-    timers.every(IN_PROCESS_EVERY_S, _tick)
+
+    async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
+        return await _tick({**ctx, "services": services})
+
+    timers.every(IN_PROCESS_EVERY_S, billing_tick)

@@ -33,6 +33,7 @@ from portal.jobs.import_files import IMPORT_FILE_CRON_JOBS
 from portal.jobs.mail import MAIL_CRON_JOBS, MAIL_FUNCTIONS
 from portal.jobs.retry import MAX_TRIES, is_transient
 from portal.jobs.tasks import FUNCTIONS
+from portal.services import build_services
 from portal.settings import get_settings
 
 log = logging.getLogger("portal.jobs.worker")
@@ -52,6 +53,7 @@ _REDIS_LOST = (redis_errors.RedisError, ConnectionError, OSError, asyncio.Timeou
 
 async def startup(ctx: dict[str, Any]) -> None:
     outbox.use_base_url(get_settings().base_url)
+    ctx["services"] = build_services(get_settings())  # the card processor, for billing jobs
     await db.open_pool()
 
 
@@ -73,6 +75,7 @@ def new_worker(**overrides: Any) -> Worker:
     """A worker of WorkerSettings for the supervisor: it handles no signals and
     leaves the database pool to the supervisor, which outlives it."""
     options: dict[str, Any] = {"handle_signals": False, "on_startup": None, "on_shutdown": None}
+    options["ctx"] = {"services": build_services(get_settings())}  # the card processor, for billing jobs
     return create_worker(WorkerSettings, **{**options, **overrides})  # type: ignore[arg-type]
 
 

@@ -26,6 +26,7 @@ from portal.domain.companies import KIND_LABELS
 from portal.domain.licences.status import licence_status
 from portal.domain.users import ROLE_LABELS
 from portal.jobs.queue import Timers, create_queue
+from portal.services import Services, build_services
 from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.audit import audit_log
@@ -35,7 +36,7 @@ from portal.web.billing import BILLING_ROUTES
 from portal.web.companies import CompanyController
 from portal.web.dashboard import DashboardController
 from portal.web.errors import EXCEPTION_HANDLERS
-from portal.web.headers import add_headers
+from portal.web.headers import policy_for, security_headers
 from portal.web.health import healthz
 from portal.web.imports import ImportController
 from portal.web.input_guard import guard_input
@@ -45,6 +46,7 @@ from portal.web.orders import OrderController
 from portal.web.profile import ProfileController
 from portal.web.request_log import REQUEST_LOG, log_unrouted
 from portal.web.session import SessionConfig, provide_actor
+from portal.web.test_processor import TestProcessorController
 from portal.web.throttle import create_counter
 from portal.web.users import UserController
 
@@ -98,8 +100,13 @@ def _po_label(number: str) -> str:
     return number if re.match(r"p\.?o(?![a-z])", number, re.IGNORECASE) else f"PO {number}"
 
 
-def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, sign_ins_per_minute: int | None = None, services: Services | None = None
+) -> Litestar:
+    """`services`: what the billing domain is handed (the card processor); built from
+    the settings unless given (tests hand in their own)."""
     settings = settings or get_settings()
+    services = services or build_services(settings)
     outbox.use_base_url(settings.base_url)
     sign_ins_per_minute = sign_ins_per_minute or settings.sign_ins_per_minute
     throttle = create_counter(settings)
@@ -121,7 +128,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
         timers = Timers() if not settings.redis_url and mail_jobs.in_process_enabled() else None
         if timers:
             mail_jobs.start_in_process(timers)
-            billing_jobs.start_in_process(timers)
+            billing_jobs.start_in_process(timers, services)
             import_file_jobs.start_in_process(timers)
             auto_renewal_jobs.start_in_process(timers)
         try:
@@ -155,13 +162,18 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
                     ApiKeyController,
                     audit_log,
                     *BILLING_ROUTES,
+                    # The test processor's own card page; Stripe's is Stripe's.
+                    *([TestProcessorController] if services.card_entry.kind == "test" else []),
                 ],
             ),
             entitlement,
             healthz,
             create_static_files_router(path="/static", directories=[PROJECT_DIR / "static"], include_in_schema=False),
         ],
-        dependencies={"actor": Provide(provide_actor)},
+        dependencies={
+            "actor": Provide(provide_actor),
+            "services": Provide(lambda: services, sync_to_thread=False),
+        },
         plugins=[HTMXPlugin()],
         request_class=HTMXRequest,
         template_config=TemplateConfig(
@@ -188,7 +200,7 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
         before_request=guard_input,  # ids, numbers and control characters, before any handler
         # On every message the app sends, also those of errors raised in middleware (CSRF, rate limit)
         # and of addresses no route matches, which route middleware never sees.
-        before_send=[add_headers, log_unrouted],
+        before_send=[security_headers(policy_for(services.card_entry)), log_unrouted],
         # The portal configures logging itself (portal/logs.py); Litestar's default would replace its handler.
         logging_config=None,
         openapi_config=OpenAPIConfig(
@@ -197,6 +209,13 @@ def create_app(settings: Settings | None = None, sign_ins_per_minute: int | None
         lifespan=[lifespan],
         # Sign-in and "Forgot password?" limits (portal/web/throttle.py): counted in
         # the handlers, per client address and per account, atomically.
-        state=State({"settings": settings, "throttle": throttle, "sign_ins_per_minute": sign_ins_per_minute}),
+        state=State(
+            {
+                "settings": settings,
+                "services": services,
+                "throttle": throttle,
+                "sign_ins_per_minute": sign_ins_per_minute,
+            }
+        ),
         on_shutdown=[throttle.close],
     )

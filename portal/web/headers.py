@@ -10,7 +10,12 @@ matches). It touches nothing but the headers."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from litestar.types import Message, Scope
+
+from portal.services import CardEntry
 
 # No inline script or style anywhere: user text that slips into a page cannot run.
 # htmx is configured (layout.html) not to inject its inline indicator style nor eval.
@@ -36,18 +41,37 @@ _FIXED = (
 )
 
 
-def _policy(path: str) -> bytes:
-    return (SCHEMA_POLICY if path == "/schema" or path.startswith("/schema/") else POLICY).encode()
+def policy_for(card_entry: CardEntry) -> str:
+    """POLICY and exactly what the card processor's browser side needs: nothing more for
+    the test processor (its card page is the portal's own, framed from 'self'); for
+    Stripe, Stripe.js, its API and its frames (or a stand-in's one address)."""
+    if card_entry.kind != "stripe":
+        return POLICY
+    script = " ".join(("'self'", *card_entry.script_src))
+    connect = " ".join(("'self'", *card_entry.connect_src))
+    frame = " ".join(("'self'", *card_entry.frame_src))
+    return POLICY.replace("script-src 'self';", f"script-src {script}; connect-src {connect}; frame-src {frame};")
 
 
-async def add_headers(message: Message, scope: Scope) -> None:
-    # async: Litestar runs a sync hook in a worker thread, a thread hop per message.
-    if message["type"] != "http.response.start":
-        return
-    path = scope.get("path", "")
+def security_headers(policy: str = POLICY) -> Callable[[Message, Scope], Awaitable[None]]:
+    """The before_send hook, with the page policy the app's card processor needs."""
+    page_policy, schema_policy = policy.encode(), SCHEMA_POLICY.encode()
+
+    async def add_headers(message: Message, scope: Scope) -> None:
+        # async: Litestar runs a sync hook in a worker thread, a thread hop per message.
+        if message["type"] != "http.response.start":
+            return
+        path = scope.get("path", "")
+        schema = path == "/schema" or path.startswith("/schema/")
+        _add(message, path, schema_policy if schema else page_policy)
+
+    return add_headers
+
+
+def _add(message: Any, path: str, policy: bytes) -> None:
     headers = list(message.get("headers") or [])
     present = {name.lower() for name, _ in headers}
-    for name, value in ((b"content-security-policy", _policy(path)), *_FIXED):
+    for name, value in ((b"content-security-policy", policy), *_FIXED):
         if name not in present:
             headers.append((name, value))
     # Static files are the same for everyone; everything else may show what only
@@ -59,3 +83,6 @@ async def add_headers(message: Message, scope: Scope) -> None:
     headers = [(name, value) for name, value in headers if name.lower() != b"vary"]
     headers.append((b"vary", ", ".join(v for v in vary if v).encode()))
     message["headers"] = headers
+
+
+add_headers = security_headers()

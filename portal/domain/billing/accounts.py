@@ -14,7 +14,7 @@ from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, get_company
 from portal.domain.billing import payments
-from portal.domain.billing.payments import CardDetails, SavedCard
+from portal.domain.billing.payments import CardProcessor, SavedCard
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables_billing import BillingAccount, Subscription
@@ -105,11 +105,31 @@ async def save_billing_address(
     return result
 
 
-async def save_card(actor: Actor, company_id: int, card: CardDetails, now: datetime) -> dict:
-    """The card goes to the processor (outside any transaction); its token is kept."""
+async def _keep(
+    processor: CardProcessor, company_id: int, payment_method: str, email: str, name: str, now: datetime
+) -> SavedCard:
+    """The card the browser handed to the processor, kept there for charges without the
+    cardholder (outside any transaction: the processor may be far)."""
+    if not payment_method:
+        raise ValidationFailed({"card": payments.NO_PAYMENT_METHOD})
+    previous = await account_of(company_id)
+    return await processor.keep_card(
+        payment_method,
+        previous_token=previous["card_token"] if previous else None,
+        email=email or (previous["billing_email"] if previous else ""),
+        name=name or (previous["billing_name"] if previous else ""),
+        now=now,
+    )
+
+
+async def save_card(
+    actor: Actor, company_id: int, payment_method: str, now: datetime, *, processor: CardProcessor
+) -> dict:
+    """The card the browser handed to the processor (`payment_method`, its id) is kept
+    there (outside any transaction); its token is kept here."""
     refuse_read_only(actor)
     company = await _customer(actor, company_id)
-    saved = await payments.processor().save_card(card, now=now)
+    saved = await _keep(processor, company["id"], payment_method, "", "", now)
     async with db.write_transaction():
         row = await _upsert(company["id"], _card_values(saved), now)
         await audit.record(actor, "billing.card.save", company["id"], now, {"brand": saved.brand, "last4": saved.last4})
@@ -120,16 +140,19 @@ async def save_card(actor: Actor, company_id: int, card: CardDetails, now: datet
 
 @dataclass(frozen=True)
 class OnlineAccount:
-    """ "Create an Online Billing Account" as typed: the card and the billing address."""
+    """ "Create an Online Billing Account" as sent: the card (the payment-method id the
+    processor handed the browser) and the billing address."""
 
-    card: CardDetails
+    payment_method: str
     billing_name: str
     billing_email: str
     address: str
     country: str
 
 
-async def prepare_online_account(actor: Actor, company_id: int, account: OnlineAccount, now: datetime) -> dict:
+async def prepare_online_account(
+    actor: Actor, company_id: int, account: OnlineAccount, now: datetime, *, processor: CardProcessor
+) -> dict:
     """The account's values, checked, with the card saved at the processor (its token),
     outside any transaction; nothing is written here (store_online_account does).
     Every bad field is named at once."""
@@ -145,7 +168,10 @@ async def prepare_online_account(actor: Actor, company_id: int, account: OnlineA
         # The processor is asked only once the rest is right, so a typing slip
         # in the address leaves no card token behind.
         try:
-            values |= _card_values(await payments.processor().save_card(account.card, now=now))
+            saved = await _keep(
+                processor, company_id, account.payment_method, values["billing_email"], values["billing_name"], now
+            )
+            values |= _card_values(saved)
         except ValidationFailed as failed:
             errors |= failed.errors
     if errors:
@@ -195,18 +221,19 @@ async def create_online_billing_account(
     actor: Actor,
     company_id: int,
     *,
-    card: CardDetails,
+    payment_method: str,
     billing_name: str,
     billing_email: str,
     address: str,
     country: str,
     now: datetime,
+    processor: CardProcessor,
 ) -> dict:
     """ "Create an Online Billing Account": the address and the card, both or
     neither (every bad field is named at once); a live subscription paid by
     invoice switches to Pay Online and renews by itself."""
-    account = OnlineAccount(card, billing_name, billing_email, address, country)
-    values = await prepare_online_account(actor, company_id, account, now)
+    account = OnlineAccount(payment_method, billing_name, billing_email, address, country)
+    values = await prepare_online_account(actor, company_id, account, now, processor=processor)
     async with db.write_transaction():
         row, switched = await store_online_account(actor, company_id, values, now, switch=True)
     result = without_token(row)

@@ -9,7 +9,7 @@ from datetime import datetime
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor
-from portal.domain.billing import accounts, confirmations, invoices, locks, quotes, settlement
+from portal.domain.billing import accounts, confirmations, invoices, locks, payments, quotes, settlement
 from portal.domain.billing.invoices import totals
 from portal.domain.billing.quotes import load_subscription, refuse_read_only
 from portal.domain.errors import ValidationFailed
@@ -25,6 +25,7 @@ async def change(
     read_only_users: int,
     now: datetime,
     quoted: quotes.Quoted | None = None,
+    processor: payments.CardProcessor,
 ) -> dict:
     """What quote_change showed: more is invoiced (and charged, online) pro rata
     and provisioned when paid; fewer is kept for the next term (next_*). A renewal
@@ -100,7 +101,7 @@ async def change(
             batch = await settlement.provision_invoice(invoice["id"], now, actor=actor, unpaid_ok=True)
     charge = None
     if invoice is not None and token is not None:
-        charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, now)
+        charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, now, processor=processor)
     current = await Subscription.select().where(Subscription.id == subscription["id"]).first()
     return {
         "subscription": current,

@@ -1,16 +1,20 @@
-"""Card payments behind one small interface, and the test processor the portal uses.
+"""Card payments behind one small interface, and the built-in test processor.
 
-No card processor can be reached from here, so `processor()` is TestProcessor,
-which answers like a processor's test mode by card number (TEST_CARDS). A real
-processor is a class with the CardProcessor methods (save_card: the card to a
-token; charge: a token and an amount, with an idempotency key the processor
-honours), installed once at start-up with `use_processor(...)`; nothing else
-changes. The portal never stores a card number: only the token, brand, last 4
-digits and expiry."""
+The processor in use is chosen by settings and built once at start-up by the web
+app, the worker and the CLI (portal/services.py); every domain function that asks
+a processor something takes it as its `processor` parameter. TestProcessor (the
+default, no network) answers like a processor's test mode by card number
+(TEST_CARDS); StripeProcessor (portal/stripe_processor.py) is Stripe.
+
+The card never reaches the portal's server: the browser hands the card to the
+processor (Stripe Elements, or the test processor's own card page) and the portal
+receives a payment-method id, which `keep_card` turns into the card kept (token,
+brand, last 4 digits and expiry; never the number)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +39,8 @@ TEST_CARDS = {
 CARD_DECLINED = "Your card was declined."
 NOT_VALID = "That card number is not valid."
 TEST_ONLY = "Test mode accepts only the test cards."
+NO_PAYMENT_METHOD = "Enter the card again: the card form did not hand over a card."
+NEEDS_AUTHENTICATION = "Your bank asks you to confirm this payment (3-D Secure)."
 IN_PROGRESS = "A payment of this invoice is already in progress."
 # A charge row left "pending" this long belongs to a worker that died while
 # asking the processor: the next try asks again with the same key, which a
@@ -70,17 +76,36 @@ class ChargeResult:
     decline_reason: str | None
     # Another worker is asking the processor for this same attempt right now.
     pending: bool = False
+    # The bank wants the cardholder to confirm (3-D Secure): the processor's id of
+    # the payment to confirm in the browser; the charge is declined until then.
+    requires_action: str | None = None
 
 
 class CardProcessor(Protocol):
+    name: str  # "test" | "stripe"
     test_mode: bool
 
-    async def save_card(self, card: CardDetails, *, now: datetime | None = None) -> SavedCard:
-        """The card as a token; ValidationFailed({"card": …}) if refused (expired at `now`, when given)."""
+    async def card_setup(self) -> str | None:
+        """What the browser's card form needs to hand a card to the processor (Stripe: a
+        SetupIntent's client secret), or None when it needs nothing (the test processor)."""
+        ...
+
+    async def keep_card(
+        self, payment_method: str, *, previous_token: str | None, email: str, name: str, now: datetime
+    ) -> SavedCard:
+        """The card the browser handed to the processor (its payment-method id), kept for
+        later charges without the cardholder (`previous_token`: the card it replaces, whose
+        processor customer is reused); ValidationFailed({"card": …}) if refused."""
         ...
 
     async def charge(self, token: str, amount_cents: int, currency: str, idempotency_key: str) -> ChargeResult:
         """Charge once per key: the same key again answers as the first time and charges nothing more."""
+        ...
+
+    async def confirmation(self, reference: str) -> tuple[str, str | None]:
+        """A payment that required action (ChargeResult.requires_action): its status now
+        ("succeeded" once the cardholder confirmed it) and what the browser needs to
+        confirm it (Stripe: the PaymentIntent's client secret)."""
         ...
 
 
@@ -131,13 +156,20 @@ def check_card(card: CardDetails, now: datetime | None = None) -> str:
     return digits
 
 
+_BRAND_CODES = {"Visa": "v", "Mastercard": "m", "American Express": "a", "Card": "c"}
+_TEST_TOKEN = re.compile(r"tok_test_(ok|decline)_([vmac])(\d{4})(\d{4})(\d{2})_[0-9a-f]{24}")
+
+
 class TestProcessor:
-    """A processor's test mode: TEST_CARDS decide the answer. A token names how
-    its charges end, so web processes and workers answer alike with nothing
-    shared; a charge's reference comes from its key, so the same key answers
-    the same. `calls` counts what was asked of it (tests)."""
+    """A processor's test mode: TEST_CARDS decide the answer. Its card page (portal/
+    web/test_processor.py) takes the card and `save_card` hands back a token that
+    names how its charges end and what a person recognises of the card, so web
+    processes and workers answer alike with nothing shared; a charge's reference
+    comes from its key, so the same key answers the same. `calls` counts what was
+    asked of it (tests)."""
 
     __test__ = False  # not a pytest class
+    name = "test"
     test_mode = True
 
     def __init__(self) -> None:
@@ -150,12 +182,29 @@ class TestProcessor:
         if digits not in (ACCEPTED, CHARGES_DECLINED):
             raise ValidationFailed({"card": TEST_ONLY})
         outcome = "ok" if digits == ACCEPTED else "decline"
+        brand = brand_of(digits)
         return SavedCard(
-            token=f"tok_test_{outcome}_{secrets.token_hex(12)}",
-            brand=brand_of(digits),
+            token=f"tok_test_{outcome}_{_BRAND_CODES[brand]}{digits[-4:]}{card.exp_year:04d}{card.exp_month:02d}_"
+            f"{secrets.token_hex(12)}",
+            brand=brand,
             last4=digits[-4:],
             expires=f"{card.exp_year:04d}-{card.exp_month:02d}",
         )
+
+    async def card_setup(self) -> str | None:
+        return None
+
+    async def keep_card(
+        self, payment_method: str, *, previous_token: str | None, email: str, name: str, now: datetime
+    ) -> SavedCard:
+        match = _TEST_TOKEN.fullmatch(payment_method)
+        if match is None:
+            raise ValidationFailed({"card": NO_PAYMENT_METHOD})
+        _, code, last4, year, month = match.groups()
+        if (int(year), int(month)) < (now.year, now.month):
+            raise ValidationFailed({"card": "This card has expired."})
+        brand = next(b for b, c in _BRAND_CODES.items() if c == code)
+        return SavedCard(token=payment_method, brand=brand, last4=last4, expires=f"{year}-{month}")
 
     async def charge(self, token: str, amount_cents: int, currency: str, idempotency_key: str) -> ChargeResult:
         self.calls.append(idempotency_key)
@@ -166,20 +215,9 @@ class TestProcessor:
         reference = "ch_test_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
         return ChargeResult(ok=True, reference=reference, decline_reason=None)
 
-
-_processor: CardProcessor = TestProcessor()
-
-
-def processor() -> CardProcessor:
-    """The processor in use: the test processor unless `use_processor` installed another."""
-    return _processor
-
-
-def use_processor(new: CardProcessor) -> CardProcessor:
-    """Install `new` (a real processor at start-up, or a test's); returns the one it replaces."""
-    global _processor
-    old, _processor = _processor, new
-    return old
+    async def confirmation(self, reference: str) -> tuple[str, str | None]:
+        # Its charges never wait for the cardholder.
+        return "requires_payment_method", None
 
 
 def charge_key(invoice_id: int, attempt: int) -> str:
@@ -202,7 +240,9 @@ def next_attempt(charges: list[dict]) -> int:
     return max((c["attempt"] for c in charges), default=0) + 1
 
 
-async def charge_invoice(invoice_id: int, token: str, *, attempt: int | None = None, now: datetime) -> ChargeResult:
+async def charge_invoice(
+    invoice_id: int, token: str, *, attempt: int | None = None, now: datetime, processor: CardProcessor
+) -> ChargeResult:
     """Charge an issued invoice's total to a saved card, once per (invoice, attempt);
     without `attempt`, the next one (`next_attempt`).
 
@@ -255,7 +295,7 @@ async def charge_invoice(invoice_id: int, token: str, *, attempt: int | None = N
             # Taken over from a worker that died: this try holds the lease now.
             await Charge.update({Charge.attempted_at: now}).where(Charge.id == existing["id"])
 
-    result = await processor().charge(token, invoice["total_cents"], invoice["currency"], key)
+    result = await processor.charge(token, invoice["total_cents"], invoice["currency"], key)
 
     async with db.write_transaction():
         await Charge.update(

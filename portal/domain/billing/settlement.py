@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from portal import db
-from portal.domain import catalogue
+from portal.domain import audit, catalogue
 from portal.domain.access import Actor, may_act_on, require_partner_manager
 from portal.domain.billing import accounts, invoices, locks, money, payments, provision_claims, provisioning, quotes
 from portal.domain.billing import catalogue as billing_catalogue
@@ -20,7 +20,7 @@ from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import schedule
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import LicenceBatch, LicenceOrder
-from portal.tables_billing import Invoice, InvoiceLine, Subscription
+from portal.tables_billing import Charge, Invoice, InvoiceLine, Subscription
 
 log = logging.getLogger("portal.billing.settlement")
 
@@ -245,12 +245,12 @@ async def _apply_change(invoice: dict, subscription: dict, items: dict[str, dict
 
 
 async def charge_and_provision(
-    actor: Actor | None, invoice: dict, token: str, now: datetime
+    actor: Actor | None, invoice: dict, token: str, now: datetime, *, processor: payments.CardProcessor
 ) -> tuple[payments.ChargeResult, dict | None, dict]:
     """Charge (the invoice's next attempt) outside any transaction (the processor is
     slow and may be far), then provision in a short one. Returns the answer, the batch
     and the invoice as it is now. A payment already in progress is refused."""
-    charge = await payments.charge_invoice(invoice["id"], token, now=now)
+    charge = await payments.charge_invoice(invoice["id"], token, now=now, processor=processor)
     if charge.pending:
         raise ValidationFailed({"payment": payments.IN_PROGRESS})
     batch = None
@@ -261,7 +261,7 @@ async def charge_and_provision(
     return charge, batch, current or invoice
 
 
-async def pay_invoice(actor: Actor, invoice_id: int, now: datetime) -> dict:
+async def pay_invoice(actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor) -> dict:
     """Pay an issued invoice of the company with the card on its billing account
     (a purchase whose first charge was declined, a change, a renewal invoice
     asked for early); what it pays for is provisioned when the charge succeeds.
@@ -276,8 +276,69 @@ async def pay_invoice(actor: Actor, invoice_id: int, now: datetime) -> dict:
     account = await accounts.account_of(invoice["company"])
     if account is None or not account["card_token"]:
         raise ValidationFailed({"card": accounts.NO_CARD})
-    charge, batch, current = await charge_and_provision(actor, invoice, account["card_token"], now)
+    charge, batch, current = await charge_and_provision(actor, invoice, account["card_token"], now, processor=processor)
     return {"invoice": current, "charge": charge, "batch": batch}
+
+
+NOT_CONFIRMED = "Your bank has not confirmed this payment yet: confirm it on your bank's page, then try again."
+NOTHING_TO_CONFIRM = "This invoice has no payment waiting for your confirmation."
+
+
+async def payment_to_confirm(actor: Actor, invoice_id: int) -> tuple[dict, dict]:
+    """An invoice of the actor's wing whose last charge waits for its cardholder (the
+    bank asked for 3-D Secure): the invoice and that charge (its processor_ref is the
+    processor's payment to confirm). An invoice paid since answers with the charge that paid it."""
+    invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
+    if invoice is None or not may_act_on(actor, invoice["company_path"]):
+        raise NotFound("No such invoice.")
+    charges = await Charge.select().where(Charge.invoice == invoice_id).order_by(Charge.attempt, ascending=False)
+    waiting = next(
+        (c for c in charges if c["decline_reason"] == payments.NEEDS_AUTHENTICATION and c["processor_ref"]), None
+    )
+    confirmed = next((c for c in charges if c["status"] == "succeeded"), None)
+    if invoice["status"] == "paid" and confirmed is not None:
+        return invoice, confirmed
+    if invoice["status"] != "issued" or waiting is None or charges[0]["id"] != waiting["id"]:
+        raise ValidationFailed({"payment": NOTHING_TO_CONFIRM})
+    return invoice, waiting
+
+
+async def confirm_payment(actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor) -> dict:
+    """The cardholder confirmed, in the browser, a payment their bank held back: once the
+    processor says it succeeded, the charge is recorded as taken, the invoice paid and
+    what it pays for provisioned, as a charge that succeeded at once would be. Safe
+    to repeat: a second confirmation answers with the first ("repeat")."""
+    refuse_read_only(actor)
+    invoice, charge = await payment_to_confirm(actor, invoice_id)
+    if invoice["status"] == "paid":
+        return {"invoice": invoice, "batch": None, "repeat": True}
+    await _refuse_unless_live(invoice)
+    status, _ = await processor.confirmation(charge["processor_ref"])
+    if status != "succeeded":
+        raise ValidationFailed({"payment": NOT_CONFIRMED})
+    detail = {
+        "invoice": invoice_id,
+        "number": invoices.format_invoice_number(invoice["number"]),
+        "attempt": charge["attempt"],
+        "amount_cents": charge["amount_cents"],
+        "currency": charge["currency"],
+        "reference": charge["processor_ref"],
+    }
+    async with db.write_transaction():
+        current = await db.for_update(Invoice.select(Invoice.status).where(Invoice.id == invoice_id)).first()
+        await Charge.update({Charge.status: "succeeded", Charge.decline_reason: None}).where(
+            (Charge.id == charge["id"]) & (Charge.status != "succeeded")
+        )
+        await audit.record(actor, "invoice.charge_confirmed", invoice["company"], now, detail)
+        if current is None or current["status"] != "issued":
+            await audit.record(None, "invoice.charged_not_issued", invoice["company"], now, detail)
+            return {"invoice": invoice, "batch": None, "repeat": False}
+        reference = charge["processor_ref"]
+        await invoices.mark_paid(invoice_id, method="card", reference=reference, now=now, recorded_by=None)
+    async with db.write_transaction():
+        batch = await provision_invoice(invoice_id, now, actor=actor)
+    paid = await Invoice.select().where(Invoice.id == invoice_id).first()
+    return {"invoice": paid or invoice, "batch": batch, "repeat": False}
 
 
 NOT_LIVE = "This invoice's subscription has ended: it cannot be paid."

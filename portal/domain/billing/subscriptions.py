@@ -12,7 +12,17 @@ from datetime import datetime
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, get_company
-from portal.domain.billing import accounts, cancellation, confirmations, invoices, locks, profiles, quotes, settlement
+from portal.domain.billing import (
+    accounts,
+    cancellation,
+    confirmations,
+    invoices,
+    locks,
+    payments,
+    profiles,
+    quotes,
+    settlement,
+)
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import Purchase, refuse_read_only
 from portal.domain.errors import ValidationFailed
@@ -105,6 +115,7 @@ async def buy(
     *,
     quoted: quotes.Quoted | None = None,
     account: accounts.OnlineAccount | None = None,
+    processor: payments.CardProcessor,
 ) -> dict:
     """One live subscription per company (checked under the company's lock).
 
@@ -120,6 +131,7 @@ async def buy(
     `account`: a card and billing address typed on the quote page, saved with the
     purchase once it is allowed (a refused purchase saves nothing) and switching no
     other subscription to Pay Online.
+    `processor`: the card processor that keeps the card and takes the payment.
 
     Returns {"subscription", "invoice", "charge": ChargeResult | None, "batch": … | None,
     "repeat"}; "repeat": this confirmation bought it before (confirmations.py), nothing more is done."""
@@ -139,7 +151,7 @@ async def buy(
         raise _refuse_second(company)
     new_account = None
     if account is not None and purchase.method == "online":
-        new_account = await accounts.prepare_online_account(actor, company["id"], account, now)
+        new_account = await accounts.prepare_online_account(actor, company["id"], account, now, processor=processor)
     token = None
     if purchase.method == "online":
         kept = new_account or await accounts.account_of(company["id"])
@@ -209,7 +221,7 @@ async def buy(
             batch = await settlement.provision_invoice(invoice["id"], now, actor=actor, unpaid_ok=True)
     charge = None
     if token is not None:
-        charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, now)
+        charge, batch, invoice = await settlement.charge_and_provision(actor, invoice, token, now, processor=processor)
     current = await Subscription.select().where(Subscription.id == subscription["id"]).first()
     return {"subscription": current, "invoice": invoice, "charge": charge, "batch": batch, "repeat": False}
 

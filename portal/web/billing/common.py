@@ -14,10 +14,10 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from multidict import MultiMapping
 
-from portal.domain.billing import invoices, money, payments, subscription_list
-from portal.domain.billing.payments import CardDetails
+from portal.domain.billing import invoices, money, subscription_list
 from portal.domain.billing.quotes import Purchase, Quoted
 from portal.domain.errors import ValidationFailed
+from portal.services import Services
 from portal.web.forms import text, to_int
 from portal.web.render import render
 
@@ -30,8 +30,16 @@ STATUS_LABELS = {"draft": "Draft", "issued": "Issued", "paid": "Paid", "void": "
 ADDRESS_FIELDS = ("billing_name", "billing_email", "address", "country")
 
 
-def page_helpers() -> dict[str, Any]:
+def services_of(request: HTMXRequest) -> Services:
+    """What the app was handed at start-up (portal/services.py): the card processor."""
+    services = request.app.state.services
+    assert isinstance(services, Services)
+    return services
+
+
+def page_helpers(request: HTMXRequest) -> dict[str, Any]:
     """Functions the billing templates call: every amount goes out with its currency."""
+    services = services_of(request)
     return {
         "money": money.format_money,
         "rate": money.format_rate,
@@ -40,7 +48,8 @@ def page_helpers() -> dict[str, Any]:
         "payment_labels": PAYMENT_LABELS,
         "invoice_kinds": KIND_LABELS,
         "invoice_statuses": STATUS_LABELS,
-        "test_mode": payments.processor().test_mode,
+        "test_mode": services.processor.test_mode,
+        "card_entry": services.card_entry,
     }
 
 
@@ -52,7 +61,7 @@ def form_page(
     return render(
         request,
         template,
-        {**page_helpers(), **context, "values": values, "errors": errors},
+        {**page_helpers(request), **context, "values": values, "errors": errors},
         status_code=400 if errors else 200,
     )
 
@@ -113,22 +122,15 @@ def quote_key() -> str:
     return secrets.token_urlsafe(18)
 
 
-def has_card(values: Mapping[str, Any]) -> bool:
-    return bool(text(values.get("card_number"), 40))
+def payment_method_from(values: Mapping[str, Any]) -> str:
+    """The id the processor handed the browser for the card typed into its own form
+    (partials/billing/_card_fields.html); a billing form never carries the card."""
+    return text(values.get("payment_method"), 100)
 
 
-def card_from(values: Mapping[str, Any]) -> CardDetails:
-    """The card fields as typed; the processor checks them (portal/domain/billing/payments.py)
-    and names each bad field ("card", "exp_month", "exp_year", "cvc")."""
-    year = to_int(values.get("exp_year")) or 0
-    if 0 < year < 100:
-        year += 2000  # "28", as printed on the card
-    return CardDetails(
-        number=text(values.get("card_number"), 40),
-        exp_month=to_int(values.get("exp_month")) or 0,
-        exp_year=year,
-        cvc=text(values.get("cvc"), 8),
-    )
+async def card_setup(request: HTMXRequest) -> str | None:
+    """What the card form of a page needs from the processor before the card is typed."""
+    return await services_of(request).processor.card_setup()
 
 
 def address_from(values: Mapping[str, Any]) -> dict[str, str]:
@@ -143,7 +145,7 @@ def address_from(values: Mapping[str, Any]) -> dict[str, str]:
 
 
 def kept_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """What the form sent, to show again beside its errors; never the card's number or code."""
+    """What the form sent, to show again beside its errors (a card's number or code is never sent)."""
     return {k: v for k, v in values.items() if k not in ("card_number", "cvc", "_csrf_token")}
 
 

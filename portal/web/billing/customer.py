@@ -25,15 +25,16 @@ from portal.web.billing import messages
 from portal.web.billing.common import (
     ADDRESS_FIELDS,
     address_from,
-    card_from,
+    card_setup,
     change_from,
     form_page,
-    has_card,
     kept_values,
     page_helpers,
+    payment_method_from,
     purchase_from,
     quote_key,
     quoted_from,
+    services_of,
 )
 from portal.web.billing.export import invoices_csv
 from portal.web.flash import flash
@@ -76,7 +77,7 @@ class CustomerBillingController(Controller):
             request,
             "pages/billing.html",
             {
-                **page_helpers(),
+                **page_helpers(request),
                 "company": company,
                 "seller": await catalogue.seller_of(company_id),
                 "subscription": await subscriptions.current_subscription(actor, company_id),
@@ -104,7 +105,7 @@ class CustomerBillingController(Controller):
             request,
             "pages/billing_subscriptions.html",
             {
-                **page_helpers(),
+                **page_helpers(request),
                 "company": company,
                 "subscription": await subscriptions.current_subscription(actor, company_id),
                 "seats": await tabs.company_seats(actor, company_id, utcnow()),
@@ -148,13 +149,19 @@ class CustomerBillingController(Controller):
             purchase = purchase_from(form)
         except ValidationFailed as refused:
             return await self._buy_form(request, actor, company_id, _buy_values(form), refused.errors)
-        # A card typed on the quote page is saved by the purchase, once it is allowed.
+        # A card entered on the quote page is saved by the purchase, once it is allowed.
         account = None
-        if purchase.method == "online" and has_card(form):
-            account = accounts.OnlineAccount(card=card_from(form), **address_from(form))
+        if purchase.method == "online" and payment_method_from(form):
+            account = accounts.OnlineAccount(payment_method=payment_method_from(form), **address_from(form))
         try:
             result = await subscriptions.buy(
-                actor, company_id, purchase, now, quoted=quoted_from(form), account=account
+                actor,
+                company_id,
+                purchase,
+                now,
+                quoted=quoted_from(form),
+                account=account,
+                processor=services_of(request).processor,
             )
         except ValidationFailed as refused:
             try:
@@ -165,6 +172,8 @@ class CustomerBillingController(Controller):
             return await self._quote_page(
                 request, actor, company_id, purchase, quote, refused.errors, kept_values(form)
             )
+        if (confirm := _held_for_the_cardholder(result)) is not None:
+            return confirm
         said, kind = messages.bought(result)
         flash(request, said, kind)
         return Redirect(f"/companies/{company_id}/billing")
@@ -209,6 +218,7 @@ class CustomerBillingController(Controller):
         back = urlencode({k: v for k, v in chosen.items() if k != "addons"}) + "".join(
             f"&addons={a}" for a in purchase.addons
         )
+        ask_card = purchase.method == "online" and not (account and account.get("card_last4"))
         return form_page(
             request,
             "pages/billing_quote.html",
@@ -218,7 +228,8 @@ class CustomerBillingController(Controller):
                 "purchase": chosen,
                 "account": account,
                 # "Pay Online" needs a card kept on the account: asked here, at the last step.
-                "ask_card": purchase.method == "online" and not (account and account.get("card_last4")),
+                "ask_card": ask_card,
+                "card_setup": await card_setup(request) if ask_card and not actor.read_only else None,
                 "ask_address": not (account and account.get("billing_name")),
                 "back": f"/companies/{company_id}/billing/buy?{back}",
                 "quote_key": quote_key(),
@@ -251,12 +262,21 @@ class CustomerBillingController(Controller):
         form = await request.form()
         try:
             change = change_from(form)
-            result = await changes.change(actor, subscription["id"], **change, now=utcnow(), quoted=quoted_from(form))
+            result = await changes.change(
+                actor,
+                subscription["id"],
+                **change,
+                now=utcnow(),
+                quoted=quoted_from(form),
+                processor=services_of(request).processor,
+            )
         except ValidationFailed as refused:
             if "price" in refused.errors:
                 # The price moved since the quote page: that page again, with the price now.
                 return await self._change_quote(request, actor, company_id, subscription, change, refused.errors)
             return await self._change_form(request, actor, company_id, subscription, dict(form), refused.errors)
+        if (confirm := _held_for_the_cardholder(result)) is not None:
+            return confirm
         said, kind = messages.changed(result)
         flash(request, said, kind)
         return Redirect(f"/companies/{company_id}/billing")
@@ -323,7 +343,12 @@ class CustomerBillingController(Controller):
             company_id,
             "account",
             lambda form: accounts.create_online_billing_account(
-                actor, company_id, card=card_from(form), **address_from(form), now=utcnow()
+                actor,
+                company_id,
+                payment_method=payment_method_from(form),
+                **address_from(form),
+                now=utcnow(),
+                processor=services_of(request).processor,
             ),
             messages.account_created,
         )
@@ -337,7 +362,9 @@ class CustomerBillingController(Controller):
             actor,
             company_id,
             "card",
-            lambda form: accounts.save_card(actor, company_id, card_from(form), utcnow()),
+            lambda form: accounts.save_card(
+                actor, company_id, payment_method_from(form), utcnow(), processor=services_of(request).processor
+            ),
             messages.card_saved,
         )
 
@@ -393,6 +420,7 @@ class CustomerBillingController(Controller):
                 "account": account,
                 "subscription": await subscriptions.current_subscription(actor, company_id),
                 "form_name": form_name,
+                "card_setup": None if actor.read_only else await card_setup(request),
             },
             values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
             errors or {},
@@ -422,6 +450,14 @@ async def _live(actor: Actor, company_id: int) -> dict:
     if subscription is None:
         raise NotFound("This company has no subscription to change: buy one first.")
     return subscription
+
+
+def _held_for_the_cardholder(result: dict) -> Redirect | None:
+    """A charge the bank held for 3-D Secure: the buyer is here, so straight to confirming it."""
+    charge, invoice = result.get("charge"), result.get("invoice")
+    if charge is not None and charge.requires_action and invoice is not None:
+        return Redirect(f"/invoices/{invoice['id']}/confirm-payment")
+    return None
 
 
 def _buy_values(values: Any) -> dict[str, Any]:

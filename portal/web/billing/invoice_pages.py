@@ -17,7 +17,7 @@ from portal.domain.billing.money import format_rate
 from portal.domain.billing.renewal import voiding
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
-from portal.web.billing.common import OFFLINE_METHODS, form_page
+from portal.web.billing.common import OFFLINE_METHODS, form_page, services_of
 from portal.web.billing.messages import _day, _number, _total, void_effect
 from portal.web.flash import flash
 from portal.web.forms import text
@@ -60,11 +60,13 @@ class InvoiceController(Controller):
         """ "Pay Online": an unpaid invoice (a declined first charge, a change, a renewal asked
         for early) charged to the card on the company's billing account."""
         try:
-            result = await settlement.pay_invoice(actor, invoice_id, utcnow())
+            result = await settlement.pay_invoice(actor, invoice_id, utcnow(), processor=services_of(request).processor)
         except ValidationFailed as refused:
             flash(request, str(refused), "error")
             return Redirect(f"/invoices/{invoice_id}")
         invoice, charge = result["invoice"], result["charge"]
+        if charge.requires_action:
+            return Redirect(f"/invoices/{invoice_id}/confirm-payment")  # the bank asks its cardholder
         if not charge.ok:
             flash(request, f"Your card was not charged: {charge.decline_reason or 'try again in a minute.'}", "error")
             return Redirect(f"/invoices/{invoice_id}")
@@ -73,6 +75,43 @@ class InvoiceController(Controller):
             said += f" {result['batch']['seats']:,} licenses are ready to allocate."
         flash(request, said)
         return Redirect(f"/companies/{invoice['company']}/billing")
+
+    @get("/confirm-payment")
+    async def confirm_page(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
+        """The link of the e-mail a held payment sends (the bank asked for 3-D Secure): the
+        processor's script asks the bank to confirm it in this browser, then tells the portal."""
+        return await self._confirm_page(request, actor, invoice_id, {})
+
+    @post("/confirm-payment")
+    async def confirm_payment(
+        self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]
+    ) -> Template | Redirect:
+        processor = services_of(request).processor
+        try:
+            result = await settlement.confirm_payment(actor, invoice_id, utcnow(), processor=processor)
+        except ValidationFailed as refused:
+            return await self._confirm_page(request, actor, invoice_id, refused.errors)
+        invoice = result["invoice"]
+        said = f"Paid {_total(invoice)} by card (invoice {_number(invoice)})."
+        if result.get("batch"):
+            said += f" {result['batch']['seats']:,} licences are ready to allocate."
+        flash(request, said)
+        return Redirect(f"/companies/{invoice['company']}/billing")
+
+    async def _confirm_page(
+        self, request: HTMXRequest, actor: Actor, invoice_id: int, errors: dict[str, str]
+    ) -> Template:
+        processor = services_of(request).processor
+        invoice = await invoices.get_invoice(actor, invoice_id)
+        secret = None
+        try:
+            _, charge = await settlement.payment_to_confirm(actor, invoice_id)
+            if invoice["status"] == "issued":
+                _, secret = await processor.confirmation(charge["processor_ref"])
+        except ValidationFailed as refused:
+            errors = errors or refused.errors
+        context = {"invoice": invoice, "client_secret": secret}
+        return form_page(request, "pages/payment_confirm.html", context, {}, errors)
 
     @post("/void")
     async def void(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template | Redirect:

@@ -108,7 +108,7 @@ class PartnerBillingController(Controller):
             request,
             "pages/billing_partner.html",
             {
-                **page_helpers(),
+                **page_helpers(request),
                 **context,
                 "tab": "subscriptions",
                 "tabs": TABS,
@@ -136,7 +136,7 @@ class PartnerBillingController(Controller):
         return render(
             request,
             "pages/billing_partner.html",
-            {**page_helpers(), **context, "tab": "invoices", "tabs": TABS, "base": "/billing/invoices"},
+            {**page_helpers(request), **context, "tab": "invoices", "tabs": TABS, "base": "/billing/invoices"},
             fragments={"billing-results": "partials/billing/_invoices.html"},
         )
 
@@ -243,7 +243,7 @@ class PartnerBillingController(Controller):
             request,
             "pages/billing_settings.html",
             {
-                **page_helpers(),
+                **page_helpers(request),
                 "tab": "settings",
                 "tabs": TABS,
                 "profile": profile,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from portal import db
 from portal.domain import outbox
-from portal.domain.billing import money
+from portal.domain.billing import money, payments
 from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.quotes import format_day
 from portal.domain.billing.renewal import schedule
@@ -82,7 +82,23 @@ async def renewal_mails_and_audit(decided: list[Renewal], now: datetime) -> None
         retry = schedule.retry_at(r.old_end, r.attempt)
         if r.charge is not None and r.charge["status"] == "pending":
             entries.append(("invoice.charge_declined", company, {**money_detail, "decline_reason": r.reason}))
-        if retry is not None:
+        if retry is not None and r.reason == payments.NEEDS_AUTHENTICATION:
+            # The bank wants the cardholder: a link to confirm the payment (the retry asks again meanwhile).
+            confirm = outbox.link(f"/invoices/{invoice['id']}/confirm-payment")
+            await outbox.queue_email(
+                "renewal_charge_failed",
+                company,
+                managers[company],
+                f"Confirm the payment of the {r.tier_name} licence renewal",
+                f"The renewal of the {r.tier_name} annual licence of {names[company]} needs you: {r.reason}\n"
+                f"Invoice {number}: {amount}.\n"
+                f"Confirm the payment here: {confirm}\n"
+                + (f"The licences end on {format_day(r.old_end)} unless it is paid.\n" if r.old_end > now else "")
+                + f"\nBilling: {billing}",
+                now,
+                dedupe=f"renewal_charge_failed:{invoice['id']}:{r.attempt}",
+            )
+        elif retry is not None:
             await outbox.queue_email(
                 "renewal_charge_failed",
                 company,

@@ -33,7 +33,7 @@ async def count_due(now: datetime) -> int:
     return int(rows[0]["n"])
 
 
-async def renew_due(now: datetime, *, limit: int = 500) -> dict[str, int]:
+async def renew_due(now: datetime, *, limit: int = 500, processor: payments.CardProcessor) -> dict[str, int]:
     """One chunk of due online subscriptions: invoiced, charged, provisioned or
     scheduled for a retry. Returns counts: claimed, renewed, declined, lapsed,
     pending (the processor did not answer; the lease brings them back)."""
@@ -41,13 +41,12 @@ async def renew_due(now: datetime, *, limit: int = 500) -> dict[str, int]:
     counts = {"claimed": len(renewals), "renewed": 0, "declined": 0, "lapsed": 0, "pending": 0}
     if not renewals:
         return counts
-    card_processor = payments.processor()
     for renewal in renewals:
         if not renewal.ask:
             continue
         assert renewal.token is not None and renewal.charge is not None
         try:
-            result = await card_processor.charge(
+            result = await processor.charge(
                 renewal.token,
                 renewal.invoice["total_cents"],
                 renewal.invoice["currency"],

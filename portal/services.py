@@ -1,0 +1,68 @@
+"""What the billing domain is handed: built once from Settings at start-up by the web
+app (portal/web/app.py), the worker (portal/jobs/worker.py) and the CLI, and passed
+down explicitly (the card processor is a parameter of every domain function that asks
+it something), so nothing depends on a module global someone must remember to set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from portal.domain.billing.payments import CardProcessor, TestProcessor
+from portal.settings import Settings
+
+STRIPE_JS = "https://js.stripe.com/v3/"
+
+
+@dataclass(frozen=True)
+class CardEntry:
+    """How the billing pages take a card in the browser, and what the
+    Content-Security-Policy must let them load or talk to for it."""
+
+    kind: str  # "test": the test processor's card page in a frame; "stripe": Elements
+    publishable_key: str = ""
+    script_url: str = ""
+    script_src: tuple[str, ...] = ()
+    connect_src: tuple[str, ...] = ()
+    frame_src: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Services:
+    processor: CardProcessor
+    card_entry: CardEntry = field(default_factory=lambda: CardEntry("test"))
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def build_services(settings: Settings) -> Services:
+    if settings.payment_processor != "stripe":
+        return Services(processor=TestProcessor(), card_entry=CardEntry("test"))
+    from portal.stripe_processor import StripeProcessor
+
+    assert settings.stripe_secret_key and settings.stripe_publishable_key, "checked by get_settings"
+    processor = StripeProcessor(settings.stripe_secret_key, api_base=settings.stripe_api_base)
+    if settings.stripe_api_base:
+        # A stand-in (localstripe) serves both the API and its Stripe.js from one address.
+        base = _origin(settings.stripe_api_base)
+        entry = CardEntry(
+            "stripe",
+            publishable_key=settings.stripe_publishable_key,
+            script_url=f"{settings.stripe_api_base}/js.stripe.com/v3/",
+            script_src=(base,),
+            connect_src=(base,),
+            frame_src=(base,),
+        )
+    else:
+        # What Stripe documents Stripe.js needs under a CSP.
+        entry = CardEntry(
+            "stripe",
+            publishable_key=settings.stripe_publishable_key,
+            script_url=STRIPE_JS,
+            script_src=("https://js.stripe.com",),
+            connect_src=("https://api.stripe.com",),
+            frame_src=("https://js.stripe.com", "https://hooks.stripe.com"),
+        )
+    return Services(processor=processor, card_entry=entry)
