@@ -30,6 +30,7 @@ from portal.jobs.imports import apply_import
 from portal.jobs.mail import deliver_outbox, sweep_expiry
 from portal.jobs.retry import is_transient, logged_job
 from portal.jobs.tasks import record_sign_in
+from portal.services import Services
 from portal.tables import AuditEntry, OutboxEmail
 from portal.tables_billing import Charge
 from tests.factories import T0
@@ -122,10 +123,7 @@ async def terminate(connection) -> None:
 
 @pytest.fixture
 def processor():
-    new = payments.TestProcessor()
-    old = payments.use_processor(new)
-    yield new
-    payments.use_processor(old)
+    return payments.TestProcessor()
 
 
 async def _sign_in(tree, processor):
@@ -194,16 +192,16 @@ JOBS = {
 }
 
 
-async def retried_then_done(fault: DatabaseFault, what: Any, fn, args: tuple) -> None:
+async def retried_then_done(fault: DatabaseFault, what: Any, fn, args: tuple, services: Services) -> None:
     """Under arq, each try a task of its own: the faulted try asks arq for a
     retry; the next try finishes."""
     job = logged_job(fn)
     fault.next = what
     with pytest.raises(Retry):
-        await asyncio.create_task(job({"job_try": 1, "job_id": "faulted"}, *args))
+        await asyncio.create_task(job({"job_try": 1, "job_id": "faulted", "services": services}, *args))
     assert fault.fired
     fault.fired = 0
-    await asyncio.create_task(job({"job_try": 2, "job_id": "faulted"}, *args))
+    await asyncio.create_task(job({"job_try": 2, "job_id": "faulted", "services": services}, *args))
 
 
 @pytest.mark.parametrize("kind", JOBS)
@@ -211,7 +209,7 @@ async def test_a_job_meeting_a_stopping_postgresql_is_retried_not_dropped(kind, 
     fn, args, done = await JOBS[kind](tree, processor)
     fault = DatabaseFault(monkeypatch)
     for error in stopping_server_errors():
-        await retried_then_done(fault, error, fn, args)
+        await retried_then_done(fault, error, fn, args, Services(processor))
     await done()
 
 
@@ -219,12 +217,12 @@ async def test_a_job_meeting_a_stopping_postgresql_is_retried_not_dropped(kind, 
 async def test_a_job_whose_postgresql_backend_crashed_is_retried_not_dropped(kind, tree, processor, monkeypatch):
     fn, args, done = await JOBS[kind](tree, processor)
     fault = DatabaseFault(monkeypatch)
-    await retried_then_done(fault, "crash", fn, args)
+    await retried_then_done(fault, "crash", fn, args, Services(processor))
     # Without Redis the wrapper retries in the same task: the crashed
     # transaction must not stay that task's current one.
     monkeypatch.setattr(retry, "backoff", lambda job_try: 0.01)
     fault.next = "crash"
-    await logged_job(fn)({"job_id": None}, *args)
+    await logged_job(fn)({"job_id": None, "services": Services(processor)}, *args)
     assert fault.fired == 1
     await done()
 
