@@ -42,7 +42,7 @@ async def test_a_customer_buys_online_with_elements(browser: Browser, stripe_ser
     try:
         await sign_in(page, CUSTOMER_MANAGER)
         await nav_link(page, "Billing").click()
-        await page.get_by_role("link", name="Buy a licence").first.click()
+        await page.get_by_role("link", name="Buy a license").first.click()
         await page.get_by_role("radio", name=re.compile(r"^Pro: ")).check()
         await page.get_by_label(re.compile(r"^Extra standard users")).fill("20")
         await page.get_by_role("radio", name=re.compile(r"^Pay Online")).check()

@@ -26,8 +26,7 @@ from portal.domain.notifications_sweep import sweep
 from portal.domain.orders import decisions, order_list, requests
 from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail, User
 from tests import test_billing_renewal as billing
-from tests.support import csrf_of, sign_in
-from tests.test_billing_renewal import processor  # noqa: F401 (a fixture)
+from tests.support import PROCESSOR, csrf_of, sign_in
 from tests.test_dashboard import NOW, YEAR, actors, batch_ending, learners
 from tests.test_dashboard_figures import assert_exact
 
@@ -200,7 +199,6 @@ async def test_partner_renewing_assigns_the_waiting_renewal_request(tree):
     assert await LicenceOrder.count().where(LicenceOrder.renews_batch == old["id"]) == 1
 
 
-@pytest.mark.usefixtures("processor")
 async def test_a_subscriptions_next_term_records_the_batch_it_renews(tree):
     """Paid by the job (online) or by recording a payment (invoice): the next
     term's order renews the term's batch, so the dashboard says Renewed and does
@@ -215,7 +213,7 @@ async def test_a_subscriptions_next_term_records_the_batch_it_renews(tree):
     assert all(b["subscription_term"] and not b["renewable"] for b in listed)
     with pytest.raises(ValidationFailed, match="renews with the subscription"):
         await same_quantity.renew_same_quantity(partner, online_sub["batch"], before)
-    assert (await online.renew_due(billing.DUE))["renewed"] == 1
+    assert (await online.renew_due(billing.DUE, processor=PROCESSOR))["renewed"] == 1
     invoice = await invoice_subscriptions.request_invoice(
         await load_actor(tree.managers["north"]["id"], None), invoiced_sub["id"], billing.END - timedelta(days=10)
     )

@@ -94,7 +94,7 @@ class InvoiceController(Controller):
         invoice = result["invoice"]
         said = f"Paid {_total(invoice)} by card (invoice {_number(invoice)})."
         if result.get("batch"):
-            said += f" {result['batch']['seats']:,} licences are ready to allocate."
+            said += f" {result['batch']['seats']:,} licenses are ready to allocate."
         flash(request, said)
         return Redirect(f"/companies/{invoice['company']}/billing")
 

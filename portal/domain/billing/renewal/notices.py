@@ -89,11 +89,11 @@ async def renewal_mails_and_audit(decided: list[Renewal], now: datetime) -> None
                 "renewal_charge_failed",
                 company,
                 managers[company],
-                f"Confirm the payment of the {r.tier_name} licence renewal",
-                f"The renewal of the {r.tier_name} annual licence of {names[company]} needs you: {r.reason}\n"
+                f"Confirm the payment of the {r.tier_name} license renewal",
+                f"The renewal of the {r.tier_name} annual license of {names[company]} needs you: {r.reason}\n"
                 f"Invoice {number}: {amount}.\n"
                 f"Confirm the payment here: {confirm}\n"
-                + (f"The licences end on {format_day(r.old_end)} unless it is paid.\n" if r.old_end > now else "")
+                + (f"The licenses end on {format_day(r.old_end)} unless it is paid.\n" if r.old_end > now else "")
                 + f"\nBilling: {billing}",
                 now,
                 dedupe=f"renewal_charge_failed:{invoice['id']}:{r.attempt}",
