@@ -51,15 +51,16 @@ typecheck: $(BIN)/portal
 # Each run starts a Redis server of its own (so it needs the redis-server binary)
 # and drives Debian's chromium; scripts/services.sh installs what is missing.
 # Two test processes by default (pytest-xdist): each has its own database, Redis
-# and live server, so they share nothing; TEST_PROCESSES=0 runs in this one.
+# and live server, so they share nothing; a module stays in one process, its
+# tests in their order (--dist loadfile). TEST_PROCESSES=0 runs in this one.
 TEST_PROCESSES ?= 2
 test-sqlite: $(BIN)/portal
 	bash scripts/services.sh sqlite
-	PORTAL_TEST_DB=sqlite $(BIN)/pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
+	PORTAL_TEST_DB=sqlite $(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 test-postgres: $(BIN)/portal
 	bash scripts/services.sh postgres
-	PORTAL_TEST_DB=postgres PORTAL_TEST_PG=$(PG_URL) $(BIN)/pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
+	PORTAL_TEST_DB=postgres PORTAL_TEST_PG=$(PG_URL) $(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(BIN)/portal
 	$(BIN)/ruff check portal tests bench
