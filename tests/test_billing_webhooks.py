@@ -16,23 +16,25 @@ import hmac
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from portal.domain.billing import accounts, payments, stripe_events, subscriptions
+from portal.domain.billing import accounts, payments, settlement, stripe_events, subscriptions
+from portal.domain.billing.payments import ChargeResult, TestProcessor
 from portal.domain.billing.quotes import format_day
 from portal.domain.billing.renewal import online
 from portal.domain.clock import utcnow
 from portal.jobs.tasks import FUNCTIONS
 from portal.services import Services
 from portal.stripe_processor import StripeProcessor
-from portal.tables import AuditEntry, OutboxEmail
+from portal.tables import AuditEntry, LicenceBatch, OutboxEmail
 from portal.tables_billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription
 from tests.stripe_server import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
-from tests.support import PROCESSOR, csrf_of, run_burst_worker, running, sign_in
-from tests.test_billing_subscriptions import ADDRESS, actors, bought_online, pro
+from tests.support import PROCESSOR, card_token, csrf_of, run_burst_worker, running, sign_in
+from tests.test_billing_subscriptions import ADDRESS, GOOD_CARD, NOW, actors, bought_online, pro
 
 URL = "/webhooks/stripe"
 NEEDS_3DS = "4000002760003184"
@@ -274,3 +276,58 @@ async def test_a_3d_secure_payment_confirmed_in_a_closed_tab_is_recorded_by_its_
     again = await Subscription.select().where(Subscription.id == bought["subscription"]["id"]).first()
     assert again["term_end"] == renewed["term_end"] and again["batch"] == renewed["batch"]
     assert (await statuses())["evt_paid"] == "processed"
+
+
+class HeldProcessor(TestProcessor):
+    """Every charge waits for its cardholder (3-D Secure); `meanwhile` runs while the
+    confirmation page asks whether the bank agreed: Stripe's event arriving then."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meanwhile: Callable[[], Awaitable[None]] | None = None
+
+    async def charge(self, token: str, amount_cents: int, currency: str, idempotency_key: str) -> ChargeResult:
+        taken = await super().charge(token, amount_cents, currency, idempotency_key)
+        ref = taken.reference
+        return ChargeResult(ok=False, reference=ref, decline_reason=payments.NEEDS_AUTHENTICATION, requires_action=ref)
+
+    async def confirmation(self, reference: str) -> tuple[str, str | None]:
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            await meanwhile()
+        return "succeeded", None
+
+
+async def test_the_page_reporting_back_while_the_event_records_the_payment_records_it_once(tree):
+    customer, _ = await actors(tree)
+    processor = HeldProcessor()
+    await accounts.create_online_billing_account(
+        customer, tree.north["id"], payment_method=await card_token(GOOD_CARD), now=NOW, **ADDRESS, processor=processor
+    )
+    bought = await subscriptions.buy(customer, tree.north["id"], pro(), NOW, processor=processor)
+    invoice = bought["invoice"]
+    charge = await Charge.select().where(Charge.invoice == invoice["id"]).first()
+    assert (charge["status"], charge["decline_reason"]) == ("declined", payments.NEEDS_AUTHENTICATION)
+    intent = {
+        "id": charge["processor_ref"],
+        "object": "payment_intent",
+        "status": "succeeded",
+        "amount": invoice["total_cents"],
+        "currency": invoice["currency"].lower(),
+        "metadata": {"charge_key": charge["idempotency_key"]},
+    }
+
+    async def event_arrives() -> None:
+        paid = event("evt_paid", "payment_intent.succeeded", intent)
+        assert await stripe_events.receive("evt_paid", paid["type"], json.dumps(paid), NOW)
+        assert await stripe_events.process("evt_paid", NOW) == "processed"
+
+    processor.meanwhile = event_arrives
+    result = await settlement.confirm_payment(customer, invoice["id"], NOW, processor=processor)
+    assert result["repeat"] is True and result["invoice"]["status"] == "paid"
+    assert await AuditEntry.count().where(AuditEntry.action == "invoice.charge_confirmed") == 1
+    # Not a payment taken for an invoice no longer issued: nothing to refund.
+    assert await AuditEntry.count().where(AuditEntry.action == "invoice.charged_not_issued") == 0
+    assert await LicenceBatch.count().where(LicenceBatch.company == tree.north["id"]) == 1

@@ -112,16 +112,15 @@ async def _claim(event_id: str) -> bool:
 async def _finish(event_id: str, now: datetime, outcome: str | None, *, claimed: bool = False) -> str:
     """Processed with what it did, or ignored (None: nothing of the portal's)."""
     status = "ignored" if outcome is None else "processed"
-    where = StripeEvent.event_id == event_id
-    if not claimed:
-        where &= StripeEvent.status == "received"
+    # Claimed in this transaction (status "processed" already), or still as it arrived.
+    holding = "processed" if claimed else "received"
     await StripeEvent.update(
         {
             StripeEvent.status: status,
             StripeEvent.processed_at: now,
             StripeEvent.outcome: (outcome or "not handled")[:200],
         }
-    ).where(where)
+    ).where((StripeEvent.event_id == event_id) & (StripeEvent.status == holding))
     return status
 
 
