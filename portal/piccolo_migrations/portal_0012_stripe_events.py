@@ -2,8 +2,10 @@
 it arrived and verified, then processed by a job (received → processed | ignored).
 The unique id is what makes a replayed event change nothing.
 
-Raw SQL on both engines, nothing imported from the portal. Backward: drops the
-table (what the events recorded, charges and audit entries, stays)."""
+Also an index of card_charge by processor_ref (the PaymentIntent's id), which
+refund and dispute events name. Raw SQL on both engines, nothing imported from
+the portal. Backward: drops both (what the events recorded, charges and audit
+entries, stays)."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine.postgres import PostgresEngine
@@ -32,10 +34,12 @@ def _create(postgres: bool) -> list[str]:
         "\"outcome\" VARCHAR(200) NOT NULL DEFAULT '')",
         # The sweep's question: events received and not processed yet, oldest first.
         'CREATE INDEX "stripe_event_received" ON "stripe_event" ("received_at") WHERE "status" = \'received\'',
+        # Refunds and disputes name the PaymentIntent only: the charge row is found by it.
+        'CREATE INDEX "card_charge_processor_ref" ON "card_charge" ("processor_ref")',
     ]
 
 
-_DROP = ['DROP INDEX "stripe_event_received"', 'DROP TABLE "stripe_event"']
+_DROP = ['DROP INDEX "card_charge_processor_ref"', 'DROP INDEX "stripe_event_received"', 'DROP TABLE "stripe_event"']
 
 
 async def forwards():
