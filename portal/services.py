@@ -30,6 +30,8 @@ class CardEntry:
 class Services:
     processor: CardProcessor
     card_entry: CardEntry = field(default_factory=lambda: CardEntry("test"))
+    # What Stripe signs its webhook events with (whsec_…); None: the webhook answers 404.
+    webhook_secret: str | None = None
 
 
 def _origin(url: str) -> str:
@@ -65,4 +67,4 @@ def build_services(settings: Settings) -> Services:
             connect_src=("https://api.stripe.com",),
             frame_src=("https://js.stripe.com", "https://hooks.stripe.com"),
         )
-    return Services(processor=processor, card_entry=entry)
+    return Services(processor=processor, card_entry=entry, webhook_secret=settings.stripe_webhook_secret)

@@ -6,7 +6,7 @@ whole cents in integer columns (`*_cents`) and a tax rate in basis points
 
 from __future__ import annotations
 
-from piccolo.columns import BigInt, Boolean, ForeignKey, Integer, OnDelete, Serial, Varchar
+from piccolo.columns import BigInt, Boolean, ForeignKey, Integer, OnDelete, Serial, Text, Varchar
 from piccolo.columns.column_types import Timestamptz
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -153,6 +153,21 @@ class Charge(Table, tablename="card_charge"):
     idempotency_key = Varchar(length=120, unique=True)
 
 
+class StripeEvent(Table, tablename="stripe_event"):
+    """An event Stripe sent to the webhook, kept once by its id as it
+    arrived, then processed by a job: received → processed | ignored. Migration
+    portal_0012_stripe_events."""
+
+    id: Serial
+    event_id = Varchar(length=255, unique=True)
+    type = Varchar(length=100)
+    payload = Text()  # the event's JSON, as verified
+    received_at = Timestamptz()
+    status = Varchar(length=10, default="received")
+    processed_at = Timestamptz(null=True, default=None)
+    outcome = Varchar(length=200, default="")
+
+
 # In creation order, for portal/piccolo_app.py.
 BILLING_TABLES: list[type[Table]] = [
     BillingProfile,
@@ -162,4 +177,5 @@ BILLING_TABLES: list[type[Table]] = [
     Invoice,
     InvoiceLine,
     Charge,
+    StripeEvent,
 ]

@@ -81,6 +81,8 @@ PUBLIC_ROUTES = {"/", "/login", "/logout", "/forgot-password", "/healthz", "/set
 # The test processor's card page is the processor's, as Stripe's card fields are Stripe's:
 # it knows no one and hands out test tokens only (tests/test_billing_card_entry.py).
 PUBLIC_ROUTES |= {"/test-processor/card"}
+# Stripe's events: no session, a signature instead (tests/test_billing_webhooks.py).
+PUBLIC_ROUTES |= {"/webhooks/stripe"}
 MOVED_ROUTES = {"/outbox"}  # a redirect to /notifications, for the signed-in
 # By API key, and the partner's own keys: tests/test_entitlements_api.py
 API_ROUTES = {"/api/v1/entitlements/{email:str}", "/settings/api-keys", "/settings/api-keys/{key_id:int}/revoke"}

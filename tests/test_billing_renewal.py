@@ -559,6 +559,7 @@ async def test_the_tick_without_redis_renews_invoices_and_lapses(tree, processor
     counts = await billing_jobs.billing_tick({"job_id": None, "services": Services(processor)})
     assert counts == {
         "provisioned_missed": 0,
+        "stripe_events_taken_up": 0,
         "claimed": 1,
         "renewed": 1,
         "declined": 0,

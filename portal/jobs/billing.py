@@ -4,7 +4,8 @@ portal/domain/billing/renewal/ and portal/domain/billing/settlement.py.
 
 Under arq (portal/jobs/worker.py takes BILLING_FUNCTIONS and BILLING_CRON_JOBS):
 - `billing_tick` every RENEW_EVERY_MINUTES and at start, unique across workers:
-  provisions paid invoices a crash left unprovisioned; counts the online
+  provisions paid invoices a crash left unprovisioned and processes Stripe
+  events whose job was lost; counts the online
   subscriptions due and queues one `renew_chunk` job per CHUNK of them, so
   every worker takes a share; then issues renewal invoices and reminders, and
   lapses or ends what ran out;
@@ -22,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from portal.domain.billing import settlement
+from portal.domain.billing import settlement, stripe_events
 from portal.domain.billing.renewal import invoice_subscriptions, lapse, online
 from portal.domain.clock import utcnow
 from portal.jobs.queue import Timers
@@ -52,6 +53,8 @@ async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
     processor = _services(ctx).processor
     # First what a crash left paid and unprovisioned, so a renewal below finds its term in place.
     counts: dict[str, int] = {"provisioned_missed": await settlement.provision_missed(now)}
+    # Stripe's events whose job was lost (queued while Redis was away, a worker killed).
+    counts["stripe_events_taken_up"] = await stripe_events.process_waiting(now)
     redis = ctx.get("redis")
     if redis is not None:
         due = await online.count_due(now)

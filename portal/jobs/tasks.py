@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from portal.domain import audit
+from portal.domain.billing import stripe_events
+from portal.domain.clock import utcnow
 from portal.jobs.imports import IMPORT_FUNCTIONS
 from portal.jobs.retry import logged_job
 
@@ -18,4 +20,8 @@ async def record_sign_in(ctx: dict[str, Any], user_id: int, company_id: int, at:
     return await audit.record_sign_in(user_id, company_id, at)
 
 
-FUNCTIONS = [logged_job(record_sign_in), *IMPORT_FUNCTIONS]
+async def process_stripe_event(ctx: dict[str, Any], event_id: str) -> str:
+    return await stripe_events.process(event_id, utcnow())
+
+
+FUNCTIONS = [logged_job(record_sign_in), logged_job(process_stripe_event), *IMPORT_FUNCTIONS]

@@ -316,29 +316,47 @@ async def confirm_payment(actor: Actor, invoice_id: int, now: datetime, *, proce
     status, _ = await processor.confirmation(charge["processor_ref"])
     if status != "succeeded":
         raise ValidationFailed({"payment": NOT_CONFIRMED})
-    detail = {
-        "invoice": invoice_id,
-        "number": invoices.format_invoice_number(invoice["number"]),
-        "attempt": charge["attempt"],
-        "amount_cents": charge["amount_cents"],
-        "currency": charge["currency"],
-        "reference": charge["processor_ref"],
-    }
+    recorded, batch = await record_confirmed_charge(charge["id"], now, actor=actor)
+    paid = await Invoice.select().where(Invoice.id == invoice_id).first()
+    return {"invoice": paid or invoice, "batch": batch, "repeat": not recorded}
+
+
+async def record_confirmed_charge(charge_id: int, now: datetime, *, actor: Actor | None) -> tuple[bool, dict | None]:
+    """The processor says a charge that waited for its cardholder succeeded (the
+    confirmation page reporting back, or the processor's own event when the page
+    never did): the charge is recorded as taken, the invoice paid and what it pays for
+    provisioned, once, whoever tells first. A charge still pending is its own
+    request's to record. Returns whether this call recorded it, and the new batch."""
+    head = await Charge.select(Charge.invoice).where(Charge.id == charge_id).first()
+    if head is None:
+        return False, None
+    invoice_id = head["invoice"]
     async with db.write_transaction():
-        current = await db.for_update(Invoice.select(Invoice.status).where(Invoice.id == invoice_id)).first()
-        await Charge.update({Charge.status: "succeeded", Charge.decline_reason: None}).where(
-            (Charge.id == charge["id"]) & (Charge.status != "succeeded")
-        )
+        # The invoice's lock orders the page and the event: the second finds the charge recorded.
+        invoice = await db.for_update(Invoice.select().where(Invoice.id == invoice_id)).first()
+        charge = await Charge.select().where(Charge.id == charge_id).first()
+        if invoice is None or charge is None or charge["status"] in ("succeeded", "pending"):
+            return False, None
+        detail = {
+            "invoice": invoice_id,
+            "number": invoices.format_invoice_number(invoice["number"]),
+            "attempt": charge["attempt"],
+            "amount_cents": charge["amount_cents"],
+            "currency": charge["currency"],
+            "reference": charge["processor_ref"],
+        }
+        await Charge.update({Charge.status: "succeeded", Charge.decline_reason: None}).where(Charge.id == charge_id)
         await audit.record(actor, "invoice.charge_confirmed", invoice["company"], now, detail)
-        if current is None or current["status"] != "issued":
+        if invoice["status"] != "issued":
+            # Money taken for an invoice paid otherwise or voided meanwhile: audited for a refund.
             await audit.record(None, "invoice.charged_not_issued", invoice["company"], now, detail)
-            return {"invoice": invoice, "batch": None, "repeat": False}
-        reference = charge["processor_ref"]
-        await invoices.mark_paid(invoice_id, method="card", reference=reference, now=now, recorded_by=None)
+            return True, None
+        await invoices.mark_paid(
+            invoice_id, method="card", reference=charge["processor_ref"], now=now, recorded_by=None
+        )
     async with db.write_transaction():
         batch = await provision_invoice(invoice_id, now, actor=actor)
-    paid = await Invoice.select().where(Invoice.id == invoice_id).first()
-    return {"invoice": paid or invoice, "batch": batch, "repeat": False}
+    return True, batch
 
 
 NOT_LIVE = "This invoice's subscription has ended: it cannot be paid."
