@@ -7,7 +7,8 @@ domain and the web app with PAYMENT_PROCESSOR=stripe. Both engines.
 
 Not exercised against the fake (it does not do them): Stripe's idempotency keys
 (the portal's charge rows ask once per key on their own: test_billing_payments),
-webhooks, and Stripe's real decline reasons and 3-D Secure pages."""
+Stripe sending webhooks (test_billing_webhooks signs and posts them as Stripe
+does), and Stripe's real decline reasons and 3-D Secure pages."""
 
 from __future__ import annotations
 
