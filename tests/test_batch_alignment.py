@@ -102,6 +102,12 @@ async def test_renewed_batches_are_kept_dates_are_checked_and_without_a_price_on
         assert said in refused.value.errors["target"]
     with pytest.raises(PermissionDenied):
         await alignment.preview(customer, tree.direct["id"], None, at)
+    await decisions.start_trial(partner, tree.north["id"], 5, at)
+    with pytest.raises(ValidationFailed) as alone:  # a trial is no term to align to
+        await alignment.preview(partner, tree.north["id"], None, at)
+    assert "holds no running licenses to align" in alone.value.errors["target"]
+    trial = await alignment.preview(partner, tree.north["id"], at.date() + timedelta(days=10), at)
+    assert [m.kept for m in trial.moves] == ["a Free trial: it ends by itself"] and trial.moving == []
 
 
 async def test_the_renewal_date_page_previews_and_confirms(client, tree):

@@ -44,11 +44,13 @@ class AlignmentController(Controller):
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
         form = await request.form()
-        raw = text(form.get("target"), 20)
+        raw, version = text(form.get("target"), 20), text(form.get("version"), 4000)
         try:
-            plan = await alignment.align(actor, company_id, _day(raw), text(form.get("version"), 4000), utcnow())
+            plan = await alignment.align(actor, company_id, _day(raw), version, utcnow())
         except ValidationFailed as refused:
-            return await self._page(request, actor, company_id, raw, refused.errors.get("target"), status_code=409)
+            # 409 when the batches moved under a preview; 400 for a Confirm that had none.
+            status = 409 if version else 400
+            return await self._page(request, actor, company_id, raw, refused.errors.get("target"), status_code=status)
         batches = f"{len(plan.moving)} batch{'' if len(plan.moving) == 1 else 'es'}"
         said = f"{batches} of {plan.company['name']} now end on {plan.target:%d %b %Y}"
         if plan.total_cents is not None:
@@ -65,7 +67,8 @@ class AlignmentController(Controller):
             plan = await alignment.preview(actor, company_id, _day(raw), utcnow())
         except ValidationFailed as refused:
             problem = problem or refused.errors.get("target")
-            status_code = 400 if status_code == 200 else status_code
+            # A date the partner typed is refused (400); with none, the page says there is nothing to align.
+            status_code = 400 if raw and status_code == 200 else status_code
         return render(
             request,
             "pages/company_alignment.html",

@@ -85,8 +85,8 @@ def target_instant(day: date, current_end: datetime | None) -> datetime:
 async def preview(actor: Actor, company_id: int, day: date | None, now: datetime) -> Alignment:
     """The customer's running batches and what moving them all to `day` does;
     `day` None: the current term's end."""
+    company = await get_company(actor, company_id)  # outside the wing: not found, before the role
     require_partner_manager(actor)
-    company = await get_company(actor, company_id)
     if company["kind"] != "customer":
         raise ValidationFailed({"target": "Licenses are held by customer companies."})
     current_end = await coterm.current_term_end(company["id"], now)
@@ -160,6 +160,7 @@ async def align(actor: Actor, company_id: int, day: date | None, version: str, n
     """Confirm: every batch the preview moves ends at the target, with its seats
     and its holders' licence ends (which the dashboard's triggers follow); refused,
     nothing written, if any batch's end changed or a batch came or went since."""
+    await get_company(actor, company_id)  # outside the wing: not found, and nothing locked
     async with db.write_transaction():
         # Allocating and renewing take the company's lock; so does this, so the ends read are the ends written.
         await db.for_update(Company.select(Company.id).where(Company.id == company_id))
