@@ -150,6 +150,9 @@ class LicenceOrder(Table):
     # The batch this order renews (a licence_batch id; a foreign key in migration 0007):
     # assigned, its batch starts where that one ends and takes over that one's holders.
     renews_batch = Integer(null=True, default=None)
+    # "End with the current term": the end of the company's term this order's batch
+    # ends with (licences.coterm), chosen at the request; NULL: 12 months from Assign.
+    coterm_ends_at = Timestamptz(null=True, default=None)
 
 
 class LicenceBatch(Table):

@@ -34,6 +34,8 @@ COMPANY_ROUTES = [
     ("GET", "/companies/{id}/summary"),
     ("GET", "/companies/{id}/auto-renewal"),
     ("POST", "/companies/{id}/auto-renewal"),
+    ("GET", "/companies/{id}/alignment"),
+    ("POST", "/companies/{id}/alignment"),
 ]
 # Routes by order or user id: tests/test_licences_web.py::test_another_tenants_order_batch_and_user_ids_answer_404
 BY_OTHER_IDS = {
@@ -157,6 +159,9 @@ def answer_inside_the_wing(role: str, target: str, method: str, path: str) -> in
     """What each route answers, inside the wing, to a bare request (no form
     fields): on its merits, never "not found", and never a 5xx."""
     customer = target in ("north", "direct")
+    if path.endswith("/alignment"):
+        # A partner manager's preview (saying there is nothing to align), and its Confirm with no preview.
+        return 403 if role == "north" else (200 if method == "GET" else 400)
     if method == "GET":
         return 200
     if path.endswith("/users"):

@@ -7,6 +7,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,3 +146,41 @@ def test_every_term_is_twelve_calendar_months(start):
         assert end.day == 28
     else:
         assert end.day == start.day
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    end=moments,
+    before=st.integers(min_value=-5, max_value=400),
+    seats=st.integers(0, 5000),
+    monthly=st.integers(0, 100_000),
+)
+def test_co_termed_seats_are_the_exact_fraction_of_the_term_ending_then_rounded_half_up_once(
+    end, before, seats, monthly
+):
+    """Seats added `before` days ahead of a term's end, ending with it: amount × days
+    left / days of the 12-month term ending then, to the cent, as prorate prices
+    users added to a subscription; a year's price at most, nothing from the end on."""
+    at = end - timedelta(days=before)
+    amount = seats * monthly * 12
+    start = end - relativedelta(months=12)
+    total_days = (end.date() - start.date()).days
+    left = 0 if at >= end else min(max(1, (end.date() - at.date()).days), total_days)
+    exact = Fraction(amount * left, total_days)
+    charged = money.prorate_to(amount, at, end)
+    assert exact - Fraction(1, 2) < charged <= exact + Fraction(1, 2)
+    assert 0 <= charged <= amount
+    assert charged == money.prorate(amount, start, end, at)
+    assert total_days in (365, 366)
+
+
+@settings(max_examples=200, deadline=None)
+@given(at=moments, first=st.integers(1, 364), second=st.integers(1, 364), seats=st.integers(1, 500))
+def test_a_later_co_term_end_never_costs_less(at, first, second, seats):
+    """Ending later never costs less: the pro-rata price grows with the days to the end,
+    also where the later end's term holds a 29 February."""
+    near, far = sorted((first, second))
+    amount = seats * 30_00 * 12
+    assert money.prorate_to(amount, at, at + timedelta(days=near)) <= money.prorate_to(
+        amount, at, at + timedelta(days=far)
+    )

@@ -28,6 +28,7 @@ from portal.domain.users import ROLE_LABELS
 from portal.jobs.queue import Timers, create_queue
 from portal.services import Services, build_services
 from portal.settings import PROJECT_DIR, Settings, get_settings
+from portal.web.alignment import AlignmentController
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.audit import audit_log
 from portal.web.auth import AuthController
@@ -150,6 +151,7 @@ def create_app(
                     AuthController,
                     CompanyController,
                     AutoRenewalController,
+                    AlignmentController,
                     DashboardController,
                     UserController,
                     LicenceController,

@@ -12,7 +12,7 @@ from portal.domain import catalogue
 from portal.domain.access import get_company, get_user
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.domain.licences import allocation, history, tabs
+from portal.domain.licences import allocation, coterm, history, tabs
 from portal.domain.licences.allocation import Allocated, NotEnoughSeats, Selection
 from portal.domain.licences.status import licence_status
 from portal.domain.orders import decisions, order_list, requests
@@ -159,7 +159,12 @@ class LicenceController(Controller):
     @get("/orders/new")
     async def new_order(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         advice = await requests.request_advice(actor, company_id, utcnow())
-        values = {"quantity": str(advice.suggested), "po_number": "", "product_id": ""}
+        values = {
+            "quantity": str(advice.suggested),
+            "po_number": "",
+            "product_id": "",
+            "ends_with": coterm.TWELVE_MONTHS,
+        }
         return await self._order_form(request, actor, company_id, values, {}, advice=advice)
 
     async def _order_form(
@@ -175,6 +180,8 @@ class LicenceController(Controller):
     ) -> Template:
         company = await get_company(actor, company_id)
         products = [p for p in await catalogue.products() if not p["is_trial"]]
+        # The choice of end, while the company holds a running term; priced for the quantity asked.
+        offer = await coterm.offer(company["id"], to_int(values["quantity"]) or 1, utcnow())
         return render(
             request,
             "pages/request_licences.html",
@@ -185,6 +192,8 @@ class LicenceController(Controller):
                 "products": products,
                 "advice": advice or await requests.request_advice(actor, company_id, utcnow()),
                 "confirming": confirming,
+                "offer": offer,
+                "choices": coterm.CHOICES,
             },
             status_code=status_code,
         )
@@ -196,7 +205,8 @@ class LicenceController(Controller):
         """ "Save". A request that may be a slip answers with the warning and "Request
         anyway", a form carrying the same values and `confirm`: nothing is written until then."""
         form = await request.form()
-        values = {k: text(form.get(k), 100) for k in ("quantity", "po_number", "product_id")}
+        values = {k: text(form.get(k), 100) for k in ("quantity", "po_number", "product_id", "ends_with")}
+        values["ends_with"] = values["ends_with"] or coterm.TWELVE_MONTHS
         try:
             order = await requests.request_order(
                 actor,
@@ -206,6 +216,7 @@ class LicenceController(Controller):
                 values["po_number"],
                 utcnow(),
                 confirmed=form.get("confirm") == "1",
+                ends_with=values["ends_with"],
             )
         except requests.NeedsConfirmation as warned:
             return await self._order_form(request, actor, company_id, values, {}, advice=warned.advice, confirming=True)

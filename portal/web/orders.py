@@ -112,7 +112,9 @@ class OrderController(Controller):
             done=lambda o: (
                 f"Assigned {o['quantity']:,} × {o['product_name']} to {o['company_name']}, "
                 f"running until {batch['ends_at']:%d %b %Y}"
-                + (f": a renewal, {batch['term'].said_done}." if batch["term"].renewed else ".")
+                + (f": a renewal, {batch['term'].said_done}." if batch["term"].renewed else "")
+                + (f", {batch['term'].said_done}." if batch["term"].cotermed else "")
+                + ("." if not batch["term"].renewed and not batch["term"].cotermed else "")
             ),
         )
 
@@ -139,7 +141,7 @@ class OrderController(Controller):
         return render(
             request,
             "partials/orders/_assign_confirm.html" if in_row else "pages/orders_assign_confirm.html",
-            {"o": preview.order, "ends_at": preview.ends_at, "term": preview.term},
+            {"o": preview.order, "ends_at": preview.ends_at, "term": preview.term, "offer": preview.offer},
         )
 
     async def _answer(

@@ -63,6 +63,14 @@ def prorate(amount_cents: int, term_start: datetime, term_end: datetime, at: dat
     return _half_up(Decimal(amount_cents) * left / total_days)
 
 
+def prorate_to(amount_cents: int, at: datetime, end: datetime) -> int:
+    """The part of a whole term's `amount_cents` for the days from `at` to `end`,
+    priced as a change made at `at` during the 12-month term that ends at `end`
+    (prorate): what seats cost that join a running term and end with it, or what
+    moving a term's end from `at` to `end` adds."""
+    return prorate(amount_cents, end - relativedelta(months=TERM_MONTHS), end, at)
+
+
 def apply_rate(cents: int, rate_bp: int) -> int:
     """`rate_bp` basis points (825 = 8.25 %) of `cents`, rounded half-up once."""
     return _half_up(Decimal(cents) * rate_bp / 10_000)

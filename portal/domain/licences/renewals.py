@@ -18,6 +18,7 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import catalogue
+from portal.domain.billing import money
 from portal.tables import Company
 
 # The holders of a term, given its batches `ob` (every batch of the company and
@@ -32,18 +33,27 @@ _HOLDERS_OF_OB = (
 
 @dataclass(frozen=True)
 class NewTerm:
-    """When a batch about to be made runs, and why: from its assignment, or,
-    renewing a batch, from that batch's end with `moving` of its holders."""
+    """When a batch about to be made runs, and why: from its assignment for the
+    product's term, or from its assignment to the end of the company's current term
+    (`cotermed`: "End with the current term", licences.coterm), or, renewing a
+    batch, from that batch's end with `moving` of its holders."""
 
     starts_at: datetime
     ends_at: datetime
     length: str  # "12 months": the product's term, as the guides say it
     renewed: dict | None = None  # the batch renewed (a licence_batch row)
     moving: int = 0
+    cotermed: bool = False
+
+    @property
+    def days(self) -> int:
+        return money.days_in_term(self.starts_at, self.ends_at)
 
     @property
     def said(self) -> str:
         """What a confirmation says before: which rule applies, the end, who moves."""
+        if self.cotermed:
+            return f"ends with the current term, on {self.ends_at:%d %b %Y} ({self.days:,} days from now)"
         if self.renewed is None:
             return f"{self.length} from now, ends {self.ends_at:%d %b %Y}"
         users = "1 user moves" if self.moving == 1 else f"{self.moving:,} users move"
@@ -54,6 +64,8 @@ class NewTerm:
     @property
     def said_done(self) -> str:
         """The same, once done."""
+        if self.cotermed:
+            return f"ending with the current term, on {self.ends_at:%d %b %Y}"
         if self.renewed is None:
             return f"{self.length} from now, ending {self.ends_at:%d %b %Y}"
         users = "1 user moved" if self.moving == 1 else f"{self.moving:,} users moved"
@@ -71,10 +83,15 @@ def term_length(product: dict) -> str:
     return f"{days} day{'' if days == 1 else 's'}"
 
 
-async def new_term(product: dict, seats: int, renewed: dict | None, now: datetime) -> NewTerm:
+async def new_term(
+    product: dict, seats: int, renewed: dict | None, now: datetime, cotermed_to: datetime | None = None
+) -> NewTerm:
     """The term of a batch of `seats` seats of `product` assigned at `now`:
     renewing `renewed`, from its end (with the holders carry_over will move);
-    otherwise from now."""
+    otherwise from now, to `cotermed_to` (the current term's end the order chose)
+    or for the product's term."""
+    if renewed is None and cotermed_to is not None:
+        return NewTerm(now, cotermed_to, term_length(product), cotermed=True)
     if renewed is None:
         return NewTerm(now, catalogue.term_end(product, now), term_length(product))
     starts_at = renewed["ends_at"]

@@ -11,7 +11,7 @@ from portal import db
 from portal.domain import audit, catalogue, outbox
 from portal.domain.access import Actor, may_act_on, require_partner_manager
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.domain.licences import renewals
+from portal.domain.licences import coterm, renewals
 from portal.domain.orders.order_list import OrderRow, get_order
 from portal.domain.orders.requests import request_order
 from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
@@ -81,7 +81,7 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
         product = await catalogue.product(order["product"])
         assert product is not None, "an order's product is a foreign key"
         renewed = await _batch_to_renew(order) if order["renews_batch"] is not None else None
-        term = await renewals.new_term(product, order["quantity"], renewed, now)
+        term = await renewals.new_term(product, order["quantity"], renewed, now, _cotermed_to(order, now))
         batch = (
             await LicenceBatch.insert(
                 LicenceBatch(
@@ -113,7 +113,10 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             subject = f"{order['quantity']} licenses are ready to allocate"
             body = (
                 f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
-                f"They run until {term.ends_at:%d %B %Y}, whenever you allocate them.\n\n" + allocate_them
+                f"They run until {term.ends_at:%d %B %Y}"
+                + (", with your current term" if term.cotermed else "")
+                + ", whenever you allocate them.\n\n"
+                + allocate_them
             )
         else:
             free = order["quantity"] - term.moving
@@ -139,10 +142,25 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             order["company"],
             now,
             {"order": order["id"], "batch": batch["id"], "seats": order["quantity"]}
-            | ({"renews_batch": renewed["id"], "moved": term.moving} if renewed else {}),
+            | ({"renews_batch": renewed["id"], "moved": term.moving} if renewed else {})
+            | ({"ends_with_term": term.ends_at.isoformat()} if term.cotermed else {}),
         )
     batch["term"] = term
     return batch
+
+
+def _cotermed_to(order: dict, now: datetime) -> datetime | None:
+    """The end of the current term a co-termed order ends with; refused once that
+    term has ended (its seats would start ended): the customer requests anew."""
+    ends_at = order["coterm_ends_at"]
+    if ends_at is not None and ends_at <= now:
+        raise ValidationFailed(
+            {
+                "status": f"This order was to end with the current term, which ended on {ends_at:%d %b %Y}: "
+                "decline it and request anew."
+            }
+        )
+    return ends_at
 
 
 async def _batch_to_renew(order: dict) -> dict:
@@ -264,6 +282,8 @@ class AssignPreview:
 
     order: OrderRow
     term: renewals.NewTerm  # when the batch runs if assigned now, and who moves to it
+    # A co-termed order: its end and 12 months from now, with their prices where one applies.
+    offer: coterm.Offer | None = None
 
     @property
     def ends_at(self) -> datetime:
@@ -280,4 +300,7 @@ async def assign_preview(actor: Actor, order_id: int, now: datetime) -> AssignPr
     row = await LicenceOrder.select().where(LicenceOrder.id == order["id"]).first()
     assert row is not None, "get_order just read it"
     renewed = await _batch_to_renew(row) if row["renews_batch"] is not None else None
-    return AssignPreview(order, await renewals.new_term(product, order["quantity"], renewed, now))
+    cotermed_to = _cotermed_to(row, now) if renewed is None else None
+    term = await renewals.new_term(product, order["quantity"], renewed, now, cotermed_to)
+    offer = await coterm.offer(row["company"], order["quantity"], now, cotermed_to) if cotermed_to else None
+    return AssignPreview(order, term, offer)

@@ -73,6 +73,8 @@ class OrderRow(TypedDict):
     renews_seats: int | None
     renews_starts_at: datetime | None
     renews_ends_at: datetime | None
+    # "End with the current term": the end the batch will have (None: 12 months from Assign).
+    coterm_ends_at: datetime | None
     product_short: NotRequired[str]  # added to a page's rows, not to a download's
 
 
@@ -88,7 +90,7 @@ _ORDER_COLUMNS = (
     "licence_order.company_path, company.id AS company_id, company.name AS company_name, "
     "licence_order.product AS product_id, product.name AS product_name, requester.name AS requested_by_name, "
     "licence_order.renews_batch, renewed.seats AS renews_seats, renewed.starts_at AS renews_starts_at, "
-    "renewed.ends_at AS renews_ends_at"
+    "renewed.ends_at AS renews_ends_at, licence_order.coterm_ends_at"
 )
 _ORDERS_FROM = (
     "FROM licence_order "

@@ -10,7 +10,7 @@ from portal import db
 from portal.domain import audit, catalogue, outbox, partner_settings
 from portal.domain.access import Actor, get_company
 from portal.domain.errors import PermissionDenied, ValidationFailed
-from portal.domain.licences import tabs
+from portal.domain.licences import coterm, tabs
 from portal.tables import LicenceOrder
 
 
@@ -115,6 +115,7 @@ async def request_order(
     *,
     confirmed: bool = True,
     renews_batch: int | None = None,
+    ends_with: str = coterm.TWELVE_MONTHS,
 ) -> dict:
     """A customer manager (or a partner manager in manage mode, or creating the
     customer) asks for `quantity` licences; the account managers above are e-mailed.
@@ -124,7 +125,11 @@ async def request_order(
     everyone waiting) raises NeedsConfirmation and writes nothing.
 
     `renews_batch`: the batch of the company this order renews (the caller
-    checked it is one): assigned, it continues that batch (decisions.assign_order)."""
+    checked it is one): assigned, it continues that batch (decisions.assign_order).
+
+    `ends_with`: coterm.END_WITH_TERM ("End with the current term") stores the end
+    of the company's current term on the order, and the batch assigned ends then;
+    refused while the company holds no running licenses. Otherwise 12 months from Assign."""
     company = await get_company(actor, company_id)
     errors: dict[str, str] = {}
     if company["kind"] != "customer":
@@ -143,6 +148,13 @@ async def request_order(
     po_number = po_number.strip()
     if len(po_number) > 64:
         errors["po_number"] = "Use at most 64 characters."
+    coterm_ends_at = None
+    if ends_with not in coterm.CHOICES:
+        errors["ends_with"] = "Choose when the licenses end."
+    elif ends_with == coterm.END_WITH_TERM and renews_batch is None:
+        coterm_ends_at = await coterm.current_term_end(company["id"], now)
+        if coterm_ends_at is None:
+            errors["ends_with"] = f"{company['name']} holds no running licenses to end with: choose 12 months from now."
     if errors or product is None:
         raise ValidationFailed(errors)
     if not confirmed:
@@ -165,6 +177,7 @@ async def request_order(
                     requested_by=actor.user_id,
                     requested_at=now,
                     renews_batch=renews_batch,
+                    coterm_ends_at=coterm_ends_at,
                 )
             ).returning(*LicenceOrder.all_columns())
         )[0]
@@ -177,6 +190,7 @@ async def request_order(
             f"{actor.name} ({company['name']}) requested {quantity} × {product['name']}"
             + (f", purchase order {po_number}" if po_number else "")
             + (", a renewal: assigned, it starts when the batch it renews ends" if renews_batch else "")
+            + (f", to end with the current term on {coterm_ends_at:%d %B %Y}" if coterm_ends_at else "")
             + ".\n\nAssign it under Licenses → Orders → Requested Orders:\n"
             + outbox.link(f"/licences/orders?status=requested&customer={company['id']}"),
             now,
@@ -188,6 +202,7 @@ async def request_order(
             company["id"],
             now,
             {"order": order["id"], "quantity": quantity, "product": product["code"]}
-            | ({"renews_batch": renews_batch} if renews_batch else {}),
+            | ({"renews_batch": renews_batch} if renews_batch else {})
+            | ({"ends_with_term": coterm_ends_at.isoformat()} if coterm_ends_at else {}),
         )
     return order
