@@ -11,7 +11,7 @@ already made keep their ends)."""
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.table import Table
 
-ID = "2026-12-07T11:30:00:000000"
+ID = "2026-12-07T11:31:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "licence_order.coterm_ends_at: an order that ends with the company's current term"
 
