@@ -131,3 +131,7 @@ async def test_the_three_pages_show_one_summary_and_the_batches_carry_the_plan(c
     assert page.count('data-testid="license-summary"') == 1 and "$13,320.00 USD" in page
     orders = (await client.get("/licences/orders?status=any")).text
     assert "Pro (annual license)" in orders and "Premium" not in orders
+    # The company page's figures name its running batches the same way.
+    figures = (await client.get(f"/companies/{north}/summary")).text
+    batches = figures.split('data-testid="summary-batches"')[1].split("</table>")[0]
+    assert "Pro (annual license)" in batches and "Premium" not in batches

@@ -45,3 +45,12 @@ async def plan_names(orders: Iterable[tuple[int, int]]) -> dict[int, str]:
         return {}
     sql = _PLAN_SQL.format(companies=_ids(c for _, c in pairs), orders=_ids(o for o, _ in pairs))
     return {row["order_id"]: row["plan"] for row in await LicenceOrder.raw(sql)}
+
+
+async def name_by_plan(rows: Iterable[dict]) -> None:
+    """Rows with `order_id`, `company_id` and `product_name`: a subscription's take its plan's name."""
+    rows = list(rows)
+    plans = await plan_names((row["order_id"], row["company_id"]) for row in rows)
+    for row in rows:
+        if row["order_id"] in plans:
+            row["product_name"] = plan_label(plans[row["order_id"]])

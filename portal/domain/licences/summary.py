@@ -23,7 +23,6 @@ from portal.domain.licences import auto_renewal
 from portal.domain.licences.plans import plan_label
 from portal.tables import Company, LicenceBatch
 from portal.tables_billing import Subscription
-from portal.tables_renewal import AutoRenewal
 
 HOW = ("online", "invoice", "cancelled", "pending", "automatic", "approval", "partner", "none")
 
@@ -69,8 +68,14 @@ async def licence_summary(actor: Actor, company_id: int, now: datetime) -> Licen
         .order_by(Subscription.id, ascending=False)
     )
     live = next((s for s in subscriptions if s["status"] in quotes.LIVE), None)
-    partner = await Company.select(Company.name).where(Company.id == company["parent"]).first()
-    partner_name = partner["name"] if partner else "your partner"
+    # The partner who renews, and its automatic renewal setting for this customer, at once.
+    seller = await Company.raw(
+        "SELECT partner.name, r.mode, r.days_before FROM company AS partner "
+        "LEFT JOIN auto_renewal AS r ON r.company = {} WHERE partner.id = {}",
+        company["id"],
+        company["parent"],
+    )
+    partner_name = seller[0]["name"] if seller else "your partner"
     plan = running[0]["product"] if running else None
     label, next_price = None, None
     several = first_end is not None and last_end is not None and first_end.date() != last_end.date()
@@ -89,8 +94,8 @@ async def licence_summary(actor: Actor, company_id: int, now: datetime) -> Licen
         how = "partner" if running else "none"
         renews = f"Renewed by {partner_name} when asked" if running else "No license yet"
     else:
-        row = await AutoRenewal.select().where(AutoRenewal.company == company["id"]).first()
-        setting = auto_renewal.Setting(row["mode"], row["days_before"]) if row else auto_renewal.Setting()
+        mode = seller[0]["mode"] if seller else None
+        setting = auto_renewal.Setting(mode, seller[0]["days_before"]) if mode else auto_renewal.Setting()
         how, renews = _setting_renews(setting, partner_name)
     return LicenceSummary(plan, seats, held, seats - held, ends_at, several, how, renews, next_price, label)
 
