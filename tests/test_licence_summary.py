@@ -14,6 +14,7 @@ from portal.domain.errors import NotFound
 from portal.domain.licences import auto_renewal
 from portal.domain.licences.summary import licence_summary
 from portal.domain.orders import order_list
+from portal.tables import OutboxEmail
 from tests.support import PROCESSOR, sign_in
 from tests.test_billing_subscriptions import NOW as BOUGHT
 from tests.test_billing_subscriptions import actors as billing_actors
@@ -79,6 +80,9 @@ async def test_an_online_subscription_renews_itself_at_its_price_and_names_its_p
     assert got.renews == "Renews automatically online on 10 Mar 2027"
     # No add-ons bought: the next term costs what the first did, at today's prices.
     assert got.next_price == money.format_money(invoice["total_cents"], invoice["currency"]) == "$13,320.00 USD"
+    # The e-mail that its seats are ready names the plan, as the pages do.
+    (ready,) = await OutboxEmail.select(OutboxEmail.body).where(OutboxEmail.kind == "order_assigned")
+    assert "30 × Pro (annual license) for North Customer are paid for" in ready["body"]
     # The customer's manager sees the same.
     assert await licence_summary(customer, tree.north["id"], at) == got
 
