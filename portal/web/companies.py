@@ -13,6 +13,7 @@ from portal.domain import companies, users
 from portal.domain.access import get_company
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
+from portal.domain.licences import summary
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -109,6 +110,9 @@ class CompanyController(Controller):
                 "now": utcnow(),
                 "q": q,
                 "kind_label": companies.KIND_LABELS[company["kind"]],
+                "license_summary": await summary.licence_summary(actor, company_id, utcnow())
+                if company["kind"] == "customer"
+                else None,
             },
             fragments={"user-results": "partials/users/_results.html"},
         )

@@ -12,7 +12,7 @@ from portal.domain import catalogue
 from portal.domain.access import get_company, get_user
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.domain.licences import allocation, coterm, history, tabs
+from portal.domain.licences import allocation, coterm, history, summary, tabs
 from portal.domain.licences.allocation import Allocated, NotEnoughSeats, Selection
 from portal.domain.licences.status import licence_status
 from portal.domain.orders import decisions, order_list, requests
@@ -81,6 +81,10 @@ class LicenceController(Controller):
         context = {"tab": tab, "q": q, "tabs": TAB_LABELS, "status_labels": STATUS_LABELS, "now": now, **view, **extra}
         if tab == "orders":
             context["listing"] = await order_list.company_orders(actor, company_id, page)
+        htmx = request.htmx
+        if not (htmx and not htmx.history_restore_request and htmx.target == "licence-tab"):
+            # The page's license summary; a tab's fragment does not show it.
+            context["license_summary"] = await summary.licence_summary(actor, company_id, now)
         return render(
             request,
             "pages/licences.html",

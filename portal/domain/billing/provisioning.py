@@ -12,7 +12,9 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import catalogue, outbox
+from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import format_day
+from portal.domain.licences.plans import plan_label
 from portal.domain.licences.renewals import carry_over
 from portal.domain.orders.decisions import InvalidTransition, end_running_trials
 from portal.tables import Company, LicenceBatch, LicenceOrder
@@ -101,8 +103,15 @@ async def provision_term(
     if carry_holders:
         batch["allocated"] = (await carry_over([batch["id"]], now))[batch["id"]]
     if notify:
-        await _notify_ready(company_id, order_id, seats, product["name"], ends_at, now)
+        await _notify_ready(company_id, order_id, seats, await _plan_name(subscription), ends_at, now)
     return batch
+
+
+async def _plan_name(subscription: dict) -> str:
+    """The seats are named by the subscription's plan, as the pages name its batches."""
+    items = {row["code"]: row for row in await billing_catalogue.items(subscription["partner"])}
+    tier = items.get(subscription["tier"])
+    return plan_label(tier["name"] if tier else subscription["tier"])
 
 
 async def _notify_ready(

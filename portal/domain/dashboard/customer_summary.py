@@ -6,6 +6,7 @@ from datetime import datetime
 
 from portal.domain.access import Actor, get_company
 from portal.domain.dashboard.wing_batches import _BATCHES_SQL, describe_batch
+from portal.domain.licences.plans import name_by_plan
 from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.licences.tabs import allocate_tab, seats_unused, tab_counts
 from portal.tables import Company, LicenceBatch, LicenceOrder
@@ -31,6 +32,7 @@ async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict
         (Company.id == company["id"]).querystring,
         is_running.querystring,
     )
+    await name_by_plan(rows)
     running = [describe_batch(row, now) for row in rows]
     pending = await LicenceOrder.count().where(
         (LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested")

@@ -8,6 +8,7 @@ from datetime import datetime
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.dashboard.figures import SOON, db_datetime
 from portal.domain.errors import ValidationFailed
+from portal.domain.licences.plans import name_by_plan
 from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.pages import PER_PAGE, Page, clamp_page
 from portal.tables import LicenceBatch
@@ -36,7 +37,7 @@ def ends_in_words(ends_at: datetime, now: datetime) -> str:
 # of a running subscription's term (ending at its term end) renews with the subscription.
 _BATCHES_SQL = """
 SELECT licence_batch.id, licence_batch.seats, licence_batch.allocated, licence_batch.starts_at,
-  licence_batch.ends_at, company.id AS company_id, company.name AS company_name,
+  licence_batch.ends_at, licence_batch."order" AS order_id, company.id AS company_id, company.name AS company_name,
   licence_batch.product AS product_id, product.name AS product_name, product.is_trial,
   (SELECT MIN(r.decided_at) FROM licence_order AS r
     WHERE r.renews_batch = licence_batch.id AND r.status = 'assigned') AS renewed_at,
@@ -78,6 +79,7 @@ async def batches_between(
         if rows
         else await LicenceBatch.count().where(within & under_wing(actor, LicenceBatch.company.path))
     )
+    await name_by_plan(rows)
     return Page(items=[describe_batch(row, now) for row in rows], total=total, number=number)
 
 
@@ -93,6 +95,7 @@ async def ending_soon(actor: Actor, now: datetime, limit: int = 10) -> tuple[lis
         under_wing(actor).querystring,
         within.querystring,
     )
+    await name_by_plan(rows[:limit])
     return [describe_batch(row, now) for row in rows[:limit]], len(rows) > limit
 
 

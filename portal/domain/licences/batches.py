@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TypedDict
 
 from portal.domain.access import Actor, get_company
+from portal.domain.licences.plans import plan_label, plan_names
 from portal.domain.licences.status import licence_status
 from portal.tables import LicenceBatch
 
@@ -49,7 +50,10 @@ _BATCHES_SQL = (
 async def _batches(company_id: int, now: datetime) -> list[BatchRow]:
     """The company's batches, running first (ending soonest first), then the ended."""
     rows: list[BatchRow] = await LicenceBatch.raw(_BATCHES_SQL, company_id)
+    plans = await plan_names((row["order_id"], company_id) for row in rows)
     for row in rows:
+        if row["order_id"] in plans:
+            row["product_name"] = plan_label(plans[row["order_id"]])
         row["free"] = row["seats"] - row["allocated"]
         row["running"] = row["starts_at"] <= now < row["ends_at"]
         if row["running"]:

@@ -3,7 +3,7 @@ choices, a customer's Orders tab, one order, and the rows of a CSV download."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict, cast
 
@@ -13,6 +13,7 @@ from portal.domain import catalogue
 from portal.domain.access import Actor, get_company, may_act_on, require_partner_manager, under_wing
 from portal.domain.errors import NotFound
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
+from portal.domain.licences.plans import plan_label, plan_names
 from portal.domain.pages import PER_PAGE, Page, clamp_page
 from portal.tables import Company, LicenceOrder, User
 
@@ -143,13 +144,22 @@ async def _newest_first(where: Combinable, page: int) -> Page[OrderRow]:
     rows: list[_CountedOrderRow] = await LicenceOrder.raw(
         _rows(_ORDER_PAGE, PER_PAGE, (number - 1) * PER_PAGE), sql, sql
     )
-    for row in rows:
-        row["product_short"] = short_product_name(row["product_name"])
+    await _name_plans(rows)
     if rows:
         return Page(items=cast(list[OrderRow], rows), total=rows[0]["total"], number=number)
     # No row to carry the count (none match, or a page past the end): ask it alone.
     count = await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", sql)
     return Page(items=[], total=count[0]["n"], number=number)
+
+
+async def _name_plans(rows: Sequence[OrderRow]) -> None:
+    """A subscription's order is named by its plan, the others by their product's short name."""
+    plans = await plan_names((row["id"], row["company_id"]) for row in rows)
+    for row in rows:
+        if row["id"] in plans:
+            row["product_name"] = row["product_short"] = plan_label(plans[row["id"]])
+        else:
+            row["product_short"] = short_product_name(row["product_name"])
 
 
 async def company_orders(actor: Actor, company_id: int, page: int) -> Page[OrderRow]:
@@ -194,5 +204,5 @@ async def get_order(actor: Actor, order_id: int) -> OrderRow:
     row = rows[0] if rows else None
     if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such order.")
-    row["product_short"] = short_product_name(row["product_name"])
+    await _name_plans([row])
     return row

@@ -20,7 +20,7 @@ from portal.domain.access import Actor, get_company
 from portal.domain.billing import accounts, catalogue, changes, invoices, profiles, quotes, subscriptions
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.domain.licences import tabs
+from portal.domain.licences import summary, tabs
 from portal.web.billing import messages
 from portal.web.billing.common import (
     ADDRESS_FIELDS,
@@ -83,6 +83,7 @@ class CustomerBillingController(Controller):
                 "subscription": await subscriptions.current_subscription(actor, company_id),
                 # Seats held under Licenses: a company with none bought here may still hold some.
                 "seats": await tabs.company_seats(actor, company_id, utcnow()),
+                "license_summary": await summary.licence_summary(actor, company_id, utcnow()),
                 "addons_bought": await subscriptions.addons_bought(actor, company_id),
                 "account": await accounts.billing_account(actor, company_id),
                 "listing": await invoices.list_invoices(actor, filters, page),
