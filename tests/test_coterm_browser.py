@@ -109,7 +109,7 @@ async def test_an_order_ending_with_the_current_term_is_assigned_to_end_then(bro
         await ours.get_by_role("button", name="Assign").click()
         row = partner.locator(f"#order-{order_id}")
         asked = row.get_by_test_id("assign-coterm")
-        await expect(asked).to_contain_text(f"ends with the current term, on {ends}")
+        await expect(asked).to_contain_text(f"This order ends with the current term, on {ends}")
         await expect(asked).to_contain_text("not 12 months from now")
         await expect(asked).to_contain_text("(pro rata)")  # the seller bills in the portal: the price, pro rata
         await expect(row.get_by_test_id("assign-confirm")).to_contain_text(f"Runs until {ends}.")

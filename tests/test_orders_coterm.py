@@ -119,6 +119,9 @@ async def test_request_licenses_requested_orders_and_assign_say_which_end_applie
     form = await client.get(f"/companies/{tree.direct['id']}/licences/orders/new")
     assert "When the licenses end" in form.text
     assert f"End with the current term: ends {ends}" in form.text and "12 months from now: ends" in form.text
+    # Priced per license: the quantity may still change; Assign's confirmation prices the order.
+    assert "USD for 1 seat (pro rata)" in form.text and "$360.00 USD for 1 seat" in form.text
+    assert "Priced per license" in form.text
     sent = await client.post(
         f"/companies/{tree.direct['id']}/licences/orders",
         data={

@@ -184,8 +184,9 @@ class LicenceController(Controller):
     ) -> Template:
         company = await get_company(actor, company_id)
         products = [p for p in await catalogue.products() if not p["is_trial"]]
-        # The choice of end, while the company holds a running term; priced for the quantity asked.
-        offer = await coterm.offer(company["id"], to_int(values["quantity"]) or 1, utcnow())
+        # The choice of end, while the company holds a running term; priced per license, as the
+        # quantity may be typed after the page is drawn (Assign's confirmation prices the order).
+        offer = await coterm.offer(company["id"], 1, utcnow())
         return render(
             request,
             "pages/request_licences.html",
