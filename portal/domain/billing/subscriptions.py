@@ -148,6 +148,10 @@ async def buy(
     seats = billing_catalogue.seats_of(tier, purchase.extra_users)
     # Refused before the processor is asked to keep a card (checked again under the lock).
     if await _live(company["id"]) is not None:
+        # …unless it is this confirmation's own purchase, committed since the look above.
+        done = await confirmations.earlier(company["id"], quoted)
+        if done is not None:
+            return await _bought_before(done)
         raise _refuse_second(company)
     new_account = None
     if account is not None and purchase.method == "online":
