@@ -76,6 +76,10 @@ async def test_assign_from_the_row_menu_by_keyboard(browser, live_server: LiveSe
         menu = page.locator(f"#order-{order_id} details.menu")
         await expect(menu).to_have_attribute("open", "")
         await expect(menu.get_by_role("button", name="Assign")).to_be_visible()
+        # Loaded, and settled: htmx has made the form post in place (before that, Enter
+        # posts it as a plain form, to the confirmation page that works without JavaScript).
+        await expect(page.locator(f"#menu-{order_id}")).not_to_have_class(re.compile("htmx-settling"))
+        await expect(menu.locator("form[action$='/assign']")).not_to_have_class(re.compile("htmx-added"))
         # Escape closes it and gives the focus back to the ⋯ button.
         await page.keyboard.press("Escape")
         await expect(menu).not_to_have_attribute("open", "")
