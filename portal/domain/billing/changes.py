@@ -49,7 +49,7 @@ async def change(
         subscription = await locks.lock_subscription(actor, subscription_id)
         done = await confirmations.earlier(subscription["company"], quoted)
         if done is not None:
-            return {**_nothing_more(subscription, done["invoice"]), "repeat": True}
+            return _repeated(subscription, done["invoice"])
         await quotes.check_changeable(subscription, now)
         plan, profile = await quotes.plan_change(
             subscription, tier=tier, extra_users=extra_users, read_only_users=read_only_users, now=now
@@ -114,7 +114,8 @@ async def change(
     }
 
 
-def _nothing_more(subscription: dict, invoice: dict | None) -> dict:
+def _repeated(subscription: dict, invoice: dict | None) -> dict:
+    """The answer to a confirmation applied before: what it issued, nothing done now."""
     return {
         "subscription": subscription,
         "invoice": invoice,
@@ -122,4 +123,5 @@ def _nothing_more(subscription: dict, invoice: dict | None) -> dict:
         "batch": None,
         "renewal_invoice": None,
         "notes": (),
+        "repeat": True,
     }
