@@ -582,3 +582,22 @@ async def test_a_partner_in_manage_mode_buys_for_the_customer(client, tree):
     # Only Direct Customer's invoices on its page, though the partner's wing holds more.
     page = await client.get(bought.headers["location"])
     assert 'data-testid="invoice-count">1 invoice<' in page.text
+
+
+async def test_create_an_online_billing_account_names_when_it_renews(client, tree):
+    await sign_in(client, tree.email("direct"))
+    base = f"/companies/{tree.direct['id']}/billing"
+    nothing_yet = await client.get(f"{base}/account")
+    assert "renews by itself one year after the payment unless cancelled" in nothing_yet.text
+    purchase = {"tier": "lite", "extra_users": "0", "read_only_users": "0", "method": "invoice"}
+    assert (await buy(client, tree.direct["id"], purchase)).status_code == 302
+    # Unpaid, the term has no end yet: the page says when it will have one, never "on  unless".
+    pending = await client.get(f"{base}/account")
+    assert "renews by itself one year after the payment unless cancelled" in pending.text
+    assert "renews by itself on  unless" not in pending.text
+    end = datetime(2031, 3, 4, tzinfo=UTC)
+    await Subscription.update({Subscription.status: "active", Subscription.term_end: end}).where(
+        Subscription.company == tree.direct["id"]
+    )
+    active = await client.get(f"{base}/account")
+    assert "renews by itself on 04 Mar 2031 unless cancelled" in active.text
