@@ -73,7 +73,7 @@ async def buy_pro_online(page: Page) -> str:
     await card.get_by_label("Expiry year").fill("2040")
     await card.get_by_label("Security code (CVC)").fill("123")
     await card.get_by_role("button", name="Use this card").click()
-    await expect(quote.get_by_role("status")).to_have_text("Visa ending 4242, expires 2040-12: ready to use.")
+    await expect(quote.get_by_role("status")).to_have_text("Visa ending 4242, expires 12/40: ready to use.")
     await page.get_by_label("Billing name").fill("Copperleaf Accounting Ltd")
     await page.get_by_label("Billing e-mail").fill("accounts@copperleaf-accounting.example")
     await page.get_by_label("Address").fill("4 Quay Street\nBristol")

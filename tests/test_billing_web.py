@@ -136,7 +136,7 @@ async def test_pay_online_with_the_test_card_provisions_the_seats(client, tree):
         f"until {batch['ends_at']:%d %b %Y}."
     ]
     assert 'data-testid="tier">Pro' in page.text and 'data-testid="seats">30' in page.text
-    assert "Visa ending 4242, expires 2040-12" in page.text and "Test mode" in page.text
+    assert "Visa ending 4242, expires 12/40" in page.text and "2040-12" not in page.text and "Test mode" in page.text
     assert "INV-00001" in page.text and PRO_20_TOTAL in page.text
     account = await BillingAccount.select().first()
     assert account["card_last4"] == "4242" and "4242424242424242" not in str(account)
