@@ -116,8 +116,13 @@ async def cancel(page: Page, end: str) -> None:
     """Billing → "Subscriptions" → Cancel (confirmed): the end date is said before and after."""
     await page.get_by_role("link", name="Subscriptions", exact=True).click()
     await expect(page.get_by_test_id("end-date")).to_have_text(end)
-    page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Cancel", exact=True).click()
+    asked = page.get_by_role("dialog")
+    await expect(asked).to_contain_text(f"The license runs until {end}")
+    await asked.get_by_role("button", name="Keep it").click()
+    await expect(asked).to_be_hidden()
+    await page.get_by_role("button", name="Cancel", exact=True).click()
+    await asked.get_by_role("button", name="Stop automatic renewal").click()
     await expect(flash(page)).to_have_text(
         f"Cancelled: nothing renews. The license runs until {end}; you can undo this before then."
     )

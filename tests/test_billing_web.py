@@ -243,6 +243,9 @@ async def test_cancel_from_subscriptions_shows_the_end_date_and_can_be_undone(cl
     assert page.status_code == 200
     assert f'The license runs until <strong data-testid="end-date">{end}</strong>' in page.text
     assert f'action="/billing/subscriptions/{subscription_id}/cancel"' in page.text
+    # The dialog's buttons say what each does: the post stops renewal, the other closes it.
+    assert ">Stop automatic renewal</button>" in page.text
+    assert re.search(r'popovertargetaction="hide"[^>]*>Keep it</button>', page.text)
 
     cancelled = await post_form(client, f"{base}/subscriptions", f"/billing/subscriptions/{subscription_id}/cancel", {})
     assert cancelled.status_code == 302 and cancelled.headers["location"] == f"{base}/subscriptions"
