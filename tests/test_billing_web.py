@@ -604,3 +604,19 @@ async def test_create_an_online_billing_account_names_when_it_renews(client, tre
     )
     active = await client.get(f"{base}/account")
     assert "renews by itself on 04 Mar 2031 unless cancelled" in active.text
+
+
+async def test_the_billing_name_and_email_start_from_the_company_and_the_manager(client, tree):
+    await sign_in(client, tree.email("north"))
+    base = f"/companies/{tree.north['id']}/billing"
+    page = await client.get(f"{base}/account")
+    name = tree.north["name"].replace("'", "&#39;")
+    assert f'name="billing_name" value="{name}"' in page.text
+    assert f'name="billing_email" value="{tree.email("north")}"' in page.text
+    quote = await client.get(f"{base}/buy/quote", params=PRO_20)
+    assert f'name="billing_name" value="{name}"' in quote.text
+    assert f'name="billing_email" value="{tree.email("north")}"' in quote.text
+    # What was typed comes back as typed, even emptied.
+    bad = await post_form(client, f"{base}/account", f"{base}/account", {**CARD, **ADDRESS, "billing_name": ""})
+    assert bad.status_code == 400 and 'name="billing_name" value=""' in bad.text
+    assert 'name="billing_email" value="billing@north.example"' in bad.text
