@@ -620,3 +620,24 @@ async def test_the_billing_name_and_email_start_from_the_company_and_the_manager
     bad = await post_form(client, f"{base}/account", f"{base}/account", {**CARD, **ADDRESS, "billing_name": ""})
     assert bad.status_code == 400 and 'name="billing_name" value=""' in bad.text
     assert 'name="billing_email" value="billing@north.example"' in bad.text
+
+
+async def test_billing_form_errors_are_summarised_at_the_top_linking_to_each_field(client, tree):
+    await sign_in(client, tree.email("north"))
+    base = f"/companies/{tree.north['id']}/billing"
+    bad = await post_form(
+        client,
+        f"{base}/account",
+        f"{base}/account",
+        {**CARD, **ADDRESS, "billing_email": "nobody", "country": "Britain"},
+    )
+    assert bad.status_code == 400
+    summary = re.search(r'<div class="error-summary" role="alert"[^>]*>(.*?)</div>', bad.text, re.S)
+    assert summary is not None and summary.start() < bad.text.index('name="billing_name"')
+    assert '<a href="#billing_email">' in summary.group(1) and '<a href="#country">' in summary.group(1)
+    assert 'id="billing_email"' in bad.text and 'id="country"' in bad.text
+    assert 'value="Britain"' in bad.text and "1 Harbour Road" in bad.text
+    assert "error-summary" not in (await client.get(f"{base}/account")).text
+    refused = await buy(client, tree.north["id"], PRO_20, {**CARD, **ADDRESS, "country": "Britain"})
+    assert refused.status_code == 400 and 'class="error-summary" role="alert"' in refused.text
+    assert '<a href="#country">' in refused.text
