@@ -73,7 +73,7 @@ async def buy_pro_online(page: Page) -> str:
     await card.get_by_label("Expiry year").fill("2040")
     await card.get_by_label("Security code (CVC)").fill("123")
     await card.get_by_role("button", name="Use this card").click()
-    await expect(quote.get_by_role("status")).to_have_text("Visa ending 4242, expires 2040-12: ready to use.")
+    await expect(quote.get_by_role("status")).to_have_text("Visa ending 4242, expires 12/40: ready to use.")
     await page.get_by_label("Billing name").fill("Copperleaf Accounting Ltd")
     await page.get_by_label("Billing e-mail").fill("accounts@copperleaf-accounting.example")
     await page.get_by_label("Address").fill("4 Quay Street\nBristol")
@@ -116,8 +116,14 @@ async def cancel(page: Page, end: str) -> None:
     """Billing → "Subscriptions" → Cancel (confirmed): the end date is said before and after."""
     await page.get_by_role("link", name="Subscriptions", exact=True).click()
     await expect(page.get_by_test_id("end-date")).to_have_text(end)
-    page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Cancel", exact=True).click()
+    asked = page.get_by_role("dialog")
+    await expect(asked).to_contain_text(f"The license runs until {end}")
+    assert await _fits(page) == ([], True)
+    await asked.get_by_role("button", name="Keep it").click()
+    await expect(asked).to_be_hidden()
+    await page.get_by_role("button", name="Cancel", exact=True).click()
+    await asked.get_by_role("button", name="Stop automatic renewal").click()
     await expect(flash(page)).to_have_text(
         f"Cancelled: nothing renews. The license runs until {end}; you can undo this before then."
     )
@@ -143,6 +149,7 @@ async def test_buy_online_upgrade_cancel_and_pay_by_invoice(browser: Browser, li
         await cancel(page, end)
         await nav_link(page, "Billing").click()
         await expect(page.get_by_test_id("renewal")).to_contain_text(f"{end} (cancelled: does not renew)")
+        await refused_address(page, page.url.split("?")[0].removesuffix("/"))
     finally:
         await page.context.close()
 
@@ -259,6 +266,28 @@ async def test_billing_pages_pass_axe_and_fit_a_phone(browser: Browser, live_ser
     wide |= {f"{path} (partner)": w for path, w in partner_wide.items()}
     assert not found, report(found)
     assert not wide, f"scrollWidth > innerWidth at 390 px: {wide}"
+
+
+async def _fits(page: Page) -> tuple[list, bool]:
+    """axe-core's violations at desktop width, and whether the page fits a phone."""
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    violations = await axe_violations(page)
+    await page.set_viewport_size(PHONE)
+    widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    return violations, widths[0] <= widths[1]
+
+
+async def refused_address(page: Page, base: str) -> None:
+    """The billing address refused: the error summary over the form passes axe and fits a
+    phone, and what was typed is still there."""
+    await page.goto(f"{base}/account")
+    form = page.locator("form").filter(has=page.get_by_role("button", name="Save the billing address"))
+    await form.locator('input[name="billing_email"]').fill("nobody")
+    await form.get_by_role("button", name="Save the billing address").click()
+    await expect(page.locator(".error-summary")).to_be_visible()
+    await expect(page.locator('input[name="billing_email"]')).to_have_value("nobody")
+    assert await _fits(page) == ([], True)
 
 
 # Summit Secure's customer: no other browser test touches it.

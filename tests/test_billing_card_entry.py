@@ -144,7 +144,7 @@ async def test_the_card_form_is_the_test_processors_and_hands_back_a_token(clien
     )
     token = re.search(r'data-token="([^"]+)"', handed.text).group(1)
     assert token.startswith("tok_test_ok_") and "4242424242424242" not in token
-    assert "Visa ending 4242, expires 2040-12" in handed.text
+    assert "Visa ending 4242, expires 12/40" in handed.text
     refused = await client.post(
         "/test-processor/card",
         data={

@@ -136,7 +136,7 @@ async def test_pay_online_with_the_test_card_provisions_the_seats(client, tree):
         f"until {batch['ends_at']:%d %b %Y}."
     ]
     assert 'data-testid="tier">Pro' in page.text and 'data-testid="seats">30' in page.text
-    assert "Visa ending 4242, expires 2040-12" in page.text and "Test mode" in page.text
+    assert "Visa ending 4242, expires 12/40" in page.text and "2040-12" not in page.text and "Test mode" in page.text
     assert "INV-00001" in page.text and PRO_20_TOTAL in page.text
     account = await BillingAccount.select().first()
     assert account["card_last4"] == "4242" and "4242424242424242" not in str(account)
@@ -243,6 +243,9 @@ async def test_cancel_from_subscriptions_shows_the_end_date_and_can_be_undone(cl
     assert page.status_code == 200
     assert f'The license runs until <strong data-testid="end-date">{end}</strong>' in page.text
     assert f'action="/billing/subscriptions/{subscription_id}/cancel"' in page.text
+    # The dialog's buttons say what each does: the post stops renewal, the other closes it.
+    assert ">Stop automatic renewal</button>" in page.text
+    assert re.search(r'popovertargetaction="hide"[^>]*>Keep it</button>', page.text)
 
     cancelled = await post_form(client, f"{base}/subscriptions", f"/billing/subscriptions/{subscription_id}/cancel", {})
     assert cancelled.status_code == 302 and cancelled.headers["location"] == f"{base}/subscriptions"
@@ -582,3 +585,59 @@ async def test_a_partner_in_manage_mode_buys_for_the_customer(client, tree):
     # Only Direct Customer's invoices on its page, though the partner's wing holds more.
     page = await client.get(bought.headers["location"])
     assert 'data-testid="invoice-count">1 invoice<' in page.text
+
+
+async def test_create_an_online_billing_account_names_when_it_renews(client, tree):
+    await sign_in(client, tree.email("direct"))
+    base = f"/companies/{tree.direct['id']}/billing"
+    nothing_yet = await client.get(f"{base}/account")
+    assert "renews by itself one year after the payment unless cancelled" in nothing_yet.text
+    purchase = {"tier": "lite", "extra_users": "0", "read_only_users": "0", "method": "invoice"}
+    assert (await buy(client, tree.direct["id"], purchase)).status_code == 302
+    # Unpaid, the term has no end yet: the page says when it will have one, never "on  unless".
+    pending = await client.get(f"{base}/account")
+    assert "renews by itself one year after the payment unless cancelled" in pending.text
+    assert "renews by itself on  unless" not in pending.text
+    end = datetime(2031, 3, 4, tzinfo=UTC)
+    await Subscription.update({Subscription.status: "active", Subscription.term_end: end}).where(
+        Subscription.company == tree.direct["id"]
+    )
+    active = await client.get(f"{base}/account")
+    assert "renews by itself on 04 Mar 2031 unless cancelled" in active.text
+
+
+async def test_the_billing_name_and_email_start_from_the_company_and_the_manager(client, tree):
+    await sign_in(client, tree.email("north"))
+    base = f"/companies/{tree.north['id']}/billing"
+    page = await client.get(f"{base}/account")
+    name = tree.north["name"].replace("'", "&#39;")
+    assert f'name="billing_name" value="{name}"' in page.text
+    assert f'name="billing_email" value="{tree.email("north")}"' in page.text
+    quote = await client.get(f"{base}/buy/quote", params=PRO_20)
+    assert f'name="billing_name" value="{name}"' in quote.text
+    assert f'name="billing_email" value="{tree.email("north")}"' in quote.text
+    # What was typed comes back as typed, even emptied.
+    bad = await post_form(client, f"{base}/account", f"{base}/account", {**CARD, **ADDRESS, "billing_name": ""})
+    assert bad.status_code == 400 and 'name="billing_name" value=""' in bad.text
+    assert 'name="billing_email" value="billing@north.example"' in bad.text
+
+
+async def test_billing_form_errors_are_summarised_at_the_top_linking_to_each_field(client, tree):
+    await sign_in(client, tree.email("north"))
+    base = f"/companies/{tree.north['id']}/billing"
+    bad = await post_form(
+        client,
+        f"{base}/account",
+        f"{base}/account",
+        {**CARD, **ADDRESS, "billing_email": "nobody", "country": "Britain"},
+    )
+    assert bad.status_code == 400
+    summary = re.search(r'<div class="error-summary" role="alert"[^>]*>(.*?)</div>', bad.text, re.S)
+    assert summary is not None and summary.start() < bad.text.index('name="billing_name"')
+    assert '<a href="#billing_email">' in summary.group(1) and '<a href="#country">' in summary.group(1)
+    assert 'id="billing_email"' in bad.text and 'id="country"' in bad.text
+    assert 'value="Britain"' in bad.text and "1 Harbour Road" in bad.text
+    assert "error-summary" not in (await client.get(f"{base}/account")).text
+    refused = await buy(client, tree.north["id"], PRO_20, {**CARD, **ADDRESS, "country": "Britain"})
+    assert refused.status_code == 400 and 'class="error-summary" role="alert"' in refused.text
+    assert '<a href="#country">' in refused.text

@@ -94,6 +94,13 @@ def _engine_setup(engine: JinjaTemplateEngine) -> None:
     env.filters["day"] = lambda value: value.strftime("%d %b %Y") if isinstance(value, datetime) else ""
     env.filters["licence_status"] = licence_status
     env.filters["po"] = _po_label
+    env.filters["card_expiry"] = _card_expiry
+
+
+def _card_expiry(expires: str | None) -> str:
+    """A card's expiry as printed on the card: "12/30", kept as "2030-12"."""
+    year, _, month = (expires or "").partition("-")
+    return f"{month}/{year[-2:]}" if len(year) == 4 and month else (expires or "")
 
 
 def _po_label(number: str) -> str:

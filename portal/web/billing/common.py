@@ -14,6 +14,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from multidict import MultiMapping
 
+from portal.domain.access import Actor
 from portal.domain.billing import invoices, money, subscription_list
 from portal.domain.billing.quotes import Purchase, Quoted
 from portal.domain.errors import ValidationFailed
@@ -28,6 +29,17 @@ OFFLINE_METHODS = ("card_by_phone", "bank_transfer", "money_order", "check")
 KIND_LABELS = invoices.KIND_LABELS
 STATUS_LABELS = {"draft": "Draft", "issued": "Issued", "paid": "Paid", "void": "Void"}
 ADDRESS_FIELDS = ("billing_name", "billing_email", "address", "country")
+
+
+def address_values(account: dict | None, company: dict, actor: Actor) -> dict[str, Any]:
+    """The billing address as the account keeps it; a first one starts from the company's
+    name and the manager's e-mail, which most customers keep. A partner acting for the
+    customer is not its billing contact, so the e-mail is left for them to type."""
+    values = {f: (account or {}).get(f) or "" for f in ADDRESS_FIELDS}
+    values["billing_name"] = values["billing_name"] or company["name"]
+    if actor.managing_id is None:
+        values["billing_email"] = values["billing_email"] or actor.email
+    return values
 
 
 def services_of(request: HTMXRequest) -> Services:

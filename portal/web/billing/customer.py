@@ -23,8 +23,8 @@ from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import summary, tabs
 from portal.web.billing import messages
 from portal.web.billing.common import (
-    ADDRESS_FIELDS,
     address_from,
+    address_values,
     card_setup,
     change_from,
     form_page,
@@ -235,7 +235,7 @@ class CustomerBillingController(Controller):
                 "back": f"/companies/{company_id}/billing/buy?{back}",
                 "quote_key": quote_key(),
             },
-            values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
+            values or address_values(account, company, actor),
             errors,
         )
 
@@ -423,7 +423,7 @@ class CustomerBillingController(Controller):
                 "form_name": form_name,
                 "card_setup": None if actor.read_only else await card_setup(request),
             },
-            values or {f: (account or {}).get(f, "") for f in ADDRESS_FIELDS},
+            values or address_values(account, company, actor),
             errors or {},
         )
 
