@@ -6,6 +6,7 @@ Domain and page, each engine."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -143,3 +144,21 @@ def alignment_version(html: str) -> str:
     marker = 'name="version" value="'
     start = html.index(marker) + len(marker)
     return html[start : html.index('"', start)]
+
+
+async def test_ten_identical_confirmations_align_once(tree):
+    """The same Confirm ten times at once: the first moves the ends; the others find
+    them moved since the preview and change nothing."""
+    partner, _, early, late = await _scene(tree)
+    plan = await alignment.preview(partner, tree.direct["id"], None, NOW)
+    outcomes = await asyncio.gather(
+        *(alignment.align(partner, tree.direct["id"], None, plan.version, NOW) for _ in range(10)),
+        return_exceptions=True,
+    )
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, ValidationFailed)]
+    assert (len(done), len(refused)) == (1, 9), outcomes
+    batches = {b["id"]: b["ends_at"] for b in await LicenceBatch.select(LicenceBatch.id, LicenceBatch.ends_at)}
+    assert batches == {early["id"]: late["ends_at"], late["id"]: late["ends_at"]}
+    assert await AuditEntry.count().where(AuditEntry.action.like("%align%")) == 1
+    await assert_exact(partner, tree, NOW)
