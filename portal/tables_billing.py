@@ -1,4 +1,4 @@
-"""Tables of subscriptions and billing (issue 11, seed 000). Migration portal_0005_billing.
+"""Tables of subscriptions and billing (seed 000). Migration portal_0005_billing.
 
 The seller is a partner, the buyer a customer company under its wing. Money is
 whole cents in integer columns (`*_cents`) and a tax rate in basis points

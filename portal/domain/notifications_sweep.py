@@ -1,4 +1,4 @@
-"""The guides' reminder rule (DESIGN.md rule 3): a customer's managers get an
+"""The guides' reminder rule: a customer's managers get an
 e-mail 72 hours before a licence batch ends and a notice on the day it ends;
 the same for free-trial batches, with "Upgrade Now".
 

@@ -1,6 +1,6 @@
 """Signing in and asking for a new password, under attack.
 
-Decisions (issue 7, items 2, 3 and 5):
+Decisions (sign-in under attack):
 
 - Every attempt is counted BEFORE its password is checked, in one atomic step of
   an `AttemptCounter` (a Redis script, or one process's memory when there is no

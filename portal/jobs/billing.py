@@ -1,4 +1,4 @@
-"""Billing jobs (issue 11): renewals of online subscriptions, renewal invoices,
+"""Billing jobs: renewals of online subscriptions, renewal invoices,
 lapses, and what a crash left paid but unprovisioned. Thin: the rules live in
 portal/domain/billing/renewal/ and portal/domain/billing/settlement.py.
 

@@ -1,4 +1,4 @@
-"""Billing pages (issue 11): the customer's billing dashboard and the partner's."""
+"""Billing pages: the customer's billing dashboard and the partner's."""
 
 from __future__ import annotations
 

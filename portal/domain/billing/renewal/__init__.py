@@ -1,4 +1,4 @@
-"""Renewals that run by themselves (issue 11, seed 000: "automatically set to
+"""Renewals that run by themselves (seed 000: "automatically set to
 renew one year after your initial payment date").
 
 Online subscriptions (`renew_due`): from a day before the term ends, the
