@@ -41,18 +41,33 @@ async def drop_pg_database(server: str, name: str) -> None:
 
 
 async def reset_tables() -> None:
+    """Empty what the test wrote. One query finds the tables holding rows (or, on
+    PostgreSQL, whose id sequence moved) so that only those are emptied: most tests
+    write a handful of the ~40 tables, and emptying all of them cost ~80 ms a test."""
     # Children first (the app lists parents first); the catalogue is the migrations' data and stays.
-    tables = [t for t in reversed(APP_CONFIG.table_classes) if t is not Product]
+    tables = [t._meta.tablename for t in reversed(APP_CONFIG.table_classes) if t is not Product]
+    touched_sql = " UNION ALL ".join(f"SELECT '{t}' AS name WHERE EXISTS (SELECT 1 FROM {t})" for t in tables)
     if db.is_postgres():
-        names = ", ".join(t._meta.tablename for t in tables)
-        await Company.raw(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    else:
+        touched_sql += (
+            " UNION ALL SELECT c.relname FROM pg_sequences s"
+            " JOIN pg_depend d ON d.objid = (quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename))::regclass"
+            " JOIN pg_class c ON c.oid = d.refobjid"
+            " WHERE s.last_value IS NOT NULL AND d.deptype IN ('a', 'i')"
+        )
+    touched = {row["name"] for row in await Company.raw(touched_sql)}
+    names = [t for t in tables if t in touched]
+    if not names:
+        return
+    if db.is_postgres():
+        await Company.raw(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
+        return
+    if "company" in touched:
         # The tree references itself: cut the branches before deleting the nodes,
         # renaming each so namesakes under different parents do not clash as top
         # partners on the sibling-name index.
         await Company.raw("UPDATE company SET parent = NULL, name = CAST(id AS TEXT)")
-        for table in tables:
-            await table.delete(force=True)
+    for name in names:
+        await Company.raw(f"DELETE FROM {name}")
 
 
 async def tally_drift() -> list[dict]:
