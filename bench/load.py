@@ -47,6 +47,8 @@ CLIENTS = 8
 REQUESTS = 400
 WARMUP = 20
 READ_TARGET_MS = 50.0
+DASHBOARD_RATIO = 0.6  # of the ceiling's throughput, 8 clients, same run
+LIST_RATIO = 0.85
 ALLOCATE_TARGET_S = 5.0
 ALLOCATION_RUNS = 3  # each from the generated state (reset in between)
 REDIS_QUEUE = "redis://127.0.0.1:6379/10"
@@ -182,6 +184,34 @@ def _free_port() -> int:
 
 
 @contextmanager
+def _serving(command: list[str], env: dict[str, str], var_dir: str):
+    log = open(Path(var_dir) / "server.log", "ab")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+@contextmanager
+def ceiling_process(url: str, var_dir: str):
+    """bench/ceiling.py under uvicorn as `portal serve` runs it (one process,
+    uvloop and httptools when installed, no access log)."""
+    port = _free_port()
+    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "bench.ceiling:app_from_env"]
+    command = [*uvicorn, "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    with _serving(command, env, var_dir) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextmanager
 def web_process(url: str, var_dir: str):
     """One `portal serve` process; its access log goes to var_dir/server.log."""
     port = _free_port()
@@ -194,30 +224,18 @@ def web_process(url: str, var_dir: str):
         "PORTAL_VAR_DIR": var_dir,
     }
     env.pop("SECRET_KEY", None)  # the server keeps its own, under var_dir
-    log = open(Path(var_dir) / "server.log", "wb")  # noqa: SIM115 (closed below)
     portal = Path(sys.executable).with_name("portal")
-    proc = subprocess.Popen(
-        [str(portal), "serve", "--no-demo"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
+    with _serving([str(portal), "serve", "--no-demo"], env, var_dir) as proc:
         yield f"http://127.0.0.1:{port}", proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
 
 
-async def wait_healthy(base: str, proc: subprocess.Popen, var_dir: str) -> None:
+async def wait_healthy(base: str, proc: subprocess.Popen, var_dir: str, path: str = "/healthz") -> None:
     async with httpx.AsyncClient(base_url=base, timeout=5) as client:
         for _ in range(int(START_TIMEOUT_S / 0.25)):
             if proc.poll() is not None:
                 break
             try:
-                if (await client.get("/healthz")).status_code == 200:
+                if (await client.get(path)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -303,6 +321,8 @@ async def web_reads(clients: list[httpx.AsyncClient], ids: dict[str, int], pid: 
     last_page = f"{expired}&page={-(-50_000 // 25)}"
     results = []
     for name, target, path in [
+        ("HTTP Admin Dashboard", f"≥ {DASHBOARD_RATIO}× ceiling, p95 ≤ {READ_TARGET_MS:.0f} ms", "/dashboard"),
+        ("HTTP Companies list", f"≥ {LIST_RATIO}× ceiling", "/companies"),
         ("HTTP Requested Orders, status + product", f"p95 ≤ {READ_TARGET_MS:.0f} ms", orders),
         ("HTTP Expired Licenses tab, page 1", f"p95 ≤ {READ_TARGET_MS:.0f} ms", expired),
         ("HTTP Expired Licenses tab, last page", "– (info)", last_page),
@@ -322,6 +342,45 @@ async def web_reads(clients: list[httpx.AsyncClient], ids: dict[str, int], pid: 
         results += [alone, together]
         print(alone.row() + "\n" + together.row())
     return results
+
+
+async def ceiling_reads(url: str, var_dir: str) -> Result:
+    """The bare page (bench/ceiling.py) with 8 clients, each reading pages at a
+    different depth of the 1M learners."""
+    with ceiling_process(url, var_dir) as (base, proc):
+        await wait_healthy(base, proc, var_dir, "/learners")
+        clients = [httpx.AsyncClient(base_url=base, timeout=120) for _ in range(CLIENTS)]
+        try:
+            calls = [http_get(c, f"/learners?after={i * 100_000}") for i, c in enumerate(clients)]
+            return await run_concurrently(f"HTTP ceiling page, {CLIENTS} clients", "–", calls, REQUESTS, proc.pid)
+        finally:
+            for client in clients:
+                await client.aclose()
+
+
+def ratios(results: list[Result], ceilings: list[Result]) -> str:
+    """Each page's throughput with 8 clients over the ceiling's, in the same run
+    (the mean of the ceiling measured before and after the pages)."""
+    ceiling = statistics.mean(len(c.samples) / c.wall for c in ceilings)
+    lines = [
+        f"Ceiling (bare Litestar + Jinja + asyncpg, 50 of 1,000,000 rows): {ceiling:.0f} req/s with {CLIENTS} clients "
+        f"({' and '.join(f'{len(c.samples) / c.wall:.0f}' for c in ceilings)} before and after the pages).",
+        "",
+        "| page, 8 clients | req/s | × ceiling | target |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        if (
+            r.name.startswith("HTTP")
+            and r.name.endswith(f"{CLIENTS} clients")
+            and r.samples
+            and "ceiling" not in r.name
+        ):
+            rate = len(r.samples) / r.wall
+            lines.append(
+                f"| {r.name.removesuffix(f', {CLIENTS} clients')} | {rate:.0f} | {rate / ceiling:.2f} | {r.target} |"
+            )
+    return "\n".join(lines)
 
 
 async def web_allocate(client: httpx.AsyncClient, ids: dict[str, int], pid: int) -> list[Result]:
@@ -490,7 +549,28 @@ async def load(url: str, docs: bool = True) -> list[Result]:
     speed_before = cpu_speed()
     print(f"CPU speed check: {speed_before:.0f} ms")
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="portal-bench-") as var_dir, web_process(url, var_dir) as (base, proc):
+    ceilings: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="portal-bench-") as var_dir:
+        ceilings.append(await ceiling_reads(url, var_dir))
+        print(ceilings[-1].row())
+        pages = await web_pages(url, ids, var_dir)
+        ceilings.append(await ceiling_reads(url, var_dir))
+        print(ceilings[-1].row())
+    results += [ceilings[0], *pages, ceilings[1]]
+    await forget(REDIS_QUEUE, "arq:*")
+    await forget(REDIS_SESSIONS, "portal_sessions:*")
+    results += await domain_figures(url, ids)
+    await reset_big_customer(url, ids)
+    text = report(results, about, (speed_before, cpu_speed())) + "\n\n" + ratios(pages, ceilings)
+    print("\n" + text)
+    if docs:
+        write_docs("results", text)
+    return results
+
+
+async def web_pages(url: str, ids: dict[str, int], var_dir: str) -> list[Result]:
+    results: list[Result] = []
+    with web_process(url, var_dir) as (base, proc):
         await wait_healthy(base, proc, var_dir)
         pid = proc.pid
         await forget(REDIS_SESSIONS, "portal_rate_limit:*")
@@ -502,14 +582,6 @@ async def load(url: str, docs: bool = True) -> list[Result]:
         finally:
             for client in clients:
                 await client.aclose()
-    await forget(REDIS_QUEUE, "arq:*")
-    await forget(REDIS_SESSIONS, "portal_sessions:*")
-    results += await domain_figures(url, ids)
-    await reset_big_customer(url, ids)
-    text = report(results, about, (speed_before, cpu_speed()))
-    print("\n" + text)
-    if docs:
-        write_docs("results", text)
     return results
 
 
