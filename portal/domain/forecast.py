@@ -44,11 +44,11 @@ def ahead_bounds(now: datetime, weeks: int = AHEAD_WEEKS) -> list[datetime]:
     return [today + WEEK * k for k in range(weeks + 1)]
 
 
-def _week_of(column: str, bounds: list[datetime]) -> tuple[str, list[datetime]]:
-    """SQL for the week index of `column` among the weeks between `bounds` (a row
-    is known to lie within them): a CASE that halves the weeks at each step, so a
-    row is placed after ~5 comparisons instead of up to 26 (half the statement's
-    time was the flat CASE). Bound parameters and comparisons only: both engines
+def period_of(column: str, bounds: list[datetime]) -> tuple[str, list[datetime]]:
+    """SQL for the index of the period (week, month) of licence_batch.`column` among
+    the periods between `bounds` (a row is known to lie within them): a CASE that
+    halves the periods at each step, so a row is placed after ~5 comparisons
+    instead of up to 26 (half the statement's time was the flat CASE). Bound parameters and comparisons only: both engines
     read it the same way."""
 
     def node(first: int, last: int) -> tuple[str, list[datetime]]:
@@ -67,7 +67,7 @@ def _week_of(column: str, bounds: list[datetime]) -> tuple[str, list[datetime]]:
 
 
 def _weekly_sql(actor: Actor, column: str, bounds: list[datetime], tag: str) -> tuple[str, list]:
-    week, week_args = _week_of(column, bounds)
+    week, week_args = period_of(column, bounds)
     sql = (
         f"SELECT '{tag}' AS chart, {week} AS week, COUNT(*) AS batches, SUM(licence_batch.seats) AS seats, "
         "SUM(licence_batch.allocated) AS held "
@@ -112,8 +112,8 @@ async def both_charts(actor: Actor, now: datetime) -> tuple[list[Week], list[Wee
     pair, then summed per chart here (at most 27 × 9 groups)."""
     require_partner_manager(actor)
     ahead, behind = ahead_bounds(now), behind_bounds(now)
-    ending, ending_args = _week_of("ends_at", ahead)
-    started, started_args = _week_of("starts_at", behind)
+    ending, ending_args = period_of("ends_at", ahead)
+    started, started_args = period_of("starts_at", behind)
     in_ahead = "licence_batch.ends_at >= {} AND licence_batch.ends_at < {}"
     in_behind = "licence_batch.starts_at >= {} AND licence_batch.starts_at < {}"
     sql = (

@@ -44,6 +44,7 @@ from portal.web.input_guard import guard_input
 from portal.web.licences import LicenceController, UserLicenceController
 from portal.web.notifications import NotificationController, outbox_moved
 from portal.web.orders import OrderController
+from portal.web.pipeline import PipelineController
 from portal.web.profile import ProfileController
 from portal.web.request_log import REQUEST_LOG, log_unrouted
 from portal.web.session import SessionConfig, provide_actor
@@ -160,6 +161,7 @@ def create_app(
                     AutoRenewalController,
                     AlignmentController,
                     DashboardController,
+                    PipelineController,
                     UserController,
                     LicenceController,
                     UserLicenceController,

@@ -20,7 +20,7 @@ from markupsafe import Markup
 from portal.domain import companies, forecast, partner_settings
 from portal.domain.access import Actor
 from portal.domain.clock import utcnow
-from portal.domain.dashboard import figures, same_quantity, wing_batches
+from portal.domain.dashboard import figures, pipeline, same_quantity, wing_batches
 from portal.domain.dashboard.customer_summary import customer_summary
 from portal.domain.errors import ValidationFailed
 from portal.web.flash import flash
@@ -246,6 +246,7 @@ async def _page(request: Request, actor: Actor, query: figures.CustomerQuery, no
         "ending_soon_href": f"/dashboard/batches?field=ends_at&start={now:%Y-%m-%d}"
         f"&end={now + figures.SOON + timedelta(days=1):%Y-%m-%d}",
         "forecast_html": _forecast_html(_jinja(request), tuple(ending), tuple(assigned)),
+        "horizons": await pipeline.horizons(actor, now),
     }
 
 
