@@ -48,6 +48,7 @@ from bench.load import (
 from tests.redis_server import RedisServer
 
 PAGE_TARGET_MS = 100.0
+PIPELINE_TARGET_MS = 200.0  # a page of its own, opened now and then
 FORECAST_TARGET_MS = 50.0
 DB_CPU_HEADER = (
     "| measurement | web CPU ms/req | PostgreSQL CPU ms/req | client CPU ms/req | all three |\n|---|---|---|---|---|"
@@ -122,7 +123,7 @@ async def domain_figures(ids: dict[str, int]) -> list[Result]:
     from portal.domain import forecast
     from portal.domain.access import load_actor
     from portal.domain.clock import utcnow
-    from portal.domain.dashboard import figures
+    from portal.domain.dashboard import figures, pipeline
 
     await db.open_pool(max_size=CLIENTS)
     try:
@@ -138,8 +139,35 @@ async def domain_figures(ids: dict[str, int]) -> list[Result]:
             behind = await forecast.assigned_per_week(actor, now)
             return len(ahead) == forecast.AHEAD_WEEKS and len(behind) == forecast.BEHIND_WEEKS
 
+        async def the_pipeline() -> bool:
+            return len(await pipeline.pipeline(actor, "month", utcnow())) == sum(pipeline.PERIODS["month"])
+
+        async def the_horizons() -> bool:
+            return len(await pipeline.horizons(actor, utcnow())) == len(pipeline.HORIZONS)
+
+        async def the_rates() -> bool:
+            return (await pipeline.renewal_rates(actor, utcnow())).total > 0
+
         results = [
             await run_concurrently("domain customer figures (2,000 customers), 1 caller", "– (info)", [customers], 100),
+            await run_concurrently(
+                "domain renewal pipeline (18 months, money), 1 caller",
+                f"p95 ≤ {PIPELINE_TARGET_MS:.0f} ms",
+                [the_pipeline],
+                50,
+            ),
+            await run_concurrently(
+                "domain next 30/60/90 days (dashboard card), 1 caller",
+                f"p95 ≤ {FORECAST_TARGET_MS:.0f} ms",
+                [the_horizons],
+                100,
+            ),
+            await run_concurrently(
+                "domain renewal rate per customer, page 1, 1 caller",
+                f"p95 ≤ {PIPELINE_TARGET_MS:.0f} ms",
+                [the_rates],
+                50,
+            ),
             await run_concurrently(
                 "domain forecast (26 weeks ending + 8 assigned), 1 caller",
                 f"p95 ≤ {FORECAST_TARGET_MS:.0f} ms",
