@@ -45,6 +45,7 @@ class Settings:
     forwarded_allow_ips: str | None = None
     log_format: str = "text"
     sign_ins_per_minute: int = 10
+    api_requests_per_minute: int = 120
     payment_processor: str = "test"
     stripe_secret_key: str | None = None
     stripe_publishable_key: str | None = None
@@ -128,6 +129,7 @@ def get_settings() -> Settings:
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "").strip() or None,
         log_format=_log_format(),
         sign_ins_per_minute=int(os.environ.get("SIGN_INS_PER_MINUTE") or 10),
+        api_requests_per_minute=int(os.environ.get("API_REQUESTS_PER_MINUTE") or 120),
         payment_processor=_payment_processor(),
         stripe_secret_key=os.environ.get("STRIPE_SECRET_KEY") or None,
         stripe_publishable_key=os.environ.get("STRIPE_PUBLISHABLE_KEY") or None,

@@ -230,3 +230,4 @@ class ApiKey(Table):
     created_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     created_at = Timestamptz(default=TimestamptzNow())
     revoked_at = Timestamptz(null=True, default=None)
+    scopes = Varchar(length=100, default="read")  # comma-separated: read, orders, billing

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from portal.domain import audit
 from portal.domain.access import Actor, require_partner_manager
-from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.licences.status import licence_status
 from portal.domain.users import normalise_email
 from portal.tables import Allocation, ApiKey, User
@@ -20,15 +20,30 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create_key(actor: Actor, name: str, now: datetime) -> tuple[dict, str]:
+# What a key may do (/api/v1; the entitlements question needs "read").
+SCOPES = {
+    "read": "Read companies, users, orders, batches and allocations",
+    "orders": "Request, assign and decline orders",
+    "billing": "Read invoices and payments",
+}
+
+
+async def create_key(
+    actor: Actor, name: str, now: datetime, scopes: tuple[str, ...] | list[str] = ("read",)
+) -> tuple[dict, str]:
     """A new key for the actor's own partner company; the key itself is returned
     once and only its hash is kept."""
     require_partner_manager(actor)
+    if actor.read_only:
+        raise PermissionDenied("Read-only managers cannot make API keys.")
     name = " ".join(name.split())
     if not name:
         raise ValidationFailed({"name": "Name the key after what uses it, e.g. “Training platform”."})
     if len(name) > 100:
         raise ValidationFailed({"name": "Use at most 100 characters."})
+    chosen = [scope for scope in SCOPES if scope in set(scopes)]
+    if not chosen:
+        raise ValidationFailed({"scopes": "Choose what the key may do."})
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = (
         await ApiKey.insert(
@@ -39,10 +54,13 @@ async def create_key(actor: Actor, name: str, now: datetime) -> tuple[dict, str]
                 key_hash=_hash(key),
                 created_by=actor.user_id,
                 created_at=now,
+                scopes=",".join(chosen),
             )
-        ).returning(ApiKey.id, ApiKey.name, ApiKey.prefix)
+        ).returning(ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.scopes)
     )[0]
-    await audit.record(actor, "api_key.create", actor.company_id, now, {"name": name, "prefix": row["prefix"]})
+    await audit.record(
+        actor, "api_key.create", actor.company_id, now, {"name": name, "prefix": row["prefix"], "scopes": chosen}
+    )
     return row, key
 
 
@@ -55,6 +73,7 @@ async def list_keys(actor: Actor) -> list[dict]:
             ApiKey.prefix,
             ApiKey.created_at,
             ApiKey.revoked_at,
+            ApiKey.scopes,
             ApiKey.created_by.name.as_alias("created_by_name"),
         )
         .where(ApiKey.company == actor.company_id)
@@ -75,9 +94,19 @@ async def revoke_key(actor: Actor, key_id: int, now: datetime) -> None:
 
 
 async def key_owner(key: str) -> dict | None:
-    """The partner company behind a live key, or None."""
+    """The partner company behind a live key (and the key's id, name, scopes and
+    maker), or None."""
     return (
-        await ApiKey.select(ApiKey.company.id.as_alias("id"), ApiKey.company.path.as_alias("path"))
+        await ApiKey.select(
+            ApiKey.company.id.as_alias("id"),
+            ApiKey.company.path.as_alias("path"),
+            ApiKey.company.name.as_alias("company_name"),
+            ApiKey.company.kind.as_alias("kind"),
+            ApiKey.id.as_alias("key_id"),
+            ApiKey.name,
+            ApiKey.scopes,
+            ApiKey.created_by,
+        )
         .where((ApiKey.key_hash == _hash(key)) & ApiKey.revoked_at.is_null())
         .first()
     )

@@ -80,7 +80,7 @@ class ApiKeyController(Controller):
         return render(
             request,
             "pages/api_keys.html",
-            {"keys": await entitlements.list_keys(actor), "errors": {}, **extra},
+            {"keys": await entitlements.list_keys(actor), "scopes": entitlements.SCOPES, "errors": {}, **extra},
             status_code=status_code,
         )
 
@@ -88,7 +88,8 @@ class ApiKeyController(Controller):
     async def create(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         form = await request.form()
         try:
-            row, key = await entitlements.create_key(actor, str(form.get("name", "")), utcnow())
+            scopes = [str(scope) for scope in form.getall("scopes", [])]
+            row, key = await entitlements.create_key(actor, str(form.get("name", "")), utcnow(), scopes)
         except ValidationFailed as invalid:
             return await self._page(request, actor, {"errors": invalid.errors}, status_code=400)
         return await self._page(request, actor, {"new_key": key, "new_row": row}, status_code=201)

@@ -30,6 +30,7 @@ from portal.services import Services, build_services
 from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.alignment import AlignmentController
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
+from portal.web.api_v1 import API_V1, ApiLimits
 from portal.web.audit import audit_log
 from portal.web.auth import AuthController
 from portal.web.auto_renewal import AutoRenewalController
@@ -178,6 +179,7 @@ def create_app(
                 ],
             ),
             entitlement,
+            API_V1,
             healthz,
             create_static_files_router(path="/static", directories=[PROJECT_DIR / "static"], include_in_schema=False),
         ],
@@ -223,6 +225,7 @@ def create_app(
         state=State(
             {
                 "settings": settings,
+                "api_limits": ApiLimits.of(settings),
                 "services": services,
                 "throttle": throttle,
                 "sign_ins_per_minute": sign_ins_per_minute,
