@@ -76,6 +76,9 @@ PLAIN_ROUTES = [
     "/profile",
     "/licences/orders/filters/status",
     "/licences/orders/export.csv",
+    # Partner managers only (a customer manager: 403, tests/test_dashboard_pipeline.py)
+    "/dashboard/pipeline",
+    "/dashboard/pipeline/pipeline.csv",
 ]
 # Routes without an id that answer 400 to a bare request, with the query that makes them answer 200.
 QUERY_ROUTES = {"/dashboard/batches": "?field=ends_at&start=2026-01-01&end=2026-02-01"}
