@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from portal.domain.billing.payments import CardProcessor, TestProcessor
+from portal.domain.webhooks.delivery import Sender, http_sender
 from portal.settings import Settings
 
 STRIPE_JS = "https://js.stripe.com/v3/"
@@ -32,6 +33,8 @@ class Services:
     card_entry: CardEntry = field(default_factory=lambda: CardEntry("test"))
     # What Stripe signs its webhook events with (whsec_…); None: the webhook answers 404.
     webhook_secret: str | None = None
+    # How webhooks to partners' systems leave (portal.domain.webhooks.delivery).
+    webhook_sender: Sender = field(default_factory=http_sender)
 
 
 def _origin(url: str) -> str:
@@ -41,7 +44,11 @@ def _origin(url: str) -> str:
 
 def build_services(settings: Settings) -> Services:
     if settings.payment_processor != "stripe":
-        return Services(processor=TestProcessor(), card_entry=CardEntry("test"))
+        return Services(
+            processor=TestProcessor(),
+            card_entry=CardEntry("test"),
+            webhook_sender=http_sender(settings.webhooks_to_private),
+        )
     from portal.stripe_processor import StripeProcessor
 
     assert settings.stripe_secret_key and settings.stripe_publishable_key, "checked by get_settings"
@@ -67,4 +74,9 @@ def build_services(settings: Settings) -> Services:
             connect_src=("https://api.stripe.com",),
             frame_src=("https://js.stripe.com", "https://hooks.stripe.com"),
         )
-    return Services(processor=processor, card_entry=entry, webhook_secret=settings.stripe_webhook_secret)
+    return Services(
+        processor=processor,
+        card_entry=entry,
+        webhook_secret=settings.stripe_webhook_secret,
+        webhook_sender=http_sender(settings.webhooks_to_private),
+    )

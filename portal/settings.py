@@ -51,6 +51,8 @@ class Settings:
     stripe_publishable_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
+    # Webhooks may go to loopback and private addresses: a development or test install only.
+    webhooks_to_private: bool = False
 
     @property
     def is_postgres(self) -> bool:
@@ -135,4 +137,6 @@ def get_settings() -> Settings:
         stripe_publishable_key=os.environ.get("STRIPE_PUBLISHABLE_KEY") or None,
         stripe_webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
         stripe_api_base=(os.environ.get("STRIPE_API_BASE") or "").rstrip("/") or None,
+        webhooks_to_private=(os.environ.get("WEBHOOKS_TO_PRIVATE_ADDRESSES") or "").strip().lower()
+        in ("1", "on", "yes", "true"),
     )

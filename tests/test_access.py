@@ -59,6 +59,12 @@ BY_OTHER_IDS = {
     # tests/test_dashboard.py: another tenant's batch, or company named in the form, answers 404
     "/dashboard/batches/{batch_id:int}/renew",
     "/dashboard/open",
+    # tests/test_webhooks.py::test_the_pages: another partner's endpoint answers 404 to each
+    "/settings/webhooks/{endpoint_id:int}",
+    "/settings/webhooks/{endpoint_id:int}/test",
+    "/settings/webhooks/{endpoint_id:int}/rotate-secret",
+    "/settings/webhooks/{endpoint_id:int}/delete",
+    "/settings/webhooks/{endpoint_id:int}/deliveries/{delivery_id:int}/resend",
 }
 # Routes without an id, and who may use them.
 PLAIN_ROUTES = [
@@ -76,6 +82,10 @@ PLAIN_ROUTES = [
     "/profile",
     "/licences/orders/filters/status",
     "/licences/orders/export.csv",
+    # Partner managers only (a customer manager: 403, tests/test_dashboard_pipeline.py)
+    "/dashboard/pipeline",
+    "/dashboard/pipeline/pipeline.csv",
+    "/settings/webhooks",  # a customer manager: 403 (tests/test_webhooks.py)
 ]
 # Routes without an id that answer 400 to a bare request, with the query that makes them answer 200.
 QUERY_ROUTES = {"/dashboard/batches": "?field=ends_at&start=2026-01-01&end=2026-02-01"}

@@ -33,6 +33,7 @@ from portal.jobs.import_files import IMPORT_FILE_CRON_JOBS
 from portal.jobs.mail import MAIL_CRON_JOBS, MAIL_FUNCTIONS
 from portal.jobs.retry import MAX_TRIES, is_transient
 from portal.jobs.tasks import FUNCTIONS
+from portal.jobs.webhooks import WEBHOOK_CRON_JOBS, WEBHOOK_FUNCTIONS
 from portal.services import build_services
 from portal.settings import get_settings
 
@@ -63,8 +64,14 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 class WorkerSettings:
     # Each task is wrapped by logged_job where it is defined (portal/jobs/retry.py).
-    functions = [*FUNCTIONS, *MAIL_FUNCTIONS, *BILLING_FUNCTIONS, *AUTO_RENEWAL_FUNCTIONS]
-    cron_jobs = [*MAIL_CRON_JOBS, *BILLING_CRON_JOBS, *IMPORT_FILE_CRON_JOBS, *AUTO_RENEWAL_CRON_JOBS]
+    functions = [*FUNCTIONS, *MAIL_FUNCTIONS, *BILLING_FUNCTIONS, *AUTO_RENEWAL_FUNCTIONS, *WEBHOOK_FUNCTIONS]
+    cron_jobs = [
+        *MAIL_CRON_JOBS,
+        *BILLING_CRON_JOBS,
+        *IMPORT_FILE_CRON_JOBS,
+        *AUTO_RENEWAL_CRON_JOBS,
+        *WEBHOOK_CRON_JOBS,
+    ]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379/0")

@@ -52,6 +52,7 @@ from portal.web.session import SessionConfig, provide_actor
 from portal.web.test_processor import TestProcessorController
 from portal.web.throttle import create_counter
 from portal.web.users import UserController
+from portal.web.webhook_endpoints import WebhookController
 
 SESSION_DAYS = 7
 
@@ -127,6 +128,7 @@ def create_app(
         from portal.jobs import billing as billing_jobs
         from portal.jobs import import_files as import_file_jobs
         from portal.jobs import mail as mail_jobs
+        from portal.jobs import webhooks as webhook_jobs
         from portal.mail.smtp import parse_smtp_url
 
         if settings.smtp_url:
@@ -141,6 +143,7 @@ def create_app(
             billing_jobs.start_in_process(timers, services)
             import_file_jobs.start_in_process(timers)
             auto_renewal_jobs.start_in_process(timers)
+            webhook_jobs.start_in_process(timers, services)
         try:
             yield
         finally:
@@ -162,6 +165,7 @@ def create_app(
                     AutoRenewalController,
                     AlignmentController,
                     DashboardController,
+                    WebhookController,
                     PipelineController,
                     UserController,
                     LicenceController,
