@@ -98,6 +98,23 @@ PUBLIC_ROUTES |= {"/webhooks/stripe"}
 MOVED_ROUTES = {"/outbox"}  # a redirect to /notifications, for the signed-in
 # By API key, and the partner's own keys: tests/test_entitlements_api.py
 API_ROUTES = {"/api/v1/entitlements/{email:str}", "/settings/api-keys", "/settings/api-keys/{key_id:int}/revoke"}
+# By API key, the partner API: tests/test_partner_api.py (another partner's ids answer 404)
+API_ROUTES |= {
+    "/api/v1/companies",
+    "/api/v1/companies/{company_id:int}",
+    "/api/v1/users",
+    "/api/v1/users/{user_id:int}",
+    "/api/v1/orders",
+    "/api/v1/orders/{order_id:int}",
+    "/api/v1/orders/{order_id:int}/assign",
+    "/api/v1/orders/{order_id:int}/decline",
+    "/api/v1/batches",
+    "/api/v1/batches/{batch_id:int}",
+    "/api/v1/allocations",
+    "/api/v1/invoices",
+    "/api/v1/invoices/{invoice_id:int}",
+    "/api/v1/payments",
+}
 PUBLIC_PREFIXES = ("/static/", "/schema")  # files and the OpenAPI document
 
 # role → {target → status of GET /companies/{id}}

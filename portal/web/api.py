@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
-from litestar import Controller, Request, get, post
-from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar import Controller, get, post
+from litestar.di import Provide
+from litestar.exceptions import NotFoundException
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import FromPath
+from litestar.params import FromPath, Parameter
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from portal.domain import entitlements
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.partner_api.keys import KeyHolder
+from portal.web.api_v1 import error_spec, provide_holder
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
@@ -40,13 +44,10 @@ class Entitlement:
     ends_at: datetime | None
 
 
-async def _partner(request: Request) -> dict:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    owner = await entitlements.key_owner(key.strip()) if scheme.lower() == "bearer" and key else None
-    if owner is None:
-        raise NotAuthorizedException("A valid partner API key is needed: Authorization: Bearer <key>.")
-    return owner
+# What the path may hold: an address without control characters (refused before any handler).
+EMAIL_IN_PATH = Annotated[
+    str, Parameter(pattern=r"^[^\x00-\x1f\x7f-\x9f/]{1,254}$", description="the learner's e-mail address")
+]
 
 
 @get(
@@ -54,16 +55,22 @@ async def _partner(request: Request) -> dict:
     exclude_from_csrf=True,
     skip_session=True,
     security=[{"partnerKey": []}],
+    dependencies={"holder": Provide(provide_holder)},
     tags=["entitlements"],
     summary="Is this e-mail licensed?",
     description="License status of the user with this e-mail, if they belong to a company under the key's "
     "partner. 404 for anyone else, exactly as for an unknown address.",
-    responses={},
+    responses={
+        401: error_spec("No API key, or a key that is unknown or revoked."),
+        403: error_spec("The key lacks the read scope."),
+        404: error_spec("No user with this e-mail under the key's partner (or no such address)."),
+        429: error_spec("Too many requests for this key this minute; Retry-After says when to try again."),
+    },
 )
-async def entitlement(request: Request, email: FromPath[str]) -> Entitlement:
-    partner = await _partner(request)
+async def entitlement(holder: KeyHolder, email: EMAIL_IN_PATH) -> Entitlement:
+    holder.require("read")
     try:
-        return Entitlement(**await entitlements.entitlement(partner, email, utcnow()))
+        return Entitlement(**await entitlements.entitlement({"path": holder.actor.company_path}, email, utcnow()))
     except NotFound:
         raise NotFoundException("No licensed user with this e-mail under this partner.") from None
 

@@ -6,6 +6,9 @@ tells the whole truth (schemathesis checks it in the tests)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -17,12 +20,13 @@ from litestar import Request, Router, get, post
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter, QueryParameter
+from msgspec import Meta, Struct
 
 from portal import db
 from portal.domain.catalogue import PREMIUM, product_by_code
 from portal.domain.clock import utcnow
-from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.errors import ValidationFailed
 from portal.domain.orders import decisions, requests
 from portal.domain.partner_api import cursor, reads
 from portal.domain.partner_api.keys import KeyHolder, holder_of
@@ -178,17 +182,19 @@ class PaymentPage:
     next_cursor: str | None = None
 
 
-@dataclass
-class OrderRequest:
-    company_id: Annotated[int, Parameter(ge=1, le=2_147_483_647)]
-    quantity: Annotated[int, Parameter(ge=1, le=1_000_000)]
-    product: str = PREMIUM
-    po_number: Annotated[str, Parameter(max_length=64)] = ""
+# Text a person could type: no control characters but tab and line breaks (as forms take it).
+TYPED = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 
 
-@dataclass
-class Decline:
-    reason: Annotated[str, Parameter(min_length=1, max_length=500)]
+class OrderRequest(Struct):
+    company_id: Annotated[int, Meta(ge=1, le=2_147_483_647)]
+    quantity: Annotated[int, Meta(ge=1, le=1_000_000)]
+    product: Annotated[str, Meta(max_length=40, pattern=TYPED)] = PREMIUM
+    po_number: Annotated[str, Meta(max_length=64, pattern=TYPED)] = ""
+
+
+class Decline(Struct):
+    reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=TYPED)]
 
 
 @dataclass
@@ -205,21 +211,30 @@ class ApiLimits:
         return cls(settings.api_requests_per_minute)
 
 
-def _error(description: str) -> ResponseSpec:
+def error_spec(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=ApiError, description=description)
 
 
 KEY_ERRORS = {
-    401: _error("No API key, or a key that is unknown or revoked."),
-    403: _error("The key lacks the scope this needs."),
-    429: _error("Too many requests for this key this minute; Retry-After says when to try again."),
+    401: error_spec("No API key, or a key that is unknown or revoked."),
+    403: error_spec("The key lacks the scope this needs."),
+    429: error_spec("Too many requests for this key this minute; Retry-After says when to try again."),
 }
-NOT_FOUND = {404: _error("Nothing with this id under the key's partner.")}
-REFUSED = {400: _error("The request breaks a rule (the detail says which); nothing was changed.")}
+NOT_FOUND = {404: error_spec("Nothing with this id under the key's partner.")}
+REFUSED = {
+    400: error_spec("The body or a parameter is malformed (the detail names it); nothing was changed."),
+    409: error_spec("A rule refuses it as things stand (the detail says which); nothing was changed."),
+}
 ID = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
 LIMIT = Annotated[int | None, Parameter(ge=1, le=cursor.MAX_LIMIT, description="rows a page, 50 unless given")]
 CURSOR = Annotated[
-    str | None, Parameter(query="cursor", max_length=200, description="next_cursor of the page before; none at first")
+    str | None,
+    QueryParameter(
+        name="cursor",
+        max_length=200,
+        pattern="^[A-Za-z0-9_-]*$",
+        description="next_cursor of the page before; none at first (one not made here starts again)",
+    ),
 ]
 FILTER_ID = Annotated[int | None, Parameter(ge=1, le=2_147_483_647)]
 
@@ -258,6 +273,21 @@ async def _list(
 
 async def _one(holder: KeyHolder, resource: str, row_id: int) -> dict:
     holder.require("billing" if resource in ("invoices", "payments") else "read")
+    return await _order_or(holder, resource, row_id)
+
+
+@asynccontextmanager
+async def _rules() -> AsyncIterator[None]:
+    """A rule's refusal of a well-formed request (an order assigned already, more
+    seats than the partner allows) is a 409, the malformed ones being 400s."""
+    try:
+        yield
+    except ValidationFailed as refused:
+        raise HTTPException(status_code=409, detail=" ".join(refused.errors.values()) or str(refused)) from None
+
+
+async def _order_or(holder: KeyHolder, resource: str, row_id: int) -> dict:
+    """A row as the API shows it; after a write, the order it wrote, whatever the key may read."""
     return await reads.one(holder.actor, resource, row_id, utcnow())
 
 
@@ -313,8 +343,8 @@ async def get_order(holder: KeyHolder, order_id: ID) -> Order:
 
 IDEMPOTENCY_KEY = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         max_length=100,
         description="The same key again (within the same API key) answers the order it made, and orders nothing more",
     ),
@@ -326,7 +356,7 @@ async def request_order(holder: KeyHolder, data: OrderRequest, idempotency_key: 
     holder.require("orders")
     now = utcnow()
     marker = f"api:{holder.key_id}:{idempotency_key}" if idempotency_key else None
-    async with db.write_transaction():
+    async with _rules(), db.write_transaction():
         if marker:
             # Taken in the order's own transaction: of ten requests with one key, the
             # first orders and the others wait for it, then answer its order.
@@ -335,7 +365,7 @@ async def request_order(holder: KeyHolder, data: OrderRequest, idempotency_key: 
                     AuditEntry(
                         at=now,
                         actor=holder.actor.user_id,
-                        company=data.company_id,
+                        company=None,  # set with the order: the id asked for may name no company of ours
                         action="api.idempotency",
                         detail={"key": idempotency_key},
                         dedupe_key=marker,
@@ -348,24 +378,28 @@ async def request_order(holder: KeyHolder, data: OrderRequest, idempotency_key: 
                 return await _ordered_before(holder, marker)
         try:
             product = await product_by_code(data.product)
-        except NotFound:
-            raise ValidationFailed({"product": f"No product {data.product!r}."}) from None
+        except LookupError:
+            raise ValidationFailed({"product": f"No product {data.product!r}: use {PREMIUM!r}."}) from None
         order = await requests.request_order(
             holder.actor, data.company_id, data.quantity, product["id"], data.po_number, now
         )
         if marker:
-            await AuditEntry.update({AuditEntry.detail: {"key": idempotency_key, "order": order["id"]}}).where(
-                AuditEntry.dedupe_key == marker
-            )
-    return Order(**await _one(holder, "orders", order["id"]))
+            await AuditEntry.update(
+                {
+                    AuditEntry.detail: {"key": idempotency_key, "order": order["id"]},
+                    AuditEntry.company: order["company"],
+                }
+            ).where(AuditEntry.dedupe_key == marker)
+    return Order(**await _order_or(holder, "orders", order["id"]))
 
 
 async def _ordered_before(holder: KeyHolder, marker: str) -> Order:
     entry = await AuditEntry.select(AuditEntry.detail).where(AuditEntry.dedupe_key == marker).first()
-    order_id = (entry or {}).get("detail", {}).get("order") if entry else None
+    detail = (json.loads(entry["detail"]) if isinstance(entry["detail"], str) else entry["detail"]) if entry else {}
+    order_id = detail.get("order")
     if order_id is None:
         raise ValidationFailed({"idempotency_key": "A request with this Idempotency-Key was refused; use a new key."})
-    return Order(**await _one(holder, "orders", int(order_id)))
+    return Order(**await _order_or(holder, "orders", int(order_id)))
 
 
 @post(
@@ -377,8 +411,9 @@ async def _ordered_before(holder: KeyHolder, marker: str) -> Order:
 )
 async def assign_order(holder: KeyHolder, order_id: ID) -> Order:
     holder.require("orders")
-    await decisions.assign_order(holder.actor, order_id, utcnow())
-    return Order(**await _one(holder, "orders", order_id))
+    async with _rules():
+        await decisions.assign_order(holder.actor, order_id, utcnow())
+    return Order(**await _order_or(holder, "orders", order_id))
 
 
 @post(
@@ -386,8 +421,9 @@ async def assign_order(holder: KeyHolder, order_id: ID) -> Order:
 )
 async def decline_order(holder: KeyHolder, order_id: ID, data: Decline) -> Order:
     holder.require("orders")
-    await decisions.decline_order(holder.actor, order_id, data.reason, utcnow())
-    return Order(**await _one(holder, "orders", order_id))
+    async with _rules():
+        await decisions.decline_order(holder.actor, order_id, data.reason, utcnow())
+    return Order(**await _order_or(holder, "orders", order_id))
 
 
 @get("/batches", tags=["batches"], summary="Batches: seats with one start and end", **LIST)

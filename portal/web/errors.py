@@ -130,7 +130,9 @@ def _refused(request: Request, exc: Exception) -> Response:
 
 def _sign_in_needed(request: Request, exc: Exception) -> Response:
     if _is_api(request):
-        return error_answer(request, 401, str(getattr(exc, "detail", "") or exc))
+        response = error_answer(request, 401, str(getattr(exc, "detail", "") or exc))
+        response.headers.update(getattr(exc, "headers", None) or {})  # WWW-Authenticate
+        return response
     target = "/login?next=" + request.url.path if request.method == "GET" else "/login"
     return ClientRedirect(target) if _is_htmx(request) else Redirect(target)
 
@@ -150,7 +152,12 @@ def _unreadable(request: Request, exc: Exception) -> Response:
 
 
 def _wrong_method(request: Request, exc: Exception) -> Response:
-    return error_answer(request, 405)
+    """405 names the methods the address takes (HTTP requires Allow), as the router found them."""
+    response = error_answer(request, 405)
+    allow = (getattr(exc, "headers", None) or {}).get("allow")
+    if allow:
+        response.headers["Allow"] = allow
+    return response
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -159,9 +166,12 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
         return _unexpected(request, exc, status)
     detail = str(exc.detail or "")
     # Litestar's own details are its status phrases ("Request Entity Too Large"): ours read better.
-    if detail in ("", _phrase(status)) or status in (413, 429):
-        return error_answer(request, status)
-    return error_answer(request, status, detail)
+    if detail in ("", _phrase(status)) or (status in (413, 429) and not _is_api(request)):
+        response = error_answer(request, status)
+    else:
+        response = error_answer(request, status, detail)
+    response.headers.update(exc.headers or {})  # Retry-After, Allow, WWW-Authenticate
+    return response
 
 
 def _phrase(status: int) -> str:
