@@ -207,7 +207,9 @@ class ApiLimits:
     @classmethod
     def of(cls, settings: Settings) -> ApiLimits:
         if settings.redis_url:
-            return cls(settings.api_requests_per_minute, RedisStorage("async+" + settings.redis_url))
+            return cls(
+                settings.api_requests_per_minute, RedisStorage("async+" + settings.redis_url, implementation="redispy")
+            )
         return cls(settings.api_requests_per_minute)
 
 
