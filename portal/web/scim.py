@@ -18,6 +18,7 @@ from scim2_models import (
     ListResponse,
     NotImplementedException,
     Path,
+    ResourceType,
     ResponseParameters,
     Schema,
     SCIMException,
@@ -95,7 +96,7 @@ async def service_provider_config(request: Request) -> Response:
 async def resource_types(request: Request) -> Response:
     await _actor(request)
     found = [schema.user_resource_type(base_url(request))]
-    listed = ListResponse[Any](total_results=len(found), start_index=1, items_per_page=len(found), resources=found)
+    listed = ListResponse[ResourceType](total_results=len(found), start_index=1, items_per_page=len(found), resources=found)
     return scim_json(_dump(listed, Context.RESOURCE_QUERY_RESPONSE))
 
 

@@ -67,7 +67,7 @@ def to_resource(row: dict[str, Any], base_url: str) -> PortalUser:
     """`row`: the user's id, email, name, active, created_at, and the scim_user
     columns user_name and attributes (null for a user never provisioned)."""
     doc = json.loads(row["attributes"]) if row.get("attributes") else {}
-    user = PortalUser.model_validate(doc, scim_ctx=Context.RESOURCE_QUERY_RESPONSE, scim_policy=POLICY)
+    user = PortalUser.model_validate({**doc, "schemas": [USER_SCHEMA]}, scim_policy=POLICY)
     user.schemas = [USER_SCHEMA]
     user.id = str(row["id"])
     user.user_name = row.get("user_name") or row["email"]
