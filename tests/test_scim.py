@@ -92,7 +92,9 @@ async def test_scim2_tester_finds_nothing_to_fault(app, tree):
         await asyncio.sleep(0.01)
 
     def run_checks() -> list:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}{SCIM}", headers={"Authorization": f"Bearer {token}"}) as http:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}{SCIM}", headers={"Authorization": f"Bearer {token}"}
+        ) as http:
             return check_server(_HttpxSCIMClient(http), raise_exceptions=False)
 
     try:
@@ -108,8 +110,13 @@ async def test_scim2_tester_finds_nothing_to_fault(app, tree):
 async def test_a_user_created_takes_a_free_seat_and_active_false_frees_it(client, tree):
     batch = await _seats(tree)
     token = await _token(tree)
-    created = await client.post(f"{SCIM}/Users", headers=_auth(token), json=_new_user("ann@north.example", "ann@north.example", name={"givenName": "Ann", "familyName": "Lee"}))
+    created = await client.post(
+        f"{SCIM}/Users",
+        headers=_auth(token),
+        json=_new_user("ann@north.example", "ann@north.example", name={"givenName": "Ann", "familyName": "Lee"}),
+    )
     assert created.status_code == 201 and created.headers["content-type"].startswith(SCIM_JSON)
+    assert "set-cookie" not in created.headers  # no session, no CSRF cookie: a bearer token only
     body = created.json()
     assert body["userName"] == "ann@north.example" and "active" not in body  # unassigned: active
     assert created.headers["location"].endswith(f"/scim/v2/Users/{body['id']}")
@@ -169,7 +176,11 @@ async def test_entra_id_request_shapes(client, tree):
                 {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "bo.berg@north.example"},
                 {"op": "Replace", "path": "displayName", "value": "Bo B. Berg"},
                 {"op": "Add", "path": "title", "value": "Lead"},
-                {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "IT"},
+                {
+                    "op": "Replace",
+                    "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+                    "value": "IT",
+                },
             ],
         },
     )
@@ -201,10 +212,18 @@ async def test_okta_request_shapes(client, tree):
     created = await client.post(f"{SCIM}/Users", headers=_auth(token), json=okta)
     assert created.status_code == 201, created.text
     user_id = created.json()["id"]
-    page = await client.get(f"{SCIM}/Users", headers=_auth(token), params={"filter": 'userName eq "cy@north.example"', "startIndex": 1, "count": 2})
+    page = await client.get(
+        f"{SCIM}/Users",
+        headers=_auth(token),
+        params={"filter": 'userName eq "cy@north.example"', "startIndex": 1, "count": 2},
+    )
     assert page.json()["Resources"][0]["id"] == user_id and page.json()["itemsPerPage"] == 1
     # Okta replaces the whole user with PUT, and turns users off with PATCH active false.
-    replaced = await client.put(f"{SCIM}/Users/{user_id}", headers=_auth(token), json={**okta, "name": {"givenName": "Cyra", "familyName": "Dane"}, "displayName": None})
+    replaced = await client.put(
+        f"{SCIM}/Users/{user_id}",
+        headers=_auth(token),
+        json={**okta, "name": {"givenName": "Cyra", "familyName": "Dane"}, "displayName": None},
+    )
     assert replaced.status_code == 200, replaced.text
     assert (await User.select(User.name).where(User.id == int(user_id)).first())["name"] == "Cyra Dane"
     off = await client.patch(
@@ -218,7 +237,9 @@ async def test_okta_request_shapes(client, tree):
 async def test_pages_of_users(client, tree):
     token = await _token(tree)
     for n in range(5):
-        assert (await client.post(f"{SCIM}/Users", headers=_auth(token), json=_new_user(f"p{n}@north.example"))).status_code == 201
+        assert (
+            await client.post(f"{SCIM}/Users", headers=_auth(token), json=_new_user(f"p{n}@north.example"))
+        ).status_code == 201
     first = (await client.get(f"{SCIM}/Users", headers=_auth(token), params={"count": 2})).json()
     second = (await client.get(f"{SCIM}/Users", headers=_auth(token), params={"count": 2, "startIndex": 3})).json()
     assert first["totalResults"] == 5 and first["itemsPerPage"] == 2 and second["startIndex"] == 3
@@ -239,10 +260,17 @@ async def test_a_token_reaches_only_its_company(client, tree):
                 if method == "PATCH"
                 else _new_user("x@x.example", "x@x.example")
             )
-            answer = await client.request(method, f"{SCIM}/Users/{user['id']}", headers=_auth(token), json=body if method in ("PUT", "PATCH") else None)
+            answer = await client.request(
+                method,
+                f"{SCIM}/Users/{user['id']}",
+                headers=_auth(token),
+                json=body if method in ("PUT", "PATCH") else None,
+            )
             assert answer.status_code == 404 and answer.json()["status"] == "404", (method, answer.text)
     listed = (await client.get(f"{SCIM}/Users", headers=_auth(token))).json()
-    assert [r["userName"] for r in listed["Resources"]] == ["own@north.example"] and listed["Resources"][0]["id"] == str(own["id"])
+    assert [r["userName"] for r in listed["Resources"]] == ["own@north.example"] and listed["Resources"][0][
+        "id"
+    ] == str(own["id"])
     assert (await User.select(User.active).where(User.id == stranger["id"]).first())["active"] is True
     # A manager of the company is not a SCIM user either.
     manager = await client.get(f"{SCIM}/Users/{tree.managers['north']['id']}", headers=_auth(token))
@@ -266,7 +294,9 @@ async def test_the_same_create_ten_times_at_once_makes_one_user_and_takes_one_se
     batch = await _seats(tree)
     token = await _token(tree)
     body = _new_user("dee@north.example", "dee@north.example")
-    answers = await asyncio.gather(*(client.post(f"{SCIM}/Users", headers=_auth(token), json=body) for _ in range(attempts)))
+    answers = await asyncio.gather(
+        *(client.post(f"{SCIM}/Users", headers=_auth(token), json=body) for _ in range(attempts))
+    )
     assert sorted(a.status_code for a in answers) == [201] + [409] * (attempts - 1)
     assert await User.count().where(User.email == "dee@north.example") == 1
     assert await _allocated(batch["id"]) == 1
@@ -292,7 +322,9 @@ async def test_the_company_page_creates_lists_and_revokes_tokens(client, tree):
     await sign_in(client, tree.email("north"))
     page = await client.get(f"/companies/{tree.north['id']}")
     assert "SCIM provisioning" in page.text and "No tokens yet." in page.text
-    created = await post_form(client, f"/companies/{tree.north['id']}", f"/companies/{tree.north['id']}/scim-tokens", {"name": "Entra ID"})
+    created = await post_form(
+        client, f"/companies/{tree.north['id']}", f"/companies/{tree.north['id']}/scim-tokens", {"name": "Entra ID"}
+    )
     assert created.status_code == 201 and "it is not shown again" in created.text
     token = re.search(r'value="(scim_[^"]+)"', created.text).group(1)
     assert "/scim/v2" in created.text
@@ -300,7 +332,9 @@ async def test_the_company_page_creates_lists_and_revokes_tokens(client, tree):
     page = await client.get(f"/companies/{tree.north['id']}")
     assert "Entra ID" in page.text and token not in page.text
     token_id = re.search(rf"/companies/{tree.north['id']}/scim-tokens/(\d+)/revoke", page.text).group(1)
-    revoked = await post_form(client, f"/companies/{tree.north['id']}", f"/companies/{tree.north['id']}/scim-tokens/{token_id}/revoke", {})
+    revoked = await post_form(
+        client, f"/companies/{tree.north['id']}", f"/companies/{tree.north['id']}/scim-tokens/{token_id}/revoke", {}
+    )
     assert revoked.status_code in (302, 303)
     page = await client.get(f"/companies/{tree.north['id']}")
     assert "is revoked" in page.text and "Revoked" in page.text
@@ -314,5 +348,7 @@ async def test_partners_manage_tokens_only_in_manage_mode(client, tree):
     await post_form(client, f"/companies/{tree.north['id']}", f"/companies/{tree.north['id']}/manage", {})
     page = await client.get(f"/companies/{tree.north['id']}")
     assert "SCIM provisioning" in page.text
-    other = await post_form(client, f"/companies/{tree.north['id']}", f"/companies/{tree.direct['id']}/scim-tokens", {"name": "x"})
+    other = await post_form(
+        client, f"/companies/{tree.north['id']}", f"/companies/{tree.direct['id']}/scim-tokens", {"name": "x"}
+    )
     assert other.status_code == 404

@@ -33,7 +33,8 @@ def _create(postgres: bool) -> list[str]:
         'CREATE INDEX "scim_token_company" ON "scim_token" ("company")',
         'CREATE TABLE "scim_user" ('
         f"{id_column}, "
-        '"portal_user" INTEGER UNIQUE REFERENCES "portal_user" ("id") ON DELETE CASCADE ON UPDATE CASCADE DEFAULT null, '
+        '"portal_user" INTEGER UNIQUE REFERENCES "portal_user" ("id") '
+        "ON DELETE CASCADE ON UPDATE CASCADE DEFAULT null, "
         '"company" INTEGER REFERENCES "company" ("id") ON DELETE CASCADE ON UPDATE CASCADE DEFAULT null, '
         "\"user_name\" VARCHAR(300) NOT NULL DEFAULT '', "
         "\"user_name_key\" VARCHAR(300) NOT NULL DEFAULT '', "

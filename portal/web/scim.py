@@ -96,7 +96,9 @@ async def service_provider_config(request: Request) -> Response:
 async def resource_types(request: Request) -> Response:
     await _actor(request)
     found = [schema.user_resource_type(base_url(request))]
-    listed = ListResponse[ResourceType](total_results=len(found), start_index=1, items_per_page=len(found), resources=found)
+    listed = ListResponse[ResourceType](
+        total_results=len(found), start_index=1, items_per_page=len(found), resources=found
+    )
     return scim_json(_dump(listed, Context.RESOURCE_QUERY_RESPONSE))
 
 

@@ -21,9 +21,7 @@ class ScimTokenController(Controller):
     path = "/companies/{company_id:int}/scim-tokens"
 
     @post("/")
-    async def create(
-        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
-    ) -> Template | Redirect:
+    async def create(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
         form = await request.form()
         try:
             row, token = await tokens.create_token(actor, company_id, str(form.get("name", "")), utcnow())
@@ -44,7 +42,9 @@ class ScimTokenController(Controller):
         )
 
     @post("/{token_id:int}/revoke")
-    async def revoke(self, request: Request, actor: CurrentActor, company_id: FromPath[int], token_id: FromPath[int]) -> Redirect:
+    async def revoke(
+        self, request: Request, actor: CurrentActor, company_id: FromPath[int], token_id: FromPath[int]
+    ) -> Redirect:
         row = await tokens.revoke_token(actor, company_id, token_id, utcnow())
         flash(request, f"Token “{row['name']}” is revoked: requests with it are refused from now on.")
         return Redirect(f"/companies/{company_id}#scim")

@@ -48,7 +48,11 @@ def _where(node: FilterNode) -> tuple[str, list[Any]]:
         inner = node.val_filter
         if isinstance(inner, Comparison) and str(inner.attr_path).lower() == "value" and inner.op == CompareOperator.eq:
             return _condition("emails.value", inner.value)
-    if isinstance(node, Comparison) and node.op == CompareOperator.eq and node.attr_path.uri in (None, PortalUser.__schema__):
+    if (
+        isinstance(node, Comparison)
+        and node.op == CompareOperator.eq
+        and node.attr_path.uri in (None, PortalUser.__schema__)
+    ):
         path = node.attr_path.attr + (f".{node.attr_path.sub_attr}" if node.attr_path.sub_attr else "")
         return _condition(path.lower(), node.value)
     raise InvalidFilterException(detail=f"Filters: {SUPPORTED}.")

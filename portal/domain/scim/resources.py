@@ -56,7 +56,12 @@ def name_of(doc: dict[str, Any]) -> str:
     given and family name, else the userName."""
     name = doc.get("name") or {}
     parts = [name.get("givenName"), name.get("familyName")]
-    for candidate in (doc.get("displayName"), name.get("formatted"), " ".join(p for p in parts if p), doc.get("userName")):
+    for candidate in (
+        doc.get("displayName"),
+        name.get("formatted"),
+        " ".join(p for p in parts if p),
+        doc.get("userName"),
+    ):
         text = " ".join(str(candidate or "").split())
         if text:
             return text[:NAME_MAX]

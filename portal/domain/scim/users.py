@@ -12,18 +12,17 @@ import json
 from datetime import datetime
 from typing import Any
 
+from piccolo.columns import Column
+from pydantic import ValidationError
 from scim2_models import (
     Context,
     InvalidValueException,
     ListResponse,
     PatchOp,
-    ResponseParameters,
     SCIMException,
     UniquenessException,
 )
 from scim2_models import NotFoundException as ScimNotFound
-from piccolo.columns import Column
-from pydantic import ValidationError
 
 from portal import db
 from portal.domain import audit
