@@ -21,6 +21,7 @@ from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
 from portal.tables_renewal import AutoRenewal
 from portal.tables_webhooks import WEBHOOK_TABLES
+from portal.tables_scim import SCIM_TABLES
 
 APP_CONFIG = AppConfig(
     app_name="portal",
@@ -44,6 +45,7 @@ APP_CONFIG = AppConfig(
         *BILLING_TABLES,
         AutoRenewal,
         *WEBHOOK_TABLES,
+        *SCIM_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

@@ -59,6 +59,7 @@ async def path_values(tree) -> dict[str, str]:
         "name": "status",
         "token": "not-a-token",
         "email": learner["email"],
+        "urn": "urn:ietf:params:scim:schemas:core:2.0:User",  # a SCIM schema
         "file_path": "portal.css",
         "path": "openapi.json",
     }

@@ -48,6 +48,8 @@ from portal.web.orders import OrderController
 from portal.web.pipeline import PipelineController
 from portal.web.profile import ProfileController
 from portal.web.request_log import REQUEST_LOG, log_unrouted
+from portal.web.scim import SCIM_ROUTER
+from portal.web.scim_tokens import ScimTokenController
 from portal.web.session import SessionConfig, provide_actor
 from portal.web.test_processor import TestProcessorController
 from portal.web.throttle import create_counter
@@ -176,6 +178,7 @@ def create_app(
                     outbox_moved,
                     ProfileController,
                     ApiKeyController,
+                    ScimTokenController,
                     audit_log,
                     *BILLING_ROUTES,
                     # The test processor's own card page; Stripe's is Stripe's.
@@ -184,6 +187,7 @@ def create_app(
             ),
             entitlement,
             API_V1,
+            SCIM_ROUTER,
             healthz,
             create_static_files_router(path="/static", directories=[PROJECT_DIR / "static"], include_in_schema=False),
         ],

@@ -14,6 +14,7 @@ from portal.domain.access import get_company
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import summary
+from portal.domain.scim import tokens as scim_tokens
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -113,6 +114,10 @@ class CompanyController(Controller):
                 "license_summary": await summary.licence_summary(actor, company_id, utcnow())
                 if company["kind"] == "customer"
                 else None,
+                "scim_tokens": await scim_tokens.list_tokens(actor, company_id)
+                if scim_tokens.may_manage(actor, company)
+                else None,
+                "scim_url": request.app.state["settings"].base_url + "/scim/v2",
             },
             fragments={"user-results": "partials/users/_results.html"},
         )

@@ -29,6 +29,7 @@ from redis import exceptions as redis_errors
 
 from portal.domain.errors import DomainError, NotFound, PermissionDenied
 from portal.web.input_guard import BadInput
+from portal.web.scim_errors import is_scim, scim_error
 
 log = logging.getLogger("portal.web")
 
@@ -71,8 +72,10 @@ def _is_htmx(request: Request) -> bool:
 
 
 def error_answer(request: Request, status: int, message: str | None = None, title: str | None = None) -> Response:
-    """The one shape of every error: page, htmx fragment, or JSON under /api/."""
+    """The one shape of every error: page, htmx fragment, JSON under /api/, or SCIM's error under /scim/."""
     message = message or MESSAGES.get(status) or TITLES.get(status, "Something is wrong with this request.")
+    if is_scim(request.url.path):
+        return scim_error(status, message)
     request_id = getattr(request.state, "request_id", None)
     if _is_api(request):
         body: dict[str, Any] = {"status_code": status, "detail": message}

@@ -1,0 +1,276 @@
+"""What a SCIM token does to its company's learners, through the portal's own
+rules: a new user is created as "Add User" creates a learner (and takes a free
+seat by the same rule), `active: false` deactivates as Deactivate does (and frees
+the seat), and a user outside the token's company does not exist (404).
+
+Managers are not provisioned: they are the portal's to add, and a provider that
+sends a manager's address is told it is taken (409)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from piccolo.columns import Column
+from pydantic import ValidationError
+from scim2_models import (
+    Context,
+    InvalidValueException,
+    ListResponse,
+    PatchOp,
+    SCIMException,
+    UniquenessException,
+)
+from scim2_models import NotFoundException as ScimNotFound
+
+from portal import db
+from portal.domain import audit
+from portal.domain.access import Actor
+from portal.domain.errors import ValidationFailed
+from portal.domain.licences import allocation
+from portal.domain.scim import query
+from portal.domain.scim.resources import email_of, kept_attributes, name_of, to_resource
+from portal.domain.scim.schema import DEFAULT_COUNT, MAX_RESULTS, POLICY, PortalUser
+from portal.domain.users import create_user
+from portal.tables import Company, User
+from portal.tables_scim import ScimUser
+
+_SELECT = (
+    "SELECT u.id, u.email, u.name, u.active, u.created_at, s.id AS scim_id, s.user_name, s.attributes "
+    "FROM portal_user u LEFT JOIN scim_user s ON s.portal_user = u.id "
+    "WHERE u.company = {} AND u.role = 'learner' AND s.deleted_at IS NULL"
+)
+
+
+def parse(model_payload: Any, context: Context) -> PortalUser:
+    """A request body as a User, refused with invalidValue or invalidSyntax when it is not one."""
+    if not isinstance(model_payload, dict):
+        raise InvalidValueException(detail="The body must be a JSON object.")
+    try:
+        return PortalUser.model_validate(model_payload, scim_ctx=context, scim_policy=POLICY)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: ValidationError) -> SCIMException:
+    errors = exc.errors()
+    if not errors:
+        return InvalidValueException(detail=str(exc))
+    where = ".".join(str(part) for part in errors[0]["loc"])
+    return InvalidValueException(detail=f"{where}: {errors[0]['msg']}" if where else errors[0]["msg"])
+
+
+async def _row(actor: Actor, user_id: str) -> dict:
+    if not (user_id.isascii() and user_id.isdigit() and len(user_id) < 10):
+        raise ScimNotFound(detail=f"No User {user_id}.")
+    rows = await User.raw(_SELECT + " AND u.id = {}", actor.company_id, int(user_id))
+    if not rows:
+        raise ScimNotFound(detail=f"No User {user_id}.")
+    return rows[0]
+
+
+async def get(actor: Actor, user_id: str, base_url: str) -> PortalUser:
+    return to_resource(await _row(actor, user_id), base_url)
+
+
+async def search(
+    actor: Actor, filter_text: str | None, start_index: int, count: int | None, base_url: str
+) -> ListResponse[PortalUser]:
+    """One page of the company's learners, in id order; startIndex is 1-based."""
+    where, args = query.filter_sql(filter_text)
+    start_index = max(1, start_index)
+    count = DEFAULT_COUNT if count is None else max(0, min(count, MAX_RESULTS))
+    total = (
+        await User.raw(
+            "SELECT count(*) AS n FROM portal_user u LEFT JOIN scim_user s ON s.portal_user = u.id "
+            f"WHERE u.company = {{}} AND u.role = 'learner' AND s.deleted_at IS NULL AND {where}",
+            actor.company_id,
+            *args,
+        )
+    )[0]["n"]
+    rows = (
+        await User.raw(
+            f"{_SELECT} AND {where} ORDER BY u.id LIMIT {{}} OFFSET {{}}",
+            actor.company_id,
+            *args,
+            count,
+            start_index - 1,
+        )
+        if count
+        else []
+    )
+    return ListResponse[PortalUser](
+        total_results=total,
+        start_index=start_index,
+        items_per_page=len(rows),
+        resources=[to_resource(row, base_url) for row in rows],
+    )
+
+
+async def _check_user_name(actor: Actor, user_name: str, except_user: int | None) -> None:
+    key = user_name.lower()
+    taken = await User.raw(
+        "SELECT u.id FROM portal_user u LEFT JOIN scim_user s ON s.portal_user = u.id "
+        "WHERE u.company = {} AND s.deleted_at IS NULL AND (s.user_name_key = {} OR (s.id IS NULL AND u.email = {}))",
+        actor.company_id,
+        key,
+        key,
+    )
+    if any(row["id"] != except_user for row in taken):
+        raise UniquenessException(detail=f"userName {user_name!r} is taken in this company.")
+
+
+def _user_name(user: PortalUser) -> str:
+    user_name = " ".join((user.user_name or "").split())
+    if not user_name:
+        raise InvalidValueException(detail="userName is required.")
+    if len(user_name) > 300:
+        raise InvalidValueException(detail="userName: use at most 300 characters.")
+    return user_name
+
+
+def _form_errors(invalid: ValidationFailed) -> SCIMException:
+    message = " ".join(invalid.errors.values())
+    if "already has an account" in invalid.errors.get("email", ""):
+        return UniquenessException(detail=message)
+    return InvalidValueException(detail=message)
+
+
+async def _keep(user_id: int, company_id: int, user_name: str, user: PortalUser, existing: int | None) -> None:
+    doc = kept_attributes(user)
+    doc["userName"] = user_name
+    values: dict[Column | str, Any] = {
+        ScimUser.user_name: user_name,
+        ScimUser.user_name_key: user_name.lower(),
+        ScimUser.external_id: user.external_id,
+        ScimUser.attributes: json.dumps(doc),
+    }
+    if existing:
+        await ScimUser.update(values).where(ScimUser.id == existing)
+    else:
+        await ScimUser.insert(
+            ScimUser(
+                portal_user=user_id,
+                company=company_id,
+                user_name=user_name,
+                user_name_key=user_name.lower(),
+                external_id=user.external_id,
+                attributes=json.dumps(doc),
+            )
+        )
+
+
+async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> PortalUser:
+    """Under the company's lock, so the same create sent ten times at once makes
+    one user: the others find the userName (or the e-mail) taken."""
+    user = parse(payload, Context.RESOURCE_CREATION_REQUEST)
+    user_name = _user_name(user)
+    doc = kept_attributes(user)
+    email, name = email_of(doc), name_of(doc)
+    async with db.write_transaction():
+        await db.for_update(Company.select(Company.id).where(Company.id == actor.company_id))
+        await _check_user_name(actor, user_name, None)
+        deleted = await User.raw(
+            "SELECT u.id FROM portal_user u JOIN scim_user s ON s.portal_user = u.id "
+            "WHERE u.company = {} AND u.email = {} AND u.role = 'learner' AND s.deleted_at IS NOT NULL",
+            actor.company_id,
+            email,
+        )
+        if deleted:
+            # The provider deleted this learner and now creates them again: the same person comes back.
+            await ScimUser.update({ScimUser.deleted_at: None}).where(ScimUser.portal_user == deleted[0]["id"])
+            return await _write(actor, str(deleted[0]["id"]), user, now, base_url)
+        try:
+            created, _ = await create_user(actor, actor.company_id, email, name, "learner", now)
+        except ValidationFailed as invalid:
+            raise _form_errors(invalid) from None
+        await _keep(created["id"], actor.company_id, user_name, user, None)
+    if user.active is False:
+        await allocation.deactivate_user(actor, created["id"], now)
+    return await get(actor, str(created["id"]), base_url)
+
+
+async def replace(actor: Actor, user_id: str, payload: Any, now: datetime, base_url: str) -> PortalUser:
+    user = parse(payload, Context.RESOURCE_REPLACEMENT_REQUEST)
+    return await _write(actor, user_id, user, now, base_url)
+
+
+async def patch(actor: Actor, user_id: str, payload: Any, now: datetime, base_url: str) -> PortalUser:
+    """Apply the operations to the user as the provider last wrote it (and as the
+    portal holds it now), then write the outcome as a replacement would."""
+    if not isinstance(payload, dict):
+        raise InvalidValueException(detail="The body must be a JSON object.")
+    try:
+        operations = PatchOp[PortalUser].model_validate(
+            payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=POLICY
+        )
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    current = await get(actor, user_id, base_url)
+    with POLICY:
+        try:
+            operations.patch(current)
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+    return await _write(actor, user_id, current, now, base_url)
+
+
+async def _write(actor: Actor, user_id: str, user: PortalUser, now: datetime, base_url: str) -> PortalUser:
+    user_name = _user_name(user)
+    doc = kept_attributes(user)
+    email, name = email_of(doc), name_of(doc)
+    async with db.write_transaction():
+        await db.for_update(Company.select(Company.id).where(Company.id == actor.company_id))
+        row = await _row(actor, user_id)
+        await _check_user_name(actor, user_name, row["id"])
+        changes: dict[str, Any] = {}
+        if email != row["email"]:
+            if await User.exists().where((User.email == email) & (User.id != row["id"])):
+                raise UniquenessException(detail=f"{email} already has an account.")
+            changes["email"] = email
+        if name != row["name"]:
+            changes["name"] = name
+        if changes:
+            await User.update({getattr(User, key): value for key, value in changes.items()}).where(User.id == row["id"])
+            await audit.record(actor, "user.update", actor.company_id, now, {"user": row["email"], **changes})
+        await _keep(row["id"], actor.company_id, user_name, user, row["scim_id"])
+    # Unassigned `active` is taken as active, as a provider that removed it means.
+    wanted = user.active is not False
+    if row["active"] and not wanted:
+        await allocation.deactivate_user(actor, row["id"], now)
+    elif wanted and not row["active"]:
+        await reactivate(actor, row["id"], now)
+    return await get(actor, user_id, base_url)
+
+
+async def delete(actor: Actor, user_id: str, now: datetime) -> None:
+    """A provider's DELETE: the learner is deactivated (their seat freed) and no
+    longer provisioned; the portal keeps the person and their history, as it
+    does for every leaver, but the token sees them no more."""
+    row = await _row(actor, user_id)
+    if row["active"]:
+        await allocation.deactivate_user(actor, row["id"], now)
+    async with db.write_transaction():
+        if row["scim_id"]:
+            await ScimUser.update({ScimUser.deleted_at: now}).where(ScimUser.id == row["scim_id"])
+        else:
+            await ScimUser.insert(
+                ScimUser(
+                    portal_user=row["id"],
+                    company=actor.company_id,
+                    user_name=row["email"],
+                    user_name_key=row["email"],
+                    deleted_at=now,
+                )
+            )
+        await audit.record(actor, "user.scim_delete", actor.company_id, now, {"user": row["email"]})
+
+
+async def reactivate(actor: Actor, user_id: int, now: datetime) -> None:
+    """A provider that turns a learner back on: active again, and a free seat by
+    the rule every new learner gets one."""
+    async with db.write_transaction():
+        await User.update({User.active: True}).where((User.id == user_id) & (User.company == actor.company_id))
+        await audit.record(actor, "user.reactivate", actor.company_id, now, {"user": user_id})
+    await allocation.allocate_new_learner(actor, actor.company_id, user_id, now)
