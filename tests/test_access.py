@@ -65,6 +65,9 @@ BY_OTHER_IDS = {
     "/settings/webhooks/{endpoint_id:int}/rotate-secret",
     "/settings/webhooks/{endpoint_id:int}/delete",
     "/settings/webhooks/{endpoint_id:int}/deliveries/{delivery_id:int}/resend",
+    # tests/test_scim.py: another company's token page and tokens answer 404
+    "/companies/{company_id:int}/scim-tokens",
+    "/companies/{company_id:int}/scim-tokens/{token_id:int}/revoke",
 }
 # Routes without an id, and who may use them.
 PLAIN_ROUTES = [
@@ -114,6 +117,17 @@ API_ROUTES |= {
     "/api/v1/invoices",
     "/api/v1/invoices/{invoice_id:int}",
     "/api/v1/payments",
+}
+# By SCIM token, one company's users only: tests/test_scim.py (another company's ids answer 404)
+API_ROUTES |= {
+    "/scim/v2/Users",
+    "/scim/v2/Users/{user_id:str}",
+    "/scim/v2/.search",
+    "/scim/v2/ServiceProviderConfig",
+    "/scim/v2/ResourceTypes",
+    "/scim/v2/ResourceTypes/{name:str}",
+    "/scim/v2/Schemas",
+    "/scim/v2/Schemas/{urn:str}",
 }
 PUBLIC_PREFIXES = ("/static/", "/schema")  # files and the OpenAPI document
 
