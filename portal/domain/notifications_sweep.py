@@ -1,14 +1,21 @@
-"""The guides' reminder rule: a customer's managers get an
-e-mail 72 hours before a licence batch ends and a notice on the day it ends;
-the same for free-trial batches, with "Upgrade Now".
+"""The reminder rule: a customer's managers get an e-mail on each of the days
+before a licence batch ends that its partner chose (by default the guides' 72
+hours) and a notice on the day it ends; free-trial batches get the guides' 72
+hours and the notice, with "Upgrade Now". A partner may have its account
+managers copied (portal/domain/partner_settings.py, inherited down the tree).
 
 `sweep(now)` queues whatever is due at `now`, and may run any number of times,
 at once on several workers, late or after downtime:
-- one row per (kind, batch, manager), keyed `kind:batch:user` in the outbox's
-  unique `dedupe_key`, so a second sweep (or a retried job) inserts nothing;
-- a reminder is due while the batch has not ended and ends within 72 hours:
-  a sweep that was down when the 72-hour mark passed still sends it, and
-  never once the batch has ended;
+- a batch's schedule cuts the time before its end into stretches, one per
+  chosen day ("7,3": from 7 days before to 3 days before, then from 3 days
+  before to the end); in each stretch its managers get one reminder, the first
+  sweep in it sends it, so a sweep that was down when a mark passed still
+  sends it (only the latest, not every one missed) and none goes once the
+  batch has ended;
+- once per stretch: a row for (batch, manager) queued since the stretch began
+  stops another, so a schedule changed midway neither sends a stretch twice
+  nor skips the stretch the batch is in; the outbox's unique `dedupe_key`
+  (`kind:batch:user:days`) stops two sweeps at once;
 - a notice is due once the batch has ended, for NOTICE_CATCH_UP after, so a
   sweep that was down on the day still sends it, but a first sweep on an old
   database does not mail about batches that ended long ago;
@@ -18,36 +25,35 @@ at once on several workers, late or after downtime:
   already starts at its end (a renewal paid early, or made by the job); if the
   renewal then fails, the billing e-mails say so (portal/domain/billing/).
 
-One INSERT … SELECT per kind, so 20,000 batches cost four statements, not
-20,000 round trips. The text is made when the e-mail goes
-(portal/domain/notifications_content.py)."""
+Set-based: one query for the batches due, then an INSERT … SELECT per few
+thousand batches, so 20,000 batches cost a handful of statements, not 20,000
+round trips. Rows carry no text: it is made when the e-mail goes
+(portal/domain/emails/content.py), subject included."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from portal import db
+from portal.domain import partner_settings
+from portal.domain.partner_settings import PartnerSettings
 from portal.tables import Company
 
-REMINDER_BEFORE = timedelta(hours=72)
+TRIAL_REMINDER_DAYS = 3
 NOTICE_CATCH_UP = timedelta(days=7)
+# Batches per INSERT … SELECT: four bound values each, under both engines' caps.
+_CHUNK = 4_000
 
 
 @dataclass(frozen=True)
-class Kind:
-    name: str
-    trial: bool
-    ended: bool
-    subject_sql: str  # over p (product) and c (company)
-
-
-KINDS = (
-    Kind("expiry_reminder", False, False, "p.name || ' for ' || c.name || ' ends within 72 hours'"),
-    Kind("expiry_notice", False, True, "p.name || ' for ' || c.name || ' has ended'"),
-    Kind("trial_reminder", True, False, "'Your free trial for ' || c.name || ' ends within 72 hours'"),
-    Kind("trial_notice", True, True, "'Your free trial for ' || c.name || ' has ended: Upgrade Now'"),
-)
+class Due:
+    batch: int
+    days: int  # 0: the notice
+    since: datetime  # when its stretch began
+    copy: bool  # the partner's account managers get a copy
 
 
 _TERM_GOES_ON = (
@@ -58,35 +64,94 @@ _TERM_GOES_ON = (
 )
 
 
-def _statement(kind: Kind) -> str:
+def _candidates_sql(trial: bool) -> str:
     ts = db.timestamp_param()
-    trial = "p.is_trial" if kind.trial else f"NOT p.is_trial {_TERM_GOES_ON}"
+    which = "p.is_trial" if trial else f"NOT p.is_trial {_TERM_GOES_ON}"
     return (
-        "INSERT INTO outbox_email (kind, company, to_email, subject, body, created_at, dedupe_key, "
+        "SELECT b.id, b.ends_at, c.path FROM licence_batch b "
+        "JOIN product p ON p.id = b.product JOIN company c ON c.id = b.company "
+        f"WHERE b.ends_at > {ts} AND b.ends_at <= {ts} AND {which}"
+    )
+
+
+def step(ends_at: datetime, now: datetime, days: Iterable[int]) -> int | None:
+    """The chosen day whose stretch `now` is in (the smallest day not yet
+    passed), or None before the first."""
+    left = ends_at - now
+    due = [d for d in days if left <= timedelta(days=d)]
+    return min(due) if due else None
+
+
+def _insert_sql(kind: str, rows: int, copies: bool) -> str:
+    ts = db.timestamp_param()
+    values = ", ".join(["(CAST({} AS integer), CAST({} AS integer), " + ts + ", {})"] * rows)
+    # Copies go to the managers of the company above the customer (its seller).
+    who = (
+        "JOIN company c ON c.id = b.company JOIN portal_user u ON u.company = c.parent "
+        if copies
+        else "JOIN portal_user u ON u.company = b.company "
+    )
+    mark = "':cc:'" if copies else "':'"
+    return (
+        "INSERT INTO outbox_email (kind, company, to_email, subject, body, data, created_at, dedupe_key, "
         "status, batch, attempts, next_attempt_at) "
-        f"SELECT '{kind.name}', b.company, u.email, {kind.subject_sql}, '', {ts}, "
-        f"'{kind.name}:' || b.id || ':' || u.id, 'queued', b.id, 0, {ts} "
-        "FROM licence_batch b "
-        "JOIN product p ON p.id = b.product "
-        "JOIN company c ON c.id = b.company "
-        "JOIN portal_user u ON u.company = b.company "
-        f"WHERE b.ends_at > {ts} AND b.ends_at <= {ts} AND {trial} "
-        "AND u.role = 'manager' AND u.active AND NOT u.reminders_off "
+        f"SELECT '{kind}', b.company, u.email, '', '', due.column4, {ts}, "
+        f"'{kind}:' || b.id || {mark} || u.id || ':' || due.column2, 'queued', b.id, 0, {ts} "
+        f"FROM (VALUES {values}) AS due "
+        "JOIN licence_batch b ON b.id = due.column1 "
+        + who
+        + "WHERE u.role = 'manager' AND u.active "
+        + ("" if copies else "AND NOT u.reminders_off ")
+        + "AND NOT EXISTS (SELECT 1 FROM outbox_email e WHERE e.batch = b.id "
+        f"AND e.kind = '{kind}' AND e.to_email = u.email AND e.created_at >= due.column3) "
         "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
     )
 
 
-def window(kind: Kind, now: datetime) -> tuple[datetime, datetime]:
-    """Batches ending in (low, high] are due for `kind` at `now`."""
-    if kind.ended:
-        return now - NOTICE_CATCH_UP, now
-    return now, now + REMINDER_BEFORE
+async def _queue(kind: str, due: list[Due], now: datetime) -> int:
+    written = 0
+    for copies in (False, True):
+        chosen = [d for d in due if d.copy] if copies else due
+        for start in range(0, len(chosen), _CHUNK):
+            chunk = chosen[start : start + _CHUNK]
+            # Bound in the order they appear: the select list's two instants, then the VALUES.
+            args: list = [now, now]
+            for d in chunk:
+                args += [d.batch, d.days, d.since, json.dumps({"days": d.days})]
+            written += len(await Company.raw(_insert_sql(kind, len(chunk), copies), *args))
+    return written
+
+
+async def _settings() -> dict[int, PartnerSettings]:
+    return {s.set_by_company: s for _, s in await partner_settings.every_row() if s.set_by_company}
 
 
 async def sweep(now: datetime) -> dict[str, int]:
     """Queue every reminder and notice due at `now`; how many rows each kind wrote."""
+    saved = await _settings()
+    longest = max([TRIAL_REMINDER_DAYS, *(d for s in saved.values() for d in s.reminder_days)])
     written = {}
-    for kind in KINDS:
-        low, high = window(kind, now)
-        written[kind.name] = len(await Company.raw(_statement(kind), now, now, low, high))
+    for kind, trial in (("expiry_reminder", False), ("trial_reminder", True)):
+        rows = await Company.raw(_candidates_sql(trial), now, now + timedelta(days=longest))
+        due = []
+        for row in rows:
+            settings = partner_settings.nearest(row["path"], saved)
+            days = (TRIAL_REMINDER_DAYS,) if trial else settings.reminder_days
+            d = step(row["ends_at"], now, days)
+            if d is not None:
+                copy = settings.copy_account_managers and not trial
+                due.append(Due(row["id"], d, row["ends_at"] - timedelta(days=d), copy))
+        written[kind] = await _queue(kind, due, now)
+    for kind, trial in (("expiry_notice", False), ("trial_notice", True)):
+        rows = await Company.raw(_candidates_sql(trial), now - NOTICE_CATCH_UP, now)
+        due = [
+            Due(
+                row["id"],
+                0,
+                row["ends_at"],
+                not trial and partner_settings.nearest(row["path"], saved).copy_account_managers,
+            )
+            for row in rows
+        ]
+        written[kind] = await _queue(kind, due, now)
     return written

@@ -1,7 +1,10 @@
 """What a partner decides for the companies under its wing: the largest quantity
-Request Licenses accepts, and the free-seat level at which the Admin Dashboard
-warns. A company follows the nearest company above it (or itself) that saved
-settings; with none, the defaults."""
+Request Licenses accepts, the free-seat level at which the Admin Dashboard
+warns, and its e-mails (portal/domain/reminder_settings.py saves those): the
+days before a batch ends at which customer managers are reminded, whether its
+account managers get a copy, the Reply-To address and the sender's name. A
+company follows the nearest company above it (or itself) that saved settings;
+with none, the defaults."""
 
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ from datetime import datetime
 from portal.domain import audit
 from portal.domain.access import Actor, get_company, require_partner_manager
 from portal.domain.errors import ValidationFailed
-from portal.tables import PartnerSetting
+from portal.tables import Company, PartnerSetting
 
 DEFAULT_MAX_ORDER_QUANTITY = 10_000
 DEFAULT_LOW_SEAT_THRESHOLD = 0
+# The guides' reminder, 72 hours before the end; the notice on the day always goes.
+DEFAULT_REMINDER_DAYS: tuple[int, ...] = (3,)
 # A limit is a guard against slips, not a business cap: beyond this it guards nothing.
 LIMIT_CEILING = 1_000_000
 
@@ -25,6 +30,39 @@ class PartnerSettings:
     low_seat_threshold: int = DEFAULT_LOW_SEAT_THRESHOLD
     # The company whose row these are (None: the defaults).
     set_by_company: int | None = None
+    reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS  # largest first
+    copy_account_managers: bool = False
+    reply_to: str | None = None
+    sender_name: str | None = None
+
+
+def parse_days(text: str | None) -> tuple[int, ...]:
+    """ "7, 3" → (7, 3): the stored list, largest first; anything unreadable is skipped."""
+    days = {int(part) for part in (text or "").replace(" ", "").split(",") if part.isdigit()}
+    return tuple(sorted((d for d in days if d > 0), reverse=True))
+
+
+_COLUMNS = (
+    PartnerSetting.company,
+    PartnerSetting.max_order_quantity,
+    PartnerSetting.low_seat_threshold,
+    PartnerSetting.reminder_days,
+    PartnerSetting.copy_account_managers,
+    PartnerSetting.reply_to,
+    PartnerSetting.sender_name,
+)
+
+
+def _from_row(row: dict) -> PartnerSettings:
+    return PartnerSettings(
+        row["max_order_quantity"],
+        row["low_seat_threshold"],
+        row["company"],
+        parse_days(row["reminder_days"]),
+        bool(row["copy_account_managers"]),
+        row["reply_to"],
+        row["sender_name"],
+    )
 
 
 def _ancestors(path: str) -> list[int]:
@@ -35,15 +73,39 @@ def _ancestors(path: str) -> list[int]:
 async def for_path(company_path: str) -> PartnerSettings:
     """The settings that apply to the company at `company_path`."""
     ids = _ancestors(company_path)
-    rows = await PartnerSetting.select(
-        PartnerSetting.company, PartnerSetting.max_order_quantity, PartnerSetting.low_seat_threshold
-    ).where(PartnerSetting.company.is_in(ids))
+    rows = await PartnerSetting.select(*_COLUMNS).where(PartnerSetting.company.is_in(ids))
     by_company = {row["company"]: row for row in rows}
     for company_id in ids:
         row = by_company.get(company_id)
         if row is not None:
-            return PartnerSettings(row["max_order_quantity"], row["low_seat_threshold"], company_id)
+            return _from_row(row)
     return PartnerSettings()
+
+
+async def every_row() -> list[tuple[str, PartnerSettings]]:
+    """Every saved row with its company's path, for work over many companies
+    at once (the expiry sweep): a handful of rows, one per partner that saved."""
+    rows = await PartnerSetting.select(*_COLUMNS, PartnerSetting.company.path.as_alias("path"))
+    return [(row["path"], _from_row(row)) for row in rows]
+
+
+def nearest(path: str, saved: dict[int, PartnerSettings]) -> PartnerSettings:
+    """The settings of the company at `path` among `saved` (company → its row)."""
+    for company_id in _ancestors(path):
+        if company_id in saved:
+            return saved[company_id]
+    return PartnerSettings()
+
+
+async def for_companies(company_ids: list[int]) -> dict[int, PartnerSettings]:
+    """for_path for many companies: two queries."""
+    if not company_ids:
+        return {}
+    companies = await Company.select(Company.id, Company.path).where(Company.id.is_in(sorted(set(company_ids))))
+    wanted = {a for c in companies for a in _ancestors(c["path"])}
+    rows = await PartnerSetting.select(*_COLUMNS).where(PartnerSetting.company.is_in(sorted(wanted)))
+    saved = {row["company"]: _from_row(row) for row in rows}
+    return {c["id"]: nearest(c["path"], saved) for c in companies}
 
 
 def _checked(field: str, label: str, value: int, low: int) -> int:
@@ -60,10 +122,17 @@ async def save(
     company = await get_company(actor, company_id)
     if company["kind"] == "customer":
         raise ValidationFailed({"company": "Settings belong to a partner; customers follow their partner's."})
+    # A first row starts from what the company followed until now, so the
+    # settings this form does not show stay as they were.
+    inherited = await for_path(company["path"])
     row = PartnerSetting(
         company=company_id,
         max_order_quantity=_checked("max_order_quantity", "The largest order", max_order_quantity, 1),
         low_seat_threshold=_checked("low_seat_threshold", "The free-seat alert", low_seat_threshold, 0),
+        reminder_days=",".join(map(str, inherited.reminder_days)),
+        copy_account_managers=inherited.copy_account_managers,
+        reply_to=inherited.reply_to,
+        sender_name=inherited.sender_name,
         updated_at=now,
         updated_by=actor.user_id,
     )

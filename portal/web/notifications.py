@@ -13,8 +13,9 @@ from litestar.response import Redirect, Template
 
 from portal.domain import outbox
 from portal.domain.clock import utcnow
+from portal.domain.emails.content import render_rows, with_subjects
+from portal.domain.emails.kinds import LABELS
 from portal.domain.errors import ValidationFailed
-from portal.domain.notifications_content import render_rows
 from portal.web.flash import flash
 from portal.web.render import render
 from portal.web.session import CurrentActor
@@ -39,11 +40,11 @@ class NotificationController(Controller):
             request,
             "pages/notifications.html",
             {
-                "emails": await outbox.list_emails(actor, page, filters),
+                "emails": await with_subjects(await outbox.list_emails(actor, page, filters)),
                 "filters": active,
                 "query": urlencode(active),
                 "statuses": outbox.STATUSES,
-                "kinds": outbox.KINDS,
+                "kinds": LABELS,
                 "companies": await outbox.filter_companies(actor),
                 "backlog": backlog,
                 "backlog_age": outbox.describe_age(backlog["oldest_age"]) if backlog else "",
@@ -83,7 +84,7 @@ class NotificationController(Controller):
         return render(
             request,
             "pages/notification.html",
-            {"e": row, "content": content, "kinds": outbox.KINDS, "message": message},
+            {"e": row, "content": content, "kinds": LABELS, "message": message},
             status_code=status_code,
         )
 
