@@ -8,8 +8,10 @@ with none, the defaults."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+
+from email_validator import EmailNotValidError, validate_email
 
 from portal.domain import audit
 from portal.domain.access import Actor, get_company, require_partner_manager
@@ -154,3 +156,107 @@ async def save(
         {"max_order_quantity": max_order_quantity, "low_seat_threshold": low_seat_threshold},
     )
     return PartnerSettings(max_order_quantity, low_seat_threshold, company_id)
+
+
+MAX_REMINDER_DAYS = 6
+LONGEST_REMINDER = 365
+
+
+def _checked_days(text: str) -> tuple[int, ...]:
+    parts = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    if not parts:
+        raise ValidationFailed({"reminder_days": "Give at least one day, such as 3."})
+    if any(not part.isascii() or not part.isdigit() or len(part) > 3 for part in parts):
+        raise ValidationFailed({"reminder_days": "Give whole numbers of days separated by commas, such as 7, 3."})
+    days = {int(part) for part in parts}
+    if not all(1 <= d <= LONGEST_REMINDER for d in days):
+        raise ValidationFailed({"reminder_days": f"Each day must be from 1 to {LONGEST_REMINDER}."})
+    if len(days) > MAX_REMINDER_DAYS:
+        raise ValidationFailed({"reminder_days": f"Choose at most {MAX_REMINDER_DAYS} days."})
+    return tuple(sorted(days, reverse=True))
+
+
+def _checked_reply_to(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return validate_email(text, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise ValidationFailed(
+            {"reply_to": "Give an e-mail address, such as renewals@example.com, or leave it empty."}
+        ) from None
+
+
+def _checked_sender(text: str) -> str | None:
+    text = " ".join(text.split())
+    if len(text) > 100:
+        raise ValidationFailed({"sender_name": "Use at most 100 characters."})
+    return text or None
+
+
+async def save_emails(
+    actor: Actor,
+    company_id: int,
+    *,
+    reminder_days: str,
+    copy_account_managers: bool,
+    reply_to: str,
+    sender_name: str,
+    now: datetime,
+) -> PartnerSettings:
+    """A partner manager sets, for their own company or a sub-partner under it,
+    when customer managers are reminded, whether its account managers get a
+    copy, and who the e-mails come from and go back to."""
+    require_partner_manager(actor)
+    company = await get_company(actor, company_id)
+    if company["kind"] == "customer":
+        raise ValidationFailed({"company": "Settings belong to a partner; customers follow their partner's."})
+    days = _checked_days(reminder_days)
+    checked_reply_to = _checked_reply_to(reply_to)
+    checked_sender = _checked_sender(sender_name)
+    inherited = await for_path(company["path"])
+    row = PartnerSetting(
+        company=company_id,
+        max_order_quantity=inherited.max_order_quantity,
+        low_seat_threshold=inherited.low_seat_threshold,
+        reminder_days=",".join(map(str, days)),
+        copy_account_managers=copy_account_managers,
+        reply_to=checked_reply_to,
+        sender_name=checked_sender,
+        updated_at=now,
+        updated_by=actor.user_id,
+    )
+    await PartnerSetting.insert(row).on_conflict(
+        target=PartnerSetting.company,
+        action="DO UPDATE",
+        values=[
+            PartnerSetting.reminder_days,
+            PartnerSetting.copy_account_managers,
+            PartnerSetting.reply_to,
+            PartnerSetting.sender_name,
+            PartnerSetting.updated_at,
+            PartnerSetting.updated_by,
+        ],
+    )
+    saved = replace(
+        inherited,
+        set_by_company=company_id,
+        reminder_days=days,
+        copy_account_managers=copy_account_managers,
+        reply_to=checked_reply_to,
+        sender_name=checked_sender,
+    )
+    await audit.record(
+        actor,
+        "partner_settings.save_emails",
+        company_id,
+        now,
+        {
+            "reminder_days": list(days),
+            "copy_account_managers": copy_account_managers,
+            "reply_to": checked_reply_to,
+            "sender_name": checked_sender,
+        },
+    )
+    return saved
