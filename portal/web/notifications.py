@@ -143,9 +143,9 @@ def _settings_said(
     if after.copy_account_managers != before.copy_account_managers:
         changes.append("account managers get a copy" if after.copy_account_managers else "account managers get no copy")
     if after.reply_to != before.reply_to:
-        changes.append(f"replies go to {after.reply_to}" if after.reply_to else "replies go to the first account manager")
+        changes.append(f"replies go to {after.reply_to or 'the first account manager'}")
     if after.sender_name != before.sender_name:
-        changes.append(f"e-mails come from {after.sender_name}" if after.sender_name else f"e-mails come from {company}")
+        changes.append(f"e-mails come from {after.sender_name or company}")
     if not changes:
         return f"Nothing changed in the e-mail settings of {company} and the companies under it."
     said = "; ".join(changes)
