@@ -37,6 +37,7 @@ async def main_pages(page: Page, live_server: LiveServer, partner: bool) -> list
     pages += ["/notifications", "/profile"]
     if partner:
         pages += ["/companies", "/licences/orders", "/settings/api-keys", "/audit", "/billing", "/billing/invoices"]
+        pages.append("/notifications/settings")
     else:
         pages.append(f"/companies/{company}/billing")
     await page.goto(f"/companies/{company}")
