@@ -106,10 +106,13 @@ async def queue_digests(now: datetime) -> int:
         "SELECT c.id, c.name, c.path FROM company c WHERE c.kind <> 'customer' AND EXISTS "
         "(SELECT 1 FROM portal_user u WHERE u.company = c.id AND u.role = 'manager' AND u.active) ORDER BY c.id"
     )
+    # This week's, found by the creation index: nothing queued before this Monday can be.
     done = {
         int(row["dedupe_key"].split(":")[1])
         for row in await OutboxEmail.select(OutboxEmail.dedupe_key).where(
-            OutboxEmail.dedupe_key.like(f"weekly_digest:%:{week}:%")
+            (OutboxEmail.created_at >= monday)
+            & (OutboxEmail.kind == "weekly_digest")
+            & OutboxEmail.dedupe_key.like(f"weekly_digest:%:{week}:%")
         )
     }
     written = 0
