@@ -187,7 +187,7 @@ async def bench_digest(now: datetime) -> dict:
     assert best is not None
     return {
         "customers": customers,
-        "ending": len(data["ending"]),
+        "ending": data["counts"]["ending"],
         "query_s": best[0],
         "render_s": best[1],
         "html_kb": len(html) / 1024,
@@ -218,7 +218,8 @@ async def reminders_async(url: str, docs: bool) -> None:
 
         lines = [
             f"Run {now:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu_model()}), PostgreSQL, "
-            "`python -m bench.mail --reminders`.",
+            f"`python -m bench.mail --reminders`; load average {os.getloadavg()[0]:.1f} at the end "
+            "(other processes shared the machine).",
             "",
             "| what | figure | target |",
             "|---|---|---|",

@@ -25,17 +25,20 @@ at once on several workers, late or after downtime:
   already starts at its end (a renewal paid early, or made by the job); if the
   renewal then fails, the billing e-mails say so (portal/domain/billing/).
 
-Set-based: one query for the batches due, then an INSERT … SELECT per few
-thousand batches, so 20,000 batches cost a handful of statements, not 20,000
-round trips. Rows carry no text: it is made when the e-mail goes
+Set-based: a query for the batches due, one for their managers, one for what
+was already sent about them, then one INSERT of the rows from arrays (a
+VALUES list per 4,000 rows on SQLite): 20,000 batches cost a handful of
+statements, not 20,000 round trips. Rows carry no text: it is made when the e-mail goes
 (portal/domain/emails/content.py), subject included."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from portal import db
 from portal.domain import partner_settings
@@ -44,7 +47,8 @@ from portal.tables import Company
 
 TRIAL_REMINDER_DAYS = 3
 NOTICE_CATCH_UP = timedelta(days=7)
-# Batches per INSERT … SELECT: four bound values each, under both engines' caps.
+# Rows per statement on SQLite (five bound values each, under its cap) and
+# batches per look-up of what was sent.
 _CHUNK = 4_000
 
 
@@ -82,43 +86,91 @@ def step(ends_at: datetime, now: datetime, days: Iterable[int]) -> int | None:
     return min(due) if due else None
 
 
-def _insert_sql(kind: str, rows: int, copies: bool) -> str:
-    ts = db.timestamp_param()
-    values = ", ".join(["(CAST({} AS integer), CAST({} AS integer), " + ts + ", {})"] * rows)
-    # Copies go to the managers of the company above the customer (its seller).
-    who = (
-        "JOIN company c ON c.id = b.company JOIN portal_user u ON u.company = c.parent "
-        if copies
-        else "JOIN portal_user u ON u.company = b.company "
+async def _managers(company_ids: set[int], reminded: bool) -> dict[int, list[tuple[int, str]]]:
+    """Company → its active managers (id, address); `reminded`: only those who
+    did not switch reminders off (copies go to account managers whatever)."""
+    if not company_ids:
+        return {}
+    ids_sql, ids = db.rows_table(("int",), [(i,) for i in sorted(company_ids)])
+    rows = await Company.raw(
+        f"SELECT u.id, u.email, u.company FROM portal_user u JOIN {ids_sql} AS c ON c.column1 = u.company "
+        "WHERE u.role = 'manager' AND u.active" + (" AND NOT u.reminders_off" if reminded else ""),
+        *ids,
     )
-    mark = "':cc:'" if copies else "':'"
+    found: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for row in rows:
+        found[row["company"]].append((row["id"], row["email"]))
+    return found
+
+
+async def _sent(kind: str, batch_ids: list[int]) -> dict[tuple[int, str], datetime]:
+    """(batch, address) → when the latest e-mail of `kind` about it was queued."""
+    latest: dict[tuple[int, str], datetime] = {}
+    for start in range(0, len(batch_ids), _CHUNK):
+        ids_sql, ids = db.rows_table(("int",), [(i,) for i in batch_ids[start : start + _CHUNK]])
+        for row in await Company.raw(
+            f"SELECT e.batch, e.to_email, e.created_at FROM outbox_email e JOIN {ids_sql} AS d ON d.column1 = e.batch "
+            f"WHERE e.kind = '{kind}'",
+            *ids,
+        ):
+            key = (row["batch"], row["to_email"])
+            if key not in latest or row["created_at"] > latest[key]:
+                latest[key] = row["created_at"]
+    return latest
+
+
+def _insert_sql(kind: str, rows_sql: str) -> str:
+    ts = db.timestamp_param()
     return (
         "INSERT INTO outbox_email (kind, company, to_email, subject, body, data, created_at, dedupe_key, "
         "status, batch, attempts, next_attempt_at) "
-        f"SELECT '{kind}', b.company, u.email, '', '', due.column4, {ts}, "
-        f"'{kind}:' || b.id || {mark} || u.id || ':' || due.column2, 'queued', b.id, 0, {ts} "
-        f"FROM (VALUES {values}) AS due "
-        "JOIN licence_batch b ON b.id = due.column1 "
-        + who
-        + "WHERE u.role = 'manager' AND u.active "
-        + ("" if copies else "AND NOT u.reminders_off ")
-        + "AND NOT EXISTS (SELECT 1 FROM outbox_email e WHERE e.batch = b.id "
-        f"AND e.kind = '{kind}' AND e.to_email = u.email AND e.created_at >= due.column3) "
-        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+        f"SELECT '{kind}', r.column1, r.column2, '', '', r.column3, {ts}, r.column4, 'queued', r.column5, 0, {ts} "
+        # WHERE: SQLite would read the ON of the upsert as a join's without it.
+        f"FROM {rows_sql} AS r WHERE true ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
     )
 
 
+@cache
+def _fields(days: int) -> str:
+    return json.dumps({"days": days})
+
+
 async def _queue(kind: str, due: list[Due], now: datetime) -> int:
+    """Rows for each due batch's managers (and the account managers copied),
+    less those already sent an e-mail of `kind` about it since its stretch
+    began. Decided here rather than by a NOT EXISTS in the INSERT: the planner,
+    seeing a small outbox, would scan it again for every row while the
+    statement makes it grow."""
+    if not due:
+        return 0
+    company_of: dict[int, tuple[int, int | None]] = {}
+    for start in range(0, len(due), _CHUNK):
+        ids_sql, ids = db.rows_table(("int",), [(d.batch,) for d in due[start : start + _CHUNK]])
+        for row in await Company.raw(
+            "SELECT b.id, b.company, c.parent FROM licence_batch b JOIN company c ON c.id = b.company "
+            f"JOIN {ids_sql} AS d ON d.column1 = b.id",
+            *ids,
+        ):
+            company_of[row["id"]] = (row["company"], row["parent"])
+    customers = await _managers({c for c, _ in company_of.values()}, reminded=True)
+    above = await _managers({p for d in due if d.copy and (p := company_of[d.batch][1])}, reminded=False)
+    sent = await _sent(kind, [d.batch for d in due])
+    rows = []
+    for d in due:
+        company, parent = company_of[d.batch]
+        to = [(u, email, ":") for u, email in customers.get(company, [])]
+        if d.copy and parent is not None:
+            to += [(u, email, ":cc:") for u, email in above.get(parent, [])]
+        for user, email, mark in to:
+            last = sent.get((d.batch, email))
+            if last is None or last < d.since:
+                rows.append((company, email, _fields(d.days), f"{kind}:{d.batch}{mark}{user}:{d.days}", d.batch))
     written = 0
-    for copies in (False, True):
-        chosen = [d for d in due if d.copy] if copies else due
-        for start in range(0, len(chosen), _CHUNK):
-            chunk = chosen[start : start + _CHUNK]
-            # Bound in the order they appear: the select list's two instants, then the VALUES.
-            args: list = [now, now]
-            for d in chunk:
-                args += [d.batch, d.days, d.since, json.dumps({"days": d.days})]
-            written += len(await Company.raw(_insert_sql(kind, len(chunk), copies), *args))
+    chunk = len(rows) if db.is_postgres() else _CHUNK  # PostgreSQL: arrays, no cap
+    for start in range(0, len(rows), max(1, chunk)):
+        rows_sql, values = db.rows_table(("int", "text", "text", "text", "int"), rows[start : start + chunk])
+        # Bound in the order they appear: the select list's two instants, then the rows.
+        written += len(await Company.raw(_insert_sql(kind, rows_sql), now, now, *values))
     return written
 
 
@@ -130,12 +182,14 @@ async def sweep(now: datetime) -> dict[str, int]:
     """Queue every reminder and notice due at `now`; how many rows each kind wrote."""
     saved = await _settings()
     longest = max([TRIAL_REMINDER_DAYS, *(d for s in saved.values() for d in s.reminder_days)])
+    # Many batches share a company: each path's settings looked up once.
+    nearest = cache(lambda path: partner_settings.nearest(path, saved))
     written = {}
     for kind, trial in (("expiry_reminder", False), ("trial_reminder", True)):
         rows = await Company.raw(_candidates_sql(trial), now, now + timedelta(days=longest))
         due = []
         for row in rows:
-            settings = partner_settings.nearest(row["path"], saved)
+            settings = nearest(row["path"])
             days = (TRIAL_REMINDER_DAYS,) if trial else settings.reminder_days
             d = step(row["ends_at"], now, days)
             if d is not None:
@@ -149,7 +203,7 @@ async def sweep(now: datetime) -> dict[str, int]:
                 row["id"],
                 0,
                 row["ends_at"],
-                not trial and partner_settings.nearest(row["path"], saved).copy_account_managers,
+                not trial and nearest(row["path"]).copy_account_managers,
             )
             for row in rows
         ]

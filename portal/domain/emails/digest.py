@@ -23,11 +23,16 @@ AHEAD = timedelta(days=30)
 BEHIND = timedelta(days=30)
 FAILED_SINCE = timedelta(days=7)
 SENDS_FROM = (0, 7)  # Monday, 07:00 UTC
+# Rows listed per part; the counts say how many in all, the links lead to the rest.
+LISTED = 100
 _PATH = re.compile(r"(/[0-9]+)+/")
 
+# Renewed: a next term starts at its end (a renewal, or a subscription's next
+# term), or an order renewing it was assigned; as the expiry sweep reads it.
 _NOT_RENEWED = (
     "AND NOT EXISTS (SELECT 1 FROM licence_batch nb WHERE nb.company = b.company AND nb.product = b.product "
-    "AND nb.ends_at > b.ends_at) "
+    "AND nb.starts_at = b.ends_at) "
+    "AND NOT EXISTS (SELECT 1 FROM licence_order ro WHERE ro.renews_batch = b.id AND ro.status = 'assigned') "
 )
 
 
@@ -80,8 +85,9 @@ async def digest(partner: dict, now: datetime) -> dict:
         "partner_name": partner["name"],
         "since": now,
         "until": now + timedelta(days=7),
-        "ending": ending,
-        "lapsed": lapsed,
+        "counts": {"ending": len(ending), "lapsed": len(lapsed), "failed": len(failed), "waiting": len(waiting)},
+        "ending": ending[:LISTED],
+        "lapsed": lapsed[:LISTED],
         "failed": [
             {
                 "company": row["company"],
@@ -90,9 +96,9 @@ async def digest(partner: dict, now: datetime) -> dict:
                 "amount": format_money(row["total_cents"], row["currency"]),
                 "reason": row["reason"],
             }
-            for row in failed
+            for row in failed[:LISTED]
         ],
-        "waiting": waiting,
+        "waiting": waiting[:LISTED],
     }
 
 
@@ -120,7 +126,7 @@ async def queue_digests(now: datetime) -> int:
         if partner["id"] in done:
             continue
         data = await digest(partner, now)
-        if not any(data[part] for part in ("ending", "lapsed", "failed", "waiting")):
+        if not any(data["counts"].values()):
             continue
         managers = await Company.raw(
             "SELECT email FROM portal_user WHERE company = {} AND role = 'manager' AND active ORDER BY id",

@@ -201,9 +201,9 @@ _ALL = (
     Kind(
         "weekly_digest",
         "Weekly digest",
-        "This week at {{ partner_name }}: {{ ending|length }} ending, {{ lapsed|length }} not renewed, "
-        "{{ failed|length }} failed charges, {{ waiting|length }} orders waiting",
-        ("partner_name", "since", "until", "ending", "lapsed", "failed", "waiting"),
+        "This week at {{ partner_name }}: {{ counts.ending }} ending, {{ counts.lapsed }} not renewed, "
+        "{{ counts.failed }} failed charges, {{ counts.waiting }} orders waiting",
+        ("partner_name", "since", "until", "counts", "ending", "lapsed", "failed", "waiting"),
     ),
 )
 
