@@ -139,6 +139,24 @@ def timestamp_param() -> str:
     return "CAST({} AS timestamptz)" if is_postgres() else "{}"
 
 
+# SQL types of the columns `rows_table` takes.
+_ROW_TYPES = {"int": "integer", "time": "timestamptz", "text": "text"}
+
+
+def rows_table(types: Sequence[str], rows: Sequence[tuple]) -> tuple[str, list]:
+    """Many rows sent with one statement as a table to join, its columns
+    column1, column2 …; `types` from "int", "time", "text". Returns the SQL (a
+    subquery, to alias) and its bound values. PostgreSQL: one array per column
+    (four values whatever the count: no parameter cap, and a statement asyncpg
+    prepares once); SQLite: a VALUES list, in calls of up to a few thousand rows."""
+    if is_postgres():
+        arrays = ", ".join(f"CAST({{}} AS {_ROW_TYPES[t]}[])" for t in types)
+        names = ", ".join(f"column{i + 1}" for i in range(len(types)))
+        return f"(SELECT * FROM unnest({arrays}) AS r({names}))", [list(col) for col in zip(*rows, strict=True)]
+    one = "(" + ", ".join("CAST({} AS integer)" if t == "int" else "{}" for t in types) + ")"
+    return f"(VALUES {', '.join([one] * len(rows))})", [value for row in rows for value in row]
+
+
 def as_json(sql: str) -> str:
     """Text (a column of a scratch table, say) written into a JSON column by an
     INSERT … SELECT: PostgreSQL needs the cast; SQLite stores JSON as text."""

@@ -73,6 +73,12 @@ class PartnerSetting(Table):
     max_order_quantity = Integer(default=10_000)
     # The Admin Dashboard flags a customer whose free seats are at or below this while learners wait.
     low_seat_threshold = Integer(default=0)
+    # Days before a batch ends at which its customer's managers are reminded ("7,3").
+    reminder_days = Varchar(length=40, default="3")
+    # Whether the partner's account managers get a copy of those reminders.
+    copy_account_managers = Boolean(default=False)
+    reply_to = Varchar(length=254, null=True, default=None)  # None: the first account manager
+    sender_name = Varchar(length=100, null=True, default=None)  # None: the partner's name
     updated_at = Timestamptz(default=TimestamptzNow())
     updated_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
 
@@ -216,6 +222,9 @@ class OutboxEmail(Table):
     sender = Varchar(length=300, null=True, default=None)  # the From header, as sent
     reply_to = Varchar(length=254, null=True, default=None)
     resent_from = Integer(null=True, default=None)
+    # The facts the kind's templates are rendered from when it goes (JSON);
+    # None for rows that carry their text (queued before, or copies resent as they were).
+    data = Text(null=True, default=None)
 
 
 class ApiKey(Table):

@@ -146,6 +146,7 @@ def test_every_route_is_covered():
     # Partner-only (403 to customers: tests/test_billing_web.py), without another tenant's id.
     covered |= {"/billing/filters/{name:str}", "/billing/invoices/filters/{name:str}", "/billing/catalogue"}
     covered |= {"/dashboard/settings"}  # POST, partner managers only: tests/test_dashboard_figures.py
+    covered |= {"/notifications/settings"}  # partner managers only: tests/test_email_settings_web.py
     covered |= {path for _, path in billing_routes_by_id()}
     routes = {route.path for route in create_app().routes}
     covered = {c.rstrip("/") for c in covered}

@@ -39,6 +39,7 @@ async def main_pages(page: Page, live_server: LiveServer, partner: bool) -> list
         pages += ["/companies", "/licences/orders", "/settings/api-keys", "/audit", "/billing", "/billing/invoices"]
         pages.append("/dashboard/pipeline")
         pages.append("/settings/webhooks")
+        pages.append("/notifications/settings")
     else:
         pages.append(f"/companies/{company}/billing")
     await page.goto(f"/companies/{company}")

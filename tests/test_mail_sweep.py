@@ -15,9 +15,9 @@ from arq.worker import Worker
 from dateutil.relativedelta import relativedelta
 
 from portal.domain.access import load_actor
+from portal.domain.emails.content import render_rows
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
-from portal.domain.notifications_content import render_rows
 from portal.domain.notifications_sweep import sweep
 from portal.domain.orders import decisions, requests
 from portal.jobs import mail as mail_jobs
@@ -171,8 +171,9 @@ async def test_the_reminder_names_product_seats_users_losing_access_and_end_in_l
     await allocation.allocate(customer, tree.north["id"], Selection(user_ids=tuple(learners)), T0 + timedelta(days=60))
     await sweep(batch["ends_at"] - timedelta(hours=71))
     row = await OutboxEmail.select().where(OutboxEmail.kind == "expiry_reminder").first()
-    assert row["subject"] == "Security Awareness Training — Premium for North Customer ends within 72 hours"
     content = (await render_rows([row]))[row["id"]]
+    # The subject too is made when it goes, from the kind's registry entry.
+    assert content.subject == "Security Awareness Training — Premium for North Customer ends within 72 hours"
     for text in (content.text, content.html):
         assert "Security Awareness Training — Premium" in text
         assert "Seats: 12" in text or ">12<" in text

@@ -20,33 +20,13 @@ from typing import Any
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, under_wing
+from portal.domain.emails.kinds import LABELS
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.pages import Page, paginate
 from portal.tables import Company, OutboxEmail, User
 
 STATUSES = ("queued", "sent", "captured", "failed")
-KINDS = {
-    "expiry_reminder": "72-hour reminder",
-    "expiry_notice": "Licenses ended",
-    "trial_reminder": "Trial ending",
-    "trial_notice": "Trial ended",
-    "order_requested": "Licenses requested",
-    "order_assigned": "Order assigned",
-    "order_declined": "Order declined",
-    "invitation": "Invitation",
-    "password_reset": "Password reset",
-    "subscription_renewed": "Subscription renewed",
-    "renewal_charge_failed": "Renewal charge failed",
-    "subscription_lapsed": "Subscription lapsed",
-    "renewal_invoice": "Renewal invoice",
-    "renewal_invoice_reminder": "Renewal invoice reminder",
-    "subscription_cancellation": "Cancellation requested",
-    "subscription_cancelled": "Subscription cancelled",
-    "auto_renewal_notice": "Automatic renewal ahead",
-    "auto_renewed": "Renewed automatically",
-    "auto_renewal_placed": "Renewal placed for approval",
-}
 # A claim lasts this long unless its worker renews it (a heartbeat while it
 # delivers): a worker that died holding rows gives them up within this.
 LEASE = timedelta(seconds=20)
@@ -89,10 +69,13 @@ async def queue_email(
     dedupe: str,
     *,
     html: str | None = None,
+    data: str | None = None,
 ) -> int:
     """One outbox row per recipient; `dedupe` names the event, so queuing the same
     event twice (a retried job) queues nothing more. Returns rows written.
-    Without `html`, the HTML part is made from `body` when the e-mail goes."""
+    With `data` (a kind's fields, portal/domain/emails/), the e-mail is rendered
+    from its kind's templates when it goes; without, it goes with `body`, its
+    HTML part made from it."""
     if not recipients:
         return 0
     rows = [
@@ -103,6 +86,7 @@ async def queue_email(
             subject=subject,
             body=body,
             html=html,
+            data=data,
             created_at=now,
             next_attempt_at=now,
             status="queued",
@@ -240,7 +224,7 @@ def describe_age(age: timedelta | None) -> str:
 
 EMAIL_FILTERS = FilterSet(
     Filter("status", "Status", "select", one_of(STATUSES), lambda v: OutboxEmail.status == v),
-    Filter("kind", "Kind", "select", one_of(KINDS), lambda v: OutboxEmail.kind == v),
+    Filter("kind", "Kind", "select", one_of(LABELS), lambda v: OutboxEmail.kind == v),
     Filter("company", "Company", "select", as_int, lambda v: OutboxEmail.company == v),
     Filter("day_from", "Queued from", "date", as_date, lambda v: OutboxEmail.created_at >= day_start(v)),
     Filter("day_to", "Queued until", "date", as_date, lambda v: OutboxEmail.created_at < day_end(v)),
@@ -259,6 +243,11 @@ _LIST_COLUMNS = (
     OutboxEmail.sent_at,
     OutboxEmail.company.as_alias("company_id"),
     OutboxEmail.company.name.as_alias("company_name"),
+    # What a waiting reminder's subject is made from (it has none until it goes).
+    OutboxEmail.company,
+    OutboxEmail.batch,
+    OutboxEmail.data,
+    OutboxEmail.body,
 )
 
 

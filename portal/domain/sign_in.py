@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from portal import db
-from portal.domain import outbox, passwords
+from portal.domain import passwords
+from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import SignInRefused
 from portal.domain.users import holds_read_only_credit, normalise_email, token_hash
 from portal.tables import MANAGER_ROLES, PasswordToken, User
@@ -166,16 +167,16 @@ async def request_password_reset(email: str, now: datetime, attempts: AttemptCou
         await PasswordToken.insert(
             PasswordToken(user=user["id"], token_hash=token_hash(token), expires_at=now + RESET_VALID_FOR)
         )
-        await outbox.queue_email(
+        await queue_kind(
             "password_reset",
             SECRET_MAIL_COMPANY,
             [email],
-            "Set a new password for the License Portal",
-            f"Hello {user['name']},\n\n"
-            f"Someone (we hope you) asked to set a new password for {email} on the License Portal.\n"
-            f"Choose it here within {int(RESET_VALID_FOR.total_seconds() // 3600)} hour; the link works once:\n\n"
-            f"{outbox.link(f'/set-password/{token}')}\n\n"
-            "If you did not ask, ignore this e-mail: your password stays as it is.\n",
+            {
+                "name": user["name"],
+                "email": email,
+                "hours": int(RESET_VALID_FOR.total_seconds() // 3600),
+                "set_password_path": f"/set-password/{token}",
+            },
             now,
             dedupe=f"password_reset:{token_hash(token)}",
         )

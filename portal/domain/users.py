@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from email_validator import EmailNotValidError, validate_email
 
 from portal import db
-from portal.domain import audit, outbox, passwords
+from portal.domain import audit, passwords
 from portal.domain.access import Actor, get_company
 from portal.domain.billing import subscriptions as billing_subscriptions
+from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.pages import Page, paginate
@@ -141,15 +142,18 @@ async def _queue_invitation(
 ) -> None:
     hours = int(SET_PASSWORD_VALID_FOR.total_seconds() // 3600)
     as_what = "a read-only manager" if role == "read_only" else "a manager"
-    await outbox.queue_email(
+    await queue_kind(
         "invitation",
         None,  # no company: the E-mails page must not show the link to other managers
         [email],
-        f"You are {as_what} of {company['name']} on the License Portal",
-        f"Hello {name},\n\n"
-        f"{actor.name} added you as {as_what} of {company['name']} on the License Portal.\n"
-        f"Choose your password here within {hours} hours; the link works once:\n\n"
-        f"{outbox.link(f'/set-password/{token}')}\n",
+        {
+            "name": name,
+            "invited_by": actor.name,
+            "as_what": as_what,
+            "company_name": company["name"],
+            "hours": hours,
+            "set_password_path": f"/set-password/{token}",
+        },
         now,
         dedupe=f"invitation:{token_hash(token)}",
     )

@@ -1,5 +1,6 @@
-"""E-mail jobs: deliver the outbox, and sweep for expiry reminders. Thin: the
-rules live in portal/domain/notifications_sweep.py and portal/mail/delivery.py.
+"""E-mail jobs: deliver the outbox, sweep for expiry reminders, queue the weekly
+digest. Thin: the rules live in portal/domain/notifications_sweep.py,
+portal/domain/emails/digest.py and portal/mail/delivery.py.
 
 Under arq (portal/jobs/worker.py takes MAIL_FUNCTIONS and MAIL_CRON_JOBS):
 - `sweep_expiry` every minute and at start, unique across workers (one run per
@@ -7,9 +8,12 @@ Under arq (portal/jobs/worker.py takes MAIL_FUNCTIONS and MAIL_CRON_JOBS):
 - `deliver_outbox` every 10 seconds on every worker, so each worker runs its
   own delivery loop and they share the queue through the claims. One loop at a
   time per process: a tick that finds one running returns at once.
+- `weekly_digest` every hour at :05, unique: the first run from Monday 07:00
+  UTC queues the week's digests; the others find them queued.
 
 Without Redis, `start_in_process(timers)` runs the same functions on timers in the web
-process (deliver every few seconds, sweep at start and every minute)."""
+process (deliver every few seconds, sweep at start and every minute, the
+digest at start and every hour)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import Any
 from arq.cron import cron
 
 from portal.domain.clock import utcnow
+from portal.domain.emails.digest import queue_digests
 from portal.domain.notifications_sweep import sweep
 from portal.jobs.queue import Timers
 from portal.jobs.retry import logged_job, periodic
@@ -32,6 +37,7 @@ log = logging.getLogger("portal.jobs.mail")
 DELIVER_EVERY_S = 10
 IN_PROCESS_DELIVER_EVERY_S = 5.0
 SWEEP_EVERY_S = 60.0
+DIGEST_EVERY_S = 3600.0
 _delivering: asyncio.Lock | None = None
 
 
@@ -58,12 +64,18 @@ async def sweep_expiry(ctx: dict[str, Any]) -> dict[str, int]:
     return await sweep(utcnow())
 
 
+async def weekly_digest(ctx: dict[str, Any]) -> dict[str, int]:
+    return {"queued": await queue_digests(utcnow())}
+
+
 _deliver = logged_job(deliver_outbox)
 _sweep = logged_job(sweep_expiry)
+_digest = logged_job(weekly_digest)
 
-MAIL_FUNCTIONS = [_deliver, _sweep]
+MAIL_FUNCTIONS = [_deliver, _sweep, _digest]
 MAIL_CRON_JOBS = [
     periodic(sweep_expiry, timeout=300),
+    periodic(weekly_digest, minute=5, timeout=600),
     cron(
         logged_job(deliver_outbox, max_tries=3),  # type: ignore[arg-type]  # arq wants its WorkerCoroutine protocol
         name="cron:deliver_outbox",
@@ -86,3 +98,4 @@ def in_process_enabled() -> bool:
 def start_in_process(timers: Timers) -> None:
     timers.every(IN_PROCESS_DELIVER_EVERY_S, _deliver)
     timers.every(SWEEP_EVERY_S, _sweep)
+    timers.every(DIGEST_EVERY_S, _digest)

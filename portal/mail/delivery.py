@@ -47,7 +47,7 @@ import aiosmtplib
 
 from portal.domain import outbox
 from portal.domain.clock import utcnow
-from portal.domain.notifications_content import render_rows
+from portal.domain.emails.content import render_rows
 from portal.mail.smtp import SmtpConfig, build_message
 
 log = logging.getLogger("portal.mail")

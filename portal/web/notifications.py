@@ -1,5 +1,6 @@
 """Notifications: the e-mails the portal sent (or keeps, or could not send)
-about the companies a manager may see; one e-mail as it was sent; "Resend".
+about the companies a manager may see; one e-mail as it was sent; "Resend";
+the partner's e-mail settings (reminder days, copies, Reply-To, sender name).
 Also the old address /outbox, which leads here."""
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.domain import outbox
+from portal.domain import outbox, partner_settings
+from portal.domain.access import require_partner_manager
 from portal.domain.clock import utcnow
+from portal.domain.emails.content import render_rows, with_subjects
+from portal.domain.emails.kinds import LABELS
 from portal.domain.errors import ValidationFailed
-from portal.domain.notifications_content import render_rows
 from portal.web.flash import flash
+from portal.web.forms import text
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
@@ -39,17 +43,40 @@ class NotificationController(Controller):
             request,
             "pages/notifications.html",
             {
-                "emails": await outbox.list_emails(actor, page, filters),
+                "emails": await with_subjects(await outbox.list_emails(actor, page, filters)),
                 "filters": active,
                 "query": urlencode(active),
                 "statuses": outbox.STATUSES,
-                "kinds": outbox.KINDS,
+                "kinds": LABELS,
                 "companies": await outbox.filter_companies(actor),
                 "backlog": backlog,
                 "backlog_age": outbox.describe_age(backlog["oldest_age"]) if backlog else "",
             },
             fragments={"notification-results": "partials/notifications/_results.html"},
         )
+
+    @get("/settings")
+    async def settings(self, request: HTMXRequest, actor: CurrentActor) -> Template:
+        require_partner_manager(actor)
+        return render(request, "pages/email_settings.html", await _settings_context(actor))
+
+    @post("/settings")
+    async def save_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
+        """Reminder days, copies, Reply-To and sender name for the partner's own
+        company and the companies under it (a sub-partner's own settings win below it)."""
+        form = await request.form()
+        entered = {name: text(form.get(name), 300) for name in ("reminder_days", "reply_to", "sender_name")}
+        copy = form.get("copy_account_managers") == "on"
+        before = await partner_settings.for_path(actor.company_path)
+        try:
+            saved = await partner_settings.save_emails(
+                actor, actor.company_id, copy_account_managers=copy, now=utcnow(), **entered
+            )
+        except ValidationFailed as refused:
+            context = await _settings_context(actor) | {"errors": refused.errors, "values": entered | {"copy": copy}}
+            return render(request, "pages/email_settings.html", context, status_code=400)
+        flash(request, _settings_said(actor.company_name, before, saved))
+        return Redirect("/notifications/settings", status_code=303)
 
     @get("/{email_id:int}")
     async def notification(self, request: HTMXRequest, actor: CurrentActor, email_id: FromPath[int]) -> Template:
@@ -83,7 +110,7 @@ class NotificationController(Controller):
         return render(
             request,
             "pages/notification.html",
-            {"e": row, "content": content, "kinds": outbox.KINDS, "message": message},
+            {"e": row, "content": content, "kinds": LABELS, "message": message},
             status_code=status_code,
         )
 
@@ -92,3 +119,34 @@ class NotificationController(Controller):
 async def outbox_moved(actor: CurrentActor) -> Redirect:
     """Licenses → E-mails became Notifications."""
     return Redirect("/notifications", status_code=301)
+
+
+async def _settings_context(actor) -> dict:
+    return {
+        "settings": await partner_settings.for_path(actor.company_path),
+        "errors": {},
+        "values": {},
+    }
+
+
+def _days(days: tuple[int, ...]) -> str:
+    return ", ".join(map(str, days))
+
+
+def _settings_said(
+    company: str, before: partner_settings.PartnerSettings, after: partner_settings.PartnerSettings
+) -> str:
+    """What saving changed, in words."""
+    changes = []
+    if after.reminder_days != before.reminder_days:
+        changes.append(f"reminders now go {_days(after.reminder_days)} days before licenses end")
+    if after.copy_account_managers != before.copy_account_managers:
+        changes.append("account managers get a copy" if after.copy_account_managers else "account managers get no copy")
+    if after.reply_to != before.reply_to:
+        changes.append(f"replies go to {after.reply_to or 'the first account manager'}")
+    if after.sender_name != before.sender_name:
+        changes.append(f"e-mails come from {after.sender_name or company}")
+    if not changes:
+        return f"Nothing changed in the e-mail settings of {company} and the companies under it."
+    said = "; ".join(changes)
+    return f"{said[0].upper()}{said[1:]}, for {company} and the companies under it."

@@ -12,6 +12,7 @@ from portal.domain import audit, outbox
 from portal.domain.access import Actor, require_partner_manager
 from portal.domain.billing import invoices, locks, quotes
 from portal.domain.billing.quotes import format_day, refuse_read_only
+from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry, Company
 from portal.tables_billing import Subscription
@@ -137,15 +138,16 @@ async def request_cancellation(actor: Actor, subscription_id: int, now: datetime
         await Subscription.update({Subscription.cancel_requested_at: now}).where(Subscription.id == subscription["id"])
         company = await Company.select(Company.name).where(Company.id == subscription["company"]).first()
         name = company["name"] if company else "A customer"
-        await outbox.queue_email(
+        await queue_kind(
             "subscription_cancellation",
             subscription["company"],
             await outbox.managers_of(subscription["partner"]),
-            f"{name} requests cancellation of its subscription",
-            f"{actor.name} ({name}) asks to cancel the subscription paid by invoice, so that it does not renew"
-            + (f" after {format_day(subscription['term_end'])}" if subscription["term_end"] else "")
-            + ".\n\nConfirm it under Billing → Subscriptions:\n"
-            + outbox.link(f"/billing/subscriptions?cancellation_requested=yes&customer={subscription['company']}"),
+            {
+                "company_id": subscription["company"],
+                "company_name": name,
+                "requested_by": actor.name,
+                "term_end": subscription["term_end"],
+            },
             now,
             dedupe=f"subscription_cancellation:{subscription['id']}:{now.isoformat()}",
         )
@@ -170,13 +172,11 @@ async def confirm_cancellation(actor: Actor, subscription_id: int, now: datetime
         if not subscription["auto_renew"]:
             raise ValidationFailed({"subscription": "This subscription is already cancelled."})
         cancelled = await _set_cancelled(actor, subscription, "subscription.confirm_cancellation", now)
-        await outbox.queue_email(
+        await queue_kind(
             "subscription_cancelled",
             subscription["company"],
             await outbox.managers_of(subscription["company"]),
-            "Your subscription is cancelled",
-            "Your subscription will not renew."
-            + (f" Your licenses run until {format_day(subscription['term_end'])}." if subscription["term_end"] else ""),
+            {"term_end": subscription["term_end"]},
             now,
             dedupe=f"subscription_cancelled:{subscription['id']}:{now.isoformat()}",
         )

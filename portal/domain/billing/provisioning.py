@@ -13,7 +13,7 @@ from datetime import datetime
 from portal import db
 from portal.domain import catalogue, outbox
 from portal.domain.billing import catalogue as billing_catalogue
-from portal.domain.billing.quotes import format_day
+from portal.domain.emails.queue import queue_kind
 from portal.domain.licences.plans import plan_label
 from portal.domain.licences.renewals import carry_over
 from portal.domain.orders.decisions import InvalidTransition, end_running_trials
@@ -119,15 +119,22 @@ async def _notify_ready(
 ) -> None:
     company = await Company.select(Company.name).where(Company.id == company_id).first()
     assert company is not None, "a subscription's company is a foreign key"
-    await outbox.queue_email(
+    await queue_kind(
         "order_assigned",
         company_id,
         await outbox.managers_of(company_id),
-        f"{seats} licenses are ready to allocate",
-        f"{seats} × {product_name} for {company['name']} are paid for and ready to allocate.\n"
-        f"They run until {format_day(ends_at)}.\n\n"
-        "Allocate them under Licenses → Expired Licenses → Select users Manually:\n"
-        + outbox.link(f"/companies/{company_id}/licences?tab=expired"),
+        {
+            "company_id": company_id,
+            "company_name": company["name"],
+            "quantity": seats,
+            "product_name": product_name,
+            "paid": True,
+            "renewal": False,
+            "starts_at": None,
+            "ends_at": ends_at,
+            "cotermed": False,
+            "moving": 0,
+        },
         now,
         dedupe=f"order_assigned:{order_id}",
     )

@@ -38,8 +38,8 @@ from portal import db
 from portal.domain import audit, outbox
 from portal.domain.billing import money
 from portal.domain.billing.invoices import format_invoice_number
-from portal.domain.billing.quotes import format_day
 from portal.domain.billing.settlement import record_confirmed_charge
+from portal.domain.emails.queue import queue_kind
 from portal.tables import Company
 from portal.tables_billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription
 
@@ -225,7 +225,6 @@ async def _disputed(event_id: str, dispute: dict, now: datetime) -> str | None:
     amount = money.format_money(int(dispute.get("amount") or 0), str(dispute.get("currency", "")).upper())
     reason = str(dispute.get("reason") or "not given").replace("_", " ")
     due = (dispute.get("evidence_details") or {}).get("due_by")
-    by = f" by {format_day(datetime.fromtimestamp(due, UTC))}" if isinstance(due, int) else ""
     await audit.record(
         None,
         "invoice.disputed",
@@ -234,15 +233,18 @@ async def _disputed(event_id: str, dispute: dict, now: datetime) -> str | None:
         {"invoice": invoice["id"], "number": number, "dispute": dispute.get("id"), "reason": reason},
         dedupe_key=f"stripe:{event_id}",
     )
-    await outbox.queue_email(
+    await queue_kind(
         "payment_disputed",
         invoice["partner"],
         await outbox.managers_of(invoice["partner"]),
-        f"A card payment is disputed: invoice {number} of {names.get(invoice['company'], '')}",
-        f"The cardholder of {names.get(invoice['company'], '')} disputes the payment of invoice {number} "
-        f"({amount}) with their bank. Reason given: {reason}.\n"
-        f"Answer the dispute in Stripe's dashboard{by}, or the bank decides for the cardholder.\n\n"
-        f"Invoice: {outbox.link('/invoices/' + str(invoice['id']))}",
+        {
+            "company_name": names.get(invoice["company"], ""),
+            "invoice_number": number,
+            "invoice_id": invoice["id"],
+            "amount": amount,
+            "reason": reason,
+            "answer_by": datetime.fromtimestamp(due, UTC) if isinstance(due, int) else None,
+        },
         now,
         dedupe=f"payment_disputed:{dispute.get('id') or event_id}",
     )
@@ -277,18 +279,19 @@ async def _card_changed(event_id: str, obj: dict, now: datetime) -> str | None:
     renews = await _online_renewal(account["company"], now)
     if renews is None or (year, month) >= (renews["term_end"].year, renews["term_end"].month):
         return "card details updated"
-    renewal = format_day(renews["term_end"])
     last4 = changes.get(BillingAccount.card_last4, account["card_last4"])
     company = await Company.select(Company.name).where(Company.id == account["company"]).first()
-    await outbox.queue_email(
+    await queue_kind(
         "card_expiring",
         account["company"],
         await outbox.managers_of(account["company"]),
-        f"Update your card before your renewal on {renewal}",
-        f"The license subscription of {company['name'] if company else ''} renews on {renewal}, and the card "
-        f"ending {last4} it is charged to expires at the end of {month:02d}/{year:04d}.\n"
-        "Enter a new card under Billing before then, so the renewal is paid and nobody loses their seat.\n\n"
-        f"Billing: {outbox.link('/companies/' + str(account['company']) + '/billing')}",
+        {
+            "company_id": account["company"],
+            "company_name": company["name"] if company else "",
+            "renews_on": renews["term_end"],
+            "last4": last4,
+            "expires": f"{month:02d}/{year:04d}",
+        },
         now,
         dedupe=f"card_expiring:{renews['id']}:{renews['term_end'].astimezone(UTC).isoformat()}:{token}:{expires}",
     )

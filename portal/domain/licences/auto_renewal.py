@@ -50,8 +50,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from portal import db
-from portal.domain import audit, catalogue, outbox
+from portal.domain import audit, catalogue
 from portal.domain.access import Actor, get_company, require_partner_manager
+from portal.domain.emails import queue as emails
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import renewals
 from portal.tables import Company, User
@@ -331,29 +332,30 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
     above = await _managers({a for row in approving for a in _ancestors(row["company_path"])})
     mails: list[tuple] = []
 
-    def add(kind: str, company: int, to: list[str], subject: str, body: str, key: str) -> None:
-        mails.extend((kind, company, email, subject, body, now, f"{key}:{email}", "queued", 0, now) for email in to)
+    def add(kind: str, company: int, to: list[str], data: dict, key: str) -> None:
+        if to:
+            subject, body, fields = emails.prepared(kind, data)
+            mails.extend(
+                (kind, company, email, subject, body, fields, now, f"{key}:{email}", "queued", 0, now) for email in to
+            )
 
     for row in renewed:
         product = await catalogue.product(row["product"])
         assert product is not None, "a batch's product is a foreign key"
-        what = f"{row['seats']} × {product['name']} for {row['company_name']}"
+        facts = {
+            "company_name": row["company_name"],
+            "product_name": product["name"],
+            "seats": row["seats"],
+            "starts_at": row["starts_at"],
+            "ends_at": row["ends_at"],
+        }
         if row["mode"] == "renew":
             moved = held.get(new_batch_of.get(row["new_order"], 0), 0)
-            free = row["seats"] - moved
-            body = (
-                f"{what} were renewed automatically, as your partner set it: they continue the licenses ending "
-                f"{row['starts_at']:%d %B %Y} and run from then until {row['ends_at']:%d %B %Y}. "
-                f"The {moved} users holding those keep their licenses without a gap."
-            )
-            if free:
-                body += f"\n\n{free} seats are free from {row['starts_at']:%d %B %Y}. " + _allocate_link(row["company"])
             add(
                 "auto_renewed",
                 row["company"],
                 customers.get(row["company"], []),
-                f"{row['seats']} licenses renewed automatically until {row['ends_at']:%d %B %Y}",
-                body,
+                facts | {"company_id": row["company"], "moving": moved},
                 f"auto_renewed:{row['batch']}",
             )
             continue
@@ -361,10 +363,7 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
             "auto_renewal_placed",
             row["company"],
             customers.get(row["company"], []),
-            f"A renewal of {row['seats']} licenses is waiting for approval",
-            f"A renewal order of {what} was placed automatically for the licenses ending "
-            f"{row['starts_at']:%d %B %Y}. Once your account managers Assign it, it runs from then until "
-            f"{row['ends_at']:%d %B %Y} and the users holding those keep their licenses.",
+            facts,
             f"auto_renewal_placed:{row['batch']}",
         )
         partner_managers = next(
@@ -375,11 +374,17 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
             "order_requested",
             row["company"],
             partner_managers,
-            f"{row['company_name']} requests {row['seats']} licenses",
-            f"Automatic renewal placed a renewal order of {what} for the licenses ending "
-            f"{row['starts_at']:%d %B %Y}: assigned, it starts when the batch it renews ends.\n\n"
-            "Assign it under Licenses → Orders → Requested Orders:\n"
-            + outbox.link(f"/licences/orders?status=requested&customer={row['company']}"),
+            {
+                "company_id": row["company"],
+                "company_name": row["company_name"],
+                "quantity": row["seats"],
+                "product_name": product["name"],
+                "requested_by": None,
+                "po_number": None,
+                "renewal": True,
+                "renews_ending": row["starts_at"],
+                "coterm_ends_at": None,
+            },
             f"order_requested:{row['new_order']}",
         )
     await db.copy_rows(
@@ -390,6 +395,7 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
             "to_email",
             "subject",
             "body",
+            "data",
             "created_at",
             "dedupe_key",
             "status",
@@ -397,12 +403,6 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
             "next_attempt_at",
         ],
         mails,
-    )
-
-
-def _allocate_link(company_id: int) -> str:
-    return "Allocate them under Licenses → Expired Licenses → Select users Manually:\n" + outbox.link(
-        f"/companies/{company_id}/licences?tab=expired"
     )
 
 
@@ -436,33 +436,21 @@ async def _queue_notices(rows: list[dict], now: datetime) -> int:
     for row in rows:
         product = await catalogue.product(row["product"])
         assert product is not None, "a batch's product is a foreign key"
-        day = row["ends_at"] - timedelta(days=row["days_before"])
-        new_end = catalogue.term_end(product, row["ends_at"])
-        if row["quantity"] == "same":
-            seats = f"{row['seats']} seats, the same quantity"
-        else:
-            seats = f"as many seats as users hold then ({row['holders']} now)"
-        if row["mode"] == "renew":
-            subject = f"{product['name']} for {row['company_name']} renews automatically on {day:%d %B %Y}"
-            body = (
-                f"On {day:%d %B %Y} the portal renews {product['name']} for {row['company_name']}, ending "
-                f"{row['ends_at']:%d %B %Y}, with {seats}, until {new_end:%d %B %Y}. "
-                "The users holding those keep their licenses without a gap."
-            )
-        else:
-            subject = f"A renewal of {product['name']} for {row['company_name']} is placed on {day:%d %B %Y}"
-            body = (
-                f"On {day:%d %B %Y} a renewal order of {product['name']} for {row['company_name']}, ending "
-                f"{row['ends_at']:%d %B %Y}, is placed with {seats}, for your account managers to approve. "
-                f"Assigned, it runs until {new_end:%d %B %Y} and the users holding those keep their licenses."
-            )
-        body += "\n\nYour account managers can change or switch off automatic renewal on your company's page."
-        written += await outbox.queue_email(
+        written += await emails.queue_kind(
             "auto_renewal_notice",
             row["company"],
             [row["email"]],
-            subject,
-            body,
+            {
+                "company_name": row["company_name"],
+                "product_name": product["name"],
+                "renews": row["mode"] == "renew",
+                "on_day": row["ends_at"] - timedelta(days=row["days_before"]),
+                "ends_at": row["ends_at"],
+                "new_end": catalogue.term_end(product, row["ends_at"]),
+                "same_quantity": row["quantity"] == "same",
+                "seats": row["seats"],
+                "holders": row["holders"],
+            },
             now,
             dedupe=f"auto_renewal_notice:{row['id']}",
         )

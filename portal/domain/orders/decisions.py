@@ -10,6 +10,7 @@ from datetime import datetime
 from portal import db
 from portal.domain import audit, catalogue, outbox
 from portal.domain.access import Actor, may_act_on, require_partner_manager
+from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import coterm, renewals
 from portal.domain.orders.order_list import OrderRow, get_order
@@ -106,33 +107,22 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             term = replace(term, moving=moved)
         company = await Company.select(Company.name).where(Company.id == order["company"]).first()
         assert company is not None, "an order's company is a foreign key"
-        allocate_them = "Allocate them under Licenses → Expired Licenses → Select users Manually:\n" + outbox.link(
-            f"/companies/{order['company']}/licences?tab=expired"
-        )
-        if renewed is None:
-            subject = f"{order['quantity']} licenses are ready to allocate"
-            body = (
-                f"{order['quantity']} × {product['name']} for {company['name']} are assigned and ready to allocate.\n"
-                f"They run until {term.ends_at:%d %B %Y}"
-                + (", with your current term" if term.cotermed else "")
-                + ", whenever you allocate them.\n\n"
-                + allocate_them
-            )
-        else:
-            free = order["quantity"] - term.moving
-            subject = f"{order['quantity']} licenses renewed until {term.ends_at:%d %B %Y}"
-            body = (
-                f"{order['quantity']} × {product['name']} for {company['name']} renew the licenses ending "
-                f"{term.starts_at:%d %B %Y} and run from then until {term.ends_at:%d %B %Y}. "
-                f"The {term.moving} users holding those keep their licenses without a gap."
-                + (f"\n\n{free} seats are free from {term.starts_at:%d %B %Y}. " + allocate_them if free else "")
-            )
-        await outbox.queue_email(
+        await queue_kind(
             "order_assigned",
             order["company"],
             await outbox.managers_of(order["company"]),
-            subject,
-            body,
+            {
+                "company_id": order["company"],
+                "company_name": company["name"],
+                "quantity": order["quantity"],
+                "product_name": product["name"],
+                "paid": False,
+                "renewal": renewed is not None,
+                "starts_at": term.starts_at,
+                "ends_at": term.ends_at,
+                "cotermed": term.cotermed,
+                "moving": term.moving,
+            },
             now,
             dedupe=f"order_assigned:{order['id']}",
         )
@@ -239,12 +229,11 @@ async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime)
                 LicenceOrder.decline_reason: reason,
             }
         ).where(LicenceOrder.id == order["id"])
-        await outbox.queue_email(
+        await queue_kind(
             "order_declined",
             order["company"],
             await outbox.managers_of(order["company"]),
-            f"Your order of {order['quantity']} licenses was declined",
-            f"{actor.name} declined the order of {order['quantity']} licenses: {reason}",
+            {"quantity": order["quantity"], "declined_by": actor.name, "reason": reason},
             now,
             dedupe=f"order_declined:{order['id']}",
         )

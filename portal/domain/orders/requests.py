@@ -9,6 +9,7 @@ from datetime import datetime
 from portal import db
 from portal.domain import audit, catalogue, outbox, partner_settings
 from portal.domain.access import Actor, get_company
+from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.domain.licences import coterm, tabs
 from portal.tables import LicenceOrder
@@ -182,17 +183,21 @@ async def request_order(
             ).returning(*LicenceOrder.all_columns())
         )[0]
         partner_id, recipients = await _nearest_account_managers(company)
-        await outbox.queue_email(
+        await queue_kind(
             "order_requested",
             company["id"],
             recipients,
-            f"{company['name']} requests {quantity} licenses",
-            f"{actor.name} ({company['name']}) requested {quantity} × {product['name']}"
-            + (f", purchase order {po_number}" if po_number else "")
-            + (", a renewal: assigned, it starts when the batch it renews ends" if renews_batch else "")
-            + (f", to end with the current term on {coterm_ends_at:%d %B %Y}" if coterm_ends_at else "")
-            + ".\n\nAssign it under Licenses → Orders → Requested Orders:\n"
-            + outbox.link(f"/licences/orders?status=requested&customer={company['id']}"),
+            {
+                "company_id": company["id"],
+                "company_name": company["name"],
+                "quantity": quantity,
+                "product_name": product["name"],
+                "requested_by": actor.name,
+                "po_number": po_number or None,
+                "renewal": bool(renews_batch),
+                "renews_ending": None,
+                "coterm_ends_at": coterm_ends_at,
+            },
             now,
             dedupe=f"order_requested:{order['id']}",
         )

@@ -25,6 +25,7 @@ from standardwebhooks.webhooks import Webhook
 from portal import db
 from portal.domain import audit, outbox
 from portal.domain.access import Actor
+from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.pages import Page, paginate
 from portal.domain.webhooks.endpoints import _may_change, get_endpoint, is_private
@@ -229,14 +230,11 @@ async def _endpoint_health(row: dict, ok: bool, now: datetime) -> None:
     if not off:
         return
     await audit.record(None, "webhook.disable", row["partner"], now, {"endpoint": row["endpoint"], "url": row["url"]})
-    await outbox.queue_email(
+    await queue_kind(
         "webhook_disabled",
         row["partner"],
         await outbox.managers_of(row["partner"]),
-        "A webhook endpoint was switched off",
-        f"Every delivery to {row['url']} failed for {DISABLE_AFTER.days} days, so the License Portal stopped "
-        "sending to it. Events meanwhile are kept: fix the endpoint, switch it on again and use Resend.\n\n"
-        f"{outbox.link('/settings/webhooks/' + str(row['endpoint']))}",
+        {"url": row["url"], "days": DISABLE_AFTER.days, "endpoint_id": row["endpoint"]},
         now,
         f"webhook_disabled:{row['endpoint']}:{now:%Y-%m-%d}",
     )

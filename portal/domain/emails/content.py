@@ -1,0 +1,263 @@
+"""What an outbox row says when it goes: subject, plain text and HTML, rendered
+from its kind's templates (templates/email/<kind>.txt and .html, the subject in
+the registry, portal/domain/emails/kinds.py) and the fields queued with it; the
+sender's name and Reply-To from the partner's settings (by default the
+partner's name and its first account manager).
+
+Kinds about a batch (reminders, notices) are queued by one set-based statement
+with no facts (portal/domain/notifications_sweep.py); theirs are read here when
+they go, from the batch as it is then (how many users lose access). What went
+is kept on the row, so the portal shows each e-mail as it was sent. Rows
+without fields (queued before kinds had them, copies resent as they were) go
+with the text they carry."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+from markupsafe import Markup, escape
+
+from portal.domain import partner_settings
+from portal.domain.emails.kinds import KINDS, Kind, get
+from portal.domain.outbox import Content, link
+from portal.domain.pages import Page
+from portal.settings import PROJECT_DIR
+from portal.tables import Company
+
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def _moment(value: Any) -> datetime | date:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def day(value: Any) -> str:
+    """ "10 March 2027": how the licence e-mails write a day."""
+    return f"{_moment(value):%d %B %Y}"
+
+
+def short_day(value: Any) -> str:
+    """ "10 Mar 2027": how billing writes a day (its pages and e-mails)."""
+    return f"{_moment(value):%d %b %Y}"
+
+
+@cache
+def env() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(PROJECT_DIR / "templates" / "email"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    environment.filters |= {"day": day, "short_day": short_day}
+    environment.globals |= {"link": link}
+    return environment
+
+
+@cache
+def _subject(kind: Kind) -> Template:
+    return env().from_string(kind.subject)
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_time(at: datetime, time_zone: str | None) -> str:
+    """The end of a batch in the company's time zone, named so it cannot be misread."""
+    tz = zone(time_zone)
+    local = at.astimezone(tz)
+    return f"{local:%A %d %B %Y, %H:%M} ({tz.key})"
+
+
+def paragraphs(text: str) -> list[Markup]:
+    """Plain text as HTML paragraphs: escaped, line breaks kept, links clickable."""
+    out = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        html = escape(block)
+        html = Markup(_URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', str(html)))
+        out.append(Markup("<br>\n").join(html.split("\n")))
+    return out
+
+
+def dumps(data: dict) -> str:
+    """The fields as the row keeps them: instants as ISO text, which the
+    templates' `day` filters read back."""
+    return json.dumps(data, default=lambda v: v.isoformat(), sort_keys=True)
+
+
+def check_fields(kind: Kind, data: dict) -> None:
+    """A kind's queue gives exactly its fields: a misspelt or forgotten one
+    fails where it is queued, not in a worker hours later."""
+    given, wanted = set(data), set(kind.fields)
+    if given != wanted:
+        raise ValueError(
+            f"E-mail {kind.name!r}: fields {sorted(wanted)} expected; "
+            f"missing {sorted(wanted - given)}, unknown {sorted(given - wanted)}"
+        )
+
+
+def render(kind: Kind, context: dict[str, Any]) -> tuple[str, str, str]:
+    """Subject, text and HTML of `kind` over `context` (its fields and the sender's name)."""
+    subject = " ".join(_subject(kind).render(context).split())
+    text = env().get_template(f"{kind.name}.txt").render(context)
+    html = (
+        env().get_template(f"{kind.name}.html").render(context | {"subject": subject, "paragraphs": paragraphs(text)})
+    )
+    return subject, text, html
+
+
+def preview(kind: Kind, data: dict) -> tuple[str, str]:
+    """Subject and text as they would go now, kept on the row while it waits so
+    the Notifications page can show it; the worker renders it again when it goes."""
+    subject, text, _ = render(kind, data | {"sender_name": ""})
+    return subject, text
+
+
+async def _batches(ids: set[int]) -> dict[int, dict]:
+    if not ids:
+        return {}
+    listed = ", ".join(str(int(i)) for i in ids)
+    rows = await Company.raw(
+        "SELECT b.id, b.seats, b.ends_at, b.company, p.name AS product_name, p.is_trial, "
+        "c.name AS company_name, c.time_zone, "
+        '(SELECT count(*) FROM allocation a JOIN portal_user u ON u.id = a."user" '
+        " WHERE a.batch = b.id AND a.released_at IS NULL AND u.active "
+        " AND (u.licence_ends_at IS NULL OR u.licence_ends_at <= b.ends_at)) AS losing, "
+        "EXISTS (SELECT 1 FROM licence_batch nb WHERE nb.company = b.company AND nb.starts_at = b.ends_at "
+        " AND nb.product = b.product) AS renewed "
+        "FROM licence_batch b JOIN product p ON p.id = b.product JOIN company c ON c.id = b.company "
+        f"WHERE b.id IN ({listed})"
+    )
+    return {row["id"]: row for row in rows}
+
+
+async def _senders(company_ids: set[int]) -> dict[int, tuple[str, str | None]]:
+    """Company → (the sender's name, the Reply-To address): the partner's
+    settings where it set them, else the nearest partner's name and its first
+    account manager's address."""
+    if not company_ids:
+        return {}
+    listed = ", ".join(str(int(i)) for i in company_ids)
+    companies = await Company.raw(f"SELECT id, path FROM company WHERE id IN ({listed})")
+    chains = {c["id"]: [int(p) for p in c["path"].strip("/").split("/") if p] for c in companies}
+    every = {i for chain in chains.values() for i in chain}
+    if not every:
+        return {}
+    listed = ", ".join(str(i) for i in every)
+    partners = {
+        row["id"]: row
+        for row in await Company.raw(f"SELECT id, name FROM company WHERE id IN ({listed}) AND kind <> 'customer'")
+    }
+    if not partners:
+        return {}
+    listed = ", ".join(str(i) for i in partners)
+    managers: dict[int, str] = {}
+    for row in await Company.raw(
+        f"SELECT company, email FROM portal_user WHERE company IN ({listed}) AND role = 'manager' AND active "
+        "ORDER BY id"
+    ):
+        managers.setdefault(row["company"], row["email"])
+    settings = await partner_settings.for_companies(list(partners))
+    out = {}
+    for company_id, chain in chains.items():
+        nearest = next((i for i in reversed(chain) if i in partners), None)
+        if nearest is not None:
+            chosen = settings[nearest]
+            out[company_id] = (
+                chosen.sender_name or partners[nearest]["name"],
+                chosen.reply_to or managers.get(nearest),
+            )
+    return out
+
+
+async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int, Content]:
+    """Content for each outbox row, by row id; a few queries for the whole list.
+    With `now` (delivery), a reminder whose batch has ended or been renewed by
+    then is withdrawn."""
+    # Keyed by Any: a row without a batch or company looks up None and finds nothing.
+    batches: dict[Any, dict] = await _batches(
+        {r["batch"] for r in rows if r.get("batch") and _fields(r) is not None and get(r["kind"]).about_batch}
+    )
+    senders: dict[Any, tuple[str, str | None]] = await _senders({r["company"] for r in rows if r.get("company")})
+    out = {}
+    for row in rows:
+        sender_name, reply_to = senders.get(row.get("company"), ("License portal", None))
+        data = _fields(row)
+        if data is None:
+            context = {"subject": row["subject"], "sender_name": sender_name, "paragraphs": paragraphs(row["body"])}
+            html = row.get("html") or env().get_template("_message.html").render(context)
+            out[row["id"]] = Content(row["subject"], row["body"], html, sender_name, reply_to)
+            continue
+        kind = get(row["kind"])
+        if kind.about_batch:
+            batch = batches.get(row.get("batch"))
+            if batch is None:
+                gone = "Not sent: its licenses are gone."
+                out[row["id"]] = Content(row["subject"] or kind.label, "", "", sender_name, reply_to, gone)
+                continue
+            out[row["id"]] = _batch_content(kind, data, batch, sender_name, reply_to, now)
+        else:
+            subject, text, html = render(kind, data | {"sender_name": sender_name})
+            out[row["id"]] = Content(subject, text, html, sender_name, reply_to)
+    return out
+
+
+async def with_subjects(page: Page) -> Page:
+    """A page of the outbox whose waiting reminders show the subject they would go with now."""
+    untitled = [row for row in page.items if not row["subject"]]
+    if untitled:
+        made = await render_rows(untitled)
+        for row in untitled:
+            row["subject"] = made[row["id"]].subject
+    return page
+
+
+def _fields(row: dict) -> dict | None:
+    """The fields queued with the row; {} for a batch kind queued without any;
+    None for a row that carries its text."""
+    if row.get("data"):
+        return json.loads(row["data"])
+    if not row.get("body") and row.get("batch") and row["kind"] in KINDS and KINDS[row["kind"]].about_batch:
+        return {}
+    return None
+
+
+def within(days: int) -> str:
+    """How a reminder names the time left: hours up to three days (the guides'
+    "72 hours"), days beyond."""
+    return f"{days * 24} hours" if days <= 3 else f"{days} days"
+
+
+def _batch_content(
+    kind: Kind, data: dict, batch: dict, sender_name: str, reply_to: str | None, now: datetime | None
+) -> Content:
+    company = batch["company"]
+    days = int(data.get("days") or 3)
+    context = {
+        "b": batch,
+        "days": days,
+        "within": within(days),
+        "sender_name": sender_name,
+        "ended": kind.name.endswith("_notice"),
+        "ends": local_time(batch["ends_at"], batch["time_zone"]),
+        "expired_url": link(f"/companies/{company}/licences?tab=expired"),
+        "request_url": link(f"/companies/{company}/licences/orders/new"),
+    }
+    subject, text, html = render(kind, context)
+    withdrawn = None
+    if now is not None and kind.name.endswith("_reminder"):
+        if batch["ends_at"] <= now:
+            withdrawn = "Not sent: the licenses had ended before it could go; the expiry notice says so instead."
+        elif batch["renewed"]:
+            withdrawn = "Not sent: the licenses were renewed before it could go."
+    return Content(subject, text, html, sender_name, reply_to, withdrawn)
