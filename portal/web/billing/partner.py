@@ -16,7 +16,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Stream, Template
 
 from portal.domain.access import Actor, require_partner_manager
-from portal.domain.billing import catalogue, invoices, money, profiles, subscription_list
+from portal.domain.billing import catalogue, invoices, money, profiles, seller_details, subscription_list
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.filters import FilterSet
@@ -187,6 +187,34 @@ class PartnerBillingController(Controller):
         )
         return Redirect("/billing/settings")
 
+    @post("/settings/seller")
+    async def save_seller(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
+        """ "Seller details on invoices": the name, address, tax id and payment instructions
+        every invoice and credit note of the actor's company prints."""
+        require_partner_manager(actor)
+        form = await request.form()
+        sent = seller_details.SellerDetails(
+            legal_name=text(form.get("legal_name"), 400),
+            address=text(form.get("address"), 2000),
+            tax_id=text(form.get("tax_id"), 100),
+            payment_instructions=text(form.get("payment_instructions"), 4000),
+        )
+        try:
+            saved = await seller_details.save_seller_details(actor, actor.company_id, sent, now=utcnow())
+        except ValidationFailed as refused:
+            return await self._settings(request, actor, {}, {"seller": sent}, seller_errors=refused.errors)
+        said = "nothing on how to pay"
+        if saved.payment_instructions:
+            said = "payment instructions on unpaid invoices of customers who pay by invoice"
+        flash(
+            request,
+            f"Seller details saved: invoices and credit notes downloaded from now on show "
+            f"{saved.legal_name or actor.company_name}, "
+            f"{'your address' if saved.address else 'no address'}, "
+            f"{'tax id ' + saved.tax_id if saved.tax_id else 'no tax id'}, and {said}.",
+        )
+        return Redirect("/billing/settings")
+
     @post("/catalogue")
     async def save_catalogue(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         """The catalogue's one form: every item's price, included users (tiers), name
@@ -234,11 +262,12 @@ class PartnerBillingController(Controller):
         profile_errors: dict[str, str],
         values: dict[str, Any],
         item_errors: dict[str, dict[str, str]] | None = None,
+        seller_errors: dict[str, str] | None = None,
     ) -> Template:
         require_partner_manager(actor)
         profile = await profiles.profile(actor.company_id)
         items = await catalogue.items(actor.company_id)
-        failed = bool(profile_errors or item_errors)
+        failed = bool(profile_errors or item_errors or seller_errors)
         return render(
             request,
             "pages/billing_settings.html",
@@ -265,6 +294,9 @@ class PartnerBillingController(Controller):
                 },
                 "profile_errors": profile_errors,
                 "item_errors": item_errors or {},
+                # A refused form comes back as it was sent.
+                "seller": values.get("seller") or seller_details.of_profile(profile),
+                "seller_errors": seller_errors or {},
             },
             status_code=400 if failed else 200,
         )
