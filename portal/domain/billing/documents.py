@@ -99,9 +99,7 @@ def document(
             "country": buyer.get("country") or "",
             "email": buyer.get("billing_email") or "",
         },
-        "payment_instructions": _lines_of(seller.payment_instructions)
-        if pay_by_invoice and status == "issued"
-        else [],
+        "payment_instructions": _lines_of(seller.payment_instructions) if pay_by_invoice and status == "issued" else [],
         "filename": f"{number}.pdf",
     }
 

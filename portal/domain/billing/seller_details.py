@@ -71,9 +71,7 @@ def clean(details: SellerDetails) -> SellerDetails:
 
 
 def of_profile(profile: dict) -> SellerDetails:
-    return SellerDetails(
-        profile["legal_name"], profile["address"], profile["tax_id"], profile["payment_instructions"]
-    )
+    return SellerDetails(profile["legal_name"], profile["address"], profile["tax_id"], profile["payment_instructions"])
 
 
 async def seller_details(partner_id: int) -> SellerDetails:

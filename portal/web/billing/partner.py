@@ -16,13 +16,13 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Stream, Template
 
 from portal.domain.access import Actor, require_partner_manager
-from portal.domain.billing import catalogue, invoices, money, profiles, seller_details, subscription_list
+from portal.domain.billing import catalogue, invoices, money, profiles, receivables, seller_details, subscription_list
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.filters import FilterSet
 from portal.domain.numbers import is_decimal_text
 from portal.web.billing.common import page_helpers
-from portal.web.billing.export import invoices_csv
+from portal.web.billing.export import ageing_csv, invoices_csv
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -133,10 +133,21 @@ class PartnerBillingController(Controller):
         context = await _list_context(
             actor, invoices.INVOICE_FILTERS, request.query_params, invoices.filter_choices, invoices.list_invoices, page
         )
+        filters = invoices.INVOICE_FILTERS.parse(request.query_params)
         return render(
             request,
             "pages/billing_partner.html",
-            {**page_helpers(request), **context, "tab": "invoices", "tabs": TABS, "base": "/billing/invoices"},
+            {
+                **page_helpers(request),
+                **context,
+                "tab": "invoices",
+                "tabs": TABS,
+                "base": "/billing/invoices",
+                "export": "/billing/invoices.csv",
+                "ageing": "/billing/invoices/ageing.csv",
+                "partner": True,
+                "outstanding": await receivables.outstanding_totals(actor, filters),
+            },
             fragments={"billing-results": "partials/billing/_invoices.html"},
         )
 
@@ -153,6 +164,18 @@ class PartnerBillingController(Controller):
             invoices_csv(actor, filters),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="invoices.csv"'},
+        )
+
+    @get("/invoices/ageing.csv")
+    async def ageing_export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
+        """ "Ageing CSV": per customer, what it owes by how late (receivables.BUCKETS)."""
+        filters = invoices.INVOICE_FILTERS.parse(request.query_params)
+        require_partner_manager(actor)
+        now = utcnow()
+        return Stream(
+            ageing_csv(actor, filters, now),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="ageing-{now:%Y-%m-%d}.csv"'},
         )
 
     # --- The catalogue and billing settings of the actor's own company (the seller) -----------

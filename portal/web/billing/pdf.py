@@ -57,9 +57,7 @@ def template_env(request: Request) -> Environment:
 
 
 def document_html(env: Environment, document: dict[str, Any]) -> str:
-    return env.get_template(TEMPLATE).render(
-        doc=document, money=money.format_money, rate=money.format_rate
-    )
+    return env.get_template(TEMPLATE).render(doc=document, money=money.format_money, rate=money.format_rate)
 
 
 def _lay_out(html: str) -> bytes:
