@@ -6,6 +6,7 @@ The seller details are set in the billing settings, with a message per bad field
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,15 @@ async def test_the_invoice_pdf_prints_every_field_a_finance_team_needs(client, t
     missing = [field for field in expected if field not in text]
     assert not missing, f"{missing} not in: {text}"
     assert invoice["due_at"] == invoice["issued_at"] + timedelta(days=30)
+
+
+async def test_downloads_at_once_are_laid_out_in_threads_each_whole(client, tree):
+    invoice = await invoiced(tree)
+    await sign_in(client, tree.email("north"))
+    answers = await asyncio.gather(*(client.get(f"/invoices/{invoice['id']}/pdf") for _ in range(6)))
+    assert [a.status_code for a in answers] == [200] * 6
+    texts = {pdf_text(a.content) for a in answers}
+    assert len(texts) == 1 and "Tax id: GB 123 4567 89" in texts.pop()
 
 
 async def test_a_paid_invoice_says_when_and_how_and_asks_for_nothing(client, tree):

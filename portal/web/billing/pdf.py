@@ -18,8 +18,6 @@ from jinja2 import Environment
 from litestar import Request
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Response
-from weasyprint import CSS, HTML
-from weasyprint.urls import URLFetcher
 
 from portal.domain.billing import money
 from portal.settings import PROJECT_DIR
@@ -40,12 +38,20 @@ def _limiter() -> anyio.CapacityLimiter:
     return limiter
 
 
+# WeasyPrint is imported where a page is laid out: it loads pango (a Debian library) on
+# import, and a machine without it should still serve every other page.
+
+
 @cache
-def _stylesheet() -> CSS:
+def _stylesheet() -> Any:
+    from weasyprint import CSS
+
     return CSS(filename=str(STYLESHEET), url_fetcher=_no_fetching())
 
 
-def _no_fetching() -> URLFetcher:
+def _no_fetching() -> Any:
+    from weasyprint.urls import URLFetcher
+
     return URLFetcher(allowed_protocols=())
 
 
@@ -61,6 +67,8 @@ def document_html(env: Environment, document: dict[str, Any]) -> str:
 
 
 def _lay_out(html: str) -> bytes:
+    from weasyprint import HTML
+
     pdf = HTML(string=html, url_fetcher=_no_fetching()).write_pdf(stylesheets=[_stylesheet()])
     assert pdf is not None, "write_pdf without a target returns the bytes"
     return pdf
