@@ -96,7 +96,7 @@ async def test_a_customer_downloads_a_pdf_invoice_and_partner_staff_the_ageing_c
         await sign_in(customer, CUSTOMER)
         number = await _buy_by_invoice(customer)
         row = customer.locator("tr[data-invoice]").filter(has_text=number)
-        await row.get_by_role("link", name=number).click()
+        await row.get_by_role("link", name=number, exact=True).click()
         await expect(customer.get_by_role("heading", name=f"Invoice {number}")).to_be_visible()
         due = (await customer.locator("dt:text-is('Due') + dd").inner_text()).strip()
         async with customer.expect_download() as downloading:
