@@ -190,7 +190,8 @@ async def main_async(url: str, customers: int, per_customer: int, docs: bool) ->
         lines = [
             f"Run {now:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu_model()}), PostgreSQL, "
             f"`python -m bench.receivables`: {customers:,} customers, {customers * per_customer:,} invoices "
-            f"(about 25 % unpaid), as the top partner's manager; best of {RUNS} after a warm-up.",
+            f"(about 25 % unpaid), as the top partner's manager; best of {RUNS} after a warm-up; "
+            f"load average {os.getloadavg()[0]:.1f} when it ended (other test suites running).",
             "",
             "| what | time | size |",
             "|---|---|---|",
