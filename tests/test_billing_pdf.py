@@ -142,8 +142,8 @@ async def test_a_credit_note_prints_through_the_same_template():
         refers_to="INV-00007",
         reason="Two seats bought twice",
         status="issued",
+        status_words="Credited to the card",
         issued_at=datetime(2026, 3, 2, 10, tzinfo=UTC),
-        due_at=datetime(2026, 4, 1, tzinfo=UTC),
         currency="EUR",
         lines=[{"description": "Refund: 2 standard users", "quantity": 2, "unit_cents": 36000, "amount_cents": 72000}],
         subtotal_cents=72000,
@@ -156,7 +156,7 @@ async def test_a_credit_note_prints_through_the_same_template():
     )
     text = pdf_text(await pdf_bytes(env, note))
     for field in (
-        "Credit note CN-000001",
+        "Credit note CN-000001 Credited to the card",
         "Credits invoice INV-00007",
         "Reason Two seats bought twice",
         "Issued 02 Mar 2026",
@@ -169,8 +169,8 @@ async def test_a_credit_note_prints_through_the_same_template():
         "credit note CN-000001",
     ):
         assert field in text, f"{field!r} not in: {text}"
-    # Not an invoice to pay: payment instructions were not asked for.
-    assert "How to pay" not in text
+    # Not an invoice to pay: no due date, no payment instructions.
+    assert "How to pay" not in text and "Due date" not in text and "Unpaid" not in text
 
 
 async def test_the_pdf_is_for_whoever_may_open_the_invoice(client, tree):

@@ -51,16 +51,19 @@ def document(
     refers_to: str = "",
     reason: str = "",
     pay_by_invoice: bool = False,
+    status_words: str = "",
 ) -> dict[str, Any]:
     """The plain dict the PDF template prints. `title`: "Invoice" or "Credit note";
     `number`: "INV-00012", "CN-000001"; `refers_to`: the invoice a credit note credits;
-    `buyer`: name, billing_name, address, country, billing_email. Payment
-    instructions are printed only on what is still to be paid by invoice."""
+    `buyer`: name, billing_name, address, country, billing_email; `status_words`: what
+    the status says under the title (an invoice's "Unpaid", "Paid", "Void" by default; a
+    credit note gives its own). Payment instructions are printed only on what is still
+    to be paid by invoice."""
     return {
         "title": title,
         "number": number,
         "status": status,
-        "status_words": STATUS_WORDS.get(status, status.capitalize()),
+        "status_words": status_words or STATUS_WORDS.get(status, status.capitalize()),
         "issued_at": issued_at,
         "due_at": due_at if status == "issued" else None,
         "paid_at": paid_at if status == "paid" else None,
