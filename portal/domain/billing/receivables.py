@@ -104,7 +104,7 @@ async def outstanding_totals(actor: Actor, filters: Mapping[str, Any]) -> list[d
 
 
 def ageing_query(actor: Actor, filters: Mapping[str, Any], now: datetime) -> Select:
-    """The ageing's one statement (bench/receivables.py explains it)."""
+    """The ageing's one statement, not yet run (`ageing` runs it; the benchmark prints its plan)."""
     buckets = [
         Sum(Case(When(_in_bucket(bucket, now), Invoice.total_cents), default=0), alias=bucket.key) for bucket in BUCKETS
     ]
