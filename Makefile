@@ -27,6 +27,8 @@ lock: $(BIN)/python  ## regenerate requirements.lock from pyproject.toml, after 
 		--custom-compile-command "make lock" --quiet -o $(LOCK)
 
 run: $(BIN)/portal  ## serve on http://127.0.0.1:$${PORT:-8000} with SQLite and in-process jobs
+	@# PDF invoices need pango and a font from Debian; the rest of the portal runs without them.
+	@bash scripts/services.sh pdf || echo "PDF invoices cannot be downloaded until those packages are installed" >&2
 	$(BIN)/portal serve
 
 worker: $(BIN)/portal  ## an arq worker (needs REDIS_URL and DATABASE_URL)

@@ -31,6 +31,13 @@ class BillingProfile(Table, tablename="billing_profile"):
     # The number the next issued invoice takes; taken under the row's lock, in the
     # transaction that issues, so numbers never skip or repeat.
     next_invoice_number = Integer(default=1)
+    # Who the seller is on its invoices and credit notes (portal_0015_seller_details):
+    # the name (blank: the company's), postal address, tax id, and the payment
+    # instructions a Pay by Invoice customer reads (bank details, where to send a check).
+    legal_name = Varchar(length=200, default="")
+    address = Varchar(length=500, default="")
+    tax_id = Varchar(length=50, default="")
+    payment_instructions = Varchar(length=1000, default="")
 
 
 class CatalogueItem(Table, tablename="catalogue_item"):

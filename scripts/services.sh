@@ -2,13 +2,16 @@
 # Make sure what the test suite talks to is here, installing with apt-get when
 # it is missing (needs root, as on CI):
 #   scripts/services.sh sqlite     the redis-server binary (each test run starts a
-#                                  Redis server of its own, tests/redis_server.py)
-#                                  and Debian's chromium for the browser tests
+#                                  Redis server of its own, tests/redis_server.py),
+#                                  Debian's chromium for the browser tests, and the
+#                                  libraries and font WeasyPrint lays PDF invoices
+#                                  out with (pango, DejaVu)
+#   scripts/services.sh pdf        only those libraries and the font (`make run`)
 #   scripts/services.sh postgres   the same, and PostgreSQL running on 127.0.0.1:5432
 #                                  (the default)
 set -euo pipefail
 mode="${1:-postgres}"
-case "$mode" in sqlite|postgres) ;; *) echo "usage: $0 [sqlite|postgres]" >&2; exit 2 ;; esac
+case "$mode" in sqlite|postgres|pdf) ;; *) echo "usage: $0 [sqlite|postgres|pdf]" >&2; exit 2 ;; esac
 
 apt_install() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -17,6 +20,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null 2>&1 || {
     apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null; }
 }
+
+# WeasyPrint (PDF invoices) loads pango through cffi when it lays a page out: not a Python package.
+missing_pdf=$(for p in libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
+# shellcheck disable=SC2086 # one package name a word
+[ -z "$missing_pdf" ] || apt_install $missing_pdf
+[ "$mode" = pdf ] && exit 0
 
 command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || apt_install redis-server
 [ -x /usr/bin/chromium ] || apt_install chromium

@@ -76,6 +76,7 @@ PLAIN_ROUTES = [
     "/billing/subscriptions",
     "/billing/invoices",
     "/billing/invoices.csv",
+    "/billing/invoices/ageing.csv",
     "/billing/settings",
     "/companies",
     "/companies/new",
@@ -145,6 +146,7 @@ def test_every_route_is_covered():
     covered |= {"/manage/exit", "/licences/orders/filters/{name:str}"}
     # Partner-only (403 to customers: tests/test_billing_web.py), without another tenant's id.
     covered |= {"/billing/filters/{name:str}", "/billing/invoices/filters/{name:str}", "/billing/catalogue"}
+    covered |= {"/billing/settings/seller"}  # POST, the actor's own company: tests/test_billing_pdf.py
     covered |= {"/dashboard/settings"}  # POST, partner managers only: tests/test_dashboard_figures.py
     covered |= {"/notifications/settings"}  # partner managers only: tests/test_email_settings_web.py
     covered |= {path for _, path in billing_routes_by_id()}

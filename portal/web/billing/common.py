@@ -15,8 +15,9 @@ from litestar.response import Template
 from multidict import MultiMapping
 
 from portal.domain.access import Actor
-from portal.domain.billing import invoices, money, subscription_list
+from portal.domain.billing import invoices, money, receivables, subscription_list
 from portal.domain.billing.quotes import Purchase, Quoted
+from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.services import Services
 from portal.web.forms import text, to_int
@@ -52,7 +53,9 @@ def services_of(request: HTMXRequest) -> Services:
 def page_helpers(request: HTMXRequest) -> dict[str, Any]:
     """Functions the billing templates call: every amount goes out with its currency."""
     services = services_of(request)
+    now = utcnow()
     return {
+        "days_overdue": lambda due_at: receivables.days_overdue(due_at, now),
         "money": money.format_money,
         "rate": money.format_rate,
         "invoice_number": invoices.format_invoice_number,

@@ -1,5 +1,5 @@
 """One invoice, printable (static/billing.css prints it alone, black on white, one
-page); partner staff record its payment here (card by phone, bank transfer, money
+page) and as a PDF (billing/pdf.py); partner staff record its payment here (card by phone, bank transfer, money
 order, check, with a reference), void it with a reason, or void and reissue it."""
 
 from __future__ import annotations
@@ -9,16 +9,17 @@ from typing import Any
 from litestar import Controller, get, post
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Response, Template
 
 from portal.domain.access import Actor, require_partner_manager
-from portal.domain.billing import accounts, invoices, settlement
+from portal.domain.billing import accounts, documents, invoices, settlement
 from portal.domain.billing.money import format_rate
 from portal.domain.billing.renewal import voiding
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.billing.common import OFFLINE_METHODS, form_page, services_of
 from portal.web.billing.messages import _day, _number, _total, void_effect
+from portal.web.billing.pdf import pdf_response, template_env
 from portal.web.flash import flash
 from portal.web.forms import text
 from portal.web.session import CurrentActor
@@ -30,6 +31,12 @@ class InvoiceController(Controller):
     @get("/")
     async def invoice(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
         return await self._page(request, actor, invoice_id, {}, {})
+
+    @get("/pdf")
+    async def pdf(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Response[bytes]:
+        """ "Download PDF": the invoice as its seller's finance papers, for whoever may see its page."""
+        document = await documents.invoice_document(actor, invoice_id)
+        return await pdf_response(template_env(request), document)
 
     @post("/payment")
     async def record_payment(

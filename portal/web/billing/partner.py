@@ -16,13 +16,13 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Stream, Template
 
 from portal.domain.access import Actor, require_partner_manager
-from portal.domain.billing import catalogue, invoices, money, profiles, subscription_list
+from portal.domain.billing import catalogue, invoices, money, profiles, receivables, seller_details, subscription_list
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.filters import FilterSet
 from portal.domain.numbers import is_decimal_text
 from portal.web.billing.common import page_helpers
-from portal.web.billing.export import invoices_csv
+from portal.web.billing.export import ageing_csv, invoices_csv
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -133,10 +133,21 @@ class PartnerBillingController(Controller):
         context = await _list_context(
             actor, invoices.INVOICE_FILTERS, request.query_params, invoices.filter_choices, invoices.list_invoices, page
         )
+        filters = invoices.INVOICE_FILTERS.parse(request.query_params)
         return render(
             request,
             "pages/billing_partner.html",
-            {**page_helpers(request), **context, "tab": "invoices", "tabs": TABS, "base": "/billing/invoices"},
+            {
+                **page_helpers(request),
+                **context,
+                "tab": "invoices",
+                "tabs": TABS,
+                "base": "/billing/invoices",
+                "export": "/billing/invoices.csv",
+                "ageing": "/billing/invoices/ageing.csv",
+                "partner": True,
+                "outstanding": await receivables.outstanding_totals(actor, filters),
+            },
             fragments={"billing-results": "partials/billing/_invoices.html"},
         )
 
@@ -153,6 +164,18 @@ class PartnerBillingController(Controller):
             invoices_csv(actor, filters),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="invoices.csv"'},
+        )
+
+    @get("/invoices/ageing.csv")
+    async def ageing_export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
+        """ "Ageing CSV": per customer, what it owes by how late (receivables.BUCKETS)."""
+        filters = invoices.INVOICE_FILTERS.parse(request.query_params)
+        require_partner_manager(actor)
+        now = utcnow()
+        return Stream(
+            ageing_csv(actor, filters, now),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="ageing-{now:%Y-%m-%d}.csv"'},
         )
 
     # --- The catalogue and billing settings of the actor's own company (the seller) -----------
@@ -184,6 +207,34 @@ class PartnerBillingController(Controller):
             request,
             f"Billing settings saved: prices in {saved['currency']}, tax {money.format_rate(saved['tax_rate_bp'])}, "
             f"invoice orders {unpaid}. Invoices already issued keep theirs.",
+        )
+        return Redirect("/billing/settings")
+
+    @post("/settings/seller")
+    async def save_seller(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
+        """ "Seller details on invoices": the name, address, tax id and payment instructions
+        every invoice and credit note of the actor's company prints."""
+        require_partner_manager(actor)
+        form = await request.form()
+        sent = seller_details.SellerDetails(
+            legal_name=text(form.get("legal_name"), 400),
+            address=text(form.get("address"), 2000),
+            tax_id=text(form.get("tax_id"), 100),
+            payment_instructions=text(form.get("payment_instructions"), 4000),
+        )
+        try:
+            saved = await seller_details.save_seller_details(actor, actor.company_id, sent, now=utcnow())
+        except ValidationFailed as refused:
+            return await self._settings(request, actor, {}, {"seller": sent}, seller_errors=refused.errors)
+        said = "nothing on how to pay"
+        if saved.payment_instructions:
+            said = "payment instructions on unpaid invoices of customers who pay by invoice"
+        flash(
+            request,
+            f"Seller details saved: invoices and credit notes downloaded from now on show "
+            f"{saved.legal_name or actor.company_name}, "
+            f"{'your address' if saved.address else 'no address'}, "
+            f"{'tax id ' + saved.tax_id if saved.tax_id else 'no tax id'}, and {said}.",
         )
         return Redirect("/billing/settings")
 
@@ -234,11 +285,12 @@ class PartnerBillingController(Controller):
         profile_errors: dict[str, str],
         values: dict[str, Any],
         item_errors: dict[str, dict[str, str]] | None = None,
+        seller_errors: dict[str, str] | None = None,
     ) -> Template:
         require_partner_manager(actor)
         profile = await profiles.profile(actor.company_id)
         items = await catalogue.items(actor.company_id)
-        failed = bool(profile_errors or item_errors)
+        failed = bool(profile_errors or item_errors or seller_errors)
         return render(
             request,
             "pages/billing_settings.html",
@@ -265,6 +317,9 @@ class PartnerBillingController(Controller):
                 },
                 "profile_errors": profile_errors,
                 "item_errors": item_errors or {},
+                # A refused form comes back as it was sent.
+                "seller": values.get("seller") or seller_details.of_profile(profile),
+                "seller_errors": seller_errors or {},
             },
             status_code=400 if failed else 200,
         )
