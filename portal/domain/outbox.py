@@ -46,6 +46,7 @@ KINDS = {
     "auto_renewal_notice": "Automatic renewal ahead",
     "auto_renewed": "Renewed automatically",
     "auto_renewal_placed": "Renewal placed for approval",
+    "refund_issued": "Refund issued",
 }
 # A claim lasts this long unless its worker renews it (a heartbeat while it
 # delivers): a worker that died holding rows gives them up within this.
