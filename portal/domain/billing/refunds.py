@@ -37,7 +37,7 @@ from portal.domain.billing import credit_notes, invoices, money
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import Company
-from portal.tables_billing import BillingAccount, Charge, Invoice, Refund
+from portal.tables_billing import BillingAccount, Charge, CreditNote, Invoice, Refund
 
 if TYPE_CHECKING:
     from portal.domain.billing.payments import CardProcessor, RefundResult
@@ -314,7 +314,7 @@ async def _notify(row: dict, invoice: dict, note: dict | None, now: datetime) ->
 async def _answer(row: dict, *, repeat: bool) -> dict:
     note = None
     if row["credit_note"] is not None:
-        found = await credit_notes.CreditNote.select().where(credit_notes.CreditNote.id == row["credit_note"]).first()
+        found = await CreditNote.select().where(CreditNote.id == row["credit_note"]).first()
         if found is not None:
             note = {**found, "label": credit_notes.format_credit_note_number(found["number"])}
     return {"refund": row, "credit_note": note, "repeat": repeat}
