@@ -109,9 +109,10 @@ class RefundController(Controller):
         return Redirect(f"/invoices/{invoice_id}")
 
     async def _state(self, actor: Actor, invoice_id: int) -> dict:
+        # Another tenant's invoice is not found, whoever asks; then who may.
+        state = await refunds.refundable(actor, invoice_id)
         require_partner_manager(actor)
         refuse_read_only(actor)
-        state = await refunds.refundable(actor, invoice_id)
         state["invoice"]["number_label"] = invoices.format_invoice_number(state["invoice"]["number"])
         return state
 
