@@ -11,6 +11,9 @@
   A bank that asks for 3-D Secure answers "requires action": the charge is
   declined with the PaymentIntent's id, and the customer is e-mailed a link to
   confirm it in the browser.
+- Refunding: a Refund of the PaymentIntent, keyed by the portal's refund row (Stripe's
+  idempotency key, and the metadata `refund_key` by which the charge.refunded event
+  finds the refund it reports).
 
 The SDK's calls are blocking (requests): each runs in a worker thread, so the event
 loop goes on while Stripe answers. Network failures are raised: the charge row
@@ -30,6 +33,7 @@ from portal.domain.billing.payments import (
     NEEDS_AUTHENTICATION,
     NO_PAYMENT_METHOD,
     ChargeResult,
+    RefundResult,
     SavedCard,
 )
 from portal.domain.errors import ValidationFailed
@@ -153,3 +157,25 @@ class StripeProcessor:
         confirmation page gives the secret to Stripe.js)."""
         intent = await asyncio.to_thread(self._client.v1.payment_intents.retrieve, intent_id)
         return intent.status, intent.client_secret
+
+    async def refund(
+        self, payment_reference: str, amount_cents: int, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        if amount_cents <= 0 or not payment_reference.startswith("pi_"):
+            return RefundResult(ok=False, reference=None, failure="Not a card payment taken through Stripe.")
+        return await asyncio.to_thread(self._refund, payment_reference, amount_cents, idempotency_key)
+
+    def _refund(self, intent_id: str, amount_cents: int, key: str) -> RefundResult:
+        try:
+            refund = self._client.v1.refunds.create(
+                {"payment_intent": intent_id, "amount": amount_cents, "metadata": {"refund_key": key}},
+                {"idempotency_key": f"refund:{key}"},
+            )
+        except (stripe.InvalidRequestError, stripe.CardError) as exc:
+            return RefundResult(
+                ok=False, reference=None, failure=(exc.user_message or "Stripe refused the refund.")[:200]
+            )
+        if refund.status in ("failed", "canceled"):
+            return RefundResult(ok=False, reference=refund.id, failure=f"Stripe says the refund {refund.status}.")
+        # "pending": accepted; the bank has yet to move the money, as most refunds' first days.
+        return RefundResult(ok=True, reference=refund.id)

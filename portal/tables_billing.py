@@ -38,6 +38,8 @@ class BillingProfile(Table, tablename="billing_profile"):
     address = Varchar(length=500, default="")
     tax_id = Varchar(length=50, default="")
     payment_instructions = Varchar(length=1000, default="")
+    # The same for credit notes, a sequence of their own (migration portal_0014_refunds).
+    next_credit_note_number = Integer(default=1)
 
 
 class CatalogueItem(Table, tablename="catalogue_item"):
@@ -175,6 +177,70 @@ class StripeEvent(Table, tablename="stripe_event"):
     outcome = Varchar(length=200, default="")
 
 
+class CreditNote(Table, tablename="credit_note"):
+    """What a refund gives back of a paid invoice, numbered like invoices (per seller,
+    without gaps) and never edited. Migration portal_0014_refunds."""
+
+    id: Serial
+    partner = ForeignKey(Company, on_delete=OnDelete.restrict, index=False)  # unique with number
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    company_path = Varchar(length=255, default="")
+    invoice = ForeignKey(Invoice, on_delete=OnDelete.restrict, index=True)
+    number = Integer()
+    currency = Varchar(length=3, default="USD")
+    subtotal_cents = BigInt(default=0)
+    tax_rate_bp = Integer(default=0)
+    tax_cents = BigInt(default=0)
+    total_cents = BigInt(default=0)
+    reason = Varchar(length=300, default="")
+    issued_at = Timestamptz()
+    issued_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+
+
+class CreditNoteLine(Table, tablename="credit_note_line"):
+    id: Serial
+    credit_note = ForeignKey(CreditNote, on_delete=OnDelete.cascade, index=True)
+    position = Integer(default=0)
+    code = Varchar(length=40, default="")
+    description = Varchar(length=300)
+    quantity = Integer(default=1)
+    unit_cents = BigInt(default=0)
+    amount_cents = BigInt(default=0)
+
+
+REFUND_METHODS = ("card", "by_hand")
+REFUND_STATUSES = ("pending", "succeeded", "failed")
+
+
+class Refund(Table, tablename="refund"):
+    """Money given back for an invoice: to the card it was charged to, through the
+    processor (pending → succeeded | failed), or by the seller by hand for a payment
+    recorded by hand (succeeded at once: recorded as owed). Written before the
+    processor is asked, keyed, so asking again never refunds twice."""
+
+    id: Serial
+    invoice = ForeignKey(Invoice, on_delete=OnDelete.restrict, index=True)
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=False)
+    company_path = Varchar(length=255, default="")
+    charge = ForeignKey(Charge, null=True, on_delete=OnDelete.set_null, index=False)
+    method = Varchar(length=10)
+    amount_cents = BigInt(default=0)
+    currency = Varchar(length=3, default="USD")
+    reason = Varchar(length=300, default="")
+    status = Varchar(length=10, default="pending")
+    processor_ref = Varchar(length=64, null=True, default=None)
+    failure = Varchar(length=200, null=True, default=None)
+    # None: a refund of money taken for a void invoice, which invoiced nothing to credit.
+    credit_note = ForeignKey(CreditNote, null=True, on_delete=OnDelete.set_null, index=False)
+    requested_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null, index=False)
+    requested_at = Timestamptz()
+    # The processor is being asked since then (None: not yet); a try whose worker
+    # died is taken over once the lease ran out.
+    attempted_at = Timestamptz(null=True, default=None)
+    settled_at = Timestamptz(null=True, default=None)
+    idempotency_key = Varchar(length=120, unique=True)
+
+
 # In creation order, for portal/piccolo_app.py.
 BILLING_TABLES: list[type[Table]] = [
     BillingProfile,
@@ -185,4 +251,7 @@ BILLING_TABLES: list[type[Table]] = [
     InvoiceLine,
     Charge,
     StripeEvent,
+    CreditNote,
+    CreditNoteLine,
+    Refund,
 ]

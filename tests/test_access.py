@@ -39,6 +39,8 @@ COMPANY_ROUTES = [
 ]
 # Routes by order or user id: tests/test_licences_web.py::test_another_tenants_order_batch_and_user_ids_answer_404
 BY_OTHER_IDS = {
+    # tests/test_billing_refund_pages.py::test_another_partners_invoice_and_credit_note_are_not_found
+    "/credit-notes/{credit_note_id:int}",
     "/licences/orders/{order_id:int}/menu",
     "/licences/orders/{order_id:int}/assign",
     "/licences/orders/{order_id:int}/decline",

@@ -15,7 +15,7 @@ from portal.domain.billing.payments import TestProcessor
 from portal.domain.billing.renewal import invoice_subscriptions, online
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry
-from portal.tables_billing import Charge, Invoice, Subscription
+from portal.tables_billing import Charge, Invoice, Refund, Subscription
 from tests.support import PROCESSOR, card_token
 from tests.test_billing_subscriptions import DECLINING_CARD, GOOD_CARD, NOW, actors, pro, with_card
 
@@ -162,20 +162,28 @@ class VoidingProcessor(TestProcessor):
         return await super().charge(token, amount_cents, currency, idempotency_key)
 
 
-async def test_money_taken_for_a_void_invoice_shows_under_failed_charges(tree):
+async def test_money_taken_for_a_void_invoice_is_refunded_and_leaves_failed_charges(tree):
     customer, seller = await actors(tree)
     bought = await _declined_purchase(tree)
     voiding = VoidingProcessor(seller)
     paid = await settlement.pay_invoice(customer, bought["invoice"]["id"], NOW, processor=voiding)
     assert paid["charge"].ok and paid["invoice"]["status"] == "void" and paid["batch"] is None
     assert await AuditEntry.count().where(AuditEntry.action == "invoice.charged_not_issued") == 1
+    # Refunded in full at once, without a credit note: the refund is the record now.
+    refund = await Refund.select().first()
+    assert (refund["status"], refund["amount_cents"], refund["credit_note"]) == (
+        "succeeded",
+        bought["invoice"]["total_cents"],
+        None,
+    )
+    assert voiding.refunds == [refund["idempotency_key"]]
     listed = await subscription_list.list_subscriptions(seller, {"failed_charges": "yes"}, 1)
-    assert [row["id"] for row in listed.items] == [bought["subscription"]["id"]]
+    assert listed.items == []
     # The purchase's invoice voided: the purchase ended with it (test_billing_unpaid_purchase).
     assert (await Subscription.select(Subscription.status).first())["status"] == "ended"
 
 
-async def test_money_the_renewal_job_took_for_a_void_invoice_renews_nothing_and_shows_under_failed_charges(tree):
+async def test_money_the_renewal_job_took_for_a_void_invoice_renews_nothing_and_is_refunded(tree):
     customer, seller = await actors(tree)
     await with_card(customer, tree.north["id"], GOOD_CARD)
     sub = (await subscriptions.buy(customer, tree.north["id"], pro(0, "online", 0), NOW, processor=PROCESSOR))[
@@ -192,5 +200,8 @@ async def test_money_the_renewal_job_took_for_a_void_invoice_renews_nothing_and_
     assert await AuditEntry.count().where(AuditEntry.action == "invoice.charged_not_issued") == 1
     row = await Subscription.select().where(Subscription.id == sub["id"]).first()
     assert (row["term_end"], row["batch"], row["status"]) == (sub["term_end"], sub["batch"], "active")
+    refund = await Refund.select().first()
+    assert (refund["status"], refund["charge"], refund["credit_note"]) == ("succeeded", charge["id"], None)
+    assert voiding.refunds == [refund["idempotency_key"]]
     listed = await subscription_list.list_subscriptions(seller, {"failed_charges": "yes"}, 1)
-    assert [r["id"] for r in listed.items] == [sub["id"]]
+    assert listed.items == []

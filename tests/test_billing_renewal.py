@@ -560,6 +560,7 @@ async def test_the_tick_without_redis_renews_invoices_and_lapses(tree, processor
     assert counts == {
         "provisioned_missed": 0,
         "stripe_events_taken_up": 0,
+        "refunds_sent": 0,
         "claimed": 1,
         "renewed": 1,
         "declined": 0,

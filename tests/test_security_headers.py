@@ -14,6 +14,7 @@ import pytest
 from litestar.routes import HTTPRoute
 
 from portal.domain.access import load_actor
+from portal.domain.billing import refunds, settlement
 from portal.domain.billing.quotes import Purchase
 from portal.domain.billing.subscriptions import buy
 from portal.domain.clock import utcnow
@@ -36,7 +37,7 @@ def get_routes(app) -> list[str]:
 async def path_values(tree) -> dict[str, str]:
     """A value for every path parameter of the app, from the test tree: the
     customer under the partner, its learner, an order requested and one assigned, an e-mail, a CSV import,
-    a subscription bought by invoice and its invoice."""
+    a subscription bought by invoice and its invoice, paid and part refunded (a credit note)."""
     learner = await add_user(tree.direct, "learner@direct.example", role="learner", name="Lee Learner")
     actor = await load_actor(tree.managers["direct"]["id"], None)
     order = await request_order(actor, tree.direct["id"], 5, None, "", utcnow())
@@ -46,6 +47,11 @@ async def path_values(tree) -> dict[str, str]:
     batch = await assign_order(partner, renewable["id"], utcnow())
     imported = await receive(actor, tree.direct["id"], "users.csv", BytesIO(b"learner@direct.example\n"), utcnow())
     bought = await buy(actor, tree.direct["id"], Purchase("pro", 2, 1, (), "invoice"), utcnow(), processor=PROCESSOR)
+    # Paid by check and part refunded: a credit note.
+    await settlement.record_payment(partner, bought["invoice"]["id"], method="check", reference="", now=utcnow())
+    refunded = await refunds.refund(
+        partner, bought["invoice"]["id"], 100, "Goodwill", "k", utcnow(), processor=PROCESSOR
+    )
     return {
         "company_id": str(tree.direct["id"]),
         "user_id": str(learner["id"]),
@@ -55,6 +61,7 @@ async def path_values(tree) -> dict[str, str]:
         "batch_id": str(batch["id"]),
         "subscription_id": str(bought["subscription"]["id"]),
         "invoice_id": str(bought["invoice"]["id"]),
+        "credit_note_id": str(refunded["credit_note"]["id"]),
         "code": "pro",
         "name": "status",
         "token": "not-a-token",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from portal.domain.billing import settlement, stripe_events
+from portal.domain.billing import refunds, settlement, stripe_events
 from portal.domain.billing.renewal import invoice_subscriptions, lapse, online
 from portal.domain.clock import utcnow
 from portal.jobs.queue import Timers
@@ -55,6 +55,8 @@ async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {"provisioned_missed": await settlement.provision_missed(now)}
     # Stripe's events whose job was lost (queued while Redis was away, a worker killed).
     counts["stripe_events_taken_up"] = await stripe_events.process_waiting(now)
+    # Refunds not asked of the processor yet (money taken for a void invoice) or left pending by a crash.
+    counts["refunds_sent"] = await refunds.send_waiting(now, processor=processor)
     redis = ctx.get("redis")
     if redis is not None:
         due = await online.count_due(now)

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from portal import db
 from portal.domain import audit
-from portal.domain.billing import invoices
+from portal.domain.billing import invoices, refunds
 from portal.domain.errors import ValidationFailed
 from portal.domain.numbers import is_ascii_digits
 from portal.tables_billing import Charge, Invoice
@@ -81,6 +81,13 @@ class ChargeResult:
     requires_action: str | None = None
 
 
+@dataclass(frozen=True)
+class RefundResult:
+    ok: bool
+    reference: str | None  # the processor's id of the refund
+    failure: str | None = None
+
+
 class CardProcessor(Protocol):
     name: str  # "test" | "stripe"
     test_mode: bool
@@ -106,6 +113,14 @@ class CardProcessor(Protocol):
         """A payment that required action (ChargeResult.requires_action): its status now
         ("succeeded" once the cardholder confirmed it) and what the browser needs to
         confirm it (Stripe: the PaymentIntent's client secret)."""
+        ...
+
+    async def refund(
+        self, payment_reference: str, amount_cents: int, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        """Give back `amount_cents` of the payment `payment_reference` (a charge's
+        processor_ref) to its card, once per key: the same key again answers as the
+        first time and refunds nothing more. Raises when the processor cannot be reached."""
         ...
 
 
@@ -174,6 +189,7 @@ class TestProcessor:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.refunds: list[str] = []
 
     async def save_card(self, card: CardDetails, *, now: datetime | None = None) -> SavedCard:
         digits = check_card(card, now)
@@ -219,6 +235,14 @@ class TestProcessor:
         # Its charges never wait for the cardholder.
         return "requires_payment_method", None
 
+    async def refund(
+        self, payment_reference: str, amount_cents: int, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        self.refunds.append(idempotency_key)
+        if amount_cents <= 0 or not payment_reference.startswith("ch_test_"):
+            return RefundResult(ok=False, reference=None, failure="Not a payment of the test processor.")
+        return RefundResult(ok=True, reference="re_test_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24])
+
 
 def charge_key(invoice_id: int, attempt: int) -> str:
     return f"{invoice_id}:{attempt}"
@@ -256,8 +280,9 @@ async def charge_invoice(
     3. A short transaction records the answer and, on success, marks the invoice
        paid (method "card"). Money taken for an invoice voided meanwhile (only
        once the attempt's lease ran out: invoices refuse to void while it runs)
-       is recorded and audited for a refund, the invoice left void; the
-       partner's Failed charges list shows its subscription.
+       is recorded, audited and refunded in full (refunds.py), the invoice left
+       void; the partner's Failed charges list shows its subscription until the
+       refund succeeded.
     Call it outside the caller's transaction: an open one would be held while
     the processor answers."""
     async with db.write_transaction():
@@ -319,10 +344,16 @@ async def charge_invoice(
             return result
         await audit.record(None, "invoice.charged", invoice["company"], now, detail)
         current = await db.for_update(Invoice.select(Invoice.status).where(Invoice.id == invoice_id)).first()
+        refunding: list[int] = []
         if current is not None and current["status"] == "issued":
             await invoices.mark_paid(
                 invoice_id, method="card", reference=result.reference or key, now=now, recorded_by=None
             )
         else:
             await audit.record(None, "invoice.charged_not_issued", invoice["company"], now, detail)
+            if current is not None and current["status"] == "void":
+                taken = await Charge.select().where(Charge.idempotency_key == key)
+                refunding = await refunds.queue_void_refunds(taken, now)
+    if refunding:
+        await refunds.send_waiting(now, processor=processor, invoice_ids=[invoice_id])
     return result

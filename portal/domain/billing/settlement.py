@@ -14,7 +14,17 @@ from typing import Any
 from portal import db
 from portal.domain import audit, catalogue
 from portal.domain.access import Actor, may_act_on, require_partner_manager
-from portal.domain.billing import accounts, invoices, locks, money, payments, provision_claims, provisioning, quotes
+from portal.domain.billing import (
+    accounts,
+    invoices,
+    locks,
+    money,
+    payments,
+    provision_claims,
+    provisioning,
+    quotes,
+    refunds,
+)
 from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import schedule
@@ -317,6 +327,7 @@ async def confirm_payment(actor: Actor, invoice_id: int, now: datetime, *, proce
     if status != "succeeded":
         raise ValidationFailed({"payment": NOT_CONFIRMED})
     recorded, batch = await record_confirmed_charge(charge["id"], now, actor=actor)
+    await refunds.send_waiting(now, processor=processor, invoice_ids=[invoice_id])
     paid = await Invoice.select().where(Invoice.id == invoice_id).first()
     return {"invoice": paid or invoice, "batch": batch, "repeat": not recorded}
 
@@ -348,8 +359,11 @@ async def record_confirmed_charge(charge_id: int, now: datetime, *, actor: Actor
         await Charge.update({Charge.status: "succeeded", Charge.decline_reason: None}).where(Charge.id == charge_id)
         await audit.record(actor, "invoice.charge_confirmed", invoice["company"], now, detail)
         if invoice["status"] != "issued":
-            # Money taken for an invoice paid otherwise or voided meanwhile: audited for a refund.
+            # Money taken for an invoice paid otherwise or voided meanwhile: audited; a void
+            # one's refunded in full (sent by the confirmation page, else the billing tick).
             await audit.record(None, "invoice.charged_not_issued", invoice["company"], now, detail)
+            if invoice["status"] == "void":
+                await refunds.queue_void_refunds([charge], now)
             return True, None
         await invoices.mark_paid(
             invoice_id, method="card", reference=charge["processor_ref"], now=now, recorded_by=None

@@ -14,8 +14,11 @@ recorded again.
   does (settlement.record_confirmed_charge): the customer may close the tab before
   the page reports back.
 - payment_intent.payment_failed: audited; the charge row keeps what it says.
-- charge.refunded: audited (the portal keeps no refund of its own yet; a refund is
-  made in Stripe's dashboard and shows in the audit log).
+- charge.refunded: audited; a refund the portal made (refunds.py) is already
+  recorded and counts; what Stripe refunded beyond the portal's refunds of that
+  payment (a refund made in Stripe's dashboard) is recorded as a refund, with a
+  credit note when its invoice is paid, once per running total (a replay records
+  nothing more).
 - charge.dispute.created: audited, and the seller's account managers e-mailed.
 - a kept card updated or about to expire (payment_method.automatically_updated,
   payment_method.card_automatically_updated, payment_method.updated,
@@ -36,7 +39,7 @@ from typing import Any
 
 from portal import db
 from portal.domain import audit, outbox
-from portal.domain.billing import money
+from portal.domain.billing import money, refunds
 from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.settlement import record_confirmed_charge
 from portal.domain.emails.queue import queue_kind
@@ -205,7 +208,10 @@ async def _refunded(event_id: str, obj: dict, now: datetime) -> str | None:
         },
         dedupe_key=f"stripe:{event_id}",
     )
-    return "refund audited"
+    total = obj.get("amount_refunded")
+    if not isinstance(total, int) or str(obj.get("currency", "")).upper() != charge["currency"]:
+        return "refund audited; amount not understood"
+    return await refunds.record_outside_refund(charge, total, now)
 
 
 async def _disputed(event_id: str, dispute: dict, now: datetime) -> str | None:

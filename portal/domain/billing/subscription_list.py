@@ -16,12 +16,14 @@ from portal.tables import Company
 from portal.tables_billing import METHODS, SUBSCRIPTION_STATUSES, Subscription
 
 # Declined charges of an invoice still to pay, and money taken (or perhaps taken: an
-# attempt whose worker died) for an invoice voided meanwhile, which is to be refunded.
+# attempt whose worker died) for an invoice voided meanwhile, until its automatic
+# refund (billing/refunds.py) succeeded: the refund row is the record after that.
 _FAILED_CHARGES = WhereRaw(
     "EXISTS (SELECT 1 FROM card_charge JOIN invoice ON invoice.id = card_charge.invoice "
     "WHERE invoice.subscription = subscription.id AND ("
     "(invoice.status = 'issued' AND card_charge.status = 'declined') "
-    "OR (invoice.status = 'void' AND card_charge.status IN ('succeeded', 'pending'))))"
+    "OR (invoice.status = 'void' AND card_charge.status IN ('succeeded', 'pending') AND NOT EXISTS ("
+    "SELECT 1 FROM refund WHERE refund.charge = card_charge.id AND refund.status = 'succeeded'))))"
 )
 _YES = one_of(("yes",))
 # The guide's words for the billing methods.

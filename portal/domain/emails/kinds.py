@@ -174,6 +174,12 @@ _ALL = (
         ("company_name", "invoice_number", "invoice_id", "amount", "reason", "answer_by"),
     ),
     Kind(
+        "refund_issued",
+        "Refund issued",
+        "Refund of {{ amount }} for invoice {{ number }}",
+        ("amount", "number", "company_name", "reason", "to_card", "credit_note", "invoice_id"),
+    ),
+    Kind(
         "webhook_disabled",
         "Webhook endpoint switched off",
         "A webhook endpoint was switched off",

@@ -8,6 +8,7 @@ from portal.web.billing.actions import SubscriptionActionController
 from portal.web.billing.customer import CustomerBillingController
 from portal.web.billing.invoice_pages import InvoiceController
 from portal.web.billing.partner import PartnerBillingController
+from portal.web.billing.refund_pages import CreditNoteController, RefundController
 from portal.web.billing.webhooks import stripe_webhook
 
 # Registered by portal/web/app.py beside the other page controllers.
@@ -16,5 +17,7 @@ BILLING_ROUTES: list[Any] = [
     PartnerBillingController,
     SubscriptionActionController,
     InvoiceController,
+    RefundController,
+    CreditNoteController,
     stripe_webhook,
 ]

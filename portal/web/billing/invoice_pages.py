@@ -17,6 +17,7 @@ from portal.domain.billing.money import format_rate
 from portal.domain.billing.renewal import voiding
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
+from portal.web.billing import refund_pages
 from portal.web.billing.common import OFFLINE_METHODS, form_page, services_of
 from portal.web.billing.messages import _day, _number, _total, void_effect
 from portal.web.billing.pdf import pdf_response, template_env
@@ -172,6 +173,7 @@ class InvoiceController(Controller):
                 "tax_rate": format_rate(invoice["tax_rate_bp"]),
                 "offline_methods": OFFLINE_METHODS,
                 "void_effect": effect,
+                "refunds": await refund_pages.invoice_context(actor, invoice),
             },
             values,
             errors,

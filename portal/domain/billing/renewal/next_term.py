@@ -9,7 +9,7 @@ from datetime import datetime
 from piccolo.query import Select
 
 from portal import db
-from portal.domain.billing import provision_claims
+from portal.domain.billing import provision_claims, refunds
 from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.renewal import notices, schedule
 from portal.domain.billing.renewal.chunk import Renewal, id_list
@@ -92,9 +92,10 @@ async def record(now: datetime, renewals: list[Renewal]) -> None:
 async def _set_aside_void(decided: list[Renewal], now: datetime) -> list[Renewal]:
     """Money taken for a renewal invoice voided while the processor was asked (possible
     only once the attempt's lease ran out: a void is refused before): the charge is
-    recorded as taken and audited for a refund, which the partner's Failed charges
-    list shows; nothing is provisioned for it and the subscription is left for the
-    next run, which finds the invoice that replaced it, or none. The others are returned."""
+    recorded as taken, audited and refunded in full (refunds.py; the partner's Failed
+    charges list shows it until the refund succeeded); nothing is provisioned for it
+    and the subscription is left for the next run, which finds the invoice that
+    replaced it, or none. The others are returned."""
     charged = {r.invoice["id"]: r for r in decided if r.outcome == "paid" and r.charge is not None}
     if not charged:
         return decided
@@ -126,6 +127,10 @@ async def _set_aside_void(decided: list[Renewal], now: datetime) -> list[Renewal
             )
             for r in aside
         ],
+    )
+    # Refunded in full, after this transaction (renew_due sends them).
+    await refunds.queue_void_refunds(
+        await Charge.select().where(Charge.id.is_in([r.charge["id"] for r in aside if r.charge is not None])), now
     )
     for r in aside:
         r.outcome = "pending"  # not renewed by this run

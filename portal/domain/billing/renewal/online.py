@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from portal import db
-from portal.domain.billing import money, payments, quotes
+from portal.domain.billing import money, payments, quotes, refunds
 from portal.domain.billing.renewal import invoicing, next_term, schedule
 from portal.domain.billing.renewal.chunk import NO_CARD, Renewal, id_list
 from portal.tables import Company
@@ -60,6 +60,8 @@ async def renew_due(now: datetime, *, limit: int = 500, processor: payments.Card
         renewal.reference = result.reference
         renewal.reason = None if result.ok else (result.decline_reason or payments.CARD_DECLINED)[:200]
     await next_term.record(now, renewals)
+    # Money taken for a renewal invoice voided meanwhile, given back.
+    await refunds.send_waiting(now, processor=processor, invoice_ids=[r.invoice["id"] for r in renewals])
     for renewal in renewals:
         if renewal.outcome == "paid":
             counts["renewed"] += 1
