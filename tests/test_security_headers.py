@@ -21,6 +21,7 @@ from portal.domain.clock import utcnow
 from portal.domain.imports.preview import receive
 from portal.domain.orders.decisions import assign_order
 from portal.domain.orders.requests import request_order
+from portal.domain.webhooks import endpoints as webhook_endpoints
 from portal.tables import OutboxEmail
 from portal.web.headers import POLICY, SCHEMA_POLICY
 from portal.web.test_processor import FRAME_POLICY
@@ -52,7 +53,11 @@ async def path_values(tree) -> dict[str, str]:
     refunded = await refunds.refund(
         partner, bought["invoice"]["id"], 100, "Goodwill", "k", utcnow(), processor=PROCESSOR
     )
+    endpoint = await webhook_endpoints.create(
+        partner, "https://psa.example.com/hooks", "", ["order.assigned"], utcnow(), allow_private=False
+    )
     return {
+        "endpoint_id": str(endpoint["id"]),
         "company_id": str(tree.direct["id"]),
         "user_id": str(learner["id"]),
         "order_id": str(order["id"]),
