@@ -545,6 +545,8 @@ async def test_another_tenants_ids_answer_404(client, tree):
         f"/companies/{north}/billing/buy",
         f"/companies/{north}/billing/buy/quote?tier=pro&method=online",
         f"/companies/{north}/billing/change",
+        f"/companies/{north}/billing/add-users",
+        f"/companies/{north}/billing/add-users/quote?standard_users=1&read_only_users=0",
         f"/companies/{north}/billing/account",
         f"/companies/{north}/billing/invoices.csv",
         f"/invoices/{invoice['id']}",
@@ -554,6 +556,7 @@ async def test_another_tenants_ids_answer_404(client, tree):
         f"/billing/subscriptions/{subscription_id}/cancel",
         f"/billing/subscriptions/{subscription_id}/request-invoice",
         f"/companies/{north}/billing/buy",
+        f"/companies/{north}/billing/add-users",
         f"/companies/{north}/billing/account",
         f"/invoices/{invoice['id']}/pay",
     ):
