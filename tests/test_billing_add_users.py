@@ -1,16 +1,22 @@
-""""Add users" on the customer's Billing: its own action beside Upgrade, buying more
+""" "Add users" on the customer's Billing: its own action beside Upgrade, buying more
 user credits on the plan held, pro rata to the term's end, with the price and what
 changes said before, and what changed said after."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from portal.domain.billing import money
+import pytest
+
+from portal.domain.billing import changes, money, quotes
+from portal.domain.billing.renewal import invoice_subscriptions
+from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.tables import LicenceBatch
 from portal.tables_billing import Invoice, Subscription
-from tests.support import csrf_of, sign_in
+from tests.support import PROCESSOR, csrf_of, sign_in
+from tests.test_billing_subscriptions import NOW, actors, bought_online
 from tests.test_billing_web import ADDRESS, buy, buy_pro_online, confirm_quote, flashes
 
 _ERRORS = re.compile(r'class="field-error" role="alert">([^<]*)<')
@@ -49,7 +55,7 @@ async def test_add_users_shows_the_pro_rata_price_and_the_users_after_then_charg
     lines = re.findall(r"<tr><td>([^<]+)</td>", quote.text)
     assert [line.split(",")[0] for line in lines] == ["5 × Additional standard user", "2 × Read-only user"]
     assert "After this: 35 standard users and 2 read-only users on Pro" in quote.text
-    assert 'action="/companies/%d/billing/add-users"' % tree.north["id"] in quote.text
+    assert f'action="/companies/{tree.north["id"]}/billing/add-users"' in quote.text
     assert await Invoice.count() == 1  # the quote wrote nothing
     shown = re.search(r'data-testid="total">([^<]+)<', quote.text).group(1)
 
@@ -63,7 +69,9 @@ async def test_add_users_shows_the_pro_rata_price_and_the_users_after_then_charg
     page = await client.get(done.headers["location"])
     said = flashes(page.text)
     assert len(said) == 1, said
-    assert said[0].startswith(f"Added 5 standard users and 2 read-only users: charged {shown} pro rata (invoice INV-00002).")
+    assert said[0].startswith(
+        f"Added 5 standard users and 2 read-only users: charged {shown} pro rata (invoice INV-00002)."
+    )
     assert " 5 more licenses are ready to allocate, until " in said[0]
     assert expected and 'data-testid="seats">35' in page.text
     now = await Subscription.select().where(Subscription.id == subscription_id).first()
@@ -134,3 +142,55 @@ async def test_without_a_running_subscription_there_is_nothing_to_add_users_to(c
     base = f"/companies/{tree.north['id']}/billing"
     assert "/add-users" not in (await client.get(base)).text
     assert (await client.get(f"{base}/add-users")).status_code == 404
+
+
+async def test_users_added_keep_a_reduction_set_for_the_next_term_with_them_on_top(tree):
+    """Fewer users asked for the next term (20 → 8 standard, 2 → 0 read-only), then 5
+    standard users added now: 25 now, 13 and 0 from the next term; the renewal invoice
+    already issued bills those."""
+    bought = await bought_online(tree, extra=20)
+    customer, _ = await actors(tree)
+    sub = bought["subscription"]
+    later = NOW + timedelta(days=30)
+    await changes.change(
+        customer, sub["id"], tier="pro", extra_users=8, read_only_users=0, now=later, processor=PROCESSOR
+    )
+    await invoice_subscriptions.request_invoice(customer, sub["id"], later)
+    quote = await quotes.quote_add_users(customer, sub["id"], standard_users=5, read_only_users=0, now=later)
+    assert "From 10 Mar 2027: 13 × Additional standard user, as set before with those added now." in quote.notes
+    assert "From 10 Mar 2027: 0 × Read-only user, as set before with those added now." in quote.notes
+
+    added = await changes.add_users(
+        customer,
+        sub["id"],
+        standard_users=5,
+        read_only_users=0,
+        now=later,
+        quoted=quotes.Quoted(quote.totals.total_cents, quote.totals.currency, quote.totals.tax_rate_bp, "k1"),
+        processor=PROCESSOR,
+    )
+    row = added["subscription"]
+    assert added["added"] == (5, 0) and added["invoice"]["status"] == "paid"
+    assert (row["extra_users"], row["next_extra_users"], row["read_only_users"], row["next_read_only_users"]) == (
+        25,
+        13,
+        2,
+        0,
+    )
+    # $6,000 + 13 × $360, reissued for the next term.
+    assert added["renewal_invoice"]["total_cents"] == 1_068_000
+
+
+async def test_add_users_refuses_nothing_to_add_and_read_only_managers(tree):
+    bought = await bought_online(tree, extra=0)
+    customer, _ = await actors(tree)
+    sub = bought["subscription"]
+    with pytest.raises(ValidationFailed) as refused:
+        await quotes.quote_add_users(customer, sub["id"], standard_users=0, read_only_users=0, now=NOW)
+    assert refused.value.errors == {"standard_users": "Enter how many users to add: 1 or more."}
+    with pytest.raises(ValidationFailed) as refused:
+        await quotes.quote_add_users(customer, sub["id"], standard_users=-1, read_only_users=0, now=NOW)
+    assert set(refused.value.errors) == {"standard_users"}
+    viewer = dataclasses.replace(customer, read_only=True)
+    with pytest.raises(PermissionDenied):
+        await changes.add_users(viewer, sub["id"], standard_users=1, read_only_users=0, now=NOW, processor=PROCESSOR)

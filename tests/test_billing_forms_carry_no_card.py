@@ -242,9 +242,7 @@ def received(app) -> Received:
 
 @pytest.fixture
 async def client(received):
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=received), base_url="http://127.0.0.1:8000"
-    ) as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=received), base_url="http://127.0.0.1:8000") as c:
         yield c
 
 

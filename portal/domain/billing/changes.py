@@ -105,7 +105,13 @@ async def _apply(
         wanted = wanted_of(subscription)
         tier, extra_users, read_only_users = wanted.tier, wanted.extra_users, wanted.read_only_users
         plan, profile = await quotes.plan_change(
-            subscription, tier=tier, extra_users=extra_users, read_only_users=read_only_users, now=now, field_of=field_of
+            subscription,
+            tier=tier,
+            extra_users=extra_users,
+            read_only_users=read_only_users,
+            now=now,
+            field_of=field_of,
+            next_term={"extra_users": wanted.next_extra_users, "read_only_users": wanted.next_read_only_users},
         )
         quotes.check_price(quoted, totals(plan.lines, profile["tax_rate_bp"], profile["currency"]))
         if plan.lines and subscription["method"] == "online" and not token:

@@ -330,18 +330,14 @@ class CustomerBillingController(Controller):
     # --- "Add users": more user credits on the plan held, pro rata to the term's end -------------
 
     @get("/add-users")
-    async def add_users_form(
-        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
-    ) -> Template:
+    async def add_users_form(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         subscription = await _live(actor, company_id)
         # "Change the choice" on the price page comes back with the counts chosen.
         values = {"standard_users": 0, "read_only_users": 0, **kept_values(request.query_params)}
         return await self._add_users_form(request, actor, company_id, subscription, values, {})
 
     @get("/add-users/quote")
-    async def add_users_quote(
-        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
-    ) -> Template:
+    async def add_users_quote(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         """The price of the users asked for, before anything is bought."""
         subscription = await _live(actor, company_id)
         values = kept_values(request.query_params)
