@@ -120,6 +120,10 @@ async def test_a_bad_choice_is_said_on_the_form(client, tree):
     bad_tier = await client.get(base, params={**PRO_20, "tier": "gold"})
     assert bad_tier.status_code == 400 and "Choose Lite or Pro." in bad_tier.text
     assert 'name="extra_users" min="0" value="20"' in bad_tier.text  # the choice is kept
+    # Summarised at the top too, each linking to its field.
+    assert bad_tier.text.index('class="error-summary"') < bad_tier.text.index('name="tier"')
+    assert '<a href="#tier">Choose Lite or Pro.</a>' in bad_tier.text and 'id="tier"' in bad_tier.text
+    assert '<a href="#extra_users">' in bad_number.text and 'id="extra_users"' in bad_number.text
     assert await Subscription.count() == 0
 
 
