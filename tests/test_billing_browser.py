@@ -21,6 +21,7 @@ from portal.demo_data import DEMO_PASSWORD
 from portal.domain.billing import money
 from tests.live_server import LiveServer, new_page, sign_in
 from tests.test_accessibility import PHONE, axe_violations, report
+from tests.test_keyboard import tab_until
 
 pytestmark = pytest.mark.browser
 
@@ -77,7 +78,7 @@ async def buy_pro_online(page: Page) -> str:
     await page.get_by_label("Billing name").fill("Copperleaf Accounting Ltd")
     await page.get_by_label("Billing e-mail").fill("accounts@copperleaf-accounting.example")
     await page.get_by_label("Address").fill("4 Quay Street\nBristol")
-    await page.get_by_label("Country (2 letters, e.g. US)").fill("GB")
+    await page.get_by_label("Country").select_option("GB")
     before = datetime.now(UTC)
     await quote.get_by_role("button", name="Pay Online").click()
     after = datetime.now(UTC)
@@ -92,13 +93,29 @@ async def buy_pro_online(page: Page) -> str:
 
 
 async def add_users(page: Page, end: str) -> None:
-    """Upgrade → 25 extra users → the pro-rata price → Upgrade; the 5 new seats end with the term."""
-    await page.get_by_role("link", name="Upgrade").first.click()
-    await page.get_by_label(re.compile(r"^Extra standard users")).fill("25")
+    """Billing → "Add users" → 5 standard user credits → the pro-rata price and the users
+    after → "Add users"; the 5 new seats end with the term. Keyboard only; each page
+    passes axe and fits a phone."""
+    await page.locator("body").focus()
+    await tab_until(page, 'a[href$="/billing/add-users"]')
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Add users")).to_be_visible()
+    await expect(page.get_by_test_id("held")).to_contain_text("30 standard users")
+    assert await _fits(page) == ([], True)
+    # Sent with nothing to add: refused, said at the top and beside the field.
+    await tab_until(page, 'input[name="standard_users"]')
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".error-summary")).to_contain_text("Enter how many users to add: 1 or more.")
+    assert await _fits(page) == ([], True)
+    await page.locator("body").focus()
+    await tab_until(page, 'input[name="standard_users"]')
+    await page.keyboard.press("Control+A")
+    await page.keyboard.type("5")
     before = datetime.now(UTC)
-    await page.get_by_role("button", name="See the price").click()
+    await page.keyboard.press("Enter")  # sends the form: the price, nothing bought yet
     quote = page.get_by_test_id("quote")
     await expect(quote).to_contain_text(f"until {end}")
+    await expect(page.get_by_test_id("after")).to_contain_text("After this: 35 standard users and 0 read-only users")
     total = (await quote.get_by_test_id("total").inner_text()).strip()
     # 5 users × $360.00 a year for the days left of a term bought moments ago: all of them,
     # or one fewer if a midnight passed since.
@@ -107,8 +124,11 @@ async def add_users(page: Page, end: str) -> None:
         money.format_money(money.prorate(180_000, before, term_end, at), "USD") for at in (before, datetime.now(UTC))
     }
     assert total in expected | {"$1,800.00 USD"}, total
-    await quote.get_by_role("button", name="Upgrade").click()
-    await expect(flash(page)).to_contain_text(f"Charged {total} pro rata")
+    assert await _fits(page) == ([], True)
+    await tab_until(page, 'button[data-testid="confirm"]')
+    await expect(page.locator(":focus")).to_have_text("Add users")
+    await page.keyboard.press("Enter")
+    await expect(flash(page)).to_contain_text(f"Added 5 standard users: charged {total} pro rata")
     await expect(page.get_by_test_id("seats")).to_contain_text("35")
 
 
@@ -250,7 +270,12 @@ async def test_billing_pages_pass_axe_and_fit_a_phone(browser: Browser, live_ser
             f"{base}/account",
         ]
         if subscribed:
-            customer_paths += [f"{base}/change", f"{base}/change/quote?tier=pro&extra_users=40&read_only_users=1"]
+            customer_paths += [
+                f"{base}/change",
+                f"{base}/change/quote?tier=pro&extra_users=40&read_only_users=1",
+                f"{base}/add-users",
+                f"{base}/add-users/quote?standard_users=3&read_only_users=1",
+            ]
         if invoice_path:
             customer_paths.append(invoice_path)
         partner_paths = ["/billing", "/billing/invoices", "/billing/invoices?status=paid", "/billing/settings"]
@@ -280,14 +305,26 @@ async def _fits(page: Page) -> tuple[list, bool]:
 
 async def refused_address(page: Page, base: str) -> None:
     """The billing address refused: the error summary over the form passes axe and fits a
-    phone, and what was typed is still there."""
+    phone, and what was typed is still there, the country chosen from the list by
+    keyboard too; corrected, it is saved and Billing names the country."""
     await page.goto(f"{base}/account")
     form = page.locator("form").filter(has=page.get_by_role("button", name="Save the billing address"))
     await form.locator('input[name="billing_email"]').fill("nobody")
-    await form.get_by_role("button", name="Save the billing address").click()
+    await form.locator('input[name="billing_email"]').focus()
+    await tab_until(page, 'form[action$="/address"] select[name="country"]')
+    await page.keyboard.type("Germany")  # a closed list picks the option typed
+    await expect(form.get_by_label("Country")).to_have_value("DE")
+    await tab_until(page, 'form[action$="/address"] button')
+    await page.keyboard.press("Enter")
     await expect(page.locator(".error-summary")).to_be_visible()
     await expect(page.locator('input[name="billing_email"]')).to_have_value("nobody")
+    await expect(page.locator('select[name="country"]')).to_have_value("DE")
     assert await _fits(page) == ([], True)
+    form = page.locator("form").filter(has=page.get_by_role("button", name="Save the billing address"))
+    await form.locator('input[name="billing_email"]').fill("accounts@copperleaf-accounting.example")
+    await form.get_by_role("button", name="Save the billing address").click()
+    await expect(flash(page)).to_contain_text("Billing address saved")
+    await expect(page.get_by_test_id("billing-address")).to_contain_text("Germany")
 
 
 # Summit Secure's customer: no other browser test touches it.

@@ -116,6 +116,22 @@ async def test_ten_identical_change_confirmations_charge_and_apply_once(client, 
     assert len(processor.calls) - calls_before == 1
 
 
+async def test_ten_identical_add_users_confirmations_charge_and_add_once(client, tree, processor):
+    """ "Add users" counts from the credits held when applied: ten arrivals of one
+    confirmation would add 50 users if each were applied."""
+    subscription = await lite_online(client, tree)
+    base = f"/companies/{tree.north['id']}/billing"
+    added = {"standard_users": "5", "read_only_users": "0"}
+    form = await opened_form(client, f"{base}/add-users/quote?standard_users=5&read_only_users=0")
+    calls_before = len(processor.calls)
+
+    statuses = await ten_at_once(client, f"{base}/add-users", {**added, **form})
+
+    assert statuses == [302] * TIMES
+    await applied_once(subscription, "lite", 5)
+    assert len(processor.calls) - calls_before == 1
+
+
 async def test_a_confirmation_sent_again_says_what_the_first_did(client, tree, processor):
     await lite_online(client, tree)
     base = f"/companies/{tree.north['id']}/billing"

@@ -126,7 +126,7 @@ async def test_changes_cost_pro_rata_to_the_cent_on_any_day_of_any_term(
             await quote_change(customer, sub["id"], now=at, **ask)
         return
     quote = await quote_change(customer, sub["id"], now=at, **ask)
-    left = (end.date() - at.date()).days
+    left = max(1, (end.date() - at.date()).days)  # the end day, before the end's moment, is a day
     total = (end.date() - start.date()).days
     expected = []
     if upgrade:

@@ -8,6 +8,7 @@ off-session. Both engines."""
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from playwright.async_api import Browser, expect
@@ -15,6 +16,7 @@ from playwright.async_api import Browser, expect
 from tests.live_server import new_page, serving, sign_in
 from tests.stripe_server import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
 from tests.test_billing_browser import PRO_20_TOTAL, flash, nav_link
+from tests.test_billing_forms_carry_no_card import CARD_NAME, card_numbers_in
 
 pytestmark = pytest.mark.browser
 
@@ -39,6 +41,13 @@ async def test_a_customer_buys_online_with_elements(browser: Browser, stripe_ser
     page = await new_page(browser, stripe_server)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # Every request the browser makes to the portal, from signing in to the flash: its
+    # query and body, read as a billing route would (tests/test_billing_forms_carry_no_card.py).
+    to_portal: list[tuple[str, str]] = []
+    page.on(
+        "request",
+        lambda r: to_portal.append((r.url, r.post_data or "")) if r.url.startswith(stripe_server.url) else None,
+    )
     try:
         await sign_in(page, CUSTOMER_MANAGER)
         await nav_link(page, "Billing").click()
@@ -66,7 +75,7 @@ async def test_a_customer_buys_online_with_elements(browser: Browser, stripe_ser
         await page.get_by_label("Billing name").fill("Harbourview Clinic Ltd")
         await page.get_by_label("Billing e-mail").fill("accounts@harbourview-clinic.example")
         await page.get_by_label("Address").fill("9 Harbour Walk\nPlymouth")
-        await page.get_by_label("Country (2 letters, e.g. US)").fill("GB")
+        await page.get_by_label("Country").select_option("GB")
 
         posted: list[str] = []
         page.on("request", lambda r: posted.append(r.post_data or "") if r.method == "POST" else None)
@@ -77,6 +86,14 @@ async def test_a_customer_buys_online_with_elements(browser: Browser, stripe_ser
         portal_posts = [p for p in posted if "_csrf_token" in p]
         assert portal_posts and all("4242424242424242" not in p for p in portal_posts)
         assert any("payment_method=pm_" in p for p in portal_posts)
+        sent = [
+            (url, name, value)
+            for url, body in to_portal
+            for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True)
+            + parse_qsl(body, keep_blank_values=True)
+        ]
+        assert any(name == "payment_method" for _, name, _ in sent)
+        assert [(u, n) for u, n, v in sent if CARD_NAME.search(n) or card_numbers_in(v)] == []
     finally:
         await page.context.close()
     assert not [e for e in errors if "Content Security Policy" in e], errors

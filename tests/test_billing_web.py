@@ -120,6 +120,10 @@ async def test_a_bad_choice_is_said_on_the_form(client, tree):
     bad_tier = await client.get(base, params={**PRO_20, "tier": "gold"})
     assert bad_tier.status_code == 400 and "Choose Lite or Pro." in bad_tier.text
     assert 'name="extra_users" min="0" value="20"' in bad_tier.text  # the choice is kept
+    # Summarised at the top too, each linking to its field.
+    assert bad_tier.text.index('class="error-summary"') < bad_tier.text.index('name="tier"')
+    assert '<a href="#tier">Choose Lite or Pro.</a>' in bad_tier.text and 'id="tier"' in bad_tier.text
+    assert '<a href="#extra_users">' in bad_number.text and 'id="extra_users"' in bad_number.text
     assert await Subscription.count() == 0
 
 
@@ -418,7 +422,7 @@ async def test_create_an_online_billing_account_names_each_bad_field(client, tre
         {**CARD, **ADDRESS, "billing_email": "nobody", "country": "Britain"},
     )
     assert bad.status_code == 400
-    assert "Enter the country&#39;s two-letter code, like US or GB." in bad.text
+    assert "“Britain” is not a country in the list: choose one." in bad.text
     assert "The email address is not valid." in bad.text or "billing_email" in bad.text
     assert await BillingAccount.count() == 0
     bad_card = await post_form(client, f"{base}/account", f"{base}/account", {**CARD, "card_number": "1234", **ADDRESS})
@@ -430,7 +434,7 @@ async def test_create_an_online_billing_account_names_each_bad_field(client, tre
     assert flashes(page.text) == [
         "Online billing account saved: Visa ending 4242. Renewals are paid online from now on."
     ]
-    assert "North Customer Ltd" in page.text and "GB" in page.text
+    assert "North Customer Ltd" in page.text and "United Kingdom" in page.text
 
 
 async def test_invoices_download_as_csv_and_print_alone(client, tree):
@@ -545,6 +549,8 @@ async def test_another_tenants_ids_answer_404(client, tree):
         f"/companies/{north}/billing/buy",
         f"/companies/{north}/billing/buy/quote?tier=pro&method=online",
         f"/companies/{north}/billing/change",
+        f"/companies/{north}/billing/add-users",
+        f"/companies/{north}/billing/add-users/quote?standard_users=1&read_only_users=0",
         f"/companies/{north}/billing/account",
         f"/companies/{north}/billing/invoices.csv",
         f"/invoices/{invoice['id']}",
@@ -554,6 +560,7 @@ async def test_another_tenants_ids_answer_404(client, tree):
         f"/billing/subscriptions/{subscription_id}/cancel",
         f"/billing/subscriptions/{subscription_id}/request-invoice",
         f"/companies/{north}/billing/buy",
+        f"/companies/{north}/billing/add-users",
         f"/companies/{north}/billing/account",
         f"/invoices/{invoice['id']}/pay",
     ):

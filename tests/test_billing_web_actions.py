@@ -154,13 +154,14 @@ async def test_a_read_only_manager_sees_billing_without_the_forms_that_change_it
     )
     await sign_in(client, "viewer@north.example")
     base = f"/companies/{tree.north['id']}/billing"
-    for path in ("", "/subscriptions", "/change", "/buy", "/account"):
+    for path in ("", "/subscriptions", "/change", "/add-users", "/buy", "/account"):
         page = await client.get(base + path)
         assert page.status_code == 200, path
         assert READ_ONLY_NOTE in page.text, path
         assert post_forms(page.text) == [], path
     dashboard = await client.get(base)
     assert "Pro" in dashboard.text and f'href="{base}/change"' not in dashboard.text
+    assert f'href="{base}/add-users"' not in dashboard.text
     # A manager of the same company sees the forms.
     client.cookies.clear()
     await sign_in(client, tree.email("north"))

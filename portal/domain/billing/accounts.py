@@ -13,7 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, get_company
-from portal.domain.billing import payments
+from portal.domain.billing import countries, payments
 from portal.domain.billing.payments import CardProcessor, SavedCard
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.errors import NotFound, ValidationFailed
@@ -66,9 +66,10 @@ def check_address(billing_name: str, billing_email: str, address: str, country: 
         errors["address"] = "Enter the billing address."
     elif len(address) > 500:
         errors["address"] = "Use at most 500 characters."
-    country = country.strip().upper()
-    if not (len(country) == 2 and country.isascii() and country.isalpha()):
-        errors["country"] = "Enter the country's two-letter code, like US or GB."
+    try:
+        country = countries.check_country(country)
+    except ValidationFailed as refused:
+        errors.update(refused.errors)
     if errors:
         raise ValidationFailed(errors)
     return {"billing_name": billing_name, "billing_email": billing_email, "address": address, "country": country}

@@ -1,9 +1,11 @@
-"""Changing a running subscription (seed 000's Upgrade, users added or removed):
-what quotes.plan_change works out, invoiced and (online) charged; more is
-provisioned when paid (settlement.py), fewer waits for the next term (next_*)."""
+"""Changing a running subscription (seed 000's Upgrade, "Add users", fewer users
+from the next term): what quotes.plan_change works out, invoiced and (online)
+charged; more is provisioned when paid (settlement.py), fewer waits for the next
+term (next_*)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from portal import db
@@ -36,6 +38,55 @@ async def change(
     Returns {"subscription", "invoice" | None, "charge" | None, "batch" | None,
     "renewal_invoice" | None (the reissued one), "notes", "repeat"}; "repeat": this
     confirmation was applied before (confirmations.py), and nothing is done again."""
+    return await _apply(
+        actor,
+        subscription_id,
+        lambda held: quotes.Wanted(tier, extra_users, read_only_users),
+        now=now,
+        quoted=quoted,
+        processor=processor,
+    )
+
+
+async def add_users(
+    actor: Actor,
+    subscription_id: int,
+    *,
+    standard_users: int,
+    read_only_users: int,
+    now: datetime,
+    quoted: quotes.Quoted | None = None,
+    processor: payments.CardProcessor,
+) -> dict:
+    """ "Add users": this many more standard and read-only user credits on the plan
+    held, pro rata to the term's end, as quote_add_users showed; counted from the
+    credits held when it is applied, under the subscription's lock. Returns what
+    change() returns, with "added": (standard, read-only)."""
+    added = quotes.check_added(standard_users, read_only_users)
+    result = await _apply(
+        actor,
+        subscription_id,
+        lambda held: quotes.added_to(held, *added),
+        now=now,
+        quoted=quoted,
+        processor=processor,
+        field_of=quotes.ADDED_FIELDS,
+    )
+    return {**result, "added": added}
+
+
+async def _apply(
+    actor: Actor,
+    subscription_id: int,
+    wanted_of: Callable[[dict], quotes.Wanted],
+    *,
+    now: datetime,
+    quoted: quotes.Quoted | None,
+    processor: payments.CardProcessor,
+    field_of: dict[str, str] | None = None,
+) -> dict:
+    """A change to what `wanted_of(the subscription, locked)` asks for; `field_of`
+    renames the plan's error fields to the asking form's."""
     refuse_read_only(actor)
     subscription = await load_subscription(actor, subscription_id)
     token = None
@@ -51,8 +102,16 @@ async def change(
         if done is not None:
             return _repeated(subscription, done["invoice"])
         await quotes.check_changeable(subscription, now)
+        wanted = wanted_of(subscription)
+        tier, extra_users, read_only_users = wanted.tier, wanted.extra_users, wanted.read_only_users
         plan, profile = await quotes.plan_change(
-            subscription, tier=tier, extra_users=extra_users, read_only_users=read_only_users, now=now
+            subscription,
+            tier=tier,
+            extra_users=extra_users,
+            read_only_users=read_only_users,
+            now=now,
+            field_of=field_of,
+            next_term={"extra_users": wanted.next_extra_users, "read_only_users": wanted.next_read_only_users},
         )
         quotes.check_price(quoted, totals(plan.lines, profile["tax_rate_bp"], profile["currency"]))
         if plan.lines and subscription["method"] == "online" and not token:

@@ -301,12 +301,88 @@ async def _reissue(
     return Reissue(old, lines, sums)
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """The plan a change asks for: a tier and the user credits beyond its own."""
+
+    tier: str
+    extra_users: int
+    read_only_users: int
+    # Fewer users already set for the next term, kept as set (None: the next term renews these).
+    next_extra_users: int | None = None
+    next_read_only_users: int | None = None
+
+
+# "Add users" asks for counts to add, under these names; the plan's rule names the totals.
+ADDED_FIELDS = {"extra_users": "standard_users", "read_only_users": "read_only_users"}
+
+
+def check_added(standard_users: object, read_only_users: object) -> tuple[int, int]:
+    """The users "Add users" asks for: whole numbers, at least one of them."""
+    errors: dict[str, str] = {}
+    standard = _count(standard_users, "standard_users", MAX_EXTRA_USERS, errors)
+    read_only = _count(read_only_users, "read_only_users", MAX_READ_ONLY_USERS, errors)
+    if not errors and standard + read_only == 0:
+        errors["standard_users"] = "Enter how many users to add: 1 or more."
+    if errors:
+        raise ValidationFailed(errors)
+    return standard, read_only
+
+
+def added_to(subscription: dict, standard_users: int, read_only_users: int) -> Wanted:
+    """The plan held with that many more users: the same tier, credits on top of those held.
+    Fewer users already set for the next term stay set, with those added now on top:
+    adding users now does not undo a reduction asked for earlier."""
+    next_extra, next_read_only = subscription["next_extra_users"], subscription["next_read_only_users"]
+    return Wanted(
+        subscription["tier"],
+        subscription["extra_users"] + standard_users,
+        subscription["read_only_users"] + read_only_users,
+        None if next_extra is None else next_extra + standard_users,
+        None if next_read_only is None else next_read_only + read_only_users,
+    )
+
+
 async def plan_change(
-    subscription: dict, *, tier: str, extra_users: int, read_only_users: int, now: datetime
+    subscription: dict,
+    *,
+    tier: str,
+    extra_users: int,
+    read_only_users: int,
+    now: datetime,
+    field_of: Mapping[str, str] | None = None,
+    next_term: Mapping[str, int | None] | None = None,
 ) -> tuple[ChangePlan, dict]:
     """The rule of a change, once: more (a higher tier, added users) is charged
     pro rata for the days left of the term; fewer takes effect at the next term;
-    a lower tier is refused (nowhere to keep it until the term ends)."""
+    a lower tier is refused (nowhere to keep it until the term ends). `field_of`
+    renames the fields a refusal names, for a form that asks under other names.
+    `next_term`: fewer users for the next term than `extra_users`/`read_only_users`,
+    by field, kept (None for a field: the next term renews what this change leaves)."""
+    try:
+        return await _plan_change(
+            subscription,
+            tier=tier,
+            extra_users=extra_users,
+            read_only_users=read_only_users,
+            now=now,
+            next_term=next_term or {},
+        )
+    except ValidationFailed as refused:
+        if not field_of:
+            raise
+        raise ValidationFailed({field_of.get(k, k): v for k, v in refused.errors.items()}) from None
+
+
+async def _plan_change(
+    subscription: dict,
+    *,
+    tier: str,
+    extra_users: int,
+    read_only_users: int,
+    now: datetime,
+    next_term: Mapping[str, int | None],
+) -> tuple[ChangePlan, dict]:
     profile = await profiles.profile(subscription["partner"])
     items = _by_code(await billing_catalogue.items(subscription["partner"]))
     errors: dict[str, str] = {}
@@ -353,12 +429,23 @@ async def plan_change(
             next_values[field] = wanted
             name = item["name"] if item else code
             notes.append(f"From {format_day(end)}: {wanted} × {name} (now {held}); nothing to pay now.")
+        kept = next_term.get(field)
+        if kept is not None and kept < wanted:
+            next_values[field] = kept
+            name = item["name"] if item else code
+            notes.append(f"From {format_day(end)}: {kept} × {name}, as set before with those added now.")
     if lines:
         notes.insert(0, f"Charged for the {left} days left of the term, until {format_day(end)}.")
     if not lines and not notes:
         raise ValidationFailed({"subscription": "Nothing would change."})
     # The next term's invoice, if already issued, must bill the next term as this change leaves it.
-    reissue = await _reissue(subscription, items, new_tier, extra, read_only, profile)
+    renewed = {
+        f: wanted if next_values[f] is None else next_values[f]
+        for f, wanted in (("extra_users", extra), ("read_only_users", read_only))
+    }
+    reissue = await _reissue(
+        subscription, items, new_tier, renewed["extra_users"] or 0, renewed["read_only_users"] or 0, profile
+    )
     if reissue is not None:
         old = reissue.invoice
         notes.append(
@@ -378,6 +465,26 @@ async def quote_change(
     await check_changeable(subscription, now)
     plan, profile = await plan_change(
         subscription, tier=tier, extra_users=extra_users, read_only_users=read_only_users, now=now
+    )
+    return Quote(plan.lines, _totals(plan.lines, profile), now, subscription["term_end"], plan.notes)
+
+
+async def quote_add_users(
+    actor: Actor, subscription_id: int, *, standard_users: int, read_only_users: int, now: datetime
+) -> Quote:
+    """ "Add users": more user credits on the plan held, pro rata to the term's end."""
+    added = check_added(standard_users, read_only_users)
+    subscription = await load_subscription(actor, subscription_id)
+    await check_changeable(subscription, now)
+    wanted = added_to(subscription, *added)
+    plan, profile = await plan_change(
+        subscription,
+        tier=wanted.tier,
+        extra_users=wanted.extra_users,
+        read_only_users=wanted.read_only_users,
+        now=now,
+        field_of=ADDED_FIELDS,
+        next_term={"extra_users": wanted.next_extra_users, "read_only_users": wanted.next_read_only_users},
     )
     return Quote(plan.lines, _totals(plan.lines, profile), now, subscription["term_end"], plan.notes)
 

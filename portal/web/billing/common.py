@@ -15,7 +15,7 @@ from litestar.response import Template
 from multidict import MultiMapping
 
 from portal.domain.access import Actor
-from portal.domain.billing import invoices, money, receivables, subscription_list
+from portal.domain.billing import countries, invoices, money, receivables, subscription_list
 from portal.domain.billing.quotes import Purchase, Quoted
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
@@ -65,6 +65,9 @@ def page_helpers(request: HTMXRequest) -> dict[str, Any]:
         "invoice_statuses": STATUS_LABELS,
         "test_mode": services.processor.test_mode,
         "card_entry": services.card_entry,
+        "countries": countries.countries(),
+        "known_country": countries.known_code,
+        "country_name": countries.country_name,
     }
 
 
@@ -118,6 +121,18 @@ def change_from(values: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValidationFailed(errors)
     return change
+
+
+def added_from(values: Mapping[str, Any]) -> dict[str, int]:
+    """The users "Add users" asks for, by kind."""
+    errors: dict[str, str] = {}
+    added = {
+        "standard_users": _count(values, "standard_users", errors),
+        "read_only_users": _count(values, "read_only_users", errors),
+    }
+    if errors:
+        raise ValidationFailed(errors)
+    return added
 
 
 def quoted_from(values: Mapping[str, Any]) -> Quoted:

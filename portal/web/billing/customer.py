@@ -1,6 +1,6 @@
 """The customer's Billing: the dashboard (plan, users, add-ons, renewal, payment method,
-billing address, invoices), "Subscriptions", buying and Upgrade with the price shown
-before confirming, and "Create an Online Billing Account".
+billing address, invoices), "Subscriptions", buying, Upgrade and "Add users" with the
+price shown before confirming, and "Create an Online Billing Account".
 
 For customer managers, and partner managers in manage mode; the domain decides who
 may (another tenant's company answers 404)."""
@@ -23,6 +23,7 @@ from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import summary, tabs
 from portal.web.billing import messages
 from portal.web.billing.common import (
+    added_from,
     address_from,
     address_values,
     card_setup,
@@ -325,6 +326,97 @@ class CustomerBillingController(Controller):
             subscription=subscription,
             now_tier=subscription["tier"],
         )
+
+    # --- "Add users": more user credits on the plan held, pro rata to the term's end -------------
+
+    @get("/add-users")
+    async def add_users_form(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        subscription = await _live(actor, company_id)
+        # "Change the choice" on the price page comes back with the counts chosen.
+        values = {"standard_users": 0, "read_only_users": 0, **kept_values(request.query_params)}
+        return await self._add_users_form(request, actor, company_id, subscription, values, {})
+
+    @get("/add-users/quote")
+    async def add_users_quote(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
+        """The price of the users asked for, before anything is bought."""
+        subscription = await _live(actor, company_id)
+        values = kept_values(request.query_params)
+        try:
+            added = added_from(values)
+            quote = await quotes.quote_add_users(actor, subscription["id"], **added, now=utcnow())
+        except ValidationFailed as refused:
+            return await self._add_users_form(request, actor, company_id, subscription, values, refused.errors)
+        return await self._add_users_quote(request, actor, company_id, subscription, added, quote, {})
+
+    @post("/add-users")
+    async def add_users(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
+    ) -> Template | Redirect:
+        subscription = await _live(actor, company_id)
+        form = await request.form()
+        values = kept_values(form)
+        try:
+            added = added_from(form)
+            result = await changes.add_users(
+                actor,
+                subscription["id"],
+                **added,
+                now=utcnow(),
+                quoted=quoted_from(form),
+                processor=services_of(request).processor,
+            )
+        except ValidationFailed as refused:
+            if "price" in refused.errors or "card" in refused.errors:
+                # The price moved since the quote page (or no card is kept): that page again, as it is now.
+                try:
+                    quote = await quotes.quote_add_users(actor, subscription["id"], **added, now=utcnow())
+                except ValidationFailed:
+                    pass
+                else:
+                    return await self._add_users_quote(
+                        request, actor, company_id, subscription, added, quote, refused.errors
+                    )
+            return await self._add_users_form(request, actor, company_id, subscription, values, refused.errors)
+        if (confirm := _held_for_the_cardholder(result)) is not None:
+            return confirm
+        said, kind = messages.users_added(result)
+        flash(request, said, kind)
+        return Redirect(f"/companies/{company_id}/billing")
+
+    async def _add_users_form(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        company_id: int,
+        subscription: dict,
+        values: dict[str, Any],
+        errors: dict[str, str],
+    ) -> Template:
+        company = await billed_company(actor, company_id)
+        offer = await _offer(company_id)
+        context = {"company": company, "subscription": subscription, **offer}
+        return form_page(request, "pages/billing_add_users.html", context, values, errors)
+
+    async def _add_users_quote(
+        self,
+        request: HTMXRequest,
+        actor: Actor,
+        company_id: int,
+        subscription: dict,
+        added: dict[str, int],
+        quote: quotes.Quote,
+        errors: dict[str, str],
+    ) -> Template:
+        company = await billed_company(actor, company_id)
+        context = {
+            "company": company,
+            "subscription": subscription,
+            "quote": quote,
+            "added": added,
+            "back": f"/companies/{company_id}/billing/add-users?{urlencode(added)}",
+            "quote_key": quote_key(),
+        }
+        return form_page(request, "pages/billing_add_users_quote.html", context, added, errors)
 
     # --- "Create an Online Billing Account", the card, the billing address ------------------------
 

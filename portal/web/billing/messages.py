@@ -97,6 +97,35 @@ def changed(result: Mapping[str, Any]) -> tuple[str, Kind]:
     return said, "ok"
 
 
+def _read_only_users(n: int) -> str:
+    return f"{n:,} read-only user{'' if n == 1 else 's'}"
+
+
+def users_added(result: Mapping[str, Any]) -> tuple[str, Kind]:
+    """ "Add users" done: how many, what it cost, and when the added licenses come."""
+    if result.get("repeat"):
+        return _repeated(result), "ok"
+    invoice, charge = result.get("invoice") or {}, result.get("charge")
+    if charge is not None and not charge.ok:
+        return (
+            f"Your card was not charged: {charge.decline_reason} No users were added; "
+            f"invoice {_number(invoice)} stays unpaid.",
+            "error",
+        )
+    standard, read_only = result["added"]
+    what = " and ".join([_users(standard)] * bool(standard) + [_read_only_users(read_only)] * bool(read_only))
+    if invoice.get("status") == "paid":
+        said = f"Added {what}: charged {_total(invoice)} pro rata (invoice {_number(invoice)})."
+    else:
+        said = f"Invoice {_number(invoice)} for {_total(invoice)} was issued for {what}, pro rata."
+    batch = result.get("batch")
+    if batch:
+        said += f" {batch['seats']:,} more licenses are ready to allocate, until {_day(batch['ends_at'])}."
+    elif invoice.get("status") != "paid":
+        said += " They are added once it is paid."
+    return said, "ok"
+
+
 def account_created(account: Mapping[str, Any]) -> str:
     return (
         f"Online billing account saved: {account.get('card_brand') or 'card'} ending {account.get('card_last4')}. "
