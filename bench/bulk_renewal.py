@@ -81,12 +81,12 @@ async def queue_jobs(redis_url: str, run_id: int) -> None:
     from arq import create_pool
     from arq.connections import RedisSettings
 
-    from portal.jobs.bulk import FAN_OUT, job_ids
+    from portal.jobs.bulk import FAN_OUT, job_id
 
     pool = await create_pool(RedisSettings.from_dsn(redis_url))
     try:
-        for job_id in job_ids(run_id, FAN_OUT):
-            await pool.enqueue_job("run_bulk", run_id, _job_id=job_id)
+        for slot in range(FAN_OUT):
+            await pool.enqueue_job("run_bulk", run_id, slot, _job_id=job_id(run_id, slot))
     finally:
         await pool.aclose()
 

@@ -8,6 +8,7 @@ and its summary matches the database."""
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
 
 from portal import db
@@ -230,3 +231,28 @@ async def test_a_run_over_50_customers_whose_worker_dies_mid_run_finishes_each_o
     assert await AuditEntry.count().where(AuditEntry.action == "bulk.renew") == 50
     assert await AuditEntry.count().where(AuditEntry.action == "order.assign") == 100  # 50 first + 50 renewals
     await assert_one_seat_per_term()
+
+
+async def test_under_arq_a_long_run_hands_over_to_its_continuation_and_finishes(tree, monkeypatch):
+    """arq cancels a job after its timeout: a job hands the rest of its run to a new one before."""
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    from portal.jobs import bulk as bulk_jobs
+    from tests.support import run_burst_worker
+
+    partner, _ = await actors(tree)
+    monkeypatch.setattr(bulk_jobs, "BUDGET_S", 0.0)
+    monkeypatch.setattr(apply, "CHUNK", 1)
+    selection = Selection("auto_renew", companies=(tree.direct["id"], tree.north["id"]))
+    started = await runs.start_run(partner, selection, "k", NOW)
+    pool = await create_pool(RedisSettings.from_dsn(os.environ["PORTAL_TEST_REDIS"]))
+    try:
+        await pool.enqueue_job("run_bulk", started.run_id, 0, _job_id=bulk_jobs.job_id(started.run_id, 0))
+        worker = await run_burst_worker(bulk_jobs.BULK_FUNCTIONS, redis_pool=pool)
+    finally:
+        await pool.aclose()
+    # One item per job, each over its budget, then a last one that finds the run done.
+    assert worker.jobs_complete == 3
+    assert {r["status"] for r in (await items_of(started.run_id)).values()} == {"done"}
+    assert (await BulkRun.select(BulkRun.status).where(BulkRun.id == started.run_id).first())["status"] == "done"

@@ -20,7 +20,7 @@ from portal.domain.clock import utcnow
 from portal.domain.dashboard import figures
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders import order_list
-from portal.jobs.bulk import FAN_OUT, job_ids
+from portal.jobs.bulk import FAN_OUT, job_id
 from portal.web.forms import text, to_int
 from portal.web.render import render
 from portal.web.session import CurrentActor
@@ -101,8 +101,10 @@ class BulkController(Controller):
             message = " ".join(refused.errors.values())
             return await self._confirm_page(request, actor, params, message, status=400)
         if started.created and started.queued:
-            for job_id in job_ids(started.run_id, FAN_OUT):
-                await request.app.state.jobs.enqueue("run_bulk", started.run_id, job_id=job_id)
+            for slot in range(FAN_OUT):
+                await request.app.state.jobs.enqueue(
+                    "run_bulk", started.run_id, slot, job_id=job_id(started.run_id, slot)
+                )
         return Redirect(f"/bulk/{started.run_id}", status_code=303)
 
     async def _context(self, actor, run_id: int) -> dict[str, Any]:
@@ -134,6 +136,6 @@ class BulkController(Controller):
         """A job lost with its process (no Redis, a restart) is sent again; items apply once whatever runs them."""
         run = await runs.get_run(actor, run_id)
         if run["status"] != "done":
-            for job_id in job_ids(run["id"], 1):
-                await request.app.state.jobs.enqueue("run_bulk", run["id"], job_id=f"{job_id}:{utcnow():%H%M%S}")
+            again = f"{job_id(run['id'], 0)}:again:{utcnow():%Y%m%dT%H%M%S}"
+            await request.app.state.jobs.enqueue("run_bulk", run["id"], 0, job_id=again)
         return Redirect(f"/bulk/{run['id']}", status_code=303)
