@@ -229,7 +229,8 @@ async def main_async(url: str, customers: int, workers: int, kill: bool, docs: b
         block = "bulk_renewal_kill" if kill else "bulk_renewal"
         lines = [
             f"Run {now:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu_model()}), PostgreSQL, "
-            f"`python -m bench.bulk_renewal{' --kill' if kill else ''}`.",
+            f"`python -m bench.bulk_renewal{' --kill' if kill else ''}`; load average {os.getloadavg()[0]:.1f} "
+            "at the end (other sessions' test suites on the same cores).",
             "",
             "| what | figure | target |",
             "|---|---|---|",
