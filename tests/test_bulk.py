@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from portal import db
 from portal.domain.bulk import apply, runs
-from portal.domain.companies import insert_company
 from portal.domain.bulk.selection import Selection, plan
+from portal.domain.companies import insert_company
 from portal.domain.dashboard import figures
 from portal.domain.licences import auto_renewal
 from portal.domain.orders import decisions, requests
@@ -220,7 +220,9 @@ async def test_a_run_over_50_customers_whose_worker_dies_mid_run_finishes_each_o
     # Each customer once, and the summary says what the database holds.
     summary = await runs.summary(started.run_id)
     assert len(summary) == 50
-    for row, batch in zip(sorted(summary, key=lambda c: c["id"]), sorted(batches, key=lambda b: b["company"])):
+    for row, batch in zip(
+        sorted(summary, key=lambda c: c["id"]), sorted(batches, key=lambda b: b["company"]), strict=True
+    ):
         (item,) = row["items"]
         orders = await renewals_of(batch)
         assert item["status"] == "done" and len(orders) == 1 and orders[0]["status"] == "assigned"

@@ -70,9 +70,7 @@ async def test_renew_selected_from_the_customer_table_says_before_and_after(app,
     assert "Renewed: 3 ×" in done.text and "Nothing to renew" in done.text
     assert await LicenceOrder.count().where(LicenceOrder.renews_batch == old["id"]) == 1
     # The fragment the progress bar polls answers the same summary.
-    fragment = await client.get(
-        location + "/progress", headers={"HX-Request": "true", "HX-Target": "bulk-progress"}
-    )
+    fragment = await client.get(location + "/progress", headers={"HX-Request": "true", "HX-Target": "bulk-progress"})
     assert "<html" not in fragment.text and "bulk-summary" in fragment.text
 
 

@@ -92,7 +92,7 @@ async def start_run(actor: Actor, selection: Selection, key: str, now: datetime)
             {"run": run_id, "action": selection.action, "said": planned.said, "items": len(records)},
         )
         # The items known to have nothing to do are audited one by one too.
-        for record, item in zip(records, planned.items, strict=True):
+        for item in planned.skipped:
             if item.skip:
                 await audit.record(
                     actor,
@@ -110,7 +110,7 @@ async def get_run(actor: Actor, run_id: int) -> dict:
     row = await BulkRun.raw(
         "SELECT bulk_run.*, company.path AS company_path, portal_user.name AS created_by_name FROM bulk_run "
         "JOIN company ON company.id = bulk_run.company "
-        'LEFT JOIN portal_user ON portal_user.id = bulk_run.created_by WHERE bulk_run.id = {}',
+        "LEFT JOIN portal_user ON portal_user.id = bulk_run.created_by WHERE bulk_run.id = {}",
         run_id,
     )
     if not row or not row[0]["company_path"].startswith(actor.company_path):
@@ -137,9 +137,7 @@ class Progress:
 
 
 async def progress(run_id: int) -> Progress:
-    rows = await BulkItem.raw(
-        "SELECT status, COUNT(*) AS n FROM bulk_item WHERE run = {} GROUP BY status", run_id
-    )
+    rows = await BulkItem.raw("SELECT status, COUNT(*) AS n FROM bulk_item WHERE run = {} GROUP BY status", run_id)
     counts = {row["status"]: int(row["n"]) for row in rows}
     total = sum(counts.values())
     return Progress(total, total - counts.get("queued", 0), counts.get("done", 0), counts.get("skipped", 0))

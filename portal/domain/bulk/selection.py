@@ -141,19 +141,20 @@ async def _renew(actor: Actor, selection: Selection, now: datetime) -> list[Item
     customers = await _customers(actor, selection, now)
     if customers:
         rows = await Company.raw(
-            _RENEWABLE + f"AND b.company IN ({_ids([c['id'] for c in customers])}) ORDER BY company.name, b.ends_at, b.id",
+            _RENEWABLE
+            + f"AND b.company IN ({_ids([c['id'] for c in customers])}) ORDER BY company.name, b.ends_at, b.id",
             wing,
             now,
             now + figures.SOON,
         )
         found = {r["company"] for r in rows}
         items += [Item(r["company"], r["company_name"], r["id"], _batch_label(r), r["seats"]) for r in rows]
+        nothing = "Nothing to renew: no batch ends in the next 30 days that is not renewed already."
         items += [
-            Item(c["id"], c["name"], None, "Batches ending in the next 30 days", skip="Nothing to renew: no batch "
-                 "ends in the next 30 days that is not renewed already.")
+            Item(c["id"], c["name"], None, "Batches ending in the next 30 days", skip=nothing)
             for c in customers
             if c["id"] not in found
-        ]  # fmt: skip
+        ]
     if selection.batches:
         ticked = await Company.raw(
             "SELECT b.id, b.seats, b.ends_at, b.company, company.name AS company_name, p.name AS product_name "
@@ -189,7 +190,8 @@ async def _assign(actor: Actor, selection: Selection, now: datetime) -> list[Ite
     rows = await Company.raw(
         "SELECT o.id, o.quantity, o.company, company.name AS company_name, p.name AS product_name, o.renews_batch "
         "FROM licence_order AS o JOIN company ON company.id = o.company JOIN product AS p ON p.id = o.product "
-        f"WHERE {{}} AND o.status = 'requested' AND ({' OR '.join(clauses)}) ORDER BY company.name, o.requested_at, o.id",
+        f"WHERE {{}} AND o.status = 'requested' AND ({' OR '.join(clauses)}) "
+        "ORDER BY company.name, o.requested_at, o.id",
         *args,
     )
     items = [
@@ -204,10 +206,9 @@ async def _assign(actor: Actor, selection: Selection, now: datetime) -> list[Ite
         for r in rows
     ]
     found = {r["company"] for r in rows}
+    nothing = "Nothing to assign: no order is waiting for Assign."
     items += [
-        Item(c["id"], c["name"], None, "Requested orders", skip="Nothing to assign: no order is waiting for Assign.")
-        for c in customers
-        if c["id"] not in found
+        Item(c["id"], c["name"], None, "Requested orders", skip=nothing) for c in customers if c["id"] not in found
     ]
     return items
 
@@ -254,9 +255,9 @@ async def _auto_renew(actor: Actor, selection: Selection, now: datetime) -> list
             "AND mode = 'renew'"
         )
     }
+    already = "Already on: renewed automatically."
     return [
-        Item(c["id"], c["name"], None, "Automatic renewal", skip="Already on: renewed automatically." if c["id"] in on else "")
-        for c in customers
+        Item(c["id"], c["name"], None, "Automatic renewal", skip=already if c["id"] in on else "") for c in customers
     ]
 
 
