@@ -51,6 +51,24 @@ async def write_transaction() -> AsyncIterator[None]:
             db.current_transaction.set(outer)
 
 
+@asynccontextmanager
+async def savepoint() -> AsyncIterator[None]:
+    """Inside the current write transaction: what the block wrote is undone if it
+    raises (ROLLBACK TO SAVEPOINT, both engines), and the transaction goes on.
+    A rule that refuses halfway (an order placed, then its assignment refused)
+    leaves nothing behind, while the caller still records the refusal."""
+    transaction = engine().current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("savepoint needs a write transaction")
+    point = await transaction.savepoint()
+    try:
+        yield
+    except Exception:  # a cancelled task's transaction is rolled back whole
+        await point.rollback_to()
+        raise
+    await point.release()
+
+
 def for_update(query: Select, of: type[Table] | None = None) -> Select:
     """Lock the selected rows (of table `of`, when the query joins) until the
     transaction ends, on PostgreSQL; on SQLite the immediate transaction already

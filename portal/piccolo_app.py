@@ -17,6 +17,7 @@ from portal.tables import (
     User,
 )
 from portal.tables_billing import BILLING_TABLES
+from portal.tables_bulk import BULK_TABLES
 from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
 from portal.tables_renewal import AutoRenewal
@@ -46,6 +47,7 @@ APP_CONFIG = AppConfig(
         AutoRenewal,
         *WEBHOOK_TABLES,
         *SCIM_TABLES,
+        *BULK_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

@@ -12,6 +12,7 @@ from typing import Any
 from portal.domain import audit
 from portal.domain.billing import stripe_events
 from portal.domain.clock import utcnow
+from portal.jobs.bulk import BULK_FUNCTIONS
 from portal.jobs.imports import IMPORT_FUNCTIONS
 from portal.jobs.retry import logged_job
 
@@ -24,4 +25,4 @@ async def process_stripe_event(ctx: dict[str, Any], event_id: str) -> str:
     return await stripe_events.process(event_id, utcnow())
 
 
-FUNCTIONS = [logged_job(record_sign_in), logged_job(process_stripe_event), *IMPORT_FUNCTIONS]
+FUNCTIONS = [logged_job(record_sign_in), logged_job(process_stripe_event), *IMPORT_FUNCTIONS, *BULK_FUNCTIONS]

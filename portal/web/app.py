@@ -35,6 +35,7 @@ from portal.web.audit import audit_log
 from portal.web.auth import AuthController
 from portal.web.auto_renewal import AutoRenewalController
 from portal.web.billing import BILLING_ROUTES
+from portal.web.bulk import BulkController
 from portal.web.companies import CompanyController
 from portal.web.dashboard import DashboardController
 from portal.web.errors import EXCEPTION_HANDLERS
@@ -169,6 +170,7 @@ def create_app(
                     DashboardController,
                     WebhookController,
                     PipelineController,
+                    BulkController,
                     UserController,
                     LicenceController,
                     UserLicenceController,

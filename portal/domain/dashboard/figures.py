@@ -193,6 +193,26 @@ async def _figures_page(
     sort = query.sort if query.sort in SORTS else DEFAULT_SORT
     direction = "DESC" if query.descending else "ASC"
     offset = (clamp_page(query.page) - 1) * PER_PAGE
+    marked, shown, args = _marked(actor, query, now, threshold_sql, recount)
+    sql = f"""{marked}
+SELECT totals.*, page.* FROM (
+  SELECT COALESCE(SUM({shown}), 0) AS total, COALESCE(SUM(marked.alert * marked.matches), 0) AS alerts,
+    COALESCE(SUM(marked.pending), 0) AS wing_pending, COALESCE(SUM(marked.stale), 0) AS stale_rows
+  FROM marked
+) AS totals LEFT JOIN (
+  SELECT marked.* FROM marked WHERE {shown} = 1
+  ORDER BY marked.{sort} {direction}, marked.name, marked.id LIMIT {PER_PAGE} OFFSET {offset}
+) AS page ON 1 = 1
+ORDER BY page.{sort} {direction}, page.name, page.id"""
+    return await Company.raw(sql, *args)
+
+
+def _marked(
+    actor: Actor, query: CustomerQuery, now: datetime, threshold_sql: str, recount: bool
+) -> tuple[str, str, list]:
+    """WITH figures, marked: the wing's customers with their figures, whether
+    each matches the search (`matches`) and is low on seats (`alert`); the SQL
+    that is 1 for a customer the table shows; the arguments."""
     match, args = "1", []
     if query.q.strip():
         search = db.contains("company.name", query.q.strip()).querystring
@@ -222,17 +242,20 @@ marked AS (
     CASE WHEN figures.free <= figures.threshold AND figures.expired + figures.unlicensed > 0 THEN 1 ELSE 0 END
       AS alert
   FROM figures
-)
-SELECT totals.*, page.* FROM (
-  SELECT COALESCE(SUM({shown}), 0) AS total, COALESCE(SUM(marked.alert * marked.matches), 0) AS alerts,
-    COALESCE(SUM(marked.pending), 0) AS wing_pending, COALESCE(SUM(marked.stale), 0) AS stale_rows
-  FROM marked
-) AS totals LEFT JOIN (
-  SELECT marked.* FROM marked WHERE {shown} = 1
-  ORDER BY marked.{sort} {direction}, marked.name, marked.id LIMIT {PER_PAGE} OFFSET {offset}
-) AS page ON 1 = 1
-ORDER BY page.{sort} {direction}, page.name, page.id"""
-    return await Company.raw(sql, *args)
+)"""
+    return sql, shown, args
+
+
+async def customer_ids(actor: Actor, query: CustomerQuery, now: datetime) -> list[int]:
+    """Every customer the table shows for `query`, on every page (its search and
+    "Only customers low on seats"), by the same figures: what "every match"
+    of a bulk action covers."""
+    require_partner_manager(actor)
+    threshold_sql, _ = await _alert_settings(actor)
+    await refresh(actor, now)
+    marked, shown, args = _marked(actor, query, now, threshold_sql, recount=True)
+    rows = await Company.raw(f"{marked}\nSELECT marked.id FROM marked WHERE {shown} = 1 ORDER BY marked.id", *args)
+    return [int(row["id"]) for row in rows]
 
 
 async def refresh(actor: Actor, now: datetime) -> int:
