@@ -16,6 +16,7 @@ from portal.tables import (
     Product,
     User,
 )
+from portal.tables_audit import AuditRetention
 from portal.tables_billing import BILLING_TABLES
 from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
@@ -42,6 +43,7 @@ APP_CONFIG = AppConfig(
         DashboardFigure,
         *BILLING_TABLES,
         AutoRenewal,
+        AuditRetention,
     ],
     migration_dependencies=[],
     commands=[],

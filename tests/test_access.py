@@ -71,6 +71,8 @@ PLAIN_ROUTES = [
     "/companies",
     "/companies/new",
     "/audit",
+    "/audit/export.csv",
+    "/audit/filters/who",
     "/licences/orders",
     "/notifications",
     "/profile",
@@ -105,6 +107,8 @@ def test_every_route_is_covered():
     # Partner-only (403 to customers: tests/test_billing_web.py), without another tenant's id.
     covered |= {"/billing/filters/{name:str}", "/billing/invoices/filters/{name:str}", "/billing/catalogue"}
     covered |= {"/dashboard/settings"}  # POST, partner managers only: tests/test_dashboard_figures.py
+    # POST, partner managers only, for their own company: tests/test_audit_log.py
+    covered |= {"/audit/filters/{name:str}", "/audit/retention"}
     covered |= {path for _, path in billing_routes_by_id()}
     routes = {route.path for route in create_app().routes}
     covered = {c.rstrip("/") for c in covered}
@@ -203,6 +207,8 @@ async def test_customer_manager_cannot_use_partner_pages(client, tree):
         "/companies",
         "/companies/new",
         "/audit",
+        "/audit/export.csv",
+        "/audit/filters/company",
         "/licences/orders",
         "/licences/orders/filters/customer",
     ):

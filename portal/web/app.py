@@ -30,7 +30,7 @@ from portal.services import Services, build_services
 from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.alignment import AlignmentController
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
-from portal.web.audit import audit_log
+from portal.web.audit import AuditController
 from portal.web.auth import AuthController
 from portal.web.auto_renewal import AutoRenewalController
 from portal.web.billing import BILLING_ROUTES
@@ -121,6 +121,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from portal.jobs import audit_retention as audit_retention_jobs
         from portal.jobs import auto_renewal as auto_renewal_jobs
         from portal.jobs import billing as billing_jobs
         from portal.jobs import import_files as import_file_jobs
@@ -139,6 +140,7 @@ def create_app(
             billing_jobs.start_in_process(timers, services)
             import_file_jobs.start_in_process(timers)
             auto_renewal_jobs.start_in_process(timers)
+            audit_retention_jobs.start_in_process(timers)
         try:
             yield
         finally:
@@ -169,7 +171,7 @@ def create_app(
                     outbox_moved,
                     ProfileController,
                     ApiKeyController,
-                    audit_log,
+                    AuditController,
                     *BILLING_ROUTES,
                     # The test processor's own card page; Stripe's is Stripe's.
                     *([TestProcessorController] if services.card_entry.kind == "test" else []),
