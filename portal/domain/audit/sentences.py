@@ -57,6 +57,12 @@ class Detail:
         value = self.raw.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
+    def need(self, value: str | int | None) -> Any:
+        """A value the sentence cannot do without: absent, the entry reads generically."""
+        if value is None or value == "":
+            raise LookupError("the entry's detail lacks what its sentence says")
+        return value
+
     def quoted(self, key: str) -> str:
         """User text in quotes, cut at QUOTE_LIMIT characters: "'Please order through…'"."""
         value = " ".join(self.text(key).split())
@@ -167,13 +173,14 @@ PAYMENT_METHODS = {"card": "by card", "bank_transfer": "by bank transfer", "chec
 
 def _order(d: Detail, verb: str, preposition: str = "for") -> str:
     seats = d.number("seats") if d.number("seats") is not None else d.number("quantity")
-    what = f"an order of {plural(seats, 'seat')}" if seats is not None else f"order #{d.number('order')}"
+    order = d.number("order")
+    what = f"an order of {plural(seats, 'seat')}" if seats is not None else f"order #{order}" if order else "an order"
     return f"{verb} {what} {preposition} {d.company}"
 
 
 def _request(d: Detail) -> str:
     product = PRODUCTS.get(d.text("product"), d.text("product"))
-    said = f"Requested {plural(d.number('quantity'), (product + ' ' if product else '') + 'seat')} for {d.company}"
+    said = f"Requested {plural(d.need(d.number('quantity')), (product + ' ' if product else '') + 'seat')} for {d.company}"
     if d.raw.get("renews_batch"):
         said += ", to renew a batch"
     if d.day("ends_with_term"):
@@ -198,9 +205,9 @@ add(
     "batch.auto_renew",
     "orders",
     lambda d: (
-        f"Renewed a batch of {plural(d.number('seats'), 'seat')} of {d.company} automatically"
+        f"Renewed a batch of {plural(d.need(d.number('seats')), 'seat')} of {d.company} automatically"
         if d.text("mode") == "renew"
-        else f"Placed a renewal order of {plural(d.number('seats'), 'seat')} for {d.company}, for approval"
+        else f"Placed a renewal order of {plural(d.need(d.number('seats')), 'seat')} for {d.company}, for approval"
     ),
 )
 
@@ -208,14 +215,14 @@ add(
 
 
 def _allocate(d: Detail) -> str:
-    renewed, selected = d.number("renewed"), d.number("selected")
+    renewed, selected = d.need(d.number("renewed")), d.number("selected")
     if selected is not None and renewed is not None and selected > renewed:
         return f"Gave seats to {renewed:,} of {plural(selected, 'selected user')} of {d.company}"
     return f"Gave seats to {plural(renewed, 'user')} of {d.company}"
 
 
 def _import(d: Detail) -> str:
-    said = f"Renewed {plural(d.number('renewed'), 'user')} of {d.company}"
+    said = f"Renewed {plural(d.need(d.number('renewed')), 'user')} of {d.company}"
     if d.quoted("file"):
         said += f" from the file {d.quoted('file')}"
     if d.number("new_learners"):
@@ -229,7 +236,7 @@ def _auto_renewal(d: Detail) -> str:
     if d.text("mode") == "off":
         return f"Turned automatic renewal off for {d.company}"
     quantity = "with the number of users holding seats" if d.text("quantity") == "holders" else "with the same quantity"
-    before = plural(d.number("days_before"), "day")
+    before = plural(d.need(d.number("days_before")), "day")
     if d.text("mode") == "approve":
         return f"Set {d.company} to place renewal orders for approval {before} before a batch ends, {quantity}"
     return f"Set {d.company} to renew automatically {before} before a batch ends, {quantity}"
@@ -238,7 +245,7 @@ def _auto_renewal(d: Detail) -> str:
 def _align(d: Detail) -> str:
     batches = d.raw.get("batches")
     count = len(batches) if isinstance(batches, list) else 0
-    said = f"Moved the end of {plural(count, 'batch', 'batches')} of {d.company} to {d.day('target')}"
+    said = f"Moved the end of {plural(count, 'batch', 'batches')} of {d.company} to {d.need(d.day('target'))}"
     return said + (f" ({d.money('total_cents')})" if d.money("total_cents") else "")
 
 
@@ -277,19 +284,20 @@ add("manage.exit", "access", lambda d: f"Left {d.company} (Exit from Manage Comp
 
 
 def _amount(d: Detail) -> str:
-    return d.money("amount_cents") or d.money("total_cents")
+    return d.need(d.money("amount_cents") or d.money("total_cents"))
 
 
 def _issue(d: Detail) -> str:
     kind = "renewal invoice" if d.text("kind") == "renewal" else "invoice"
     number = d.text("number")
-    return f"Issued {kind}{' ' + number if number else ''} of {d.money('total_cents')} to {d.company}"
+    return f"Issued {kind}{' ' + number if number else ''} of {d.need(d.money('total_cents'))} to {d.company}"
 
 
 def _paid(d: Detail) -> str:
     method = PAYMENT_METHODS.get(d.text("method"), d.text("method").replace("_", " "))
     said = f"Recorded {d.invoice()} of {d.company} as paid"
-    return said + (f" {method}" if method else "") + (f" ({_amount(d)})" if _amount(d) else "")
+    amount = d.money("amount_cents") or d.money("total_cents")
+    return said + (f" {method}" if method else "") + (f" ({amount})" if amount else "")
 
 
 add("invoice.issue", "invoices", _issue)
@@ -298,7 +306,7 @@ add(
     "invoice.void",
     "invoices",
     lambda d: f"Voided {d.invoice()} of {d.company}"
-    + (f" ({_amount(d)})" if _amount(d) else "")
+    + (f" ({d.money('total_cents')})" if d.money("total_cents") else "")
     + _with(d.quoted("reason")),
 )
 add("invoice.charged", "invoices", lambda d: f"Charged {_amount(d)} to the card of {d.company} for {d.invoice()}")
@@ -348,7 +356,7 @@ def _users(d: Detail, extra: str = "extra_users", read_only: str = "read_only_us
 
 
 def _buy(d: Detail) -> str:
-    tier = d.text("tier").capitalize()
+    tier = d.need(d.text("tier")).capitalize()
     how = "paid online" if d.text("method") == "online" else "paid by invoice"
     said = f"Bought a {tier} subscription for {d.company}"
     extras = ", ".join(part for part in (_users(d), d.money("total_cents"), how) if part)
@@ -356,7 +364,7 @@ def _buy(d: Detail) -> str:
 
 
 def _change(d: Detail) -> str:
-    said = f"Changed the subscription of {d.company} to {d.text('tier').capitalize()}"
+    said = f"Changed the subscription of {d.company} to {d.need(d.text('tier')).capitalize()}"
     said += _with(_users(d), ", with ")
     cents = d.number("total_cents")
     return said + (f" ({d.money('total_cents')})" if cents else "")
@@ -417,7 +425,7 @@ def _profile(d: Detail) -> str:
 
 
 def _price(d: Detail) -> str:
-    said = f"Set the price of {d.text('code') or 'an item'} to {d.money('price_cents')}"
+    said = f"Set the price of {d.text('code') or 'an item'} to {d.need(d.money('price_cents'))}"
     old = d.number("old_price_cents")
     if old is not None and old != d.number("price_cents"):
         said += f" (was {format_money(old, d.text('currency'))})"
@@ -425,7 +433,7 @@ def _price(d: Detail) -> str:
 
 
 def _card(d: Detail) -> str:
-    return f"{d.text('brand').capitalize() or 'a'} card ending {d.text('last4')}"
+    return f"{d.text('brand').capitalize() or 'card'} card ending {d.need(d.text('last4'))}".replace("card card", "card")
 
 
 add("billing.address.save", "settings", lambda d: f"Changed the billing address of {d.company}")
@@ -446,18 +454,18 @@ add(
 add(
     "audit.retention.save",
     "settings",
-    lambda d: f"Set {d.company} to keep the audit log for {plural(d.number('months'), 'month')}",
+    lambda d: f"Set {d.company} to keep the audit log for {plural(d.need(d.number('months')), 'month')}",
 )
 add(
     "api_key.create",
     "settings",
-    lambda d: f"Created the API key {d.quoted('name')}" + (f" ({d.text('prefix')}…)" if d.text("prefix") else ""),
+    lambda d: f"Created the API key {d.need(d.quoted('name'))}" + (f" ({d.text('prefix')}…)" if d.text("prefix") else ""),
 )
-add("api_key.revoke", "settings", lambda d: f"Revoked API key #{d.number('key')}")
+add("api_key.revoke", "settings", lambda d: f"Revoked API key #{d.need(d.number('key'))}")
 add(
     "profile.reminders",
     "settings",
-    lambda d: "Turned expiry reminders " + ("on" if d.raw.get("reminders") else "off") + " for themselves",
+    lambda d: "Turned their own expiry reminders " + ("on" if d.raw.get("reminders") else "off"),
 )
 
 # --- Companies and e-mails -----------------------------------------------------
