@@ -132,7 +132,6 @@ class Keyset:
             per_page=per_page,
         )
 
-
     def _beyond(self, key: tuple[Any, Any], backwards: bool) -> Combinable:
         """The rows after `key` in the list's order (before it, `backwards`)."""
         column, tiebreak = self.column, self.tiebreak

@@ -65,7 +65,13 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 class WorkerSettings:
     # Each task is wrapped by logged_job where it is defined (portal/jobs/retry.py).
     functions = [*FUNCTIONS, *MAIL_FUNCTIONS, *BILLING_FUNCTIONS, *AUTO_RENEWAL_FUNCTIONS]
-    cron_jobs = [*MAIL_CRON_JOBS, *BILLING_CRON_JOBS, *IMPORT_FILE_CRON_JOBS, *AUTO_RENEWAL_CRON_JOBS, *AUDIT_RETENTION_CRON_JOBS]
+    cron_jobs = [
+        *MAIL_CRON_JOBS,
+        *BILLING_CRON_JOBS,
+        *IMPORT_FILE_CRON_JOBS,
+        *AUTO_RENEWAL_CRON_JOBS,
+        *AUDIT_RETENTION_CRON_JOBS,
+    ]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379/0")

@@ -78,9 +78,7 @@ def _in_words(rows: list[dict]) -> list[dict]:
     return rows
 
 
-async def list_entries(
-    actor: Actor, filters: Mapping[str, Any], cursor: str | None, secret: bytes
-) -> KeysetPage[dict]:
+async def list_entries(actor: Actor, filters: Mapping[str, Any], cursor: str | None, secret: bytes) -> KeysetPage[dict]:
     """A page of the log under the wing, newest first; `cursor` (from a page's
     links, signed with `secret`) says where it starts; a bad one is the first page."""
     where = _where(actor, filters)
@@ -111,7 +109,7 @@ async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[d
     if "what" in names:
         choices["what"] = [{"id": key, "name": label} for key, label in GROUPS.items()]
     if "company" in names:
-        choices["company"] = await Company.select(Company.id, Company.name).where(under_wing(actor)).order_by(
-            Company.name
+        choices["company"] = (
+            await Company.select(Company.id, Company.name).where(under_wing(actor)).order_by(Company.name)
         )
     return choices

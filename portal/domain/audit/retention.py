@@ -102,13 +102,13 @@ async def delete_old(now: datetime, chunk: int = CHUNK) -> int:
         # The entries under this company and under no deeper company with a setting of its own.
         on_path = [r["keep_months"] for r in rows if row["path"].startswith(r["path"])]
         deeper = [r["path"] for r in rows if r["path"] != row["path"] and r["path"].startswith(row["path"])]
-        where = AuditEntry.company.path.like(row["path"] + "%")
+        where: Combinable = AuditEntry.company.path.like(row["path"] + "%")
         for path in deeper:
             where &= AuditEntry.company.path.not_like(path + "%")
         deleted += await _delete(where, now - relativedelta(months=max(on_path)), chunk)
     # Everywhere else (and entries about no company): the default.
     where_default: Combinable = AuditEntry.company.is_null()
-    outside = AuditEntry.company.is_not_null()
+    outside: Combinable = AuditEntry.company.is_not_null()
     for row in rows:
         outside &= AuditEntry.company.path.not_like(row["path"] + "%")
     deleted += await _delete(where_default | outside, now - relativedelta(months=DEFAULT_MONTHS), chunk)
@@ -126,4 +126,3 @@ async def _delete(where: Combinable, cutoff: datetime, chunk: int) -> int:
             return deleted
         gone = await AuditEntry.delete().where(AuditEntry.id.is_in(ids)).returning(AuditEntry.id)
         deleted += len(gone)
-

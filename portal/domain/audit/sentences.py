@@ -180,7 +180,9 @@ def _order(d: Detail, verb: str, preposition: str = "for") -> str:
 
 def _request(d: Detail) -> str:
     product = PRODUCTS.get(d.text("product"), d.text("product"))
-    said = f"Requested {plural(d.need(d.number('quantity')), (product + ' ' if product else '') + 'seat')} for {d.company}"
+    said = (
+        f"Requested {plural(d.need(d.number('quantity')), (product + ' ' if product else '') + 'seat')} for {d.company}"
+    )
     if d.raw.get("renews_batch"):
         said += ", to renew a batch"
     if d.day("ends_with_term"):
@@ -256,14 +258,18 @@ add("batches.align", "licences", _align)
 add(
     "user.deactivate",
     "licences",
-    lambda d: f"Deactivated {d.text('user') or 'a user'} of {d.company}"
-    + (f", freeing {plural(d.number('freed'), 'seat')}" if d.number("freed") else ""),
+    lambda d: (
+        f"Deactivated {d.text('user') or 'a user'} of {d.company}"
+        + (f", freeing {plural(d.number('freed'), 'seat')}" if d.number("freed") else "")
+    ),
 )
 SENTENCES.add_prefix(
     "user.create_",
     "licences",
-    lambda d: f"Added {d.text('email') or 'a user'} to {d.company} as "
-    + ROLES.get(d.action.removeprefix("user.create_"), "a user"),
+    lambda d: (
+        f"Added {d.text('email') or 'a user'} to {d.company} as "
+        + ROLES.get(d.action.removeprefix("user.create_"), "a user")
+    ),
 )
 
 # --- Sign-ins and Manage Company -----------------------------------------------
@@ -305,16 +311,19 @@ add("invoice.paid", "invoices", _paid)
 add(
     "invoice.void",
     "invoices",
-    lambda d: f"Voided {d.invoice()} of {d.company}"
-    + (f" ({d.money('total_cents')})" if d.money("total_cents") else "")
-    + _with(d.quoted("reason")),
+    lambda d: (
+        f"Voided {d.invoice()} of {d.company}"
+        + (f" ({d.money('total_cents')})" if d.money("total_cents") else "")
+        + _with(d.quoted("reason"))
+    ),
 )
 add("invoice.charged", "invoices", lambda d: f"Charged {_amount(d)} to the card of {d.company} for {d.invoice()}")
 add(
     "invoice.charge_declined",
     "invoices",
-    lambda d: f"The card of {d.company} was declined for {d.invoice()} ({_amount(d)})"
-    + _with(d.quoted("decline_reason")),
+    lambda d: (
+        f"The card of {d.company} was declined for {d.invoice()} ({_amount(d)})" + _with(d.quoted("decline_reason"))
+    ),
 )
 add(
     "invoice.charge_confirmed",
@@ -329,8 +338,7 @@ add(
 add(
     "invoice.charged_not_issued",
     "invoices",
-    lambda d: f"Took {_amount(d)} by card for {d.invoice()} of {d.company} after it was settled otherwise: "
-    "refund it",
+    lambda d: f"Took {_amount(d)} by card for {d.invoice()} of {d.company} after it was settled otherwise: refund it",
 )
 add(
     "invoice.refunded",
@@ -402,8 +410,9 @@ add("subscription.end", "subscriptions", lambda d: f"The subscription of {d.comp
 add(
     "subscription.lapse",
     "subscriptions",
-    lambda d: f"The subscription of {d.company} lapsed unpaid"
-    + (f" on {d.day('term_end')}" if d.day("term_end") else ""),
+    lambda d: (
+        f"The subscription of {d.company} lapsed unpaid" + (f" on {d.day('term_end')}" if d.day("term_end") else "")
+    ),
 )
 add("subscription.provision", "subscriptions", _provision)
 
@@ -433,7 +442,9 @@ def _price(d: Detail) -> str:
 
 
 def _card(d: Detail) -> str:
-    return f"{d.text('brand').capitalize() or 'card'} card ending {d.need(d.text('last4'))}".replace("card card", "card")
+    return f"{d.text('brand').capitalize() or 'card'} card ending {d.need(d.text('last4'))}".replace(
+        "card card", "card"
+    )
 
 
 add("billing.address.save", "settings", lambda d: f"Changed the billing address of {d.company}")
@@ -448,8 +459,10 @@ add("billing.catalogue_item.save", "settings", _price)
 add(
     "partner_settings.save",
     "settings",
-    lambda d: f"Set the largest order to {d.number('max_order_quantity'):,} and the free-seat alert to "
-    f"{d.number('low_seat_threshold'):,} for {d.company}",
+    lambda d: (
+        f"Set the largest order to {d.number('max_order_quantity'):,} and the free-seat alert to "
+        f"{d.number('low_seat_threshold'):,} for {d.company}"
+    ),
 )
 add(
     "audit.retention.save",
@@ -459,7 +472,9 @@ add(
 add(
     "api_key.create",
     "settings",
-    lambda d: f"Created the API key {d.need(d.quoted('name'))}" + (f" ({d.text('prefix')}…)" if d.text("prefix") else ""),
+    lambda d: (
+        f"Created the API key {d.need(d.quoted('name'))}" + (f" ({d.text('prefix')}…)" if d.text("prefix") else "")
+    ),
 )
 add("api_key.revoke", "settings", lambda d: f"Revoked API key #{d.need(d.number('key'))}")
 add(
@@ -480,8 +495,10 @@ add(
 add(
     "partner.create",
     "companies",
-    lambda d: f"Created the partner {d.text('name') or d.company}"
-    + (f" with its first manager {d.text('manager_email')}" if d.text("manager_email") else "")
-    + (" from the command line" if d.text("by") == "command line" else ""),
+    lambda d: (
+        f"Created the partner {d.text('name') or d.company}"
+        + (f" with its first manager {d.text('manager_email')}" if d.text("manager_email") else "")
+        + (" from the command line" if d.text("by") == "command line" else "")
+    ),
 )
 add("email.resend", "emails", lambda d: f"Sent an e-mail again to {d.text('to') or 'its recipient'}")
