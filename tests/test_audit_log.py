@@ -268,7 +268,7 @@ async def test_an_unknown_action_is_found_under_anything_else(tree):
     await audit.record(partner, "user.create_learner", tree.north["id"], NOW, {"email": "a@b.example"})
     page = await audit.list_entries(partner, {"what": "other"}, None, SECRET)
     assert _said(page) == ["Refund issue for North Customer"]
-    page = await audit.list_entries(partner, {"what": "licences"}, None, SECRET)
+    page = await audit.list_entries(partner, {"what": "licenses"}, None, SECRET)
     assert _said(page) == ["Added a@b.example to North Customer as a learner"]
 
 

@@ -44,11 +44,14 @@ class Cursor:
 @dataclass(frozen=True)
 class KeysetPage(Generic[Row]):
     items: list[Row]
+    # How many rows the list has, counted up to a bound (see count_up_to): with
+    # `total_is_more`, there are more than `total`.
     total: int
     # The cursors of the pages on either side; None at either end.
     next_cursor: str | None
     previous_cursor: str | None
     per_page: int = PER_PAGE
+    total_is_more: bool = False
 
     @property
     def has_next(self) -> bool:
@@ -97,8 +100,23 @@ class Keyset:
 
     # --- a page ----------------------------------------------------------------
 
+    async def count_up_to(self, where: Combinable, bound: int) -> tuple[int, bool]:
+        """How many rows match `where`, counting no further than `bound`: the rows
+        of a long list are many, and every page shows the count. Returns the count
+        and whether there are more than it."""
+        table = self.tiebreak._meta.table
+        first = table.select(self.tiebreak).where(where).limit(bound + 1)
+        rows = await table.raw("SELECT COUNT(*) AS n FROM ({}) AS counted", first.querystrings[0])
+        found = int(rows[0]["n"])
+        return min(found, bound), found > bound
+
     async def page(
-        self, query: Callable[[], Select], total: int, cursor: Cursor | None, per_page: int = PER_PAGE
+        self,
+        query: Callable[[], Select],
+        total: int,
+        cursor: Cursor | None,
+        per_page: int = PER_PAGE,
+        total_is_more: bool = False,
     ) -> KeysetPage:
         """`query()` makes the list's SELECT afresh (with its WHERE, no ORDER BY: a
         Piccolo query changes in place), returning the two key columns by their names;
@@ -115,7 +133,7 @@ class Keyset:
         )
         if cursor is not None and not rows and total:
             # A position past the rows left (they were deleted meanwhile): start again.
-            return await self.page(query, total, None, per_page)
+            return await self.page(query, total, None, per_page, total_is_more)
         more = len(rows) > per_page
         rows = rows[:per_page]
         if backwards:
@@ -130,15 +148,18 @@ class Keyset:
             next_cursor=self.encode(rows[-1], "next") if rows and more_after else None,
             previous_cursor=self.encode(rows[0], "previous") if rows and more_before else None,
             per_page=per_page,
+            total_is_more=total_is_more,
         )
 
     def _beyond(self, key: tuple[Any, Any], backwards: bool) -> Combinable:
         """The rows after `key` in the list's order (before it, `backwards`)."""
         column, tiebreak = self.column, self.tiebreak
         first, last = key
+        # The first, redundant term is what an index on (column, tiebreak) seeks to;
+        # the OR alone would be read as a filter over every row before the cursor.
         if backwards:
-            return (column > first) | ((column == first) & (tiebreak > last))
-        return (column < first) | ((column == first) & (tiebreak < last))
+            return (column >= first) & ((column > first) | (tiebreak > last))
+        return (column <= first) & ((column < first) | (tiebreak < last))
 
     async def walk(self, query: Callable[[], Select], chunk: int = 2000) -> AsyncIterator[list[dict]]:
         """Every row of `query()` in the list's order, `chunk` rows at a time (a

@@ -25,7 +25,7 @@ QUOTE_LIMIT = 80
 # The "What" filter: each kind belongs to one group; an action no kind names is "other".
 GROUPS: dict[str, str] = {
     "orders": "Orders",
-    "licences": "Licenses and users",
+    "licenses": "Licenses and users",
     "access": "Sign-ins and Manage Company",
     "invoices": "Invoices and payments",
     "subscriptions": "Subscriptions",
@@ -251,13 +251,13 @@ def _align(d: Detail) -> str:
     return said + (f" ({d.money('total_cents')})" if d.money("total_cents") else "")
 
 
-add("licences.allocate", "licences", _allocate)
-add("imports.apply", "licences", _import)
-add("auto_renewal.set", "licences", _auto_renewal)
-add("batches.align", "licences", _align)
+add("licences.allocate", "licenses", _allocate)
+add("imports.apply", "licenses", _import)
+add("auto_renewal.set", "licenses", _auto_renewal)
+add("batches.align", "licenses", _align)
 add(
     "user.deactivate",
-    "licences",
+    "licenses",
     lambda d: (
         f"Deactivated {d.text('user') or 'a user'} of {d.company}"
         + (f", freeing {plural(d.number('freed'), 'seat')}" if d.number("freed") else "")
@@ -265,7 +265,7 @@ add(
 )
 SENTENCES.add_prefix(
     "user.create_",
-    "licences",
+    "licenses",
     lambda d: (
         f"Added {d.text('email') or 'a user'} to {d.company} as "
         + ROLES.get(d.action.removeprefix("user.create_"), "a user")
