@@ -486,3 +486,36 @@ async def test_a_partner_manager_sets_the_period_on_the_audit_page(client, tree)
     await sign_in(client, tree.email("north"))
     response = await client.post("/audit/retention", data={"keep_months": "24"}, headers=await csrf_headers(client))
     assert response.status_code == 403
+
+
+def test_the_sweep_is_a_unique_cron_job_of_the_worker():
+    from portal.jobs.worker import WorkerSettings
+
+    jobs = {job.name: job for job in WorkerSettings.cron_jobs}
+    assert jobs["cron:delete_old_audit_entries"].unique
+
+
+async def test_the_job_sweeps_as_the_domain_does(tree):
+    from portal.jobs.audit_retention import delete_old_audit_entries
+
+    partner = await load_actor(tree.managers["partner"]["id"], None)
+    await audit.record(partner, "manage.enter", tree.north["id"], datetime.now(UTC) - relativedelta(months=25), {})
+    await audit.record(partner, "manage.enter", tree.north["id"], datetime.now(UTC) - relativedelta(months=23), {})
+    assert await delete_old_audit_entries({}) == 1
+    assert await AuditEntry.count() == 1
+
+
+async def test_a_long_log_is_counted_up_to_a_bound(client, tree, monkeypatch):
+    from portal.domain.audit import log
+
+    monkeypatch.setattr(log, "COUNT_UP_TO", 5)
+    partner = await load_actor(tree.managers["partner"]["id"], None)
+    for n in range(7):
+        await audit.record(partner, "order.assign", tree.north["id"], NOW - timedelta(minutes=n), {"seats": n})
+    page = await audit.list_entries(partner, {"company": tree.north["id"]}, None, SECRET)
+    assert (page.total, page.total_is_more, len(page.items)) == (5, True, 7)
+    page = await audit.list_entries(partner, {"company": tree.north["id"], "what": "access"}, None, SECRET)
+    assert (page.total, page.total_is_more) == (0, False)
+    await sign_in(client, tree.email("partner"))
+    shown = await client.get("/audit", params={"company": tree.north["id"]})
+    assert "More than 5 entries" in shown.text
