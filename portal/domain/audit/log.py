@@ -14,7 +14,7 @@ from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.audit.sentences import GROUPS, SENTENCES
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.keyset import Keyset, KeysetPage
-from portal.tables import AuditEntry, Company, User
+from portal.tables import MANAGER_ROLES, AuditEntry, Company, User
 
 CHUNK = 2000
 # Beyond this the page says "More than 10,000 entries": counting a long log to the
@@ -100,14 +100,20 @@ async def iter_entries(actor: Actor, filters: Mapping[str, Any], chunk: int = CH
 
 
 async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:
-    """The options of the "Add Filter" selects among `names`: the people who did
-    something under the wing, the groups of "What", the companies under the wing."""
+    """The options of the "Add Filter" selects among `names`: the people who may
+    act under the wing, the groups of "What", the companies under the wing."""
     require_partner_manager(actor)
     names = set(names)
     choices: dict[str, list[dict]] = {}
     if "who" in names:
-        acted = AuditEntry.select(AuditEntry.actor).where(under_wing(actor, AuditEntry.company.path)).distinct()
-        people = await User.select(User.id, User.name, User.email).where(User.id.is_in(acted)).order_by(User.name)
+        # The managers under the wing and those of the companies above it, who act
+        # inside it too: read from the users, not from the log, which may be long.
+        above = [int(part) for part in actor.company_path.strip("/").split("/")]
+        people = (
+            await User.select(User.id, User.name, User.email)
+            .where((under_wing(actor, User.company.path) | User.company.is_in(above)) & User.role.is_in(MANAGER_ROLES))
+            .order_by(User.name)
+        )
         choices["who"] = [{"id": p["id"], "name": f"{p['name']} ({p['email']})"} for p in people]
     if "what" in names:
         choices["what"] = [{"id": key, "name": label} for key, label in GROUPS.items()]
