@@ -111,7 +111,10 @@ async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[d
         above = [int(part) for part in actor.company_path.strip("/").split("/")]
         people = (
             await User.select(User.id, User.name, User.email)
-            .where((under_wing(actor, User.company.path) | User.company.is_in(above)) & User.role.is_in(MANAGER_ROLES))
+            .where(
+                (under_wing(actor, User.company.path) | User.company.is_in(above))
+                & User.role.is_in(list(MANAGER_ROLES))
+            )
             .order_by(User.name)
         )
         choices["who"] = [{"id": p["id"], "name": f"{p['name']} ({p['email']})"} for p in people]
