@@ -442,9 +442,8 @@ def _price(d: Detail) -> str:
 
 
 def _card(d: Detail) -> str:
-    return f"{d.text('brand').capitalize() or 'card'} card ending {d.need(d.text('last4'))}".replace(
-        "card card", "card"
-    )
+    brand, last4 = d.text("brand").capitalize(), d.need(d.text("last4"))
+    return f"{brand} card ending {last4}" if brand else f"card ending {last4}"
 
 
 add("billing.address.save", "settings", lambda d: f"Changed the billing address of {d.company}")
