@@ -16,6 +16,7 @@ from portal.tables import (
     Product,
     User,
 )
+from portal.tables_audit import AuditRetention
 from portal.tables_billing import BILLING_TABLES
 from portal.tables_bulk import BULK_TABLES
 from portal.tables_dashboard import DashboardFigure
@@ -48,6 +49,7 @@ APP_CONFIG = AppConfig(
         *WEBHOOK_TABLES,
         *SCIM_TABLES,
         *BULK_TABLES,
+        AuditRetention,
     ],
     migration_dependencies=[],
     commands=[],

@@ -83,6 +83,8 @@ PLAIN_ROUTES = [
     "/companies",
     "/companies/new",
     "/audit",
+    "/audit/export.csv",
+    "/audit/filters/who",
     "/licences/orders",
     "/notifications",
     "/profile",
@@ -151,6 +153,8 @@ def test_every_route_is_covered():
     covered |= {"/billing/settings/seller"}  # POST, the actor's own company: tests/test_billing_pdf.py
     covered |= {"/dashboard/settings"}  # POST, partner managers only: tests/test_dashboard_figures.py
     covered |= {"/notifications/settings"}  # partner managers only: tests/test_email_settings_web.py
+    # POST, partner managers only, for their own company: tests/test_audit_log.py
+    covered |= {"/audit/filters/{name:str}", "/audit/retention"}
     covered |= {path for _, path in billing_routes_by_id()}
     routes = {route.path for route in create_app().routes}
     covered = {c.rstrip("/") for c in covered}
@@ -249,6 +253,8 @@ async def test_customer_manager_cannot_use_partner_pages(client, tree):
         "/companies",
         "/companies/new",
         "/audit",
+        "/audit/export.csv",
+        "/audit/filters/company",
         "/licences/orders",
         "/licences/orders/filters/customer",
     ):

@@ -154,9 +154,13 @@ async def test_profile_defaults_then_the_partners_settings(tree):
     assert (saved["currency"], saved["tax_rate_bp"], saved["assign_unpaid"]) == ("EUR", 825, True)
     row = await BillingProfile.select().where(BillingProfile.company == tree.partner["id"]).first()
     assert (row["currency"], row["tax_rate_bp"], row["assign_unpaid"]) == ("EUR", 825, True)
-    page = await audit.list_entries(actor, 1)
+    page = await audit.list_entries(actor, {}, None, b"cursor key")
     assert page.items[0]["action"] == "billing.profile.save"
-    assert json.loads(page.items[0]["detail"])["old_currency"] == "USD"
+    assert page.items[0]["detail"]["old_currency"] == "USD"
+    assert page.items[0]["sentence"] == (
+        "Changed the billing settings of Acme MSP: currency USD → EUR, tax 0 % → 8.25 %, "
+        "licenses assigned before payment"
+    )
 
 
 async def test_bad_profiles_are_refused(tree):

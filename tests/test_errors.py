@@ -40,8 +40,10 @@ BAD_GETS = [
     (f"/companies?page={HUGE}", 400),
     ("/companies?page=2147483647", 200),  # in range, past the end: an empty page
     ("/licences/orders?page=2147483647", 200),
-    ("/audit?page=2147483647", 200),
-    (f"/audit?page=-{HUGE}", 400),
+    ("/audit?cursor=not-a-cursor", 200),  # a cursor that does not check out is the first page
+    ("/audit?cursor=" + "A" * 5000, 200),
+    (f"/audit?who={HUGE}&company=-{HUGE}&what=nothing&from=9999-12-31", 200),  # read as no filter
+    ("/audit/filters/%00", 400),
     (f"/companies/new?parent_id={HUGE}", 400),
     ("/companies?q=a%00b", 400),
     ("/companies?q=%1b%5b31m", 400),

@@ -29,7 +29,8 @@ async def test_manage_company_shows_a_banner_everywhere_and_exit_returns(client,
     ]
     log = await client.get("/audit")
     assert log.status_code == 200
-    assert "manage.enter" in log.text and "manage.exit" in log.text
+    assert "Entered North Customer with Manage Company" in log.text
+    assert "Left North Customer (Exit from Manage Company)" in log.text
 
 
 async def test_manage_company_is_for_customers(client, tree):

@@ -27,6 +27,7 @@ from redis import exceptions as redis_errors
 
 from portal import db
 from portal.domain import outbox
+from portal.jobs.audit_retention import AUDIT_RETENTION_CRON_JOBS
 from portal.jobs.auto_renewal import AUTO_RENEWAL_CRON_JOBS, AUTO_RENEWAL_FUNCTIONS
 from portal.jobs.billing import BILLING_CRON_JOBS, BILLING_FUNCTIONS
 from portal.jobs.import_files import IMPORT_FILE_CRON_JOBS
@@ -71,6 +72,7 @@ class WorkerSettings:
         *IMPORT_FILE_CRON_JOBS,
         *AUTO_RENEWAL_CRON_JOBS,
         *WEBHOOK_CRON_JOBS,
+        *AUDIT_RETENTION_CRON_JOBS,
     ]
     on_startup = startup
     on_shutdown = shutdown

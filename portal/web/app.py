@@ -31,7 +31,7 @@ from portal.settings import PROJECT_DIR, Settings, get_settings
 from portal.web.alignment import AlignmentController
 from portal.web.api import API_KEY_SCHEME, ApiKeyController, entitlement
 from portal.web.api_v1 import API_V1, ApiLimits
-from portal.web.audit import audit_log
+from portal.web.audit import AuditController
 from portal.web.auth import AuthController
 from portal.web.auto_renewal import AutoRenewalController
 from portal.web.billing import BILLING_ROUTES
@@ -127,6 +127,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from portal.jobs import audit_retention as audit_retention_jobs
         from portal.jobs import auto_renewal as auto_renewal_jobs
         from portal.jobs import billing as billing_jobs
         from portal.jobs import import_files as import_file_jobs
@@ -147,6 +148,7 @@ def create_app(
             import_file_jobs.start_in_process(timers)
             auto_renewal_jobs.start_in_process(timers)
             webhook_jobs.start_in_process(timers, services)
+            audit_retention_jobs.start_in_process(timers)
         try:
             yield
         finally:
@@ -181,7 +183,7 @@ def create_app(
                     ProfileController,
                     ApiKeyController,
                     ScimTokenController,
-                    audit_log,
+                    AuditController,
                     *BILLING_ROUTES,
                     # The test processor's own card page; Stripe's is Stripe's.
                     *([TestProcessorController] if services.card_entry.kind == "test" else []),

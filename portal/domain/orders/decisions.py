@@ -237,7 +237,13 @@ async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime)
             now,
             dedupe=f"order_declined:{order['id']}",
         )
-        await audit.record(actor, "order.decline", order["company"], now, {"order": order["id"], "reason": reason})
+        await audit.record(
+            actor,
+            "order.decline",
+            order["company"],
+            now,
+            {"order": order["id"], "seats": order["quantity"], "reason": reason},
+        )
     return {**order, "status": "declined", "decline_reason": reason}
 
 
@@ -250,7 +256,9 @@ async def cancel_order(actor: Actor, order_id: int, now: datetime) -> None:
         await LicenceOrder.update(
             {LicenceOrder.status: "cancelled", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
         ).where(LicenceOrder.id == order["id"])
-        await audit.record(actor, "order.cancel", order["company"], now, {"order": order["id"]})
+        await audit.record(
+            actor, "order.cancel", order["company"], now, {"order": order["id"], "seats": order["quantity"]}
+        )
 
 
 async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) -> dict:
