@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from piccolo.columns.combination import WhereRaw
 from piccolo.engine.base import Engine
@@ -137,6 +138,15 @@ def timestamp_param() -> str:
     list): PostgreSQL needs the cast; SQLite keeps Piccolo's text form, which a
     CAST would turn into a number."""
     return "CAST({} AS timestamptz)" if is_postgres() else "{}"
+
+
+def as_datetime(value: datetime | str | None) -> datetime | None:
+    """A timestamp read by hand-written SQL: PostgreSQL and Piccolo's SQLite
+    converters give a datetime; an expression SQLite cannot type gives its text."""
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return value
 
 
 def as_json(sql: str) -> str:

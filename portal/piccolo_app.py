@@ -20,6 +20,7 @@ from portal.tables_billing import BILLING_TABLES
 from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
 from portal.tables_renewal import AutoRenewal
+from portal.tables_sign_in import SIGN_IN_TABLES
 
 APP_CONFIG = AppConfig(
     app_name="portal",
@@ -42,6 +43,7 @@ APP_CONFIG = AppConfig(
         DashboardFigure,
         *BILLING_TABLES,
         AutoRenewal,
+        *SIGN_IN_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

@@ -73,6 +73,10 @@ class PartnerSetting(Table):
     max_order_quantity = Integer(default=10_000)
     # The Admin Dashboard flags a customer whose free seats are at or below this while learners wait.
     low_seat_threshold = Integer(default=0)
+    # Managers of this company and of the partners below it must sign in with a second factor.
+    two_factor_staff = Boolean(default=False)
+    # Managers of the customers under its wing must too.
+    two_factor_customers = Boolean(default=False)
     updated_at = Timestamptz(default=TimestamptzNow())
     updated_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
 

@@ -33,15 +33,16 @@ async def record(
     )
 
 
-async def record_sign_in(user_id: int, company_id: int, at: datetime) -> bool:
+async def record_sign_in(user_id: int, company_id: int, at: datetime, method: str = "password") -> bool:
     """Idempotent, even when two runs of the job race: the dedupe key is unique.
-    Returns whether this call wrote the entry."""
+    Returns whether this call wrote the entry. `method`: how the sign-in was
+    completed (password, authenticator, recovery_code, passkey)."""
     entry = AuditEntry(
         at=at,
         actor=user_id,
         company=company_id,
         action="sign_in",
-        detail={},
+        detail={"method": method},
         dedupe_key=f"sign_in:{user_id}:{at.isoformat()}",
     )
     written = await AuditEntry.insert(entry).on_conflict(action="DO NOTHING").returning(AuditEntry.id)

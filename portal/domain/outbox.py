@@ -36,6 +36,7 @@ KINDS = {
     "order_declined": "Order declined",
     "invitation": "Invitation",
     "password_reset": "Password reset",
+    "second_factor_reset": "Second factor reset",
     "subscription_renewed": "Subscription renewed",
     "renewal_charge_failed": "Renewal charge failed",
     "subscription_lapsed": "Subscription lapsed",

@@ -29,6 +29,7 @@ from redis import exceptions as redis_errors
 
 from portal.domain.errors import DomainError, NotFound, PermissionDenied
 from portal.web.input_guard import BadInput
+from portal.web.session import pending_page
 
 log = logging.getLogger("portal.web")
 
@@ -131,7 +132,8 @@ def _refused(request: Request, exc: Exception) -> Response:
 def _sign_in_needed(request: Request, exc: Exception) -> Response:
     if _is_api(request):
         return error_answer(request, 401, str(getattr(exc, "detail", "") or exc))
-    target = "/login?next=" + request.url.path if request.method == "GET" else "/login"
+    # Past the password but not the second factor: the step it is at, whatever it asked for.
+    target = pending_page(request) or ("/login?next=" + request.url.path if request.method == "GET" else "/login")
     return ClientRedirect(target) if _is_htmx(request) else Redirect(target)
 
 
