@@ -88,13 +88,15 @@ PUBLIC_ROUTES |= {"/test-processor/card"}
 # Stripe's events: no session, a signature instead (tests/test_billing_webhooks.py).
 PUBLIC_ROUTES |= {"/webhooks/stripe"}
 # The second step of signing in: only a session past the password (tests/test_two_factor_routes.py).
-PUBLIC_ROUTES |= {"/login/code"}
+PUBLIC_ROUTES |= {"/login/code", "/login/code/passkey", "/login/passkey"}
 # The signed-in user's own account, whoever they are (tests/test_two_factor.py, tests/test_sessions_profile.py):
 # another user's session id ends nothing; sign-in settings are partner managers' own company's.
 OWN_ACCOUNT_ROUTES = {
     "/two-factor/authenticator",
     "/two-factor/authenticator/remove",
     "/two-factor/recovery-codes",
+    "/two-factor/passkey",
+    "/two-factor/passkeys/{passkey_id:int}/remove",
     "/profile/password",
     "/profile/sessions/{session_id:int}/end",
     "/profile/sessions/end-others",

@@ -21,6 +21,8 @@ from tests.support import csrf_headers
 PUBLIC = {
     "/login",
     "/login/code",
+    "/login/code/passkey",
+    "/login/passkey",
     "/logout",
     "/forgot-password",
     "/set-password/{token:str}",

@@ -155,6 +155,29 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     return user
 
 
+async def passkey_user(user_id: int) -> dict:
+    """The manager a passkey signed in (without a password), as `authenticate`
+    returns one; SignInRefused when they can no longer sign in."""
+    user = (
+        await User.select(
+            User.id,
+            User.email,
+            User.company,
+            User.company.kind.as_alias("company_kind"),
+            User.role,
+            User.active,
+            User.session_generation,
+        )
+        .where(User.id == user_id)
+        .first()
+    )
+    if user is None or user["role"] not in MANAGER_ROLES or not user["active"]:
+        raise SignInRefused("This account cannot sign in.")
+    if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
+        raise SignInRefused(READ_ONLY_ENDED)
+    return user
+
+
 async def next_step(user: dict) -> str:
     """After the password: "done", "code" (the user has a second factor) or
     "enrol" (the user must have one and has none yet)."""

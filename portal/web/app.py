@@ -49,7 +49,7 @@ from portal.web.request_log import REQUEST_LOG, log_unrouted
 from portal.web.session import SessionConfig, provide_account_holder, provide_actor
 from portal.web.test_processor import TestProcessorController
 from portal.web.throttle import create_counter
-from portal.web.two_factor import TwoFactorController
+from portal.web.two_factor import PasskeyController, TwoFactorController
 from portal.web.users import UserController
 
 
@@ -168,6 +168,7 @@ def create_app(
                     outbox_moved,
                     ProfileController,
                     TwoFactorController,
+                    PasskeyController,
                     ApiKeyController,
                     audit_log,
                     *BILLING_ROUTES,

@@ -16,6 +16,7 @@ from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, SignInRefused, ValidationFailed
 from portal.web import throttle
 from portal.web.flash import flash
+from portal.web.passkey_ceremony import second_step_passkey_options
 from portal.web.render import render
 from portal.domain.two_factor import recovery_codes
 from portal.web.session import (
@@ -97,7 +98,7 @@ class AuthController(Controller):
         waiting = pending(request)
         if waiting is None or waiting["enrol"]:
             return Redirect(home_for(request.session))
-        return render(request, "pages/sign_in_code.html", {"error": None})
+        return await _code_page(request, waiting, None)
 
     @post(CODE_PAGE)
     async def code(self, request: HTMXRequest) -> Template | Redirect:
@@ -112,16 +113,17 @@ class AuthController(Controller):
             request, "sign-in", request.app.state.sign_ins_per_minute, ADDRESS_WINDOW
         )
         if retry:
-            return _too_many(request, "pages/sign_in_code.html", {"error": TOO_MANY_FROM_ADDRESS}, retry)
+            return _too_many(request, "pages/sign_in_code.html", await _code_context(request, waiting, TOO_MANY_FROM_ADDRESS), retry)
         now = utcnow()
         try:
             method = await sign_in.check_second_factor(
                 waiting["user_id"], str(form.get("code", ""))[:64], now, throttle.counter(request)
             )
         except sign_in.Throttled as refusal:
-            return _too_many(request, "pages/sign_in_code.html", {"error": str(refusal)}, refusal.retry_after)
+            context = await _code_context(request, waiting, str(refusal))
+            return _too_many(request, "pages/sign_in_code.html", context, refusal.retry_after)
         except SignInRefused as refusal:
-            return render(request, "pages/sign_in_code.html", {"error": str(refusal)}, status_code=400)
+            return await _code_page(request, waiting, str(refusal), 400)
         await finish_sign_in(request, waiting, method, now)
         if method == "recovery_code":
             left = await recovery_codes.remaining(waiting["user_id"])
@@ -198,6 +200,14 @@ class AuthController(Controller):
             request.set_session({})
         flash(request, "Your password is set. Sign in with it.")
         return Redirect("/login")
+
+
+async def _code_context(request: Request, waiting: dict, error: str | None) -> dict:
+    return {"error": error, "passkey_options": await second_step_passkey_options(request, waiting["user_id"])}
+
+
+async def _code_page(request: HTMXRequest, waiting: dict, error: str | None, status: int = 200) -> Template:
+    return render(request, "pages/sign_in_code.html", await _code_context(request, waiting, error), status_code=status)
 
 
 def pending_from(user: dict, next_path: str | None) -> dict:

@@ -13,15 +13,16 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
-from portal.domain import partner_settings
+from portal.domain import partner_settings, sign_in
 from portal.domain.access import Actor, get_user
 from portal.domain.clock import utcnow
-from portal.domain.errors import NotFound, ValidationFailed
-from portal.domain.two_factor import factors, totp
-from portal.web.auth import finish_sign_in, home_for
+from portal.domain.errors import NotFound, SignInRefused, ValidationFailed
+from portal.domain.two_factor import factors, passkeys, totp
+from portal.web.auth import finish_sign_in, home_for, pending_from
 from portal.web.flash import flash
+from portal.web.passkey_ceremony import keep_challenge, relying_party, take_challenge
 from portal.web.render import render
-from portal.web.session import ENROL_PAGE, GENERATION, CurrentActor, pending, provide_account_holder
+from portal.web.session import CODE_PAGE, ENROL_PAGE, GENERATION, CurrentActor, pending, provide_account_holder
 
 CANDIDATE = "totp_candidate"  # the secret shown for scanning, until a code proves the scan
 
@@ -168,3 +169,110 @@ class TwoFactorController(Controller):
         else:
             flash(request, f"{actor.company_name} requires no second factor now (a partner above it may still).")
         return Redirect("/settings/sign-in")
+
+
+# --- Passkeys -----------------------------------------------------------------------
+
+class PasskeyController(Controller):
+    @get("/two-factor/passkey")
+    async def new_passkey(self, request: HTMXRequest, account: CurrentActor) -> Template:
+        return await _passkey_page(request, account, {})
+
+    @post("/two-factor/passkey")
+    async def add_passkey(self, request: HTMXRequest, account: CurrentActor) -> Template | Redirect:
+        form = await request.form()
+        challenge = take_challenge(request)
+        if challenge is None:
+            return await _passkey_page(request, account, {"passkey": "Try again: the page was open too long."}, 400)
+        try:
+            enrolled = await passkeys.register(
+                relying_party(request),
+                account.user_id,
+                account.company_id,
+                str(form.get("credential", ""))[:20000],
+                challenge,
+                str(form.get("name", "")),
+                utcnow(),
+                account.session_id,
+            )
+        except ValidationFailed as invalid:
+            return await _passkey_page(request, account, invalid.errors, 400)
+        request.set_session({**request.session, GENERATION: enrolled.session_generation})
+        message = "Your passkey is added. Every other session of yours was signed out."
+        if not enrolled.recovery_codes:
+            flash(request, message)
+            return Redirect("/profile")
+        return render(
+            request, "pages/recovery_codes.html", {"codes": enrolled.recovery_codes, "onward": "/profile", "done": message}
+        )
+
+    @post("/two-factor/passkeys/{passkey_id:int}/remove")
+    async def remove_passkey(self, request: HTMXRequest, account: CurrentActor, passkey_id: FromPath[int]) -> Redirect:
+        required = await partner_settings.two_factor_required(account.company_path, account.company_kind)
+        try:
+            generation = await passkeys.remove(
+                account.user_id, account.company_id, passkey_id, required, utcnow(), account.session_id
+            )
+        except ValidationFailed as invalid:
+            flash(request, next(iter(invalid.errors.values())), "error")
+            return Redirect("/profile")
+        request.set_session({**request.session, GENERATION: generation})
+        flash(request, "The passkey is removed. Every other session of yours was signed out.")
+        return Redirect("/profile")
+
+    @get("/login/passkey")
+    async def passkey_sign_in_form(self, request: HTMXRequest) -> Template:
+        options, challenge = await passkeys.authentication_options(relying_party(request), None)
+        keep_challenge(request, challenge)
+        return render(request, "pages/sign_in_passkey.html", {"options": options, "error": None})
+
+    @post("/login/passkey")
+    async def passkey_sign_in(self, request: HTMXRequest) -> Template | Redirect:
+        """Without a password: a passkey whose authenticator verified its user."""
+        form = await request.form()
+        challenge = take_challenge(request)
+        now = utcnow()
+        try:
+            if challenge is None:
+                raise SignInRefused(passkeys.NOT_ACCEPTED)
+            user_id = await passkeys.authenticate(
+                relying_party(request), str(form.get("credential", ""))[:20000], challenge, now, None
+            )
+            user = await sign_in.passkey_user(user_id)
+        except SignInRefused as refusal:
+            options, fresh = await passkeys.authentication_options(relying_party(request), None)
+            keep_challenge(request, fresh)
+            return render(
+                request, "pages/sign_in_passkey.html", {"options": options, "error": str(refusal)}, status_code=400
+            )
+        await finish_sign_in(request, pending_from(user, None), "passkey", now)
+        return Redirect(home_for(request.session))
+
+    @post(f"{CODE_PAGE}/passkey")
+    async def passkey_second_factor(self, request: HTMXRequest) -> Template | Redirect:
+        """The second step with one of the user's passkeys."""
+        waiting = pending(request)
+        if waiting is None or waiting["enrol"]:
+            return Redirect("/login")
+        form = await request.form()
+        challenge = take_challenge(request)
+        now = utcnow()
+        try:
+            if challenge is None:
+                raise SignInRefused(passkeys.NOT_ACCEPTED)
+            await passkeys.authenticate(
+                relying_party(request), str(form.get("credential", ""))[:20000], challenge, now, waiting["user_id"]
+            )
+        except SignInRefused as refusal:
+            flash(request, str(refusal), "error")
+            return Redirect(CODE_PAGE)
+        await finish_sign_in(request, waiting, "passkey", now)
+        return Redirect(waiting["next"] or home_for(request.session))
+
+
+async def _passkey_page(request: HTMXRequest, account: Actor, errors: dict, status: int = 200) -> Template:
+    options, challenge = await passkeys.registration_options(
+        relying_party(request), account.user_id, account.email, account.name
+    )
+    keep_challenge(request, challenge)
+    return render(request, "pages/two_factor_passkey.html", {"options": options, "errors": errors}, status_code=status)

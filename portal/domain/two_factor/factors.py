@@ -51,6 +51,10 @@ async def has_any(user_id: int) -> bool:
     )
 
 
+async def has_passkeys(user_id: int) -> bool:
+    return await Passkey.exists().where(Passkey.user == user_id)
+
+
 @dataclass(frozen=True)
 class Enrolled:
     recovery_codes: list[str]  # shown once; empty when the user keeps the codes they had
