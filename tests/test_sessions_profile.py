@@ -86,7 +86,9 @@ async def test_changing_the_password_ends_every_other_session(client, phone, tre
     assert weak.status_code == 400 and "at least 10 characters" in weak.text
     assert (await phone.get("/profile")).status_code == 200  # nothing changed yet
 
-    done = await post_form(client, "/profile", "/profile/password", {"current": PASSWORD, "password": NEW, "confirm": NEW})
+    done = await post_form(
+        client, "/profile", "/profile/password", {"current": PASSWORD, "password": NEW, "confirm": NEW}
+    )
     assert done.headers["location"] == "/profile"
     assert _signed_out(await phone.get("/profile"))
     assert (await client.get("/profile")).status_code == 200
@@ -101,7 +103,9 @@ async def test_a_read_only_manager_changes_their_own_password(client, tree):
     await _credits(tree.north, 1)
     viewer = await _read_only_manager(tree)
     await sign_in(client, viewer["email"])
-    done = await post_form(client, "/profile", "/profile/password", {"current": PASSWORD, "password": NEW, "confirm": NEW})
+    done = await post_form(
+        client, "/profile", "/profile/password", {"current": PASSWORD, "password": NEW, "confirm": NEW}
+    )
     assert done.status_code in (302, 303) and done.headers["location"] == "/profile"
     # Company data stays read-only.
     assert (await post_form(client, "/profile", "/profile", {"reminders": "on"})).status_code == 403

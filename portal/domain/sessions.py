@@ -65,7 +65,7 @@ async def list_open(user_id: int, now: datetime, lifetimes: Lifetimes) -> list[d
 
 
 async def end(user_id: int, session_id: int, now: datetime) -> bool:
-    """"Sign out" of one of the user's own sessions; another user's id ends nothing."""
+    """ "Sign out" of one of the user's own sessions; another user's id ends nothing."""
     ended = (
         await UserSession.update({UserSession.ended_at: now})
         .where((UserSession.id == session_id) & (UserSession.user == user_id) & UserSession.ended_at.is_null())

@@ -14,11 +14,11 @@ from litestar.response import Redirect, Template
 from portal.domain import sessions, sign_in, users
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, SignInRefused, ValidationFailed
+from portal.domain.two_factor import recovery_codes
 from portal.web import throttle
 from portal.web.flash import flash
 from portal.web.passkey_ceremony import second_step_passkey_options
 from portal.web.render import render
-from portal.domain.two_factor import recovery_codes
 from portal.web.session import (
     CODE_PAGE,
     ENROL_PAGE,
@@ -113,7 +113,9 @@ class AuthController(Controller):
             request, "sign-in", request.app.state.sign_ins_per_minute, ADDRESS_WINDOW
         )
         if retry:
-            return _too_many(request, "pages/sign_in_code.html", await _code_context(request, waiting, TOO_MANY_FROM_ADDRESS), retry)
+            return _too_many(
+                request, "pages/sign_in_code.html", await _code_context(request, waiting, TOO_MANY_FROM_ADDRESS), retry
+            )
         now = utcnow()
         try:
             method = await sign_in.check_second_factor(
@@ -225,8 +227,11 @@ async def finish_sign_in(request: Request, who: dict, method: str, now: datetime
     """The whole sign-in is done: a fresh session id, a row the user sees under
     Profile, set-password links voided, and the audit entry (by a job)."""
     session_row = await sessions.open_session(
-        who["user_id"], describe_browser(request.headers.get("user-agent", "")), throttle.client_address(request),
-        method, now,
+        who["user_id"],
+        describe_browser(request.headers.get("user-agent", "")),
+        throttle.client_address(request),
+        method,
+        now,
     )
     await sign_in.signed_in(who["user_id"], now)
     rotate_session(request)

@@ -164,14 +164,18 @@ class TwoFactorController(Controller):
             (False, True): "its customers' managers",
         }
         if staff or customers:
-            flash(request, f"{actor.company_name} now requires a second factor of {said[(staff, customers)]} "
-                  "when they next sign in.")
+            flash(
+                request,
+                f"{actor.company_name} now requires a second factor of {said[(staff, customers)]} "
+                "when they next sign in.",
+            )
         else:
             flash(request, f"{actor.company_name} requires no second factor now (a partner above it may still).")
         return Redirect("/settings/sign-in")
 
 
 # --- Passkeys -----------------------------------------------------------------------
+
 
 class PasskeyController(Controller):
     @get("/two-factor/passkey")
@@ -203,7 +207,9 @@ class PasskeyController(Controller):
             flash(request, message)
             return Redirect("/profile")
         return render(
-            request, "pages/recovery_codes.html", {"codes": enrolled.recovery_codes, "onward": "/profile", "done": message}
+            request,
+            "pages/recovery_codes.html",
+            {"codes": enrolled.recovery_codes, "onward": "/profile", "done": message},
         )
 
     @post("/two-factor/passkeys/{passkey_id:int}/remove")

@@ -121,9 +121,7 @@ async def authentication_options(rp: RelyingParty, user_id: int | None) -> tuple
     return webauthn.options_to_json(options), options.challenge
 
 
-async def authenticate(
-    rp: RelyingParty, credential: str, challenge: bytes, now: datetime, user_id: int | None
-) -> int:
+async def authenticate(rp: RelyingParty, credential: str, challenge: bytes, now: datetime, user_id: int | None) -> int:
     """The user whose passkey signed this challenge (the given user's, as a second
     factor; anyone's, verified by PIN or biometrics, without a password)."""
     try:
@@ -151,7 +149,9 @@ async def authenticate(
     return row["user"]
 
 
-async def remove(user_id: int, company_id: int, passkey_id: int, required: bool, now: datetime, keep: int | None) -> int:
+async def remove(
+    user_id: int, company_id: int, passkey_id: int, required: bool, now: datetime, keep: int | None
+) -> int:
     """Remove one of the user's passkeys (another user's id removes nothing);
     refused when a second factor is required and it is the user's last."""
     from portal.domain.two_factor.factors import of_user
