@@ -22,8 +22,9 @@ from portal.tables_bulk import BULK_TABLES
 from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
 from portal.tables_renewal import AutoRenewal
-from portal.tables_webhooks import WEBHOOK_TABLES
 from portal.tables_scim import SCIM_TABLES
+from portal.tables_sign_in import SIGN_IN_TABLES
+from portal.tables_webhooks import WEBHOOK_TABLES
 
 APP_CONFIG = AppConfig(
     app_name="portal",
@@ -50,6 +51,7 @@ APP_CONFIG = AppConfig(
         *SCIM_TABLES,
         *BULK_TABLES,
         AuditRetention,
+        *SIGN_IN_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

@@ -14,6 +14,8 @@
 |                | whose X-Forwarded-For is believed         |
 | LOG_FORMAT     | text (readable lines); or json (one JSON object per line) |
 | SIGN_INS_PER_MINUTE | 10: sign-in attempts per client address a minute |
+| SESSION_IDLE_MINUTES | 120: a session without a request for this long is signed out |
+| SESSION_MAX_HOURS | 24: a session is signed out this long after signing in, however busy |
 | PAYMENT_PROCESSOR | test: the built-in test processor (test cards, no network); or stripe |
 | STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE_WEBHOOK_SECRET | needed with stripe |
 | STRIPE_API_BASE | unset: Stripe's own addresses; else a Stripe stand-in's (tests: localstripe), |
@@ -46,6 +48,8 @@ class Settings:
     log_format: str = "text"
     sign_ins_per_minute: int = 10
     api_requests_per_minute: int = 120
+    session_idle_minutes: int = 120
+    session_max_hours: int = 24
     payment_processor: str = "test"
     stripe_secret_key: str | None = None
     stripe_publishable_key: str | None = None
@@ -93,6 +97,13 @@ def _payment_processor() -> str:
     return value
 
 
+def _positive(name: str, default: int) -> int:
+    value = (os.environ.get(name) or "").strip() or str(default)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 def _log_format() -> str:
     value = (os.environ.get("LOG_FORMAT") or "text").strip().lower()
     if value not in LOG_FORMATS:
@@ -132,6 +143,8 @@ def get_settings() -> Settings:
         log_format=_log_format(),
         sign_ins_per_minute=int(os.environ.get("SIGN_INS_PER_MINUTE") or 10),
         api_requests_per_minute=int(os.environ.get("API_REQUESTS_PER_MINUTE") or 120),
+        session_idle_minutes=_positive("SESSION_IDLE_MINUTES", 120),
+        session_max_hours=_positive("SESSION_MAX_HOURS", 24),
         payment_processor=_payment_processor(),
         stripe_secret_key=os.environ.get("STRIPE_SECRET_KEY") or None,
         stripe_publishable_key=os.environ.get("STRIPE_PUBLISHABLE_KEY") or None,

@@ -79,6 +79,10 @@ class PartnerSetting(Table):
     copy_account_managers = Boolean(default=False)
     reply_to = Varchar(length=254, null=True, default=None)  # None: the first account manager
     sender_name = Varchar(length=100, null=True, default=None)  # None: the partner's name
+    # Managers of this company and of the partners below it must sign in with a second factor.
+    two_factor_staff = Boolean(default=False)
+    # Managers of the customers under its wing must too.
+    two_factor_customers = Boolean(default=False)
     updated_at = Timestamptz(default=TimestamptzNow())
     updated_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
 

@@ -82,15 +82,16 @@ async def live_server_fixture() -> AsyncIterator[LiveServer]:
 
 
 @asynccontextmanager
-async def serving(extra_env: dict[str, str] | None = None) -> AsyncIterator[LiveServer]:
+async def serving(extra_env: dict[str, str] | None = None, host: str = "127.0.0.1") -> AsyncIterator[LiveServer]:
     """`portal serve` on a free port with a database of its own; `extra_env`: more
-    settings (the Stripe test serves with PAYMENT_PROCESSOR=stripe)."""
+    settings (the Stripe test serves with PAYMENT_PROCESSOR=stripe); `host`: the
+    name in BASE_URL (passkeys need a domain name such as localhost, not an address)."""
     tmp = Path(tempfile.mkdtemp(prefix="portal-browser-"))
     port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),
-        "BASE_URL": f"http://127.0.0.1:{port}",
+        "BASE_URL": f"http://{host}:{port}",
         "PORTAL_VAR_DIR": str(tmp / "var"),
         # Every browser test signs in from 127.0.0.1: more than a minute's worth of the default 10.
         "SIGN_INS_PER_MINUTE": "1000",

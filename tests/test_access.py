@@ -70,6 +70,8 @@ BY_OTHER_IDS = {
     # tests/test_scim.py: another company's token page and tokens answer 404
     "/companies/{company_id:int}/scim-tokens",
     "/companies/{company_id:int}/scim-tokens/{token_id:int}/revoke",
+    # tests/test_two_factor.py: another tenant's manager answers 404; customers are refused
+    "/companies/{company_id:int}/users/{user_id:int}/second-factor/reset",
 }
 # Routes without an id, and who may use them.
 PLAIN_ROUTES = [
@@ -103,6 +105,21 @@ PUBLIC_ROUTES = {"/", "/login", "/logout", "/forgot-password", "/healthz", "/set
 PUBLIC_ROUTES |= {"/test-processor/card"}
 # Stripe's events: no session, a signature instead (tests/test_billing_webhooks.py).
 PUBLIC_ROUTES |= {"/webhooks/stripe"}
+# The second step of signing in: only a session past the password (tests/test_two_factor_routes.py).
+PUBLIC_ROUTES |= {"/login/code", "/login/code/passkey", "/login/passkey"}
+# The signed-in user's own account, whoever they are (tests/test_two_factor.py, tests/test_sessions_profile.py):
+# another user's session id ends nothing; sign-in settings are partner managers' own company's.
+OWN_ACCOUNT_ROUTES = {
+    "/two-factor/authenticator",
+    "/two-factor/authenticator/remove",
+    "/two-factor/recovery-codes",
+    "/two-factor/passkey",
+    "/two-factor/passkeys/{passkey_id:int}/remove",
+    "/profile/password",
+    "/profile/sessions/{session_id:int}/end",
+    "/profile/sessions/end-others",
+    "/settings/sign-in",
+}
 MOVED_ROUTES = {"/outbox"}  # a redirect to /notifications, for the signed-in
 # By API key, and the partner's own keys: tests/test_entitlements_api.py
 API_ROUTES = {"/api/v1/entitlements/{email:str}", "/settings/api-keys", "/settings/api-keys/{key_id:int}/revoke"}
@@ -146,7 +163,7 @@ CASES = {
 
 def test_every_route_is_covered():
     covered = {path.replace("{id}", "{company_id:int}") for _, path in COMPANY_ROUTES} | set(PLAIN_ROUTES)
-    covered |= PUBLIC_ROUTES | BY_OTHER_IDS | API_ROUTES | MOVED_ROUTES | set(QUERY_ROUTES)
+    covered |= PUBLIC_ROUTES | BY_OTHER_IDS | API_ROUTES | MOVED_ROUTES | set(QUERY_ROUTES) | OWN_ACCOUNT_ROUTES
     covered |= {"/manage/exit", "/licences/orders/filters/{name:str}"}
     # Partner-only (403 to customers: tests/test_billing_web.py), without another tenant's id.
     covered |= {"/billing/filters/{name:str}", "/billing/invoices/filters/{name:str}", "/billing/catalogue"}

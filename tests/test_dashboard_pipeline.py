@@ -36,8 +36,14 @@ async def batch_ending(partner, company: dict, seats: int, ends: datetime, produ
 async def price(seller: dict, cents: int, period: str, currency: str = "USD") -> None:
     async with db.write_transaction():
         await CatalogueItem.insert(
-            CatalogueItem(partner=seller["id"], code="standard_user", kind="user_credit", name="Seat",
-                          price_cents=cents, period=period)  # fmt: skip
+            CatalogueItem(
+                partner=seller["id"],
+                code="standard_user",
+                kind="user_credit",
+                name="Seat",
+                price_cents=cents,
+                period=period,
+            )  # fmt: skip
         )
         await BillingProfile.insert(BillingProfile(company=seller["id"], currency=currency))
 

@@ -234,7 +234,9 @@ async def test_endpoint_rules(tree):
             await load_actor(reader["id"], None), "https://psa.example.com/h", "", ["order.assigned"], NOW,
             allow_private=False,
         )  # fmt: skip
-    mine = await endpoints.create(partner, "https://psa.example.com/h", "", ["order.assigned"], NOW, allow_private=False)
+    mine = await endpoints.create(
+        partner, "https://psa.example.com/h", "", ["order.assigned"], NOW, allow_private=False
+    )
     with pytest.raises(NotFound):
         await endpoints.get_endpoint(await partner_of(tree, "other"), mine["id"])
 

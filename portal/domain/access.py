@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from piccolo.columns.combination import Where
 from piccolo.columns.operators.comparison import Like
 from piccolo.querystring import QueryString
 
+from portal import db
+from portal.domain import sessions
 from portal.domain.errors import NotFound, PermissionDenied
 from portal.tables import MANAGER_ROLES, Company, User
 
@@ -34,6 +37,8 @@ class Actor:
     managing_name: str | None = None
     # Sees what a manager of its company sees; every change is refused (portal/web/session.py).
     read_only: bool = False
+    # The signed-in browser's row (portal/domain/sessions.py); None for a session from before they were listed.
+    session_id: int | None = None
 
     @property
     def is_partner_manager(self) -> bool:
@@ -97,23 +102,47 @@ _ACTOR_SQL = (
     "SELECT portal_user.id, portal_user.name, portal_user.email, portal_user.role, portal_user.active, "
     "portal_user.session_generation, "
     "company.id AS company_id, company.name AS company_name, company.kind AS company_kind, "
-    "company.path AS company_path, managed.name AS managing_name, managed.path AS managing_path "
+    "company.path AS company_path, managed.name AS managing_name, managed.path AS managing_path, "
+    "user_session.id AS session_id, user_session.signed_in_at, user_session.last_seen_at, user_session.ended_at "
     "FROM portal_user JOIN company ON company.id = portal_user.company "
     "LEFT JOIN company AS managed ON managed.id = {} "
+    'LEFT JOIN user_session ON user_session.id = {} AND user_session."user" = portal_user.id '
     "WHERE portal_user.id = {}"
 )
 
 
-async def load_actor(user_id: int, managing_id: int | None, session_generation: int | None = None) -> Actor | None:
+@dataclass(frozen=True)
+class SessionCheck:
+    """The signed-in browser's row, checked against the lifetimes at `now`."""
+
+    session_id: int
+    now: datetime
+    lifetimes: sessions.Lifetimes
+
+
+async def load_actor(
+    user_id: int, managing_id: int | None, session_generation: int | None = None, session: SessionCheck | None = None
+) -> Actor | None:
     """Rebuild the actor from what a session holds; None if the user can no longer
-    sign in (deactivated, or not a manager) or, for a session signed in at
-    `session_generation`, if the user's sessions were ended since (a new password)."""
-    rows = await User.raw(_ACTOR_SQL, managing_id, user_id)
+    sign in (deactivated, or not a manager), for a session signed in at
+    `session_generation`, if the user's sessions were ended since (a new password,
+    a new second factor), and for a `session` row, if it was ended or outlived
+    its idle or absolute lifetime."""
+    rows = await User.raw(_ACTOR_SQL, managing_id, session.session_id if session else None, user_id)
     user = rows[0] if rows else None
     if user is None or not user["active"] or user["role"] not in MANAGER_ROLES:
         return None
     if session_generation is not None and session_generation != user["session_generation"]:
         return None
+    if session is not None:
+        if user["session_id"] is None:
+            return None
+        row = {key: db.as_datetime(user[key]) for key in ("signed_in_at", "last_seen_at", "ended_at")}
+        if not sessions.still_open(row, session.now, session.lifetimes):
+            return None
+        last_seen = row["last_seen_at"]
+        assert last_seen is not None  # still_open read it
+        await sessions.touch(session.session_id, last_seen, session.now)
     actor = Actor(
         user_id=user["id"],
         name=user["name"],
@@ -123,6 +152,7 @@ async def load_actor(user_id: int, managing_id: int | None, session_generation: 
         company_kind=user["company_kind"],
         company_path=user["company_path"],
         read_only=user["role"] == "read_only",
+        session_id=session.session_id if session else None,
     )
     if user["managing_path"] is None or not may_act_on(actor, user["managing_path"]):
         return actor

@@ -4,7 +4,12 @@ warns, and its e-mails (portal/domain/reminder_settings.py saves those): the
 days before a batch ends at which customer managers are reminded, whether its
 account managers get a copy, the Reply-To address and the sender's name. A
 company follows the nearest company above it (or itself) that saved settings;
-with none, the defaults."""
+with none, the defaults.
+
+Two-factor sign-in is different: a requirement is never lifted below the
+company that set it. Managers of a partner or sub-partner must use a second
+factor when it, or any partner above it, requires it of its staff; managers of
+a customer, when any partner above it requires it of its customers."""
 
 from __future__ import annotations
 
@@ -108,6 +113,70 @@ async def for_companies(company_ids: list[int]) -> dict[int, PartnerSettings]:
     rows = await PartnerSetting.select(*_COLUMNS).where(PartnerSetting.company.is_in(sorted(wanted)))
     saved = {row["company"]: _from_row(row) for row in rows}
     return {c["id"]: nearest(c["path"], saved) for c in companies}
+async def two_factor_required(company_path: str, company_kind: str) -> bool:
+    """Whether managers of the company at `company_path` must sign in with a second factor."""
+    ids = _ancestors(company_path)
+    column = PartnerSetting.two_factor_customers if company_kind == "customer" else PartnerSetting.two_factor_staff
+    return await PartnerSetting.exists().where(PartnerSetting.company.is_in(ids) & (column == True))  # noqa: E712
+
+
+@dataclass(frozen=True)
+class TwoFactorRule:
+    staff: bool  # this company's own choice for its staff and its sub-partners'
+    customers: bool  # for the managers of the customers under its wing
+    staff_from_above: bool  # a partner above requires it of this company's staff already
+    customers_from_above: bool
+
+
+async def two_factor_rule(actor: Actor) -> TwoFactorRule:
+    """The partner manager's own company's choice, and what partners above it require."""
+    require_partner_manager(actor)
+    ids = _ancestors(actor.company_path)
+    rows = {
+        row["company"]: row
+        for row in await PartnerSetting.select(
+            PartnerSetting.company, PartnerSetting.two_factor_staff, PartnerSetting.two_factor_customers
+        ).where(PartnerSetting.company.is_in(ids))
+    }
+    own = rows.pop(actor.company_id, None) or {}
+    return TwoFactorRule(
+        staff=bool(own.get("two_factor_staff")),
+        customers=bool(own.get("two_factor_customers")),
+        staff_from_above=any(row["two_factor_staff"] for row in rows.values()),
+        customers_from_above=any(row["two_factor_customers"] for row in rows.values()),
+    )
+
+
+async def save_two_factor(actor: Actor, *, staff: bool, customers: bool, now: datetime) -> TwoFactorRule:
+    """A partner manager requires (or stops requiring) a second factor of their own
+    company's staff and sub-partners' staff, and of the customers' managers under it.
+    A company that had no settings row gets one holding the limits it followed,
+    so that saving this changes nothing else."""
+    require_partner_manager(actor)
+    following = await for_path(actor.company_path)
+    row = PartnerSetting(
+        company=actor.company_id,
+        max_order_quantity=following.max_order_quantity,
+        low_seat_threshold=following.low_seat_threshold,
+        two_factor_staff=staff,
+        two_factor_customers=customers,
+        updated_at=now,
+        updated_by=actor.user_id,
+    )
+    await PartnerSetting.insert(row).on_conflict(
+        target=PartnerSetting.company,
+        action="DO UPDATE",
+        values=[
+            PartnerSetting.two_factor_staff,
+            PartnerSetting.two_factor_customers,
+            PartnerSetting.updated_at,
+            PartnerSetting.updated_by,
+        ],
+    )
+    await audit.record(
+        actor, "partner_settings.two_factor", actor.company_id, now, {"staff": staff, "customers": customers}
+    )
+    return await two_factor_rule(actor)
 
 
 def _checked(field: str, label: str, value: int, low: int) -> int:

@@ -20,6 +20,12 @@ Decisions (sign-in under attack):
   often is never slowed down by their own successes.
 - A window opens at an account's first attempt and closes SIGN_IN_WINDOW
   later; the next attempt opens a new one (on Redis, by the key's expiry).
+- The second factor is counted the same way, per user, in a window of its own
+  (SECOND_FACTOR_ATTEMPTS per SECOND_FACTOR_WINDOW): wrong codes close the code
+  step, not the password. With valid_window=1 three codes of a million are right
+  at a time, so five guesses a quarter of an hour leave a guesser nowhere.
+- The sign-in is complete only after the second factor (`signed_in`): only then
+  are the set-password links sent before voided.
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from portal import db
-from portal.domain import passwords
+from portal.domain import partner_settings, passwords
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import SignInRefused
+from portal.domain.two_factor import factors, recovery_codes, totp
 from portal.domain.users import holds_read_only_credit, normalise_email, token_hash
 from portal.tables import MANAGER_ROLES, PasswordToken, User
 
@@ -41,6 +48,8 @@ SIGN_IN_WINDOW = timedelta(minutes=1)
 RESET_REQUESTS = 3
 RESET_WINDOW = timedelta(hours=1)
 RESET_VALID_FOR = timedelta(hours=1)
+SECOND_FACTOR_ATTEMPTS = 5
+SECOND_FACTOR_WINDOW = timedelta(minutes=15)
 
 WRONG_CREDENTIALS = "That e-mail and password do not match a portal manager."
 # E-mails carrying a set-password link are queued without a company, so the
@@ -55,6 +64,13 @@ TOO_MANY_SIGN_INS = (
 TOO_MANY_RESETS = (
     "Several links were already requested for this e-mail address. "
     "Use the latest one in your mailbox, or try again in an hour."
+)
+
+
+WRONG_CODE = "That code is not right, or it was used already. Type the 6 digits your app shows now, or a recovery code."
+TOO_MANY_CODES = (
+    "Too many wrong codes: signing in with a code is closed for a while. Try again in 15 minutes, "
+    "or ask a partner manager to reset your second factor if you lost it."
 )
 
 
@@ -113,8 +129,10 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
         user = (
             await User.select(
                 User.id,
+                User.email,
                 User.company,
                 User.company.kind.as_alias("company_kind"),
+                User.company.path.as_alias("company_path"),
                 User.role,
                 User.active,
                 User.password_hash,
@@ -135,12 +153,76 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(READ_ONLY_ENDED)
     await attempts.forget(key)
-    # Signed in with the password they have: a set-password link sent before is
-    # no longer wanted, and whoever else reads that mailbox must not use it.
-    await PasswordToken.update({PasswordToken.used_at: now}).where(
-        (PasswordToken.user == user["id"]) & PasswordToken.used_at.is_null()
-    )
     return user
+
+
+async def passkey_user(user_id: int) -> dict:
+    """The manager a passkey signed in (without a password), as `authenticate`
+    returns one; SignInRefused when they can no longer sign in."""
+    user = (
+        await User.select(
+            User.id,
+            User.email,
+            User.company,
+            User.company.kind.as_alias("company_kind"),
+            User.role,
+            User.active,
+            User.session_generation,
+        )
+        .where(User.id == user_id)
+        .first()
+    )
+    if user is None or user["role"] not in MANAGER_ROLES or not user["active"]:
+        raise SignInRefused("This account cannot sign in.")
+    if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
+        raise SignInRefused(READ_ONLY_ENDED)
+    return user
+
+
+async def next_step(user: dict) -> str:
+    """After the password: "done", "code" (the user has a second factor) or
+    "enrol" (the user must have one and has none yet)."""
+    if await factors.has_any(user["id"]):
+        return "code"
+    if await partner_settings.two_factor_required(user["company_path"], user["company_kind"]):
+        return "enrol"
+    return "done"
+
+
+async def count_password_check(email: str, now: datetime, attempts: AttemptCounter) -> None:
+    """A password checked outside the sign-in form (Profile's "Change password")
+    counts against the same account limit, so a borrowed session cannot guess
+    the password there faster than at the sign-in page."""
+    hit = await attempts.hit(f"sign-in:{account_key(email)}", SIGN_IN_WINDOW, now)
+    if hit.attempts > SIGN_IN_ATTEMPTS:
+        raise Throttled(TOO_MANY_SIGN_INS, hit.retry_after)
+
+
+async def check_second_factor(user_id: int, code: str, now: datetime, attempts: AttemptCounter) -> str:
+    """After the password: a code of the user's authenticator app or one of their
+    recovery codes, each accepted once. Returns how the user proved it
+    ("authenticator" or "recovery_code"); SignInRefused (Throttled when the
+    step's attempts are used up) otherwise."""
+    key = f"second-factor:{user_id}"
+    hit = await attempts.hit(key, SECOND_FACTOR_WINDOW, now)
+    if hit.attempts > SECOND_FACTOR_ATTEMPTS:
+        raise Throttled(TOO_MANY_CODES, hit.retry_after)
+    if await totp.use_code(user_id, code, now):
+        method = "authenticator"
+    elif await recovery_codes.use(user_id, code, now):
+        method = "recovery_code"
+    else:
+        raise SignInRefused(WRONG_CODE)
+    await attempts.forget(key)
+    return method
+
+
+async def signed_in(user_id: int, now: datetime) -> None:
+    """The sign-in is complete. A set-password link sent before is no longer
+    wanted, and whoever else reads that mailbox must not use it."""
+    await PasswordToken.update({PasswordToken.used_at: now}).where(
+        (PasswordToken.user == user_id) & PasswordToken.used_at.is_null()
+    )
 
 
 async def request_password_reset(email: str, now: datetime, attempts: AttemptCounter) -> bool:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from email_validator import EmailNotValidError, validate_email
 
 from portal import db
-from portal.domain import audit, passwords
+from portal.domain import audit, passwords, sessions
 from portal.domain.access import Actor, get_company
 from portal.domain.billing import subscriptions as billing_subscriptions
 from portal.domain.emails.queue import queue_kind
@@ -221,7 +221,33 @@ async def set_password(token: str, password: str, confirm: str, now: datetime) -
         await PasswordToken.update({PasswordToken.used_at: now}).where(
             (PasswordToken.user == owner["user_id"]) & PasswordToken.used_at.is_null()
         )
-        await User.update({User.password_hash: new_hash, User.session_generation: User.session_generation + 1}).where(
-            User.id == owner["user_id"]
-        )
+        await User.update({User.password_hash: new_hash}).where(User.id == owner["user_id"])
+        await sessions.end_others(owner["user_id"], None, now)
     return owner
+
+
+WRONG_CURRENT_PASSWORD = "That is not your current password."
+
+
+async def change_password(
+    actor: Actor, current: str, password: str, confirm: str, now: datetime, keep_session: int | None
+) -> int:
+    """Profile's "Change password": the current password, then a new one that
+    meets the rule. Every other session of the user ends (one a thief holds
+    too); the session that changed it carries on with the returned generation.
+    Unused set-password links are voided: the user just chose a password."""
+    stored = await User.select(User.password_hash).where(User.id == actor.user_id).first()
+    if not await passwords.verify_off_loop(stored["password_hash"] if stored else None, current):
+        raise ValidationFailed({"current": WRONG_CURRENT_PASSWORD})
+    problem = passwords.password_problem(password, confirm, actor.email)
+    if problem:
+        raise ValidationFailed({"password": problem})
+    new_hash = await passwords.hash_off_loop(password)
+    async with db.write_transaction():
+        await User.update({User.password_hash: new_hash}).where(User.id == actor.user_id)
+        await PasswordToken.update({PasswordToken.used_at: now}).where(
+            (PasswordToken.user == actor.user_id) & PasswordToken.used_at.is_null()
+        )
+        generation = await sessions.end_others(actor.user_id, keep_session, now)
+        await audit.record(actor, "user.change_password", actor.company_id, now)
+    return generation

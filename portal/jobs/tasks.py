@@ -17,8 +17,10 @@ from portal.jobs.imports import IMPORT_FUNCTIONS
 from portal.jobs.retry import logged_job
 
 
-async def record_sign_in(ctx: dict[str, Any], user_id: int, company_id: int, at: datetime) -> bool:
-    return await audit.record_sign_in(user_id, company_id, at)
+async def record_sign_in(
+    ctx: dict[str, Any], user_id: int, company_id: int, at: datetime, method: str = "password"
+) -> bool:
+    return await audit.record_sign_in(user_id, company_id, at, {"method": method})
 
 
 async def process_stripe_event(ctx: dict[str, Any], event_id: str) -> str:

@@ -51,13 +51,12 @@ from portal.web.profile import ProfileController
 from portal.web.request_log import REQUEST_LOG, log_unrouted
 from portal.web.scim import SCIM_ROUTER
 from portal.web.scim_tokens import ScimTokenController
-from portal.web.session import SessionConfig, provide_actor
+from portal.web.session import SessionConfig, provide_account_holder, provide_actor
 from portal.web.test_processor import TestProcessorController
 from portal.web.throttle import create_counter
+from portal.web.two_factor import PasskeyController, TwoFactorController
 from portal.web.users import UserController
 from portal.web.webhook_endpoints import WebhookController
-
-SESSION_DAYS = 7
 
 
 def _stores(settings: Settings) -> dict:
@@ -181,6 +180,8 @@ def create_app(
                     NotificationController,
                     outbox_moved,
                     ProfileController,
+                    TwoFactorController,
+                    PasskeyController,
                     ApiKeyController,
                     ScimTokenController,
                     AuditController,
@@ -197,6 +198,8 @@ def create_app(
         ],
         dependencies={
             "actor": Provide(provide_actor),
+            # The signed-in user's own account (Profile, second factors): read-only managers too.
+            "account": Provide(provide_account_holder),
             "services": Provide(lambda: services, sync_to_thread=False),
         },
         plugins=[HTMXPlugin()],
@@ -217,7 +220,8 @@ def create_app(
                 secure=settings.secure_cookies,
                 httponly=True,
                 samesite="lax",
-                max_age=SESSION_DAYS * 86400,
+                # Kept in the store no longer than a session may last (portal/domain/sessions.py).
+                max_age=settings.session_max_hours * 3600,
             ).middleware,
         ],
         stores=_stores(settings),

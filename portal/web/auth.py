@@ -1,21 +1,35 @@
-"""Sign in, sign out, "Forgot password?", set a password from a one-time link."""
+"""Sign in (password, then the second factor), sign out, "Forgot password?",
+set a password from a one-time link."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.domain import sign_in, users
+from portal.domain import sessions, sign_in, users
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, SignInRefused, ValidationFailed
+from portal.domain.two_factor import recovery_codes
 from portal.web import throttle
 from portal.web.flash import flash
+from portal.web.passkey_ceremony import second_step_passkey_options
 from portal.web.render import render
-from portal.web.session import GENERATION, rotate_session
+from portal.web.session import (
+    CODE_PAGE,
+    ENROL_PAGE,
+    GENERATION,
+    PENDING,
+    SESSION_ROW,
+    describe_browser,
+    pending,
+    rotate_session,
+    start_pending,
+)
 
 ADDRESS_WINDOW = timedelta(minutes=1)
 TOO_MANY_FROM_ADDRESS = "Too many sign-in attempts from your address. Wait a minute, then try again."
@@ -27,6 +41,9 @@ TOO_MANY_RESETS_FROM_ADDRESS = "Too many requests from your address. Try again i
 
 def home_for(session: dict) -> str:
     if not session.get("user_id"):
+        waiting = session.get(PENDING)
+        if waiting and waiting.get("until", 0) >= time.time():
+            return ENROL_PAGE if waiting["enrol"] else CODE_PAGE
         return "/login"
     if session.get("managing_id"):
         return f"/companies/{session['managing_id']}"
@@ -69,22 +86,60 @@ class AuthController(Controller):
             return _too_many(request, "pages/login.html", context | {"error": str(refusal)}, refusal.retry_after)
         except SignInRefused as refusal:
             return render(request, "pages/login.html", context | {"error": str(refusal)}, status_code=400)
-        rotate_session(request)
-        request.set_session(
-            {
-                "user_id": user["id"],
-                "company_id": user["company"],
-                "is_partner_manager": user["company_kind"] != "customer",
-                GENERATION: user["session_generation"],
-            }
-        )
-        await request.app.state.jobs.enqueue(
-            "record_sign_in", user["id"], user["company"], now, job_id=f"sign-in:{user['id']}:{now.isoformat()}"
-        )
+        step = await sign_in.next_step(user)
+        if step != "done":
+            start_pending(request, user, enrol=step == "enrol", next_path=next_path)
+            return Redirect(ENROL_PAGE if step == "enrol" else CODE_PAGE)
+        await finish_sign_in(request, pending_from(user, next_path), "password", now)
         return Redirect(next_path or home_for(request.session))
+
+    @get(CODE_PAGE)
+    async def code_form(self, request: HTMXRequest) -> Template | Redirect:
+        waiting = pending(request)
+        if waiting is None or waiting["enrol"]:
+            return Redirect(home_for(request.session))
+        return await _code_page(request, waiting, None)
+
+    @post(CODE_PAGE)
+    async def code(self, request: HTMXRequest) -> Template | Redirect:
+        """The second step: a code of the user's authenticator app, or a recovery code.
+        Counted per client address with the passwords, and per user on its own."""
+        waiting = pending(request)
+        if waiting is None or waiting["enrol"]:
+            flash(request, "Sign in again: the sign-in waited too long for its code.", "error")
+            return Redirect("/login")
+        form = await request.form()
+        retry = await throttle.address_over_limit(
+            request, "sign-in", request.app.state.sign_ins_per_minute, ADDRESS_WINDOW
+        )
+        if retry:
+            return _too_many(
+                request, "pages/sign_in_code.html", await _code_context(request, waiting, TOO_MANY_FROM_ADDRESS), retry
+            )
+        now = utcnow()
+        try:
+            method = await sign_in.check_second_factor(
+                waiting["user_id"], str(form.get("code", ""))[:64], now, throttle.counter(request)
+            )
+        except sign_in.Throttled as refusal:
+            context = await _code_context(request, waiting, str(refusal))
+            return _too_many(request, "pages/sign_in_code.html", context, refusal.retry_after)
+        except SignInRefused as refusal:
+            return await _code_page(request, waiting, str(refusal), 400)
+        await finish_sign_in(request, waiting, method, now)
+        if method == "recovery_code":
+            left = await recovery_codes.remaining(waiting["user_id"])
+            flash(
+                request,
+                f"You signed in with a recovery code; {left} left. "
+                "Under Profile, set up your authenticator app again or make new codes.",
+            )
+        return Redirect(waiting["next"] or home_for(request.session))
 
     @post("/logout")
     async def logout(self, request: Request) -> Redirect:
+        if request.session.get("user_id") and request.session.get(SESSION_ROW):
+            await sessions.end(request.session["user_id"], request.session[SESSION_ROW], utcnow())
         request.clear_session()
         return Redirect("/login")
 
@@ -147,6 +202,56 @@ class AuthController(Controller):
             request.set_session({})
         flash(request, "Your password is set. Sign in with it.")
         return Redirect("/login")
+
+
+async def _code_context(request: Request, waiting: dict, error: str | None) -> dict:
+    return {"error": error, "passkey_options": await second_step_passkey_options(request, waiting["user_id"])}
+
+
+async def _code_page(request: HTMXRequest, waiting: dict, error: str | None, status: int = 200) -> Template:
+    return render(request, "pages/sign_in_code.html", await _code_context(request, waiting, error), status_code=status)
+
+
+def pending_from(user: dict, next_path: str | None) -> dict:
+    """What finish_sign_in needs, for a user who needs no second factor."""
+    return {
+        "user_id": user["id"],
+        "company_id": user["company"],
+        "is_partner_manager": user["company_kind"] != "customer",
+        "generation": user["session_generation"],
+        "next": next_path,
+    }
+
+
+async def finish_sign_in(request: Request, who: dict, method: str, now: datetime) -> None:
+    """The whole sign-in is done: a fresh session id, a row the user sees under
+    Profile, set-password links voided, and the audit entry (by a job)."""
+    session_row = await sessions.open_session(
+        who["user_id"],
+        describe_browser(request.headers.get("user-agent", "")),
+        throttle.client_address(request),
+        method,
+        now,
+    )
+    await sign_in.signed_in(who["user_id"], now)
+    rotate_session(request)
+    request.set_session(
+        {
+            "user_id": who["user_id"],
+            "company_id": who["company_id"],
+            "is_partner_manager": who["is_partner_manager"],
+            GENERATION: who["generation"],
+            SESSION_ROW: session_row,
+        }
+    )
+    await request.app.state.jobs.enqueue(
+        "record_sign_in",
+        who["user_id"],
+        who["company_id"],
+        now,
+        method,
+        job_id=f"sign-in:{who['user_id']}:{now.isoformat()}",
+    )
 
 
 def _too_many(request: HTMXRequest, page: str, context: dict, retry_after: int) -> Template:

@@ -30,6 +30,7 @@ from redis import exceptions as redis_errors
 from portal.domain.errors import DomainError, NotFound, PermissionDenied
 from portal.web.input_guard import BadInput
 from portal.web.scim_errors import is_scim, scim_error
+from portal.web.session import pending_page
 
 log = logging.getLogger("portal.web")
 
@@ -136,7 +137,8 @@ def _sign_in_needed(request: Request, exc: Exception) -> Response:
         response = error_answer(request, 401, str(getattr(exc, "detail", "") or exc))
         response.headers.update(getattr(exc, "headers", None) or {})  # WWW-Authenticate
         return response
-    target = "/login?next=" + request.url.path if request.method == "GET" else "/login"
+    # Past the password but not the second factor: the step it is at, whatever it asked for.
+    target = pending_page(request) or ("/login?next=" + request.url.path if request.method == "GET" else "/login")
     return ClientRedirect(target) if _is_htmx(request) else Redirect(target)
 
 

@@ -16,6 +16,8 @@ from portal.domain.licences import allocation, coterm, history, summary, tabs
 from portal.domain.licences.allocation import Allocated, NotEnoughSeats, Selection
 from portal.domain.licences.status import licence_status
 from portal.domain.orders import decisions, order_list, requests
+from portal.domain.two_factor import factors
+from portal.tables import MANAGER_ROLES
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -264,10 +266,15 @@ class UserLicenceController(Controller):
         await self._user(actor, company_id, user_id)
         user, seats = await history.history(actor, user_id)
         now = utcnow()
+        # Partner managers see a manager's second factor, and can reset it.
+        second_factor = (
+            await factors.of_user(user_id) if actor.is_partner_manager and user["role"] in MANAGER_ROLES else None
+        )
         return render(
             request,
             "pages/user.html",
             {
+                "second_factor": second_factor,
                 "company": await get_company(actor, company_id),
                 "user": user,
                 "seats": seats,

@@ -1,9 +1,16 @@
-"""Server-side sessions, rotated on sign-in, and the signed-in actor."""
+"""Server-side sessions, rotated on sign-in, and the signed-in actor.
+
+A session is signed in only when it holds `user_id`, which is set when the
+whole sign-in is done (password, then the second factor where the user has or
+needs one). Between the two steps it holds only PENDING: no route that takes the
+actor can see a user there, and the sign-in-needed answer sends such a session
+to the step it is at (the code, or enrolment) instead of the sign-in page."""
 
 from __future__ import annotations
 
 import secrets
 import time
+from datetime import timedelta
 from typing import Any, cast
 
 from litestar import Request
@@ -13,7 +20,9 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
 from litestar.types import Empty, Message, ScopeSession
 
-from portal.domain.access import Actor, load_actor
+from portal.domain import sessions
+from portal.domain.access import Actor, SessionCheck, load_actor
+from portal.domain.clock import utcnow
 from portal.domain.errors import PermissionDenied
 from portal.domain.users import holds_read_only_credit
 
@@ -21,6 +30,11 @@ _NEW_ID = "portal.new_session_id"
 _OLD_ID = "portal.old_session_id"
 _LOADED = "portal.session_as_loaded"
 GENERATION = "generation"  # the user's session_generation when this session signed in
+SESSION_ROW = "sid"  # the user_session row of this browser (portal/domain/sessions.py)
+PENDING = "second_factor"  # password passed, second factor not yet
+PENDING_FOR = 600  # seconds to type the code or finish enrolling before starting over
+CODE_PAGE = "/login/code"
+ENROL_PAGE = "/two-factor/authenticator"
 RENEW_EVERY = 3600  # seconds
 READING = frozenset({"GET", "HEAD"})
 
@@ -66,12 +80,56 @@ def rotate_session(connection: ASGIConnection) -> None:
     connection.scope[_NEW_ID] = secrets.token_hex(32)  # type: ignore[literal-required]
 
 
-async def provide_actor(request: Request) -> Actor:
-    """Dependency for every signed-in route; unknown or disabled users are sent to sign in."""
+def start_pending(connection: ASGIConnection, user: dict, enrol: bool, next_path: str | None) -> None:
+    """The password was right: a fresh session that knows whose it is going to be."""
+    rotate_session(connection)
+    connection.set_session(
+        {
+            PENDING: {
+                "user_id": user["id"],
+                "company_id": user["company"],
+                "email": user["email"],
+                "is_partner_manager": user["company_kind"] != "customer",
+                "generation": user["session_generation"],
+                "enrol": enrol,
+                "next": next_path,
+                "until": int(time.time()) + PENDING_FOR,
+            }
+        }
+    )
+
+
+def pending(connection: ASGIConnection) -> dict | None:
+    """The sign-in waiting for its second factor, while it has not run out."""
+    stored = connection.scope.get("session")
+    waiting = stored.get(PENDING) if isinstance(stored, dict) else None
+    if not waiting or waiting.get("until", 0) < time.time():
+        return None
+    return waiting
+
+
+def pending_page(connection: ASGIConnection) -> str | None:
+    """Where a session between the password and the second factor belongs."""
+    waiting = pending(connection)
+    if waiting is None:
+        return None
+    return ENROL_PAGE if waiting["enrol"] else CODE_PAGE
+
+
+def lifetimes(connection: ASGIConnection) -> sessions.Lifetimes:
+    settings = connection.app.state.settings
+    return sessions.Lifetimes(
+        idle=timedelta(minutes=settings.session_idle_minutes), absolute=timedelta(hours=settings.session_max_hours)
+    )
+
+
+async def _signed_in_actor(request: Request) -> Actor:
     user_id = request.session.get("user_id")
+    row = request.session.get(SESSION_ROW)
+    check = SessionCheck(row, utcnow(), lifetimes(request)) if row else None
     # A session from before sessions were counted holds no number: the user's first, 0.
     actor = (
-        await load_actor(user_id, request.session.get("managing_id"), request.session.get(GENERATION, 0))
+        await load_actor(user_id, request.session.get("managing_id"), request.session.get(GENERATION, 0), check)
         if user_id
         else None
     )
@@ -82,6 +140,18 @@ async def provide_actor(request: Request) -> Actor:
     if actor is None or (actor.read_only and not await holds_read_only_credit(actor.user_id, actor.company_id)):
         raise NotAuthorizedException("Please sign in.")
     request.state.actor = actor
+    return actor
+
+
+async def provide_account_holder(request: Request) -> Actor:
+    """For the signed-in user's own account (password, second factor, sessions):
+    a read-only manager may change those too."""
+    return await _signed_in_actor(request)
+
+
+async def provide_actor(request: Request) -> Actor:
+    """Dependency for every signed-in route; unknown or disabled users are sent to sign in."""
+    actor = await _signed_in_actor(request)
     # The one place a read-only manager's changes are refused: every route that
     # changes anything takes the actor, and only reading is GET (signing out
     # needs no actor).
@@ -93,3 +163,24 @@ async def provide_actor(request: Request) -> Actor:
 
 
 CurrentActor = NamedDependency[Actor]
+
+
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+_SYSTEMS = (
+    ("Windows", "Windows"),
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def describe_browser(user_agent: str) -> str:
+    """ "Chrome on Windows", for the list of sessions; the browser's own words when unknown."""
+    browser = next((name for mark, name in _BROWSERS if mark in user_agent), None)
+    system = next((name for mark, name in _SYSTEMS if mark in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or (user_agent[:60] or "Unknown browser")

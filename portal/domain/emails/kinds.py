@@ -174,6 +174,13 @@ _ALL = (
         ("company_name", "invoice_number", "invoice_id", "amount", "reason", "answer_by"),
     ),
     Kind(
+        "second_factor_reset",
+        "Second factor reset",
+        "Your second factor for the License Portal was reset",
+        ("name", "email", "by", "by_company"),
+        personal=True,
+    ),
+    Kind(
         "refund_issued",
         "Refund issued",
         "Refund of {{ amount }} for invoice {{ number }}",
