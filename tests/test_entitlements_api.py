@@ -14,7 +14,9 @@ from tests.support import post_form, sign_in
 
 async def create_key(client, tree, who: str = "partner") -> str:
     await sign_in(client, tree.email(who))
-    page = await post_form(client, "/settings/api-keys", "/settings/api-keys", {"name": "Training platform", "scopes": "read"})
+    page = await post_form(
+        client, "/settings/api-keys", "/settings/api-keys", {"name": "Training platform", "scopes": "read"}
+    )
     assert page.status_code == 201
     return re.search(r'value="(lp_[^"]+)"', page.text).group(1)
 

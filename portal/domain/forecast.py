@@ -48,8 +48,8 @@ def period_of(column: str, bounds: list[datetime]) -> tuple[str, list[datetime]]
     """SQL for the index of the period (week, month) of licence_batch.`column` among
     the periods between `bounds` (a row is known to lie within them): a CASE that
     halves the periods at each step, so a row is placed after ~5 comparisons
-    instead of up to 26 (half the statement's time was the flat CASE). Bound parameters and comparisons only: both engines
-    read it the same way."""
+    instead of up to 26 (half the statement's time was the flat CASE). Bound
+    parameters and comparisons only: both engines read it the same way."""
 
     def node(first: int, last: int) -> tuple[str, list[datetime]]:
         if first == last:

@@ -501,3 +501,96 @@ add(
     ),
 )
 add("email.resend", "emails", lambda d: f"Sent an e-mail again to {d.text('to') or 'its recipient'}")
+
+# --- Refunds, sign-in security, integrations, bulk actions ---------------------------
+
+add(
+    "invoice.refund",
+    "invoices",
+    lambda d: (
+        f"Refunded {d.need(d.money('amount_cents'))} of invoice {d.text('number') or '#' + d.text('invoice')} "
+        f"to {d.company}" + (f": {d.quoted('reason')}" if d.text("reason") else "")
+    ),
+)
+add(
+    "credit_note.issue",
+    "invoices",
+    lambda d: (
+        f"Issued credit note {d.need(d.text('number'))} for {d.money('total_cents') or 'an amount'} against invoice "
+        f"{d.text('invoice_number') or '#' + d.text('invoice')} of {d.company}"
+    ),
+)
+add(
+    "refund.failed",
+    "invoices",
+    lambda d: f"A refund of {d.need(d.money('amount_cents'))} for {d.company} was refused by the card processor",
+)
+add(
+    "refund.processor_away",
+    "invoices",
+    lambda d: f"Could not reach the card processor for a refund to {d.company}; it is asked again",
+)
+add("billing.seller_details.save", "settings", lambda d: f"Changed the seller details on {d.company}'s invoices")
+add("partner_settings.save_emails", "settings", lambda d: f"Changed the e-mail settings of {d.company}")
+add(
+    "partner_settings.two_factor",
+    "settings",
+    lambda d: (
+        f"Set two-factor sign-in for {d.company}: "
+        + ("required" if d.raw.get("staff") else "not required")
+        + " of its staff, "
+        + ("required" if d.raw.get("customers") else "not required")
+        + " of its customers' managers"
+    ),
+)
+add("user.change_password", "access", lambda d: "Changed their own password")
+add(
+    "user.reset_second_factor",
+    "access",
+    lambda d: f"Reset the second factor of {d.need(d.text('email'))} at {d.company}",
+)
+add("two_factor.enrol_authenticator", "access", lambda d: "Set up an authenticator app for signing in")
+add("two_factor.remove_authenticator", "access", lambda d: "Removed their authenticator app")
+add("two_factor.new_recovery_codes", "access", lambda d: "Made new recovery codes (the old ones no longer work)")
+add("two_factor.add_passkey", "access", lambda d: "Added a passkey for signing in")
+add("two_factor.remove_passkey", "access", lambda d: "Removed a passkey")
+add("user.update", "licenses", lambda d: f"Updated {d.need(d.text('user'))} at {d.company} through SCIM")
+add("user.scim_delete", "licenses", lambda d: f"Removed {d.need(d.text('user'))} at {d.company} through SCIM")
+add("user.reactivate", "licenses", lambda d: f"Made user #{d.need(d.text('user'))} of {d.company} active again")
+add(
+    "scim_token.create",
+    "settings",
+    lambda d: f"Created the SCIM token {d.need(d.quoted('name'))} for {d.company}",
+)
+add("scim_token.revoke", "settings", lambda d: f"Revoked a SCIM token of {d.company}")
+add("webhook.create", "settings", lambda d: f"Added the webhook endpoint {d.need(d.text('url'))}")
+add("webhook.update", "settings", lambda d: f"Changed webhook endpoint #{d.need(d.text('endpoint'))}")
+add(
+    "webhook.rotate_secret",
+    "settings",
+    lambda d: f"Made a new signing secret for webhook endpoint #{d.need(d.text('endpoint'))}",
+)
+add("webhook.delete", "settings", lambda d: f"Removed the webhook endpoint {d.need(d.text('url'))}")
+add("webhook.resend", "settings", lambda d: f"Resent a message to webhook endpoint #{d.need(d.text('endpoint'))}")
+add(
+    "webhook.disable",
+    "settings",
+    lambda d: f"Switched off the webhook endpoint {d.need(d.text('url'))}: it failed for 3 days",
+)
+add(
+    "api.idempotency",
+    "orders",
+    lambda d: f"Ordered through the API with Idempotency-Key {d.need(d.quoted('key'))}",
+)
+add("bulk.start", "orders", lambda d: f"Started a bulk action: {d.need(d.text('said'))}")
+SENTENCES.add_prefix(
+    "bulk.",
+    "orders",
+    lambda d: (
+        "Bulk action"
+        + (f" ({d.action.removeprefix('bulk.').replace('_', ' ')})" if d.action != "bulk." else "")
+        + f" for {d.company}: "
+        + ("done" if d.text("status") == "done" else "not done")
+        + (f", {d.text('outcome')}" if d.text("outcome") else "")
+    ),
+)
