@@ -168,6 +168,20 @@ async def test_a_failing_endpoint_is_retried_with_the_same_message_then_switched
     assert await WebhookEvent.count().where(WebhookEvent.fanned_out == False) == 0  # noqa: E712 (no endpoint active)
 
 
+async def test_an_endpoint_that_answers_410_gone_is_switched_off_at_once(tree, receiver):
+    endpoint = await endpoint_for(await partner_of(tree), receiver.url, ["order.requested"])
+    partner = await partner_of(tree)
+    await requests.request_order(partner, tree.direct["id"], 3, None, "", NOW)
+    receiver.status = 410
+    assert (await send_all())["failed"] == 1
+    stored = await WebhookEndpoint.objects().where(WebhookEndpoint.id == endpoint["id"]).first()
+    assert not stored.active and "410 Gone" in stored.disabled_reason
+    assert await OutboxEmail.count().where(OutboxEmail.kind == "webhook_disabled") == 1
+    await requests.request_order(partner, tree.direct["id"], 4, None, "", NOW)
+    await send_all()
+    assert len(receiver.received) == 1  # nothing more
+
+
 async def test_resend_sends_the_same_message_again(tree, receiver):
     endpoint = await endpoint_for(await partner_of(tree), receiver.url, ["order.requested"])
     partner = await partner_of(tree)

@@ -575,7 +575,10 @@ add("webhook.resend", "settings", lambda d: f"Resent a message to webhook endpoi
 add(
     "webhook.disable",
     "settings",
-    lambda d: f"Switched off the webhook endpoint {d.need(d.text('url'))}: it failed for 3 days",
+    lambda d: (
+        f"Switched off the webhook endpoint {d.need(d.text('url'))}: "
+        + ("it answered 410 Gone" if d.raw.get("gone") else "it failed for 3 days")
+    ),
 )
 add(
     "api.idempotency",

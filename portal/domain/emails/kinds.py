@@ -190,7 +190,7 @@ _ALL = (
         "webhook_disabled",
         "Webhook endpoint switched off",
         "A webhook endpoint was switched off",
-        ("url", "days", "endpoint_id"),
+        ("url", "reason", "endpoint_id"),
     ),
     Kind(
         "card_expiring",

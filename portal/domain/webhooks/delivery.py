@@ -183,8 +183,9 @@ async def deliver_due(now: datetime, sender: Sender, limit: int = 100) -> dict[s
 
 async def _record(row: dict, token: str, status: int | None, excerpt: str, error: str, now: datetime) -> str:
     ok = status is not None and 200 <= status < 300
+    gone = status == 410  # the receiver says it wants nothing more: no retry, the endpoint goes off
     attempts = int(row["attempts"])
-    outcome = "delivered" if ok else ("retrying" if attempts <= len(RETRY_AFTER) else "failed")
+    outcome = "delivered" if ok else ("retrying" if attempts <= len(RETRY_AFTER) and not gone else "failed")
     changes: dict[Column | str, Any] = {
         WebhookDelivery.status: {"delivered": "delivered", "retrying": "pending", "failed": "failed"}[outcome],
         WebhookDelivery.response_status: status,
@@ -202,11 +203,11 @@ async def _record(row: dict, token: str, status: int | None, excerpt: str, error
         mine = (WebhookDelivery.id == row["id"]) & (WebhookDelivery.claim_token == token)
         updated = await WebhookDelivery.update(changes).where(mine).returning(WebhookDelivery.id)
         if updated:
-            await _endpoint_health(row, ok, now)
+            await _endpoint_health(row, ok, now, gone=gone)
     return outcome
 
 
-async def _endpoint_health(row: dict, ok: bool, now: datetime) -> None:
+async def _endpoint_health(row: dict, ok: bool, now: datetime, *, gone: bool = False) -> None:
     endpoint = WebhookEndpoint.id == row["endpoint"]
     if ok:
         await WebhookEndpoint.update({WebhookEndpoint.failing_since: None}).where(
@@ -217,9 +218,12 @@ async def _endpoint_health(row: dict, ok: bool, now: datetime) -> None:
         endpoint & WebhookEndpoint.failing_since.is_null()
     )
     since = row["failing_since"]
-    if since is None or now - _moment(since) < DISABLE_AFTER:
+    if gone:
+        reason = f"Switched off on {now:%d %b %Y}: it answered 410 Gone, asking to be sent nothing more."
+    elif since is None or now - _moment(since) < DISABLE_AFTER:
         return
-    reason = f"Switched off on {now:%d %b %Y}: every delivery failed for {DISABLE_AFTER.days} days."
+    else:
+        reason = f"Switched off on {now:%d %b %Y}: every delivery failed for {DISABLE_AFTER.days} days."
     off = (
         await WebhookEndpoint.update({WebhookEndpoint.active: False, WebhookEndpoint.disabled_reason: reason})
         .where(
@@ -229,12 +233,14 @@ async def _endpoint_health(row: dict, ok: bool, now: datetime) -> None:
     )
     if not off:
         return
-    await audit.record(None, "webhook.disable", row["partner"], now, {"endpoint": row["endpoint"], "url": row["url"]})
+    await audit.record(
+        None, "webhook.disable", row["partner"], now, {"endpoint": row["endpoint"], "url": row["url"], "gone": gone}
+    )
     await queue_kind(
         "webhook_disabled",
         row["partner"],
         await outbox.managers_of(row["partner"]),
-        {"url": row["url"], "days": DISABLE_AFTER.days, "endpoint_id": row["endpoint"]},
+        {"url": row["url"], "reason": reason, "endpoint_id": row["endpoint"]},
         now,
         f"webhook_disabled:{row['endpoint']}:{now:%Y-%m-%d}",
     )
