@@ -41,6 +41,8 @@ COMPANY_ROUTES = [
 BY_OTHER_IDS = {
     # tests/test_billing_refund_pages.py::test_another_partners_invoice_and_credit_note_are_not_found
     "/credit-notes/{credit_note_id:int}",
+    # tests/test_billing_pdf.py: another company's credit note PDF answers 404
+    "/credit-notes/{credit_note_id:int}/pdf",
     "/licences/orders/{order_id:int}/menu",
     "/licences/orders/{order_id:int}/assign",
     "/licences/orders/{order_id:int}/decline",

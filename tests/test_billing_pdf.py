@@ -256,3 +256,29 @@ async def test_customer_and_read_only_managers_cannot_set_seller_details(client,
     with pytest.raises(PermissionDenied):
         await seller_details.save_seller_details(read_only, tree.partner["id"], SellerDetails(tax_id="X1"), utcnow())
     assert (await seller_details.seller_details(tree.partner["id"])).tax_id == ""
+
+
+async def test_a_refund_s_credit_note_downloads_as_a_pdf_for_its_buyer_and_seller_only(client, tree):
+    from portal.domain.billing import credit_notes, refunds, settlement
+
+    invoice = await invoiced(tree)
+    sub = await actor_of(tree, "sub")
+    await settlement.record_payment(sub, invoice["id"], method="check", reference="CHK-1", now=utcnow())
+    done = await refunds.refund(
+        sub, invoice["id"], 12_34, "Two seats never used", "cn-pdf", utcnow(), processor=PROCESSOR
+    )
+    note = await credit_notes.get_credit_note(sub, done["credit_note"]["id"])
+    url = f"/credit-notes/{note['id']}/pdf"
+    await sign_in(client, tree.email("north"))
+    answer = await client.get(url)
+    assert answer.headers["content-type"].startswith("application/pdf")
+    text = pdf_text(answer.content)
+    assert f"Credit note {note['label']}" in text and invoices.format_invoice_number(invoice["number"]) in text
+    assert "Two seats never used" in text and "$12.34" in text and "Acme North Holdings Ltd" in text
+    assert "How to pay" not in text
+    page = await client.get(f"/credit-notes/{note['id']}")
+    assert f'href="{url}"' in page.text
+    for who, status in (("sub", 200), ("direct", 404), ("other", 404)):
+        client.cookies.clear()
+        await sign_in(client, tree.email(who))
+        assert (await client.get(url)).status_code == status, who

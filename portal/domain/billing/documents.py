@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from portal.domain.access import Actor
-from portal.domain.billing import invoices
+from portal.domain.billing import credit_notes, invoices
 from portal.domain.billing.seller_details import SellerDetails, seller_details
 from portal.tables_billing import Subscription
 
@@ -142,4 +142,30 @@ async def invoice_document(actor: Actor, invoice_id: int) -> dict[str, Any]:
         seller=await seller_details(invoice["partner"]),
         buyer=invoice["buyer"],
         pay_by_invoice=await _pays_by_invoice(invoice),
+    )
+
+
+async def credit_note_document(actor: Actor, credit_note_id: int) -> dict[str, Any]:
+    """A credit note as its PDF prints it, through the invoice's template: its own
+    number, the invoice it credits and why; NotFound outside the actor's wing."""
+    note = await credit_notes.get_credit_note(actor, credit_note_id)
+    refund = note["refund"] or {}
+    how = "to the card" + (f" ending {refund['card_last4']}" if refund.get("card_last4") else "")
+    return document(
+        title="Credit note",
+        number=note["label"],
+        status="issued",
+        status_words="Refunded " + (how if refund.get("method") == "card" else "by the seller"),
+        issued_at=note["issued_at"],
+        currency=note["currency"],
+        lines=note["lines"],
+        subtotal_cents=note["subtotal_cents"],
+        tax_rate_bp=note["tax_rate_bp"],
+        tax_cents=note["tax_cents"],
+        total_cents=note["total_cents"],
+        seller_name=note["seller"]["name"],
+        seller=await seller_details(note["partner"]),
+        buyer=note["buyer"],
+        refers_to=note["invoice"]["label"],
+        reason=note["reason"],
     )

@@ -9,16 +9,17 @@ from typing import Any
 from litestar import Controller, get, post
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Response, Template
 
 from portal.domain.access import Actor, require_partner_manager
-from portal.domain.billing import credit_notes, invoices, refunds
+from portal.domain.billing import credit_notes, documents, invoices, refunds
 from portal.domain.billing.money import format_money
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.billing.common import form_page, quote_key, services_of
 from portal.web.billing.partner import _amount_cents as amount_cents
+from portal.web.billing.pdf import pdf_response, template_env
 from portal.web.flash import Kind, flash
 from portal.web.forms import text
 from portal.web.session import CurrentActor
@@ -151,3 +152,9 @@ class CreditNoteController(Controller):
     async def credit_note(self, request: HTMXRequest, actor: CurrentActor, credit_note_id: FromPath[int]) -> Template:
         note = await credit_notes.get_credit_note(actor, credit_note_id)
         return form_page(request, "pages/credit_note.html", {"note": note}, {}, {})
+
+    @get("/pdf")
+    async def pdf(self, request: HTMXRequest, actor: CurrentActor, credit_note_id: FromPath[int]) -> Response[bytes]:
+        """ "Download PDF": the credit note for the buyer's and the seller's books."""
+        document = await documents.credit_note_document(actor, credit_note_id)
+        return await pdf_response(template_env(request), document)
