@@ -41,6 +41,13 @@ COMPANY_ROUTES = [
 BY_OTHER_IDS = {
     # tests/test_billing_refund_pages.py::test_another_partners_invoice_and_credit_note_are_not_found
     "/credit-notes/{credit_note_id:int}",
+    # tests/test_bulk_web.py: another partner's bulk run answers 404 (page, progress, resume);
+    # starting one is for partner managers (a customer manager: 403)
+    "/bulk",
+    "/bulk/confirm",
+    "/bulk/{run_id:int}",
+    "/bulk/{run_id:int}/progress",
+    "/bulk/{run_id:int}/resume",
     # tests/test_billing_pdf.py: another company's credit note PDF answers 404
     "/credit-notes/{credit_note_id:int}/pdf",
     "/licences/orders/{order_id:int}/menu",

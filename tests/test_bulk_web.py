@@ -126,6 +126,11 @@ async def test_an_empty_selection_is_refused_on_the_page_and_others_runs_are_not
     async with other:
         await sign_in(other, tree.email("other"))
         assert (await other.get(f"/bulk/{started.run_id}")).status_code == 404
+        assert (await other.get(f"/bulk/{started.run_id}/progress")).status_code == 404
+        opened = await other.get("/dashboard")
+        resumed = await other.post(f"/bulk/{started.run_id}/resume", data={"_csrf_token": csrf_of(opened.text)})
+        assert resumed.status_code == 404
         await sign_in(other, tree.email("direct"))
         assert (await other.get(f"/bulk/{started.run_id}")).status_code in (403, 404)
+        assert (await other.get("/bulk/confirm?action=renew")).status_code == 403
     assert await BulkItem.count() == 1
