@@ -7,6 +7,9 @@ Its own server: the orders it requests must not show in the browser tests' data.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -61,3 +64,29 @@ def test_the_api_answers_as_its_document_says(api_server):
             except Exception as failure:  # noqa: BLE001 (each operation's finding is collected, then all shown)
                 failures[f"{operation.label} ({mode.value})"] = str(failure)[:2000]
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
+
+
+async def test_the_example_psa_sync_runs_against_the_demo(api_server, tmp_path):
+    """scripts/psa_sync_example.py, as a partner would run it: a first sync, then the
+    same order asked twice (a retried run) orders once."""
+    url, key = api_server
+    state = tmp_path / "state.json"
+    script = [sys.executable, str(Path(__file__).parent.parent / "scripts" / "psa_sync_example.py")]
+    first = subprocess.run(
+        [*script, "--base-url", url, "--key", key, "--state", str(state)], capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    assert "PSA company" in first.stdout and "Brightpath Dental" in first.stdout
+    assert "Agreement add." in first.stdout and "Synced" in first.stdout
+    customer = re.search(r"PSA company\s+#(\d+) Brightpath Dental", first.stdout).group(1)
+    runs = [
+        subprocess.run(
+            [*script, "--base-url", url, "--key", key, "--state", str(state), "--order", f"{customer}:3"],
+            capture_output=True,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr
+    ordered = {re.search(r"order #(\d+)", run.stdout.split("Ordered", 1)[1]).group(1) for run in runs}
+    assert len(ordered) == 1  # the same Idempotency-Key: one order
