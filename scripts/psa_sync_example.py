@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,9 @@ def sync(client: httpx.Client, path: str, cursor: str | None, handle, **params: 
     from next run (the last page's, so its rows are not read again)."""
     while True:
         answer = client.get(path, params={**params, **({"cursor": cursor} if cursor else {}), "limit": 100})
+        if answer.status_code == 429:  # over the key's limit this minute: wait as told, then ask again
+            time.sleep(int(answer.headers.get("retry-after", "1")))
+            continue
         if answer.status_code == 403:
             return cursor  # the key lacks the scope: this part is skipped
         answer.raise_for_status()

@@ -97,6 +97,9 @@ def list_routes(tree) -> dict[str, str]:
         "/billing": "/billing",
         "/billing/subscriptions": "/billing/subscriptions",
         "/billing/invoices": "/billing/invoices",
+        "/dashboard/pipeline": "/dashboard/pipeline",
+        # A webhook endpoint's deliveries: the page number is read before the endpoint is looked for.
+        "/settings/webhooks/{endpoint_id:int}": "/settings/webhooks/1",
     }
 
 

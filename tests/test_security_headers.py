@@ -21,6 +21,8 @@ from portal.domain.clock import utcnow
 from portal.domain.imports.preview import receive
 from portal.domain.orders.decisions import assign_order
 from portal.domain.orders.requests import request_order
+from portal.domain.bulk import runs as bulk_runs
+from portal.domain.bulk.selection import Selection as BulkSelection
 from portal.domain.webhooks import endpoints as webhook_endpoints
 from portal.tables import OutboxEmail
 from portal.web.headers import POLICY, SCHEMA_POLICY
@@ -56,7 +58,11 @@ async def path_values(tree) -> dict[str, str]:
     endpoint = await webhook_endpoints.create(
         partner, "https://psa.example.com/hooks", "", ["order.assigned"], utcnow(), allow_private=False
     )
+    started = await bulk_runs.start_run(
+        partner, BulkSelection("auto_renew", companies=(tree.direct["id"],)), "k", utcnow()
+    )
     return {
+        "run_id": str(started.run_id),
         "endpoint_id": str(endpoint["id"]),
         "company_id": str(tree.direct["id"]),
         "user_id": str(learner["id"]),

@@ -32,7 +32,7 @@ PUBLIC = {
     "/outbox",  # moves to /notifications, which asks for the step like any page
 }
 PUBLIC_PREFIXES = ("/static/", "/schema")
-API = "/api/"  # an API key, never a session: 401 to anyone without one
+API = ("/api/", "/scim/")  # an API key or SCIM token, never a session: 401 to anyone without one
 
 
 def _every_route() -> list[tuple[str, str]]:

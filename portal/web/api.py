@@ -18,7 +18,7 @@ from portal.domain import entitlements
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.partner_api.keys import KeyHolder
-from portal.web.api_v1 import error_spec, provide_holder
+from portal.web.api_v1 import error_spec, key_guard, provide_holder
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
@@ -55,6 +55,7 @@ EMAIL_IN_PATH = Annotated[
     exclude_from_csrf=True,
     skip_session=True,
     security=[{"partnerKey": []}],
+    guards=[key_guard],
     dependencies={"holder": Provide(provide_holder)},
     tags=["entitlements"],
     summary="Is this e-mail licensed?",

@@ -17,8 +17,10 @@ from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from litestar import Request, Router, get, post
+from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, Parameter, QueryParameter
 from msgspec import Meta, Struct
@@ -241,15 +243,18 @@ CURSOR = Annotated[
 FILTER_ID = Annotated[int | None, Parameter(ge=1, le=2_147_483_647)]
 
 
-async def provide_holder(request: Request) -> KeyHolder:
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+async def key_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """The key, checked and counted before anything of the request is read: a
+    request without a valid key answers 401 whatever its body, and one over the
+    limit 429."""
+    scheme, _, key = connection.headers.get("authorization", "").partition(" ")
     holder = await holder_of(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
     if holder is None:
         raise NotAuthorizedException(
             "A valid partner API key is needed: Authorization: Bearer <key>.",
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
-    limits: ApiLimits = request.app.state.api_limits
+    limits: ApiLimits = connection.app.state.api_limits
     item = RateLimitItemPerMinute(limits.per_minute)
     limiter = MovingWindowRateLimiter(limits.storage)
     if not await limiter.hit(item, "api-key", str(holder.key_id)):
@@ -259,7 +264,11 @@ async def provide_holder(request: Request) -> KeyHolder:
             status_code=429, detail="Too many requests for this key; wait, then try again.",
             headers={"Retry-After": str(wait)},
         )  # fmt: skip
-    return holder
+    connection.state.api_key_holder = holder
+
+
+async def provide_holder(request: Request) -> KeyHolder:
+    return request.state.api_key_holder
 
 
 async def _list(
@@ -511,6 +520,7 @@ API_V1 = Router(
         get_invoice,
         list_payments,
     ],  # fmt: skip
+    guards=[key_guard],
     dependencies={"holder": Provide(provide_holder)},
     opt={"skip_session": True, "exclude_from_csrf": True},
 )

@@ -95,7 +95,10 @@ async def guard_input(request: Request) -> None:
             if value and whole_number(value) is None:
                 raise BadInput(f"“{name}” must be a whole number from 0 to {MAX_INT:,}.")
 
-    if request.method not in ("GET", "HEAD", "OPTIONS") and request.content_type[0] in _FORM_TYPES:
+    # A handler that declares a body (`data`, the JSON APIs) has Litestar read it with
+    # its own checks; reading it here as a form would leave it nothing to read.
+    takes_body = "data" in request.route_handler.parsed_fn_signature.parameters
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.content_type[0] in _FORM_TYPES and not takes_body:
         form = await request.form()
         for key, value in form.multi_items():
             if _FORM_CONTROL.search(key) or (isinstance(value, str) and _FORM_CONTROL.search(value)):
