@@ -16,6 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from portal.demo_data import DEMO_PASSWORD
 from tests.live_server import serving
@@ -55,10 +56,15 @@ def test_the_api_answers_as_its_document_says(api_server):
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
+            # Invalid input must never be a 5xx nor an undeclared answer. Not checked: that
+            # every schema violation is refused, since unknown query parameters are ignored by
+            # design and the key, sent with every request, fills a header a case may leave out.
+            excluded = [negative_data_rejection] if mode == GenerationMode.NEGATIVE else []
+
             @given(case=operation.as_strategy(generation_mode=mode))
             @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
             def call(case):
-                case.call_and_validate(headers=headers)
+                case.call_and_validate(headers=headers, excluded_checks=excluded)  # noqa: B023 (called at once)
 
             try:
                 call()
