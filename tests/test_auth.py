@@ -96,7 +96,7 @@ async def test_learners_get_the_answer_of_an_unknown_address(client, tree):
 
 
 async def test_an_account_is_throttled_not_locked(tree):
-    """Issue 7 item 3: no 15-minute lock anyone can trigger; five checks per
+    """No 15-minute lock anyone can trigger; five checks per
     window, then a wait until the window ends, and a success starts afresh."""
     email, attempts = tree.email("direct"), MemoryCounter()
     for _ in range(signing.SIGN_IN_ATTEMPTS):

@@ -1,4 +1,4 @@
-"""Money, terms and pro rata (issue 11): whole cents, half-up once, 12 calendar months."""
+"""Money, terms and pro rata: whole cents, half-up once, 12 calendar months."""
 
 from __future__ import annotations
 

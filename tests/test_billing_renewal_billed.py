@@ -1,4 +1,4 @@
-"""A renewal provisions exactly what its invoice bills (review of issue 11, finding 1):
+"""A renewal provisions exactly what its invoice bills (a reviewer found it did not):
 the tier and users are read from the invoice's lines when it is paid, by a recorded
 payment or by the renewal job; a change made while the renewal invoice is unpaid
 voids and reissues it in the change's transaction, so the next term's invoice is the

@@ -207,7 +207,7 @@ async def _first_answer(client: httpx.AsyncClient, path: str, proc) -> httpx.Res
 
 @pytest.mark.parametrize("trusted", [False, True])
 async def test_serve_believes_x_forwarded_for_only_from_a_trusted_proxy(trusted):
-    """The attack of issue 7: a client rotating X-Forwarded-For to dodge the
+    """The attack on the sign-in limiter: a client rotating X-Forwarded-For to dodge the
     per-address sign-in limit. Untrusted (the default), every try counts against
     the real peer and the limit answers 429; from a proxy named in
     FORWARDED_ALLOW_IPS, each forwarded address is counted on its own."""

@@ -1,4 +1,4 @@
-"""Issue 10: the Admin Dashboard's figures against the database, the renewal
+"""The Admin Dashboard's figures against the database, the renewal
 forecast's weeks against the batches, and "Renew same quantity". Each engine."""
 
 from __future__ import annotations

@@ -17,12 +17,12 @@ from portal.domain.access import load_actor
 from portal.domain.billing import refunds, settlement
 from portal.domain.billing.quotes import Purchase
 from portal.domain.billing.subscriptions import buy
+from portal.domain.bulk import runs as bulk_runs
+from portal.domain.bulk.selection import Selection as BulkSelection
 from portal.domain.clock import utcnow
 from portal.domain.imports.preview import receive
 from portal.domain.orders.decisions import assign_order
 from portal.domain.orders.requests import request_order
-from portal.domain.bulk import runs as bulk_runs
-from portal.domain.bulk.selection import Selection as BulkSelection
 from portal.domain.webhooks import endpoints as webhook_endpoints
 from portal.tables import OutboxEmail
 from portal.web.headers import POLICY, SCHEMA_POLICY
