@@ -10,9 +10,6 @@ from piccolo.table import Table
 
 from portal.tables import Company, User
 
-# uploaded → previewed (a column chosen, rows classified) → queued (a job will apply it) → done
-IMPORT_STATUSES = ("previewed", "queued", "done")
-
 
 class CsvImport(Table, tablename="csv_import"):
     id: Serial  # see portal/tables.py
@@ -29,6 +26,7 @@ class CsvImport(Table, tablename="csv_import"):
     columns = JSON(default=[])
     email_column = Integer(null=True, default=None)
     add_unknown = Boolean(default=False)
+    # previewed (a column chosen, rows classified) → queued (a job will apply it) → done
     status = Varchar(length=20, default="previewed")
     rows = Integer(default=0)
     # Counts by outcome at the preview, and what "Renew Licences" then did.

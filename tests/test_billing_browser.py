@@ -1,4 +1,4 @@
-"""Billing in Chromium, as issue 11's "done when" walks it, against `portal serve`
+"""Billing in Chromium, as the subscription guide walks it, against `portal serve`
 with the demo data: a customer buys Pro with 20 extra users, paying online with the
 test card, and sees the licence batch on its Licenses page; adds users mid-term and
 sees the pro-rata charge; cancels from "Subscriptions" and sees the end date.

@@ -1,4 +1,4 @@
-"""A refused purchase writes nothing (review of issue 11, finding 6): the card typed on
+"""A refused purchase writes nothing: the card typed on
 the quote page is saved only once the purchase is allowed, and saving it while buying
 switches no other subscription to Pay Online."""
 

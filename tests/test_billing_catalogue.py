@@ -1,4 +1,4 @@
-"""Each seller's catalogue and billing profile (issue 11): the guide's figures first, then the partner's."""
+"""Each seller's catalogue and billing profile: the guide's figures first, then the partner's."""
 
 from __future__ import annotations
 

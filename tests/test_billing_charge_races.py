@@ -1,4 +1,4 @@
-"""At most one open charge per invoice (review of issue 11, finding 2): two "Pay Online"
+"""At most one open charge per invoice: two "Pay Online"
 at once, or the customer paying while the renewal job charges, ask the processor once;
 the job and "Pay Online" number an invoice's attempts alike; an invoice being charged
 cannot be voided; money taken for a void invoice shows under Failed charges."""

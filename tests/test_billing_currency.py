@@ -1,4 +1,4 @@
-"""A seller's currency is its subscribers' (review of issue 11, finding 9): it cannot
+"""A seller's currency is its subscribers': it cannot
 change while any subscription of theirs is live or an invoice is unpaid, or renewals
 would be billed in another currency than the one bought in."""
 

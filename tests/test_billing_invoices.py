@@ -1,4 +1,4 @@
-"""Invoices (issue 11): gapless numbers per seller under concurrency, totals, paid once,
+"""Invoices: gapless numbers per seller under concurrency, totals, paid once,
 void and reissue, and another tenant's invoice answers NotFound."""
 
 from __future__ import annotations

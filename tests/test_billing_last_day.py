@@ -1,4 +1,4 @@
-"""A change on the term's last day (review of issue 11, finding 7): it is charged for
+"""A change on the term's last day: it is charged for
 at least that day, never $0, so added users are never free."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Card payments (issue 11): the test processor's answers by card number, and
+"""Card payments: the test processor's answers by card number, and
 charge_invoice asking the processor once per (invoice, attempt)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The price charged is the price shown (review of issue 11, finding 5): the quote page's
+"""The price charged is the price shown: the quote page's
 form carries the quoted total, currency and tax rate; buying or changing compares them
 with the price now and, on a difference, shows the new price instead of charging."""
 

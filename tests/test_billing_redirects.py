@@ -1,5 +1,5 @@
 """A refused subscription action goes back to the page it came from, only if that is a
-page of this site (review of issue 11, finding 11): a Referer of our own origin
+page of this site: a Referer of our own origin
 followed by "//evil.example" is not a way to send the user elsewhere."""
 
 from __future__ import annotations

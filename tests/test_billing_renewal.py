@@ -1,4 +1,4 @@
-"""Renewals that run by themselves (issue 11): online subscriptions charged and
+"""Renewals that run by themselves: online subscriptions charged and
 provisioned once per term, retried and lapsed; invoice subscriptions invoiced
 30 days ahead and reminded at 72 hours; cancelled ones never renew. Both engines.
 

@@ -1,4 +1,4 @@
-"""The renewal job through real arq workers on Redis (issue 11): two workers at
+"""The renewal job through real arq workers on Redis: two workers at
 once, the tick queued twice and more chunk jobs than needed, then the tick again
 the same day: each term invoiced and charged once. Both engines."""
 

@@ -1,6 +1,5 @@
-"""Numbers no decimal context holds on the partner's settings (review of issue 11,
-finding 10): a tax rate like 1e30 or a 30-digit price is said beside its field, 400,
-nothing saved; never a 500."""
+"""Numbers no decimal context holds on the partner's settings: a tax rate
+like 1e30 or a 30-digit price is said beside its field, 400, nothing saved; never a 500."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who may undo a cancellation (review of issue 11, finding 4): one that partner staff
+"""Who may undo a cancellation: one that partner staff
 made (confirmed, or Cancel pressed in manage mode) is undone by partner staff only,
 online subscriptions too; the customer's own Cancel stays theirs to undo."""
 

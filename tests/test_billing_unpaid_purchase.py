@@ -1,4 +1,4 @@
-"""A purchase that is never paid (review of issue 11, findings 3 and 8): cancelling a
+"""A purchase that is never paid: cancelling a
 pending subscription voids its purchase invoice and withdraws its order; voiding a
 purchase invoice (without reissue) declines its order and ends the pending
 subscription; an invoice whose subscription is not live cannot be paid."""

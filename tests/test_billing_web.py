@@ -1,4 +1,4 @@
-"""Billing pages through HTTP (issue 11): the customer's Billing, the price shown
+"""Billing pages through HTTP: the customer's Billing, the price shown
 before anything is bought or changed, "Pay Online" with the test card, "Pay by
 Invoice" and partner staff recording a bank transfer, "Subscriptions" → Cancel,
 "Request cancellation", "Request an invoice", the partner's Billing and its

@@ -1,4 +1,4 @@
-"""Billing pages, second pass (issue 11): the add-ons bought on the customer's
+"""Billing pages, second pass: the add-ons bought on the customer's
 dashboard, partner staff undoing a cancellation they confirmed and voiding an
 invoice without reissuing it, and read-only managers seeing billing without the
 forms that change it."""

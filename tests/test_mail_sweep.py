@@ -1,4 +1,4 @@
-"""The expiry sweep (DESIGN.md rule 3) with a movable clock: a reminder 72 hours
+"""The expiry sweep with a movable clock: a reminder 72 hours
 before a batch ends and a notice when it has ended, for each of the customer's
 managers, exactly once, whatever the number of sweeps, also when they were
 down when the mark passed. Then the same through real arq workers on Redis."""

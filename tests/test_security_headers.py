@@ -1,4 +1,4 @@
-"""Every answer carries the security headers (issue 7: a stored XSS ran in a
+"""Every answer carries the security headers (a stored XSS once ran in a
 partner's session), whatever answered it: a page, an htmx fragment, a redirect
 to sign in, an error page, a static file. And no template can bring the hole
 back: no inline event handler, inline script or inline style anywhere."""

@@ -1,4 +1,4 @@
-"""CSV renewal (issue 9): `csv_import` and `csv_import_row`, both engines.
+"""CSV renewal: `csv_import` and `csv_import_row`, both engines.
 
 Raw SQL that creates only these two tables and their indexes, and depends on no
 other migration's file (it runs after whichever baseline is present, by ID), so

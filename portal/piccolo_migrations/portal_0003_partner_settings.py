@@ -1,5 +1,5 @@
-"""Partner settings (issue 10), and the sign-in lock columns nothing reads since
-issue 7 (throttling lives in Redis or memory).
+"""Partner settings, and the sign-in lock columns nothing reads any more
+(throttling lives in Redis or memory).
 
 Raw SQL on both engines, nothing imported from the portal. Backward: drops the
 table and puts the two columns back as the baseline had them (their values were

@@ -1,4 +1,4 @@
-"""The Admin Dashboard's per-customer figures, kept (issue 10).
+"""The Admin Dashboard's per-customer figures, kept.
 
 `dashboard_figure` holds one row per company: its expired / expiring / unlicensed
 users, free seats of running batches, next batch end and pending requests, as

@@ -1,4 +1,4 @@
-"""Subscriptions and billing (issue 11): billing profiles, the partners'
+"""Subscriptions and billing: billing profiles, the partners'
 catalogues, billing accounts, subscriptions, invoices with their lines, card charges.
 
 Raw SQL on both engines, nothing imported from the portal. Backward: drops

@@ -1,4 +1,4 @@
-"""An index of paid invoices by payment date (issue 11), for the billing tick's
+"""An index of paid invoices by payment date, for the billing tick's
 scan of recent payments (settlement.provision_missed: paid invoices of the last
 week without a "provision:<invoice>" claim). Partial, so it holds only paid
 invoices: the issued and void ones the scan never wants cost nothing in it.

@@ -177,7 +177,3 @@ def address_from(values: Mapping[str, Any]) -> dict[str, str]:
 def kept_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """What the form sent, to show again beside its errors (a card's number or code is never sent)."""
     return {k: v for k, v in values.items() if k not in ("card_number", "cvc", "_csrf_token")}
-
-
-def errors_of(refused: ValidationFailed) -> dict[str, str]:
-    return refused.errors
