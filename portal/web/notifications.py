@@ -1,7 +1,6 @@
 """Notifications: the e-mails the portal sent (or keeps, or could not send)
 about the companies a manager may see; one e-mail as it was sent; "Resend";
-the partner's e-mail settings (reminder days, copies, Reply-To, sender name).
-Also the old address /outbox, which leads here."""
+the partner's e-mail settings (reminder days, copies, Reply-To, sender name)."""
 
 from __future__ import annotations
 
