@@ -79,6 +79,15 @@ def for_update(query: Select, of: type[Table] | None = None) -> Select:
     return query.lock_rows(of=(of,)) if of else query.lock_rows()
 
 
+def skip_locked(of: str = "") -> str:
+    """The clause that makes concurrent workers claim disjoint rows on PostgreSQL
+    (` FOR UPDATE [OF alias] SKIP LOCKED`); "" on SQLite, where the immediate
+    transaction already holds the only write lock."""
+    if not is_postgres():
+        return ""
+    return f" FOR UPDATE OF {of} SKIP LOCKED" if of else " FOR UPDATE SKIP LOCKED"
+
+
 async def insert_many(table: type[Table], rows: Sequence[Table]) -> None:
     if not rows:
         return
@@ -174,6 +183,12 @@ def rows_table(types: Sequence[str], rows: Sequence[tuple]) -> tuple[str, list]:
         return f"(SELECT * FROM unnest({arrays}) AS r({names}))", [list(col) for col in zip(*rows, strict=True)]
     one = "(" + ", ".join("CAST({} AS integer)" if t == "int" else "{}" for t in types) + ")"
     return f"(VALUES {', '.join([one] * len(rows))})", [value for row in rows for value in row]
+def rows_per_statement(columns: int) -> int:
+    """How many rows one `rows_table` may carry: PostgreSQL's arrays have no cap;
+    SQLite binds every value and stops at 32,766 of them."""
+    return 1_000_000 if is_postgres() else 20_000 // max(1, columns)
+
+
 def as_datetime(value: datetime | str | None) -> datetime | None:
     """A timestamp read by hand-written SQL: PostgreSQL and Piccolo's SQLite
     converters give a datetime; an expression SQLite cannot type gives its text."""

@@ -166,8 +166,8 @@ async def _queue(kind: str, due: list[Due], now: datetime) -> int:
             if last is None or last < d.since:
                 rows.append((company, email, _fields(d.days), f"{kind}:{d.batch}{mark}{user}:{d.days}", d.batch))
     written = 0
-    chunk = len(rows) if db.is_postgres() else _CHUNK  # PostgreSQL: arrays, no cap
-    for start in range(0, len(rows), max(1, chunk)):
+    chunk = db.rows_per_statement(5)
+    for start in range(0, len(rows), chunk):
         rows_sql, values = db.rows_table(("int", "text", "text", "text", "int"), rows[start : start + chunk])
         # Bound in the order they appear: the select list's two instants, then the rows.
         written += len(await Company.raw(_insert_sql(kind, rows_sql), now, now, *values))

@@ -275,8 +275,8 @@ async def refresh(actor: Actor, now: datetime) -> int:
     )
     try:
         async with db.write_transaction():
-            lock = " ORDER BY f.company FOR UPDATE OF f SKIP LOCKED" if db.is_postgres() else ""
-            ids = [row["company"] for row in await Company.raw(stale_sql + lock, *stale_args)]
+            locked = f"{stale_sql} ORDER BY f.company{db.skip_locked('f')}"
+            ids = [row["company"] for row in await Company.raw(locked, *stale_args)]
             if not ids:
                 return 0
             listed = ", ".join(str(int(i)) for i in ids)

@@ -220,10 +220,9 @@ async def renew_due(now: datetime, limit: int = CHUNK) -> dict[str, int]:
     done = {"companies": 0, "renewed": 0, "placed": 0, "moved": 0}
     where, args = _due(now)
     async with db.write_transaction():
-        skip = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
         locked = await Company.raw(
             f"SELECT c.id FROM company AS c WHERE c.id IN (SELECT b.company {where}) "
-            f"ORDER BY c.id LIMIT {int(limit)}{skip}",
+            f"ORDER BY c.id LIMIT {int(limit)}{db.skip_locked()}",
             *args,
         )
         if not locked:

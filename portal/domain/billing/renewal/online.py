@@ -76,9 +76,8 @@ async def _claim(now: datetime, limit: int) -> list[Renewal]:
     """Pick a chunk and hold it for schedule.LEASE; issue its renewal invoices (or find
     them) and write each attempt's charge row, all in one short transaction."""
     sql, args = _due_online(now)
-    skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
     async with db.write_transaction():
-        subs = await Company.raw(f"{sql} ORDER BY term_end, id LIMIT {int(limit)}{skip_locked}", *args)
+        subs = await Company.raw(f"{sql} ORDER BY term_end, id LIMIT {int(limit)}{db.skip_locked()}", *args)
         if not subs:
             return []
         ids = [s["id"] for s in subs]
