@@ -3,12 +3,10 @@ lapses, and what a crash left paid but unprovisioned. Thin: the rules live in
 portal/domain/billing/renewal/ and portal/domain/billing/settlement.py.
 
 Under arq (portal/jobs/worker.py takes BILLING_FUNCTIONS and BILLING_CRON_JOBS):
-- `billing_tick` every RENEW_EVERY_MINUTES and at start, unique across workers:
-  provisions paid invoices a crash left unprovisioned and processes Stripe
-  events whose job was lost; counts the online
-  subscriptions due and queues one `renew_chunk` job per CHUNK of them, so
-  every worker takes a share; then issues renewal invoices and reminders, and
-  lapses or ends what ran out;
+- `billing_tick` every RENEW_EVERY_MINUTES and at start, unique across workers,
+  runs the domain's tick (portal/domain/billing/renewal/tick.py, which holds the
+  order of its steps), queueing one `renew_chunk` job per chunk of the online
+  subscriptions due, so every worker takes a share;
 - `renew_chunk` renews one chunk. A chunk is claimed in the database, so extra
   or repeated chunk jobs (a retried tick, two ticks at once) find nothing to do.
 
@@ -20,11 +18,9 @@ put there by whoever runs the job: the worker at start-up, the web process's tim
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from portal.domain.billing import refunds, settlement, stripe_events
-from portal.domain.billing.renewal import invoice_subscriptions, lapse, online
+from portal.domain.billing.renewal import online, tick
 from portal.domain.clock import utcnow
 from portal.jobs.queue import Timers
 from portal.jobs.retry import logged_job, periodic
@@ -32,9 +28,6 @@ from portal.services import Services
 
 RENEW_EVERY_MINUTES = 5
 IN_PROCESS_EVERY_S = RENEW_EVERY_MINUTES * 60.0
-CHUNK = 500
-# One tick's own loops stop after this many chunks; the next tick goes on.
-MAX_CHUNKS = 1_000
 
 
 def _services(ctx: dict[str, Any]) -> Services:
@@ -44,44 +37,21 @@ def _services(ctx: dict[str, Any]) -> Services:
     return services
 
 
-async def renew_chunk(ctx: dict[str, Any], limit: int = CHUNK) -> dict[str, int]:
+async def renew_chunk(ctx: dict[str, Any], limit: int = tick.CHUNK) -> dict[str, int]:
     return await online.renew_due(utcnow(), limit=limit, processor=_services(ctx).processor)
 
 
 async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
     now = utcnow()
-    processor = _services(ctx).processor
-    # First what a crash left paid and unprovisioned, so a renewal below finds its term in place.
-    counts: dict[str, int] = {"provisioned_missed": await settlement.provision_missed(now)}
-    # Stripe's events whose job was lost (queued while Redis was away, a worker killed).
-    counts["stripe_events_taken_up"] = await stripe_events.process_waiting(now)
-    # Refunds not asked of the processor yet (money taken for a void invoice) or left pending by a crash.
-    counts["refunds_sent"] = await refunds.send_waiting(now, processor=processor)
     redis = ctx.get("redis")
-    if redis is not None:
-        due = await online.count_due(now)
-        chunks = math.ceil(due / CHUNK)
-        for i in range(chunks):
+    if redis is None:
+        return await tick.run(now, _services(ctx).processor)
+
+    async def queue_chunks(count: int) -> None:
+        for i in range(count):
             await redis.enqueue_job("renew_chunk", _job_id=f"renew_chunk:{now:%Y%m%dT%H%M%S}:{i}")
-        counts["chunks_queued"] = chunks
-    else:
-        for _ in range(MAX_CHUNKS):
-            done = await online.renew_due(now, limit=CHUNK, processor=processor)
-            _add(counts, done)
-            if done["claimed"] < CHUNK:
-                break
-    for _ in range(MAX_CHUNKS):
-        invoiced = await invoice_subscriptions.issue_renewal_invoices(now, limit=CHUNK)
-        _add(counts, invoiced)
-        if invoiced["issued"] < CHUNK:
-            break
-    counts["ended_or_lapsed"] = await lapse.lapse_unpaid(now)
-    return counts
 
-
-def _add(total: dict[str, int], more: dict[str, int]) -> None:
-    for key, value in more.items():
-        total[key] = total.get(key, 0) + value
+    return await tick.run(now, _services(ctx).processor, queue_chunks)
 
 
 _tick = logged_job(billing_tick)
