@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -57,6 +57,15 @@ from portal.web.throttle import create_counter
 from portal.web.two_factor import PasskeyController, TwoFactorController
 from portal.web.users import UserController
 from portal.web.webhook_endpoints import WebhookController
+
+
+def _services_of_app(request: Request) -> Services:
+    """Read from the app's state at each request rather than fixed when the app is
+    built, so one built app can be handed other services (the test suite builds one
+    app per kind of card entry and gives each test its own processor)."""
+    services = request.app.state.services
+    assert isinstance(services, Services)
+    return services
 
 
 def _stores(settings: Settings) -> dict:
@@ -143,10 +152,10 @@ def create_app(
         timers = Timers() if not settings.redis_url and mail_jobs.in_process_enabled() else None
         if timers:
             mail_jobs.start_in_process(timers)
-            billing_jobs.start_in_process(timers, services)
+            billing_jobs.start_in_process(timers, app.state.services)
             import_file_jobs.start_in_process(timers)
             auto_renewal_jobs.start_in_process(timers)
-            webhook_jobs.start_in_process(timers, services)
+            webhook_jobs.start_in_process(timers, app.state.services)
             audit_retention_jobs.start_in_process(timers)
         try:
             yield
@@ -200,7 +209,7 @@ def create_app(
             "actor": Provide(provide_actor),
             # The signed-in user's own account (Profile, second factors): read-only managers too.
             "account": Provide(provide_account_holder),
-            "services": Provide(lambda: services, sync_to_thread=False),
+            "services": Provide(_services_of_app, sync_to_thread=False),
         },
         plugins=[HTMXPlugin()],
         request_class=HTMXRequest,
