@@ -223,18 +223,15 @@ class ImportController(Controller):
     async def renew(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
     ) -> Template | Redirect:
-        row = await preview.get_import(actor, company_id, import_id)
+        async def start_job() -> None:
+            # arq keeps one job per id, so asking again never runs it twice at once.
+            await request.app.state.jobs.enqueue(
+                "apply_import", import_id, company_id, actor.user_id, actor.managing_id, job_id=job_id(import_id)
+            )
+
         here = f"/companies/{company_id}/imports/{import_id}"
         try:
-            if row["status"] != "done" and row["rows"] > limits.JOB_ROWS:
-                # Queued again if asked again (a job lost with its process): arq keeps one per id,
-                # and a job that finds the import done does nothing.
-                await applying.queue(actor, company_id, import_id, utcnow())
-                await request.app.state.jobs.enqueue(
-                    "apply_import", import_id, company_id, actor.user_id, actor.managing_id, job_id=job_id(import_id)
-                )
-            elif row["status"] != "done":
-                await applying.apply(actor, company_id, import_id, utcnow(), refuse_stale=True)
+            await applying.renew_licences(actor, company_id, import_id, utcnow(), start_job)
         except DomainError as refused:
             status = 409 if isinstance(refused, applying.PreviewStale) else 400
             return await self._page(request, actor, company_id, import_id, str(refused), status_code=status)

@@ -16,6 +16,7 @@ applies what the rows say then, and its result lists what changed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +27,7 @@ from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor
 from portal.domain.errors import DomainError
+from portal.domain.imports import limits
 from portal.domain.imports.preview import REASONS, classify, get_import, is_stale, refresh_locked, stored_path
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
@@ -68,6 +70,23 @@ def changes(preview: dict, result: dict) -> list[dict]:
         for key, label in labels.items()
         if before.get(key, 0) != after.get(key, 0)
     ]
+
+
+async def renew_licences(
+    actor: Actor, company_id: int, import_id: int, now: datetime, start_job: Callable[[], Awaitable[None]]
+) -> None:
+    """"Renew Licences": a preview of up to limits.JOB_ROWS rows is applied now, as
+    the manager waits; a bigger one is marked queued and handed to `start_job`. Asked
+    again (a job lost with its process), the job is started again: a job that finds
+    the import done does nothing. An import already done changes nothing."""
+    row = await get_import(actor, company_id, import_id)
+    if row["status"] == "done":
+        return
+    if row["rows"] > limits.JOB_ROWS:
+        await queue(actor, company_id, import_id, now)
+        await start_job()
+    else:
+        await apply(actor, company_id, import_id, now, refuse_stale=True)
 
 
 async def queue(actor: Actor, company_id: int, import_id: int, now: datetime) -> bool:
