@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import pytest
+
 from portal.domain import entitlements
 from portal.domain.access import load_actor
 from portal.domain.billing import accounts, subscriptions
@@ -29,6 +31,13 @@ from tests.support import PROCESSOR, card_token
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 GOOD_CARD = CardDetails("4242 4242 4242 4242", 4, 2030, "123")
+
+
+@pytest.fixture(autouse=True)
+def no_timers(monkeypatch):
+    """The embedded app's timers would deliver the e-mails the data queued while the cells run:
+    what changes the database here must be the requests alone."""
+    monkeypatch.setenv("PORTAL_IN_PROCESS_JOBS", "off")
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ class Key:
     live: bool = True  # False: a key that was revoked, or never made
 
 
-# The columns: keys of Acme MSP (and no key at all).
+# The columns: keys of the company that asks (and no key at all).
 KEYS: dict[str, Key] = {
     "no key": Key(),
     "unknown": Key(("read", "orders", "billing"), live=False),
@@ -75,6 +84,24 @@ KEYS: dict[str, Key] = {
     "orders": Key(("orders",)),
     "billing": Key(("billing",)),
     "every scope": Key(("read", "orders", "billing")),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    asks: str  # the company of the tree whose keys ask
+    customer: str  # the customer whose rows they name, outside the wing of `asks`
+    owner: str  # a manager over that customer, whose key may read those rows
+    outside: tuple[str, ...]  # companies whose rows no list of `asks` may hold
+    shows: tuple[str, ...]  # text of theirs that no answer may hold
+
+
+# Whose ids are asked for, by whom: another partner's, and a sub-partner's parent's (above and beside it).
+TARGETS = {
+    "another partner": Target(
+        "partner", "other_customer", "other", ("other", "other_customer"), ("Other", "other-customer.example")
+    ),
+    "beside a sub-partner": Target("sub", "direct", "partner", ("partner", "direct"), ("Direct", "direct.example")),
 }
 
 
@@ -103,19 +130,20 @@ def test_the_table_gives_every_answer_a_key_can_meet():
         assert {expected(route, key) for key in KEYS.values()} == {401, 403, 200 if route.lists else 404}
 
 
-async def other_partners_rows(tree) -> dict:
-    """Other MSP's customer with a learner holding a seat of a batch bought online
-    (an invoice, paid by card: a payment), and an order still requested."""
-    customer = await load_actor(tree.managers["other_customer"]["id"], None)
-    company_id = tree.other_customer["id"]
-    learner = await add_user(tree.other_customer, "learner@other-customer.example", role="learner")
+async def rows_of(tree, customer_key: str) -> dict:
+    """A customer with a learner holding a seat of a batch bought online (an
+    invoice, paid by card: a payment), and an order still requested: its ids."""
+    customer = await load_actor(tree.managers[customer_key]["id"], None)
+    company_id = getattr(tree, customer_key)["id"]
+    domain = customer_key.replace("_", "-")
+    learner = await add_user(getattr(tree, customer_key), f"learner@{domain}.example", role="learner")
     await accounts.create_online_billing_account(
         customer,
         company_id,
         payment_method=await card_token(GOOD_CARD),
         now=NOW,
-        billing_name="Other Customer Ltd",
-        billing_email="ap@other-customer.example",
+        billing_name=f"{getattr(tree, customer_key)['name']} Ltd",
+        billing_email=f"ap@{domain}.example",
         address="1 Main St",
         country="US",
         processor=PROCESSOR,
@@ -136,8 +164,8 @@ async def other_partners_rows(tree) -> dict:
     }
 
 
-async def headers_of(tree, keys: dict[str, Key]) -> dict[str, dict[str, str]]:
-    partner = await load_actor(tree.managers["partner"]["id"], None)
+async def headers_of(tree, who: str, keys: dict[str, Key]) -> dict[str, dict[str, str]]:
+    partner = await load_actor(tree.managers[who]["id"], None)
     made = {}
     for name, key in keys.items():
         if not key.scopes:
@@ -168,44 +196,51 @@ async def everything() -> dict[str, list]:
     return rows
 
 
-async def test_every_route_and_key_against_another_partners_ids(client, app, tree):
+async def test_every_route_and_key_against_ids_outside_the_wing(client, app, tree):
     app.state.api_limits = ApiLimits(per_minute=10_000)  # every cell of a column is one key's requests
-    ids = await other_partners_rows(tree)
-    foreign_companies = {tree.other["id"], tree.other_customer["id"]}
-    secrets_of_theirs = ("Other Customer", "Other MSP", "other-customer.example")
-    keys = await headers_of(tree, KEYS)
+    ids = {name: await rows_of(tree, target.customer) for name, target in TARGETS.items()}
+    keys = {name: await headers_of(tree, target.asks, KEYS) for name, target in TARGETS.items()}
     before = await everything()
     wrong: list[tuple] = []
-    for (method, path), route in ROUTES.items():
-        for name, key in KEYS.items():
-            want = expected(route, key)
-            asks = [{}] + [{f: ids[f]} for f in route.filters]  # the bare list, then by each of their ids
-            for params in asks if route.lists else [{}]:
-                body = {k: (ids["company_id"] if v == "{company_id}" else v) for k, v in route.body.items()}
-                headers = keys[name] | ({"Idempotency-Key": f"matrix-{name}-{path}"} if method == "POST" else {})
-                answer = await client.request(
-                    method, url_of(path, ids), params=params, json=body or None, headers=headers
-                )
-                cell = (method, path, name, params)
-                if answer.status_code != want:
-                    wrong.append(cell + (f"{answer.status_code} for {want}", answer.text[:200]))
-                    continue
-                if any(secret in answer.text for secret in secrets_of_theirs):
-                    wrong.append(cell + ("shows the other partner's data", answer.text[:200]))
-                if want == 200:
-                    rows = answer.json()["data"]
-                    theirs = [
-                        r for r in rows if (r["id"] if "companies" in path else r["company_id"]) in foreign_companies
-                    ]
-                    if theirs or (params and rows):
-                        wrong.append(cell + ("lists rows not under the key's partner", rows[:3]))
-                elif answer.json().get("status_code") != want or not answer.json().get("detail"):
-                    wrong.append(cell + ("not the API's error shape", answer.text[:200]))
+    for whose, target in TARGETS.items():
+        outside = {getattr(tree, company)["id"] for company in target.outside}
+        for (method, path), route in ROUTES.items():
+            for name, key in KEYS.items():
+                wrong += await cell(client, whose, target, outside, ids[whose], method, path, route, name, key, keys)
     assert wrong == [], "\n".join(map(repr, wrong))
     assert await everything() == before, "a refused request changed the database"
 
-    # The same ids are real: their own partner's key reads every one, and acts on the order.
-    owner = await load_actor(tree.managers["other"]["id"], None)
+    # The same ids are real: a key of a partner over them reads every one, and acts on the order.
+    for whose, target in TARGETS.items():
+        await owner_reads_and_acts(client, tree, target, ids[whose])
+
+
+async def cell(client, whose, target, outside, ids, method, path, route, name, key, keys) -> list[tuple]:
+    """What is wrong with one cell (a list route asks bare, then by each of their ids)."""
+    wrong = []
+    want = expected(route, key)
+    for params in [{}] + [{f: ids[f]} for f in route.filters] if route.lists else [{}]:
+        body = {k: (ids["company_id"] if v == "{company_id}" else v) for k, v in route.body.items()}
+        headers = keys[whose][name] | ({"Idempotency-Key": f"matrix-{name}-{path}"} if method == "POST" else {})
+        answer = await client.request(method, url_of(path, ids), params=params, json=body or None, headers=headers)
+        where = (whose, method, path, name, params)
+        if answer.status_code != want:
+            wrong.append(where + (f"{answer.status_code} for {want}", answer.text[:200]))
+            continue
+        if any(text in answer.text for text in target.shows):
+            wrong.append(where + ("shows their data", answer.text[:200]))
+        if want == 200:
+            rows = answer.json()["data"]
+            theirs = [r for r in rows if (r["id"] if "companies" in path else r["company_id"]) in outside]
+            if theirs or (params and rows):
+                wrong.append(where + ("lists rows outside the wing", rows[:3]))
+        elif answer.json().get("status_code") != want or not answer.json().get("detail"):
+            wrong.append(where + ("not the API's error shape", answer.text[:200]))
+    return wrong
+
+
+async def owner_reads_and_acts(client, tree, target: Target, ids: dict) -> None:
+    owner = await load_actor(tree.managers[target.owner]["id"], None)
     _, secret = await entitlements.create_key(owner, "Their PSA", NOW, ("read", "orders", "billing"))
     theirs = {"Authorization": f"Bearer {secret}"}
     for (method, path), route in ROUTES.items():
