@@ -15,6 +15,7 @@ import pytest
 
 from portal.domain import entitlements
 from portal.domain.access import load_actor
+from portal.domain.audit.sentences import SENTENCES
 from portal.domain.orders import requests
 from portal.piccolo_app import APP_CONFIG
 from portal.tables import AuditEntry, Company, LicenceOrder
@@ -126,5 +127,11 @@ async def test_a_key_sent_again_with_another_request_is_refused(app, client, twi
         answer = await call(client, tree, write, order_id, key)
         assert answer.status_code == 409 and "another request" in answer.json()["detail"], answer.text
     assert await counts(app) == before and await status_of(second) == "requested"
-    marker = await AuditEntry.select(AuditEntry.company).where(AuditEntry.action == "api.idempotency").first()
+    marker = (
+        await AuditEntry.select(AuditEntry.company, AuditEntry.detail)
+        .where(AuditEntry.action == "api.idempotency")
+        .first()
+    )
     assert marker["company"] == tree.direct["id"]
+    said = SENTENCES.sentence("api.idempotency", marker["detail"], "Direct Customer")
+    assert said == "Assigned an order through the API with Idempotency-Key 'psa-7'"
