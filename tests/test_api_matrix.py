@@ -1,7 +1,8 @@
-"""Every /api/v1 route × every kind of key, aimed at another partner's ids: the
+"""Every /api/v1 route × every kind of key, aimed at ids outside the key's wing
+(another partner's; and, for a sub-partner's keys, its parent's customer): the
 answer of each cell comes from the declared tables below (the route's scope,
 whether it lists or names one row; the key's scopes), never from the route's
-code. Another partner's company, user, order, batch, invoice or e-mail answers
+code. Another tenant's company, user, order, batch, invoice or e-mail answers
 404 as an unknown id would (never 403, never its data), a list shows none of its
 rows even when filtered by its ids, and no cell changes anything in the
 database. A route added under /api/v1 without a row here fails the guard. Each
