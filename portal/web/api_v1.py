@@ -6,7 +6,6 @@ tells the whole truth (schemathesis checks it in the tests)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,8 +31,8 @@ from portal.domain.errors import ValidationFailed
 from portal.domain.orders import decisions, requests
 from portal.domain.partner_api import cursor, reads
 from portal.domain.partner_api.keys import KeyHolder, holder_of
+from portal.domain.partner_api.once import Once
 from portal.settings import Settings
-from portal.tables import AuditEntry
 
 
 @dataclass
@@ -357,36 +356,29 @@ IDEMPOTENCY_KEY = Annotated[
     HeaderParameter(
         name="Idempotency-Key",
         max_length=100,
-        description="The same key again (within the same API key) answers the order it made, and orders nothing more",
+        description="The same key again (within the same API key, for the same request) answers what the first "
+        "one did, and does nothing more; a key used for another request answers 409",
     ),
 ]
+
+
+def _once(holder: KeyHolder, idempotency_key: str | None, request: str, order_id: int | None = None) -> Once | None:
+    return Once(holder.key_id, holder.actor.user_id, idempotency_key, request, order_id) if idempotency_key else None
+
+
+async def _answered_before(holder: KeyHolder, once: Once) -> Order:
+    """What the first request with the key answered, as the order stands now."""
+    return Order(**await _order_or(holder, "orders", await once.earlier_order()))
 
 
 @post("/orders", tags=["orders"], summary="Request licenses for a customer", status_code=201, **WRITE)
 async def request_order(holder: KeyHolder, data: OrderRequest, idempotency_key: IDEMPOTENCY_KEY = None) -> Order:
     holder.require("orders")
     now = utcnow()
-    marker = f"api:{holder.key_id}:{idempotency_key}" if idempotency_key else None
+    once = _once(holder, idempotency_key, "request")
     async with _rules(), db.write_transaction():
-        if marker:
-            # Taken in the order's own transaction: of ten requests with one key, the
-            # first orders and the others wait for it, then answer its order.
-            taken = (
-                await AuditEntry.insert(
-                    AuditEntry(
-                        at=now,
-                        actor=holder.actor.user_id,
-                        company=None,  # set with the order: the id asked for may name no company of ours
-                        action="api.idempotency",
-                        detail={"key": idempotency_key},
-                        dedupe_key=marker,
-                    )  # fmt: skip
-                )
-                .on_conflict(action="DO NOTHING")
-                .returning(AuditEntry.id)
-            )
-            if not taken:
-                return await _ordered_before(holder, marker)
+        if once and not await once.take(now):
+            return await _answered_before(holder, once)
         try:
             product = await product_by_code(data.product)
         except LookupError:
@@ -394,23 +386,9 @@ async def request_order(holder: KeyHolder, data: OrderRequest, idempotency_key: 
         order = await requests.request_order(
             holder.actor, data.company_id, data.quantity, product["id"], data.po_number, now
         )
-        if marker:
-            await AuditEntry.update(
-                {
-                    AuditEntry.detail: {"key": idempotency_key, "order": order["id"]},
-                    AuditEntry.company: order["company"],
-                }
-            ).where(AuditEntry.dedupe_key == marker)
+        if once:
+            await once.done(order["id"], order["company"])
     return Order(**await _order_or(holder, "orders", order["id"]))
-
-
-async def _ordered_before(holder: KeyHolder, marker: str) -> Order:
-    entry = await AuditEntry.select(AuditEntry.detail).where(AuditEntry.dedupe_key == marker).first()
-    detail = (json.loads(entry["detail"]) if isinstance(entry["detail"], str) else entry["detail"]) if entry else {}
-    order_id = detail.get("order")
-    if order_id is None:
-        raise ValidationFailed({"idempotency_key": "A request with this Idempotency-Key was refused; use a new key."})
-    return Order(**await _order_or(holder, "orders", int(order_id)))
 
 
 @post(
@@ -420,20 +398,34 @@ async def _ordered_before(holder: KeyHolder, marker: str) -> Order:
     status_code=200,
     **WRITE,
 )
-async def assign_order(holder: KeyHolder, order_id: ID) -> Order:
+async def assign_order(holder: KeyHolder, order_id: ID, idempotency_key: IDEMPOTENCY_KEY = None) -> Order:
     holder.require("orders")
-    async with _rules():
-        await decisions.assign_order(holder.actor, order_id, utcnow())
+    now = utcnow()
+    once = _once(holder, idempotency_key, "assign", order_id)
+    async with _rules(), db.write_transaction():
+        if once and not await once.take(now):
+            return await _answered_before(holder, once)
+        batch = await decisions.assign_order(holder.actor, order_id, now)
+        if once:
+            await once.done(order_id, batch["company"])
     return Order(**await _order_or(holder, "orders", order_id))
 
 
 @post(
     "/orders/{order_id:int}/decline", tags=["orders"], summary="Decline an order, saying why", status_code=200, **WRITE
 )
-async def decline_order(holder: KeyHolder, order_id: ID, data: Decline) -> Order:
+async def decline_order(
+    holder: KeyHolder, order_id: ID, data: Decline, idempotency_key: IDEMPOTENCY_KEY = None
+) -> Order:
     holder.require("orders")
-    async with _rules():
-        await decisions.decline_order(holder.actor, order_id, data.reason, utcnow())
+    now = utcnow()
+    once = _once(holder, idempotency_key, "decline", order_id)
+    async with _rules(), db.write_transaction():
+        if once and not await once.take(now):
+            return await _answered_before(holder, once)
+        order = await decisions.decline_order(holder.actor, order_id, data.reason, now)
+        if once:
+            await once.done(order_id, order["company"])
     return Order(**await _order_or(holder, "orders", order_id))
 
 

@@ -583,7 +583,10 @@ add(
 add(
     "api.idempotency",
     "orders",
-    lambda d: f"Ordered through the API with Idempotency-Key {d.need(d.quoted('key'))}",
+    lambda d: (
+        {"assign": "Assigned an order", "decline": "Declined an order"}.get(d.text("request"), "Ordered")
+        + f" through the API with Idempotency-Key {d.need(d.quoted('key'))}"
+    ),
 )
 add("bulk.start", "orders", lambda d: f"Started a bulk action: {d.need(d.text('said'))}")
 SENTENCES.add_prefix(
