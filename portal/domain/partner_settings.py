@@ -21,6 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 from portal.domain import audit
 from portal.domain.access import Actor, get_company, require_partner_manager
 from portal.domain.errors import ValidationFailed
+from portal.domain.numbers import whole_number
 from portal.tables import Company, PartnerSetting
 
 DEFAULT_MAX_ORDER_QUANTITY = 10_000
@@ -179,27 +180,45 @@ async def save_two_factor(actor: Actor, *, staff: bool, customers: bool, now: da
     return await two_factor_rule(actor)
 
 
-def _checked(field: str, label: str, value: int, low: int) -> int:
-    if not low <= value <= LIMIT_CEILING:
-        raise ValidationFailed({field: f"{label} must be a whole number from {low:,} to {LIMIT_CEILING:,}."})
-    return value
+def _checked_limits(max_order_quantity: int | str, low_seat_threshold: int | str) -> tuple[int, int]:
+    """Both limits as typed (a form's text or a number), or every field's problem at once."""
+    errors, values = {}, []
+    for field, label, given, low, example in (
+        ("max_order_quantity", "the largest order", max_order_quantity, 1, "10000"),
+        ("low_seat_threshold", "the free-seat alert", low_seat_threshold, 0, "0 or 5"),
+    ):
+        value = given if isinstance(given, int) else whole_number(given, signed=True)
+        if value is None:
+            errors[field] = f"Enter {label} as a whole number, such as {example}."
+        elif not low <= value <= LIMIT_CEILING:
+            errors[field] = f"{label.capitalize()} must be a whole number from {low:,} to {LIMIT_CEILING:,}."
+        values.append(value or 0)
+    if errors:
+        raise ValidationFailed(errors)
+    return values[0], values[1]
 
 
 async def save(
-    actor: Actor, company_id: int, *, max_order_quantity: int, low_seat_threshold: int, now: datetime
+    actor: Actor,
+    company_id: int,
+    *,
+    max_order_quantity: int | str,
+    low_seat_threshold: int | str,
+    now: datetime,
 ) -> PartnerSettings:
     """A partner manager sets them for their own company or a sub-partner under it."""
     require_partner_manager(actor)
     company = await get_company(actor, company_id)
     if company["kind"] == "customer":
         raise ValidationFailed({"company": "Settings belong to a partner; customers follow their partner's."})
+    max_order_quantity, low_seat_threshold = _checked_limits(max_order_quantity, low_seat_threshold)
     # A first row starts from what the company followed until now, so the
     # settings this form does not show stay as they were.
     inherited = await for_path(company["path"])
     row = PartnerSetting(
         company=company_id,
-        max_order_quantity=_checked("max_order_quantity", "The largest order", max_order_quantity, 1),
-        low_seat_threshold=_checked("low_seat_threshold", "The free-seat alert", low_seat_threshold, 0),
+        max_order_quantity=max_order_quantity,
+        low_seat_threshold=low_seat_threshold,
         reminder_days=",".join(map(str, inherited.reminder_days)),
         copy_account_managers=inherited.copy_account_managers,
         reply_to=inherited.reply_to,

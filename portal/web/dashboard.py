@@ -112,21 +112,7 @@ class DashboardController(Controller):
         now = utcnow()
         before = await partner_settings.for_path(actor.company_path)
         try:
-            threshold, largest = to_int(entered["low_seat_threshold"]), to_int(entered["max_order_quantity"])
-            missing = {
-                name: message
-                for name, value, message in (
-                    ("low_seat_threshold", threshold, "Enter the free-seat alert as a whole number, such as 0 or 5."),
-                    ("max_order_quantity", largest, "Enter the largest order as a whole number, such as 10000."),
-                )
-                if value is None
-            }
-            if missing:
-                raise ValidationFailed(missing)
-            assert threshold is not None and largest is not None
-            saved = await partner_settings.save(
-                actor, actor.company_id, max_order_quantity=largest, low_seat_threshold=threshold, now=now
-            )
+            saved = await partner_settings.save(actor, actor.company_id, now=now, **entered)
         except ValidationFailed as refused:
             context = await _page(request, actor, figures.CustomerQuery(), now)
             context |= {"settings_errors": refused.errors, "settings_values": entered}
