@@ -81,7 +81,7 @@ class AuthController(Controller):
         form = await request.form()
         email, password = str(form.get("email", ""))[:254], str(form.get("password", ""))
         next_path = safe_next(str(form.get("next", "")))
-        context = {"next": next_path, "email": email}
+        context: dict[str, object] = {"next": next_path, "email": email}
         retry = await throttle.address_over_limit(
             request, "sign-in", request.app.state.sign_ins_per_minute, ADDRESS_WINDOW
         )
@@ -177,8 +177,8 @@ class AuthController(Controller):
                 {"email": "", "error": "Enter the e-mail address you sign in with."},
                 status_code=400,
             )
-        if refusal := await sso_settings.reset_refusal(email):
-            return render(request, "pages/forgot_password.html", {"email": email, "error": refusal}, status_code=400)
+        if use_sso := await sso_settings.reset_refusal(email):
+            return render(request, "pages/forgot_password.html", {"email": email, "error": use_sso}, status_code=400)
         retry = await throttle.address_over_limit(request, "password-reset", RESETS_PER_ADDRESS, RESET_ADDRESS_WINDOW)
         if retry:
             context = {"email": email, "error": TOO_MANY_RESETS_FROM_ADDRESS}

@@ -4,6 +4,7 @@ partner's settings page (Profile → Sign-in settings → Single sign-on)."""
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated
 
 from litestar import Controller, get, post
@@ -25,8 +26,10 @@ from portal.web.render import render
 from portal.web.session import CODE_PAGE, ENROL_PAGE, CurrentActor, start_pending
 from portal.web.sso_start import CALLBACK, SSO_STATE, sso_redirect_uri
 
+log = logging.getLogger("portal.web.sso")
 SETTINGS_PAGE = "/settings/sign-in/sso"
 ServicesOf = NamedDependency[Services]
+CHOICES = ("create_on_first_sign_in", "sso_only_for_staff", "trust_provider_mfa")
 NOT_THIS_BROWSER = "This sign-in did not start in this browser, or it was finished already. Sign in again."
 PROVIDER_SAID_NO = "Your organisation's sign-in service did not sign you in. Sign in again, or ask your IT."
 
@@ -47,7 +50,7 @@ class SsoController(Controller):
     ) -> Template | Redirect:
         state = answered_state
         expected = (request.session or {}).get(SSO_STATE)
-        if not state or not isinstance(expected, str) or not hmac.compare_digest(state[:100], expected):
+        if not state or not isinstance(expected, str) or not hmac.compare_digest(state.encode(), expected.encode()):
             return _refused(request, NOT_THIS_BROWSER)
         request.set_session({k: v for k, v in request.session.items() if k != SSO_STATE})
         if error or not code:
@@ -56,6 +59,8 @@ class SsoController(Controller):
         try:
             done = await flow.complete(state, code[:2000], sso_redirect_uri(request), now, services.sso_providers)
         except SignInRefused as refusal:
+            # Which check failed is for whoever runs the portal, not for the person signing in.
+            log.warning("single sign-on refused: %s", getattr(refusal, "reason", None) or refusal)
             return _refused(request, str(refusal))
         user = done.user
         if not done.trust_provider_mfa:
@@ -76,18 +81,24 @@ class SsoController(Controller):
     @post(SETTINGS_PAGE)
     async def save(self, request: HTMXRequest, actor: CurrentActor, services: ServicesOf) -> Template | Redirect:
         form = await request.form()
-        values = {
-            "issuer": str(form.get("issuer", ""))[:600],
-            "client_id": str(form.get("client_id", ""))[:400],
-            "client_secret": str(form.get("client_secret", ""))[:2100],
-            "domains": str(form.get("domains", ""))[:6000],
-            "create_on_first_sign_in": form.get("create_on_first_sign_in") == "on",
-            "sso_only_for_staff": form.get("sso_only_for_staff") == "on",
-            "trust_provider_mfa": form.get("trust_provider_mfa") == "on",
+        texts = {
+            name: str(form.get(name, ""))[:limit]
+            for name, limit in (("issuer", 600), ("client_id", 400), ("client_secret", 2100), ("domains", 6000))
         }
+        choices = {name: form.get(name) == "on" for name in CHOICES}
+        values = {**texts, **choices}
         try:
             saved = await sso_settings.save(
-                actor, **values, now=utcnow(), allow_private=services.sso_providers.allow_private
+                actor,
+                issuer=texts["issuer"],
+                client_id=texts["client_id"],
+                client_secret=texts["client_secret"],
+                domains=texts["domains"],
+                create_on_first_sign_in=choices["create_on_first_sign_in"],
+                sso_only_for_staff=choices["sso_only_for_staff"],
+                trust_provider_mfa=choices["trust_provider_mfa"],
+                now=utcnow(),
+                allow_private=services.sso_providers.allow_private,
             )
         except ValidationFailed as invalid:
             config = await sso_settings.for_actor(actor)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Request
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from portal.domain.sso import flow
@@ -12,12 +12,12 @@ CALLBACK = "/sso/callback"
 SSO_STATE = "sso_state"  # the state of the sign-in this browser started
 
 
-def sso_redirect_uri(request: Request) -> str:
+def sso_redirect_uri(request: HTMXRequest) -> str:
     """The callback address the provider sends the browser back to, as registered with it."""
     return request.app.state.settings.base_url + CALLBACK
 
 
-def continue_at_provider(request: Request, started: flow.Started) -> Template:
+def continue_at_provider(request: HTMXRequest, started: flow.Started) -> Template:
     """A page that moves on to the provider by itself (and offers a link): a form
     may only post to the portal (form-action 'self'), and that holds for where its
     answer redirects to, so a redirect to the provider would be blocked."""

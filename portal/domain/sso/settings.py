@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from piccolo.columns import Column
 
 from portal import db
 from portal.domain.access import Actor, require_partner_manager
@@ -226,7 +229,7 @@ async def save(
             if taken:
                 names = ", ".join(sorted(row["domain"] for row in taken))
                 raise ValidationFailed({"domains": f"Another partner signs in with {names} already."})
-            values = {
+            values: dict[Column | str, Any] = {
                 SsoConfig.issuer: issuer,
                 SsoConfig.client_id: client_id,
                 SsoConfig.create_on_first_sign_in: create_on_first_sign_in,
@@ -244,6 +247,7 @@ async def save(
             else:
                 row = SsoConfig(company=actor.company_id, client_secret=client_secret)
                 for column, value in values.items():
+                    assert isinstance(column, Column)
                     setattr(row, column._meta.name, value)
                 config_id = (await SsoConfig.insert(row).returning(SsoConfig.id))[0]["id"]
             await SsoDomain.insert(*[SsoDomain(config=config_id, domain=d) for d in chosen])
