@@ -442,3 +442,42 @@ async def test_the_settings_page_saves_tests_and_turns_off(client, tree, provide
 async def test_a_customer_manager_has_no_sso_settings(client, tree):
     await password_sign_in(client, tree.email("direct"))
     assert (await client.get("/settings/sign-in/sso")).status_code == 403
+
+
+# --- The signature ------------------------------------------------------------------------
+
+
+async def test_a_token_signed_by_another_key_or_unsigned_is_refused(provider):
+    """Right issuer, audience, nonce and times, but not signed by a key of the provider's set."""
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+
+    providers = ProviderDirectory(allow_private=True)
+    now = utcnow()
+    discovery = await providers.discover(provider.issuer, now)
+    keys = await providers.keys(discovery, now)
+    claims = {
+        "iss": discovery.issuer,
+        "aud": "portal-client",
+        "sub": "someone",
+        "email": "manager@partner.example",
+        "nonce": "n",
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + 600,
+    }
+    forged = jwt.encode({"alg": "RS256", "kid": keys["keys"][0].get("kid", "k")}, claims, RSAKey.generate_key(2048))
+    with pytest.raises(flow.TokenRefused) as refused:
+        flow.verify_id_token(forged, keys, discovery, "portal-client", "n", now)
+    assert refused.value.reason.startswith("signature")
+    header = _b64({"alg": "none"})
+    unsigned = f"{header}.{_b64(claims)}."
+    with pytest.raises(flow.TokenRefused) as refused:
+        flow.verify_id_token(unsigned, keys, discovery, "portal-client", "n", now)
+    assert refused.value.reason.startswith("signature")
+
+
+def _b64(value: dict) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
