@@ -24,6 +24,7 @@ from portal.tables_imports import CsvImport, CsvImportRow
 from portal.tables_renewal import AutoRenewal
 from portal.tables_scim import SCIM_TABLES
 from portal.tables_sign_in import SIGN_IN_TABLES
+from portal.tables_sso import SSO_TABLES
 from portal.tables_webhooks import WEBHOOK_TABLES
 
 APP_CONFIG = AppConfig(
@@ -52,6 +53,7 @@ APP_CONFIG = AppConfig(
         *BULK_TABLES,
         AuditRetention,
         *SIGN_IN_TABLES,
+        *SSO_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

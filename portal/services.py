@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from portal.domain.billing.payments import CardProcessor, TestProcessor
+from portal.domain.sso.provider import ProviderDirectory
 from portal.domain.webhooks.delivery import Sender, http_sender
 from portal.settings import Settings
 
@@ -35,6 +36,8 @@ class Services:
     webhook_secret: str | None = None
     # How webhooks to partners' systems leave (portal.domain.webhooks.delivery).
     webhook_sender: Sender = field(default_factory=http_sender)
+    # Identity providers' discovery documents and keys, kept for the process (portal.domain.sso).
+    sso_providers: ProviderDirectory = field(default_factory=ProviderDirectory)
 
 
 def _origin(url: str) -> str:
@@ -48,6 +51,7 @@ def build_services(settings: Settings) -> Services:
             processor=TestProcessor(),
             card_entry=CardEntry("test"),
             webhook_sender=http_sender(settings.webhooks_to_private),
+            sso_providers=ProviderDirectory(allow_private=settings.webhooks_to_private),
         )
     from portal.stripe_processor import StripeProcessor
 
@@ -79,4 +83,5 @@ def build_services(settings: Settings) -> Services:
         card_entry=entry,
         webhook_secret=settings.stripe_webhook_secret,
         webhook_sender=http_sender(settings.webhooks_to_private),
+        sso_providers=ProviderDirectory(allow_private=settings.webhooks_to_private),
     )

@@ -116,6 +116,8 @@ PUBLIC_ROUTES |= {"/test-processor/card"}
 PUBLIC_ROUTES |= {"/webhooks/stripe"}
 # The second step of signing in: only a session past the password (tests/test_two_factor_routes.py).
 PUBLIC_ROUTES |= {"/login/code", "/login/code/passkey", "/login/passkey"}
+# The identity provider's answer: only the browser that started the sign-in (tests/test_sso.py).
+PUBLIC_ROUTES |= {"/sso/callback"}
 # The signed-in user's own account, whoever they are (tests/test_two_factor.py, tests/test_sessions_profile.py):
 # another user's session id ends nothing; sign-in settings are partner managers' own company's.
 OWN_ACCOUNT_ROUTES = {
@@ -128,6 +130,10 @@ OWN_ACCOUNT_ROUTES = {
     "/profile/sessions/{session_id:int}/end",
     "/profile/sessions/end-others",
     "/settings/sign-in",
+    # A partner manager's own company's single sign-on (tests/test_sso.py; a customer manager: 403).
+    "/settings/sign-in/sso",
+    "/settings/sign-in/sso/test",
+    "/settings/sign-in/sso/remove",
 }
 MOVED_ROUTES = {"/outbox"}  # a redirect to /notifications, for the signed-in
 # By API key, and the partner's own keys: tests/test_entitlements_api.py

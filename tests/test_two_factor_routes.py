@@ -23,6 +23,7 @@ PUBLIC = {
     "/login/code",
     "/login/code/passkey",
     "/login/passkey",
+    "/sso/callback",  # answers only the state this browser started (tests/test_sso.py)
     "/logout",
     "/forgot-password",
     "/set-password/{token:str}",

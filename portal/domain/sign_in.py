@@ -39,6 +39,7 @@ from portal import db
 from portal.domain import partner_settings, passwords
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import SignInRefused
+from portal.domain.sso import settings as sso_settings
 from portal.domain.two_factor import factors, recovery_codes, totp
 from portal.domain.users import holds_read_only_credit, normalise_email, token_hash
 from portal.tables import MANAGER_ROLES, PasswordToken, User
@@ -152,6 +153,8 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
         raise SignInRefused("This account has been deactivated.")
     if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(READ_ONLY_ENDED)
+    if refusal := await sso_settings.staff_refusal(user["company_path"], user["company_kind"]):
+        raise SignInRefused(refusal)
     await attempts.forget(key)
     return user
 
@@ -165,6 +168,7 @@ async def passkey_user(user_id: int) -> dict:
             User.email,
             User.company,
             User.company.kind.as_alias("company_kind"),
+            User.company.path.as_alias("company_path"),
             User.role,
             User.active,
             User.session_generation,
@@ -176,6 +180,8 @@ async def passkey_user(user_id: int) -> dict:
         raise SignInRefused("This account cannot sign in.")
     if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(READ_ONLY_ENDED)
+    if refusal := await sso_settings.staff_refusal(user["company_path"], user["company_kind"]):
+        raise SignInRefused(refusal)
     return user
 
 
@@ -240,11 +246,20 @@ async def request_password_reset(email: str, now: datetime, attempts: AttemptCou
     token = secrets.token_urlsafe(32)
     async with db.write_transaction():
         user = (
-            await User.select(User.id, User.company, User.name)
+            await User.select(
+                User.id,
+                User.company,
+                User.name,
+                User.company.kind.as_alias("company_kind"),
+                User.company.path.as_alias("company_path"),
+            )
             .where((User.email == email) & User.role.is_in(list(MANAGER_ROLES)) & (User.active == True))  # noqa: E712
             .first()
         )
         if user is None:
+            return False
+        # Staff who may sign in only through their partner's provider have no password to set.
+        if await sso_settings.staff_sso_only(user["company_path"], user["company_kind"]):
             return False
         await PasswordToken.insert(
             PasswordToken(user=user["id"], token_hash=token_hash(token), expires_at=now + RESET_VALID_FOR)

@@ -52,6 +52,7 @@ from portal.web.request_log import REQUEST_LOG, log_unrouted
 from portal.web.scim import SCIM_ROUTER
 from portal.web.scim_tokens import ScimTokenController
 from portal.web.session import SessionConfig, provide_account_holder, provide_actor
+from portal.web.sso import SsoController
 from portal.web.test_processor import TestProcessorController
 from portal.web.throttle import create_counter
 from portal.web.two_factor import PasskeyController, TwoFactorController
@@ -191,6 +192,7 @@ def create_app(
                     ProfileController,
                     TwoFactorController,
                     PasskeyController,
+                    SsoController,
                     ApiKeyController,
                     ScimTokenController,
                     AuditController,

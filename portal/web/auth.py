@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timedelta
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
@@ -14,7 +15,10 @@ from litestar.response import Redirect, Template
 from portal.domain import sessions, sign_in, users
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, SignInRefused, ValidationFailed
+from portal.domain.sso import flow as sso_flow
+from portal.domain.sso import settings as sso_settings
 from portal.domain.two_factor import recovery_codes
+from portal.services import Services
 from portal.web import throttle
 from portal.web.flash import flash
 from portal.web.passkey_ceremony import second_step_passkey_options
@@ -30,6 +34,7 @@ from portal.web.session import (
     rotate_session,
     start_pending,
 )
+from portal.web.sso_start import continue_at_provider, sso_redirect_uri
 
 ADDRESS_WINDOW = timedelta(minutes=1)
 TOO_MANY_FROM_ADDRESS = "Too many sign-in attempts from your address. Wait a minute, then try again."
@@ -37,6 +42,7 @@ TOO_MANY_FROM_ADDRESS = "Too many sign-in attempts from your address. Wait a min
 RESETS_PER_ADDRESS = 10
 RESET_ADDRESS_WINDOW = timedelta(hours=1)
 TOO_MANY_RESETS_FROM_ADDRESS = "Too many requests from your address. Try again in an hour."
+ENTER_PASSWORD = "Enter your password."
 
 
 def home_for(session: dict) -> str:
@@ -69,17 +75,28 @@ class AuthController(Controller):
         return render(request, "pages/login.html", {"next": safe_next(next), "email": "", "error": None})
 
     @post("/login")
-    async def login(self, request: HTMXRequest) -> Template | Redirect:
+    async def login(self, request: HTMXRequest, services: NamedDependency[Services]) -> Template | Redirect:
+        """The e-mail first: an address of a domain with single sign-on goes to its
+        partner's provider when no password was typed; any other needs its password."""
         form = await request.form()
-        email, password = str(form.get("email", "")), str(form.get("password", ""))
+        email, password = str(form.get("email", ""))[:254], str(form.get("password", ""))
         next_path = safe_next(str(form.get("next", "")))
-        context = {"next": next_path, "email": email}
+        context: dict[str, object] = {"next": next_path, "email": email}
         retry = await throttle.address_over_limit(
             request, "sign-in", request.app.state.sign_ins_per_minute, ADDRESS_WINDOW
         )
         if retry:
             return _too_many(request, "pages/login.html", context | {"error": TOO_MANY_FROM_ADDRESS}, retry)
         now = utcnow()
+        if not password:
+            try:
+                started = await sso_flow.begin(email, sso_redirect_uri(request), next_path, now, services.sso_providers)
+            except SignInRefused as refusal:
+                return render(request, "pages/login.html", context | {"error": str(refusal)}, status_code=502)
+            if started is not None:
+                return continue_at_provider(request, started)
+            context |= {"error": ENTER_PASSWORD, "focus_password": True}
+            return render(request, "pages/login.html", context, status_code=400)
         try:
             user = await sign_in.authenticate(email, password, now, throttle.counter(request))
         except sign_in.Throttled as refusal:
@@ -160,6 +177,8 @@ class AuthController(Controller):
                 {"email": "", "error": "Enter the e-mail address you sign in with."},
                 status_code=400,
             )
+        if use_sso := await sso_settings.reset_refusal(email):
+            return render(request, "pages/forgot_password.html", {"email": email, "error": use_sso}, status_code=400)
         retry = await throttle.address_over_limit(request, "password-reset", RESETS_PER_ADDRESS, RESET_ADDRESS_WINDOW)
         if retry:
             context = {"email": email, "error": TOO_MANY_RESETS_FROM_ADDRESS}

@@ -550,6 +550,18 @@ add(
     lambda d: f"Reset the second factor of {d.need(d.text('email'))} at {d.company}",
 )
 add("two_factor.enrol_authenticator", "access", lambda d: "Set up an authenticator app for signing in")
+add(
+    "sso.save",
+    "settings",
+    lambda d: (
+        f"Set single sign-on for {d.company} at {d.need(d.text('issuer'))}"
+        + (f" for {d.text('domains')}" if d.text("domains") else "")
+        + ("; only way in for its staff" if d.raw.get("sso_only_for_staff") else "")
+        + ("; makes managers on first sign-in" if d.raw.get("create_on_first_sign_in") else "")
+        + ("; trusts the provider's multi-factor sign-in" if d.raw.get("trust_provider_mfa") else "")
+    ),
+)
+add("sso.remove", "settings", lambda d: f"Turned single sign-on off for {d.company}")
 add("two_factor.remove_authenticator", "access", lambda d: "Removed their authenticator app")
 add("two_factor.new_recovery_codes", "access", lambda d: "Made new recovery codes (the old ones no longer work)")
 add("two_factor.add_passkey", "access", lambda d: "Added a passkey for signing in")
