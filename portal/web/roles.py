@@ -22,43 +22,46 @@ _WRITE = _ANY - _READ
 _RULES: tuple[tuple[str, frozenset[str], Capability], ...] = (
     (r"/settings/api-keys.*", _WRITE, _C.API_KEYS),
     (r"/settings/sign-in", _WRITE, _C.SSO),
-    (r"/companies/{company_id:int}/scim-tokens.*", _WRITE, _C.SSO),
+    (r"/companies/{company_id}/scim-tokens.*", _WRITE, _C.SSO),
     (r"/settings/webhooks.*", _WRITE, _C.WEBHOOKS),
     (r"/(notifications|dashboard)/settings|/audit/retention", _WRITE, _C.SETTINGS),
     (r"/billing/settings.*|/billing/catalogue", _WRITE, _C.BILLING_SETTINGS),
     # Adding, deactivating and resetting users: CUSTOMERS here; the domain asks STAFF for the partner's own.
     (r"/companies", _WRITE, _C.CUSTOMERS),
     (r"/companies/new", _ANY, _C.CUSTOMERS),
-    (r"/companies/{company_id:int}/users(/new)?", _ANY, _C.CUSTOMERS),
-    (r"/companies/{company_id:int}/users/{user_id:int}/.+", _WRITE, _C.CUSTOMERS),
-    (r"/companies/{company_id:int}/manage", _ANY, _C.CUSTOMERS),
-    (r"/companies/{company_id:int}/licences/orders(/new)?", _ANY, _C.ORDERS),
-    (r"/companies/{company_id:int}/licences/orders/.+", _ANY, _C.ORDERS),
-    (r"/licences/orders/{order_id:int}/.+", _ANY, _C.ORDERS),
-    (r"/bulk(/confirm)?|/bulk/{run_id:int}/resume", _ANY, _C.BULK),
-    (r"/dashboard/batches/{batch_id:int}/renew", _ANY, _C.LICENCES),
-    (r"/companies/{company_id:int}/(licences|imports|auto-renewal|alignment)(/.*)?", _WRITE, _C.LICENCES),
-    (r"/notifications/{email_id:int}/resend", _WRITE, _C.CUSTOMERS),
+    (r"/companies/{company_id}/users(/new)?", _ANY, _C.CUSTOMERS),
+    (r"/companies/{company_id}/users/{user_id}/role", _WRITE, _C.STAFF),
+    (r"/companies/{company_id}/users/{user_id}/.+", _WRITE, _C.CUSTOMERS),
+    (r"/companies/{company_id}/manage", _ANY, _C.CUSTOMERS),
+    (r"/companies/{company_id}/licences/orders(/new)?", _ANY, _C.ORDERS),
+    (r"/companies/{company_id}/licences/orders/.+", _ANY, _C.ORDERS),
+    (r"/licences/orders/{order_id}/.+", _ANY, _C.ORDERS),
+    (r"/bulk(/confirm)?|/bulk/{run_id}/resume", _ANY, _C.BULK),
+    (r"/dashboard/batches/{batch_id}/renew", _ANY, _C.LICENCES),
+    (r"/companies/{company_id}/(licences|imports|auto-renewal|alignment)(/.*)?", _WRITE, _C.LICENCES),
+    (r"/notifications/{email_id}/resend", _WRITE, _C.CUSTOMERS),
     # Licence pages, read: not for billing staff.
     (
-        r"/companies/{company_id:int}/(licences|imports|auto-renewal|alignment|learners\.csv)(/.*)?",
+        r"/companies/{company_id}/(licences|imports|auto-renewal|alignment|learners\.csv|summary)(/.*)?",
         _READ,
         _C.SEE_LICENCES,
     ),
     (r"/licences/.*|/bulk/.*|/dashboard/batches", _READ, _C.SEE_LICENCES),
     # Billing: forms and quotes are the first step of a change, so they need the change's capability.
-    (r"/companies/{company_id:int}/billing/(buy|change|add-users|account|address|card)(/.*)?", _ANY, _C.INVOICES),
-    (r"/billing/subscriptions/{subscription_id:int}/.+", _WRITE, _C.INVOICES),
-    (r"/invoices/{invoice_id:int}/(pay|payment|confirm-payment)", _ANY, _C.PAYMENTS),
-    (r"/invoices/{invoice_id:int}/refund(/confirm)?", _ANY, _C.REFUNDS),
-    (r"/invoices/{invoice_id:int}/(reissue|void)", _WRITE, _C.INVOICES),
+    (r"/companies/{company_id}/billing/(buy|change|add-users|account|address|card)(/.*)?", _ANY, _C.INVOICES),
+    (r"/billing/subscriptions/{subscription_id}/.+", _WRITE, _C.INVOICES),
+    (r"/invoices/{invoice_id}/(pay|payment|confirm-payment)", _ANY, _C.PAYMENTS),
+    (r"/invoices/{invoice_id}/refund(/confirm)?", _ANY, _C.REFUNDS),
+    (r"/invoices/{invoice_id}/(reissue|void)", _WRITE, _C.INVOICES),
 )
 _COMPILED = tuple((re.compile(pattern.replace("{", r"\{").replace("}", r"\}")), m, c) for pattern, m, c in _RULES)
+_TYPED = re.compile(r"\{(\w+):\w+\}")
 
 
 def capability_for(method: str, path_template: str) -> Capability | None:
     """What a request to this route needs; None: being signed in is enough."""
-    path = path_template.rstrip("/") or "/"
+    # The router's template is "/companies/{company_id}"; a route's own path says "{company_id:int}".
+    path = _TYPED.sub(r"{\1}", path_template).rstrip("/") or "/"
     for pattern, methods, capability in _COMPILED:
         if method in methods and pattern.fullmatch(path):
             return capability
