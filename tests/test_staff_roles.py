@@ -171,6 +171,13 @@ async def test_a_partner_admin_changes_a_role_and_the_log_says_so(client, tree):
     entry = await AuditEntry.select().where(AuditEntry.action == "user.change_role").first()
     said = audit.SENTENCES.sentence(entry["action"], entry["detail"], "Acme MSP")
     assert said == "Made billing@acme.example of Acme MSP an account manager (was billing staff)"
+    # Another partner's staff: not found, and unchanged.
+    outsider = tree.managers["other"]["id"]
+    other = await client.post(
+        f"/companies/{tree.other['id']}/users/{outsider}/role", data={"role": "billing"}, headers=headers
+    )
+    assert other.status_code == 404
+    assert (await User.select(User.role).where(User.id == outsider).first())["role"] == "partner_admin"
     # The new role counts from the next request: billing pages' changes are now refused, licence pages open.
     client.cookies.clear()
     await sign_in(client, people["billing"]["email"])

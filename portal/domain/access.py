@@ -33,13 +33,13 @@ class Capability(StrEnum):
     STAFF = "staff"  # the partner's own users and their roles
     CUSTOMERS = "customers"  # add companies and their users, Manage Company
     ORDERS = "orders"
-    LICENCES = "licences"  # allocate, renew, import, auto-renewal
+    LICENCES = "licenses"  # allocate, renew, import, auto-renewal
     BULK = "bulk"
     INVOICES = "invoices"  # subscriptions and invoices: buy, change, cancel, reissue, void
     PAYMENTS = "payments"
     REFUNDS = "refunds"
     BILLING_SETTINGS = "billing_settings"
-    SEE_LICENCES = "see_licences"  # the licence and order pages, read
+    SEE_LICENCES = "see_licenses"  # the licence and order pages, read
 
 
 _ACCOUNT = frozenset(

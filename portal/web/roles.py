@@ -38,11 +38,11 @@ _RULES: tuple[tuple[str, frozenset[str], Capability], ...] = (
     (r"/licences/orders/{order_id}/.+", _ANY, _C.ORDERS),
     (r"/bulk(/confirm)?|/bulk/{run_id}/resume", _ANY, _C.BULK),
     (r"/dashboard/batches/{batch_id}/renew", _ANY, _C.LICENCES),
-    (r"/companies/{company_id}/(licences|imports|auto-renewal|alignment)(/.*)?", _WRITE, _C.LICENCES),
+    (r"/companies/{company_id}(/licences|/imports|/auto-renewal|/alignment)(/.*)?", _WRITE, _C.LICENCES),
     (r"/notifications/{email_id}/resend", _WRITE, _C.CUSTOMERS),
     # Licence pages, read: not for billing staff.
     (
-        r"/companies/{company_id}/(licences|imports|auto-renewal|alignment|learners\.csv|summary)(/.*)?",
+        r"/companies/{company_id}(/licences|/imports|/auto-renewal|/alignment|/learners\.csv|/summary)(/.*)?",
         _READ,
         _C.SEE_LICENCES,
     ),
