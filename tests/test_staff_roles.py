@@ -7,6 +7,7 @@ a partner keeps its last admin."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 
 import pytest
@@ -238,3 +239,26 @@ async def test_two_admins_demoting_each_other_at_once_leave_one(tree):
     )
     assert admins == 1
     assert await AuditEntry.count().where(AuditEntry.action == "user.change_role") == 2  # the promotion, one demotion
+
+
+async def test_the_migration_makes_partner_and_sub_partner_managers_partner_admins(tree):
+    """Before it, every partner and sub-partner manager could do everything: after it, each is its partner admin."""
+    staff_roles = importlib.import_module("portal.piccolo_migrations.portal_0025_staff_roles")
+    await User.update({User.role: "manager"}, force=True).where(User.role == "partner_admin")
+    await add_user(tree.partner, "billing@acme.example", "billing")
+
+    async def roles() -> dict[str, str]:
+        return {row["email"]: row["role"] for row in await User.select(User.email, User.role)}
+
+    step = await staff_roles.forwards()
+    await step.run()
+    after = await roles()
+    assert [after[tree.email(k)] for k in ("partner", "sub", "other")] == ["partner_admin"] * 3
+    assert [after[tree.email(k)] for k in ("north", "direct", "other_customer")] == ["manager"] * 3
+    assert after["billing@acme.example"] == "billing"
+    signed_in = await load_actor(tree.managers["partner"]["id"], None)
+    assert signed_in is not None and signed_in.may(Capability.API_KEYS)
+    await step.run(backwards=True)
+    before = await roles()
+    assert {before[tree.email(k)] for k in ("partner", "sub", "north")} == {"manager"}
+    assert before["billing@acme.example"] == "manager"
