@@ -8,7 +8,7 @@ from datetime import datetime
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, get_user, require
-from portal.domain.errors import ValidationFailed
+from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.tables import STAFF_ROLES, Company, User
 
 
@@ -51,7 +51,14 @@ async def change_role(actor: Actor, user_id: int, role: str, now: datetime) -> d
     async with db.write_transaction():
         # Two admins demoting each other at once: the second waits and finds it would leave none.
         await db.for_update(Company.select(Company.id).where(Company.id == company["id"]), of=Company)
+        if actor.role in STAFF_ROLES:
+            # The actor was read at the start of the request; another admin may have just demoted them.
+            mine = await User.select(User.role).where(User.id == actor.user_id).first()
+            if mine is None or mine["role"] != "partner_admin":
+                raise PermissionDenied("You are no longer a partner admin: ask one to change roles.")
         current = await User.select(User.id, User.role, User.active).where(User.id == user["id"]).first()
+        if current is None:
+            raise NotFound("No such user.")
         if current["role"] == role:
             return {**user, "role": role, "changed": False}
         await check_keeps_an_admin(company, current)
