@@ -131,6 +131,7 @@ async def test_pages_hide_what_the_role_cannot_do(client, tree):
     assert "Manage Company" in company and "Add User" in company
     own = (await client.get(f"/companies/{tree.partner['id']}")).text
     assert "Add User" not in own  # the partner's own staff are its admins' to add
+    assert refused_for_role(await client.get(f"/companies/{tree.partner['id']}/users/new"))
     assert "Create key" not in (await client.get("/settings/api-keys")).text
     client.cookies.clear()
     await sign_in(client, people["partner_admin"]["email"])

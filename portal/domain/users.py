@@ -51,9 +51,11 @@ def token_hash(token: str) -> str:
 def roles_for(actor: Actor, company: dict) -> list[str]:
     """Who the actor may add to `company`: learners and read-only managers belong
     to customers (read-only managers within the credits bought), and only partner
-    managers add managers. A partner's own staff are added by its admins."""
+    managers add managers. A partner's own staff are added by its admins (anyone
+    else: PermissionDenied)."""
     if is_staff(company):
-        return list(STAFF_ROLES) if actor.may(Capability.STAFF) else []
+        require(actor, Capability.STAFF)
+        return list(STAFF_ROLES)
     roles = ["learner", "read_only"]
     if actor.is_partner_manager:
         roles.append("manager")
