@@ -37,11 +37,13 @@ async def _has_demo_data() -> bool:
 
 
 def _print_logins(base_url: str) -> None:
-    from portal.demo_data import DEMO_LOGINS, DEMO_PASSWORD
+    from portal.demo_data import DEMO_LOGINS, DEMO_PASSWORD, DEMO_STAFF
 
     print(f"\nDemo logins (password: {DEMO_PASSWORD}):")
     for email, name, company in DEMO_LOGINS:
         print(f"  {email:<40} {name} ({company})")
+    for email, name, role in DEMO_STAFF:
+        print(f"  {email:<40} {name} ({DEMO_LOGINS[0][2]}, {role.replace('_', ' ')})")
     print()
 
 

@@ -1,5 +1,5 @@
 """Demo data for `make run`: a partner, two sub-partners, twelve customers,
-240 learners, a manager at every level, and a licence history in which every
+240 learners, a manager at every level (and the partner's staff in every role), and a licence history in which every
 step of the guides has something to show. Same seed, same data."""
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ DEMO_LOGINS = [
     ("priya.shah@harbor-it.example", "Priya Shah", "Harbor IT"),
     ("sam.lee@summit-secure.example", "Sam Lee", "Summit Secure"),
     ("dana.wells@brightpath-dental.example", "Dana Wells", "Brightpath Dental"),
+]
+# The demo partner's other staff, one of each role (Alex Morgan is its partner admin): e-mail, name, role.
+DEMO_STAFF = [
+    ("jordan.blake@northwind-msp.example", "Jordan Blake", "account_manager"),
+    ("morgan.price@northwind-msp.example", "Morgan Price", "billing"),
+    ("riley.chen@northwind-msp.example", "Riley Chen", "read_only"),
 ]
 TREE = {
     "Northwind MSP": ["Brightpath Dental", "Cedar & Pine Law", "Orbit Logistics", "Riverside Clinic"],
@@ -114,11 +120,15 @@ async def load_demo(now: datetime) -> bool:
                     company=company["id"],
                     email=email,
                     name=name,
-                    role="manager",
+                    role="manager" if company["kind"] == "customer" else "partner_admin",
                     password_hash=password_hash,
                     created_at=now,
                 )
             )
+        users += [
+            User(company=partner["id"], email=e, name=n, role=r, password_hash=password_hash, created_at=now)
+            for e, n, r in DEMO_STAFF
+        ]
         for customer in customers:
             domain = _domain(customer["name"])
             for n in range(LEARNERS_PER_CUSTOMER):
@@ -142,7 +152,7 @@ async def _licence_history(partner: dict, customers: list[dict], now: datetime) 
     for months, made through the same rules a user goes through, back in time,
     so every tab of the guides has someone in it."""
     partner_manager = (
-        await User.select(User.id).where((User.company == partner["id"]) & (User.role == "manager")).first()
+        await User.select(User.id).where((User.company == partner["id"]) & (User.role == "partner_admin")).first()
     )
     assert partner_manager is not None, "the demo partner was just made with its manager"
     actor = await load_actor(partner_manager["id"], None)

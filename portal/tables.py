@@ -22,8 +22,17 @@ from piccolo.table import Table
 
 COMPANY_KINDS = ("partner", "sub_partner", "customer")
 # A read-only manager sees its company's pages and changes nothing (read-only credits, seed 000).
-USER_ROLES = ("manager", "read_only", "learner")
-MANAGER_ROLES = ("manager", "read_only")
+CUSTOMER_ROLES = ("manager", "read_only", "learner")
+# Partner and sub-partner staff: what each may do is portal/domain/access.py's ROLE_CAPABILITIES.
+STAFF_ROLES = ("partner_admin", "account_manager", "billing", "read_only")
+USER_ROLES = ("manager", "read_only", "learner", "partner_admin", "account_manager", "billing")
+# Who signs in: everyone but learners.
+MANAGER_ROLES = ("manager", "read_only", "partner_admin", "account_manager", "billing")
+# Who acts on a company's customers and orders, and so gets its order and licence e-mails.
+ACCOUNT_ROLES = ("manager", "partner_admin", "account_manager")
+ACCOUNT_ROLES_SQL = "(" + ", ".join(f"'{role}'" for role in ACCOUNT_ROLES) + ")"  # constants only: safe in SQL
+# Who gets a company's billing e-mails (renewal notices).
+BILLING_ROLES = ("manager", "partner_admin", "billing")
 
 
 class Company(Table):

@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 
 from portal import db
 from portal.domain.companies import insert_company
-from portal.tables import User
+from portal.tables import MANAGER_ROLES, User
 from tests.support import PASSWORD
 
 T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
@@ -49,13 +49,16 @@ class Tree:
 async def add_user(
     company: dict, email: str, role: str = "manager", name: str | None = None, password: bool = True
 ) -> dict:
+    """A "manager" of a partner or sub-partner is its partner admin, as migration 0025 made them."""
+    if role == "manager" and company["kind"] != "customer":
+        role = "partner_admin"
     row = await User.insert(
         User(
             company=company["id"],
             email=email,
             name=name or email.split("@")[0].title(),
             role=role,
-            password_hash=_hash() if password and role == "manager" else None,
+            password_hash=_hash() if password and role in MANAGER_ROLES else None,
             created_at=T0,
         )
     )

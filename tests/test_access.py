@@ -81,6 +81,8 @@ BY_OTHER_IDS = {
     "/companies/{company_id:int}/scim-tokens/{token_id:int}/revoke",
     # tests/test_two_factor.py: another tenant's manager answers 404; customers are refused
     "/companies/{company_id:int}/users/{user_id:int}/second-factor/reset",
+    # tests/test_staff_roles.py: partner admins only; another tenant's user answers 404
+    "/companies/{company_id:int}/users/{user_id:int}/role",
 }
 # Routes without an id, and who may use them.
 PLAIN_ROUTES = [

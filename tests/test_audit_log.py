@@ -172,6 +172,11 @@ REASON = "Please order through your distributor's portal from now on, as agreed 
             "Added kim@example.com to Brightpath Dental as a read-only manager",
         ),
         (
+            "user.change_role",
+            {"user": "kim@example.com", "role": "billing", "was": "partner_admin"},
+            "Made kim@example.com of Brightpath Dental billing staff (was a partner admin)",
+        ),
+        (
             "licences.allocate",
             {"batch": 1, "renewed": 3, "selected": 5},
             "Gave seats to 3 of 5 selected users of Brightpath Dental",

@@ -51,7 +51,11 @@ async def test_create_partner_makes_a_top_partner_and_prints_a_set_password_link
     [company] = await Company.select().where(Company.parent.is_null())
     assert (company["name"], company["kind"], company["path"]) == ("Contoso MSP", "partner", f"/{company['id']}/")
     [manager] = await User.select().where(User.company == company["id"])
-    assert (manager["email"], manager["name"], manager["role"]) == ("ops.lead@contoso.example", "Ops.Lead", "manager")
+    assert (manager["email"], manager["name"], manager["role"]) == (
+        "ops.lead@contoso.example",
+        "Ops.Lead",
+        "partner_admin",
+    )
     assert manager["password_hash"] is None  # nobody chose it for them
 
     base_url, token = LINK.search(out).groups()

@@ -72,8 +72,10 @@ async def test_read_only_managers_are_capped_by_the_credits_bought(tree):
     assert len(refused) == 1 and "2 read-only user credits, all in use" in str(refused[0])
     assert await User.count().where((User.company == tree.north["id"]) & (User.role == "read_only")) == 2
 
-    with pytest.raises(ValidationFailed, match="Read-only managers belong to customer companies"):
-        await users.create_user(partner, tree.sub["id"], "d@acme.example", "D", "read_only", T0)
+    # A partner's or sub-partner's read-only staff are a staff role, not a customer's credit.
+    staff, _ = await users.create_user(partner, tree.sub["id"], "d@acme.example", "D", "read_only", T0)
+    assert staff["role"] == "read_only"
+    assert await users.holds_read_only_credit(staff["id"], tree.sub["id"])
 
 
 async def test_a_read_only_manager_sees_pages_and_every_change_is_refused(client, tree):

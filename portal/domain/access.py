@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 
 from piccolo.columns.combination import Where
 from piccolo.columns.operators.comparison import Like
@@ -20,6 +21,53 @@ from portal import db
 from portal.domain import sessions
 from portal.domain.errors import NotFound, PermissionDenied
 from portal.tables import MANAGER_ROLES, Company, User
+
+
+class Capability(StrEnum):
+    """What a signed-in user may do; a role is a set of these (ROLE_CAPABILITIES)."""
+
+    SETTINGS = "settings"  # the partner's settings: e-mails, dashboard, retention, sign-in
+    API_KEYS = "api_keys"
+    SSO = "sso"  # sign-in settings and SCIM tokens
+    WEBHOOKS = "webhooks"
+    STAFF = "staff"  # the partner's own users and their roles
+    CUSTOMERS = "customers"  # add companies and their users, Manage Company
+    ORDERS = "orders"
+    LICENCES = "licenses"  # allocate, renew, import, auto-renewal
+    BULK = "bulk"
+    INVOICES = "invoices"  # subscriptions and invoices: buy, change, cancel, reissue, void
+    PAYMENTS = "payments"
+    REFUNDS = "refunds"
+    BILLING_SETTINGS = "billing_settings"
+    SEE_LICENCES = "see_licenses"  # the licence and order pages, read
+
+
+_ACCOUNT = frozenset(
+    {
+        Capability.CUSTOMERS,
+        Capability.ORDERS,
+        Capability.LICENCES,
+        Capability.BULK,
+        Capability.SEE_LICENCES,
+    }
+)
+_BILLING = frozenset({Capability.INVOICES, Capability.PAYMENTS, Capability.REFUNDS, Capability.BILLING_SETTINGS})
+# The one table of who may do what. A customer's manager keeps what it had: what
+# it may not do as a customer (partner pages) is refused by is_partner_manager.
+ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    "partner_admin": frozenset(Capability),
+    "account_manager": _ACCOUNT,
+    "billing": _BILLING,
+    "read_only": frozenset({Capability.SEE_LICENCES}),
+    "manager": frozenset(Capability),
+}
+ROLE_NAMES = {
+    "partner_admin": "Partner admin",
+    "account_manager": "Account manager",
+    "billing": "Billing",
+    "read_only": "Read-only",
+    "manager": "Manager",
+}
 
 
 @dataclass(frozen=True)
@@ -39,10 +87,22 @@ class Actor:
     read_only: bool = False
     # The signed-in browser's row (portal/domain/sessions.py); None for a session from before they were listed.
     session_id: int | None = None
+    # The user's role (portal/tables.py): partner staff's decides what they may do.
+    role: str = "manager"
 
     @property
     def is_partner_manager(self) -> bool:
         return self.company_kind != "customer"
+
+    def may(self, capability: Capability) -> bool:
+        if self.read_only:
+            return capability == Capability.SEE_LICENCES
+        return capability in ROLE_CAPABILITIES.get(self.role, frozenset())
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """For templates: `"orders" in actor.capabilities` hides what the role cannot do."""
+        return frozenset(c for c in Capability if self.may(c))
 
     @property
     def acting_company_id(self) -> int:
@@ -72,6 +132,17 @@ def under_wing(actor: Actor, path_column=Company.path) -> Where:
 def require_partner_manager(actor: Actor) -> None:
     if not actor.is_partner_manager:
         raise PermissionDenied("Only partner managers can do this.")
+
+
+def require(actor: Actor, capability: Capability) -> None:
+    """The check before every change a role may not make: PermissionDenied, with
+    who can make it instead."""
+    if actor.may(capability):
+        return
+    staff = ("partner_admin", "account_manager", "billing")
+    can = [ROLE_NAMES[role].lower() for role in staff if capability in ROLE_CAPABILITIES[role]]
+    who = " or ".join(f"an {name}" if name[0] in "aeiou" else f"a {name}" for name in can)
+    raise PermissionDenied(f"Your role ({ROLE_NAMES.get(actor.role, actor.role).lower()}) cannot do this: ask {who}.")
 
 
 async def get_company(actor: Actor, company_id: int) -> dict:
@@ -153,6 +224,7 @@ async def load_actor(
         company_path=user["company_path"],
         read_only=user["role"] == "read_only",
         session_id=session.session_id if session else None,
+        role=user["role"],
     )
     if user["managing_path"] is None or not may_act_on(actor, user["managing_path"]):
         return actor

@@ -10,7 +10,7 @@ from piccolo.columns.combination import WhereRaw
 
 from portal import db
 from portal.domain import audit
-from portal.domain.access import Actor, get_company, require_partner_manager, under_wing
+from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager, under_wing
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.orders import decisions, requests
 from portal.domain.pages import Page, paginate
@@ -64,6 +64,7 @@ async def _create(
     then: Callable[[dict], Awaitable[None]] | None = None,
 ) -> dict:
     require_partner_manager(actor)
+    require(actor, Capability.CUSTOMERS)
     name = " ".join(name.split())
     dedupe_key = _submission_key(actor, form_token)
     if dedupe_key and (earlier := await _made_by(actor, dedupe_key, name)):
@@ -219,6 +220,7 @@ async def manageable_customer(actor: Actor, company_id: int) -> dict:
     """ "Manage Company" is offered on customers under the wing, to partner managers."""
     company = await get_company(actor, company_id)  # first: outside the wing is 404 for everyone
     require_partner_manager(actor)
+    require(actor, Capability.CUSTOMERS)
     if company["kind"] != "customer":
         raise PermissionDenied("Manage Company is for customer companies.")
     return company

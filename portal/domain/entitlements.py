@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from portal.domain import audit
-from portal.domain.access import Actor, require_partner_manager
+from portal.domain.access import Actor, Capability, require, require_partner_manager
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.licences.status import licence_status
 from portal.domain.users import normalise_email
@@ -34,6 +34,7 @@ async def create_key(
     """A new key for the actor's own partner company; the key itself is returned
     once and only its hash is kept."""
     require_partner_manager(actor)
+    require(actor, Capability.API_KEYS)
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot make API keys.")
     name = " ".join(name.split())
@@ -83,6 +84,7 @@ async def list_keys(actor: Actor) -> list[dict]:
 
 async def revoke_key(actor: Actor, key_id: int, now: datetime) -> None:
     require_partner_manager(actor)
+    require(actor, Capability.API_KEYS)
     revoked = (
         await ApiKey.update({ApiKey.revoked_at: now})
         .where((ApiKey.id == key_id) & (ApiKey.company == actor.company_id) & ApiKey.revoked_at.is_null())

@@ -65,7 +65,9 @@ async def create_first_partner(name: str, manager_email: str, manager_name: str 
             raise ValidationFailed(errors)
         company = await insert_company(name, "partner", None, now)
         user = (
-            await User.insert(User(company=company["id"], email=email, name=manager, role="manager", created_at=now))
+            await User.insert(
+                User(company=company["id"], email=email, name=manager, role="partner_admin", created_at=now)
+            )
         )[0]
         await PasswordToken.insert(PasswordToken(user=user["id"], token_hash=token_hash(token), expires_at=expires_at))
         await audit.record(

@@ -43,7 +43,7 @@ from functools import cache
 from portal import db
 from portal.domain import partner_settings
 from portal.domain.partner_settings import PartnerSettings
-from portal.tables import Company
+from portal.tables import ACCOUNT_ROLES_SQL, Company
 
 TRIAL_REMINDER_DAYS = 3
 NOTICE_CATCH_UP = timedelta(days=7)
@@ -94,7 +94,7 @@ async def _managers(company_ids: set[int], reminded: bool) -> dict[int, list[tup
     ids_sql, ids = db.rows_table(("int",), [(i,) for i in sorted(company_ids)])
     rows = await Company.raw(
         f"SELECT u.id, u.email, u.company FROM portal_user u JOIN {ids_sql} AS c ON c.column1 = u.company "
-        "WHERE u.role = 'manager' AND u.active" + (" AND NOT u.reminders_off" if reminded else ""),
+        f"WHERE u.role IN {ACCOUNT_ROLES_SQL} AND u.active" + (" AND NOT u.reminders_off" if reminded else ""),
         *ids,
     )
     found: dict[int, list[tuple[int, str]]] = defaultdict(list)

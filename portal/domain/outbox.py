@@ -24,7 +24,7 @@ from portal.domain.emails.kinds import LABELS
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.pages import Page, paginate
-from portal.tables import Company, OutboxEmail, User
+from portal.tables import ACCOUNT_ROLES, Company, OutboxEmail, User
 
 STATUSES = ("queued", "sent", "captured", "failed")
 # A claim lasts this long unless its worker renews it (a heartbeat while it
@@ -54,7 +54,7 @@ def link(path: str) -> str:
 
 async def managers_of(company_id: int) -> list[str]:
     rows = await User.select(User.email).where(
-        (User.company == company_id) & (User.role == "manager") & (User.active == True)  # noqa: E712
+        (User.company == company_id) & User.role.is_in(list(ACCOUNT_ROLES)) & (User.active == True)  # noqa: E712
     )
     return [row["email"] for row in rows]
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from email_validator import EmailNotValidError, validate_email
 
 from portal.domain import audit
-from portal.domain.access import Actor, get_company, require_partner_manager
+from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.errors import ValidationFailed
 from portal.domain.numbers import whole_number
 from portal.tables import Company, PartnerSetting
@@ -114,6 +114,8 @@ async def for_companies(company_ids: list[int]) -> dict[int, PartnerSettings]:
     rows = await PartnerSetting.select(*_COLUMNS).where(PartnerSetting.company.is_in(sorted(wanted)))
     saved = {row["company"]: _from_row(row) for row in rows}
     return {c["id"]: nearest(c["path"], saved) for c in companies}
+
+
 async def two_factor_required(company_path: str, company_kind: str) -> bool:
     """Whether managers of the company at `company_path` must sign in with a second factor."""
     ids = _ancestors(company_path)
@@ -154,6 +156,7 @@ async def save_two_factor(actor: Actor, *, staff: bool, customers: bool, now: da
     A company that had no settings row gets one holding the limits it followed,
     so that saving this changes nothing else."""
     require_partner_manager(actor)
+    require(actor, Capability.SSO)
     following = await for_path(actor.company_path)
     row = PartnerSetting(
         company=actor.company_id,
@@ -208,6 +211,7 @@ async def save(
 ) -> PartnerSettings:
     """A partner manager sets them for their own company or a sub-partner under it."""
     require_partner_manager(actor)
+    require(actor, Capability.SETTINGS)
     company = await get_company(actor, company_id)
     if company["kind"] == "customer":
         raise ValidationFailed({"company": "Settings belong to a partner; customers follow their partner's."})
@@ -297,6 +301,7 @@ async def save_emails(
     when customer managers are reminded, whether its account managers get a
     copy, and who the e-mails come from and go back to."""
     require_partner_manager(actor)
+    require(actor, Capability.SETTINGS)
     company = await get_company(actor, company_id)
     if company["kind"] == "customer":
         raise ValidationFailed({"company": "Settings belong to a partner; customers follow their partner's."})

@@ -12,17 +12,26 @@ from email_validator import EmailNotValidError, validate_email
 
 from portal import db
 from portal.domain import audit, passwords, sessions
-from portal.domain.access import Actor, get_company
+from portal.domain.access import ROLE_NAMES, Actor, Capability, get_company, require
 from portal.domain.billing import subscriptions as billing_subscriptions
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.pages import Page, paginate
-from portal.tables import MANAGER_ROLES, USER_ROLES, Company, PasswordToken, User
+from portal.domain.staff import is_staff
+from portal.tables import MANAGER_ROLES, STAFF_ROLES, USER_ROLES, Company, PasswordToken, User
 
 SET_PASSWORD_VALID_FOR = timedelta(hours=72)
-ROLE_LABELS = {"manager": "Manager", "read_only": "Read-only manager", "learner": "Learner"}
+ROLE_LABELS = {"manager": "Manager", "read_only": "Read-only manager", "learner": "Learner"} | {
+    role: ROLE_NAMES[role] for role in ("partner_admin", "account_manager", "billing")
+}
 NAME_MAX = 200
+INVITED_AS = {
+    "read_only": "a read-only manager",
+    "partner_admin": "a partner admin",
+    "account_manager": "an account manager",
+    "billing": "billing staff",
+}
 
 
 def normalise_email(email: str) -> str:
@@ -42,8 +51,12 @@ def token_hash(token: str) -> str:
 def roles_for(actor: Actor, company: dict) -> list[str]:
     """Who the actor may add to `company`: learners and read-only managers belong
     to customers (read-only managers within the credits bought), and only partner
-    managers add managers."""
-    roles = ["learner", "read_only"] if company["kind"] == "customer" else []
+    managers add managers. A partner's own staff are added by its admins (anyone
+    else: PermissionDenied)."""
+    if is_staff(company):
+        require(actor, Capability.STAFF)
+        return list(STAFF_ROLES)
+    roles = ["learner", "read_only"]
     if actor.is_partner_manager:
         roles.append("manager")
     return roles
@@ -51,7 +64,11 @@ def roles_for(actor: Actor, company: dict) -> list[str]:
 
 async def holds_read_only_credit(user_id: int, company_id: int) -> bool:
     """Whether a read-only manager is within the credits the company holds now:
-    after a renewal with fewer credits, or a lapse, the oldest keep access."""
+    after a renewal with fewer credits, or a lapse, the oldest keep access.
+    Credits are a customer's (seed 000): a partner's read-only staff need none."""
+    company = await Company.select(Company.kind).where(Company.id == company_id).first()
+    if company is not None and is_staff(company):
+        return True
     allowance = await billing_subscriptions.read_only_allowance(company_id)
     if allowance == 0:
         return False
@@ -84,11 +101,15 @@ async def create_user(
     token, returned once to whoever created them and e-mailed to the new manager
     (an outbox row of the same transaction); nobody picks another's password."""
     company = await get_company(actor, company_id)
+    require(actor, Capability.STAFF if is_staff(company) else Capability.CUSTOMERS)
     if role not in USER_ROLES:
         raise ValidationFailed({"role": "Choose manager, read-only manager or learner."})
-    if role in ("learner", "read_only") and company["kind"] != "customer":
-        who = "Learners" if role == "learner" else "Read-only managers"
-        raise ValidationFailed({"role": f"{who} belong to customer companies."})
+    if is_staff(company) and role == "learner":
+        raise ValidationFailed({"role": "Learners belong to customer companies."})
+    if is_staff(company) and role not in STAFF_ROLES:
+        raise ValidationFailed({"role": "Choose partner admin, account manager, billing or read-only."})
+    if not is_staff(company) and role not in ("learner", "read_only", "manager"):
+        raise ValidationFailed({"role": "Choose manager, read-only manager or learner."})
     if role == "manager" and "manager" not in roles_for(actor, company):
         raise PermissionDenied("Customer managers add learners; ask your partner to add a manager.")
 
@@ -110,7 +131,7 @@ async def create_user(
     token = secrets.token_urlsafe(32) if role in MANAGER_ROLES else None
     try:
         async with db.write_transaction():
-            if role == "read_only":
+            if role == "read_only" and not is_staff(company):
                 await _check_read_only_credit(company)
             user = (await User.insert(User(company=company["id"], email=email, name=name, role=role, created_at=now)))[
                 0
@@ -141,7 +162,7 @@ async def _queue_invitation(
     actor: Actor, company: dict, email: str, name: str, role: str, token: str, now: datetime
 ) -> None:
     hours = int(SET_PASSWORD_VALID_FOR.total_seconds() // 3600)
-    as_what = "a read-only manager" if role == "read_only" else "a manager"
+    as_what = INVITED_AS.get(role, "a manager")
     await queue_kind(
         "invitation",
         None,  # no company: the E-mails page must not show the link to other managers

@@ -8,8 +8,8 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.domain import catalogue
-from portal.domain.access import get_company, get_user
+from portal.domain import catalogue, staff
+from portal.domain.access import ROLE_NAMES, Capability, get_company, get_user
 from portal.domain.clock import utcnow
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import allocation, coterm, history, summary, tabs
@@ -17,7 +17,7 @@ from portal.domain.licences.allocation import Allocated, NotEnoughSeats, Selecti
 from portal.domain.licences.status import licence_status
 from portal.domain.orders import decisions, order_list, requests
 from portal.domain.two_factor import factors
-from portal.tables import MANAGER_ROLES
+from portal.tables import MANAGER_ROLES, STAFF_ROLES
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -270,12 +270,17 @@ class UserLicenceController(Controller):
         second_factor = (
             await factors.of_user(user_id) if actor.is_partner_manager and user["role"] in MANAGER_ROLES else None
         )
+        company = await get_company(actor, company_id)
+        # A partner's staff: their role, which its admins change here.
+        staff_roles = STAFF_ROLES if staff.is_staff(company) and user["role"] in STAFF_ROLES else ()
         return render(
             request,
             "pages/user.html",
             {
                 "second_factor": second_factor,
-                "company": await get_company(actor, company_id),
+                "staff_roles": staff_roles,
+                "may_manage": actor.may(Capability.STAFF if staff.is_staff(company) else Capability.CUSTOMERS),
+                "company": company,
                 "user": user,
                 "seats": seats,
                 "now": now,
@@ -283,6 +288,24 @@ class UserLicenceController(Controller):
                 "status_labels": STATUS_LABELS,
             },
         )
+
+    @post("/role")
+    async def change_role(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
+    ) -> Redirect:
+        await self._user(actor, company_id, user_id)
+        form = await request.form()
+        try:
+            changed = await staff.change_role(actor, user_id, str(form.get("role", "")), utcnow())
+        except ValidationFailed as exc:
+            flash(request, next(iter(exc.errors.values())), "error")
+            return Redirect(f"/companies/{company_id}/users/{user_id}")
+        now_is = ROLE_NAMES[changed["role"]].lower()
+        if changed["changed"]:
+            flash(request, f"{changed['name']} is now {now_is} (was {ROLE_NAMES[changed['was']].lower()}).")
+        else:
+            flash(request, f"{changed['name']} was already {now_is}: nothing changed.")
+        return Redirect(f"/companies/{company_id}/users/{user_id}")
 
     @post("/deactivate")
     async def deactivate(

@@ -21,10 +21,11 @@ from litestar.middleware.session.server_side import ServerSideSessionBackend, Se
 from litestar.types import Empty, Message, ScopeSession
 
 from portal.domain import sessions
-from portal.domain.access import Actor, SessionCheck, load_actor
+from portal.domain.access import Actor, SessionCheck, load_actor, require
 from portal.domain.clock import utcnow
 from portal.domain.errors import PermissionDenied
 from portal.domain.users import holds_read_only_credit
+from portal.web.roles import capability_for
 
 _NEW_ID = "portal.new_session_id"
 _OLD_ID = "portal.old_session_id"
@@ -159,6 +160,8 @@ async def provide_actor(request: Request) -> Actor:
         raise PermissionDenied(
             f"You have read-only access to {actor.company_name}: ask one of its managers to make changes."
         )
+    if capability := capability_for(request.method, request.scope.get("path_template") or request.url.path):
+        require(actor, capability)
     return actor
 
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from dateutil.relativedelta import relativedelta
 from piccolo.custom_types import Combinable
 
-from portal.domain.access import Actor, require_partner_manager
+from portal.domain.access import Actor, Capability, require, require_partner_manager
 from portal.domain.audit.entries import record
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry
@@ -70,6 +70,7 @@ async def for_path(company_path: str) -> Retention:
 async def save(actor: Actor, months: int, now: datetime) -> Retention:
     """A partner manager sets how long the log of their own company's wing is kept."""
     require_partner_manager(actor)
+    require(actor, Capability.SETTINGS)
     above = _longest([r for r in await _settings_on(actor.company_path) if r["company"] != actor.company_id])
     low = max(MIN_MONTHS, above.months if above.set_by is not None else MIN_MONTHS)
     if not low <= months <= MAX_MONTHS:

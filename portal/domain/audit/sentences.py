@@ -157,7 +157,14 @@ SENTENCES = Registry()
 add = SENTENCES.add
 
 PRODUCTS = {"sat-premium": "Premium", "sat-trial": "Free trial"}
-ROLES = {"manager": "a manager", "read_only": "a read-only manager", "learner": "a learner"}
+ROLES = {
+    "manager": "a manager",
+    "read_only": "a read-only manager",
+    "learner": "a learner",
+    "partner_admin": "a partner admin",
+    "account_manager": "an account manager",
+    "billing": "billing staff",
+}
 SIGN_IN_METHODS = {
     "password": "with a password",
     "passkey": "with a passkey",
@@ -261,6 +268,15 @@ add(
     lambda d: (
         f"Deactivated {d.text('user') or 'a user'} of {d.company}"
         + (f", freeing {plural(d.number('freed'), 'seat')}" if d.number("freed") else "")
+    ),
+)
+add(
+    "user.change_role",
+    "access",
+    lambda d: (
+        f"Made {d.need(d.text('user'))} of {d.company} "
+        + d.need(ROLES.get(d.text("role") or "", d.text("role")))
+        + (f" (was {ROLES.get(d.text('was') or '', d.text('was'))})" if d.text("was") else "")
     ),
 )
 SENTENCES.add_prefix(

@@ -9,7 +9,7 @@ from typing import Any
 
 from portal import db
 from portal.domain import audit, outbox
-from portal.domain.access import Actor, require_partner_manager
+from portal.domain.access import Actor, Capability, require, require_partner_manager
 from portal.domain.billing import invoices, locks, quotes
 from portal.domain.billing.quotes import format_day, refuse_read_only
 from portal.domain.emails.queue import queue_kind
@@ -110,6 +110,7 @@ async def undo_cancel(actor: Actor, subscription_id: int, now: datetime) -> dict
         _check_live(subscription, now)
         if subscription["method"] != "online":
             require_partner_manager(actor)
+            require(actor, Capability.INVOICES)
         if subscription["auto_renew"]:
             raise ValidationFailed({"subscription": "This subscription is not cancelled."})
         if not actor.is_partner_manager and await cancelled_by_staff(subscription):
@@ -168,6 +169,7 @@ async def confirm_cancellation(actor: Actor, subscription_id: int, now: datetime
     async with db.write_transaction():
         subscription = await locks.lock_subscription(actor, subscription_id)
         require_partner_manager(actor)
+        require(actor, Capability.INVOICES)
         _check_live(subscription, now)
         if not subscription["auto_renew"]:
             raise ValidationFailed({"subscription": "This subscription is already cancelled."})

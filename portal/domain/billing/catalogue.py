@@ -13,7 +13,7 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import audit
-from portal.domain.access import Actor, get_company, require_partner_manager
+from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.billing.profiles import profile
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.tables import Company
@@ -152,6 +152,7 @@ async def save_items(actor: Actor, partner_id: int, changes: list[ItemChange], *
     refused, none. Only the items that change are written and audited. Prices
     and names already on issued invoices do not change."""
     require_partner_manager(actor)
+    require(actor, Capability.BILLING_SETTINGS)
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)

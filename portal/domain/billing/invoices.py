@@ -15,7 +15,7 @@ from typing import Any
 
 from portal import db
 from portal.domain import audit
-from portal.domain.access import Actor, may_act_on, require_partner_manager, under_wing
+from portal.domain.access import Actor, Capability, may_act_on, require, require_partner_manager, under_wing
 from portal.domain.billing import money, profiles, unpaid_purchase
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
@@ -309,6 +309,7 @@ async def _lock_for_staff(actor: Actor, invoice_id: int) -> dict:
     if invoice is None or not may_act_on(actor, invoice["company_path"]):
         raise NotFound("No such invoice.")
     require_partner_manager(actor)
+    require(actor, Capability.INVOICES)
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     return invoice

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import audit
-from portal.domain.access import Actor, get_company, require_partner_manager
+from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.tables_billing import BillingProfile, Invoice, Subscription
 
@@ -57,6 +57,7 @@ async def save_profile(
     keep the currency and tax rate they were issued with; the currency changes only
     while no subscription of its customers is live and no invoice unpaid."""
     require_partner_manager(actor)
+    require(actor, Capability.INVOICES)
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from portal import db
 from portal.domain import audit, outbox
-from portal.domain.access import Actor, may_act_on, require_partner_manager
+from portal.domain.access import Actor, Capability, may_act_on, require, require_partner_manager
 from portal.domain.billing import credit_notes, invoices, money
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.emails.queue import queue_kind
@@ -148,6 +148,7 @@ async def refund(
         if invoice is None or not may_act_on(actor, invoice["company_path"]):
             raise NotFound("No such invoice.")
         require_partner_manager(actor)
+        require(actor, Capability.REFUNDS)
         existing = await Refund.select().where(Refund.idempotency_key == _key(invoice_id, key)).first()
         if existing is not None:
             if not _lease_ran_out(existing, now):

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import audit
-from portal.domain.access import Actor, get_company, require_partner_manager
+from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.billing import profiles
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.tables_billing import BillingProfile
@@ -81,6 +81,7 @@ async def seller_details(partner_id: int) -> SellerDetails:
 async def save_seller_details(actor: Actor, partner_id: int, details: SellerDetails, now: datetime) -> SellerDetails:
     """A partner manager's own company's details, as its invoices will print them."""
     require_partner_manager(actor)
+    require(actor, Capability.BILLING_SETTINGS)
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)

@@ -13,7 +13,7 @@ from typing import Any
 
 from portal import db
 from portal.domain import audit, catalogue
-from portal.domain.access import Actor, may_act_on, require_partner_manager
+from portal.domain.access import Actor, Capability, may_act_on, require, require_partner_manager
 from portal.domain.billing import (
     accounts,
     invoices,
@@ -396,6 +396,7 @@ async def record_payment(actor: Actor, invoice_id: int, *, method: str, referenc
         if invoice is None or not may_act_on(actor, invoice["company_path"]):
             raise NotFound("No such invoice.")
         require_partner_manager(actor)
+        require(actor, Capability.PAYMENTS)
         if invoice["status"] == "issued":
             await _refuse_unless_live(invoice)
         paid = await invoices.mark_paid(

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import audit
-from portal.domain.access import Actor, require_partner_manager
+from portal.domain.access import Actor, Capability, require, require_partner_manager
 from portal.domain.bulk.selection import ACTIONS, Selection, plan
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables_bulk import BulkItem, BulkRun
@@ -39,6 +39,7 @@ async def start_run(actor: Actor, selection: Selection, key: str, now: datetime)
     transaction. The same key again (a double click, ten requests at once, the
     back button) finds the run the first one started and writes nothing."""
     require_partner_manager(actor)
+    require(actor, Capability.BULK)
     selection.check()
     key = key.strip()
     if not key or len(key) > 60:

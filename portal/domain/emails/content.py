@@ -28,7 +28,7 @@ from portal.domain.emails.kinds import KINDS, Kind, get
 from portal.domain.outbox import Content, link
 from portal.domain.pages import Page
 from portal.settings import PROJECT_DIR
-from portal.tables import Company
+from portal.tables import ACCOUNT_ROLES_SQL, Company
 
 _URL = re.compile(r"https?://[^\s<>\"']+")
 
@@ -163,8 +163,8 @@ async def _senders(company_ids: set[int]) -> dict[int, tuple[str, str | None]]:
     listed = ", ".join(str(i) for i in partners)
     managers: dict[int, str] = {}
     for row in await Company.raw(
-        f"SELECT company, email FROM portal_user WHERE company IN ({listed}) AND role = 'manager' AND active "
-        "ORDER BY id"
+        f"SELECT company, email FROM portal_user WHERE company IN ({listed}) "
+        f"AND role IN {ACCOUNT_ROLES_SQL} AND active ORDER BY id"
     ):
         managers.setdefault(row["company"], row["email"])
     settings = await partner_settings.for_companies(list(partners))

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.money import format_money
 from portal.domain.emails.queue import queue_kind
-from portal.tables import Company, OutboxEmail
+from portal.tables import ACCOUNT_ROLES_SQL, Company, OutboxEmail
 
 AHEAD = timedelta(days=30)
 BEHIND = timedelta(days=30)
@@ -110,7 +110,8 @@ async def queue_digests(now: datetime) -> int:
     week = week_of(now)
     partners = await Company.raw(
         "SELECT c.id, c.name, c.path FROM company c WHERE c.kind <> 'customer' AND EXISTS "
-        "(SELECT 1 FROM portal_user u WHERE u.company = c.id AND u.role = 'manager' AND u.active) ORDER BY c.id"
+        "(SELECT 1 FROM portal_user u WHERE u.company = c.id "
+        f"AND u.role IN {ACCOUNT_ROLES_SQL} AND u.active) ORDER BY c.id"
     )
     # This week's, found by the creation index: nothing queued before this Monday can be.
     done = {
@@ -129,7 +130,9 @@ async def queue_digests(now: datetime) -> int:
         if not any(data["counts"].values()):
             continue
         managers = await Company.raw(
-            "SELECT email FROM portal_user WHERE company = {} AND role = 'manager' AND active ORDER BY id",
+            "SELECT email FROM portal_user WHERE company = {} AND role IN "
+            + ACCOUNT_ROLES_SQL
+            + " AND active ORDER BY id",
             partner["id"],
         )
         written += await queue_kind(

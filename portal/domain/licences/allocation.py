@@ -11,8 +11,8 @@ from datetime import datetime
 from piccolo.custom_types import Combinable
 
 from portal import db
-from portal.domain import audit
-from portal.domain.access import Actor, get_company, get_user
+from portal.domain import audit, staff
+from portal.domain.access import Actor, Capability, get_company, get_user, require
 from portal.domain.errors import DomainError, NotFound, ValidationFailed
 from portal.domain.licences.batches import BatchRow, _batches, seats_to_take
 from portal.domain.licences.tabs import _people, _search, _tab_clause
@@ -96,6 +96,7 @@ async def allocate(
     deactivated, or no one's) refuse the whole allocation (ValidationFailed):
     the form was tampered with or is stale, and renewing the rest would answer
     "done" to a request that was not what the page showed."""
+    require(actor, Capability.LICENCES)
     company = await get_company(actor, company_id)
     async with db.write_transaction():
         await db.for_update(Company.select(Company.id).where(Company.id == company["id"]))
@@ -201,10 +202,13 @@ async def deactivate_user(actor: Actor, user_id: int, now: datetime) -> int:
     """A learner who left: deactivated, and their running seat freed for someone
     else, for the batch's remaining time. Returns the seats freed."""
     user = await get_user(actor, user_id)
+    company = await get_company(actor, user["company"])
+    require(actor, Capability.STAFF if staff.is_staff(company) else Capability.CUSTOMERS)
     if user["id"] == actor.user_id:
         raise ValidationFailed({"user": "You cannot deactivate yourself."})
     async with db.write_transaction():
         await db.for_update(Company.select(Company.id).where(Company.id == user["company"]))
+        await staff.check_keeps_an_admin(company, user)
         held = await Allocation.select(Allocation.id, Allocation.batch).where(
             (Allocation.user == user["id"]) & Allocation.released_at.is_null() & (Allocation.ends_at > now)
         )

@@ -51,11 +51,11 @@ from datetime import datetime, timedelta
 
 from portal import db
 from portal.domain import audit, catalogue
-from portal.domain.access import Actor, get_company, require_partner_manager
+from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.emails import queue as emails
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import renewals
-from portal.tables import Company, User
+from portal.tables import ACCOUNT_ROLES, ACCOUNT_ROLES_SQL, Company, User
 from portal.tables_renewal import AutoRenewal
 
 MODES = {"off": "Off", "renew": "Renew automatically", "approve": "Needs approval"}
@@ -120,6 +120,7 @@ async def save_setting(
 ) -> Setting:
     """A partner manager sets a customer's automatic renewal; audited."""
     require_partner_manager(actor)
+    require(actor, Capability.LICENCES)
     company = await get_company(actor, company_id)
     if company["kind"] != "customer":
         raise ValidationFailed({"mode": "Automatic renewal is set for a customer, on its own page."})
@@ -311,7 +312,7 @@ async def _managers(company_ids: set[int]) -> dict[int, list[str]]:
     if not company_ids:
         return {}
     rows = await User.select(User.company, User.email).where(
-        User.company.is_in(sorted(company_ids)) & (User.role == "manager") & (User.active == True)  # noqa: E712
+        User.company.is_in(sorted(company_ids)) & User.role.is_in(list(ACCOUNT_ROLES)) & (User.active == True)  # noqa: E712
     )
     found: dict[int, list[str]] = defaultdict(list)
     for row in rows:
@@ -417,7 +418,7 @@ async def notify_due(now: datetime, limit: int = 5_000) -> int:
     rows = await Company.raw(
         "SELECT b.id, b.company, b.product, b.seats, b.ends_at, r.mode, r.days_before, r.quantity, "
         f"{_HOLDERS} AS holders, c.name AS company_name, u.email " + _FROM + "JOIN company AS c ON c.id = b.company "
-        "JOIN portal_user AS u ON u.company = b.company AND u.role = 'manager' AND u.active "
+        f"JOIN portal_user AS u ON u.company = b.company AND u.role IN {ACCOUNT_ROLES_SQL} AND u.active "
         + _NOT_RENEWED
         + f"AND {soon} AND NOT {due} "
         "AND NOT EXISTS (SELECT 1 FROM outbox_email AS e WHERE e.dedupe_key = "

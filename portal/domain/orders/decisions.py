@@ -9,7 +9,7 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import audit, catalogue, outbox
-from portal.domain.access import Actor, may_act_on, require_partner_manager
+from portal.domain.access import Actor, Capability, may_act_on, require, require_partner_manager
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import coterm, renewals
@@ -33,6 +33,7 @@ async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -
         raise NotFound("No such order.")
     if partners_only:
         require_partner_manager(actor)
+        require(actor, Capability.ORDERS)
     return row
 
 
@@ -265,6 +266,7 @@ async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) 
     """A new customer starts on the 30-day Free trial: an order of the trial
     product, assigned at once by the partner manager; it ends by itself."""
     require_partner_manager(actor)
+    require(actor, Capability.ORDERS)
     if await LicenceBatch.exists().where(LicenceBatch.company == company_id):
         raise ValidationFailed({"trial": "A Free trial is for customers that never held licenses."})
     trial = await catalogue.product_by_code(catalogue.TRIAL)

@@ -9,9 +9,10 @@ from datetime import datetime
 
 from portal import db
 from portal.domain import audit, sessions
-from portal.domain.access import Actor, get_user, require_partner_manager
+from portal.domain.access import Actor, Capability, get_company, get_user, require, require_partner_manager
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import PermissionDenied, ValidationFailed
+from portal.domain.staff import is_staff
 from portal.domain.two_factor import recovery_codes, totp
 from portal.tables import MANAGER_ROLES
 from portal.tables_sign_in import Passkey, RecoveryCode, TotpFactor
@@ -123,6 +124,8 @@ async def reset(actor: Actor, user_id: int, now: datetime) -> dict:
     e-mailed, so a reset they did not ask for does not go unnoticed."""
     require_partner_manager(actor)
     user = await get_user(actor, user_id)
+    company = await get_company(actor, user["company"])
+    require(actor, Capability.STAFF if is_staff(company) else Capability.CUSTOMERS)
     if user["role"] not in MANAGER_ROLES:
         raise ValidationFailed({"user": "Learners do not sign in to the portal."})
     if user["id"] == actor.user_id:

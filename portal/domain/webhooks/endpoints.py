@@ -14,7 +14,7 @@ from piccolo.columns import Column
 
 from portal import db
 from portal.domain import audit
-from portal.domain.access import Actor, require_partner_manager
+from portal.domain.access import Actor, Capability, require, require_partner_manager
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.webhooks.events import EVENTS
 from portal.tables_webhooks import WebhookEndpoint
@@ -29,6 +29,7 @@ def new_secret() -> str:
 
 def _may_change(actor: Actor) -> None:
     require_partner_manager(actor)
+    require(actor, Capability.WEBHOOKS)
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change webhooks.")
 

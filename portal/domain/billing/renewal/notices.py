@@ -13,7 +13,7 @@ from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.renewal import schedule
 from portal.domain.billing.renewal.chunk import Renewal
 from portal.domain.emails.queue import queue_kind
-from portal.tables import Company, User
+from portal.tables import BILLING_ROLES, Company, User
 
 
 async def managers_by_company(company_ids: set[int]) -> dict[int, list[str]]:
@@ -23,7 +23,7 @@ async def managers_by_company(company_ids: set[int]) -> dict[int, list[str]]:
         rows = (
             await User.select(User.company, User.email)
             .where(
-                User.company.is_in(sorted(company_ids)) & (User.role == "manager") & (User.active == True)  # noqa: E712
+                User.company.is_in(sorted(company_ids)) & User.role.is_in(list(BILLING_ROLES)) & (User.active == True)  # noqa: E712
             )
             .order_by(User.id)
         )
