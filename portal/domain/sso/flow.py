@@ -234,12 +234,14 @@ async def _manager(config: ProviderSettings, email: str, claims: dict, now: date
 
 
 async def _create_manager(config: ProviderSettings, email: str, claims: dict, now: datetime) -> dict:
-    """A manager of the partner itself, without a password: they sign in through the provider."""
+    """A manager of the partner itself, without a password: they sign in through the
+    provider. An account manager (customers, orders, licences): a partner admin gives
+    more, or less, on the user's page."""
     name = " ".join(str(claims.get("name") or "").split())[:200] or email.split("@")[0]
     try:
         async with db.write_transaction():
             row = await User.insert(
-                User(company=config.company_id, email=email, name=name, role="manager", created_at=now)
+                User(company=config.company_id, email=email, name=name, role="account_manager", created_at=now)
             ).returning(User.id)
             await audit.record(
                 None,
