@@ -21,7 +21,7 @@ _WRITE = _ANY - _READ
 # (path template pattern, methods, capability); the first that matches decides.
 _RULES: tuple[tuple[str, frozenset[str], Capability], ...] = (
     (r"/settings/api-keys.*", _WRITE, _C.API_KEYS),
-    (r"/settings/sign-in", _WRITE, _C.SSO),
+    (r"/settings/sign-in(/.*)?", _WRITE, _C.SSO),
     (r"/companies/{company_id}/scim-tokens.*", _WRITE, _C.SSO),
     (r"/settings/webhooks.*", _WRITE, _C.WEBHOOKS),
     (r"/(notifications|dashboard)/settings|/audit/retention", _WRITE, _C.SETTINGS),

@@ -11,9 +11,9 @@ from typing import Any
 from piccolo.columns import Column
 
 from portal import db
-from portal.domain.access import Actor, require_partner_manager
+from portal.domain.access import Actor, Capability, require, require_partner_manager
 from portal.domain.audit import entries as audit
-from portal.domain.errors import PermissionDenied, ValidationFailed
+from portal.domain.errors import ValidationFailed
 from portal.domain.sso.provider import check_issuer
 from portal.tables_sso import SsoConfig, SsoDomain
 
@@ -175,8 +175,7 @@ def parse_domains(text: str) -> list[str]:
 
 def _may_change(actor: Actor) -> None:
     require_partner_manager(actor)
-    if actor.read_only:
-        raise PermissionDenied("Read-only managers cannot change single sign-on.")
+    require(actor, Capability.SSO)
 
 
 async def for_actor(actor: Actor) -> ProviderSettings | None:
