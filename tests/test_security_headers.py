@@ -80,6 +80,9 @@ async def path_values(tree) -> dict[str, str]:
         "urn": "urn:ietf:params:scim:schemas:core:2.0:User",  # a SCIM schema
         "file_path": "portal.css",
         "path": "openapi.json",
+        "kind": "order_declined",
+        "digest": "0" * 64,
+        "rrggbb": "1f6feb",
     }
 
 
