@@ -40,6 +40,7 @@ async def main_pages(page: Page, live_server: LiveServer, partner: bool) -> list
         pages.append("/dashboard/pipeline")
         pages.append("/settings/webhooks")
         pages.append("/notifications/settings")
+        pages += ["/settings/emails", "/settings/emails/order_assigned", "/settings/brand"]
     else:
         pages.append(f"/companies/{company}/billing")
     await page.goto(f"/companies/{company}")
