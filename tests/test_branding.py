@@ -85,7 +85,9 @@ async def test_saving_refuses_a_broken_template_and_stores_nothing(tree):
     partner = await load_actor(tree.managers["partner"]["id"], None)
     with pytest.raises(ValidationFailed) as refused:
         await templates.save(partner, "order_declined", subject="Declined", body="Hi\n{{ ''.__class__ }}", now=NOW)
-    assert refused.value.errors == {"body": "Line 2: a field is used as it is: nothing can be reached from it with . or [ ]"}
+    assert refused.value.errors == {
+        "body": "Line 2: a field is used as it is: nothing can be reached from it with . or [ ]"
+    }
     assert await PartnerEmailTemplate.count() == 0
     assert await AuditEntry.count() == 0
 
@@ -160,7 +162,9 @@ async def test_a_reminder_in_a_partner_s_words_reads_its_batch_s_facts_as_fields
         "time_zone": "UTC",
         "renewed": False,
     }
-    words = Branding(words={tree.direct["id"]: {"expiry_reminder": Override(1, "{{ seats }} end", "{{ losing }} lose access")}})
+    words = Branding(
+        words={tree.direct["id"]: {"expiry_reminder": Override(1, "{{ seats }} end", "{{ losing }} lose access")}}
+    )
     content = _batch_content(get("expiry_reminder"), {"days": 3}, batch, "Acme MSP", None, None, words)
     assert (content.subject, content.text) == ("10 end", "4 lose access")
 
@@ -194,7 +198,9 @@ async def test_the_brand_is_in_its_partner_s_e_mails_and_not_in_another_s(tree):
 
 async def test_a_test_e_mail_goes_to_the_manager_in_the_words_typed(tree):
     partner = await load_actor(tree.managers["partner"]["id"], None)
-    address = await templates.send_test(partner, "order_declined", subject="Hi {{ quantity }}", body="Because {{ reason }}", now=NOW)
+    address = await templates.send_test(
+        partner, "order_declined", subject="Hi {{ quantity }}", body="Because {{ reason }}", now=NOW
+    )
     rows = await OutboxEmail.select()
     assert address == tree.email("partner") and [r["to_email"] for r in rows] == [address]
     content = (await render_rows(rows, NOW))[rows[0]["id"]]

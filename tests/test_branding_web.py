@@ -23,7 +23,10 @@ async def test_the_e_mails_page_lists_the_kinds_and_the_editor_offers_only_the_k
     assert page.status_code == 200
     fields = page.text.split('data-testid="field-list"')[1].split("</ul>")[0]
     assert [f for f in ("quantity", "declined_by", "reason", "sender_name") if f"<code>{f}</code>" in fields] == [
-        "quantity", "declined_by", "reason", "sender_name"
+        "quantity",
+        "declined_by",
+        "reason",
+        "sender_name",
     ]
     assert "<code>company_name</code>" not in fields
     assert "Your order of {{ quantity }} licenses was declined" in page.text.replace("&#34;", '"')
@@ -103,9 +106,7 @@ async def test_a_customer_manager_has_neither_page_and_changes_nothing(client, t
 async def _upload(client, colour: str, logo: bytes | None, name: str = "logo.png", media: str = "image/png"):
     page = await client.get("/settings/brand")
     files = {"logo": (name, logo, media)} if logo is not None else {"logo": ("", b"", "application/octet-stream")}
-    return await client.post(
-        "/settings/brand", data={"_csrf_token": csrf_of(page.text), "colour": colour}, files=files
-    )
+    return await client.post("/settings/brand", data={"_csrf_token": csrf_of(page.text), "colour": colour}, files=files)
 
 
 async def test_the_brand_shows_on_its_customers_pages_and_not_on_another_partner_s(client, tree):
@@ -141,4 +142,7 @@ async def test_an_svg_or_a_bad_colour_is_refused_on_the_form_and_nothing_is_save
     assert colour.status_code == 400 and "# and six hexadecimal digits" in colour.text
     big = await _upload(client, "", PNG + b"\x00" * 200_000)
     assert big.status_code == 400 and "use one of at most 200,000" in big.text
-    assert await PartnerBrand.count() == 0 and await AuditEntry.count().where(AuditEntry.action == "branding.brand_save") == 0
+    assert (
+        await PartnerBrand.count() == 0
+        and await AuditEntry.count().where(AuditEntry.action == "branding.brand_save") == 0
+    )

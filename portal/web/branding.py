@@ -71,7 +71,10 @@ class BrandingController(Controller):
             address = await templates.send_test(actor, kind, subject=subject, body=body, now=utcnow())
         except ValidationFailed as refused:
             return await _editor(request, actor, kind, subject, body, errors=refused.errors, status_code=400)
-        flash(request, f"A test of the text as typed is queued to {address}; it goes with the next delivery. Nothing is saved.")
+        flash(
+            request,
+            f"A test of the text as typed is queued to {address}; it goes with the next delivery. Nothing is saved.",
+        )
         return await _editor(request, actor, kind, subject, body)
 
     @post("/emails/{kind:str}/reset")
@@ -95,7 +98,7 @@ class BrandingController(Controller):
         colour = text(form.get("colour"), 20)
         upload = form.get("logo")
         data = None
-        if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", ""):
+        if upload is not None and not isinstance(upload, str) and upload.filename:
             data = await upload.read(brands.LOGO_LIMIT + 1)
             await upload.close()
         try:

@@ -137,7 +137,10 @@ async def for_paths(paths: dict[int, str]) -> dict[int, Brand]:
         PartnerBrand.company.name.as_alias("company_name"),
         PartnerBrand.colour,
         PartnerBrand.logo_digest,
-    ).where(PartnerBrand.company.is_in(wanted) & ((PartnerBrand.colour.is_not_null()) | (PartnerBrand.logo_digest.is_not_null())))
+    ).where(
+        PartnerBrand.company.is_in(wanted)
+        & ((PartnerBrand.colour.is_not_null()) | (PartnerBrand.logo_digest.is_not_null()))
+    )
     brands = {r["company"]: Brand(r["company"], r["company_name"], r["colour"], r["logo_digest"]) for r in rows}
     out = {}
     for key, path in paths.items():

@@ -53,7 +53,10 @@ async def for_companies(company_ids: set[int], kinds: set[str]) -> Branding:
     words: dict[int, dict[str, Override]] = {}
     if kinds and every:
         rows = await PartnerEmailTemplate.select(
-            PartnerEmailTemplate.company, PartnerEmailTemplate.kind, PartnerEmailTemplate.subject, PartnerEmailTemplate.body
+            PartnerEmailTemplate.company,
+            PartnerEmailTemplate.kind,
+            PartnerEmailTemplate.subject,
+            PartnerEmailTemplate.body,
         ).where(PartnerEmailTemplate.company.is_in(every) & PartnerEmailTemplate.kind.is_in(sorted(kinds)))
         saved = {(r["company"], r["kind"]): Override(r["company"], r["subject"], r["body"]) for r in rows}
         for cid, chain in ancestors.items():

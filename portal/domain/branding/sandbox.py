@@ -112,9 +112,9 @@ def check(field: str, source: str, allowed: tuple[str, ...]) -> Any:
             raise TemplateRefused(
                 Refusal(field, node.lineno, f"there is no field {node.name!r} in this e-mail; use one of those listed")
             )
-    for node in tree.find_all(nodes.Call):
-        if not (isinstance(node.node, nodes.Name) and node.node.name == "link"):
-            raise TemplateRefused(Refusal(field, node.lineno, "only link(...) can be called"))
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name == "link"):
+            raise TemplateRefused(Refusal(field, call.lineno, "only link(...) can be called"))
     try:
         return env.from_string(source)
     except TemplateSyntaxError as error:  # an unknown filter or test

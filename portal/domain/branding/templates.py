@@ -5,10 +5,9 @@ to the manager as a test. Each change is audited."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
-
-import re
 
 from portal.domain import audit, outbox
 from portal.domain.access import Actor, require_partner_manager
@@ -49,7 +48,9 @@ def built_in(kind: Kind) -> tuple[str, str]:
     """The portal's own subject and text, as a starting point to edit. A batch's
     facts are plain fields in a partner's template (`b.seats` is `seats`)."""
     # A partner's template has no other files to include: theirs are written in.
-    body = _INCLUDE.sub(lambda m: (_EMAIL_TEMPLATES / m.group(1)).read_text(), (_EMAIL_TEMPLATES / f"{kind.name}.txt").read_text())
+    body = _INCLUDE.sub(
+        lambda m: (_EMAIL_TEMPLATES / m.group(1)).read_text(), (_EMAIL_TEMPLATES / f"{kind.name}.txt").read_text()
+    )
     subject = kind.subject
     if kind.about_batch:
         subject, body = (text.replace("b.", "") for text in (subject, body))
@@ -131,7 +132,9 @@ async def reset(actor: Actor, name: str, now: datetime) -> bool:
     if not await PartnerEmailTemplate.exists().where(where):
         return False
     await PartnerEmailTemplate.delete().where(where)
-    await audit.record(actor, "branding.template_reset", actor.company_id, now, {"kind": kind.name, "label": kind.label})
+    await audit.record(
+        actor, "branding.template_reset", actor.company_id, now, {"kind": kind.name, "label": kind.label}
+    )
     return True
 
 

@@ -124,7 +124,9 @@ def render(kind: Kind, context: dict[str, Any], words: tuple[str, str] | None = 
     return subject, text, html
 
 
-def _in_partners_words(kind: Kind, context: dict[str, Any], branding: Branding, company_id: Any) -> tuple[str, str, str]:
+def _in_partners_words(
+    kind: Kind, context: dict[str, Any], branding: Branding, company_id: Any
+) -> tuple[str, str, str]:
     """The e-mail in the words of the nearest partner that wrote its own, else the portal's."""
     override = branding.override(company_id, kind)
     words = render_override(override, kind, context) if override is not None else None
