@@ -617,7 +617,7 @@ add(
     "branding.brand_save",
     "settings",
     lambda d: (
-        f"Set the brand of {d.company}: colour {d.text('colour') or 'none'}, "
+        f"Set the brand of {d.company}: color {d.text('colour') or 'none'}, "
         + ("a new logo" if d.text("logo") == "changed" and d.raw.get("has_logo") else "")
         + ("no logo" if d.text("logo") == "changed" and not d.raw.get("has_logo") else "")
         + ("logo kept" if d.text("logo") != "changed" else "")
