@@ -18,6 +18,7 @@ from portal.tables import (
 )
 from portal.tables_audit import AuditRetention
 from portal.tables_billing import BILLING_TABLES
+from portal.tables_branding import BRANDING_TABLES
 from portal.tables_bulk import BULK_TABLES
 from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
@@ -54,6 +55,7 @@ APP_CONFIG = AppConfig(
         AuditRetention,
         *SIGN_IN_TABLES,
         *SSO_TABLES,
+        *BRANDING_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

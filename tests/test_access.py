@@ -107,6 +107,9 @@ PLAIN_ROUTES = [
     "/dashboard/pipeline",
     "/dashboard/pipeline/pipeline.csv",
     "/settings/webhooks",  # a customer manager: 403 (tests/test_webhooks.py)
+    # A partner's words and brand: a customer manager 403 (tests/test_branding_web.py)
+    "/settings/emails",
+    "/settings/brand",
 ]
 # Routes without an id that answer 400 to a bare request, with the query that makes them answer 200.
 QUERY_ROUTES = {"/dashboard/batches": "?field=ends_at&start=2026-01-01&end=2026-02-01"}
@@ -116,6 +119,8 @@ PUBLIC_ROUTES = {"/", "/login", "/logout", "/forgot-password", "/healthz", "/set
 PUBLIC_ROUTES |= {"/test-processor/card"}
 # Stripe's events: no session, a signature instead (tests/test_billing_webhooks.py).
 PUBLIC_ROUTES |= {"/webhooks/stripe"}
+# A partner's logo (by its digest) and color, which its e-mails load: nothing else (tests/test_branding_web.py).
+PUBLIC_ROUTES |= {"/brand/logo/{digest:str}", "/brand/colour/{rrggbb:str}"}
 # The second step of signing in: only a session past the password (tests/test_two_factor_routes.py).
 PUBLIC_ROUTES |= {"/login/code", "/login/code/passkey", "/login/passkey"}
 # The identity provider's answer: only the browser that started the sign-in (tests/test_sso.py).
@@ -136,6 +141,12 @@ OWN_ACCOUNT_ROUTES = {
     "/settings/sign-in/sso",
     "/settings/sign-in/sso/test",
     "/settings/sign-in/sso/remove",
+    # A partner's own words for one kind of e-mail: the actor's own company only, a customer 403
+    # (tests/test_branding_web.py)
+    "/settings/emails/{kind:str}",
+    "/settings/emails/{kind:str}/preview",
+    "/settings/emails/{kind:str}/test",
+    "/settings/emails/{kind:str}/reset",
 }
 MOVED_ROUTES = {"/outbox"}  # a redirect to /notifications, for the signed-in
 # By API key, and the partner's own keys: tests/test_entitlements_api.py

@@ -41,6 +41,7 @@ async def main_pages(page: Page, live_server: LiveServer, partner: bool) -> list
         pages.append("/settings/webhooks")
         pages.append("/notifications/settings")
         pages.append("/settings/sign-in/sso")
+        pages += ["/settings/emails", "/settings/emails/order_assigned", "/settings/brand"]
     else:
         pages.append(f"/companies/{company}/billing")
     await page.goto(f"/companies/{company}")

@@ -31,6 +31,9 @@ PUBLIC = {
     "/test-processor/card",
     "/webhooks/stripe",
     "/outbox",  # moves to /notifications, which asks for the step like any page
+    # A partner's logo and color, which its e-mails load from anywhere.
+    "/brand/logo/{digest:str}",
+    "/brand/colour/{rrggbb:str}",
 }
 PUBLIC_PREFIXES = ("/static/", "/schema")
 API = ("/api/", "/scim/")  # an API key or SCIM token, never a session: 401 to anyone without one

@@ -35,6 +35,7 @@ from portal.web.audit import AuditController
 from portal.web.auth import AuthController
 from portal.web.auto_renewal import AutoRenewalController
 from portal.web.billing import BILLING_ROUTES
+from portal.web.branding import BrandingController, brand_colour, brand_logo
 from portal.web.bulk import BulkController
 from portal.web.companies import CompanyController
 from portal.web.dashboard import DashboardController
@@ -196,6 +197,9 @@ def create_app(
                     ApiKeyController,
                     ScimTokenController,
                     AuditController,
+                    BrandingController,
+                    brand_logo,
+                    brand_colour,
                     *BILLING_ROUTES,
                     # The test processor's own card page; Stripe's is Stripe's.
                     *([TestProcessorController] if services.card_entry.kind == "test" else []),

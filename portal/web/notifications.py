@@ -25,7 +25,7 @@ from portal.web.session import CurrentActor
 # The e-mail's own HTML is shown in a sandboxed frame from this address: no
 # script, no form, no request to anywhere, and only the portal may frame it.
 MESSAGE_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
 )
 

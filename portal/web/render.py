@@ -24,6 +24,7 @@ def render(
     target = request.htmx.target if request.htmx and not restoring else None
     template = (fragments or {}).get(target or "", page)
     context.setdefault("actor", getattr(request.state, "actor", None))
+    context.setdefault("brand", getattr(request.state, "brand", None))
     if template.startswith("pages/"):
         # Only a page has the layout that shows them; a fragment leaves them waiting.
         context["flashes"] = take_flashes(request)

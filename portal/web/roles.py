@@ -22,6 +22,8 @@ _WRITE = _ANY - _READ
 _RULES: tuple[tuple[str, frozenset[str], Capability], ...] = (
     (r"/settings/api-keys.*", _WRITE, _C.API_KEYS),
     (r"/settings/sign-in(/.*)?", _WRITE, _C.SSO),
+    # "Send me a test" and the live preview are first steps of a change: the change's capability.
+    (r"/settings/(emails|brand)(/.*)?", _WRITE, _C.SETTINGS),
     (r"/companies/{company_id}/scim-tokens.*", _WRITE, _C.SSO),
     (r"/settings/webhooks.*", _WRITE, _C.WEBHOOKS),
     (r"/(notifications|dashboard)/settings|/audit/retention", _WRITE, _C.SETTINGS),

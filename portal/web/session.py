@@ -22,6 +22,7 @@ from litestar.types import Empty, Message, ScopeSession
 
 from portal.domain import sessions
 from portal.domain.access import Actor, SessionCheck, load_actor, require
+from portal.domain.branding.brand import for_path as brand_for_path
 from portal.domain.clock import utcnow
 from portal.domain.errors import PermissionDenied
 from portal.domain.users import holds_read_only_credit
@@ -141,6 +142,9 @@ async def _signed_in_actor(request: Request) -> Actor:
     if actor is None or (actor.read_only and not await holds_read_only_credit(actor.user_id, actor.company_id)):
         raise NotAuthorizedException("Please sign in.")
     request.state.actor = actor
+    if actor.company_kind == "customer":
+        # Its partner's logo and color, in the header of every page it sees.
+        request.state.brand = await brand_for_path(actor.company_path)
     return actor
 
 

@@ -628,3 +628,29 @@ SENTENCES.add_prefix(
         + (f", {d.text('outcome')}" if d.text("outcome") else "")
     ),
 )
+# A partner's words and brand (portal/domain/branding/).
+add(
+    "branding.template_save",
+    "settings",
+    lambda d: f"Wrote {d.company}'s own words for the e-mail {d.need(d.quoted('label'))}",
+)
+add(
+    "branding.template_reset",
+    "settings",
+    lambda d: f"Put back the standard words of the e-mail {d.need(d.quoted('label'))} for {d.company}",
+)
+add(
+    "branding.template_test",
+    "settings",
+    lambda d: f"Sent a test of the e-mail {d.need(d.quoted('label'))} of {d.company}",
+)
+add(
+    "branding.brand_save",
+    "settings",
+    lambda d: (
+        f"Set the brand of {d.company}: color {d.text('colour') or 'none'}, "
+        + ("a new logo" if d.text("logo") == "changed" and d.raw.get("has_logo") else "")
+        + ("no logo" if d.text("logo") == "changed" and not d.raw.get("has_logo") else "")
+        + ("logo kept" if d.text("logo") != "changed" else "")
+    ),
+)

@@ -24,6 +24,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, sel
 from markupsafe import Markup, escape
 
 from portal.domain import partner_settings
+from portal.domain.branding.delivery import Branding, render_override
+from portal.domain.branding.delivery import for_companies as branding_for
 from portal.domain.emails.kinds import KINDS, Kind, get
 from portal.domain.outbox import Content, link
 from portal.domain.pages import Page
@@ -106,14 +108,29 @@ def check_fields(kind: Kind, data: dict) -> None:
         )
 
 
-def render(kind: Kind, context: dict[str, Any]) -> tuple[str, str, str]:
-    """Subject, text and HTML of `kind` over `context` (its fields and the sender's name)."""
-    subject = " ".join(_subject(kind).render(context).split())
-    text = env().get_template(f"{kind.name}.txt").render(context)
-    html = (
-        env().get_template(f"{kind.name}.html").render(context | {"subject": subject, "paragraphs": paragraphs(text)})
-    )
+def render(kind: Kind, context: dict[str, Any], words: tuple[str, str] | None = None) -> tuple[str, str, str]:
+    """Subject, text and HTML of `kind` over `context` (its fields, the sender's
+    name, and the partner's brand if any); with `words` (a partner's own subject
+    and text, rendered), the HTML is drawn from that text."""
+    context = {"brand": None} | context
+    if words is None:
+        subject = " ".join(_subject(kind).render(context).split())
+        text = env().get_template(f"{kind.name}.txt").render(context)
+        html_template = f"{kind.name}.html"
+    else:
+        subject, text = words
+        html_template = "_message.html"
+    html = env().get_template(html_template).render(context | {"subject": subject, "paragraphs": paragraphs(text)})
     return subject, text, html
+
+
+def _in_partners_words(
+    kind: Kind, context: dict[str, Any], branding: Branding, company_id: Any
+) -> tuple[str, str, str]:
+    """The e-mail in the words of the nearest partner that wrote its own, else the portal's."""
+    override = branding.override(company_id, kind)
+    words = render_override(override, kind, context) if override is not None else None
+    return render(kind, context, words)
 
 
 def preview(kind: Kind, data: dict) -> tuple[str, str]:
@@ -188,13 +205,17 @@ async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int
     batches: dict[Any, dict] = await _batches(
         {r["batch"] for r in rows if r.get("batch") and _fields(r) is not None and get(r["kind"]).about_batch}
     )
-    senders: dict[Any, tuple[str, str | None]] = await _senders({r["company"] for r in rows if r.get("company")})
+    companies = {r["company"] for r in rows if r.get("company")}
+    senders: dict[Any, tuple[str, str | None]] = await _senders(companies)
+    branding = await branding_for(companies, {r["kind"] for r in rows if _fields(r) is not None})
     out = {}
     for row in rows:
         sender_name, reply_to = senders.get(row.get("company"), ("License portal", None))
         data = _fields(row)
+        brand = branding.brand_context(row.get("company"))
         if data is None:
             context = {"subject": row["subject"], "sender_name": sender_name, "paragraphs": paragraphs(row["body"])}
+            context |= brand
             html = row.get("html") or env().get_template("_message.html").render(context)
             out[row["id"]] = Content(row["subject"], row["body"], html, sender_name, reply_to)
             continue
@@ -205,9 +226,10 @@ async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int
                 gone = "Not sent: its licenses are gone."
                 out[row["id"]] = Content(row["subject"] or kind.label, "", "", sender_name, reply_to, gone)
                 continue
-            out[row["id"]] = _batch_content(kind, data, batch, sender_name, reply_to, now)
+            out[row["id"]] = _batch_content(kind, data, batch, sender_name, reply_to, now, branding)
         else:
-            subject, text, html = render(kind, data | {"sender_name": sender_name})
+            context = data | {"sender_name": sender_name} | brand
+            subject, text, html = _in_partners_words(kind, context, branding, row.get("company"))
             out[row["id"]] = Content(subject, text, html, sender_name, reply_to)
     return out
 
@@ -239,7 +261,13 @@ def within(days: int) -> str:
 
 
 def _batch_content(
-    kind: Kind, data: dict, batch: dict, sender_name: str, reply_to: str | None, now: datetime | None
+    kind: Kind,
+    data: dict,
+    batch: dict,
+    sender_name: str,
+    reply_to: str | None,
+    now: datetime | None,
+    branding: Branding | None = None,
 ) -> Content:
     company = batch["company"]
     days = int(data.get("days") or 3)
@@ -252,8 +280,14 @@ def _batch_content(
         "ends": local_time(batch["ends_at"], batch["time_zone"]),
         "expired_url": link(f"/companies/{company}/licences?tab=expired"),
         "request_url": link(f"/companies/{company}/licences/orders/new"),
+        # A partner's template names the batch's facts as plain fields.
+        **{name: batch[name] for name in ("company_name", "product_name", "seats", "losing")},
     }
-    subject, text, html = render(kind, context)
+    if branding is None:
+        subject, text, html = render(kind, context)
+    else:
+        context |= branding.brand_context(company)
+        subject, text, html = _in_partners_words(kind, context, branding, company)
     withdrawn = None
     if now is not None and kind.name.endswith("_reminder"):
         if batch["ends_at"] <= now:

@@ -25,9 +25,34 @@ class Kind:
     # Sent to a person about their own account (invitation, password): never
     # copied, never shown to other managers.
     personal: bool = False
+    # A partner may write its own subject and text (portal/domain/branding/);
+    # the digest's tables of rows are the portal's own.
+    editable: bool = True
+
+    @property
+    def template_fields(self) -> tuple[str, ...]:
+        """The names a partner's template of this kind may use, each a plain value
+        (text, number, yes/no or an instant): nothing to reach into."""
+        if self.about_batch:
+            return BATCH_TEMPLATE_FIELDS
+        return (*self.fields, "sender_name")
 
 
 _BATCH_FIELDS = ("days",)
+# What a reminder or notice knows when it goes (read from its batch then).
+BATCH_TEMPLATE_FIELDS = (
+    "company_name",
+    "product_name",
+    "seats",
+    "losing",
+    "ended",
+    "ends",
+    "within",
+    "days",
+    "expired_url",
+    "request_url",
+    "sender_name",
+)
 
 _ALL = (
     Kind(
@@ -223,6 +248,7 @@ _ALL = (
         "This week at {{ partner_name }}: {{ counts.ending }} ending, {{ counts.lapsed }} not renewed, "
         "{{ counts.failed }} failed charges, {{ counts.waiting }} orders waiting",
         ("partner_name", "since", "until", "counts", "ending", "lapsed", "failed", "waiting"),
+        editable=False,
     ),
 )
 
