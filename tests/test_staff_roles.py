@@ -30,7 +30,7 @@ EVERYONE = set(ROLES)
 
 # The brief's rules, in this test's own words: (path pattern, who may) for changes…
 WRITES = [
-    (r"/settings/(api-keys|sign-in|webhooks).*|/companies/\{company_id\}/scim-tokens.*", ADMIN),
+    (r"/settings/(api-keys|sign-in|webhooks|emails|brand).*|/companies/\{company_id\}/scim-tokens.*", ADMIN),
     (r"/(notifications|dashboard)/settings|/audit/retention|/companies/\{company_id\}/users/\{user_id\}/role", ADMIN),
     (r"/billing/(settings|catalogue|subscriptions).*|/invoices/.*|/companies/\{company_id\}/billing/.*", BILLING),
     (r"/companies(/.*)?|/licences/.*|/bulk.*|/dashboard/batches/.*|/notifications/\{email_id\}/resend", ACCOUNT),
@@ -49,6 +49,7 @@ READS = [
 # Not a staff member's page: no session, another credential, or the user's own account.
 NOT_STAFF = re.compile(
     r"/|/login.*|/logout|/forgot-password|/set-password/.*|/healthz|/webhooks/stripe|/test-processor/.*"
+    r"|/sso/callback|/brand/.*"
     r"|/api/.*|/scim/.*|/schema.*|/static/.*|/two-factor/.*|/profile.*|/manage/exit|/outbox"
 )
 MISSING = 999_999  # an id of nothing: a role that may act gets past the role check and finds nothing
