@@ -137,14 +137,16 @@ def _form_errors(invalid: ValidationFailed) -> SCIMException:
     return InvalidValueException(detail=message)
 
 
-async def _keep(user_id: int, company_id: int, user_name: str, user: PortalUser, existing: int | None) -> None:
+async def _keep(user_id: int, company_id: int, user_name: str, user: PortalUser, existing: int | None) -> str:
+    """Write the provider's view of the user; the attributes as kept (JSON)."""
     doc = kept_attributes(user)
     doc["userName"] = user_name
+    attributes = json.dumps(doc)
     values: dict[Column | str, Any] = {
         ScimUser.user_name: user_name,
         ScimUser.user_name_key: user_name.lower(),
         ScimUser.external_id: user.external_id,
-        ScimUser.attributes: json.dumps(doc),
+        ScimUser.attributes: attributes,
     }
     if existing:
         await ScimUser.update(values).where(ScimUser.id == existing)
@@ -156,9 +158,10 @@ async def _keep(user_id: int, company_id: int, user_name: str, user: PortalUser,
                 user_name=user_name,
                 user_name_key=user_name.lower(),
                 external_id=user.external_id,
-                attributes=json.dumps(doc),
+                attributes=attributes,
             )
         )
+    return attributes
 
 
 async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> PortalUser:
@@ -185,10 +188,12 @@ async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> Po
             created, _ = await create_user(actor, actor.company_id, email, name, "learner", now)
         except ValidationFailed as invalid:
             raise _form_errors(invalid) from None
-        await _keep(created["id"], actor.company_id, user_name, user, None)
+        attributes = await _keep(created["id"], actor.company_id, user_name, user, None)
     if user.active is False:
         await allocation.deactivate_user(actor, created["id"], now)
-    return await get(actor, str(created["id"]), base_url)
+    # What `get` would read back, from what was just written (one query fewer a create).
+    row = {**created, "active": user.active is not False, "created_at": now, "user_name": user_name}
+    return to_resource({**row, "attributes": attributes}, base_url)
 
 
 async def replace(actor: Actor, user_id: str, payload: Any, now: datetime, base_url: str) -> PortalUser:
