@@ -110,12 +110,19 @@ async def search(
 
 async def _check_user_name(actor: Actor, user_name: str, except_user: int | None) -> None:
     key = user_name.lower()
+    # Two lookups that each use an index (the company's undeleted userNames; the
+    # unique e-mail), not one OR across a join, which read every user of the
+    # company: a 10,000-user import slowed with each user it made.
     taken = await User.raw(
-        "SELECT u.id FROM portal_user u LEFT JOIN scim_user s ON s.portal_user = u.id "
-        "WHERE u.company = {} AND s.deleted_at IS NULL AND (s.user_name_key = {} OR (s.id IS NULL AND u.email = {}))",
+        "SELECT s.portal_user AS id FROM scim_user s JOIN portal_user u ON u.id = s.portal_user "
+        "WHERE s.company = {} AND s.user_name_key = {} AND s.deleted_at IS NULL AND u.company = {} "
+        "UNION ALL SELECT u.id FROM portal_user u WHERE u.email = {} AND u.company = {} "
+        "AND NOT EXISTS (SELECT 1 FROM scim_user s WHERE s.portal_user = u.id)",
         actor.company_id,
         key,
+        actor.company_id,
         key,
+        actor.company_id,
     )
     if any(row["id"] != except_user for row in taken):
         raise UniquenessException(detail=f"userName {user_name!r} is taken in this company.")
