@@ -29,6 +29,7 @@ from tests.support import csrf_of, post_form, sign_in
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 SENDER = delivery.http_sender(allow_private=True)
+NOTHING = {"delivered": 0, "retrying": 0, "failed": 0, "put_back": 0}
 
 
 class Receiver:
@@ -40,12 +41,22 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps connections open, as a real receiver does
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.received.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                receiver.received.append(
+                    {
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                        "from": self.client_address,
+                    }
+                )
+                answer = b"" if receiver.status == 204 else b"thanks" if receiver.status < 300 else b"broken"
                 self.send_response(receiver.status)
+                self.send_header("content-length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"thanks" if receiver.status < 300 else b"broken")
+                self.wfile.write(answer)
 
             def log_message(self, *args) -> None:
                 pass
@@ -66,6 +77,13 @@ def receiver():
     r.close()
 
 
+@pytest.fixture
+async def http():
+    """The worker process's HTTP client, as portal/jobs/worker.py opens it."""
+    async with delivery.new_client() as client:
+        yield client
+
+
 async def partner_of(tree, key: str = "partner"):
     return await load_actor(tree.managers[key]["id"], None)
 
@@ -81,16 +99,16 @@ async def order_and_assign(tree, company_key: str = "direct", seats: int = 5, no
     return order
 
 
-async def send_all(now: datetime = NOW) -> dict[str, int]:
+async def send_all(http, now: datetime = NOW) -> dict[str, int]:
     await delivery.fan_out(now)
-    return await delivery.deliver_due(now, SENDER)
+    return await delivery.deliver_due(now, SENDER, http)
 
 
-async def test_a_change_reaches_the_partner_signed_and_verifiable(tree, receiver):
+async def test_a_change_reaches_the_partner_signed_and_verifiable(tree, receiver, http):
     endpoint = await endpoint_for(await partner_of(tree), receiver.url)
     now = utcnow()  # the receiver checks the message's timestamp against its own clock
     order = await order_and_assign(tree, now=now)
-    assert await send_all(now) == {"delivered": 2, "retrying": 0, "failed": 0}
+    assert await send_all(http, now) == {**NOTHING, "delivered": 2}
     assert sorted(json.loads(r["body"])["type"] for r in receiver.received) == ["order.assigned", "order.requested"]
     for message in receiver.received:
         verified = Webhook(endpoint["secret"]).verify(message["body"], message["headers"])
@@ -105,10 +123,10 @@ async def test_a_change_reaches_the_partner_signed_and_verifiable(tree, receiver
     assert tampered != assigned["body"]
     with pytest.raises(Exception, match="signature"):
         Webhook(endpoint["secret"]).verify(tampered, assigned["headers"])
-    assert await send_all(now) == {"delivered": 0, "retrying": 0, "failed": 0}  # nothing twice
+    assert await send_all(http, now) == NOTHING  # nothing twice
 
 
-async def test_only_the_partners_above_the_company_and_only_the_events_chosen(tree, receiver):
+async def test_only_the_partners_above_the_company_and_only_the_events_chosen(tree, receiver, http):
     other = Receiver()
     sub = Receiver()
     try:
@@ -117,7 +135,7 @@ async def test_only_the_partners_above_the_company_and_only_the_events_chosen(tr
         await endpoint_for(await partner_of(tree, "sub"), sub.url)
         await order_and_assign(tree, "direct")
         await order_and_assign(tree, "north")
-        await send_all()
+        await send_all(http)
         assert sorted(json.loads(r["body"])["data"]["company"]["name"] for r in receiver.received) == [
             "Direct Customer",
             "North Customer",
@@ -135,19 +153,19 @@ async def test_no_endpoint_no_event(tree):
     assert await WebhookEvent.count() == 0
 
 
-async def test_a_failing_endpoint_is_retried_with_the_same_message_then_switched_off(tree, receiver):
+async def test_a_failing_endpoint_is_retried_with_the_same_message_then_switched_off(tree, receiver, http):
     endpoint = await endpoint_for(await partner_of(tree), receiver.url, ["order.requested"])
     partner = await partner_of(tree)
     await requests.request_order(partner, tree.direct["id"], 3, None, "", NOW)
     receiver.status = 500
-    assert (await send_all())["retrying"] == 1
+    assert (await send_all(http))["retrying"] == 1
     row = await WebhookDelivery.objects().first()
     assert (row.status, row.attempts, row.response_status) == ("pending", 1, 500)
     assert row.next_attempt_at == NOW + delivery.RETRY_AFTER[0]
-    assert (await delivery.deliver_due(NOW + timedelta(seconds=1), SENDER))["retrying"] == 0  # not due yet
+    assert (await delivery.deliver_due(NOW + timedelta(seconds=1), SENDER, http))["retrying"] == 0  # not due yet
     later = NOW + timedelta(seconds=6)
     receiver.status = 200
-    assert (await delivery.deliver_due(later, SENDER))["delivered"] == 1
+    assert (await delivery.deliver_due(later, SENDER, http))["delivered"] == 1
     first, second = receiver.received
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"] and first["body"] == second["body"]
     assert first["headers"]["webhook-timestamp"] != second["headers"]["webhook-timestamp"]
@@ -158,7 +176,7 @@ async def test_a_failing_endpoint_is_retried_with_the_same_message_then_switched
     await requests.request_order(partner, tree.direct["id"], 4, None, "", NOW)
     for days in (0, 2, 4):
         await WebhookDelivery.update({WebhookDelivery.next_attempt_at: NOW}).where(WebhookDelivery.status == "pending")
-        await send_all(NOW + timedelta(days=days))
+        await send_all(http, NOW + timedelta(days=days))
     stored = await WebhookEndpoint.objects().where(WebhookEndpoint.id == endpoint["id"]).first()
     assert not stored.active and "3 days" in stored.disabled_reason
     mails = await OutboxEmail.select().where(OutboxEmail.kind == "webhook_disabled")
@@ -168,48 +186,97 @@ async def test_a_failing_endpoint_is_retried_with_the_same_message_then_switched
     assert await WebhookEvent.count().where(WebhookEvent.fanned_out == False) == 0  # noqa: E712 (no endpoint active)
 
 
-async def test_an_endpoint_that_answers_410_gone_is_switched_off_at_once(tree, receiver):
+async def test_an_endpoint_that_answers_410_gone_is_switched_off_at_once(tree, receiver, http):
     endpoint = await endpoint_for(await partner_of(tree), receiver.url, ["order.requested"])
     partner = await partner_of(tree)
     await requests.request_order(partner, tree.direct["id"], 3, None, "", NOW)
     receiver.status = 410
-    assert (await send_all())["failed"] == 1
+    assert (await send_all(http))["failed"] == 1
     stored = await WebhookEndpoint.objects().where(WebhookEndpoint.id == endpoint["id"]).first()
     assert not stored.active and "410 Gone" in stored.disabled_reason
     assert await OutboxEmail.count().where(OutboxEmail.kind == "webhook_disabled") == 1
     await requests.request_order(partner, tree.direct["id"], 4, None, "", NOW)
-    await send_all()
+    await send_all(http)
     assert len(receiver.received) == 1  # nothing more
 
 
-async def test_resend_sends_the_same_message_again(tree, receiver):
+async def test_resend_sends_the_same_message_again(tree, receiver, http):
     endpoint = await endpoint_for(await partner_of(tree), receiver.url, ["order.requested"])
     partner = await partner_of(tree)
     await requests.request_order(partner, tree.direct["id"], 3, None, "", NOW)
-    await send_all()
+    await send_all(http)
     row = await WebhookDelivery.objects().first()
     with pytest.raises(NotFound):
         await delivery.resend(await partner_of(tree, "other"), endpoint["id"], row.id, NOW)
     await delivery.resend(partner, endpoint["id"], row.id, NOW)
     with pytest.raises(ValidationFailed):
         await delivery.resend(partner, endpoint["id"], row.id, NOW)  # waiting already
-    await send_all()
+    await send_all(http)
     assert len(receiver.received) == 2 and receiver.received[0]["body"] == receiver.received[1]["body"]
 
 
-async def test_ten_workers_at_once_send_each_message_once(tree, receiver):
+async def test_ten_workers_at_once_send_each_message_once(tree, receiver, http):
     await endpoint_for(await partner_of(tree), receiver.url, ["order.requested"])
     partner = await partner_of(tree)
     for n in range(12):
         await requests.request_order(partner, tree.direct["id"], n + 1, None, "", NOW)
     await asyncio.gather(*(delivery.fan_out(NOW) for _ in range(10)))
     assert await WebhookDelivery.count() == 12
-    await asyncio.gather(*(delivery.deliver_due(NOW, SENDER, limit=3) for _ in range(10)))
+    await asyncio.gather(*(delivery.deliver_due(NOW, SENDER, http, limit=3) for _ in range(10)))
     ids = [r["headers"]["webhook-id"] for r in receiver.received]
     assert len(ids) == 12 and len(set(ids)) == 12
 
 
-async def test_batches_ending_and_expired_once_each(tree, receiver):
+async def test_a_batch_goes_over_kept_alive_connections_and_is_recorded_together(tree, receiver, http):
+    await endpoint_for(await partner_of(tree), receiver.url, ["order.requested"])
+    partner = await partner_of(tree)
+    for n in range(12):
+        await requests.request_order(partner, tree.direct["id"], n + 1, None, "", NOW)
+    await delivery.fan_out(NOW)
+    two_at_once = delivery.Sender(allow_private=True, at_once=2)
+    assert await delivery.deliver_due(NOW, two_at_once, http) == {**NOTHING, "delivered": 12}
+    assert len({r["from"] for r in receiver.received}) <= 2  # connections reused, not one a message
+    rows = await WebhookDelivery.select().where(WebhookDelivery.status == "delivered")
+    assert len(rows) == 12 and {(r["attempts"], r["claim_token"], r["response_status"]) for r in rows} == {
+        (1, None, 204)
+    }
+    assert {r["delivered_at"] for r in rows} == {NOW}
+
+
+async def test_a_batch_that_would_outlast_its_lease_sends_nothing_late_and_gives_the_rest_back(
+    tree, receiver, http, monkeypatch
+):
+    await endpoint_for(await partner_of(tree), receiver.url, ["order.requested"])
+    partner = await partner_of(tree)
+    for n in range(3):
+        await requests.request_order(partner, tree.direct["id"], n + 1, None, "", NOW)
+    monkeypatch.setattr(delivery, "LEASE", delivery.LEASE_MARGIN)  # no time left to start a send
+    assert await send_all(http) == {**NOTHING, "put_back": 3}
+    assert receiver.received == []
+    rows = await WebhookDelivery.select()
+    assert {(r["status"], r["attempts"], r["claim_token"]) for r in rows} == {("pending", 0, None)}
+    monkeypatch.undo()
+    assert await send_all(http) == {**NOTHING, "delivered": 3}  # due again at once
+
+
+async def test_one_batch_for_two_endpoints_records_each_its_own_way(tree, receiver, http):
+    partner = await partner_of(tree)
+    gone = Receiver()
+    try:
+        gone.status = 410
+        kept = await endpoint_for(partner, receiver.url, ["order.requested"])
+        dropped = await endpoint_for(partner, gone.url, ["order.requested"])
+        await requests.request_order(partner, tree.direct["id"], 3, None, "", NOW)
+        assert await send_all(http) == {**NOTHING, "delivered": 1, "failed": 1}
+    finally:
+        gone.close()
+    on = {e.id: e for e in await WebhookEndpoint.objects()}
+    assert on[kept["id"]].active and on[kept["id"]].failing_since is None
+    assert not on[dropped["id"]].active and "410 Gone" in on[dropped["id"]].disabled_reason
+    assert await AuditEntry.count().where(AuditEntry.action == "webhook.disable") == 1
+
+
+async def test_batches_ending_and_expired_once_each(tree, receiver, http):
     await endpoint_for(await partner_of(tree), receiver.url, ["batch.ending", "batch.expired"])
     order = await order_and_assign(tree)  # its order events are not chosen: never sent
     ends = NOW + timedelta(days=365)
@@ -217,7 +284,7 @@ async def test_batches_ending_and_expired_once_each(tree, receiver):
         await events.sweep_batches(ends - timedelta(days=days_before))
     await events.sweep_batches(ends + timedelta(hours=1))
     await events.sweep_batches(ends + timedelta(hours=2))
-    await send_all(ends + timedelta(hours=2))
+    await send_all(http, ends + timedelta(hours=2))
     sent = [json.loads(r["body"]) for r in receiver.received]
     assert sorted(m["type"] for m in sent) == ["batch.ending", "batch.ending", "batch.expired"]  # sent 10 at once
     assert all(m["data"]["seats"] == order["quantity"] for m in sent)
@@ -255,13 +322,13 @@ async def test_endpoint_rules(tree):
         await endpoints.get_endpoint(await partner_of(tree, "other"), mine["id"])
 
 
-async def test_a_name_that_resolves_to_a_private_address_is_not_sent_to(tree, receiver):
+async def test_a_name_that_resolves_to_a_private_address_is_not_sent_to(tree, receiver, http):
     partner = await partner_of(tree)
     await endpoints.create(partner, receiver.url.replace("127.0.0.1", "localhost"), "", ["order.requested"], NOW,
                            allow_private=True)  # fmt: skip
     await requests.request_order(partner, tree.direct["id"], 3, None, "", NOW)
     await delivery.fan_out(NOW)
-    assert (await delivery.deliver_due(NOW, delivery.http_sender(allow_private=False)))["retrying"] == 1
+    assert (await delivery.deliver_due(NOW, delivery.http_sender(allow_private=False), http))["retrying"] == 1
     row = await WebhookDelivery.objects().first()
     assert "private address" in row.error and receiver.received == []
 

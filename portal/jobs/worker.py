@@ -7,7 +7,9 @@ is thrown away and a new one is made, after a growing pause (1 s, 2 s, 4 s …
 at most a minute), with each loss and reconnection logged. A PostgreSQL outage
 does not stop the worker: jobs that hit it fail on a transient error and are
 retried by `logged_job` (portal/jobs/retry.py); the database pool is opened
-once, retried the same way if PostgreSQL is down when the worker starts.
+once, retried the same way if PostgreSQL is down when the worker starts, and
+so is the HTTP client that webhooks leave by (ctx["webhook_client"]): one per
+process, its connections kept alive, closed when the process stops.
 
 `arq portal.jobs.worker.WorkerSettings` still works, unsupervised."""
 
@@ -21,12 +23,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from arq.connections import RedisSettings
 from arq.worker import Worker, create_worker
 from redis import exceptions as redis_errors
 
 from portal import db
 from portal.domain import outbox
+from portal.domain.webhooks import delivery as webhook_delivery
 from portal.jobs.audit_retention import AUDIT_RETENTION_CRON_JOBS
 from portal.jobs.auto_renewal import AUTO_RENEWAL_CRON_JOBS, AUTO_RENEWAL_FUNCTIONS
 from portal.jobs.billing import BILLING_CRON_JOBS, BILLING_FUNCTIONS
@@ -55,11 +59,14 @@ _REDIS_LOST = (redis_errors.RedisError, ConnectionError, OSError, asyncio.Timeou
 
 async def startup(ctx: dict[str, Any]) -> None:
     outbox.use_base_url(get_settings().base_url)
-    ctx["services"] = build_services(get_settings())  # the card processor, for billing jobs
+    services = ctx["services"] = build_services(get_settings())  # the card processor, for billing jobs
+    ctx["webhook_client"] = webhook_delivery.new_client(services.webhook_sender.at_once)
     await db.open_pool()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if client := ctx.pop("webhook_client", None):
+        await client.aclose()
     await db.close_pool()
 
 
@@ -107,11 +114,15 @@ class Supervisor:
         self.connected = asyncio.Event()  # set while a worker is connected
         self.worker: Worker | None = None
         self._opened_pool = False
+        self._webhook_client: httpx.AsyncClient | None = None
 
     async def run(self) -> None:
         if not await self._open_database():
             return
         log.info("worker supervisor started")
+        client = self._webhook_client = webhook_delivery.new_client(
+            build_services(get_settings()).webhook_sender.at_once
+        )
         try:
             failures = 0
             while not self.stop.is_set():
@@ -133,6 +144,7 @@ class Supervisor:
                 )
                 await self._sleep(delay)
         finally:
+            await client.aclose()
             if self._opened_pool:
                 await db.close_pool()
             log.info("worker supervisor stopped", extra={"connections": self.connections, "losses": self.losses})
@@ -141,6 +153,7 @@ class Supervisor:
         """Run a worker until it stops; the error that stopped it, if any."""
         worker = self.worker = self.make_worker()
         worker.on_startup = self._on_connect
+        worker.ctx.setdefault("webhook_client", self._webhook_client)  # outlives the worker, as the pool does
         run = asyncio.create_task(worker.async_run())
         stopping = asyncio.create_task(self.stop.wait())
         try:

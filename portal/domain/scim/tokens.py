@@ -7,6 +7,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, get_company
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
@@ -105,24 +106,20 @@ async def token_actor(token: str, now: datetime) -> Actor | None:
     in the name of whoever created the token (so changes are audited to them)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    row = (
-        await ScimToken.select(
-            ScimToken.id,
-            ScimToken.last_used_at,
-            ScimToken.created_by.id.as_alias("user_id"),
-            ScimToken.created_by.name.as_alias("user_name"),
-            ScimToken.created_by.email.as_alias("user_email"),
-            ScimToken.company.id.as_alias("company_id"),
-            ScimToken.company.name.as_alias("company_name"),
-            ScimToken.company.kind.as_alias("company_kind"),
-            ScimToken.company.path.as_alias("company_path"),
-        )
-        .where((ScimToken.token_hash == _hash(token)) & ScimToken.revoked_at.is_null())
-        .first()
+    # Every SCIM request asks this first: one hand-written join, not the ORM's
+    # (whose building of a five-column join cost more than the query).
+    rows = await ScimToken.raw(
+        "SELECT t.id, t.last_used_at, u.id AS user_id, u.name AS user_name, u.email AS user_email, "
+        "c.id AS company_id, c.name AS company_name, c.kind AS company_kind, c.path AS company_path "
+        "FROM scim_token AS t JOIN portal_user AS u ON u.id = t.created_by JOIN company AS c ON c.id = t.company "
+        "WHERE t.token_hash = {} AND t.revoked_at IS NULL",
+        _hash(token),
     )
+    row = rows[0] if rows else None
     if row is None or row["company_kind"] != "customer":
         return None
-    if row["last_used_at"] is None or row["last_used_at"] <= now - LAST_USED_GRANULARITY:
+    last_used = db.as_datetime(row["last_used_at"])
+    if last_used is None or last_used <= now - LAST_USED_GRANULARITY:
         await ScimToken.update({ScimToken.last_used_at: now}).where(ScimToken.id == row["id"])
     return Actor(
         user_id=row["user_id"],

@@ -110,12 +110,19 @@ async def search(
 
 async def _check_user_name(actor: Actor, user_name: str, except_user: int | None) -> None:
     key = user_name.lower()
+    # Two lookups that each use an index (the company's undeleted userNames; the
+    # unique e-mail), not one OR across a join, which read every user of the
+    # company: a 10,000-user import slowed with each user it made.
     taken = await User.raw(
-        "SELECT u.id FROM portal_user u LEFT JOIN scim_user s ON s.portal_user = u.id "
-        "WHERE u.company = {} AND s.deleted_at IS NULL AND (s.user_name_key = {} OR (s.id IS NULL AND u.email = {}))",
+        "SELECT s.portal_user AS id FROM scim_user s JOIN portal_user u ON u.id = s.portal_user "
+        "WHERE s.company = {} AND s.user_name_key = {} AND s.deleted_at IS NULL AND u.company = {} "
+        "UNION ALL SELECT u.id FROM portal_user u WHERE u.email = {} AND u.company = {} "
+        "AND NOT EXISTS (SELECT 1 FROM scim_user s WHERE s.portal_user = u.id)",
         actor.company_id,
         key,
+        actor.company_id,
         key,
+        actor.company_id,
     )
     if any(row["id"] != except_user for row in taken):
         raise UniquenessException(detail=f"userName {user_name!r} is taken in this company.")
@@ -137,14 +144,16 @@ def _form_errors(invalid: ValidationFailed) -> SCIMException:
     return InvalidValueException(detail=message)
 
 
-async def _keep(user_id: int, company_id: int, user_name: str, user: PortalUser, existing: int | None) -> None:
+async def _keep(user_id: int, company_id: int, user_name: str, user: PortalUser, existing: int | None) -> str:
+    """Write the provider's view of the user; the attributes as kept (JSON)."""
     doc = kept_attributes(user)
     doc["userName"] = user_name
+    attributes = json.dumps(doc)
     values: dict[Column | str, Any] = {
         ScimUser.user_name: user_name,
         ScimUser.user_name_key: user_name.lower(),
         ScimUser.external_id: user.external_id,
-        ScimUser.attributes: json.dumps(doc),
+        ScimUser.attributes: attributes,
     }
     if existing:
         await ScimUser.update(values).where(ScimUser.id == existing)
@@ -156,9 +165,10 @@ async def _keep(user_id: int, company_id: int, user_name: str, user: PortalUser,
                 user_name=user_name,
                 user_name_key=user_name.lower(),
                 external_id=user.external_id,
-                attributes=json.dumps(doc),
+                attributes=attributes,
             )
         )
+    return attributes
 
 
 async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> PortalUser:
@@ -185,10 +195,12 @@ async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> Po
             created, _ = await create_user(actor, actor.company_id, email, name, "learner", now)
         except ValidationFailed as invalid:
             raise _form_errors(invalid) from None
-        await _keep(created["id"], actor.company_id, user_name, user, None)
+        attributes = await _keep(created["id"], actor.company_id, user_name, user, None)
     if user.active is False:
         await allocation.deactivate_user(actor, created["id"], now)
-    return await get(actor, str(created["id"]), base_url)
+    # What `get` would read back, from what was just written (one query fewer a create).
+    row = {**created, "active": user.active is not False, "created_at": now, "user_name": user_name}
+    return to_resource({**row, "attributes": attributes}, base_url)
 
 
 async def replace(actor: Actor, user_id: str, payload: Any, now: datetime, base_url: str) -> PortalUser:

@@ -1,8 +1,11 @@
 """Fan-out of events to the endpoints that take them, and their delivery.
 
 Each delivery is claimed with a lease, as the e-mail outbox's rows are: a worker
-killed mid-send leaves it due again when the lease runs out; PostgreSQL workers
-skip each other's rows. A message keeps its id and bytes across attempts and
+claims a batch of due deliveries with one statement (PostgreSQL workers skip each
+other's rows), sends them a few at a time over its one HTTP client (kept-alive
+connections), and records the batch's outcomes together in one transaction. A
+worker killed before that record leaves the batch due again when the lease runs
+out; a batch starts no send that could end after its lease. A message keeps its id and bytes across attempts and
 Resend (the receiver dedupes by `webhook-id`); its timestamp and signature are
 of the attempt. Retries follow the Standard Webhooks schedule; an endpoint that
 has failed for 3 days is switched off and its partner's managers told."""
@@ -12,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from piccolo.columns import Column
 from standardwebhooks.webhooks import Webhook
 
 from portal import db
@@ -39,23 +41,38 @@ AT_ONCE = 10  # requests in flight per worker
 RETRY_AFTER = tuple(timedelta(seconds=s) for s in (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600))
 DISABLE_AFTER = timedelta(days=3)
 KEEP_RESPONSE = 1000
+RECORD_CHUNK = 1000  # rows an UPDATE records (SQLite sends them as bound values)
+
+
+# Sends start only while the lease has at least this long left: a send that began
+# may take TIMEOUT_S, and the batch's outcomes must be recorded before the lease
+# runs out, or another worker could claim the rows and send them again.
+LEASE_MARGIN = timedelta(seconds=TIMEOUT_S + 5)
 
 
 @dataclass(frozen=True)
 class Sender:
-    """How messages leave: the HTTP client and whether private addresses may be
-    reached (a development or test install; never a production one)."""
+    """How messages leave: whether private addresses may be reached (a
+    development or test install; never a production one) and how many requests
+    one worker has in flight. The HTTP client is the worker process's own
+    (`new_client`), handed to `deliver_due` with this."""
 
-    post: Callable[[str, bytes, dict[str, str]], Awaitable[httpx.Response]]
     allow_private: bool = False
+    at_once: int = AT_ONCE
 
 
 def http_sender(allow_private: bool = False) -> Sender:
-    async def post(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-            return await client.post(url, content=body, headers=headers)
+    return Sender(allow_private)
 
-    return Sender(post, allow_private)
+
+def new_client(at_once: int = AT_ONCE) -> httpx.AsyncClient:
+    """The HTTP client of one worker process: opened at its start, closed at its
+    end (`aclose`), its connections kept alive between deliveries to an endpoint."""
+    return httpx.AsyncClient(
+        timeout=TIMEOUT_S,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=max(100, at_once), max_keepalive_connections=max(20, at_once)),
+    )
 
 
 async def fan_out(now: datetime, limit: int = 500) -> int:
@@ -106,26 +123,36 @@ def _moment(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+_CLAIMED = (
+    "SELECT d.id, d.attempts, d.endpoint, e.msg_id, e.payload, ep.url, ep.secret, ep.partner, "
+    "ep.failing_since FROM {rows} AS d JOIN webhook_event AS e ON e.id = d.event "
+    "JOIN webhook_endpoint AS ep ON ep.id = d.endpoint ORDER BY d.id"
+)
+
+
 async def claim(now: datetime, token: str, limit: int) -> list[dict]:
+    """Up to `limit` due deliveries for one worker, each with `token`, a lease and
+    one more attempt counted, with what sending them needs. PostgreSQL: one
+    statement, skipping rows another worker is claiming; SQLite: the write lock
+    first (BEGIN IMMEDIATE), so no other writer comes between choice and claim."""
     skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
+    due = (
+        "UPDATE webhook_delivery SET claim_token = {}, claimed_until = {}, attempts = attempts + 1 "
+        "WHERE id IN (SELECT id FROM webhook_delivery WHERE status = 'pending' AND next_attempt_at <= {} "
+        "AND (claimed_until IS NULL OR claimed_until < {}) "
+        f"ORDER BY next_attempt_at, id LIMIT {int(limit)}{skip_locked}) "
+    )
+    values = (token, now + LEASE, now, now)
+    if db.is_postgres():
+        claimed = f"WITH claimed AS ({due}RETURNING id, attempts, endpoint, event) "
+        return await WebhookDelivery.raw(claimed + _CLAIMED.format(rows="claimed"), *values)
     async with db.write_transaction():
-        rows = await WebhookDelivery.raw(
-            "UPDATE webhook_delivery SET claim_token = {}, claimed_until = {}, attempts = attempts + 1 "
-            "WHERE id IN (SELECT id FROM webhook_delivery WHERE status = 'pending' AND next_attempt_at <= {} "
-            "AND (claimed_until IS NULL OR claimed_until < {}) "
-            f"ORDER BY next_attempt_at, id LIMIT {int(limit)}{skip_locked}) RETURNING id",
-            token,
-            now + LEASE,
-            now,
-            now,
-        )
+        rows = await WebhookDelivery.raw(due + "RETURNING id", *values)
         if not rows:
             return []
         listed = ", ".join(str(int(row["id"])) for row in rows)
         return await WebhookDelivery.raw(
-            "SELECT d.id, d.attempts, d.endpoint, e.msg_id, e.payload, ep.url, ep.secret, ep.partner, "
-            "ep.failing_since FROM webhook_delivery AS d JOIN webhook_event AS e ON e.id = d.event "
-            f"JOIN webhook_endpoint AS ep ON ep.id = d.endpoint WHERE d.id IN ({listed}) ORDER BY d.id"
+            _CLAIMED.format(rows=f"(SELECT * FROM webhook_delivery WHERE id IN ({listed}))")
         )
 
 
@@ -154,76 +181,162 @@ async def _refused_address(url: str, allow_private: bool) -> str | None:
     return None
 
 
-async def attempt(row: dict, sender: Sender, now: datetime) -> tuple[int | None, str, str]:
-    """(HTTP status or None, response excerpt, error)."""
+@dataclass(frozen=True)
+class Outcome:
+    status: int | None  # the HTTP status, or None when nothing was answered
+    excerpt: str = ""  # the start of the answer's body
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def gone(self) -> bool:
+        """The receiver wants nothing more: no retry, and the endpoint goes off."""
+        return self.status == 410
+
+
+async def attempt(row: dict, client: httpx.AsyncClient, now: datetime, refused: str | None = None) -> Outcome:
+    """One POST of the row's message, signed for this attempt; `refused`: why it
+    may not be sent (its address), in which case nothing is."""
+    if refused:
+        return Outcome(None, "", refused)
     body = row["payload"].encode()
-    if refused := await _refused_address(row["url"], sender.allow_private):
-        return None, "", refused
     try:
-        response = await sender.post(row["url"], body, signed_headers(row["secret"], row["msg_id"], now, body))
+        response = await client.post(
+            row["url"], content=body, headers=signed_headers(row["secret"], row["msg_id"], now, body)
+        )
     except httpx.HTTPError as error:
-        return None, "", f"{type(error).__name__}: {error}"[:300] or type(error).__name__
-    return response.status_code, response.text[:KEEP_RESPONSE], ""
+        return Outcome(None, "", f"{type(error).__name__}: {error}"[:300] or type(error).__name__)
+    return Outcome(response.status_code, response.text[:KEEP_RESPONSE])
 
 
-async def deliver_due(now: datetime, sender: Sender, limit: int = 100) -> dict[str, int]:
+async def deliver_due(now: datetime, sender: Sender, client: httpx.AsyncClient, limit: int = 100) -> dict[str, int]:
+    """Claim up to `limit` due deliveries, send them `sender.at_once` at a time
+    over `client`, record what came of them together. "put_back": claimed but not
+    sent, because the lease would have run out first; due again at once."""
     token = secrets.token_hex(8)
+    lease_ends = time.monotonic() + LEASE.total_seconds()
     rows = await claim(now, token, limit)
-    gate = asyncio.Semaphore(AT_ONCE)
-    counts = {"delivered": 0, "retrying": 0, "failed": 0}
+    counts = {"delivered": 0, "retrying": 0, "failed": 0, "put_back": 0}
+    if not rows:
+        return counts
+    hosts = {urlsplit(row["url"]).hostname or "": row["url"] for row in rows}
+    refusals = dict(
+        zip(
+            hosts,
+            await asyncio.gather(*(_refused_address(url, sender.allow_private) for url in hosts.values())),
+            strict=True,
+        )
+    )
+    gate = asyncio.Semaphore(sender.at_once)
 
-    async def one(row: dict) -> None:
+    async def one(row: dict) -> Outcome | None:
         async with gate:
-            status, excerpt, error = await attempt(row, sender, now)
-        counts[await _record(row, token, status, excerpt, error, now)] += 1
+            if time.monotonic() > lease_ends - LEASE_MARGIN.total_seconds():
+                return None
+            return await attempt(row, client, now, refusals[urlsplit(row["url"]).hostname or ""])
 
-    await asyncio.gather(*(one(row) for row in rows))
+    outcomes = await asyncio.gather(*(one(row) for row in rows))
+    for name in await _record(list(zip(rows, outcomes, strict=True)), token, now):
+        counts[name] += 1
     return counts
 
 
-async def _record(row: dict, token: str, status: int | None, excerpt: str, error: str, now: datetime) -> str:
-    ok = status is not None and 200 <= status < 300
-    gone = status == 410  # the receiver says it wants nothing more: no retry, the endpoint goes off
-    attempts = int(row["attempts"])
-    outcome = "delivered" if ok else ("retrying" if attempts <= len(RETRY_AFTER) and not gone else "failed")
-    changes: dict[Column | str, Any] = {
-        WebhookDelivery.status: {"delivered": "delivered", "retrying": "pending", "failed": "failed"}[outcome],
-        WebhookDelivery.response_status: status,
-        WebhookDelivery.response_body: excerpt,
-        WebhookDelivery.error: error or ("" if ok else f"The endpoint answered HTTP {status}."),
-        WebhookDelivery.last_attempt_at: now,
-        WebhookDelivery.claim_token: None,
-        WebhookDelivery.claimed_until: None,
-    }
-    if ok:
-        changes[WebhookDelivery.delivered_at] = now
-    elif outcome == "retrying":
-        changes[WebhookDelivery.next_attempt_at] = now + RETRY_AFTER[attempts - 1]
-    async with db.write_transaction():
-        mine = (WebhookDelivery.id == row["id"]) & (WebhookDelivery.claim_token == token)
-        updated = await WebhookDelivery.update(changes).where(mine).returning(WebhookDelivery.id)
-        if updated:
-            await _endpoint_health(row, ok, now, gone=gone)
-    return outcome
+def _next_state(row: dict, outcome: Outcome) -> str:
+    if outcome.ok:
+        return "delivered"
+    return "retrying" if int(row["attempts"]) <= len(RETRY_AFTER) and not outcome.gone else "failed"
 
 
-async def _endpoint_health(row: dict, ok: bool, now: datetime, *, gone: bool = False) -> None:
-    endpoint = WebhookEndpoint.id == row["endpoint"]
-    if ok:
-        await WebhookEndpoint.update({WebhookEndpoint.failing_since: None}).where(
-            endpoint & WebhookEndpoint.failing_since.is_not_null()
+async def _record(results: list[tuple[dict, Outcome | None]], token: str, now: datetime) -> list[str]:
+    """The batch's outcomes, with one UPDATE for all its rows, and what they say
+    of their endpoints, in one transaction. Rows whose claim is no longer this
+    worker's (its lease ran out and another took them) are left alone."""
+    names: list[str] = []
+    values: list[tuple] = []
+    for row, outcome in results:
+        if outcome is None:
+            names.append("put_back")
+            continue
+        name = _next_state(row, outcome)
+        names.append(name)
+        values.append(
+            (
+                row["id"],
+                {"delivered": "delivered", "retrying": "pending", "failed": "failed"}[name],
+                outcome.status,
+                outcome.excerpt,
+                outcome.error or ("" if outcome.ok else f"The endpoint answered HTTP {outcome.status}."),
+                now + RETRY_AFTER[int(row["attempts"]) - 1] if name == "retrying" else None,
+                now if outcome.ok else None,
+            )
         )
-        return
-    await WebhookEndpoint.update({WebhookEndpoint.failing_since: now}).where(
-        endpoint & WebhookEndpoint.failing_since.is_null()
-    )
-    since = row["failing_since"]
-    if gone:
-        reason = f"Switched off on {now:%d %b %Y}: it answered 410 Gone, asking to be sent nothing more."
-    elif since is None or now - _moment(since) < DISABLE_AFTER:
-        return
-    else:
-        reason = f"Switched off on {now:%d %b %Y}: every delivery failed for {DISABLE_AFTER.days} days."
+    put_back = [row["id"] for row, outcome in results if outcome is None]
+    async with db.write_transaction():
+        updated: set[int] = set()
+        for start in range(0, len(values), RECORD_CHUNK):
+            table, bound = db.rows_table(
+                ("int", "text", "int", "text", "text", "time", "time"), values[start : start + RECORD_CHUNK]
+            )
+            changed = await WebhookDelivery.raw(
+                "UPDATE webhook_delivery SET status = v.column2, response_status = v.column3, "
+                "response_body = v.column4, error = v.column5, "
+                "next_attempt_at = COALESCE(v.column6, webhook_delivery.next_attempt_at), "
+                "delivered_at = COALESCE(v.column7, webhook_delivery.delivered_at), "
+                "last_attempt_at = {}, claim_token = NULL, claimed_until = NULL "
+                f"FROM {table} AS v WHERE webhook_delivery.id = v.column1 AND webhook_delivery.claim_token = {{}} "
+                "RETURNING webhook_delivery.id",
+                now,
+                *bound,
+                token,
+            )
+            updated.update(int(r["id"]) for r in changed)
+        if put_back:
+            # Not sent: the attempt it was counted is taken back.
+            await WebhookDelivery.update(
+                {
+                    WebhookDelivery.attempts: WebhookDelivery.attempts - 1,
+                    WebhookDelivery.claim_token: None,
+                    WebhookDelivery.claimed_until: None,
+                }
+            ).where(WebhookDelivery.id.is_in(put_back) & (WebhookDelivery.claim_token == token))
+        await _endpoints_health([(row, o) for row, o in results if o is not None and row["id"] in updated], now)
+    return names
+
+
+async def _endpoints_health(results: list[tuple[dict, Outcome]], now: datetime) -> None:
+    """An endpoint that answered 2xx in the batch is not failing; one that only
+    failed is failing since its first failure, and is switched off after failing
+    for DISABLE_AFTER, or at once when it answered 410 Gone."""
+    by_endpoint: dict[int, list[tuple[dict, Outcome]]] = defaultdict(list)
+    for row, outcome in results:
+        by_endpoint[int(row["endpoint"])].append((row, outcome))
+    answering = [e for e, got in by_endpoint.items() if any(o.ok for _, o in got)]
+    failing = [e for e in by_endpoint if e not in answering]
+    if answering:
+        await WebhookEndpoint.update({WebhookEndpoint.failing_since: None}).where(
+            WebhookEndpoint.id.is_in(answering) & WebhookEndpoint.failing_since.is_not_null()
+        )
+    if failing:
+        await WebhookEndpoint.update({WebhookEndpoint.failing_since: now}).where(
+            WebhookEndpoint.id.is_in(failing) & WebhookEndpoint.failing_since.is_null()
+        )
+    for endpoint_id, got in by_endpoint.items():
+        row, gone = got[0][0], any(o.gone for _, o in got)
+        since = row["failing_since"]
+        if gone:
+            reason = f"Switched off on {now:%d %b %Y}: it answered 410 Gone, asking to be sent nothing more."
+        elif endpoint_id not in answering and since is not None and now - _moment(since) >= DISABLE_AFTER:
+            reason = f"Switched off on {now:%d %b %Y}: every delivery failed for {DISABLE_AFTER.days} days."
+        else:
+            continue
+        await _switch_off(row, reason, now, gone=gone)
+
+
+async def _switch_off(row: dict, reason: str, now: datetime, *, gone: bool) -> None:
+    endpoint = WebhookEndpoint.id == row["endpoint"]
     off = (
         await WebhookEndpoint.update({WebhookEndpoint.active: False, WebhookEndpoint.disabled_reason: reason})
         .where(

@@ -1,0 +1,220 @@
+"""10,000 learners created through SCIM as Entra ID creates them (PostgreSQL).
+
+    python -m bench.scim [--database-url postgresql://postgres@127.0.0.1:5432/portal_bench_scim] [--users 10000]
+
+Makes a database of its own (dropped and made again: its name must contain
+"bench"): a partner, one customer with a manager, an assigned Premium batch of
+6,000 seats running, and a SCIM token of that customer. Starts the real app
+(`portal serve --no-demo`, with a Redis server of its own, as bench.dashboard
+does) and sends `POST /scim/v2/Users` one after another, as Entra ID's
+provisioning does: one token, one kept-alive connection, Entra's body (the
+enterprise extension, a work e-mail, `active: true`). The time is from the
+first request to the last answer.
+
+Checked after, through SCIM and in SQL: every user answered 201 and is listed
+(`totalResults`), each has its SCIM record, and seats followed the rule every
+new learner gets (a free seat if the company has one): the first 6,000 created
+hold a seat of the batch to its end, the others none, and the batch counts
+6,000 allocated of 6,000. Target ≤ 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+import bench.load
+from bench import use_database
+from bench.load import cpu_speed, machine, wait_healthy, web_process
+from tests.redis_server import RedisServer
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench_scim"
+USERS = 10_000
+SEATS = 6_000
+TARGET_S = 60.0
+TOKEN = "scim_bench-only-token-not-secret-0123456789abcdef"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+DOMAIN = "scim-bench.example"
+
+
+async def build(url: str) -> dict[str, int]:
+    from bench.generate import migrate, recreate_database
+
+    if "bench" not in url.rsplit("/", 1)[-1]:
+        raise SystemExit("the database name must contain 'bench': it is dropped and made again")
+    await recreate_database(url)
+    premium, _ = await migrate()
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(url)
+    try:
+        partner = await conn.fetchval(
+            "INSERT INTO company (name, kind, path, created_at) VALUES ('Bench SCIM MSP', 'partner', '', $1) "
+            "RETURNING id",
+            now,
+        )
+        await conn.execute("UPDATE company SET path = '/' || id || '/' WHERE id = $1", partner)
+        customer = await conn.fetchval(
+            "INSERT INTO company (name, kind, parent, path, created_at) "
+            "VALUES ('Bench SCIM Customer', 'customer', $1, '', $2) RETURNING id",
+            partner,
+            now,
+        )
+        await conn.execute("UPDATE company SET path = $1 || id || '/' WHERE id = $2", f"/{partner}/", customer)
+        manager = await conn.fetchval(
+            "INSERT INTO portal_user (company, email, name, role, created_at) "
+            "VALUES ($1, 'it@scim-bench.example', 'Bench IT', 'manager', $2) RETURNING id",
+            customer,
+            now,
+        )
+        order = await conn.fetchval(
+            "INSERT INTO licence_order (company, product, quantity, status, requested_at, decided_at) "
+            "VALUES ($1, $2, $3, 'assigned', $4, $4) RETURNING id",
+            customer,
+            premium,
+            SEATS,
+            now - timedelta(days=1),
+        )
+        batch = await conn.fetchval(
+            'INSERT INTO licence_batch ("order", company, product, seats, allocated, starts_at, ends_at) '
+            "VALUES ($1, $2, $3, $4, 0, $5, $6) RETURNING id",
+            order,
+            customer,
+            premium,
+            SEATS,
+            now - timedelta(days=1),
+            now + timedelta(days=364),
+        )
+        await conn.execute(
+            "INSERT INTO scim_token (company, name, prefix, token_hash, created_by, created_at) "
+            "VALUES ($1, 'Entra ID', $2, $3, $4, $5)",
+            customer,
+            TOKEN[:10],
+            hashlib.sha256(TOKEN.encode()).hexdigest(),
+            manager,
+            now,
+        )
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+    return {"customer": customer, "batch": batch}
+
+
+def entra_user(n: int) -> dict:
+    """What Entra ID's provisioning POSTs for a new user (its attribute mapping's defaults)."""
+    given, family = f"Given{n:05d}", f"Family{n:05d}"
+    address = f"user{n:05d}@{DOMAIN}"
+    return {
+        "schemas": [USER_SCHEMA, ENTERPRISE],
+        "externalId": f"00000000-0000-4000-8000-{n:012d}",
+        "userName": address,
+        "active": True,
+        "displayName": f"{given} {family}",
+        "emails": [{"primary": True, "type": "work", "value": address}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": f"{given} {family}", "familyName": family, "givenName": given},
+        "title": "Analyst",
+        ENTERPRISE: {"department": "Operations", "employeeNumber": str(n)},
+    }
+
+
+async def provision(base: str, users: int) -> tuple[float, list[str]]:
+    """Sequential creates over one connection; the elapsed time and any refusals."""
+    wrong: list[str] = []
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    headers = {"authorization": f"Bearer {TOKEN}", "content-type": "application/scim+json"}
+    async with httpx.AsyncClient(base_url=f"{base}/scim/v2", limits=limits, timeout=60, headers=headers) as client:
+        started = time.perf_counter()
+        for n in range(users):
+            response = await client.post("/Users", json=entra_user(n))
+            if response.status_code != 201:
+                wrong.append(f"user {n}: HTTP {response.status_code} {response.text[:200]}")
+                if len(wrong) > 10:
+                    break
+            if (n + 1) % 2000 == 0:
+                print(f"  {n + 1:,} created, {time.perf_counter() - started:.1f} s")
+        elapsed = time.perf_counter() - started
+        listed = await client.get("/Users", params={"count": "0"})
+        total = listed.json().get("totalResults") if listed.status_code == 200 else None
+        if total != users:
+            wrong.append(f"SCIM lists {total} users, expected {users}")
+        last = f"user{users - 1:05d}@{DOMAIN}"
+        found = await client.get("/Users", params={"filter": f'userName eq "{last}"'})
+        if found.status_code != 200 or found.json().get("totalResults") != 1:
+            wrong.append(f"the last user is not found by userName: HTTP {found.status_code}")
+    return elapsed, wrong
+
+
+async def check(url: str, ids: dict[str, int], users: int) -> list[str]:
+    """Seats by the rule a new learner gets: a free seat while the company has one."""
+    conn = await asyncpg.connect(url)
+    try:
+        learners = await conn.fetch(
+            "SELECT u.id, u.licence_ends_at, s.id AS scim_id, "
+            "(SELECT count(*) FROM allocation a WHERE a.user = u.id AND a.released_at IS NULL) AS seats "
+            "FROM portal_user u LEFT JOIN scim_user s ON s.portal_user = u.id "
+            "WHERE u.company = $1 AND u.role = 'learner' ORDER BY u.id",
+            ids["customer"],
+        )
+        batch = await conn.fetchrow("SELECT seats, allocated, ends_at FROM licence_batch WHERE id = $1", ids["batch"])
+        held = await conn.fetchval("SELECT count(*) FROM allocation WHERE batch = $1", ids["batch"])
+    finally:
+        await conn.close()
+    wrong = []
+    if len(learners) != users or any(row["scim_id"] is None for row in learners):
+        wrong.append(f"{len(learners)} learners, {sum(r['scim_id'] is None for r in learners)} without a SCIM record")
+    seated = min(users, batch["seats"])
+    expected = [1] * seated + [0] * (len(learners) - seated)
+    if [row["seats"] for row in learners] != expected:
+        wrong.append("seats did not go to the first learners created, one each, while free seats lasted")
+    if any(row["licence_ends_at"] != batch["ends_at"] for row in learners[:seated]):
+        wrong.append("a seated learner's licence does not end with the batch")
+    if held != seated or batch["allocated"] != seated:
+        wrong.append(f"batch: {held} allocations, allocated {batch['allocated']}, expected {seated}")
+    return wrong
+
+
+async def run(url: str, users: int) -> None:
+    use_database(url)
+    started = time.perf_counter()
+    ids = await build(url)
+    print(f"dataset: 1 customer, {SEATS:,} free seats, a SCIM token, in {time.perf_counter() - started:.1f} s")
+    about = await machine(url)
+    speed = cpu_speed()
+    with tempfile.TemporaryDirectory(prefix="portal-bench-scim-") as var_dir:
+        redis = RedisServer(Path(var_dir) / "redis").start()
+        bench.load.REDIS_QUEUE = f"{redis.url}/0"  # web_process reads it when called
+        try:
+            with web_process(url, var_dir) as (base, proc):
+                await wait_healthy(base, proc, var_dir)
+                elapsed, wrong = await provision(base, users)
+        finally:
+            redis.stop()
+    wrong += await check(url, ids, users)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"Run {stamp}: {about}; CPU speed check {speed:.0f} ms before, {cpu_speed():.0f} ms after.")
+    print(
+        f"{users:,} users by SCIM POST, one connection: {elapsed:.1f} s ({elapsed / users * 1000:.1f} ms a user, "
+        f"{users / elapsed:.0f} a second); target ≤ {TARGET_S:.0f} s; "
+        + ("checked" if not wrong else "CHECK FAILED: " + "; ".join(wrong))
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--users", type=int, default=USERS)
+    args = parser.parse_args()
+    asyncio.run(run(args.database_url, args.users))
+
+
+if __name__ == "__main__":
+    main()
