@@ -39,7 +39,7 @@ async def run_bulk(ctx: dict[str, Any], run_id: int, slot: int = 0, part: int = 
     applied = 0
     waited = 0.0
     while True:
-        took = await apply.process(run_id, utcnow(), limit=apply.CHUNK)
+        took = await apply.process(run_id, utcnow(), limit=apply.PER_CALL)
         applied += took
         if took:
             if redis is not None and time.monotonic() - started > BUDGET_S:
