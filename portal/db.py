@@ -174,6 +174,8 @@ def rows_table(types: Sequence[str], rows: Sequence[tuple]) -> tuple[str, list]:
         return f"(SELECT * FROM unnest({arrays}) AS r({names}))", [list(col) for col in zip(*rows, strict=True)]
     one = "(" + ", ".join("CAST({} AS integer)" if t == "int" else "{}" for t in types) + ")"
     return f"(VALUES {', '.join([one] * len(rows))})", [value for row in rows for value in row]
+
+
 def as_datetime(value: datetime | str | None) -> datetime | None:
     """A timestamp read by hand-written SQL: PostgreSQL and Piccolo's SQLite
     converters give a datetime; an expression SQLite cannot type gives its text."""

@@ -113,6 +113,8 @@ async def for_companies(company_ids: list[int]) -> dict[int, PartnerSettings]:
     rows = await PartnerSetting.select(*_COLUMNS).where(PartnerSetting.company.is_in(sorted(wanted)))
     saved = {row["company"]: _from_row(row) for row in rows}
     return {c["id"]: nearest(c["path"], saved) for c in companies}
+
+
 async def two_factor_required(company_path: str, company_kind: str) -> bool:
     """Whether managers of the company at `company_path` must sign in with a second factor."""
     ids = _ancestors(company_path)

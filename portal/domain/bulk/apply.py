@@ -11,6 +11,7 @@ no free seats) is undone to a savepoint and recorded as skipped with its words."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -22,7 +23,7 @@ from portal.domain.errors import DomainError
 from portal.domain.licences import allocation, auto_renewal
 from portal.domain.licences.tabs import seats_and_waiting
 from portal.domain.orders import decisions
-from portal.tables import AuditEntry, Company
+from portal.tables import Company
 from portal.tables_bulk import BulkItem, BulkRun
 
 
@@ -188,25 +189,29 @@ async def _renew_together(run: dict, actor: Actor, items: list[dict], now: datet
         *values,
     )
     by_id = {item["id"]: item for item in items}
-    await AuditEntry.insert(
-        *[
-            AuditEntry(
-                at=now,
-                actor=actor.user_id,
-                acting_as=actor.managing_id,
-                company=by_id[item_id]["company"],
-                action="bulk.renew",
-                detail={
-                    "run": run["id"],
-                    "item": item_id,
-                    "target": by_id[item_id]["target"],
-                    "status": status,
-                    "outcome": outcome,
-                },
-                dedupe_key=f"bulk_item:{item_id}",
+    await db.copy_rows(
+        "audit_entry",
+        same_quantity.AUDIT_COLUMNS,
+        [
+            (
+                now,
+                actor.user_id,
+                actor.managing_id,
+                by_id[item_id]["company"],
+                "bulk.renew",
+                json.dumps(
+                    {
+                        "run": run["id"],
+                        "item": item_id,
+                        "target": by_id[item_id]["target"],
+                        "status": status,
+                        "outcome": outcome,
+                    }
+                ),
+                f"bulk_item:{item_id}",
             )
             for item_id, status, outcome in results
-        ]
+        ],
     )
 
 

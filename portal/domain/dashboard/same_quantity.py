@@ -3,10 +3,12 @@ of the batch (licence_order.renews_batch), which continues it for its holders.""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import catalogue, partner_settings
@@ -17,7 +19,7 @@ from portal.domain.emails import queue as emails
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import renewals
 from portal.domain.orders import decisions, requests
-from portal.tables import AuditEntry, Company, LicenceBatch, LicenceOrder, User
+from portal.tables import Company, LicenceBatch, LicenceOrder, User
 
 
 def refusal(actor: Actor, batch: dict, waiting: dict | None, now: datetime) -> str | None:
@@ -185,20 +187,26 @@ async def renew_many(actor: Actor, batch_ids: Sequence[int], now: datetime) -> d
         if not todo:
             return outcomes
         orders = await _place_orders(actor, todo, now)
-        new_batches = await LicenceBatch.insert(
-            *[
-                LicenceBatch(
-                    order=orders[batch["id"]]["id"],
-                    company=batch["company_id"],
-                    product=product["id"],
-                    seats=orders[batch["id"]]["quantity"],
-                    allocated=0,
-                    starts_at=batch["ends_at"],
-                    ends_at=catalogue.term_end(product, batch["ends_at"]),
-                )
-                for batch, _, _, product in todo
-            ]
-        ).returning(*LicenceBatch.all_columns())
+        made_ids = await LicenceBatch.raw(
+            *_rows_insert(
+                'INSERT INTO licence_batch ("order", company, product, seats, allocated, starts_at, ends_at) '
+                "SELECT r.column1, r.column2, r.column3, r.column4, 0, r.column5, r.column6 FROM {table} AS r "
+                "RETURNING id",
+                ("int", "int", "int", "int", "time", "time"),
+                [
+                    (
+                        orders[batch["id"]]["id"],
+                        batch["company_id"],
+                        product["id"],
+                        orders[batch["id"]]["quantity"],
+                        batch["ends_at"],
+                        catalogue.term_end(product, batch["ends_at"]),
+                    )
+                    for batch, _, _, product in todo
+                ],
+            )
+        )
+        new_batches = await LicenceBatch.select().where(LicenceBatch.id.is_in([row["id"] for row in made_ids]))
         await decisions.end_running_trials_of(sorted({company["id"] for _, company, _, _ in todo}), now)
         held = await renewals.carry_over([row["id"] for row in new_batches], now)
         made = {row["order"]: row for row in new_batches}
@@ -216,28 +224,45 @@ async def renew_many(actor: Actor, batch_ids: Sequence[int], now: datetime) -> d
     return outcomes
 
 
+def _rows_insert(sql: str, types: tuple[str, ...], rows: list[tuple], *before: Any) -> tuple[Any, ...]:
+    """`sql` with `{table}` standing for `rows` as a table (db.rows_table) and its
+    other placeholders bound to `before`: one statement for the chunk."""
+    table, values = db.rows_table(types, rows)
+    return (sql.replace("{table}", table), *before, *values)
+
+
 async def _place_orders(actor: Actor, todo: list[tuple[dict, dict, dict | None, dict]], now: datetime) -> dict:
     """The renewal orders, assigned: new ones for the batches' quantity, and the
     requests waiting for them. By the batch each renews."""
     fresh = [
-        LicenceOrder(
-            company=company["id"],
-            company_path=company["path"],
-            product=product["id"],
-            quantity=batch["seats"],
-            status="assigned",
-            po_number=None,
-            requested_by=actor.user_id,
-            requested_at=now,
-            decided_by=actor.user_id,
-            decided_at=now,
-            renews_batch=batch["id"],
-            coterm_ends_at=None,
-        )
+        (company["id"], company["path"], product["id"], batch["seats"], batch["id"])
         for batch, company, request, product in todo
         if request is None
     ]
-    placed = await LicenceOrder.insert(*fresh).returning(*LicenceOrder.all_columns()) if fresh else []
+    ts = db.timestamp_param()
+    placed_ids = (
+        await LicenceOrder.raw(
+            *_rows_insert(
+                "INSERT INTO licence_order (company, company_path, product, quantity, status, requested_by, "
+                "requested_at, decided_by, decided_at, renews_batch) "
+                f"SELECT r.column1, r.column2, r.column3, r.column4, 'assigned', {{}}, {ts}, {{}}, {ts}, r.column5 "
+                "FROM {table} AS r RETURNING id",
+                ("int", "text", "int", "int", "int"),
+                fresh,
+                actor.user_id,
+                now,
+                actor.user_id,
+                now,
+            )
+        )
+        if fresh
+        else []
+    )
+    placed = (
+        await LicenceOrder.select().where(LicenceOrder.id.is_in([row["id"] for row in placed_ids]))
+        if placed_ids
+        else []
+    )
     taken = [request["id"] for _, _, request, _ in todo if request is not None]
     if taken:
         placed += (
@@ -250,6 +275,7 @@ async def _place_orders(actor: Actor, todo: list[tuple[dict, dict, dict | None, 
     return {order["renews_batch"]: order for order in placed}
 
 
+AUDIT_COLUMNS = ("at", "actor", "acting_as", "company", "action", "detail", "dedupe_key")
 _OUTBOX_COLUMNS = (
     "kind",
     "company",
@@ -283,7 +309,7 @@ async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict
         managers[row["company"]].append(row["email"])
     above: dict[str, list[str]] = {}
     mails: list[tuple] = []
-    entries: list[AuditEntry] = []
+    entries: list[tuple] = []
 
     def add(kind: str, company_id: int, to: list[str], data: dict, key: str) -> None:
         if to:
@@ -294,16 +320,7 @@ async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict
             )
 
     def entry(action: str, company_id: int, detail: dict) -> None:
-        entries.append(
-            AuditEntry(
-                at=now,
-                actor=actor.user_id,
-                acting_as=actor.managing_id,
-                company=company_id,
-                action=action,
-                detail=detail,
-            )
-        )
+        entries.append((now, actor.user_id, actor.managing_id, company_id, action, json.dumps(detail), None))
 
     for done, company, request in renewed:
         order, batch, product = done.order, done.batch, done.product
@@ -360,5 +377,4 @@ async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict
             | {"renews_batch": term.renewed["id"], "moved": term.moving},
         )
     await db.copy_rows("outbox_email", _OUTBOX_COLUMNS, mails)
-    for start in range(0, len(entries), 500):
-        await AuditEntry.insert(*entries[start : start + 500])
+    await db.copy_rows("audit_entry", AUDIT_COLUMNS, entries)

@@ -106,10 +106,14 @@ def check_fields(kind: Kind, data: dict) -> None:
         )
 
 
+def _subject_and_text(kind: Kind, context: dict[str, Any]) -> tuple[str, str]:
+    subject = " ".join(_subject(kind).render(context).split())
+    return subject, env().get_template(f"{kind.name}.txt").render(context)
+
+
 def render(kind: Kind, context: dict[str, Any]) -> tuple[str, str, str]:
     """Subject, text and HTML of `kind` over `context` (its fields and the sender's name)."""
-    subject = " ".join(_subject(kind).render(context).split())
-    text = env().get_template(f"{kind.name}.txt").render(context)
+    subject, text = _subject_and_text(kind, context)
     html = (
         env().get_template(f"{kind.name}.html").render(context | {"subject": subject, "paragraphs": paragraphs(text)})
     )
@@ -119,8 +123,8 @@ def render(kind: Kind, context: dict[str, Any]) -> tuple[str, str, str]:
 def preview(kind: Kind, data: dict) -> tuple[str, str]:
     """Subject and text as they would go now, kept on the row while it waits so
     the Notifications page can show it; the worker renders it again when it goes."""
-    subject, text, _ = render(kind, data | {"sender_name": ""})
-    return subject, text
+    # No HTML: nothing keeps it, and a bulk renewal queues thousands.
+    return _subject_and_text(kind, data | {"sender_name": ""})
 
 
 async def _batches(ids: set[int]) -> dict[int, dict]:
