@@ -300,3 +300,29 @@ async def test_renew_many_applies_the_single_renewals_rule_to_each_batch_once(tr
     assert await AuditEntry.count().where(AuditEntry.action == "order.assign") == assigns_before + 2
     await assert_one_seat_per_term()
     await assert_exact(partner, tree, NOW)
+
+
+async def test_a_run_whose_jobs_died_with_their_worker_is_taken_up_by_the_minutely_resume(tree):
+    """SIGKILL takes a worker's jobs with it (arq retries them only after their
+    timeout): the resume job queues one more for each run with items waiting."""
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    from portal.jobs import bulk as bulk_jobs
+    from tests.support import run_burst_worker
+
+    partner, _ = await actors(tree)
+    # Automatic renewal: the job runs on the wall clock, which the test's batches are not on.
+    started = await runs.start_run(partner, Selection("auto_renew", companies=(tree.direct["id"],)), "k", NOW)
+    # Its jobs were never run (their worker died): nothing but the resume can finish it.
+    pool = await create_pool(RedisSettings.from_dsn(os.environ["PORTAL_TEST_REDIS"]))
+    try:
+        assert await bulk_jobs.resume_bulk_runs({"redis": pool}) == {"resumed": 1}
+        await run_burst_worker(bulk_jobs.BULK_FUNCTIONS, redis_pool=pool)
+    finally:
+        await pool.aclose()
+    (item,) = (await items_of(started.run_id)).values()
+    assert item["status"] == "done"
+    assert await AutoRenewal.count().where((AutoRenewal.company == tree.direct["id"]) & (AutoRenewal.mode == "renew"))
+    assert (await BulkRun.select(BulkRun.status).where(BulkRun.id == started.run_id).first())["status"] == "done"
+    assert await bulk_jobs.resume_bulk_runs({"redis": None}) == {"resumed": 0}

@@ -219,6 +219,12 @@ async def queued(run_id: int) -> int:
     return await BulkItem.count().where((BulkItem.run == run_id) & (BulkItem.status == "queued"))
 
 
+async def runs_waiting() -> list[int]:
+    """Runs with items still queued, for a job to take up."""
+    rows = await BulkRun.select(BulkRun.id).where(BulkRun.status == "queued").order_by(BulkRun.id)
+    return [row["id"] for row in rows]
+
+
 async def finish(run_id: int, now: datetime) -> bool:
     """Mark the run done once no item waits; True if it is done."""
     async with db.write_transaction():
