@@ -183,6 +183,8 @@ def rows_table(types: Sequence[str], rows: Sequence[tuple]) -> tuple[str, list]:
         return f"(SELECT * FROM unnest({arrays}) AS r({names}))", [list(col) for col in zip(*rows, strict=True)]
     one = "(" + ", ".join("CAST({} AS integer)" if t == "int" else "{}" for t in types) + ")"
     return f"(VALUES {', '.join([one] * len(rows))})", [value for row in rows for value in row]
+
+
 def rows_per_statement(columns: int) -> int:
     """How many rows one `rows_table` may carry: PostgreSQL's arrays have no cap;
     SQLite binds every value and stops at 32,766 of them."""

@@ -65,6 +65,8 @@ class User(Table, tablename="portal_user"):
     licence_ends_at = Timestamptz(null=True, default=None)
     # The manager switched off the 72-hour and expiry e-mails (order and password e-mails still go).
     reminders_off = Boolean(default=False)
+    # A partner manager switched the weekly digest off (portal/domain/emails/digest.py).
+    digest_off = Boolean(default=False)
     # Raised when all the user's sessions end (a new password); a session holds
     # the number it was signed in at and counts only while the two are equal.
     session_generation = Integer(default=0)

@@ -183,6 +183,7 @@ REASON = "Please order through your distributor's portal from now on, as agreed 
         ),
         ("auto_renewal.set", {"mode": "off"}, "Turned automatic renewal off for Brightpath Dental"),
         ("profile.reminders", {"reminders": False}, "Turned their own expiry reminders off"),
+        ("profile.digest", {"digest": False}, "Turned their own weekly digest off"),
         # Not known (yet): a generic sentence, not an error.
         ("refund.issue", {"amount_cents": 5}, "Refund issue for Brightpath Dental"),
         # A detail older or odder than the sentence expects: the generic sentence too.

@@ -195,8 +195,10 @@ async def test_every_match_of_the_search_covers_every_page_and_only_the_wing(tre
     assert other.items == []
 
 
-async def test_a_run_over_50_customers_whose_worker_dies_mid_run_finishes_each_once(tree):
+async def test_a_run_over_50_customers_whose_worker_dies_mid_run_finishes_each_once(tree, monkeypatch):
     partner, _ = await actors(tree)
+    # Chunks of 5 (of the 200 a transaction renews together), so the job dies between and inside chunks.
+    monkeypatch.setattr(apply, "RENEW_CHUNK", 5)
     batches = []
     for n in range(50):
         company = await customer(tree, f"Bulk {n:02d}")
@@ -246,6 +248,7 @@ async def test_under_arq_a_long_run_hands_over_to_its_continuation_and_finishes(
     partner, _ = await actors(tree)
     monkeypatch.setattr(bulk_jobs, "BUDGET_S", 0.0)
     monkeypatch.setattr(apply, "CHUNK", 1)
+    monkeypatch.setattr(apply, "PER_CALL", 1)
     selection = Selection("auto_renew", companies=(tree.direct["id"], tree.north["id"]))
     started = await runs.start_run(partner, selection, "k", NOW)
     pool = await create_pool(RedisSettings.from_dsn(os.environ["PORTAL_TEST_REDIS"]))
@@ -258,3 +261,68 @@ async def test_under_arq_a_long_run_hands_over_to_its_continuation_and_finishes(
     assert worker.jobs_complete == 3
     assert {r["status"] for r in (await items_of(started.run_id)).values()} == {"done"}
     assert (await BulkRun.select(BulkRun.status).where(BulkRun.id == started.run_id).first())["status"] == "done"
+
+
+async def test_renew_many_applies_the_single_renewals_rule_to_each_batch_once(tree):
+    """One chunk mixing what renews, a renewal request waiting (assigned, not
+    doubled) and a batch over the partner's largest order (refused with the single
+    path's words, nothing written); run again, it renews nothing twice."""
+    from portal.domain import partner_settings
+    from portal.domain.dashboard import same_quantity
+    from portal.tables import OutboxEmail
+
+    partner, _ = await actors(tree)
+    holders = await learners(tree.direct, 2, "h")
+    plain = await batch_ending(partner, tree.direct, 3, ENDS, holders)
+    asked = await batch_ending(partner, tree.north, 4, ENDS + timedelta(days=1))
+    request = await requests.request_order(partner, tree.north["id"], 4, None, "", NOW, renews_batch=asked["id"])
+    too_big = await batch_ending(partner, tree.north, 9, ENDS + timedelta(days=2))
+    await partner_settings.save(partner, tree.partner["id"], max_order_quantity=8, low_seat_threshold=1, now=NOW)
+    ids = [plain["id"], asked["id"], too_big["id"]]
+    assigns_before = await AuditEntry.count().where(AuditEntry.action == "order.assign")
+
+    done = await same_quantity.renew_many(partner, ids, NOW)
+
+    assert isinstance(done[plain["id"]], same_quantity.Renewed)
+    assert done[plain["id"]].batch["term"].moving == 2
+    assert done[plain["id"]].batch["starts_at"] == ENDS and done[plain["id"]].batch["ends_at"] == ENDS + YEAR
+    assert done[asked["id"]].order["id"] == request["id"]  # the waiting request, assigned
+    assert done[too_big["id"]] == requests.over_limit(9, 8)
+    assert await licence_ends(holders) == [ENDS + YEAR, ENDS + YEAR]
+    assert [len(await renewals_of(b)) for b in (plain, asked, too_big)] == [1, 1, 0]
+    assert await AuditEntry.count().where(AuditEntry.action == "order.assign") == assigns_before + 2
+    mails = await OutboxEmail.count().where(OutboxEmail.kind == "order_assigned")
+
+    again = await same_quantity.renew_many(partner, ids, NOW)
+    assert all(isinstance(outcome, str) and "already renewed" in outcome for outcome in list(again.values())[:2])
+    assert [len(await renewals_of(b)) for b in (plain, asked, too_big)] == [1, 1, 0]
+    assert await OutboxEmail.count().where(OutboxEmail.kind == "order_assigned") == mails
+    assert await AuditEntry.count().where(AuditEntry.action == "order.assign") == assigns_before + 2
+    await assert_one_seat_per_term()
+    await assert_exact(partner, tree, NOW)
+
+
+async def test_a_run_whose_jobs_died_with_their_worker_is_taken_up_by_the_minutely_resume(tree):
+    """SIGKILL takes a worker's jobs with it (arq retries them only after their
+    timeout): the resume job queues one more for each run with items waiting."""
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    from portal.jobs import bulk as bulk_jobs
+    from tests.support import run_burst_worker
+
+    partner, _ = await actors(tree)
+    # Automatic renewal: the job runs on the wall clock, which the test's batches are not on.
+    started = await runs.start_run(partner, Selection("auto_renew", companies=(tree.direct["id"],)), "k", NOW)
+    # Its jobs were never run (their worker died): nothing but the resume can finish it.
+    pool = await create_pool(RedisSettings.from_dsn(os.environ["PORTAL_TEST_REDIS"]))
+    try:
+        assert await bulk_jobs.resume_bulk_runs({"redis": pool}) == {"resumed": 1}
+        await run_burst_worker(bulk_jobs.BULK_FUNCTIONS, redis_pool=pool)
+    finally:
+        await pool.aclose()
+    (item,) = (await items_of(started.run_id)).values()
+    assert item["status"] == "done"
+    assert await AutoRenewal.count().where((AutoRenewal.company == tree.direct["id"]) & (AutoRenewal.mode == "renew"))
+    assert (await BulkRun.select(BulkRun.status).where(BulkRun.id == started.run_id).first())["status"] == "done"
+    assert await bulk_jobs.resume_bulk_runs({"redis": None}) == {"resumed": 0}

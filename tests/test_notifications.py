@@ -159,3 +159,30 @@ async def test_a_manager_switches_reminders_off_and_on_in_the_profile(client, tr
     await sweep(batch["ends_at"] - timedelta(hours=9))
     assert await OutboxEmail.count().where(OutboxEmail.kind == "expiry_reminder") == 1
     assert await AuditEntry.count().where(AuditEntry.action == "profile.reminders") == 2
+
+
+async def test_a_partner_manager_switches_the_weekly_digest_off_and_on_in_the_profile(client, tree):
+    await sign_in(client, tree.email("partner"))
+    page = await listed(client, "/profile")
+    assert 'name="digest" value="on" checked' in page
+    # Reminders kept on, digest unticked: off.
+    await client.post("/profile", data={"_csrf_token": csrf_of(page), "reminders": "on"})
+    user = (
+        await User.select(User.digest_off, User.reminders_off).where(User.id == tree.managers["partner"]["id"]).first()
+    )
+    assert user == {"digest_off": True, "reminders_off": False}
+    page = await listed(client, "/profile")
+    assert "The weekly digest is off" in page and 'name="digest" value="on" checked' not in page
+    await client.post("/profile", data={"_csrf_token": csrf_of(page), "reminders": "on", "digest": "on"})
+    assert "The weekly digest is on" in await listed(client, "/profile")
+    assert await AuditEntry.count().where(AuditEntry.action == "profile.digest") == 2
+
+
+async def test_a_customer_manager_has_no_digest_box_and_saving_the_profile_leaves_the_digest_alone(client, tree):
+    await sign_in(client, tree.email("north"))
+    page = await listed(client, "/profile")
+    assert 'name="digest"' not in page
+    await client.post("/profile", data={"_csrf_token": csrf_of(page), "reminders": "on"})
+    user = await User.select(User.digest_off).where(User.id == tree.managers["north"]["id"]).first()
+    assert user["digest_off"] is False
+    assert await AuditEntry.count().where(AuditEntry.action == "profile.digest") == 0

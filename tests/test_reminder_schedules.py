@@ -243,3 +243,27 @@ async def test_the_weekly_digest_goes_once_a_week_to_each_partner_s_managers_wit
     )
     assert await queue_digests(MONDAY + 7 * DAY) == 2  # the next week
     assert ending["id"] and lapsed["id"]
+
+
+async def test_a_partner_manager_who_switched_the_digest_off_gets_none_and_the_others_still_do(tree):
+    from portal.domain import notifications
+    from portal.tables import User
+
+    await assigned(tree, at=MONDAY - timedelta(days=365) + 10 * DAY)  # ends in 10 days
+    second = await add_user(tree.partner, "second@partner.example")
+    partner = await load_actor(tree.managers["partner"]["id"], None)
+    assert await notifications.set_digest(partner, False, MONDAY - DAY)
+    assert not await notifications.set_digest(partner, False, MONDAY - DAY)  # nothing changes twice
+    sub = await load_actor(tree.managers["sub"]["id"], None)
+    await notifications.set_digest(sub, False, MONDAY - DAY)
+    # A customer manager gets no digest and has nothing to switch.
+    customer = await load_actor(tree.managers["north"]["id"], None)
+    assert not await notifications.set_digest(customer, False, MONDAY - DAY)
+    assert (await User.select(User.digest_off).where(User.id == customer.user_id).first())["digest_off"] is False
+
+    assert await queue_digests(MONDAY) == 1
+    rows = await OutboxEmail.select().where(OutboxEmail.kind == "weekly_digest")
+    assert [r["to_email"] for r in rows] == [second["email"]]
+
+    await notifications.set_digest(partner, True, MONDAY + DAY)
+    assert await queue_digests(MONDAY + 7 * DAY) == 2

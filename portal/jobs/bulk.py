@@ -8,6 +8,11 @@ work, and extra or repeated ones find nothing to do. A job with nothing free to
 claim waits a little for what other workers hold: should one die, its chunk is
 rolled back and taken here.
 
+A worker killed outright (SIGKILL, a lost machine) takes its jobs with it, and
+arq would try them again only after their timeout: `resume_bulk_runs`, every
+minute on one worker, queues one more job for each run with items waiting, which
+shares the work with any job still running or finds nothing to do.
+
 Under arq a job stops after BUDGET_S (well inside arq's job timeout, which would
 cancel it) and queues its own continuation; without Redis the in-process queue
 runs the same function on the web process's loop until the run is done."""
@@ -21,7 +26,7 @@ from typing import Any
 
 from portal.domain.bulk import apply
 from portal.domain.clock import utcnow
-from portal.jobs.retry import logged_job
+from portal.jobs.retry import logged_job, periodic
 
 log = logging.getLogger("portal.jobs")
 
@@ -39,7 +44,7 @@ async def run_bulk(ctx: dict[str, Any], run_id: int, slot: int = 0, part: int = 
     applied = 0
     waited = 0.0
     while True:
-        took = await apply.process(run_id, utcnow(), limit=apply.CHUNK)
+        took = await apply.process(run_id, utcnow(), limit=apply.PER_CALL)
         applied += took
         if took:
             if redis is not None and time.monotonic() - started > BUDGET_S:
@@ -65,4 +70,15 @@ def job_ids(run_id: int, jobs: int = FAN_OUT) -> list[str]:
     return [job_id(run_id, slot) for slot in range(jobs)]
 
 
+async def resume_bulk_runs(ctx: dict[str, Any]) -> dict[str, int]:
+    redis = ctx.get("redis")
+    waiting = await apply.runs_waiting()
+    if redis is not None:
+        minute = utcnow().strftime("%Y%m%d%H%M")
+        for run_id in waiting:
+            await redis.enqueue_job("run_bulk", run_id, 0, 0, _job_id=f"bulk:{run_id}:resume:{minute}")
+    return {"resumed": len(waiting)}
+
+
 BULK_FUNCTIONS = [logged_job(run_bulk)]
+BULK_CRON_JOBS = [periodic(resume_bulk_runs)]

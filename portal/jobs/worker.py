@@ -34,6 +34,7 @@ from portal.domain.webhooks import delivery as webhook_delivery
 from portal.jobs.audit_retention import AUDIT_RETENTION_CRON_JOBS
 from portal.jobs.auto_renewal import AUTO_RENEWAL_CRON_JOBS, AUTO_RENEWAL_FUNCTIONS
 from portal.jobs.billing import BILLING_CRON_JOBS, BILLING_FUNCTIONS
+from portal.jobs.bulk import BULK_CRON_JOBS
 from portal.jobs.import_files import IMPORT_FILE_CRON_JOBS
 from portal.jobs.mail import MAIL_CRON_JOBS, MAIL_FUNCTIONS
 from portal.jobs.retry import MAX_TRIES, is_transient
@@ -80,6 +81,7 @@ class WorkerSettings:
         *AUTO_RENEWAL_CRON_JOBS,
         *WEBHOOK_CRON_JOBS,
         *AUDIT_RETENTION_CRON_JOBS,
+        *BULK_CRON_JOBS,
     ]
     on_startup = startup
     on_shutdown = shutdown

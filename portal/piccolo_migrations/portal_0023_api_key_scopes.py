@@ -14,7 +14,7 @@ class Company(Table, tablename="company"):
     pass
 
 
-_CREATE = ["ALTER TABLE \"api_key\" ADD COLUMN \"scopes\" VARCHAR(100) NOT NULL DEFAULT 'read'"]
+_CREATE = ['ALTER TABLE "api_key" ADD COLUMN "scopes" VARCHAR(100) NOT NULL DEFAULT \'read\'']
 _DROP = ['ALTER TABLE "api_key" DROP COLUMN "scopes"']
 
 

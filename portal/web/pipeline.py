@@ -89,4 +89,3 @@ def _csv_rows(periods: list[pipeline.Period]) -> list[tuple]:
 def _amount(money: pipeline.Money, currency: str) -> str:
     cents = dict(money.cents).get(currency, 0)
     return f"{cents // 100}.{cents % 100:02d}"
-

@@ -1,5 +1,5 @@
 """The signed-in manager's profile: who they are, whether they get reminder
-e-mails, their password, second factors and the sessions they have open."""
+e-mails (and, a partner manager, the weekly digest), their password, second factors and the sessions they have open."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ async def _page(request: HTMXRequest, account: Actor, errors: dict | None = None
         "pages/profile.html",
         {
             "reminders": await notifications.reminders_on(account),
+            "digest": await notifications.digest_on(account),
             "factors": await factors.of_user(account.user_id),
             "required": await partner_settings.two_factor_required(account.company_path, account.company_kind),
             "sessions": await sessions.list_open(account.user_id, utcnow(), lifetimes(request)),
@@ -54,6 +55,15 @@ class ProfileController(Controller):
                 "Reminder e-mails are on."
                 if on
                 else "Reminder e-mails are off; order and password e-mails still come.",
+            )
+        # Only a partner manager's form has the box: another's post leaves it as it is.
+        digest = form.get("digest") == "on"
+        if actor.is_partner_manager and await notifications.set_digest(actor, digest, utcnow()):
+            flash(
+                request,
+                "The weekly digest is on: it comes on Mondays."
+                if digest
+                else "The weekly digest is off; you get no Monday summary of your customers.",
             )
         return Redirect("/profile")
 

@@ -497,6 +497,11 @@ add(
     "settings",
     lambda d: "Turned their own expiry reminders " + ("on" if d.raw.get("reminders") else "off"),
 )
+add(
+    "profile.digest",
+    "settings",
+    lambda d: "Turned their own weekly digest " + ("on" if d.raw.get("digest") else "off"),
+)
 
 # --- Companies and e-mails -----------------------------------------------------
 

@@ -11,6 +11,7 @@ no free seats) is undone to a savepoint and recorded as skipped with its words."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -30,13 +31,15 @@ class Skipped(DomainError):
     """An item with nothing to do: recorded with this reason, nothing written."""
 
 
+def _renewed_said(done: same_quantity.Renewed) -> str:
+    return f"Renewed: {done.order['quantity']:,} × {done.product['name']}, {done.batch['term'].said_done}."
+
+
 async def _renew(actor: Actor, item: dict, now: datetime) -> str:
-    done = await same_quantity.renew_same_quantity(actor, item["target"], now)
-    offer = done["offer"]
-    said = f"{offer['quantity']:,} × {offer['product_name']}"
-    if done["batch"] is None:
-        return f"Requested: {said}, waiting for Assign."
-    return f"Renewed: {said}, {done['batch']['term'].said_done}."
+    done = (await same_quantity.renew_many(actor, [item["target"]], now))[item["target"]]
+    if isinstance(done, str):
+        raise Skipped(done)
+    return _renewed_said(done)
 
 
 async def _assign(actor: Actor, item: dict, now: datetime) -> str:
@@ -103,6 +106,15 @@ APPLY: dict[str, Callable[[Actor, dict, datetime], Awaitable[str]]] = {
 
 # Items applied in one transaction: fewer commits; a worker killed mid-chunk rolls the chunk back.
 CHUNK = 25
+# "Renew selected" renews a chunk's batches together (same_quantity.renew_many): a few
+# statements whatever its size, so a bigger chunk.
+RENEW_CHUNK = 200
+# Items a job applies between looks at its time budget (portal/jobs/bulk.py).
+PER_CALL = 200
+
+
+def chunk_size(action: str) -> int:
+    return RENEW_CHUNK if action == "renew" else CHUNK
 
 
 async def _claim(run_id: int, size: int) -> list[dict]:
@@ -141,18 +153,76 @@ async def _apply_one(run: dict, actor: Actor | None, item: dict, now: datetime) 
     )
 
 
-async def apply_chunk(run: dict, actor: Actor | None, now: datetime, size: int = CHUNK) -> int:
+async def apply_chunk(run: dict, actor: Actor | None, now: datetime, size: int | None = None) -> int:
     """Claim, apply and record up to `size` items of `run` in one transaction;
     returns how many (0: none is free to claim)."""
     async with db.write_transaction():
-        items = await _claim(run["id"], size)
-        for item in items:
-            await _apply_one(run, actor, item, now)
+        items = await _claim(run["id"], size or chunk_size(run["action"]))
+        if run["action"] == "renew" and actor is not None and items:
+            await _renew_together(run, actor, items, now)
+        else:
+            for item in items:
+                await _apply_one(run, actor, item, now)
     return len(items)
+
+
+async def _renew_together(run: dict, actor: Actor, items: list[dict], now: datetime) -> None:
+    """The claimed items' batches renewed by one renew_many, each item recorded
+    with what was done or why not and audited, in a few statements."""
+    done = await same_quantity.renew_many(actor, [item["target"] for item in items], now)
+    results: list[tuple[int, str, str]] = []
+    seen: set[int] = set()
+    for item in items:
+        outcome = done.get(item["target"], "No such batch.")
+        if item["target"] in seen:
+            outcome = "Already renewed by another item of this run."
+        seen.add(item["target"])
+        if isinstance(outcome, same_quantity.Renewed):
+            results.append((item["id"], "done", _renewed_said(outcome)))
+        else:
+            results.append((item["id"], "skipped", outcome))
+    table, values = db.rows_table(("int", "text", "text"), results)
+    await BulkItem.raw(
+        "UPDATE bulk_item SET status = r.column2, outcome = r.column3, finished_at = {} "
+        f"FROM {table} AS r WHERE bulk_item.id = r.column1",
+        now,
+        *values,
+    )
+    by_id = {item["id"]: item for item in items}
+    await db.copy_rows(
+        "audit_entry",
+        same_quantity.AUDIT_COLUMNS,
+        [
+            (
+                now,
+                actor.user_id,
+                actor.managing_id,
+                by_id[item_id]["company"],
+                "bulk.renew",
+                json.dumps(
+                    {
+                        "run": run["id"],
+                        "item": item_id,
+                        "target": by_id[item_id]["target"],
+                        "status": status,
+                        "outcome": outcome,
+                    }
+                ),
+                f"bulk_item:{item_id}",
+            )
+            for item_id, status, outcome in results
+        ],
+    )
 
 
 async def queued(run_id: int) -> int:
     return await BulkItem.count().where((BulkItem.run == run_id) & (BulkItem.status == "queued"))
+
+
+async def runs_waiting() -> list[int]:
+    """Runs with items still queued, for a job to take up."""
+    rows = await BulkRun.select(BulkRun.id).where(BulkRun.status == "queued").order_by(BulkRun.id)
+    return [row["id"] for row in rows]
 
 
 async def finish(run_id: int, now: datetime) -> bool:
@@ -190,7 +260,8 @@ async def process(run_id: int, now: datetime, limit: int | None = None) -> int:
         return 0
     applied = 0
     while limit is None or applied < limit:
-        size = CHUNK if limit is None else min(CHUNK, limit - applied)
+        chunk = chunk_size(run["action"])
+        size = chunk if limit is None else min(chunk, limit - applied)
         took = await apply_chunk(run, actor, now, size)
         if not took:
             break

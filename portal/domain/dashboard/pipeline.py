@@ -233,9 +233,7 @@ async def renewal_rates(actor: Actor, now: datetime, page: int = 1) -> Page[Cust
         "ORDER BY SUM(" + renewed + ") * 1.0 / SUM(licence_batch.seats), company.name, company.id "
         f"LIMIT {PER_PAGE} OFFSET {(number - 1) * PER_PAGE}"
     )
-    rows = await LicenceBatch.raw(
-        sql, now, under_wing(actor).querystring, now - RATE_WINDOW, now, now
-    )
+    rows = await LicenceBatch.raw(sql, now, under_wing(actor).querystring, now - RATE_WINDOW, now, now)
     prices = await seat_prices(row["seller"] for row in rows)
     fallback = SeatPrice(0, DEFAULT_CURRENCY)
     items = [

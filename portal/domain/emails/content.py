@@ -108,14 +108,18 @@ def check_fields(kind: Kind, data: dict) -> None:
         )
 
 
+def _subject_and_text(kind: Kind, context: dict[str, Any]) -> tuple[str, str]:
+    subject = " ".join(_subject(kind).render(context).split())
+    return subject, env().get_template(f"{kind.name}.txt").render(context)
+
+
 def render(kind: Kind, context: dict[str, Any], words: tuple[str, str] | None = None) -> tuple[str, str, str]:
     """Subject, text and HTML of `kind` over `context` (its fields, the sender's
     name, and the partner's brand if any); with `words` (a partner's own subject
     and text, rendered), the HTML is drawn from that text."""
     context = {"brand": None} | context
     if words is None:
-        subject = " ".join(_subject(kind).render(context).split())
-        text = env().get_template(f"{kind.name}.txt").render(context)
+        subject, text = _subject_and_text(kind, context)
         html_template = f"{kind.name}.html"
     else:
         subject, text = words
@@ -136,8 +140,8 @@ def _in_partners_words(
 def preview(kind: Kind, data: dict) -> tuple[str, str]:
     """Subject and text as they would go now, kept on the row while it waits so
     the Notifications page can show it; the worker renders it again when it goes."""
-    subject, text, _ = render(kind, data | {"sender_name": ""})
-    return subject, text
+    # No HTML: nothing keeps it, and a bulk renewal queues thousands.
+    return _subject_and_text(kind, data | {"sender_name": ""})
 
 
 async def _batches(ids: set[int]) -> dict[int, dict]:

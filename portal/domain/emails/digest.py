@@ -7,7 +7,9 @@ assigned, each with a link.
 `queue_digests(now)` may run at any time, as often as wanted: from Monday
 07:00 UTC on, the first run of an ISO week queues that week's digests (the
 dedupe key names the week), later runs find them queued and skip the partner
-at the cost of one query; a week with nothing to say sends nothing."""
+at the cost of one query; a week with nothing to say sends nothing. A manager
+who switched it off (Profile → E-mails, `portal_user.digest_off`) gets none;
+a partner whose managers all did is not read at all."""
 
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ async def queue_digests(now: datetime) -> int:
     partners = await Company.raw(
         "SELECT c.id, c.name, c.path FROM company c WHERE c.kind <> 'customer' AND EXISTS "
         "(SELECT 1 FROM portal_user u WHERE u.company = c.id "
-        f"AND u.role IN {ACCOUNT_ROLES_SQL} AND u.active) ORDER BY c.id"
+        f"AND u.role IN {ACCOUNT_ROLES_SQL} AND u.active AND NOT u.digest_off) ORDER BY c.id"
     )
     # This week's, found by the creation index: nothing queued before this Monday can be.
     done = {
@@ -132,7 +134,7 @@ async def queue_digests(now: datetime) -> int:
         managers = await Company.raw(
             "SELECT email FROM portal_user WHERE company = {} AND role IN "
             + ACCOUNT_ROLES_SQL
-            + " AND active ORDER BY id",
+            + " AND active AND NOT digest_off ORDER BY id",
             partner["id"],
         )
         written += await queue_kind(

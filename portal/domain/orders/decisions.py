@@ -50,11 +50,17 @@ _UNPAID_PURCHASE_SQL = (
 )
 
 
-async def _refuse_unpaid(order_id: int) -> None:
+async def unpaid_refusal(order_id: int) -> str | None:
+    """Why the order waits for its payment, or None."""
     if await LicenceOrder.raw(_UNPAID_PURCHASE_SQL, order_id):
-        raise ValidationFailed(
-            {"status": "Its invoice is not paid yet: record the payment under Billing → Invoices, which assigns it."}
-        )
+        return "Its invoice is not paid yet: record the payment under Billing → Invoices, which assigns it."
+    return None
+
+
+async def _refuse_unpaid(order_id: int) -> None:
+    refused = await unpaid_refusal(order_id)
+    if refused:
+        raise ValidationFailed({"status": refused})
 
 
 async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
@@ -185,8 +191,13 @@ async def _batch_to_renew(order: dict) -> dict:
 async def end_running_trials(company_id: int, now: datetime) -> None:
     """A paid batch upgrades a trial: running trial batches end now, so their
     holders show expired and can be given seats of the new batch."""
+    await end_running_trials_of([company_id], now)
+
+
+async def end_running_trials_of(company_ids: list[int], now: datetime) -> None:
+    """end_running_trials for many companies at once (one statement when none has a trial running)."""
     trials = LicenceBatch.select(LicenceBatch.id).where(
-        (LicenceBatch.company == company_id)
+        LicenceBatch.company.is_in(company_ids)
         & (LicenceBatch.product.is_trial == True)  # noqa: E712
         & (LicenceBatch.ends_at > now)
     )
@@ -197,8 +208,9 @@ async def end_running_trials(company_id: int, now: datetime) -> None:
     await Allocation.update({Allocation.ends_at: now}).where(
         Allocation.batch.is_in(trial_ids) & (Allocation.ends_at > now)
     )
+    # A user's seats are all of their own company's batches.
     await User.update({User.licence_ends_at: now}).where(
-        (User.company == company_id)
+        User.company.is_in(company_ids)
         & (User.licence_ends_at > now)
         & User.id.is_in(Allocation.select(Allocation.user).where(Allocation.batch.is_in(trial_ids)))
         & User.id.not_in(
@@ -206,7 +218,7 @@ async def end_running_trials(company_id: int, now: datetime) -> None:
                 Allocation.batch.not_in(trial_ids)
                 & (Allocation.ends_at > now)
                 & Allocation.released_at.is_null()
-                & (Allocation.batch.company == company_id)
+                & Allocation.batch.company.is_in(company_ids)
             )
         )
     )

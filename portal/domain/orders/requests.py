@@ -15,7 +15,7 @@ from portal.domain.licences import coterm, tabs
 from portal.tables import LicenceOrder
 
 
-async def _nearest_account_managers(company: dict) -> tuple[int, list[str]]:
+async def nearest_account_managers(company: dict) -> tuple[int, list[str]]:
     """The managers of the nearest partner or sub-partner above that has any."""
     ancestor_ids = [int(part) for part in company["path"].strip("/").split("/")[:-1]]
     for ancestor_id in reversed(ancestor_ids):
@@ -23,6 +23,16 @@ async def _nearest_account_managers(company: dict) -> tuple[int, list[str]]:
         if recipients:
             return ancestor_id, recipients
     return company["id"], []
+
+
+def over_limit(quantity: int, limit: int) -> str | None:
+    """Why an order of `quantity` is refused under the partner's largest order, or None."""
+    if quantity <= limit:
+        return None
+    return (
+        f"At most {_licences(limit)} in one order: the largest order your account managers accept. "
+        "Ask them if you need more."
+    )
 
 
 @dataclass(frozen=True)
@@ -138,11 +148,8 @@ async def request_order(
     limit = (await partner_settings.for_path(company["path"])).max_order_quantity
     if quantity is None or quantity < 1:
         errors["quantity"] = "Enter how many licenses, 1 or more."
-    elif quantity > limit:
-        errors["quantity"] = (
-            f"At most {_licences(limit)} in one order: the largest order your account managers accept. "
-            "Ask them if you need more."
-        )
+    elif over_limit(quantity, limit):
+        errors["quantity"] = over_limit(quantity, limit) or ""
     product = await catalogue.product(product_id) if product_id else await catalogue.product_by_code(catalogue.PREMIUM)
     if product is None:
         errors["product_id"] = "Choose a license type."
@@ -182,7 +189,7 @@ async def request_order(
                 )
             ).returning(*LicenceOrder.all_columns())
         )[0]
-        partner_id, recipients = await _nearest_account_managers(company)
+        partner_id, recipients = await nearest_account_managers(company)
         await queue_kind(
             "order_requested",
             company["id"],
