@@ -7,6 +7,7 @@ batch, seat holders, a saved card), so these tests depend on renewals only."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -288,6 +289,47 @@ async def test_a_job_that_dies_after_the_processor_answered_charges_once_when_re
     assert [i["status"] for i in await renewal_invoices(sub)] == ["paid"]
     assert len(await batches_of(tree.direct)) == 2
     assert len(await mails("subscription_renewed")) == 1
+
+
+async def test_a_chunk_asks_its_cards_a_few_at_a_time(tree, monkeypatch):
+    """A processor across the network answers in a fraction of a second: a chunk asks
+    ASK_AT_ONCE cards at once, not 500 one after another, and each once."""
+
+    class Counting(payments.TestProcessor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asking = self.most = 0
+
+        async def charge(self, token, amount_cents, currency, idempotency_key):
+            self.asking += 1
+            self.most = max(self.most, self.asking)
+            await asyncio.sleep(0)  # the answer is on its way: the others go on meanwhile
+            self.asking -= 1
+            return await super().charge(token, amount_cents, currency, idempotency_key)
+
+    monkeypatch.setattr(online, "ASK_AT_ONCE", 2)
+    subs = [await subscribe(c) for c in (tree.direct, tree.north, tree.other_customer)]
+    counting = Counting()
+    assert (await online.renew_due(DUE, processor=counting))["renewed"] == 3
+    assert counting.most == 2
+    invoices_ = [i for s in subs for i in await renewal_invoices(s)]
+    assert sorted(counting.calls) == sorted(f"{i['id']}:1" for i in invoices_)
+    assert [i["status"] for i in invoices_] == ["paid"] * 3
+
+
+async def test_cards_not_asked_in_the_chunks_time_are_asked_once_its_lease_is_over(tree, processor):
+    """A chunk stops asking after `ask_for_s` (the job's, well inside arq's timeout):
+    the rest stay pending, not declined, and are asked with the same keys later."""
+    subs = [await subscribe(c) for c in (tree.direct, tree.north)]
+    done = await online.renew_due(DUE, processor=processor, ask_for_s=0)
+    assert (done["claimed"], done["pending"], done["renewed"], processor.calls) == (2, 2, 0, [])
+    assert [c["status"] for c in await charges()] == ["pending", "pending"]
+    assert [i["status"] for s in subs for i in await renewal_invoices(s)] == ["issued", "issued"]
+    assert (await online.renew_due(DUE + schedule.LEASE - timedelta(seconds=1), processor=processor))["claimed"] == 0
+    assert (await online.renew_due(DUE + schedule.LEASE, processor=processor, ask_for_s=60))["renewed"] == 2
+    keys = sorted(c["idempotency_key"] for c in await charges())
+    assert sorted(processor.calls) == keys and [k.endswith(":1") for k in keys] == [True, True]
+    assert [c["status"] for c in await charges()] == ["succeeded", "succeeded"]
 
 
 async def test_a_chunk_taken_over_after_its_lease_is_written_once(tree, processor):

@@ -35,6 +35,11 @@ IN_PROCESS_EVERY_S = RENEW_EVERY_MINUTES * 60.0
 CHUNK = 500
 # One tick's own loops stop after this many chunks; the next tick goes on.
 MAX_CHUNKS = 1_000
+# A chunk stops asking cards after this long: well inside arq's job timeout (300 s), which
+# would cancel it before any answer is recorded, and the chunk's 5-minute lease, after
+# which another worker would take its charges for abandoned. What is not asked stays
+# pending and is asked, with the same keys, once the lease has run out.
+ASK_FOR_S = 120.0
 
 
 def _services(ctx: dict[str, Any]) -> Services:
@@ -45,7 +50,7 @@ def _services(ctx: dict[str, Any]) -> Services:
 
 
 async def renew_chunk(ctx: dict[str, Any], limit: int = CHUNK) -> dict[str, int]:
-    return await online.renew_due(utcnow(), limit=limit, processor=_services(ctx).processor)
+    return await online.renew_due(utcnow(), limit=limit, processor=_services(ctx).processor, ask_for_s=ASK_FOR_S)
 
 
 async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
@@ -66,7 +71,7 @@ async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
         counts["chunks_queued"] = chunks
     else:
         for _ in range(MAX_CHUNKS):
-            done = await online.renew_due(now, limit=CHUNK, processor=processor)
+            done = await online.renew_due(now, limit=CHUNK, processor=processor, ask_for_s=ASK_FOR_S)
             _add(counts, done)
             if done["claimed"] < CHUNK:
                 break
