@@ -37,8 +37,8 @@ CHUNK = 500
 MAX_CHUNKS = 1_000
 # A chunk stops asking cards after this long: well inside arq's job timeout (300 s), which
 # would cancel it before any answer is recorded, and the chunk's 5-minute lease, after
-# which another worker would take its charges for abandoned. What is not asked stays
-# pending and is asked, with the same keys, once the lease has run out.
+# which another worker would take its charges for abandoned. What is not asked is
+# released, due again at once, and taken by the next chunk job, which this one queues.
 ASK_FOR_S = 120.0
 
 
@@ -50,7 +50,12 @@ def _services(ctx: dict[str, Any]) -> Services:
 
 
 async def renew_chunk(ctx: dict[str, Any], limit: int = CHUNK) -> dict[str, int]:
-    return await online.renew_due(utcnow(), limit=limit, processor=_services(ctx).processor, ask_for_s=ASK_FOR_S)
+    done = await online.renew_due(utcnow(), limit=limit, processor=_services(ctx).processor, ask_for_s=ASK_FOR_S)
+    redis = ctx.get("redis")
+    if done["released"] and redis is not None:
+        # What this job had no time to ask, taken by a job of its own (any worker's) now, not at the next tick.
+        await redis.enqueue_job("renew_chunk", _job_id=f"{ctx.get('job_id') or 'renew_chunk'}:more")
+    return done
 
 
 async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
@@ -73,7 +78,7 @@ async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:
         for _ in range(MAX_CHUNKS):
             done = await online.renew_due(now, limit=CHUNK, processor=processor, ask_for_s=ASK_FOR_S)
             _add(counts, done)
-            if done["claimed"] < CHUNK:
+            if done["claimed"] < CHUNK and not done["released"]:
                 break
     for _ in range(MAX_CHUNKS):
         invoiced = await invoice_subscriptions.issue_renewal_invoices(now, limit=CHUNK)

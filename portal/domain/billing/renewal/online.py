@@ -45,14 +45,16 @@ async def renew_due(
 ) -> dict[str, int]:
     """One chunk of due online subscriptions: invoiced, charged, provisioned or
     scheduled for a retry. Returns counts: claimed, renewed, declined, lapsed,
-    pending (the processor did not answer, or was not asked within `ask_for_s`
-    seconds: the lease brings them back, asked with the same keys)."""
+    pending (the processor did not answer: the lease brings them back, asked with
+    the same keys), released (not asked within `ask_for_s` seconds: due again at
+    once, for the next chunk to take)."""
     renewals = await _claim(now, limit)
-    counts = {"claimed": len(renewals), "renewed": 0, "declined": 0, "lapsed": 0, "pending": 0}
+    counts = {"claimed": len(renewals), "renewed": 0, "declined": 0, "lapsed": 0, "pending": 0, "released": 0}
     if not renewals:
         return counts
-    await _ask(renewals, processor, None if ask_for_s is None else time.monotonic() + ask_for_s)
+    unasked = await _ask(renewals, processor, None if ask_for_s is None else time.monotonic() + ask_for_s)
     await next_term.record(now, renewals)
+    counts["released"] = await _release(unasked, now)
     # Money taken for a renewal invoice voided meanwhile, given back.
     await refunds.send_waiting(now, processor=processor, invoice_ids=[r.invoice["id"] for r in renewals])
     for renewal in renewals:
@@ -60,20 +62,39 @@ async def renew_due(
             counts["renewed"] += 1
         elif renewal.outcome == "declined":
             counts["lapsed" if renewal.attempt >= schedule.ATTEMPTS else "declined"] += 1
-        else:
+        elif renewal not in unasked:
             counts["pending"] += 1
     return counts
 
 
-async def _ask(renewals: list[Renewal], processor: payments.CardProcessor, deadline: float | None) -> None:
-    """Each card of the chunk asked once, ASK_AT_ONCE at a time; none asked after `deadline`."""
+async def _release(unasked: list[Renewal], now: datetime) -> int:
+    """Renewals whose card was not asked: due again now rather than at the lease's end,
+    their charge row left as one no worker is asking (the next claim takes it over and
+    asks with its key, which no processor has seen yet)."""
+    if not unasked:
+        return 0
+    async with db.write_transaction():
+        await Company.raw(
+            f"UPDATE subscription SET next_charge_at = NULL WHERE id IN ({id_list([r.sub['id'] for r in unasked])})"
+        )
+        await Charge.update({Charge.attempted_at: now - payments.PENDING_LEASE}).where(
+            Charge.id.is_in([r.charge["id"] for r in unasked if r.charge]) & (Charge.status == "pending")
+        )
+    return len(unasked)
+
+
+async def _ask(renewals: list[Renewal], processor: payments.CardProcessor, deadline: float | None) -> list[Renewal]:
+    """Each card of the chunk asked once, ASK_AT_ONCE at a time; none asked after
+    `deadline`. Returns the renewals not asked."""
     gate = asyncio.Semaphore(ASK_AT_ONCE)
+    unasked: list[Renewal] = []
 
     async def ask(renewal: Renewal) -> None:
         assert renewal.token is not None and renewal.charge is not None
         async with gate:
             if deadline is not None and time.monotonic() >= deadline:
-                return  # not asked: stays pending
+                unasked.append(renewal)
+                return
             try:
                 result = await processor.charge(
                     renewal.token,
@@ -90,6 +111,7 @@ async def _ask(renewals: list[Renewal], processor: payments.CardProcessor, deadl
         renewal.reason = None if result.ok else (result.decline_reason or payments.CARD_DECLINED)[:200]
 
     await asyncio.gather(*(ask(r) for r in renewals if r.ask))
+    return unasked
 
 
 async def _claim(now: datetime, limit: int) -> list[Renewal]:
