@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,8 +54,12 @@ def _catalogue_rows(partner: int) -> list[tuple]:
     return [(partner, i.code, i.kind, i.name, i.price_cents, i.period, i.included_users, True) for i in DEFAULT_ITEMS]
 
 
-async def build(url: str, customers: int, now: datetime) -> dict[int, datetime]:
-    """The dataset, by COPY with explicit ids; returns each subscription's term end by id."""
+async def build(
+    url: str, customers: int, now: datetime, card_tokens: Sequence[str] | None = None
+) -> dict[int, datetime]:
+    """The dataset, by COPY with explicit ids; returns each subscription's term end by id.
+    `card_tokens`: each customer's kept card (bench.stripe_renewal's PaymentMethods at
+    localstripe); by default a test-processor token that always pays."""
     from bench.generate import migrate, recreate_database
 
     await recreate_database(url)
@@ -93,7 +98,8 @@ async def build(url: str, customers: int, now: datetime) -> dict[int, datetime]:
                 allocation_id += 1
                 allocations.append((allocation_id, i + 1, user_id, start, start, end))
             accounts.append((company, "Customer billing", f"billing.c{company}@bench.example",
-                             f"tok_test_ok_bench{company:06d}", "Visa", "4242", "2031-12", now))  # fmt: skip
+                             card_tokens[i] if card_tokens else f"tok_test_ok_bench{company:06d}", "Visa", "4242",
+                             "2031-12", now))  # fmt: skip
             subs.append((i + 1, company, path, partner, "pro", EXTRA_USERS, 1, "online", "active", True, start, end,
                          i + 1, now))  # fmt: skip
         copies = [
@@ -134,8 +140,20 @@ async def renewed(url: str, after: datetime) -> int:
         await conn.close()
 
 
-async def run_workers(url: str, redis_url: str, workers: int, customers: int, after: datetime) -> dict:
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}
+async def run_workers(
+    url: str,
+    redis_url: str,
+    workers: int,
+    customers: int,
+    after: datetime,
+    extra_env: dict[str, str] | None = None,
+    before_stop: Callable[[list[subprocess.Popen]], Awaitable[None]] | None = None,
+    timeout_s: float = 600,
+) -> dict:
+    """`extra_env`: more settings for the workers (the card processor); `before_stop`:
+    called with the worker processes once every subscription is renewed, while they
+    still run (to read what they cost)."""
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING", **(extra_env or {})}
     env.pop("SMTP_URL", None)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-renewal-workers-"))
     logs = [(log_dir / f"worker{n}.log").open("w") for n in range(workers)]
@@ -157,9 +175,13 @@ async def run_workers(url: str, redis_url: str, workers: int, customers: int, af
             for proc in procs:
                 if proc.poll() is not None:
                     raise SystemExit(f"a worker stopped (exit {proc.returncode}); logs in {log_dir}")
-            if elapsed > 600:
-                raise SystemExit(f"renewals did not finish in 10 minutes ({done} of {customers}); logs in {log_dir}")
+            if elapsed > timeout_s:
+                raise SystemExit(
+                    f"renewals did not finish in {timeout_s:.0f} s ({done} of {customers}); logs in {log_dir}"
+                )
         wall = time.perf_counter() - started
+        if before_stop is not None:
+            await before_stop(procs)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

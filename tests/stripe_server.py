@@ -74,3 +74,14 @@ def start_localstripe(workdir: Path) -> StripeServer:
     server = StripeServer(workdir).start()
     atexit.register(server.stop)
     return server
+
+
+def portal_env(server: StripeServer) -> dict[str, str]:
+    """The settings that make the portal (`portal serve`, a job) take cards with Stripe at `server`."""
+    return {
+        "PAYMENT_PROCESSOR": "stripe",
+        "STRIPE_SECRET_KEY": SECRET_KEY,
+        "STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_API_BASE": server.url,
+    }

@@ -7,6 +7,7 @@ batch, seat holders, a saved card), so these tests depend on renewals only."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -148,10 +149,11 @@ async def test_online_subscription_renews_a_day_before_its_end_with_its_seat_hol
         "declined": 0,
         "lapsed": 0,
         "pending": 0,
+        "released": 0,
     }
     assert await online.count_due(DUE) == 1
     done = await online.renew_due(DUE, processor=processor)
-    assert done == {"claimed": 1, "renewed": 1, "declined": 0, "lapsed": 0, "pending": 0}
+    assert done == {"claimed": 1, "renewed": 1, "declined": 0, "lapsed": 0, "pending": 0, "released": 0}
 
     (invoice,) = await renewal_invoices(sub)
     # Pro $6,000 + 2 extra users × 12 × $30 + 1 read-only × 12 × $5; tax 0 %.
@@ -288,6 +290,50 @@ async def test_a_job_that_dies_after_the_processor_answered_charges_once_when_re
     assert [i["status"] for i in await renewal_invoices(sub)] == ["paid"]
     assert len(await batches_of(tree.direct)) == 2
     assert len(await mails("subscription_renewed")) == 1
+
+
+async def test_a_chunk_asks_its_cards_a_few_at_a_time(tree, monkeypatch):
+    """A processor across the network answers in a fraction of a second: a chunk asks
+    ASK_AT_ONCE cards at once, not 500 one after another, and each once."""
+
+    class Counting(payments.TestProcessor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asking = self.most = 0
+
+        async def charge(self, token, amount_cents, currency, idempotency_key):
+            self.asking += 1
+            self.most = max(self.most, self.asking)
+            await asyncio.sleep(0)  # the answer is on its way: the others go on meanwhile
+            self.asking -= 1
+            return await super().charge(token, amount_cents, currency, idempotency_key)
+
+    monkeypatch.setattr(online, "ASK_AT_ONCE", 2)
+    subs = [await subscribe(c) for c in (tree.direct, tree.north, tree.other_customer)]
+    counting = Counting()
+    assert (await online.renew_due(DUE, processor=counting))["renewed"] == 3
+    assert counting.most == 2
+    invoices_ = [i for s in subs for i in await renewal_invoices(s)]
+    assert sorted(counting.calls) == sorted(f"{i['id']}:1" for i in invoices_)
+    assert [i["status"] for i in invoices_] == ["paid"] * 3
+
+
+async def test_cards_not_asked_in_the_chunks_time_are_released_and_asked_once_by_the_next_chunk(tree, processor):
+    """A chunk stops asking after `ask_for_s` (the job's, well inside arq's timeout):
+    the rest are neither declined nor left to the lease, but due again at once and
+    asked by the next chunk with the same keys."""
+    subs = [await subscribe(c) for c in (tree.direct, tree.north)]
+    done = await online.renew_due(DUE, processor=processor, ask_for_s=0)
+    assert (done["claimed"], done["released"], done["pending"], done["renewed"], processor.calls) == (2, 2, 0, 0, [])
+    assert [c["status"] for c in await charges()] == ["pending", "pending"]
+    assert [i["status"] for s in subs for i in await renewal_invoices(s)] == ["issued", "issued"]
+    again = await online.renew_due(DUE + timedelta(seconds=1), processor=processor, ask_for_s=60)
+    assert (again["claimed"], again["renewed"], again["released"]) == (2, 2, 0)
+    keys = sorted(c["idempotency_key"] for c in await charges())
+    assert sorted(processor.calls) == keys and [k.endswith(":1") for k in keys] == [True, True]
+    assert [c["status"] for c in await charges()] == ["succeeded", "succeeded"]
+    assert [i["status"] for s in subs for i in await renewal_invoices(s)] == ["paid", "paid"]
+    assert (await online.renew_due(DUE + timedelta(seconds=2), processor=processor))["claimed"] == 0
 
 
 async def test_a_chunk_taken_over_after_its_lease_is_written_once(tree, processor):
@@ -566,6 +612,7 @@ async def test_the_tick_without_redis_renews_invoices_and_lapses(tree, processor
         "declined": 0,
         "lapsed": 0,
         "pending": 0,
+        "released": 0,
         "issued": 1,
         "reminded": 1,
         "ended_or_lapsed": 1,

@@ -38,7 +38,12 @@ def _services(ctx: dict[str, Any]) -> Services:
 
 
 async def renew_chunk(ctx: dict[str, Any], limit: int = tick.CHUNK) -> dict[str, int]:
-    return await online.renew_due(utcnow(), limit=limit, processor=_services(ctx).processor)
+    done = await online.renew_due(utcnow(), limit=limit, processor=_services(ctx).processor, ask_for_s=tick.ASK_FOR_S)
+    redis = ctx.get("redis")
+    if done["released"] and redis is not None:
+        # What this job had no time to ask, taken by a job of its own (any worker's) now, not at the next tick.
+        await redis.enqueue_job("renew_chunk", _job_id=f"{ctx.get('job_id') or 'renew_chunk'}:more")
+    return done
 
 
 async def billing_tick(ctx: dict[str, Any]) -> dict[str, int]:

@@ -4,7 +4,9 @@ answers written by next_term.record."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +18,11 @@ from portal.tables import Company
 from portal.tables_billing import BillingAccount, Charge, Invoice
 
 log = logging.getLogger("portal.billing.renewal")
+# Cards asked at once in a chunk. A processor across the network (Stripe: a
+# PaymentMethod read and a PaymentIntent, a fraction of a second) asked 500
+# times one after another outlasts the job that asks (arq cancels it at 300 s,
+# before any answer is recorded) and the chunk's lease.
+ASK_AT_ONCE = 8
 
 
 def _due_online(now: datetime) -> tuple[str, list[Any]]:
@@ -33,33 +40,21 @@ async def count_due(now: datetime) -> int:
     return int(rows[0]["n"])
 
 
-async def renew_due(now: datetime, *, limit: int = 500, processor: payments.CardProcessor) -> dict[str, int]:
+async def renew_due(
+    now: datetime, *, limit: int = 500, processor: payments.CardProcessor, ask_for_s: float | None = None
+) -> dict[str, int]:
     """One chunk of due online subscriptions: invoiced, charged, provisioned or
     scheduled for a retry. Returns counts: claimed, renewed, declined, lapsed,
-    pending (the processor did not answer; the lease brings them back)."""
+    pending (the processor did not answer: the lease brings them back, asked with
+    the same keys), released (not asked within `ask_for_s` seconds: due again at
+    once, for the next chunk to take)."""
     renewals = await _claim(now, limit)
-    counts = {"claimed": len(renewals), "renewed": 0, "declined": 0, "lapsed": 0, "pending": 0}
+    counts = {"claimed": len(renewals), "renewed": 0, "declined": 0, "lapsed": 0, "pending": 0, "released": 0}
     if not renewals:
         return counts
-    for renewal in renewals:
-        if not renewal.ask:
-            continue
-        assert renewal.token is not None and renewal.charge is not None
-        try:
-            result = await processor.charge(
-                renewal.token,
-                renewal.invoice["total_cents"],
-                renewal.invoice["currency"],
-                renewal.charge["idempotency_key"],
-            )
-        except Exception:
-            # Unanswered: the charge stays pending and the lease brings it back to be asked again with its key.
-            log.exception("card processor failed", extra={"charge": renewal.charge["idempotency_key"]})
-            continue
-        renewal.outcome = "paid" if result.ok else "declined"
-        renewal.reference = result.reference
-        renewal.reason = None if result.ok else (result.decline_reason or payments.CARD_DECLINED)[:200]
+    unasked = await _ask(renewals, processor, None if ask_for_s is None else time.monotonic() + ask_for_s)
     await next_term.record(now, renewals)
+    counts["released"] = await _release(unasked, now)
     # Money taken for a renewal invoice voided meanwhile, given back.
     await refunds.send_waiting(now, processor=processor, invoice_ids=[r.invoice["id"] for r in renewals])
     for renewal in renewals:
@@ -67,9 +62,56 @@ async def renew_due(now: datetime, *, limit: int = 500, processor: payments.Card
             counts["renewed"] += 1
         elif renewal.outcome == "declined":
             counts["lapsed" if renewal.attempt >= schedule.ATTEMPTS else "declined"] += 1
-        else:
+        elif renewal not in unasked:
             counts["pending"] += 1
     return counts
+
+
+async def _release(unasked: list[Renewal], now: datetime) -> int:
+    """Renewals whose card was not asked: due again now rather than at the lease's end,
+    their charge row left as one no worker is asking (the next claim takes it over and
+    asks with its key, which no processor has seen yet)."""
+    if not unasked:
+        return 0
+    async with db.write_transaction():
+        await Company.raw(
+            f"UPDATE subscription SET next_charge_at = NULL WHERE id IN ({id_list([r.sub['id'] for r in unasked])})"
+        )
+        await Charge.update({Charge.attempted_at: now - payments.PENDING_LEASE}).where(
+            Charge.id.is_in([r.charge["id"] for r in unasked if r.charge]) & (Charge.status == "pending")
+        )
+    return len(unasked)
+
+
+async def _ask(renewals: list[Renewal], processor: payments.CardProcessor, deadline: float | None) -> list[Renewal]:
+    """Each card of the chunk asked once, ASK_AT_ONCE at a time; none asked after
+    `deadline`. Returns the renewals not asked."""
+    gate = asyncio.Semaphore(ASK_AT_ONCE)
+    unasked: list[Renewal] = []
+
+    async def ask(renewal: Renewal) -> None:
+        assert renewal.token is not None and renewal.charge is not None
+        async with gate:
+            if deadline is not None and time.monotonic() >= deadline:
+                unasked.append(renewal)
+                return
+            try:
+                result = await processor.charge(
+                    renewal.token,
+                    renewal.invoice["total_cents"],
+                    renewal.invoice["currency"],
+                    renewal.charge["idempotency_key"],
+                )
+            except Exception:
+                # Unanswered: the charge stays pending and the lease brings it back to be asked again with its key.
+                log.exception("card processor failed", extra={"charge": renewal.charge["idempotency_key"]})
+                return
+        renewal.outcome = "paid" if result.ok else "declined"
+        renewal.reference = result.reference
+        renewal.reason = None if result.ok else (result.decline_reason or payments.CARD_DECLINED)[:200]
+
+    await asyncio.gather(*(ask(r) for r in renewals if r.ask))
+    return unasked
 
 
 async def _claim(now: datetime, limit: int) -> list[Renewal]:

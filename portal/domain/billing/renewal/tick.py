@@ -19,6 +19,11 @@ from portal.domain.billing.renewal import invoice_subscriptions, lapse, online
 CHUNK = 500
 # One tick's own loops stop after this many chunks; the next tick goes on.
 MAX_CHUNKS = 1_000
+# A chunk stops asking cards after this long: well inside arq's job timeout (300 s), which
+# would cancel it before any answer is recorded, and the chunk's 5-minute lease, after
+# which another worker would take its charges for abandoned. What is not asked is
+# released, due again at once, and taken by the next chunk.
+ASK_FOR_S = 120.0
 
 
 async def run(
@@ -38,9 +43,9 @@ async def run(
         counts["chunks_queued"] = chunks
     else:
         for _ in range(MAX_CHUNKS):
-            done = await online.renew_due(now, limit=CHUNK, processor=processor)
+            done = await online.renew_due(now, limit=CHUNK, processor=processor, ask_for_s=ASK_FOR_S)
             _add(counts, done)
-            if done["claimed"] < CHUNK:
+            if done["claimed"] < CHUNK and not done["released"]:
                 break
     for _ in range(MAX_CHUNKS):
         invoiced = await invoice_subscriptions.issue_renewal_invoices(now, limit=CHUNK)
