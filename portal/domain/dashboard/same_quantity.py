@@ -276,20 +276,6 @@ async def _place_orders(actor: Actor, todo: list[tuple[dict, dict, dict | None, 
 
 
 AUDIT_COLUMNS = ("at", "actor", "acting_as", "company", "action", "detail", "dedupe_key")
-_OUTBOX_COLUMNS = (
-    "kind",
-    "company",
-    "to_email",
-    "subject",
-    "body",
-    "data",
-    "created_at",
-    "dedupe_key",
-    "status",
-    "attempts",
-    "next_attempt_at",
-)
-
 
 async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict | None]], now: datetime) -> None:
     """What requests_order and assign_order write for each, written at once: the
@@ -308,17 +294,10 @@ async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict
     for row in rows:
         managers[row["company"]].append(row["email"])
     above: dict[str, list[str]] = {}
-    mails: list[tuple] = []
+    mails = emails.Batch(now)
     entries: list[tuple] = []
 
-    def add(kind: str, company_id: int, to: list[str], data: dict, key: str) -> None:
-        if to:
-            subject, body, fields = emails.prepared(kind, data)
-            mails.extend(
-                (kind, company_id, email, subject, body, fields, now, f"{key}:{email}", "queued", 0, now)
-                for email in to
-            )
-
+    add = mails.add
     def entry(action: str, company_id: int, detail: dict) -> None:
         entries.append((now, actor.user_id, actor.managing_id, company_id, action, json.dumps(detail), None))
 
@@ -376,5 +355,5 @@ async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict
             {"order": order["id"], "batch": batch["id"], "seats": order["quantity"]}
             | {"renews_batch": term.renewed["id"], "moved": term.moving},
         )
-    await db.copy_rows("outbox_email", _OUTBOX_COLUMNS, mails)
+    await mails.write()
     await db.copy_rows("audit_entry", AUDIT_COLUMNS, entries)

@@ -330,15 +330,9 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
     customers = await _managers({row["company"] for row in renewed})
     approving = [row for row in renewed if row["mode"] == "approve"]
     above = await _managers({a for row in approving for a in _ancestors(row["company_path"])})
-    mails: list[tuple] = []
+    mails = emails.Batch(now)
 
-    def add(kind: str, company: int, to: list[str], data: dict, key: str) -> None:
-        if to:
-            subject, body, fields = emails.prepared(kind, data)
-            mails.extend(
-                (kind, company, email, subject, body, fields, now, f"{key}:{email}", "queued", 0, now) for email in to
-            )
-
+    add = mails.add
     for row in renewed:
         product = await catalogue.product(row["product"])
         assert product is not None, "a batch's product is a foreign key"
@@ -387,23 +381,7 @@ async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: 
             },
             f"order_requested:{row['new_order']}",
         )
-    await db.copy_rows(
-        "outbox_email",
-        [
-            "kind",
-            "company",
-            "to_email",
-            "subject",
-            "body",
-            "data",
-            "created_at",
-            "dedupe_key",
-            "status",
-            "attempts",
-            "next_attempt_at",
-        ],
-        mails,
-    )
+    await mails.write()
 
 
 # --- The notice before ----------------------------------------------------------
