@@ -164,7 +164,12 @@ async def provide_actor(request: Request) -> Actor:
         raise PermissionDenied(
             f"You have read-only access to {actor.company_name}: ask one of its managers to make changes."
         )
-    if capability := capability_for(request.method, request.scope.get("path_template") or request.url.path):
+    # A customer's read-only manager reads every page of its company, the forms of a
+    # change left out (a note says why; the change itself is refused above). Staff
+    # roles are narrower: a page that starts a change is for the role that makes it.
+    reader = actor.read_only and not actor.is_partner_manager and request.method in READING
+    capability = capability_for(request.method, request.scope.get("path_template") or request.url.path)
+    if capability and not reader:
         require(actor, capability)
     return actor
 
