@@ -1,4 +1,4 @@
-"""Issue 12: success messages are set by the action, kept in the session and shown
+"""Success messages are set by the action, kept in the session and shown
 once; never read from the URL (`?renewed=5000` showed "5000 users renewed." to
 anyone who followed a link)."""
 

@@ -1,4 +1,4 @@
-"""Issue 8 in Chromium: the clock moves to two days before one of Dana's batches
+"""Expiry e-mails in Chromium: the clock moves to two days before one of Dana's batches
 ends, the sweep runs and a worker delivers over SMTP (a real aiosmtpd server),
 and Dana finds the reminder on Notifications as sent, opens it, and reads the
 text with the renewal link; at 390 px wide too.

@@ -1,4 +1,4 @@
-"""Issue 7 item 5: the rule a new password must meet (before: length only, so ten spaces passed)."""
+"""The rule a new password must meet (before: length only, so ten spaces passed)."""
 
 from __future__ import annotations
 

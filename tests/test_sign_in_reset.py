@@ -1,4 +1,4 @@
-"""Issue 7 item 5: "Forgot password?" e-mails a one-time set-password link, with
+"""The "Forgot password?" page e-mails a one-time set-password link, with
 the same answer whether or not the address is a manager's, and cannot flood a mailbox."""
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ async def test_a_new_manager_is_sent_the_link_shown_on_screen(client, tree):
 
 @pytest.mark.parametrize("role", ["manager", "learner"])
 async def test_five_simultaneous_add_user_with_one_address_add_one(client, tree, role):
-    """Issue 7, double submission: before, the four losers of the race hit the
+    """Double submission: before, the four losers of the race hit the
     unique index and answered 500."""
     await sign_in(client, tree.email("partner"))
     company = tree.north["id"]
