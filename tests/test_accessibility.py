@@ -84,7 +84,7 @@ async def customer(browser, live_server) -> AsyncIterator[BrowserContext]:
 async def axe_violations(page: Page) -> list[dict]:
     # A part of the page htmx is still loading is drawn dimmed (.htmx-request): judge the page as
     # it settles, not in passing.
-    await page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    await expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
     # Evaluated through the DevTools protocol, which the page's script-src 'self' does not govern.
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
         await page.evaluate(AXE.read_text())
