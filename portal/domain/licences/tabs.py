@@ -176,7 +176,7 @@ class TabRow(TypedDict):
 
 def tab_keyset(company_id: int, tab: str, secret: bytes) -> Keyset:
     """A tab's order, A→Z by name then id; its cursors are good on this company's tab only."""
-    return Keyset(User.name, User.id, secret, scope=f"licences:{company_id}:{tab}", ascending=True)
+    return Keyset(User.name, User.id, secret, scope=f"tab:{company_id}:{tab}", ascending=True)
 
 
 async def _tab_page(
