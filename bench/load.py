@@ -457,12 +457,12 @@ async def domain_figures(url: str, ids: dict[str, int]) -> list[Result]:
         premium = order_list.ORDER_FILTERS.values(status="requested", product=ids["premium"])
 
         async def orders_page() -> bool:
-            await order_list.list_orders(actor, premium, 1)
+            await order_list.list_orders(actor, premium, None, b"bench")
             await order_list.filter_choices(actor, {"status", "product"})
             return True
 
         async def expired_tab() -> bool:
-            await tabs.licence_view(actor, ids["big"], "expired", "", 1, utcnow())
+            await tabs.licence_view(actor, ids["big"], "expired", "", None, utcnow(), b"bench")
             return True
 
         results = []

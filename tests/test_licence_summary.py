@@ -21,6 +21,9 @@ from tests.test_billing_subscriptions import actors as billing_actors
 from tests.test_billing_subscriptions import bought_online, pro
 from tests.test_dashboard import NOW, YEAR, actors, batch_ending, learners
 
+# Signs the list cursors in these tests (the app derives its own from SECRET_KEY).
+SECRET = b"test cursor key"
+
 PREMIUM = "Security Awareness Training — Premium"
 
 
@@ -97,7 +100,7 @@ async def test_an_invoice_subscription_is_renewed_by_paying_its_invoice(tree):
     got = await licence_summary(customer, tree.north["id"], BOUGHT)
     assert (got.plan, got.seats, got.how, got.renews) == ("Pro", 0, "pending", "Starts when its first invoice is paid")
     # Its order waits in Requested Orders under the plan's name, not the product's.
-    (order,) = (await order_list.list_orders(seller, {"status": "requested"}, 1)).items
+    (order,) = (await order_list.list_orders(seller, {"status": "requested"}, None, SECRET)).items
     assert (order["id"], order["product_short"]) == (bought["invoice"]["order"], "Pro (annual license)")
     await settlement.record_payment(seller, bought["invoice"]["id"], method="check", reference="", now=BOUGHT)
     got = await licence_summary(customer, tree.north["id"], BOUGHT)

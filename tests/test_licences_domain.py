@@ -17,6 +17,9 @@ from portal.domain.orders import decisions, order_list, requests
 from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail, User
 from tests.factories import T0, add_user
 
+# Signs the list cursors in these tests (the app derives its own from SECRET_KEY).
+SECRET = b"test cursor key"
+
 
 async def actors(tree):
     return (
@@ -240,19 +243,23 @@ async def test_requested_orders_filter_newest_first_and_count_across_pages(tree)
     for i in range(30):  # north, under the sub-partner: 30 orders of 1 to 30 licences, a minute apart
         await requests.request_order(customer, tree.north["id"], i + 1, None, "", T0 + timedelta(minutes=i))
     await requests.request_order(direct, tree.direct["id"], 7, None, "", T0)
-    first = await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(status="requested"), 1)
-    assert (first.total, len(first.items), first.pages) == (31, 25, 2)
+    requested = order_list.ORDER_FILTERS.values(status="requested")
+    first = await order_list.list_orders(partner, requested, None, SECRET)
+    assert (first.total, len(first.items), first.has_next) == (31, 25, True)
     assert [o["quantity"] for o in first.items[:3]] == [30, 29, 28]  # newest first
-    second = await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(status="requested"), 2)
-    assert (second.total, len(second.items)) == (31, 6)
-    past_the_end = await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(status="requested"), 9)
-    assert (past_the_end.total, past_the_end.items) == (31, [])
+    second = await order_list.list_orders(partner, requested, first.next_cursor, SECRET)
+    assert (second.total, len(second.items), second.has_next) == (31, 6, False)
+    assert (second.first_number, second.last_number) == (26, 31)
     narrowed = order_list.ORDER_FILTERS.values(customer=tree.north["id"], min_quantity=10, max_quantity=12)
-    assert [o["quantity"] for o in (await order_list.list_orders(partner, narrowed, 1)).items] == [12, 11, 10]
-    none = await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(status="assigned"), 1)
+    assert [o["quantity"] for o in (await order_list.list_orders(partner, narrowed, None, SECRET)).items] == [
+        12,
+        11,
+        10,
+    ]
+    none = await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(status="assigned"), None, SECRET)
     assert (none.total, none.items) == (0, [])
     # The sub-partner's wing holds North, not the customer directly under the partner.
-    assert (await order_list.list_orders(sub, order_list.ORDER_FILTERS.values(), 1)).total == 30
+    assert (await order_list.list_orders(sub, order_list.ORDER_FILTERS.values(), None, SECRET)).total == 30
 
 
 async def test_the_database_gives_every_order_its_companys_path(tree):
@@ -264,4 +271,4 @@ async def test_the_database_gives_every_order_its_companys_path(tree):
     row = await LicenceOrder.select(LicenceOrder.company_path).first()
     assert row["company_path"] == tree.north["path"]
     _, partner = await actors(tree)
-    assert (await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(), 1)).total == 1
+    assert (await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(), None, SECRET)).total == 1

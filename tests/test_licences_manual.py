@@ -24,7 +24,7 @@ async def test_take_seats_from_lists_running_batches_with_room_longest_first_cho
     longest = await assigned_batch(tree, 3, T0 + timedelta(days=2))
     (holder,) = await learners(tree.north, 1)
     await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(holder,)), T0, full["id"])
-    view = await tabs.licence_view(customer, tree.north["id"], "expired", "", 1, T0 + timedelta(days=3))
+    view = await tabs.licence_view(customer, tree.north["id"], "expired", "", None, T0 + timedelta(days=3), b"k")
     assert [b["id"] for b in view["take_from"]] == [soon["id"], longest["id"]]  # no ended, no full batch
     assert view["take_from_default"] == longest["id"]
     ended_row = next(b for b in view["batches"] if b["id"] == ended["id"])

@@ -84,23 +84,31 @@ def _routes_with_a_page() -> set[str]:
 def list_routes(tree) -> dict[str, str]:
     """Route template → a path of it the partner's manager may open."""
     north = tree.north["id"]
-    # The audit log pages from a cursor, not a number (tests/test_errors.py, tests/test_audit_log.py).
+    # The audit log and cursor_routes page from a cursor, not a number.
     return {
         "/companies": "/companies",
         "/companies/{company_id:int}": f"/companies/{north}",
-        "/companies/{company_id:int}/licences": f"/companies/{north}/licences",
-        "/companies/{company_id:int}/billing": f"/companies/{north}/billing",
         "/dashboard": "/dashboard",
         "/dashboard/batches": "/dashboard/batches",
-        "/notifications": "/notifications",
-        "/licences/orders": "/licences/orders",
         "/billing": "/billing",
         "/billing/subscriptions": "/billing/subscriptions",
-        "/billing/invoices": "/billing/invoices",
         "/dashboard/pipeline": "/dashboard/pipeline",
         # A webhook endpoint's deliveries: the page number is read before the endpoint is looked for.
         "/settings/webhooks/{endpoint_id:int}": "/settings/webhooks/1",
     }
+
+
+def cursor_routes(tree) -> list[str]:
+    """The lists paged by cursor (tests/test_keyset_lists.py), where a `page` was once read."""
+    north = tree.north["id"]
+    return [
+        f"/companies/{north}/licences",
+        f"/companies/{north}/licences?tab=orders",
+        f"/companies/{north}/billing",
+        "/notifications",
+        "/licences/orders",
+        "/billing/invoices",
+    ]
 
 
 def test_the_walk_below_covers_every_list_route(tree):
@@ -119,6 +127,13 @@ async def test_a_5000_digit_page_or_parent_is_a_400_not_a_500(client, tree, sign
             response = await client.get(path, params={name: value})
             assert response.status_code == 400, (path, value[:10], response.status_code)
             assert f"“{name}” must be a whole number from 0 to 2,147,483,647." in response.text
+    # A list paged by cursor reads no page: an old address, whatever its number, is the first page.
+    for path in cursor_routes(tree):
+        for value in (HUGE, f"-{HUGE}", "٣"):
+            response = await client.get(path, params={"page": value})
+            assert response.status_code == (200 if signed_in else 302), (path, value[:10], response.status_code)
+            response = await client.get(path, params={"cursor": value})
+            assert response.status_code == (200 if signed_in else 302), (path, value[:10], response.status_code)
     # The upload page reads its page number leniently: a bad one is the first page.
     imports = await client.get(f"/companies/{tree.north['id']}/imports", params={"page": HUGE})
     assert imports.status_code == (200 if signed_in else 302)

@@ -30,6 +30,9 @@ from tests.support import PROCESSOR, csrf_of, sign_in
 from tests.test_dashboard import NOW, YEAR, actors, batch_ending, learners
 from tests.test_dashboard_figures import assert_exact
 
+# Signs the list cursors in these tests (the app derives its own from SECRET_KEY).
+SECRET = b"test cursor key"
+
 SOON = NOW + timedelta(days=2)  # "2 of 2 seats end in 2 days"
 
 
@@ -83,7 +86,7 @@ async def test_a_renewal_request_assigned_from_requested_orders_continues_the_ba
 
     done = await same_quantity.renew_same_quantity(customer, old["id"], NOW)
     assert done["batch"] is None and done["order"]["renews_batch"] == old["id"]
-    listed = (await order_list.list_orders(partner, {"status": "requested"}, 1)).items
+    listed = (await order_list.list_orders(partner, {"status": "requested"}, None, SECRET)).items
     (row,) = [o for o in listed if o["id"] == done["order"]["id"]]
     assert (row["renews_batch"], row["renews_seats"], row["renews_ends_at"]) == (old["id"], 4, SOON)
 

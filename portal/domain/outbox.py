@@ -23,7 +23,7 @@ from portal.domain.access import Actor, under_wing
 from portal.domain.emails.kinds import LABELS
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
-from portal.domain.pages import Page, paginate
+from portal.domain.keyset import Keyset, KeysetPage
 from portal.tables import ACCOUNT_ROLES, Company, OutboxEmail, User
 
 STATUSES = ("queued", "sent", "captured", "failed")
@@ -251,14 +251,24 @@ _LIST_COLUMNS = (
 )
 
 
-async def list_emails(actor: Actor, page: int, filters: Mapping[str, Any] | None = None) -> Page:
+def emails_keyset(actor: Actor, secret: bytes) -> Keyset:
+    """Notifications' order: the newest queued first, then the newest id; its
+    cursors are good in the actor's wing only."""
+    return Keyset(OutboxEmail.created_at, OutboxEmail.id, secret, scope=f"notifications:{actor.company_path}")
+
+
+async def list_emails(
+    actor: Actor, cursor: str | None, secret: bytes, filters: Mapping[str, Any] | None = None
+) -> KeysetPage:
     """E-mails about companies the actor may see, newest first, narrowed by
-    the filters (values of EMAIL_FILTERS, by name). Partner managers see the
-    e-mails of every company under their wing; a customer manager's wing is
-    their own company."""
+    the filters (values of EMAIL_FILTERS, by name), a page from `cursor` (signed
+    with `secret`; edited or another list's: the first page). Partner managers
+    see the e-mails of every company under their wing; a customer manager's wing
+    is their own company."""
     where = EMAIL_FILTERS.where(filters or {}, under_wing(actor, OutboxEmail.company.path))
-    select = OutboxEmail.select(*_LIST_COLUMNS).where(where).order_by(OutboxEmail.id, ascending=False)
-    return await paginate(select, OutboxEmail.count().where(where), page)
+    walk = emails_keyset(actor, secret)
+    total = await OutboxEmail.count().where(where)
+    return await walk.page(lambda: OutboxEmail.select(*_LIST_COLUMNS).where(where), total, walk.decode(cursor))
 
 
 async def get_email(actor: Actor, email_id: int) -> dict:

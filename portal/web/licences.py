@@ -18,6 +18,7 @@ from portal.domain.licences.status import licence_status
 from portal.domain.orders import decisions, order_list, requests
 from portal.domain.two_factor import factors
 from portal.tables import MANAGER_ROLES, STAFF_ROLES
+from portal.web.cursors import list_cursor_key
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -58,12 +59,12 @@ class LicenceController(Controller):
         company_id: FromPath[int],
         tab: FromQuery[str] = "expired",
         q: FromQuery[str] = "",
-        page: FromQuery[int] = 1,
+        cursor: FromQuery[str] = "",
         select: FromQuery[str] = "",
     ) -> Template:
         """`select=manual` is "Select users Manually": the tab with its ticks, "Take
         seats from" and "Allocate Licenses" (a link, so it works without JavaScript)."""
-        return await self._section(request, actor, company_id, tab, q, page, {"manual": select == "manual"})
+        return await self._section(request, actor, company_id, tab, q, cursor, {"manual": select == "manual"})
 
     async def _section(
         self,
@@ -72,17 +73,18 @@ class LicenceController(Controller):
         company_id: int,
         tab: str,
         q: str,
-        page: int,
+        cursor: str,
         extra: dict,
         status_code: int = 200,
     ) -> Template:
         now = utcnow()
         tab = tab if tab in TAB_LABELS else "expired"
         q = text(q, 100)
-        view = await tabs.licence_view(actor, company_id, tab, q, page, now)
+        key = list_cursor_key(request)
+        view = await tabs.licence_view(actor, company_id, tab, q, cursor or None, now, key)
         context = {"tab": tab, "q": q, "tabs": TAB_LABELS, "status_labels": STATUS_LABELS, "now": now, **view, **extra}
         if tab == "orders":
-            context["listing"] = await order_list.company_orders(actor, company_id, page)
+            context["listing"] = await order_list.company_orders(actor, company_id, cursor or None, key)
         htmx = request.htmx
         if not (htmx and not htmx.history_restore_request and htmx.target == "licence-tab"):
             # The page's license summary; a tab's fragment does not show it.
@@ -144,7 +146,7 @@ class LicenceController(Controller):
                 company_id,
                 tab,
                 selection.q,
-                1,
+                "",
                 {"short": short, "selection": selection, "manual": not selection.select_all_tab},
                 status_code=409,
             )
@@ -155,7 +157,7 @@ class LicenceController(Controller):
                 company_id,
                 tab,
                 selection.q,
-                1,
+                "",
                 {"problem": str(problem), "manual": not selection.select_all_tab},
                 status_code=400,
             )

@@ -17,6 +17,7 @@ from portal.domain.clock import utcnow
 from portal.domain.emails.content import render_rows, with_subjects
 from portal.domain.emails.kinds import LABELS
 from portal.domain.errors import ValidationFailed
+from portal.web.cursors import list_cursor_key
 from portal.web.flash import flash
 from portal.web.forms import text
 from portal.web.render import render
@@ -34,15 +35,16 @@ class NotificationController(Controller):
     path = "/notifications"
 
     @get("/")
-    async def notifications(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
+    async def notifications(self, request: HTMXRequest, actor: CurrentActor, cursor: FromQuery[str] = "") -> Template:
         filters = outbox.EMAIL_FILTERS.parse(request.query_params)
         active = outbox.EMAIL_FILTERS.as_query(filters)
         backlog = await outbox.backlog(utcnow()) if actor.is_partner_manager else None
+        emails = await outbox.list_emails(actor, cursor or None, list_cursor_key(request), filters)
         return render(
             request,
             "pages/notifications.html",
             {
-                "emails": await with_subjects(await outbox.list_emails(actor, page, filters)),
+                "emails": await with_subjects(emails),
                 "filters": active,
                 "query": urlencode(active),
                 "statuses": outbox.STATUSES,

@@ -17,6 +17,7 @@ from portal.domain.errors import ValidationFailed
 from portal.domain.imports import export
 from portal.domain.orders import decisions, order_list
 from portal.domain.orders.decisions import InvalidTransition
+from portal.web.cursors import list_cursor_key
 from portal.web.flash import flash
 from portal.web.render import render
 from portal.web.session import CurrentActor
@@ -30,9 +31,11 @@ class OrderController(Controller):
     path = "/licences/orders"
 
     @get("/")
-    async def requested_orders(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
+    async def requested_orders(
+        self, request: HTMXRequest, actor: CurrentActor, cursor: FromQuery[str] = ""
+    ) -> Template:
         filters = order_list.parse_filters(request.query_params)
-        listing = await order_list.list_orders(actor, filters, page)
+        listing = await order_list.list_orders(actor, filters, cursor or None, list_cursor_key(request))
         active = order_list.ORDER_FILTERS.as_query(filters)
         return render(
             request,

@@ -50,7 +50,7 @@ def parse_filters(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def keyset(secret: bytes) -> Keyset:
-    return Keyset(AuditEntry.at, AuditEntry.id, secret)
+    return Keyset(AuditEntry.at, AuditEntry.id, secret, scope="audit")
 
 
 def _where(actor: Actor, filters: Mapping[str, Any]) -> Combinable:

@@ -19,8 +19,8 @@ from portal.domain.access import Actor, Capability, may_act_on, require, require
 from portal.domain.billing import money, profiles, unpaid_purchase
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
+from portal.domain.keyset import Keyset, KeysetPage
 from portal.domain.orders.decisions import InvalidTransition
-from portal.domain.pages import Page, paginate
 from portal.tables import Company
 from portal.tables_billing import (
     INVOICE_STATUSES,
@@ -483,22 +483,25 @@ def _labelled(rows: list[dict]) -> list[dict]:
     return rows
 
 
+def invoices_keyset(actor: Actor, secret: bytes, customer: int | None = None) -> Keyset:
+    """The invoice lists' order: the newest made first, then the newest id (a draft
+    has no issue date yet); its cursors are good in the actor's wing, on the list
+    of the same customer (or of all), only."""
+    return Keyset(Invoice.created_at, Invoice.id, secret, scope=f"invoices:{actor.company_path}:{customer or ''}")
+
+
 def _list_query(actor: Actor, filters: Mapping[str, Any]):
     where = INVOICE_FILTERS.where(filters, under_wing(actor, Invoice.company_path))
-    select = (
-        Invoice.select(*_LIST_COLUMNS)
-        .where(where)
-        .order_by(Invoice.issued_at, ascending=False)
-        .order_by(Invoice.id, ascending=False)
-    )
-    return where, select
+    return where, lambda: Invoice.select(*_LIST_COLUMNS).where(where)
 
 
-async def list_invoices(actor: Actor, filters: Mapping[str, Any], page: int) -> Page:
+async def list_invoices(actor: Actor, filters: Mapping[str, Any], cursor: str | None, secret: bytes) -> KeysetPage:
     """Invoices of the companies under the actor's wing (a customer manager: its
-    own company's), newest first, narrowed by the filters (INVOICE_FILTERS values)."""
-    where, select = _list_query(actor, filters)
-    found = await paginate(select, Invoice.count().where(where), page)
+    own company's), newest first, narrowed by the filters (INVOICE_FILTERS values),
+    a page from `cursor` (signed with `secret`; edited or another list's: the first page)."""
+    where, query = _list_query(actor, filters)
+    walk = invoices_keyset(actor, secret, filters.get("customer"))
+    found = await walk.page(query, await Invoice.count().where(where), walk.decode(cursor))
     _labelled(found.items)
     return found
 
@@ -506,15 +509,9 @@ async def list_invoices(actor: Actor, filters: Mapping[str, Any], page: int) -> 
 async def iter_invoices(actor: Actor, filters: Mapping[str, Any], chunk: int = 2000) -> AsyncIterator[list[dict]]:
     """Every invoice `list_invoices` would show, in its order, `chunk` rows at a
     time, for the CSV download."""
-    _, select = _list_query(actor, filters)
-    offset = 0
-    while True:
-        rows = _labelled(await select.limit(chunk).offset(offset))
-        if rows:
-            yield rows
-        if len(rows) < chunk:
-            return
-        offset += chunk
+    _, query = _list_query(actor, filters)
+    async for rows in invoices_keyset(actor, b"").walk(query, chunk):
+        yield _labelled(rows)
 
 
 async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:

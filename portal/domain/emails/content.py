@@ -27,8 +27,8 @@ from portal.domain import partner_settings
 from portal.domain.branding.delivery import Branding, render_override
 from portal.domain.branding.delivery import for_companies as branding_for
 from portal.domain.emails.kinds import KINDS, Kind, get
+from portal.domain.keyset import KeysetPage
 from portal.domain.outbox import Content, link
-from portal.domain.pages import Page
 from portal.settings import PROJECT_DIR
 from portal.tables import ACCOUNT_ROLES_SQL, Company
 
@@ -238,7 +238,7 @@ async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int
     return out
 
 
-async def with_subjects(page: Page) -> Page:
+async def with_subjects(page: KeysetPage) -> KeysetPage:
     """A page of the outbox whose waiting reminders show the subject they would go with now."""
     untitled = [row for row in page.items if not row["subject"]]
     if untitled:

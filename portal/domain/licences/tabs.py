@@ -13,8 +13,8 @@ from piccolo.custom_types import Combinable
 from portal import db
 from portal.domain.access import Actor, get_company
 from portal.domain.errors import ValidationFailed
+from portal.domain.keyset import Keyset, KeysetPage
 from portal.domain.licences.batches import _batches, longest_running, seats_to_take
-from portal.domain.pages import Page, paginate
 from portal.tables import LicenceBatch, LicenceTally, User
 
 TABS = ("active", "expired", "unlicensed")
@@ -129,9 +129,12 @@ TALLY_DRIFT_SQL = (
 )
 
 
-async def licence_view(actor: Actor, company_id: int, tab: str, q: str, page: int, now: datetime) -> dict:
+async def licence_view(
+    actor: Actor, company_id: int, tab: str, q: str, cursor: str | None, now: datetime, secret: bytes
+) -> dict:
     """Everything the Licenses section shows, with one authorization check: the
-    company, its batches, the tabs' counts and one page of the chosen tab."""
+    company, its batches, the tabs' counts and one page of the chosen tab, from
+    `cursor` (signed with `secret`; absent or not this tab's: the first page)."""
     company = await get_company(actor, company_id)
     counts = await _counts(company["id"], now)
     batches = await _batches(company["id"], now)
@@ -144,7 +147,7 @@ async def licence_view(actor: Actor, company_id: int, tab: str, q: str, page: in
         "take_from_default": longest_running(take_from),
     }
     if tab in TABS:
-        view["listing"] = await _tab_page(company["id"], tab, q, page, now, total=None if q else counts[tab])
+        view["listing"] = await _tab_page(company["id"], tab, q, cursor, now, secret, total=None if q else counts[tab])
         view["empty"] = empty_tab_message(tab, q)
     return view
 
@@ -171,17 +174,23 @@ class TabRow(TypedDict):
     licence_ends_at: datetime | None
 
 
+def tab_keyset(company_id: int, tab: str, secret: bytes) -> Keyset:
+    """A tab's order, A→Z by name then id; its cursors are good on this company's tab only."""
+    return Keyset(User.name, User.id, secret, scope=f"tab:{company_id}:{tab}", ascending=True)
+
+
 async def _tab_page(
-    company_id: int, tab: str, q: str, page: int, now: datetime, total: int | None = None
-) -> Page[TabRow]:
+    company_id: int, tab: str, q: str, cursor: str | None, now: datetime, secret: bytes, total: int | None = None
+) -> KeysetPage[TabRow]:
     where = _people(company_id) & _tab_clause(tab, now) & _search(q)
-    select = (
-        User.select(User.id, User.name, User.email, User.role, User.licence_ends_at)
-        .where(where)
-        .order_by(User.name)
-        .order_by(User.id)
+    walk = tab_keyset(company_id, tab, secret)
+    if total is None:
+        total = await User.count().where(where)
+    return await walk.page(
+        lambda: User.select(User.id, User.name, User.email, User.role, User.licence_ends_at).where(where),
+        total,
+        walk.decode(cursor),
     )
-    return await paginate(select, total if total is not None else User.count().where(where), page)
 
 
 def _search(q: str) -> Combinable:

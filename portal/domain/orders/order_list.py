@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict
 
 from piccolo.custom_types import Combinable
 
@@ -13,8 +13,8 @@ from portal.domain import catalogue
 from portal.domain.access import Actor, get_company, may_act_on, require_partner_manager, under_wing
 from portal.domain.errors import NotFound
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
+from portal.domain.keyset import PER_PAGE, Keyset, KeysetPage
 from portal.domain.licences.plans import plan_label, plan_names
-from portal.domain.pages import PER_PAGE, Page, clamp_page
 from portal.tables import Company, LicenceOrder, User
 
 STATUSES = ("requested", "assigned", "declined", "cancelled")
@@ -79,10 +79,6 @@ class OrderRow(TypedDict):
     product_short: NotRequired[str]  # added to a page's rows, not to a download's
 
 
-class _CountedOrderRow(OrderRow):
-    total: int  # of all the orders that match, for the pager
-
-
 # Written out rather than built by Piccolo: its join builder costs more than
 # running the query, on the page partner managers open most.
 _ORDER_COLUMNS = (
@@ -93,18 +89,17 @@ _ORDER_COLUMNS = (
     "licence_order.renews_batch, renewed.seats AS renews_seats, renewed.starts_at AS renews_starts_at, "
     "renewed.ends_at AS renews_ends_at, licence_order.coterm_ends_at"
 )
-_ORDERS_FROM = (
+_ORDERS_WHERE = (
     "FROM licence_order "
     "JOIN company ON company.id = licence_order.company "
     "JOIN product ON product.id = licence_order.product "
     "LEFT JOIN portal_user AS requester ON requester.id = licence_order.requested_by "
     "LEFT JOIN licence_batch AS renewed ON renewed.id = licence_order.renews_batch "
-    "WHERE {} ORDER BY licence_order.requested_at DESC, licence_order.id DESC"
+    "WHERE {}"
 )
-# A page of orders, each row carrying the count of all that match, for the pager:
-# one round trip instead of two (the count is an uncorrelated subquery, run once).
-_ORDER_PAGE = f"SELECT {_ORDER_COLUMNS}, (SELECT COUNT(*) FROM licence_order WHERE {{}}) AS total {_ORDERS_FROM}"
-_ORDER_ROWS = f"SELECT {_ORDER_COLUMNS} {_ORDERS_FROM}"
+_NEWEST_FIRST = " ORDER BY licence_order.requested_at DESC, licence_order.id DESC"
+_OLDEST_FIRST = " ORDER BY licence_order.requested_at, licence_order.id"
+_ORDER_ROWS = f"SELECT {_ORDER_COLUMNS} {_ORDERS_WHERE}{_NEWEST_FIRST}"
 
 
 def _rows(sql: str, limit: int, offset: int = 0) -> str:
@@ -115,11 +110,20 @@ def _rows(sql: str, limit: int, offset: int = 0) -> str:
     return f"{sql} LIMIT {int(limit)} OFFSET {int(offset)}"
 
 
-async def list_orders(actor: Actor, filters: Mapping[str, Any], page: int) -> Page[OrderRow]:
+def orders_keyset(scope: str, secret: bytes) -> Keyset:
+    """The order of both order lists: newest request first, then the newest id."""
+    return Keyset(LicenceOrder.requested_at, LicenceOrder.id, secret, scope=scope)
+
+
+async def list_orders(
+    actor: Actor, filters: Mapping[str, Any], cursor: str | None, secret: bytes
+) -> KeysetPage[OrderRow]:
     """Every order under the wing, newest first, narrowed by the filters
-    (values of ORDER_FILTERS, by name)."""
+    (values of ORDER_FILTERS, by name), a page from `cursor` (signed with `secret`;
+    one of another list, or edited: the first page)."""
     require_partner_manager(actor)
-    return await _newest_first(ORDER_FILTERS.where(filters, under_wing(actor, LicenceOrder.company_path)), page)
+    where = ORDER_FILTERS.where(filters, under_wing(actor, LicenceOrder.company_path))
+    return await _newest_first(where, orders_keyset(f"requested-orders:{actor.company_path}", secret), cursor)
 
 
 async def iter_orders(actor: Actor, filters: Mapping[str, Any], chunk: int = 2000) -> AsyncIterator[list[OrderRow]]:
@@ -137,19 +141,20 @@ async def iter_orders(actor: Actor, filters: Mapping[str, Any], chunk: int = 200
         offset += chunk
 
 
-async def _newest_first(where: Combinable, page: int) -> Page[OrderRow]:
+async def _newest_first(where: Combinable, walk: Keyset, cursor: str | None) -> KeysetPage[OrderRow]:
     """Orders with their customer's, product's and requester's names; `where`
     may name columns of licence_order only."""
-    sql, number = where.querystring, clamp_page(page)
-    rows: list[_CountedOrderRow] = await LicenceOrder.raw(
-        _rows(_ORDER_PAGE, PER_PAGE, (number - 1) * PER_PAGE), sql, sql
-    )
-    await _name_plans(rows)
-    if rows:
-        return Page(items=cast(list[OrderRow], rows), total=rows[0]["total"], number=number)
-    # No row to carry the count (none match, or a page past the end): ask it alone.
-    count = await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", sql)
-    return Page(items=[], total=count[0]["n"], number=number)
+    counted = await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", where.querystring)
+
+    async def fetch(clause: Combinable | None, ascending: bool, limit: int) -> list[dict]:
+        narrowed = where if clause is None else where & clause
+        order = _OLDEST_FIRST if ascending else _NEWEST_FIRST
+        sql = _rows(f"SELECT {_ORDER_COLUMNS} {_ORDERS_WHERE}{order}", limit)
+        return await LicenceOrder.raw(sql, narrowed.querystring)
+
+    page = await walk.page_from(fetch, int(counted[0]["n"]), walk.decode(cursor), PER_PAGE)
+    await _name_plans(page.items)
+    return page
 
 
 async def _name_plans(rows: Sequence[OrderRow]) -> None:
@@ -162,10 +167,10 @@ async def _name_plans(rows: Sequence[OrderRow]) -> None:
             row["product_short"] = short_product_name(row["product_name"])
 
 
-async def company_orders(actor: Actor, company_id: int, page: int) -> Page[OrderRow]:
+async def company_orders(actor: Actor, company_id: int, cursor: str | None, secret: bytes) -> KeysetPage[OrderRow]:
     company = await get_company(actor, company_id)
     where = LicenceOrder.company == company["id"]
-    return await _newest_first(where, page)
+    return await _newest_first(where, orders_keyset(f"orders:{company['id']}", secret), cursor)
 
 
 async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:

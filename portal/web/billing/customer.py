@@ -38,6 +38,7 @@ from portal.web.billing.common import (
     services_of,
 )
 from portal.web.billing.export import invoices_csv
+from portal.web.cursors import list_cursor_key
 from portal.web.flash import flash
 from portal.web.render import render
 from portal.web.session import CurrentActor
@@ -69,7 +70,7 @@ class CustomerBillingController(Controller):
 
     @get("/")
     async def dashboard(
-        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], page: FromQuery[int] = 1
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], cursor: FromQuery[str] = ""
     ) -> Template:
         company = await billed_company(actor, company_id)
         # Also in manage mode, where the wing is the partner's: this company's invoices only.
@@ -87,7 +88,7 @@ class CustomerBillingController(Controller):
                 "license_summary": await summary.licence_summary(actor, company_id, utcnow()),
                 "addons_bought": await subscriptions.addons_bought(actor, company_id),
                 "account": await accounts.billing_account(actor, company_id),
-                "listing": await invoices.list_invoices(actor, filters, page),
+                "listing": await invoices.list_invoices(actor, filters, cursor or None, list_cursor_key(request)),
                 # For the list's pager when htmx asks for the list alone.
                 "base": f"/companies/{company_id}/billing",
                 "export": f"/companies/{company_id}/billing/invoices.csv",

@@ -20,9 +20,11 @@ from portal.domain.billing import catalogue, invoices, money, profiles, receivab
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.domain.filters import FilterSet
+from portal.domain.keyset import KeysetPage
 from portal.domain.numbers import is_decimal_text
 from portal.web.billing.common import page_helpers
 from portal.web.billing.export import ageing_csv, invoices_csv
+from portal.web.cursors import list_cursor_key
 from portal.web.flash import flash
 from portal.web.forms import text, to_int
 from portal.web.render import render
@@ -75,7 +77,7 @@ def _price_text(cents: int) -> str:
 
 
 async def _list_context(
-    actor: Actor, spec: FilterSet, params: Mapping[str, Any], choices_of, lister, page: int
+    actor: Actor, spec: FilterSet, params: Mapping[str, Any], choices_of, lister, page: int | None
 ) -> dict[str, Any]:
     filters = spec.parse(params)
     active = spec.as_query(filters)
@@ -128,10 +130,15 @@ class PartnerBillingController(Controller):
         )
 
     @get("/invoices")
-    async def invoices_tab(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
+    async def invoices_tab(self, request: HTMXRequest, actor: CurrentActor, cursor: FromQuery[str] = "") -> Template:
         require_partner_manager(actor)
+        key = list_cursor_key(request)
+
+        async def lister(actor: Actor, filters: Mapping[str, Any], _: None) -> KeysetPage:
+            return await invoices.list_invoices(actor, filters, cursor or None, key)
+
         context = await _list_context(
-            actor, invoices.INVOICE_FILTERS, request.query_params, invoices.filter_choices, invoices.list_invoices, page
+            actor, invoices.INVOICE_FILTERS, request.query_params, invoices.filter_choices, lister, None
         )
         filters = invoices.INVOICE_FILTERS.parse(request.query_params)
         return render(
