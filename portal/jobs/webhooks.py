@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from typing import Any
 
-import httpx
+import aiohttp
 from arq.cron import cron
 
 from portal.domain.clock import utcnow
@@ -38,9 +38,9 @@ def _sender(ctx: dict[str, Any]) -> delivery.Sender:
     return services.webhook_sender
 
 
-def _client(ctx: dict[str, Any]) -> httpx.AsyncClient:
+def _client(ctx: dict[str, Any]) -> aiohttp.ClientSession:
     client = ctx.get("webhook_client")
-    if not isinstance(client, httpx.AsyncClient):
+    if not isinstance(client, aiohttp.ClientSession):
         raise RuntimeError(
             "webhook jobs need ctx['webhook_client'] (delivery.new_client), opened where the worker starts"
         )

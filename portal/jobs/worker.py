@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 from arq.connections import RedisSettings
 from arq.worker import Worker, create_worker
 from redis import exceptions as redis_errors
@@ -67,7 +67,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if client := ctx.pop("webhook_client", None):
-        await client.aclose()
+        await client.close()
     await db.close_pool()
 
 
@@ -116,7 +116,7 @@ class Supervisor:
         self.connected = asyncio.Event()  # set while a worker is connected
         self.worker: Worker | None = None
         self._opened_pool = False
-        self._webhook_client: httpx.AsyncClient | None = None
+        self._webhook_client: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
         if not await self._open_database():
@@ -146,7 +146,7 @@ class Supervisor:
                 )
                 await self._sleep(delay)
         finally:
-            await client.aclose()
+            await client.close()
             if self._opened_pool:
                 await db.close_pool()
             log.info("worker supervisor stopped", extra={"connections": self.connections, "losses": self.losses})
