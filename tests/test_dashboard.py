@@ -292,6 +292,59 @@ async def test_forecast_weeks_hold_the_batches_that_end_in_them(tree):
     assert [w.seats for w in await forecast.ending_per_week(sub, NOW) if w.seats] == [8]
 
 
+async def forecast_version(actor) -> str:
+    return (await figures.customer_figures(actor, CustomerQuery(), NOW)).forecast_version
+
+
+async def test_forecast_version_changes_with_every_batch_under_the_wing_and_only_those(tree):
+    partner, _ = await actors(tree)
+    sub = await load_actor(tree.managers["sub"]["id"], None)
+    other = await load_actor(tree.managers["other"]["id"], None)
+    before = {"partner": await forecast_version(partner), "sub": await forecast_version(sub)}
+    batch = await batch_ending(partner, tree.direct, 5, NOW + timedelta(days=20))  # a new batch
+    after_new = await forecast_version(partner)
+    assert after_new != before["partner"]
+    assert await forecast_version(sub) == before["sub"]  # Direct Customer is not under the sub-partner
+    holders = await learners(tree.direct, 2, "held")
+    assert await forecast_version(partner) == after_new  # users alone: no batch changed
+    await allocation.allocate(partner, tree.direct["id"], Selection(user_ids=tuple(holders)), NOW, batch["id"])
+    after_allocation = await forecast_version(partner)
+    assert after_allocation != after_new  # the batch's seats held changed
+    # Another partner's batch leaves this wing's version as it was, and the other way round.
+    other_before = await forecast_version(other)
+    await batch_ending(other, tree.other_customer, 3, NOW + timedelta(days=20))
+    assert await forecast_version(partner) == after_allocation
+    assert await forecast_version(other) != other_before
+    await batch_ending(partner, tree.north, 2, NOW + timedelta(days=40))
+    assert await forecast_version(sub) != before["sub"]
+
+
+async def test_dashboard_counts_the_forecast_again_only_when_a_batch_changed(tree, client, monkeypatch):
+    from portal.web import dashboard as web_dashboard
+
+    partner, _ = await actors(tree)
+    counted = []
+    both_charts = forecast.both_charts
+
+    async def counting(actor, now):
+        counted.append(now)
+        return await both_charts(actor, now)
+
+    monkeypatch.setattr(web_dashboard.forecast, "both_charts", counting)
+    web_dashboard._FORECASTS.clear()
+    await sign_in(client, tree.email("partner"))
+
+    def seats_ending(html: str) -> int:
+        return sum(int(n) for n in re.findall(r'data-seats="(\d+)"', html.split('id="assigned-chart-title"')[0]))
+
+    first = await client.get("/dashboard")
+    again = await client.get("/dashboard?sort=name")
+    assert len(counted) == 1 and seats_ending(first.text) == seats_ending(again.text) == 0
+    await batch_ending(partner, tree.direct, 7, utcnow() + timedelta(days=10))
+    renewed = await client.get("/dashboard")
+    assert len(counted) == 2 and seats_ending(renewed.text) == 7
+
+
 async def test_renewals_made_are_the_seats_assigned_per_week(tree):
     partner, _ = await actors(tree)
     for seats, days_ago in ((2, 1), (3, 8), (4, 20), (50, 80)):
