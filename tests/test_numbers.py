@@ -84,13 +84,13 @@ def _routes_with_a_page() -> set[str]:
 def list_routes(tree) -> dict[str, str]:
     """Route template → a path of it the partner's manager may open."""
     north = tree.north["id"]
-    # The audit log pages from a cursor, not a number (tests/test_errors.py, tests/test_audit_log.py).
+    # The audit log pages from a cursor, not a number (tests/test_errors.py, tests/test_audit_log.py);
+    # so does the Admin Dashboard's customer table (a customer's id, read leniently: below).
     return {
         "/companies": "/companies",
         "/companies/{company_id:int}": f"/companies/{north}",
         "/companies/{company_id:int}/licences": f"/companies/{north}/licences",
         "/companies/{company_id:int}/billing": f"/companies/{north}/billing",
-        "/dashboard": "/dashboard",
         "/dashboard/batches": "/dashboard/batches",
         "/notifications": "/notifications",
         "/licences/orders": "/licences/orders",
@@ -119,7 +119,12 @@ async def test_a_5000_digit_page_or_parent_is_a_400_not_a_500(client, tree, sign
             response = await client.get(path, params={name: value})
             assert response.status_code == 400, (path, value[:10], response.status_code)
             assert f"“{name}” must be a whole number from 0 to 2,147,483,647." in response.text
-    # The upload page reads its page number leniently: a bad one is the first page.
+    # The dashboard's position is a customer's id after (or before) which its table goes on,
+    # and the upload page's page number: both read leniently, a bad one is the first page.
+    for name in ("after", "before", "per"):
+        for value in (HUGE, f"-{HUGE}", "٣", "1_000", "0"):
+            dashboard = await client.get("/dashboard", params={name: value})
+            assert dashboard.status_code == (200 if signed_in else 302), (name, value[:10])
     imports = await client.get(f"/companies/{tree.north['id']}/imports", params={"page": HUGE})
     assert imports.status_code == (200 if signed_in else 302)
 

@@ -247,6 +247,11 @@ _FORECASTS: OrderedDict[tuple[str, str, datetime], Markup] = OrderedDict()
 _FORECASTS_KEPT = 64
 
 
+def forget_forecasts() -> None:
+    """Drop the kept forecasts: for a process whose database starts again (tests)."""
+    _FORECASTS.clear()
+
+
 async def _forecast(request: Request, actor: Actor, version: str, now: datetime) -> Markup:
     """The forecast's charts and tables: counted (two grouped statements over the
     wing's batches, the page's costliest) only when the version or the day changed."""

@@ -85,8 +85,10 @@ class Listing:
     alerts: int  # customers low on seats among those searched
     pending: int  # requested orders of every customer under the wing
     settings: partner_settings.PartnerSettings  # what applies to the actor's own company
-    # Changes whenever a batch of a company under the wing does (their highest
-    # batch_version, with their count and ids): the forecast's version.
+    # Changes whenever a batch of a customer under the wing does (their highest
+    # batch_version, with their count and the sum of their ids, so that a customer
+    # gone or added changes it too): the forecast's version. Customers only, as the
+    # table reads them: licences are ordered, and batches made, for customers alone.
     forecast_version: str = ""
 
 
@@ -259,7 +261,7 @@ async def _figures_page(
 ) -> list[dict]:
     """The page's rows after one row of totals' columns (total, alerts,
     wing_pending, stale_rows, the cursor's: cursor_found and before_cursor, and
-    forecast_version); a LEFT JOIN so that the totals come back even when the
+    forecast_version, see Listing); a LEFT JOIN so that the totals come back even when the
     page is empty. With `recount`, rows not fresh are counted from scratch (s) and
     stale_rows counts those; without, it counts the rows that were not fresh,
     whose figures are then not to be trusted.
@@ -296,7 +298,8 @@ SELECT totals.*, page.* FROM (
   SELECT COALESCE(SUM({shown}), 0) AS total, COALESCE(SUM(marked.alert * marked.matches), 0) AS alerts,
     COALESCE(SUM(marked.pending), 0) AS wing_pending, COALESCE(SUM(marked.stale), 0) AS stale_rows,
     COALESCE({cursor_found}, 0) AS cursor_found, COALESCE({before_cursor}, 0) AS before_cursor,
-    ({_forecast_version(actor)}) AS forecast_version
+    COALESCE(MAX(marked.batch_version), 0) || ':' || COUNT(*) || ':' || COALESCE(SUM(marked.id), 0)
+      AS forecast_version
   FROM marked
 ) AS totals LEFT JOIN (
   SELECT marked.* FROM marked WHERE {shown} = 1{where}
@@ -304,18 +307,6 @@ SELECT totals.*, page.* FROM (
 ) AS page ON 1 = 1
 ORDER BY {", ".join(f"{k} {outer}" for k in page_key)}"""
     return await Company.raw(sql, *args)
-
-
-def _forecast_version(actor: Actor) -> str:
-    """SQL for the forecast's version: the highest batch stamp of the companies
-    under the wing (the same companies the forecast reads), with their count and
-    the sum of their ids, so that a company gone or added changes it too."""
-    under_wing(actor)
-    return (
-        "SELECT COALESCE(MAX(v.batch_version), 0) || ':' || COUNT(*) || ':' || COALESCE(SUM(v.company), 0) "
-        f"FROM dashboard_figure AS v JOIN company AS vc ON vc.id = v.company "
-        f"WHERE vc.path LIKE '{actor.company_path}%'"
-    )
 
 
 def _marked(
@@ -344,7 +335,8 @@ def _marked(
     shown = "marked.alert * marked.matches" if query.alerts_only else "marked.matches"
     sql = f"""
 WITH figures AS (
-  SELECT company.id, company.name, {match} AS matches, {columns}, {stale} AS stale, {threshold_sql} AS threshold
+  SELECT company.id, company.name, {match} AS matches, {columns}, {stale} AS stale, {threshold_sql} AS threshold,
+    f.batch_version
   FROM company JOIN dashboard_figure AS f ON f.company = company.id {recounted}
   WHERE company.kind = 'customer' AND {_wing(actor)}
 ),
