@@ -210,7 +210,9 @@ async def test_renew_selected_for_every_match_renews_past_the_page_the_table_sho
     planned = await plan(partner, selection, NOW)
     assert planned.said == "Renew 30 batches for 30 customers: 60 seats"
     # The query's position is no part of what "every match" covers.
-    assert (await plan(partner, replace(selection, query=replace(query, after=shown.next_after)), NOW)).said == planned.said
+    assert (
+        await plan(partner, replace(selection, query=replace(query, after=shown.next_after)), NOW)
+    ).said == planned.said
     started = await runs.start_run(partner, selection, "every-page", NOW)
     await run_all(started.run_id)
     assert [len(await renewals_of(b)) for b in batches] == [1] * 30

@@ -49,7 +49,8 @@ _POSTGRES = [
     "CREATE TRIGGER licence_batch_version_insert AFTER INSERT ON licence_batch "
     "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dashboard_batch_version()",
     "CREATE TRIGGER licence_batch_version_update AFTER UPDATE ON licence_batch "
-    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dashboard_batch_version()",
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION dashboard_batch_version()",
     "CREATE TRIGGER licence_batch_version_delete AFTER DELETE ON licence_batch "
     "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dashboard_batch_version()",
 ]
@@ -64,10 +65,12 @@ def _sqlite_bump(company: str) -> str:
 
 _SQLITE = [
     'ALTER TABLE "dashboard_figure" ADD COLUMN "batch_version" INTEGER NOT NULL DEFAULT 0',
-    f"CREATE TRIGGER licence_batch_version_insert AFTER INSERT ON licence_batch BEGIN {_sqlite_bump('NEW.company')} END",
+    "CREATE TRIGGER licence_batch_version_insert AFTER INSERT ON licence_batch "
+    f"BEGIN {_sqlite_bump('NEW.company')} END",
     "CREATE TRIGGER licence_batch_version_update AFTER UPDATE ON licence_batch BEGIN "
     f"{_sqlite_bump('NEW.company')} {_sqlite_bump('OLD.company')} END",
-    f"CREATE TRIGGER licence_batch_version_delete AFTER DELETE ON licence_batch BEGIN {_sqlite_bump('OLD.company')} END",
+    "CREATE TRIGGER licence_batch_version_delete AFTER DELETE ON licence_batch "
+    f"BEGIN {_sqlite_bump('OLD.company')} END",
 ]
 
 

@@ -292,9 +292,7 @@ def _forecast_html(env: Environment, ending: tuple[forecast.Week, ...], assigned
     )
 
 
-def _query(
-    q: str, sort: str, dir: str, alerts_only: str, after: str, before: str, per: str
-) -> figures.CustomerQuery:
+def _query(q: str, sort: str, dir: str, alerts_only: str, after: str, before: str, per: str) -> figures.CustomerQuery:
     sort = sort if sort in figures.SORTS else figures.DEFAULT_SORT
     # Numbers read largest first, names from A.
     descending = dir != "asc" if sort != "name" else dir == "desc"
