@@ -2,12 +2,13 @@
 
 A row is the company's figures as computed at `computed_at` (NULL: stale, to be
 computed again), with the next instants at which the clock alone changes them.
-Triggers on licence_tally, licence_batch and licence_order mark a row stale;
+Triggers on licence_tally, licence_batch and licence_order mark a row stale,
+and those on licence_batch raise its batch_version (portal_0030_dashboard_paging);
 portal/domain/dashboard/figures.py reads, recomputes and writes the rows."""
 
 from __future__ import annotations
 
-from piccolo.columns import ForeignKey, Integer, OnDelete, Serial, Timestamptz
+from piccolo.columns import BigInt, ForeignKey, Integer, OnDelete, Serial, Timestamptz
 from piccolo.table import Table
 
 from portal.tables import Company
@@ -32,3 +33,6 @@ class DashboardFigure(Table, tablename="dashboard_figure"):
     unlicensed = Integer(default=0)
     free = Integer(default=0)
     pending = Integer(default=0)
+    # A stamp raised whenever a batch of the company changes (migration 0030): the
+    # wing's highest is the version the forecast is kept under.
+    batch_version = BigInt(default=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from datetime import timedelta
 
 from portal import db
@@ -193,6 +194,28 @@ async def test_every_match_of_the_search_covers_every_page_and_only_the_wing(tre
     # Another partner's customer ticked by hand is not under the wing: left out.
     other = await plan(partner, Selection("auto_renew", companies=(tree.other_customer["id"],)), NOW)
     assert other.items == []
+
+
+async def test_renew_selected_for_every_match_renews_past_the_page_the_table_shows(tree):
+    partner, _ = await actors(tree)
+    batches = []
+    for n in range(30):
+        company = await customer(tree, f"Paged {n:02d}")
+        batches.append(await batch_ending(partner, company, 2, ENDS + timedelta(minutes=n)))
+    await customer(tree, "Unrelated")
+    query = figures.CustomerQuery(q="Paged", sort="name", per_page=25)
+    shown = (await figures.customer_figures(partner, query, NOW)).page
+    assert len(shown.items) == 25 and shown.total == 30  # the table shows a page of them
+    selection = Selection("renew", every_match=True, query=query)
+    planned = await plan(partner, selection, NOW)
+    assert planned.said == "Renew 30 batches for 30 customers: 60 seats"
+    # The query's position is no part of what "every match" covers.
+    assert (
+        await plan(partner, replace(selection, query=replace(query, after=shown.next_after)), NOW)
+    ).said == planned.said
+    started = await runs.start_run(partner, selection, "every-page", NOW)
+    await run_all(started.run_id)
+    assert [len(await renewals_of(b)) for b in batches] == [1] * 30
 
 
 async def test_a_run_over_50_customers_whose_worker_dies_mid_run_finishes_each_once(tree, monkeypatch):

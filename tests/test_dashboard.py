@@ -4,6 +4,7 @@ forecast's weeks against the batches, and "Renew same quantity". Each engine."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -132,9 +133,15 @@ async def test_customer_table_sorts_searches_and_pages(tree):
             await insert_company(f"Bulk {i:02d}", "customer", tree.partner, NOW)
     by_expired = (await figures.customer_figures(partner, CustomerQuery(), NOW)).page
     assert by_expired.total == 32 and len(by_expired.items) == 25
+    assert (by_expired.first, by_expired.last, by_expired.has_previous) == (1, 25, False)
     assert by_expired.items[0]["name"] == "Direct Customer"  # most expired first
-    by_name = (await figures.customer_figures(partner, CustomerQuery(sort="name", descending=False, page=2), NOW)).page
-    assert [r["name"] for r in by_name.items] == [
+    by_name = (await figures.customer_figures(partner, CustomerQuery(sort="name", descending=False), NOW)).page
+    second = (
+        await figures.customer_figures(
+            partner, CustomerQuery(sort="name", descending=False, after=by_name.next_after), NOW
+        )
+    ).page
+    assert [r["name"] for r in second.items] == [
         "Bulk 25",
         "Bulk 26",
         "Bulk 27",
@@ -143,6 +150,9 @@ async def test_customer_table_sorts_searches_and_pages(tree):
         "Direct Customer",
         "North Customer",
     ]
+    assert (second.first, second.last, second.total, second.has_next) == (26, 32, 32, False)
+    fifty = (await figures.customer_figures(partner, CustomerQuery(per_page=50), NOW)).page
+    assert len(fifty.items) == 32 and not fifty.has_next
     found = (await figures.customer_figures(partner, CustomerQuery(q="north"), NOW)).page
     assert [r["name"] for r in found.items] == ["North Customer"]
     literal = (await figures.customer_figures(partner, CustomerQuery(q="%"), NOW)).page
@@ -150,11 +160,106 @@ async def test_customer_table_sorts_searches_and_pages(tree):
     alerted = await figures.customer_figures(partner, CustomerQuery(alerts_only=True), NOW)
     assert [r["name"] for r in alerted.page.items] == ["North Customer"] and alerted.alerts == 1
     assert alerted.page.total == 1
-    past = (await figures.customer_figures(partner, CustomerQuery(page=9), NOW)).page
-    assert past.items == [] and past.total == 32
     # An unknown sort key falls back to the default, never into the SQL.
     odd = (await figures.customer_figures(partner, CustomerQuery(sort="name; DROP TABLE company"), NOW)).page
     assert odd.items[0]["name"] == "Direct Customer"
+
+
+async def walk(actor, query: CustomerQuery) -> list[list[dict]]:
+    """Every page of the table by its Next links, then back again by its Previous links."""
+    pages = [(await figures.customer_figures(actor, query, NOW)).page]
+    while pages[-1].has_next:
+        pages.append((await figures.customer_figures(actor, replace(query, after=pages[-1].next_after), NOW)).page)
+    back = [pages[-1]]
+    while back[-1].has_previous:
+        back.append((await figures.customer_figures(actor, replace(query, before=back[-1].previous_before), NOW)).page)
+    ids = [[row["id"] for row in p.items] for p in pages]
+    assert [[row["id"] for row in p.items] for p in reversed(back)] == ids, "Previous retraces Next"
+    assert [(p.first, p.last) for p in reversed(back)] == [(p.first, p.last) for p in pages]
+    return pages
+
+
+@pytest.mark.parametrize("sort", figures.SORTS)
+@pytest.mark.parametrize("descending", [True, False])
+async def test_paging_visits_every_customer_once_in_the_tables_order(tree, sort, descending):
+    partner = (await scene(tree))["partner"]
+    async with db.write_transaction():
+        for i in range(57):
+            # Equal names (under two parents) and equal figures: the order still has one place for each.
+            await insert_company(f"Same {i // 2:02d}", "customer", (tree.partner, tree.sub)[i % 2], NOW)
+    customers = await Company.count().where(
+        (Company.kind == "customer") & Company.path.like(f"{tree.partner['path']}%")
+    )
+    for per_page in (25, 50):
+        pages = await walk(partner, CustomerQuery(sort=sort, descending=descending, per_page=per_page))
+        ids = [row["id"] for page in pages for row in page.items]
+        assert len(ids) == len(set(ids)) == customers == 59
+        assert [(p.first, p.last) for p in pages] == [
+            (k + 1, min(k + per_page, customers)) for k in range(0, customers, per_page)
+        ]
+        assert all(p.total == customers for p in pages)
+        if sort != "name":
+            figures_seen = [row[sort] for page in pages for row in page.items]
+            assert figures_seen == sorted(figures_seen, reverse=descending)
+        else:
+            names = [row["name"] for page in pages for row in page.items]
+            assert names == sorted(names, reverse=descending)
+
+
+async def test_search_and_filter_hold_on_every_page(tree):
+    partner = (await scene(tree))["partner"]
+    async with db.write_transaction():
+        for i in range(40):
+            await insert_company(f"Kept {i:02d}", "customer", tree.partner, NOW)
+            await insert_company(f"Other {i:02d}", "customer", tree.partner, NOW)
+    pages = await walk(partner, CustomerQuery(q="kept", sort="name", descending=True))
+    names = [row["name"] for page in pages for row in page.items]
+    assert names == [f"Kept {i:02d}" for i in range(39, -1, -1)]
+    assert [(p.first, p.last, p.total) for p in pages] == [(1, 25, 40), (26, 40, 40)]
+    # Low on seats: North Customer alone, and no page after it.
+    alerted = await walk(partner, CustomerQuery(alerts_only=True))
+    assert [[r["name"] for r in p.items] for p in alerted] == [["North Customer"]]
+
+
+async def test_a_cursor_naming_another_tenants_customer_shows_only_the_wings_first_page(tree):
+    partner = (await scene(tree))["partner"]
+    first = (await figures.customer_figures(partner, CustomerQuery(), NOW)).page
+    for cursor in ({"after": tree.other_customer["id"]}, {"before": tree.other_customer["id"]}, {"after": 10**6}):
+        page = (await figures.customer_figures(partner, CustomerQuery(**cursor), NOW)).page
+        assert [r["id"] for r in page.items] == [r["id"] for r in first.items]
+        assert tree.other_customer["id"] not in [r["id"] for r in page.items]
+    # The other partner, handed this wing's ids, sees its own customers only.
+    other = await load_actor(tree.managers["other"]["id"], None)
+    for cursor in ({"after": tree.direct["id"]}, {"before": tree.north["id"]}):
+        page = (await figures.customer_figures(other, CustomerQuery(**cursor), NOW)).page
+        assert {r["id"] for r in page.items} == {tree.other_customer["id"]}
+
+
+async def test_pager_links_keep_search_sort_and_filter_without_javascript(tree, client):
+    await scene(tree)
+    async with db.write_transaction():
+        for i in range(30):
+            await insert_company(f"Paged {i:02d}", "customer", tree.partner, NOW)
+    await sign_in(client, tree.email("partner"))
+    first = await client.get("/dashboard?q=paged&sort=name&dir=desc")
+    assert "1–25 of 30 customers matching" in first.text
+    following = re.search(r'<a href="([^"]+)"[^>]*rel="next">Next →</a>', first.text)
+    assert following and "q=paged" in following.group(1) and "sort=name" in following.group(1)
+    assert "dir=desc" in following.group(1) and "after=" in following.group(1)
+    second = await client.get(following.group(1).replace("&amp;", "&"))
+    rows = re.findall(r'data-customer="([^"]+)"', second.text)
+    assert rows == [f"Paged {i:02d}" for i in range(4, -1, -1)]
+    assert "26–30 of 30 customers" in second.text and "Next →" not in second.text
+    back = re.search(r'<a href="([^"]+)"[^>]*rel="prev">← Previous</a>', second.text)
+    again = await client.get(back.group(1).replace("&amp;", "&"))
+    assert re.findall(r'data-customer="([^"]+)"', again.text)[0] == "Paged 29"
+    # htmx asks the table alone; another tenant's id as a cursor is the first page.
+    swapped = await client.get(
+        f"/dashboard?sort=name&after={tree.other_customer['id']}",
+        headers={"HX-Request": "true", "HX-Target": "customer-results"},
+    )
+    assert swapped.status_code == 200 and "<h1>" not in swapped.text
+    assert "Other Customer" not in swapped.text and "1–25 of 32 customers" in swapped.text
 
 
 # --- the forecast ----------------------------------------------------------------------
@@ -185,6 +290,59 @@ async def test_forecast_weeks_hold_the_batches_that_end_in_them(tree):
     # The sub-partner's forecast holds North's batch only.
     sub = await load_actor(tree.managers["sub"]["id"], None)
     assert [w.seats for w in await forecast.ending_per_week(sub, NOW) if w.seats] == [8]
+
+
+async def forecast_version(actor) -> str:
+    return (await figures.customer_figures(actor, CustomerQuery(), NOW)).forecast_version
+
+
+async def test_forecast_version_changes_with_every_batch_under_the_wing_and_only_those(tree):
+    partner, _ = await actors(tree)
+    sub = await load_actor(tree.managers["sub"]["id"], None)
+    other = await load_actor(tree.managers["other"]["id"], None)
+    before = {"partner": await forecast_version(partner), "sub": await forecast_version(sub)}
+    batch = await batch_ending(partner, tree.direct, 5, NOW + timedelta(days=20))  # a new batch
+    after_new = await forecast_version(partner)
+    assert after_new != before["partner"]
+    assert await forecast_version(sub) == before["sub"]  # Direct Customer is not under the sub-partner
+    holders = await learners(tree.direct, 2, "held")
+    assert await forecast_version(partner) == after_new  # users alone: no batch changed
+    await allocation.allocate(partner, tree.direct["id"], Selection(user_ids=tuple(holders)), NOW, batch["id"])
+    after_allocation = await forecast_version(partner)
+    assert after_allocation != after_new  # the batch's seats held changed
+    # Another partner's batch leaves this wing's version as it was, and the other way round.
+    other_before = await forecast_version(other)
+    await batch_ending(other, tree.other_customer, 3, NOW + timedelta(days=20))
+    assert await forecast_version(partner) == after_allocation
+    assert await forecast_version(other) != other_before
+    await batch_ending(partner, tree.north, 2, NOW + timedelta(days=40))
+    assert await forecast_version(sub) != before["sub"]
+
+
+async def test_dashboard_counts_the_forecast_again_only_when_a_batch_changed(tree, client, monkeypatch):
+    from portal.web import dashboard as web_dashboard
+
+    partner, _ = await actors(tree)
+    counted = []
+    both_charts = forecast.both_charts
+
+    async def counting(actor, now):
+        counted.append(now)
+        return await both_charts(actor, now)
+
+    monkeypatch.setattr(web_dashboard.forecast, "both_charts", counting)
+    web_dashboard._FORECASTS.clear()
+    await sign_in(client, tree.email("partner"))
+
+    def seats_ending(html: str) -> int:
+        return sum(int(n) for n in re.findall(r'data-seats="(\d+)"', html.split('id="assigned-chart-title"')[0]))
+
+    first = await client.get("/dashboard")
+    again = await client.get("/dashboard?sort=name")
+    assert len(counted) == 1 and seats_ending(first.text) == seats_ending(again.text) == 0
+    await batch_ending(partner, tree.direct, 7, utcnow() + timedelta(days=10))
+    renewed = await client.get("/dashboard")
+    assert len(counted) == 2 and seats_ending(renewed.text) == 7
 
 
 async def test_renewals_made_are_the_seats_assigned_per_week(tree):

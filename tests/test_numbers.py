@@ -84,11 +84,11 @@ def _routes_with_a_page() -> set[str]:
 def list_routes(tree) -> dict[str, str]:
     """Route template → a path of it the partner's manager may open."""
     north = tree.north["id"]
-    # The audit log and cursor_routes page from a cursor, not a number.
+    # The audit log and cursor_routes page from a cursor, not a number; so does the Admin
+    # Dashboard's customer table (a customer's id, read leniently: below).
     return {
         "/companies": "/companies",
         "/companies/{company_id:int}": f"/companies/{north}",
-        "/dashboard": "/dashboard",
         "/dashboard/batches": "/dashboard/batches",
         "/billing": "/billing",
         "/billing/subscriptions": "/billing/subscriptions",
@@ -134,7 +134,12 @@ async def test_a_5000_digit_page_or_parent_is_a_400_not_a_500(client, tree, sign
             assert response.status_code == (200 if signed_in else 302), (path, value[:10], response.status_code)
             response = await client.get(path, params={"cursor": value})
             assert response.status_code == (200 if signed_in else 302), (path, value[:10], response.status_code)
-    # The upload page reads its page number leniently: a bad one is the first page.
+    # The dashboard's position is a customer's id after (or before) which its table goes on,
+    # like the upload page's page number: both read leniently, a bad one is the first page.
+    for name in ("after", "before", "per"):
+        for value in (HUGE, f"-{HUGE}", "٣", "1_000", "0"):
+            dashboard = await client.get("/dashboard", params={name: value})
+            assert dashboard.status_code == (200 if signed_in else 302), (name, value[:10])
     imports = await client.get(f"/companies/{tree.north['id']}/imports", params={"page": HUGE})
     assert imports.status_code == (200 if signed_in else 302)
 

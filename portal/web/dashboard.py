@@ -4,6 +4,7 @@ licence summary."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -92,12 +93,14 @@ class DashboardController(Controller):
         q: FromQuery[str] = "",
         sort: FromQuery[str] = figures.DEFAULT_SORT,
         dir: FromQuery[str] = "",
-        page: FromQuery[int] = 1,
         alerts_only: FromQuery[str] = "",
+        after: FromQuery[str] = "",
+        before: FromQuery[str] = "",
+        per: FromQuery[str] = "",
     ) -> Template | Redirect:
         if not actor.is_partner_manager:
             return Redirect(f"/companies/{actor.company_id}")
-        query = _query(q, sort, dir, page, alerts_only)
+        query = _query(q, sort, dir, alerts_only, after, before, per)
         if request.htmx and request.htmx.target == "customer-results":
             listing = await figures.customer_figures(actor, query, utcnow())
             return render(request, "partials/dashboard/_customers.html", {"query": query, "listing": listing})
@@ -215,10 +218,11 @@ async def _page(request: Request, actor: Actor, query: figures.CustomerQuery, no
     """Everything the Admin Dashboard shows on its first screen, without JavaScript."""
     listing = await figures.customer_figures(actor, query, now)
     tree = await companies.wing_tree(actor)
-    ending, assigned = await forecast.both_charts(actor, now)
+    forecast_html = await _forecast(request, actor, listing.forecast_version, now)
     soon, more_soon = await wing_batches.ending_soon(actor, now)
     return {
         "query": query,
+        "per_page_choices": figures.PER_PAGE_CHOICES,
         "listing": listing,
         "settings": listing.settings,
         "settings_errors": {},
@@ -231,9 +235,38 @@ async def _page(request: Request, actor: Actor, query: figures.CustomerQuery, no
         # Whole days, today through the 30th day after it: every batch of the list is among them.
         "ending_soon_href": f"/dashboard/batches?field=ends_at&start={now:%Y-%m-%d}"
         f"&end={now + figures.SOON + timedelta(days=1):%Y-%m-%d}",
-        "forecast_html": _forecast_html(_jinja(request), tuple(ending), tuple(assigned)),
+        "forecast_html": forecast_html,
         "horizons": await pipeline.horizons(actor, now),
     }
+
+
+# The forecast of a wing, by (its path, its forecast version, the day): the
+# version changes with any batch under the wing (a trigger raises it), the day
+# moves the weeks' bounds. A few wings are open at once; the oldest goes first.
+_FORECASTS: OrderedDict[tuple[str, str, datetime], Markup] = OrderedDict()
+_FORECASTS_KEPT = 64
+
+
+def forget_forecasts() -> None:
+    """Drop the kept forecasts: for a process whose database starts again (tests)."""
+    _FORECASTS.clear()
+
+
+async def _forecast(request: Request, actor: Actor, version: str, now: datetime) -> Markup:
+    """The forecast's charts and tables: counted (two grouped statements over the
+    wing's batches, the page's costliest) only when the version or the day changed."""
+    key = (actor.company_path, version, forecast.ahead_bounds(now, 0)[0])
+    kept = _FORECASTS.get(key) if version else None
+    if kept is not None:
+        _FORECASTS.move_to_end(key)
+        return kept
+    ending, assigned = await forecast.both_charts(actor, now)
+    html = _forecast_html(_jinja(request), tuple(ending), tuple(assigned))
+    if version:
+        _FORECASTS[key] = html
+        while len(_FORECASTS) > _FORECASTS_KEPT:
+            _FORECASTS.popitem(last=False)
+    return html
 
 
 def _jinja(request: Request) -> Environment:
@@ -259,13 +292,26 @@ def _forecast_html(env: Environment, ending: tuple[forecast.Week, ...], assigned
     )
 
 
-def _query(q: str, sort: str, dir: str, page: int, alerts_only: str) -> figures.CustomerQuery:
+def _query(q: str, sort: str, dir: str, alerts_only: str, after: str, before: str, per: str) -> figures.CustomerQuery:
     sort = sort if sort in figures.SORTS else figures.DEFAULT_SORT
     # Numbers read largest first, names from A.
     descending = dir != "asc" if sort != "name" else dir == "desc"
+    per_page = to_int(per[:4])
     return figures.CustomerQuery(
-        q=text(q, 100), sort=sort, descending=descending, page=page, alerts_only=_bool(alerts_only)
+        q=text(q, 100),
+        sort=sort,
+        descending=descending,
+        alerts_only=_bool(alerts_only),
+        after=_cursor(after),
+        before=_cursor(before),
+        per_page=per_page if per_page in figures.PER_PAGE_CHOICES else figures.PER_PAGE,
     )
+
+
+def _cursor(value: str) -> int | None:
+    """A customer's id, as the pager's links carry it; anything else is no cursor (the first page)."""
+    number = to_int(value[:12])
+    return number if number is not None and 0 < number < 2**31 else None
 
 
 def _settings_said(

@@ -5,7 +5,7 @@ one statement."""
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from portal import db
@@ -13,7 +13,7 @@ from portal.domain import partner_settings
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.licences.tabs import allocate_tab, seats_unused
-from portal.domain.pages import PER_PAGE, Page, clamp_page
+from portal.domain.pages import PER_PAGE
 from portal.tables import Company
 
 SOON = timedelta(days=30)
@@ -23,25 +23,73 @@ DEFAULT_SORT = "expired"
 FIGURES = ("expired", "expiring_72h", "expiring_30d", "unlicensed", "free", "pending", "next_end")
 
 
+PER_PAGE_CHOICES = (25, 50)
+
+
 @dataclass(frozen=True)
 class CustomerQuery:
-    """Search, sort and page of the customer table; `alerts_only` keeps the
+    """Search, sort and position of the customer table; `alerts_only` keeps the
     customers low on seats (at or below their partner's free-seat alert, with
-    users waiting)."""
+    users waiting). `after` and `before` are the id of a customer of the table
+    (the last row of the page before, the first of the page after): the page is
+    the rows just after (before) it in the table's order, found by comparing the
+    sort key, so page 80 costs what page 1 does. An id that is not a customer
+    under the actor's wing positions nothing: the first page."""
 
     q: str = ""
     sort: str = DEFAULT_SORT
     descending: bool = True
-    page: int = 1
     alerts_only: bool = False
+    after: int | None = None
+    before: int | None = None
+    per_page: int = PER_PAGE
+
+    def first_page(self) -> CustomerQuery:
+        return replace(self, after=None, before=None)
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    """A page of the customer table: its rows, where they stand among the `total`
+    customers shown ("26–50 of 2,000"), and how to reach the pages either side."""
+
+    items: list[dict]
+    total: int
+    first: int  # the position of the first row, from 1; 0 when there are none
+    per_page: int = PER_PAGE
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.items) - 1 if self.items else 0
+
+    @property
+    def has_previous(self) -> bool:
+        return self.first > 1
+
+    @property
+    def has_next(self) -> bool:
+        return bool(self.items) and self.last < self.total
+
+    @property
+    def previous_before(self) -> int | None:
+        return int(self.items[0]["id"]) if self.has_previous else None
+
+    @property
+    def next_after(self) -> int | None:
+        return int(self.items[-1]["id"]) if self.has_next else None
 
 
 @dataclass(frozen=True)
 class Listing:
-    page: Page
+    page: CustomerPage
     alerts: int  # customers low on seats among those searched
     pending: int  # requested orders of every customer under the wing
     settings: partner_settings.PartnerSettings  # what applies to the actor's own company
+    # Changes whenever a batch of a customer under the wing does (their highest
+    # batch_version, with their count and the sum of their ids, so that a customer
+    # gone or added changes it too): the forecast's version. Customers only, as the
+    # table reads them: licences are ordered, and batches made, for customers alone.
+    forecast_version: str = ""
 
 
 # --- the figures, kept per company ----------------------------------------------------
@@ -164,6 +212,13 @@ async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) ->
         await refresh(actor, now)
         rows = await _figures_page(actor, query, now, threshold_sql, recount=True)
     head = rows[0]
+    backwards = query.before is not None and query.after is None
+    if (query.after is not None or query.before is not None) and (
+        not head["cursor_found"] or (backwards and int(head["before_cursor"]) < _per_page(query))
+    ):
+        # The customer named is not in the table (another tenant's, or gone), or
+        # fewer rows than a page lie before it: the first page, full.
+        return await customer_figures(actor, query.first_page(), now)
     items = []
     for row in rows:
         if row["id"] is None:
@@ -174,36 +229,83 @@ async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) ->
         row["allocate_tab"] = allocate_tab(int(row["expired"]))
         row["next_end"] = db_datetime(row["next_end"])
         items.append(row)
+    before = int(head["before_cursor"] or 0)
+    first = (before - len(items) + 1 if backwards else before + 1) if items else 0
     return Listing(
-        page=Page(items=items, total=int(head["total"]), number=clamp_page(query.page)),
+        page=CustomerPage(items=items, total=int(head["total"]), first=first, per_page=_per_page(query)),
         alerts=int(head["alerts"]),
         pending=int(head["wing_pending"]),
         settings=settings,
+        forecast_version=str(head["forecast_version"]),
     )
+
+
+def _per_page(query: CustomerQuery) -> int:
+    return query.per_page if query.per_page in PER_PAGE_CHOICES else PER_PAGE
+
+
+def _order_key(query: CustomerQuery, alias: str) -> tuple[list[str], bool]:
+    """The table's order as a row value over `alias` (a unique key: the figure,
+    then the name, then the id) and whether it ascends. Numbers that read largest
+    first are negated, so that names still read from A among equal figures and one
+    row-value comparison finds the rows after a cursor."""
+    sort = query.sort if query.sort in SORTS else DEFAULT_SORT
+    if sort == "name":
+        return [f"{alias}.name", f"{alias}.id"], not query.descending
+    figure = f"-{alias}.{sort}" if query.descending else f"{alias}.{sort}"
+    return [figure, f"{alias}.name", f"{alias}.id"], True
 
 
 async def _figures_page(
     actor: Actor, query: CustomerQuery, now: datetime, threshold_sql: str, recount: bool
 ) -> list[dict]:
     """The page's rows after one row of totals' columns (total, alerts,
-    wing_pending, stale_rows); a LEFT JOIN so that the totals come back even
-    when the page is empty. With `recount`, rows not fresh are counted from
-    scratch (s) and stale_rows counts those; without, it counts the rows that
-    were not fresh, whose figures are then not to be trusted."""
-    sort = query.sort if query.sort in SORTS else DEFAULT_SORT
-    direction = "DESC" if query.descending else "ASC"
-    offset = (clamp_page(query.page) - 1) * PER_PAGE
+    wing_pending, stale_rows, the cursor's: cursor_found and before_cursor, and
+    forecast_version, see Listing); a LEFT JOIN so that the totals come back even when the
+    page is empty. With `recount`, rows not fresh are counted from scratch (s) and
+    stale_rows counts those; without, it counts the rows that were not fresh,
+    whose figures are then not to be trusted.
+
+    After a cursor, before_cursor counts the rows shown up to and with it (the
+    page starts one further); before one, the rows shown before it (the page ends
+    there)."""
+    key, ascending = _order_key(query, "marked")
+    page_key, _ = _order_key(query, "page")
+    row = f"({', '.join(key)})"
     marked, shown, args = _marked(actor, query, now, threshold_sql, recount)
+    backwards = query.before is not None and query.after is None
+    cursor = query.before if backwards else query.after
+    # Walking back is walking the reversed order forward.
+    forward = ascending != backwards
+    direction, outer = ("ASC" if forward else "DESC"), ("ASC" if ascending else "DESC")
+    where, before_cursor, cursor_found = "", "0", "0"
+    if cursor is not None:
+        # An int (the web reads it as one), written into the SQL as one.
+        cursor_key, _ = _order_key(query, "c")
+        beyond = (
+            f"{row} {'>' if forward else '<'} "
+            f"(SELECT {', '.join(cursor_key)} FROM marked AS c WHERE c.id = {int(cursor)})"
+        )
+        where = f" AND {beyond}"
+        before_cursor = (
+            f"SUM(CASE WHEN {shown} = 1 AND {beyond} THEN 1 ELSE 0 END)"
+            if backwards
+            else f"SUM(CASE WHEN {shown} = 1 AND {beyond} THEN 0 WHEN {shown} = 1 THEN 1 ELSE 0 END)"
+        )
+        cursor_found = f"SUM(CASE WHEN marked.id = {int(cursor)} THEN 1 ELSE 0 END)"
     sql = f"""{marked}
 SELECT totals.*, page.* FROM (
   SELECT COALESCE(SUM({shown}), 0) AS total, COALESCE(SUM(marked.alert * marked.matches), 0) AS alerts,
-    COALESCE(SUM(marked.pending), 0) AS wing_pending, COALESCE(SUM(marked.stale), 0) AS stale_rows
+    COALESCE(SUM(marked.pending), 0) AS wing_pending, COALESCE(SUM(marked.stale), 0) AS stale_rows,
+    COALESCE({cursor_found}, 0) AS cursor_found, COALESCE({before_cursor}, 0) AS before_cursor,
+    COALESCE(MAX(marked.batch_version), 0) || ':' || COUNT(*) || ':' || COALESCE(SUM(marked.id), 0)
+      AS forecast_version
   FROM marked
 ) AS totals LEFT JOIN (
-  SELECT marked.* FROM marked WHERE {shown} = 1
-  ORDER BY marked.{sort} {direction}, marked.name, marked.id LIMIT {PER_PAGE} OFFSET {offset}
+  SELECT marked.* FROM marked WHERE {shown} = 1{where}
+  ORDER BY {", ".join(f"{k} {direction}" for k in key)} LIMIT {_per_page(query)}
 ) AS page ON 1 = 1
-ORDER BY page.{sort} {direction}, page.name, page.id"""
+ORDER BY {", ".join(f"{k} {outer}" for k in page_key)}"""
     return await Company.raw(sql, *args)
 
 
@@ -233,7 +335,8 @@ def _marked(
     shown = "marked.alert * marked.matches" if query.alerts_only else "marked.matches"
     sql = f"""
 WITH figures AS (
-  SELECT company.id, company.name, {match} AS matches, {columns}, {stale} AS stale, {threshold_sql} AS threshold
+  SELECT company.id, company.name, {match} AS matches, {columns}, {stale} AS stale, {threshold_sql} AS threshold,
+    f.batch_version
   FROM company JOIN dashboard_figure AS f ON f.company = company.id {recounted}
   WHERE company.kind = 'customer' AND {_wing(actor)}
 ),
