@@ -257,11 +257,12 @@ async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> Po
         if db.is_unique_violation(exc, "email"):
             raise UniquenessException(detail=taken_email(email)) from None
         raise
-    if user.active is False:
+    active = user.active is not False
+    if not active:
         await allocation.deactivate_user(actor, user_id, now)
     # What `get` would read back, from what was just written (one query fewer a create).
-    row = {"id": user_id, "email": email, "name": name, "active": user.active is not False}
-    return to_resource({**row, "created_at": now, "user_name": user_name, "attributes": attributes}, base_url)
+    row = {"id": user_id, "email": email, "name": name, "active": active}
+    return to_resource({**row, "created_at": now, "user_name": user_name, "attributes": attributes}, base_url, user)
 
 
 async def _insert_learner(actor: Actor, company_id: int, email: str, name: str, now: datetime) -> int:
