@@ -214,6 +214,15 @@ async def _backend_cpu(url: str) -> dict[int, float]:
     return {row["pid"]: _cpu_of(row["pid"]) for row in pids}
 
 
+async def _watch_backends(url: str, seen: dict[int, float]) -> None:
+    """Every second, the CPU of each backend so far: the pool replaces a
+    connection after 50,000 queries, and a backend gone by the end of the run
+    is counted as last seen."""
+    while True:
+        await asyncio.sleep(1)
+        seen.update({pid: cpu for pid, cpu in (await _backend_cpu(url)).items() if cpu})
+
+
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -233,10 +242,15 @@ async def run(url: str, users: int) -> None:
             with web_process(url, var_dir) as (base, proc):
                 await wait_healthy(base, proc, var_dir)
                 web_before, db_before, own_before = _cpu_of(proc.pid), await _backend_cpu(url), _own_cpu()
-                elapsed, wrong = await provision(base, users)
+                db_seen = dict(db_before)
+                watching = asyncio.create_task(_watch_backends(url, db_seen))
+                try:
+                    elapsed, wrong = await provision(base, users)
+                finally:
+                    watching.cancel()
                 web_cpu, own_cpu = _cpu_of(proc.pid) - web_before, _own_cpu() - own_before
-                db_after = await _backend_cpu(url)
-                db_cpu = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items())
+                db_seen.update(await _backend_cpu(url))
+                db_cpu = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_seen.items())
         finally:
             redis.stop()
     wrong += await check(url, ids, users)
