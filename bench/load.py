@@ -224,6 +224,10 @@ def web_process(url: str, var_dir: str):
         "PORTAL_VAR_DIR": var_dir,
     }
     env.pop("SECRET_KEY", None)  # the server keeps its own, under var_dir
+    # The code of this checkout, not whichever one the venv's editable install
+    # names (a worktree sharing another checkout's .venv would bench that one).
+    checkout = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (checkout, os.environ.get("PYTHONPATH", "")) if p)
     portal = Path(sys.executable).with_name("portal")
     with _serving([str(portal), "serve", "--no-demo"], env, var_dir) as proc:
         yield f"http://127.0.0.1:{port}", proc

@@ -79,6 +79,20 @@ def for_update(query: Select, of: type[Table] | None = None) -> Select:
     return query.lock_rows(of=(of,)) if of else query.lock_rows()
 
 
+async def lock_company(company_id: int) -> dict | None:
+    """The company's row, locked until the transaction ends (PostgreSQL: FOR
+    UPDATE; SQLite: the immediate transaction already holds the only write
+    lock); None if there is no such company. Every writer of a company's users
+    and seats takes this lock first, so they queue per company and always take
+    the rows under it in the same order. One statement, the row included: the
+    caller checks access with it instead of reading it again."""
+    if engine().current_transaction.get() is None:
+        raise RuntimeError("lock_company needs a write transaction")
+    lock = " FOR UPDATE" if is_postgres() else ""
+    rows = await Company.raw("SELECT * FROM company WHERE id = {}" + lock, company_id)
+    return rows[0] if rows else None
+
+
 def skip_locked(of: str = "") -> str:
     """The clause that makes concurrent workers claim disjoint rows on PostgreSQL
     (` FOR UPDATE [OF alias] SKIP LOCKED`); "" on SQLite, where the immediate

@@ -23,6 +23,7 @@ from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
 from portal.domain.orders import decisions, requests
 from portal.tables import Allocation, LicenceBatch, User
+from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
 from tests.factories import T0, add_user
 
@@ -271,6 +272,25 @@ async def test_a_preview_goes_stale_when_the_companys_licences_change_and_fresh_
     await preview.refresh(customer, tree.north["id"], import_id, NOW)
     await batch(tree, 2, NOW)
     assert await _stale(tree, import_id)
+
+
+async def test_a_write_that_moves_no_ones_licence_leaves_the_preview_and_the_dashboard_fresh(tree):
+    """The tally's triggers follow a change of a user's company, active flag or
+    licence end; a write that sets them to what they were (or changes only a
+    name) marks nothing stale, on either engine."""
+    await setup_north(tree)
+    customer, _ = await actors(tree)
+    import_id = await upload(customer, tree)
+    figure = DashboardFigure.company == tree.north["id"]
+    await DashboardFigure.update({DashboardFigure.computed_at: NOW}).where(figure)
+    e1 = await User.select().where(User.email == "e1@north.example").first()
+    unchanged = {User.company: e1["company"], User.active: e1["active"], User.licence_ends_at: e1["licence_ends_at"]}
+    await User.update({**unchanged, User.name: "Renamed"}).where(User.id == e1["id"])
+    assert not await _stale(tree, import_id)
+    assert (await DashboardFigure.select(DashboardFigure.computed_at).where(figure).first())["computed_at"] == NOW
+    await User.update({User.active: False}).where(User.id == e1["id"])
+    assert await _stale(tree, import_id)
+    assert (await DashboardFigure.select(DashboardFigure.computed_at).where(figure).first())["computed_at"] is None
 
 
 async def test_renewing_a_stale_preview_counts_again_and_asks_first_then_renews_once(tree):

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from portal import db
 from portal.domain import catalogue
 from portal.domain.access import load_actor
-from portal.domain.errors import NotFound, ValidationFailed
+from portal.domain.errors import DomainError, NotFound, ValidationFailed
 from portal.domain.licences import allocation, history, tabs
 from portal.domain.licences.allocation import Selection
 from portal.domain.licences.status import licence_status
 from portal.domain.orders import decisions, order_list, requests
-from portal.tables import Allocation, LicenceBatch, LicenceOrder, OutboxEmail, User
+from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
 from tests.factories import T0, add_user
 
 # Signs the list cursors in these tests (the app derives its own from SECRET_KEY).
@@ -272,3 +274,82 @@ async def test_the_database_gives_every_order_its_companys_path(tree):
     assert row["company_path"] == tree.north["path"]
     _, partner = await actors(tree)
     assert (await order_list.list_orders(partner, order_list.ORDER_FILTERS.values(), None, SECRET)).total == 1
+
+
+class _Undo(Exception):
+    """Raised to roll back what a block wrote, once it has been read."""
+
+
+async def _what_it_writes(write) -> dict:
+    """The seats, batch counts, licence ends, tally and audit entries after
+    `write` (or what it raised), inside a transaction then rolled back, so two
+    ways of doing the same thing can run on the same starting point."""
+    seen: dict = {}
+    try:
+        async with db.write_transaction():
+            try:
+                seen["returned"] = await write()
+            except DomainError as refused:
+                seen["refused"] = (type(refused).__name__, str(refused), getattr(refused, "errors", None))
+            seen["seats"] = await Allocation.select(*Allocation.all_columns(exclude=[Allocation.id])).order_by(
+                Allocation.user
+            )
+            seen["batches"] = await LicenceBatch.select(LicenceBatch.id, LicenceBatch.allocated).order_by(
+                LicenceBatch.id
+            )
+            seen["users"] = await User.select(User.id, User.licence_ends_at, User.active).order_by(User.id)
+            seen["tally"] = await User.raw(
+                "SELECT company, ends_at, users FROM licence_tally WHERE users <> 0 ORDER BY company, ends_at"
+            )
+            entries = await AuditEntry.select(*AuditEntry.all_columns(exclude=[AuditEntry.id])).order_by(AuditEntry.id)
+            seen["audit"] = [{**e, "detail": json.loads(e["detail"])} for e in entries]
+            raise _Undo
+    except _Undo:
+        pass
+    return seen
+
+
+async def _by_allocate(actor, company_id: int, user_id: int, now: datetime) -> bool:
+    """A new learner's seat as `allocate` gives it: what allocate_new_learner did before its own statement."""
+    try:
+        result = await allocation.allocate(actor, company_id, Selection(user_ids=(user_id,)), now)
+    except allocation.NotEnoughSeats:
+        return False
+    return result.renewed == 1
+
+
+@pytest.mark.parametrize("case", ["new", "two_batches", "covered_past_the_end", "no_free_seat", "inactive", "theirs"])
+async def test_a_new_learners_seat_is_what_allocate_writes_for_one_user(tree, case):
+    customer, _ = await actors(tree)
+    first = await assigned_batch(tree, 2, T0)
+    (learner,) = await learners(tree.north, 1)
+    company_id = tree.north["id"]
+    now = T0 + timedelta(days=10)
+    if case == "two_batches":  # the one that ends first, with a free seat
+        await assigned_batch(tree, 3, T0 + timedelta(days=5))
+    if case == "covered_past_the_end":
+        await User.update({User.licence_ends_at: first["ends_at"] + timedelta(days=40)}).where(User.id == learner)
+    if case == "no_free_seat":
+        others = await learners(tree.north, 2, prefix="other")
+        await allocation.allocate(customer, company_id, Selection(user_ids=tuple(others)), T0)
+    if case == "inactive":
+        await User.update({User.active: False}).where(User.id == learner)
+    if case == "theirs":
+        learner = (await add_user(tree.other_customer, "theirs@elsewhere.example", role="learner"))["id"]
+
+    expected = await _what_it_writes(lambda: _by_allocate(customer, company_id, learner, now))
+    written = await _what_it_writes(lambda: allocation.allocate_new_learner(customer, company_id, learner, now))
+    assert written == expected
+    assert ("refused" in written) == (case in ("inactive", "theirs"))
+    assert written.get("returned", False) == (case in ("new", "two_batches"))
+
+
+async def test_a_new_learner_waits_for_nobody_else_s_seat_under_concurrency(tree):
+    """Twelve learners added at once, five seats: five get one, and the batch counts five."""
+    customer, _ = await actors(tree)
+    batch = await assigned_batch(tree, 5, T0)
+    ids = await learners(tree.north, 12)
+    seated = await asyncio.gather(*(allocation.allocate_new_learner(customer, tree.north["id"], i, T0) for i in ids))
+    assert sum(seated) == 5
+    assert await Allocation.count().where(Allocation.batch == batch["id"]) == 5
+    assert (await LicenceBatch.select().where(LicenceBatch.id == batch["id"]).first())["allocated"] == 5

@@ -5,6 +5,7 @@ seats that follow users in and out."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 from datetime import timedelta
@@ -17,11 +18,13 @@ import uvicorn
 from scim2_client import BaseSyncSCIMClient
 from scim2_tester import Status, check_server
 
+from portal import db
 from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
 from portal.domain.orders import decisions, requests
 from portal.domain.scim import tokens
-from portal.tables import AuditEntry, LicenceBatch, User
+from portal.tables import Allocation, AuditEntry, LicenceBatch, User
+from portal.tables_scim import ScimUser
 from tests.factories import add_user
 from tests.support import post_form, sign_in
 
@@ -300,6 +303,73 @@ async def test_the_same_create_ten_times_at_once_makes_one_user_and_takes_one_se
     assert sorted(a.status_code for a in answers) == [201] + [409] * (attempts - 1)
     assert await User.count().where(User.email == "dee@north.example") == 1
     assert await _allocated(batch["id"]) == 1
+
+
+async def test_a_created_user_holds_a_seat_to_the_batchs_end_and_is_counted_once(client, tree):
+    batch = await _seats(tree)
+    token = await _token(tree)
+    created = await client.post(f"{SCIM}/Users", headers=_auth(token), json=_new_user("fay@north.example"))
+    assert created.status_code == 201
+    user = await User.select().where(User.email == "fay@north.example").first()
+    seats = await Allocation.select().where(Allocation.user == user["id"])
+    assert [(s["batch"], s["ends_at"], s["released_at"]) for s in seats] == [(batch["id"], batch["ends_at"], None)]
+    assert user["licence_ends_at"] == batch["ends_at"] and await _allocated(batch["id"]) == 1
+    tally = await User.raw(
+        "SELECT ends_at, users FROM licence_tally WHERE company = {} AND users <> 0", tree.north["id"]
+    )
+    assert [row["users"] for row in tally if db.as_datetime(row["ends_at"]) == batch["ends_at"]] == [1]
+    assert await ScimUser.count().where(ScimUser.portal_user == user["id"]) == 1
+    entries = await AuditEntry.select(AuditEntry.action, AuditEntry.detail, AuditEntry.actor).where(
+        AuditEntry.action.is_in(["user.create_learner", "licences.allocate"])
+    )
+    actor = tree.managers["north"]["id"]
+    assert sorted((e["action"], json.loads(e["detail"]), e["actor"]) for e in entries) == [
+        ("licences.allocate", {"batch": batch["id"], "renewed": 1, "selected": 1}, actor),
+        ("user.create_learner", {"email": "fay@north.example"}, actor),
+    ]
+
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "schemas": [USER_SCHEMA, ENTERPRISE],
+            "externalId": "gus",
+            "userName": "  Gus@North.example ",
+            "active": True,
+            "displayName": "Gus Gold",
+            "title": "Analyst",
+            "emails": [{"primary": True, "type": "work", "value": "GUS@North.Example"}],
+            "name": {"formatted": "Gus Gold", "familyName": "Gold", "givenName": "Gus"},
+            ENTERPRISE: {"department": "Ops", "employeeNumber": "7"},
+        },
+        {"schemas": [USER_SCHEMA], "userName": "hal@north.example", "name": {"givenName": "Hal"}},
+        {"schemas": [USER_SCHEMA], "userName": "ida@north.example", "active": False, "password": "not-kept-1A!"},
+    ],
+    ids=["entra", "okta-minimal", "inactive-with-password"],
+)
+async def test_a_create_answers_what_a_read_of_the_user_gives(client, tree, body):
+    token = await _token(tree)
+    created = await client.post(f"{SCIM}/Users", headers=_auth(token), json=body)
+    assert created.status_code == 201, created.text
+    read = await client.get(f"{SCIM}/Users/{created.json()['id']}", headers=_auth(token))
+    assert created.json() == read.json()
+    assert "password" not in created.text
+
+
+async def test_creates_at_once_take_the_free_seats_and_no_more(client, tree):
+    batch = await _seats(tree, seats=3)
+    token = await _token(tree)
+    answers = await asyncio.gather(
+        *(client.post(f"{SCIM}/Users", headers=_auth(token), json=_new_user(f"p{i}@north.example")) for i in range(10))
+    )
+    assert [a.status_code for a in answers] == [201] * 10
+    assert await _allocated(batch["id"]) == 3
+    assert await Allocation.count().where(Allocation.batch == batch["id"]) == 3
+    assert await User.count().where(User.email.like("p%@north.example") & User.licence_ends_at.is_not_null()) == 3
 
 
 async def test_errors_are_scim_error_bodies(client, tree):

@@ -94,13 +94,11 @@ async def _check_read_only_credit(company: dict) -> None:
         raise ValidationFailed({"role": f"{company['name']} has {held}. Add read-only users under Billing first."})
 
 
-async def create_user(
-    actor: Actor, company_id: int, email: str, name: str, role: str, now: datetime
-) -> tuple[dict, str | None]:
-    """Add a manager or a learner. A new manager gets a one-time set-password
-    token, returned once to whoever created them and e-mailed to the new manager
-    (an outbox row of the same transaction); nobody picks another's password."""
-    company = await get_company(actor, company_id)
+def check_new_user(actor: Actor, company: dict, email: str, name: str, role: str) -> tuple[str, str, dict[str, str]]:
+    """Who may add whom, and the form's checks that need no database: the
+    address and name as stored, and what is wrong with them (field: message).
+    Whether the address is taken is the caller's to ask (`taken_email`), in
+    whichever statement inserts the user."""
     require(actor, Capability.STAFF if is_staff(company) else Capability.CUSTOMERS)
     if role not in USER_ROLES:
         raise ValidationFailed({"role": "Choose manager, read-only manager or learner."})
@@ -123,8 +121,24 @@ async def create_user(
         email = normalise_email(email)
     except ValueError as exc:
         errors["email"] = str(exc) if email.strip() else "Enter an e-mail address."
+    return email, name, errors
+
+
+def taken_email(email: str) -> str:
+    """What the form says of an address another user already has (addresses are unique across the portal)."""
+    return f"{email} already has an account."
+
+
+async def create_user(
+    actor: Actor, company_id: int, email: str, name: str, role: str, now: datetime
+) -> tuple[dict, str | None]:
+    """Add a manager or a learner. A new manager gets a one-time set-password
+    token, returned once to whoever created them and e-mailed to the new manager
+    (an outbox row of the same transaction); nobody picks another's password."""
+    company = await get_company(actor, company_id)
+    email, name, errors = check_new_user(actor, company, email, name, role)
     if "email" not in errors and await User.exists().where(User.email == email):
-        errors["email"] = f"{email} already has an account."
+        errors["email"] = taken_email(email)
     if errors:
         raise ValidationFailed(errors)
 
@@ -151,7 +165,7 @@ async def create_user(
         # Two "Add User" for one address at once both pass the check above; the
         # unique index lets one in, and the other gets the form's answer.
         if db.is_unique_violation(exc, "email"):
-            raise ValidationFailed({"email": f"{email} already has an account."}) from None
+            raise ValidationFailed({"email": taken_email(email)}) from None
         raise
     if role == "learner":
         await allocation.allocate_new_learner(actor, company["id"], user["id"], now)

@@ -12,7 +12,7 @@ from piccolo.custom_types import Combinable
 
 from portal import db
 from portal.domain import audit, staff
-from portal.domain.access import Actor, Capability, get_company, get_user, require
+from portal.domain.access import Actor, Capability, get_company, get_user, may_act_on, require
 from portal.domain.errors import DomainError, NotFound, ValidationFailed
 from portal.domain.licences.batches import BatchRow, _batches, seats_to_take
 from portal.domain.licences.tabs import _people, _search, _tab_clause
@@ -137,12 +137,16 @@ async def _check_ticked(company: dict, selection: Selection) -> None:
     ticked = set(selection.user_ids)
     theirs = await User.count().where(_people(company["id"]) & User.id.is_in(list(ticked)))
     if theirs != len(ticked):
-        raise ValidationFailed(
-            {
-                "selection": f"Some of the selected users are not users of {company['name']} "
-                "(or no longer active). Nothing was allocated; reload the page and select again."
-            }
-        )
+        raise _not_theirs(company)
+
+
+def _not_theirs(company: dict) -> ValidationFailed:
+    return ValidationFailed(
+        {
+            "selection": f"Some of the selected users are not users of {company['name']} "
+            "(or no longer active). Nothing was allocated; reload the page and select again."
+        }
+    )
 
 
 async def _pick_batch(company_id: int, batch_id: int | None, now: datetime) -> dict:
@@ -188,14 +192,72 @@ async def _insert_allocations(eligible: Combinable, batch: dict, take: int, acto
     )
 
 
-async def allocate_new_learner(actor: Actor, company_id: int, user_id: int, now: datetime) -> bool:
+# `allocate`'s rule for one learner, as one statement (PostgreSQL): the running
+# batch with a free seat that ends first; a seat of it from now (or from the end
+# of the learner's current seat) to its end, unless the learner is covered past
+# it; the batch's count and the learner's licence end moved with it; and the
+# audit entry `allocate` writes, with the same detail. Read under the company's
+# lock, which the caller's earlier statement took, so the snapshot already holds
+# every seat given before.
+_NEW_LEARNER_SQL = """
+WITH person AS (
+  SELECT id, licence_ends_at FROM portal_user WHERE id = {} AND company = {} AND active
+), batch AS (
+  SELECT id, ends_at FROM licence_batch
+  WHERE company = {} AND starts_at <= {} AND ends_at > {} AND seats > allocated
+  ORDER BY ends_at, id LIMIT 1
+), seat AS (
+  INSERT INTO allocation (batch, "user", allocated_at, allocated_by, starts_at, ends_at, released_at)
+  SELECT batch.id, person.id, {}, {},
+         CASE WHEN person.licence_ends_at > {} THEN person.licence_ends_at ELSE {} END, batch.ends_at, NULL
+  FROM person, batch WHERE person.licence_ends_at IS NULL OR person.licence_ends_at < batch.ends_at
+  RETURNING batch, "user", ends_at
+), counted AS (
+  UPDATE licence_batch SET allocated = allocated + 1 FROM seat WHERE licence_batch.id = seat.batch
+), licensed AS (
+  UPDATE portal_user SET licence_ends_at = seat.ends_at FROM seat WHERE portal_user.id = seat."user"
+), audited AS (
+  INSERT INTO audit_entry (at, actor, acting_as, company, action, detail)
+  SELECT {}, {}, {}, {}, 'licences.allocate', CAST(
+    '{{"batch": ' || batch.id || ', "renewed": ' || (SELECT count(*) FROM seat) || ', "selected": 1}}' AS json)
+  FROM person, batch
+)
+SELECT (SELECT count(*) FROM person) AS theirs, (SELECT count(*) FROM seat) AS renewed
+"""
+
+
+async def allocate_new_learner(
+    actor: Actor, company_id: int, user_id: int, now: datetime, *, locked_company: dict | None = None
+) -> bool:
     """A new learner gets a free seat, if the company has one; no error if not.
-    (Expired learners are never renewed by themselves: they may have left.)"""
-    try:
-        result = await allocate(actor, company_id, Selection(user_ids=(user_id,)), now)
-    except NotEnoughSeats:
-        return False
-    return result.renewed == 1
+    (Expired learners are never renewed by themselves: they may have left.)
+    What `allocate` writes for this one user, in one statement on PostgreSQL:
+    every learner added (Add User, SCIM, a reactivation) pays for one seat, not
+    for a general selection. `locked_company`: the company's row, when the
+    caller's transaction already holds its lock (`db.lock_company`). SQLite has
+    no statements that write several tables, and no round trips to save: it
+    runs `allocate` itself."""
+    require(actor, Capability.LICENCES)
+    if not db.is_postgres():
+        try:
+            result = await allocate(actor, company_id, Selection(user_ids=(user_id,)), now)
+        except NotEnoughSeats:
+            return False
+        return result.renewed == 1
+    async with db.write_transaction():
+        company = locked_company or await db.lock_company(company_id)
+        if company is None or company["id"] != company_id or not may_act_on(actor, company["path"]):
+            raise NotFound("No such company.")
+        rows = await User.raw(
+            _NEW_LEARNER_SQL,
+            *(user_id, company_id),
+            *(company_id, now, now),
+            *(now, actor.user_id, now, now),
+            *(now, actor.user_id, actor.managing_id, company_id),
+        )
+        if not rows[0]["theirs"]:
+            raise _not_theirs(company)  # and the statement wrote nothing, as `allocate` refuses
+    return rows[0]["renewed"] == 1
 
 
 async def deactivate_user(actor: Actor, user_id: int, now: datetime) -> int:

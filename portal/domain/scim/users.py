@@ -26,13 +26,13 @@ from scim2_models import NotFoundException as ScimNotFound
 
 from portal import db
 from portal.domain import audit
-from portal.domain.access import Actor
-from portal.domain.errors import ValidationFailed
+from portal.domain.access import Actor, may_act_on
+from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.scim import query
 from portal.domain.scim.resources import email_of, kept_attributes, name_of, to_resource
 from portal.domain.scim.schema import DEFAULT_COUNT, MAX_RESULTS, POLICY, PortalUser
-from portal.domain.users import create_user
+from portal.domain.users import check_new_user, taken_email
 from portal.tables import Company, User
 from portal.tables_scim import ScimUser
 
@@ -171,36 +171,107 @@ async def _keep(user_id: int, company_id: int, user_name: str, user: PortalUser,
     return attributes
 
 
+# A create's checks, read under the company's lock: the userName taken in the
+# company (as `_check_user_name` asks), and whoever holds the address, with
+# whether they are this company's learner whom the provider deleted.
+_CREATE_CHECKS = """
+taken AS (
+  SELECT 1 AS hit FROM scim_user s JOIN portal_user u ON u.id = s.portal_user
+  WHERE s.company = {} AND s.user_name_key = {} AND s.deleted_at IS NULL AND u.company = {}
+  UNION ALL SELECT 1 FROM portal_user u WHERE u.email = {} AND u.company = {}
+  AND NOT EXISTS (SELECT 1 FROM scim_user s WHERE s.portal_user = u.id)
+), holder AS (
+  SELECT u.id, (u.company = {} AND u.role = 'learner' AND s.deleted_at IS NOT NULL) AS deleted
+  FROM portal_user u LEFT JOIN scim_user s ON s.portal_user = u.id WHERE u.email = {}
+)"""
+_CREATE_OUTCOME = (
+    "EXISTS (SELECT 1 FROM taken) AS taken, (SELECT id FROM holder WHERE deleted) AS deleted, "
+    "EXISTS (SELECT 1 FROM holder) AS email_taken"
+)
+# PostgreSQL: the checks, and only if they pass, the learner as "Add User"
+# inserts one, their SCIM record and the audit entry, in one statement.
+_CREATE_SQL = f"""
+WITH {_CREATE_CHECKS}, made AS (
+  INSERT INTO portal_user (company, email, name, role, created_at)
+  SELECT {{}}, {{}}, {{}}, 'learner', {{}}
+  WHERE {{}} AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM holder)
+  RETURNING id
+), kept AS (
+  INSERT INTO scim_user (portal_user, company, user_name, user_name_key, external_id, attributes)
+  SELECT id, {{}}, {{}}, {{}}, {{}}, {{}} FROM made
+), audited AS (
+  INSERT INTO audit_entry (at, actor, acting_as, company, action, detail)
+  SELECT {{}}, {{}}, {{}}, {{}}, 'user.create_learner', CAST({{}} AS json) FROM made
+)
+SELECT (SELECT id FROM made) AS id, {_CREATE_OUTCOME}"""
+
+
 async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> PortalUser:
     """Under the company's lock, so the same create sent ten times at once makes
-    one user: the others find the userName (or the e-mail) taken."""
+    one user: the others find the userName (or the e-mail) taken. One short
+    transaction: the lock, one statement for the checks and the learner (their
+    SCIM record and audit entry with them), one for their seat."""
     user = parse(payload, Context.RESOURCE_CREATION_REQUEST)
     user_name = _user_name(user)
     doc = kept_attributes(user)
     email, name = email_of(doc), name_of(doc)
-    async with db.write_transaction():
-        await db.for_update(Company.select(Company.id).where(Company.id == actor.company_id))
-        await _check_user_name(actor, user_name, None)
-        deleted = await User.raw(
-            "SELECT u.id FROM portal_user u JOIN scim_user s ON s.portal_user = u.id "
-            "WHERE u.company = {} AND u.email = {} AND u.role = 'learner' AND s.deleted_at IS NOT NULL",
-            actor.company_id,
-            email,
-        )
-        if deleted:
-            # The provider deleted this learner and now creates them again: the same person comes back.
-            await ScimUser.update({ScimUser.deleted_at: None}).where(ScimUser.portal_user == deleted[0]["id"])
-            return await _write(actor, str(deleted[0]["id"]), user, now, base_url)
-        try:
-            created, _ = await create_user(actor, actor.company_id, email, name, "learner", now)
-        except ValidationFailed as invalid:
-            raise _form_errors(invalid) from None
-        attributes = await _keep(created["id"], actor.company_id, user_name, user, None)
-    if user.active is False:
-        await allocation.deactivate_user(actor, created["id"], now)
+    doc["userName"] = user_name
+    attributes = json.dumps(doc)
+    key = user_name.lower()
+    company_id = actor.company_id
+    try:
+        async with db.write_transaction():
+            company = await db.lock_company(company_id)
+            if company is None or not may_act_on(actor, company["path"]):
+                raise NotFound("No such company.")
+            email, name, errors = check_new_user(actor, company, email, name, "learner")
+            checks = (company_id, key, company_id, key, company_id, company_id, email)
+            if db.is_postgres():
+                found = await User.raw(
+                    _CREATE_SQL,
+                    *checks,
+                    *(company_id, email, name, now, not errors),
+                    *(company_id, user_name, key, user.external_id, attributes),
+                    *(now, actor.user_id, actor.managing_id, company_id, json.dumps({"email": email})),
+                )
+            else:
+                found = await User.raw(f"WITH {_CREATE_CHECKS} SELECT NULL AS id, {_CREATE_OUTCOME}", *checks)
+            outcome = found[0]
+            if outcome["taken"]:
+                raise UniquenessException(detail=f"userName {user_name!r} is taken in this company.")
+            if outcome["deleted"]:
+                # The provider deleted this learner and now creates them again: the same person comes back.
+                await ScimUser.update({ScimUser.deleted_at: None}).where(ScimUser.portal_user == outcome["deleted"])
+                return await _write(actor, str(outcome["deleted"]), user, now, base_url)
+            if outcome["email_taken"] and "email" not in errors:
+                errors["email"] = taken_email(email)
+            if errors:
+                raise _form_errors(ValidationFailed(errors))
+            user_id = outcome["id"] or await _insert_learner(actor, company_id, email, name, now)
+            if not outcome["id"]:
+                await _keep(user_id, company_id, user_name, user, None)
+            await allocation.allocate_new_learner(actor, company_id, user_id, now, locked_company=company)
+    except Exception as exc:
+        # The company's lock keeps SCIM's creates apart; "Add User" takes no
+        # such lock, and the unique index answers the one that comes second.
+        if db.is_unique_violation(exc, "email"):
+            raise UniquenessException(detail=taken_email(email)) from None
+        raise
+    active = user.active is not False
+    if not active:
+        await allocation.deactivate_user(actor, user_id, now)
     # What `get` would read back, from what was just written (one query fewer a create).
-    row = {**created, "active": user.active is not False, "created_at": now, "user_name": user_name}
-    return to_resource({**row, "attributes": attributes}, base_url)
+    row = {"id": user_id, "email": email, "name": name, "active": active}
+    return to_resource({**row, "created_at": now, "user_name": user_name, "attributes": attributes}, base_url, user)
+
+
+async def _insert_learner(actor: Actor, company_id: int, email: str, name: str, now: datetime) -> int:
+    """SQLite's steps of `_CREATE_SQL`'s learner and audit entry (no statement there writes two tables)."""
+    user_id = (await User.insert(User(company=company_id, email=email, name=name, role="learner", created_at=now)))[0][
+        "id"
+    ]
+    await audit.record(actor, "user.create_learner", company_id, now, {"email": email})
+    return user_id
 
 
 async def replace(actor: Actor, user_id: str, payload: Any, now: datetime, base_url: str) -> PortalUser:
