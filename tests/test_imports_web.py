@@ -146,7 +146,7 @@ async def run_import_jobs(app, monkeypatch) -> None:
     """Whatever queue the app has: a burst arq worker with the import task on
     Redis, or the in-process queue (with the task registered as the integrator will)."""
     if os.environ.get("REDIS_URL"):
-        await run_burst_worker(IMPORT_FUNCTIONS, os.environ["REDIS_URL"])
+        await run_burst_worker(IMPORT_FUNCTIONS, os.environ["REDIS_URL"], ctx={"services": app.state.services})
     else:
         await app.state.jobs.drain()
 
