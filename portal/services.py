@@ -1,16 +1,19 @@
-"""What the billing domain is handed: built once from Settings at start-up by the web
+"""What the domain is handed: built once from Settings at start-up by the web
 app (portal/web/app.py), the worker (portal/jobs/worker.py) and the CLI, and passed
 down explicitly (the card processor is a parameter of every domain function that asks
-it something), so nothing depends on a module global someone must remember to set."""
+it something, the imports' folder and size limit of every one that touches a file),
+so nothing depends on a module global someone must remember to set."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from portal.domain.billing.payments import CardProcessor, TestProcessor
+from portal.domain.imports.limits import ImportFiles
 from portal.domain.sso.provider import ProviderDirectory
 from portal.domain.webhooks.delivery import Sender, http_sender
-from portal.settings import Settings
+from portal.settings import PROJECT_DIR, Settings
 
 STRIPE_JS = "https://js.stripe.com/v3/"
 
@@ -38,6 +41,24 @@ class Services:
     webhook_sender: Sender = field(default_factory=http_sender)
     # Identity providers' discovery documents and keys, kept for the process (portal.domain.sso).
     sso_providers: ProviderDirectory = field(default_factory=ProviderDirectory)
+    # Where uploaded CSV files are kept and how big one may be (portal.domain.imports);
+    # by default Settings' own defaults, as services built for billing alone need no other.
+    import_files: ImportFiles = field(
+        default_factory=lambda: ImportFiles(PROJECT_DIR / "var" / "imports", Settings.csv_max_bytes)
+    )
+
+
+def import_files_of(settings: Settings) -> ImportFiles:
+    return ImportFiles(directory=settings.var_dir / "imports", max_bytes=settings.csv_max_bytes)
+
+
+def services_of_job(ctx: dict[str, Any]) -> Services:
+    """What a job is handed in its context: put there by whoever runs it (the worker
+    at start-up, the web process's in-process queue and timers)."""
+    services = ctx.get("services")
+    if not isinstance(services, Services):
+        raise RuntimeError("this job needs ctx['services'] (portal/services.py), set where the worker starts")
+    return services
 
 
 def _origin(url: str) -> str:
@@ -52,6 +73,7 @@ def build_services(settings: Settings) -> Services:
             card_entry=CardEntry("test"),
             webhook_sender=http_sender(settings.webhooks_to_private),
             sso_providers=ProviderDirectory(allow_private=settings.webhooks_to_private),
+            import_files=import_files_of(settings),
         )
     from portal.stripe_processor import StripeProcessor
 
@@ -84,4 +106,5 @@ def build_services(settings: Settings) -> Services:
         webhook_secret=settings.stripe_webhook_secret,
         webhook_sender=http_sender(settings.webhooks_to_private),
         sso_providers=ProviderDirectory(allow_private=settings.webhooks_to_private),
+        import_files=import_files_of(settings),
     )

@@ -20,6 +20,9 @@
 | STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE_WEBHOOK_SECRET | needed with stripe |
 | STRIPE_API_BASE | unset: Stripe's own addresses; else a Stripe stand-in's (tests: localstripe), |
 |                | which also serves Stripe.js at <base>/js.stripe.com/v3/ |
+| CSV_MAX_BYTES  | 20971520 (20 MB): the largest CSV file an import accepts |
+| PORTAL_IN_PROCESS_JOBS | on: without REDIS_URL the web process runs the jobs' timers; |
+|                | off: it runs none (tests that move e-mails along themselves) |
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ class Settings:
     stripe_api_base: str | None = None
     # Webhooks may go to loopback and private addresses: a development or test install only.
     webhooks_to_private: bool = False
+    csv_max_bytes: int = 20 * 1024 * 1024
+    # Without Redis, whether the web process runs the jobs' timers (delivery, sweeps, renewals).
+    in_process_jobs: bool = True
 
     @property
     def is_postgres(self) -> bool:
@@ -83,6 +89,8 @@ class Settings:
 
 LOG_FORMATS = ("text", "json")
 PAYMENT_PROCESSORS = ("test", "stripe")
+_ON = ("1", "on", "yes", "true")
+_OFF = ("0", "off", "no", "false")
 _STRIPE_KEYS = ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
 
 
@@ -102,6 +110,17 @@ def _positive(name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
     return int(value)
+
+
+def _switch(name: str, default: bool) -> bool:
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise ValueError(f"{name} must be on or off, not {value!r}")
 
 
 def _log_format() -> str:
@@ -150,6 +169,7 @@ def get_settings() -> Settings:
         stripe_publishable_key=os.environ.get("STRIPE_PUBLISHABLE_KEY") or None,
         stripe_webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
         stripe_api_base=(os.environ.get("STRIPE_API_BASE") or "").rstrip("/") or None,
-        webhooks_to_private=(os.environ.get("WEBHOOKS_TO_PRIVATE_ADDRESSES") or "").strip().lower()
-        in ("1", "on", "yes", "true"),
+        webhooks_to_private=(os.environ.get("WEBHOOKS_TO_PRIVATE_ADDRESSES") or "").strip().lower() in _ON,
+        csv_max_bytes=_positive("CSV_MAX_BYTES", 20 * 1024 * 1024),
+        in_process_jobs=_switch("PORTAL_IN_PROCESS_JOBS", True),
     )

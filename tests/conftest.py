@@ -97,8 +97,9 @@ def processor():
 @pytest.fixture
 def services(processor):
     from portal.services import Services
+    from tests.support import import_files_here
 
-    return Services(processor=processor)
+    return Services(processor=processor, import_files=import_files_here())
 
 
 # Built apps of this test process, one per kind of card entry (the only part of the
@@ -107,7 +108,21 @@ _APPS: dict = {}
 
 
 @pytest.fixture
-async def app(services):
+def app_settings(request):
+    """The settings the app starts with: a test marked no_timers moves e-mails and
+    renewals along itself, so the app runs none of the in-process timers."""
+    import dataclasses
+
+    from portal.settings import get_settings
+
+    settings = get_settings()
+    if request.node.get_closest_marker("no_timers"):
+        settings = dataclasses.replace(settings, in_process_jobs=False)
+    return settings
+
+
+@pytest.fixture
+async def app(services, app_settings):
     """The app, started for this test with its own services and empty counters. Built
     once per process: building one parses every handler's signature (~0.7 s on this
     machine), most of what a web test would otherwise cost."""
@@ -119,6 +134,7 @@ async def app(services):
     if built is None:
         built = _APPS[services.card_entry] = create_app(sign_ins_per_minute=1000, services=services)
     built.state.services = services
+    built.state.settings = app_settings
     built.state.api_limits = ApiLimits.of(get_settings())
     await built.state.throttle.close()  # in memory: forgets every count; on Redis, flushed with the db
     async with running(built) as app:

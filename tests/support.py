@@ -15,12 +15,21 @@ from litestar import Litestar
 
 from portal import db
 from portal.domain.billing.payments import CardDetails, TestProcessor
+from portal.domain.imports.limits import ImportFiles
 from portal.domain.licences.tabs import TALLY_DRIFT_SQL
 from portal.piccolo_app import APP_CONFIG
+from portal.services import import_files_of
+from portal.settings import get_settings
 from portal.tables import Company, Product
 
 PASSWORD = "correct-horse-battery"
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+def import_files_here() -> ImportFiles:
+    """Where this run keeps uploaded CSV files (under its var dir) and the largest
+    accepted: what the app's services carry, for tests that call the imports directly."""
+    return import_files_of(get_settings())
 
 
 async def create_pg_database(server: str, name: str) -> None:

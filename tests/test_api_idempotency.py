@@ -25,11 +25,9 @@ NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 TIMES = 10
 
 
-@pytest.fixture(autouse=True)
-def no_timers(monkeypatch):
-    """The embedded app's timers would deliver queued e-mails between two counts:
-    what changes the database here must be the requests alone."""
-    monkeypatch.setenv("PORTAL_IN_PROCESS_JOBS", "off")
+# The embedded app's timers would deliver queued e-mails between two counts:
+# what changes the database here must be the requests alone.
+pytestmark = pytest.mark.no_timers
 
 
 @dataclass(frozen=True)

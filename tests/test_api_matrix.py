@@ -34,11 +34,9 @@ NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 GOOD_CARD = CardDetails("4242 4242 4242 4242", 4, 2030, "123")
 
 
-@pytest.fixture(autouse=True)
-def no_timers(monkeypatch):
-    """The embedded app's timers would deliver the e-mails the data queued while the cells run:
-    what changes the database here must be the requests alone."""
-    monkeypatch.setenv("PORTAL_IN_PROCESS_JOBS", "off")
+# The embedded app's timers would deliver the e-mails the data queued while the cells run:
+# what changes the database here must be the requests alone.
+pytestmark = pytest.mark.no_timers
 
 
 @dataclass(frozen=True)

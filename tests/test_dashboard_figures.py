@@ -22,7 +22,7 @@ from portal.domain.licences.allocation import Selection
 from portal.domain.orders import decisions, requests
 from portal.tables import Company, PartnerSetting
 from portal.tables_dashboard import DashboardFigure
-from tests.support import csrf_of, sign_in
+from tests.support import csrf_of, import_files_here, sign_in
 from tests.test_dashboard import FIGURES, NOW, batch_ending, counted_from_users, learners
 
 
@@ -88,8 +88,10 @@ async def test_every_kind_of_write_leaves_the_kept_figures_exact(tree):
     await assert_exact(partner, tree, NOW)
     north_manager = await load_actor(tree.managers["north"]["id"], None)
     text = f"email\r\ncsv0@{tree.north['id']}.example\r\ncsv1@{tree.north['id']}.example\r\n"
-    import_id = await preview.receive(north_manager, tree.north["id"], "renew.csv", io.BytesIO(text.encode()), NOW)
-    result = await applying.apply(north_manager, tree.north["id"], import_id, NOW)
+    import_id = await preview.receive(
+        north_manager, tree.north["id"], "renew.csv", io.BytesIO(text.encode()), NOW, import_files_here()
+    )
+    result = await applying.apply(north_manager, tree.north["id"], import_id, NOW, import_files_here())
     assert result["renewed"] == 2
     await assert_exact(partner, tree, NOW)
     assert (await shown(partner, NOW))["North Customer"]["free"] == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 from datetime import timedelta
 
@@ -26,8 +27,10 @@ from portal.tables import Allocation, LicenceBatch, User
 from portal.tables_dashboard import DashboardFigure
 from portal.tables_imports import CsvImport, CsvImportRow
 from tests.factories import T0, add_user
+from tests.support import import_files_here
 
 NOW = T0
+FILES = import_files_here()
 
 
 async def actors(tree):
@@ -74,7 +77,7 @@ EXPECTED = {"renew": 3, "duplicate": 1, "active": 1, "unknown": 2, "invalid": 1,
 
 
 async def upload(actor, tree, text: str = FILE, encoding: str = "cp1252", name: str = "users.csv") -> int:
-    return await preview.receive(actor, tree.north["id"], name, io.BytesIO(text.encode(encoding)), NOW)
+    return await preview.receive(actor, tree.north["id"], name, io.BytesIO(text.encode(encoding)), NOW, FILES)
 
 
 async def test_preview_sorts_every_row_and_renew_does_exactly_that(tree):
@@ -86,7 +89,7 @@ async def test_preview_sorts_every_row_and_renew_does_exactly_that(tree):
     assert row["preview"]["counts"] == EXPECTED and row["preview"]["free"] == 3 and row["rows"] == 9
     assert [r["line"] for r in await preview.rows_of(customer, tree.north["id"], import_id, ("duplicate",), 100)] == [5]
 
-    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW, FILES)
     assert result["counts"] == EXPECTED and result["renewed"] == 3 and result["changes"] == []
     renewed = await User.select(User.email).where(User.licence_ends_at == running["ends_at"])
     assert {u["email"] for u in renewed} == {
@@ -97,18 +100,18 @@ async def test_preview_sorts_every_row_and_renew_does_exactly_that(tree):
     }
     fresh = await LicenceBatch.select().where(LicenceBatch.id == running["id"]).first()
     assert fresh["allocated"] == fresh["seats"] == 4
-    assert not preview.stored_path(row["stored_as"]).exists()
+    assert not FILES.path_of(row["stored_as"]).exists()
 
 
 async def test_the_same_import_or_the_same_file_twice_renews_nobody_twice(tree):
     running = await setup_north(tree, free=5)
     customer, _ = await actors(tree)
     first = await upload(customer, tree)
-    assert (await applying.apply(customer, tree.north["id"], first, NOW))["renewed"] == 4
-    again = await applying.apply(customer, tree.north["id"], first, NOW)  # a retried job, a double click
+    assert (await applying.apply(customer, tree.north["id"], first, NOW, FILES))["renewed"] == 4
+    again = await applying.apply(customer, tree.north["id"], first, NOW, FILES)  # a retried job, a double click
     assert again["renewed"] == 4
     second = await upload(customer, tree)
-    result = await applying.apply(customer, tree.north["id"], second, NOW)
+    result = await applying.apply(customer, tree.north["id"], second, NOW, FILES)
     assert result["renewed"] == 0 and result["counts"]["active"] == 5
     assert await Allocation.count().where(Allocation.batch == running["id"]) == 5
 
@@ -119,7 +122,7 @@ async def test_what_changed_between_preview_and_renew_is_said(tree):
     import_id = await upload(customer, tree)
     e1 = await User.select(User.id).where(User.email == "e1@north.example").first()
     await allocation.allocate(customer, tree.north["id"], Selection(user_ids=(e1["id"],)), NOW)  # renewed by hand
-    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW, FILES)
     assert result["renewed"] == 2
     assert {(c["outcome"], c["before"], c["after"]) for c in result["changes"]} == {("renew", 3, 2), ("active", 1, 2)}
 
@@ -128,10 +131,10 @@ async def test_import_allocation_adds_unknown_addresses_as_learners_with_seats(t
     await setup_north(tree, free=10)
     customer, _ = await actors(tree)
     import_id = await upload(customer, tree)
-    summary = await preview.choose_column(customer, tree.north["id"], import_id, 1, True, NOW)
+    summary = await preview.choose_column(customer, tree.north["id"], import_id, 1, True, NOW, FILES)
     # The address with an account in another tenant is not taken over.
     assert summary["counts"]["new"] == 1 and summary["counts"]["unknown"] == 1 and summary["counts"]["renew"] == 4
-    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW, FILES)
     assert result["renewed"] == 5
     learner = await User.select().where(User.email == "stranger@elsewhere.example").first()
     assert learner["company"] == tree.north["id"] and learner["role"] == "learner" and learner["name"] == "Stranger"
@@ -144,7 +147,8 @@ async def test_two_managers_importing_at_once_never_over_allocate(tree):
     mine = await upload(customer, tree)
     theirs = await upload(partner, tree, FILE.replace("e0@", "e4@"))
     results = await asyncio.gather(
-        applying.apply(customer, tree.north["id"], mine, NOW), applying.apply(partner, tree.north["id"], theirs, NOW)
+        applying.apply(customer, tree.north["id"], mine, NOW, FILES),
+        applying.apply(partner, tree.north["id"], theirs, NOW, FILES),
     )
     fresh = await LicenceBatch.select().where(LicenceBatch.id == running["id"]).first()
     assert fresh["allocated"] == fresh["seats"] == 4
@@ -164,11 +168,11 @@ async def test_a_failure_halfway_writes_nothing_and_the_retry_renews_once(tree, 
     # Seats inserted, the batch counted, then the connection goes: all of it rolls back.
     monkeypatch.setattr(applying.audit, "record", killed)
     with pytest.raises(ConnectionError):
-        await applying.apply(customer, tree.north["id"], import_id, NOW)
+        await applying.apply(customer, tree.north["id"], import_id, NOW, FILES)
     monkeypatch.undo()
     assert await Allocation.count().where(Allocation.batch == running["id"]) == 1
     assert (await CsvImport.select(CsvImport.status).where(CsvImport.id == import_id).first())["status"] == "previewed"
-    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW, FILES)
     assert result["renewed"] == 3
     assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
 
@@ -176,7 +180,7 @@ async def test_a_failure_halfway_writes_nothing_and_the_retry_renews_once(tree, 
 async def test_refusals_leave_nothing(tree):
     await setup_north(tree)
     customer, _ = await actors(tree)
-    directory = preview.stored_path("x").parent
+    directory = FILES.directory
     kept_before = set(directory.glob("*"))
     for content, message in [
         ("", "empty"),
@@ -188,11 +192,28 @@ async def test_refusals_leave_nothing(tree):
     import_id = await upload(customer, tree)
     before = await CsvImportRow.count()
     with pytest.raises(CsvRefused, match="holds no e-mail addresses"):
-        await preview.choose_column(customer, tree.north["id"], import_id, 0, False, NOW)
+        await preview.choose_column(customer, tree.north["id"], import_id, 0, False, NOW, FILES)
     assert await CsvImportRow.count() == before
     assert await CsvImport.count() == 1
     kept = {p.name for p in set(directory.glob("*")) - kept_before}
     assert kept == {(await CsvImport.select(CsvImport.stored_as).first())["stored_as"]}
+
+
+async def test_a_file_over_the_limit_it_is_handed_is_refused_and_nothing_kept(tree):
+    await setup_north(tree)
+    customer, _ = await actors(tree)
+    small = dataclasses.replace(FILES, max_bytes=1024)
+    kept_before = set(small.directory.glob("*"))
+    message = (
+        "The file is over 1 KB, the largest accepted. Split it into smaller files, or keep only the e-mail column."
+    )
+    with pytest.raises(CsvRefused) as refused:
+        await preview.receive(
+            customer, tree.north["id"], "big.csv", io.BytesIO(b"e0@north.example\n" * 100), NOW, small
+        )
+    assert str(refused.value) == message
+    assert set(small.directory.glob("*")) == kept_before and await CsvImport.count() == 0
+    assert await preview.receive(customer, tree.north["id"], "u.csv", io.BytesIO(FILE.encode()), NOW, small)
 
 
 async def test_another_tenants_import_is_not_found(tree):
@@ -203,7 +224,7 @@ async def test_another_tenants_import_is_not_found(tree):
     with pytest.raises(NotFound):
         await preview.get_import(stranger, tree.north["id"], import_id)
     with pytest.raises(NotFound):
-        await applying.apply(stranger, tree.north["id"], import_id, NOW)
+        await applying.apply(stranger, tree.north["id"], import_id, NOW, FILES)
     direct = await load_actor(tree.managers["direct"]["id"], None)
     with pytest.raises(NotFound):
         await preview.get_import(direct, tree.direct["id"], import_id)
@@ -231,11 +252,11 @@ async def test_generated_files_every_row_accounted_for_and_preview_equals_renew(
     csv.writer(out, delimiter=delimiter).writerows(rows)
     data = out.getvalue().encode(encoding, errors="replace")
     try:
-        import_id = await preview.receive(customer, tree.north["id"], "gen.csv", io.BytesIO(data), NOW)
+        import_id = await preview.receive(customer, tree.north["id"], "gen.csv", io.BytesIO(data), NOW, FILES)
     except CsvRefused:
         return
     row = await preview.get_import(customer, tree.north["id"], import_id)
-    path = preview.stored_path(row["stored_as"])
+    path = FILES.path_of(row["stored_as"])
     read = sum(1 for _ in reader.rows(path, row["encoding"], row["delimiter"], row["has_header"]))
     assert (
         row["rows"]
@@ -243,7 +264,7 @@ async def test_generated_files_every_row_accounted_for_and_preview_equals_renew(
         == sum(row["preview"]["counts"].values())
         == await CsvImportRow.count().where(CsvImportRow.csv_import == import_id)
     )
-    result = await applying.apply(customer, tree.north["id"], import_id, NOW)
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW, FILES)
     assert result["counts"] == row["preview"]["counts"] and result["changes"] == []
 
 
@@ -300,7 +321,7 @@ async def test_renewing_a_stale_preview_counts_again_and_asks_first_then_renews_
     e1 = await User.select(User.id).where(User.email == "e1@north.example").first()
     await allocation.allocate(partner, tree.north["id"], Selection(user_ids=(e1["id"],)), NOW)
     with pytest.raises(applying.PreviewStale):
-        await applying.apply(customer, tree.north["id"], import_id, NOW, refuse_stale=True)
+        await applying.apply(customer, tree.north["id"], import_id, NOW, FILES, refuse_stale=True)
     assert await Allocation.count().where(Allocation.batch == running["id"]) == 2  # a0 and e1 only
     row = await preview.get_import(customer, tree.north["id"], import_id)
     assert row["status"] == "previewed" and row["preview"]["counts"]["renew"] == 2 and not row["stale"]
@@ -310,9 +331,9 @@ async def test_renewing_a_stale_preview_counts_again_and_asks_first_then_renews_
         await applying.queue(customer, tree.north["id"], import_id, NOW)
     row = await preview.get_import(customer, tree.north["id"], import_id)
     assert row["status"] == "previewed" and row["preview"]["counts"]["renew"] == 1
-    result = await applying.apply(customer, tree.north["id"], import_id, NOW, refuse_stale=True)
+    result = await applying.apply(customer, tree.north["id"], import_id, NOW, FILES, refuse_stale=True)
     assert result["renewed"] == 1 and result["changes"] == []
-    again = await applying.apply(customer, tree.north["id"], import_id, NOW, refuse_stale=True)
+    again = await applying.apply(customer, tree.north["id"], import_id, NOW, FILES, refuse_stale=True)
     assert again == result
     assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
 

@@ -17,12 +17,12 @@ from portal.domain.imports import preview, retention
 from portal.jobs.import_files import IMPORT_FILE_CRON_JOBS
 from portal.jobs.worker import WorkerSettings
 from portal.tables import Allocation
-from tests.test_imports_domain import FILE, NOW, actors, setup_north
+from tests.test_imports_domain import FILE, FILES, NOW, actors, setup_north
 
 
 async def _upload(tree, at) -> dict:
     customer, _ = await actors(tree)
-    import_id = await preview.receive(customer, tree.north["id"], "u.csv", io.BytesIO(FILE.encode()), at)
+    import_id = await preview.receive(customer, tree.north["id"], "u.csv", io.BytesIO(FILE.encode()), at, FILES)
     return await preview.get_import(customer, tree.north["id"], import_id)
 
 
@@ -36,10 +36,10 @@ async def test_files_no_longer_needed_are_removed_and_the_rest_kept(tree):
     old = await _upload(tree, NOW - retention.KEEP_FOR - timedelta(minutes=1))
     recent = await _upload(tree, NOW - retention.KEEP_FOR + timedelta(minutes=1))
     applied = await _upload(tree, NOW - timedelta(hours=1))
-    await applying.apply(customer, tree.north["id"], applied["id"], NOW)
+    await applying.apply(customer, tree.north["id"], applied["id"], NOW, FILES)
     # As if the process died before removing the applied import's file.
-    preview.stored_path(applied["stored_as"]).write_bytes(FILE.encode())
-    directory = preview.stored_path("x").parent
+    FILES.path_of(applied["stored_as"]).write_bytes(FILE.encode())
+    directory = FILES.directory
     orphan_old, orphan_new = (
         directory / f"{tree.north['id']}-{'a' * 24}.csv",
         directory / f"{tree.north['id']}-{'b' * 24}.csv",
@@ -51,18 +51,18 @@ async def test_files_no_longer_needed_are_removed_and_the_rest_kept(tree):
         _aged(path, NOW - retention.KEEP_FOR - timedelta(days=1))
     _aged(orphan_new, NOW - timedelta(days=1))
 
-    assert await retention.remove_old_files(NOW) == 3
-    assert not preview.stored_path(old["stored_as"]).exists()
-    assert not preview.stored_path(applied["stored_as"]).exists()
+    assert await retention.remove_old_files(NOW, FILES) == 3
+    assert not FILES.path_of(old["stored_as"]).exists()
+    assert not FILES.path_of(applied["stored_as"]).exists()
     assert not orphan_old.exists()
-    assert preview.stored_path(recent["stored_as"]).exists() and orphan_new.exists() and other.exists()
-    assert await retention.remove_old_files(NOW) == 0  # run again: nothing more
+    assert FILES.path_of(recent["stored_as"]).exists() and orphan_new.exists() and other.exists()
+    assert await retention.remove_old_files(NOW, FILES) == 0  # run again: nothing more
 
     # The old preview stays: counted again and renewed without its file; another column needs the file.
     with pytest.raises(DomainError, match="no longer here"):
-        await preview.choose_column(customer, tree.north["id"], old["id"], 1, False, NOW)
+        await preview.choose_column(customer, tree.north["id"], old["id"], 1, False, NOW, FILES)
     assert (await preview.refresh(customer, tree.north["id"], old["id"], NOW))["seated"] == 0  # applied's did it
-    assert (await applying.apply(customer, tree.north["id"], old["id"], NOW))["renewed"] == 0
+    assert (await applying.apply(customer, tree.north["id"], old["id"], NOW, FILES))["renewed"] == 0
     assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
     orphan_new.unlink()
     other.unlink()

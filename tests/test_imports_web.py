@@ -7,18 +7,25 @@ in-process queue on SQLite)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
+
+import httpx
+import pytest
 
 from portal.domain.clock import utcnow
 from portal.domain.imports import limits
 from portal.jobs import queue as job_queue
 from portal.jobs.imports import IMPORT_FUNCTIONS
+from portal.services import build_services
+from portal.settings import get_settings
 from portal.tables import Allocation, User
 from portal.tables_imports import CsvImport
+from portal.web.app import create_app
 from tests.factories import add_user
-from tests.support import csrf_of, run_burst_worker, sign_in
-from tests.test_imports_domain import EXPECTED, FILE, setup_north
+from tests.support import csrf_of, run_burst_worker, running, sign_in
+from tests.test_imports_domain import EXPECTED, FILE, FILES, setup_north
 
 HTMX = {"HX-Request": "true"}
 
@@ -82,7 +89,7 @@ async def test_choosing_a_column_without_addresses_is_refused_on_the_page(client
 async def test_uploads_refused_with_the_forms_message(client, tree):
     await sign_in(client, tree.email("north"))
     north = tree.north["id"]
-    kept_before = set(limits.imports_dir().glob("*"))
+    kept_before = set(FILES.directory.glob("*"))
     for content, message in [
         (b"", "Choose a CSV file"),  # no file chosen at all: the browser sends an empty part
         (b"\n\n  \n", "empty"),
@@ -92,11 +99,11 @@ async def test_uploads_refused_with_the_forms_message(client, tree):
         answer = await upload(client, north, content, name="" if not content else "f.csv")
         assert answer.status_code == 400 and message in answer.text, (content, answer.text[:300])
         assert 'type="file"' in answer.text
-    too_big = b"someone@north.example\n" * (limits.max_bytes() // 22 + 4000)
+    too_big = b"someone@north.example\n" * (FILES.max_bytes // 22 + 4000)
     answer = await upload(client, north, too_big)
     assert answer.status_code == 413 and "the largest accepted" in answer.text and 'type="file"' in answer.text
     assert await CsvImport.count() == 0
-    assert set(limits.imports_dir().glob("*")) == kept_before  # nothing of the refused files is kept
+    assert set(FILES.directory.glob("*")) == kept_before  # nothing of the refused files is kept
 
 
 async def test_upload_without_csrf_is_refused(client, tree):
@@ -139,7 +146,7 @@ async def run_import_jobs(app, monkeypatch) -> None:
     """Whatever queue the app has: a burst arq worker with the import task on
     Redis, or the in-process queue (with the task registered as the integrator will)."""
     if os.environ.get("REDIS_URL"):
-        await run_burst_worker(IMPORT_FUNCTIONS, os.environ["REDIS_URL"])
+        await run_burst_worker(IMPORT_FUNCTIONS, os.environ["REDIS_URL"], ctx={"services": app.state.services})
     else:
         await app.state.jobs.drain()
 
@@ -170,7 +177,7 @@ async def test_a_file_over_the_limit_answers_the_whole_page_and_a_smaller_one_go
     await setup_north(tree, now=utcnow())
     await sign_in(client, tree.email("north"))
     north = tree.north["id"]
-    too_big = b"someone@north.example\n" * (limits.max_bytes() // 22 + 4000)
+    too_big = b"someone@north.example\n" * (FILES.max_bytes // 22 + 4000)
     refused = await upload(client, north, too_big)
     assert refused.status_code == 413 and "the largest accepted" in refused.text
     assert "North Customer" in refused.text and "Sign out" in refused.text  # the company and the navigation
@@ -270,9 +277,51 @@ async def test_a_preview_whose_file_was_removed_says_so_and_still_renews(client,
     await sign_in(client, tree.email("north"))
     here = (await upload(client, tree.north["id"], FILE.encode())).headers["location"]
     stored = (await CsvImport.select(CsvImport.stored_as).first())["stored_as"]
-    (limits.imports_dir() / stored).unlink()
+    (FILES.directory / stored).unlink()
     shown = await client.get(here)
     assert shown.status_code == 200 and 'data-testid="file-gone"' in shown.text
     assert 'data-testid="renew-count">3<' in shown.text
     assert (await form_post(client, here, f"{here}/renew", {})).status_code in (302, 303)
     assert await Allocation.count().where(Allocation.batch == running["id"]) == 4
+
+
+def test_csv_max_bytes_is_read_by_the_settings_and_handed_on_by_the_services(monkeypatch):
+    read = get_settings.__wrapped__  # not the process's cached settings
+    monkeypatch.delenv("CSV_MAX_BYTES", raising=False)
+    assert read().csv_max_bytes == 20 * 1024 * 1024
+    monkeypatch.setenv("CSV_MAX_BYTES", "102400")
+    settings = read()
+    assert settings.csv_max_bytes == 102400
+    files = build_services(settings).import_files
+    assert files.max_bytes == 102400 and files.directory == settings.var_dir / "imports"
+    for wrong in ("0", "-5", "20MB"):
+        monkeypatch.setenv("CSV_MAX_BYTES", wrong)
+        with pytest.raises(ValueError, match="CSV_MAX_BYTES must be a whole number of at least 1"):
+            read()
+
+
+async def test_a_smaller_limit_from_the_settings_refuses_a_file_over_it_with_the_usual_message(tree):
+    await setup_north(tree, now=utcnow())
+    settings = dataclasses.replace(get_settings(), csv_max_bytes=100 * 1024, in_process_jobs=False)
+    app = create_app(settings, sign_ins_per_minute=1000, services=build_services(settings))
+    message = (
+        "The file is over 100 KB, the largest accepted. Split it into smaller files, or keep only the e-mail column."
+    )
+    north = tree.north["id"]
+    async with (
+        running(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as client,
+    ):
+        await sign_in(client, tree.email("north"))
+        assert "100 KB" in (await client.get(f"/companies/{north}/imports")).text
+        line = b"someone@north.example\n"
+        # Far over: the request body is refused as it comes in (the route's limit).
+        far_over = await upload(client, north, line * (200 * 1024 // len(line)))
+        assert far_over.status_code == 413 and message in far_over.text
+        # Just over: within the form's slack, the import refuses it as it stores it.
+        just_over = await upload(client, north, line * (100 * 1024 // len(line) + 10))
+        assert just_over.status_code == 400 and message in just_over.text
+        assert await CsvImport.count() == 0
+        # Under the smaller limit a file goes through.
+        assert (await upload(client, north, FILE.encode())).status_code in (302, 303)
+    assert await CsvImport.count() == 1

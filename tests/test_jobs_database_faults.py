@@ -35,7 +35,7 @@ from portal.tables import AuditEntry, OutboxEmail
 from portal.tables_billing import Charge
 from tests.factories import T0
 from tests.test_billing_renewal import subscribe
-from tests.test_imports_domain import FILE, actors, setup_north
+from tests.test_imports_domain import FILE, FILES, actors, setup_north
 
 
 def _with_cause(exc: BaseException, cause: BaseException) -> BaseException:
@@ -160,10 +160,13 @@ async def _csv_import(tree, processor):
     now = utcnow()  # the job renews at the real clock: the preview is made at it too
     await setup_north(tree, now=now)
     customer, _ = await actors(tree)
-    import_id = await preview.receive(customer, tree.north["id"], "users.csv", io.BytesIO(FILE.encode("cp1252")), now)
+    import_id = await preview.receive(
+        customer, tree.north["id"], "users.csv", io.BytesIO(FILE.encode("cp1252")), now, FILES
+    )
 
     async def done() -> None:
-        assert (await apply_import({}, import_id, tree.north["id"], customer.user_id, None)) == 3  # nothing more
+        ctx = {"services": Services(processor, import_files=FILES)}
+        assert (await apply_import(ctx, import_id, tree.north["id"], customer.user_id, None)) == 3  # nothing more
 
     return apply_import, (import_id, tree.north["id"], customer.user_id, None), done
 
@@ -205,24 +208,26 @@ async def retried_then_done(fault: DatabaseFault, what: Any, fn, args: tuple, se
 
 
 @pytest.mark.parametrize("kind", JOBS)
-async def test_a_job_meeting_a_stopping_postgresql_is_retried_not_dropped(kind, tree, processor, monkeypatch):
+async def test_a_job_meeting_a_stopping_postgresql_is_retried_not_dropped(kind, tree, processor, services, monkeypatch):
     fn, args, done = await JOBS[kind](tree, processor)
     fault = DatabaseFault(monkeypatch)
     for error in stopping_server_errors():
-        await retried_then_done(fault, error, fn, args, Services(processor))
+        await retried_then_done(fault, error, fn, args, services)
     await done()
 
 
 @pytest.mark.parametrize("kind", JOBS)
-async def test_a_job_whose_postgresql_backend_crashed_is_retried_not_dropped(kind, tree, processor, monkeypatch):
+async def test_a_job_whose_postgresql_backend_crashed_is_retried_not_dropped(
+    kind, tree, processor, services, monkeypatch
+):
     fn, args, done = await JOBS[kind](tree, processor)
     fault = DatabaseFault(monkeypatch)
-    await retried_then_done(fault, "crash", fn, args, Services(processor))
+    await retried_then_done(fault, "crash", fn, args, services)
     # Without Redis the wrapper retries in the same task: the crashed
     # transaction must not stay that task's current one.
     monkeypatch.setattr(retry, "backoff", lambda job_try: 0.01)
     fault.next = "crash"
-    await logged_job(fn)({"job_id": None, "services": Services(processor)}, *args)
+    await logged_job(fn)({"job_id": None, "services": services}, *args)
     assert fault.fired == 1
     await done()
 

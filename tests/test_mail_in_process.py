@@ -28,12 +28,11 @@ async def test_a_bad_smtp_url_stops_the_start_with_the_reason():
             pass
 
 
-async def test_without_redis_the_web_process_sweeps_at_start_and_delivers(tree, monkeypatch):
-    monkeypatch.setenv("PORTAL_IN_PROCESS_JOBS", "on")
+async def test_without_redis_the_web_process_sweeps_at_start_and_delivers(tree):
     now = datetime.now(UTC)
     batch = await assigned(tree, now - relativedelta(months=12) + timedelta(hours=30))
     assert now < batch["ends_at"] < now + timedelta(hours=72)
-    app = create_app(dataclasses.replace(get_settings(), redis_url=None, smtp_url=None))
+    app = create_app(dataclasses.replace(get_settings(), redis_url=None, smtp_url=None, in_process_jobs=True))
     async with running(app):
         for _ in range(200):  # the timers run on this loop: give them turns until the reminder is through
             row = await OutboxEmail.select().where(OutboxEmail.kind == "expiry_reminder").first()
@@ -47,8 +46,10 @@ async def test_without_redis_the_web_process_sweeps_at_start_and_delivers(tree, 
 
 async def test_in_process_jobs_can_be_switched_off(tree, monkeypatch):
     monkeypatch.setenv("PORTAL_IN_PROCESS_JOBS", "off")
+    settings = get_settings.__wrapped__()  # read again, not the process's cached settings
+    assert settings.in_process_jobs is False
     now = datetime.now(UTC)
     await assigned(tree, now - relativedelta(months=12) + timedelta(hours=30))
-    async with running(create_app(dataclasses.replace(get_settings(), redis_url=None))):
+    async with running(create_app(dataclasses.replace(settings, redis_url=None))):
         await asyncio.sleep(0.2)
     assert await OutboxEmail.count().where(OutboxEmail.kind == "expiry_reminder") == 0

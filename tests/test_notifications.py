@@ -16,11 +16,7 @@ from tests.support import csrf_of, post_form, sign_in
 from tests.test_mail_delivery import SmtpServer
 from tests.test_mail_sweep import assigned
 
-
-@pytest.fixture(autouse=True)
-def no_timers(monkeypatch):
-    """These tests move e-mails along themselves."""
-    monkeypatch.setenv("PORTAL_IN_PROCESS_JOBS", "off")
+pytestmark = pytest.mark.no_timers  # these tests move e-mails along themselves
 
 
 async def mail(tree, key: str, subject: str, body: str = "Hello") -> None:

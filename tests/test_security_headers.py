@@ -28,7 +28,7 @@ from portal.tables import OutboxEmail
 from portal.web.headers import POLICY, SCHEMA_POLICY
 from portal.web.test_processor import FRAME_POLICY
 from tests.factories import add_user
-from tests.support import PROCESSOR, csrf_of, sign_in
+from tests.support import PROCESSOR, csrf_of, import_files_here, sign_in
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -48,7 +48,9 @@ async def path_values(tree) -> dict[str, str]:
     partner = await load_actor(tree.managers["partner"]["id"], None)
     renewable = await request_order(actor, tree.direct["id"], 3, None, "", utcnow())
     batch = await assign_order(partner, renewable["id"], utcnow())
-    imported = await receive(actor, tree.direct["id"], "users.csv", BytesIO(b"learner@direct.example\n"), utcnow())
+    imported = await receive(
+        actor, tree.direct["id"], "users.csv", BytesIO(b"learner@direct.example\n"), utcnow(), import_files_here()
+    )
     bought = await buy(actor, tree.direct["id"], Purchase("pro", 2, 1, (), "invoice"), utcnow(), processor=PROCESSOR)
     # Paid by check and part refunded: a credit note.
     await settlement.record_payment(partner, bought["invoice"]["id"], method="check", reference="", now=utcnow())

@@ -30,12 +30,6 @@ DELIVERY_OFF = "Not sent: e-mail delivery is off"
 HOW_TO_TURN_IT_ON = "ask whoever runs the portal to set its SMTP_URL setting to a mail server and restart it"
 
 
-@pytest.fixture
-def no_timers(monkeypatch):
-    """The e-mail tests move e-mails along themselves."""
-    monkeypatch.setenv("PORTAL_IN_PROCESS_JOBS", "off")
-
-
 async def test_request_licenses_in_manage_mode_tells_the_account_manager_what_to_do_next(client, tree):
     await sign_in(client, tree.email("partner"))
     await client.post(f"/companies/{tree.north['id']}/manage", headers=await csrf_headers(client))
@@ -57,7 +51,7 @@ async def test_request_licenses_tells_a_customer_manager_it_went_to_the_account_
     assert "Your request for 19 licenses was sent to your account managers." in page.text
 
 
-@pytest.mark.usefixtures("no_timers")
+@pytest.mark.no_timers  # it moves e-mails along itself
 async def test_an_email_kept_for_want_of_a_mail_server_says_not_sent_and_how_to_turn_delivery_on(client, tree):
     await mail(tree, "north", "Kept here")
     await deliver_batch(T0, None)  # no SMTP_URL
@@ -73,7 +67,7 @@ async def test_an_email_kept_for_want_of_a_mail_server_says_not_sent_and_how_to_
     assert f'<option value="captured" >{DELIVERY_OFF}</option>' in await listed(client)
 
 
-@pytest.mark.usefixtures("no_timers")
+@pytest.mark.no_timers
 async def test_no_delivery_note_while_every_email_went(client, tree):
     await mail(tree, "north", "Queued only")
     await sign_in(client, tree.email("partner"))

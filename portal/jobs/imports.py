@@ -14,6 +14,7 @@ from portal.domain.access import load_actor
 from portal.domain.clock import utcnow
 from portal.domain.imports import apply as applying
 from portal.jobs.retry import logged_job
+from portal.services import services_of_job
 
 log = logging.getLogger("portal.jobs")
 
@@ -26,7 +27,7 @@ async def apply_import(
     if actor is None:
         log.warning("import not applied: its manager can no longer sign in", extra={"import_id": import_id})
         return None
-    result = await applying.apply(actor, company_id, import_id, utcnow())
+    result = await applying.apply(actor, company_id, import_id, utcnow(), services_of_job(ctx).import_files)
     return result["renewed"]
 
 

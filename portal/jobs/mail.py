@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 from arq.cron import cron
@@ -87,12 +86,6 @@ MAIL_CRON_JOBS = [
         keep_result=0,
     ),
 ]
-
-
-def in_process_enabled() -> bool:
-    """PORTAL_IN_PROCESS_JOBS=off keeps the web process from running the timers
-    (tests that drive delivery and the sweep themselves)."""
-    return os.environ.get("PORTAL_IN_PROCESS_JOBS", "on").strip().lower() not in ("off", "0", "no", "false")
 
 
 def start_in_process(timers: Timers) -> None:

@@ -11,6 +11,7 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
 from portal.jobs.tasks import FUNCTIONS
+from portal.services import Services
 
 log = logging.getLogger(__name__)
 TASKS = {fn.__name__: fn for fn in FUNCTIONS}
@@ -47,8 +48,9 @@ class InProcessQueue:
     """Runs each job as a task on this event loop: the embedded default needs no
     Redis. Jobs are lost if the process stops, which a single-user install accepts."""
 
-    def __init__(self) -> None:
+    def __init__(self, services: Services | None = None) -> None:
         self._running: set[asyncio.Task] = set()
+        self.services = services
 
     async def enqueue(self, name: str, *args: Any, job_id: str | None = None) -> None:
         task = asyncio.create_task(self._run(name, args))
@@ -57,7 +59,7 @@ class InProcessQueue:
 
     async def _run(self, name: str, args: tuple) -> None:
         try:
-            await TASKS[name]({"job_id": None}, *args)
+            await TASKS[name]({"job_id": None, "services": self.services}, *args)
         except Exception:
             log.exception("in-process job %s failed", name)
 
@@ -100,5 +102,7 @@ class Timers:
         self._tasks.clear()
 
 
-async def create_queue(redis_url: str | None) -> JobQueue:
-    return await ArqQueue.connect(redis_url) if redis_url else InProcessQueue()
+async def create_queue(redis_url: str | None, services: Services | None = None) -> JobQueue:
+    """On Redis, the worker's jobs find their services in the worker's context;
+    in process, the queue hands them `services`."""
+    return await ArqQueue.connect(redis_url) if redis_url else InProcessQueue(services)

@@ -42,7 +42,7 @@ from portal.web.dashboard import DashboardController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.headers import policy_for, security_headers
 from portal.web.health import healthz
-from portal.web.imports import ImportController
+from portal.web.imports import ImportController, upload_router
 from portal.web.input_guard import guard_input
 from portal.web.licences import LicenceController, UserLicenceController
 from portal.web.notifications import NotificationController, outbox_moved
@@ -145,19 +145,23 @@ def create_app(
         from portal.jobs import webhooks as webhook_jobs
         from portal.mail.smtp import parse_smtp_url
 
+        # The settings and services in the app's state when it starts: a test runs one
+        # built app with its own (its processor, no timers).
+        settings: Settings = app.state.settings
+        services: Services = app.state.services
         if settings.smtp_url:
             parse_smtp_url(settings.smtp_url)  # a bad SMTP_URL stops the start here, saying why
         opened = await db.open_pool()
-        app.state.jobs = await create_queue(settings.redis_url)
+        app.state.jobs = await create_queue(settings.redis_url, services)
         # Without Redis no worker runs: this process delivers e-mails, sweeps for
         # reminders and renews subscriptions.
-        timers = Timers() if not settings.redis_url and mail_jobs.in_process_enabled() else None
+        timers = Timers() if not settings.redis_url and settings.in_process_jobs else None
         if timers:
             mail_jobs.start_in_process(timers)
-            billing_jobs.start_in_process(timers, app.state.services)
-            import_file_jobs.start_in_process(timers)
+            billing_jobs.start_in_process(timers, services)
+            import_file_jobs.start_in_process(timers, services)
             auto_renewal_jobs.start_in_process(timers)
-            webhook_jobs.start_in_process(timers, app.state.services)
+            webhook_jobs.start_in_process(timers, services)
             audit_retention_jobs.start_in_process(timers)
         try:
             yield
@@ -187,6 +191,7 @@ def create_app(
                     LicenceController,
                     UserLicenceController,
                     ImportController,
+                    upload_router(services.import_files),
                     OrderController,
                     NotificationController,
                     outbox_moved,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from hmac import compare_digest
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Router, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash, generate_csrf_token
 from litestar.params import FromPath, FromQuery
@@ -22,24 +23,20 @@ from portal.domain.access import get_company
 from portal.domain.clock import utcnow
 from portal.domain.errors import DomainError
 from portal.domain.imports import apply as applying
-from portal.domain.imports import export, limits, preview
+from portal.domain.imports import export, preview
+from portal.domain.imports.limits import ImportFiles, size_words
 from portal.domain.imports.preview import REASONS
 from portal.jobs.imports import job_id
+from portal.services import Services
 from portal.web.forms import to_int
 from portal.web.input_guard import guard_input
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
+ServicesOf = NamedDependency[Services]
 SHOWN_PER_REASON = 100
 # Room for the form's other fields and the multipart framing around the file.
 _BODY_SLACK = 64 * 1024
-
-
-def _too_big_message() -> str:
-    return (
-        f"The file is over {limits.size_words(limits.max_bytes())}, the largest accepted. "
-        "Split it into smaller files, or keep only the e-mail column."
-    )
 
 
 def _csrf_secret_of(token: str, secret: str) -> bytes | None:
@@ -92,42 +89,37 @@ def _csv(chunks: Any, filename: str) -> Stream:
     )
 
 
-class ImportController(Controller):
+async def _upload_page(
+    request: HTMXRequest, actor, company_id: int, files: ImportFiles, problem: str = "", status_code: int = 200
+) -> Template:
+    company = await get_company(actor, company_id)
+    listing = await preview.company_imports(actor, company_id, to_int(request.query_params.get("page")) or 1, utcnow())
+    return render(
+        request,
+        "pages/imports.html",
+        {"company": company, "listing": listing, "problem": problem, "max_size": size_words(files.max_bytes)},
+        status_code=status_code,
+    )
+
+
+class ImportUploadController(Controller):
+    """The upload alone: its body limit comes from the services the app is built
+    with (upload_router), which Litestar fixes per route when the app is made."""
+
     path = "/companies/{company_id:int}"
-
-    async def _upload_page(
-        self, request: HTMXRequest, actor, company_id: int, problem: str = "", status_code: int = 200
-    ) -> Template:
-        company = await get_company(actor, company_id)
-        listing = await preview.company_imports(
-            actor, company_id, to_int(request.query_params.get("page")) or 1, utcnow()
-        )
-        return render(
-            request,
-            "pages/imports.html",
-            {
-                "company": company,
-                "listing": listing,
-                "problem": problem,
-                "max_size": limits.size_words(limits.max_bytes()),
-            },
-            status_code=status_code,
-        )
-
-    @get("/imports")
-    async def imports(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
-        return await self._upload_page(request, actor, company_id)
 
     @post(
         "/imports",
-        request_max_body_size=limits.max_bytes() + _BODY_SLACK,
         before_request=_read_upload,
         exclude_from_csrf=True,  # checked by _read_upload, after the body is read
     )
-    async def upload(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
+    async def upload(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], services: ServicesOf
+    ) -> Template | Redirect:
+        files = services.import_files
         await get_company(actor, company_id)
         if getattr(request.state, "too_big", False):
-            page = await self._upload_page(request, actor, company_id, _too_big_message(), status_code=413)
+            page = await _upload_page(request, actor, company_id, files, files.too_big_message, status_code=413)
             if new_cookie := getattr(request.state, "new_csrf_cookie", None):
                 config = request.app.csrf_config
                 assert config is not None
@@ -144,20 +136,44 @@ class ImportController(Controller):
         form = await request.form()
         upload = form.get("file")
         if upload is None or isinstance(upload, str) or not getattr(upload, "filename", ""):
-            return await self._upload_page(request, actor, company_id, "Choose a CSV file to upload.", 400)
+            return await _upload_page(request, actor, company_id, files, "Choose a CSV file to upload.", 400)
         try:
-            import_id = await preview.receive(actor, company_id, upload.filename, upload.file, utcnow())
+            import_id = await preview.receive(actor, company_id, upload.filename, upload.file, utcnow(), files)
         except DomainError as refused:
-            return await self._upload_page(request, actor, company_id, str(refused), status_code=400)
+            return await _upload_page(request, actor, company_id, files, str(refused), status_code=400)
         finally:
             await upload.close()
         return Redirect(f"/companies/{company_id}/imports/{import_id}")
 
+
+def upload_router(files: ImportFiles) -> Router:
+    """The upload route with a body limit of the largest file accepted (and the form around it)."""
+    return Router(
+        path="/", route_handlers=[ImportUploadController], request_max_body_size=files.max_bytes + _BODY_SLACK
+    )
+
+
+class ImportController(Controller):
+    path = "/companies/{company_id:int}"
+
+    @get("/imports")
+    async def imports(
+        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], services: ServicesOf
+    ) -> Template:
+        return await _upload_page(request, actor, company_id, services.import_files)
+
     async def _page(
-        self, request: HTMXRequest, actor, company_id: int, import_id: int, problem: str = "", status_code: int = 200
+        self,
+        request: HTMXRequest,
+        actor,
+        company_id: int,
+        import_id: int,
+        files: ImportFiles,
+        problem: str = "",
+        status_code: int = 200,
     ) -> Template:
         row = await preview.get_import(actor, company_id, import_id)
-        context = await self._context(actor, company_id, row)
+        context = await self._context(actor, company_id, row, files)
         context["problem"] = problem
         return render(
             request,
@@ -167,7 +183,7 @@ class ImportController(Controller):
             fragments={"import-progress": "partials/imports/_progress.html"},
         )
 
-    async def _context(self, actor, company_id: int, row: dict) -> dict:
+    async def _context(self, actor, company_id: int, row: dict, files: ImportFiles) -> dict:
         company = await get_company(actor, company_id)
         summary = row["result"] if row["status"] == "done" else row["preview"]
         counts = summary.get("counts", {})
@@ -187,41 +203,69 @@ class ImportController(Controller):
             "summary": summary,
             "not_renewed": preview.not_renewed(summary),
             "reasons": reasons,
-            "layout": preview.layout_of(row) if row["status"] == "previewed" else None,
+            "layout": preview.layout_of(row, files) if row["status"] == "previewed" else None,
             "stale": preview.is_stale(row, utcnow()),
             "shown": SHOWN_PER_REASON,
         }
 
     @get("/imports/{import_id:int}")
     async def show(
-        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        company_id: FromPath[int],
+        import_id: FromPath[int],
+        services: ServicesOf,
     ) -> Template:
-        return await self._page(request, actor, company_id, import_id)
+        return await self._page(request, actor, company_id, import_id, services.import_files)
 
     @get("/imports/{import_id:int}/progress")
     async def progress(
-        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        company_id: FromPath[int],
+        import_id: FromPath[int],
+        services: ServicesOf,
     ) -> Template:
         row = await preview.get_import(actor, company_id, import_id)
-        context = await self._context(actor, company_id, row)
+        context = await self._context(actor, company_id, row, services.import_files)
         return render(request, "partials/imports/_progress.html", context)
 
     @post("/imports/{import_id:int}/column")
     async def column(
-        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        company_id: FromPath[int],
+        import_id: FromPath[int],
+        services: ServicesOf,
     ) -> Template | Redirect:
         form = await request.form()
         try:
             await preview.choose_column(
-                actor, company_id, import_id, to_int(form.get("column")), form.get("add_unknown") == "1", utcnow()
+                actor,
+                company_id,
+                import_id,
+                to_int(form.get("column")),
+                form.get("add_unknown") == "1",
+                utcnow(),
+                services.import_files,
             )
         except DomainError as refused:
-            return await self._page(request, actor, company_id, import_id, str(refused), status_code=400)
+            return await self._page(
+                request, actor, company_id, import_id, services.import_files, str(refused), status_code=400
+            )
         return Redirect(f"/companies/{company_id}/imports/{import_id}")
 
     @post("/imports/{import_id:int}/renew")
     async def renew(
-        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        company_id: FromPath[int],
+        import_id: FromPath[int],
+        services: ServicesOf,
     ) -> Template | Redirect:
         async def start_job() -> None:
             # arq keeps one job per id, so asking again never runs it twice at once.
@@ -231,21 +275,30 @@ class ImportController(Controller):
 
         here = f"/companies/{company_id}/imports/{import_id}"
         try:
-            await applying.renew_licences(actor, company_id, import_id, utcnow(), start_job)
+            await applying.renew_licences(actor, company_id, import_id, utcnow(), start_job, services.import_files)
         except DomainError as refused:
             status = 409 if isinstance(refused, applying.PreviewStale) else 400
-            return await self._page(request, actor, company_id, import_id, str(refused), status_code=status)
+            return await self._page(
+                request, actor, company_id, import_id, services.import_files, str(refused), status_code=status
+            )
         return Redirect(here)
 
     @post("/imports/{import_id:int}/refresh")
     async def refresh(
-        self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], import_id: FromPath[int]
+        self,
+        request: HTMXRequest,
+        actor: CurrentActor,
+        company_id: FromPath[int],
+        import_id: FromPath[int],
+        services: ServicesOf,
     ) -> Template | Redirect:
         """Count a stale preview again, from the rows already read (the file may be gone)."""
         try:
             await preview.refresh(actor, company_id, import_id, utcnow())
         except DomainError as refused:
-            return await self._page(request, actor, company_id, import_id, str(refused), status_code=400)
+            return await self._page(
+                request, actor, company_id, import_id, services.import_files, str(refused), status_code=400
+            )
         return Redirect(f"/companies/{company_id}/imports/{import_id}")
 
     @get("/imports/{import_id:int}/rows.csv")

@@ -28,7 +28,8 @@ from portal.domain import audit
 from portal.domain.access import Actor
 from portal.domain.errors import DomainError
 from portal.domain.imports import limits
-from portal.domain.imports.preview import REASONS, classify, get_import, is_stale, refresh_locked, stored_path
+from portal.domain.imports.limits import ImportFiles
+from portal.domain.imports.preview import REASONS, classify, get_import, is_stale, refresh_locked
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
 from portal.tables import Company
@@ -73,9 +74,14 @@ def changes(preview: dict, result: dict) -> list[dict]:
 
 
 async def renew_licences(
-    actor: Actor, company_id: int, import_id: int, now: datetime, start_job: Callable[[], Awaitable[None]]
+    actor: Actor,
+    company_id: int,
+    import_id: int,
+    now: datetime,
+    start_job: Callable[[], Awaitable[None]],
+    files: ImportFiles,
 ) -> None:
-    """"Renew Licences": a preview of up to limits.JOB_ROWS rows is applied now, as
+    """ "Renew Licences": a preview of up to limits.JOB_ROWS rows is applied now, as
     the manager waits; a bigger one is marked queued and handed to `start_job`. Asked
     again (a job lost with its process), the job is started again: a job that finds
     the import done does nothing. An import already done changes nothing."""
@@ -86,7 +92,7 @@ async def renew_licences(
         await queue(actor, company_id, import_id, now)
         await start_job()
     else:
-        await apply(actor, company_id, import_id, now, refuse_stale=True)
+        await apply(actor, company_id, import_id, now, files, refuse_stale=True)
 
 
 async def queue(actor: Actor, company_id: int, import_id: int, now: datetime) -> bool:
@@ -110,7 +116,9 @@ async def queue(actor: Actor, company_id: int, import_id: int, now: datetime) ->
     return bool(updated)
 
 
-async def apply(actor: Actor, company_id: int, import_id: int, now: datetime, *, refuse_stale: bool = False) -> dict:
+async def apply(
+    actor: Actor, company_id: int, import_id: int, now: datetime, files: ImportFiles, *, refuse_stale: bool = False
+) -> dict:
     """Renew the import's users; returns the import's result (the stored one if
     it was applied before). With `refuse_stale` (a manager confirming what the
     page showed), a stale preview is made again and PreviewStale raised instead."""
@@ -132,7 +140,7 @@ async def apply(actor: Actor, company_id: int, import_id: int, now: datetime, *,
         raise PreviewStale(STALE_MESSAGE)
     # The rows hold all that is left to show; the file is not needed any more.
     if row["stored_as"]:
-        stored_path(row["stored_as"]).unlink(missing_ok=True)
+        files.path_of(row["stored_as"]).unlink(missing_ok=True)
     return result
 
 

@@ -1,27 +1,33 @@
-"""The import's settings, read once from the environment."""
+"""Where uploaded files are kept and how big one may be: handed in by whatever
+starts the process (portal/services.py, from CSV_MAX_BYTES and the var directory
+in Settings), so the import reads no settings of its own."""
 
 from __future__ import annotations
 
-import os
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 
-from portal.settings import get_settings
-
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 # Up to this many rows "Renew Licences" answers in the request; above, a job applies it.
 JOB_ROWS = 2000
 
 
-@cache
-def max_bytes() -> int:
-    """CSV_MAX_BYTES: the largest file accepted (default 20 MB)."""
-    value = (os.environ.get("CSV_MAX_BYTES") or "").strip()
-    return int(value) if value else DEFAULT_MAX_BYTES
+@dataclass(frozen=True)
+class ImportFiles:
+    """The folder of uploaded files (names as preview.receive gives them) and the
+    largest file accepted, in bytes."""
 
+    directory: Path
+    max_bytes: int
 
-def imports_dir() -> Path:
-    return get_settings().var_dir / "imports"
+    def path_of(self, stored_as: str) -> Path:
+        return self.directory / stored_as
+
+    @property
+    def too_big_message(self) -> str:
+        return (
+            f"The file is over {size_words(self.max_bytes)}, the largest accepted. "
+            "Split it into smaller files, or keep only the e-mail column."
+        )
 
 
 def size_words(n: int) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from pathlib import Path
 from typing import BinaryIO
 
 import anyio
@@ -29,7 +28,7 @@ from portal.domain.access import Actor, get_company
 from portal.domain.errors import DomainError, NotFound, ValidationFailed
 from portal.domain.imports import reader
 from portal.domain.imports.addresses import name_for, parse_cell
-from portal.domain.imports.limits import imports_dir, max_bytes, size_words
+from portal.domain.imports.limits import ImportFiles
 from portal.domain.imports.reader import CsvRefused
 from portal.domain.licences import batches
 from portal.domain.licences.status import EXPIRING_WITHIN
@@ -55,29 +54,22 @@ PEOPLE_NOT_SEATED = ("unknown", "active", "no_seat")
 _UPLOAD_COLUMNS = ("line", "email", "name", "cell")
 
 
-def stored_path(stored_as: str) -> Path:
-    return imports_dir() / stored_as
-
-
-async def receive(actor: Actor, company_id: int, filename: str, source: BinaryIO, now: datetime) -> int:
-    """Keep an uploaded file, read its layout, and preview it with the guessed
+async def receive(
+    actor: Actor, company_id: int, filename: str, source: BinaryIO, now: datetime, files: ImportFiles
+) -> int:
+    """Keep an uploaded file under `files`, read its layout, and preview it with the guessed
     e-mail column. Refused (CsvRefused, nothing kept) when it cannot be imported."""
     company = await get_company(actor, company_id)
-    directory = imports_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    files.directory.mkdir(parents=True, exist_ok=True)
     stored_as = f"{company['id']}-{secrets.token_hex(12)}.csv"
-    path = directory / stored_as
-    limit = max_bytes()
+    path = files.path_of(stored_as)
     size = 0
     try:
         with open(path, "wb") as out:
             while chunk := source.read(READ_BYTES):
                 size += len(chunk)
-                if size > limit:
-                    raise CsvRefused(
-                        f"The file is over {size_words(limit)}, the largest accepted. "
-                        "Split it into smaller files, or keep only the e-mail column."
-                    )
+                if size > files.max_bytes:
+                    raise CsvRefused(files.too_big_message)
                 out.write(chunk)
         if size == 0:
             raise CsvRefused("The file is empty. Choose a CSV file with a column of e-mail addresses.")
@@ -99,7 +91,7 @@ async def receive(actor: Actor, company_id: int, filename: str, source: BinaryIO
         )
         import_id = row[0]["id"]
         try:
-            await choose_column(actor, company["id"], import_id, layout.guess, False, now)
+            await choose_column(actor, company["id"], import_id, layout.guess, False, now, files)
         except DomainError:
             await CsvImport.delete().where(CsvImport.id == import_id)
             raise
@@ -123,16 +115,22 @@ async def get_import(actor: Actor, company_id: int, import_id: int) -> dict:
     return row
 
 
-def layout_of(row: dict) -> reader.Layout | None:
+def layout_of(row: dict, files: ImportFiles) -> reader.Layout | None:
     """The file's layout and first rows, read again from the kept file (None once it is gone)."""
-    path = stored_path(row["stored_as"])
+    path = files.path_of(row["stored_as"])
     if not row["stored_as"] or not path.exists():
         return None
     return reader.inspect(path)
 
 
 async def choose_column(
-    actor: Actor, company_id: int, import_id: int, column: int | None, add_unknown: bool, now: datetime
+    actor: Actor,
+    company_id: int,
+    import_id: int,
+    column: int | None,
+    add_unknown: bool,
+    now: datetime,
+    files: ImportFiles,
 ) -> dict:
     """Read the file's rows with `column` as the e-mail column and classify them.
     On a refusal the previous choice stays as it was."""
@@ -142,7 +140,7 @@ async def choose_column(
     columns = row["columns"]
     if column is None or not 0 <= column < len(columns):
         raise ValidationFailed({"column": "Choose the column that holds the e-mail addresses."})
-    path = stored_path(row["stored_as"])
+    path = files.path_of(row["stored_as"])
     if not row["stored_as"] or not path.exists():
         raise DomainError("The uploaded file is no longer here. Upload it again.")
     async with db.write_transaction():

@@ -16,7 +16,7 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from portal.domain.imports.limits import imports_dir
+from portal.domain.imports.limits import ImportFiles
 from portal.tables_imports import CsvImport
 
 KEEP_FOR = timedelta(days=7)
@@ -25,10 +25,10 @@ CHUNK = 1000
 _STORED_NAME = re.compile(r"\d+-[0-9a-f]{24}\.csv")
 
 
-async def remove_old_files(now: datetime, keep_for: timedelta = KEEP_FOR, directory: Path | None = None) -> int:
-    """Remove the files no longer needed; returns how many were removed. Safe to
-    run again or in two workers at once: a file already gone is skipped."""
-    directory = directory or imports_dir()
+async def remove_old_files(now: datetime, files: ImportFiles, keep_for: timedelta = KEEP_FOR) -> int:
+    """Remove the files under `files` no longer needed; returns how many were removed.
+    Safe to run again or in two workers at once: a file already gone is skipped."""
+    directory = files.directory
     cutoff = now - keep_for
     removed = 0
     while True:
