@@ -148,25 +148,6 @@ async def test_customer_pages_have_no_axe_violations(customer: BrowserContext, l
     assert not found, report(found)
 
 
-async def test_buttons_keep_their_contrast_under_the_pointer(partner: BrowserContext, live_server: LiveServer):
-    """A pointer left resting on a button (after a click, or where a narrower layout
-    moves one under it) must not turn its words unreadable."""
-    page = await partner.new_page()
-    try:
-        company = await live_server.company_id(CUSTOMER_COMPANY)
-        await page.goto(f"/companies/{company}")
-        await page.wait_for_load_state("networkidle")
-        found = {}
-        for kind in ("a.button:not(.light)", "a.button.light"):
-            button = page.locator(f".page-head {kind}").first
-            await button.hover()
-            if violations := [v for v in await axe_violations(page) if v["id"] == "color-contrast"]:
-                found[f"{kind} under the pointer"] = violations
-    finally:
-        await page.close()
-    assert not found, report(found)
-
-
 async def too_wide(context: BrowserContext, paths: list[str]) -> dict[str, tuple[int, int]]:
     page = await context.new_page()
     await page.set_viewport_size(PHONE)
