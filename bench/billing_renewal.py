@@ -314,16 +314,21 @@ async def main_async(url: str, customers: int, workers: int, docs: bool) -> None
         raise SystemExit(1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=DEFAULT_URL)
+def run_from_command_line(bench: Callable[..., Awaitable[None]], description: str | None, default_url: str) -> None:
+    """The arguments both renewal benchmarks take (this one and bench.stripe_renewal)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=default_url)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     use_database(args.database_url)
     os.environ.pop("SMTP_URL", None)
-    asyncio.run(main_async(args.database_url, args.customers, args.workers, docs=not args.no_docs))
+    asyncio.run(bench(args.database_url, args.customers, args.workers, docs=not args.no_docs))
+
+
+def main() -> None:
+    run_from_command_line(main_async, __doc__, DEFAULT_URL)
 
 
 if __name__ == "__main__":

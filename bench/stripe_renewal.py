@@ -22,8 +22,6 @@ Drops and re-creates the database (its name must contain "bench")."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
 import tempfile
 import time
@@ -34,8 +32,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import use_database
-from bench.billing_renewal import build, check, cpu_model, run_workers
+from bench.billing_renewal import build, check, cpu_model, run_from_command_line, run_workers
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench_stripe"
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
@@ -207,15 +204,7 @@ async def main_async(url: str, customers: int, workers: int, docs: bool) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=DEFAULT_URL)
-    parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--no-docs", action="store_true")
-    args = parser.parse_args()
-    use_database(args.database_url)
-    os.environ.pop("SMTP_URL", None)
-    asyncio.run(main_async(args.database_url, args.customers, args.workers, docs=not args.no_docs))
+    run_from_command_line(main_async, __doc__, DEFAULT_URL)
 
 
 if __name__ == "__main__":
