@@ -41,7 +41,7 @@ from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import SignInRefused
 from portal.domain.sso import settings as sso_settings
 from portal.domain.two_factor import factors, recovery_codes, totp
-from portal.domain.users import holds_read_only_credit, normalise_email, token_hash
+from portal.domain.users import SIGN_IN_COLUMNS, holds_read_only_credit, normalise_email, token_hash
 from portal.tables import MANAGER_ROLES, PasswordToken, User
 
 SIGN_IN_ATTEMPTS = 5
@@ -127,21 +127,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     except ValueError:
         pass
     else:
-        user = (
-            await User.select(
-                User.id,
-                User.email,
-                User.company,
-                User.company.kind.as_alias("company_kind"),
-                User.company.path.as_alias("company_path"),
-                User.role,
-                User.active,
-                User.password_hash,
-                User.session_generation,
-            )
-            .where(User.email == email)
-            .first()
-        )
+        user = await User.select(*SIGN_IN_COLUMNS, User.password_hash).where(User.email == email).first()
     # Only a manager's hash is ever checked; everyone else costs the same work
     # against the dummy hash, and gets the same answer.
     manager_hash = user["password_hash"] if user and user["role"] in MANAGER_ROLES else None

@@ -43,6 +43,19 @@ def normalise_email(email: str) -> str:
     return checked.normalized.lower()
 
 
+# What every way of signing in (password, single sign-on) reads of the user it signs in.
+SIGN_IN_COLUMNS = (
+    User.id,
+    User.email,
+    User.company,
+    User.company.kind.as_alias("company_kind"),
+    User.company.path.as_alias("company_path"),
+    User.role,
+    User.active,
+    User.session_generation,
+)
+
+
 def token_hash(token: str) -> str:
     """Only this is stored of a set-password token."""
     return hashlib.sha256(token.encode()).hexdigest()

@@ -20,7 +20,7 @@ from portal.domain.audit import entries as audit
 from portal.domain.errors import SignInRefused
 from portal.domain.sso.provider import Discovery, ProviderDirectory, ProviderUnreachable
 from portal.domain.sso.settings import ProviderSettings, by_id, domain_of, for_email
-from portal.domain.users import holds_read_only_credit, normalise_email
+from portal.domain.users import SIGN_IN_COLUMNS, holds_read_only_credit, normalise_email
 from portal.tables import MANAGER_ROLES, User
 from portal.tables_sso import SsoAttempt
 
@@ -205,20 +205,8 @@ async def complete(state: str, code: str, redirect_uri: str, now: datetime, prov
     )
 
 
-_USER_COLUMNS = (
-    User.id,
-    User.email,
-    User.company,
-    User.company.kind.as_alias("company_kind"),
-    User.company.path.as_alias("company_path"),
-    User.role,
-    User.active,
-    User.session_generation,
-)
-
-
 async def _manager(config: ProviderSettings, email: str, claims: dict, now: datetime) -> tuple[dict, bool]:
-    user = await User.select(*_USER_COLUMNS).where(User.email == email).first()
+    user = await User.select(*SIGN_IN_COLUMNS).where(User.email == email).first()
     if user is None:
         if not config.create_on_first_sign_in:
             raise SignInRefused(NO_ACCOUNT.format(email=email, company=config.company_name))
@@ -255,7 +243,7 @@ async def _create_manager(config: ProviderSettings, email: str, claims: dict, no
         if not db.is_unique_violation(exc, "email"):
             raise
         # The same person's two first sign-ins at once: the other made the account.
-    user = await User.select(*_USER_COLUMNS).where(User.email == email).first()
+    user = await User.select(*SIGN_IN_COLUMNS).where(User.email == email).first()
     if user is None or not user["company_path"].startswith(config.company_path):
         raise SignInRefused(CANNOT_SIGN_IN)
     return user
