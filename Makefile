@@ -40,13 +40,10 @@ migrate: $(BIN)/portal
 demo: $(BIN)/portal
 	$(BIN)/portal demo
 
-# The two engines' runs share nothing (each process has its own database, Redis and
-# live server), and neither keeps two cores busy on its own: they run side by side,
-# each one's output printed whole when it ends.
-test: $(BIN)/portal  ## the type checker, then the whole suite on SQLite and on PostgreSQL with Redis
+test: $(BIN)/portal  ## the type checker, then the whole suite on SQLite, then on PostgreSQL with Redis
 	$(MAKE) --no-print-directory typecheck
-	bash scripts/services.sh postgres
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
 
 # mypy over portal/ ([tool.mypy] in pyproject.toml): a renamed column of a typed
 # row (OrderRow, BatchRow, TabRow) fails here, not on a page.

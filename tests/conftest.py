@@ -32,7 +32,14 @@ else:
     raise pytest.UsageError(f"PORTAL_TEST_DB must be sqlite or postgres, not {ENGINE!r}")
 
 from tests.live_server import browser_fixture, live_server_fixture  # noqa: E402, F401 (fixtures, registered once)
-from tests.support import create_pg_database, drop_pg_database, reset_tables, running, tally_drift  # noqa: E402
+from tests.support import (  # noqa: E402
+    create_pg_database,
+    drop_pg_database,
+    open_transactions,
+    reset_tables,
+    running,
+    tally_drift,
+)
 
 
 def pytest_report_header(config):
@@ -73,6 +80,9 @@ async def clean_state(database):
 
     forget_forecasts()
     yield
+    # A transaction a test's code opened and never ended holds its connection: the pool
+    # could never close, and the run would hang at its end instead of failing here.
+    assert await open_transactions() == [], "a connection was left inside a transaction"
     # Every test's writes, whatever they were, must leave the tabs' counts right.
     assert await tally_drift() == [], "licence_tally disagrees with the users it counts"
     await reset_tables()

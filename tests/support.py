@@ -79,6 +79,21 @@ async def reset_tables() -> None:
         await Company.raw(f"DELETE FROM {name}")
 
 
+async def open_transactions(grace_s: float = 2.0) -> list[dict]:
+    """PostgreSQL: the other connections to this database still inside a transaction
+    once `grace_s` has passed (a background task may be finishing one)."""
+    if not db.is_postgres():
+        return []
+    sql = (
+        "SELECT pid, state, left(query, 200) AS query, now() - xact_start AS open_for FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+    )
+    deadline = asyncio.get_running_loop().time() + grace_s
+    while (found := await Company.raw(sql)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    return found
+
+
 async def tally_drift() -> list[dict]:
     """Where licence_tally (kept by triggers) disagrees with counting the users."""
     return await Company.raw(TALLY_DRIFT_SQL)
