@@ -1,4 +1,4 @@
-"""Issue 10: the dashboard's kept figures (dashboard_figure, migration 0004) stay
+"""The dashboard's kept figures (dashboard_figure, migration 0004) stay
 right through every kind of write and through the clock, on each engine; and the
 free-seat alert and largest order are a partner setting saved from the dashboard."""
 

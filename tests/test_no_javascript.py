@@ -1,4 +1,4 @@
-"""Issue 12: the guides' main actions work with JavaScript off. In Chromium with
+"""The guides' main actions work with JavaScript off. In Chromium with
 JavaScript disabled, against `portal serve` with the demo data: Requested Orders →
 the row's "⋯" → Assign; then, in Manage Company, Expired Licenses → Select All →
 Allocate Licenses. Every step is a plain link or form; htmx only enhances them.

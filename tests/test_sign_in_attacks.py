@@ -1,4 +1,4 @@
-"""Issue 7, items 2–4 and argon2 off the event loop: sign-in as an attacker tries it.
+"""Sign-in as an attacker tries it: guessing, throttling, and argon2 kept off the event loop.
 
 Regression tests: on the code before this change, 40 guesses at once all had
 their password checked, an unknown address answered unlike a manager's, the

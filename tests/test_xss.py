@@ -1,4 +1,4 @@
-"""Issue 7, stored XSS: a customer manager named a learner `Eve'+fetch(...)+'`;
+"""Stored XSS, as once found: a customer manager named a learner `Eve'+fetch(...)+'`;
 when a partner manager opened the learner and clicked Deactivate, the name ran
 as JavaScript in the partner's session (`onsubmit="return confirm('… {{ name }} …')"`:
 HTML escaping is not JavaScript escaping). The same with an API key's name.
