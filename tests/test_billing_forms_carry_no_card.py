@@ -91,6 +91,8 @@ class Received:
         found = []
         for method, path, fields in self.requests:
             for name, value in fields:
+                if name == "_csrf_token":
+                    continue  # our own random token: now and then it holds a digit run that passes the card checksum
                 if CARD_NAME.search(name):
                     found.append((method, path, name, "named like a card field"))
                 if card_numbers_in(value) or card_numbers_in(name):
