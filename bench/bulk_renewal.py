@@ -62,7 +62,7 @@ async def confirm(now: datetime) -> tuple[int, str, float]:
     from portal.domain.bulk import runs
     from portal.domain.bulk.selection import Selection
     from portal.domain.dashboard.figures import CustomerQuery
-    from portal.tables_bulk import BulkRun
+    from portal.tables.bulk import BulkRun
 
     await db.open_pool()
     try:

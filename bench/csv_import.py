@@ -105,7 +105,7 @@ async def run(url: str, rows: int) -> dict:
     from portal.domain.imports import apply as applying
     from portal.domain.imports import preview, reader
     from portal.domain.imports.addresses import parse_cell
-    from portal.tables_imports import CsvImport
+    from portal.tables.imports import CsvImport
 
     now = utcnow()
     files = _import_files()
@@ -171,7 +171,7 @@ async def million(url: str, path: Path) -> dict:
     from portal import db
     from portal.domain.clock import utcnow
     from portal.domain.imports import preview
-    from portal.tables_imports import CsvImport
+    from portal.tables.imports import CsvImport
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()

@@ -117,7 +117,7 @@ async def measure() -> list[tuple[str, int, int, float, float, float]]:
     from portal.domain.licences import tabs
     from portal.domain.orders import order_list
     from portal.tables import Company, LicenceOrder, OutboxEmail, User
-    from portal.tables_billing import Invoice
+    from portal.tables.billing import Invoice
 
     await db.open_pool(max_size=2)
     try:

@@ -16,17 +16,17 @@ from portal.tables import (
     Product,
     User,
 )
-from portal.tables_audit import AuditRetention
-from portal.tables_billing import BILLING_TABLES
-from portal.tables_branding import BRANDING_TABLES
-from portal.tables_bulk import BULK_TABLES
-from portal.tables_dashboard import DashboardFigure
-from portal.tables_imports import CsvImport, CsvImportRow
-from portal.tables_renewal import AutoRenewal
-from portal.tables_scim import SCIM_TABLES
-from portal.tables_sign_in import SIGN_IN_TABLES
-from portal.tables_sso import SSO_TABLES
-from portal.tables_webhooks import WEBHOOK_TABLES
+from portal.tables.audit import AuditRetention
+from portal.tables.billing import BILLING_TABLES
+from portal.tables.branding import BRANDING_TABLES
+from portal.tables.bulk import BULK_TABLES
+from portal.tables.dashboard import DashboardFigure
+from portal.tables.imports import CsvImport, CsvImportRow
+from portal.tables.renewal import AutoRenewal
+from portal.tables.scim import SCIM_TABLES
+from portal.tables.sign_in import SIGN_IN_TABLES
+from portal.tables.sso import SSO_TABLES
+from portal.tables.webhooks import WEBHOOK_TABLES
 
 APP_CONFIG = AppConfig(
     app_name="portal",

@@ -23,7 +23,7 @@ async def renew(customer: str) -> dict:
     from portal.services import build_services
     from portal.settings import get_settings
     from portal.tables import Company
-    from portal.tables_billing import Charge, Invoice, Subscription
+    from portal.tables.billing import Charge, Invoice, Subscription
 
     outbox.use_base_url(get_settings().base_url)  # as a worker does when it starts
     company = await Company.select(Company.id).where(Company.name == customer).first()

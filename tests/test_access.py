@@ -13,7 +13,7 @@ from portal.domain.billing.quotes import Purchase
 from portal.domain.billing.subscriptions import buy
 from portal.domain.clock import utcnow
 from portal.tables import Company
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 from portal.web.app import create_app
 from tests.support import PROCESSOR, csrf_headers, sign_in
 

@@ -20,8 +20,8 @@ from portal.domain.licences import auto_renewal
 from portal.domain.orders import decisions
 from portal.jobs import auto_renewal as auto_renewal_jobs
 from portal.tables import AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail
-from portal.tables_billing import Subscription
-from portal.tables_renewal import AutoRenewal
+from portal.tables.billing import Subscription
+from portal.tables.renewal import AutoRenewal
 from tests import test_billing_renewal as billing
 from tests.support import csrf_of, sign_in
 from tests.test_billing_renewal import processor  # noqa: F401 (a fixture)

@@ -12,7 +12,7 @@ from portal.domain.billing import accounts, cancellation, payments, settlement, 
 from portal.domain.billing.payments import CardDetails
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import AuditEntry
-from portal.tables_billing import BillingAccount, Subscription
+from portal.tables.billing import BillingAccount, Subscription
 from tests.support import PROCESSOR, card_token
 from tests.test_billing_subscriptions import ADDRESS, DECLINING_CARD, GOOD_CARD, NOW, actors, pro
 

@@ -14,7 +14,7 @@ from portal.domain.billing import changes, money, quotes
 from portal.domain.billing.renewal import invoice_subscriptions
 from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.tables import LicenceBatch
-from portal.tables_billing import Invoice, Subscription
+from portal.tables.billing import Invoice, Subscription
 from tests.support import PROCESSOR, csrf_of, sign_in
 from tests.test_billing_subscriptions import NOW, actors, bought_online
 from tests.test_billing_web import ADDRESS, buy, buy_pro_online, confirm_quote, flashes

@@ -9,7 +9,7 @@ import pytest
 from portal.domain.billing import accounts, cancellation, catalogue, payments, quotes, settlement, subscriptions
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry
-from portal.tables_billing import BillingAccount, Subscription
+from portal.tables.billing import BillingAccount, Subscription
 from tests.support import PROCESSOR, card_token, csrf_of, handed_card, sign_in
 from tests.test_billing_subscriptions import ADDRESS, GOOD_CARD, NOW, actors, pro
 from tests.test_billing_web import ADDRESS as WEB_ADDRESS

@@ -16,7 +16,7 @@ from portal.domain.billing import payments
 from portal.domain.billing.payments import TestProcessor
 from portal.services import Services, build_services
 from portal.settings import get_settings
-from portal.tables_billing import BillingAccount, Invoice, Subscription
+from portal.tables.billing import BillingAccount, Invoice, Subscription
 from tests.support import csrf_of, handed_card, sign_in
 from tests.test_billing_web import ADDRESS, PRO_20, buy, buy_pro_online
 

@@ -13,7 +13,7 @@ from portal.domain.access import load_actor
 from portal.domain.billing import catalogue, profiles
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.tables import AuditEntry
-from portal.tables_billing import BillingProfile, CatalogueItem
+from portal.tables.billing import BillingProfile, CatalogueItem
 from tests.factories import T0
 
 

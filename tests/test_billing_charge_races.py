@@ -15,7 +15,7 @@ from portal.domain.billing.payments import TestProcessor
 from portal.domain.billing.renewal import invoice_subscriptions, online
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry
-from portal.tables_billing import Charge, Invoice, Refund, Subscription
+from portal.tables.billing import Charge, Invoice, Refund, Subscription
 from tests.support import PROCESSOR, card_token
 from tests.test_billing_subscriptions import DECLINING_CARD, GOOD_CARD, NOW, actors, pro, with_card
 

@@ -15,7 +15,7 @@ from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing import payments
 from portal.domain.billing.payments import TestProcessor
 from portal.tables import LicenceBatch
-from portal.tables_billing import Charge, Invoice, Subscription
+from portal.tables.billing import Charge, Invoice, Subscription
 from tests.support import csrf_of, handed_card, sign_in
 from tests.test_billing_web import ADDRESS, CARD, buy, flashes, quoted_fields
 

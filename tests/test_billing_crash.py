@@ -13,7 +13,7 @@ from portal.domain.billing import changes, settlement
 from portal.jobs import billing as billing_jobs
 from portal.services import Services
 from portal.tables import AuditEntry, LicenceBatch
-from portal.tables_billing import Charge, Invoice, Subscription
+from portal.tables.billing import Charge, Invoice, Subscription
 from tests.support import PROCESSOR, tally_drift
 from tests.test_billing_subscriptions import NOW, actors, bought_online
 

@@ -8,7 +8,7 @@ import pytest
 
 from portal.domain.billing import cancellation, profiles, settlement, subscriptions
 from portal.domain.errors import ValidationFailed
-from portal.tables_billing import BillingProfile
+from portal.tables.billing import BillingProfile
 from tests.support import PROCESSOR, post_form, sign_in
 from tests.test_billing_subscriptions import NOW, actors, pro
 

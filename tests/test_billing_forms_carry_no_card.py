@@ -17,7 +17,7 @@ import pytest
 
 from portal.services import build_services
 from portal.settings import get_settings
-from portal.tables_billing import BillingAccount, Invoice, Subscription
+from portal.tables.billing import BillingAccount, Invoice, Subscription
 from tests.stripe_server import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
 from tests.support import csrf_of, handed_card, sign_in
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from portal import db
 from portal.domain.billing import settlement
-from portal.tables_billing import Invoice, Subscription
+from portal.tables.billing import Invoice, Subscription
 from tests.factories import T0
 
 INVOICES = 5_000

@@ -17,7 +17,7 @@ from portal.domain.billing.invoices import Line
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.orders.decisions import InvalidTransition
 from portal.tables import AuditEntry
-from portal.tables_billing import BillingProfile, Invoice, InvoiceLine
+from portal.tables.billing import BillingProfile, Invoice, InvoiceLine
 from tests.factories import T0
 
 # Signs the list cursors in these tests (the app derives its own from SECRET_KEY).

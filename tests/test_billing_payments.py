@@ -17,7 +17,7 @@ from portal.domain.billing.payments import CardDetails, ChargeResult, TestProces
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders.decisions import InvalidTransition
 from portal.tables import AuditEntry
-from portal.tables_billing import Charge, Invoice
+from portal.tables.billing import Charge, Invoice
 from tests.factories import T0
 
 

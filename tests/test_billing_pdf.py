@@ -22,7 +22,7 @@ from portal.domain.billing.subscriptions import buy
 from portal.domain.clock import utcnow
 from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.tables import User
-from portal.tables_billing import BillingAccount, BillingProfile
+from portal.tables.billing import BillingAccount, BillingProfile
 from portal.web.app import create_app
 from portal.web.billing.pdf import pdf_bytes
 from tests.support import PROCESSOR, post_form, sign_in

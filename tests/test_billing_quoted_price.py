@@ -10,7 +10,7 @@ from portal.domain.access import load_actor
 from portal.domain.billing import catalogue, changes, profiles, quotes, subscriptions
 from portal.domain.errors import ValidationFailed
 from portal.tables import LicenceBatch
-from portal.tables_billing import Charge, Invoice, Subscription
+from portal.tables.billing import Charge, Invoice, Subscription
 from tests.support import PROCESSOR, csrf_of, handed_card, sign_in
 from tests.test_billing_subscriptions import NOW, actors, bought_online, pro, with_card
 from tests.test_billing_web import ADDRESS, PRO_20, buy_pro_online, flashes, quoted_fields

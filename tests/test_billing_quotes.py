@@ -15,7 +15,7 @@ from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing import profiles, subscriptions
 from portal.domain.billing.quotes import Purchase, parse_change_code, quote_change, quote_purchase
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.tables_billing import Invoice, Subscription
+from portal.tables.billing import Invoice, Subscription
 from tests.support import PROCESSOR
 from tests.test_billing_subscriptions import NOW, actors, with_card
 

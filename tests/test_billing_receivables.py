@@ -14,7 +14,7 @@ from portal import db
 from portal.domain.access import load_actor
 from portal.domain.billing import invoices, receivables
 from portal.domain.billing.invoices import Line
-from portal.tables_billing import Invoice
+from portal.tables.billing import Invoice
 from portal.web.billing.export import AGEING_HEADER
 from tests.factories import T0
 from tests.support import sign_in

@@ -11,7 +11,7 @@ import json
 
 from portal.domain.billing import refunds, stripe_events
 from portal.tables import AuditEntry
-from portal.tables_billing import Charge, CreditNote, Refund
+from portal.tables.billing import Charge, CreditNote, Refund
 from tests.support import PROCESSOR
 from tests.test_billing_subscriptions import NOW, actors, bought_online
 from tests.test_billing_webhooks import deliver, event, services, signed  # noqa: F401 (services: the app's fixture)

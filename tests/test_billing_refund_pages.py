@@ -12,7 +12,7 @@ import pytest
 
 from portal.domain.billing import refunds
 from portal.tables import User
-from portal.tables_billing import CreditNote, Refund
+from portal.tables.billing import CreditNote, Refund
 from tests.factories import T0, _hash
 from tests.support import PROCESSOR, csrf_of, sign_in
 from tests.test_billing_refunds import NetworkProcessor, paid_by_card, paid_by_hand

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from portal.domain.billing import accounts, refunds, subscriptions
-from portal.tables_billing import Charge, CreditNote, Refund
+from portal.tables.billing import Charge, CreditNote, Refund
 from tests.support import csrf_of, sign_in
 from tests.test_billing_stripe import browser_sets_up
 from tests.test_billing_stripe import processor as processor  # noqa: F401 (the app's fixture: Stripe)

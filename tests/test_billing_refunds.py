@@ -23,7 +23,7 @@ from portal.domain.billing.invoices import Line
 from portal.domain.billing.payments import TestProcessor
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.tables import AuditEntry, OutboxEmail
-from portal.tables_billing import BillingProfile, Charge, CreditNote, CreditNoteLine, Invoice, Refund
+from portal.tables.billing import BillingProfile, Charge, CreditNote, CreditNoteLine, Invoice, Refund
 from tests.factories import T0
 from tests.support import PROCESSOR
 from tests.test_billing_subscriptions import NOW, actors, bought_online, pro

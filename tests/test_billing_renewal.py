@@ -25,7 +25,7 @@ from portal.domain.licences.status import licence_status
 from portal.jobs import billing as billing_jobs
 from portal.services import Services
 from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
-from portal.tables_billing import BillingAccount, Charge, Invoice, InvoiceLine, Subscription
+from portal.tables.billing import BillingAccount, Charge, Invoice, InvoiceLine, Subscription
 from tests.factories import add_user
 from tests.support import PROCESSOR
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from portal.domain.billing import changes, invoices, quotes, settlement, subscriptions
 from portal.domain.billing.renewal import invoice_subscriptions, online
 from portal.tables import LicenceBatch
-from portal.tables_billing import Invoice, InvoiceLine, Subscription
+from portal.tables.billing import Invoice, InvoiceLine, Subscription
 from portal.web.billing import messages
 from tests.support import PROCESSOR, tally_drift
 from tests.test_billing_subscriptions import NOW, actors, pro, with_card

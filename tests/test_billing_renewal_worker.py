@@ -18,7 +18,7 @@ from portal.domain.companies import insert_company
 from portal.jobs.billing import BILLING_FUNCTIONS
 from portal.services import Services
 from portal.tables import LicenceBatch
-from portal.tables_billing import Charge, Invoice, Subscription
+from portal.tables.billing import Charge, Invoice, Subscription
 from tests import support
 from tests.factories import T0
 from tests.test_billing_renewal import subscribe

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal.tables_billing import BillingProfile, CatalogueItem
+from portal.tables.billing import BillingProfile, CatalogueItem
 from tests.support import post_form, sign_in
 
 RATE_ERRORS = ("Enter the tax rate in per cent, for example 8.25 (or 0).", "Enter a tax rate from 0 to 100 %.")

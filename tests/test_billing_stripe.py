@@ -26,7 +26,7 @@ from portal.services import build_services
 from portal.settings import get_settings
 from portal.stripe_processor import NOT_THIS_ACCOUNT, StripeProcessor
 from portal.tables import OutboxEmail
-from portal.tables_billing import BillingAccount, Charge, Invoice, Subscription
+from portal.tables.billing import BillingAccount, Charge, Invoice, Subscription
 from tests.stripe_server import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
 from tests.support import csrf_of, sign_in
 from tests.test_billing_subscriptions import ADDRESS, NOW, actors, pro

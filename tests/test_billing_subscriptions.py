@@ -29,7 +29,7 @@ from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
 from portal.domain.orders import decisions
 from portal.tables import Allocation, AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail, User
-from portal.tables_billing import Charge, Invoice, Subscription
+from portal.tables.billing import Charge, Invoice, Subscription
 from tests.factories import add_user
 from tests.support import PROCESSOR, card_token, tally_drift
 

@@ -14,7 +14,7 @@ from portal.domain.billing.renewal import lapse, voiding
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders import decisions
 from portal.tables import LicenceBatch, LicenceOrder
-from portal.tables_billing import Charge, Invoice, Subscription
+from portal.tables.billing import Charge, Invoice, Subscription
 from portal.web.billing import messages
 from tests.support import PROCESSOR, post_form, sign_in
 from tests.test_billing_subscriptions import DECLINING_CARD, GOOD_CARD, NOW, actors, pro, with_card

@@ -11,7 +11,7 @@ from datetime import timedelta
 from portal.domain.access import load_actor
 from portal.domain.billing import invoices
 from portal.domain.billing.renewal import invoice_subscriptions, lapse, online, schedule, voiding
-from portal.tables_billing import Invoice
+from portal.tables.billing import Invoice
 from portal.web.billing.messages import void_effect
 from tests.support import post_form, sign_in
 from tests.test_billing_renewal import DUE, END, batches_of, mails, processor, reload, subscribe  # noqa: F401

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from portal.domain.billing import money
 from portal.tables import LicenceBatch, LicenceOrder
-from portal.tables_billing import BillingAccount, Invoice, Subscription
+from portal.tables.billing import BillingAccount, Invoice, Subscription
 from tests.support import card_through_processor, csrf_headers, csrf_of, post_form, sign_in
 
 HTMX = {"HX-Request": "true"}

@@ -10,7 +10,7 @@ import re
 from portal.domain.billing.quotes import format_day
 from portal.domain.clock import utcnow
 from portal.tables import LicenceOrder, User
-from portal.tables_billing import Invoice, Subscription
+from portal.tables.billing import Invoice, Subscription
 from tests.factories import T0, _hash
 from tests.support import post_form, sign_in
 from tests.test_billing_web import ADDRESS, CARD, buy, flashes

@@ -31,7 +31,7 @@ from portal.jobs.tasks import FUNCTIONS
 from portal.services import Services
 from portal.stripe_processor import StripeProcessor
 from portal.tables import AuditEntry, LicenceBatch, OutboxEmail
-from portal.tables_billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription
+from portal.tables.billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription
 from tests.stripe_server import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
 from tests.support import PROCESSOR, card_token, csrf_of, run_burst_worker, running, sign_in
 from tests.test_billing_subscriptions import ADDRESS, GOOD_CARD, NOW, actors, bought_online, pro

@@ -17,7 +17,7 @@ from portal.domain.emails.content import render_rows
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry, OutboxEmail
-from portal.tables_branding import PartnerEmailTemplate
+from portal.tables.branding import PartnerEmailTemplate
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 DECLINED = {"quantity": 25, "declined_by": "Dana Reyes", "reason": "Budget moves to May"}

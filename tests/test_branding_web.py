@@ -6,7 +6,7 @@ another partner's customers' do not. Customer managers have neither page."""
 from __future__ import annotations
 
 from portal.tables import AuditEntry, OutboxEmail
-from portal.tables_branding import PartnerBrand, PartnerEmailTemplate
+from portal.tables.branding import PartnerBrand, PartnerEmailTemplate
 from tests.support import csrf_of, post_form, sign_in
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -20,8 +20,8 @@ from portal.domain.dashboard import figures
 from portal.domain.licences import auto_renewal
 from portal.domain.orders import decisions, requests
 from portal.tables import AuditEntry, LicenceBatch, LicenceOrder
-from portal.tables_bulk import BulkItem, BulkRun
-from portal.tables_renewal import AutoRenewal
+from portal.tables.bulk import BulkItem, BulkRun
+from portal.tables.renewal import AutoRenewal
 from tests.factories import add_user
 from tests.test_dashboard import NOW, YEAR, actors, batch_ending, learners
 from tests.test_dashboard_figures import assert_exact

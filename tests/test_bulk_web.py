@@ -18,7 +18,7 @@ from portal.domain.orders import requests
 from portal.jobs import queue as job_queue
 from portal.jobs.bulk import BULK_FUNCTIONS
 from portal.tables import LicenceOrder
-from portal.tables_bulk import BulkItem, BulkRun
+from portal.tables.bulk import BulkItem, BulkRun
 from tests.support import csrf_of, run_burst_worker, sign_in
 from tests.test_dashboard import actors, batch_ending, learners
 

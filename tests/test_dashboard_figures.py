@@ -21,7 +21,7 @@ from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
 from portal.domain.orders import decisions, requests
 from portal.tables import Company, PartnerSetting
-from portal.tables_dashboard import DashboardFigure
+from portal.tables.dashboard import DashboardFigure
 from tests.support import csrf_of, import_files_here, sign_in
 from tests.test_dashboard import FIGURES, NOW, batch_ending, counted_from_users, learners
 

@@ -19,7 +19,7 @@ from portal.domain.dashboard import pipeline, same_quantity
 from portal.domain.errors import PermissionDenied
 from portal.domain.orders import decisions, requests
 from portal.tables import Product
-from portal.tables_billing import BillingProfile, CatalogueItem
+from portal.tables.billing import BillingProfile, CatalogueItem
 from tests.support import sign_in
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)

@@ -24,8 +24,8 @@ from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
 from portal.domain.orders import decisions, requests
 from portal.tables import Allocation, LicenceBatch, User
-from portal.tables_dashboard import DashboardFigure
-from portal.tables_imports import CsvImport, CsvImportRow
+from portal.tables.dashboard import DashboardFigure
+from portal.tables.imports import CsvImport, CsvImportRow
 from tests.factories import T0, add_user
 from tests.support import import_files_here
 

@@ -21,7 +21,7 @@ from portal.jobs.imports import IMPORT_FUNCTIONS
 from portal.services import build_services
 from portal.settings import get_settings
 from portal.tables import Allocation, User
-from portal.tables_imports import CsvImport
+from portal.tables.imports import CsvImport
 from portal.web.app import create_app
 from tests.factories import add_user
 from tests.support import csrf_of, run_burst_worker, running, sign_in

@@ -32,7 +32,7 @@ from portal.jobs.retry import is_transient, logged_job
 from portal.jobs.tasks import record_sign_in
 from portal.services import Services
 from portal.tables import AuditEntry, OutboxEmail
-from portal.tables_billing import Charge
+from portal.tables.billing import Charge
 from tests.factories import T0
 from tests.test_billing_renewal import subscribe
 from tests.test_imports_domain import FILE, FILES, actors, setup_north

@@ -22,7 +22,7 @@ from portal.domain.keyset import KeysetPage
 from portal.domain.licences import tabs
 from portal.domain.orders import order_list, requests
 from portal.tables import LicenceOrder, OutboxEmail, User
-from portal.tables_billing import Invoice
+from portal.tables.billing import Invoice
 from tests.factories import T0, add_user
 from tests.support import sign_in
 from tests.test_billing_invoices import issue

@@ -23,7 +23,7 @@ from portal.domain.orders import decisions, requests
 from portal.jobs import mail as mail_jobs
 from portal.mail.delivery import deliver_batch
 from portal.tables import Company, LicenceBatch, OutboxEmail, User
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 from tests.factories import T0, add_user
 from tests.test_mail_delivery import SmtpServer
 

@@ -16,7 +16,7 @@ from portal.domain.errors import ValidationFailed
 from portal.domain.filters import as_int
 from portal.domain.numbers import MAX_INT, whole_number
 from portal.tables import Company
-from portal.tables_billing import BillingProfile, CatalogueItem, Subscription
+from portal.tables.billing import BillingProfile, CatalogueItem, Subscription
 from portal.web.app import create_app
 from portal.web.forms import to_int
 from tests.support import post_form, sign_in

@@ -15,7 +15,7 @@ from portal.domain.billing.subscriptions import buy
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders import decisions
 from portal.tables import LicenceBatch, LicenceOrder
-from portal.tables_billing import Invoice
+from portal.tables.billing import Invoice
 from tests.support import PROCESSOR
 
 NOW = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from portal.domain.clock import utcnow
 from portal.domain.errors import SignInRefused
 from portal.domain.two_factor import passkeys
-from portal.tables_sign_in import Passkey
+from portal.tables.sign_in import Passkey
 from tests.support import post_form, sign_in
 
 RP = passkeys.RelyingParty.for_base_url("http://localhost:8000")

@@ -12,7 +12,7 @@ from portal.domain import users
 from portal.domain.access import load_actor
 from portal.domain.errors import ValidationFailed
 from portal.tables import OutboxEmail, User
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 from tests.factories import T0, _hash
 from tests.support import PASSWORD, post_form, sign_in
 

@@ -24,7 +24,7 @@ from portal.domain.clock import utcnow
 from portal.domain.orders import decisions, requests
 from portal.domain.scim import tokens
 from portal.tables import Allocation, AuditEntry, LicenceBatch, User
-from portal.tables_scim import ScimUser
+from portal.tables.scim import ScimUser
 from tests.factories import add_user
 from tests.support import post_form, sign_in
 

@@ -12,7 +12,7 @@ import pytest
 from portal.domain import sessions
 from portal.domain.access import SessionCheck, load_actor
 from portal.domain.clock import utcnow
-from portal.tables_sign_in import UserSession
+from portal.tables.sign_in import UserSession
 from tests.support import PASSWORD, post_form, sign_in
 from tests.test_read_only import _credits, _read_only_manager
 

@@ -23,7 +23,7 @@ from portal.domain.sso import settings as sso_settings
 from portal.domain.sso.provider import ProviderDirectory, ProviderUnreachable
 from portal.services import Services
 from portal.tables import AuditEntry, User
-from portal.tables_sso import SsoAttempt
+from portal.tables.sso import SsoAttempt
 from tests.factories import add_user
 from tests.oidc_provider import start_provider
 from tests.support import PASSWORD, csrf_of, post_form

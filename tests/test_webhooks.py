@@ -23,7 +23,7 @@ from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.orders import decisions, requests
 from portal.domain.webhooks import delivery, endpoints, events
 from portal.tables import AuditEntry, OutboxEmail
-from portal.tables_webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from portal.tables.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.factories import add_user
 from tests.support import csrf_of, post_form, sign_in
 

@@ -17,7 +17,7 @@ from portal.domain.orders import decisions, requests
 from portal.mail.delivery import deliver_batch
 from portal.piccolo_migrations import portal_0010_addon_names as addon_names
 from portal.tables import AuditEntry, LicenceOrder, OutboxEmail
-from portal.tables_billing import CatalogueItem
+from portal.tables.billing import CatalogueItem
 from tests.factories import T0
 from tests.support import csrf_headers, post_form, sign_in
 from tests.test_billing_catalogue import actor_of

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from portal.tables import User
-from portal.tables_sign_in import UserSession
+from portal.tables.sign_in import UserSession
 
 # last_seen_at is written at most this often per session: a write per page would
 # cost a round trip for a figure shown to the minute.

@@ -26,7 +26,7 @@ from portal.domain.access import Actor, Capability, require, require_partner_man
 from portal.domain.audit.entries import record
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry
-from portal.tables_audit import AuditRetention
+from portal.tables.audit import AuditRetention
 
 DEFAULT_MONTHS = 24
 MIN_MONTHS = 12

@@ -17,7 +17,7 @@ from portal.domain.billing import countries, payments
 from portal.domain.billing.payments import CardProcessor, SavedCard
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.tables_billing import BillingAccount, Subscription
+from portal.tables.billing import BillingAccount, Subscription
 
 _ADDRESS_COLUMNS = ("billing_name", "billing_email", "address", "country")
 NO_CARD = "Pay Online needs a card: add one with “Create an Online Billing Account” first."

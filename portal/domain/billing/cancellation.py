@@ -15,7 +15,7 @@ from portal.domain.billing.quotes import format_day, refuse_read_only
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry, Company
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 
 
 async def _set_cancelled(actor: Actor, subscription: dict, action: str, now: datetime) -> dict:

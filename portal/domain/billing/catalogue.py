@@ -17,7 +17,7 @@ from portal.domain.access import Actor, Capability, get_company, require, requir
 from portal.domain.billing.profiles import profile
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.tables import Company
-from portal.tables_billing import CatalogueItem
+from portal.tables.billing import CatalogueItem
 
 KINDS = ("tier", "user_credit", "addon")
 PERIODS = ("year", "month", "once")

@@ -15,7 +15,7 @@ from portal.domain.billing import accounts, confirmations, invoices, locks, paym
 from portal.domain.billing.invoices import totals
 from portal.domain.billing.quotes import load_subscription, refuse_read_only
 from portal.domain.errors import ValidationFailed
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 
 
 async def change(

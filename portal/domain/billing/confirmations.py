@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from portal.domain.billing.invoices import Quoted
 from portal.tables import AuditEntry
-from portal.tables_billing import Invoice
+from portal.tables.billing import Invoice
 
 
 def dedupe_key(company_id: int, quoted: Quoted | None) -> str | None:

@@ -27,7 +27,7 @@ from portal.domain.access import Actor, may_act_on
 from portal.domain.billing.invoices import Line, format_invoice_number
 from portal.domain.errors import NotFound
 from portal.tables import Company
-from portal.tables_billing import (
+from portal.tables.billing import (
     BillingAccount,
     BillingProfile,
     CreditNote,

@@ -16,7 +16,7 @@ from typing import Any
 from portal.domain.access import Actor
 from portal.domain.billing import credit_notes, invoices
 from portal.domain.billing.seller_details import SellerDetails, seller_details
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 
 STATUS_WORDS = {"issued": "Unpaid", "paid": "Paid", "void": "Void", "draft": "Draft"}
 

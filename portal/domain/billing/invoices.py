@@ -22,7 +22,7 @@ from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, d
 from portal.domain.keyset import Keyset, KeysetPage
 from portal.domain.orders.decisions import InvalidTransition
 from portal.tables import Company
-from portal.tables_billing import (
+from portal.tables.billing import (
     INVOICE_STATUSES,
     PAYMENT_METHODS,
     BillingAccount,

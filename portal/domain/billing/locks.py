@@ -8,7 +8,7 @@ from portal import db
 from portal.domain.access import Actor, may_act_on
 from portal.domain.errors import NotFound
 from portal.tables import Company
-from portal.tables_billing import Invoice, Subscription
+from portal.tables.billing import Invoice, Subscription
 
 
 async def lock_company(company_id: int) -> None:

@@ -25,7 +25,7 @@ from portal.domain import audit
 from portal.domain.billing import invoices, refunds
 from portal.domain.errors import ValidationFailed
 from portal.domain.numbers import is_ascii_digits
-from portal.tables_billing import Charge, Invoice
+from portal.tables.billing import Charge, Invoice
 
 ACCEPTED = "4242424242424242"
 DECLINED = "4000000000000002"

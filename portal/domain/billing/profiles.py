@@ -11,7 +11,7 @@ from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables_billing import BillingProfile, Invoice, Subscription
+from portal.tables.billing import BillingProfile, Invoice, Subscription
 
 # Those a seller may pick; format_money shows a symbol for the first three.
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD")

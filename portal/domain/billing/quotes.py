@@ -21,7 +21,7 @@ from portal.domain.billing.invoices import Line, Totals, format_invoice_number, 
 from portal.domain.billing.invoices import Quoted as Quoted
 from portal.domain.billing.invoices import check_price as check_price
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables_billing import Invoice, InvoiceLine, Subscription
+from portal.tables.billing import Invoice, InvoiceLine, Subscription
 
 METHODS = ("online", "invoice")
 LIVE = ("pending", "active")

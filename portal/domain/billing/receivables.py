@@ -29,7 +29,7 @@ from piccolo.query.functions import Case, Count, Max, Sum, When
 from portal.domain.access import Actor, under_wing
 from portal.domain.billing.invoices import INVOICE_FILTERS
 from portal.domain.filters import day_start
-from portal.tables_billing import Invoice
+from portal.tables.billing import Invoice
 
 OUTSTANDING = "issued"
 

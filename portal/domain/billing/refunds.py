@@ -38,7 +38,7 @@ from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import Company
-from portal.tables_billing import BillingAccount, Charge, CreditNote, Invoice, Refund
+from portal.tables.billing import BillingAccount, Charge, CreditNote, Invoice, Refund
 
 if TYPE_CHECKING:
     from portal.domain.billing.payments import CardProcessor, RefundResult

@@ -14,7 +14,7 @@ from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.billing import profiles
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables_billing import BillingProfile
+from portal.tables.billing import BillingProfile
 
 MAX_NAME = 200
 MAX_ADDRESS = 500

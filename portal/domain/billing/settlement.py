@@ -30,7 +30,7 @@ from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import schedule
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import LicenceBatch, LicenceOrder
-from portal.tables_billing import Charge, Invoice, InvoiceLine, Subscription
+from portal.tables.billing import Charge, Invoice, InvoiceLine, Subscription
 
 log = logging.getLogger("portal.billing.settlement")
 

@@ -44,7 +44,7 @@ from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.settlement import record_confirmed_charge
 from portal.domain.emails.queue import queue_kind
 from portal.tables import Company
-from portal.tables_billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription
+from portal.tables.billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription
 
 # Events the job has not processed this long after they arrived (a lost job: Redis
 # down when it was queued, a worker killed) are taken up by the billing tick.

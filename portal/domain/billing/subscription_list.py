@@ -13,7 +13,7 @@ from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, one_of
 from portal.domain.pages import Page, paginate
 from portal.tables import Company
-from portal.tables_billing import METHODS, SUBSCRIPTION_STATUSES, Subscription
+from portal.tables.billing import METHODS, SUBSCRIPTION_STATUSES, Subscription
 
 # Declined charges of an invoice still to pay, and money taken (or perhaps taken: an
 # attempt whose worker died) for an invoice voided meanwhile, until its automatic

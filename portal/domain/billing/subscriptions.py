@@ -28,7 +28,7 @@ from portal.domain.billing.quotes import Purchase, refuse_read_only
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders import requests
 from portal.tables import LicenceBatch
-from portal.tables_billing import Invoice, Subscription
+from portal.tables.billing import Invoice, Subscription
 
 
 async def _live(company_id: int) -> dict | None:

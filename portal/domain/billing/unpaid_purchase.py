@@ -12,7 +12,7 @@ from typing import Any
 from portal.domain import audit
 from portal.domain.access import Actor
 from portal.tables import LicenceOrder
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 
 VOIDED_ON_CANCEL = "The subscription was cancelled before it was paid."
 

@@ -15,7 +15,7 @@ from portal.domain import audit
 from portal.domain.access import Actor, Capability, require, require_partner_manager
 from portal.domain.errors import ValidationFailed
 from portal.tables import Company
-from portal.tables_branding import PartnerBrand
+from portal.tables.branding import PartnerBrand
 
 LOGO_LIMIT = 200_000  # bytes: a header logo, not a photograph
 _COLOUR = re.compile(r"#[0-9a-f]{6}")

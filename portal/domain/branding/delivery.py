@@ -13,7 +13,7 @@ from typing import Any
 from portal.domain.branding import brand as brands
 from portal.domain.branding import sandbox
 from portal.domain.emails.kinds import Kind
-from portal.tables_branding import PartnerEmailTemplate
+from portal.tables.branding import PartnerEmailTemplate
 
 log = logging.getLogger(__name__)
 

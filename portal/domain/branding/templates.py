@@ -16,7 +16,7 @@ from portal.domain.branding.samples import sample
 from portal.domain.emails.kinds import KINDS, Kind
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.settings import PROJECT_DIR
-from portal.tables_branding import PartnerEmailTemplate
+from portal.tables.branding import PartnerEmailTemplate
 
 _EMAIL_TEMPLATES = PROJECT_DIR / "templates" / "email"
 _INCLUDE = re.compile(r'\{%-? include "([^"]+)" -?%\}\n?')

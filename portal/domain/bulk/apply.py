@@ -24,7 +24,7 @@ from portal.domain.licences import allocation, auto_renewal
 from portal.domain.licences.tabs import seats_and_waiting
 from portal.domain.orders import decisions
 from portal.tables import Company
-from portal.tables_bulk import BulkItem, BulkRun
+from portal.tables.bulk import BulkItem, BulkRun
 
 
 class Skipped(DomainError):

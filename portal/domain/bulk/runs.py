@@ -12,7 +12,7 @@ from portal.domain import audit
 from portal.domain.access import Actor, Capability, require, require_partner_manager
 from portal.domain.bulk.selection import ACTIONS, Selection, plan
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.tables_bulk import BulkItem, BulkRun
+from portal.tables.bulk import BulkItem, BulkRun
 
 _ITEM_COLUMNS = ("run", "company", "target", "label", "status", "outcome", "finished_at")
 

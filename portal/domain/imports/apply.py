@@ -33,7 +33,7 @@ from portal.domain.imports.preview import REASONS, classify, get_import, is_stal
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
 from portal.tables import Company
-from portal.tables_imports import CsvImport
+from portal.tables.imports import CsvImport
 
 
 class PreviewStale(DomainError):

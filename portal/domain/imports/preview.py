@@ -34,7 +34,7 @@ from portal.domain.licences import batches
 from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.pages import Page, paginate
 from portal.tables import Company
-from portal.tables_imports import CsvImport, CsvImportRow
+from portal.tables.imports import CsvImport, CsvImportRow
 
 CHUNK_ROWS = 5000
 READ_BYTES = 1024 * 1024

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from portal.domain.imports.limits import ImportFiles
-from portal.tables_imports import CsvImport
+from portal.tables.imports import CsvImport
 
 KEEP_FOR = timedelta(days=7)
 CHUNK = 1000

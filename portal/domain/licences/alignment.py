@@ -19,7 +19,7 @@ from portal.domain.billing import money
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import coterm
 from portal.tables import Allocation, Company, LicenceBatch, User
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from portal.domain.emails import queue as emails
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import renewals
 from portal.tables import ACCOUNT_ROLES, ACCOUNT_ROLES_SQL, Company, User
-from portal.tables_renewal import AutoRenewal
+from portal.tables.renewal import AutoRenewal
 
 MODES = {"off": "Off", "renew": "Renew automatically", "approve": "Needs approval"}
 QUANTITIES = {"same": "The same quantity", "holders": "The number of users holding seats"}

@@ -22,7 +22,7 @@ from portal.domain.errors import ValidationFailed
 from portal.domain.licences import auto_renewal
 from portal.domain.licences.plans import plan_label
 from portal.tables import Company, LicenceBatch
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 
 HOW = ("online", "invoice", "cancelled", "pending", "automatic", "approval", "partner", "none")
 

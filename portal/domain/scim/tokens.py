@@ -11,7 +11,7 @@ from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, get_company
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables_scim import ScimToken
+from portal.tables.scim import ScimToken
 
 TOKEN_PREFIX = "scim_"
 NAME_MAX = 100

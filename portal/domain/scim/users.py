@@ -34,7 +34,7 @@ from portal.domain.scim.resources import email_of, kept_attributes, name_of, to_
 from portal.domain.scim.schema import DEFAULT_COUNT, MAX_RESULTS, POLICY, PortalUser
 from portal.domain.users import check_new_user, taken_email
 from portal.tables import Company, User
-from portal.tables_scim import ScimUser
+from portal.tables.scim import ScimUser
 
 _SELECT = (
     "SELECT u.id, u.email, u.name, u.active, u.created_at, s.id AS scim_id, s.user_name, s.attributes "

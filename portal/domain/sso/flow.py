@@ -22,7 +22,7 @@ from portal.domain.sso.provider import Discovery, ProviderDirectory, ProviderUnr
 from portal.domain.sso.settings import ProviderSettings, by_id, domain_of, for_email
 from portal.domain.users import SIGN_IN_COLUMNS, holds_read_only_credit, normalise_email
 from portal.tables import MANAGER_ROLES, User
-from portal.tables_sso import SsoAttempt
+from portal.tables.sso import SsoAttempt
 
 ATTEMPT_VALID_FOR = timedelta(minutes=10)
 # Clocks of the portal and the provider may differ a little.

@@ -15,7 +15,7 @@ from portal.domain.access import Actor, Capability, require, require_partner_man
 from portal.domain.audit import entries as audit
 from portal.domain.errors import ValidationFailed
 from portal.domain.sso.provider import check_issuer
-from portal.tables_sso import SsoConfig, SsoDomain
+from portal.tables.sso import SsoConfig, SsoDomain
 
 MAX_DOMAINS = 20
 _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")

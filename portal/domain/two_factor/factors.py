@@ -15,7 +15,7 @@ from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.domain.staff import is_staff
 from portal.domain.two_factor import recovery_codes, totp
 from portal.tables import MANAGER_ROLES
-from portal.tables_sign_in import Passkey, RecoveryCode, TotpFactor
+from portal.tables.sign_in import Passkey, RecoveryCode, TotpFactor
 
 WRONG_ENROLMENT_CODE = (
     "That code does not match. Check that the app shows the License Portal entry you just added, "

@@ -29,7 +29,7 @@ from portal.domain import audit, sessions
 from portal.domain.errors import SignInRefused, ValidationFailed
 from portal.domain.two_factor import recovery_codes
 from portal.domain.two_factor.factors import Enrolled, has_any
-from portal.tables_sign_in import Passkey
+from portal.tables.sign_in import Passkey
 
 RP_NAME = "License Portal"
 NAME_MAX = 100

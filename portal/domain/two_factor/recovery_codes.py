@@ -8,7 +8,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from portal.tables_sign_in import RecoveryCode
+from portal.tables.sign_in import RecoveryCode
 
 COUNT = 10
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off paper without doubt

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import pyotp
 
-from portal.tables_sign_in import TotpFactor
+from portal.tables.sign_in import TotpFactor
 
 ISSUER = "License Portal"
 VALID_WINDOW = 1

@@ -32,7 +32,7 @@ from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.pages import Page, paginate
 from portal.domain.webhooks.endpoints import _may_change, get_endpoint, is_private
 from portal.domain.webhooks.events import TEST_EVENT, data_of_audit, payload
-from portal.tables_webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from portal.tables.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 LEASE = timedelta(seconds=60)
 TIMEOUT_S = 10.0

@@ -17,7 +17,7 @@ from portal.domain import audit
 from portal.domain.access import Actor, Capability, require, require_partner_manager
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.webhooks.events import EVENTS
-from portal.tables_webhooks import WebhookEndpoint
+from portal.tables.webhooks import WebhookEndpoint
 
 MAX_ENDPOINTS = 20
 _SECRET_BYTES = 24

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from portal import db
-from portal.tables_webhooks import WebhookEvent
+from portal.tables.webhooks import WebhookEvent
 
 EVENTS: dict[str, str] = {
     "order.requested": "An order is requested",

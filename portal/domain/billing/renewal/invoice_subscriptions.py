@@ -14,7 +14,7 @@ from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import invoicing, notices, schedule
 from portal.domain.errors import ValidationFailed
 from portal.tables import Company
-from portal.tables_billing import Invoice
+from portal.tables.billing import Invoice
 
 
 async def issue_renewal_invoices(now: datetime, *, limit: int = 500) -> dict[str, int]:

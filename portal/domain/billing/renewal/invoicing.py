@@ -15,7 +15,7 @@ from portal.domain.billing.invoices import format_invoice_number, totals
 from portal.domain.billing.quotes import term_lines
 from portal.domain.billing.renewal import notices, schedule
 from portal.tables import Company
-from portal.tables_billing import BillingProfile, CatalogueItem, Invoice
+from portal.tables.billing import BillingProfile, CatalogueItem, Invoice
 
 
 @dataclass

@@ -16,7 +16,7 @@ from portal.domain.billing.renewal.chunk import Renewal, id_list
 from portal.domain.catalogue import PREMIUM, product_by_code
 from portal.domain.licences.renewals import carry_over
 from portal.tables import Company
-from portal.tables_billing import Charge, Invoice, Subscription
+from portal.tables.billing import Charge, Invoice, Subscription
 
 _OUTCOME_COLUMNS = (
     "sub INTEGER, company INTEGER, invoice INTEGER, charge_id INTEGER, outcome VARCHAR(10), "

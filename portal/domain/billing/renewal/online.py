@@ -15,7 +15,7 @@ from portal.domain.billing import money, payments, quotes, refunds
 from portal.domain.billing.renewal import invoicing, next_term, schedule
 from portal.domain.billing.renewal.chunk import NO_CARD, Renewal, id_list
 from portal.tables import Company
-from portal.tables_billing import BillingAccount, Charge, Invoice
+from portal.tables.billing import BillingAccount, Charge, Invoice
 
 log = logging.getLogger("portal.billing.renewal")
 # Cards asked at once in a chunk. A processor across the network (Stripe: a

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from portal.domain.billing.renewal import schedule
 from portal.tables import Company
-from portal.tables_billing import Subscription
+from portal.tables.billing import Subscription
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
-"""Piccolo tables. Words as in docs/architecture.md ("under its wing", licence batches, seats):
-company, user (manager or learner), audit entry.
+"""Piccolo tables of the tenant tree, its users and their licences. Words as in
+docs/architecture.md ("under its wing", licence batches, seats): company, user
+(manager or learner), audit entry. Each other concern keeps its tables in a
+module of this package (billing, imports, dashboard, scim, ...).
 
 `id: Serial` on each table is an annotation only: Piccolo adds that primary
 key itself, and the annotation tells the type checker it is there."""
