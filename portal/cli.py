@@ -138,12 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     partner.add_argument("--manager-name", help="the manager's name (default: the e-mail's local part)")
     args = parser.parse_args(argv)
 
-    from portal.domain import outbox
     from portal.logs import configure_logging
     from portal.settings import get_settings
 
     settings = get_settings()
-    outbox.use_base_url(settings.base_url)
     if args.command in ("serve", "worker") and (problem := _smtp_problem()):
         print(problem, file=sys.stderr)
         return 2

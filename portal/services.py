@@ -34,6 +34,9 @@ class CardEntry:
 @dataclass(frozen=True)
 class Services:
     processor: CardProcessor
+    # Where the portal is reached from outside: the links of the e-mails rendered
+    # with these services. By default Settings' own (PORT 8000), as for import_files.
+    base_url: str = "http://127.0.0.1:8000"
     card_entry: CardEntry = field(default_factory=lambda: CardEntry("test"))
     # What Stripe signs its webhook events with (whsec_…); None: the webhook answers 404.
     webhook_secret: str | None = None
@@ -70,6 +73,7 @@ def build_services(settings: Settings) -> Services:
     if settings.payment_processor != "stripe":
         return Services(
             processor=TestProcessor(),
+            base_url=settings.base_url,
             card_entry=CardEntry("test"),
             webhook_sender=http_sender(settings.webhooks_to_private),
             sso_providers=ProviderDirectory(allow_private=settings.webhooks_to_private),
@@ -102,6 +106,7 @@ def build_services(settings: Settings) -> Services:
         )
     return Services(
         processor=processor,
+        base_url=settings.base_url,
         card_entry=entry,
         webhook_secret=settings.stripe_webhook_secret,
         webhook_sender=http_sender(settings.webhooks_to_private),

@@ -49,10 +49,7 @@ def pytest_report_header(config):
 @pytest.fixture(scope="session", autouse=True)
 async def database():
     from portal import db
-    from portal.domain import outbox
-    from portal.settings import get_settings
 
-    outbox.use_base_url(get_settings().base_url)  # as the app, the worker and the CLI do when they start
     if ENGINE == "postgres":
         await create_pg_database(PG_SERVER, PG_DB)
     await db.open_pool()

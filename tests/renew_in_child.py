@@ -18,14 +18,12 @@ from datetime import timedelta
 
 
 async def renew(customer: str) -> dict:
-    from portal.domain import outbox
     from portal.domain.billing.renewal import online
     from portal.services import build_services
     from portal.settings import get_settings
     from portal.tables import Company
     from portal.tables.billing import Charge, Invoice, Subscription
 
-    outbox.use_base_url(get_settings().base_url)  # as a worker does when it starts
     company = await Company.select(Company.id).where(Company.name == customer).first()
     assert company is not None
     sub = await Subscription.select().where(Subscription.company == company["id"]).first()

@@ -15,14 +15,17 @@ from litestar import Litestar
 
 from portal import db
 from portal.domain.billing.payments import CardDetails, TestProcessor
+from portal.domain.emails.content import render_rows
 from portal.domain.imports.limits import ImportFiles
 from portal.domain.licences.tabs import TALLY_DRIFT_SQL
 from portal.piccolo_app import APP_CONFIG
 from portal.services import import_files_of
 from portal.settings import get_settings
-from portal.tables import Company, Product
+from portal.tables import Company, OutboxEmail, Product
 
 PASSWORD = "correct-horse-battery"
+# Where the test app is reached: the links of the e-mails the tests render and deliver.
+BASE_URL = get_settings().base_url
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
 
@@ -216,3 +219,10 @@ async def handed_card(client: httpx.AsyncClient, number: str = "4242 4242 4242 4
     )
     assert refused is None, refused.text[:500]
     return fields
+
+
+async def texts_as_sent(where) -> list[str]:
+    """The text of each e-mail `where` picks, in the order queued, as it goes (its links under BASE_URL)."""
+    rows = await OutboxEmail.select().where(where).order_by(OutboxEmail.id)
+    made = await render_rows(rows, BASE_URL)
+    return [made[row["id"]].text for row in rows]

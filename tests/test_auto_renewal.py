@@ -16,7 +16,7 @@ import pytest
 from portal.domain.clock import utcnow
 from portal.domain.dashboard import same_quantity
 from portal.domain.errors import PermissionDenied, ValidationFailed
-from portal.domain.licences import auto_renewal
+from portal.domain.licences import auto_renewal, auto_renewal_tick
 from portal.domain.orders import decisions
 from portal.jobs import auto_renewal as auto_renewal_jobs
 from portal.tables import AuditEntry, LicenceBatch, LicenceOrder, OutboxEmail
@@ -231,6 +231,22 @@ async def test_the_in_process_tick_notifies_and_renews(tree, monkeypatch):
     monkeypatch.setattr(auto_renewal_jobs, "utcnow", lambda: DAY)
     counts = await auto_renewal_jobs.auto_renewal_tick({"job_id": None})
     assert counts["renewed"] == 1
+    assert [o["status"] for o in await renewals_of(old)] == ["assigned"]
+
+
+async def test_the_tick_with_workers_queues_chunk_jobs_for_what_is_due_and_renews_nothing_itself(tree):
+    partner, _ = await actors(tree)
+    old = await batch_ending(partner, tree.direct, 2, ENDS)
+    await turn_on(partner, tree.direct)
+    queued: list[int] = []
+
+    async def queue_chunks(count: int) -> None:
+        queued.append(count)
+
+    counts = await auto_renewal_tick.run(DAY, queue_chunks)
+    assert queued == [1] and counts["jobs_queued"] == 1
+    assert await renewals_of(old) == []
+    assert (await auto_renewal_tick.renew_chunks(DAY))["renewed"] == 1
     assert [o["status"] for o in await renewals_of(old)] == ["assigned"]
 
 

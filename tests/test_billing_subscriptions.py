@@ -134,6 +134,11 @@ async def test_buy_by_invoice_then_a_recorded_bank_transfer_gives_seats_from_the
     # The customer cannot record a payment; the seller's manager can.
     with pytest.raises(PermissionDenied):
         await settlement.record_payment(customer, invoice["id"], method="bank_transfer", reference="x", now=NOW)
+    # Nor can partner staff record a card payment by hand: only the processor pays by card.
+    for method in ("card", ""):
+        with pytest.raises(ValidationFailed, match="Choose how it was paid"):
+            await settlement.record_payment(seller, invoice["id"], method=method, reference="x", now=NOW)
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == invoice["id"]).first())["status"] == "issued"
     paid_at = NOW + timedelta(days=9)
     recorded = await settlement.record_payment(
         seller, invoice["id"], method="bank_transfer", reference="TRF-991", now=paid_at

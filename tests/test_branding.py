@@ -18,6 +18,7 @@ from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry, OutboxEmail
 from portal.tables.branding import PartnerEmailTemplate
+from tests.support import BASE_URL
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 DECLINED = {"quantity": 25, "declined_by": "Dana Reyes", "reason": "Budget moves to May"}
@@ -28,7 +29,7 @@ SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 
 def refusal(subject: str, body: str, kind: str = "order_declined") -> sandbox.Refusal:
     with pytest.raises(sandbox.TemplateRefused) as refused:
-        templates.rendered(templates.editable_kind(kind), subject, body, "Acme")
+        templates.rendered(templates.editable_kind(kind), subject, body, "Acme", BASE_URL)
     return refused.value.refusal
 
 
@@ -77,7 +78,7 @@ def test_the_subject_is_checked_as_the_text_is():
 
 def test_every_kind_s_standard_words_pass_the_sandbox_as_a_starting_point():
     for kind in templates.editable_kinds():
-        subject, text = templates.rendered(kind, *templates.built_in(kind), "Acme")
+        subject, text = templates.rendered(kind, *templates.built_in(kind), "Acme", BASE_URL)
         assert subject and text, kind.name
 
 
@@ -95,7 +96,7 @@ async def test_saving_refuses_a_broken_template_and_stores_nothing(tree):
 async def _declined_to(company_id: int, to: str) -> dict:
     await queue_kind("order_declined", company_id, [to], DECLINED, NOW, f"declined:{company_id}:{to}")
     rows = await OutboxEmail.select().where(OutboxEmail.to_email == to)
-    return (await render_rows(rows, NOW))[rows[0]["id"]]
+    return (await render_rows(rows, BASE_URL, NOW))[rows[0]["id"]]
 
 
 async def test_a_partner_s_words_go_to_its_customers_and_never_to_another_partner_s(tree):
@@ -165,7 +166,7 @@ async def test_a_reminder_in_a_partner_s_words_reads_its_batch_s_facts_as_fields
     words = Branding(
         words={tree.direct["id"]: {"expiry_reminder": Override(1, "{{ seats }} end", "{{ losing }} lose access")}}
     )
-    content = _batch_content(get("expiry_reminder"), {"days": 3}, batch, "Acme MSP", None, None, words)
+    content = _batch_content(get("expiry_reminder"), {"days": 3}, batch, "Acme MSP", None, BASE_URL, None, words)
     assert (content.subject, content.text) == ("10 end", "4 lose access")
 
 
@@ -203,7 +204,7 @@ async def test_a_test_e_mail_goes_to_the_manager_in_the_words_typed(tree):
     )
     rows = await OutboxEmail.select()
     assert address == tree.email("partner") and [r["to_email"] for r in rows] == [address]
-    content = (await render_rows(rows, NOW))[rows[0]["id"]]
+    content = (await render_rows(rows, BASE_URL, NOW))[rows[0]["id"]]
     assert content.subject == "[Test] Hi 25" and content.text == "Because The budget moves to next quarter."
     assert await PartnerEmailTemplate.count() == 0  # a test saves nothing
     with pytest.raises(ValidationFailed):

@@ -14,6 +14,7 @@ from portal.domain.notifications_sweep import sweep
 from portal.domain.orders import decisions, requests
 from portal.mail.delivery import deliver_batch
 from tests.factories import T0
+from tests.support import BASE_URL
 from tests.test_mail_delivery import smtp  # noqa: F401  (the fixture: a real SMTP server on loopback)
 from tests.test_reminder_schedules import assigned, set_emails
 
@@ -47,15 +48,15 @@ async def test_reminders_go_on_the_partner_s_days_in_its_words_with_its_logo(tre
     _, saved = await brand.save(partner, colour="#7A3E9D", logo=PNG, remove_logo=False, now=T0)
     ours = await assigned(tree, "north", seats=10)
     theirs = await assigned_by_other_partner(tree)
-    await deliver_batch(T0, smtp.config)  # the orders' own e-mails (requested, assigned)
+    await deliver_batch(T0, smtp.config, base_url=BASE_URL)  # the orders' own e-mails (requested, assigned)
     smtp.sink.messages.clear()
 
     # Eleven days before the end nothing is due; on the partner's tenth day one reminder each.
     await sweep(ours["ends_at"] - 11 * DAY)
-    assert (await deliver_batch(ours["ends_at"] - 11 * DAY, smtp.config)).claimed == 0
+    assert (await deliver_batch(ours["ends_at"] - 11 * DAY, smtp.config, base_url=BASE_URL)).claimed == 0
     await sweep(ours["ends_at"] - 10 * DAY + timedelta(hours=1))
     await sweep(theirs["ends_at"] - 3 * DAY + timedelta(hours=1))
-    await deliver_batch(theirs["ends_at"] - 3 * DAY + timedelta(hours=2), smtp.config)
+    await deliver_batch(theirs["ends_at"] - 3 * DAY + timedelta(hours=2), smtp.config, base_url=BASE_URL)
 
     by_to = {m["To"]: m for m in smtp.sink.messages}
     assert sorted(by_to) == sorted([tree.email("north"), tree.email("other_customer")])
@@ -73,4 +74,6 @@ async def test_reminders_go_on_the_partner_s_days_in_its_words_with_its_logo(tre
 
     # Swept again the same day: nothing more is sent.
     await sweep(ours["ends_at"] - 10 * DAY + timedelta(hours=7))
-    assert (await deliver_batch(ours["ends_at"] - 10 * DAY + timedelta(hours=8), smtp.config)).claimed == 0
+    assert (
+        await deliver_batch(ours["ends_at"] - 10 * DAY + timedelta(hours=8), smtp.config, base_url=BASE_URL)
+    ).claimed == 0

@@ -18,6 +18,7 @@ from portal.mail.delivery import deliver_batch
 from portal.settings import PROJECT_DIR
 from portal.tables import OutboxEmail
 from tests.factories import T0
+from tests.support import BASE_URL
 
 TEMPLATES = PROJECT_DIR / "templates" / "email"
 
@@ -62,7 +63,7 @@ async def test_the_e_mail_is_rendered_when_it_goes_from_the_fields_queued_with_i
     # The fields change after it was queued (a corrected reason): what goes says what they say then.
     changed = json.loads(row["data"]) | {"reason": "Ask again in January"}
     await OutboxEmail.update({OutboxEmail.data: json.dumps(changed)}).where(OutboxEmail.id == row["id"])
-    await deliver_batch(T0 + timedelta(seconds=1), None)
+    await deliver_batch(T0 + timedelta(seconds=1), None, base_url=BASE_URL)
     sent = await OutboxEmail.select().where(OutboxEmail.id == row["id"]).first()
     assert sent["status"] == "captured"
     assert sent["subject"] == "Your order of 5 licenses was declined"
@@ -77,5 +78,19 @@ async def test_a_row_that_carries_its_text_goes_with_it(tree):
         "order_declined", tree.north["id"], ["a@north.example"], "Old way", "Said as it was.", T0, "old"
     )
     (row,) = await OutboxEmail.select()
-    content = (await render_rows([row]))[row["id"]]
+    content = (await render_rows([row], base_url=BASE_URL))[row["id"]]
     assert content.subject == "Old way" and content.text == "Said as it was." and "Said as it was." in content.html
+
+
+async def test_its_links_are_paths_while_it_waits_and_under_the_base_url_it_is_rendered_with(tree):
+    customer = await load_actor(tree.managers["north"]["id"], None)
+    partner = await load_actor(tree.managers["partner"]["id"], None)
+    order = await requests.request_order(customer, tree.north["id"], 5, None, "", T0)
+    await decisions.assign_order(partner, order["id"], T0)
+    (row,) = await OutboxEmail.select().where(OutboxEmail.kind == "order_assigned")
+    path = f"/companies/{tree.north['id']}/licences?tab=expired"
+    # Where it was queued, nobody knew where the portal is reached from outside.
+    assert f"\n{path}\n" in row["body"]
+    for base_url in ("https://licences.example.com", BASE_URL):
+        content = (await render_rows([row], base_url))[row["id"]]
+        assert f"\n{base_url}{path}\n" in content.text and f'href="{base_url}{path}"' in content.html

@@ -20,6 +20,7 @@ from portal.mail.delivery import deliver_batch
 from portal.mail.smtp import InvalidSmtpUrl, parse_smtp_url
 from portal.tables import AuditEntry, OutboxEmail
 from tests.factories import T0, add_user
+from tests.support import BASE_URL
 
 
 class Sink:
@@ -97,17 +98,17 @@ async def rows() -> dict[str, dict]:
 
 async def test_without_smtp_url_emails_are_captured_not_failed(tree):
     await queue(tree, [tree.email("north")])
-    done = await deliver_batch(T0, None)
+    done = await deliver_batch(T0, None, base_url=BASE_URL)
     assert (done.claimed, done.captured) == (1, 1)
     row = (await rows())[tree.email("north")]
     assert row["status"] == "captured" and row["sent_at"] == T0 and row["error"] is None
     assert "ready to allocate" in row["subject"] and "<a href=" in row["html"]
-    assert await deliver_batch(T0 + timedelta(minutes=1), None) == type(done)()  # nothing left
+    assert await deliver_batch(T0 + timedelta(minutes=1), None, base_url=BASE_URL) == type(done)()  # nothing left
 
 
 async def test_sent_as_multipart_from_the_partner_with_reply_to_its_account_manager(tree, smtp):
     await queue(tree, [tree.email("north")])
-    done = await deliver_batch(T0, smtp.config)
+    done = await deliver_batch(T0, smtp.config, base_url=BASE_URL)
     assert done.sent == 1
     (message,) = smtp.sink.messages
     assert message["From"].addresses[0].display_name == "Acme North"  # the nearest partner above
@@ -130,26 +131,26 @@ async def test_a_rejected_address_fails_with_the_servers_answer_and_the_others_s
     for address in ("first@north.example", "reject-me@north.example", "last@north.example"):
         await add_user(tree.north, address)
     await queue(tree, ["first@north.example", "reject-me@north.example", "last@north.example"])
-    done = await deliver_batch(T0, smtp.config)
+    done = await deliver_batch(T0, smtp.config, base_url=BASE_URL)
     assert (done.sent, done.failed) == (2, 1)
     assert smtp.sink.to() == ["first@north.example", "last@north.example"]
     failed = (await rows())["reject-me@north.example"]
     assert failed["status"] == "failed" and failed["error"].startswith("550 5.1.1")
     assert "no such mailbox" in failed["error"]
     # Not retried: the next run claims nothing.
-    assert (await deliver_batch(T0 + timedelta(hours=2), smtp.config)).claimed == 0
+    assert (await deliver_batch(T0 + timedelta(hours=2), smtp.config, base_url=BASE_URL)).claimed == 0
 
 
 async def test_resend_of_a_failed_email_queues_an_audited_copy_that_goes(tree, smtp):
     await queue(tree, ["reject-me@north.example"])
-    await deliver_batch(T0, smtp.config)
+    await deliver_batch(T0, smtp.config, base_url=BASE_URL)
     failed = (await rows())["reject-me@north.example"]
     partner = await load_actor(tree.managers["partner"]["id"], None)
     smtp.sink.handle_RCPT = _accept_all  # the mailbox was created meanwhile
     copy_id = await outbox.resend(partner, failed["id"], T0 + timedelta(hours=1))
     with pytest.raises(ValidationFailed):  # a second click while the copy waits
         await outbox.resend(partner, failed["id"], T0 + timedelta(hours=1))
-    done = await deliver_batch(T0 + timedelta(hours=1), smtp.config)
+    done = await deliver_batch(T0 + timedelta(hours=1), smtp.config, base_url=BASE_URL)
     assert done.sent == 1 and smtp.sink.to() == ["reject-me@north.example"]
     copy = await OutboxEmail.select().where(OutboxEmail.id == copy_id).first()
     assert (copy["status"], copy["resent_from"]) == ("sent", failed["id"])
@@ -168,7 +169,7 @@ async def _accept_all(server, session, envelope, address, rcpt_options):
 
 async def test_a_sent_email_cannot_be_resent(tree, smtp):
     await queue(tree, [tree.email("north")])
-    await deliver_batch(T0, smtp.config)
+    await deliver_batch(T0, smtp.config, base_url=BASE_URL)
     partner = await load_actor(tree.managers["partner"]["id"], None)
     with pytest.raises(ValidationFailed, match="Only an e-mail that failed or was not sent"):
         await outbox.resend(partner, (await rows())[tree.email("north")]["id"], T0)
@@ -177,7 +178,7 @@ async def test_a_sent_email_cannot_be_resent(tree, smtp):
 async def test_smtp_down_emails_wait_and_go_once_when_it_is_back(tree):
     server = SmtpServer()  # not started: connections are refused
     await queue(tree, [tree.email("north"), tree.email("direct")])
-    done = await deliver_batch(T0, server.config)
+    done = await deliver_batch(T0, server.config, base_url=BASE_URL)
     assert (done.claimed, done.retrying, done.sent) == (2, 2, 0)
     waiting = await rows()
     assert {r["status"] for r in waiting.values()} == {"queued"}
@@ -186,10 +187,10 @@ async def test_smtp_down_emails_wait_and_go_once_when_it_is_back(tree):
     # Before the backoff is over nothing is tried, even with the server back.
     server.start()
     try:
-        assert (await deliver_batch(T0 + timedelta(seconds=10), server.config)).claimed == 0
-        done = await deliver_batch(T0 + timedelta(seconds=31), server.config)
+        assert (await deliver_batch(T0 + timedelta(seconds=10), server.config, base_url=BASE_URL)).claimed == 0
+        done = await deliver_batch(T0 + timedelta(seconds=31), server.config, base_url=BASE_URL)
         assert done.sent == 2 and len(server.sink.messages) == 2
-        assert (await deliver_batch(T0 + timedelta(hours=1), server.config)).claimed == 0
+        assert (await deliver_batch(T0 + timedelta(hours=1), server.config, base_url=BASE_URL)).claimed == 0
     finally:
         server.stop()
     sent = await rows()
@@ -200,12 +201,12 @@ async def test_a_4xx_answer_retries_with_backoff_then_gives_up(tree, smtp):
     await queue(tree, ["later@north.example"])
     now = T0
     for attempt in range(1, outbox.MAX_ATTEMPTS):
-        done = await deliver_batch(now, smtp.config)
+        done = await deliver_batch(now, smtp.config, base_url=BASE_URL)
         assert done.retrying == 1, attempt
         row = (await rows())["later@north.example"]
         assert row["next_attempt_at"] == now + outbox.retry_delay(attempt) and row["error"].startswith("451")
         now = row["next_attempt_at"]
-    done = await deliver_batch(now, smtp.config)
+    done = await deliver_batch(now, smtp.config, base_url=BASE_URL)
     row = (await rows())["later@north.example"]
     assert done.failed == 1 and row["status"] == "failed"
     assert row["error"].startswith(f"Gave up after {outbox.MAX_ATTEMPTS} attempts: 451")
@@ -218,19 +219,19 @@ async def test_a_worker_killed_after_claiming_leaves_rows_that_go_once_after_the
     claimed = await outbox.claim(T0, "dead-worker-token", limit=10)
     assert len(claimed) == 2
     # While the lease runs, no other worker takes them.
-    assert (await deliver_batch(T0 + outbox.LEASE - timedelta(seconds=1), smtp.config)).claimed == 0
-    done = await deliver_batch(T0 + outbox.LEASE + timedelta(seconds=1), smtp.config)
+    assert (await deliver_batch(T0 + outbox.LEASE - timedelta(seconds=1), smtp.config, base_url=BASE_URL)).claimed == 0
+    done = await deliver_batch(T0 + outbox.LEASE + timedelta(seconds=1), smtp.config, base_url=BASE_URL)
     assert done.sent == 2 and sorted(smtp.sink.to()) == sorted([tree.email("north"), tree.email("direct")])
     # The dead worker's token can no longer change them.
     assert not await outbox.finish(claimed[0]["id"], "dead-worker-token", "failed", T0, outbox.Content("s", "t", "h"))
-    assert (await deliver_batch(T0 + timedelta(hours=1), smtp.config)).claimed == 0
+    assert (await deliver_batch(T0 + timedelta(hours=1), smtp.config, base_url=BASE_URL)).claimed == 0
     assert len(smtp.sink.messages) == 2
 
 
 async def test_workers_delivering_at_once_send_each_email_once(tree, smtp):
     recipients = [f"user{i}@north.example" for i in range(60)]
     await queue(tree, recipients)
-    results = await asyncio.gather(*(deliver_batch(T0, smtp.config, limit=7) for _ in range(12)))
+    results = await asyncio.gather(*(deliver_batch(T0, smtp.config, limit=7, base_url=BASE_URL) for _ in range(12)))
     assert sum(r.sent for r in results) == 60
     assert smtp.sink.to() == sorted(recipients)
     assert {r["status"] for r in (await rows()).values()} == {"sent"}
@@ -274,7 +275,7 @@ def test_smtp_url_forms():
 
 async def test_an_address_that_cannot_go_on_the_envelope_fails_and_the_others_still_go(tree, smtp):
     await queue(tree, ["first@north.example", "two words@north.example", "last@north.example"])
-    done = await deliver_batch(T0, smtp.config)
+    done = await deliver_batch(T0, smtp.config, base_url=BASE_URL)
     assert (done.sent, done.failed) == (2, 1)
     bad = (await rows())["two words@north.example"]
     assert bad["status"] == "failed" and bad["error"].startswith("Not a deliverable address")
@@ -288,7 +289,7 @@ async def test_non_ascii_subject_and_sender_name_arrive_intact(tree, smtp):
     await outbox.queue_email(
         "order_assigned", tree.north["id"], [tree.email("north")], "Licences prêtes — 12", "Voilà", T0, "x"
     )
-    await deliver_batch(T0, smtp.config)
+    await deliver_batch(T0, smtp.config, base_url=BASE_URL)
     (message,) = smtp.sink.messages
     assert message["Subject"] == "Licences prêtes — 12"
     assert message["From"].addresses[0].display_name == "Acmé Nörth"
@@ -299,6 +300,6 @@ async def test_a_line_break_in_a_subject_cannot_add_a_header(tree, smtp):
     await outbox.queue_email(
         "order_assigned", tree.north["id"], [tree.email("north")], "Hello\r\nBcc: spy@evil.example", "Hi", T0, "x"
     )
-    await deliver_batch(T0, smtp.config)
+    await deliver_batch(T0, smtp.config, base_url=BASE_URL)
     (message,) = smtp.sink.messages
     assert message["Bcc"] is None and message["Subject"] == "Hello Bcc: spy@evil.example"

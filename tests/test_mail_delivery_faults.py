@@ -16,6 +16,7 @@ from portal.mail.delivery import deliver_batch
 from portal.mail.smtp import parse_smtp_url
 from portal.tables import OutboxEmail
 from tests.factories import T0
+from tests.support import BASE_URL
 from tests.test_mail_delivery import Sink, SmtpServer, queue, rows
 
 DEADLINE = 30.0
@@ -77,7 +78,7 @@ async def claimed_until() -> list:
 
 async def test_a_cancelled_batch_gives_back_the_rows_it_had_not_sent_at_once(tree, holding):
     await queue(tree, [tree.email("north"), tree.email("direct"), tree.email("partner")])
-    batch = asyncio.create_task(deliver_batch(T0, quick(holding)))
+    batch = asyncio.create_task(deliver_batch(T0, quick(holding), base_url=BASE_URL))
     await eventually(lambda: _true(holding.sink.in_data.is_set()), "the first message reached DATA")
     batch.cancel()  # a worker stopping, or the job's timeout
     with pytest.raises(asyncio.CancelledError):
@@ -86,7 +87,7 @@ async def test_a_cancelled_batch_gives_back_the_rows_it_had_not_sent_at_once(tre
     assert {r["attempts"] for r in (await rows()).values()} == {0}
     holding.sink.let_go.set()
     # Another worker takes them now, not after the lease.
-    done = await deliver_batch(T0 + timedelta(seconds=1), holding.config)
+    done = await deliver_batch(T0 + timedelta(seconds=1), holding.config, base_url=BASE_URL)
     assert done.sent == 3
 
 
@@ -99,26 +100,26 @@ async def test_a_batch_that_fails_on_something_unforeseen_gives_its_rows_back_to
     monkeypatch.setattr(delivery, "build_message", broken)
     await queue(tree, [tree.email("north"), tree.email("direct")])
     with pytest.raises(RuntimeError):
-        await deliver_batch(T0, smtp.config)
+        await deliver_batch(T0, smtp.config, base_url=BASE_URL)
     waiting = list((await rows()).values())
     assert {(r["status"], r["claim_token"], r["next_attempt_at"]) for r in waiting} == {
         ("queued", None, T0 + outbox.retry_delay(1))
     }
     assert {r["error"] for r in waiting} == {"RuntimeError: a bug in building the message"}
     monkeypatch.undo()
-    assert (await deliver_batch(T0 + outbox.retry_delay(1), smtp.config)).sent == 2
+    assert (await deliver_batch(T0 + outbox.retry_delay(1), smtp.config, base_url=BASE_URL)).sent == 2
 
 
 async def test_sent_at_and_the_next_try_count_from_the_servers_answer_not_the_claim(tree, smtp_clocked):
     server, clock = smtp_clocked
     await queue(tree, ["slow@north.example", "later@north.example"])
-    done = await deliver_batch(T0, server.config, clock=clock)
+    done = await deliver_batch(T0, server.config, clock=clock, base_url=BASE_URL)
     assert (done.sent, done.retrying) == (1, 1)
     sent, waiting = (await rows())["slow@north.example"], (await rows())["later@north.example"]
     assert sent["sent_at"] == T0 + timedelta(seconds=40)
     assert waiting["next_attempt_at"] == T0 + timedelta(minutes=10) + outbox.retry_delay(1)
     # Right after the late answer, the refused e-mail is not tried again.
-    assert (await deliver_batch(T0 + timedelta(minutes=10, seconds=1), server.config)).claimed == 0
+    assert (await deliver_batch(T0 + timedelta(minutes=10, seconds=1), server.config, base_url=BASE_URL)).claimed == 0
 
 
 @pytest.fixture
@@ -148,12 +149,12 @@ async def test_a_batch_slower_than_its_lease_keeps_its_rows_while_it_works(tree,
     monkeypatch.setattr(delivery, "HEARTBEAT_S", 0.05)
     await queue(tree, [tree.email("north")])
     clock = Clock(T0)
-    batch = asyncio.create_task(deliver_batch(T0, holding.config, clock=clock))
+    batch = asyncio.create_task(deliver_batch(T0, holding.config, clock=clock, base_url=BASE_URL))
     await eventually(lambda: _true(holding.sink.in_data.is_set()), "the message reached DATA")
     clock.now = later = T0 + 3 * outbox.LEASE  # the server has been slow for three leases
     await eventually(lambda: _equals(claimed_until, [later + outbox.LEASE]), "the claim was renewed")
     # Another worker, then, finds nothing to take.
-    assert (await deliver_batch(later + timedelta(seconds=1), holding.config)).claimed == 0
+    assert (await deliver_batch(later + timedelta(seconds=1), holding.config, base_url=BASE_URL)).claimed == 0
     holding.sink.let_go.set()
     assert (await asyncio.wait_for(batch, DEADLINE)).sent == 1
     assert len(holding.sink.messages) == 1
@@ -164,7 +165,7 @@ async def test_a_killed_workers_emails_go_with_another_worker_within_30_seconds(
     await queue(tree, [tree.email("north"), tree.email("direct")])
     assert len(await outbox.claim(T0, "killed-worker-token", limit=10)) == 2  # and then nothing: killed
     # 21 s on, then at most one delivery tick (every 10 s) later: within 30 s.
-    assert (await deliver_batch(T0 + timedelta(seconds=21), smtp.config)).sent == 2
+    assert (await deliver_batch(T0 + timedelta(seconds=21), smtp.config, base_url=BASE_URL)).sent == 2
 
 
 @pytest.fixture

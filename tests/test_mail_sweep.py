@@ -15,6 +15,7 @@ from arq.worker import Worker
 from dateutil.relativedelta import relativedelta
 
 from portal.domain.access import load_actor
+from portal.domain.billing.payments import TestProcessor
 from portal.domain.emails.content import render_rows
 from portal.domain.licences import allocation
 from portal.domain.licences.allocation import Selection
@@ -22,9 +23,11 @@ from portal.domain.notifications_sweep import sweep
 from portal.domain.orders import decisions, requests
 from portal.jobs import mail as mail_jobs
 from portal.mail.delivery import deliver_batch
+from portal.services import Services
 from portal.tables import Company, LicenceBatch, OutboxEmail, User
 from portal.tables.billing import Subscription
 from tests.factories import T0, add_user
+from tests.support import BASE_URL
 from tests.test_mail_delivery import SmtpServer
 
 REDIS_URL = os.environ["PORTAL_TEST_REDIS"]
@@ -155,7 +158,7 @@ async def test_a_trial_ending_gets_upgrade_now_to_request_licenses(tree):
     await sweep(trial["ends_at"] - timedelta(hours=48))
     assert await outbox() == [("trial_reminder", tree.email("north"))]
     row = await OutboxEmail.select().where(OutboxEmail.kind == "trial_reminder").first()
-    content = (await render_rows([row]))[row["id"]]
+    content = (await render_rows([row], base_url=BASE_URL))[row["id"]]
     assert "Upgrade Now" in content.html and "Upgrade Now" in content.text
     assert f"/companies/{tree.north['id']}/licences/orders/new" in content.text
     assert "free trial" in content.subject.lower()
@@ -171,7 +174,7 @@ async def test_the_reminder_names_product_seats_users_losing_access_and_end_in_l
     await allocation.allocate(customer, tree.north["id"], Selection(user_ids=tuple(learners)), T0 + timedelta(days=60))
     await sweep(batch["ends_at"] - timedelta(hours=71))
     row = await OutboxEmail.select().where(OutboxEmail.kind == "expiry_reminder").first()
-    content = (await render_rows([row]))[row["id"]]
+    content = (await render_rows([row], base_url=BASE_URL))[row["id"]]
     # The subject too is made when it goes, from the kind's registry entry.
     assert content.subject == "Security Awareness Training — Premium for North Customer ends within 72 hours"
     for text in (content.text, content.html):
@@ -182,7 +185,7 @@ async def test_the_reminder_names_product_seats_users_losing_access_and_end_in_l
         assert f"/companies/{tree.north['id']}/licences?tab=expired" in text
     assert "Expired Licenses" in content.html and "Request Licenses" in content.html
     # Captured, it keeps the text it had, readable in the portal.
-    await deliver_batch(row["created_at"], None)
+    await deliver_batch(row["created_at"], None, base_url=BASE_URL)
     kept = await OutboxEmail.select().where(OutboxEmail.id == row["id"]).first()
     assert kept["status"] == "captured" and "Users losing access: 3" in kept["body"]
 
@@ -200,6 +203,7 @@ async def run_workers(n: int = 2) -> None:
             poll_delay=0.05,
             handle_signals=False,
             max_tries=3,
+            ctx={"services": Services(TestProcessor(), base_url=BASE_URL)},  # as a worker's start-up puts there
         )
         for _ in range(n)
     ]
@@ -254,7 +258,7 @@ async def test_a_reminder_still_queued_when_the_batch_ends_is_withdrawn_not_sent
     server = SmtpServer()
     server.start()
     try:
-        done = await deliver_batch(ends + timedelta(hours=1), server.config)
+        done = await deliver_batch(ends + timedelta(hours=1), server.config, base_url=BASE_URL)
     finally:
         server.stop()
     assert done.failed == 1

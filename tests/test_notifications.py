@@ -12,7 +12,7 @@ from portal.domain.notifications_sweep import sweep
 from portal.mail.delivery import deliver_batch
 from portal.tables import AuditEntry, OutboxEmail, User
 from tests.factories import T0
-from tests.support import csrf_of, post_form, sign_in
+from tests.support import BASE_URL, csrf_of, post_form, sign_in
 from tests.test_mail_delivery import SmtpServer
 from tests.test_mail_sweep import assigned
 
@@ -60,7 +60,7 @@ async def test_filters_by_status_kind_company_and_day_in_the_url_and_as_a_fragme
         await outbox.queue_email(
             "order_assigned", tree.direct["id"], ["reject-x@direct.example"], "Bounces", "x", T0, dedupe="b"
         )
-        await deliver_batch(T0, smtp.config)
+        await deliver_batch(T0, smtp.config, base_url=BASE_URL)
     finally:
         smtp.stop()
     batch = await assigned(tree, T0)
@@ -85,7 +85,7 @@ async def test_filters_by_status_kind_company_and_day_in_the_url_and_as_a_fragme
 async def test_an_email_opens_as_sent_with_its_html_sandboxed(client, tree):
     batch = await assigned(tree, T0)
     await sweep(batch["ends_at"] - timedelta(hours=10))
-    await deliver_batch(batch["ends_at"] - timedelta(hours=10), None)
+    await deliver_batch(batch["ends_at"] - timedelta(hours=10), None, base_url=BASE_URL)
     row = await OutboxEmail.select().where(OutboxEmail.kind == "expiry_reminder").first()
     await sign_in(client, tree.email("north"))
     page = await listed(client, f"/notifications/{row['id']}")
@@ -106,7 +106,7 @@ async def test_an_email_opens_as_sent_with_its_html_sandboxed(client, tree):
 
 async def test_text_from_users_is_escaped_in_the_page_and_the_html(client, tree):
     await mail(tree, "north", "<script>alert(1)</script>", body="<img src=x onerror=alert(1)>")
-    await deliver_batch(T0, None)
+    await deliver_batch(T0, None, base_url=BASE_URL)
     row = await OutboxEmail.select().first()
     await sign_in(client, tree.email("north"))
     page = await listed(client, f"/notifications/{row['id']}")
@@ -117,7 +117,7 @@ async def test_text_from_users_is_escaped_in_the_page_and_the_html(client, tree)
 
 async def test_resend_a_captured_email_from_its_page(client, tree):
     await mail(tree, "north", "Licences ready")
-    await deliver_batch(T0, None)
+    await deliver_batch(T0, None, base_url=BASE_URL)
     row = await OutboxEmail.select().first()
     await sign_in(client, tree.email("partner"))
     response = await post_form(client, f"/notifications/{row['id']}", f"/notifications/{row['id']}/resend", {})

@@ -38,11 +38,9 @@ async def main():
     from portal.domain.notifications_sweep import sweep
     from portal.mail.delivery import drain
     from portal.mail.smtp import smtp_config
-    from portal.domain import outbox
     from portal.settings import get_settings
     from portal.tables import Company, LicenceBatch
 
-    outbox.use_base_url(get_settings().base_url)  # as a worker does when it starts
     await db.open_pool()
     try:
         company = await Company.select(Company.id).where(Company.name == sys.argv[1]).first()
@@ -55,7 +53,7 @@ async def main():
         )
         clock = batch["ends_at"] - timedelta(hours=48)
         written = await sweep(clock)
-        done = await drain(smtp_config(), clock=lambda: clock)
+        done = await drain(smtp_config(), clock=lambda: clock, base_url=get_settings().base_url)
         print(json.dumps({"batch": batch["id"], "written": written, "sent": done.sent}))
     finally:
         await db.close_pool()

@@ -15,7 +15,7 @@ from portal.domain.errors import NotFound
 from portal.tables import OutboxEmail, User
 from portal.web.throttle import MemoryCounter
 from tests.factories import T0
-from tests.support import PASSWORD, post_form, sign_in
+from tests.support import PASSWORD, post_form, sign_in, texts_as_sent
 
 _LINK = re.compile(r"http://127\.0\.0\.1:8000(/set-password/[A-Za-z0-9_-]+)")
 NEW = "a brand new secret"
@@ -31,10 +31,7 @@ async def other_client(app):
 async def _reset_links(client, email: str, count: int = 1) -> list[str]:
     for _ in range(count):
         await post_form(client, "/forgot-password", "/forgot-password", {"email": email})
-    mails = (
-        await OutboxEmail.select(OutboxEmail.body).where(OutboxEmail.kind == "password_reset").order_by(OutboxEmail.id)
-    )
-    return [_LINK.search(mail["body"]).group(1) for mail in mails]
+    return [_LINK.search(text).group(1) for text in await texts_as_sent(OutboxEmail.kind == "password_reset")]
 
 
 async def _set(client, path: str, password: str = NEW) -> httpx.Response:
@@ -76,8 +73,8 @@ async def test_a_session_opened_before_a_reset_is_signed_out_by_it(app, client, 
     async with partner:
         await sign_in(partner, tree.email("partner"))
         await _reset_links(client, tree.email("direct"))
-        mails = await OutboxEmail.select(OutboxEmail.body).where(OutboxEmail.to_email == tree.email("direct"))
-        await _set(client, _LINK.search(mails[0]["body"]).group(1))
+        texts = await texts_as_sent(OutboxEmail.to_email == tree.email("direct"))
+        await _set(client, _LINK.search(texts[0]).group(1))
         assert (await partner.get("/dashboard")).status_code == 200
 
 
@@ -160,10 +157,8 @@ async def test_only_the_newest_link_of_a_user_is_honoured_by_the_domain(tree):
     email = tree.email("north")
     for _ in range(2):
         assert await signing.request_password_reset(email, T0, attempts)
-    bodies = (
-        await OutboxEmail.select(OutboxEmail.body).where(OutboxEmail.kind == "password_reset").order_by(OutboxEmail.id)
-    )
-    older, newer = (_LINK.search(b["body"]).group(1).removeprefix("/set-password/") for b in bodies)
+    texts = await texts_as_sent(OutboxEmail.kind == "password_reset")
+    older, newer = (_LINK.search(text).group(1).removeprefix("/set-password/") for text in texts)
     with pytest.raises(NotFound):
         await users.token_owner(older, T0)
     with pytest.raises(NotFound):

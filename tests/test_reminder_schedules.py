@@ -20,6 +20,7 @@ from portal.domain.orders import decisions, requests
 from portal.mail.delivery import deliver_batch
 from portal.tables import OutboxEmail
 from tests.factories import T0, add_user
+from tests.support import BASE_URL
 
 DAY = timedelta(days=1)
 
@@ -113,7 +114,7 @@ async def test_a_reminder_queued_then_renewed_before_it_goes_is_withdrawn(tree):
     batch = await assigned(tree)
     await sweep(batch["ends_at"] - 2 * DAY)
     await renew(tree, batch, batch["ends_at"] - 2 * DAY + timedelta(minutes=1))
-    await deliver_batch(batch["ends_at"] - 2 * DAY + timedelta(minutes=2), None)
+    await deliver_batch(batch["ends_at"] - 2 * DAY + timedelta(minutes=2), None, base_url=BASE_URL)
     row = await OutboxEmail.select().where(OutboxEmail.kind == "expiry_reminder").first()
     assert row["status"] == "failed" and "renewed" in row["error"]
 
@@ -189,7 +190,7 @@ async def test_account_managers_get_one_copy_and_the_e_mail_comes_from_the_sende
     assert sorted(r["to_email"] for r in rows) == sorted(
         [tree.email("north"), "second@north.example", tree.email("sub")]
     )
-    await deliver_batch(batch["ends_at"] - 1 * DAY, None)
+    await deliver_batch(batch["ends_at"] - 1 * DAY, None, base_url=BASE_URL)
     sent = await OutboxEmail.select().where(OutboxEmail.kind == "expiry_reminder")
     assert {(r["status"], r["sender"], r["reply_to"]) for r in sent} == {
         ("captured", "Acme Renewals", "renewals@acme.example")
@@ -203,7 +204,7 @@ async def test_the_sender_is_read_when_the_e_mail_goes_not_when_it_was_queued(tr
     batch = await assigned(tree)
     await set_emails(tree, "partner", "3", sender_name="Acme Renewals")
     row = await OutboxEmail.select().where(OutboxEmail.kind == "order_assigned").first()
-    await deliver_batch(row["created_at"], None)
+    await deliver_batch(row["created_at"], None, base_url=BASE_URL)
     sent = await OutboxEmail.select().where(OutboxEmail.id == row["id"]).first()
     assert sent["sender"] == "Acme Renewals" and "Acme Renewals" in sent["html"]
     assert batch["id"]
@@ -234,7 +235,7 @@ async def test_the_weekly_digest_goes_once_a_week_to_each_partner_s_managers_wit
     assert [e["company"] for e in sub["lapsed"]] == [] and len(sub["ending"]) == 1
     for later in (MONDAY + timedelta(hours=1), MONDAY + 3 * DAY):
         assert await queue_digests(later) == 0
-    await deliver_batch(MONDAY + timedelta(minutes=1), None)
+    await deliver_batch(MONDAY + timedelta(minutes=1), None, base_url=BASE_URL)
     sent = await OutboxEmail.select().where(OutboxEmail.id == rows[0]["id"]).first()
     assert sent["status"] == "captured"
     assert (

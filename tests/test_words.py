@@ -19,7 +19,7 @@ from portal.piccolo_migrations import portal_0010_addon_names as addon_names
 from portal.tables import AuditEntry, LicenceOrder, OutboxEmail
 from portal.tables.billing import CatalogueItem
 from tests.factories import T0
-from tests.support import csrf_headers, post_form, sign_in
+from tests.support import BASE_URL, csrf_headers, post_form, sign_in
 from tests.test_billing_catalogue import actor_of
 from tests.test_billing_web import flashes
 from tests.test_licences_domain import actors, assigned_batch
@@ -54,7 +54,7 @@ async def test_request_licenses_tells_a_customer_manager_it_went_to_the_account_
 @pytest.mark.no_timers  # it moves e-mails along itself
 async def test_an_email_kept_for_want_of_a_mail_server_says_not_sent_and_how_to_turn_delivery_on(client, tree):
     await mail(tree, "north", "Kept here")
-    await deliver_batch(T0, None)  # no SMTP_URL
+    await deliver_batch(T0, None, base_url=BASE_URL)  # no SMTP_URL
     row = await OutboxEmail.select().first()
     assert row["status"] == "captured"
     await sign_in(client, tree.email("partner"))

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, under_wing
@@ -35,21 +38,13 @@ FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 
 
-_base_url: str | None = None
-
-
-def use_base_url(url: str) -> None:
-    """Where the portal is reached from outside, given once by whatever starts the
-    process (the web app, a worker, the CLI): the domain reads no settings."""
-    global _base_url
-    _base_url = url.rstrip("/")
-
-
-def link(path: str) -> str:
-    """An absolute link for an e-mail."""
-    if _base_url is None:
-        raise RuntimeError("No base URL for e-mail links: the process calls outbox.use_base_url() when it starts.")
-    return f"{_base_url}{path}"
+@pass_context
+def link(context: Context, path: str) -> str:
+    """An absolute link for an e-mail (the templates' `link`), from the `base_url`
+    its render is given: where the portal is reached from outside, which whoever
+    renders the e-mail has from its services. Given "" (an e-mail's preview while
+    it waits, a partner's template being checked), the link is the path alone."""
+    return f"{context['base_url']}{path}"
 
 
 async def managers_of(company_id: int) -> list[str]:
@@ -287,7 +282,9 @@ async def get_email(actor: Actor, email_id: int) -> dict:
 
 async def resend(actor: Actor, email_id: int, now: datetime) -> int:
     """Queue a copy of a failed or captured e-mail, as it was (audited). A
-    second click queues a second copy only after the first has gone."""
+    second click queues a second copy only after the first has gone. A kind's
+    e-mail is copied with its fields, so the copy is rendered as the original
+    was: one that never went keeps only its preview, whose links are paths."""
     row = await get_email(actor, email_id)
     if row["status"] not in ("failed", "captured"):
         raise ValidationFailed(
@@ -305,6 +302,7 @@ async def resend(actor: Actor, email_id: int, now: datetime) -> int:
                 subject=row["subject"],
                 body=row["body"],
                 html=row["html"],
+                data=row["data"],
                 batch=row["batch"],
                 created_at=now,
                 next_attempt_at=now,

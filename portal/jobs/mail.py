@@ -11,7 +11,7 @@ Under arq (portal/jobs/worker.py takes MAIL_FUNCTIONS and MAIL_CRON_JOBS):
 - `weekly_digest` every hour at :05, unique: the first run from Monday 07:00
   UTC queues the week's digests; the others find them queued.
 
-Without Redis, `start_in_process(timers)` runs the same functions on timers in the web
+Without Redis, `start_in_process(timers, services)` runs the same functions on timers in the web
 process (deliver every few seconds, sweep at start and every minute, the
 digest at start and every hour)."""
 
@@ -30,6 +30,7 @@ from portal.jobs.queue import Timers
 from portal.jobs.retry import logged_job, periodic
 from portal.mail.delivery import drain
 from portal.mail.smtp import smtp_config
+from portal.services import Services, services_of_job
 
 log = logging.getLogger("portal.jobs.mail")
 
@@ -52,7 +53,7 @@ async def deliver_outbox(ctx: dict[str, Any]) -> dict[str, int]:
     if lock.locked():
         return {"skipped": 1}
     async with lock:
-        done = await drain(smtp_config())
+        done = await drain(smtp_config(), base_url=services_of_job(ctx).base_url)
     if done.more and ctx.get("redis") is not None:
         # Stopped for time with rows still due: go on now, not at the next tick.
         await ctx["redis"].enqueue_job("deliver_outbox")
@@ -88,7 +89,10 @@ MAIL_CRON_JOBS = [
 ]
 
 
-def start_in_process(timers: Timers) -> None:
-    timers.every(IN_PROCESS_DELIVER_EVERY_S, _deliver)
+def start_in_process(timers: Timers, services: Services) -> None:
+    async def deliver_outbox(ctx: dict[str, Any]) -> dict[str, int]:
+        return await _deliver({**ctx, "services": services})
+
+    timers.every(IN_PROCESS_DELIVER_EVERY_S, deliver_outbox)
     timers.every(SWEEP_EVERY_S, _sweep)
     timers.every(DIGEST_EVERY_S, _digest)

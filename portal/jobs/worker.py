@@ -29,7 +29,6 @@ from arq.worker import Worker, create_worker
 from redis import exceptions as redis_errors
 
 from portal import db
-from portal.domain import outbox
 from portal.domain.webhooks import delivery as webhook_delivery
 from portal.jobs.audit_retention import AUDIT_RETENTION_CRON_JOBS
 from portal.jobs.auto_renewal import AUTO_RENEWAL_CRON_JOBS, AUTO_RENEWAL_FUNCTIONS
@@ -59,7 +58,6 @@ _REDIS_LOST = (redis_errors.RedisError, ConnectionError, OSError, asyncio.Timeou
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    outbox.use_base_url(get_settings().base_url)
     services = ctx["services"] = build_services(get_settings())  # the card processor, for billing jobs
     ctx["webhook_client"] = webhook_delivery.new_client(services.webhook_sender.at_once)
     await db.open_pool()

@@ -88,10 +88,12 @@ async def deliver_batch(
     now: datetime,
     config: SmtpConfig | None,
     *,
+    base_url: str,
     limit: int = BATCH,
     clock: Callable[[], datetime] | None = None,
 ) -> Delivered:
-    """Claim and deliver one batch at `now`; `clock` tells the time of each
+    """Claim and deliver one batch at `now`, the e-mails' links under `base_url`
+    (where the portal is reached from outside); `clock` tells the time of each
     answer (without it, every answer is taken to come at `now`)."""
     answered_at = clock or (lambda: now)
     token = secrets.token_hex(16)
@@ -102,7 +104,7 @@ async def deliver_batch(
     pending = list(rows)
     heartbeat = asyncio.create_task(_keep_claim(token, answered_at))
     try:
-        await _deliver(rows, pending, token, now, config, answered_at, done)
+        await _deliver(rows, pending, token, now, config, base_url, answered_at, done)
     except Exception as exc:
         # Something unforeseen (a bug, the database): the rows not tried wait
         # as after a refusal, with a growing delay and failed after
@@ -125,11 +127,12 @@ async def _deliver(
     token: str,
     now: datetime,
     config: SmtpConfig | None,
+    base_url: str,
     answered_at: Callable[[], datetime],
     done: Delivered,
 ) -> None:
     """Deliver `rows`, taking each out of `pending` once its outcome is recorded."""
-    contents = await render_rows(rows, now)
+    contents = await render_rows(rows, base_url, now)
     for row in [row for row in pending if contents[row["id"]].withdrawn]:
         content = contents[row["id"]]
         await outbox.finish(row["id"], token, "failed", now, content, content.withdrawn)
@@ -232,6 +235,7 @@ async def drain(
     config: SmtpConfig | None,
     clock: Callable[[], datetime] = utcnow,
     *,
+    base_url: str,
     limit: int = BATCH,
     max_seconds: float = 50.0,
 ) -> Delivered:
@@ -240,7 +244,7 @@ async def drain(
     total = Delivered()
     started = time.monotonic()
     while True:
-        done = await deliver_batch(clock(), config, limit=limit, clock=clock)
+        done = await deliver_batch(clock(), config, base_url=base_url, limit=limit, clock=clock)
         total.add(done)
         if done.claimed < limit or done.retrying == done.claimed:
             break

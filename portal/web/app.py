@@ -21,7 +21,6 @@ from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 
 from portal import db
-from portal.domain import outbox
 from portal.domain.companies import KIND_LABELS
 from portal.domain.licences.status import licence_status
 from portal.domain.users import ROLE_LABELS
@@ -131,7 +130,6 @@ def create_app(
     the settings unless given (tests hand in their own)."""
     settings = settings or get_settings()
     services = services or build_services(settings)
-    outbox.use_base_url(settings.base_url)
     sign_ins_per_minute = sign_ins_per_minute or settings.sign_ins_per_minute
     throttle = create_counter(settings)
 
@@ -157,7 +155,7 @@ def create_app(
         # reminders and renews subscriptions.
         timers = Timers() if not settings.redis_url and settings.in_process_jobs else None
         if timers:
-            mail_jobs.start_in_process(timers)
+            mail_jobs.start_in_process(timers, services)
             billing_jobs.start_in_process(timers, services)
             import_file_jobs.start_in_process(timers, services)
             auto_renewal_jobs.start_in_process(timers)

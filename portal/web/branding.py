@@ -156,7 +156,8 @@ async def _editor(
     problems = dict(errors or {})
     if not problems:
         try:
-            preview = templates.rendered(kind, subject, body.replace("\r\n", "\n"), actor.company_name)
+            base_url = request.app.state.services.base_url
+            preview = templates.rendered(kind, subject, body.replace("\r\n", "\n"), actor.company_name, base_url)
         except sandbox.TemplateRefused as refused:
             problems[refused.refusal.field] = str(refused.refusal)
     return render(

@@ -23,6 +23,12 @@ from portal.web.forms import text
 from portal.web.render import render
 from portal.web.session import CurrentActor
 
+
+def _base_url(request: HTMXRequest) -> str:
+    """Where the portal is reached from outside, for the links of the e-mails shown."""
+    return request.app.state.services.base_url
+
+
 # The e-mail's own HTML is shown in a sandboxed frame from this address: no
 # script, no form, no request to anywhere, and only the portal may frame it.
 MESSAGE_POLICY = (
@@ -44,7 +50,7 @@ class NotificationController(Controller):
             request,
             "pages/notifications.html",
             {
-                "emails": await with_subjects(emails),
+                "emails": await with_subjects(emails, _base_url(request)),
                 "filters": active,
                 "query": urlencode(active),
                 "statuses": outbox.STATUSES,
@@ -84,10 +90,10 @@ class NotificationController(Controller):
         return await self._page(request, actor, email_id)
 
     @get("/{email_id:int}/message.html")
-    async def message_html(self, actor: CurrentActor, email_id: FromPath[int]) -> Response:
+    async def message_html(self, request: HTMXRequest, actor: CurrentActor, email_id: FromPath[int]) -> Response:
         """The HTML part, for the sandboxed frame of the e-mail's page."""
         row = await outbox.get_email(actor, email_id)
-        content = (await render_rows([row]))[row["id"]]
+        content = (await render_rows([row], _base_url(request)))[row["id"]]
         return Response(
             content.html,
             media_type="text/html",
@@ -107,7 +113,7 @@ class NotificationController(Controller):
         self, request: HTMXRequest, actor, email_id: int, message: str | None = None, status_code: int = 200
     ) -> Template:
         row = await outbox.get_email(actor, email_id)
-        content = (await render_rows([row]))[row["id"]]
+        content = (await render_rows([row], _base_url(request)))[row["id"]]
         return render(
             request,
             "pages/notification.html",

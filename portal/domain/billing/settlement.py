@@ -35,6 +35,10 @@ from portal.tables.billing import Charge, Invoice, InvoiceLine, Subscription
 log = logging.getLogger("portal.billing.settlement")
 
 # A paid invoice is left to the request that paid it for this long.
+# How partner staff may say an invoice was paid. A card payment is the processor's
+# to record (Pay Online, a renewal's charge): one typed in by hand would mark paid
+# what no card paid.
+OFFLINE_METHODS = ("card_by_phone", "bank_transfer", "money_order", "check")
 MISSED_AFTER = timedelta(minutes=10)
 MISSED_WITHIN = timedelta(days=7)
 # Paid between the two `{}` and never claimed; read through the partial index invoice_paid
@@ -387,9 +391,9 @@ async def _refuse_unless_live(invoice: dict) -> None:
 
 
 async def record_payment(actor: Actor, invoice_id: int, *, method: str, reference: str, now: datetime) -> dict:
-    """Partner staff record a payment (card_by_phone, bank_transfer, money_order,
-    check, card): the invoice is paid and what it pays for provisioned, in one
-    transaction. Returns {"invoice", "batch", "subscription"}."""
+    """Partner staff record a payment made other than online (one of
+    OFFLINE_METHODS): the invoice is paid and what it pays for provisioned, in
+    one transaction. Returns {"invoice", "batch", "subscription"}."""
     refuse_read_only(actor)
     async with db.write_transaction():
         invoice = await invoices.lock_with_subscription(invoice_id)
@@ -397,6 +401,8 @@ async def record_payment(actor: Actor, invoice_id: int, *, method: str, referenc
             raise NotFound("No such invoice.")
         require_partner_manager(actor)
         require(actor, Capability.PAYMENTS)
+        if method not in OFFLINE_METHODS:
+            raise ValidationFailed({"method": "Choose how it was paid."})
         if invoice["status"] == "issued":
             await _refuse_unless_live(invoice)
         paid = await invoices.mark_paid(

@@ -71,7 +71,7 @@ def render_override(override: Override, kind: Kind, context: dict[str, Any]) -> 
     """Subject and text in the partner's words, or None (logged) when they fail on these values."""
     values = {name: context[name] for name in kind.template_fields if name in context}
     try:
-        return sandbox.render_pair(override.subject, override.body, kind.template_fields, values)
+        return sandbox.render_pair(override.subject, override.body, kind.template_fields, values, context["base_url"])
     except sandbox.TemplateRefused as refused:
         log.warning(
             "partner template refused at delivery; the portal's own goes instead",

@@ -141,10 +141,14 @@ def render(field: str, template: Any, context: dict[str, Any]) -> str:
         raise TemplateRefused(Refusal(field, _line_of_failure(), message)) from None
 
 
-def render_pair(subject: str, body: str, allowed: tuple[str, ...], context: dict[str, Any]) -> tuple[str, str]:
-    """Subject (on one line) and text of a partner's template over `context`."""
+def render_pair(
+    subject: str, body: str, allowed: tuple[str, ...], context: dict[str, Any], base_url: str
+) -> tuple[str, str]:
+    """Subject (on one line) and text of a partner's template over `context`, its
+    links under `base_url` (not a field: the template reaches it through `link`)."""
     subject_template = check("subject", subject, allowed)
     body_template = check("body", body, allowed)
+    context = context | {"base_url": base_url}
     rendered_subject = " ".join(render("subject", subject_template, context).split())
     if not rendered_subject:
         raise TemplateRefused(Refusal("subject", None, "The subject comes out empty."))

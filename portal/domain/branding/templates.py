@@ -89,14 +89,15 @@ async def own_kinds(actor: Actor) -> set[str]:
     return {row["kind"] for row in rows}
 
 
-def rendered(kind: Kind, subject: str, body: str, sender_name: str) -> tuple[str, str]:
-    """Subject and text over made-up values, or TemplateRefused with the line at fault."""
-    return sandbox.render_pair(subject, body, kind.template_fields, sample(kind, sender_name))
+def rendered(kind: Kind, subject: str, body: str, sender_name: str, base_url: str) -> tuple[str, str]:
+    """Subject and text over made-up values, its links under `base_url`, or
+    TemplateRefused with the line at fault."""
+    return sandbox.render_pair(subject, body, kind.template_fields, sample(kind, sender_name), base_url)
 
 
 def _checked(kind: Kind, subject: str, body: str, sender_name: str) -> tuple[str, str]:
     try:
-        return rendered(kind, subject, body, sender_name)
+        return rendered(kind, subject, body, sender_name, base_url="")  # checked only: no link is kept
     except sandbox.TemplateRefused as refused:
         raise ValidationFailed({refused.refusal.field: str(refused.refusal)}) from None
 

@@ -121,10 +121,9 @@ async def _claim(run_id: int, size: int) -> list[dict]:
     """Up to `size` of the run's queued items, locked until the transaction ends,
     in the order of their customers: every transaction takes the customers' seat
     locks in that one order, so two jobs never wait on each other in a circle."""
-    skip = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
     return await BulkItem.raw(
         "SELECT id, company, target FROM bulk_item WHERE run = {} AND status = 'queued' "
-        f"ORDER BY company, id LIMIT {int(size)}" + skip,
+        f"ORDER BY company, id LIMIT {int(size)}{db.skip_locked()}",
         run_id,
     )
 

@@ -115,8 +115,8 @@ def _subject_and_text(kind: Kind, context: dict[str, Any]) -> tuple[str, str]:
 
 def render(kind: Kind, context: dict[str, Any], words: tuple[str, str] | None = None) -> tuple[str, str, str]:
     """Subject, text and HTML of `kind` over `context` (its fields, the sender's
-    name, and the partner's brand if any); with `words` (a partner's own subject
-    and text, rendered), the HTML is drawn from that text."""
+    name, `base_url` for its links, and the partner's brand if any); with `words`
+    (a partner's own subject and text, rendered), the HTML is drawn from that text."""
     context = {"brand": None} | context
     if words is None:
         subject, text = _subject_and_text(kind, context)
@@ -139,9 +139,11 @@ def _in_partners_words(
 
 def preview(kind: Kind, data: dict) -> tuple[str, str]:
     """Subject and text as they would go now, kept on the row while it waits so
-    the Notifications page can show it; the worker renders it again when it goes."""
+    the Notifications page can list it; the worker renders it again when it goes.
+    Its links are paths: the code that queues an e-mail does not know where the
+    portal is reached from outside, and what went is kept on the row when it goes."""
     # No HTML: nothing keeps it, and a bulk renewal queues thousands.
-    return _subject_and_text(kind, data | {"sender_name": ""})
+    return _subject_and_text(kind, data | {"sender_name": "", "base_url": ""})
 
 
 async def _batches(ids: set[int]) -> dict[int, dict]:
@@ -201,10 +203,11 @@ async def _senders(company_ids: set[int]) -> dict[int, tuple[str, str | None]]:
     return out
 
 
-async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int, Content]:
-    """Content for each outbox row, by row id; a few queries for the whole list.
-    With `now` (delivery), a reminder whose batch has ended or been renewed by
-    then is withdrawn."""
+async def render_rows(rows: list[dict], base_url: str, now: datetime | None = None) -> dict[int, Content]:
+    """Content for each outbox row, by row id, its links under `base_url` (where
+    the portal is reached from outside); a few queries for the whole list. With
+    `now` (delivery), a reminder whose batch has ended or been renewed by then is
+    withdrawn."""
     # Keyed by Any: a row without a batch or company looks up None and finds nothing.
     batches: dict[Any, dict] = await _batches(
         {r["batch"] for r in rows if r.get("batch") and _fields(r) is not None and get(r["kind"]).about_batch}
@@ -219,7 +222,7 @@ async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int
         brand = branding.brand_context(row.get("company"))
         if data is None:
             context = {"subject": row["subject"], "sender_name": sender_name, "paragraphs": paragraphs(row["body"])}
-            context |= brand
+            context |= brand | {"base_url": base_url}
             html = row.get("html") or env().get_template("_message.html").render(context)
             out[row["id"]] = Content(row["subject"], row["body"], html, sender_name, reply_to)
             continue
@@ -230,19 +233,19 @@ async def render_rows(rows: list[dict], now: datetime | None = None) -> dict[int
                 gone = "Not sent: its licenses are gone."
                 out[row["id"]] = Content(row["subject"] or kind.label, "", "", sender_name, reply_to, gone)
                 continue
-            out[row["id"]] = _batch_content(kind, data, batch, sender_name, reply_to, now, branding)
+            out[row["id"]] = _batch_content(kind, data, batch, sender_name, reply_to, base_url, now, branding)
         else:
-            context = data | {"sender_name": sender_name} | brand
+            context = data | {"sender_name": sender_name, "base_url": base_url} | brand
             subject, text, html = _in_partners_words(kind, context, branding, row.get("company"))
             out[row["id"]] = Content(subject, text, html, sender_name, reply_to)
     return out
 
 
-async def with_subjects(page: KeysetPage) -> KeysetPage:
+async def with_subjects(page: KeysetPage, base_url: str) -> KeysetPage:
     """A page of the outbox whose waiting reminders show the subject they would go with now."""
     untitled = [row for row in page.items if not row["subject"]]
     if untitled:
-        made = await render_rows(untitled)
+        made = await render_rows(untitled, base_url)
         for row in untitled:
             row["subject"] = made[row["id"]].subject
     return page
@@ -270,6 +273,7 @@ def _batch_content(
     batch: dict,
     sender_name: str,
     reply_to: str | None,
+    base_url: str,
     now: datetime | None,
     branding: Branding | None = None,
 ) -> Content:
@@ -282,8 +286,9 @@ def _batch_content(
         "sender_name": sender_name,
         "ended": kind.name.endswith("_notice"),
         "ends": local_time(batch["ends_at"], batch["time_zone"]),
-        "expired_url": link(f"/companies/{company}/licences?tab=expired"),
-        "request_url": link(f"/companies/{company}/licences/orders/new"),
+        "base_url": base_url,
+        "expired_url": f"{base_url}/companies/{company}/licences?tab=expired",
+        "request_url": f"{base_url}/companies/{company}/licences/orders/new",
         # A partner's template names the batch's facts as plain fields.
         **{name: batch[name] for name in ("company_name", "product_name", "seats", "losing")},
     }

@@ -238,6 +238,7 @@ async def allocate_new_learner(
     no statements that write several tables, and no round trips to save: it
     runs `allocate` itself."""
     require(actor, Capability.LICENCES)
+    # Two algorithms, not one statement spelt twice (see above): SQLite runs `allocate`.
     if not db.is_postgres():
         try:
             result = await allocate(actor, company_id, Selection(user_ids=(user_id,)), now)

@@ -84,11 +84,10 @@ async def fan_out(now: datetime, limit: int = 500) -> int:
     for each active endpoint of a partner above the company that takes the event
     (a test message: its endpoint only). One transaction; two workers never take
     the same event."""
-    skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
     async with db.write_transaction():
         claimed = await WebhookEvent.raw(
             "UPDATE webhook_event SET fanned_out = {} WHERE id IN (SELECT id FROM webhook_event "
-            f"WHERE NOT fanned_out ORDER BY id LIMIT {int(limit)}{skip_locked}) RETURNING id",
+            f"WHERE NOT fanned_out ORDER BY id LIMIT {int(limit)}{db.skip_locked()}) RETURNING id",
             True,
         )
         ids = [row["id"] for row in claimed]
@@ -139,14 +138,15 @@ async def claim(now: datetime, token: str, limit: int) -> list[dict]:
     one more attempt counted, with what sending them needs. PostgreSQL: one
     statement, skipping rows another worker is claiming; SQLite: the write lock
     first (BEGIN IMMEDIATE), so no other writer comes between choice and claim."""
-    skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
     due = (
         "UPDATE webhook_delivery SET claim_token = {}, claimed_until = {}, attempts = attempts + 1 "
         "WHERE id IN (SELECT id FROM webhook_delivery WHERE status = 'pending' AND next_attempt_at <= {} "
         "AND (claimed_until IS NULL OR claimed_until < {}) "
-        f"ORDER BY next_attempt_at, id LIMIT {int(limit)}{skip_locked}) "
+        f"ORDER BY next_attempt_at, id LIMIT {int(limit)}{db.skip_locked()}) "
     )
     values = (token, now + LEASE, now, now)
+    # Two ways, not one statement spelt twice: SQLite has no UPDATE inside a WITH,
+    # so it claims, then reads what it claimed, under its one write lock.
     if db.is_postgres():
         claimed = f"WITH claimed AS ({due}RETURNING id, attempts, endpoint, event) "
         return await WebhookDelivery.raw(claimed + _CLAIMED.format(rows="claimed"), *values)

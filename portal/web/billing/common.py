@@ -25,8 +25,6 @@ from portal.web.render import render
 
 METHOD_LABELS = subscription_list.METHOD_LABELS
 PAYMENT_LABELS = invoices.METHOD_LABELS
-# What partner staff record by hand; "card" is the processor's own.
-OFFLINE_METHODS = ("card_by_phone", "bank_transfer", "money_order", "check")
 KIND_LABELS = invoices.KIND_LABELS
 STATUS_LABELS = {"draft": "Draft", "issued": "Issued", "paid": "Paid", "void": "Void"}
 ADDRESS_FIELDS = ("billing_name", "billing_email", "address", "country")

@@ -18,7 +18,7 @@ from portal.domain.billing.renewal import voiding
 from portal.domain.clock import utcnow
 from portal.domain.errors import ValidationFailed
 from portal.web.billing import refund_pages
-from portal.web.billing.common import OFFLINE_METHODS, form_page, services_of
+from portal.web.billing.common import form_page, services_of
 from portal.web.billing.messages import _day, _number, _total, void_effect
 from portal.web.billing.pdf import pdf_response, template_env
 from portal.web.flash import flash
@@ -47,8 +47,6 @@ class InvoiceController(Controller):
         form = await request.form()
         method, reference = text(form.get("method"), 20), text(form.get("reference"), 100)
         try:
-            if method not in OFFLINE_METHODS:
-                raise ValidationFailed({"method": "Choose how it was paid."})
             result = await settlement.record_payment(
                 actor, invoice_id, method=method, reference=reference, now=utcnow()
             )
@@ -171,7 +169,7 @@ class InvoiceController(Controller):
                 "invoice": invoice,
                 "can_pay_online": bool(account and account.get("card_last4")),
                 "tax_rate": format_rate(invoice["tax_rate_bp"]),
-                "offline_methods": OFFLINE_METHODS,
+                "offline_methods": settlement.OFFLINE_METHODS,
                 "void_effect": effect,
                 "refunds": await refund_pages.invoice_context(actor, invoice),
             },
