@@ -85,11 +85,12 @@ class Listing:
     alerts: int  # customers low on seats among those searched
     pending: int  # requested orders of every customer under the wing
     settings: partner_settings.PartnerSettings  # what applies to the actor's own company
-    # Changes whenever a batch of a customer under the wing does (their highest
-    # batch_version, with their count and the sum of their ids, so that a customer
-    # gone or added changes it too): the forecast's version. Customers only, as the
-    # table reads them: licences are ordered, and batches made, for customers alone.
-    forecast_version: str = ""
+    # Changes whenever a batch, an order, a subscription or the name of a customer
+    # under the wing does (their highest batch_version, with their count and the sum
+    # of their ids, so that a customer gone or added changes it too): the version of
+    # the parts kept between loads (portal.domain.dashboard.kept). Customers only, as
+    # the table reads them: licences are ordered, and batches made, for customers alone.
+    version: str = ""
 
 
 # --- the figures, kept per company ----------------------------------------------------
@@ -236,7 +237,7 @@ async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) ->
         alerts=int(head["alerts"]),
         pending=int(head["wing_pending"]),
         settings=settings,
-        forecast_version=str(head["forecast_version"]),
+        version=str(head["wing_version"]),
     )
 
 
@@ -261,7 +262,7 @@ async def _figures_page(
 ) -> list[dict]:
     """The page's rows after one row of totals' columns (total, alerts,
     wing_pending, stale_rows, the cursor's: cursor_found and before_cursor, and
-    forecast_version, see Listing); a LEFT JOIN so that the totals come back even when the
+    wing_version, see Listing); a LEFT JOIN so that the totals come back even when the
     page is empty. With `recount`, rows not fresh are counted from scratch (s) and
     stale_rows counts those; without, it counts the rows that were not fresh,
     whose figures are then not to be trusted.
@@ -299,7 +300,7 @@ SELECT totals.*, page.* FROM (
     COALESCE(SUM(marked.pending), 0) AS wing_pending, COALESCE(SUM(marked.stale), 0) AS stale_rows,
     COALESCE({cursor_found}, 0) AS cursor_found, COALESCE({before_cursor}, 0) AS before_cursor,
     COALESCE(MAX(marked.batch_version), 0) || ':' || COUNT(*) || ':' || COALESCE(SUM(marked.id), 0)
-      AS forecast_version
+      AS wing_version
   FROM marked
 ) AS totals LEFT JOIN (
   SELECT marked.* FROM marked WHERE {shown} = 1{where}
