@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from portal.domain.clock import utcnow
+from portal.domain.companies import insert_company
 from portal.domain.dashboard import figures, pipeline, same_quantity, wing_batches
 from portal.domain.dashboard.alerts_and_limits import said
 from portal.domain.dashboard.figures import CustomerQuery
@@ -14,7 +15,7 @@ from portal.domain.dashboard.kept import Kept
 from portal.domain.orders import decisions, requests
 from portal.domain.partner_settings import PartnerSettings
 from portal.tables import Company, LicenceBatch
-from portal.tables.billing import Subscription
+from portal.tables.billing import BillingProfile, CatalogueItem, Subscription
 from tests.support import sign_in
 from tests.test_dashboard import NOW, actors, batch_ending
 
@@ -23,7 +24,7 @@ async def version(actor) -> str:
     return (await figures.customer_figures(actor, CustomerQuery(), NOW)).version
 
 
-async def test_version_changes_with_orders_subscriptions_and_a_customers_name(tree):
+async def test_version_changes_with_every_write_the_kept_parts_read(tree):
     partner, _ = await actors(tree)
     seen = [await version(partner)]
 
@@ -44,6 +45,25 @@ async def test_version_changes_with_orders_subscriptions_and_a_customers_name(tr
     await changed()
     await Company.update({Company.name: "Direct Customer Ltd"}).where(Company.id == tree.direct["id"])
     await changed()
+    # The wing's tree: a sub-partner renamed, one added (neither with a customer).
+    await Company.update({Company.name: "Acme North Ltd"}).where(Company.id == tree.sub["id"])
+    await changed()
+    await insert_company("Acme South", "sub_partner", tree.partner, NOW)
+    await changed()
+    # The seller's price of a standard user and its currency value the horizons' seats.
+    await CatalogueItem.insert(
+        CatalogueItem(partner=tree.partner["id"], code="x-user", kind="user_credit", name="User", period="month")
+    )
+    await changed()
+    await BillingProfile.insert(BillingProfile(company=tree.partner["id"]))
+    await changed()
+    await BillingProfile.update({BillingProfile.currency: "EUR"}).where(BillingProfile.company == tree.partner["id"])
+    await changed()
+    # Its invoice counter, as every invoice moves it, raises nothing.
+    await BillingProfile.update({BillingProfile.next_invoice_number: 7}).where(
+        BillingProfile.company == tree.partner["id"]
+    )
+    assert await version(partner) == seen[-1]
     # Another partner's customer renamed: this wing's parts stay as they are.
     await Company.update({Company.name: "Elsewhere"}).where(Company.id == tree.other_customer["id"])
     assert await version(partner) == seen[-1]

@@ -1,15 +1,20 @@
 """The Admin Dashboard's kept parts under one version: `dashboard_figure.batch_version`
 (migration 0030, raised by licence_batch) is raised also by licence_order and
 subscription (a batch renewed or its renewal requested, a subscription's term that
-renews a batch by itself) and by a customer's new name. The forecast, the 30/60/90-day
-horizons and "Ending in the next 30 days" read nothing else that changes, but the
-clock, which the web process keys them by.
+renews a batch by itself); a company's own row by its new name, kind, parent or
+path, whatever its kind (the wing's tree); and a seller's customers' rows by its
+catalogue or its billing currency (the price of a standard user values the
+horizons' seats). The forecast, the 30/60/90-day horizons, "Ending in the next 30
+days" and the wing's tree read nothing else that changes but the clock, which the
+web process keeps them by.
 
-PostgreSQL: one statement-level function over the transition tables, the company
-column named by the trigger's argument; rows locked in company order first, as the
-other dashboard_figure triggers do. A rename is a row trigger (a trigger on a column
-list cannot have transition tables). SQLite: row triggers. Raw SQL on both engines,
-nothing imported from the portal. Backward: drops the triggers and the function."""
+PostgreSQL: one statement-level function over the transition tables of orders and
+subscriptions, rows locked in company order first, as the other dashboard_figure
+triggers do; row triggers for companies, catalogue items and billing profiles (a
+trigger on a column list cannot have transition tables; these change one row at a
+time, seldom; a billing profile's invoice counter raises nothing). SQLite: row
+triggers. Raw SQL on both engines, nothing imported from the portal. Backward:
+drops the triggers and the functions."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine.postgres import PostgresEngine
@@ -17,7 +22,7 @@ from piccolo.table import Table
 
 ID = "2026-12-07T23:10:00:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "dashboard_figure.batch_version raised by licence_order, subscription and a customer's rename"
+DESCRIPTION = "dashboard_figure.batch_version raised by orders, subscriptions, companies, catalogues and currencies"
 
 
 class Company(Table, tablename="company"):
@@ -27,7 +32,11 @@ class Company(Table, tablename="company"):
 _TABLES = ("licence_order", "subscription")
 _EVENTS = ("insert", "update", "delete")
 _TRIGGERS = [(f"{table}_version_{event}", table) for table in _TABLES for event in _EVENTS]
-_RENAME = ("company_name_version", "company")
+_COMPANY = ("company_version", "company")
+# A seller's price of a standard user and its currency value the horizons' seats: its customers' rows.
+_SELLERS = (("catalogue_item", "partner"), ("billing_profile", "company"))
+
+_COMPANY_CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in ("name", "kind", "parent", "path"))
 
 _POSTGRES = [
     """
@@ -46,7 +55,7 @@ _POSTGRES = [
     END $$
     """,
     """
-    CREATE FUNCTION dashboard_version_of_name() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE FUNCTION dashboard_version_of_company() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       UPDATE dashboard_figure SET batch_version = nextval('dashboard_batch_version') WHERE company = NEW.id;
       RETURN NULL;
@@ -68,16 +77,46 @@ _POSTGRES = [
         "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dashboard_version_of()"
         for table in _TABLES
     ),
-    "CREATE TRIGGER company_name_version AFTER UPDATE OF name ON company FOR EACH ROW "
-    "WHEN (OLD.name IS DISTINCT FROM NEW.name) EXECUTE FUNCTION dashboard_version_of_name()",
+    "CREATE TRIGGER company_version AFTER UPDATE OF name, kind, parent, path ON company FOR EACH ROW "
+    f"WHEN ({_COMPANY_CHANGED}) EXECUTE FUNCTION dashboard_version_of_company()",
+    *(
+        f"""
+    CREATE FUNCTION dashboard_version_of_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+      seller bigint := CASE WHEN TG_OP = 'DELETE' THEN OLD.{column} ELSE NEW.{column} END;
+    BEGIN
+      PERFORM 1 FROM dashboard_figure WHERE company IN (SELECT id FROM company WHERE parent = seller)
+        ORDER BY company FOR UPDATE;
+      UPDATE dashboard_figure SET batch_version = nextval('dashboard_batch_version')
+        WHERE company IN (SELECT id FROM company WHERE parent = seller);
+      RETURN NULL;
+    END $$
+    """
+        for table, column in _SELLERS
+    ),
+    "CREATE TRIGGER catalogue_item_version AFTER INSERT OR UPDATE OR DELETE ON catalogue_item "
+    "FOR EACH ROW EXECUTE FUNCTION dashboard_version_of_catalogue_item()",
+    "CREATE TRIGGER billing_profile_version_currency AFTER UPDATE OF currency ON billing_profile FOR EACH ROW "
+    "WHEN (OLD.currency IS DISTINCT FROM NEW.currency) EXECUTE FUNCTION dashboard_version_of_billing_profile()",
+    "CREATE TRIGGER billing_profile_version AFTER INSERT OR DELETE ON billing_profile "
+    "FOR EACH ROW EXECUTE FUNCTION dashboard_version_of_billing_profile()",
 ]
 
 
-def _sqlite_bump(company: str) -> str:
+def _sqlite_bump(company: str, customers: bool = False) -> str:
+    """Raises the row of `company`, or with `customers`, the rows of the companies it sells to."""
+    which = f"IN (SELECT id FROM company WHERE parent = {company})" if customers else f"= {company}"
     return (
         "UPDATE dashboard_figure SET batch_version = "
-        f"(SELECT COALESCE(MAX(batch_version), 0) + 1 FROM dashboard_figure) WHERE company = {company};"
+        f"(SELECT COALESCE(MAX(batch_version), 0) + 1 FROM dashboard_figure) WHERE company {which};"
     )
+
+
+_ROW = {"insert": "NEW", "update": "NEW", "delete": "OLD"}
+# What follows AFTER in each SQLite trigger: the event, the table and when.
+_SQLITE_EVENT = {(table, event): f"{event.upper()} ON {table}" for table, _ in _SELLERS for event in _EVENTS} | {
+    ("billing_profile", "update"): "UPDATE OF currency ON billing_profile WHEN OLD.currency IS NOT NEW.currency"
+}
 
 
 _SQLITE = [
@@ -94,8 +133,14 @@ _SQLITE = [
         f"CREATE TRIGGER {table}_version_delete AFTER DELETE ON {table} BEGIN {_sqlite_bump('OLD.company')} END"
         for table in _TABLES
     ),
-    "CREATE TRIGGER company_name_version AFTER UPDATE OF name ON company WHEN OLD.name IS NOT NEW.name "
-    f"BEGIN {_sqlite_bump('NEW.id')} END",
+    "CREATE TRIGGER company_version AFTER UPDATE OF name, kind, parent, path ON company "
+    f"WHEN {_COMPANY_CHANGED.replace('IS DISTINCT FROM', 'IS NOT')} BEGIN {_sqlite_bump('NEW.id')} END",
+    *(
+        f"CREATE TRIGGER {table}_version_{event} AFTER {_SQLITE_EVENT[table, event]} "
+        f"BEGIN {_sqlite_bump(f'{_ROW[event]}.{column}', customers=True)} END"
+        for table, column in _SELLERS
+        for event in _EVENTS
+    ),
 ]
 
 
@@ -111,11 +156,17 @@ async def forwards():
             await Company.raw(statement)
 
     async def drop() -> None:
-        for name, table in [*_TRIGGERS, _RENAME]:
-            await Company.raw(f"DROP TRIGGER {name} ON {table}" if _postgres() else f"DROP TRIGGER {name}")
         if _postgres():
-            await Company.raw("DROP FUNCTION dashboard_version_of()")
-            await Company.raw("DROP FUNCTION dashboard_version_of_name()")
+            sellers = [(f"{table}_version", table) for table, _ in _SELLERS]
+            sellers.append(("billing_profile_version_currency", "billing_profile"))
+            for name, table in [*_TRIGGERS, _COMPANY, *sellers]:
+                await Company.raw(f"DROP TRIGGER {name} ON {table}")
+            for function in ("", "_company", *(f"_{table}" for table, _ in _SELLERS)):
+                await Company.raw(f"DROP FUNCTION dashboard_version_of{function}()")
+        else:
+            sellers = [(f"{table}_version_{event}", table) for table, _ in _SELLERS for event in _EVENTS]
+            for name, _table in [*_TRIGGERS, _COMPANY, *sellers]:
+                await Company.raw(f"DROP TRIGGER {name}")
 
     manager.add_raw(create)
     manager.add_raw_backwards(drop)

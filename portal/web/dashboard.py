@@ -223,10 +223,14 @@ async def _page(
     request: Request, actor: Actor, kept: Kept, query: figures.CustomerQuery, now: datetime
 ) -> dict[str, Any]:
     """Everything the Admin Dashboard shows on its first screen, without JavaScript.
-    The forecast, the horizons and "Ending in the next 30 days" are kept under the
-    wing's version (see portal.domain.dashboard.kept), which the table's statement reads."""
+    The wing's tree, the forecast, the horizons and "Ending in the next 30 days" are
+    kept under the wing's version (see portal.domain.dashboard.kept), which the table's statement reads."""
     listing = await figures.customer_figures(actor, query, now)
-    tree = await companies.wing_tree(actor)
+    tree = kept.get(("tree", actor.company_path, listing.version), now) if listing.version else None
+    if tree is None:
+        tree = await companies.wing_tree(actor)
+        if listing.version:
+            kept.put(("tree", actor.company_path, listing.version), tree)
     soon, more_soon = await wing_batches.ending_soon(actor, now, kept=kept, version=listing.version)
     return {
         "query": query,

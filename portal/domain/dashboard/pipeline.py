@@ -196,11 +196,24 @@ async def pipeline(actor: Actor, period: str, now: datetime) -> list[Period]:
 
 async def horizons(actor: Actor, now: datetime, kept: Kept | None = None, version: str = "") -> list[Horizon]:
     """What ends in the next 30, 60 and 90 days, and how much of it is renewed
-    (or its renewal requested) already. With `kept` and the wing's `version`
-    (figures.Listing), the grouped batches are counted again only when the version
-    changes or the clock moves a batch's end across a horizon."""
+    (or its renewal requested) already.
+
+    With `kept` and the wing's `version` (figures.Listing), counted again only when
+    the version changes or the clock moves a batch's end across now or a horizon:
+    counted with one period more (90 to 180 days), each period's first end says
+    when (the 90 days at most, for a batch beyond 180 days to come within 90)."""
     require_partner_manager(actor)
-    rows = await _horizon_groups(actor, now, kept, version)
+    key = ("horizons", actor.company_path, version)
+    counted = kept.get(key, now) if kept is not None and version else None
+    if counted is not None:
+        return counted
+    offsets = [timedelta(days=days) for days in (0, *HORIZONS, 2 * HORIZONS[-1])]
+    rows = await _grouped(actor, [now + offset for offset in offsets], now)
+    until = min(
+        (db_datetime(row["first_end"]) - offsets[int(row["period"])] for row in rows),
+        default=now + offsets[len(HORIZONS)],
+    )
+    rows = [row for row in rows if int(row["period"]) < len(HORIZONS)]
     prices = await seat_prices(row["seller"] for row in rows)
     ending = [Figures() for _ in HORIZONS]
     renewed = [Figures() for _ in HORIZONS]
@@ -209,28 +222,10 @@ async def horizons(actor: Actor, now: datetime, kept: Kept | None = None, versio
             ending[later] += figures
             if state in ("renewed", "requested"):
                 renewed[later] += figures
-    return [Horizon(days, ending[k], renewed[k]) for k, days in enumerate(HORIZONS)]
-
-
-async def _horizon_groups(actor: Actor, now: datetime, kept: Kept | None, version: str) -> list[dict]:
-    """The groups of the batches ending within 90 days. They hold until a batch's
-    end passes now or now + 30 or 60 or 90 days: counted with one period more
-    (90 to 180 days), each period's first end says when (the 90 days at most, for
-    a batch beyond 180 days to come within 90)."""
-    key = ("horizons", actor.company_path, version)
-    groups = kept.get(key, now) if kept is not None and version else None
-    if groups is not None:
-        return groups
-    offsets = [timedelta(days=days) for days in (0, *HORIZONS, 2 * HORIZONS[-1])]
-    rows = await _grouped(actor, [now + offset for offset in offsets], now)
-    until = min(
-        (db_datetime(row["first_end"]) - offsets[int(row["period"])] for row in rows),
-        default=now + offsets[len(HORIZONS)],
-    )
-    groups = [row for row in rows if int(row["period"]) < len(HORIZONS)]
+    counted = [Horizon(days, ending[k], renewed[k]) for k, days in enumerate(HORIZONS)]
     if kept is not None and version:
-        kept.put(key, groups, min(until, now + offsets[len(HORIZONS)]))
-    return groups
+        kept.put(key, counted, min(until, now + offsets[len(HORIZONS)]))
+    return counted
 
 
 @dataclass(frozen=True)
