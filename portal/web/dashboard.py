@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment
@@ -261,7 +260,7 @@ async def _forecast(request: Request, actor: Actor, kept: Kept, version: str, no
     html = kept.get(key, now) if version else None
     if html is None:
         ending, assigned = await forecast.both_charts(actor, now)
-        html = _forecast_html(_jinja(request), tuple(ending), tuple(assigned))
+        html = _forecast_html(_jinja(request), ending, assigned)
         if version:
             kept.put(key, html, today + timedelta(days=1))
     return html
@@ -273,19 +272,16 @@ def _jinja(request: Request) -> Environment:
     return engine.engine
 
 
-@lru_cache(maxsize=32)
-def _forecast_html(env: Environment, ending: tuple[forecast.Week, ...], assigned: tuple[forecast.Week, ...]) -> Markup:
-    """The forecast's charts and tables, rendered once per distinct set of weeks:
-    the HTML is a function of the weeks alone (their bounds and figures are the
-    key), so a repeat is the same page, never an older one. Rendering its 34 bars
-    and two tables was a third of the page's template time."""
+def _forecast_html(env: Environment, ending: list[forecast.Week], assigned: list[forecast.Week]) -> Markup:
+    """The forecast's charts and tables (its 34 bars and two tables were a third
+    of the page's template time: rendered once per kept forecast)."""
     template = env.get_template("partials/dashboard/_forecast.html")
     return Markup(
         template.render(
-            ending=list(ending),
-            assigned=list(assigned),
-            ending_chart=chart(list(ending), "ends_at"),
-            assigned_chart=chart(list(assigned), "starts_at"),
+            ending=ending,
+            assigned=assigned,
+            ending_chart=chart(ending, "ends_at"),
+            assigned_chart=chart(assigned, "starts_at"),
         )
     )
 

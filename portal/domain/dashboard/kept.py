@@ -17,7 +17,7 @@ KEPT = 256  # a few parts for each of the wings open at once; the least recently
 @dataclass
 class Kept:
     size: int = KEPT
-    _parts: OrderedDict[tuple, tuple[Any, datetime | None]] = field(default_factory=OrderedDict)
+    _parts: OrderedDict[tuple, tuple[Any, datetime | None]] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def get(self, key: tuple, now: datetime) -> Any | None:
         """The part kept under `key` if it still holds at `now`, else None."""
