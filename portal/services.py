@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portal.domain.billing.payments import CardProcessor, TestProcessor
+from portal.domain.dashboard.kept import Kept
 from portal.domain.imports.limits import ImportFiles
 from portal.domain.sso.provider import ProviderDirectory
 from portal.domain.webhooks.delivery import Sender, http_sender
@@ -49,6 +50,8 @@ class Services:
     import_files: ImportFiles = field(
         default_factory=lambda: ImportFiles(PROJECT_DIR / "var" / "imports", Settings.csv_max_bytes)
     )
+    # The Admin Dashboard's parts kept between loads, under their wing's version (portal.domain.dashboard.kept).
+    dashboard_kept: Kept = field(default_factory=Kept)
 
 
 def import_files_of(settings: Settings) -> ImportFiles:

@@ -72,10 +72,6 @@ async def clean_state(database):
         for url in (settings.redis_url, settings.sessions_redis_url):
             async with Redis.from_url(url) as redis:
                 await redis.flushdb()
-    # The web's kept forecasts are by version, and each test's database numbers its versions from 1 again.
-    from portal.web.dashboard import forget_forecasts
-
-    forget_forecasts()
     yield
     # A transaction a test's code opened and never ended holds its connection: the pool
     # could never close, and the run would hang at its end instead of failing here.

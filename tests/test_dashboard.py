@@ -293,7 +293,7 @@ async def test_forecast_weeks_hold_the_batches_that_end_in_them(tree):
 
 
 async def forecast_version(actor) -> str:
-    return (await figures.customer_figures(actor, CustomerQuery(), NOW)).forecast_version
+    return (await figures.customer_figures(actor, CustomerQuery(), NOW)).version
 
 
 async def test_forecast_version_changes_with_every_batch_under_the_wing_and_only_those(tree):
@@ -331,7 +331,6 @@ async def test_dashboard_counts_the_forecast_again_only_when_a_batch_changed(tre
         return await both_charts(actor, now)
 
     monkeypatch.setattr(web_dashboard.forecast, "both_charts", counting)
-    web_dashboard._FORECASTS.clear()
     await sign_in(client, tree.email("partner"))
 
     def seats_ending(html: str) -> int:

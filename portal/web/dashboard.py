@@ -4,26 +4,28 @@ licence summary."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
-from portal.domain import companies, forecast, partner_settings
+from portal.domain import companies, forecast
 from portal.domain.access import Actor
 from portal.domain.clock import utcnow
 from portal.domain.dashboard import figures, pipeline, same_quantity, wing_batches
+from portal.domain.dashboard.alerts_and_limits import save_alerts_and_limits
 from portal.domain.dashboard.customer_summary import customer_summary
+from portal.domain.dashboard.kept import Kept
 from portal.domain.errors import ValidationFailed
+from portal.services import Services
 from portal.web.flash import flash
 from portal.web.forms import text, to_date, to_int
 from portal.web.redirects import local_path
@@ -90,6 +92,7 @@ class DashboardController(Controller):
         self,
         request: HTMXRequest,
         actor: CurrentActor,
+        services: NamedDependency[Services],
         q: FromQuery[str] = "",
         sort: FromQuery[str] = figures.DEFAULT_SORT,
         dir: FromQuery[str] = "",
@@ -104,23 +107,24 @@ class DashboardController(Controller):
         if request.htmx and request.htmx.target == "customer-results":
             listing = await figures.customer_figures(actor, query, utcnow())
             return render(request, "partials/dashboard/_customers.html", {"query": query, "listing": listing})
-        return render(request, "pages/dashboard.html", await _page(request, actor, query, utcnow()))
+        return render(
+            request, "pages/dashboard.html", await _page(request, actor, services.dashboard_kept, query, utcnow())
+        )
 
     @post("/dashboard/settings")
-    async def save_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
-        """The partner's free-seat alert and largest order, for its own company
-        and the companies under it (a sub-partner's own settings win below it)."""
+    async def save_settings(
+        self, request: HTMXRequest, actor: CurrentActor, services: NamedDependency[Services]
+    ) -> Template | Redirect:
         form = await request.form()
         entered = {name: text(form.get(name), 20) for name in ("low_seat_threshold", "max_order_quantity")}
         now = utcnow()
-        before = await partner_settings.for_path(actor.company_path)
         try:
-            saved = await partner_settings.save(actor, actor.company_id, now=now, **entered)
+            said = await save_alerts_and_limits(actor, now=now, **entered)
         except ValidationFailed as refused:
-            context = await _page(request, actor, figures.CustomerQuery(), now)
+            context = await _page(request, actor, services.dashboard_kept, figures.CustomerQuery(), now)
             context |= {"settings_errors": refused.errors, "settings_values": entered}
             return render(request, "pages/dashboard.html", context, status_code=400)
-        flash(request, _settings_said(actor.company_name, before, saved))
+        flash(request, said)
         return Redirect("/dashboard#settings", status_code=303)
 
     @post("/dashboard/open")
@@ -214,12 +218,19 @@ class DashboardController(Controller):
         return render(request, "partials/dashboard/_customer_summary.html", {"summary": summary})
 
 
-async def _page(request: Request, actor: Actor, query: figures.CustomerQuery, now: datetime) -> dict[str, Any]:
-    """Everything the Admin Dashboard shows on its first screen, without JavaScript."""
+async def _page(
+    request: Request, actor: Actor, kept: Kept, query: figures.CustomerQuery, now: datetime
+) -> dict[str, Any]:
+    """Everything the Admin Dashboard shows on its first screen, without JavaScript.
+    The wing's tree, the forecast, the horizons and "Ending in the next 30 days" are
+    kept under the wing's version (see portal.domain.dashboard.kept), which the table's statement reads."""
     listing = await figures.customer_figures(actor, query, now)
-    tree = await companies.wing_tree(actor)
-    forecast_html = await _forecast(request, actor, listing.forecast_version, now)
-    soon, more_soon = await wing_batches.ending_soon(actor, now)
+    tree = kept.get(("tree", actor.company_path, listing.version), now) if listing.version else None
+    if tree is None:
+        tree = await companies.wing_tree(actor)
+        if listing.version:
+            kept.put(("tree", actor.company_path, listing.version), tree)
+    soon, more_soon = await wing_batches.ending_soon(actor, now, kept=kept, version=listing.version)
     return {
         "query": query,
         "per_page_choices": figures.PER_PAGE_CHOICES,
@@ -235,37 +246,23 @@ async def _page(request: Request, actor: Actor, query: figures.CustomerQuery, no
         # Whole days, today through the 30th day after it: every batch of the list is among them.
         "ending_soon_href": f"/dashboard/batches?field=ends_at&start={now:%Y-%m-%d}"
         f"&end={now + figures.SOON + timedelta(days=1):%Y-%m-%d}",
-        "forecast_html": forecast_html,
-        "horizons": await pipeline.horizons(actor, now),
+        "forecast_html": await _forecast(request, actor, kept, listing.version, now),
+        "horizons": await pipeline.horizons(actor, now, kept=kept, version=listing.version),
     }
 
 
-# The forecast of a wing, by (its path, its forecast version, the day): the
-# version changes with any batch under the wing (a trigger raises it), the day
-# moves the weeks' bounds. A few wings are open at once; the oldest goes first.
-_FORECASTS: OrderedDict[tuple[str, str, datetime], Markup] = OrderedDict()
-_FORECASTS_KEPT = 64
-
-
-def forget_forecasts() -> None:
-    """Drop the kept forecasts: for a process whose database starts again (tests)."""
-    _FORECASTS.clear()
-
-
-async def _forecast(request: Request, actor: Actor, version: str, now: datetime) -> Markup:
+async def _forecast(request: Request, actor: Actor, kept: Kept, version: str, now: datetime) -> Markup:
     """The forecast's charts and tables: counted (two grouped statements over the
-    wing's batches, the page's costliest) only when the version or the day changed."""
-    key = (actor.company_path, version, forecast.ahead_bounds(now, 0)[0])
-    kept = _FORECASTS.get(key) if version else None
-    if kept is not None:
-        _FORECASTS.move_to_end(key)
-        return kept
-    ending, assigned = await forecast.both_charts(actor, now)
-    html = _forecast_html(_jinja(request), tuple(ending), tuple(assigned))
-    if version:
-        _FORECASTS[key] = html
-        while len(_FORECASTS) > _FORECASTS_KEPT:
-            _FORECASTS.popitem(last=False)
+    wing's batches, the page's costliest) only when the version or the day changed
+    (the day moves the weeks' bounds; the part is dropped when it ends)."""
+    today = forecast.ahead_bounds(now, 0)[0]
+    key = ("forecast", actor.company_path, version, today)
+    html = kept.get(key, now) if version else None
+    if html is None:
+        ending, assigned = await forecast.both_charts(actor, now)
+        html = _forecast_html(_jinja(request), ending, assigned)
+        if version:
+            kept.put(key, html, today + timedelta(days=1))
     return html
 
 
@@ -275,19 +272,16 @@ def _jinja(request: Request) -> Environment:
     return engine.engine
 
 
-@lru_cache(maxsize=32)
-def _forecast_html(env: Environment, ending: tuple[forecast.Week, ...], assigned: tuple[forecast.Week, ...]) -> Markup:
-    """The forecast's charts and tables, rendered once per distinct set of weeks:
-    the HTML is a function of the weeks alone (their bounds and figures are the
-    key), so a repeat is the same page, never an older one. Rendering its 34 bars
-    and two tables was a third of the page's template time."""
+def _forecast_html(env: Environment, ending: list[forecast.Week], assigned: list[forecast.Week]) -> Markup:
+    """The forecast's charts and tables (its 34 bars and two tables were a third
+    of the page's template time: rendered once per kept forecast)."""
     template = env.get_template("partials/dashboard/_forecast.html")
     return Markup(
         template.render(
-            ending=list(ending),
-            assigned=list(assigned),
-            ending_chart=chart(list(ending), "ends_at"),
-            assigned_chart=chart(list(assigned), "starts_at"),
+            ending=ending,
+            assigned=assigned,
+            ending_chart=chart(ending, "ends_at"),
+            assigned_chart=chart(assigned, "starts_at"),
         )
     )
 
@@ -312,23 +306,6 @@ def _cursor(value: str) -> int | None:
     """A customer's id, as the pager's links carry it; anything else is no cursor (the first page)."""
     number = to_int(value[:12])
     return number if number is not None and 0 < number < 2**31 else None
-
-
-def _settings_said(
-    company: str, before: partner_settings.PartnerSettings, after: partner_settings.PartnerSettings
-) -> str:
-    """What saving changed, in words: "Free-seat alert set to 5 for Acme MSP and the companies under it." """
-    changes = []
-    if after.low_seat_threshold != before.low_seat_threshold:
-        changes.append(f"Free-seat alert set to {after.low_seat_threshold:,}")
-    if after.max_order_quantity != before.max_order_quantity:
-        changes.append(f"Largest order set to {after.max_order_quantity:,}")
-    if not changes:
-        return (
-            f"Nothing changed: the free-seat alert stays at {after.low_seat_threshold:,} and the largest order at "
-            f"{after.max_order_quantity:,} for {company} and the companies under it."
-        )
-    return f"{' and '.join(changes)} for {company} and the companies under it."
 
 
 def _refused(request: HTMXRequest, refused: ValidationFailed, back: str) -> Template:

@@ -21,6 +21,7 @@ SOON = timedelta(days=30)
 SORTS = ("name", "expired", "expiring_72h", "expiring_30d", "free", "pending", "waiting")
 DEFAULT_SORT = "expired"
 FIGURES = ("expired", "expiring_72h", "expiring_30d", "unlicensed", "free", "pending", "next_end")
+SHOWN = ("expired", "expiring_72h", "expiring_30d", "free", "pending", "waiting")  # each also as "<name>_text"
 
 
 PER_PAGE_CHOICES = (25, 50)
@@ -85,11 +86,12 @@ class Listing:
     alerts: int  # customers low on seats among those searched
     pending: int  # requested orders of every customer under the wing
     settings: partner_settings.PartnerSettings  # what applies to the actor's own company
-    # Changes whenever a batch of a customer under the wing does (their highest
-    # batch_version, with their count and the sum of their ids, so that a customer
-    # gone or added changes it too): the forecast's version. Customers only, as the
-    # table reads them: licences are ordered, and batches made, for customers alone.
-    forecast_version: str = ""
+    # Changes whenever a batch, an order, a subscription or the name of a customer
+    # under the wing does, or a partner's name or place (the customers' highest
+    # batch_version with their count and the sum of their ids, so that a customer
+    # gone or added changes it too; then the same of the wing's other companies):
+    # the version of the parts kept between loads (portal.domain.dashboard.kept).
+    version: str = ""
 
 
 # --- the figures, kept per company ----------------------------------------------------
@@ -228,6 +230,9 @@ async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) ->
         row["unused"] = seats_unused(int(row["free"]), int(row["waiting"]))
         row["allocate_tab"] = allocate_tab(int(row["expired"]))
         row["next_end"] = db_datetime(row["next_end"])
+        # As the table writes them ("1,234"): formatted in the template, they were a tenth of the page's render.
+        for name in SHOWN:
+            row[f"{name}_text"] = f"{int(row[name]):,}"
         items.append(row)
     before = int(head["before_cursor"] or 0)
     first = (before - len(items) + 1 if backwards else before + 1) if items else 0
@@ -236,7 +241,7 @@ async def customer_figures(actor: Actor, query: CustomerQuery, now: datetime) ->
         alerts=int(head["alerts"]),
         pending=int(head["wing_pending"]),
         settings=settings,
-        forecast_version=str(head["forecast_version"]),
+        version=str(head["wing_version"]),
     )
 
 
@@ -261,7 +266,7 @@ async def _figures_page(
 ) -> list[dict]:
     """The page's rows after one row of totals' columns (total, alerts,
     wing_pending, stale_rows, the cursor's: cursor_found and before_cursor, and
-    forecast_version, see Listing); a LEFT JOIN so that the totals come back even when the
+    wing_version, see Listing); a LEFT JOIN so that the totals come back even when the
     page is empty. With `recount`, rows not fresh are counted from scratch (s) and
     stale_rows counts those; without, it counts the rows that were not fresh,
     whose figures are then not to be trusted.
@@ -298,8 +303,11 @@ SELECT totals.*, page.* FROM (
   SELECT COALESCE(SUM({shown}), 0) AS total, COALESCE(SUM(marked.alert * marked.matches), 0) AS alerts,
     COALESCE(SUM(marked.pending), 0) AS wing_pending, COALESCE(SUM(marked.stale), 0) AS stale_rows,
     COALESCE({cursor_found}, 0) AS cursor_found, COALESCE({before_cursor}, 0) AS before_cursor,
-    COALESCE(MAX(marked.batch_version), 0) || ':' || COUNT(*) || ':' || COALESCE(SUM(marked.id), 0)
-      AS forecast_version
+    COALESCE(MAX(marked.batch_version), 0) || ':' || COUNT(*) || ':' || COALESCE(SUM(marked.id), 0) || '/' || (
+      SELECT COALESCE(MAX(n.batch_version), 0) || ':' || COUNT(*) || ':' || COALESCE(SUM(n.company), 0)
+      FROM dashboard_figure AS n JOIN company ON company.id = n.company
+      WHERE company.kind <> 'customer' AND {_wing(actor)}
+    ) AS wing_version
   FROM marked
 ) AS totals LEFT JOIN (
   SELECT marked.* FROM marked WHERE {shown} = 1{where}

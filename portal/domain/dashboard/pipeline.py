@@ -23,6 +23,8 @@ from dateutil.relativedelta import relativedelta
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.billing.catalogue import DEFAULT_ITEMS, STANDARD_USER, yearly_cents
 from portal.domain.billing.money import format_money
+from portal.domain.dashboard.figures import db_datetime
+from portal.domain.dashboard.kept import Kept
 from portal.domain.forecast import period_of
 from portal.domain.pages import PER_PAGE, Page, clamp_page
 from portal.tables import LicenceBatch
@@ -157,11 +159,13 @@ async def seat_prices(sellers: Iterable[int]) -> dict[int, SeatPrice]:
 
 
 async def _grouped(actor: Actor, bounds: list[datetime], now: datetime) -> list[dict]:
-    """(period index, seller, state) → batches, seats, for the paid batches ending within `bounds`."""
+    """(period index, seller, state) → batches, seats and the first end, for the
+    paid batches ending within `bounds`."""
     period, period_args = period_of("ends_at", bounds)
     sql = (
-        f"SELECT {period} AS period, company.parent AS seller, {_STATE_SQL} AS state, "
-        f"COUNT(*) AS batches, SUM(licence_batch.seats) AS seats {_PAID_UNDER_WING} GROUP BY 1, 2, 3"
+        f"SELECT {period} AS period, company.parent AS seller, {_STATE_SQL} AS state, COUNT(*) AS batches, "
+        f"SUM(licence_batch.seats) AS seats, MIN(licence_batch.ends_at) AS first_end {_PAID_UNDER_WING} "
+        "GROUP BY 1, 2, 3"
     )
     return await LicenceBatch.raw(sql, *period_args, now, under_wing(actor).querystring, bounds[0], bounds[-1])
 
@@ -190,12 +194,26 @@ async def pipeline(actor: Actor, period: str, now: datetime) -> list[Period]:
     ]
 
 
-async def horizons(actor: Actor, now: datetime) -> list[Horizon]:
+async def horizons(actor: Actor, now: datetime, kept: Kept | None = None, version: str = "") -> list[Horizon]:
     """What ends in the next 30, 60 and 90 days, and how much of it is renewed
-    (or its renewal requested) already."""
+    (or its renewal requested) already.
+
+    With `kept` and the wing's `version` (figures.Listing), counted again only when
+    the version changes or the clock moves a batch's end across now or a horizon:
+    counted with one period more (90 to 180 days), each period's first end says
+    when (the 90 days at most, for a batch beyond 180 days to come within 90)."""
     require_partner_manager(actor)
-    bounds = [now, *(now + timedelta(days=days) for days in HORIZONS)]
-    rows = await _grouped(actor, bounds, now)
+    key = ("horizons", actor.company_path, version)
+    counted = kept.get(key, now) if kept is not None and version else None
+    if counted is not None:
+        return counted
+    offsets = [timedelta(days=days) for days in (0, *HORIZONS, 2 * HORIZONS[-1])]
+    rows = await _grouped(actor, [now + offset for offset in offsets], now)
+    until = min(
+        (db_datetime(row["first_end"]) - offsets[int(row["period"])] for row in rows),
+        default=now + offsets[len(HORIZONS)],
+    )
+    rows = [row for row in rows if int(row["period"]) < len(HORIZONS)]
     prices = await seat_prices(row["seller"] for row in rows)
     ending = [Figures() for _ in HORIZONS]
     renewed = [Figures() for _ in HORIZONS]
@@ -204,7 +222,10 @@ async def horizons(actor: Actor, now: datetime) -> list[Horizon]:
             ending[later] += figures
             if state in ("renewed", "requested"):
                 renewed[later] += figures
-    return [Horizon(days, ending[k], renewed[k]) for k, days in enumerate(HORIZONS)]
+    counted = [Horizon(days, ending[k], renewed[k]) for k, days in enumerate(HORIZONS)]
+    if kept is not None and version:
+        kept.put(key, counted, min(until, now + offsets[len(HORIZONS)]))
+    return counted
 
 
 @dataclass(frozen=True)

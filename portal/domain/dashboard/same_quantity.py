@@ -277,6 +277,7 @@ async def _place_orders(actor: Actor, todo: list[tuple[dict, dict, dict | None, 
 
 AUDIT_COLUMNS = ("at", "actor", "acting_as", "company", "action", "detail", "dedupe_key")
 
+
 async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict | None]], now: datetime) -> None:
     """What requests_order and assign_order write for each, written at once: the
     account managers told of a request placed here, the customer's managers that
@@ -298,6 +299,7 @@ async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict
     entries: list[tuple] = []
 
     add = mails.add
+
     def entry(action: str, company_id: int, detail: dict) -> None:
         entries.append((now, actor.user_id, actor.managing_id, company_id, action, json.dumps(detail), None))
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.dashboard.figures import SOON, db_datetime
+from portal.domain.dashboard.kept import Kept
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences.plans import name_by_plan
 from portal.domain.licences.status import EXPIRING_WITHIN
@@ -83,20 +84,32 @@ async def batches_between(
     return Page(items=[describe_batch(row, now) for row in rows], total=total, number=number)
 
 
-async def ending_soon(actor: Actor, now: datetime, limit: int = 10) -> tuple[list[dict], bool]:
+async def ending_soon(
+    actor: Actor, now: datetime, limit: int = 10, kept: Kept | None = None, version: str = ""
+) -> tuple[list[dict], bool]:
     """The wing's first `limit` batches that end within 30 days, the soonest
     first, and whether more follow (not how many: counting them all cost more
-    than the page's customer table)."""
+    than the page's customer table).
+
+    Read as the first `limit` + 1 batches ending after now, whatever their end,
+    and cut at 30 days here: those rows stay the same until the first of them
+    ends, so with `kept` and the wing's `version` (figures.Listing) they are
+    read again only then or when the version changes."""
     require_partner_manager(actor)
-    within = (LicenceBatch.ends_at > now) & (LicenceBatch.ends_at <= now + SOON)
-    sql = _BATCHES_SQL.replace(_BATCHES_TOTAL, "")
-    rows = await LicenceBatch.raw(
-        sql + f" ORDER BY licence_batch.ends_at, licence_batch.id LIMIT {int(limit) + 1}",
-        under_wing(actor).querystring,
-        within.querystring,
-    )
-    await name_by_plan(rows[:limit])
-    return [describe_batch(row, now) for row in rows[:limit]], len(rows) > limit
+    key = ("ending_soon", actor.company_path, version, limit)
+    rows = kept.get(key, now) if kept is not None and version else None
+    if rows is None:
+        sql = _BATCHES_SQL.replace(_BATCHES_TOTAL, "")
+        rows = await LicenceBatch.raw(
+            sql + f" ORDER BY licence_batch.ends_at, licence_batch.id LIMIT {int(limit) + 1}",
+            under_wing(actor).querystring,
+            (LicenceBatch.ends_at > now).querystring,
+        )
+        await name_by_plan(rows)
+        if kept is not None and version:
+            kept.put(key, rows, rows[0]["ends_at"] if rows else None)
+    soon = [dict(row) for row in rows if row["ends_at"] <= now + SOON]
+    return [describe_batch(row, now) for row in soon[:limit]], len(soon) > limit
 
 
 def batch_label(batch: dict, now: datetime) -> str:
