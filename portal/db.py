@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from piccolo.columns.combination import WhereRaw
 from piccolo.engine.base import Engine
-from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 from piccolo.query import Select
 from piccolo.table import Table
 
@@ -39,10 +39,10 @@ async def write_transaction() -> AsyncIterator[None]:
     outer = db.current_transaction.get()
     try:
         if isinstance(db, SQLiteEngine):
-            async with db.transaction(transaction_type=TransactionType.immediate):
+            async with _released(db.transaction(transaction_type=TransactionType.immediate)):
                 yield
         else:
-            async with db.transaction():
+            async with _released(db.transaction()):
                 yield
     finally:
         # When the rollback itself fails (the server went away mid-transaction),
@@ -50,6 +50,28 @@ async def write_transaction() -> AsyncIterator[None]:
         # later query of the task (a job's in-process retry) would go to it.
         if db.current_transaction.get() is not outer:
             db.current_transaction.set(outer)
+
+
+@asynccontextmanager
+async def _released(transaction: PostgresTransaction | SQLiteTransaction) -> AsyncIterator[None]:
+    """Piccolo's transaction, its connection given back however it ends. Piccolo
+    keeps the connection when its BEGIN, COMMIT or ROLLBACK is interrupted (a
+    task cancelled mid-BEGIN, a server gone): it then stays open inside its
+    transaction (on SQLite holding the write lock every writer waits for), and
+    closing PostgreSQL's pool waits for it forever. Giving it back rolls back
+    what it still holds; giving back one Piccolo already gave back does nothing."""
+    try:
+        async with transaction:
+            yield
+    except BaseException:
+        connection = getattr(transaction, "connection", None)
+        pool = getattr(transaction.engine, "pool", None)
+        if connection is not None and transaction._parent is None:
+            if pool is not None:
+                await pool.release(connection)
+            elif not (is_closed := getattr(connection, "is_closed", None)) or not is_closed():
+                await connection.close()
+        raise
 
 
 @asynccontextmanager
