@@ -360,6 +360,18 @@ async def test_a_create_answers_what_a_read_of_the_user_gives(client, tree, body
     assert "password" not in created.text
 
 
+@pytest.mark.parametrize("params", ["attributes=userName,emails", "excludedAttributes=emails,name"])
+async def test_a_create_with_chosen_attributes_answers_what_a_read_with_them_gives(client, tree, params):
+    token = await _token(tree)
+    body = _new_user("jo@north.example", "jo@north.example", name={"givenName": "Jo"}, displayName="Jo Jones")
+    created = await client.post(f"{SCIM}/Users?{params}", headers=_auth(token), json=body)
+    assert created.status_code == 201, created.text
+    read = await client.get(f"{SCIM}/Users/{created.json()['id']}?{params}", headers=_auth(token))
+    assert created.json() == read.json()
+    whole = await client.get(f"{SCIM}/Users/{created.json()['id']}", headers=_auth(token))
+    assert created.json() != whole.json()
+
+
 async def test_creates_at_once_take_the_free_seats_and_no_more(client, tree):
     batch = await _seats(tree, seats=3)
     token = await _token(tree)

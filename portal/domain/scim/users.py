@@ -30,7 +30,15 @@ from portal.domain.access import Actor, may_act_on
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.scim import query
-from portal.domain.scim.resources import email_of, kept_attributes, name_of, to_resource
+from portal.domain.scim.resources import (
+    Kept,
+    document,
+    email_of,
+    from_document,
+    kept_attributes,
+    name_of,
+    to_resource,
+)
 from portal.domain.scim.schema import DEFAULT_COUNT, MAX_RESULTS, POLICY, PortalUser
 from portal.domain.users import check_new_user, taken_email
 from portal.tables import Company, User
@@ -72,6 +80,10 @@ async def _row(actor: Actor, user_id: str) -> dict:
 
 async def get(actor: Actor, user_id: str, base_url: str) -> PortalUser:
     return to_resource(await _row(actor, user_id), base_url)
+
+
+async def _document(actor: Actor, user_id: str, base_url: str) -> dict[str, Any]:
+    return document(await _row(actor, user_id), base_url)
 
 
 async def search(
@@ -206,16 +218,18 @@ WITH {_CREATE_CHECKS}, made AS (
 SELECT (SELECT id FROM made) AS id, {_CREATE_OUTCOME}"""
 
 
-async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> PortalUser:
+async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> dict[str, Any]:
     """Under the company's lock, so the same create sent ten times at once makes
     one user: the others find the userName (or the e-mail) taken. One short
     transaction: the lock, one statement for the checks and the learner (their
-    SCIM record and audit entry with them), one for their seat."""
+    SCIM record and audit entry with them), one for their seat. The answer is
+    the new user's document (`resources.document`), made from what was kept."""
     user = parse(payload, Context.RESOURCE_CREATION_REQUEST)
     user_name = _user_name(user)
     doc = kept_attributes(user)
-    email, name = email_of(doc), name_of(doc)
     doc["userName"] = user_name
+    email, name = email_of(doc), name_of(doc)
+    kept = Kept(doc, email, name)
     attributes = json.dumps(doc)
     key = user_name.lower()
     company_id = actor.company_id
@@ -224,7 +238,7 @@ async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> Po
             company = await db.lock_company(company_id)
             if company is None or not may_act_on(actor, company["path"]):
                 raise NotFound("No such company.")
-            email, name, errors = check_new_user(actor, company, email, name, "learner")
+            email, name, errors = check_new_user(actor, company, email, name, "learner", email_checked=True)
             checks = (company_id, key, company_id, key, company_id, company_id, email)
             if db.is_postgres():
                 found = await User.raw(
@@ -261,8 +275,8 @@ async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> Po
     if not active:
         await allocation.deactivate_user(actor, user_id, now)
     # What `get` would read back, from what was just written (one query fewer a create).
-    row = {"id": user_id, "email": email, "name": name, "active": active}
-    return to_resource({**row, "created_at": now, "user_name": user_name, "attributes": attributes}, base_url, user)
+    row = {"id": user_id, "email": email, "name": name, "active": active, "created_at": now, "user_name": user_name}
+    return document(row, base_url, kept)
 
 
 async def _insert_learner(actor: Actor, company_id: int, email: str, name: str, now: datetime) -> int:
@@ -276,7 +290,7 @@ async def _insert_learner(actor: Actor, company_id: int, email: str, name: str, 
 
 async def replace(actor: Actor, user_id: str, payload: Any, now: datetime, base_url: str) -> PortalUser:
     user = parse(payload, Context.RESOURCE_REPLACEMENT_REQUEST)
-    return await _write(actor, user_id, user, now, base_url)
+    return from_document(await _write(actor, user_id, user, now, base_url))
 
 
 async def patch(actor: Actor, user_id: str, payload: Any, now: datetime, base_url: str) -> PortalUser:
@@ -296,10 +310,11 @@ async def patch(actor: Actor, user_id: str, payload: Any, now: datetime, base_ur
             operations.patch(current)
         except ValidationError as exc:
             raise _invalid(exc) from None
-    return await _write(actor, user_id, current, now, base_url)
+    return from_document(await _write(actor, user_id, current, now, base_url))
 
 
-async def _write(actor: Actor, user_id: str, user: PortalUser, now: datetime, base_url: str) -> PortalUser:
+async def _write(actor: Actor, user_id: str, user: PortalUser, now: datetime, base_url: str) -> dict[str, Any]:
+    """Write the user as the provider sent them; their document as it reads back."""
     user_name = _user_name(user)
     doc = kept_attributes(user)
     email, name = email_of(doc), name_of(doc)
@@ -324,7 +339,7 @@ async def _write(actor: Actor, user_id: str, user: PortalUser, now: datetime, ba
         await allocation.deactivate_user(actor, row["id"], now)
     elif wanted and not row["active"]:
         await reactivate(actor, row["id"], now)
-    return await get(actor, user_id, base_url)
+    return await _document(actor, user_id, base_url)
 
 
 async def delete(actor: Actor, user_id: str, now: datetime) -> None:
