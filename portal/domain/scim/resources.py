@@ -104,14 +104,9 @@ def document(row: dict[str, Any], base_url: str, kept: Kept | None = None) -> di
     # A provider that removed `active` reads it as unassigned, which the portal takes as active.
     if not row["active"] or "active" in kept.attributes or not kept.attributes:
         doc["active"] = bool(row["active"])
-    created = _instant(row["created_at"])
-    meta = {"resourceType": "User", "created": created, "lastModified": created}
-    return {
-        "schemas": [USER_SCHEMA],
-        "id": str(row["id"]),
-        **doc,
-        "meta": {**meta, "location": f"{base_url}/Users/{row['id']}"},
-    }
+    created, location = _instant(row["created_at"]), f"{base_url}/Users/{row['id']}"
+    meta = {"resourceType": "User", "created": created, "lastModified": created, "location": location}
+    return {"schemas": [USER_SCHEMA], "id": str(row["id"]), **doc, "meta": meta}
 
 
 def _instant(at: datetime) -> str:
