@@ -305,6 +305,29 @@ async def test_the_same_create_ten_times_at_once_makes_one_user_and_takes_one_se
     assert await _allocated(batch["id"]) == 1
 
 
+async def test_one_username_sent_ten_times_at_once_with_other_addresses_makes_one_user(client, tree):
+    token = await _token(tree)
+    bodies = [_new_user("kim@north.example", f"kim{i}@north.example") for i in range(10)]
+    answers = await asyncio.gather(*(client.post(f"{SCIM}/Users", headers=_auth(token), json=b) for b in bodies))
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 9
+    assert {a.json()["scimType"] for a in answers if a.status_code == 409} == {"uniqueness"}
+    assert await User.count().where(User.email.like("kim%@north.example")) == 1
+    assert await ScimUser.count().where(ScimUser.user_name_key == "kim@north.example") == 1
+
+
+async def test_a_deleted_user_created_again_ten_times_at_once_comes_back_once(client, tree):
+    batch = await _seats(tree)
+    token = await _token(tree)
+    body = _new_user("lou@north.example", "lou@north.example")
+    first = await client.post(f"{SCIM}/Users", headers=_auth(token), json=body)
+    assert (await client.delete(f"{SCIM}/Users/{first.json()['id']}", headers=_auth(token))).status_code == 204
+    answers = await asyncio.gather(*(client.post(f"{SCIM}/Users", headers=_auth(token), json=body) for _ in range(10)))
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 9
+    assert {a.json()["id"] for a in answers if a.status_code == 201} == {first.json()["id"]}
+    assert await User.count().where(User.email == "lou@north.example") == 1
+    assert await _allocated(batch["id"]) == 1
+
+
 async def test_a_created_user_holds_a_seat_to_the_batchs_end_and_is_counted_once(client, tree):
     batch = await _seats(tree)
     token = await _token(tree)
@@ -358,6 +381,18 @@ async def test_a_create_answers_what_a_read_of_the_user_gives(client, tree, body
     read = await client.get(f"{SCIM}/Users/{created.json()['id']}", headers=_auth(token))
     assert created.json() == read.json()
     assert "password" not in created.text
+
+
+@pytest.mark.parametrize("params", ["attributes=userName,emails", "excludedAttributes=emails,name"])
+async def test_a_create_with_chosen_attributes_answers_what_a_read_with_them_gives(client, tree, params):
+    token = await _token(tree)
+    body = _new_user("jo@north.example", "jo@north.example", name={"givenName": "Jo"}, displayName="Jo Jones")
+    created = await client.post(f"{SCIM}/Users?{params}", headers=_auth(token), json=body)
+    assert created.status_code == 201, created.text
+    read = await client.get(f"{SCIM}/Users/{created.json()['id']}?{params}", headers=_auth(token))
+    assert created.json() == read.json()
+    whole = await client.get(f"{SCIM}/Users/{created.json()['id']}", headers=_auth(token))
+    assert created.json() != whole.json()
 
 
 async def test_creates_at_once_take_the_free_seats_and_no_more(client, tree):

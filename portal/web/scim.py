@@ -31,6 +31,7 @@ from portal.domain.clock import utcnow
 from portal.domain.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from portal.domain.scim import schema, tokens
 from portal.domain.scim import users as scim_users
+from portal.domain.scim.resources import from_document
 from portal.domain.scim.schema import USER_SCHEMA
 from portal.web.scim_errors import scim_error, scim_json
 
@@ -142,13 +143,11 @@ async def list_users(request: Request) -> Response:
 @post("/Users", status_code=201)
 async def create_user(request: Request) -> Response:
     actor = await _actor(request)
+    params = _params(request)
     created = await scim_users.create(actor, await _body(request), utcnow(), base_url(request))
-    assert created.meta is not None
-    return scim_json(
-        _dump(created, Context.RESOURCE_CREATION_RESPONSE, _params(request)),
-        201,
-        {"Location": str(created.meta.location)},
-    )
+    # The document is the answer unless attributes are chosen, which the model applies.
+    answer = created if params is None else _dump(from_document(created), Context.RESOURCE_CREATION_RESPONSE, params)
+    return scim_json(answer, 201, {"Location": created["meta"]["location"]})
 
 
 @get("/Users/{user_id:str}")

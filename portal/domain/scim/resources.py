@@ -7,10 +7,11 @@ a manager changed them in the portal since."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from scim2_models import Context, Email, InvalidValueException, Meta
+from scim2_models import Context, InvalidValueException
 
 from portal.domain.scim.schema import POLICY, USER_SCHEMA, PortalUser
 from portal.domain.users import NAME_MAX, normalise_email
@@ -68,36 +69,59 @@ def name_of(doc: dict[str, Any]) -> str:
     return ""
 
 
-def to_resource(row: dict[str, Any], base_url: str, parsed: PortalUser | None = None) -> PortalUser:
-    """`row`: the user's id, email, name, active, created_at, and the scim_user
+@dataclass(frozen=True)
+class Kept:
+    """The identity provider's attributes as kept (scim_user.attributes), with
+    the portal e-mail (None when they give none) and name they give."""
+
+    attributes: dict[str, Any]
+    email: str | None
+    name: str
+
+    @classmethod
+    def read(cls, attributes: str | None) -> Kept:
+        doc = json.loads(attributes) if attributes else {}
+        return cls(doc, _portal_email(doc), name_of(doc))
+
+
+def document(row: dict[str, Any], base_url: str, kept: Kept | None = None) -> dict[str, Any]:
+    """The user as SCIM's JSON answers it (a response's attributes, all of them).
+    `row`: the user's id, email, name, active, created_at, and the scim_user
     columns user_name and attributes (null for a user never provisioned).
-    `parsed`: the request the attributes were kept from, when the caller has
-    just parsed it (a create), used (and changed) instead of validating the
-    attributes again: validation is most of the Python a create costs."""
-    doc = json.loads(row["attributes"]) if row.get("attributes") else {}
-    user = parsed or PortalUser.model_validate({**doc, "schemas": [USER_SCHEMA]}, scim_policy=POLICY)
-    user.schemas = [USER_SCHEMA]
-    user.id = str(row["id"])
-    user.user_name = row.get("user_name") or row["email"]
-    if name_of(doc) != row["name"]:
-        user.display_name = row["name"]
-    if _portal_email(doc) != row["email"]:
+    `kept`: the attributes just kept, when the caller has them (a create), so
+    that nothing is read back or checked again."""
+    kept = kept or Kept.read(row.get("attributes"))
+    doc = dict(kept.attributes)
+    doc["userName"] = row.get("user_name") or row["email"]
+    if kept.name != row["name"]:
+        doc["displayName"] = row["name"]
+    if kept.email != row["email"]:
         chosen = _chosen_email(doc.get("emails"))
-        if user.emails and chosen is not None:
-            user.emails[next(i for i, e in enumerate(doc["emails"]) if e is chosen)].value = row["email"]
+        if chosen is None:
+            doc["emails"] = [{"value": row["email"], "type": "work", "primary": True}]
         else:
-            user.emails = [Email(value=row["email"], type=Email.Type.work, primary=True)]
+            doc["emails"] = [{**e, "value": row["email"]} if e is chosen else e for e in doc["emails"]]
     # A provider that removed `active` reads it as unassigned, which the portal takes as active.
-    if not row["active"] or "active" in doc or not doc:
-        user.active = bool(row["active"])
-    created: datetime = row["created_at"]
-    user.meta = Meta(
-        resource_type="User",
-        created=created,
-        last_modified=created,
-        location=f"{base_url}/Users/{row['id']}",
-    )
-    return user
+    if not row["active"] or "active" in kept.attributes or not kept.attributes:
+        doc["active"] = bool(row["active"])
+    created, location = _instant(row["created_at"]), f"{base_url}/Users/{row['id']}"
+    meta = {"resourceType": "User", "created": created, "lastModified": created, "location": location}
+    return {"schemas": [USER_SCHEMA], "id": str(row["id"]), **doc, "meta": meta}
+
+
+def _instant(at: datetime) -> str:
+    """As the SCIM models write a date and time (ISO 8601, UTC as Z)."""
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def from_document(doc: dict[str, Any]) -> PortalUser:
+    """A document `document` made, as the model (to dump with response parameters)."""
+    return PortalUser.model_validate(doc, scim_policy=POLICY)
+
+
+def to_resource(row: dict[str, Any], base_url: str) -> PortalUser:
+    """`document`'s user as the model."""
+    return from_document(document(row, base_url))
 
 
 def _portal_email(doc: dict[str, Any]) -> str | None:

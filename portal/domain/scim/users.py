@@ -30,7 +30,15 @@ from portal.domain.access import Actor, may_act_on
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.scim import query
-from portal.domain.scim.resources import email_of, kept_attributes, name_of, to_resource
+from portal.domain.scim.resources import (
+    Kept,
+    document,
+    email_of,
+    from_document,
+    kept_attributes,
+    name_of,
+    to_resource,
+)
 from portal.domain.scim.schema import DEFAULT_COUNT, MAX_RESULTS, POLICY, PortalUser
 from portal.domain.users import check_new_user, taken_email
 from portal.tables import Company, User
@@ -72,6 +80,10 @@ async def _row(actor: Actor, user_id: str) -> dict:
 
 async def get(actor: Actor, user_id: str, base_url: str) -> PortalUser:
     return to_resource(await _row(actor, user_id), base_url)
+
+
+async def _document(actor: Actor, user_id: str, base_url: str) -> dict[str, Any]:
+    return document(await _row(actor, user_id), base_url)
 
 
 async def search(
@@ -125,7 +137,11 @@ async def _check_user_name(actor: Actor, user_name: str, except_user: int | None
         actor.company_id,
     )
     if any(row["id"] != except_user for row in taken):
-        raise UniquenessException(detail=f"userName {user_name!r} is taken in this company.")
+        raise _user_name_taken(user_name)
+
+
+def _user_name_taken(user_name: str) -> UniquenessException:
+    return UniquenessException(detail=f"userName {user_name!r} is taken in this company.")
 
 
 def _user_name(user: PortalUser) -> str:
@@ -171,11 +187,13 @@ async def _keep(user_id: int, company_id: int, user_name: str, user: PortalUser,
     return attributes
 
 
-# A create's checks, read under the company's lock: the userName taken in the
-# company (as `_check_user_name` asks), and whoever holds the address, with
-# whether they are this company's learner whom the provider deleted.
+# A create's checks: the company's row (locked, on PostgreSQL), the userName
+# taken in the company (as `_check_user_name` asks), and whoever holds the
+# address, with whether they are this company's learner whom the provider deleted.
 _CREATE_CHECKS = """
-taken AS (
+locked AS (
+  SELECT path FROM company WHERE id = {}%s
+), taken AS (
   SELECT 1 AS hit FROM scim_user s JOIN portal_user u ON u.id = s.portal_user
   WHERE s.company = {} AND s.user_name_key = {} AND s.deleted_at IS NULL AND u.company = {}
   UNION ALL SELECT 1 FROM portal_user u WHERE u.email = {} AND u.company = {}
@@ -185,16 +203,21 @@ taken AS (
   FROM portal_user u LEFT JOIN scim_user s ON s.portal_user = u.id WHERE u.email = {}
 )"""
 _CREATE_OUTCOME = (
+    "(SELECT path FROM locked) AS company_path, "
     "EXISTS (SELECT 1 FROM taken) AS taken, (SELECT id FROM holder WHERE deleted) AS deleted, "
     "EXISTS (SELECT 1 FROM holder) AS email_taken"
 )
-# PostgreSQL: the checks, and only if they pass, the learner as "Add User"
-# inserts one, their SCIM record and the audit entry, in one statement.
+# PostgreSQL: the company's lock, the checks, and only if they pass, the learner
+# as "Add User" inserts one, their SCIM record and the audit entry, in one
+# statement. Its checks read the snapshot the statement began with: a create
+# that waited for the lock misses what the one before it wrote, and the unique
+# indexes (the e-mail; a company's undeleted userNames) refuse its learner.
 _CREATE_SQL = f"""
-WITH {_CREATE_CHECKS}, made AS (
+WITH {_CREATE_CHECKS % " FOR UPDATE"}, made AS (
   INSERT INTO portal_user (company, email, name, role, created_at)
   SELECT {{}}, {{}}, {{}}, 'learner', {{}}
-  WHERE {{}} AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM holder)
+  WHERE {{}} AND EXISTS (SELECT 1 FROM locked)
+    AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM holder)
   RETURNING id
 ), kept AS (
   INSERT INTO scim_user (portal_user, company, user_name, user_name_key, external_id, attributes)
@@ -206,26 +229,28 @@ WITH {_CREATE_CHECKS}, made AS (
 SELECT (SELECT id FROM made) AS id, {_CREATE_OUTCOME}"""
 
 
-async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> PortalUser:
+async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> dict[str, Any]:
     """Under the company's lock, so the same create sent ten times at once makes
-    one user: the others find the userName (or the e-mail) taken. One short
-    transaction: the lock, one statement for the checks and the learner (their
-    SCIM record and audit entry with them), one for their seat."""
+    one user: the others find the userName (or the e-mail) taken, by the checks
+    or by the unique indexes (see `_CREATE_SQL`). One short
+    transaction: one statement for the lock, the checks and the learner (their
+    SCIM record and audit entry with them), one for their seat. The answer is
+    the new user's document (`resources.document`), made from what was kept."""
     user = parse(payload, Context.RESOURCE_CREATION_REQUEST)
     user_name = _user_name(user)
     doc = kept_attributes(user)
-    email, name = email_of(doc), name_of(doc)
     doc["userName"] = user_name
+    email, name = email_of(doc), name_of(doc)
+    kept = Kept(doc, email, name)
     attributes = json.dumps(doc)
     key = user_name.lower()
     company_id = actor.company_id
+    # The token's company, as the token's lookup read it: SCIM acts on no other.
+    company = {"id": company_id, "name": actor.company_name, "kind": actor.company_kind, "path": actor.company_path}
+    email, name, errors = check_new_user(actor, company, email, name, "learner", email_checked=True)
+    checks = (company_id, company_id, key, company_id, key, company_id, company_id, email)
     try:
         async with db.write_transaction():
-            company = await db.lock_company(company_id)
-            if company is None or not may_act_on(actor, company["path"]):
-                raise NotFound("No such company.")
-            email, name, errors = check_new_user(actor, company, email, name, "learner")
-            checks = (company_id, key, company_id, key, company_id, company_id, email)
             if db.is_postgres():
                 found = await User.raw(
                     _CREATE_SQL,
@@ -235,13 +260,21 @@ async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> Po
                     *(now, actor.user_id, actor.managing_id, company_id, json.dumps({"email": email})),
                 )
             else:
-                found = await User.raw(f"WITH {_CREATE_CHECKS} SELECT NULL AS id, {_CREATE_OUTCOME}", *checks)
+                found = await User.raw(f"WITH {_CREATE_CHECKS % ''} SELECT NULL AS id, {_CREATE_OUTCOME}", *checks)
             outcome = found[0]
+            if outcome["company_path"] is None or not may_act_on(actor, outcome["company_path"]):
+                raise NotFound("No such company.")
             if outcome["taken"]:
-                raise UniquenessException(detail=f"userName {user_name!r} is taken in this company.")
+                raise _user_name_taken(user_name)
             if outcome["deleted"]:
-                # The provider deleted this learner and now creates them again: the same person comes back.
-                await ScimUser.update({ScimUser.deleted_at: None}).where(ScimUser.portal_user == outcome["deleted"])
+                # The provider deleted this learner and now creates them again: the same person comes back,
+                # once (a create that waited for the lock read them as deleted too).
+                if (
+                    not await ScimUser.update({ScimUser.deleted_at: None})
+                    .where((ScimUser.portal_user == outcome["deleted"]) & ScimUser.deleted_at.is_not_null())
+                    .returning(ScimUser.id)
+                ):
+                    raise _user_name_taken(user_name)
                 return await _write(actor, str(outcome["deleted"]), user, now, base_url)
             if outcome["email_taken"] and "email" not in errors:
                 errors["email"] = taken_email(email)
@@ -252,17 +285,18 @@ async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> Po
                 await _keep(user_id, company_id, user_name, user, None)
             await allocation.allocate_new_learner(actor, company_id, user_id, now, locked_company=company)
     except Exception as exc:
-        # The company's lock keeps SCIM's creates apart; "Add User" takes no
-        # such lock, and the unique index answers the one that comes second.
+        # The second of two creates at once ("Add User" too), refused by a unique index.
         if db.is_unique_violation(exc, "email"):
             raise UniquenessException(detail=taken_email(email)) from None
+        if db.is_unique_violation(exc, "scim_user_name"):
+            raise _user_name_taken(user_name) from None
         raise
     active = user.active is not False
     if not active:
         await allocation.deactivate_user(actor, user_id, now)
     # What `get` would read back, from what was just written (one query fewer a create).
-    row = {"id": user_id, "email": email, "name": name, "active": active}
-    return to_resource({**row, "created_at": now, "user_name": user_name, "attributes": attributes}, base_url, user)
+    row = {"id": user_id, "email": email, "name": name, "active": active, "created_at": now, "user_name": user_name}
+    return document(row, base_url, kept)
 
 
 async def _insert_learner(actor: Actor, company_id: int, email: str, name: str, now: datetime) -> int:
@@ -276,7 +310,7 @@ async def _insert_learner(actor: Actor, company_id: int, email: str, name: str, 
 
 async def replace(actor: Actor, user_id: str, payload: Any, now: datetime, base_url: str) -> PortalUser:
     user = parse(payload, Context.RESOURCE_REPLACEMENT_REQUEST)
-    return await _write(actor, user_id, user, now, base_url)
+    return from_document(await _write(actor, user_id, user, now, base_url))
 
 
 async def patch(actor: Actor, user_id: str, payload: Any, now: datetime, base_url: str) -> PortalUser:
@@ -296,10 +330,11 @@ async def patch(actor: Actor, user_id: str, payload: Any, now: datetime, base_ur
             operations.patch(current)
         except ValidationError as exc:
             raise _invalid(exc) from None
-    return await _write(actor, user_id, current, now, base_url)
+    return from_document(await _write(actor, user_id, current, now, base_url))
 
 
-async def _write(actor: Actor, user_id: str, user: PortalUser, now: datetime, base_url: str) -> PortalUser:
+async def _write(actor: Actor, user_id: str, user: PortalUser, now: datetime, base_url: str) -> dict[str, Any]:
+    """Write the user as the provider sent them; their document as it reads back."""
     user_name = _user_name(user)
     doc = kept_attributes(user)
     email, name = email_of(doc), name_of(doc)
@@ -324,7 +359,7 @@ async def _write(actor: Actor, user_id: str, user: PortalUser, now: datetime, ba
         await allocation.deactivate_user(actor, row["id"], now)
     elif wanted and not row["active"]:
         await reactivate(actor, row["id"], now)
-    return await get(actor, user_id, base_url)
+    return await _document(actor, user_id, base_url)
 
 
 async def delete(actor: Actor, user_id: str, now: datetime) -> None:
