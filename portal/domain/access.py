@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
+from piccolo.columns import Column
 from piccolo.columns.combination import Where
 from piccolo.columns.operators.comparison import Like
 from piccolo.querystring import QueryString
@@ -117,7 +119,7 @@ def may_act_on(actor: Actor, company_path: str) -> bool:
 _PATH = re.compile(r"(/[0-9]+)+/")
 
 
-def under_wing(actor: Actor, path_column=Company.path) -> Where:
+def under_wing(actor: Actor, path_column: Column = Company.path) -> Where:
     """`may_act_on` as a WHERE clause, for listing many companies at once.
 
     The prefix is written into the SQL, not bound: a cached prepared statement
@@ -145,14 +147,14 @@ def require(actor: Actor, capability: Capability) -> None:
     raise PermissionDenied(f"Your role ({ROLE_NAMES.get(actor.role, actor.role).lower()}) cannot do this: ask {who}.")
 
 
-async def get_company(actor: Actor, company_id: int) -> dict:
+async def get_company(actor: Actor, company_id: int) -> dict[str, Any]:
     rows = await Company.raw("SELECT * FROM company WHERE id = {}", company_id)  # on every page: no query builder
     if not rows or not may_act_on(actor, rows[0]["path"]):
         raise NotFound("No such company.")
     return rows[0]
 
 
-async def get_user(actor: Actor, user_id: int) -> dict:
+async def get_user(actor: Actor, user_id: int) -> dict[str, Any]:
     row = (
         await User.select(
             *User.all_columns(exclude=[User.password_hash]),

@@ -10,6 +10,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from piccolo.columns.combination import WhereRaw
 
@@ -23,8 +24,8 @@ from portal.tables import Company, PasswordToken, User
 
 @dataclass(frozen=True)
 class FirstPartner:
-    company: dict
-    manager: dict
+    company: dict[str, Any]
+    manager: dict[str, Any]
     token: str  # the set-password token, shown once
     expires_at: datetime
 

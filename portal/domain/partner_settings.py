@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -61,7 +62,7 @@ _COLUMNS = (
 )
 
 
-def _from_row(row: dict) -> PartnerSettings:
+def _from_row(row: dict[str, Any]) -> PartnerSettings:
     return PartnerSettings(
         row["max_order_quantity"],
         row["low_seat_threshold"],

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from portal import db
 from portal.domain import partner_settings, passwords
@@ -114,7 +114,7 @@ def account_key(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()
 
 
-async def authenticate(email: str, password: str, now: datetime, attempts: AttemptCounter) -> dict:
+async def authenticate(email: str, password: str, now: datetime, attempts: AttemptCounter) -> dict[str, Any]:
     """The active manager behind these credentials, or SignInRefused (Throttled
     when the account's attempts are used up for this window)."""
     key = f"sign-in:{account_key(email)}"
@@ -145,7 +145,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     return user
 
 
-async def passkey_user(user_id: int) -> dict:
+async def passkey_user(user_id: int) -> dict[str, Any]:
     """The manager a passkey signed in (without a password), as `authenticate`
     returns one; SignInRefused when they can no longer sign in."""
     user = (
@@ -171,7 +171,7 @@ async def passkey_user(user_id: int) -> dict:
     return user
 
 
-async def next_step(user: dict) -> str:
+async def next_step(user: dict[str, Any]) -> str:
     """After the password: "done", "code" (the user has a second factor) or
     "enrol" (the user must have one and has none yet)."""
     if await factors.has_any(user["id"]):

@@ -4,6 +4,7 @@ portal/domain/access.py's ROLE_CAPABILITIES)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit
@@ -12,7 +13,7 @@ from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.tables import STAFF_ROLES, Company, User
 
 
-def is_staff(company: dict) -> bool:
+def is_staff(company: dict[str, Any]) -> bool:
     """A partner's or sub-partner's users are its staff, with STAFF_ROLES."""
     return company["kind"] != "customer"
 
@@ -20,7 +21,7 @@ def is_staff(company: dict) -> bool:
 LAST_ADMIN = "{company} needs at least one partner admin: make someone else one first."
 
 
-async def check_keeps_an_admin(company: dict, user: dict) -> None:
+async def check_keeps_an_admin(company: dict[str, Any], user: dict[str, Any]) -> None:
     """A partner or sub-partner keeps one active partner admin, so someone can
     still manage its staff and settings. Call under the company's lock, with the
     user about to lose the role (or be deactivated)."""
@@ -36,7 +37,7 @@ async def check_keeps_an_admin(company: dict, user: dict) -> None:
         raise ValidationFailed({"role": LAST_ADMIN.format(company=company["name"])})
 
 
-async def change_role(actor: Actor, user_id: int, role: str, now: datetime) -> dict:
+async def change_role(actor: Actor, user_id: int, role: str, now: datetime) -> dict[str, Any]:
     """A partner admin gives one of its (or a sub-partner's) staff another role.
     Their open sessions keep going: the role is read on every request."""
     require(actor, Capability.STAFF)

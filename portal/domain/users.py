@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -61,7 +62,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def roles_for(actor: Actor, company: dict) -> list[str]:
+def roles_for(actor: Actor, company: dict[str, Any]) -> list[str]:
     """Who the actor may add to `company`: learners and read-only managers belong
     to customers (read-only managers within the credits bought), and only partner
     managers add managers. A partner's own staff are added by its admins (anyone
@@ -91,7 +92,7 @@ async def holds_read_only_credit(user_id: int, company_id: int) -> bool:
     return older < allowance
 
 
-async def _check_read_only_credit(company: dict) -> None:
+async def _check_read_only_credit(company: dict[str, Any]) -> None:
     """Under the company's lock, so two at once cannot both take the last credit."""
     await db.for_update(Company.select(Company.id).where(Company.id == company["id"]), of=Company)
     allowance = await billing_subscriptions.read_only_allowance(company["id"])
@@ -107,7 +108,9 @@ async def _check_read_only_credit(company: dict) -> None:
         raise ValidationFailed({"role": f"{company['name']} has {held}. Add read-only users under Billing first."})
 
 
-def check_new_user(actor: Actor, company: dict, email: str, name: str, role: str) -> tuple[str, str, dict[str, str]]:
+def check_new_user(
+    actor: Actor, company: dict[str, Any], email: str, name: str, role: str
+) -> tuple[str, str, dict[str, str]]:
     """Who may add whom, and the form's checks that need no database: the
     address and name as stored, and what is wrong with them (field: message).
     Whether the address is taken is the caller's to ask (`taken_email`), in
@@ -144,7 +147,7 @@ def taken_email(email: str) -> str:
 
 async def create_user(
     actor: Actor, company_id: int, email: str, name: str, role: str, now: datetime
-) -> tuple[dict, str | None]:
+) -> tuple[dict[str, Any], str | None]:
     """Add a manager or a learner. A new manager gets a one-time set-password
     token, returned once to whoever created them and e-mailed to the new manager
     (an outbox row of the same transaction); nobody picks another's password."""
@@ -186,7 +189,7 @@ async def create_user(
 
 
 async def _queue_invitation(
-    actor: Actor, company: dict, email: str, name: str, role: str, token: str, now: datetime
+    actor: Actor, company: dict[str, Any], email: str, name: str, role: str, token: str, now: datetime
 ) -> None:
     hours = int(SET_PASSWORD_VALID_FOR.total_seconds() // 3600)
     as_what = INVITED_AS.get(role, "a manager")
@@ -207,7 +210,7 @@ async def _queue_invitation(
     )
 
 
-async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page:
+async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page[dict[str, Any]]:
     company = await get_company(actor, company_id)
     where = User.company == company["id"]
     if q:
@@ -224,7 +227,7 @@ async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page:
 LINK_GONE = "This link has expired or was already used. Ask for a new one with “Forgot password?” on the sign-in page."
 
 
-async def token_owner(token: str, now: datetime) -> dict:
+async def token_owner(token: str, now: datetime) -> dict[str, Any]:
     """Whose link this is, while it works: unused, unexpired, and the newest
     link its owner was sent (sending a link voids every one sent before, so only
     the e-mail read last can set the password). Signing in voids them all
@@ -247,7 +250,7 @@ async def token_owner(token: str, now: datetime) -> dict:
     return row
 
 
-async def set_password(token: str, password: str, confirm: str, now: datetime) -> dict:
+async def set_password(token: str, password: str, confirm: str, now: datetime) -> dict[str, Any]:
     """Set the password of the token's owner; the token, and any other unused
     link of theirs, then works no more, and every session they had open ends
     (one that a thief copied too): each signs in again with the new password."""

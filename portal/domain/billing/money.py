@@ -6,7 +6,7 @@ once, so a line or a total never carries a fraction that another step rounds aga
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from dateutil.relativedelta import relativedelta
@@ -37,7 +37,7 @@ def term_end(start: datetime) -> datetime:
     return start + relativedelta(months=TERM_MONTHS)
 
 
-def _utc_day(moment: datetime):
+def _utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
 
 

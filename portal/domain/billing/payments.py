@@ -18,7 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from portal import db
 from portal.domain import audit
@@ -248,13 +248,13 @@ def charge_key(invoice_id: int, attempt: int) -> str:
     return f"{invoice_id}:{attempt}"
 
 
-def _result_of(row: dict) -> ChargeResult:
+def _result_of(row: dict[str, Any]) -> ChargeResult:
     return ChargeResult(
         ok=row["status"] == "succeeded", reference=row["processor_ref"], decline_reason=row["decline_reason"]
     )
 
 
-def next_attempt(charges: list[dict]) -> int:
+def next_attempt(charges: list[dict[str, Any]]) -> int:
     """The attempt a new try of an invoice is: its open (pending) one if it has one (at
     most one is ever open), else one more than the last. The rule of "Pay Online" and
     of the renewal job alike, applied under the invoice's row lock."""

@@ -6,6 +6,7 @@ the defaults the first time it is asked for; it also holds the invoice counter
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit
@@ -18,7 +19,7 @@ CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD")
 MAX_TAX_RATE_BP = 10_000
 
 
-async def profile(partner_id: int) -> dict:
+async def profile(partner_id: int) -> dict[str, Any]:
     """The seller's profile; two first reads at once create one row (unique company)."""
     row = await BillingProfile.select().where(BillingProfile.company == partner_id).first()
     if row is None:
@@ -52,7 +53,7 @@ async def _refuse_currency_in_use(partner_id: int, currency: str) -> None:
 
 async def save_profile(
     actor: Actor, partner_id: int, *, currency: str, tax_rate_bp: int, assign_unpaid: bool, now: datetime
-) -> dict:
+) -> dict[str, Any]:
     """A partner manager's settings for what it sells. Invoices already issued
     keep the currency and tax rate they were issued with; the currency changes only
     while no subscription of its customers is live and no invoice unpaid."""

@@ -9,6 +9,7 @@ the end of their latest seat (the licence_tally triggers follow it)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import catalogue, outbox
@@ -21,7 +22,7 @@ from portal.tables import Company, LicenceBatch, LicenceOrder
 
 
 async def provision_term(
-    subscription: dict,
+    subscription: dict[str, Any],
     *,
     seats: int,
     starts_at: datetime,
@@ -31,7 +32,7 @@ async def provision_term(
     order_id: int | None = None,
     actor_id: int | None = None,
     notify: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """An assigned LicenceOrder + LicenceBatch for the subscription's company,
     inside the caller's transaction; returns the batch row (with `allocated`).
 
@@ -107,7 +108,7 @@ async def provision_term(
     return batch
 
 
-async def _plan_name(subscription: dict) -> str:
+async def _plan_name(subscription: dict[str, Any]) -> str:
     """The seats are named by the subscription's plan, as the pages name its batches."""
     items = {row["code"]: row for row in await billing_catalogue.items(subscription["partner"])}
     tier = items.get(subscription["tier"])

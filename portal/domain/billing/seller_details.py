@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit
@@ -70,7 +71,7 @@ def clean(details: SellerDetails) -> SellerDetails:
     return SellerDetails(name, "\n".join(address), tax_id, "\n".join(instructions))
 
 
-def of_profile(profile: dict) -> SellerDetails:
+def of_profile(profile: dict[str, Any]) -> SellerDetails:
     return SellerDetails(profile["legal_name"], profile["address"], profile["tax_id"], profile["payment_instructions"])
 
 

@@ -53,7 +53,7 @@ MISSED_SQL = (
 
 async def provision_invoice(
     invoice_id: int, now: datetime, *, actor: Actor | None = None, unpaid_ok: bool = False
-) -> dict | None:
+) -> dict[str, Any] | None:
     """Provision what a paid invoice pays for, once; inside the caller's transaction.
     Returns the new batch, or None (nothing to provision, or done already).
 
@@ -79,7 +79,7 @@ async def provision_invoice(
     items = {row["code"]: row for row in await billing_catalogue.items(subscription["partner"])}
     actor_id = actor.user_id if actor else None
     paid_on = invoice["paid_at"] or now
-    batch: dict | None = None
+    batch: dict[str, Any] | None = None
     if invoice["kind"] == "purchase":
         if subscription["status"] != "pending":
             return None
@@ -186,7 +186,7 @@ async def provision_missed(now: datetime, *, limit: int = 100) -> int:
     return done
 
 
-async def _assigned_batch(order_id: int | None) -> dict | None:
+async def _assigned_batch(order_id: int | None) -> dict[str, Any] | None:
     if order_id is None:
         return None
     return (
@@ -196,7 +196,7 @@ async def _assigned_batch(order_id: int | None) -> dict | None:
     )
 
 
-async def _adopt(subscription: dict, batch: dict) -> dict:
+async def _adopt(subscription: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
     await Subscription.update(
         {
             Subscription.status: "active",
@@ -208,15 +208,20 @@ async def _adopt(subscription: dict, batch: dict) -> dict:
     return batch
 
 
-def _renewed_since(invoice: dict, subscription: dict) -> bool:
+def _renewed_since(invoice: dict[str, Any], subscription: dict[str, Any]) -> bool:
     """A change invoice paid after the term it changed was renewed: the renewal invoice,
     reissued when the change was made, billed the next term with the change in it."""
     return invoice["term_end"] is not None and subscription["term_end"] != invoice["term_end"]
 
 
 async def _top_up_old_term(
-    invoice: dict, subscription: dict, items: dict[str, dict], paid_on: datetime, now: datetime, actor_id: int | None
-) -> dict | None:
+    invoice: dict[str, Any],
+    subscription: dict[str, Any],
+    items: dict[str, dict[str, Any]],
+    paid_on: datetime,
+    now: datetime,
+    actor_id: int | None,
+) -> dict[str, Any] | None:
     """The change's seats for what is left of the term it changed: that term's seats
     (every Premium batch of the company ending with it) brought up to the renewed
     term's, which include the change. The counts are the renewal's already."""
@@ -240,7 +245,9 @@ async def _top_up_old_term(
     )
 
 
-async def _apply_change(invoice: dict, subscription: dict, items: dict[str, dict]) -> dict[Any, Any]:
+async def _apply_change(
+    invoice: dict[str, Any], subscription: dict[str, Any], items: dict[str, dict[str, Any]]
+) -> dict[Any, Any]:
     changes: dict[Any, Any] = {
         "extra_users": subscription["extra_users"],
         "read_only_users": subscription["read_only_users"],
@@ -259,8 +266,8 @@ async def _apply_change(invoice: dict, subscription: dict, items: dict[str, dict
 
 
 async def charge_and_provision(
-    actor: Actor | None, invoice: dict, token: str, now: datetime, *, processor: payments.CardProcessor
-) -> tuple[payments.ChargeResult, dict | None, dict]:
+    actor: Actor | None, invoice: dict[str, Any], token: str, now: datetime, *, processor: payments.CardProcessor
+) -> tuple[payments.ChargeResult, dict[str, Any] | None, dict[str, Any]]:
     """Charge (the invoice's next attempt) outside any transaction (the processor is
     slow and may be far), then provision in a short one. Returns the answer, the batch
     and the invoice as it is now. A payment already in progress is refused."""
@@ -275,7 +282,9 @@ async def charge_and_provision(
     return charge, batch, current or invoice
 
 
-async def pay_invoice(actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor) -> dict:
+async def pay_invoice(
+    actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor
+) -> dict[str, Any]:
     """Pay an issued invoice of the company with the card on its billing account
     (a purchase whose first charge was declined, a change, a renewal invoice
     asked for early); what it pays for is provisioned when the charge succeeds.
@@ -298,7 +307,7 @@ NOT_CONFIRMED = "Your bank has not confirmed this payment yet: confirm it on you
 NOTHING_TO_CONFIRM = "This invoice has no payment waiting for your confirmation."
 
 
-async def payment_to_confirm(actor: Actor, invoice_id: int) -> tuple[dict, dict]:
+async def payment_to_confirm(actor: Actor, invoice_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """An invoice of the actor's wing whose last charge waits for its cardholder (the
     bank asked for 3-D Secure): the invoice and that charge (its processor_ref is the
     processor's payment to confirm). An invoice paid since answers with the charge that paid it."""
@@ -317,7 +326,9 @@ async def payment_to_confirm(actor: Actor, invoice_id: int) -> tuple[dict, dict]
     return invoice, waiting
 
 
-async def confirm_payment(actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor) -> dict:
+async def confirm_payment(
+    actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor
+) -> dict[str, Any]:
     """The cardholder confirmed, in the browser, a payment their bank held back: once the
     processor says it succeeded, the charge is recorded as taken, the invoice paid and
     what it pays for provisioned, as a charge that succeeded at once would be. Safe
@@ -336,7 +347,9 @@ async def confirm_payment(actor: Actor, invoice_id: int, now: datetime, *, proce
     return {"invoice": paid or invoice, "batch": batch, "repeat": not recorded}
 
 
-async def record_confirmed_charge(charge_id: int, now: datetime, *, actor: Actor | None) -> tuple[bool, dict | None]:
+async def record_confirmed_charge(
+    charge_id: int, now: datetime, *, actor: Actor | None
+) -> tuple[bool, dict[str, Any] | None]:
     """The processor says a charge that waited for its cardholder succeeded (the
     confirmation page reporting back, or the processor's own event when the page
     never did): the charge is recorded as taken, the invoice paid and what it pays for
@@ -380,7 +393,7 @@ async def record_confirmed_charge(charge_id: int, now: datetime, *, actor: Actor
 NOT_LIVE = "This invoice's subscription has ended: it cannot be paid."
 
 
-async def _refuse_unless_live(invoice: dict) -> None:
+async def _refuse_unless_live(invoice: dict[str, Any]) -> None:
     """An invoice pays for its subscription's term, change or renewal: once the
     subscription has ended or lapsed, paying would take money for nothing."""
     if invoice["subscription"] is None:
@@ -390,7 +403,9 @@ async def _refuse_unless_live(invoice: dict) -> None:
         raise ValidationFailed({"status": NOT_LIVE})
 
 
-async def record_payment(actor: Actor, invoice_id: int, *, method: str, reference: str, now: datetime) -> dict:
+async def record_payment(
+    actor: Actor, invoice_id: int, *, method: str, reference: str, now: datetime
+) -> dict[str, Any]:
     """Partner staff record a payment made other than online (one of
     OFFLINE_METHODS): the invoice is paid and what it pays for provisioned, in
     one transaction. Returns {"invoice", "batch", "subscription"}."""

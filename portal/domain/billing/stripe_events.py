@@ -127,7 +127,7 @@ async def _finish(event_id: str, now: datetime, outcome: str | None, *, claimed:
     return status
 
 
-async def _charge_of(intent: dict) -> dict | None:
+async def _charge_of(intent: dict[str, Any]) -> dict[str, Any] | None:
     key = (intent.get("metadata") or {}).get("charge_key")
     if isinstance(key, str) and key:
         found = await Charge.select().where(Charge.idempotency_key == key).first()
@@ -139,7 +139,7 @@ async def _charge_of(intent: dict) -> dict | None:
     return await Charge.select().where(Charge.processor_ref == intent_id).first()
 
 
-async def _charge_of_payment(obj: dict) -> dict | None:
+async def _charge_of_payment(obj: dict[str, Any]) -> dict[str, Any] | None:
     """A Charge's or a Dispute's charge row, through its PaymentIntent."""
     intent = obj.get("payment_intent")
     if isinstance(intent, dict):
@@ -147,11 +147,11 @@ async def _charge_of_payment(obj: dict) -> dict | None:
     return await _charge_of({"id": intent}) if isinstance(intent, str) else None
 
 
-def _same_amount(obj: dict, charge: dict) -> bool:
+def _same_amount(obj: dict[str, Any], charge: dict[str, Any]) -> bool:
     return obj.get("amount") == charge["amount_cents"] and str(obj.get("currency", "")).upper() == charge["currency"]
 
 
-async def _payment_succeeded(intent: dict, now: datetime) -> str | None:
+async def _payment_succeeded(intent: dict[str, Any], now: datetime) -> str | None:
     charge = await _charge_of(intent)
     if charge is None:
         return None
@@ -164,7 +164,7 @@ async def _payment_succeeded(intent: dict, now: datetime) -> str | None:
     return "payment recorded" if recorded else "recorded already"
 
 
-async def _payment_failed(event_id: str, intent: dict, now: datetime) -> str | None:
+async def _payment_failed(event_id: str, intent: dict[str, Any], now: datetime) -> str | None:
     charge = await _charge_of(intent)
     if charge is None:
         return None
@@ -189,7 +189,7 @@ async def _payment_failed(event_id: str, intent: dict, now: datetime) -> str | N
     return "failure audited"
 
 
-async def _refunded(event_id: str, obj: dict, now: datetime) -> str | None:
+async def _refunded(event_id: str, obj: dict[str, Any], now: datetime) -> str | None:
     charge = await _charge_of_payment(obj)
     if charge is None:
         return None
@@ -214,7 +214,7 @@ async def _refunded(event_id: str, obj: dict, now: datetime) -> str | None:
     return await refunds.record_outside_refund(charge, total, now)
 
 
-async def _disputed(event_id: str, dispute: dict, now: datetime) -> str | None:
+async def _disputed(event_id: str, dispute: dict[str, Any], now: datetime) -> str | None:
     charge = await _charge_of_payment(dispute)
     if charge is None:
         return None
@@ -257,13 +257,13 @@ async def _disputed(event_id: str, dispute: dict, now: datetime) -> str | None:
     return "dispute audited, account managers e-mailed"
 
 
-def _card_of(obj: dict) -> dict:
+def _card_of(obj: dict[str, Any]) -> dict[str, Any]:
     """The card's details: a PaymentMethod's `card`, a Source's `card`, or a Card itself."""
     card = obj.get("card")
     return card if isinstance(card, dict) else obj
 
 
-async def _card_changed(event_id: str, obj: dict, now: datetime) -> str | None:
+async def _card_changed(event_id: str, obj: dict[str, Any], now: datetime) -> str | None:
     token = obj.get("id")
     if not isinstance(token, str) or not token:
         return None
@@ -304,7 +304,7 @@ async def _card_changed(event_id: str, obj: dict, now: datetime) -> str | None:
     return "card details updated, managers e-mailed"
 
 
-async def _online_renewal(company_id: int, now: datetime) -> dict | None:
+async def _online_renewal(company_id: int, now: datetime) -> dict[str, Any] | None:
     """The company's subscription that will charge the card when it renews, if any
     (what the renewal job takes: online, active, renewing itself)."""
     return (
@@ -321,7 +321,7 @@ async def _online_renewal(company_id: int, now: datetime) -> dict | None:
     )
 
 
-_HANDLERS: dict[str, Callable[[str, dict, datetime], Awaitable[str | None]]] = {
+_HANDLERS: dict[str, Callable[[str, dict[str, Any], datetime], Awaitable[str | None]]] = {
     "payment_intent.payment_failed": _payment_failed,
     "charge.refunded": _refunded,
     "charge.dispute.created": _disputed,

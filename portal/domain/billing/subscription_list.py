@@ -47,7 +47,7 @@ SUBSCRIPTION_FILTERS = FilterSet(
 _LIST_COLUMNS = (*Subscription.all_columns(), Subscription.company.name.as_alias("company_name"))
 
 
-async def list_subscriptions(actor: Actor, filters: Mapping[str, Any], page: int) -> Page:
+async def list_subscriptions(actor: Actor, filters: Mapping[str, Any], page: int) -> Page[dict[str, Any]]:
     """Every subscription under the partner's wing, next renewal first (pending
     ones, with no term yet, last), narrowed by SUBSCRIPTION_FILTERS values."""
     require_partner_manager(actor)
@@ -62,11 +62,11 @@ async def list_subscriptions(actor: Actor, filters: Mapping[str, Any], page: int
     return await paginate(select, Subscription.count().where(where), page)
 
 
-async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:
+async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """The options of the "Add Filter" selects among `names`: the customers under
     the wing that have a subscription, statuses, billing methods, yes."""
     names = set(names)
-    choices: dict[str, list[dict]] = {}
+    choices: dict[str, list[dict[str, Any]]] = {}
     if "customer" in names:
         subscribed = (
             Subscription.select(Subscription.company).where(under_wing(actor, Subscription.company_path)).distinct()

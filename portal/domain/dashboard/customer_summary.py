@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from portal.domain.access import Actor, get_company
 from portal.domain.dashboard.wing_batches import _BATCHES_SQL, describe_batch
@@ -12,7 +13,7 @@ from portal.domain.licences.tabs import allocate_tab, seats_unused, tab_counts
 from portal.tables import Company, LicenceBatch, LicenceOrder
 
 
-async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict:
+async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict[str, Any]:
     """A customer's licences first: active / expiring / expired / unlicensed
     users, free seats of each running batch with its end, pending requests,
     the next batch end, and whether free seats lie unused while users wait."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
@@ -158,7 +159,7 @@ async def seat_prices(sellers: Iterable[int]) -> dict[int, SeatPrice]:
     }
 
 
-async def _grouped(actor: Actor, bounds: list[datetime], now: datetime) -> list[dict]:
+async def _grouped(actor: Actor, bounds: list[datetime], now: datetime) -> list[dict[str, Any]]:
     """(period index, seller, state) → batches, seats and the first end, for the
     paid batches ending within `bounds`."""
     period, period_args = period_of("ends_at", bounds)
@@ -170,7 +171,7 @@ async def _grouped(actor: Actor, bounds: list[datetime], now: datetime) -> list[
     return await LicenceBatch.raw(sql, *period_args, now, under_wing(actor).querystring, bounds[0], bounds[-1])
 
 
-def _figures(rows: Iterable[dict], prices: dict[int, SeatPrice]) -> Iterator[tuple[int, str, str, Figures]]:
+def _figures(rows: Iterable[dict[str, Any]], prices: dict[int, SeatPrice]) -> Iterator[tuple[int, str, str, Figures]]:
     fallback = SeatPrice(0, DEFAULT_CURRENCY)
     for row in rows:
         seats = int(row["seats"] or 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit
@@ -51,7 +52,7 @@ class Move:
 
 @dataclass(frozen=True)
 class Alignment:
-    company: dict
+    company: dict[str, Any]
     target: datetime
     moves: list[Move]
     price: coterm.SeatPrice | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit, catalogue, outbox
@@ -24,7 +25,7 @@ class InvalidTransition(ValidationFailed):
         self.status = status
 
 
-async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -> dict:
+async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -> dict[str, Any]:
     row = await db.for_update(
         LicenceOrder.select(*LicenceOrder.all_columns()).where(LicenceOrder.id == order_id),
         of=LicenceOrder,
@@ -63,7 +64,7 @@ async def _refuse_unpaid(order_id: int) -> None:
         raise ValidationFailed({"status": refused})
 
 
-async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
+async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict[str, Any]:
     """Assigning creates the batch. Its term starts now, for every seat (the
     guides' rule), unless the order renews a batch: then it starts where that
     batch ends and that batch's holders move to it (licences.renewals). A
@@ -146,7 +147,7 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
     return batch
 
 
-def _cotermed_to(order: dict, now: datetime) -> datetime | None:
+def _cotermed_to(order: dict[str, Any], now: datetime) -> datetime | None:
     """The end of the current term a co-termed order ends with; refused once that
     term has ended (its seats would start ended): the customer requests anew."""
     ends_at = order["coterm_ends_at"]
@@ -160,7 +161,7 @@ def _cotermed_to(order: dict, now: datetime) -> datetime | None:
     return ends_at
 
 
-async def _batch_to_renew(order: dict) -> dict:
+async def _batch_to_renew(order: dict[str, Any]) -> dict[str, Any]:
     """The batch a renewal order continues, refused if another order renewed it first."""
     renewed = (
         await LicenceBatch.select()
@@ -224,7 +225,7 @@ async def end_running_trials_of(company_ids: list[int], now: datetime) -> None:
     )
 
 
-async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime) -> dict:
+async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime) -> dict[str, Any]:
     reason = " ".join(reason.split())
     if not reason:
         raise ValidationFailed({"reason": "Say why, so the customer knows what to do next."})
@@ -274,7 +275,7 @@ async def cancel_order(actor: Actor, order_id: int, now: datetime) -> None:
         )
 
 
-async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) -> dict:
+async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) -> dict[str, Any]:
     """A new customer starts on the 30-day Free trial: an order of the trial
     product, assigned at once by the partner manager; it ends by itself."""
     require_partner_manager(actor)

@@ -146,7 +146,7 @@ async def _newest_first(where: Combinable, walk: Keyset, cursor: str | None) -> 
     may name columns of licence_order only."""
     counted = await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", where.querystring)
 
-    async def fetch(clause: Combinable | None, ascending: bool, limit: int) -> list[dict]:
+    async def fetch(clause: Combinable | None, ascending: bool, limit: int) -> list[OrderRow]:
         narrowed = where if clause is None else where & clause
         order = _OLDEST_FIRST if ascending else _NEWEST_FIRST
         sql = _rows(f"SELECT {_ORDER_COLUMNS} {_ORDERS_WHERE}{order}", limit)
@@ -173,13 +173,13 @@ async def company_orders(actor: Actor, company_id: int, cursor: str | None, secr
     return await _newest_first(where, orders_keyset(f"orders:{company['id']}", secret), cursor)
 
 
-async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:
+async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """The options of the "Add Filter" selects among `names`, by filter name,
     each an `id` and a `name`. Only the filters on screen are asked for: a
     wing can hold thousands of customers."""
     require_partner_manager(actor)
     names = set(names)
-    choices: dict[str, list[dict]] = {}
+    choices: dict[str, list[dict[str, Any]]] = {}
     if "customer" in names:
         choices["customer"] = (
             await Company.select(Company.id, Company.name)

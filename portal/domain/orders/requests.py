@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit, catalogue, outbox, partner_settings
@@ -15,7 +16,7 @@ from portal.domain.licences import coterm, tabs
 from portal.tables import LicenceOrder
 
 
-async def nearest_account_managers(company: dict) -> tuple[int, list[str]]:
+async def nearest_account_managers(company: dict[str, Any]) -> tuple[int, list[str]]:
     """The managers of the nearest partner or sub-partner above that has any."""
     ancestor_ids = [int(part) for part in company["path"].strip("/").split("/")[:-1]]
     for ancestor_id in reversed(ancestor_ids):
@@ -44,7 +45,7 @@ class RequestAdvice:
     free: int  # free seats of running batches: an ended batch's seats are no use
     expired: int
     unlicensed: int
-    pending: list[dict]  # requested orders: quantity, requested_at; newest first
+    pending: list[dict[str, Any]]  # requested orders: quantity, requested_at; newest first
     limit: int
 
     @property
@@ -105,7 +106,7 @@ async def request_advice(actor: Actor, company_id: int, now: datetime) -> Reques
     return await _advice(company, now)
 
 
-async def _advice(company: dict, now: datetime) -> RequestAdvice:
+async def _advice(company: dict[str, Any], now: datetime) -> RequestAdvice:
     seats = await tabs.seats_and_waiting(company["id"], now)
     pending = (
         await LicenceOrder.select(LicenceOrder.quantity, LicenceOrder.requested_at)
@@ -127,7 +128,7 @@ async def request_order(
     confirmed: bool = True,
     renews_batch: int | None = None,
     ends_with: str = coterm.TWELVE_MONTHS,
-) -> dict:
+) -> dict[str, Any]:
     """A customer manager (or a partner manager in manage mode, or creating the
     customer) asks for `quantity` licences; the account managers above are e-mailed.
 

@@ -58,7 +58,7 @@ class Started:
 
 @dataclass(frozen=True)
 class SignedIn:
-    user: dict  # as portal.domain.sign_in.authenticate returns one
+    user: dict[str, Any]  # as portal.domain.sign_in.authenticate returns one
     trust_provider_mfa: bool
     created: bool
     next_path: str | None
@@ -107,7 +107,7 @@ async def begin(
     return Started(url=url, state=state, company=config.company_name)
 
 
-async def _take_attempt(state: str, now: datetime) -> dict:
+async def _take_attempt(state: str, now: datetime) -> dict[str, Any]:
     """The attempt, marked used in the same statement: of two arrivals of one
     answer, exactly one gets it."""
     async with db.write_transaction():
@@ -151,7 +151,12 @@ def verify_id_token(
 
 
 async def _id_token_claims(
-    config: ProviderSettings, attempt: dict, code: str, redirect_uri: str, now: datetime, providers: ProviderDirectory
+    config: ProviderSettings,
+    attempt: dict[str, Any],
+    code: str,
+    redirect_uri: str,
+    now: datetime,
+    providers: ProviderDirectory,
 ) -> dict[str, Any]:
     try:
         discovery = await providers.discover(config.issuer, now)
@@ -205,7 +210,9 @@ async def complete(state: str, code: str, redirect_uri: str, now: datetime, prov
     )
 
 
-async def _manager(config: ProviderSettings, email: str, claims: dict, now: datetime) -> tuple[dict, bool]:
+async def _manager(
+    config: ProviderSettings, email: str, claims: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any], bool]:
     user = await User.select(*SIGN_IN_COLUMNS).where(User.email == email).first()
     if user is None:
         if not config.create_on_first_sign_in:
@@ -221,7 +228,9 @@ async def _manager(config: ProviderSettings, email: str, claims: dict, now: date
     return user, False
 
 
-async def _create_manager(config: ProviderSettings, email: str, claims: dict, now: datetime) -> dict:
+async def _create_manager(
+    config: ProviderSettings, email: str, claims: dict[str, Any], now: datetime
+) -> dict[str, Any]:
     """A manager of the partner itself, without a password: they sign in through the
     provider. An account manager (customers, orders, licences): a partner admin gives
     more, or less, on the user's page."""

@@ -80,7 +80,7 @@ _COLUMNS = (
 )
 
 
-async def _settings(row: dict | None) -> ProviderSettings | None:
+async def _settings(row: dict[str, Any] | None) -> ProviderSettings | None:
     if row is None:
         return None
     domains = await SsoDomain.select(SsoDomain.domain).where(SsoDomain.config == row["id"]).order_by(SsoDomain.domain)

@@ -5,6 +5,7 @@ holders carried over by licences.renewals.carry_over), retries and lapses, e-mai
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from piccolo.query import Select
 
@@ -158,7 +159,7 @@ async def _claim_provisioning(decided: list[Renewal], now: datetime) -> list[Ren
     return [r for r in decided if r.outcome != "paid" or r.invoice["id"] in mine]
 
 
-def _subscriptions_now(ids: list[int]) -> Select:
+def _subscriptions_now(ids: list[int]) -> Select[Any]:
     return Subscription.select(Subscription.id, Subscription.term_end, Subscription.status).where(
         Subscription.id.is_in(ids)
     )

@@ -183,7 +183,7 @@ async def _open_charges(renewals: list[Renewal], now: datetime) -> None:
         return
     invoice_ids = sorted(r.invoice["id"] for r in chargeable)
     await db.for_update(Invoice.select(Invoice.id).where(Invoice.id.is_in(invoice_ids)).order_by(Invoice.id))
-    charges: dict[int, list[dict]] = {}
+    charges: dict[int, list[dict[str, Any]]] = {}
     for row in await Charge.select().where(Charge.invoice.is_in(invoice_ids)):
         charges.setdefault(row["invoice"], []).append(row)
     new_keys: dict[str, Renewal] = {}

@@ -6,6 +6,7 @@ purchase invoice never paid ends the purchase (unpaid_purchase)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from portal.domain.billing.renewal import schedule
 from portal.tables import Company
@@ -20,7 +21,7 @@ class PurchaseEnds:
     company_name: str
 
 
-async def if_voided(invoice: dict) -> schedule.Unpaid | PurchaseEnds | None:
+async def if_voided(invoice: dict[str, Any]) -> schedule.Unpaid | PurchaseEnds | None:
     """For a renewal invoice of its subscription's next term, or the purchase invoice of a
     pending subscription (an invoice row the caller may see); None for any other
     invoice, whose subscription voiding leaves as it is."""
