@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from dateutil.relativedelta import relativedelta
 
@@ -17,8 +17,8 @@ TRIAL = "sat-trial"
 def term_end(product: dict[str, Any], starts_at: datetime) -> datetime:
     """The same instant `term` later; calendar months, so 29 Feb + 12 months is 28 Feb."""
     if product.get("term_months"):
-        return starts_at + relativedelta(months=product["term_months"])
-    return starts_at + relativedelta(days=product["term_days"])
+        return cast("datetime", starts_at + relativedelta(months=product["term_months"]))
+    return cast("datetime", starts_at + relativedelta(days=product["term_days"]))
 
 
 _products: list[dict[str, Any]] | None = None

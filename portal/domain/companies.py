@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from piccolo.columns.combination import WhereRaw
 
@@ -15,11 +15,19 @@ from portal.domain.access import Actor, Capability, get_company, require, requir
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.orders import decisions, requests
 from portal.domain.pages import Page, paginate
-from portal.tables import AuditEntry, Company
+from portal.tables import AuditEntry, Company, CompanyKind
 
 # Which kinds of company may stand below which.
-CHILD_KINDS = {"partner": ("sub_partner", "customer"), "sub_partner": ("sub_partner", "customer"), "customer": ()}
-KIND_LABELS = {"partner": "Partner", "sub_partner": "Sub-partner", "customer": "Customer"}
+CHILD_KINDS: dict[str, tuple[CompanyKind, ...]] = {
+    CompanyKind.PARTNER: (CompanyKind.SUB_PARTNER, CompanyKind.CUSTOMER),
+    CompanyKind.SUB_PARTNER: (CompanyKind.SUB_PARTNER, CompanyKind.CUSTOMER),
+    CompanyKind.CUSTOMER: (),
+}
+KIND_LABELS: dict[str, str] = {
+    CompanyKind.PARTNER: "Partner",
+    CompanyKind.SUB_PARTNER: "Sub-partner",
+    CompanyKind.CUSTOMER: "Customer",
+}
 NAME_MAX = 200
 # The one-time token the Create Company form carries (secrets.token_urlsafe).
 FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -52,7 +60,7 @@ async def onboard_customer(
         if first_order is not None:
             await requests.request_order(actor, company["id"], first_order, None, po_number, now)
 
-    return await _create(actor, parent_id, name, "customer", now, form_token, first_licences)
+    return await _create(actor, parent_id, name, CompanyKind.CUSTOMER, now, form_token, first_licences)
 
 
 async def _create(
@@ -165,7 +173,17 @@ async def insert_company(name: str, kind: str, parent: dict[str, Any] | None, no
     return {"id": row["id"], "name": name, "kind": kind, "path": path, "parent": parent and parent["id"]}
 
 
-async def list_companies(actor: Actor, q: str, page: int) -> Page[dict[str, Any]]:
+class CompanyRow(TypedDict):
+    """A company on the Companies list, with its parent's name."""
+
+    id: int
+    name: str
+    kind: str
+    parent_id: int | None
+    parent_name: str | None
+
+
+async def list_companies(actor: Actor, q: str, page: int) -> Page[CompanyRow]:
     """Every company under the actor's wing but their own, filtered by name."""
     require_partner_manager(actor)
     where = under_wing(actor) & (Company.id != actor.company_id)
@@ -191,7 +209,7 @@ async def wing_tree(actor: Actor) -> list[dict[str, Any]]:
     depth and its number of direct customers: the dashboard's outline."""
     require_partner_manager(actor)
     nodes = await Company.select(Company.id, Company.name, Company.kind, Company.path).where(
-        under_wing(actor) & (Company.kind != "customer")
+        under_wing(actor) & (Company.kind != CompanyKind.CUSTOMER)
     )
     counts = await Company.raw(
         "SELECT parent AS id, COUNT(*) AS customers FROM company "
@@ -222,7 +240,7 @@ async def manageable_customer(actor: Actor, company_id: int) -> dict[str, Any]:
     company = await get_company(actor, company_id)  # first: outside the wing is 404 for everyone
     require_partner_manager(actor)
     require(actor, Capability.CUSTOMERS)
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise PermissionDenied("Manage Company is for customer companies.")
     return company
 

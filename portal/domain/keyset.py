@@ -24,7 +24,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from piccolo.columns import Column, Integer, Timestamptz
 from piccolo.custom_types import Combinable
@@ -222,8 +222,8 @@ class Keyset:
         # The first, redundant term is what an index on (column, tiebreak) seeks to;
         # the OR alone would be read as a filter over every row before the cursor.
         if self.ascending != backwards:
-            return (column >= first) & ((column > first) | (tiebreak > last))
-        return (column <= first) & ((column < first) | (tiebreak < last))
+            return cast("Combinable", (column >= first) & ((column > first) | (tiebreak > last)))
+        return cast("Combinable", (column <= first) & ((column < first) | (tiebreak < last)))
 
     async def walk(self, query: Callable[[], Select[Any]], chunk: int = 2000) -> AsyncIterator[list[dict[str, Any]]]:
         """Every row of `query()` in the list's order, `chunk` rows at a time (a

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -115,7 +115,7 @@ async def extend_claim(token: str, now: datetime, lease: timedelta = LEASE) -> i
 
 def retry_delay(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min … at most an hour: 20 attempts span about 13 hours."""
-    return min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, attempts - 1))
+    return cast("timedelta", min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, attempts - 1)))
 
 
 @dataclass(frozen=True)
@@ -314,7 +314,7 @@ async def resend(actor: Actor, email_id: int, now: datetime) -> int:
         await audit.record(
             actor, "email.resend", row["company"], now, {"email": email_id, "copy": new[0]["id"], "to": row["to_email"]}
         )
-    return new[0]["id"]
+    return cast("int", new[0]["id"])
 
 
 async def filter_companies(actor: Actor) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from portal.tables import User
 from portal.tables.sign_in import UserSession
@@ -38,7 +38,7 @@ async def open_session(user_id: int, browser: str, address: str, method: str, no
     row = UserSession(
         user=user_id, browser=browser[:200], address=address[:64], method=method, signed_in_at=now, last_seen_at=now
     )
-    return (await UserSession.insert(row).returning(UserSession.id))[0]["id"]
+    return cast("int", (await UserSession.insert(row).returning(UserSession.id))[0]["id"])
 
 
 async def touch(session_id: int, last_seen_at: datetime, now: datetime) -> None:
@@ -89,4 +89,4 @@ async def end_others(user_id: int, keep: int | None, now: datetime) -> int:
         .where(User.id == user_id)
         .returning(User.session_generation)
     )
-    return raised[0]["session_generation"]
+    return cast("int", raised[0]["session_generation"])

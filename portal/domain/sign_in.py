@@ -42,7 +42,7 @@ from portal.domain.errors import SignInRefused
 from portal.domain.sso import settings as sso_settings
 from portal.domain.two_factor import factors, recovery_codes, totp
 from portal.domain.users import SIGN_IN_COLUMNS, holds_read_only_credit, normalise_email, token_hash
-from portal.tables import MANAGER_ROLES, PasswordToken, User
+from portal.tables import MANAGER_ROLES, PasswordToken, Role, User
 
 SIGN_IN_ATTEMPTS = 5
 SIGN_IN_WINDOW = timedelta(minutes=1)
@@ -137,7 +137,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     if not user["active"]:
         # Only whoever knows the password learns this.
         raise SignInRefused("This account has been deactivated.")
-    if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
+    if user["role"] == Role.READ_ONLY and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(READ_ONLY_ENDED)
     if refusal := await sso_settings.staff_refusal(user["company_path"], user["company_kind"]):
         raise SignInRefused(refusal)
@@ -164,7 +164,7 @@ async def passkey_user(user_id: int) -> dict[str, Any]:
     )
     if user is None or user["role"] not in MANAGER_ROLES or not user["active"]:
         raise SignInRefused("This account cannot sign in.")
-    if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
+    if user["role"] == Role.READ_ONLY and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(READ_ONLY_ENDED)
     if refusal := await sso_settings.staff_refusal(user["company_path"], user["company_kind"]):
         raise SignInRefused(refusal)

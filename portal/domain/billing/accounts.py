@@ -17,7 +17,8 @@ from portal.domain.billing import countries, payments
 from portal.domain.billing.payments import CardProcessor, SavedCard
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.tables.billing import BillingAccount, Subscription
+from portal.tables import CompanyKind
+from portal.tables.billing import BillingAccount, Subscription, SubscriptionStatus
 
 _ADDRESS_COLUMNS = ("billing_name", "billing_email", "address", "country")
 NO_CARD = "Pay Online needs a card: add one with “Create an Online Billing Account” first."
@@ -37,7 +38,7 @@ def without_token(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 async def _customer(actor: Actor, company_id: int) -> dict[str, Any]:
     company = await get_company(actor, company_id)
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise NotFound("No such company.")
     return company
 
@@ -196,7 +197,7 @@ async def store_online_account(
             )
             .where(
                 (Subscription.company == company_id)
-                & Subscription.status.is_in(["pending", "active"])
+                & Subscription.status.is_in([SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE])
                 & (Subscription.method == "invoice")
                 # One that partner staff cancelled stays cancelled.
                 & Subscription.cancelled_at.is_null()

@@ -15,7 +15,7 @@ from portal.domain.billing.quotes import format_day, refuse_read_only
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry, Company
-from portal.tables.billing import Subscription
+from portal.tables.billing import Subscription, SubscriptionStatus
 
 
 async def _set_cancelled(actor: Actor, subscription: dict[str, Any], action: str, now: datetime) -> dict[str, Any]:
@@ -24,8 +24,8 @@ async def _set_cancelled(actor: Actor, subscription: dict[str, Any], action: str
     withdrawn from Requested Orders. "voided_invoices": their numbers."""
     changes: dict[Any, Any] = {"auto_renew": False, "cancelled_at": now}
     voided: list[dict[str, Any]] = []
-    if subscription["status"] == "pending":
-        changes["status"] = "ended"
+    if subscription["status"] == SubscriptionStatus.PENDING:
+        changes["status"] = SubscriptionStatus.ENDED
         voided = await invoices.void_unpaid_purchase(actor, subscription["id"], now)
     await Subscription.update(changes).where(Subscription.id == subscription["id"])
     await audit.record(

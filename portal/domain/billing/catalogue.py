@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.billing.profiles import profile
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables import Company
+from portal.tables import Company, CompanyKind
 from portal.tables.billing import CatalogueItem
 
 KINDS = ("tier", "user_credit", "addon")
@@ -59,7 +59,7 @@ _ORDER = {item.code: position for position, item in enumerate(DEFAULT_ITEMS)}
 def yearly_cents(item: dict[str, Any]) -> int:
     """What one unit of `item` costs for a whole term: a monthly price is billed
     for the 12 months of a term; a yearly or one-off price as it is."""
-    return item["price_cents"] * 12 if item["period"] == "month" else item["price_cents"]
+    return cast("int", item["price_cents"] * 12 if item["period"] == "month" else item["price_cents"])
 
 
 def seats_of(tier_item: dict[str, Any] | None, extra_users: int) -> int:
@@ -77,7 +77,7 @@ async def seller_of(company_id: int) -> dict[str, Any]:
     )
     if not rows:
         raise NotFound("This company has no seller.")
-    return rows[0]
+    return cast("dict[str, Any]", rows[0])
 
 
 async def items(partner_id: int) -> list[dict[str, Any]]:
@@ -159,7 +159,7 @@ async def save_items(
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)
-    if seller["kind"] == "customer":
+    if seller["kind"] == CompanyKind.CUSTOMER:
         raise NotFound("No such seller.")
     rows = {row["code"]: row for row in await items(partner_id)}
     if any(change.code not in rows for change in changes):

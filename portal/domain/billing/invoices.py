@@ -24,7 +24,7 @@ from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.keyset import Keyset, KeysetPage
 from portal.domain.orders.decisions import InvalidTransition
-from portal.tables import Company
+from portal.tables import Company, OrderStatus
 from portal.tables.billing import (
     INVOICE_STATUSES,
     PAYMENT_METHODS,
@@ -33,6 +33,7 @@ from portal.tables.billing import (
     Charge,
     Invoice,
     InvoiceLine,
+    InvoiceStatus,
     Subscription,
 )
 
@@ -202,7 +203,7 @@ async def create_invoice(
                     subscription=subscription_id,
                     order=order_id,
                     number=number,
-                    status="issued",
+                    status=InvoiceStatus.ISSUED,
                     kind=kind,
                     currency=sums.currency,
                     subtotal_cents=sums.subtotal_cents,
@@ -269,10 +270,10 @@ async def mark_paid(
         invoice = await _lock_invoice(invoice_id)
         if invoice is None:
             raise NotFound("No such invoice.")
-        if invoice["status"] != "issued":
-            raise InvoiceTransition(invoice["status"], "paid")
+        if invoice["status"] != InvoiceStatus.ISSUED:
+            raise InvoiceTransition(invoice["status"], InvoiceStatus.PAID)
         changes: dict[str, Any] = {
-            "status": "paid",
+            "status": InvoiceStatus.PAID,
             "paid_at": now,
             "payment_method": method,
             "payment_reference": reference or None,
@@ -320,14 +321,14 @@ async def _lock_for_staff(actor: Actor, invoice_id: int) -> dict[str, Any]:
 
 async def _void(actor: Actor | None, invoice: dict[str, Any], reason: str, now: datetime) -> dict[str, Any]:
     """The invoice is locked by the caller, as a charge locks it to open its attempt."""
-    if invoice["status"] != "issued":
-        raise InvoiceTransition(invoice["status"], "void")
+    if invoice["status"] != InvoiceStatus.ISSUED:
+        raise InvoiceTransition(invoice["status"], InvoiceStatus.VOID)
     if await Charge.exists().where(
         (Charge.invoice == invoice["id"]) & (Charge.status == "pending") & (Charge.attempted_at > now - PAYMENT_LEASE)
     ):
         # Voided now, the card might be charged for a void invoice a moment later.
         raise ValidationFailed({"status": PAYMENT_IN_PROGRESS})
-    changes: dict[str, Any] = {"status": "void", "voided_at": now, "void_reason": reason}
+    changes: dict[str, Any] = {"status": InvoiceStatus.VOID, "voided_at": now, "void_reason": reason}
     await Invoice.update(**changes).where(Invoice.id == invoice["id"])
     await audit.record(
         actor,
@@ -361,7 +362,7 @@ async def void(actor: Actor, invoice_id: int, reason: str, now: datetime) -> dic
         voided = await _void(actor, invoice, reason, now)
         if invoice["kind"] == "purchase":
             said = f"Invoice {format_invoice_number(invoice['number'])} was voided: {reason}"
-            await unpaid_purchase.withdraw_order(invoice["order"], "declined", actor, now, reason=said)
+            await unpaid_purchase.withdraw_order(invoice["order"], OrderStatus.DECLINED, actor, now, reason=said)
             await unpaid_purchase.end_pending(invoice["subscription"], actor, said, now)
         return voided
 
@@ -372,13 +373,17 @@ async def void_unpaid_purchase(actor: Actor | None, subscription_id: int, now: d
     subscription's lock). Returns them."""
     rows = await db.for_update(
         Invoice.select()
-        .where((Invoice.subscription == subscription_id) & (Invoice.kind == "purchase") & (Invoice.status == "issued"))
+        .where(
+            (Invoice.subscription == subscription_id)
+            & (Invoice.kind == "purchase")
+            & (Invoice.status == InvoiceStatus.ISSUED)
+        )
         .order_by(Invoice.id)
     )
     voided = []
     for invoice in rows:  # one, or a handful after reissues
         voided.append(await _void(actor, invoice, unpaid_purchase.VOIDED_ON_CANCEL, now))
-        await unpaid_purchase.withdraw_order(invoice["order"], "cancelled", actor, now)
+        await unpaid_purchase.withdraw_order(invoice["order"], OrderStatus.CANCELLED, actor, now)
     return voided
 
 
@@ -389,7 +394,7 @@ async def reissue(actor: Actor, invoice_id: int, now: datetime) -> dict[str, Any
     invoice that is to be paid. Returns the new invoice."""
     async with db.write_transaction():
         old = await _lock_for_staff(actor, invoice_id)
-        if old["status"] != "issued":
+        if old["status"] != InvoiceStatus.ISSUED:
             raise InvoiceTransition(old["status"], "reissued")
         rows = await InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.position)
         lines = [Line(r["code"], r["description"], r["quantity"], r["unit_cents"]) for r in rows]
@@ -403,7 +408,7 @@ async def replace_lines(actor: Actor, invoice_id: int, lines: Sequence[Line], no
     old = await _lock_invoice(invoice_id)
     if old is None:
         raise NotFound("No such invoice.")
-    if old["status"] != "issued":
+    if old["status"] != InvoiceStatus.ISSUED:
         raise InvoiceTransition(old["status"], "reissued")
     return await _replace(actor, old, lines, now)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import cast
 
 from dateutil.relativedelta import relativedelta
 
@@ -34,7 +35,7 @@ def format_money(cents: int, currency: str) -> str:
 
 def term_end(start: datetime) -> datetime:
     """The same instant 12 calendar months later; 29 February ends on 28 February."""
-    return start + relativedelta(months=TERM_MONTHS)
+    return cast("datetime", start + relativedelta(months=TERM_MONTHS))
 
 
 def _utc_day(moment: datetime) -> date:

@@ -12,7 +12,8 @@ from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables.billing import BillingProfile, Invoice, Subscription
+from portal.tables import CompanyKind
+from portal.tables.billing import BillingProfile, Invoice, InvoiceStatus, Subscription, SubscriptionStatus
 
 # Those a seller may pick; format_money shows a symbol for the first three.
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD")
@@ -37,9 +38,10 @@ async def _refuse_currency_in_use(partner_id: int, currency: str) -> None:
     """Renewals are billed in the seller's currency and unpaid invoices were issued in
     it: changing it under live subscriptions would renew them in another currency."""
     live = await Subscription.count().where(
-        (Subscription.partner == partner_id) & Subscription.status.is_in(["pending", "active"])
+        (Subscription.partner == partner_id)
+        & Subscription.status.is_in([SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE])
     )
-    unpaid = await Invoice.count().where((Invoice.partner == partner_id) & (Invoice.status == "issued"))
+    unpaid = await Invoice.count().where((Invoice.partner == partner_id) & (Invoice.status == InvoiceStatus.ISSUED))
     if live or unpaid:
         raise ValidationFailed(
             {
@@ -62,7 +64,7 @@ async def save_profile(
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)
-    if seller["kind"] == "customer":
+    if seller["kind"] == CompanyKind.CUSTOMER:
         raise NotFound("No such seller.")
     errors: dict[str, str] = {}
     currency = currency.strip().upper()

@@ -18,7 +18,7 @@ from portal.domain.emails.queue import queue_kind
 from portal.domain.licences.plans import plan_label
 from portal.domain.licences.renewals import carry_over
 from portal.domain.orders.decisions import InvalidTransition, end_running_trials
-from portal.tables import Company, LicenceBatch, LicenceOrder
+from portal.tables import Company, LicenceBatch, LicenceOrder, OrderStatus
 
 
 async def provision_term(
@@ -59,7 +59,7 @@ async def provision_term(
                     company_path=subscription["company_path"],
                     product=product["id"],
                     quantity=seats,
-                    status="assigned",
+                    status=OrderStatus.ASSIGNED,
                     requested_by=actor_id,
                     requested_at=now,
                     decided_by=actor_id,
@@ -73,18 +73,18 @@ async def provision_term(
         assigned = (
             await LicenceOrder.update(
                 {
-                    LicenceOrder.status: "assigned",
+                    LicenceOrder.status: OrderStatus.ASSIGNED,
                     LicenceOrder.quantity: seats,
                     LicenceOrder.decided_by: actor_id,
                     LicenceOrder.decided_at: now,
                 }
             )
-            .where((LicenceOrder.id == order_id) & (LicenceOrder.status == "requested"))
+            .where((LicenceOrder.id == order_id) & (LicenceOrder.status == OrderStatus.REQUESTED))
             .returning(LicenceOrder.id)
         )
         if not assigned:
             current = await LicenceOrder.select(LicenceOrder.status).where(LicenceOrder.id == order_id).first()
-            raise InvalidTransition(current["status"] if current else "gone", "assigned")
+            raise InvalidTransition(current["status"] if current else "gone", OrderStatus.ASSIGNED)
     batch = (
         await LicenceBatch.insert(
             LicenceBatch(

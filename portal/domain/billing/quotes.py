@@ -21,10 +21,10 @@ from portal.domain.billing.invoices import Line, Totals, format_invoice_number, 
 from portal.domain.billing.invoices import Quoted as Quoted
 from portal.domain.billing.invoices import check_price as check_price
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables.billing import Invoice, InvoiceLine, Subscription
+from portal.tables import CompanyKind
+from portal.tables.billing import METHODS, Invoice, InvoiceLine, InvoiceStatus, Subscription, SubscriptionStatus
 
-METHODS = ("online", "invoice")
-LIVE = ("pending", "active")
+LIVE = (SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE)
 MAX_EXTRA_USERS = 100_000
 MAX_READ_ONLY_USERS = 10_000
 CHANGE_PREFIX = "change:"
@@ -172,7 +172,7 @@ async def billed_terms(invoice_ids: Iterable[int]) -> dict[int, Billed]:
 
 async def quote_purchase(actor: Actor, company_id: int, purchase: Purchase, now: datetime) -> Quote:
     company = await get_company(actor, company_id)
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise NotFound("No such company.")
     seller = await billing_catalogue.seller_of(company["id"])
     profile = await profiles.profile(seller["id"])
@@ -224,7 +224,11 @@ async def load_subscription(actor: Actor, subscription_id: int) -> dict[str, Any
 
 
 async def check_changeable(subscription: dict[str, Any], now: datetime) -> None:
-    if subscription["status"] != "active" or subscription["term_end"] is None or subscription["term_end"] <= now:
+    if (
+        subscription["status"] != SubscriptionStatus.ACTIVE
+        or subscription["term_end"] is None
+        or subscription["term_end"] <= now
+    ):
         raise ValidationFailed({"subscription": "Only a running subscription can change; this one is not running."})
     # One change at a time: a second one, worked out from the plan as it was before
     # the first is applied, would bill and provision the same users again. The first
@@ -277,7 +281,7 @@ async def unpaid_renewal(subscription: dict[str, Any]) -> dict[str, Any] | None:
         .where(
             (Invoice.subscription == subscription["id"])
             & (Invoice.kind == "renewal")
-            & (Invoice.status == "issued")
+            & (Invoice.status == InvoiceStatus.ISSUED)
             & (Invoice.term_start == subscription["term_end"])
         )
         .first()

@@ -29,9 +29,9 @@ from piccolo.query.functions import Case, Count, Max, Sum, When
 from portal.domain.access import Actor, under_wing
 from portal.domain.billing.invoices import INVOICE_FILTERS
 from portal.domain.filters import day_start
-from portal.tables.billing import Invoice
+from portal.tables.billing import Invoice, InvoiceStatus
 
-OUTSTANDING = "issued"
+OUTSTANDING = InvoiceStatus.ISSUED
 
 
 @dataclass(frozen=True)

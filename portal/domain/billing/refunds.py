@@ -38,7 +38,7 @@ from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import Company
-from portal.tables.billing import BillingAccount, Charge, CreditNote, Invoice, Refund
+from portal.tables.billing import BillingAccount, Charge, CreditNote, Invoice, InvoiceStatus, Refund
 
 if TYPE_CHECKING:
     from portal.domain.billing.payments import CardProcessor, RefundResult
@@ -95,7 +95,7 @@ async def refundable(actor: Actor, invoice_id: int) -> dict[str, Any]:
     invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
     if invoice is None or not may_act_on(actor, invoice["company_path"]):
         raise NotFound("No such invoice.")
-    paid = invoice["total_cents"] if invoice["status"] == "paid" else 0
+    paid = invoice["total_cents"] if invoice["status"] == InvoiceStatus.PAID else 0
     refunded = await _refunded(invoice_id)
     charge = await _paid_charge(invoice)
     return {
@@ -112,7 +112,7 @@ def check_amount(state: dict[str, Any], amount_cents: int) -> None:
     """ValidationFailed({"amount": …}) unless `amount_cents` may be refunded of the
     invoice in `state` (refundable's): paid, and no more than is left."""
     invoice = state["invoice"]
-    if invoice["status"] != "paid":
+    if invoice["status"] != InvoiceStatus.PAID:
         raise ValidationFailed({"amount": NOT_PAID})
     left = state["left_cents"]
     if left <= 0:
@@ -262,7 +262,7 @@ async def _succeeded(
     """Record a refund done, inside the caller's transaction holding the invoice: the
     credit note (a paid invoice's refund), the audit entry, the customer's e-mail."""
     note = None
-    if invoice["status"] == "paid":
+    if invoice["status"] == InvoiceStatus.PAID:
         before = await _refunded_before(row)
         lines = await credit_notes.invoice_lines(invoice["id"])
         credit = credit_notes.credit_for(invoice, lines, before, row["amount_cents"])
@@ -363,7 +363,7 @@ async def record_outside_refund(charge: dict[str, Any], refunded_cents: int, now
     extra = refunded_cents - sum(row["amount_cents"] for row in rows)
     if extra <= 0:
         return "refunds of the portal's: nothing more to record"
-    if invoice["status"] == "paid":
+    if invoice["status"] == InvoiceStatus.PAID:
         extra = min(extra, invoice["total_cents"] - await _refunded(invoice["id"]))
         if extra <= 0:
             return "invoice refunded in full already: nothing more to record"

@@ -15,6 +15,7 @@ from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.billing import profiles
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.tables import CompanyKind
 from portal.tables.billing import BillingProfile
 
 MAX_NAME = 200
@@ -86,7 +87,7 @@ async def save_seller_details(actor: Actor, partner_id: int, details: SellerDeta
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)
-    if seller["kind"] == "customer":
+    if seller["kind"] == CompanyKind.CUSTOMER:
         raise NotFound("No such seller.")
     details = clean(details)
     await profiles.profile(partner_id)

@@ -29,8 +29,8 @@ from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import schedule
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.tables import LicenceBatch, LicenceOrder
-from portal.tables.billing import Charge, Invoice, InvoiceLine, Subscription
+from portal.tables import LicenceBatch, LicenceOrder, OrderStatus
+from portal.tables.billing import Charge, Invoice, InvoiceLine, InvoiceStatus, Subscription, SubscriptionStatus
 
 log = logging.getLogger("portal.billing.settlement")
 
@@ -72,7 +72,7 @@ async def provision_invoice(
     # Subscription before invoice, the order of locks.py.
     subscription = await locks.lock_subscription(None, head["subscription"])
     invoice = await locks.lock_invoice(None, invoice_id)
-    if invoice["status"] != "paid" and not (unpaid_ok and invoice["status"] == "issued"):
+    if invoice["status"] != InvoiceStatus.PAID and not (unpaid_ok and invoice["status"] == InvoiceStatus.ISSUED):
         return None
     if not await provision_claims.claim([provision_claims.Claim(invoice, actor)], now):
         return None
@@ -81,7 +81,7 @@ async def provision_invoice(
     paid_on = invoice["paid_at"] or now
     batch: dict[str, Any] | None = None
     if invoice["kind"] == "purchase":
-        if subscription["status"] != "pending":
+        if subscription["status"] != SubscriptionStatus.PENDING:
             return None
         assigned = await _assigned_batch(invoice["order"])
         if assigned is not None:
@@ -90,7 +90,7 @@ async def provision_invoice(
             return await _adopt(subscription, assigned)
         order_id = invoice["order"]
         if order_id is not None and not await LicenceOrder.exists().where(
-            (LicenceOrder.id == order_id) & (LicenceOrder.status == "requested")
+            (LicenceOrder.id == order_id) & (LicenceOrder.status == OrderStatus.REQUESTED)
         ):
             order_id = None  # declined or withdrawn meanwhile: the payment still buys the seats
         end = money.term_end(paid_on)
@@ -104,7 +104,12 @@ async def provision_invoice(
             actor_id=actor_id,
             notify=True,
         )
-        changes: dict[Any, Any] = {"status": "active", "term_start": paid_on, "term_end": end, "batch": batch["id"]}
+        changes: dict[Any, Any] = {
+            "status": SubscriptionStatus.ACTIVE,
+            "term_start": paid_on,
+            "term_end": end,
+            "batch": batch["id"],
+        }
     elif invoice["kind"] == "renewal":
         start = invoice["term_start"] or subscription["term_end"]
         end = invoice["term_end"] or money.term_end(start)
@@ -124,7 +129,7 @@ async def provision_invoice(
             notify=True,
         )
         changes = {
-            "status": "active",
+            "status": SubscriptionStatus.ACTIVE,
             "term_start": start,
             "term_end": end,
             "batch": batch["id"],
@@ -191,7 +196,7 @@ async def _assigned_batch(order_id: int | None) -> dict[str, Any] | None:
         return None
     return (
         await LicenceBatch.select()
-        .where((LicenceBatch.order == order_id) & (LicenceBatch.order.status == "assigned"))
+        .where((LicenceBatch.order == order_id) & (LicenceBatch.order.status == OrderStatus.ASSIGNED))
         .first()
     )
 
@@ -199,7 +204,7 @@ async def _assigned_batch(order_id: int | None) -> dict[str, Any] | None:
 async def _adopt(subscription: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
     await Subscription.update(
         {
-            Subscription.status: "active",
+            Subscription.status: SubscriptionStatus.ACTIVE,
             Subscription.term_start: batch["starts_at"],
             Subscription.term_end: batch["ends_at"],
             Subscription.batch: batch["id"],
@@ -293,8 +298,8 @@ async def pay_invoice(
     invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
     if invoice is None or not may_act_on(actor, invoice["company_path"]):
         raise NotFound("No such invoice.")
-    if invoice["status"] != "issued":
-        raise invoices.InvoiceTransition(invoice["status"], "paid")
+    if invoice["status"] != InvoiceStatus.ISSUED:
+        raise invoices.InvoiceTransition(invoice["status"], InvoiceStatus.PAID)
     await _refuse_unless_live(invoice)
     account = await accounts.account_of(invoice["company"])
     if account is None or not account["card_token"]:
@@ -319,9 +324,9 @@ async def payment_to_confirm(actor: Actor, invoice_id: int) -> tuple[dict[str, A
         (c for c in charges if c["decline_reason"] == payments.NEEDS_AUTHENTICATION and c["processor_ref"]), None
     )
     confirmed = next((c for c in charges if c["status"] == "succeeded"), None)
-    if invoice["status"] == "paid" and confirmed is not None:
+    if invoice["status"] == InvoiceStatus.PAID and confirmed is not None:
         return invoice, confirmed
-    if invoice["status"] != "issued" or waiting is None or charges[0]["id"] != waiting["id"]:
+    if invoice["status"] != InvoiceStatus.ISSUED or waiting is None or charges[0]["id"] != waiting["id"]:
         raise ValidationFailed({"payment": NOTHING_TO_CONFIRM})
     return invoice, waiting
 
@@ -335,7 +340,7 @@ async def confirm_payment(
     to repeat: a second confirmation answers with the first ("repeat")."""
     refuse_read_only(actor)
     invoice, charge = await payment_to_confirm(actor, invoice_id)
-    if invoice["status"] == "paid":
+    if invoice["status"] == InvoiceStatus.PAID:
         return {"invoice": invoice, "batch": None, "repeat": True}
     await _refuse_unless_live(invoice)
     status, _ = await processor.confirmation(charge["processor_ref"])
@@ -375,11 +380,11 @@ async def record_confirmed_charge(
         }
         await Charge.update({Charge.status: "succeeded", Charge.decline_reason: None}).where(Charge.id == charge_id)
         await audit.record(actor, "invoice.charge_confirmed", invoice["company"], now, detail)
-        if invoice["status"] != "issued":
+        if invoice["status"] != InvoiceStatus.ISSUED:
             # Money taken for an invoice paid otherwise or voided meanwhile: audited; a void
             # one's refunded in full (sent by the confirmation page, else the billing tick).
             await audit.record(None, "invoice.charged_not_issued", invoice["company"], now, detail)
-            if invoice["status"] == "void":
+            if invoice["status"] == InvoiceStatus.VOID:
                 await refunds.queue_void_refunds([charge], now)
             return True, None
         await invoices.mark_paid(
@@ -418,7 +423,7 @@ async def record_payment(
         require(actor, Capability.PAYMENTS)
         if method not in OFFLINE_METHODS:
             raise ValidationFailed({"method": "Choose how it was paid."})
-        if invoice["status"] == "issued":
+        if invoice["status"] == InvoiceStatus.ISSUED:
             await _refuse_unless_live(invoice)
         paid = await invoices.mark_paid(
             invoice["id"], method=method, reference=reference, now=now, recorded_by=actor.user_id, actor=actor

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit, outbox
@@ -44,7 +44,7 @@ from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.settlement import record_confirmed_charge
 from portal.domain.emails.queue import queue_kind
 from portal.tables import Company
-from portal.tables.billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription
+from portal.tables.billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription, SubscriptionStatus
 
 # Events the job has not processed this long after they arrived (a lost job: Redis
 # down when it was queued, a worker killed) are taken up by the billing tick.
@@ -148,7 +148,10 @@ async def _charge_of_payment(obj: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _same_amount(obj: dict[str, Any], charge: dict[str, Any]) -> bool:
-    return obj.get("amount") == charge["amount_cents"] and str(obj.get("currency", "")).upper() == charge["currency"]
+    return cast(
+        "bool",
+        obj.get("amount") == charge["amount_cents"] and str(obj.get("currency", "")).upper() == charge["currency"],
+    )
 
 
 async def _payment_succeeded(intent: dict[str, Any], now: datetime) -> str | None:
@@ -311,7 +314,7 @@ async def _online_renewal(company_id: int, now: datetime) -> dict[str, Any] | No
         await Subscription.select(Subscription.id, Subscription.term_end)
         .where(
             (Subscription.company == company_id)
-            & (Subscription.status == "active")
+            & (Subscription.status == SubscriptionStatus.ACTIVE)
             & (Subscription.method == "online")
             & (Subscription.auto_renew == True)  # noqa: E712
             & (Subscription.term_end > now)

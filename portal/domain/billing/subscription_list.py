@@ -13,7 +13,7 @@ from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, one_of
 from portal.domain.pages import Page, paginate
 from portal.tables import Company
-from portal.tables.billing import METHODS, SUBSCRIPTION_STATUSES, Subscription
+from portal.tables.billing import METHODS, SUBSCRIPTION_STATUSES, Subscription, SubscriptionStatus
 
 # Declined charges of an invoice still to pay, and money taken (or perhaps taken: an
 # attempt whose worker died) for an invoice voided meanwhile, until its automatic
@@ -28,7 +28,12 @@ _FAILED_CHARGES = WhereRaw(
 _YES = one_of(("yes",))
 # The guide's words for the billing methods.
 METHOD_LABELS = {"online": "Pay Online", "invoice": "Pay by Invoice"}
-STATUS_LABELS = {"pending": "Pending", "active": "Active", "lapsed": "Lapsed", "ended": "Ended"}
+STATUS_LABELS: dict[str, str] = {
+    SubscriptionStatus.PENDING: "Pending",
+    SubscriptionStatus.ACTIVE: "Active",
+    SubscriptionStatus.LAPSED: "Lapsed",
+    SubscriptionStatus.ENDED: "Ended",
+}
 
 SUBSCRIPTION_FILTERS = FilterSet(
     Filter("customer", "Customer", "select", as_int, lambda v: Subscription.company == v),

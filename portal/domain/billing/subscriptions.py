@@ -8,7 +8,7 @@ renewals, the renewal package."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit
@@ -29,7 +29,7 @@ from portal.domain.billing.quotes import Purchase, refuse_read_only
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders import requests
 from portal.tables import LicenceBatch
-from portal.tables.billing import Invoice, Subscription
+from portal.tables.billing import Invoice, InvoiceStatus, Subscription, SubscriptionStatus
 
 
 async def _live(company_id: int) -> dict[str, Any] | None:
@@ -56,7 +56,7 @@ async def current_subscription(actor: Actor, company_id: int) -> dict[str, Any] 
         batch = await LicenceBatch.select().where(LicenceBatch.id == subscription["batch"]).first()
     unpaid = (
         await Invoice.select(Invoice.id, Invoice.number, Invoice.kind, Invoice.total_cents, Invoice.currency)
-        .where((Invoice.subscription == subscription["id"]) & (Invoice.status == "issued"))
+        .where((Invoice.subscription == subscription["id"]) & (Invoice.status == InvoiceStatus.ISSUED))
         .order_by(Invoice.id)
     )
     for row in unpaid:
@@ -88,7 +88,7 @@ async def addons_bought(actor: Actor, company_id: int) -> list[dict[str, Any]]:
     )
     for row in rows:
         row["label"] = invoices.format_invoice_number(row["number"])
-    return rows
+    return cast("list[dict[str, Any]]", rows)
 
 
 async def read_only_allowance(company_id: int) -> int:
@@ -96,7 +96,7 @@ async def read_only_allowance(company_id: int) -> int:
     a pending one has paid for nothing yet."""
     row = (
         await Subscription.select(Subscription.read_only_users)
-        .where((Subscription.company == company_id) & (Subscription.status == "active"))
+        .where((Subscription.company == company_id) & (Subscription.status == SubscriptionStatus.ACTIVE))
         .first()
     )
     return int(row["read_only_users"]) if row else 0
@@ -183,7 +183,7 @@ async def buy(
                     extra_users=purchase.extra_users,
                     read_only_users=purchase.read_only_users,
                     method=purchase.method,
-                    status="pending",
+                    status=SubscriptionStatus.PENDING,
                     auto_renew=True,
                     created_at=now,
                     created_by=actor.user_id,

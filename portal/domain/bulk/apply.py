@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit
@@ -122,10 +122,13 @@ async def _claim(run_id: int, size: int) -> list[dict[str, Any]]:
     """Up to `size` of the run's queued items, locked until the transaction ends,
     in the order of their customers: every transaction takes the customers' seat
     locks in that one order, so two jobs never wait on each other in a circle."""
-    return await BulkItem.raw(
-        "SELECT id, company, target FROM bulk_item WHERE run = {} AND status = 'queued' "
-        f"ORDER BY company, id LIMIT {int(size)}{db.skip_locked()}",
-        run_id,
+    return cast(
+        "list[dict[str, Any]]",
+        await BulkItem.raw(
+            "SELECT id, company, target FROM bulk_item WHERE run = {} AND status = 'queued' "
+            f"ORDER BY company, id LIMIT {int(size)}{db.skip_locked()}",
+            run_id,
+        ),
     )
 
 
@@ -216,7 +219,7 @@ async def _renew_together(run: dict[str, Any], actor: Actor, items: list[dict[st
 
 
 async def queued(run_id: int) -> int:
-    return await BulkItem.count().where((BulkItem.run == run_id) & (BulkItem.status == "queued"))
+    return cast("int", await BulkItem.count().where((BulkItem.run == run_id) & (BulkItem.status == "queued")))
 
 
 async def runs_waiting() -> list[int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit
@@ -119,7 +119,7 @@ async def get_run(actor: Actor, run_id: int) -> dict[str, Any]:
         raise NotFound("No such bulk action.")
     run = row[0]
     run["action_label"] = ACTIONS.get(run["action"], run["action"])
-    return run
+    return cast("dict[str, Any]", run)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from portal import db
 from portal.domain import partner_settings
@@ -315,7 +315,7 @@ SELECT totals.*, page.* FROM (
   ORDER BY {", ".join(f"{k} {direction}" for k in key)} LIMIT {_per_page(query)}
 ) AS page ON 1 = 1
 ORDER BY {", ".join(f"{k} {outer}" for k in page_key)}"""
-    return await Company.raw(sql, *args)
+    return cast("list[dict[str, Any]]", await Company.raw(sql, *args))
 
 
 def _marked(
@@ -416,7 +416,7 @@ async def figures_drift(now: datetime) -> list[dict[str, Any]]:
         *scratch_args,
         *fresh_args,
     )
-    return rows
+    return cast("list[dict[str, Any]]", rows)
 
 
 @overload

@@ -19,7 +19,7 @@ from portal.domain.emails import queue as emails
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import renewals
 from portal.domain.orders import decisions, requests
-from portal.tables import ACCOUNT_ROLES, Company, LicenceBatch, LicenceOrder, User
+from portal.tables import ACCOUNT_ROLES, Company, CompanyKind, LicenceBatch, LicenceOrder, OrderStatus, User
 
 
 def refusal(actor: Actor, batch: dict[str, Any], waiting: dict[str, Any] | None, now: datetime) -> str | None:
@@ -53,7 +53,7 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict[str,
     batch = describe_batch(rows[0], now)
     waiting = (
         await LicenceOrder.select(LicenceOrder.id, LicenceOrder.requested_at)
-        .where((LicenceOrder.renews_batch == batch["id"]) & (LicenceOrder.status == "requested"))
+        .where((LicenceOrder.renews_batch == batch["id"]) & (LicenceOrder.status == OrderStatus.REQUESTED))
         .order_by(LicenceOrder.id)
         .first()
     )
@@ -66,7 +66,7 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict[str,
     assert renewed is not None, "just listed"
     term = await renewals.new_term(product, batch["seats"], renewed, now)
     pending = await LicenceOrder.count().where(
-        (LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested")
+        (LicenceOrder.company == company["id"]) & (LicenceOrder.status == OrderStatus.REQUESTED)
     )
     return {
         **batch,
@@ -157,7 +157,7 @@ async def renew_many(actor: Actor, batch_ids: Sequence[int], now: datetime) -> d
         waiting: dict[int, dict[str, Any]] = {}
         requested = (
             await LicenceOrder.select()
-            .where(LicenceOrder.renews_batch.is_in(ids) & (LicenceOrder.status == "requested"))
+            .where(LicenceOrder.renews_batch.is_in(ids) & (LicenceOrder.status == OrderStatus.REQUESTED))
             .order_by(LicenceOrder.id)
         )
         for row in requested:
@@ -171,7 +171,7 @@ async def renew_many(actor: Actor, batch_ids: Sequence[int], now: datetime) -> d
             company = companies[batch["company_id"]]
             request = waiting.get(batch["id"])
             refused = refusal(actor, batch, request, now)
-            if refused is None and company["kind"] != "customer":
+            if refused is None and company["kind"] != CompanyKind.CUSTOMER:
                 refused = "Licenses are ordered for customer companies."
             if refused is None and request is None:
                 parent = company["path"].rsplit("/", 2)[0] + "/"
@@ -273,7 +273,11 @@ async def _place_orders(
     if taken:
         placed += (
             await LicenceOrder.update(
-                {LicenceOrder.status: "assigned", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
+                {
+                    LicenceOrder.status: OrderStatus.ASSIGNED,
+                    LicenceOrder.decided_by: actor.user_id,
+                    LicenceOrder.decided_at: now,
+                }
             )
             .where(LicenceOrder.id.is_in(taken))
             .returning(*LicenceOrder.all_columns())

@@ -17,7 +17,7 @@ import json
 import re
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
@@ -255,7 +255,7 @@ def _fields(row: dict[str, Any]) -> dict[str, Any] | None:
     """The fields queued with the row; {} for a batch kind queued without any;
     None for a row that carries its text."""
     if row.get("data"):
-        return json.loads(row["data"])
+        return cast("dict[str, Any] | None", json.loads(row["data"]))
     if not row.get("body") and row.get("batch") and row["kind"] in KINDS and KINDS[row["kind"]].about_batch:
         return {}
     return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from piccolo.custom_types import Combinable
 
@@ -261,7 +261,7 @@ async def allocate_new_learner(
         )
         if not rows[0]["theirs"]:
             raise _not_theirs(company)  # and the statement wrote nothing, as `allocate` refuses
-    return rows[0]["renewed"] == 1
+    return cast("bool", rows[0]["renewed"] == 1)
 
 
 async def deactivate_user(actor: Actor, user_id: int, now: datetime) -> int:

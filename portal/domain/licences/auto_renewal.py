@@ -56,7 +56,7 @@ from portal.domain.access import Actor, Capability, get_company, require, requir
 from portal.domain.emails import queue as emails
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import renewals
-from portal.tables import ACCOUNT_ROLES, ACCOUNT_ROLES_SQL, Company, User
+from portal.tables import ACCOUNT_ROLES, ACCOUNT_ROLES_SQL, Company, CompanyKind, User
 from portal.tables.renewal import AutoRenewal
 
 MODES = {"off": "Off", "renew": "Renew automatically", "approve": "Needs approval"}
@@ -123,7 +123,7 @@ async def save_setting(
     require_partner_manager(actor)
     require(actor, Capability.LICENCES)
     company = await get_company(actor, company_id)
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise ValidationFailed({"mode": "Automatic renewal is set for a customer, on its own page."})
     setting = _checked(mode, days_before, quantity)
     async with db.write_transaction():

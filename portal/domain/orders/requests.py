@@ -13,7 +13,7 @@ from portal.domain.access import Actor, get_company
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.domain.licences import coterm, tabs
-from portal.tables import LicenceOrder
+from portal.tables import CompanyKind, LicenceOrder, OrderStatus
 
 
 async def nearest_account_managers(company: dict[str, Any]) -> tuple[int, list[str]]:
@@ -110,7 +110,7 @@ async def _advice(company: dict[str, Any], now: datetime) -> RequestAdvice:
     seats = await tabs.seats_and_waiting(company["id"], now)
     pending = (
         await LicenceOrder.select(LicenceOrder.quantity, LicenceOrder.requested_at)
-        .where((LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested"))
+        .where((LicenceOrder.company == company["id"]) & (LicenceOrder.status == OrderStatus.REQUESTED))
         .order_by(LicenceOrder.requested_at, ascending=False)
     )
     limit = (await partner_settings.for_path(company["path"])).max_order_quantity
@@ -144,7 +144,7 @@ async def request_order(
     refused while the company holds no running licenses. Otherwise 12 months from Assign."""
     company = await get_company(actor, company_id)
     errors: dict[str, str] = {}
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise PermissionDenied("Licenses are ordered for customer companies.")
     limit = (await partner_settings.for_path(company["path"])).max_order_quantity
     if quantity is None or quantity < 1:
@@ -181,7 +181,7 @@ async def request_order(
                     company_path=company["path"],
                     product=product["id"],
                     quantity=quantity,
-                    status="requested",
+                    status=OrderStatus.REQUESTED,
                     po_number=po_number or None,
                     requested_by=actor.user_id,
                     requested_at=now,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -21,7 +21,7 @@ from portal.domain.errors import SignInRefused
 from portal.domain.sso.provider import Discovery, ProviderDirectory, ProviderUnreachable
 from portal.domain.sso.settings import ProviderSettings, by_id, domain_of, for_email
 from portal.domain.users import SIGN_IN_COLUMNS, holds_read_only_credit, normalise_email
-from portal.tables import MANAGER_ROLES, User
+from portal.tables import MANAGER_ROLES, Role, User
 from portal.tables.sso import SsoAttempt
 
 ATTEMPT_VALID_FOR = timedelta(minutes=10)
@@ -118,7 +118,7 @@ async def _take_attempt(state: str, now: datetime) -> dict[str, Any]:
         )
     if not taken:
         raise SignInRefused(STALE)
-    return taken[0]
+    return cast("dict[str, Any]", taken[0])
 
 
 def verify_id_token(
@@ -223,7 +223,7 @@ async def _manager(
         raise SignInRefused(OTHER_PARTNER.format(email=email, company=config.company_name))
     if user["role"] not in MANAGER_ROLES or not user["active"]:
         raise SignInRefused(CANNOT_SIGN_IN)
-    if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
+    if user["role"] == Role.READ_ONLY and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(CANNOT_SIGN_IN)
     return user, False
 
@@ -238,7 +238,7 @@ async def _create_manager(
     try:
         async with db.write_transaction():
             row = await User.insert(
-                User(company=config.company_id, email=email, name=name, role="account_manager", created_at=now)
+                User(company=config.company_id, email=email, name=name, role=Role.ACCOUNT_MANAGER, created_at=now)
             ).returning(User.id)
             await audit.record(
                 None,

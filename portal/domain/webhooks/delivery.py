@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -150,14 +150,17 @@ async def claim(now: datetime, token: str, limit: int) -> list[dict[str, Any]]:
     # so it claims, then reads what it claimed, under its one write lock.
     if db.is_postgres():
         claimed = f"WITH claimed AS ({due}RETURNING id, attempts, endpoint, event) "
-        return await WebhookDelivery.raw(claimed + _CLAIMED.format(rows="claimed"), *values)
+        return cast(
+            "list[dict[str, Any]]", await WebhookDelivery.raw(claimed + _CLAIMED.format(rows="claimed"), *values)
+        )
     async with db.write_transaction():
         rows = await WebhookDelivery.raw(due + "RETURNING id", *values)
         if not rows:
             return []
         listed = ", ".join(str(int(row["id"])) for row in rows)
-        return await WebhookDelivery.raw(
-            _CLAIMED.format(rows=f"(SELECT * FROM webhook_delivery WHERE id IN ({listed}))")
+        return cast(
+            "list[dict[str, Any]]",
+            await WebhookDelivery.raw(_CLAIMED.format(rows=f"(SELECT * FROM webhook_delivery WHERE id IN ({listed}))")),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 NO_CARD = "No card is saved on the billing account."
 
@@ -31,7 +31,7 @@ class Renewal:
 
     @property
     def old_end(self) -> datetime:
-        return self.sub["term_end"]
+        return cast("datetime", self.sub["term_end"])
 
 
 def id_list(ids: Any) -> str:

@@ -15,7 +15,7 @@ from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import invoicing, notices, schedule
 from portal.domain.errors import ValidationFailed
 from portal.tables import Company
-from portal.tables.billing import Invoice
+from portal.tables.billing import Invoice, SubscriptionStatus
 
 
 async def issue_renewal_invoices(now: datetime, *, limit: int = 500) -> dict[str, int]:
@@ -83,7 +83,7 @@ async def request_invoice(actor: Actor, subscription_id: int, now: datetime) -> 
     refuse_read_only(actor)
     async with db.write_transaction():
         subscription = await locks.lock_subscription(actor, subscription_id)
-        if subscription["status"] != "active" or subscription["term_end"] is None:
+        if subscription["status"] != SubscriptionStatus.ACTIVE or subscription["term_end"] is None:
             raise ValidationFailed({"subscription": "Only a running subscription renews."})
         if not subscription["auto_renew"]:
             raise ValidationFailed({"subscription": "This subscription is cancelled, so it does not renew."})

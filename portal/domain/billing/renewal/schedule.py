@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from portal.domain.billing import payments
+from portal.tables.billing import SubscriptionStatus
 
 # An online subscription is charged from this long before its term ends.
 DUE_AHEAD = timedelta(days=1)
@@ -52,7 +53,7 @@ class Unpaid:
 def if_unpaid(subscription: dict[str, Any]) -> Unpaid | None:
     """None for a subscription that does not renew anyway (cancelled, not running)."""
     end = subscription["term_end"]
-    if subscription["status"] != "active" or not subscription["auto_renew"] or end is None:
+    if subscription["status"] != SubscriptionStatus.ACTIVE or not subscription["auto_renew"] or end is None:
         return None
     if subscription["method"] != "online":
         return Unpaid("invoice", end, (), end)

@@ -10,7 +10,7 @@ from typing import Any
 
 from portal.domain.billing.renewal import schedule
 from portal.tables import Company
-from portal.tables.billing import Subscription
+from portal.tables.billing import Subscription, SubscriptionStatus
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ async def if_voided(invoice: dict[str, Any]) -> schedule.Unpaid | PurchaseEnds |
     if subscription is None:
         return None
     if invoice["kind"] == "purchase":
-        if subscription["status"] != "pending":
+        if subscription["status"] != SubscriptionStatus.PENDING:
             return None
         company = await Company.select(Company.name).where(Company.id == subscription["company"]).first()
         return PurchaseEnds(company["name"] if company else "The customer")
