@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from piccolo.columns.combination import WhereRaw
+from piccolo.custom_types import Combinable
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
@@ -265,7 +266,7 @@ async def claim_outbox(now, lease_until, token: str, limit: int) -> list[dict]:
     return sorted(rows, key=lambda row: row["id"])
 
 
-def commit_lazily(where):
+def commit_lazily(where: Combinable) -> Combinable:
     """`where`, and on PostgreSQL a clause that makes the statement's own
     commit not wait for the disk (synchronous_commit off for this one
     transaction, set from inside the statement: no BEGIN/SET/COMMIT round

@@ -62,10 +62,13 @@ async def reset_tables() -> None:
     write a handful of the ~40 tables, and emptying all of them cost ~80 ms a test."""
     # Children first (the app lists parents first); the catalogue is the migrations' data and stays.
     tables = [t._meta.tablename for t in reversed(APP_CONFIG.table_classes) if t is not Product]
-    touched_sql = " UNION ALL ".join(f"SELECT '{t}' AS name, NULL AS seq WHERE EXISTS (SELECT 1 FROM {t})" for t in tables)
+    touched_sql = " UNION ALL ".join(
+        f"SELECT '{t}' AS name, NULL AS seq WHERE EXISTS (SELECT 1 FROM {t})" for t in tables
+    )
     if db.is_postgres():
         touched_sql += (
-            " UNION ALL SELECT c.relname, quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename) FROM pg_sequences s"
+            " UNION ALL SELECT c.relname, quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename)"
+            " FROM pg_sequences s"
             " JOIN pg_depend d ON d.objid = (quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename))::regclass"
             " JOIN pg_class c ON c.oid = d.refobjid"
             " WHERE s.last_value IS NOT NULL AND d.deptype IN ('a', 'i')"
@@ -84,11 +87,15 @@ async def reset_tables() -> None:
         async with db.write_transaction():
             await Company.raw("SET LOCAL session_replication_role = replica")
             for name in names:
-                gone = await Company.raw(f"WITH gone AS (DELETE FROM {name} RETURNING 1) SELECT count(*) AS n FROM gone")
+                gone = await Company.raw(
+                    f"WITH gone AS (DELETE FROM {name} RETURNING 1) SELECT count(*) AS n FROM gone"
+                )
                 if gone[0]["n"] > _VACUUM_AFTER_ROWS:
                     bloated.append(name)
             sequences = [row["seq"] for row in found if row["seq"]]
-            await Company.raw("SELECT setval(CAST(s AS regclass), 1, false) FROM unnest(CAST({} AS text[])) AS s", sequences)
+            await Company.raw(
+                "SELECT setval(CAST(s AS regclass), 1, false) FROM unnest(CAST({} AS text[])) AS s", sequences
+            )
         if bloated:
             # The pages a big test filled stay behind its deleted rows until a vacuum
             # (and a server may run without autovacuum), to be read by every later test.

@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, cast
 
+from piccolo.columns import Column
 from piccolo.columns.combination import Where
 from piccolo.columns.operators.comparison import Like
 from piccolo.querystring import QueryString
@@ -20,7 +22,7 @@ from piccolo.querystring import QueryString
 from portal import db
 from portal.domain import sessions
 from portal.domain.errors import NotFound, PermissionDenied
-from portal.tables import MANAGER_ROLES, Company, User
+from portal.tables import MANAGER_ROLES, Company, CompanyKind, Role, User
 
 
 class Capability(StrEnum):
@@ -55,18 +57,18 @@ _BILLING = frozenset({Capability.INVOICES, Capability.PAYMENTS, Capability.REFUN
 # The one table of who may do what. A customer's manager keeps what it had: what
 # it may not do as a customer (partner pages) is refused by is_partner_manager.
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
-    "partner_admin": frozenset(Capability),
-    "account_manager": _ACCOUNT,
-    "billing": _BILLING,
-    "read_only": frozenset({Capability.SEE_LICENCES}),
-    "manager": frozenset(Capability),
+    Role.PARTNER_ADMIN: frozenset(Capability),
+    Role.ACCOUNT_MANAGER: _ACCOUNT,
+    Role.BILLING: _BILLING,
+    Role.READ_ONLY: frozenset({Capability.SEE_LICENCES}),
+    Role.MANAGER: frozenset(Capability),
 }
-ROLE_NAMES = {
-    "partner_admin": "Partner admin",
-    "account_manager": "Account manager",
-    "billing": "Billing",
-    "read_only": "Read-only",
-    "manager": "Manager",
+ROLE_NAMES: dict[str, str] = {
+    Role.PARTNER_ADMIN: "Partner admin",
+    Role.ACCOUNT_MANAGER: "Account manager",
+    Role.BILLING: "Billing",
+    Role.READ_ONLY: "Read-only",
+    Role.MANAGER: "Manager",
 }
 
 
@@ -88,11 +90,11 @@ class Actor:
     # The signed-in browser's row (portal/domain/sessions.py); None for a session from before they were listed.
     session_id: int | None = None
     # The user's role (portal/tables.py): partner staff's decides what they may do.
-    role: str = "manager"
+    role: str = Role.MANAGER
 
     @property
     def is_partner_manager(self) -> bool:
-        return self.company_kind != "customer"
+        return self.company_kind != CompanyKind.CUSTOMER
 
     def may(self, capability: Capability) -> bool:
         if self.read_only:
@@ -117,7 +119,7 @@ def may_act_on(actor: Actor, company_path: str) -> bool:
 _PATH = re.compile(r"(/[0-9]+)+/")
 
 
-def under_wing(actor: Actor, path_column=Company.path) -> Where:
+def under_wing(actor: Actor, path_column: Column = Company.path) -> Where:
     """`may_act_on` as a WHERE clause, for listing many companies at once.
 
     The prefix is written into the SQL, not bound: a cached prepared statement
@@ -139,20 +141,20 @@ def require(actor: Actor, capability: Capability) -> None:
     who can make it instead."""
     if actor.may(capability):
         return
-    staff = ("partner_admin", "account_manager", "billing")
+    staff = (Role.PARTNER_ADMIN, Role.ACCOUNT_MANAGER, Role.BILLING)
     can = [ROLE_NAMES[role].lower() for role in staff if capability in ROLE_CAPABILITIES[role]]
     who = " or ".join(f"an {name}" if name[0] in "aeiou" else f"a {name}" for name in can)
     raise PermissionDenied(f"Your role ({ROLE_NAMES.get(actor.role, actor.role).lower()}) cannot do this: ask {who}.")
 
 
-async def get_company(actor: Actor, company_id: int) -> dict:
+async def get_company(actor: Actor, company_id: int) -> dict[str, Any]:
     rows = await Company.raw("SELECT * FROM company WHERE id = {}", company_id)  # on every page: no query builder
     if not rows or not may_act_on(actor, rows[0]["path"]):
         raise NotFound("No such company.")
-    return rows[0]
+    return cast("dict[str, Any]", rows[0])
 
 
-async def get_user(actor: Actor, user_id: int) -> dict:
+async def get_user(actor: Actor, user_id: int) -> dict[str, Any]:
     row = (
         await User.select(
             *User.all_columns(exclude=[User.password_hash]),
@@ -222,7 +224,7 @@ async def load_actor(
         company_name=user["company_name"],
         company_kind=user["company_kind"],
         company_path=user["company_path"],
-        read_only=user["role"] == "read_only",
+        read_only=user["role"] == Role.READ_ONLY,
         session_id=session.session_id if session else None,
         role=user["role"],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any, TypedDict
 
 from piccolo.columns.combination import WhereRaw
 
@@ -14,11 +15,19 @@ from portal.domain.access import Actor, Capability, get_company, require, requir
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.orders import decisions, requests
 from portal.domain.pages import Page, paginate
-from portal.tables import AuditEntry, Company
+from portal.tables import AuditEntry, Company, CompanyKind
 
 # Which kinds of company may stand below which.
-CHILD_KINDS = {"partner": ("sub_partner", "customer"), "sub_partner": ("sub_partner", "customer"), "customer": ()}
-KIND_LABELS = {"partner": "Partner", "sub_partner": "Sub-partner", "customer": "Customer"}
+CHILD_KINDS: dict[str, tuple[CompanyKind, ...]] = {
+    CompanyKind.PARTNER: (CompanyKind.SUB_PARTNER, CompanyKind.CUSTOMER),
+    CompanyKind.SUB_PARTNER: (CompanyKind.SUB_PARTNER, CompanyKind.CUSTOMER),
+    CompanyKind.CUSTOMER: (),
+}
+KIND_LABELS: dict[str, str] = {
+    CompanyKind.PARTNER: "Partner",
+    CompanyKind.SUB_PARTNER: "Sub-partner",
+    CompanyKind.CUSTOMER: "Customer",
+}
 NAME_MAX = 200
 # The one-time token the Create Company form carries (secrets.token_urlsafe).
 FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -26,7 +35,7 @@ FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 async def create_company(
     actor: Actor, parent_id: int | None, name: str, kind: str, now: datetime, *, form_token: str = ""
-) -> dict:
+) -> dict[str, Any]:
     """ "Create Company". `form_token` names one submission of the form: a second
     post of it (a double click) answers the company the first one made."""
     return await _create(actor, parent_id, name, kind, now, form_token)
@@ -42,16 +51,16 @@ async def onboard_customer(
     po_number: str = "",
     trial_seats: int | None = None,
     form_token: str = "",
-) -> dict:
+) -> dict[str, Any]:
     """ "Create Company" for a customer, with its first order or a Free trial, all or nothing."""
 
-    async def first_licences(company: dict) -> None:
+    async def first_licences(company: dict[str, Any]) -> None:
         if trial_seats is not None:
             await decisions.start_trial(actor, company["id"], trial_seats, now)
         if first_order is not None:
             await requests.request_order(actor, company["id"], first_order, None, po_number, now)
 
-    return await _create(actor, parent_id, name, "customer", now, form_token, first_licences)
+    return await _create(actor, parent_id, name, CompanyKind.CUSTOMER, now, form_token, first_licences)
 
 
 async def _create(
@@ -61,8 +70,8 @@ async def _create(
     kind: str,
     now: datetime,
     form_token: str,
-    then: Callable[[dict], Awaitable[None]] | None = None,
-) -> dict:
+    then: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
     require_partner_manager(actor)
     require(actor, Capability.CUSTOMERS)
     name = " ".join(name.split())
@@ -102,11 +111,11 @@ async def _create(
     return company
 
 
-def _taken(parent: dict, name: str) -> str:
+def _taken(parent: dict[str, Any], name: str) -> str:
     return f"{parent['name']} already has a company named {name}."
 
 
-async def _check(actor: Actor, parent_id: int | None, name: str, kind: str) -> dict:
+async def _check(actor: Actor, parent_id: int | None, name: str, kind: str) -> dict[str, Any]:
     """The form's rules; returns the parent. The sibling-name rule is checked here
     for a clear message, and held by the database (a unique index) for races."""
     errors: dict[str, str] = {}
@@ -140,7 +149,7 @@ def _submission_key(actor: Actor, form_token: str) -> str | None:
     return f"company.create:{actor.user_id}:{token}"
 
 
-async def _made_by(actor: Actor, dedupe_key: str, name: str) -> dict | None:
+async def _made_by(actor: Actor, dedupe_key: str, name: str) -> dict[str, Any] | None:
     """The company an earlier post of this form made, if any. A form re-sent
     with another name (Back, edit, Save) made something else: say so."""
     entry = await AuditEntry.select(AuditEntry.company).where(AuditEntry.dedupe_key == dedupe_key).first()
@@ -154,7 +163,7 @@ async def _made_by(actor: Actor, dedupe_key: str, name: str) -> dict | None:
     return company
 
 
-async def insert_company(name: str, kind: str, parent: dict | None, now: datetime) -> dict:
+async def insert_company(name: str, kind: str, parent: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
     """Insert a node and give it its path; call inside a transaction."""
     row = (
         await Company.insert(Company(name=name, kind=kind, parent=parent and parent["id"], path="", created_at=now))
@@ -164,7 +173,17 @@ async def insert_company(name: str, kind: str, parent: dict | None, now: datetim
     return {"id": row["id"], "name": name, "kind": kind, "path": path, "parent": parent and parent["id"]}
 
 
-async def list_companies(actor: Actor, q: str, page: int) -> Page:
+class CompanyRow(TypedDict):
+    """A company on the Companies list, with its parent's name."""
+
+    id: int
+    name: str
+    kind: str
+    parent_id: int | None
+    parent_name: str | None
+
+
+async def list_companies(actor: Actor, q: str, page: int) -> Page[CompanyRow]:
     """Every company under the actor's wing but their own, filtered by name."""
     require_partner_manager(actor)
     where = under_wing(actor) & (Company.id != actor.company_id)
@@ -185,12 +204,12 @@ async def list_companies(actor: Actor, q: str, page: int) -> Page:
     return await paginate(select, Company.count().where(where), page)
 
 
-async def wing_tree(actor: Actor) -> list[dict]:
+async def wing_tree(actor: Actor) -> list[dict[str, Any]]:
     """The partners and sub-partners under the wing, in tree order, each with its
     depth and its number of direct customers: the dashboard's outline."""
     require_partner_manager(actor)
     nodes = await Company.select(Company.id, Company.name, Company.kind, Company.path).where(
-        under_wing(actor) & (Company.kind != "customer")
+        under_wing(actor) & (Company.kind != CompanyKind.CUSTOMER)
     )
     counts = await Company.raw(
         "SELECT parent AS id, COUNT(*) AS customers FROM company "
@@ -202,7 +221,7 @@ async def wing_tree(actor: Actor) -> list[dict]:
     # Sort by the names along the path so children follow their parent.
     names = {n["id"]: n["name"].lower() for n in nodes}
 
-    def key(node: dict) -> list[str]:
+    def key(node: dict[str, Any]) -> list[str]:
         return [names.get(int(part), "") for part in node["path"].strip("/").split("/")]
 
     return [
@@ -211,22 +230,22 @@ async def wing_tree(actor: Actor) -> list[dict]:
     ]
 
 
-async def parent_choices(actor: Actor) -> list[dict]:
+async def parent_choices(actor: Actor) -> list[dict[str, Any]]:
     """Companies that may hold new companies: partners and sub-partners under the wing."""
     return await wing_tree(actor)
 
 
-async def manageable_customer(actor: Actor, company_id: int) -> dict:
+async def manageable_customer(actor: Actor, company_id: int) -> dict[str, Any]:
     """ "Manage Company" is offered on customers under the wing, to partner managers."""
     company = await get_company(actor, company_id)  # first: outside the wing is 404 for everyone
     require_partner_manager(actor)
     require(actor, Capability.CUSTOMERS)
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise PermissionDenied("Manage Company is for customer companies.")
     return company
 
 
-async def enter_manage_mode(actor: Actor, company_id: int, now: datetime) -> dict:
+async def enter_manage_mode(actor: Actor, company_id: int, now: datetime) -> dict[str, Any]:
     company = await manageable_customer(actor, company_id)
     await audit.record(actor, "manage.enter", company["id"], now, {"company": company["name"]})
     return company

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Any
 
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, require, require_partner_manager
@@ -30,7 +31,7 @@ SCOPES = {
 
 async def create_key(
     actor: Actor, name: str, now: datetime, scopes: tuple[str, ...] | list[str] = ("read",)
-) -> tuple[dict, str]:
+) -> tuple[dict[str, Any], str]:
     """A new key for the actor's own partner company; the key itself is returned
     once and only its hash is kept."""
     require_partner_manager(actor)
@@ -65,7 +66,7 @@ async def create_key(
     return row, key
 
 
-async def list_keys(actor: Actor) -> list[dict]:
+async def list_keys(actor: Actor) -> list[dict[str, Any]]:
     require_partner_manager(actor)
     return (
         await ApiKey.select(
@@ -95,7 +96,7 @@ async def revoke_key(actor: Actor, key_id: int, now: datetime) -> None:
     await audit.record(actor, "api_key.revoke", actor.company_id, now, {"key": key_id})
 
 
-async def key_owner(key: str) -> dict | None:
+async def key_owner(key: str) -> dict[str, Any] | None:
     """The partner company behind a live key (and the key's id, name, scopes and
     maker), or None."""
     return (
@@ -114,7 +115,7 @@ async def key_owner(key: str) -> dict | None:
     )
 
 
-async def entitlement(partner: dict, email: str, now: datetime) -> dict:
+async def entitlement(partner: dict[str, Any], email: str, now: datetime) -> dict[str, Any]:
     """Status of the user with this e-mail, if they are under the partner's wing.
     Anyone else is NotFound, exactly like an unknown address."""
     try:

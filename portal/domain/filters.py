@@ -9,7 +9,7 @@ an error (a bookmarked URL with a stale value still opens the list)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -69,7 +69,7 @@ class FilterSet:
     def __init__(self, *filters: Filter) -> None:
         self.by_name = {f.name: f for f in filters}
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Filter]:
         return iter(self.by_name.values())
 
     def __contains__(self, name: object) -> bool:

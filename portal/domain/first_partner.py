@@ -10,6 +10,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from piccolo.columns.combination import WhereRaw
 
@@ -18,13 +19,13 @@ from portal.domain import audit
 from portal.domain.companies import NAME_MAX, insert_company
 from portal.domain.errors import ValidationFailed
 from portal.domain.users import SET_PASSWORD_VALID_FOR, normalise_email, token_hash
-from portal.tables import Company, PasswordToken, User
+from portal.tables import Company, CompanyKind, PasswordToken, Role, User
 
 
 @dataclass(frozen=True)
 class FirstPartner:
-    company: dict
-    manager: dict
+    company: dict[str, Any]
+    manager: dict[str, Any]
     token: str  # the set-password token, shown once
     expires_at: datetime
 
@@ -63,10 +64,10 @@ async def create_first_partner(name: str, manager_email: str, manager_name: str 
             errors["manager_email"] = f"{email} already has an account."
         if errors:
             raise ValidationFailed(errors)
-        company = await insert_company(name, "partner", None, now)
+        company = await insert_company(name, CompanyKind.PARTNER, None, now)
         user = (
             await User.insert(
-                User(company=company["id"], email=email, name=manager, role="partner_admin", created_at=now)
+                User(company=company["id"], email=email, name=manager, role=Role.PARTNER_ADMIN, created_at=now)
             )
         )[0]
         await PasswordToken.insert(PasswordToken(user=user["id"], token_hash=token_hash(token), expires_at=expires_at))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.tables import LicenceBatch
@@ -66,7 +67,7 @@ def period_of(column: str, bounds: list[datetime]) -> tuple[str, list[datetime]]
     return node(0, len(bounds) - 2)
 
 
-def _weekly_sql(actor: Actor, column: str, bounds: list[datetime], tag: str) -> tuple[str, list]:
+def _weekly_sql(actor: Actor, column: str, bounds: list[datetime], tag: str) -> tuple[str, list[Any]]:
     week, week_args = period_of(column, bounds)
     sql = (
         f"SELECT '{tag}' AS chart, {week} AS week, COUNT(*) AS batches, SUM(licence_batch.seats) AS seats, "
@@ -78,7 +79,7 @@ def _weekly_sql(actor: Actor, column: str, bounds: list[datetime], tag: str) -> 
     return sql, [*week_args, under_wing(actor).querystring, bounds[0], bounds[-1]]
 
 
-def _weeks(rows: list[dict], bounds: list[datetime]) -> list[Week]:
+def _weeks(rows: list[dict[str, Any]], bounds: list[datetime]) -> list[Week]:
     by_week = {int(row["week"]): row for row in rows}
     weeks = []
     for k in range(len(bounds) - 1):
@@ -140,8 +141,8 @@ async def both_charts(actor: Actor, now: datetime) -> tuple[list[Week], list[Wee
     return _summed(rows, "ending", ahead), _summed(rows, "assigned", behind)
 
 
-def _summed(rows: list[dict], chart: str, bounds: list[datetime]) -> list[Week]:
-    totals: dict[int, dict] = {}
+def _summed(rows: list[dict[str, Any]], chart: str, bounds: list[datetime]) -> list[Week]:
+    totals: dict[int, dict[str, Any]] = {}
     for row in rows:
         if row[chart] is None:
             continue

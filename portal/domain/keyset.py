@@ -21,10 +21,10 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from piccolo.columns import Column, Integer, Timestamptz
 from piccolo.custom_types import Combinable
@@ -36,9 +36,10 @@ _MAX_TOKEN = 2048  # a key naming 255 characters of UTF-8, in base64, and the si
 
 Direction = Literal["next", "previous"]
 Row = TypeVar("Row")
+KeyedRow = TypeVar("KeyedRow", bound=Mapping[str, Any])
 # fetch(clause, ascending, limit): the list's rows that also match `clause` (None:
 # all of them), ordered by the key ascending or not, at most `limit` of them.
-Fetch = Callable[[Combinable | None, bool, int], Awaitable[list[dict]]]
+Fetch = Callable[[Combinable | None, bool, int], Awaitable[list[KeyedRow]]]
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Keyset:
 
     # --- cursors ---------------------------------------------------------------
 
-    def encode(self, row: dict, direction: Direction, before: int = 0) -> str:
+    def encode(self, row: Mapping[str, Any], direction: Direction, before: int = 0) -> str:
         first = row[self.column._meta.name]
         value = first.isoformat() if isinstance(first, datetime) else first
         body = json.dumps(
@@ -156,17 +157,17 @@ class Keyset:
 
     async def page(
         self,
-        query: Callable[[], Select],
+        query: Callable[[], Select[Any]],
         total: int,
         cursor: Cursor | None,
         per_page: int = PER_PAGE,
         total_is_more: bool = False,
-    ) -> KeysetPage:
+    ) -> KeysetPage[Any]:
         """`query()` makes the list's SELECT afresh (with its WHERE, no ORDER BY: a
         Piccolo query changes in place), returning the two key columns by their names;
         `total` is the count of all its rows, shown beside the pager."""
 
-        async def fetch(clause: Combinable | None, ascending: bool, limit: int) -> list[dict]:
+        async def fetch(clause: Combinable | None, ascending: bool, limit: int) -> list[dict[str, Any]]:
             select = query()
             if clause is not None:
                 select = select.where(clause)
@@ -176,12 +177,12 @@ class Keyset:
 
     async def page_from(
         self,
-        fetch: Fetch,
+        fetch: Fetch[KeyedRow],
         total: int,
         cursor: Cursor | None,
         per_page: int = PER_PAGE,
         total_is_more: bool = False,
-    ) -> KeysetPage:
+    ) -> KeysetPage[KeyedRow]:
         """A page of a list read by `fetch` (see Fetch): for a list whose SELECT is
         written out rather than built by Piccolo."""
         backwards = cursor is not None and cursor.direction == "previous"
@@ -221,10 +222,10 @@ class Keyset:
         # The first, redundant term is what an index on (column, tiebreak) seeks to;
         # the OR alone would be read as a filter over every row before the cursor.
         if self.ascending != backwards:
-            return (column >= first) & ((column > first) | (tiebreak > last))
-        return (column <= first) & ((column < first) | (tiebreak < last))
+            return cast("Combinable", (column >= first) & ((column > first) | (tiebreak > last)))
+        return cast("Combinable", (column <= first) & ((column < first) | (tiebreak < last)))
 
-    async def walk(self, query: Callable[[], Select], chunk: int = 2000) -> AsyncIterator[list[dict]]:
+    async def walk(self, query: Callable[[], Select[Any]], chunk: int = 2000) -> AsyncIterator[list[dict[str, Any]]]:
         """Every row of `query()` in the list's order, `chunk` rows at a time (a
         download of the whole list): each chunk starts from the last row of the one
         before, so the last chunk costs what the first does."""

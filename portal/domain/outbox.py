@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
+from piccolo.custom_types import Combinable
 
 from portal import db
 from portal.domain import audit
@@ -96,7 +97,7 @@ async def queue_email(
 # --- Delivery: what a worker records ------------------------------------------
 
 
-async def claim(now: datetime, token: str, limit: int, lease: timedelta = LEASE) -> list[dict]:
+async def claim(now: datetime, token: str, limit: int, lease: timedelta = LEASE) -> list[dict[str, Any]]:
     return await db.claim_outbox(now, now + lease, token, limit)
 
 
@@ -114,7 +115,7 @@ async def extend_claim(token: str, now: datetime, lease: timedelta = LEASE) -> i
 
 def retry_delay(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min … at most an hour: 20 attempts span about 13 hours."""
-    return min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, attempts - 1))
+    return cast("timedelta", min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, attempts - 1)))
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class Content:
     withdrawn: str | None = None
 
 
-def _mine(row_id: int, token: str):
+def _mine(row_id: int, token: str) -> Combinable:
     return (OutboxEmail.id == row_id) & (OutboxEmail.claim_token == token)
 
 
@@ -166,7 +167,7 @@ async def finish(
     return bool(done)
 
 
-async def try_later(row: dict, token: str, now: datetime, error: str) -> str:
+async def try_later(row: dict[str, Any], token: str, now: datetime, error: str) -> str:
     """A transient failure (server down, 4xx): back in the queue after a growing
     delay, or failed once MAX_ATTEMPTS are spent. Returns the new status."""
     if row["attempts"] >= MAX_ATTEMPTS:
@@ -190,7 +191,7 @@ async def try_later(row: dict, token: str, now: datetime, error: str) -> str:
     return "queued"
 
 
-async def backlog(now: datetime) -> dict:
+async def backlog(now: datetime) -> dict[str, Any]:
     """For operators: how many e-mails wait, and how long the oldest has waited."""
     queued = await OutboxEmail.count().where(OutboxEmail.status == "queued")
     oldest = (
@@ -254,7 +255,7 @@ def emails_keyset(actor: Actor, secret: bytes) -> Keyset:
 
 async def list_emails(
     actor: Actor, cursor: str | None, secret: bytes, filters: Mapping[str, Any] | None = None
-) -> KeysetPage:
+) -> KeysetPage[dict[str, Any]]:
     """E-mails about companies the actor may see, newest first, narrowed by
     the filters (values of EMAIL_FILTERS, by name), a page from `cursor` (signed
     with `secret`; edited or another list's: the first page). Partner managers
@@ -266,7 +267,7 @@ async def list_emails(
     return await walk.page(lambda: OutboxEmail.select(*_LIST_COLUMNS).where(where), total, walk.decode(cursor))
 
 
-async def get_email(actor: Actor, email_id: int) -> dict:
+async def get_email(actor: Actor, email_id: int) -> dict[str, Any]:
     row = (
         await OutboxEmail.select(
             *OutboxEmail.all_columns(exclude=[OutboxEmail.claim_token]),
@@ -313,10 +314,10 @@ async def resend(actor: Actor, email_id: int, now: datetime) -> int:
         await audit.record(
             actor, "email.resend", row["company"], now, {"email": email_id, "copy": new[0]["id"], "to": row["to_email"]}
         )
-    return new[0]["id"]
+    return cast("int", new[0]["id"])
 
 
-async def filter_companies(actor: Actor) -> list[dict]:
+async def filter_companies(actor: Actor) -> list[dict[str, Any]]:
     """The companies that have e-mails, for the Company filter."""
     with_emails = OutboxEmail.select(OutboxEmail.company).where(under_wing(actor, OutboxEmail.company.path)).distinct()
     return await Company.select(Company.id, Company.name).where(Company.id.is_in(with_emails)).order_by(Company.name)

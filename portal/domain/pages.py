@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from piccolo.query import Count, Select
+
 PER_PAGE = 25
 # A page number beyond any list, yet small enough that its OFFSET fits every
 # engine's integer (the web refuses larger ones; this holds for any caller).
@@ -38,7 +40,7 @@ def clamp_page(number: int | None) -> int:
     return min(max(1, number or 1), MAX_PAGE)
 
 
-async def paginate(select, count, number: int, per_page: int = PER_PAGE) -> Page[Any]:
+async def paginate(select: Select[Any], count: int | Count, number: int, per_page: int = PER_PAGE) -> Page[Any]:
     """`select` and `count` are Piccolo queries with the same WHERE clause; a
     count already known (an int) is not asked again."""
     number = clamp_page(number)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -22,7 +23,7 @@ from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.errors import ValidationFailed
 from portal.domain.numbers import whole_number
-from portal.tables import Company, PartnerSetting
+from portal.tables import Company, CompanyKind, PartnerSetting
 
 DEFAULT_MAX_ORDER_QUANTITY = 10_000
 DEFAULT_LOW_SEAT_THRESHOLD = 0
@@ -61,7 +62,7 @@ _COLUMNS = (
 )
 
 
-def _from_row(row: dict) -> PartnerSettings:
+def _from_row(row: dict[str, Any]) -> PartnerSettings:
     return PartnerSettings(
         row["max_order_quantity"],
         row["low_seat_threshold"],
@@ -119,7 +120,9 @@ async def for_companies(company_ids: list[int]) -> dict[int, PartnerSettings]:
 async def two_factor_required(company_path: str, company_kind: str) -> bool:
     """Whether managers of the company at `company_path` must sign in with a second factor."""
     ids = _ancestors(company_path)
-    column = PartnerSetting.two_factor_customers if company_kind == "customer" else PartnerSetting.two_factor_staff
+    column = (
+        PartnerSetting.two_factor_customers if company_kind == CompanyKind.CUSTOMER else PartnerSetting.two_factor_staff
+    )
     return await PartnerSetting.exists().where(PartnerSetting.company.is_in(ids) & (column == True))  # noqa: E712
 
 
@@ -213,7 +216,7 @@ async def save(
     require_partner_manager(actor)
     require(actor, Capability.SETTINGS)
     company = await get_company(actor, company_id)
-    if company["kind"] == "customer":
+    if company["kind"] == CompanyKind.CUSTOMER:
         raise ValidationFailed({"company": "Settings belong to a partner; customers follow their partner's."})
     max_order_quantity, low_seat_threshold = _checked_limits(max_order_quantity, low_seat_threshold)
     # A first row starts from what the company followed until now, so the
@@ -303,7 +306,7 @@ async def save_emails(
     require_partner_manager(actor)
     require(actor, Capability.SETTINGS)
     company = await get_company(actor, company_id)
-    if company["kind"] == "customer":
+    if company["kind"] == CompanyKind.CUSTOMER:
         raise ValidationFailed({"company": "Settings belong to a partner; customers follow their partner's."})
     days = _checked_days(reminder_days)
     checked_reply_to = _checked_reply_to(reply_to)

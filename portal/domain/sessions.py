@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from portal.tables import User
 from portal.tables.sign_in import UserSession
@@ -25,7 +26,7 @@ class Lifetimes:
     absolute: timedelta  # signed out this long after signing in, however busy
 
 
-def still_open(row: dict, now: datetime, lifetimes: Lifetimes) -> bool:
+def still_open(row: dict[str, Any], now: datetime, lifetimes: Lifetimes) -> bool:
     return (
         row["ended_at"] is None
         and row["last_seen_at"] + lifetimes.idle > now
@@ -37,7 +38,7 @@ async def open_session(user_id: int, browser: str, address: str, method: str, no
     row = UserSession(
         user=user_id, browser=browser[:200], address=address[:64], method=method, signed_in_at=now, last_seen_at=now
     )
-    return (await UserSession.insert(row).returning(UserSession.id))[0]["id"]
+    return cast("int", (await UserSession.insert(row).returning(UserSession.id))[0]["id"])
 
 
 async def touch(session_id: int, last_seen_at: datetime, now: datetime) -> None:
@@ -45,7 +46,7 @@ async def touch(session_id: int, last_seen_at: datetime, now: datetime) -> None:
         await UserSession.update({UserSession.last_seen_at: now}).where(UserSession.id == session_id)
 
 
-async def list_open(user_id: int, now: datetime, lifetimes: Lifetimes) -> list[dict]:
+async def list_open(user_id: int, now: datetime, lifetimes: Lifetimes) -> list[dict[str, Any]]:
     """The user's sessions that still count, the one seen last first."""
     rows = (
         await UserSession.select(
@@ -88,4 +89,4 @@ async def end_others(user_id: int, keep: int | None, now: datetime) -> int:
         .where(User.id == user_id)
         .returning(User.session_generation)
     )
-    return raised[0]["session_generation"]
+    return cast("int", raised[0]["session_generation"])

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from portal import db
 from portal.domain import partner_settings, passwords
@@ -42,7 +42,7 @@ from portal.domain.errors import SignInRefused
 from portal.domain.sso import settings as sso_settings
 from portal.domain.two_factor import factors, recovery_codes, totp
 from portal.domain.users import SIGN_IN_COLUMNS, holds_read_only_credit, normalise_email, token_hash
-from portal.tables import MANAGER_ROLES, PasswordToken, User
+from portal.tables import MANAGER_ROLES, PasswordToken, Role, User
 
 SIGN_IN_ATTEMPTS = 5
 SIGN_IN_WINDOW = timedelta(minutes=1)
@@ -114,7 +114,7 @@ def account_key(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()
 
 
-async def authenticate(email: str, password: str, now: datetime, attempts: AttemptCounter) -> dict:
+async def authenticate(email: str, password: str, now: datetime, attempts: AttemptCounter) -> dict[str, Any]:
     """The active manager behind these credentials, or SignInRefused (Throttled
     when the account's attempts are used up for this window)."""
     key = f"sign-in:{account_key(email)}"
@@ -137,7 +137,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     if not user["active"]:
         # Only whoever knows the password learns this.
         raise SignInRefused("This account has been deactivated.")
-    if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
+    if user["role"] == Role.READ_ONLY and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(READ_ONLY_ENDED)
     if refusal := await sso_settings.staff_refusal(user["company_path"], user["company_kind"]):
         raise SignInRefused(refusal)
@@ -145,7 +145,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
     return user
 
 
-async def passkey_user(user_id: int) -> dict:
+async def passkey_user(user_id: int) -> dict[str, Any]:
     """The manager a passkey signed in (without a password), as `authenticate`
     returns one; SignInRefused when they can no longer sign in."""
     user = (
@@ -164,14 +164,14 @@ async def passkey_user(user_id: int) -> dict:
     )
     if user is None or user["role"] not in MANAGER_ROLES or not user["active"]:
         raise SignInRefused("This account cannot sign in.")
-    if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
+    if user["role"] == Role.READ_ONLY and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(READ_ONLY_ENDED)
     if refusal := await sso_settings.staff_refusal(user["company_path"], user["company_kind"]):
         raise SignInRefused(refusal)
     return user
 
 
-async def next_step(user: dict) -> str:
+async def next_step(user: dict[str, Any]) -> str:
     """After the password: "done", "code" (the user has a second factor) or
     "enrol" (the user must have one and has none yet)."""
     if await factors.has_any(user["id"]):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any, TypedDict, cast
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -19,18 +20,20 @@ from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.licences import allocation
 from portal.domain.pages import Page, paginate
 from portal.domain.staff import is_staff
-from portal.tables import MANAGER_ROLES, STAFF_ROLES, USER_ROLES, Company, PasswordToken, User
+from portal.tables import CUSTOMER_ROLES, MANAGER_ROLES, STAFF_ROLES, USER_ROLES, Company, PasswordToken, Role, User
 
 SET_PASSWORD_VALID_FOR = timedelta(hours=72)
-ROLE_LABELS = {"manager": "Manager", "read_only": "Read-only manager", "learner": "Learner"} | {
-    role: ROLE_NAMES[role] for role in ("partner_admin", "account_manager", "billing")
-}
+ROLE_LABELS = {
+    Role.MANAGER: "Manager",
+    Role.READ_ONLY: "Read-only manager",
+    Role.LEARNER: "Learner",
+} | {role: ROLE_NAMES[role] for role in (Role.PARTNER_ADMIN, Role.ACCOUNT_MANAGER, Role.BILLING)}
 NAME_MAX = 200
-INVITED_AS = {
-    "read_only": "a read-only manager",
-    "partner_admin": "a partner admin",
-    "account_manager": "an account manager",
-    "billing": "billing staff",
+INVITED_AS: dict[str, str] = {
+    Role.READ_ONLY: "a read-only manager",
+    Role.PARTNER_ADMIN: "a partner admin",
+    Role.ACCOUNT_MANAGER: "an account manager",
+    Role.BILLING: "billing staff",
 }
 
 
@@ -61,7 +64,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def roles_for(actor: Actor, company: dict) -> list[str]:
+def roles_for(actor: Actor, company: dict[str, Any]) -> list[str]:
     """Who the actor may add to `company`: learners and read-only managers belong
     to customers (read-only managers within the credits bought), and only partner
     managers add managers. A partner's own staff are added by its admins (anyone
@@ -69,9 +72,9 @@ def roles_for(actor: Actor, company: dict) -> list[str]:
     if is_staff(company):
         require(actor, Capability.STAFF)
         return list(STAFF_ROLES)
-    roles = ["learner", "read_only"]
+    roles: list[str] = [Role.LEARNER, Role.READ_ONLY]
     if actor.is_partner_manager:
-        roles.append("manager")
+        roles.append(Role.MANAGER)
     return roles
 
 
@@ -86,17 +89,17 @@ async def holds_read_only_credit(user_id: int, company_id: int) -> bool:
     if allowance == 0:
         return False
     older = await User.count().where(
-        (User.company == company_id) & (User.role == "read_only") & (User.active == True) & (User.id < user_id)  # noqa: E712
+        (User.company == company_id) & (User.role == Role.READ_ONLY) & (User.active == True) & (User.id < user_id)  # noqa: E712
     )
-    return older < allowance
+    return cast("bool", older < allowance)
 
 
-async def _check_read_only_credit(company: dict) -> None:
+async def _check_read_only_credit(company: dict[str, Any]) -> None:
     """Under the company's lock, so two at once cannot both take the last credit."""
     await db.for_update(Company.select(Company.id).where(Company.id == company["id"]), of=Company)
     allowance = await billing_subscriptions.read_only_allowance(company["id"])
     used = await User.count().where(
-        (User.company == company["id"]) & (User.role == "read_only") & (User.active == True)  # noqa: E712
+        (User.company == company["id"]) & (User.role == Role.READ_ONLY) & (User.active == True)  # noqa: E712
     )
     if used >= allowance:
         held = (
@@ -108,7 +111,7 @@ async def _check_read_only_credit(company: dict) -> None:
 
 
 def check_new_user(
-    actor: Actor, company: dict, email: str, name: str, role: str, *, email_checked: bool = False
+    actor: Actor, company: dict[str, Any], email: str, name: str, role: str, *, email_checked: bool = False
 ) -> tuple[str, str, dict[str, str]]:
     """Who may add whom, and the form's checks that need no database: the
     address and name as stored, and what is wrong with them (field: message).
@@ -119,13 +122,13 @@ def check_new_user(
     require(actor, Capability.STAFF if is_staff(company) else Capability.CUSTOMERS)
     if role not in USER_ROLES:
         raise ValidationFailed({"role": "Choose manager, read-only manager or learner."})
-    if is_staff(company) and role == "learner":
+    if is_staff(company) and role == Role.LEARNER:
         raise ValidationFailed({"role": "Learners belong to customer companies."})
     if is_staff(company) and role not in STAFF_ROLES:
         raise ValidationFailed({"role": "Choose partner admin, account manager, billing or read-only."})
-    if not is_staff(company) and role not in ("learner", "read_only", "manager"):
+    if not is_staff(company) and role not in CUSTOMER_ROLES:
         raise ValidationFailed({"role": "Choose manager, read-only manager or learner."})
-    if role == "manager" and "manager" not in roles_for(actor, company):
+    if role == Role.MANAGER and Role.MANAGER not in roles_for(actor, company):
         raise PermissionDenied("Customer managers add learners; ask your partner to add a manager.")
 
     errors: dict[str, str] = {}
@@ -149,7 +152,7 @@ def taken_email(email: str) -> str:
 
 async def create_user(
     actor: Actor, company_id: int, email: str, name: str, role: str, now: datetime
-) -> tuple[dict, str | None]:
+) -> tuple[dict[str, Any], str | None]:
     """Add a manager or a learner. A new manager gets a one-time set-password
     token, returned once to whoever created them and e-mailed to the new manager
     (an outbox row of the same transaction); nobody picks another's password."""
@@ -163,7 +166,7 @@ async def create_user(
     token = secrets.token_urlsafe(32) if role in MANAGER_ROLES else None
     try:
         async with db.write_transaction():
-            if role == "read_only" and not is_staff(company):
+            if role == Role.READ_ONLY and not is_staff(company):
                 await _check_read_only_credit(company)
             user = (await User.insert(User(company=company["id"], email=email, name=name, role=role, created_at=now)))[
                 0
@@ -185,13 +188,13 @@ async def create_user(
         if db.is_unique_violation(exc, "email"):
             raise ValidationFailed({"email": taken_email(email)}) from None
         raise
-    if role == "learner":
+    if role == Role.LEARNER:
         await allocation.allocate_new_learner(actor, company["id"], user["id"], now)
     return {"id": user["id"], "email": email, "name": name, "role": role, "company_id": company["id"]}, token
 
 
 async def _queue_invitation(
-    actor: Actor, company: dict, email: str, name: str, role: str, token: str, now: datetime
+    actor: Actor, company: dict[str, Any], email: str, name: str, role: str, token: str, now: datetime
 ) -> None:
     hours = int(SET_PASSWORD_VALID_FOR.total_seconds() // 3600)
     as_what = INVITED_AS.get(role, "a manager")
@@ -212,7 +215,18 @@ async def _queue_invitation(
     )
 
 
-async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page:
+class UserRow(TypedDict):
+    """A user on a company's Users list."""
+
+    id: int
+    name: str
+    email: str
+    role: str
+    active: bool
+    licence_ends_at: datetime | None
+
+
+async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page[UserRow]:
     company = await get_company(actor, company_id)
     where = User.company == company["id"]
     if q:
@@ -229,7 +243,7 @@ async def list_users(actor: Actor, company_id: int, q: str, page: int) -> Page:
 LINK_GONE = "This link has expired or was already used. Ask for a new one with “Forgot password?” on the sign-in page."
 
 
-async def token_owner(token: str, now: datetime) -> dict:
+async def token_owner(token: str, now: datetime) -> dict[str, Any]:
     """Whose link this is, while it works: unused, unexpired, and the newest
     link its owner was sent (sending a link voids every one sent before, so only
     the e-mail read last can set the password). Signing in voids them all
@@ -252,7 +266,7 @@ async def token_owner(token: str, now: datetime) -> dict:
     return row
 
 
-async def set_password(token: str, password: str, confirm: str, now: datetime) -> dict:
+async def set_password(token: str, password: str, confirm: str, now: datetime) -> dict[str, Any]:
     """Set the password of the token's owner; the token, and any other unused
     link of theirs, then works no more, and every session they had open ends
     (one that a thief copied too): each signs in again with the new password."""

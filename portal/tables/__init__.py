@@ -4,9 +4,15 @@ docs/architecture.md ("under its wing", licence batches, seats): company, user
 module of this package (billing, imports, dashboard, scim, ...).
 
 `id: Serial` on each table is an annotation only: Piccolo adds that primary
-key itself, and the annotation tells the type checker it is there."""
+key itself, and the annotation tells the type checker it is there.
+
+A column's `choices=` (a StrEnum: its values as stored) is no part of the schema,
+so naming it needs no migration; its members equal their strings, so rows read
+back as plain strings compare equal to them."""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from piccolo.columns import (
     JSON,
@@ -22,26 +28,52 @@ from piccolo.columns import (
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-COMPANY_KINDS = ("partner", "sub_partner", "customer")
-# A read-only manager sees its company's pages and changes nothing (read-only credits, seed 000).
-CUSTOMER_ROLES = ("manager", "read_only", "learner")
+
+class CompanyKind(StrEnum):
+    PARTNER = "partner"
+    SUB_PARTNER = "sub_partner"
+    CUSTOMER = "customer"
+
+
+class Role(StrEnum):
+    """A user's role (portal_user.role). A customer's users are managers, read-only
+    managers and learners; a partner's or sub-partner's are its staff (STAFF_ROLES)."""
+
+    MANAGER = "manager"
+    # Sees its company's pages and changes nothing (read-only credits, seed 000).
+    READ_ONLY = "read_only"
+    LEARNER = "learner"
+    PARTNER_ADMIN = "partner_admin"
+    ACCOUNT_MANAGER = "account_manager"
+    BILLING = "billing"
+
+
+class OrderStatus(StrEnum):
+    REQUESTED = "requested"
+    ASSIGNED = "assigned"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
+COMPANY_KINDS = tuple(CompanyKind)
+CUSTOMER_ROLES = (Role.MANAGER, Role.READ_ONLY, Role.LEARNER)
 # Partner and sub-partner staff: what each may do is portal/domain/access.py's ROLE_CAPABILITIES.
-STAFF_ROLES = ("partner_admin", "account_manager", "billing", "read_only")
-USER_ROLES = ("manager", "read_only", "learner", "partner_admin", "account_manager", "billing")
+STAFF_ROLES = (Role.PARTNER_ADMIN, Role.ACCOUNT_MANAGER, Role.BILLING, Role.READ_ONLY)
+USER_ROLES = tuple(Role)
 # Who signs in: everyone but learners.
-MANAGER_ROLES = ("manager", "read_only", "partner_admin", "account_manager", "billing")
+MANAGER_ROLES = (Role.MANAGER, Role.READ_ONLY, Role.PARTNER_ADMIN, Role.ACCOUNT_MANAGER, Role.BILLING)
 # Who acts on a company's customers and orders, and so gets its order and licence e-mails.
-ACCOUNT_ROLES = ("manager", "partner_admin", "account_manager")
+ACCOUNT_ROLES = (Role.MANAGER, Role.PARTNER_ADMIN, Role.ACCOUNT_MANAGER)
 ACCOUNT_ROLES_SQL = "(" + ", ".join(f"'{role}'" for role in ACCOUNT_ROLES) + ")"  # constants only: safe in SQL
 # Who gets a company's billing e-mails (renewal notices).
-BILLING_ROLES = ("manager", "partner_admin", "billing")
+BILLING_ROLES = (Role.MANAGER, Role.PARTNER_ADMIN, Role.BILLING)
 
 
 class Company(Table):
     id: Serial
     # Unique among siblings whatever the case: index on (coalesce(parent, 0), lower(name)), in the baseline migration.
     name = Varchar(length=200)
-    kind = Varchar(length=20, choices=None)
+    kind = Varchar(length=20, choices=CompanyKind)
     parent: ForeignKey[Company] = ForeignKey("self", null=True, on_delete=OnDelete.restrict, index=True)
     # Materialised ancestry "/1/7/42/": "under the wing of X" is a prefix test,
     # and listing a subtree is one indexed range scan instead of a recursive query.
@@ -57,7 +89,7 @@ class User(Table, tablename="portal_user"):
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=False)
     email = Varchar(length=254, unique=True)
     name = Varchar(length=200)
-    role = Varchar(length=20)
+    role = Varchar(length=20, choices=Role)
     password_hash = Varchar(length=255, null=True, default=None)
     active = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
@@ -163,7 +195,7 @@ class LicenceOrder(Table):
     company_path = Varchar(length=255, default="")
     product = ForeignKey(Product, on_delete=OnDelete.restrict, index=True)
     quantity = Integer()
-    status = Varchar(length=20, default="requested", index=True)
+    status = Varchar(length=20, default=OrderStatus.REQUESTED, index=True, choices=OrderStatus)
     po_number = Varchar(length=64, null=True, default=None)
     requested_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null, index=True)
     requested_at = Timestamptz(default=TimestamptzNow(), index=True)

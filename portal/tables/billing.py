@@ -6,6 +6,8 @@ whole cents in integer columns (`*_cents`) and a tax rate in basis points
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from piccolo.columns import BigInt, Boolean, ForeignKey, Integer, OnDelete, Serial, Text, Varchar
 from piccolo.columns.column_types import Timestamptz
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
@@ -13,10 +15,42 @@ from piccolo.table import Table
 
 from portal.tables import Company, LicenceBatch, LicenceOrder, User
 
-SUBSCRIPTION_STATUSES = ("pending", "active", "lapsed", "ended")
-METHODS = ("online", "invoice")
-INVOICE_STATUSES = ("draft", "issued", "paid", "void")
-PAYMENT_METHODS = ("card", "bank_transfer", "money_order", "check", "card_by_phone")
+
+class SubscriptionStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    LAPSED = "lapsed"
+    ENDED = "ended"
+
+
+class BillingMethod(StrEnum):
+    """How a subscription is paid: "Pay Online" (the card kept) or "Pay by Invoice"."""
+
+    ONLINE = "online"
+    INVOICE = "invoice"
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    ISSUED = "issued"
+    PAID = "paid"
+    VOID = "void"
+
+
+class PaymentMethod(StrEnum):
+    """How an invoice was paid: online by card, or recorded by partner staff."""
+
+    CARD = "card"
+    BANK_TRANSFER = "bank_transfer"
+    MONEY_ORDER = "money_order"
+    CHECK = "check"
+    CARD_BY_PHONE = "card_by_phone"
+
+
+SUBSCRIPTION_STATUSES = tuple(SubscriptionStatus)
+METHODS = tuple(BillingMethod)
+INVOICE_STATUSES = tuple(InvoiceStatus)
+PAYMENT_METHODS = tuple(PaymentMethod)
 
 
 class BillingProfile(Table, tablename="billing_profile"):
@@ -87,8 +121,8 @@ class Subscription(Table, tablename="subscription"):
     # Fewer users take effect at the next renewal.
     next_extra_users = Integer(null=True, default=None)
     next_read_only_users = Integer(null=True, default=None)
-    method = Varchar(length=10)
-    status = Varchar(length=10, default="pending")
+    method = Varchar(length=10, choices=BillingMethod)
+    status = Varchar(length=10, default=SubscriptionStatus.PENDING, choices=SubscriptionStatus)
     auto_renew = Boolean(default=True)
     term_start = Timestamptz(null=True, default=None)
     term_end = Timestamptz(null=True, default=None, index=True)
@@ -112,7 +146,7 @@ class Invoice(Table, tablename="invoice"):
     subscription = ForeignKey(Subscription, null=True, on_delete=OnDelete.restrict, index=True)
     order = ForeignKey(LicenceOrder, null=True, on_delete=OnDelete.set_null)  # the seats it pays for
     number = Integer(null=True, default=None)  # given when issued
-    status = Varchar(length=10, default="draft")
+    status = Varchar(length=10, default=InvoiceStatus.DRAFT, choices=InvoiceStatus)
     kind = Varchar(length=20)  # purchase | renewal | change | addon
     currency = Varchar(length=3, default="USD")
     subtotal_cents = BigInt(default=0)
@@ -125,7 +159,7 @@ class Invoice(Table, tablename="invoice"):
     issued_at = Timestamptz(null=True, default=None)
     due_at = Timestamptz(null=True, default=None)
     paid_at = Timestamptz(null=True, default=None)
-    payment_method = Varchar(length=20, null=True, default=None)
+    payment_method = Varchar(length=20, null=True, default=None, choices=PaymentMethod)
     payment_reference = Varchar(length=100, null=True, default=None)
     recorded_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     voided_at = Timestamptz(null=True, default=None)
@@ -208,8 +242,19 @@ class CreditNoteLine(Table, tablename="credit_note_line"):
     amount_cents = BigInt(default=0)
 
 
-REFUND_METHODS = ("card", "by_hand")
-REFUND_STATUSES = ("pending", "succeeded", "failed")
+class RefundMethod(StrEnum):
+    CARD = "card"
+    BY_HAND = "by_hand"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+REFUND_METHODS = tuple(RefundMethod)
+REFUND_STATUSES = tuple(RefundStatus)
 
 
 class Refund(Table, tablename="refund"):
@@ -223,11 +268,11 @@ class Refund(Table, tablename="refund"):
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=False)
     company_path = Varchar(length=255, default="")
     charge = ForeignKey(Charge, null=True, on_delete=OnDelete.set_null, index=False)
-    method = Varchar(length=10)
+    method = Varchar(length=10, choices=RefundMethod)
     amount_cents = BigInt(default=0)
     currency = Varchar(length=3, default="USD")
     reason = Varchar(length=300, default="")
-    status = Varchar(length=10, default="pending")
+    status = Varchar(length=10, default=RefundStatus.PENDING, choices=RefundStatus)
     processor_ref = Varchar(length=64, null=True, default=None)
     failure = Varchar(length=200, null=True, default=None)
     # None: a refund of money taken for a void invoice, which invoiced nothing to credit.

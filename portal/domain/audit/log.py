@@ -58,7 +58,7 @@ def _where(actor: Actor, filters: Mapping[str, Any]) -> Combinable:
     return AUDIT_FILTERS.where(filters, under_wing(actor, AuditEntry.company.path))
 
 
-def _query(where: Combinable) -> Callable[[], Select]:
+def _query(where: Combinable) -> Callable[[], Select[Any]]:
     return lambda: (
         AuditEntry.select(
             AuditEntry.id,
@@ -75,13 +75,15 @@ def _query(where: Combinable) -> Callable[[], Select]:
     )
 
 
-def _in_words(rows: list[dict]) -> list[dict]:
+def _in_words(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         row["sentence"] = SENTENCES.sentence(row["action"], row["detail"], row["company_name"])
     return rows
 
 
-async def list_entries(actor: Actor, filters: Mapping[str, Any], cursor: str | None, secret: bytes) -> KeysetPage[dict]:
+async def list_entries(
+    actor: Actor, filters: Mapping[str, Any], cursor: str | None, secret: bytes
+) -> KeysetPage[dict[str, Any]]:
     """A page of the log under the wing, newest first; `cursor` (from a page's
     links, signed with `secret`) says where it starts; a bad one is the first page."""
     where = _where(actor, filters)
@@ -92,19 +94,21 @@ async def list_entries(actor: Actor, filters: Mapping[str, Any], cursor: str | N
     return page
 
 
-async def iter_entries(actor: Actor, filters: Mapping[str, Any], chunk: int = CHUNK) -> AsyncIterator[list[dict]]:
+async def iter_entries(
+    actor: Actor, filters: Mapping[str, Any], chunk: int = CHUNK
+) -> AsyncIterator[list[dict[str, Any]]]:
     """Every entry `list_entries` would show, newest first, `chunk` at a time."""
     where = _where(actor, filters)
     async for rows in keyset(b"").walk(_query(where), chunk):
         yield _in_words(rows)
 
 
-async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:
+async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """The options of the "Add Filter" selects among `names`: the people who may
     act under the wing, the groups of "What", the companies under the wing."""
     require_partner_manager(actor)
     names = set(names)
-    choices: dict[str, list[dict]] = {}
+    choices: dict[str, list[dict[str, Any]]] = {}
     if "who" in names:
         # The managers under the wing and those of the companies above it, who act
         # inside it too: read from the users, not from the log, which may be long.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from piccolo.custom_types import Combinable
@@ -48,13 +49,13 @@ def _ancestors(path: str) -> list[int]:
     return [int(part) for part in path.strip("/").split("/") if part]
 
 
-async def _settings_on(path: str) -> list[dict]:
+async def _settings_on(path: str) -> list[dict[str, Any]]:
     return await AuditRetention.select(
         AuditRetention.company, AuditRetention.keep_months, AuditRetention.company.name.as_alias("name")
     ).where(AuditRetention.company.is_in(_ancestors(path)))
 
 
-def _longest(rows: list[dict]) -> Retention:
+def _longest(rows: list[dict[str, Any]]) -> Retention:
     if not rows:
         return Retention(DEFAULT_MONTHS)
     # The longest; between equals, the nearest company (the deepest on the path).

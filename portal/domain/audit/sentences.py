@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from portal.domain.billing.money import format_money, format_rate
 
@@ -306,7 +306,7 @@ add("manage.exit", "access", lambda d: f"Left {d.company} (Exit from Manage Comp
 
 
 def _amount(d: Detail) -> str:
-    return d.need(d.money("amount_cents") or d.money("total_cents"))
+    return cast("str", d.need(d.money("amount_cents") or d.money("total_cents")))
 
 
 def _issue(d: Detail) -> str:

@@ -17,32 +17,33 @@ from portal.domain.billing import countries, payments
 from portal.domain.billing.payments import CardProcessor, SavedCard
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.tables.billing import BillingAccount, Subscription
+from portal.tables import CompanyKind
+from portal.tables.billing import BillingAccount, Subscription, SubscriptionStatus
 
 _ADDRESS_COLUMNS = ("billing_name", "billing_email", "address", "country")
 NO_CARD = "Pay Online needs a card: add one with “Create an Online Billing Account” first."
 
 
-async def account_of(company_id: int) -> dict | None:
+async def account_of(company_id: int) -> dict[str, Any] | None:
     """The company's account with the processor's token, for charging; never for a page."""
     return await BillingAccount.select().where(BillingAccount.company == company_id).first()
 
 
-def without_token(row: dict | None) -> dict | None:
+def without_token(row: dict[str, Any] | None) -> dict[str, Any] | None:
     """The account as pages show it: the token stays in the database."""
     if row is None:
         return None
     return {key: value for key, value in row.items() if key != "card_token"} | {"has_card": bool(row["card_token"])}
 
 
-async def _customer(actor: Actor, company_id: int) -> dict:
+async def _customer(actor: Actor, company_id: int) -> dict[str, Any]:
     company = await get_company(actor, company_id)
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise NotFound("No such company.")
     return company
 
 
-async def billing_account(actor: Actor, company_id: int) -> dict | None:
+async def billing_account(actor: Actor, company_id: int) -> dict[str, Any] | None:
     """The company's account ("has_card" says whether a card is kept), or None."""
     company = await _customer(actor, company_id)
     return without_token(await BillingAccount.select().where(BillingAccount.company == company["id"]).first())
@@ -75,7 +76,7 @@ def check_address(billing_name: str, billing_email: str, address: str, country: 
     return {"billing_name": billing_name, "billing_email": billing_email, "address": address, "country": country}
 
 
-async def _upsert(company_id: int, values: dict[str, Any], now: datetime) -> dict:
+async def _upsert(company_id: int, values: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Insert the account or update what `values` names; the unique company index
     makes two first saves at once one row."""
     await BillingAccount.insert(BillingAccount(company=company_id, updated_at=now, **values)).on_conflict(
@@ -94,7 +95,7 @@ def _card_values(card: SavedCard) -> dict[str, Any]:
 
 async def save_billing_address(
     actor: Actor, company_id: int, *, billing_name: str, billing_email: str, address: str, country: str, now: datetime
-) -> dict:
+) -> dict[str, Any]:
     refuse_read_only(actor)
     company = await _customer(actor, company_id)
     values = check_address(billing_name, billing_email, address, country)
@@ -125,7 +126,7 @@ async def _keep(
 
 async def save_card(
     actor: Actor, company_id: int, payment_method: str, now: datetime, *, processor: CardProcessor
-) -> dict:
+) -> dict[str, Any]:
     """The card the browser handed to the processor (`payment_method`, its id) is kept
     there (outside any transaction); its token is kept here."""
     refuse_read_only(actor)
@@ -153,7 +154,7 @@ class OnlineAccount:
 
 async def prepare_online_account(
     actor: Actor, company_id: int, account: OnlineAccount, now: datetime, *, processor: CardProcessor
-) -> dict:
+) -> dict[str, Any]:
     """The account's values, checked, with the card saved at the processor (its token),
     outside any transaction; nothing is written here (store_online_account does).
     Every bad field is named at once."""
@@ -182,13 +183,13 @@ async def prepare_online_account(
 
 async def store_online_account(
     actor: Actor, company_id: int, values: dict[str, Any], now: datetime, *, switch: bool
-) -> tuple[dict, list[int]]:
+) -> tuple[dict[str, Any], list[int]]:
     """Write what prepare_online_account checked, inside the caller's transaction.
     `switch`: a live subscription paid by invoice switches to Pay Online (the account
     page); buying does not (what it buys is paid online; any other stays as it is).
     Returns the row and the ids of the subscriptions switched."""
     row = await _upsert(company_id, values, now)
-    switched: list[dict] = []
+    switched: list[dict[str, Any]] = []
     if switch:
         switched = (
             await Subscription.update(
@@ -196,7 +197,7 @@ async def store_online_account(
             )
             .where(
                 (Subscription.company == company_id)
-                & Subscription.status.is_in(["pending", "active"])
+                & Subscription.status.is_in([SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE])
                 & (Subscription.method == "invoice")
                 # One that partner staff cancelled stays cancelled.
                 & Subscription.cancelled_at.is_null()
@@ -229,7 +230,7 @@ async def create_online_billing_account(
     country: str,
     now: datetime,
     processor: CardProcessor,
-) -> dict:
+) -> dict[str, Any]:
     """ "Create an Online Billing Account": the address and the card, both or
     neither (every bad field is named at once); a live subscription paid by
     invoice switches to Pay Online and renews by itself."""

@@ -15,17 +15,17 @@ from portal.domain.billing.quotes import format_day, refuse_read_only
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import ValidationFailed
 from portal.tables import AuditEntry, Company
-from portal.tables.billing import Subscription
+from portal.tables.billing import Subscription, SubscriptionStatus
 
 
-async def _set_cancelled(actor: Actor, subscription: dict, action: str, now: datetime) -> dict:
+async def _set_cancelled(actor: Actor, subscription: dict[str, Any], action: str, now: datetime) -> dict[str, Any]:
     """Nothing renews any more; a running term runs to its end. A pending one ends now,
     and its purchase with it: the invoice void (nothing left to pay for), its order
     withdrawn from Requested Orders. "voided_invoices": their numbers."""
     changes: dict[Any, Any] = {"auto_renew": False, "cancelled_at": now}
-    voided: list[dict] = []
-    if subscription["status"] == "pending":
-        changes["status"] = "ended"
+    voided: list[dict[str, Any]] = []
+    if subscription["status"] == SubscriptionStatus.PENDING:
+        changes["status"] = SubscriptionStatus.ENDED
         voided = await invoices.void_unpaid_purchase(actor, subscription["id"], now)
     await Subscription.update(changes).where(Subscription.id == subscription["id"])
     await audit.record(
@@ -53,7 +53,7 @@ STAFF_CANCELLED = "Your partner's staff cancelled this subscription: ask them to
 _CANCEL_ACTIONS = ("subscription.cancel", "subscription.confirm_cancellation")
 
 
-async def cancelled_by_staff(subscription: dict) -> bool:
+async def cancelled_by_staff(subscription: dict[str, Any]) -> bool:
     """Whether the subscription's cancellation was made by partner staff (confirmed, or
     Cancel pressed in manage mode), from its audit entry: the last cancellation of it."""
     if subscription["auto_renew"]:
@@ -71,7 +71,7 @@ async def cancelled_by_staff(subscription: dict) -> bool:
     return False
 
 
-def _check_live(subscription: dict, now: datetime) -> None:
+def _check_live(subscription: dict[str, Any], now: datetime) -> None:
     ended = subscription["status"] not in quotes.LIVE or (
         subscription["term_end"] is not None and subscription["term_end"] <= now
     )
@@ -79,7 +79,7 @@ def _check_live(subscription: dict, now: datetime) -> None:
         raise ValidationFailed({"subscription": "This subscription has ended."})
 
 
-async def cancel(actor: Actor, subscription_id: int, now: datetime) -> dict:
+async def cancel(actor: Actor, subscription_id: int, now: datetime) -> dict[str, Any]:
     """Pay Online: auto-renewal stops; the licence runs to its end date ("ends_at").
     Undo with undo_cancel before then."""
     refuse_read_only(actor)
@@ -100,7 +100,7 @@ async def cancel(actor: Actor, subscription_id: int, now: datetime) -> dict:
         return await _set_cancelled(actor, subscription, "subscription.cancel", now)
 
 
-async def undo_cancel(actor: Actor, subscription_id: int, now: datetime) -> dict:
+async def undo_cancel(actor: Actor, subscription_id: int, now: datetime) -> dict[str, Any]:
     """Before the end, a cancelled subscription renews again. One paid by invoice
     was cancelled by partner staff, so only they undo it; so is one paid online that
     they cancelled."""
@@ -123,7 +123,7 @@ async def undo_cancel(actor: Actor, subscription_id: int, now: datetime) -> dict
     return {**subscription, **changes}
 
 
-async def request_cancellation(actor: Actor, subscription_id: int, now: datetime) -> dict:
+async def request_cancellation(actor: Actor, subscription_id: int, now: datetime) -> dict[str, Any]:
     """Pay by Invoice: "Request cancellation" e-mails the seller's managers, who
     confirm it. Asked twice, it stays one request."""
     refuse_read_only(actor)
@@ -162,7 +162,7 @@ async def request_cancellation(actor: Actor, subscription_id: int, now: datetime
     return {**subscription, "cancel_requested_at": now}
 
 
-async def confirm_cancellation(actor: Actor, subscription_id: int, now: datetime) -> dict:
+async def confirm_cancellation(actor: Actor, subscription_id: int, now: datetime) -> dict[str, Any]:
     """Partner staff cancel a subscription (asked for in the portal or by e-mail):
     nothing renews; the term runs to its end."""
     refuse_read_only(actor)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.billing.profiles import profile
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables import Company
+from portal.tables import Company, CompanyKind
 from portal.tables.billing import CatalogueItem
 
 KINDS = ("tier", "user_credit", "addon")
@@ -55,18 +56,18 @@ DEFAULT_ITEMS: tuple[DefaultItem, ...] = (
 _ORDER = {item.code: position for position, item in enumerate(DEFAULT_ITEMS)}
 
 
-def yearly_cents(item: dict) -> int:
+def yearly_cents(item: dict[str, Any]) -> int:
     """What one unit of `item` costs for a whole term: a monthly price is billed
     for the 12 months of a term; a yearly or one-off price as it is."""
-    return item["price_cents"] * 12 if item["period"] == "month" else item["price_cents"]
+    return cast("int", item["price_cents"] * 12 if item["period"] == "month" else item["price_cents"])
 
 
-def seats_of(tier_item: dict | None, extra_users: int) -> int:
+def seats_of(tier_item: dict[str, Any] | None, extra_users: int) -> int:
     """The standard seats of a term: the tier's included users and the extra ones."""
     return (tier_item["included_users"] if tier_item else 0) + extra_users
 
 
-async def seller_of(company_id: int) -> dict:
+async def seller_of(company_id: int) -> dict[str, Any]:
     """The company row of the customer's seller (its parent). A partner or
     sub-partner buys from no one here: NotFound."""
     rows = await Company.raw(
@@ -76,10 +77,10 @@ async def seller_of(company_id: int) -> dict:
     )
     if not rows:
         raise NotFound("This company has no seller.")
-    return rows[0]
+    return cast("dict[str, Any]", rows[0])
 
 
-async def items(partner_id: int) -> list[dict]:
+async def items(partner_id: int) -> list[dict[str, Any]]:
     """The seller's whole catalogue (inactive items too), in the guide's order.
     The first read writes the defaults; two first reads at once write them once
     (the unique index on partner and code)."""
@@ -92,7 +93,7 @@ async def items(partner_id: int) -> list[dict]:
     return sorted(rows, key=lambda row: (_ORDER.get(row["code"], len(_ORDER)), row["id"]))
 
 
-async def item(partner_id: int, code: str) -> dict:
+async def item(partner_id: int, code: str) -> dict[str, Any]:
     """One item the seller sells now; ValidationFailed if unknown or inactive."""
     found = next((row for row in await items(partner_id) if row["code"] == code), None)
     if found is None or not found["active"]:
@@ -135,7 +136,7 @@ async def save_item(
     active: bool,
     now: datetime,
     name: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """One item of the catalogue, as save_items saves them; its errors by field."""
     try:
         (saved,) = await save_items(
@@ -146,7 +147,9 @@ async def save_item(
     return saved
 
 
-async def save_items(actor: Actor, partner_id: int, changes: list[ItemChange], *, now: datetime) -> list[dict]:
+async def save_items(
+    actor: Actor, partner_id: int, changes: list[ItemChange], *, now: datetime
+) -> list[dict[str, Any]]:
     """A partner manager sets items' prices (and a tier's included users, an
     add-on's name), or takes them off sale: all of them or, if any field is
     refused, none. Only the items that change are written and audited. Prices
@@ -156,7 +159,7 @@ async def save_items(actor: Actor, partner_id: int, changes: list[ItemChange], *
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)
-    if seller["kind"] == "customer":
+    if seller["kind"] == CompanyKind.CUSTOMER:
         raise NotFound("No such seller.")
     rows = {row["code"]: row for row in await items(partner_id)}
     if any(change.code not in rows for change in changes):
@@ -164,7 +167,7 @@ async def save_items(actor: Actor, partner_id: int, changes: list[ItemChange], *
     names = {code: row["name"] for code, row in rows.items()}
     names.update({c.code: " ".join(c.name.split()) for c in changes if c.name is not None})
     refused: dict[str, dict[str, str]] = {}
-    saved: list[dict] = []
+    saved: list[dict[str, Any]] = []
     for change in changes:
         current = rows[change.code]
         errors: dict[str, str] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit
@@ -28,7 +29,7 @@ async def change(
     now: datetime,
     quoted: quotes.Quoted | None = None,
     processor: payments.CardProcessor,
-) -> dict:
+) -> dict[str, Any]:
     """What quote_change showed: more is invoiced (and charged, online) pro rata
     and provisioned when paid; fewer is kept for the next term (next_*). A renewal
     invoice already issued for the next term is voided and reissued for the next
@@ -57,7 +58,7 @@ async def add_users(
     now: datetime,
     quoted: quotes.Quoted | None = None,
     processor: payments.CardProcessor,
-) -> dict:
+) -> dict[str, Any]:
     """ "Add users": this many more standard and read-only user credits on the plan
     held, pro rata to the term's end, as quote_add_users showed; counted from the
     credits held when it is applied, under the subscription's lock. Returns what
@@ -78,13 +79,13 @@ async def add_users(
 async def _apply(
     actor: Actor,
     subscription_id: int,
-    wanted_of: Callable[[dict], quotes.Wanted],
+    wanted_of: Callable[[dict[str, Any]], quotes.Wanted],
     *,
     now: datetime,
     quoted: quotes.Quoted | None,
     processor: payments.CardProcessor,
     field_of: dict[str, str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """A change to what `wanted_of(the subscription, locked)` asks for; `field_of`
     renames the plan's error fields to the asking form's."""
     refuse_read_only(actor)
@@ -173,7 +174,7 @@ async def _apply(
     }
 
 
-def _repeated(subscription: dict, invoice: dict | None) -> dict:
+def _repeated(subscription: dict[str, Any], invoice: dict[str, Any] | None) -> dict[str, Any]:
     """The answer to a confirmation applied before: what it issued, nothing done now."""
     return {
         "subscription": subscription,

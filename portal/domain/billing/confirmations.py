@@ -7,6 +7,8 @@ refusing it as a second change."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from portal.domain.billing.invoices import Quoted
 from portal.tables import AuditEntry
 from portal.tables.billing import Invoice
@@ -18,7 +20,7 @@ def dedupe_key(company_id: int, quoted: Quoted | None) -> str | None:
     return f"confirm:{company_id}:{quoted.key}"
 
 
-async def earlier(company_id: int, quoted: Quoted | None) -> dict | None:
+async def earlier(company_id: int, quoted: Quoted | None) -> dict[str, Any] | None:
     """What the first arrival of this confirmation did: {"invoice": the invoice it
     issued, as it is now, or None}; None if this is the first."""
     key = dedupe_key(company_id, quoted)

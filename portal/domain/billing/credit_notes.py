@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from portal import db
 from portal.domain import audit
@@ -60,7 +61,9 @@ def _share(part: int, numerator: int, denominator: int) -> int:
     return int((Decimal(part) * numerator / denominator).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def credit_for(invoice: dict, lines: Sequence[dict], refunded_before_cents: int, amount_cents: int) -> Credit:
+def credit_for(
+    invoice: dict[str, Any], lines: Sequence[dict[str, Any]], refunded_before_cents: int, amount_cents: int
+) -> Credit:
     """The credit of refunding `amount_cents` of `invoice` (its total with tax) after
     `refunded_before_cents` were credited already; `lines`: the invoice's, in order."""
     total = invoice["total_cents"]
@@ -89,14 +92,16 @@ def credit_for(invoice: dict, lines: Sequence[dict], refunded_before_cents: int,
     return Credit(tuple(credited), subtotal, tax)
 
 
-async def _lock_profile(partner_id: int) -> dict:
+async def _lock_profile(partner_id: int) -> dict[str, Any]:
     row = await db.for_update(BillingProfile.select().where(BillingProfile.company == partner_id)).first()
     # The seller issued the invoice being credited: its profile exists.
     assert row is not None, f"no billing profile for {partner_id}"
     return row
 
 
-async def issue(*, invoice: dict, credit: Credit, reason: str, actor: Actor | None, now: datetime) -> dict:
+async def issue(
+    *, invoice: dict[str, Any], credit: Credit, reason: str, actor: Actor | None, now: datetime
+) -> dict[str, Any]:
     """Issue the credit note, with the seller's next number, inside the caller's
     transaction (which holds the invoice's lock); audited."""
     seller = await _lock_profile(invoice["partner"])
@@ -157,7 +162,7 @@ async def issue(*, invoice: dict, credit: Credit, reason: str, actor: Actor | No
     return note
 
 
-async def of_invoice(invoice_id: int) -> list[dict]:
+async def of_invoice(invoice_id: int) -> list[dict[str, Any]]:
     """An invoice's credit notes, oldest first, labelled; the caller checked the invoice's wing."""
     rows = await CreditNote.select().where(CreditNote.invoice == invoice_id).order_by(CreditNote.number)
     for row in rows:
@@ -165,7 +170,7 @@ async def of_invoice(invoice_id: int) -> list[dict]:
     return rows
 
 
-async def get_credit_note(actor: Actor, credit_note_id: int) -> dict:
+async def get_credit_note(actor: Actor, credit_note_id: int) -> dict[str, Any]:
     """A credit note with all a printed one shows: "label", "lines", "seller" (id,
     name), "buyer" (name and billing address), "invoice" (id, label, total, paid
     on), "refund" (method "card" or "by_hand", its status, card last 4 digits when
@@ -216,5 +221,5 @@ async def get_credit_note(actor: Actor, credit_note_id: int) -> dict:
     return note
 
 
-async def invoice_lines(invoice_id: int) -> list[dict]:
+async def invoice_lines(invoice_id: int) -> list[dict[str, Any]]:
     return await InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.position)

@@ -8,10 +8,13 @@ back issue gives its number back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from piccolo.custom_types import Combinable
+from piccolo.query import Select
 
 from portal import db
 from portal.domain import audit
@@ -21,7 +24,7 @@ from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.keyset import Keyset, KeysetPage
 from portal.domain.orders.decisions import InvalidTransition
-from portal.tables import Company
+from portal.tables import Company, OrderStatus
 from portal.tables.billing import (
     INVOICE_STATUSES,
     PAYMENT_METHODS,
@@ -30,6 +33,7 @@ from portal.tables.billing import (
     Charge,
     Invoice,
     InvoiceLine,
+    InvoiceStatus,
     Subscription,
 )
 
@@ -131,7 +135,7 @@ def _check_lines(lines: Sequence[Line]) -> None:
             raise ValueError(f"not an invoice line: {line!r}")
 
 
-async def _lock_profile(partner_id: int) -> dict:
+async def _lock_profile(partner_id: int) -> dict[str, Any]:
     query = BillingProfile.select().where(BillingProfile.company == partner_id)
     row = await db.for_update(query).first()
     if row is None:
@@ -141,7 +145,7 @@ async def _lock_profile(partner_id: int) -> dict:
     return row
 
 
-async def _by_key(key: str) -> dict | None:
+async def _by_key(key: str) -> dict[str, Any] | None:
     return await Invoice.select().where(Invoice.idempotency_key == key).first()
 
 
@@ -161,7 +165,7 @@ async def create_invoice(
     actor: Actor | None = None,
     replaces: int | None = None,
     quoted: Quoted | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Issue an invoice at once, with the seller's next number, its currency and
     tax rate. Call it inside the caller's `db.write_transaction()` so the
     invoice, its number and what it pays for commit together (alone it takes its
@@ -199,7 +203,7 @@ async def create_invoice(
                     subscription=subscription_id,
                     order=order_id,
                     number=number,
-                    status="issued",
+                    status=InvoiceStatus.ISSUED,
                     kind=kind,
                     currency=sums.currency,
                     subtotal_cents=sums.subtotal_cents,
@@ -247,13 +251,13 @@ async def create_invoice(
     return invoice
 
 
-async def _lock_invoice(invoice_id: int) -> dict | None:
+async def _lock_invoice(invoice_id: int) -> dict[str, Any] | None:
     return await db.for_update(Invoice.select().where(Invoice.id == invoice_id)).first()
 
 
 async def mark_paid(
     invoice_id: int, *, method: str, reference: str, now: datetime, recorded_by: int | None, actor: Actor | None = None
-) -> dict:
+) -> dict[str, Any]:
     """issued → paid, inside the caller's transaction; paid twice is refused
     (InvalidTransition), so two people recording one payment record it once.
     The caller has checked who may record it."""
@@ -266,10 +270,10 @@ async def mark_paid(
         invoice = await _lock_invoice(invoice_id)
         if invoice is None:
             raise NotFound("No such invoice.")
-        if invoice["status"] != "issued":
-            raise InvoiceTransition(invoice["status"], "paid")
+        if invoice["status"] != InvoiceStatus.ISSUED:
+            raise InvoiceTransition(invoice["status"], InvoiceStatus.PAID)
         changes: dict[str, Any] = {
-            "status": "paid",
+            "status": InvoiceStatus.PAID,
             "paid_at": now,
             "payment_method": method,
             "payment_reference": reference or None,
@@ -294,7 +298,7 @@ async def mark_paid(
     return {**invoice, **changes}
 
 
-async def lock_with_subscription(invoice_id: int) -> dict | None:
+async def lock_with_subscription(invoice_id: int) -> dict[str, Any] | None:
     """The invoice's row lock, after its subscription's: the order every billing write
     takes them in (locks.py), so a change (which holds the subscription and then
     reissues its renewal invoice) and staff acting on that invoice never deadlock."""
@@ -304,7 +308,7 @@ async def lock_with_subscription(invoice_id: int) -> dict | None:
     return await _lock_invoice(invoice_id)
 
 
-async def _lock_for_staff(actor: Actor, invoice_id: int) -> dict:
+async def _lock_for_staff(actor: Actor, invoice_id: int) -> dict[str, Any]:
     invoice = await lock_with_subscription(invoice_id)
     if invoice is None or not may_act_on(actor, invoice["company_path"]):
         raise NotFound("No such invoice.")
@@ -315,16 +319,16 @@ async def _lock_for_staff(actor: Actor, invoice_id: int) -> dict:
     return invoice
 
 
-async def _void(actor: Actor | None, invoice: dict, reason: str, now: datetime) -> dict:
+async def _void(actor: Actor | None, invoice: dict[str, Any], reason: str, now: datetime) -> dict[str, Any]:
     """The invoice is locked by the caller, as a charge locks it to open its attempt."""
-    if invoice["status"] != "issued":
-        raise InvoiceTransition(invoice["status"], "void")
+    if invoice["status"] != InvoiceStatus.ISSUED:
+        raise InvoiceTransition(invoice["status"], InvoiceStatus.VOID)
     if await Charge.exists().where(
         (Charge.invoice == invoice["id"]) & (Charge.status == "pending") & (Charge.attempted_at > now - PAYMENT_LEASE)
     ):
         # Voided now, the card might be charged for a void invoice a moment later.
         raise ValidationFailed({"status": PAYMENT_IN_PROGRESS})
-    changes: dict[str, Any] = {"status": "void", "voided_at": now, "void_reason": reason}
+    changes: dict[str, Any] = {"status": InvoiceStatus.VOID, "voided_at": now, "void_reason": reason}
     await Invoice.update(**changes).where(Invoice.id == invoice["id"])
     await audit.record(
         actor,
@@ -342,7 +346,7 @@ async def _void(actor: Actor | None, invoice: dict, reason: str, now: datetime) 
     return {**invoice, **changes}
 
 
-async def void(actor: Actor, invoice_id: int, reason: str, now: datetime) -> dict:
+async def void(actor: Actor, invoice_id: int, reason: str, now: datetime) -> dict[str, Any]:
     """Partner staff cancel an issued, unpaid invoice; it stays, numbered, marked void.
     What it was to pay for is not provisioned by it any more. A purchase's invoice
     takes the purchase with it, if never paid: its order is declined and its pending
@@ -358,54 +362,58 @@ async def void(actor: Actor, invoice_id: int, reason: str, now: datetime) -> dic
         voided = await _void(actor, invoice, reason, now)
         if invoice["kind"] == "purchase":
             said = f"Invoice {format_invoice_number(invoice['number'])} was voided: {reason}"
-            await unpaid_purchase.withdraw_order(invoice["order"], "declined", actor, now, reason=said)
+            await unpaid_purchase.withdraw_order(invoice["order"], OrderStatus.DECLINED, actor, now, reason=said)
             await unpaid_purchase.end_pending(invoice["subscription"], actor, said, now)
         return voided
 
 
-async def void_unpaid_purchase(actor: Actor | None, subscription_id: int, now: datetime) -> list[dict]:
+async def void_unpaid_purchase(actor: Actor | None, subscription_id: int, now: datetime) -> list[dict[str, Any]]:
     """The issued purchase invoices of a subscription cancelled before it was paid, voided
     and their orders withdrawn, inside the caller's transaction (which holds the
     subscription's lock). Returns them."""
     rows = await db.for_update(
         Invoice.select()
-        .where((Invoice.subscription == subscription_id) & (Invoice.kind == "purchase") & (Invoice.status == "issued"))
+        .where(
+            (Invoice.subscription == subscription_id)
+            & (Invoice.kind == "purchase")
+            & (Invoice.status == InvoiceStatus.ISSUED)
+        )
         .order_by(Invoice.id)
     )
     voided = []
     for invoice in rows:  # one, or a handful after reissues
         voided.append(await _void(actor, invoice, unpaid_purchase.VOIDED_ON_CANCEL, now))
-        await unpaid_purchase.withdraw_order(invoice["order"], "cancelled", actor, now)
+        await unpaid_purchase.withdraw_order(invoice["order"], OrderStatus.CANCELLED, actor, now)
     return voided
 
 
-async def reissue(actor: Actor, invoice_id: int, now: datetime) -> dict:
+async def reissue(actor: Actor, invoice_id: int, now: datetime) -> dict[str, Any]:
     """Void an issued invoice and issue a new one with the same lines, under the
     seller's current currency and tax rate, that `replaces` it. The old one's
     idempotency key moves to the new one, so a retried renewal finds the
     invoice that is to be paid. Returns the new invoice."""
     async with db.write_transaction():
         old = await _lock_for_staff(actor, invoice_id)
-        if old["status"] != "issued":
+        if old["status"] != InvoiceStatus.ISSUED:
             raise InvoiceTransition(old["status"], "reissued")
         rows = await InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.position)
         lines = [Line(r["code"], r["description"], r["quantity"], r["unit_cents"]) for r in rows]
         return await _replace(actor, old, lines, now)
 
 
-async def replace_lines(actor: Actor, invoice_id: int, lines: Sequence[Line], now: datetime) -> dict:
+async def replace_lines(actor: Actor, invoice_id: int, lines: Sequence[Line], now: datetime) -> dict[str, Any]:
     """Void an issued invoice and issue one with other `lines` in its place (a renewal
     invoice a change makes out of date), inside the caller's transaction, which holds
     the invoice's subscription. The caller has checked who may. Returns the new invoice."""
     old = await _lock_invoice(invoice_id)
     if old is None:
         raise NotFound("No such invoice.")
-    if old["status"] != "issued":
+    if old["status"] != InvoiceStatus.ISSUED:
         raise InvoiceTransition(old["status"], "reissued")
     return await _replace(actor, old, lines, now)
 
 
-async def _replace(actor: Actor, old: dict, lines: Sequence[Line], now: datetime) -> dict:
+async def _replace(actor: Actor, old: dict[str, Any], lines: Sequence[Line], now: datetime) -> dict[str, Any]:
     key = old["idempotency_key"]
     if key is not None:
         await Invoice.update({Invoice.idempotency_key: None}).where(Invoice.id == old["id"])
@@ -428,7 +436,7 @@ async def _replace(actor: Actor, old: dict, lines: Sequence[Line], now: datetime
     return new
 
 
-async def get_invoice(actor: Actor, invoice_id: int) -> dict:
+async def get_invoice(actor: Actor, invoice_id: int) -> dict[str, Any]:
     """An invoice with its "lines", "seller" (name, profile) and "buyer" (name,
     billing address); NotFound outside the actor's wing."""
     invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
@@ -477,7 +485,7 @@ _LIST_COLUMNS = (
 )
 
 
-def _labelled(rows: list[dict]) -> list[dict]:
+def _labelled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         row["label"] = format_invoice_number(row["number"]) if row["number"] is not None else "Draft"
     return rows
@@ -490,12 +498,14 @@ def invoices_keyset(actor: Actor, secret: bytes, customer: int | None = None) ->
     return Keyset(Invoice.created_at, Invoice.id, secret, scope=f"invoices:{actor.company_path}:{customer or ''}")
 
 
-def _list_query(actor: Actor, filters: Mapping[str, Any]):
+def _list_query(actor: Actor, filters: Mapping[str, Any]) -> tuple[Combinable, Callable[[], Select[Any]]]:
     where = INVOICE_FILTERS.where(filters, under_wing(actor, Invoice.company_path))
     return where, lambda: Invoice.select(*_LIST_COLUMNS).where(where)
 
 
-async def list_invoices(actor: Actor, filters: Mapping[str, Any], cursor: str | None, secret: bytes) -> KeysetPage:
+async def list_invoices(
+    actor: Actor, filters: Mapping[str, Any], cursor: str | None, secret: bytes
+) -> KeysetPage[dict[str, Any]]:
     """Invoices of the companies under the actor's wing (a customer manager: its
     own company's), newest first, narrowed by the filters (INVOICE_FILTERS values),
     a page from `cursor` (signed with `secret`; edited or another list's: the first page)."""
@@ -506,7 +516,9 @@ async def list_invoices(actor: Actor, filters: Mapping[str, Any], cursor: str | 
     return found
 
 
-async def iter_invoices(actor: Actor, filters: Mapping[str, Any], chunk: int = 2000) -> AsyncIterator[list[dict]]:
+async def iter_invoices(
+    actor: Actor, filters: Mapping[str, Any], chunk: int = 2000
+) -> AsyncIterator[list[dict[str, Any]]]:
     """Every invoice `list_invoices` would show, in its order, `chunk` rows at a
     time, for the CSV download."""
     _, query = _list_query(actor, filters)
@@ -514,10 +526,10 @@ async def iter_invoices(actor: Actor, filters: Mapping[str, Any], chunk: int = 2
         yield _labelled(rows)
 
 
-async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:
+async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """The options of the "Add Filter" selects among `names`: customers that have invoices, statuses, kinds."""
     names = set(names)
-    choices: dict[str, list[dict]] = {}
+    choices: dict[str, list[dict[str, Any]]] = {}
     if "customer" in names:
         invoiced = Invoice.select(Invoice.company).where(under_wing(actor, Invoice.company_path)).distinct()
         choices["customer"] = (

@@ -6,8 +6,9 @@ once, so a line or a total never carries a fraction that another step rounds aga
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import cast
 
 from dateutil.relativedelta import relativedelta
 
@@ -34,10 +35,10 @@ def format_money(cents: int, currency: str) -> str:
 
 def term_end(start: datetime) -> datetime:
     """The same instant 12 calendar months later; 29 February ends on 28 February."""
-    return start + relativedelta(months=TERM_MONTHS)
+    return cast("datetime", start + relativedelta(months=TERM_MONTHS))
 
 
-def _utc_day(moment: datetime):
+def _utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
 
 

@@ -18,14 +18,14 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from portal import db
 from portal.domain import audit
 from portal.domain.billing import invoices, refunds
 from portal.domain.errors import ValidationFailed
 from portal.domain.numbers import is_ascii_digits
-from portal.tables.billing import Charge, Invoice
+from portal.tables.billing import Charge, Invoice, InvoiceStatus
 
 ACCEPTED = "4242424242424242"
 DECLINED = "4000000000000002"
@@ -248,19 +248,19 @@ def charge_key(invoice_id: int, attempt: int) -> str:
     return f"{invoice_id}:{attempt}"
 
 
-def _result_of(row: dict) -> ChargeResult:
+def _result_of(row: dict[str, Any]) -> ChargeResult:
     return ChargeResult(
         ok=row["status"] == "succeeded", reference=row["processor_ref"], decline_reason=row["decline_reason"]
     )
 
 
-def next_attempt(charges: list[dict]) -> int:
+def next_attempt(charges: list[dict[str, Any]]) -> int:
     """The attempt a new try of an invoice is: its open (pending) one if it has one (at
     most one is ever open), else one more than the last. The rule of "Pay Online" and
     of the renewal job alike, applied under the invoice's row lock."""
     open_ = [c["attempt"] for c in charges if c["status"] == "pending"]
     if open_:
-        return open_[0]
+        return cast("int", open_[0])
     return max((c["attempt"] for c in charges), default=0) + 1
 
 
@@ -297,8 +297,8 @@ async def charge_invoice(
         since = now - PENDING_LEASE
         running = [c for c in charges if c is not existing and c["status"] == "pending" and c["attempted_at"] > since]
         if existing is None:
-            if invoice["status"] != "issued":
-                raise invoices.InvoiceTransition(invoice["status"], "paid")
+            if invoice["status"] != InvoiceStatus.ISSUED:
+                raise invoices.InvoiceTransition(invoice["status"], InvoiceStatus.PAID)
             if running:
                 return ChargeResult(ok=False, reference=None, decline_reason=None, pending=True)
             await Charge.insert(
@@ -345,13 +345,13 @@ async def charge_invoice(
         await audit.record(None, "invoice.charged", invoice["company"], now, detail)
         current = await db.for_update(Invoice.select(Invoice.status).where(Invoice.id == invoice_id)).first()
         refunding: list[int] = []
-        if current is not None and current["status"] == "issued":
+        if current is not None and current["status"] == InvoiceStatus.ISSUED:
             await invoices.mark_paid(
                 invoice_id, method="card", reference=result.reference or key, now=now, recorded_by=None
             )
         else:
             await audit.record(None, "invoice.charged_not_issued", invoice["company"], now, detail)
-            if current is not None and current["status"] == "void":
+            if current is not None and current["status"] == InvoiceStatus.VOID:
                 taken = await Charge.select().where(Charge.idempotency_key == key)
                 refunding = await refunds.queue_void_refunds(taken, now)
     if refunding:

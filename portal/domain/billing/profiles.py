@@ -6,19 +6,21 @@ the defaults the first time it is asked for; it also holds the invoice counter
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables.billing import BillingProfile, Invoice, Subscription
+from portal.tables import CompanyKind
+from portal.tables.billing import BillingProfile, Invoice, InvoiceStatus, Subscription, SubscriptionStatus
 
 # Those a seller may pick; format_money shows a symbol for the first three.
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD")
 MAX_TAX_RATE_BP = 10_000
 
 
-async def profile(partner_id: int) -> dict:
+async def profile(partner_id: int) -> dict[str, Any]:
     """The seller's profile; two first reads at once create one row (unique company)."""
     row = await BillingProfile.select().where(BillingProfile.company == partner_id).first()
     if row is None:
@@ -36,9 +38,10 @@ async def _refuse_currency_in_use(partner_id: int, currency: str) -> None:
     """Renewals are billed in the seller's currency and unpaid invoices were issued in
     it: changing it under live subscriptions would renew them in another currency."""
     live = await Subscription.count().where(
-        (Subscription.partner == partner_id) & Subscription.status.is_in(["pending", "active"])
+        (Subscription.partner == partner_id)
+        & Subscription.status.is_in([SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE])
     )
-    unpaid = await Invoice.count().where((Invoice.partner == partner_id) & (Invoice.status == "issued"))
+    unpaid = await Invoice.count().where((Invoice.partner == partner_id) & (Invoice.status == InvoiceStatus.ISSUED))
     if live or unpaid:
         raise ValidationFailed(
             {
@@ -52,7 +55,7 @@ async def _refuse_currency_in_use(partner_id: int, currency: str) -> None:
 
 async def save_profile(
     actor: Actor, partner_id: int, *, currency: str, tax_rate_bp: int, assign_unpaid: bool, now: datetime
-) -> dict:
+) -> dict[str, Any]:
     """A partner manager's settings for what it sells. Invoices already issued
     keep the currency and tax rate they were issued with; the currency changes only
     while no subscription of its customers is live and no invoice unpaid."""
@@ -61,7 +64,7 @@ async def save_profile(
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)
-    if seller["kind"] == "customer":
+    if seller["kind"] == CompanyKind.CUSTOMER:
         raise NotFound("No such seller.")
     errors: dict[str, str] = {}
     currency = currency.strip().upper()

@@ -32,7 +32,7 @@ class Claim:
     """A claim on one invoice (a row with id, company, kind, total_cents, currency);
     `detail` adds to what the audit entry says about it."""
 
-    invoice: dict
+    invoice: dict[str, Any]
     actor: Actor | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 

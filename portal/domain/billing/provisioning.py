@@ -9,6 +9,7 @@ the end of their latest seat (the licence_tally triggers follow it)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import catalogue, outbox
@@ -17,11 +18,11 @@ from portal.domain.emails.queue import queue_kind
 from portal.domain.licences.plans import plan_label
 from portal.domain.licences.renewals import carry_over
 from portal.domain.orders.decisions import InvalidTransition, end_running_trials
-from portal.tables import Company, LicenceBatch, LicenceOrder
+from portal.tables import Company, LicenceBatch, LicenceOrder, OrderStatus
 
 
 async def provision_term(
-    subscription: dict,
+    subscription: dict[str, Any],
     *,
     seats: int,
     starts_at: datetime,
@@ -31,7 +32,7 @@ async def provision_term(
     order_id: int | None = None,
     actor_id: int | None = None,
     notify: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """An assigned LicenceOrder + LicenceBatch for the subscription's company,
     inside the caller's transaction; returns the batch row (with `allocated`).
 
@@ -58,7 +59,7 @@ async def provision_term(
                     company_path=subscription["company_path"],
                     product=product["id"],
                     quantity=seats,
-                    status="assigned",
+                    status=OrderStatus.ASSIGNED,
                     requested_by=actor_id,
                     requested_at=now,
                     decided_by=actor_id,
@@ -72,18 +73,18 @@ async def provision_term(
         assigned = (
             await LicenceOrder.update(
                 {
-                    LicenceOrder.status: "assigned",
+                    LicenceOrder.status: OrderStatus.ASSIGNED,
                     LicenceOrder.quantity: seats,
                     LicenceOrder.decided_by: actor_id,
                     LicenceOrder.decided_at: now,
                 }
             )
-            .where((LicenceOrder.id == order_id) & (LicenceOrder.status == "requested"))
+            .where((LicenceOrder.id == order_id) & (LicenceOrder.status == OrderStatus.REQUESTED))
             .returning(LicenceOrder.id)
         )
         if not assigned:
             current = await LicenceOrder.select(LicenceOrder.status).where(LicenceOrder.id == order_id).first()
-            raise InvalidTransition(current["status"] if current else "gone", "assigned")
+            raise InvalidTransition(current["status"] if current else "gone", OrderStatus.ASSIGNED)
     batch = (
         await LicenceBatch.insert(
             LicenceBatch(
@@ -107,7 +108,7 @@ async def provision_term(
     return batch
 
 
-async def _plan_name(subscription: dict) -> str:
+async def _plan_name(subscription: dict[str, Any]) -> str:
     """The seats are named by the subscription's plan, as the pages name its batches."""
     items = {row["code"]: row for row in await billing_catalogue.items(subscription["partner"])}
     tier = items.get(subscription["tier"])

@@ -21,10 +21,10 @@ from portal.domain.billing.invoices import Line, Totals, format_invoice_number, 
 from portal.domain.billing.invoices import Quoted as Quoted
 from portal.domain.billing.invoices import check_price as check_price
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from portal.tables.billing import Invoice, InvoiceLine, Subscription
+from portal.tables import CompanyKind
+from portal.tables.billing import METHODS, Invoice, InvoiceLine, InvoiceStatus, Subscription, SubscriptionStatus
 
-METHODS = ("online", "invoice")
-LIVE = ("pending", "active")
+LIVE = (SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE)
 MAX_EXTRA_USERS = 100_000
 MAX_READ_ONLY_USERS = 10_000
 CHANGE_PREFIX = "change:"
@@ -83,7 +83,7 @@ def _line(code: str, description: str, quantity: int, unit_cents: int) -> Line:
     return Line(code=code, description=description, quantity=quantity, unit_cents=unit_cents)
 
 
-def _totals(lines: tuple[Line, ...], profile: dict) -> Totals:
+def _totals(lines: tuple[Line, ...], profile: dict[str, Any]) -> Totals:
     return totals(lines, profile["tax_rate_bp"], profile["currency"])
 
 
@@ -94,22 +94,24 @@ def _count(value: object, field: str, most: int, errors: dict[str, str]) -> int:
     return value
 
 
-def _by_code(items: list[dict]) -> dict[str, dict]:
+def _by_code(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {row["code"]: row for row in items}
 
 
-def _for_sale(items: dict[str, dict], code: str) -> dict | None:
+def _for_sale(items: dict[str, dict[str, Any]], code: str) -> dict[str, Any] | None:
     row = items.get(code)
     return row if row is not None and row["active"] else None
 
 
-def _users_line(item: dict, count: int, currency: str) -> Line:
+def _users_line(item: dict[str, Any], count: int, currency: str) -> Line:
     per_year = billing_catalogue.yearly_cents(item)
     per = f"12 months × {money.format_money(item['price_cents'], currency)}" if item["period"] == "month" else "a year"
     return _line(item["code"], f"{item['name']}, {per}", count, per_year)
 
 
-def term_lines(items: dict[str, dict], tier: dict, extra_users: int, read_only_users: int, currency: str) -> list[Line]:
+def term_lines(
+    items: dict[str, dict[str, Any]], tier: dict[str, Any], extra_users: int, read_only_users: int, currency: str
+) -> list[Line]:
     """A whole term of a tier and its user credits (a purchase, a renewal)."""
     lines = [
         _line(
@@ -159,7 +161,7 @@ async def billed_terms(invoice_ids: Iterable[int]) -> dict[int, Billed]:
     ids = sorted(set(invoice_ids))
     if not ids:
         return {}
-    by_invoice: dict[int, list[dict]] = {}
+    by_invoice: dict[int, list[dict[str, Any]]] = {}
     for line in await InvoiceLine.select(InvoiceLine.invoice, InvoiceLine.code, InvoiceLine.quantity).where(
         InvoiceLine.invoice.is_in(ids)
     ):
@@ -170,7 +172,7 @@ async def billed_terms(invoice_ids: Iterable[int]) -> dict[int, Billed]:
 
 async def quote_purchase(actor: Actor, company_id: int, purchase: Purchase, now: datetime) -> Quote:
     company = await get_company(actor, company_id)
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise NotFound("No such company.")
     seller = await billing_catalogue.seller_of(company["id"])
     profile = await profiles.profile(seller["id"])
@@ -213,7 +215,7 @@ async def quote_purchase(actor: Actor, company_id: int, purchase: Purchase, now:
     return Quote(tuple(lines), _totals(tuple(lines), profile), start, end, tuple(notes))
 
 
-async def load_subscription(actor: Actor, subscription_id: int) -> dict:
+async def load_subscription(actor: Actor, subscription_id: int) -> dict[str, Any]:
     """The subscription, or NotFound outside the actor's wing."""
     row = await Subscription.select().where(Subscription.id == subscription_id).first()
     if row is None or not may_act_on(actor, row["company_path"]):
@@ -221,8 +223,12 @@ async def load_subscription(actor: Actor, subscription_id: int) -> dict:
     return row
 
 
-async def check_changeable(subscription: dict, now: datetime) -> None:
-    if subscription["status"] != "active" or subscription["term_end"] is None or subscription["term_end"] <= now:
+async def check_changeable(subscription: dict[str, Any], now: datetime) -> None:
+    if (
+        subscription["status"] != SubscriptionStatus.ACTIVE
+        or subscription["term_end"] is None
+        or subscription["term_end"] <= now
+    ):
         raise ValidationFailed({"subscription": "Only a running subscription can change; this one is not running."})
     # One change at a time: a second one, worked out from the plan as it was before
     # the first is applied, would bill and provision the same users again. The first
@@ -249,7 +255,7 @@ class Reissue:
     """The next term's renewal invoice, issued and unpaid, and the lines that bill the
     next term as a change leaves it: confirming the change voids it and issues these."""
 
-    invoice: dict
+    invoice: dict[str, Any]
     lines: tuple[Line, ...]
     totals: Totals
 
@@ -266,7 +272,7 @@ class ChangePlan:
     reissue: Reissue | None = None
 
 
-async def unpaid_renewal(subscription: dict) -> dict | None:
+async def unpaid_renewal(subscription: dict[str, Any]) -> dict[str, Any] | None:
     """The renewal invoice of the term after the running one, issued and not paid yet."""
     if subscription["term_end"] is None:
         return None
@@ -275,7 +281,7 @@ async def unpaid_renewal(subscription: dict) -> dict | None:
         .where(
             (Invoice.subscription == subscription["id"])
             & (Invoice.kind == "renewal")
-            & (Invoice.status == "issued")
+            & (Invoice.status == InvoiceStatus.ISSUED)
             & (Invoice.term_start == subscription["term_end"])
         )
         .first()
@@ -283,7 +289,12 @@ async def unpaid_renewal(subscription: dict) -> dict | None:
 
 
 async def _reissue(
-    subscription: dict, items: dict[str, dict], tier: dict, extra: int, read_only: int, profile: dict
+    subscription: dict[str, Any],
+    items: dict[str, dict[str, Any]],
+    tier: dict[str, Any],
+    extra: int,
+    read_only: int,
+    profile: dict[str, Any],
 ) -> Reissue | None:
     old = await unpaid_renewal(subscription)
     if old is None:
@@ -329,7 +340,7 @@ def check_added(standard_users: object, read_only_users: object) -> tuple[int, i
     return standard, read_only
 
 
-def added_to(subscription: dict, standard_users: int, read_only_users: int) -> Wanted:
+def added_to(subscription: dict[str, Any], standard_users: int, read_only_users: int) -> Wanted:
     """The plan held with that many more users: the same tier, credits on top of those held.
     Fewer users already set for the next term stay set, with those added now on top:
     adding users now does not undo a reduction asked for earlier."""
@@ -344,7 +355,7 @@ def added_to(subscription: dict, standard_users: int, read_only_users: int) -> W
 
 
 async def plan_change(
-    subscription: dict,
+    subscription: dict[str, Any],
     *,
     tier: str,
     extra_users: int,
@@ -352,7 +363,7 @@ async def plan_change(
     now: datetime,
     field_of: Mapping[str, str] | None = None,
     next_term: Mapping[str, int | None] | None = None,
-) -> tuple[ChangePlan, dict]:
+) -> tuple[ChangePlan, dict[str, Any]]:
     """The rule of a change, once: more (a higher tier, added users) is charged
     pro rata for the days left of the term; fewer takes effect at the next term;
     a lower tier is refused (nowhere to keep it until the term ends). `field_of`
@@ -375,14 +386,14 @@ async def plan_change(
 
 
 async def _plan_change(
-    subscription: dict,
+    subscription: dict[str, Any],
     *,
     tier: str,
     extra_users: int,
     read_only_users: int,
     now: datetime,
     next_term: Mapping[str, int | None],
-) -> tuple[ChangePlan, dict]:
+) -> tuple[ChangePlan, dict[str, Any]]:
     profile = await profiles.profile(subscription["partner"])
     items = _by_code(await billing_catalogue.items(subscription["partner"]))
     errors: dict[str, str] = {}
@@ -489,7 +500,7 @@ async def quote_add_users(
     return Quote(plan.lines, _totals(plan.lines, profile), now, subscription["term_end"], plan.notes)
 
 
-async def renewal_lines(subscription: dict) -> tuple[list[Line], dict]:
+async def renewal_lines(subscription: dict[str, Any]) -> tuple[list[Line], dict[str, Any]]:
     """The next term of a subscription, for the same users unless fewer were asked
     for (next_*): tier and user credits at the seller's prices now; add-ons were
     bought once. Returns the lines and the seller's profile."""

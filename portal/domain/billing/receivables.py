@@ -29,9 +29,9 @@ from piccolo.query.functions import Case, Count, Max, Sum, When
 from portal.domain.access import Actor, under_wing
 from portal.domain.billing.invoices import INVOICE_FILTERS
 from portal.domain.filters import day_start
-from portal.tables.billing import Invoice
+from portal.tables.billing import Invoice, InvoiceStatus
 
-OUTSTANDING = "issued"
+OUTSTANDING = InvoiceStatus.ISSUED
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,13 @@ def _in_bucket(bucket: Bucket, now: datetime) -> Combinable:
     return condition
 
 
-def _outstanding_where(actor: Actor, filters: Mapping[str, Any]):
+def _outstanding_where(actor: Actor, filters: Mapping[str, Any]) -> Combinable:
     """The invoice list's filters (under the actor's wing), narrowed to what is unpaid."""
     where = INVOICE_FILTERS.where(filters, under_wing(actor, Invoice.company_path))
     return where & (Invoice.status == OUTSTANDING)
 
 
-async def outstanding_totals(actor: Actor, filters: Mapping[str, Any]) -> list[dict]:
+async def outstanding_totals(actor: Actor, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What the invoices of the filtered list still owe: per currency (a partner's
     sub-partners may sell in others), "total_cents" and "invoices", by currency."""
     rows = (
@@ -103,7 +103,7 @@ async def outstanding_totals(actor: Actor, filters: Mapping[str, Any]) -> list[d
     return [{**row, "total_cents": int(row["total_cents"])} for row in rows]
 
 
-def ageing_query(actor: Actor, filters: Mapping[str, Any], now: datetime) -> Select:
+def ageing_query(actor: Actor, filters: Mapping[str, Any], now: datetime) -> Select[Any]:
     """The ageing's one statement, not yet run (`ageing` runs it; the benchmark prints its plan)."""
     buckets = [
         Sum(Case(When(_in_bucket(bucket, now), Invoice.total_cents), default=0), alias=bucket.key) for bucket in BUCKETS
@@ -125,7 +125,7 @@ def ageing_query(actor: Actor, filters: Mapping[str, Any], now: datetime) -> Sel
     )
 
 
-async def ageing(actor: Actor, filters: Mapping[str, Any], now: datetime) -> list[dict]:
+async def ageing(actor: Actor, filters: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
     """One row per customer and currency that owes anything: "company", "customer",
     "seller", "currency", a sum in cents per bucket (its key), "total_cents" and
     "invoices"; by customer name. One statement, whatever the number of invoices."""

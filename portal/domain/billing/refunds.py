@@ -38,7 +38,7 @@ from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.tables import Company
-from portal.tables.billing import BillingAccount, Charge, CreditNote, Invoice, Refund
+from portal.tables.billing import BillingAccount, Charge, CreditNote, Invoice, InvoiceStatus, Refund
 
 if TYPE_CHECKING:
     from portal.domain.billing.payments import CardProcessor, RefundResult
@@ -66,7 +66,7 @@ def may_refund(actor: Actor) -> bool:
     return actor.is_partner_manager and not actor.read_only
 
 
-async def _paid_charge(invoice: dict) -> dict | None:
+async def _paid_charge(invoice: dict[str, Any]) -> dict[str, Any] | None:
     """The card charge that paid the invoice through the processor, if it was paid so."""
     if invoice["payment_method"] != "card":
         return None
@@ -88,14 +88,14 @@ async def _card_last4(company_id: int) -> str | None:
     return row["card_last4"] if row else None
 
 
-async def refundable(actor: Actor, invoice_id: int) -> dict:
+async def refundable(actor: Actor, invoice_id: int) -> dict[str, Any]:
     """What a refund of the invoice would do, for its form and confirmation:
     {"invoice", "paid_cents", "refunded_cents", "left_cents", "method" ("card":
     back to the card through the processor | "by_hand"), "card_last4"}."""
     invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
     if invoice is None or not may_act_on(actor, invoice["company_path"]):
         raise NotFound("No such invoice.")
-    paid = invoice["total_cents"] if invoice["status"] == "paid" else 0
+    paid = invoice["total_cents"] if invoice["status"] == InvoiceStatus.PAID else 0
     refunded = await _refunded(invoice_id)
     charge = await _paid_charge(invoice)
     return {
@@ -108,11 +108,11 @@ async def refundable(actor: Actor, invoice_id: int) -> dict:
     }
 
 
-def check_amount(state: dict, amount_cents: int) -> None:
+def check_amount(state: dict[str, Any], amount_cents: int) -> None:
     """ValidationFailed({"amount": …}) unless `amount_cents` may be refunded of the
     invoice in `state` (refundable's): paid, and no more than is left."""
     invoice = state["invoice"]
-    if invoice["status"] != "paid":
+    if invoice["status"] != InvoiceStatus.PAID:
         raise ValidationFailed({"amount": NOT_PAID})
     left = state["left_cents"]
     if left <= 0:
@@ -135,7 +135,7 @@ async def refund(
     now: datetime,
     *,
     processor: CardProcessor,
-) -> dict:
+) -> dict[str, Any]:
     """Refund `amount_cents` of a paid invoice, with a reason; `key`: the confirmation's
     (the same confirmation arriving again answers with the first's refund). Returns
     {"refund", "credit_note" (or None while pending or failed), "repeat"}.
@@ -162,11 +162,13 @@ async def refund(
     return await _ask(row, now, processor, actor=actor)
 
 
-def _lease_ran_out(row: dict, now: datetime) -> bool:
+def _lease_ran_out(row: dict[str, Any], now: datetime) -> bool:
     return row["status"] == "pending" and (row["attempted_at"] is None or row["attempted_at"] <= now - LEASE)
 
 
-async def _open(actor: Actor, invoice: dict, amount_cents: int, reason: str, key: str, now: datetime) -> dict:
+async def _open(
+    actor: Actor, invoice: dict[str, Any], amount_cents: int, reason: str, key: str, now: datetime
+) -> dict[str, Any]:
     """Check the refund against the locked invoice and write its row: pending for a
     card, done at once (credit note, e-mail) for a payment recorded by hand."""
     check_amount(
@@ -199,7 +201,7 @@ async def _open(actor: Actor, invoice: dict, amount_cents: int, reason: str, key
     return row
 
 
-async def _ask(row: dict, now: datetime, processor: CardProcessor, *, actor: Actor | None) -> dict:
+async def _ask(row: dict[str, Any], now: datetime, processor: CardProcessor, *, actor: Actor | None) -> dict[str, Any]:
     charge = await Charge.select(Charge.processor_ref).where(Charge.id == row["charge"]).first()
     reference = charge["processor_ref"] if charge else None
     if not reference:
@@ -242,7 +244,7 @@ async def _ask(row: dict, now: datetime, processor: CardProcessor, *, actor: Act
         return await _answer(done, repeat=False)
 
 
-def _detail(row: dict, invoice: dict) -> dict[str, Any]:
+def _detail(row: dict[str, Any], invoice: dict[str, Any]) -> dict[str, Any]:
     return {
         "refund": row["id"],
         "invoice": invoice["id"],
@@ -254,11 +256,13 @@ def _detail(row: dict, invoice: dict) -> dict[str, Any]:
     }
 
 
-async def _succeeded(row: dict, invoice: dict, reference: str | None, actor: Actor | None, now: datetime) -> dict:
+async def _succeeded(
+    row: dict[str, Any], invoice: dict[str, Any], reference: str | None, actor: Actor | None, now: datetime
+) -> dict[str, Any]:
     """Record a refund done, inside the caller's transaction holding the invoice: the
     credit note (a paid invoice's refund), the audit entry, the customer's e-mail."""
     note = None
-    if invoice["status"] == "paid":
+    if invoice["status"] == InvoiceStatus.PAID:
         before = await _refunded_before(row)
         lines = await credit_notes.invoice_lines(invoice["id"])
         credit = credit_notes.credit_for(invoice, lines, before, row["amount_cents"])
@@ -279,7 +283,7 @@ async def _succeeded(row: dict, invoice: dict, reference: str | None, actor: Act
     return done
 
 
-async def _refunded_before(row: dict) -> int:
+async def _refunded_before(row: dict[str, Any]) -> int:
     """What the invoice's earlier refunds credited (those with a credit note): the
     tax split of this one continues theirs."""
     rows = await Refund.select(Refund.amount_cents).where(
@@ -291,7 +295,7 @@ async def _refunded_before(row: dict) -> int:
     return sum(r["amount_cents"] for r in rows)
 
 
-async def _notify(row: dict, invoice: dict, note: dict | None, now: datetime) -> None:
+async def _notify(row: dict[str, Any], invoice: dict[str, Any], note: dict[str, Any] | None, now: datetime) -> None:
     company = await Company.select(Company.name).where(Company.id == invoice["company"]).first()
     number = invoices.format_invoice_number(invoice["number"])
     amount = money.format_money(row["amount_cents"], row["currency"])
@@ -313,7 +317,7 @@ async def _notify(row: dict, invoice: dict, note: dict | None, now: datetime) ->
     )
 
 
-async def _answer(row: dict, *, repeat: bool) -> dict:
+async def _answer(row: dict[str, Any], *, repeat: bool) -> dict[str, Any]:
     note = None
     if row["credit_note"] is not None:
         found = await CreditNote.select().where(CreditNote.id == row["credit_note"]).first()
@@ -322,7 +326,7 @@ async def _answer(row: dict, *, repeat: bool) -> dict:
     return {"refund": row, "credit_note": note, "repeat": repeat}
 
 
-async def of_invoice(invoice_id: int) -> list[dict]:
+async def of_invoice(invoice_id: int) -> list[dict[str, Any]]:
     """An invoice's refunds, oldest first, each with its credit note's label if any;
     the caller checked the invoice's wing."""
     rows = await Refund.select().where(Refund.invoice == invoice_id).order_by(Refund.id)
@@ -332,7 +336,7 @@ async def of_invoice(invoice_id: int) -> list[dict]:
     return rows
 
 
-async def get_refund(actor: Actor, refund_id: int) -> dict:
+async def get_refund(actor: Actor, refund_id: int) -> dict[str, Any]:
     row = await Refund.select().where(Refund.id == refund_id).first()
     if row is None or not may_act_on(actor, row["company_path"]):
         raise NotFound("No such refund.")
@@ -344,7 +348,7 @@ async def get_refund(actor: Actor, refund_id: int) -> dict:
 OUTSIDE_REASON = "Refunded at the card processor, outside the portal."
 
 
-async def record_outside_refund(charge: dict, refunded_cents: int, now: datetime) -> str:
+async def record_outside_refund(charge: dict[str, Any], refunded_cents: int, now: datetime) -> str:
     """The processor says `refunded_cents` of a charge are refunded in all: what its
     refunds in the portal (done or being done) do not account for was refunded at
     the processor (Stripe's dashboard), and is recorded as a refund, with a credit
@@ -359,7 +363,7 @@ async def record_outside_refund(charge: dict, refunded_cents: int, now: datetime
     extra = refunded_cents - sum(row["amount_cents"] for row in rows)
     if extra <= 0:
         return "refunds of the portal's: nothing more to record"
-    if invoice["status"] == "paid":
+    if invoice["status"] == InvoiceStatus.PAID:
         extra = min(extra, invoice["total_cents"] - await _refunded(invoice["id"]))
         if extra <= 0:
             return "invoice refunded in full already: nothing more to record"
@@ -393,7 +397,7 @@ async def record_outside_refund(charge: dict, refunded_cents: int, now: datetime
 # --- Money taken for an invoice voided meanwhile ------------------------------------
 
 
-async def queue_void_refunds(charges: Iterable[dict], now: datetime) -> list[int]:
+async def queue_void_refunds(charges: Iterable[dict[str, Any]], now: datetime) -> list[int]:
     """Full refunds of charges that took money for a void invoice, written (pending,
     not asked yet) inside the caller's transaction; `send_waiting` asks the processor.
     Returns the refunds' ids; a charge already refunded writes nothing."""

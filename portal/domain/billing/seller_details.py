@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, get_company, require, require_partner_manager
 from portal.domain.billing import profiles
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.tables import CompanyKind
 from portal.tables.billing import BillingProfile
 
 MAX_NAME = 200
@@ -70,7 +72,7 @@ def clean(details: SellerDetails) -> SellerDetails:
     return SellerDetails(name, "\n".join(address), tax_id, "\n".join(instructions))
 
 
-def of_profile(profile: dict) -> SellerDetails:
+def of_profile(profile: dict[str, Any]) -> SellerDetails:
     return SellerDetails(profile["legal_name"], profile["address"], profile["tax_id"], profile["payment_instructions"])
 
 
@@ -85,7 +87,7 @@ async def save_seller_details(actor: Actor, partner_id: int, details: SellerDeta
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change anything.")
     seller = await get_company(actor, partner_id)
-    if seller["kind"] == "customer":
+    if seller["kind"] == CompanyKind.CUSTOMER:
         raise NotFound("No such seller.")
     details = clean(details)
     await profiles.profile(partner_id)

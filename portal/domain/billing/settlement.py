@@ -29,8 +29,8 @@ from portal.domain.billing import catalogue as billing_catalogue
 from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import schedule
 from portal.domain.errors import NotFound, ValidationFailed
-from portal.tables import LicenceBatch, LicenceOrder
-from portal.tables.billing import Charge, Invoice, InvoiceLine, Subscription
+from portal.tables import LicenceBatch, LicenceOrder, OrderStatus
+from portal.tables.billing import Charge, Invoice, InvoiceLine, InvoiceStatus, Subscription, SubscriptionStatus
 
 log = logging.getLogger("portal.billing.settlement")
 
@@ -53,7 +53,7 @@ MISSED_SQL = (
 
 async def provision_invoice(
     invoice_id: int, now: datetime, *, actor: Actor | None = None, unpaid_ok: bool = False
-) -> dict | None:
+) -> dict[str, Any] | None:
     """Provision what a paid invoice pays for, once; inside the caller's transaction.
     Returns the new batch, or None (nothing to provision, or done already).
 
@@ -72,16 +72,16 @@ async def provision_invoice(
     # Subscription before invoice, the order of locks.py.
     subscription = await locks.lock_subscription(None, head["subscription"])
     invoice = await locks.lock_invoice(None, invoice_id)
-    if invoice["status"] != "paid" and not (unpaid_ok and invoice["status"] == "issued"):
+    if invoice["status"] != InvoiceStatus.PAID and not (unpaid_ok and invoice["status"] == InvoiceStatus.ISSUED):
         return None
     if not await provision_claims.claim([provision_claims.Claim(invoice, actor)], now):
         return None
     items = {row["code"]: row for row in await billing_catalogue.items(subscription["partner"])}
     actor_id = actor.user_id if actor else None
     paid_on = invoice["paid_at"] or now
-    batch: dict | None = None
+    batch: dict[str, Any] | None = None
     if invoice["kind"] == "purchase":
-        if subscription["status"] != "pending":
+        if subscription["status"] != SubscriptionStatus.PENDING:
             return None
         assigned = await _assigned_batch(invoice["order"])
         if assigned is not None:
@@ -90,7 +90,7 @@ async def provision_invoice(
             return await _adopt(subscription, assigned)
         order_id = invoice["order"]
         if order_id is not None and not await LicenceOrder.exists().where(
-            (LicenceOrder.id == order_id) & (LicenceOrder.status == "requested")
+            (LicenceOrder.id == order_id) & (LicenceOrder.status == OrderStatus.REQUESTED)
         ):
             order_id = None  # declined or withdrawn meanwhile: the payment still buys the seats
         end = money.term_end(paid_on)
@@ -104,7 +104,12 @@ async def provision_invoice(
             actor_id=actor_id,
             notify=True,
         )
-        changes: dict[Any, Any] = {"status": "active", "term_start": paid_on, "term_end": end, "batch": batch["id"]}
+        changes: dict[Any, Any] = {
+            "status": SubscriptionStatus.ACTIVE,
+            "term_start": paid_on,
+            "term_end": end,
+            "batch": batch["id"],
+        }
     elif invoice["kind"] == "renewal":
         start = invoice["term_start"] or subscription["term_end"]
         end = invoice["term_end"] or money.term_end(start)
@@ -124,7 +129,7 @@ async def provision_invoice(
             notify=True,
         )
         changes = {
-            "status": "active",
+            "status": SubscriptionStatus.ACTIVE,
             "term_start": start,
             "term_end": end,
             "batch": batch["id"],
@@ -186,20 +191,20 @@ async def provision_missed(now: datetime, *, limit: int = 100) -> int:
     return done
 
 
-async def _assigned_batch(order_id: int | None) -> dict | None:
+async def _assigned_batch(order_id: int | None) -> dict[str, Any] | None:
     if order_id is None:
         return None
     return (
         await LicenceBatch.select()
-        .where((LicenceBatch.order == order_id) & (LicenceBatch.order.status == "assigned"))
+        .where((LicenceBatch.order == order_id) & (LicenceBatch.order.status == OrderStatus.ASSIGNED))
         .first()
     )
 
 
-async def _adopt(subscription: dict, batch: dict) -> dict:
+async def _adopt(subscription: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
     await Subscription.update(
         {
-            Subscription.status: "active",
+            Subscription.status: SubscriptionStatus.ACTIVE,
             Subscription.term_start: batch["starts_at"],
             Subscription.term_end: batch["ends_at"],
             Subscription.batch: batch["id"],
@@ -208,15 +213,20 @@ async def _adopt(subscription: dict, batch: dict) -> dict:
     return batch
 
 
-def _renewed_since(invoice: dict, subscription: dict) -> bool:
+def _renewed_since(invoice: dict[str, Any], subscription: dict[str, Any]) -> bool:
     """A change invoice paid after the term it changed was renewed: the renewal invoice,
     reissued when the change was made, billed the next term with the change in it."""
     return invoice["term_end"] is not None and subscription["term_end"] != invoice["term_end"]
 
 
 async def _top_up_old_term(
-    invoice: dict, subscription: dict, items: dict[str, dict], paid_on: datetime, now: datetime, actor_id: int | None
-) -> dict | None:
+    invoice: dict[str, Any],
+    subscription: dict[str, Any],
+    items: dict[str, dict[str, Any]],
+    paid_on: datetime,
+    now: datetime,
+    actor_id: int | None,
+) -> dict[str, Any] | None:
     """The change's seats for what is left of the term it changed: that term's seats
     (every Premium batch of the company ending with it) brought up to the renewed
     term's, which include the change. The counts are the renewal's already."""
@@ -240,7 +250,9 @@ async def _top_up_old_term(
     )
 
 
-async def _apply_change(invoice: dict, subscription: dict, items: dict[str, dict]) -> dict[Any, Any]:
+async def _apply_change(
+    invoice: dict[str, Any], subscription: dict[str, Any], items: dict[str, dict[str, Any]]
+) -> dict[Any, Any]:
     changes: dict[Any, Any] = {
         "extra_users": subscription["extra_users"],
         "read_only_users": subscription["read_only_users"],
@@ -259,8 +271,8 @@ async def _apply_change(invoice: dict, subscription: dict, items: dict[str, dict
 
 
 async def charge_and_provision(
-    actor: Actor | None, invoice: dict, token: str, now: datetime, *, processor: payments.CardProcessor
-) -> tuple[payments.ChargeResult, dict | None, dict]:
+    actor: Actor | None, invoice: dict[str, Any], token: str, now: datetime, *, processor: payments.CardProcessor
+) -> tuple[payments.ChargeResult, dict[str, Any] | None, dict[str, Any]]:
     """Charge (the invoice's next attempt) outside any transaction (the processor is
     slow and may be far), then provision in a short one. Returns the answer, the batch
     and the invoice as it is now. A payment already in progress is refused."""
@@ -275,7 +287,9 @@ async def charge_and_provision(
     return charge, batch, current or invoice
 
 
-async def pay_invoice(actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor) -> dict:
+async def pay_invoice(
+    actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor
+) -> dict[str, Any]:
     """Pay an issued invoice of the company with the card on its billing account
     (a purchase whose first charge was declined, a change, a renewal invoice
     asked for early); what it pays for is provisioned when the charge succeeds.
@@ -284,8 +298,8 @@ async def pay_invoice(actor: Actor, invoice_id: int, now: datetime, *, processor
     invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
     if invoice is None or not may_act_on(actor, invoice["company_path"]):
         raise NotFound("No such invoice.")
-    if invoice["status"] != "issued":
-        raise invoices.InvoiceTransition(invoice["status"], "paid")
+    if invoice["status"] != InvoiceStatus.ISSUED:
+        raise invoices.InvoiceTransition(invoice["status"], InvoiceStatus.PAID)
     await _refuse_unless_live(invoice)
     account = await accounts.account_of(invoice["company"])
     if account is None or not account["card_token"]:
@@ -298,7 +312,7 @@ NOT_CONFIRMED = "Your bank has not confirmed this payment yet: confirm it on you
 NOTHING_TO_CONFIRM = "This invoice has no payment waiting for your confirmation."
 
 
-async def payment_to_confirm(actor: Actor, invoice_id: int) -> tuple[dict, dict]:
+async def payment_to_confirm(actor: Actor, invoice_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """An invoice of the actor's wing whose last charge waits for its cardholder (the
     bank asked for 3-D Secure): the invoice and that charge (its processor_ref is the
     processor's payment to confirm). An invoice paid since answers with the charge that paid it."""
@@ -310,21 +324,23 @@ async def payment_to_confirm(actor: Actor, invoice_id: int) -> tuple[dict, dict]
         (c for c in charges if c["decline_reason"] == payments.NEEDS_AUTHENTICATION and c["processor_ref"]), None
     )
     confirmed = next((c for c in charges if c["status"] == "succeeded"), None)
-    if invoice["status"] == "paid" and confirmed is not None:
+    if invoice["status"] == InvoiceStatus.PAID and confirmed is not None:
         return invoice, confirmed
-    if invoice["status"] != "issued" or waiting is None or charges[0]["id"] != waiting["id"]:
+    if invoice["status"] != InvoiceStatus.ISSUED or waiting is None or charges[0]["id"] != waiting["id"]:
         raise ValidationFailed({"payment": NOTHING_TO_CONFIRM})
     return invoice, waiting
 
 
-async def confirm_payment(actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor) -> dict:
+async def confirm_payment(
+    actor: Actor, invoice_id: int, now: datetime, *, processor: payments.CardProcessor
+) -> dict[str, Any]:
     """The cardholder confirmed, in the browser, a payment their bank held back: once the
     processor says it succeeded, the charge is recorded as taken, the invoice paid and
     what it pays for provisioned, as a charge that succeeded at once would be. Safe
     to repeat: a second confirmation answers with the first ("repeat")."""
     refuse_read_only(actor)
     invoice, charge = await payment_to_confirm(actor, invoice_id)
-    if invoice["status"] == "paid":
+    if invoice["status"] == InvoiceStatus.PAID:
         return {"invoice": invoice, "batch": None, "repeat": True}
     await _refuse_unless_live(invoice)
     status, _ = await processor.confirmation(charge["processor_ref"])
@@ -336,7 +352,9 @@ async def confirm_payment(actor: Actor, invoice_id: int, now: datetime, *, proce
     return {"invoice": paid or invoice, "batch": batch, "repeat": not recorded}
 
 
-async def record_confirmed_charge(charge_id: int, now: datetime, *, actor: Actor | None) -> tuple[bool, dict | None]:
+async def record_confirmed_charge(
+    charge_id: int, now: datetime, *, actor: Actor | None
+) -> tuple[bool, dict[str, Any] | None]:
     """The processor says a charge that waited for its cardholder succeeded (the
     confirmation page reporting back, or the processor's own event when the page
     never did): the charge is recorded as taken, the invoice paid and what it pays for
@@ -362,11 +380,11 @@ async def record_confirmed_charge(charge_id: int, now: datetime, *, actor: Actor
         }
         await Charge.update({Charge.status: "succeeded", Charge.decline_reason: None}).where(Charge.id == charge_id)
         await audit.record(actor, "invoice.charge_confirmed", invoice["company"], now, detail)
-        if invoice["status"] != "issued":
+        if invoice["status"] != InvoiceStatus.ISSUED:
             # Money taken for an invoice paid otherwise or voided meanwhile: audited; a void
             # one's refunded in full (sent by the confirmation page, else the billing tick).
             await audit.record(None, "invoice.charged_not_issued", invoice["company"], now, detail)
-            if invoice["status"] == "void":
+            if invoice["status"] == InvoiceStatus.VOID:
                 await refunds.queue_void_refunds([charge], now)
             return True, None
         await invoices.mark_paid(
@@ -380,7 +398,7 @@ async def record_confirmed_charge(charge_id: int, now: datetime, *, actor: Actor
 NOT_LIVE = "This invoice's subscription has ended: it cannot be paid."
 
 
-async def _refuse_unless_live(invoice: dict) -> None:
+async def _refuse_unless_live(invoice: dict[str, Any]) -> None:
     """An invoice pays for its subscription's term, change or renewal: once the
     subscription has ended or lapsed, paying would take money for nothing."""
     if invoice["subscription"] is None:
@@ -390,7 +408,9 @@ async def _refuse_unless_live(invoice: dict) -> None:
         raise ValidationFailed({"status": NOT_LIVE})
 
 
-async def record_payment(actor: Actor, invoice_id: int, *, method: str, reference: str, now: datetime) -> dict:
+async def record_payment(
+    actor: Actor, invoice_id: int, *, method: str, reference: str, now: datetime
+) -> dict[str, Any]:
     """Partner staff record a payment made other than online (one of
     OFFLINE_METHODS): the invoice is paid and what it pays for provisioned, in
     one transaction. Returns {"invoice", "batch", "subscription"}."""
@@ -403,7 +423,7 @@ async def record_payment(actor: Actor, invoice_id: int, *, method: str, referenc
         require(actor, Capability.PAYMENTS)
         if method not in OFFLINE_METHODS:
             raise ValidationFailed({"method": "Choose how it was paid."})
-        if invoice["status"] == "issued":
+        if invoice["status"] == InvoiceStatus.ISSUED:
             await _refuse_unless_live(invoice)
         paid = await invoices.mark_paid(
             invoice["id"], method=method, reference=reference, now=now, recorded_by=actor.user_id, actor=actor

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit, outbox
@@ -44,7 +44,7 @@ from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.settlement import record_confirmed_charge
 from portal.domain.emails.queue import queue_kind
 from portal.tables import Company
-from portal.tables.billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription
+from portal.tables.billing import BillingAccount, Charge, Invoice, StripeEvent, Subscription, SubscriptionStatus
 
 # Events the job has not processed this long after they arrived (a lost job: Redis
 # down when it was queued, a worker killed) are taken up by the billing tick.
@@ -127,7 +127,7 @@ async def _finish(event_id: str, now: datetime, outcome: str | None, *, claimed:
     return status
 
 
-async def _charge_of(intent: dict) -> dict | None:
+async def _charge_of(intent: dict[str, Any]) -> dict[str, Any] | None:
     key = (intent.get("metadata") or {}).get("charge_key")
     if isinstance(key, str) and key:
         found = await Charge.select().where(Charge.idempotency_key == key).first()
@@ -139,7 +139,7 @@ async def _charge_of(intent: dict) -> dict | None:
     return await Charge.select().where(Charge.processor_ref == intent_id).first()
 
 
-async def _charge_of_payment(obj: dict) -> dict | None:
+async def _charge_of_payment(obj: dict[str, Any]) -> dict[str, Any] | None:
     """A Charge's or a Dispute's charge row, through its PaymentIntent."""
     intent = obj.get("payment_intent")
     if isinstance(intent, dict):
@@ -147,11 +147,14 @@ async def _charge_of_payment(obj: dict) -> dict | None:
     return await _charge_of({"id": intent}) if isinstance(intent, str) else None
 
 
-def _same_amount(obj: dict, charge: dict) -> bool:
-    return obj.get("amount") == charge["amount_cents"] and str(obj.get("currency", "")).upper() == charge["currency"]
+def _same_amount(obj: dict[str, Any], charge: dict[str, Any]) -> bool:
+    return cast(
+        "bool",
+        obj.get("amount") == charge["amount_cents"] and str(obj.get("currency", "")).upper() == charge["currency"],
+    )
 
 
-async def _payment_succeeded(intent: dict, now: datetime) -> str | None:
+async def _payment_succeeded(intent: dict[str, Any], now: datetime) -> str | None:
     charge = await _charge_of(intent)
     if charge is None:
         return None
@@ -164,7 +167,7 @@ async def _payment_succeeded(intent: dict, now: datetime) -> str | None:
     return "payment recorded" if recorded else "recorded already"
 
 
-async def _payment_failed(event_id: str, intent: dict, now: datetime) -> str | None:
+async def _payment_failed(event_id: str, intent: dict[str, Any], now: datetime) -> str | None:
     charge = await _charge_of(intent)
     if charge is None:
         return None
@@ -189,7 +192,7 @@ async def _payment_failed(event_id: str, intent: dict, now: datetime) -> str | N
     return "failure audited"
 
 
-async def _refunded(event_id: str, obj: dict, now: datetime) -> str | None:
+async def _refunded(event_id: str, obj: dict[str, Any], now: datetime) -> str | None:
     charge = await _charge_of_payment(obj)
     if charge is None:
         return None
@@ -214,7 +217,7 @@ async def _refunded(event_id: str, obj: dict, now: datetime) -> str | None:
     return await refunds.record_outside_refund(charge, total, now)
 
 
-async def _disputed(event_id: str, dispute: dict, now: datetime) -> str | None:
+async def _disputed(event_id: str, dispute: dict[str, Any], now: datetime) -> str | None:
     charge = await _charge_of_payment(dispute)
     if charge is None:
         return None
@@ -257,13 +260,13 @@ async def _disputed(event_id: str, dispute: dict, now: datetime) -> str | None:
     return "dispute audited, account managers e-mailed"
 
 
-def _card_of(obj: dict) -> dict:
+def _card_of(obj: dict[str, Any]) -> dict[str, Any]:
     """The card's details: a PaymentMethod's `card`, a Source's `card`, or a Card itself."""
     card = obj.get("card")
     return card if isinstance(card, dict) else obj
 
 
-async def _card_changed(event_id: str, obj: dict, now: datetime) -> str | None:
+async def _card_changed(event_id: str, obj: dict[str, Any], now: datetime) -> str | None:
     token = obj.get("id")
     if not isinstance(token, str) or not token:
         return None
@@ -304,14 +307,14 @@ async def _card_changed(event_id: str, obj: dict, now: datetime) -> str | None:
     return "card details updated, managers e-mailed"
 
 
-async def _online_renewal(company_id: int, now: datetime) -> dict | None:
+async def _online_renewal(company_id: int, now: datetime) -> dict[str, Any] | None:
     """The company's subscription that will charge the card when it renews, if any
     (what the renewal job takes: online, active, renewing itself)."""
     return (
         await Subscription.select(Subscription.id, Subscription.term_end)
         .where(
             (Subscription.company == company_id)
-            & (Subscription.status == "active")
+            & (Subscription.status == SubscriptionStatus.ACTIVE)
             & (Subscription.method == "online")
             & (Subscription.auto_renew == True)  # noqa: E712
             & (Subscription.term_end > now)
@@ -321,7 +324,7 @@ async def _online_renewal(company_id: int, now: datetime) -> dict | None:
     )
 
 
-_HANDLERS: dict[str, Callable[[str, dict, datetime], Awaitable[str | None]]] = {
+_HANDLERS: dict[str, Callable[[str, dict[str, Any], datetime], Awaitable[str | None]]] = {
     "payment_intent.payment_failed": _payment_failed,
     "charge.refunded": _refunded,
     "charge.dispute.created": _disputed,

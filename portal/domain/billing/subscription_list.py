@@ -13,7 +13,7 @@ from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, one_of
 from portal.domain.pages import Page, paginate
 from portal.tables import Company
-from portal.tables.billing import METHODS, SUBSCRIPTION_STATUSES, Subscription
+from portal.tables.billing import METHODS, SUBSCRIPTION_STATUSES, Subscription, SubscriptionStatus
 
 # Declined charges of an invoice still to pay, and money taken (or perhaps taken: an
 # attempt whose worker died) for an invoice voided meanwhile, until its automatic
@@ -28,7 +28,12 @@ _FAILED_CHARGES = WhereRaw(
 _YES = one_of(("yes",))
 # The guide's words for the billing methods.
 METHOD_LABELS = {"online": "Pay Online", "invoice": "Pay by Invoice"}
-STATUS_LABELS = {"pending": "Pending", "active": "Active", "lapsed": "Lapsed", "ended": "Ended"}
+STATUS_LABELS: dict[str, str] = {
+    SubscriptionStatus.PENDING: "Pending",
+    SubscriptionStatus.ACTIVE: "Active",
+    SubscriptionStatus.LAPSED: "Lapsed",
+    SubscriptionStatus.ENDED: "Ended",
+}
 
 SUBSCRIPTION_FILTERS = FilterSet(
     Filter("customer", "Customer", "select", as_int, lambda v: Subscription.company == v),
@@ -47,7 +52,7 @@ SUBSCRIPTION_FILTERS = FilterSet(
 _LIST_COLUMNS = (*Subscription.all_columns(), Subscription.company.name.as_alias("company_name"))
 
 
-async def list_subscriptions(actor: Actor, filters: Mapping[str, Any], page: int) -> Page:
+async def list_subscriptions(actor: Actor, filters: Mapping[str, Any], page: int) -> Page[dict[str, Any]]:
     """Every subscription under the partner's wing, next renewal first (pending
     ones, with no term yet, last), narrowed by SUBSCRIPTION_FILTERS values."""
     require_partner_manager(actor)
@@ -62,11 +67,11 @@ async def list_subscriptions(actor: Actor, filters: Mapping[str, Any], page: int
     return await paginate(select, Subscription.count().where(where), page)
 
 
-async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:
+async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """The options of the "Add Filter" selects among `names`: the customers under
     the wing that have a subscription, statuses, billing methods, yes."""
     names = set(names)
-    choices: dict[str, list[dict]] = {}
+    choices: dict[str, list[dict[str, Any]]] = {}
     if "customer" in names:
         subscribed = (
             Subscription.select(Subscription.company).where(under_wing(actor, Subscription.company_path)).distinct()

@@ -8,6 +8,7 @@ renewals, the renewal package."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit
@@ -28,10 +29,10 @@ from portal.domain.billing.quotes import Purchase, refuse_read_only
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders import requests
 from portal.tables import LicenceBatch
-from portal.tables.billing import Invoice, Subscription
+from portal.tables.billing import Invoice, InvoiceStatus, Subscription, SubscriptionStatus
 
 
-async def _live(company_id: int) -> dict | None:
+async def _live(company_id: int) -> dict[str, Any] | None:
     return (
         await Subscription.select()
         .where((Subscription.company == company_id) & Subscription.status.is_in(list(quotes.LIVE)))
@@ -40,7 +41,7 @@ async def _live(company_id: int) -> dict | None:
     )
 
 
-async def current_subscription(actor: Actor, company_id: int) -> dict | None:
+async def current_subscription(actor: Actor, company_id: int) -> dict[str, Any] | None:
     """The live one (pending/active), with its tier item, seats, batch, account,
     and the invoices still to pay."""
     company = await get_company(actor, company_id)
@@ -55,7 +56,7 @@ async def current_subscription(actor: Actor, company_id: int) -> dict | None:
         batch = await LicenceBatch.select().where(LicenceBatch.id == subscription["batch"]).first()
     unpaid = (
         await Invoice.select(Invoice.id, Invoice.number, Invoice.kind, Invoice.total_cents, Invoice.currency)
-        .where((Invoice.subscription == subscription["id"]) & (Invoice.status == "issued"))
+        .where((Invoice.subscription == subscription["id"]) & (Invoice.status == InvoiceStatus.ISSUED))
         .order_by(Invoice.id)
     )
     for row in unpaid:
@@ -73,7 +74,7 @@ async def current_subscription(actor: Actor, company_id: int) -> dict | None:
     }
 
 
-async def addons_bought(actor: Actor, company_id: int) -> list[dict]:
+async def addons_bought(actor: Actor, company_id: int) -> list[dict[str, Any]]:
     """The add-ons the company has paid for (course, reports): the paid invoices'
     lines whose codes are add-ons of the seller's catalogue, newest first, each
     with its description, quantity, payment date and invoice ("label")."""
@@ -87,7 +88,7 @@ async def addons_bought(actor: Actor, company_id: int) -> list[dict]:
     )
     for row in rows:
         row["label"] = invoices.format_invoice_number(row["number"])
-    return rows
+    return cast("list[dict[str, Any]]", rows)
 
 
 async def read_only_allowance(company_id: int) -> int:
@@ -95,13 +96,13 @@ async def read_only_allowance(company_id: int) -> int:
     a pending one has paid for nothing yet."""
     row = (
         await Subscription.select(Subscription.read_only_users)
-        .where((Subscription.company == company_id) & (Subscription.status == "active"))
+        .where((Subscription.company == company_id) & (Subscription.status == SubscriptionStatus.ACTIVE))
         .first()
     )
     return int(row["read_only_users"]) if row else 0
 
 
-def _refuse_second(company: dict) -> ValidationFailed:
+def _refuse_second(company: dict[str, Any]) -> ValidationFailed:
     return ValidationFailed(
         {"subscription": f"{company['name']} already has a subscription: change it under Billing → Subscriptions."}
     )
@@ -116,7 +117,7 @@ async def buy(
     quoted: quotes.Quoted | None = None,
     account: accounts.OnlineAccount | None = None,
     processor: payments.CardProcessor,
-) -> dict:
+) -> dict[str, Any]:
     """One live subscription per company (checked under the company's lock).
 
     online: needs a saved card; the invoice is issued and charged (attempt 1):
@@ -182,7 +183,7 @@ async def buy(
                     extra_users=purchase.extra_users,
                     read_only_users=purchase.read_only_users,
                     method=purchase.method,
-                    status="pending",
+                    status=SubscriptionStatus.PENDING,
                     auto_renew=True,
                     created_at=now,
                     created_by=actor.user_id,
@@ -230,7 +231,7 @@ async def buy(
     return {"subscription": current, "invoice": invoice, "charge": charge, "batch": batch, "repeat": False}
 
 
-async def _bought_before(done: dict) -> dict:
+async def _bought_before(done: dict[str, Any]) -> dict[str, Any]:
     invoice = done["invoice"]
     subscription = await Subscription.select().where(Subscription.id == invoice["subscription"]).first()
     return {"subscription": subscription, "invoice": invoice, "charge": None, "batch": None, "repeat": True}

@@ -11,14 +11,14 @@ from typing import Any
 
 from portal.domain import audit
 from portal.domain.access import Actor
-from portal.tables import LicenceOrder
-from portal.tables.billing import Subscription
+from portal.tables import LicenceOrder, OrderStatus
+from portal.tables.billing import Subscription, SubscriptionStatus
 
 VOIDED_ON_CANCEL = "The subscription was cancelled before it was paid."
 
 
 async def withdraw_order(
-    order_id: int | None, status: str, actor: Actor | None, now: datetime, reason: str | None = None
+    order_id: int | None, status: OrderStatus, actor: Actor | None, now: datetime, reason: str | None = None
 ) -> bool:
     """The purchase's order, if still `requested`, becomes `status` ("cancelled": the
     customer withdrew it; "declined": its invoice was voided, `reason` said to them)."""
@@ -33,11 +33,11 @@ async def withdraw_order(
         changes[LicenceOrder.decline_reason] = reason[:500]
     done = (
         await LicenceOrder.update(changes)
-        .where((LicenceOrder.id == order_id) & (LicenceOrder.status == "requested"))
+        .where((LicenceOrder.id == order_id) & (LicenceOrder.status == OrderStatus.REQUESTED))
         .returning(LicenceOrder.id, LicenceOrder.company)
     )
     if done:
-        action = "order.decline" if status == "declined" else "order.cancel"
+        action = "order.decline" if status == OrderStatus.DECLINED else "order.cancel"
         await audit.record(actor, action, done[0]["company"], now, {"order": order_id, "reason": reason})
     return bool(done)
 
@@ -48,9 +48,13 @@ async def end_pending(subscription_id: int | None, actor: Actor | None, reason: 
         return False
     done = (
         await Subscription.update(
-            {Subscription.status: "ended", Subscription.auto_renew: False, Subscription.cancelled_at: now}
+            {
+                Subscription.status: SubscriptionStatus.ENDED,
+                Subscription.auto_renew: False,
+                Subscription.cancelled_at: now,
+            }
         )
-        .where((Subscription.id == subscription_id) & (Subscription.status == "pending"))
+        .where((Subscription.id == subscription_id) & (Subscription.status == SubscriptionStatus.PENDING))
         .returning(Subscription.id, Subscription.company)
     )
     if done:

@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, require, require_partner_manager
@@ -81,7 +82,7 @@ async def save(
     require(actor, Capability.SETTINGS)
     before = await own_brand(actor)
     checked = checked_colour(colour)
-    values: dict = {"colour": checked}
+    values: dict[str, Any] = {"colour": checked}
     if logo:
         values |= {"logo": logo, "logo_type": logo_type(logo), "logo_digest": hashlib.sha256(logo).hexdigest()}
     elif remove_logo:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -135,7 +135,7 @@ def _line_of_failure() -> int | None:
 def render(field: str, template: Any, context: dict[str, Any]) -> str:
     """Render a checked template; a failure on these values is TemplateRefused with its line."""
     try:
-        return template.render(context)
+        return cast("str", template.render(context))
     except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError) as error:
         message = getattr(error, "message", None) or str(error) or type(error).__name__
         raise TemplateRefused(Refusal(field, _line_of_failure(), message)) from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit
@@ -35,19 +36,19 @@ def _renewed_said(done: same_quantity.Renewed) -> str:
     return f"Renewed: {done.order['quantity']:,} × {done.product['name']}, {done.batch['term'].said_done}."
 
 
-async def _renew(actor: Actor, item: dict, now: datetime) -> str:
+async def _renew(actor: Actor, item: dict[str, Any], now: datetime) -> str:
     done = (await same_quantity.renew_many(actor, [item["target"]], now))[item["target"]]
     if isinstance(done, str):
         raise Skipped(done)
     return _renewed_said(done)
 
 
-async def _assign(actor: Actor, item: dict, now: datetime) -> str:
+async def _assign(actor: Actor, item: dict[str, Any], now: datetime) -> str:
     batch = await decisions.assign_order(actor, item["target"], now)
     return f"Assigned: {batch['seats']:,} seats, {batch['term'].said_done}."
 
 
-async def _allocate(actor: Actor, item: dict, now: datetime) -> str:
+async def _allocate(actor: Actor, item: dict[str, Any], now: datetime) -> str:
     """Select All for the customer, on Expired Licenses then Unlicensed, from each
     running batch with free seats in turn (the one ending first first), until the
     seats or the users waiting run out."""
@@ -81,7 +82,7 @@ def _allocated(given: int, waiting: int) -> str:
     )
 
 
-async def _auto_renew(actor: Actor, item: dict, now: datetime) -> str:
+async def _auto_renew(actor: Actor, item: dict[str, Any], now: datetime) -> str:
     _, setting = await auto_renewal.get_setting(actor, item["company"])
     if setting.mode == "renew":
         raise Skipped("Already on: " + setting.said)
@@ -96,7 +97,7 @@ async def _auto_renew(actor: Actor, item: dict, now: datetime) -> str:
     return "Turned on: " + saved.said
 
 
-APPLY: dict[str, Callable[[Actor, dict, datetime], Awaitable[str]]] = {
+APPLY: dict[str, Callable[[Actor, dict[str, Any], datetime], Awaitable[str]]] = {
     "renew": _renew,
     "assign": _assign,
     "allocate": _allocate,
@@ -117,18 +118,21 @@ def chunk_size(action: str) -> int:
     return RENEW_CHUNK if action == "renew" else CHUNK
 
 
-async def _claim(run_id: int, size: int) -> list[dict]:
+async def _claim(run_id: int, size: int) -> list[dict[str, Any]]:
     """Up to `size` of the run's queued items, locked until the transaction ends,
     in the order of their customers: every transaction takes the customers' seat
     locks in that one order, so two jobs never wait on each other in a circle."""
-    return await BulkItem.raw(
-        "SELECT id, company, target FROM bulk_item WHERE run = {} AND status = 'queued' "
-        f"ORDER BY company, id LIMIT {int(size)}{db.skip_locked()}",
-        run_id,
+    return cast(
+        "list[dict[str, Any]]",
+        await BulkItem.raw(
+            "SELECT id, company, target FROM bulk_item WHERE run = {} AND status = 'queued' "
+            f"ORDER BY company, id LIMIT {int(size)}{db.skip_locked()}",
+            run_id,
+        ),
     )
 
 
-async def _apply_one(run: dict, actor: Actor | None, item: dict, now: datetime) -> None:
+async def _apply_one(run: dict[str, Any], actor: Actor | None, item: dict[str, Any], now: datetime) -> None:
     status = "done"
     if actor is None:
         status, outcome = "skipped", "Not done: the manager who confirmed it can no longer sign in."
@@ -152,7 +156,7 @@ async def _apply_one(run: dict, actor: Actor | None, item: dict, now: datetime) 
     )
 
 
-async def apply_chunk(run: dict, actor: Actor | None, now: datetime, size: int | None = None) -> int:
+async def apply_chunk(run: dict[str, Any], actor: Actor | None, now: datetime, size: int | None = None) -> int:
     """Claim, apply and record up to `size` items of `run` in one transaction;
     returns how many (0: none is free to claim)."""
     async with db.write_transaction():
@@ -165,7 +169,7 @@ async def apply_chunk(run: dict, actor: Actor | None, now: datetime, size: int |
     return len(items)
 
 
-async def _renew_together(run: dict, actor: Actor, items: list[dict], now: datetime) -> None:
+async def _renew_together(run: dict[str, Any], actor: Actor, items: list[dict[str, Any]], now: datetime) -> None:
     """The claimed items' batches renewed by one renew_many, each item recorded
     with what was done or why not and audited, in a few statements."""
     done = await same_quantity.renew_many(actor, [item["target"] for item in items], now)
@@ -215,7 +219,7 @@ async def _renew_together(run: dict, actor: Actor, items: list[dict], now: datet
 
 
 async def queued(run_id: int) -> int:
-    return await BulkItem.count().where((BulkItem.run == run_id) & (BulkItem.status == "queued"))
+    return cast("int", await BulkItem.count().where((BulkItem.run == run_id) & (BulkItem.status == "queued")))
 
 
 async def runs_waiting() -> list[int]:
@@ -236,7 +240,7 @@ async def finish(run_id: int, now: datetime) -> bool:
     return True
 
 
-async def load_run(run_id: int) -> tuple[dict | None, Actor | None]:
+async def load_run(run_id: int) -> tuple[dict[str, Any] | None, Actor | None]:
     """The run and the manager who confirmed it, as they are now (None if they can no longer act)."""
     run = await BulkRun.select().where(BulkRun.id == run_id).first()
     if run is None or run["created_by"] is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit
@@ -105,7 +106,7 @@ async def start_run(actor: Actor, selection: Selection, key: str, now: datetime)
     return Started(run_id, created=True, queued=queued)
 
 
-async def get_run(actor: Actor, run_id: int) -> dict:
+async def get_run(actor: Actor, run_id: int) -> dict[str, Any]:
     """A run its manager's company started (or one above it: a run is the partner's)."""
     require_partner_manager(actor)
     row = await BulkRun.raw(
@@ -118,7 +119,7 @@ async def get_run(actor: Actor, run_id: int) -> dict:
         raise NotFound("No such bulk action.")
     run = row[0]
     run["action_label"] = ACTIONS.get(run["action"], run["action"])
-    return run
+    return cast("dict[str, Any]", run)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ async def progress(run_id: int) -> Progress:
     return Progress(total, total - counts.get("queued", 0), counts.get("done", 0), counts.get("skipped", 0))
 
 
-async def summary(run_id: int) -> list[dict]:
+async def summary(run_id: int) -> list[dict[str, Any]]:
     """Per customer, by name: each item with its label, status and outcome."""
     rows = await BulkItem.raw(
         "SELECT bulk_item.id, bulk_item.company, company.name AS company_name, bulk_item.target, bulk_item.label, "
@@ -152,7 +153,7 @@ async def summary(run_id: int) -> list[dict]:
         "WHERE bulk_item.run = {} ORDER BY company.name, bulk_item.company, bulk_item.id",
         run_id,
     )
-    customers: list[dict] = []
+    customers: list[dict[str, Any]] = []
     for row in rows:
         if not customers or customers[-1]["id"] != row["company"]:
             customers.append({"id": row["company"], "name": row["company_name"], "items": []})

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.dashboard import figures
 from portal.domain.errors import ValidationFailed
 from portal.domain.orders import order_list
-from portal.tables import Company
+from portal.tables import Company, LicenceOrder, OrderStatus
 
 ACTIONS = {
     "assign": "Assign selected",
@@ -100,7 +100,7 @@ def _ids(values: Sequence[int]) -> str:
     return ", ".join(str(int(v)) for v in values) or "NULL"
 
 
-async def _customers(actor: Actor, selection: Selection, now: datetime) -> list[dict]:
+async def _customers(actor: Actor, selection: Selection, now: datetime) -> list[dict[str, Any]]:
     """The selected customers under the wing (id, name), by name: ticked ones and
     every match of the table's search; ids outside the wing are left out."""
     ids = set(selection.companies)
@@ -108,10 +108,13 @@ async def _customers(actor: Actor, selection: Selection, now: datetime) -> list[
         ids |= set(await figures.customer_ids(actor, selection.query, now))
     if not ids:
         return []
-    return await Company.raw(
-        f"SELECT id, name FROM company WHERE id IN ({_ids(sorted(ids))}) AND kind = 'customer' AND {{}} "
-        "ORDER BY name, id",
-        under_wing(actor).querystring,
+    return cast(
+        "list[dict[str, Any]]",
+        await Company.raw(
+            f"SELECT id, name FROM company WHERE id IN ({_ids(sorted(ids))}) AND kind = 'customer' AND {{}} "
+            "ORDER BY name, id",
+            under_wing(actor).querystring,
+        ),
     )
 
 
@@ -128,7 +131,7 @@ _RENEWABLE = (
 )
 
 
-def _batch_label(row: dict) -> str:
+def _batch_label(row: dict[str, Any]) -> str:
     return (
         f"{row['seats']:,} × {order_list.short_product_name(row['product_name'])} "
         f"ending {figures.db_datetime(row['ends_at']):%d %b %Y}"
@@ -181,8 +184,8 @@ async def _assign(actor: Actor, selection: Selection, now: datetime) -> list[Ite
         clauses.append(f"o.id IN ({_ids(selection.orders)})")
     args: list[Any] = [wing]
     if selection.every_match and selection.order_filters is not None:
-        filters = {**selection.order_filters, "status": "requested"}
-        where = order_list.ORDER_FILTERS.where(filters, under_wing(actor, order_list.LicenceOrder.company_path))
+        filters = {**selection.order_filters, "status": OrderStatus.REQUESTED}
+        where = order_list.ORDER_FILTERS.where(filters, under_wing(actor, LicenceOrder.company_path))
         clauses.append("o.id IN (SELECT licence_order.id FROM licence_order WHERE {})")
         args.append(where.querystring)
     if not clauses:

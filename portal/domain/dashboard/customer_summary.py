@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from portal.domain.access import Actor, get_company
 from portal.domain.dashboard.wing_batches import _BATCHES_SQL, describe_batch
 from portal.domain.licences.plans import name_by_plan
 from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.licences.tabs import allocate_tab, seats_unused, tab_counts
-from portal.tables import Company, LicenceBatch, LicenceOrder
+from portal.tables import Company, LicenceBatch, LicenceOrder, OrderStatus
 
 
-async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict:
+async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict[str, Any]:
     """A customer's licences first: active / expiring / expired / unlicensed
     users, free seats of each running batch with its end, pending requests,
     the next batch end, and whether free seats lie unused while users wait."""
@@ -35,7 +36,7 @@ async def customer_summary(actor: Actor, company_id: int, now: datetime) -> dict
     await name_by_plan(rows)
     running = [describe_batch(row, now) for row in rows]
     pending = await LicenceOrder.count().where(
-        (LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested")
+        (LicenceOrder.company == company["id"]) & (LicenceOrder.status == OrderStatus.REQUESTED)
     )
     expiring_n = int(expiring[0]["n"] or 0)
     free = sum(b["free"] for b in running)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any, cast, overload
 
 from portal import db
 from portal.domain import partner_settings
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.licences.status import EXPIRING_WITHIN
 from portal.domain.licences.tabs import allocate_tab, seats_unused
-from portal.domain.pages import PER_PAGE
+from portal.domain.pages import PER_PAGE as PER_PAGE  # the dashboard table's default, for its page
 from portal.tables import Company
 
 SOON = timedelta(days=30)
@@ -54,7 +55,7 @@ class CustomerPage:
     """A page of the customer table: its rows, where they stand among the `total`
     customers shown ("26–50 of 2,000"), and how to reach the pages either side."""
 
-    items: list[dict]
+    items: list[dict[str, Any]]
     total: int
     first: int  # the position of the first row, from 1; 0 when there are none
     per_page: int = PER_PAGE
@@ -105,7 +106,7 @@ class Listing:
 # back (refresh), so the next page reads 25 rows instead of aggregating the wing.
 
 
-def _fresh(now: datetime) -> tuple[str, list]:
+def _fresh(now: datetime) -> tuple[str, list[Any]]:
     """SQL true for a figure row (alias f) that holds the figures at `now`."""
     sql = (
         "(f.computed_at IS NOT NULL AND f.computed_at <= {} AND (f.next_change IS NULL OR f.next_change > {}) "
@@ -115,7 +116,7 @@ def _fresh(now: datetime) -> tuple[str, list]:
     return sql, [now, now, now, now + EXPIRING_WITHIN, now + SOON]
 
 
-def _scratch(ids_sql: str, ids_args: list, now: datetime) -> tuple[str, list]:
+def _scratch(ids_sql: str, ids_args: list[Any], now: datetime) -> tuple[str, list[Any]]:
     """Each company in `ids_sql` (a SELECT of ids, or a list of them) with its
     figures counted from licence_tally, licence_batch and licence_order at `now`,
     and the next instants they change: the definition the kept rows follow."""
@@ -160,7 +161,7 @@ def _wing(actor: Actor) -> str:
     return f"company.path LIKE '{actor.company_path}%'"
 
 
-def _stale_ids(actor: Actor, now: datetime) -> tuple[str, list]:
+def _stale_ids(actor: Actor, now: datetime) -> tuple[str, list[Any]]:
     """The wing's customers whose kept figures are not fresh at `now`."""
     fresh, args = _fresh(now)
     sql = (
@@ -263,7 +264,7 @@ def _order_key(query: CustomerQuery, alias: str) -> tuple[list[str], bool]:
 
 async def _figures_page(
     actor: Actor, query: CustomerQuery, now: datetime, threshold_sql: str, recount: bool
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The page's rows after one row of totals' columns (total, alerts,
     wing_pending, stale_rows, the cursor's: cursor_found and before_cursor, and
     wing_version, see Listing); a LEFT JOIN so that the totals come back even when the
@@ -314,12 +315,12 @@ SELECT totals.*, page.* FROM (
   ORDER BY {", ".join(f"{k} {direction}" for k in key)} LIMIT {_per_page(query)}
 ) AS page ON 1 = 1
 ORDER BY {", ".join(f"{k} {outer}" for k in page_key)}"""
-    return await Company.raw(sql, *args)
+    return cast("list[dict[str, Any]]", await Company.raw(sql, *args))
 
 
 def _marked(
     actor: Actor, query: CustomerQuery, now: datetime, threshold_sql: str, recount: bool
-) -> tuple[str, str, list]:
+) -> tuple[str, str, list[Any]]:
     """WITH figures, marked: the wing's customers with their figures, whether
     each matches the search (`matches`) and is low on seats (`alert`); the SQL
     that is 1 for a customer the table shows; the arguments."""
@@ -403,7 +404,7 @@ async def refresh(actor: Actor, now: datetime) -> int:
         return 0
 
 
-async def figures_drift(now: datetime) -> list[dict]:
+async def figures_drift(now: datetime) -> list[dict[str, Any]]:
     """Kept figure rows that claim to be fresh at `now` yet differ from counting
     from scratch (empty when the triggers keep every write path right)."""
     fresh, fresh_args = _fresh(now)
@@ -415,10 +416,14 @@ async def figures_drift(now: datetime) -> list[dict]:
         *scratch_args,
         *fresh_args,
     )
-    return rows
+    return cast("list[dict[str, Any]]", rows)
 
 
-def db_datetime(value):
+@overload
+def db_datetime(value: None) -> None: ...
+@overload
+def db_datetime(value: datetime | str) -> datetime: ...
+def db_datetime(value: datetime | str | None) -> datetime | None:
     """An aggregate's timestamp: SQLite hands MIN(ends_at) back as the text it stores."""
     if value is None or isinstance(value, datetime):
         return value

@@ -17,9 +17,11 @@ KEPT = 256  # a few parts for each of the wings open at once; the least recently
 @dataclass
 class Kept:
     size: int = KEPT
-    _parts: OrderedDict[tuple, tuple[Any, datetime | None]] = field(default_factory=OrderedDict, init=False, repr=False)
+    _parts: OrderedDict[tuple[Any, ...], tuple[Any, datetime | None]] = field(
+        default_factory=OrderedDict, init=False, repr=False
+    )
 
-    def get(self, key: tuple, now: datetime) -> Any | None:
+    def get(self, key: tuple[Any, ...], now: datetime) -> Any | None:
         """The part kept under `key` if it still holds at `now`, else None."""
         kept = self._parts.get(key)
         if kept is None:
@@ -31,7 +33,7 @@ class Kept:
         self._parts.move_to_end(key)
         return value
 
-    def put(self, key: tuple, value: Any, until: datetime | None = None) -> None:
+    def put(self, key: tuple[Any, ...], value: Any, until: datetime | None = None) -> None:
         """Keeps `value` under `key` until `until` (None: until its key is no longer asked)."""
         self._parts[key] = (value, until)
         self._parts.move_to_end(key)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import Any, cast
 
 from dateutil.relativedelta import relativedelta
 
@@ -158,7 +159,7 @@ async def seat_prices(sellers: Iterable[int]) -> dict[int, SeatPrice]:
     }
 
 
-async def _grouped(actor: Actor, bounds: list[datetime], now: datetime) -> list[dict]:
+async def _grouped(actor: Actor, bounds: list[datetime], now: datetime) -> list[dict[str, Any]]:
     """(period index, seller, state) → batches, seats and the first end, for the
     paid batches ending within `bounds`."""
     period, period_args = period_of("ends_at", bounds)
@@ -167,10 +168,13 @@ async def _grouped(actor: Actor, bounds: list[datetime], now: datetime) -> list[
         f"SUM(licence_batch.seats) AS seats, MIN(licence_batch.ends_at) AS first_end {_PAID_UNDER_WING} "
         "GROUP BY 1, 2, 3"
     )
-    return await LicenceBatch.raw(sql, *period_args, now, under_wing(actor).querystring, bounds[0], bounds[-1])
+    return cast(
+        "list[dict[str, Any]]",
+        await LicenceBatch.raw(sql, *period_args, now, under_wing(actor).querystring, bounds[0], bounds[-1]),
+    )
 
 
-def _figures(rows: Iterable[dict], prices: dict[int, SeatPrice]) -> Iterator[tuple[int, str, str, Figures]]:
+def _figures(rows: Iterable[dict[str, Any]], prices: dict[int, SeatPrice]) -> Iterator[tuple[int, str, str, Figures]]:
     fallback = SeatPrice(0, DEFAULT_CURRENCY)
     for row in rows:
         seats = int(row["seats"] or 0)
@@ -206,7 +210,7 @@ async def horizons(actor: Actor, now: datetime, kept: Kept | None = None, versio
     key = ("horizons", actor.company_path, version)
     counted = kept.get(key, now) if kept is not None and version else None
     if counted is not None:
-        return counted
+        return cast("list[Horizon]", counted)
     offsets = [timedelta(days=days) for days in (0, *HORIZONS, 2 * HORIZONS[-1])]
     rows = await _grouped(actor, [now + offset for offset in offsets], now)
     until = min(

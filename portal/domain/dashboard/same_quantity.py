@@ -19,10 +19,10 @@ from portal.domain.emails import queue as emails
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import renewals
 from portal.domain.orders import decisions, requests
-from portal.tables import ACCOUNT_ROLES, Company, LicenceBatch, LicenceOrder, User
+from portal.tables import ACCOUNT_ROLES, Company, CompanyKind, LicenceBatch, LicenceOrder, OrderStatus, User
 
 
-def refusal(actor: Actor, batch: dict, waiting: dict | None, now: datetime) -> str | None:
+def refusal(actor: Actor, batch: dict[str, Any], waiting: dict[str, Any] | None, now: datetime) -> str | None:
     """Why a batch (a described row of _BATCHES_SQL) cannot be renewed at the same
     quantity now, or None: the one rule for one batch and for many."""
     if batch["is_trial"]:
@@ -38,7 +38,7 @@ def refusal(actor: Actor, batch: dict, waiting: dict | None, now: datetime) -> s
     return None
 
 
-async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict:
+async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict[str, Any]:
     """What renewing a batch at the same quantity will do: customer, quantity,
     product, the new term (from the batch's end, to its end, how many holders
     move) and, for a partner manager, the renewal request it assigns if one is
@@ -53,7 +53,7 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict:
     batch = describe_batch(rows[0], now)
     waiting = (
         await LicenceOrder.select(LicenceOrder.id, LicenceOrder.requested_at)
-        .where((LicenceOrder.renews_batch == batch["id"]) & (LicenceOrder.status == "requested"))
+        .where((LicenceOrder.renews_batch == batch["id"]) & (LicenceOrder.status == OrderStatus.REQUESTED))
         .order_by(LicenceOrder.id)
         .first()
     )
@@ -66,7 +66,7 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict:
     assert renewed is not None, "just listed"
     term = await renewals.new_term(product, batch["seats"], renewed, now)
     pending = await LicenceOrder.count().where(
-        (LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested")
+        (LicenceOrder.company == company["id"]) & (LicenceOrder.status == OrderStatus.REQUESTED)
     )
     return {
         **batch,
@@ -81,7 +81,7 @@ async def renewal_offer(actor: Actor, batch_id: int, now: datetime) -> dict:
     }
 
 
-async def renew_same_quantity(actor: Actor, batch_id: int, now: datetime) -> dict:
+async def renew_same_quantity(actor: Actor, batch_id: int, now: datetime) -> dict[str, Any]:
     """Places the renewal order for the batch's quantity of the same product: for
     a partner manager assigned at once (or, if a renewal request of the batch
     waits, that one assigned) through renew_many, the rule every "Renew" of a
@@ -116,9 +116,9 @@ class Renewed:
     """A batch renew_many renewed: the renewal order (assigned), the new batch
     (with `term`, renewals.NewTerm: from the old end, who moved) and its product."""
 
-    order: dict
-    batch: dict
-    product: dict
+    order: dict[str, Any]
+    batch: dict[str, Any]
+    product: dict[str, Any]
 
 
 async def renew_many(actor: Actor, batch_ids: Sequence[int], now: datetime) -> dict[int, Renewed | str]:
@@ -154,22 +154,24 @@ async def renew_many(actor: Actor, batch_ids: Sequence[int], now: datetime) -> d
                 Company.id.is_in(company_ids)
             )
         }
-        waiting: dict[int, dict] = {}
+        waiting: dict[int, dict[str, Any]] = {}
         requested = (
             await LicenceOrder.select()
-            .where(LicenceOrder.renews_batch.is_in(ids) & (LicenceOrder.status == "requested"))
+            .where(LicenceOrder.renews_batch.is_in(ids) & (LicenceOrder.status == OrderStatus.REQUESTED))
             .order_by(LicenceOrder.id)
         )
         for row in requested:
             waiting.setdefault(row["renews_batch"], row)
         limits: dict[str, int] = {}
-        todo: list[tuple[dict, dict, dict | None, dict]] = []  # batch, company, waiting order, product
+        todo: list[
+            tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, Any]]
+        ] = []  # batch, company, waiting order, product
         for row in rows:
             batch = describe_batch(row, now)
             company = companies[batch["company_id"]]
             request = waiting.get(batch["id"])
             refused = refusal(actor, batch, request, now)
-            if refused is None and company["kind"] != "customer":
+            if refused is None and company["kind"] != CompanyKind.CUSTOMER:
                 refused = "Licenses are ordered for customer companies."
             if refused is None and request is None:
                 parent = company["path"].rsplit("/", 2)[0] + "/"
@@ -210,7 +212,7 @@ async def renew_many(actor: Actor, batch_ids: Sequence[int], now: datetime) -> d
         await decisions.end_running_trials_of(sorted({company["id"] for _, company, _, _ in todo}), now)
         held = await renewals.carry_over([row["id"] for row in new_batches], now)
         made = {row["order"]: row for row in new_batches}
-        renewed: list[tuple[Renewed, dict, dict | None]] = []
+        renewed: list[tuple[Renewed, dict[str, Any], dict[str, Any] | None]] = []
         for batch, company, request, product in todo:
             order = orders[batch["id"]]
             new = made[order["id"]]
@@ -224,14 +226,18 @@ async def renew_many(actor: Actor, batch_ids: Sequence[int], now: datetime) -> d
     return outcomes
 
 
-def _rows_insert(sql: str, types: tuple[str, ...], rows: list[tuple], *before: Any) -> tuple[Any, ...]:
+def _rows_insert(sql: str, types: tuple[str, ...], rows: list[tuple[Any, ...]], *before: Any) -> tuple[Any, ...]:
     """`sql` with `{table}` standing for `rows` as a table (db.rows_table) and its
     other placeholders bound to `before`: one statement for the chunk."""
     table, values = db.rows_table(types, rows)
     return (sql.replace("{table}", table), *before, *values)
 
 
-async def _place_orders(actor: Actor, todo: list[tuple[dict, dict, dict | None, dict]], now: datetime) -> dict:
+async def _place_orders(
+    actor: Actor,
+    todo: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, Any]]],
+    now: datetime,
+) -> dict[str, Any]:
     """The renewal orders, assigned: new ones for the batches' quantity, and the
     requests waiting for them. By the batch each renews."""
     fresh = [
@@ -267,7 +273,11 @@ async def _place_orders(actor: Actor, todo: list[tuple[dict, dict, dict | None, 
     if taken:
         placed += (
             await LicenceOrder.update(
-                {LicenceOrder.status: "assigned", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
+                {
+                    LicenceOrder.status: OrderStatus.ASSIGNED,
+                    LicenceOrder.decided_by: actor.user_id,
+                    LicenceOrder.decided_at: now,
+                }
             )
             .where(LicenceOrder.id.is_in(taken))
             .returning(*LicenceOrder.all_columns())
@@ -278,7 +288,9 @@ async def _place_orders(actor: Actor, todo: list[tuple[dict, dict, dict | None, 
 AUDIT_COLUMNS = ("at", "actor", "acting_as", "company", "action", "detail", "dedupe_key")
 
 
-async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict | None]], now: datetime) -> None:
+async def _mails_and_audit(
+    actor: Actor, renewed: list[tuple[Renewed, dict[str, Any], dict[str, Any] | None]], now: datetime
+) -> None:
     """What requests_order and assign_order write for each, written at once: the
     account managers told of a request placed here, the customer's managers that
     licenses are ready, and the audit entries of the request and the Assign."""
@@ -296,11 +308,11 @@ async def _mails_and_audit(actor: Actor, renewed: list[tuple[Renewed, dict, dict
         managers[row["company"]].append(row["email"])
     above: dict[str, list[str]] = {}
     mails = emails.Batch(now)
-    entries: list[tuple] = []
+    entries: list[tuple[Any, ...]] = []
 
     add = mails.add
 
-    def entry(action: str, company_id: int, detail: dict) -> None:
+    def entry(action: str, company_id: int, detail: dict[str, Any]) -> None:
         entries.append((now, actor.user_id, actor.managing_id, company_id, action, json.dumps(detail), None))
 
     for done, company, request in renewed:

@@ -4,6 +4,7 @@ forecast's bars), each described as a person says it."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from portal.domain.access import Actor, require_partner_manager, under_wing
 from portal.domain.dashboard.figures import SOON, db_datetime
@@ -60,7 +61,7 @@ BATCH_FIELDS = ("ends_at", "starts_at")
 
 async def batches_between(
     actor: Actor, field: str, start: datetime, end: datetime, now: datetime, page: int = 1
-) -> Page:
+) -> Page[dict[str, Any]]:
     """The wing's batches whose `field` (ends_at: ending; starts_at: assigned)
     falls in [start, end): the list behind a bar of the forecast."""
     require_partner_manager(actor)
@@ -86,7 +87,7 @@ async def batches_between(
 
 async def ending_soon(
     actor: Actor, now: datetime, limit: int = 10, kept: Kept | None = None, version: str = ""
-) -> tuple[list[dict], bool]:
+) -> tuple[list[dict[str, Any]], bool]:
     """The wing's first `limit` batches that end within 30 days, the soonest
     first, and whether more follow (not how many: counting them all cost more
     than the page's customer table).
@@ -112,7 +113,7 @@ async def ending_soon(
     return [describe_batch(row, now) for row in soon[:limit]], len(soon) > limit
 
 
-def batch_label(batch: dict, now: datetime) -> str:
+def batch_label(batch: dict[str, Any], now: datetime) -> str:
     """A batch as a person recognises it, never by its id: "12 seats, assigned
     23 Nov 2026, ends 23 Nov 2027"."""
     seats = f"{batch['seats']:,} seat{'' if batch['seats'] == 1 else 's'}"
@@ -120,7 +121,7 @@ def batch_label(batch: dict, now: datetime) -> str:
     return f"{seats}, assigned {batch['starts_at']:%d %b %Y}, {ends} {batch['ends_at']:%d %b %Y}"
 
 
-def describe_batch(row: dict, now: datetime) -> dict:
+def describe_batch(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     for moment in ("renewed_at", "renewed_until", "renewal_requested_at"):
         row[moment] = db_datetime(row.get(moment))
     row["subscription_term"] = bool(row.get("subscription_term"))  # SQLite answers EXISTS with 0 or 1
@@ -134,7 +135,7 @@ def describe_batch(row: dict, now: datetime) -> dict:
     return row
 
 
-def renewable(batch: dict, now: datetime) -> bool:
+def renewable(batch: dict[str, Any], now: datetime) -> bool:
     """ "Renew same quantity" is offered on a paid batch that ends within 30 days
     (or ended within them), that no order renews yet (assigned or waiting) and
     that is not a running subscription's term (which renews with it)."""

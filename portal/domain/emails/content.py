@@ -17,7 +17,7 @@ import json
 import re
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
@@ -91,13 +91,13 @@ def paragraphs(text: str) -> list[Markup]:
     return out
 
 
-def dumps(data: dict) -> str:
+def dumps(data: dict[str, Any]) -> str:
     """The fields as the row keeps them: instants as ISO text, which the
     templates' `day` filters read back."""
     return json.dumps(data, default=lambda v: v.isoformat(), sort_keys=True)
 
 
-def check_fields(kind: Kind, data: dict) -> None:
+def check_fields(kind: Kind, data: dict[str, Any]) -> None:
     """A kind's queue gives exactly its fields: a misspelt or forgotten one
     fails where it is queued, not in a worker hours later."""
     given, wanted = set(data), set(kind.fields)
@@ -137,7 +137,7 @@ def _in_partners_words(
     return render(kind, context, words)
 
 
-def preview(kind: Kind, data: dict) -> tuple[str, str]:
+def preview(kind: Kind, data: dict[str, Any]) -> tuple[str, str]:
     """Subject and text as they would go now, kept on the row while it waits so
     the Notifications page can list it; the worker renders it again when it goes.
     Its links are paths: the code that queues an e-mail does not know where the
@@ -146,7 +146,7 @@ def preview(kind: Kind, data: dict) -> tuple[str, str]:
     return _subject_and_text(kind, data | {"sender_name": "", "base_url": ""})
 
 
-async def _batches(ids: set[int]) -> dict[int, dict]:
+async def _batches(ids: set[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
     listed = ", ".join(str(int(i)) for i in ids)
@@ -203,13 +203,13 @@ async def _senders(company_ids: set[int]) -> dict[int, tuple[str, str | None]]:
     return out
 
 
-async def render_rows(rows: list[dict], base_url: str, now: datetime | None = None) -> dict[int, Content]:
+async def render_rows(rows: list[dict[str, Any]], base_url: str, now: datetime | None = None) -> dict[int, Content]:
     """Content for each outbox row, by row id, its links under `base_url` (where
     the portal is reached from outside); a few queries for the whole list. With
     `now` (delivery), a reminder whose batch has ended or been renewed by then is
     withdrawn."""
     # Keyed by Any: a row without a batch or company looks up None and finds nothing.
-    batches: dict[Any, dict] = await _batches(
+    batches: dict[Any, dict[str, Any]] = await _batches(
         {r["batch"] for r in rows if r.get("batch") and _fields(r) is not None and get(r["kind"]).about_batch}
     )
     companies = {r["company"] for r in rows if r.get("company")}
@@ -241,7 +241,7 @@ async def render_rows(rows: list[dict], base_url: str, now: datetime | None = No
     return out
 
 
-async def with_subjects(page: KeysetPage, base_url: str) -> KeysetPage:
+async def with_subjects(page: KeysetPage[dict[str, Any]], base_url: str) -> KeysetPage[dict[str, Any]]:
     """A page of the outbox whose waiting reminders show the subject they would go with now."""
     untitled = [row for row in page.items if not row["subject"]]
     if untitled:
@@ -251,11 +251,11 @@ async def with_subjects(page: KeysetPage, base_url: str) -> KeysetPage:
     return page
 
 
-def _fields(row: dict) -> dict | None:
+def _fields(row: dict[str, Any]) -> dict[str, Any] | None:
     """The fields queued with the row; {} for a batch kind queued without any;
     None for a row that carries its text."""
     if row.get("data"):
-        return json.loads(row["data"])
+        return cast("dict[str, Any] | None", json.loads(row["data"]))
     if not row.get("body") and row.get("batch") and row["kind"] in KINDS and KINDS[row["kind"]].about_batch:
         return {}
     return None
@@ -269,8 +269,8 @@ def within(days: int) -> str:
 
 def _batch_content(
     kind: Kind,
-    data: dict,
-    batch: dict,
+    data: dict[str, Any],
+    batch: dict[str, Any],
     sender_name: str,
     reply_to: str | None,
     base_url: str,

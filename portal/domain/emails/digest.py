@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from portal.domain.billing.invoices import format_invoice_number
 from portal.domain.billing.money import format_money
@@ -50,7 +51,7 @@ def _wing(path: str) -> str:
     return f"'{path}%'"
 
 
-async def digest(partner: dict, now: datetime) -> dict:
+async def digest(partner: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The digest's fields for the partner (a row of company) at `now`."""
     wing = _wing(partner["path"])
     ending = await Company.raw(

@@ -54,7 +54,7 @@ class Batch:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
-        self.rows: list[tuple] = []
+        self.rows: list[tuple[Any, ...]] = []
 
     def add(self, kind_name: str, company_id: int, recipients: list[str], data: dict[str, Any], key: str) -> None:
         if recipients:

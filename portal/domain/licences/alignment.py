@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit
@@ -18,7 +19,7 @@ from portal.domain.access import Actor, get_company, require_partner_manager
 from portal.domain.billing import money
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import coterm
-from portal.tables import Allocation, Company, LicenceBatch, User
+from portal.tables import Allocation, Company, CompanyKind, LicenceBatch, User
 from portal.tables.billing import Subscription
 
 
@@ -51,7 +52,7 @@ class Move:
 
 @dataclass(frozen=True)
 class Alignment:
-    company: dict
+    company: dict[str, Any]
     target: datetime
     moves: list[Move]
     price: coterm.SeatPrice | None
@@ -87,7 +88,7 @@ async def preview(actor: Actor, company_id: int, day: date | None, now: datetime
     `day` None: the current term's end."""
     company = await get_company(actor, company_id)  # outside the wing: not found, before the role
     require_partner_manager(actor)
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise ValidationFailed({"target": "Licenses are held by customer companies."})
     current_end = await coterm.current_term_end(company["id"], now)
     if day is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from piccolo.custom_types import Combinable
 
@@ -60,7 +61,7 @@ class Allocated:
 class SelectAllView:
     """What "Select All" confirms before anything is allocated."""
 
-    company: dict
+    company: dict[str, Any]
     selection: Selection
     count: int
     running: list[BatchRow]  # running batches with a free seat, ending soonest first
@@ -131,7 +132,7 @@ async def allocate(
     )
 
 
-async def _check_ticked(company: dict, selection: Selection) -> None:
+async def _check_ticked(company: dict[str, Any], selection: Selection) -> None:
     if selection.select_all_tab or not selection.user_ids:
         return
     ticked = set(selection.user_ids)
@@ -140,7 +141,7 @@ async def _check_ticked(company: dict, selection: Selection) -> None:
         raise _not_theirs(company)
 
 
-def _not_theirs(company: dict) -> ValidationFailed:
+def _not_theirs(company: dict[str, Any]) -> ValidationFailed:
     return ValidationFailed(
         {
             "selection": f"Some of the selected users are not users of {company['name']} "
@@ -149,7 +150,7 @@ def _not_theirs(company: dict) -> ValidationFailed:
     )
 
 
-async def _pick_batch(company_id: int, batch_id: int | None, now: datetime) -> dict:
+async def _pick_batch(company_id: int, batch_id: int | None, now: datetime) -> dict[str, Any]:
     running = (LicenceBatch.company == company_id) & (LicenceBatch.starts_at <= now) & (LicenceBatch.ends_at > now)
     if batch_id is not None:
         batch = await LicenceBatch.select().where(running & (LicenceBatch.id == batch_id)).first()
@@ -167,7 +168,9 @@ async def _pick_batch(company_id: int, batch_id: int | None, now: datetime) -> d
     return batch
 
 
-async def _insert_allocations(eligible: Combinable, batch: dict, take: int, actor: Actor, now: datetime) -> None:
+async def _insert_allocations(
+    eligible: Combinable, batch: dict[str, Any], take: int, actor: Actor, now: datetime
+) -> None:
     """Set-based: one INSERT … SELECT for the seats, one UPDATE for the users'
     licence end; 50,000 users cost two statements, not 100,000."""
     await User.raw(
@@ -227,7 +230,7 @@ SELECT (SELECT count(*) FROM person) AS theirs, (SELECT count(*) FROM seat) AS r
 
 
 async def allocate_new_learner(
-    actor: Actor, company_id: int, user_id: int, now: datetime, *, locked_company: dict | None = None
+    actor: Actor, company_id: int, user_id: int, now: datetime, *, locked_company: dict[str, Any] | None = None
 ) -> bool:
     """A new learner gets a free seat, if the company has one; no error if not.
     (Expired learners are never renewed by themselves: they may have left.)
@@ -258,7 +261,7 @@ async def allocate_new_learner(
         )
         if not rows[0]["theirs"]:
             raise _not_theirs(company)  # and the statement wrote nothing, as `allocate` refuses
-    return rows[0]["renewed"] == 1
+    return cast("bool", rows[0]["renewed"] == 1)
 
 
 async def deactivate_user(actor: Actor, user_id: int, now: datetime) -> int:

@@ -48,6 +48,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from portal import db
 from portal.domain import audit, catalogue
@@ -55,7 +56,7 @@ from portal.domain.access import Actor, Capability, get_company, require, requir
 from portal.domain.emails import queue as emails
 from portal.domain.errors import ValidationFailed
 from portal.domain.licences import renewals
-from portal.tables import ACCOUNT_ROLES, ACCOUNT_ROLES_SQL, Company, User
+from portal.tables import ACCOUNT_ROLES, ACCOUNT_ROLES_SQL, Company, CompanyKind, User
 from portal.tables.renewal import AutoRenewal
 
 MODES = {"off": "Off", "renew": "Renew automatically", "approve": "Needs approval"}
@@ -92,7 +93,7 @@ class Setting:
         )
 
 
-async def get_setting(actor: Actor, company_id: int) -> tuple[dict, Setting]:
+async def get_setting(actor: Actor, company_id: int) -> tuple[dict[str, Any], Setting]:
     """The customer (through the wing rule) and its setting; no row is off."""
     company = await get_company(actor, company_id)
     row = await AutoRenewal.select().where(AutoRenewal.company == company["id"]).first()
@@ -122,7 +123,7 @@ async def save_setting(
     require_partner_manager(actor)
     require(actor, Capability.LICENCES)
     company = await get_company(actor, company_id)
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise ValidationFailed({"mode": "Automatic renewal is set for a customer, on its own page."})
     setting = _checked(mode, days_before, quantity)
     async with db.write_transaction():
@@ -193,7 +194,7 @@ def _window(at: datetime) -> tuple[str, list[datetime]]:
     return "(" + " OR ".join(parts) + ")", args
 
 
-def _due(now: datetime) -> tuple[str, list]:
+def _due(now: datetime) -> tuple[str, list[Any]]:
     """FROM … WHERE of the batches due at `now`, and its arguments."""
     window, args = _window(now)
     return (
@@ -324,7 +325,9 @@ def _ancestors(path: str) -> list[int]:
     return [int(part) for part in path.strip("/").split("/")[:-1]]
 
 
-async def _after_mails(renewed: list[dict], new_batch_of: dict[int, int], held: dict[int, int], now: datetime) -> None:
+async def _after_mails(
+    renewed: list[dict[str, Any]], new_batch_of: dict[int, int], held: dict[int, int], now: datetime
+) -> None:
     """The customer's managers are told it was done; for "Needs approval", the
     nearest account managers above are asked to Assign. One COPY for the chunk."""
     customers = await _managers({row["company"] for row in renewed})
@@ -409,7 +412,7 @@ async def notify_due(now: datetime, limit: int = 5_000) -> int:
     return await _queue_notices(rows, now)
 
 
-async def _queue_notices(rows: list[dict], now: datetime) -> int:
+async def _queue_notices(rows: list[dict[str, Any]], now: datetime) -> int:
     written = 0
     for row in rows:
         product = await catalogue.product(row["product"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from portal.domain.access import Actor, get_user
 from portal.tables import Allocation
 
 
-async def history(actor: Actor, user_id: int) -> tuple[dict, list[dict]]:
+async def history(actor: Actor, user_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A user's seats, newest first: which batch, when, by whom, until when."""
     user = await get_user(actor, user_id)
     seats = (

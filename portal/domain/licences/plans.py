@@ -9,6 +9,7 @@ named as its seller's catalogue names it."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from portal.tables import LicenceOrder
 
@@ -47,7 +48,7 @@ async def plan_names(orders: Iterable[tuple[int, int]]) -> dict[int, str]:
     return {row["order_id"]: row["plan"] for row in await LicenceOrder.raw(sql)}
 
 
-async def name_by_plan(rows: Iterable[dict]) -> None:
+async def name_by_plan(rows: Iterable[dict[str, Any]]) -> None:
     """Rows with `order_id`, `company_id` and `product_name`: a subscription's take its plan's name."""
     rows = list(rows)
     plans = await plan_names((row["order_id"], row["company_id"]) for row in rows)

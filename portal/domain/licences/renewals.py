@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import catalogue
@@ -41,7 +42,7 @@ class NewTerm:
     starts_at: datetime
     ends_at: datetime
     length: str  # "12 months": the product's term, as the guides say it
-    renewed: dict | None = None  # the batch renewed (a licence_batch row)
+    renewed: dict[str, Any] | None = None  # the batch renewed (a licence_batch row)
     moving: int = 0
     cotermed: bool = False
 
@@ -75,7 +76,7 @@ class NewTerm:
         )
 
 
-def term_length(product: dict) -> str:
+def term_length(product: dict[str, Any]) -> str:
     if product.get("term_months"):
         months = product["term_months"]
         return f"{months} month{'' if months == 1 else 's'}"
@@ -84,7 +85,11 @@ def term_length(product: dict) -> str:
 
 
 async def new_term(
-    product: dict, seats: int, renewed: dict | None, now: datetime, cotermed_to: datetime | None = None
+    product: dict[str, Any],
+    seats: int,
+    renewed: dict[str, Any] | None,
+    now: datetime,
+    cotermed_to: datetime | None = None,
 ) -> NewTerm:
     """The term of a batch of `seats` seats of `product` assigned at `now`:
     renewing `renewed`, from its end (with the holders carry_over will move);
@@ -100,7 +105,7 @@ async def new_term(
     return NewTerm(starts_at, ends_at, term_length(product), renewed, moving)
 
 
-async def holders_moving(renewed: dict, seats: int, new_ends_at: datetime) -> int:
+async def holders_moving(renewed: dict[str, Any], seats: int, new_ends_at: datetime) -> int:
     """How many users a renewal of `renewed` with `seats` seats ending at
     `new_ends_at` would carry over, as carry_over will count them."""
     rows = await Company.raw(

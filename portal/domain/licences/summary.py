@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal.domain.access import Actor, get_company
 from portal.domain.billing import catalogue as billing_catalogue
@@ -100,7 +101,7 @@ async def licence_summary(actor: Actor, company_id: int, now: datetime) -> Licen
     return LicenceSummary(plan, seats, held, seats - held, ends_at, several, how, renews, next_price, label)
 
 
-def _subscription_renews(live: dict) -> tuple[str, str]:
+def _subscription_renews(live: dict[str, Any]) -> tuple[str, str]:
     end = live["term_end"]
     if live["status"] == "pending" or end is None:
         first = "its first invoice is paid" if live["method"] == "invoice" else "its payment is made"
@@ -121,7 +122,7 @@ def _setting_renews(setting: auto_renewal.Setting, partner_name: str) -> tuple[s
     return "partner", f"Renewed by {partner_name} when asked"
 
 
-async def _next_price(subscription: dict) -> str | None:
+async def _next_price(subscription: dict[str, Any]) -> str | None:
     """The next term at the seller's prices now, as the renewal will bill it."""
     try:
         lines, profile = await quotes.renewal_lines(subscription)

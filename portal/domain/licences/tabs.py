@@ -131,7 +131,7 @@ TALLY_DRIFT_SQL = (
 
 async def licence_view(
     actor: Actor, company_id: int, tab: str, q: str, cursor: str | None, now: datetime, secret: bytes
-) -> dict:
+) -> dict[str, Any]:
     """Everything the Licenses section shows, with one authorization check: the
     company, its batches, the tabs' counts and one page of the chosen tab, from
     `cursor` (signed with `secret`; absent or not this tab's: the first page)."""

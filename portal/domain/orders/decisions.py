@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, cast
 
 from portal import db
 from portal.domain import audit, catalogue, outbox
@@ -15,7 +16,7 @@ from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.licences import coterm, renewals
 from portal.domain.orders.order_list import OrderRow, get_order
 from portal.domain.orders.requests import request_order
-from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, User
+from portal.tables import Allocation, Company, LicenceBatch, LicenceOrder, OrderStatus, User
 
 
 class InvalidTransition(ValidationFailed):
@@ -24,7 +25,7 @@ class InvalidTransition(ValidationFailed):
         self.status = status
 
 
-async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -> dict:
+async def _lock_order(actor: Actor, order_id: int, partners_only: bool = True) -> dict[str, Any]:
     row = await db.for_update(
         LicenceOrder.select(*LicenceOrder.all_columns()).where(LicenceOrder.id == order_id),
         of=LicenceOrder,
@@ -63,7 +64,7 @@ async def _refuse_unpaid(order_id: int) -> None:
         raise ValidationFailed({"status": refused})
 
 
-async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
+async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict[str, Any]:
     """Assigning creates the batch. Its term starts now, for every seat (the
     guides' rule), unless the order renews a batch: then it starts where that
     batch ends and that batch's holders move to it (licences.renewals). A
@@ -83,8 +84,8 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             # before the order's (Renew same quantity holds it when it assigns a waiting request).
             await db.for_update(Company.select(Company.id).where(Company.id == head["company"]))
         order = await _lock_order(actor, order_id)
-        if order["status"] != "requested":
-            raise InvalidTransition(order["status"], "assigned")
+        if order["status"] != OrderStatus.REQUESTED:
+            raise InvalidTransition(order["status"], OrderStatus.ASSIGNED)
         await _refuse_unpaid(order["id"])
         product = await catalogue.product(order["product"])
         assert product is not None, "an order's product is a foreign key"
@@ -104,7 +105,11 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
             ).returning(*LicenceBatch.all_columns())
         )[0]
         await LicenceOrder.update(
-            {LicenceOrder.status: "assigned", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
+            {
+                LicenceOrder.status: OrderStatus.ASSIGNED,
+                LicenceOrder.decided_by: actor.user_id,
+                LicenceOrder.decided_at: now,
+            }
         ).where(LicenceOrder.id == order["id"])
         if not product["is_trial"]:
             await end_running_trials(order["company"], now)
@@ -146,7 +151,7 @@ async def assign_order(actor: Actor, order_id: int, now: datetime) -> dict:
     return batch
 
 
-def _cotermed_to(order: dict, now: datetime) -> datetime | None:
+def _cotermed_to(order: dict[str, Any], now: datetime) -> datetime | None:
     """The end of the current term a co-termed order ends with; refused once that
     term has ended (its seats would start ended): the customer requests anew."""
     ends_at = order["coterm_ends_at"]
@@ -157,10 +162,10 @@ def _cotermed_to(order: dict, now: datetime) -> datetime | None:
                 "decline it and request anew."
             }
         )
-    return ends_at
+    return cast("datetime | None", ends_at)
 
 
-async def _batch_to_renew(order: dict) -> dict:
+async def _batch_to_renew(order: dict[str, Any]) -> dict[str, Any]:
     """The batch a renewal order continues, refused if another order renewed it first."""
     renewed = (
         await LicenceBatch.select()
@@ -173,7 +178,7 @@ async def _batch_to_renew(order: dict) -> dict:
         await LicenceOrder.select(LicenceOrder.decided_at)
         .where(
             (LicenceOrder.renews_batch == renewed["id"])
-            & (LicenceOrder.status == "assigned")
+            & (LicenceOrder.status == OrderStatus.ASSIGNED)
             & (LicenceOrder.id != order["id"])
         )
         .first()
@@ -224,7 +229,7 @@ async def end_running_trials_of(company_ids: list[int], now: datetime) -> None:
     )
 
 
-async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime) -> dict:
+async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime) -> dict[str, Any]:
     reason = " ".join(reason.split())
     if not reason:
         raise ValidationFailed({"reason": "Say why, so the customer knows what to do next."})
@@ -232,11 +237,11 @@ async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime)
         raise ValidationFailed({"reason": "Use at most 500 characters."})
     async with db.write_transaction():
         order = await _lock_order(actor, order_id)
-        if order["status"] != "requested":
-            raise InvalidTransition(order["status"], "declined")
+        if order["status"] != OrderStatus.REQUESTED:
+            raise InvalidTransition(order["status"], OrderStatus.DECLINED)
         await LicenceOrder.update(
             {
-                LicenceOrder.status: "declined",
+                LicenceOrder.status: OrderStatus.DECLINED,
                 LicenceOrder.decided_by: actor.user_id,
                 LicenceOrder.decided_at: now,
                 LicenceOrder.decline_reason: reason,
@@ -257,24 +262,28 @@ async def decline_order(actor: Actor, order_id: int, reason: str, now: datetime)
             now,
             {"order": order["id"], "seats": order["quantity"], "reason": reason},
         )
-    return {**order, "status": "declined", "decline_reason": reason}
+    return {**order, "status": OrderStatus.DECLINED, "decline_reason": reason}
 
 
 async def cancel_order(actor: Actor, order_id: int, now: datetime) -> None:
     """Whoever may order for the company may withdraw a request not yet decided."""
     async with db.write_transaction():
         order = await _lock_order(actor, order_id, partners_only=False)
-        if order["status"] != "requested":
-            raise InvalidTransition(order["status"], "cancelled")
+        if order["status"] != OrderStatus.REQUESTED:
+            raise InvalidTransition(order["status"], OrderStatus.CANCELLED)
         await LicenceOrder.update(
-            {LicenceOrder.status: "cancelled", LicenceOrder.decided_by: actor.user_id, LicenceOrder.decided_at: now}
+            {
+                LicenceOrder.status: OrderStatus.CANCELLED,
+                LicenceOrder.decided_by: actor.user_id,
+                LicenceOrder.decided_at: now,
+            }
         ).where(LicenceOrder.id == order["id"])
         await audit.record(
             actor, "order.cancel", order["company"], now, {"order": order["id"], "seats": order["quantity"]}
         )
 
 
-async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) -> dict:
+async def start_trial(actor: Actor, company_id: int, seats: int, now: datetime) -> dict[str, Any]:
     """A new customer starts on the 30-day Free trial: an order of the trial
     product, assigned at once by the partner manager; it ends by itself."""
     require_partner_manager(actor)
@@ -303,8 +312,8 @@ class AssignPreview:
 
 async def assign_preview(actor: Actor, order_id: int, now: datetime) -> AssignPreview:
     order = await get_order(actor, order_id)
-    if order["status"] != "requested":
-        raise InvalidTransition(order["status"], "assigned")
+    if order["status"] != OrderStatus.REQUESTED:
+        raise InvalidTransition(order["status"], OrderStatus.ASSIGNED)
     await _refuse_unpaid(order["id"])
     product = await catalogue.product(order["product_id"])
     assert product is not None, "an order's product is a foreign key"

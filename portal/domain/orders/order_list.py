@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 from piccolo.custom_types import Combinable
 
@@ -15,13 +15,13 @@ from portal.domain.errors import NotFound
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
 from portal.domain.keyset import PER_PAGE, Keyset, KeysetPage
 from portal.domain.licences.plans import plan_label, plan_names
-from portal.tables import Company, LicenceOrder, User
+from portal.tables import Company, CompanyKind, LicenceOrder, OrderStatus, User
 
-STATUSES = ("requested", "assigned", "declined", "cancelled")
+STATUSES = tuple(OrderStatus)
 # Requested Orders opens on the orders waiting for "Assign"; `status=any` in the
 # URL is the user's choice of every status, so a shared link keeps its meaning.
 ANY_STATUS = "any"
-DEFAULT_FILTERS = {"status": "requested"}
+DEFAULT_FILTERS = {"status": OrderStatus.REQUESTED}
 
 
 def _status_clause(status: str) -> Combinable:
@@ -146,11 +146,11 @@ async def _newest_first(where: Combinable, walk: Keyset, cursor: str | None) -> 
     may name columns of licence_order only."""
     counted = await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", where.querystring)
 
-    async def fetch(clause: Combinable | None, ascending: bool, limit: int) -> list[dict]:
+    async def fetch(clause: Combinable | None, ascending: bool, limit: int) -> list[OrderRow]:
         narrowed = where if clause is None else where & clause
         order = _OLDEST_FIRST if ascending else _NEWEST_FIRST
         sql = _rows(f"SELECT {_ORDER_COLUMNS} {_ORDERS_WHERE}{order}", limit)
-        return await LicenceOrder.raw(sql, narrowed.querystring)
+        return cast("list[OrderRow]", await LicenceOrder.raw(sql, narrowed.querystring))
 
     page = await walk.page_from(fetch, int(counted[0]["n"]), walk.decode(cursor), PER_PAGE)
     await _name_plans(page.items)
@@ -173,17 +173,17 @@ async def company_orders(actor: Actor, company_id: int, cursor: str | None, secr
     return await _newest_first(where, orders_keyset(f"orders:{company['id']}", secret), cursor)
 
 
-async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict]]:
+async def filter_choices(actor: Actor, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """The options of the "Add Filter" selects among `names`, by filter name,
     each an `id` and a `name`. Only the filters on screen are asked for: a
     wing can hold thousands of customers."""
     require_partner_manager(actor)
     names = set(names)
-    choices: dict[str, list[dict]] = {}
+    choices: dict[str, list[dict[str, Any]]] = {}
     if "customer" in names:
         choices["customer"] = (
             await Company.select(Company.id, Company.name)
-            .where(under_wing(actor) & (Company.kind == "customer"))
+            .where(under_wing(actor) & (Company.kind == CompanyKind.CUSTOMER))
             .order_by(Company.name)
         )
     if "status" in names:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit, catalogue, outbox, partner_settings
@@ -12,10 +13,10 @@ from portal.domain.access import Actor, get_company
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.domain.licences import coterm, tabs
-from portal.tables import LicenceOrder
+from portal.tables import CompanyKind, LicenceOrder, OrderStatus
 
 
-async def nearest_account_managers(company: dict) -> tuple[int, list[str]]:
+async def nearest_account_managers(company: dict[str, Any]) -> tuple[int, list[str]]:
     """The managers of the nearest partner or sub-partner above that has any."""
     ancestor_ids = [int(part) for part in company["path"].strip("/").split("/")[:-1]]
     for ancestor_id in reversed(ancestor_ids):
@@ -44,7 +45,7 @@ class RequestAdvice:
     free: int  # free seats of running batches: an ended batch's seats are no use
     expired: int
     unlicensed: int
-    pending: list[dict]  # requested orders: quantity, requested_at; newest first
+    pending: list[dict[str, Any]]  # requested orders: quantity, requested_at; newest first
     limit: int
 
     @property
@@ -105,11 +106,11 @@ async def request_advice(actor: Actor, company_id: int, now: datetime) -> Reques
     return await _advice(company, now)
 
 
-async def _advice(company: dict, now: datetime) -> RequestAdvice:
+async def _advice(company: dict[str, Any], now: datetime) -> RequestAdvice:
     seats = await tabs.seats_and_waiting(company["id"], now)
     pending = (
         await LicenceOrder.select(LicenceOrder.quantity, LicenceOrder.requested_at)
-        .where((LicenceOrder.company == company["id"]) & (LicenceOrder.status == "requested"))
+        .where((LicenceOrder.company == company["id"]) & (LicenceOrder.status == OrderStatus.REQUESTED))
         .order_by(LicenceOrder.requested_at, ascending=False)
     )
     limit = (await partner_settings.for_path(company["path"])).max_order_quantity
@@ -127,7 +128,7 @@ async def request_order(
     confirmed: bool = True,
     renews_batch: int | None = None,
     ends_with: str = coterm.TWELVE_MONTHS,
-) -> dict:
+) -> dict[str, Any]:
     """A customer manager (or a partner manager in manage mode, or creating the
     customer) asks for `quantity` licences; the account managers above are e-mailed.
 
@@ -143,7 +144,7 @@ async def request_order(
     refused while the company holds no running licenses. Otherwise 12 months from Assign."""
     company = await get_company(actor, company_id)
     errors: dict[str, str] = {}
-    if company["kind"] != "customer":
+    if company["kind"] != CompanyKind.CUSTOMER:
         raise PermissionDenied("Licenses are ordered for customer companies.")
     limit = (await partner_settings.for_path(company["path"])).max_order_quantity
     if quantity is None or quantity < 1:
@@ -180,7 +181,7 @@ async def request_order(
                     company_path=company["path"],
                     product=product["id"],
                     quantity=quantity,
-                    status="requested",
+                    status=OrderStatus.REQUESTED,
                     po_number=po_number or None,
                     requested_by=actor.user_id,
                     requested_at=now,

@@ -68,7 +68,7 @@ FILTERS: dict[str, dict[str, str]] = {
 }
 
 
-def _shaped(resource: str, row: dict, now: datetime) -> dict:
+def _shaped(resource: str, row: dict[str, Any], now: datetime) -> dict[str, Any]:
     for key, value in row.items():
         if isinstance(value, str) and key.endswith("_at") and value:
             row[key] = datetime.fromisoformat(value)  # SQLite hands back its text
@@ -80,7 +80,7 @@ def _shaped(resource: str, row: dict, now: datetime) -> dict:
 
 async def page(
     actor: Actor, resource: str, after: int, limit: int, filters: dict[str, Any], now: datetime
-) -> tuple[list[dict], bool]:
+) -> tuple[list[dict[str, Any]], bool]:
     """Up to `limit` rows with an id above `after`, by id, and whether more follow."""
     columns, source, id_column = _RESOURCES[resource]
     clauses, args = ["{}", f"{id_column} > {{}}"], [under_wing(actor).querystring, after]
@@ -93,7 +93,7 @@ async def page(
     return [_shaped(resource, row, now) for row in rows[:limit]], len(rows) > limit
 
 
-async def one(actor: Actor, resource: str, row_id: int, now: datetime) -> dict:
+async def one(actor: Actor, resource: str, row_id: int, now: datetime) -> dict[str, Any]:
     """One row under the wing; another partner's id is "not found", as an unknown one."""
     columns, source, id_column = _RESOURCES[resource]
     rows = await Company.raw(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -21,7 +21,7 @@ from portal.domain.errors import SignInRefused
 from portal.domain.sso.provider import Discovery, ProviderDirectory, ProviderUnreachable
 from portal.domain.sso.settings import ProviderSettings, by_id, domain_of, for_email
 from portal.domain.users import SIGN_IN_COLUMNS, holds_read_only_credit, normalise_email
-from portal.tables import MANAGER_ROLES, User
+from portal.tables import MANAGER_ROLES, Role, User
 from portal.tables.sso import SsoAttempt
 
 ATTEMPT_VALID_FOR = timedelta(minutes=10)
@@ -58,7 +58,7 @@ class Started:
 
 @dataclass(frozen=True)
 class SignedIn:
-    user: dict  # as portal.domain.sign_in.authenticate returns one
+    user: dict[str, Any]  # as portal.domain.sign_in.authenticate returns one
     trust_provider_mfa: bool
     created: bool
     next_path: str | None
@@ -107,7 +107,7 @@ async def begin(
     return Started(url=url, state=state, company=config.company_name)
 
 
-async def _take_attempt(state: str, now: datetime) -> dict:
+async def _take_attempt(state: str, now: datetime) -> dict[str, Any]:
     """The attempt, marked used in the same statement: of two arrivals of one
     answer, exactly one gets it."""
     async with db.write_transaction():
@@ -118,7 +118,7 @@ async def _take_attempt(state: str, now: datetime) -> dict:
         )
     if not taken:
         raise SignInRefused(STALE)
-    return taken[0]
+    return cast("dict[str, Any]", taken[0])
 
 
 def verify_id_token(
@@ -151,7 +151,12 @@ def verify_id_token(
 
 
 async def _id_token_claims(
-    config: ProviderSettings, attempt: dict, code: str, redirect_uri: str, now: datetime, providers: ProviderDirectory
+    config: ProviderSettings,
+    attempt: dict[str, Any],
+    code: str,
+    redirect_uri: str,
+    now: datetime,
+    providers: ProviderDirectory,
 ) -> dict[str, Any]:
     try:
         discovery = await providers.discover(config.issuer, now)
@@ -205,7 +210,9 @@ async def complete(state: str, code: str, redirect_uri: str, now: datetime, prov
     )
 
 
-async def _manager(config: ProviderSettings, email: str, claims: dict, now: datetime) -> tuple[dict, bool]:
+async def _manager(
+    config: ProviderSettings, email: str, claims: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any], bool]:
     user = await User.select(*SIGN_IN_COLUMNS).where(User.email == email).first()
     if user is None:
         if not config.create_on_first_sign_in:
@@ -216,12 +223,14 @@ async def _manager(config: ProviderSettings, email: str, claims: dict, now: date
         raise SignInRefused(OTHER_PARTNER.format(email=email, company=config.company_name))
     if user["role"] not in MANAGER_ROLES or not user["active"]:
         raise SignInRefused(CANNOT_SIGN_IN)
-    if user["role"] == "read_only" and not await holds_read_only_credit(user["id"], user["company"]):
+    if user["role"] == Role.READ_ONLY and not await holds_read_only_credit(user["id"], user["company"]):
         raise SignInRefused(CANNOT_SIGN_IN)
     return user, False
 
 
-async def _create_manager(config: ProviderSettings, email: str, claims: dict, now: datetime) -> dict:
+async def _create_manager(
+    config: ProviderSettings, email: str, claims: dict[str, Any], now: datetime
+) -> dict[str, Any]:
     """A manager of the partner itself, without a password: they sign in through the
     provider. An account manager (customers, orders, licences): a partner admin gives
     more, or less, on the user's page."""
@@ -229,7 +238,7 @@ async def _create_manager(config: ProviderSettings, email: str, claims: dict, no
     try:
         async with db.write_transaction():
             row = await User.insert(
-                User(company=config.company_id, email=email, name=name, role="account_manager", created_at=now)
+                User(company=config.company_id, email=email, name=name, role=Role.ACCOUNT_MANAGER, created_at=now)
             ).returning(User.id)
             await audit.record(
                 None,

@@ -15,6 +15,7 @@ from portal.domain.access import Actor, Capability, require, require_partner_man
 from portal.domain.audit import entries as audit
 from portal.domain.errors import ValidationFailed
 from portal.domain.sso.provider import check_issuer
+from portal.tables import CompanyKind
 from portal.tables.sso import SsoConfig, SsoDomain
 
 MAX_DOMAINS = 20
@@ -80,7 +81,7 @@ _COLUMNS = (
 )
 
 
-async def _settings(row: dict | None) -> ProviderSettings | None:
+async def _settings(row: dict[str, Any] | None) -> ProviderSettings | None:
     if row is None:
         return None
     domains = await SsoDomain.select(SsoDomain.domain).where(SsoDomain.config == row["id"]).order_by(SsoDomain.domain)
@@ -129,7 +130,7 @@ def _ancestors(path: str) -> list[int]:
 async def staff_sso_only(company_path: str, company_kind: str) -> str | None:
     """The name of the partner whose staff (the company at `company_path` or one
     above it, when it is not a customer) may sign in only through its provider."""
-    if company_kind == "customer":
+    if company_kind == CompanyKind.CUSTOMER:
         return None
     row = (
         await SsoConfig.select(SsoConfig.company.name.as_alias("name"))

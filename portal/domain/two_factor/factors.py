@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain import audit, sessions
@@ -26,7 +27,7 @@ WRONG_ENROLMENT_CODE = (
 @dataclass(frozen=True)
 class Factors:
     authenticator: bool
-    passkeys: list[dict]
+    passkeys: list[dict[str, Any]]
     recovery_codes_left: int
 
     @property
@@ -117,7 +118,7 @@ async def remove_authenticator(actor: Actor, required: bool, now: datetime, keep
     return generation
 
 
-async def reset(actor: Actor, user_id: int, now: datetime) -> dict:
+async def reset(actor: Actor, user_id: int, now: datetime) -> dict[str, Any]:
     """A partner manager removes the second factors of a manager under their wing
     who lost them: every session of that manager ends, they sign in with their
     password (and enrol again where a second factor is required), and they are

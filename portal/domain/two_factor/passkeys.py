@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 from urllib.parse import urlsplit
 
 import webauthn
@@ -146,7 +147,7 @@ async def authenticate(rp: RelyingParty, credential: str, challenge: bytes, now:
     await Passkey.update({Passkey.sign_count: verified.new_sign_count, Passkey.last_used_at: now}).where(
         Passkey.id == row["id"]
     )
-    return row["user"]
+    return cast("int", row["user"])
 
 
 async def remove(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import cast
 
 from portal.tables.sign_in import RecoveryCode
 
@@ -53,4 +54,6 @@ async def use(user_id: int, code: str, now: datetime) -> bool:
 
 
 async def remaining(user_id: int) -> int:
-    return await RecoveryCode.count().where((RecoveryCode.user == user_id) & RecoveryCode.used_at.is_null())
+    return cast(
+        "int", await RecoveryCode.count().where((RecoveryCode.user == user_id) & RecoveryCode.used_at.is_null())
+    )

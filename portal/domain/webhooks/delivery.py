@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -133,7 +134,7 @@ _CLAIMED = (
 )
 
 
-async def claim(now: datetime, token: str, limit: int) -> list[dict]:
+async def claim(now: datetime, token: str, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` due deliveries for one worker, each with `token`, a lease and
     one more attempt counted, with what sending them needs. PostgreSQL: one
     statement, skipping rows another worker is claiming; SQLite: the write lock
@@ -149,14 +150,17 @@ async def claim(now: datetime, token: str, limit: int) -> list[dict]:
     # so it claims, then reads what it claimed, under its one write lock.
     if db.is_postgres():
         claimed = f"WITH claimed AS ({due}RETURNING id, attempts, endpoint, event) "
-        return await WebhookDelivery.raw(claimed + _CLAIMED.format(rows="claimed"), *values)
+        return cast(
+            "list[dict[str, Any]]", await WebhookDelivery.raw(claimed + _CLAIMED.format(rows="claimed"), *values)
+        )
     async with db.write_transaction():
         rows = await WebhookDelivery.raw(due + "RETURNING id", *values)
         if not rows:
             return []
         listed = ", ".join(str(int(row["id"])) for row in rows)
-        return await WebhookDelivery.raw(
-            _CLAIMED.format(rows=f"(SELECT * FROM webhook_delivery WHERE id IN ({listed}))")
+        return cast(
+            "list[dict[str, Any]]",
+            await WebhookDelivery.raw(_CLAIMED.format(rows=f"(SELECT * FROM webhook_delivery WHERE id IN ({listed}))")),
         )
 
 
@@ -201,7 +205,9 @@ class Outcome:
         return self.status == 410
 
 
-async def attempt(row: dict, client: aiohttp.ClientSession, now: datetime, refused: str | None = None) -> Outcome:
+async def attempt(
+    row: dict[str, Any], client: aiohttp.ClientSession, now: datetime, refused: str | None = None
+) -> Outcome:
     """One POST of the row's message, signed for this attempt; `refused`: why it
     may not be sent (its address), in which case nothing is."""
     if refused:
@@ -244,7 +250,7 @@ async def deliver_due(now: datetime, sender: Sender, client: aiohttp.ClientSessi
     )
     gate = asyncio.Semaphore(sender.at_once)
 
-    async def one(row: dict) -> Outcome | None:
+    async def one(row: dict[str, Any]) -> Outcome | None:
         async with gate:
             if time.monotonic() > lease_ends - LEASE_MARGIN.total_seconds():
                 return None
@@ -256,18 +262,18 @@ async def deliver_due(now: datetime, sender: Sender, client: aiohttp.ClientSessi
     return counts
 
 
-def _next_state(row: dict, outcome: Outcome) -> str:
+def _next_state(row: dict[str, Any], outcome: Outcome) -> str:
     if outcome.ok:
         return "delivered"
     return "retrying" if int(row["attempts"]) <= len(RETRY_AFTER) and not outcome.gone else "failed"
 
 
-async def _record(results: list[tuple[dict, Outcome | None]], token: str, now: datetime) -> list[str]:
+async def _record(results: list[tuple[dict[str, Any], Outcome | None]], token: str, now: datetime) -> list[str]:
     """The batch's outcomes, with one UPDATE for all its rows, and what they say
     of their endpoints, in one transaction. Rows whose claim is no longer this
     worker's (its lease ran out and another took them) are left alone."""
     names: list[str] = []
-    values: list[tuple] = []
+    values: list[tuple[Any, ...]] = []
     for row, outcome in results:
         if outcome is None:
             names.append("put_back")
@@ -318,11 +324,11 @@ async def _record(results: list[tuple[dict, Outcome | None]], token: str, now: d
     return names
 
 
-async def _endpoints_health(results: list[tuple[dict, Outcome]], now: datetime) -> None:
+async def _endpoints_health(results: list[tuple[dict[str, Any], Outcome]], now: datetime) -> None:
     """An endpoint that answered 2xx in the batch is not failing; one that only
     failed is failing since its first failure, and is switched off after failing
     for DISABLE_AFTER, or at once when it answered 410 Gone."""
-    by_endpoint: dict[int, list[tuple[dict, Outcome]]] = defaultdict(list)
+    by_endpoint: dict[int, list[tuple[dict[str, Any], Outcome]]] = defaultdict(list)
     for row, outcome in results:
         by_endpoint[int(row["endpoint"])].append((row, outcome))
     answering = [e for e, got in by_endpoint.items() if any(o.ok for _, o in got)]
@@ -347,7 +353,7 @@ async def _endpoints_health(results: list[tuple[dict, Outcome]], now: datetime) 
         await _switch_off(row, reason, now, gone=gone)
 
 
-async def _switch_off(row: dict, reason: str, now: datetime, *, gone: bool) -> None:
+async def _switch_off(row: dict[str, Any], reason: str, now: datetime, *, gone: bool) -> None:
     endpoint = WebhookEndpoint.id == row["endpoint"]
     off = (
         await WebhookEndpoint.update({WebhookEndpoint.active: False, WebhookEndpoint.disabled_reason: reason})
@@ -371,7 +377,7 @@ async def _switch_off(row: dict, reason: str, now: datetime, *, gone: bool) -> N
     )
 
 
-async def deliveries(actor: Actor, endpoint_id: int, page: int) -> Page:
+async def deliveries(actor: Actor, endpoint_id: int, page: int) -> Page[dict[str, Any]]:
     await get_endpoint(actor, endpoint_id)
     where = WebhookDelivery.endpoint == endpoint_id
     select = (
@@ -387,7 +393,7 @@ async def deliveries(actor: Actor, endpoint_id: int, page: int) -> Page:
     return await paginate(select, WebhookDelivery.count().where(where), page)
 
 
-async def resend(actor: Actor, endpoint_id: int, delivery_id: int, now: datetime) -> dict:
+async def resend(actor: Actor, endpoint_id: int, delivery_id: int, now: datetime) -> dict[str, Any]:
     """The same message again (same id and bytes), now, with a fresh count of attempts."""
     _may_change(actor)
     endpoint = await get_endpoint(actor, endpoint_id)

@@ -72,7 +72,7 @@ def check_events(chosen: list[str]) -> list[str]:
 
 async def create(
     actor: Actor, url: str, description: str, events: list[str], now: datetime, *, allow_private: bool
-) -> dict:
+) -> dict[str, Any]:
     _may_change(actor)
     errors: dict[str, str] = {}
     try:
@@ -106,7 +106,7 @@ async def create(
     return row
 
 
-async def list_endpoints(actor: Actor) -> list[dict]:
+async def list_endpoints(actor: Actor) -> list[dict[str, Any]]:
     require_partner_manager(actor)
     rows = await WebhookEndpoint.raw(
         "SELECT ep.*, "
@@ -118,13 +118,13 @@ async def list_endpoints(actor: Actor) -> list[dict]:
     return [_described(row) for row in rows]
 
 
-def _described(row: dict) -> dict:
+def _described(row: dict[str, Any]) -> dict[str, Any]:
     row["event_list"] = [event for event in row["events"].split(",") if event]
     row["active"] = bool(row["active"])
     return row
 
 
-async def get_endpoint(actor: Actor, endpoint_id: int) -> dict:
+async def get_endpoint(actor: Actor, endpoint_id: int) -> dict[str, Any]:
     """A partner reaches its own endpoints only; another's id is "no such endpoint"."""
     require_partner_manager(actor)
     row = (
@@ -139,7 +139,7 @@ async def get_endpoint(actor: Actor, endpoint_id: int) -> dict:
 
 async def update(
     actor: Actor, endpoint_id: int, description: str, events: list[str], active: bool, now: datetime
-) -> dict:
+) -> dict[str, Any]:
     _may_change(actor)
     await get_endpoint(actor, endpoint_id)
     picked = check_events(events)
@@ -172,7 +172,7 @@ async def rotate_secret(actor: Actor, endpoint_id: int, now: datetime) -> str:
     return secret
 
 
-async def remove(actor: Actor, endpoint_id: int, now: datetime) -> dict:
+async def remove(actor: Actor, endpoint_id: int, now: datetime) -> dict[str, Any]:
     _may_change(actor)
     endpoint = await get_endpoint(actor, endpoint_id)
     async with db.write_transaction():

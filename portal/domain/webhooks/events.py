@@ -13,6 +13,7 @@ import json
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from portal import db
 from portal.tables.webhooks import WebhookEvent
@@ -52,16 +53,18 @@ ENDING_DAYS = (30, 3)
 _IDS = ("order", "batch", "invoice", "subscription", "import", "renews_batch")
 
 
-def payload(event_type: str, at: datetime, data: dict) -> str:
+def payload(event_type: str, at: datetime, data: dict[str, Any]) -> str:
     """The message body: {"type", "timestamp", "data"}, as Standard Webhooks suggests."""
     return json.dumps({"type": event_type, "timestamp": at.isoformat(), "data": data}, separators=(",", ":"))
 
 
-def data_of_audit(detail: dict | str | None, company_id: int | None, company_name: str | None) -> dict:
+def data_of_audit(
+    detail: dict[str, Any] | str | None, company_id: int | None, company_name: str | None
+) -> dict[str, Any]:
     """What a change's event says: the company, and what its audit entry recorded
     (ids, quantities, numbers, reasons), never who did it (a person's name and
     address stay in the portal)."""
-    recorded: dict = json.loads(detail or "{}") if isinstance(detail, str) else (detail or {})
+    recorded: dict[str, Any] = json.loads(detail or "{}") if isinstance(detail, str) else (detail or {})
     data = {key: value for key, value in recorded.items() if not isinstance(value, dict | list)}
     for key in _IDS:
         if key in data and isinstance(data[key], str) and data[key].isdigit():
@@ -99,7 +102,7 @@ async def sweep_batches(now: datetime) -> int:
     return written
 
 
-async def _insert(event_type: str, key: str, rows: Iterable[dict], now: datetime) -> int:
+async def _insert(event_type: str, key: str, rows: Iterable[dict[str, Any]], now: datetime) -> int:
     events = [
         WebhookEvent(
             msg_id=f"msg_{secrets.token_hex(12)}",

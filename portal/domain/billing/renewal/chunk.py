@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 NO_CARD = "No card is saved on the billing account."
 
 
 @dataclass
 class Renewal:
-    sub: dict
-    invoice: dict
+    sub: dict[str, Any]
+    invoice: dict[str, Any]
     attempt: int
     seats: int
     tier_name: str
@@ -23,7 +23,7 @@ class Renewal:
     read_only_users: int
     token: str | None = None
     card_last4: str | None = None
-    charge: dict | None = None  # the attempt's card_charge row
+    charge: dict[str, Any] | None = None  # the attempt's card_charge row
     outcome: str = "pending"  # paid | declined | pending (the processor did not answer)
     reference: str | None = None
     reason: str | None = None
@@ -31,7 +31,7 @@ class Renewal:
 
     @property
     def old_end(self) -> datetime:
-        return self.sub["term_end"]
+        return cast("datetime", self.sub["term_end"])
 
 
 def id_list(ids: Any) -> str:

@@ -6,6 +6,7 @@ end, so a renewal paid early leaves no gap."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from portal import db
 from portal.domain.access import Actor
@@ -14,7 +15,7 @@ from portal.domain.billing.quotes import refuse_read_only
 from portal.domain.billing.renewal import invoicing, notices, schedule
 from portal.domain.errors import ValidationFailed
 from portal.tables import Company
-from portal.tables.billing import Invoice
+from portal.tables.billing import Invoice, SubscriptionStatus
 
 
 async def issue_renewal_invoices(now: datetime, *, limit: int = 500) -> dict[str, int]:
@@ -30,7 +31,7 @@ async def issue_renewal_invoices(now: datetime, *, limit: int = 500) -> dict[str
         "EXISTS (SELECT 1 FROM invoice AS i WHERE i.subscription = s.id AND i.kind = 'renewal' "
         "AND i.term_start = s.term_end AND i.status <> 'void')"
     )
-    issued: dict[int, dict] = {}
+    issued: dict[int, dict[str, Any]] = {}
     async with db.write_transaction():
         subs = await Company.raw(
             f"SELECT s.* FROM subscription AS s WHERE {live} AND s.term_end <= {{}} AND NOT {has_invoice} "
@@ -75,14 +76,14 @@ async def _remind(now: datetime, live: str, limit: int) -> int:
         return await notices.invoice_mails(rows, subs, now, reminder=True)
 
 
-async def request_invoice(actor: Actor, subscription_id: int, now: datetime) -> dict:
+async def request_invoice(actor: Actor, subscription_id: int, now: datetime) -> dict[str, Any]:
     """ "Request an invoice": the next term's invoice, now; one per term (asked
     twice, or issued by the renewal job, it is the same invoice). Paid, the
     next term starts where this one ends."""
     refuse_read_only(actor)
     async with db.write_transaction():
         subscription = await locks.lock_subscription(actor, subscription_id)
-        if subscription["status"] != "active" or subscription["term_end"] is None:
+        if subscription["status"] != SubscriptionStatus.ACTIVE or subscription["term_end"] is None:
             raise ValidationFailed({"subscription": "Only a running subscription renews."})
         if not subscription["auto_renew"]:
             raise ValidationFailed({"subscription": "This subscription is cancelled, so it does not renew."})

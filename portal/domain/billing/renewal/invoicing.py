@@ -22,8 +22,8 @@ from portal.tables.billing import BillingProfile, CatalogueItem, Invoice
 class Sellers:
     """The chunk's sellers: profiles (locked for numbering) and catalogues."""
 
-    profiles: dict[int, dict] = field(default_factory=dict)
-    items: dict[int, dict[str, dict]] = field(default_factory=dict)
+    profiles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    items: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 async def sellers(partner_ids: set[int]) -> Sellers:
@@ -46,7 +46,7 @@ async def sellers(partner_ids: set[int]) -> Sellers:
     return found
 
 
-async def renewal_invoices(subs: list[dict], sellers: Sellers, now: datetime) -> dict[int, dict]:
+async def renewal_invoices(subs: list[dict[str, Any]], sellers: Sellers, now: datetime) -> dict[int, dict[str, Any]]:
     """Each subscription's renewal invoice for the term after its current one:
     the one already issued under its key (an earlier attempt, or the customer's
     "Request an invoice"), else a new one with the seller's next number. By
@@ -59,7 +59,9 @@ async def renewal_invoices(subs: list[dict], sellers: Sellers, now: datetime) ->
     return found
 
 
-async def issue_invoices(subs: list[dict], sellers: Sellers, now: datetime, *, due_at: Any) -> dict[int, dict]:
+async def issue_invoices(
+    subs: list[dict[str, Any]], sellers: Sellers, now: datetime, *, due_at: Any
+) -> dict[int, dict[str, Any]]:
     """Renewal invoices for `subs` (none issued yet), in one go: numbers taken
     from the locked seller profiles, as invoices.create_invoice takes one. Inside
     the caller's transaction; by subscription id."""
@@ -69,7 +71,7 @@ async def issue_invoices(subs: list[dict], sellers: Sellers, now: datetime, *, d
         c["id"]: c
         for c in await Company.select(Company.id, Company.path).where(Company.id.is_in([s["company"] for s in subs]))
     }
-    by_seller: dict[int, list[dict]] = defaultdict(list)
+    by_seller: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for sub in sorted(subs, key=lambda s: s["id"]):
         by_seller[sub["partner"]].append(sub)
     records, lines_of = [], {}

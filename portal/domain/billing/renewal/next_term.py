@@ -5,6 +5,7 @@ holders carried over by licences.renewals.carry_over), retries and lapses, e-mai
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from piccolo.query import Select
 
@@ -16,7 +17,7 @@ from portal.domain.billing.renewal.chunk import Renewal, id_list
 from portal.domain.catalogue import PREMIUM, product_by_code
 from portal.domain.licences.renewals import carry_over
 from portal.tables import Company
-from portal.tables.billing import Charge, Invoice, Subscription
+from portal.tables.billing import Charge, Invoice, InvoiceStatus, Subscription, SubscriptionStatus
 
 _OUTCOME_COLUMNS = (
     "sub INTEGER, company INTEGER, invoice INTEGER, charge_id INTEGER, outcome VARCHAR(10), "
@@ -48,7 +49,7 @@ async def record(now: datetime, renewals: list[Renewal]) -> None:
             for r in decided
             if r.sub["id"] in current
             and current[r.sub["id"]]["term_end"] == r.old_end
-            and current[r.sub["id"]]["status"] == "active"
+            and current[r.sub["id"]]["status"] == SubscriptionStatus.ACTIVE
         ]
         decided = await _set_aside_void(decided, now)
         decided = await _claim_provisioning(decided, now)
@@ -100,7 +101,7 @@ async def _set_aside_void(decided: list[Renewal], now: datetime) -> list[Renewal
     if not charged:
         return decided
     void = await db.for_update(
-        Invoice.select(Invoice.id).where(Invoice.id.is_in(sorted(charged)) & (Invoice.status == "void"))
+        Invoice.select(Invoice.id).where(Invoice.id.is_in(sorted(charged)) & (Invoice.status == InvoiceStatus.VOID))
     )
     if not void:
         return decided
@@ -158,7 +159,7 @@ async def _claim_provisioning(decided: list[Renewal], now: datetime) -> list[Ren
     return [r for r in decided if r.outcome != "paid" or r.invoice["id"] in mine]
 
 
-def _subscriptions_now(ids: list[int]) -> Select:
+def _subscriptions_now(ids: list[int]) -> Select[Any]:
     return Subscription.select(Subscription.id, Subscription.term_end, Subscription.status).where(
         Subscription.id.is_in(ids)
     )

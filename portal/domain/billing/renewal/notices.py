@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 from portal import db
 from portal.domain.billing import money, payments
@@ -113,7 +114,9 @@ async def renewal_mails_and_audit(decided: list[Renewal], now: datetime) -> None
     await audit_many(now, entries)
 
 
-async def lapsed_mail(sub: dict, company_name: str, recipients: list[str], now: datetime, reason: str | None) -> None:
+async def lapsed_mail(
+    sub: dict[str, Any], company_name: str, recipients: list[str], now: datetime, reason: str | None
+) -> None:
     await queue_kind(
         "subscription_lapsed",
         sub["company"],
@@ -124,7 +127,7 @@ async def lapsed_mail(sub: dict, company_name: str, recipients: list[str], now: 
     )
 
 
-async def audit_many(now: datetime, entries: list[tuple[str, int, dict]]) -> None:
+async def audit_many(now: datetime, entries: list[tuple[str, int, dict[str, Any]]]) -> None:
     """audit.record for many: by the system (no actor), amounts in cents with their currency."""
     await db.copy_rows(
         "audit_entry",
@@ -133,7 +136,9 @@ async def audit_many(now: datetime, entries: list[tuple[str, int, dict]]) -> Non
     )
 
 
-async def invoice_mails(invoices: list[dict], subs: dict[int, dict], now: datetime, *, reminder: bool) -> int:
+async def invoice_mails(
+    invoices: list[dict[str, Any]], subs: dict[int, dict[str, Any]], now: datetime, *, reminder: bool
+) -> int:
     """Returns how many e-mails were queued (a reminder already sent queues none)."""
     companies = {i["company"] for i in invoices}
     managers = await managers_by_company(companies)

@@ -15,7 +15,7 @@ from portal.domain.billing import money, payments, quotes, refunds
 from portal.domain.billing.renewal import invoicing, next_term, schedule
 from portal.domain.billing.renewal.chunk import NO_CARD, Renewal, id_list
 from portal.tables import Company
-from portal.tables.billing import BillingAccount, Charge, Invoice
+from portal.tables.billing import BillingAccount, Charge, Invoice, InvoiceStatus
 
 log = logging.getLogger("portal.billing.renewal")
 # Cards asked at once in a chunk. A processor across the network (Stripe: a
@@ -172,18 +172,18 @@ async def _open_charges(renewals: list[Renewal], now: datetime) -> None:
     (another request asking now: left to it; a worker gone: asked again with its key),
     else a new attempt numbered after the invoice's last (payments.next_attempt),
     written pending before the processor is asked."""
-    chargeable = [r for r in renewals if r.invoice["status"] == "issued"]
+    chargeable = [r for r in renewals if r.invoice["status"] == InvoiceStatus.ISSUED]
     for renewal in renewals:
-        if renewal.invoice["status"] == "paid":
+        if renewal.invoice["status"] == InvoiceStatus.PAID:
             renewal.outcome, renewal.reference = "paid", renewal.invoice["payment_reference"]
-        elif renewal.invoice["status"] != "issued":
+        elif renewal.invoice["status"] != InvoiceStatus.ISSUED:
             # Void with nothing replacing it: nothing to charge; the retry schedule runs as for a decline.
             renewal.outcome, renewal.reason = "declined", "The renewal invoice was voided."
     if not chargeable:
         return
     invoice_ids = sorted(r.invoice["id"] for r in chargeable)
     await db.for_update(Invoice.select(Invoice.id).where(Invoice.id.is_in(invoice_ids)).order_by(Invoice.id))
-    charges: dict[int, list[dict]] = {}
+    charges: dict[int, list[dict[str, Any]]] = {}
     for row in await Charge.select().where(Charge.invoice.is_in(invoice_ids)):
         charges.setdefault(row["invoice"], []).append(row)
     new_keys: dict[str, Renewal] = {}

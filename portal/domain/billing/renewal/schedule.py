@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from portal.domain.billing import payments
+from portal.tables.billing import SubscriptionStatus
 
 # An online subscription is charged from this long before its term ends.
 DUE_AHEAD = timedelta(days=1)
@@ -24,12 +26,12 @@ def retry_at(term_end: datetime, attempt: int) -> datetime | None:
     return term_end + RETRIES_AFTER_END[attempt - 1] if attempt < ATTEMPTS else None
 
 
-def renewal_key(subscription: dict) -> str:
+def renewal_key(subscription: dict[str, Any]) -> str:
     """The one renewal invoice of a term: "renewal:<subscription>:<term end, ISO>"."""
     return f"renewal:{subscription['id']}:{subscription['term_end'].astimezone(UTC).isoformat()}"
 
 
-def next_count(sub: dict, name: str) -> int:
+def next_count(sub: dict[str, Any], name: str) -> int:
     """Fewer users asked for during the term take effect at the renewal."""
     later = sub[f"next_{name}"]
     return int(sub[name] if later is None else later)
@@ -48,10 +50,10 @@ class Unpaid:
     lapses_at: datetime
 
 
-def if_unpaid(subscription: dict) -> Unpaid | None:
+def if_unpaid(subscription: dict[str, Any]) -> Unpaid | None:
     """None for a subscription that does not renew anyway (cancelled, not running)."""
     end = subscription["term_end"]
-    if subscription["status"] != "active" or not subscription["auto_renew"] or end is None:
+    if subscription["status"] != SubscriptionStatus.ACTIVE or not subscription["auto_renew"] or end is None:
         return None
     if subscription["method"] != "online":
         return Unpaid("invoice", end, (), end)

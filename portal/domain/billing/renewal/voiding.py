@@ -6,10 +6,11 @@ purchase invoice never paid ends the purchase (unpaid_purchase)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from portal.domain.billing.renewal import schedule
 from portal.tables import Company
-from portal.tables.billing import Subscription
+from portal.tables.billing import Subscription, SubscriptionStatus
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class PurchaseEnds:
     company_name: str
 
 
-async def if_voided(invoice: dict) -> schedule.Unpaid | PurchaseEnds | None:
+async def if_voided(invoice: dict[str, Any]) -> schedule.Unpaid | PurchaseEnds | None:
     """For a renewal invoice of its subscription's next term, or the purchase invoice of a
     pending subscription (an invoice row the caller may see); None for any other
     invoice, whose subscription voiding leaves as it is."""
@@ -30,7 +31,7 @@ async def if_voided(invoice: dict) -> schedule.Unpaid | PurchaseEnds | None:
     if subscription is None:
         return None
     if invoice["kind"] == "purchase":
-        if subscription["status"] != "pending":
+        if subscription["status"] != SubscriptionStatus.PENDING:
             return None
         company = await Company.select(Company.name).where(Company.id == subscription["company"]).first()
         return PurchaseEnds(company["name"] if company else "The customer")
