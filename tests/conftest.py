@@ -48,6 +48,14 @@ from tests.support import (  # noqa: E402
 )
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test marked engine(name) runs in that engine's suite only (and is listed as deselected in the other)."""
+    elsewhere = [item for item in items if (mark := item.get_closest_marker("engine")) and mark.args[0] != ENGINE]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
+
+
 def pytest_report_header(config):
     return f"portal: engine={ENGINE} database={os.environ['DATABASE_URL']} redis={os.environ.get('REDIS_URL')}"
 

@@ -19,7 +19,8 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.live_server import LiveServer, sign_in
 
-pytestmark = pytest.mark.browser
+# Page markup and its script do not depend on the database: checked once, on the engine `make run` uses.
+pytestmark = [pytest.mark.browser, pytest.mark.engine("sqlite")]
 
 AXE = Path(__file__).with_name("vendor") / "axe-4.10.3.min.js"
 PARTNER = "alex.morgan@northwind-msp.example"

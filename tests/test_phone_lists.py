@@ -19,7 +19,8 @@ from playwright.async_api import Page, expect
 from tests.live_server import LiveServer, new_page, sign_in
 from tests.test_accessibility import PHONE
 
-pytestmark = pytest.mark.browser
+# Page markup and its script do not depend on the database: checked once, on the engine `make run` uses.
+pytestmark = [pytest.mark.browser, pytest.mark.engine("sqlite")]
 
 PARTNER = "alex.morgan@northwind-msp.example"
 INVOICE_CUSTOMER = "Granite Builders"

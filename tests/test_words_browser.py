@@ -9,7 +9,8 @@ from playwright.async_api import Page, expect
 
 from tests.live_server import LiveServer, new_page, sign_in
 
-pytestmark = pytest.mark.browser
+# Page markup and its script do not depend on the database: checked once, on the engine `make run` uses.
+pytestmark = [pytest.mark.browser, pytest.mark.engine("sqlite")]
 
 PARTNER = "alex.morgan@northwind-msp.example"
 # Another partner, whose customers no other browser test enters: the audit log they read stays theirs.
