@@ -226,6 +226,19 @@ async def test_an_attempt_answered_too_late_is_refused(tree, provider):
         await flow.complete(started.state, _code(callback), REDIRECT, late, providers)
 
 
+async def test_the_hourly_job_deletes_attempts_past_their_time_and_keeps_the_rest(tree, provider):
+    from portal.jobs.sso import forget_finished_sso_attempts
+
+    await configure(tree, provider)
+    providers = ProviderDirectory(allow_private=True)
+    now = utcnow()
+    old = await flow.begin(tree.email("partner"), REDIRECT, None, now - flow.ATTEMPT_VALID_FOR * 2, providers)
+    live = await flow.begin(tree.email("partner"), REDIRECT, None, now, providers)
+    assert await forget_finished_sso_attempts({}) == 1
+    assert [row["state"] for row in await SsoAttempt.select(SsoAttempt.state)] == [live.state]
+    assert old.state != live.state
+
+
 # --- Another partner's users and domains ----------------------------------------------------
 
 

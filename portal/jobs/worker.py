@@ -37,6 +37,7 @@ from portal.jobs.bulk import BULK_CRON_JOBS
 from portal.jobs.import_files import IMPORT_FILE_CRON_JOBS
 from portal.jobs.mail import MAIL_CRON_JOBS, MAIL_FUNCTIONS
 from portal.jobs.retry import MAX_TRIES, is_transient
+from portal.jobs.sso import SSO_CRON_JOBS
 from portal.jobs.tasks import FUNCTIONS
 from portal.jobs.webhooks import WEBHOOK_CRON_JOBS, WEBHOOK_FUNCTIONS
 from portal.services import build_services
@@ -78,6 +79,7 @@ class WorkerSettings:
         *IMPORT_FILE_CRON_JOBS,
         *AUTO_RENEWAL_CRON_JOBS,
         *WEBHOOK_CRON_JOBS,
+        *SSO_CRON_JOBS,
         *AUDIT_RETENTION_CRON_JOBS,
         *BULK_CRON_JOBS,
     ]

@@ -140,6 +140,7 @@ def create_app(
         from portal.jobs import billing as billing_jobs
         from portal.jobs import import_files as import_file_jobs
         from portal.jobs import mail as mail_jobs
+        from portal.jobs import sso as sso_jobs
         from portal.jobs import webhooks as webhook_jobs
         from portal.mail.smtp import parse_smtp_url
 
@@ -161,6 +162,7 @@ def create_app(
             auto_renewal_jobs.start_in_process(timers)
             webhook_jobs.start_in_process(timers, services)
             audit_retention_jobs.start_in_process(timers)
+            sso_jobs.start_in_process(timers)
         try:
             yield
         finally:

@@ -107,6 +107,13 @@ async def begin(
     return Started(url=url, state=state, company=config.company_name)
 
 
+async def forget_finished_attempts(now: datetime) -> int:
+    """Delete the sign-ins sent to a provider that can no longer come back (past
+    their time, answered or not): nothing reads them again. Returns how many."""
+    gone = await SsoAttempt.delete().where(SsoAttempt.expires_at <= now).returning(SsoAttempt.id)
+    return len(gone)
+
+
 async def _take_attempt(state: str, now: datetime) -> dict[str, Any]:
     """The attempt, marked used in the same statement: of two arrivals of one
     answer, exactly one gets it."""
