@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from datetime import timedelta
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
@@ -20,7 +21,7 @@ from portal.domain.clock import utcnow
 from portal.domain.errors import SignInRefused, ValidationFailed
 from portal.domain.sso import flow
 from portal.domain.sso import settings as sso_settings
-from portal.domain.sso.provider import ProviderDirectory, ProviderUnreachable
+from portal.domain.sso.provider import ProviderDirectory, ProviderUnreachable, check_issuer
 from portal.services import Services
 from portal.tables import AuditEntry, User
 from portal.tables.sso import SsoAttempt
@@ -299,6 +300,15 @@ async def test_settings_refuse_public_mail_and_private_issuers(tree):
 
 
 # --- State and nonce ---------------------------------------------------------------------
+
+
+async def test_an_issuer_whose_name_resolves_to_a_private_address_is_not_fetched():
+    """The name passes the check of the address as typed, but this machine's own
+    name resolves to one of its addresses: nothing is fetched from it."""
+    issuer = f"https://{socket.gethostname()}/tenant"
+    assert check_issuer(issuer, allow_private=False) == issuer
+    with pytest.raises(ProviderUnreachable, match="resolves to a private address"):
+        await ProviderDirectory().discover(issuer, utcnow())
 
 
 async def test_an_answer_to_another_browser_is_refused(client, app, tree, provider):

@@ -167,6 +167,7 @@ async def _id_token_claims(
 ) -> dict[str, Any]:
     try:
         discovery = await providers.discover(config.issuer, now)
+        await providers.check_address(discovery.token_endpoint)
         async with _client(config, redirect_uri, providers) as client:
             answer = await client.fetch_token(
                 discovery.token_endpoint, code=code, code_verifier=attempt["code_verifier"]

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from portal.domain.addresses import is_private, refused_address
 from portal.domain.errors import ValidationFailed
-from portal.domain.webhooks.endpoints import is_private
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 _NEEDED = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
@@ -62,7 +62,15 @@ class ProviderDirectory:
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
 
+    async def check_address(self, url: str) -> None:
+        """Refuse a URL of the provider's (its discovery, keys, token endpoint)
+        whose name resolves inside a private network, unless this directory
+        allows private addresses."""
+        if not self.allow_private and (reason := await refused_address(url)):
+            raise ProviderUnreachable(reason)
+
     async def _get_json(self, url: str) -> dict[str, Any]:
+        await self.check_address(url)
         try:
             async with self.client() as http:
                 answer = await http.get(url, headers={"Accept": "application/json"})

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -28,10 +27,11 @@ from standardwebhooks.webhooks import Webhook
 from portal import db
 from portal.domain import audit, outbox
 from portal.domain.access import Actor
+from portal.domain.addresses import refused_address
 from portal.domain.emails.queue import queue_kind
 from portal.domain.errors import NotFound, ValidationFailed
 from portal.domain.pages import Page, paginate
-from portal.domain.webhooks.endpoints import _may_change, get_endpoint, is_private
+from portal.domain.webhooks.endpoints import _may_change, get_endpoint
 from portal.domain.webhooks.events import TEST_EVENT, data_of_audit, payload
 from portal.tables.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -175,18 +175,7 @@ def signed_headers(secret: str, msg_id: str, at: datetime, body: bytes) -> dict[
 
 
 async def _refused_address(url: str, allow_private: bool) -> str | None:
-    """Checked at each attempt, after the name is resolved: a public name may be
-    pointed at a private address after the endpoint was saved."""
-    if allow_private:
-        return None
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as error:
-        return f"The name {host} could not be resolved ({error.strerror or error})."
-    if any(is_private(str(info[4][0])) for info in infos):
-        return f"{host} resolves to a private address; nothing was sent."
-    return None
+    return None if allow_private else await refused_address(url)
 
 
 @dataclass(frozen=True)

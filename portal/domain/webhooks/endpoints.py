@@ -3,7 +3,6 @@ signs its messages. Partner managers who may change things (not read-only)."""
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from base64 import b64encode
 from datetime import datetime
@@ -15,6 +14,7 @@ from piccolo.columns import Column
 from portal import db
 from portal.domain import audit
 from portal.domain.access import Actor, Capability, require, require_partner_manager
+from portal.domain.addresses import is_private
 from portal.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.domain.webhooks.events import EVENTS
 from portal.tables.webhooks import WebhookEndpoint
@@ -32,16 +32,6 @@ def _may_change(actor: Actor) -> None:
     require(actor, Capability.WEBHOOKS)
     if actor.read_only:
         raise PermissionDenied("Read-only managers cannot change webhooks.")
-
-
-def is_private(host: str) -> bool:
-    """An address of this machine or of a private network: a webhook there would
-    let a partner reach what only the portal's servers can (its database, Redis)."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost")
-    return not address.is_global
 
 
 def check_url(url: str, *, allow_private: bool) -> str:
