@@ -1,7 +1,7 @@
 """Renewal by CSV on the large dataset (bench/generate.py), for "Bench Big Customer"
 (60,000 learners: 50,000 expired, 10,000 running, 55,000 free seats).
 
-    python -m bench.csv_import [--database-url …] [--rows 100000] [--runs 3] [--no-http] [--million]
+    python -m bench.csv_import [--database-url …] [--rows 100000] [--runs 3] [--no-http] [--profile FILE] [--million]
 
 Writes a file shaped like an Excel export (semicolons, a UTF-8 mark, Windows-1252,
 a manager's column next to the user's) with renewals, active users, duplicates,
@@ -19,8 +19,12 @@ big customer's manager signs in, posts the file through the upload form
 fragment as htmx does (0.5 s after each answer) until it says "Done". Each run
 is undone afterwards, in SQL (the seats given, the users' ends, the batch's
 count, the import), so every run and the next bench start from the generated
-state. `--million` previews a 1,000,000-row file in a
-process of its own and prints its peak memory (ru_maxrss).
+state. Each HTTP run follows an in-process one, printed beside it, so the
+two are compared under the same load (other work on the machine moves both).
+`--profile FILE` records the web process meanwhile with py-spy (raw format).
+
+`--million` previews a 1,000,000-row file in a process of its own and prints
+its peak memory (ru_maxrss).
 """
 
 from __future__ import annotations
@@ -313,7 +317,9 @@ def _profiled(pid: int, out: str | None):
         spy.wait(timeout=60)
 
 
-async def http_bench(url: str, company_id: int, path: Path, runs: int, profile: str | None = None) -> list[dict]:
+async def http_bench(url: str, first: dict, runs: int, profile: str | None = None) -> list[dict]:
+    """After `first` (an in-process `run`), each HTTP run right after an in-process one on the same file, so
+    that the two see the same load on the machine and the same state of the tables."""
     from bench.load import forget, wait_healthy
 
     var_dir = tempfile.mkdtemp(prefix="csv-bench-http-")
@@ -322,9 +328,15 @@ async def http_bench(url: str, company_id: int, path: Path, runs: int, profile: 
         await wait_healthy(base, web, var_dir)
         client = await _sign_in(base)
         try:
+            company_id, path = first["company_id"], first["path"]
             await http_run(client, url, company_id, path, web.pid)  # warm-up: templates, pools, the worker
+            paired = []
             with _profiled(web.pid, profile):
-                return [await http_run(client, url, company_id, path, web.pid) for _ in range(runs)]
+                for _ in range(runs):
+                    beside = await run(url, first["rows"])
+                    figures = await http_run(client, url, company_id, path, web.pid)
+                    paired.append({**figures, "in_process": beside})
+            return paired
         finally:
             await client.aclose()
 
@@ -395,9 +407,7 @@ def main() -> None:
     print(f"  preview (upload)      {figures['preview_s']:.2f} s   (of which classify ≈ {figures['classify_s']:.2f} s)")
     print(f"  Renew Licences        {figures['apply_s']:.2f} s   ({figures['renewed']:,} renewed, rolled back)")
     if not args.no_http:
-        runs = asyncio.run(
-            http_bench(args.database_url, figures["company_id"], figures["path"], args.runs, args.profile)
-        )
+        runs = asyncio.run(http_bench(args.database_url, figures, args.runs, args.profile))
         print(f"  through HTTP (portal serve + portal worker), {len(runs)} runs after a warm-up:")
         for n, r in enumerate(runs, 1):
             print(
@@ -405,8 +415,15 @@ def main() -> None:
                 f"web CPU {r['preview_cpu_s']:.2f} s); Renew Licences to Done {r['apply_s']:.2f} s "
                 f"({r['polls']} polls, web CPU {r['apply_web_cpu_s']:.2f} s; {r['undone']:,} seats undone)"
             )
+            print(
+                f"           just before, in-process: preview {r['in_process']['preview_s']:.2f} s; "
+                f"Renew Licences {r['in_process']['apply_s']:.2f} s"
+            )
         preview_s = statistics.median(r["preview_s"] for r in runs)
         apply_s = statistics.median(r["apply_s"] for r in runs)
+        beside_preview = statistics.median(r["in_process"]["preview_s"] for r in runs)
+        beside_apply = statistics.median(r["in_process"]["apply_s"] for r in runs)
+        print(f"    in-process beside them, median: preview {beside_preview:.2f} s; renew {beside_apply:.2f} s")
         print(
             f"    median: preview {preview_s:.2f} s (target ≤ {PREVIEW_TARGET_S:.0f} s, "
             f"{'met' if preview_s <= PREVIEW_TARGET_S else 'NOT met'}); "
