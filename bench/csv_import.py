@@ -176,6 +176,7 @@ async def run(url: str, rows: int) -> dict:
         pass
     await CsvImport.delete().where(CsvImport.id == import_id)
     await db.close_pool()
+    await _vacuum(url)
     return figures
 
 
@@ -241,8 +242,18 @@ async def _undo(url: str, import_id: int, before: int) -> int:
                     "UPDATE licence_batch SET allocated = allocated - $2 WHERE id = $1", batch["batch"], batch["n"]
                 )
             await conn.execute("DELETE FROM csv_import WHERE id = $1", import_id)
-        await conn.execute("VACUUM ANALYZE portal_user, allocation, licence_batch, csv_import_row")
         return sum(b["n"] for b in given)
+    finally:
+        await conn.close()
+        await _vacuum(url)
+
+
+async def _vacuum(url: str) -> None:
+    """After a run, undone or rolled back: the tables it wrote without their dead
+    rows, so that the next run, in-process or through HTTP, starts as this one did."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE portal_user, allocation, licence_batch, csv_import, csv_import_row")
     finally:
         await conn.close()
 
