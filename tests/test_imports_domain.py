@@ -216,6 +216,37 @@ async def test_a_file_over_the_limit_it_is_handed_is_refused_and_nothing_kept(tr
     assert await preview.receive(customer, tree.north["id"], "u.csv", io.BytesIO(FILE.encode()), NOW, small)
 
 
+async def test_a_file_of_several_chunks_is_read_whole_and_a_failure_between_them_keeps_nothing(tree, monkeypatch):
+    """The next chunk is read while the last one is written: every row arrives
+    once, in order, and a write that fails between chunks leaves no import, no
+    row and no file behind."""
+    await setup_north(tree)
+    customer, _ = await actors(tree)
+    monkeypatch.setattr(preview, "CHUNK_ROWS", 3)
+    import_id = await upload(customer, tree)
+    lines = [r["line"] for r in await CsvImportRow.select(CsvImportRow.line).order_by(CsvImportRow.line)]
+    assert lines == [2, 3, 4, 5, 6, 8, 9, 10, 11]
+    assert (await preview.get_import(customer, tree.north["id"], import_id))["preview"]["counts"] == EXPECTED
+
+    copies = 0
+    real_copy = preview.db.copy_rows
+
+    async def second_copy_fails(*args, **kwargs):
+        nonlocal copies
+        copies += 1
+        if copies == 2:
+            raise RuntimeError("the connection went away")
+        await real_copy(*args, **kwargs)
+
+    monkeypatch.setattr(preview.db, "copy_rows", second_copy_fails)
+    imports, rows, kept = await CsvImport.count(), await CsvImportRow.count(), set(FILES.directory.glob("*"))
+    with pytest.raises(RuntimeError, match="went away"):
+        await upload(customer, tree)
+    assert copies == 2
+    assert (await CsvImport.count(), await CsvImportRow.count()) == (imports, rows)
+    assert set(FILES.directory.glob("*")) == kept
+
+
 async def test_another_tenants_import_is_not_found(tree):
     await setup_north(tree)
     customer, _ = await actors(tree)

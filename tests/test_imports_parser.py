@@ -219,3 +219,14 @@ def test_formulas_behind_leading_whitespace_are_neutralised():
         assert safe_cell(dangerous) == "'" + dangerous
     for harmless in (" a=b", "  plain", " 1"):
         assert safe_cell(harmless) == harmless
+
+
+def test_a_file_inspected_again_with_what_was_found_shows_the_same_layout(tmp_path):
+    """The preview page reads the first rows again with the stored encoding and
+    delimiter rather than guessing them a second time."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfName;E-mail\r\nZo\xeb;zoe@north.example\r\nAnn;ann@north.example\r\n")
+    guessed = reader.inspect(path)
+    assert guessed.encoding == "bom+cp1252" and guessed.delimiter == ";"
+    assert reader.inspect(path, known=(guessed.encoding, guessed.delimiter)) == guessed
+    assert guessed.first_rows[0] == ("Zoë", "zoe@north.example")

@@ -17,8 +17,11 @@ preview did not see marks it again.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO
 
 import anyio
@@ -63,17 +66,9 @@ async def receive(
     files.directory.mkdir(parents=True, exist_ok=True)
     stored_as = f"{company['id']}-{secrets.token_hex(12)}.csv"
     path = files.path_of(stored_as)
-    size = 0
     try:
-        with open(path, "wb") as out:
-            while chunk := source.read(READ_BYTES):
-                size += len(chunk)
-                if size > files.max_bytes:
-                    raise CsvRefused(files.too_big_message)
-                out.write(chunk)
-        if size == 0:
-            raise CsvRefused("The file is empty. Choose a CSV file with a column of e-mail addresses.")
-        layout = reader.inspect(path)
+        # File work and guessing the layout: in a thread, off the event loop that serves other requests.
+        size, layout = await anyio.to_thread.run_sync(_store, source, path, files)
         row = await CsvImport.insert(
             CsvImport(
                 company=company["id"],
@@ -92,13 +87,27 @@ async def receive(
         import_id = row[0]["id"]
         try:
             await choose_column(actor, company["id"], import_id, layout.guess, False, now, files)
-        except DomainError:
+        except Exception:  # a refusal, or the database failing midway: no import without its rows
             await CsvImport.delete().where(CsvImport.id == import_id)
             raise
         return import_id
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _store(source: BinaryIO, path: Path, files: ImportFiles) -> tuple[int, reader.Layout]:
+    """Write the upload to `path` (refused over the size limit) and read its layout."""
+    size = 0
+    with open(path, "wb") as out:
+        while chunk := source.read(READ_BYTES):
+            size += len(chunk)
+            if size > files.max_bytes:
+                raise CsvRefused(files.too_big_message)
+            out.write(chunk)
+    if size == 0:
+        raise CsvRefused("The file is empty. Choose a CSV file with a column of e-mail addresses.")
+    return size, reader.inspect(path)
 
 
 async def get_import(actor: Actor, company_id: int, import_id: int) -> dict:
@@ -116,11 +125,12 @@ async def get_import(actor: Actor, company_id: int, import_id: int) -> dict:
 
 
 def layout_of(row: dict, files: ImportFiles) -> reader.Layout | None:
-    """The file's layout and first rows, read again from the kept file (None once it is gone)."""
+    """The file's layout and first rows, read again from the kept file (None once it is gone),
+    with the encoding and delimiter found at the upload."""
     path = files.path_of(row["stored_as"])
     if not row["stored_as"] or not path.exists():
         return None
-    return reader.inspect(path)
+    return reader.inspect(path, known=(row["encoding"], row["delimiter"]))
 
 
 async def choose_column(
@@ -149,16 +159,8 @@ async def choose_column(
         # The file's rows go to a scratch table (COPY, no index), then into csv_import_row
         # once, with their outcome: a row is written one time, not written and updated.
         await db.scratch_table("csv_upload", "line INTEGER, email VARCHAR(320), name VARCHAR(200), cell TEXT")
-        total = found = 0
         records = reader.rows(path, row["encoding"], row["delimiter"], row["has_header"])
-        while True:
-            # Reading and parsing is CPU work: in a thread, so the event loop serves other requests meanwhile.
-            chunk, seen = await anyio.to_thread.run_sync(_next_chunk, records, column)
-            if not chunk:
-                break
-            total += len(chunk)
-            found += seen
-            await db.copy_rows("csv_upload", _UPLOAD_COLUMNS, chunk)
+        total, found = await _copy_file_rows(records, column)
         if not found:
             raise CsvRefused(
                 f"The column “{columns[column]}” holds no e-mail addresses. "
@@ -215,6 +217,29 @@ async def refresh_locked(actor: Actor, company_id: int, import_id: int, now: dat
     summary = await classify(actor, company_id, import_id, current["add_unknown"], now)
     await CsvImport.update({CsvImport.preview: summary}).where(CsvImport.id == import_id)
     return summary
+
+
+async def _copy_file_rows(records: Iterator[tuple[int, list[str]]], column: int) -> tuple[int, int]:
+    """COPY the file's rows into csv_upload; returns (rows, rows with an address).
+    Reading and parsing is CPU work, so it runs in a thread (the event loop serves
+    other requests meanwhile), and the next chunk is read while the database
+    writes the last one: the two overlap instead of taking turns."""
+    total = found = 0
+    ahead = asyncio.ensure_future(anyio.to_thread.run_sync(_next_chunk, records, column))
+    try:
+        while True:
+            chunk, seen = await ahead
+            if not chunk:
+                return total, found
+            ahead = asyncio.ensure_future(anyio.to_thread.run_sync(_next_chunk, records, column))
+            total += len(chunk)
+            found += seen
+            await db.copy_rows("csv_upload", _UPLOAD_COLUMNS, chunk)
+    finally:
+        # A failed COPY leaves a chunk being read: wait for it (a thread cannot be
+        # stopped), so nothing reads the file once this returns; the COPY's error
+        # is the one raised, the reading's own (if any) goes with it.
+        await asyncio.gather(ahead, return_exceptions=True)
 
 
 def _next_chunk(records, column: int) -> tuple[list[tuple], int]:

@@ -257,9 +257,8 @@ def _guess(columns: tuple[str, ...], rows: list[list[str]], named: bool) -> int 
     return best
 
 
-def inspect(path: Path) -> Layout:
-    """Encoding, delimiter, header, column names and the guessed e-mail column,
-    from the first SAMPLE_ROWS records; refuses what cannot be imported."""
+def _guess_format(path: Path) -> tuple[str, str]:
+    """(encoding, delimiter) from the file's first SAMPLE_BYTES; refuses an empty or binary file."""
     with open(path, "rb") as f:
         head = f.read(SAMPLE_BYTES)
     if not head.strip():
@@ -270,7 +269,14 @@ def inspect(path: Path) -> Layout:
     control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n")
     if control > 0.05 * max(len(sample), 1):
         raise CsvRefused(SAVE_AS_CSV.format(what="a binary file"))
-    delimiter = _sniff_delimiter(sample)
+    return encoding, _sniff_delimiter(sample)
+
+
+def inspect(path: Path, known: tuple[str, str] | None = None) -> Layout:
+    """Encoding, delimiter, header, column names and the guessed e-mail column,
+    from the first SAMPLE_ROWS records; refuses what cannot be imported. With
+    `known` (encoding, delimiter), a file inspected before is not guessed at again."""
+    encoding, delimiter = known or _guess_format(path)
     records: list[list[str]] = []
     for _, cells in _records(path, encoding, delimiter):
         records.append(cells)
