@@ -140,6 +140,10 @@ async def test_the_orders_tab_and_requested_orders_walk_newest_first(tree):
     filters = order_list.parse_filters({"customer": str(tree.north["id"])})
     requested = await walk(lambda cursor: order_list.list_orders(partner, filters, cursor, SECRET))
     assert sum(requested, []) == expected
+    # The download reads the same list in chunks, each from the last row of the one before.
+    chunks = [[row["id"] for row in chunk] async for chunk in order_list.iter_orders(partner, filters, chunk=7)]
+    assert sum(chunks, []) == expected
+    assert [len(chunk) for chunk in chunks] == [7] * 8 + [6]
 
 
 async def test_notifications_walk_newest_first(tree):

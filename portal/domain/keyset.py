@@ -227,14 +227,22 @@ class Keyset:
 
     async def walk(self, query: Callable[[], Select[Any]], chunk: int = 2000) -> AsyncIterator[list[dict[str, Any]]]:
         """Every row of `query()` in the list's order, `chunk` rows at a time (a
-        download of the whole list): each chunk starts from the last row of the one
-        before, so the last chunk costs what the first does."""
+        download of the whole list)."""
+
+        async def fetch(clause: Combinable | None, ascending: bool, limit: int) -> list[dict[str, Any]]:
+            select = query() if clause is None else query().where(clause)
+            return await select.order_by(self.column, self.tiebreak, ascending=ascending).limit(limit)
+
+        async for rows in self.walk_from(fetch, chunk):
+            yield rows
+
+    async def walk_from(self, fetch: Fetch[KeyedRow], chunk: int = 2000) -> AsyncIterator[list[KeyedRow]]:
+        """Every row `fetch` reads (see Fetch), in the list's order, `chunk` rows at
+        a time: each chunk starts from the last row of the one before, so the last
+        chunk costs what the first does (an OFFSET would walk past every row before)."""
         key: tuple[Any, Any] | None = None
         while True:
-            select = query()
-            if key is not None:
-                select = select.where(self._beyond(key, False))
-            rows = await select.order_by(self.column, self.tiebreak, ascending=self.ascending).limit(chunk)
+            rows = await fetch(None if key is None else self._beyond(key, False), self.ascending, chunk)
             if rows:
                 yield rows
             if len(rows) < chunk:

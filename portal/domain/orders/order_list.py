@@ -13,7 +13,7 @@ from portal.domain import catalogue
 from portal.domain.access import Actor, get_company, may_act_on, require_partner_manager, under_wing
 from portal.domain.errors import NotFound
 from portal.domain.filters import Filter, FilterSet, as_date, as_int, day_end, day_start, one_of
-from portal.domain.keyset import PER_PAGE, Keyset, KeysetPage
+from portal.domain.keyset import PER_PAGE, Fetch, Keyset, KeysetPage
 from portal.domain.licences.plans import plan_label, plan_names
 from portal.tables import Company, CompanyKind, LicenceOrder, OrderStatus, User
 
@@ -102,12 +102,12 @@ _OLDEST_FIRST = " ORDER BY licence_order.requested_at, licence_order.id"
 _ORDER_ROWS = f"SELECT {_ORDER_COLUMNS} {_ORDERS_WHERE}{_NEWEST_FIRST}"
 
 
-def _rows(sql: str, limit: int, offset: int = 0) -> str:
-    """LIMIT and OFFSET written in, not bound: a cached generic plan for
-    `LIMIT $5` cannot know a page is 25 rows, so it joins and sorts every match
-    (25 ms) instead of walking the index to the 25th, and PostgreSQL, seeing
-    that, re-plans the statement on every run (1–3 ms)."""
-    return f"{sql} LIMIT {int(limit)} OFFSET {int(offset)}"
+def _rows(sql: str, limit: int) -> str:
+    """LIMIT written in, not bound: a cached generic plan for `LIMIT $5` cannot
+    know a page is 25 rows, so it joins and sorts every match (25 ms) instead of
+    walking the index to the 25th, and PostgreSQL, seeing that, re-plans the
+    statement on every run (1–3 ms)."""
+    return f"{sql} LIMIT {int(limit)}"
 
 
 def orders_keyset(scope: str, secret: bytes) -> Keyset:
@@ -130,21 +130,14 @@ async def iter_orders(actor: Actor, filters: Mapping[str, Any], chunk: int = 200
     """Every order `list_orders` would show, newest first, `chunk` rows at a
     time: a download of the whole list never holds it all."""
     require_partner_manager(actor)
-    sql = ORDER_FILTERS.where(filters, under_wing(actor, LicenceOrder.company_path)).querystring
-    offset = 0
-    while True:
-        rows: list[OrderRow] = await LicenceOrder.raw(_rows(_ORDER_ROWS, chunk, offset), sql)
-        if rows:
-            yield rows
-        if len(rows) < chunk:
-            return
-        offset += chunk
+    where = ORDER_FILTERS.where(filters, under_wing(actor, LicenceOrder.company_path))
+    async for rows in orders_keyset("", b"").walk_from(_fetch(where), chunk):
+        yield rows
 
 
-async def _newest_first(where: Combinable, walk: Keyset, cursor: str | None) -> KeysetPage[OrderRow]:
-    """Orders with their customer's, product's and requester's names; `where`
-    may name columns of licence_order only."""
-    counted = await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", where.querystring)
+def _fetch(where: Combinable) -> Fetch[OrderRow]:
+    """The orders matching `where` (columns of licence_order only) with their
+    customer's, product's and requester's names, read as a Keyset pages them."""
 
     async def fetch(clause: Combinable | None, ascending: bool, limit: int) -> list[OrderRow]:
         narrowed = where if clause is None else where & clause
@@ -152,7 +145,14 @@ async def _newest_first(where: Combinable, walk: Keyset, cursor: str | None) -> 
         sql = _rows(f"SELECT {_ORDER_COLUMNS} {_ORDERS_WHERE}{order}", limit)
         return cast("list[OrderRow]", await LicenceOrder.raw(sql, narrowed.querystring))
 
-    page = await walk.page_from(fetch, int(counted[0]["n"]), walk.decode(cursor), PER_PAGE)
+    return fetch
+
+
+async def _newest_first(where: Combinable, walk: Keyset, cursor: str | None) -> KeysetPage[OrderRow]:
+    """Orders with their customer's, product's and requester's names; `where`
+    may name columns of licence_order only."""
+    counted = await LicenceOrder.raw("SELECT COUNT(*) AS n FROM licence_order WHERE {}", where.querystring)
+    page = await walk.page_from(_fetch(where), int(counted[0]["n"]), walk.decode(cursor), PER_PAGE)
     await _name_plans(page.items)
     return page
 
