@@ -5,6 +5,7 @@
 Starts `portal serve --no-demo` on a free loopback port (Redis db 10 for the
 queue, 11 for sessions), signs in 8 clients as the partner manager, and times:
 
+- the Admin Dashboard, the Companies list and Notifications;
 - Requested Orders with two filters (status=requested, product=Premium);
 - the Expired Licenses tab of "Bench Big Customer" (50,000 expired of 60,000),
   page 1 (what opens) and its last page (the deepest OFFSET), for information;
@@ -14,9 +15,21 @@ queue, 11 for sessions), signs in 8 clients as the partner manager, and times:
   ends) and then undone, so every run, and the next `bench.load`, starts from
   the generated state.
 
+Each page's 8-client throughput is given as a ratio of the ceiling's
+(bench/ceiling.py), which runs beside the portal and is read just before and
+just after each page: the shared machine's speed drifts within a minute, and a
+ratio of two figures taken seconds apart survives that.
+
 The same domain calls are also timed in-process (no HTTP, sessions or
 templates), which separates the database's time from the web layer's. Figures
-go to stdout and into the results block of docs/benchmarks.md (--no-docs to skip).
+go to stdout and into the results block of docs/benchmarks.md (--no-docs to skip;
+--pages-only skips the allocation and the domain figures).
+
+A change to the web layer is best seen side by side with the code before it,
+in one run (`compare`):
+
+    git archive main | tar -x -C /tmp/before
+    python -m bench.load --database-url … --against /tmp/before
 """
 
 from __future__ import annotations
@@ -32,8 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +80,11 @@ class Result:
     wall: float = 0.0
     cpu: float = 0.0  # CPU seconds the serving process used meanwhile
     client_cpu: float = 0.0  # CPU seconds this process (the clients) used meanwhile, for HTTP rows
+    ceiling: float = 0.0  # the ceiling's req/s just before and after this one (mean), when read so
+
+    @property
+    def rate(self) -> float:
+        return len(self.samples) / self.wall
 
     def row(self) -> str:
         if not self.samples:
@@ -212,8 +230,9 @@ def ceiling_process(url: str, var_dir: str):
 
 
 @contextmanager
-def web_process(url: str, var_dir: str):
-    """One `portal serve` process; its access log goes to var_dir/server.log."""
+def web_process(url: str, var_dir: str, checkout: str | None = None):
+    """One `portal serve` process of `checkout` (this one by default); its access
+    log goes to var_dir/server.log."""
     port = _free_port()
     env = {
         **os.environ,
@@ -226,7 +245,7 @@ def web_process(url: str, var_dir: str):
     env.pop("SECRET_KEY", None)  # the server keeps its own, under var_dir
     # The code of this checkout, not whichever one the venv's editable install
     # names (a worktree sharing another checkout's .venv would bench that one).
-    checkout = str(Path(__file__).resolve().parents[1])
+    checkout = checkout or str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (checkout, os.environ.get("PYTHONPATH", "")) if p)
     portal = Path(sys.executable).with_name("portal")
     with _serving([str(portal), "serve", "--no-demo"], env, var_dir) as proc:
@@ -319,59 +338,85 @@ def http_get(client: httpx.AsyncClient, path: str) -> Callable[[], Awaitable[boo
     return call
 
 
-async def web_reads(clients: list[httpx.AsyncClient], ids: dict[str, int], pid: int) -> list[Result]:
+def read_pages(ids: dict[str, int]) -> list[tuple[str, str, str]]:
+    """(name, target, path) of each page read."""
     orders = f"/licences/orders?status=requested&product={ids['premium']}"
     expired = f"/companies/{ids['big']}/licences?tab=expired"
-    last_page = f"{expired}&page={-(-50_000 // 25)}"
-    results = []
-    for name, target, path in [
+    list_target = f"≥ {LIST_RATIO}× ceiling, p95 ≤ {READ_TARGET_MS:.0f} ms"
+    return [
         ("HTTP Admin Dashboard", f"≥ {DASHBOARD_RATIO}× ceiling, p95 ≤ {READ_TARGET_MS:.0f} ms", "/dashboard"),
         ("HTTP Companies list", f"≥ {LIST_RATIO}× ceiling", "/companies"),
-        ("HTTP Requested Orders, status + product", f"p95 ≤ {READ_TARGET_MS:.0f} ms", orders),
-        ("HTTP Expired Licenses tab, page 1", f"p95 ≤ {READ_TARGET_MS:.0f} ms", expired),
-        ("HTTP Expired Licenses tab, last page", "– (info)", last_page),
-    ]:
+        ("HTTP Notifications", f"≥ {LIST_RATIO}× ceiling", "/notifications"),
+        ("HTTP Requested Orders, status + product", list_target, orders),
+        ("HTTP Expired Licenses tab, page 1", list_target, expired),
+        ("HTTP Expired Licenses tab, last page", "– (info)", f"{expired}&page={-(-50_000 // 25)}"),
+    ]
+
+
+async def web_reads(
+    clients: list[httpx.AsyncClient], ids: dict[str, int], pid: int, ceiling: Callable[[], Awaitable[Result]]
+) -> list[Result]:
+    """Each page by 1 client alone (its own time), then by 8 at once (the
+    target), that one between two reads of the ceiling."""
+    results = []
+    before = await ceiling()
+    for name, target, path in read_pages(ids):
         probe = await clients[0].get(path)
         if probe.status_code != 200:
             print(f"{path}: HTTP {probe.status_code}, skipped")
             results.append(Result(f"{name} (HTTP {probe.status_code})", target, [], errors=1))
             continue
-        # One client alone: the page's own time. Then all 8 at once: the target.
         alone = await run_concurrently(
             f"{name}, 1 client", "– (info)", [http_get(clients[0], path)], REQUESTS // 4, pid
         )
         together = await run_concurrently(
             f"{name}, {CLIENTS} clients", target, [http_get(c, path) for c in clients], REQUESTS, pid
         )
+        after = await ceiling()
+        together.ceiling = statistics.mean((before.rate, after.rate))
+        before = after
         results += [alone, together]
-        print(alone.row() + "\n" + together.row())
+        print(alone.row() + "\n" + together.row() + f" ({together.rate / together.ceiling:.2f}× ceiling)")
     return results
 
 
 async def ceiling_reads(url: str, var_dir: str) -> Result:
-    """The bare page (bench/ceiling.py) with 8 clients, each reading pages at a
-    different depth of the 1M learners."""
+    """The bare page (bench/ceiling.py) with 8 clients, started for this read alone."""
+    async with ceiling_reader(url, var_dir) as read:
+        return await read()
+
+
+@asynccontextmanager
+async def ceiling_reader(url: str, var_dir: str) -> AsyncIterator[Callable[[], Awaitable[Result]]]:
+    """The ceiling's process kept running: each call reads the bare page with 8
+    clients, each reading pages at a different depth of the 1M learners."""
     with ceiling_process(url, var_dir) as (base, proc):
         await wait_healthy(base, proc, var_dir, "/learners")
         clients = [httpx.AsyncClient(base_url=base, timeout=120) for _ in range(CLIENTS)]
-        try:
-            calls = [http_get(c, f"/learners?after={i * 100_000}") for i, c in enumerate(clients)]
+        calls = [http_get(c, f"/learners?after={i * 100_000}") for i, c in enumerate(clients)]
+
+        async def read() -> Result:
             return await run_concurrently(f"HTTP ceiling page, {CLIENTS} clients", "–", calls, REQUESTS, proc.pid)
+
+        try:
+            yield read
         finally:
             for client in clients:
                 await client.aclose()
 
 
 def ratios(results: list[Result], ceilings: list[Result]) -> str:
-    """Each page's throughput with 8 clients over the ceiling's, in the same run
-    (the mean of the ceiling measured before and after the pages)."""
-    ceiling = statistics.mean(len(c.samples) / c.wall for c in ceilings)
+    """Each page's throughput with 8 clients over the ceiling's, in the same run:
+    the ceiling read just before and after that page when it was (Result.ceiling),
+    else the mean of `ceilings`."""
+    ceiling = statistics.mean(c.rate for c in ceilings)
     lines = [
         f"Ceiling (bare Litestar + Jinja + asyncpg, 50 of 1,000,000 rows): {ceiling:.0f} req/s with {CLIENTS} clients "
-        f"({' and '.join(f'{len(c.samples) / c.wall:.0f}' for c in ceilings)} before and after the pages).",
+        f"(reads: {', '.join(f'{c.rate:.0f}' for c in ceilings)}); each page is compared with "
+        + ("the reads just before and after it." if any(r.ceiling for r in results) else "their mean."),
         "",
-        "| page, 8 clients | req/s | × ceiling | target |",
-        "|---|---|---|---|",
+        "| page, 8 clients | req/s | ceiling req/s | × ceiling | target |",
+        "|---|---|---|---|---|",
     ]
     for r in results:
         if (
@@ -380,9 +425,10 @@ def ratios(results: list[Result], ceilings: list[Result]) -> str:
             and r.samples
             and "ceiling" not in r.name
         ):
-            rate = len(r.samples) / r.wall
+            near = r.ceiling or ceiling
             lines.append(
-                f"| {r.name.removesuffix(f', {CLIENTS} clients')} | {rate:.0f} | {rate / ceiling:.2f} | {r.target} |"
+                f"| {r.name.removesuffix(f', {CLIENTS} clients')} | {r.rate:.0f} | {near:.0f} | {r.rate / near:.2f} "
+                f"| {r.target} |"
             )
     return "\n".join(lines)
 
@@ -545,26 +591,21 @@ def write_docs(block: str, text: str) -> None:
     print(f"{block} figures written to {DOCS}")
 
 
-async def load(url: str, docs: bool = True) -> list[Result]:
+async def load(url: str, docs: bool = True, pages_only: bool = False) -> list[Result]:
     use_database(url)
     ids = await bench_ids(url)
     await reset_big_customer(url, ids)
     about = await machine(url)
     speed_before = cpu_speed()
     print(f"CPU speed check: {speed_before:.0f} ms")
-    results: list[Result] = []
-    ceilings: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as var_dir:
-        ceilings.append(await ceiling_reads(url, var_dir))
-        print(ceilings[-1].row())
-        pages = await web_pages(url, ids, var_dir)
-        ceilings.append(await ceiling_reads(url, var_dir))
-        print(ceilings[-1].row())
-    results += [ceilings[0], *pages, ceilings[1]]
+        pages, ceilings = await web_pages(url, ids, var_dir, allocations=not pages_only)
+    results = [*pages, *ceilings]
     await forget(REDIS_QUEUE, "arq:*")
     await forget(REDIS_SESSIONS, "portal_sessions:*")
-    results += await domain_figures(url, ids)
-    await reset_big_customer(url, ids)
+    if not pages_only:
+        results += await domain_figures(url, ids)
+        await reset_big_customer(url, ids)
     text = report(results, about, (speed_before, cpu_speed())) + "\n\n" + ratios(pages, ceilings)
     print("\n" + text)
     if docs:
@@ -572,29 +613,108 @@ async def load(url: str, docs: bool = True) -> list[Result]:
     return results
 
 
-async def web_pages(url: str, ids: dict[str, int], var_dir: str) -> list[Result]:
+async def web_pages(
+    url: str, ids: dict[str, int], var_dir: str, allocations: bool = True
+) -> tuple[list[Result], list[Result]]:
+    """The pages' results, and the ceiling's reads between them."""
     results: list[Result] = []
-    with web_process(url, var_dir) as (base, proc):
-        await wait_healthy(base, proc, var_dir)
-        pid = proc.pid
-        await forget(REDIS_SESSIONS, "portal_rate_limit:*")
-        clients = [await signed_in_client(base) for _ in range(CLIENTS)]
+    ceilings: list[Result] = []
+    async with ceiling_reader(url, var_dir) as read_ceiling:
+
+        async def ceiling() -> Result:
+            ceilings.append(await read_ceiling())
+            print(ceilings[-1].row())
+            return ceilings[-1]
+
+        with web_process(url, var_dir) as (base, proc):
+            await wait_healthy(base, proc, var_dir)
+            pid = proc.pid
+            await forget(REDIS_SESSIONS, "portal:throttle:sign-in:*")
+            clients = [await signed_in_client(base) for _ in range(CLIENTS)]
+            try:
+                print(HEADER)
+                results += await web_reads(clients, ids, pid, ceiling)
+                if allocations:
+                    results += await web_allocations(url, clients[0], ids, pid)
+            finally:
+                for client in clients:
+                    await client.aclose()
+    return results, ceilings
+
+
+COMPARE_HEADER = (
+    "| page, 8 clients | ceiling req/s | before req/s | after req/s | before × ceiling | after × ceiling "
+    "| after / before | before CPU ms/req | after CPU ms/req |\n|---|---|---|---|---|---|---|---|---|"
+)
+
+
+async def compare(url: str, other: str, rounds: int) -> None:
+    """Another checkout's portal (`other`: before a change) and this one's, side
+    by side in one run with the ceiling: for each page, `rounds` rounds of the
+    three in turn (the two portals' order alternating), REQUESTS // 2 requests
+    each with 8 clients. On a machine whose speed drifts, a change shows in the
+    two portals' figures taken seconds apart, not in two runs minutes apart."""
+    use_database(url)
+    ids = await bench_ids(url)
+    print(f"load average before: {' / '.join(f'{n:.2f}' for n in os.getloadavg())}")
+    print(COMPARE_HEADER)
+    with (
+        tempfile.TemporaryDirectory(prefix="portal-bench-") as var_before,
+        tempfile.TemporaryDirectory(prefix="portal-bench-") as var_after,
+        ceiling_process(url, var_after) as (ceiling_base, ceiling_proc),
+        web_process(url, var_before, checkout=str(Path(other).resolve())) as (before_base, before_proc),
+        web_process(url, var_after) as (after_base, after_proc),
+    ):
+        await wait_healthy(ceiling_base, ceiling_proc, var_after, "/learners")
+        await wait_healthy(before_base, before_proc, var_before)
+        await wait_healthy(after_base, after_proc, var_after)
+        ceiling_clients = [httpx.AsyncClient(base_url=ceiling_base, timeout=120) for _ in range(CLIENTS)]
+        signed_in: dict[str, list[httpx.AsyncClient]] = {}
+        for side, base in (("before", before_base), ("after", after_base)):
+            await forget(REDIS_SESSIONS, "portal:throttle:sign-in:*")  # 16 sign-ins, 10 a minute allowed
+            signed_in[side] = [await signed_in_client(base) for _ in range(CLIENTS)]
+        pids = {"ceiling": ceiling_proc.pid, "before": before_proc.pid, "after": after_proc.pid}
         try:
-            print(HEADER)
-            results += await web_reads(clients, ids, pid)
-            results += await web_allocations(url, clients[0], ids, pid)
+            for name, _, path in read_pages(ids):
+                calls = {
+                    "ceiling": [http_get(c, f"/learners?after={i * 100_000}") for i, c in enumerate(ceiling_clients)],
+                    **{side: [http_get(c, path) for c in clients] for side, clients in signed_in.items()},
+                }
+                done = {side: Result(side, "", []) for side in calls}
+                for turn in range(rounds):
+                    for side in ("ceiling", *(("before", "after") if turn % 2 == 0 else ("after", "before"))):
+                        part = await run_concurrently(name, "", calls[side], REQUESTS // 2, pids[side])
+                        done[side].samples += part.samples
+                        done[side].errors += part.errors
+                        done[side].wall += part.wall
+                        done[side].cpu += part.cpu
+                c, b, a = done["ceiling"], done["before"], done["after"]
+                errors = f" ({b.errors} / {a.errors} errors)" if b.errors or a.errors else ""
+                rates = f"{c.rate:.0f} | {b.rate:.0f} | {a.rate:.0f}"
+                ratios = f"{b.rate / c.rate:.2f} | {a.rate / c.rate:.2f} | {a.rate / b.rate:.2f}"
+                cpu = f"{b.cpu / len(b.samples) * 1000:.2f} | {a.cpu / len(a.samples) * 1000:.2f}"
+                print(f"| {name.removeprefix('HTTP ')}{errors} | {rates} | {ratios} | {cpu} |", flush=True)
         finally:
-            for client in clients:
+            for client in [*ceiling_clients, *signed_in.get("before", []), *signed_in.get("after", [])]:
                 await client.aclose()
-    return results
+    await forget(REDIS_SESSIONS, "portal_sessions:*")
+    print(f"load average after: {' / '.join(f'{n:.2f}' for n in os.getloadavg())}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--pages-only", action="store_true", help="the pages only: no allocation, no domain figures")
+    parser.add_argument(
+        "--against", metavar="CHECKOUT", help="compare the pages with another checkout's portal, side by side (no docs)"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="with --against: rounds per page")
     args = parser.parse_args()
-    asyncio.run(load(args.database_url, docs=not args.no_docs))
+    if args.against:
+        asyncio.run(compare(args.database_url, args.against, args.rounds))
+    else:
+        asyncio.run(load(args.database_url, docs=not args.no_docs, pages_only=args.pages_only))
 
 
 if __name__ == "__main__":

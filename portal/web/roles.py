@@ -10,6 +10,7 @@ user's own account."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from portal.domain.access import Capability
 
@@ -60,8 +61,11 @@ _COMPILED = tuple((re.compile(pattern.replace("{", r"\{").replace("}", r"\}")), 
 _TYPED = re.compile(r"\{(\w+):\w+\}")
 
 
+@lru_cache(maxsize=1024)
 def capability_for(method: str, path_template: str) -> Capability | None:
-    """What a request to this route needs; None: being signed in is enough."""
+    """What a request to this route needs; None: being signed in is enough.
+    Kept per route and method: the answer depends on nothing else, and every
+    signed-in request would otherwise try the patterns one by one."""
     # The router's template is "/companies/{company_id}"; a route's own path says "{company_id:int}".
     path = _TYPED.sub(r"{\1}", path_template).rstrip("/") or "/"
     for pattern, methods, capability in _COMPILED:
