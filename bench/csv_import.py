@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import httpx
 
-from bench import BIG_CUSTOMER, BIG_MANAGER_EMAIL, DEFAULT_DATABASE_URL, PASSWORD, use_database
+from bench import BIG_CUSTOMER, BIG_MANAGER_EMAIL, DEFAULT_DATABASE_URL, use_database
 
 if TYPE_CHECKING:
     from portal.domain.imports.limits import ImportFiles
@@ -206,20 +206,6 @@ def _app_and_worker(url: str, var_dir: str):
             yield f"http://127.0.0.1:{port}", web, worker
 
 
-async def _sign_in(base: str) -> httpx.AsyncClient:
-    from bench.load import csrf_token
-
-    client = httpx.AsyncClient(base_url=base, timeout=300)
-    form = await client.get("/login")
-    response = await client.post(
-        "/login", data={"email": BIG_MANAGER_EMAIL, "password": PASSWORD, "_csrf_token": csrf_token(form.text)}
-    )
-    if response.status_code not in (301, 302, 303) or "/login" in response.headers.get("location", ""):
-        await client.aclose()
-        raise SystemExit(f"sign-in as {BIG_MANAGER_EMAIL} failed: HTTP {response.status_code}")
-    return client
-
-
 async def _undo(url: str, import_id: int, before: int) -> int:
     """Undo an import, applied or not: the seats it gave (allocations after
     `before` of its rows' users), the users' ends as their other seats say, the
@@ -331,13 +317,13 @@ def _profiled(pid: int, out: str | None):
 async def http_bench(url: str, first: dict, runs: int, profile: str | None = None) -> list[dict]:
     """After `first` (an in-process `run`), each HTTP run right after an in-process one on the same file, so
     that the two see the same load on the machine and the same state of the tables."""
-    from bench.load import forget, wait_healthy
+    from bench.load import forget, signed_in_client, wait_healthy
 
     var_dir = tempfile.mkdtemp(prefix="csv-bench-http-")
     await forget(REDIS_SESSIONS, "*")  # the sign-in limiter's counts of an earlier run
     with _app_and_worker(url, var_dir) as (base, web, _worker):
         await wait_healthy(base, web, var_dir)
-        client = await _sign_in(base)
+        client = await signed_in_client(base, BIG_MANAGER_EMAIL, timeout=300)
         try:
             company_id, path = first["company_id"], first["path"]
             await http_run(client, url, company_id, path, web.pid)  # warm-up: templates, pools, the worker

@@ -290,15 +290,16 @@ async def forget(redis_url: str, pattern: str) -> None:
         await client.aclose()
 
 
-async def signed_in_client(base: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=base, timeout=120)
+async def signed_in_client(base: str, email: str = PARTNER_EMAIL, timeout: float = 120) -> httpx.AsyncClient:
+    """A client signed in as `email` (a demo password of the bench dataset's)."""
+    client = httpx.AsyncClient(base_url=base, timeout=timeout)
     form = await client.get("/login")
     response = await client.post(
-        "/login", data={"email": PARTNER_EMAIL, "password": PASSWORD, "_csrf_token": csrf_token(form.text)}
+        "/login", data={"email": email, "password": PASSWORD, "_csrf_token": csrf_token(form.text)}
     )
     if response.status_code not in (301, 302, 303) or "/login" in response.headers.get("location", ""):
         await client.aclose()
-        raise SystemExit(f"sign-in failed: HTTP {response.status_code}")
+        raise SystemExit(f"sign-in as {email} failed: HTTP {response.status_code}")
     return client
 
 
