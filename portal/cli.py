@@ -173,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         if not settings.redis_url:
             print("portal worker needs REDIS_URL; without it jobs run inside the web process.", file=sys.stderr)
             return 2
+        configure_logging(settings.log_format)  # first: importing the jobs may warn
         from portal.jobs.worker import run_worker
 
-        configure_logging(settings.log_format)
         run_worker()
     return 0
 

@@ -106,3 +106,6 @@ def logging_config(fmt: str | None = None, level: str = "INFO") -> dict[str, Any
 
 def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
     logging.config.dictConfig(logging_config(fmt, level))
+    # A library's warning (a deprecation printed at import) is a log line like any
+    # other, not bare text in the middle of a JSON log.
+    logging.captureWarnings(True)
