@@ -33,13 +33,13 @@ def _day(raw: str) -> date | None:
 class AlignmentController(Controller):
     path = "/companies/{company_id:int}/alignment"
 
-    @get("/")
+    @get("/", name="alignment.show")
     async def show(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         """The preview for the date asked (the current term's end at first)."""
         raw = text(request.query_params.get("target"), 20)
         return await self._page(request, actor, company_id, raw)
 
-    @post("/")
+    @post("/", name="alignment.confirm")
     async def confirm(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:

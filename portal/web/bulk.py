@@ -86,12 +86,12 @@ class BulkController(Controller):
             status = 400
         return render(request, "pages/bulk_confirm.html", context, status_code=status)
 
-    @get("/confirm")
+    @get("/confirm", name="bulk.confirm")
     async def confirm(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         """What the action will change, before anything is done."""
         return await self._confirm_page(request, actor, request.query_params)
 
-    @post("/")
+    @post("/", name="bulk.start")
     async def start(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         form = await request.form()
         params = MultiDict(form.multi_items())
@@ -118,7 +118,7 @@ class BulkController(Controller):
             "customers": await runs.summary(run["id"]) if done else [],
         }
 
-    @get("/{run_id:int}")
+    @get("/{run_id:int}", name="bulk.show")
     async def show(self, request: HTMXRequest, actor: CurrentActor, run_id: FromPath[int]) -> Template:
         return render(
             request,
@@ -127,11 +127,11 @@ class BulkController(Controller):
             fragments={"bulk-progress": "partials/bulk/_progress.html"},
         )
 
-    @get("/{run_id:int}/progress")
+    @get("/{run_id:int}/progress", name="bulk.progress")
     async def progress(self, request: HTMXRequest, actor: CurrentActor, run_id: FromPath[int]) -> Template:
         return render(request, "partials/bulk/_progress.html", await self._context(actor, run_id))
 
-    @post("/{run_id:int}/resume")
+    @post("/{run_id:int}/resume", name="bulk.resume")
     async def resume(self, request: HTMXRequest, actor: CurrentActor, run_id: FromPath[int]) -> Redirect:
         """A job lost with its process (no Redis, a restart) is sent again; items apply once whatever runs them."""
         run = await runs.get_run(actor, run_id)

@@ -51,7 +51,7 @@ def renewed_message(result: Allocated) -> str:
 class LicenceController(Controller):
     path = "/companies/{company_id:int}/licences"
 
-    @get("/")
+    @get("/", name="licences.section")
     async def section(
         self,
         request: HTMXRequest,
@@ -97,7 +97,7 @@ class LicenceController(Controller):
             fragments={"licence-tab": "partials/licences/_tab.html"},
         )
 
-    @get("/select-all")
+    @get("/select-all", name="licences.select_all")
     async def select_all(
         self,
         request: HTMXRequest,
@@ -117,7 +117,7 @@ class LicenceController(Controller):
             fragments={"select-all": "partials/licences/_select_all.html"},
         )
 
-    @post("/allocate")
+    @post("/allocate", name="licences.allocate")
     async def allocate(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
@@ -164,7 +164,7 @@ class LicenceController(Controller):
         flash(request, renewed_message(result))
         return Redirect(f"/companies/{company_id}/licences?tab=active")
 
-    @get("/orders/new")
+    @get("/orders/new", name="licences.new_order")
     async def new_order(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         advice = await requests.request_advice(actor, company_id, utcnow())
         values = {
@@ -207,7 +207,7 @@ class LicenceController(Controller):
             status_code=status_code,
         )
 
-    @post("/orders")
+    @post("/orders", name="licences.request_licences")
     async def request_licences(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
@@ -242,7 +242,7 @@ class LicenceController(Controller):
             flash(request, f"Your request for {order['quantity']:,} licenses was sent to your account managers.")
         return Redirect(f"/companies/{company_id}/licences?tab=orders")
 
-    @post("/orders/{order_id:int}/cancel")
+    @post("/orders/{order_id:int}/cancel", name="licences.cancel_order")
     async def cancel_order(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], order_id: FromPath[int]
     ) -> Redirect:
@@ -261,7 +261,7 @@ class UserLicenceController(Controller):
             raise NotFound("No such user.")
         return user
 
-    @get("/")
+    @get("/", name="licences.show")
     async def show(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Template:
@@ -291,7 +291,7 @@ class UserLicenceController(Controller):
             },
         )
 
-    @post("/role")
+    @post("/role", name="licences.change_role")
     async def change_role(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Redirect:
@@ -309,7 +309,7 @@ class UserLicenceController(Controller):
             flash(request, f"{changed['name']} was already {now_is}: nothing changed.")
         return Redirect(f"/companies/{company_id}/users/{user_id}")
 
-    @post("/deactivate")
+    @post("/deactivate", name="licences.deactivate")
     async def deactivate(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Redirect:

@@ -41,11 +41,11 @@ async def _page(request: HTMXRequest, account: Actor, errors: dict | None = None
 class ProfileController(Controller):
     path = "/profile"
 
-    @get("/")
+    @get("/", name="profile.profile")
     async def profile(self, request: HTMXRequest, account: CurrentActor) -> Template:
         return await _page(request, account)
 
-    @post("/")
+    @post("/", name="profile.save")
     async def save(self, request: HTMXRequest, actor: CurrentActor) -> Redirect:
         form = await request.form()
         on = form.get("reminders") == "on"
@@ -67,7 +67,7 @@ class ProfileController(Controller):
             )
         return Redirect("/profile")
 
-    @post("/password")
+    @post("/password", name="profile.change_password")
     async def change_password(self, request: HTMXRequest, account: CurrentActor) -> Template | Redirect:
         form = await request.form()
         now = utcnow()
@@ -87,7 +87,7 @@ class ProfileController(Controller):
         flash(request, "Your password is changed. Every other session of yours was signed out.")
         return Redirect("/profile")
 
-    @post("/sessions/{session_id:int}/end")
+    @post("/sessions/{session_id:int}/end", name="profile.end_session")
     async def end_session(self, request: HTMXRequest, account: CurrentActor, session_id: FromPath[int]) -> Redirect:
         if session_id == account.session_id:
             await sessions.end(account.user_id, session_id, utcnow())
@@ -99,7 +99,7 @@ class ProfileController(Controller):
             flash(request, "That session had already ended.")
         return Redirect("/profile")
 
-    @post("/sessions/end-others")
+    @post("/sessions/end-others", name="profile.end_others")
     async def end_others(self, request: HTMXRequest, account: CurrentActor) -> Redirect:
         generation = await sessions.end_others(account.user_id, account.session_id, utcnow())
         request.set_session({**request.session, GENERATION: generation})

@@ -20,7 +20,7 @@ from portal.web.session import CurrentActor
 class ScimTokenController(Controller):
     path = "/companies/{company_id:int}/scim-tokens"
 
-    @post("/")
+    @post("/", name="scim_tokens.create")
     async def create(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
         form = await request.form()
         try:
@@ -41,7 +41,7 @@ class ScimTokenController(Controller):
             status_code=201,
         )
 
-    @post("/{token_id:int}/revoke")
+    @post("/{token_id:int}/revoke", name="scim_tokens.revoke")
     async def revoke(
         self, request: Request, actor: CurrentActor, company_id: FromPath[int], token_id: FromPath[int]
     ) -> Redirect:

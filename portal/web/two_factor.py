@@ -76,11 +76,11 @@ def _enrol_page(request: HTMXRequest, who: Enroller, errors: dict, status: int =
 
 
 class TwoFactorController(Controller):
-    @get(ENROL_PAGE)
+    @get(ENROL_PAGE, name="two_factor.enrol_form")
     async def enrol_form(self, request: HTMXRequest) -> Template:
         return _enrol_page(request, await _enroller(request), {})
 
-    @post(ENROL_PAGE)
+    @post(ENROL_PAGE, name="two_factor.enrol")
     async def enrol(self, request: HTMXRequest) -> Template | Redirect:
         who = await _enroller(request)
         secret = request.session.get(CANDIDATE)
@@ -112,7 +112,7 @@ class TwoFactorController(Controller):
             request, "pages/recovery_codes.html", {"codes": enrolled.recovery_codes, "onward": onward, "done": message}
         )
 
-    @post("/two-factor/recovery-codes")
+    @post("/two-factor/recovery-codes", name="two_factor.new_codes")
     async def new_codes(self, request: HTMXRequest, account: CurrentActor) -> Template:
         codes = await factors.new_recovery_codes(account, utcnow())
         return render(
@@ -121,7 +121,7 @@ class TwoFactorController(Controller):
             {"codes": codes, "onward": "/profile", "done": "New recovery codes are made; the old ones work no more."},
         )
 
-    @post("/two-factor/authenticator/remove")
+    @post("/two-factor/authenticator/remove", name="two_factor.remove")
     async def remove(self, request: HTMXRequest, account: CurrentActor) -> Redirect:
         required = await partner_settings.two_factor_required(account.company_path, account.company_kind)
         try:
@@ -133,7 +133,7 @@ class TwoFactorController(Controller):
         flash(request, "Your authenticator app is removed. Every other session of yours was signed out.")
         return Redirect("/profile")
 
-    @post("/companies/{company_id:int}/users/{user_id:int}/second-factor/reset")
+    @post("/companies/{company_id:int}/users/{user_id:int}/second-factor/reset", name="two_factor.reset")
     async def reset(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Redirect:
@@ -148,12 +148,12 @@ class TwoFactorController(Controller):
         )
         return Redirect(f"/companies/{company_id}/users/{user_id}")
 
-    @get("/settings/sign-in")
+    @get("/settings/sign-in", name="two_factor.sign_in_settings")
     async def sign_in_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         rule = await partner_settings.two_factor_rule(actor)
         return render(request, "pages/sign_in_settings.html", {"rule": rule})
 
-    @post("/settings/sign-in")
+    @post("/settings/sign-in", name="two_factor.save_sign_in_settings")
     async def save_sign_in_settings(self, request: HTMXRequest, actor: CurrentActor) -> Redirect:
         form = await request.form()
         staff, customers = form.get("staff") == "on", form.get("customers") == "on"
@@ -178,11 +178,11 @@ class TwoFactorController(Controller):
 
 
 class PasskeyController(Controller):
-    @get("/two-factor/passkey")
+    @get("/two-factor/passkey", name="two_factor.new_passkey")
     async def new_passkey(self, request: HTMXRequest, account: CurrentActor) -> Template:
         return await _passkey_page(request, account, {})
 
-    @post("/two-factor/passkey")
+    @post("/two-factor/passkey", name="two_factor.add_passkey")
     async def add_passkey(self, request: HTMXRequest, account: CurrentActor) -> Template | Redirect:
         form = await request.form()
         challenge = take_challenge(request)
@@ -212,7 +212,7 @@ class PasskeyController(Controller):
             {"codes": enrolled.recovery_codes, "onward": "/profile", "done": message},
         )
 
-    @post("/two-factor/passkeys/{passkey_id:int}/remove")
+    @post("/two-factor/passkeys/{passkey_id:int}/remove", name="two_factor.remove_passkey")
     async def remove_passkey(self, request: HTMXRequest, account: CurrentActor, passkey_id: FromPath[int]) -> Redirect:
         required = await partner_settings.two_factor_required(account.company_path, account.company_kind)
         try:
@@ -226,13 +226,13 @@ class PasskeyController(Controller):
         flash(request, "The passkey is removed. Every other session of yours was signed out.")
         return Redirect("/profile")
 
-    @get("/login/passkey")
+    @get("/login/passkey", name="two_factor.passkey_sign_in_form")
     async def passkey_sign_in_form(self, request: HTMXRequest) -> Template:
         options, challenge = await passkeys.authentication_options(relying_party(request), None)
         keep_challenge(request, challenge)
         return render(request, "pages/sign_in_passkey.html", {"options": options, "error": None})
 
-    @post("/login/passkey")
+    @post("/login/passkey", name="two_factor.passkey_sign_in")
     async def passkey_sign_in(self, request: HTMXRequest) -> Template | Redirect:
         """Without a password: a passkey whose authenticator verified its user."""
         form = await request.form()
@@ -254,7 +254,7 @@ class PasskeyController(Controller):
         await finish_sign_in(request, pending_from(user, None), "passkey", now)
         return Redirect(home_for(request.session))
 
-    @post(f"{CODE_PAGE}/passkey")
+    @post(f"{CODE_PAGE}/passkey", name="two_factor.passkey_second_factor")
     async def passkey_second_factor(self, request: HTMXRequest) -> Template | Redirect:
         """The second step with one of the user's passkeys."""
         waiting = pending(request)

@@ -29,17 +29,17 @@ from portal.web.session import CurrentActor
 class InvoiceController(Controller):
     path = "/invoices/{invoice_id:int}"
 
-    @get("/")
+    @get("/", name="billing.invoice.invoice")
     async def invoice(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
         return await self._page(request, actor, invoice_id, {}, {})
 
-    @get("/pdf")
+    @get("/pdf", name="billing.invoice.pdf")
     async def pdf(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Response[bytes]:
         """ "Download PDF": the invoice as its seller's finance papers, for whoever may see its page."""
         document = await documents.invoice_document(actor, invoice_id)
         return await pdf_response(template_env(request), document)
 
-    @post("/payment")
+    @post("/payment", name="billing.invoice.record_payment")
     async def record_payment(
         self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]
     ) -> Template | Redirect:
@@ -61,7 +61,7 @@ class InvoiceController(Controller):
         flash(request, said)
         return Redirect(f"/invoices/{invoice_id}")
 
-    @post("/pay")
+    @post("/pay", name="billing.invoice.pay")
     async def pay(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Redirect:
         """ "Pay Online": an unpaid invoice (a declined first charge, a change, a renewal asked
         for early) charged to the card on the company's billing account."""
@@ -82,13 +82,13 @@ class InvoiceController(Controller):
         flash(request, said)
         return Redirect(f"/companies/{invoice['company']}/billing")
 
-    @get("/confirm-payment")
+    @get("/confirm-payment", name="billing.invoice.confirm_page")
     async def confirm_page(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
         """The link of the e-mail a held payment sends (the bank asked for 3-D Secure): the
         processor's script asks the bank to confirm it in this browser, then tells the portal."""
         return await self._confirm_page(request, actor, invoice_id, {})
 
-    @post("/confirm-payment")
+    @post("/confirm-payment", name="billing.invoice.confirm_payment")
     async def confirm_payment(
         self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]
     ) -> Template | Redirect:
@@ -119,7 +119,7 @@ class InvoiceController(Controller):
         context = {"invoice": invoice, "client_secret": secret}
         return form_page(request, "pages/payment_confirm.html", context, {}, errors)
 
-    @post("/void")
+    @post("/void", name="billing.invoice.void")
     async def void(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template | Redirect:
         """ "Void": an issued invoice cancelled with a reason, nothing issued in its place.
         The domain refuses anyone but partner staff of the invoice's wing (404 outside it)."""
@@ -141,7 +141,7 @@ class InvoiceController(Controller):
         )
         return Redirect(f"/invoices/{invoice_id}")
 
-    @post("/reissue")
+    @post("/reissue", name="billing.invoice.reissue")
     async def reissue(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Redirect:
         """ "Void and reissue": an issued invoice is never edited; a new one takes its place."""
         require_partner_manager(actor)
