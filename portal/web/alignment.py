@@ -56,7 +56,7 @@ class AlignmentController(Controller):
         if plan.total_cents is not None:
             said += f"; {'charge' if plan.total_cents >= 0 else 'credit'} {plan.money(abs(plan.total_cents))}"
         flash(request, said + ".")
-        return Redirect(f"/companies/{company_id}", status_code=303)
+        return Redirect(request.app.route_reverse("companies.show", company_id=company_id), status_code=303)
 
     async def _page(
         self, request: HTMXRequest, actor, company_id: int, raw: str, problem: str | None = None, status_code: int = 200

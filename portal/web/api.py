@@ -104,6 +104,6 @@ class ApiKeyController(Controller):
         return await self._page(request, actor, {"new_key": key, "new_row": row}, status_code=201)
 
     @post("/{key_id:int}/revoke", name="api.revoke")
-    async def revoke(self, actor: CurrentActor, key_id: FromPath[int]) -> Redirect:
+    async def revoke(self, request: HTMXRequest, actor: CurrentActor, key_id: FromPath[int]) -> Redirect:
         await entitlements.revoke_key(actor, key_id, utcnow())
-        return Redirect("/settings/api-keys")
+        return Redirect(request.app.route_reverse("api.index"))

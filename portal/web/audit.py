@@ -88,7 +88,7 @@ class AuditController(Controller):
             f"The audit log of {actor.company_name} and the companies under it is now kept for {saved.months} "
             f"months{was}. Older entries are deleted within the hour.",
         )
-        return Redirect("/audit#retention", status_code=303)
+        return Redirect(request.app.route_reverse("audit.audit_log") + "#retention", status_code=303)
 
 
 async def _page(request: HTMXRequest, actor: Actor, cursor: str) -> dict:

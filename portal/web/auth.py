@@ -124,7 +124,7 @@ class AuthController(Controller):
         waiting = pending(request)
         if waiting is None or waiting["enrol"]:
             flash(request, "Sign in again: the sign-in waited too long for its code.", "error")
-            return Redirect("/login")
+            return Redirect(request.app.route_reverse("auth.login_form"))
         form = await request.form()
         retry = await throttle.address_over_limit(
             request, "sign-in", request.app.state.sign_ins_per_minute, ADDRESS_WINDOW
@@ -158,7 +158,7 @@ class AuthController(Controller):
         if request.session.get("user_id") and request.session.get(SESSION_ROW):
             await sessions.end(request.session["user_id"], request.session[SESSION_ROW], utcnow())
         request.clear_session()
-        return Redirect("/login")
+        return Redirect(request.app.route_reverse("auth.login_form"))
 
     @get("/forgot-password", name="auth.forgot_password_form")
     async def forgot_password_form(self, request: HTMXRequest, email: FromQuery[str] = "") -> Template:
@@ -220,7 +220,7 @@ class AuthController(Controller):
             rotate_session(request)
             request.set_session({})
         flash(request, "Your password is set. Sign in with it.")
-        return Redirect("/login")
+        return Redirect(request.app.route_reverse("auth.login_form"))
 
 
 async def _code_context(request: Request, waiting: dict, error: str | None) -> dict:

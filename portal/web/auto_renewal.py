@@ -65,4 +65,6 @@ class AutoRenewalController(Controller):
                 status_code=400,
             )
         flash(request, f"Automatic renewal for {company['name']}: {saved.said}")
-        return Redirect(f"/companies/{company['id']}#auto-renewal", status_code=303)
+        return Redirect(
+            request.app.route_reverse("companies.show", company_id=company["id"]) + "#auto-renewal", status_code=303
+        )

@@ -56,7 +56,7 @@ class BrandingController(Controller):
             f"Saved: the e-mail “{saved.kind.label}” now goes in your words to the customers of "
             f"{actor.company_name} and the companies under it.",
         )
-        return Redirect(f"/settings/emails/{kind}", status_code=303)
+        return Redirect(request.app.route_reverse("branding.editor", kind=kind), status_code=303)
 
     @post("/emails/{kind:str}/preview", name="branding.preview")
     async def preview(self, request: HTMXRequest, actor: CurrentActor, kind: FromPath[str]) -> Template:
@@ -84,7 +84,7 @@ class BrandingController(Controller):
             flash(request, f"The e-mail “{chosen.label}” goes in the standard words again.")
         else:
             flash(request, f"The e-mail “{chosen.label}” already went in the standard words; nothing changed.")
-        return Redirect(f"/settings/emails/{kind}", status_code=303)
+        return Redirect(request.app.route_reverse("branding.editor", kind=kind), status_code=303)
 
     @get("/brand", name="branding.brand")
     async def brand(self, request: HTMXRequest, actor: CurrentActor) -> Template:
@@ -110,7 +110,7 @@ class BrandingController(Controller):
             context = {"own": own, "errors": refused.errors, "typed_colour": colour}
             return render(request, "pages/branding_brand.html", context, status_code=400)
         flash(request, _brand_said(actor.company_name, before, after))
-        return Redirect("/settings/brand", status_code=303)
+        return Redirect(request.app.route_reverse("branding.brand"), status_code=303)
 
 
 @get("/brand/logo/{digest:str}", include_in_schema=False, name="branding.brand_logo")

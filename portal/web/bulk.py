@@ -105,7 +105,7 @@ class BulkController(Controller):
                 await request.app.state.jobs.enqueue(
                     "run_bulk", started.run_id, slot, job_id=job_id(started.run_id, slot)
                 )
-        return Redirect(f"/bulk/{started.run_id}", status_code=303)
+        return Redirect(request.app.route_reverse("bulk.show", run_id=started.run_id), status_code=303)
 
     async def _context(self, actor, run_id: int) -> dict[str, Any]:
         run = await runs.get_run(actor, run_id)
@@ -138,4 +138,4 @@ class BulkController(Controller):
         if run["status"] != "done":
             again = f"{job_id(run['id'], 0)}:again:{utcnow():%Y%m%dT%H%M%S}"
             await request.app.state.jobs.enqueue("run_bulk", run["id"], 0, job_id=again)
-        return Redirect(f"/bulk/{run['id']}", status_code=303)
+        return Redirect(request.app.route_reverse("bulk.show", run_id=run["id"]), status_code=303)

@@ -73,7 +73,7 @@ class CompanyController(Controller):
                 values.pop("form_token")  # that submission is spent: the form gets a new one
             return await self._form(request, actor, values, errors, status_code=400)
         flash(request, f"{created['name']} was created.")
-        return Redirect(f"/companies/{created['id']}")
+        return Redirect(request.app.route_reverse("companies.show", company_id=created["id"]))
 
     async def _form(
         self, request: HTMXRequest, actor: CurrentActor, values: dict, errors: dict, status_code: int = 200
@@ -126,7 +126,7 @@ class CompanyController(Controller):
     async def manage(self, request: Request, actor: CurrentActor, company_id: FromPath[int]) -> Redirect:
         company = await companies.enter_manage_mode(actor, company_id, utcnow())
         request.session["managing_id"] = company["id"]
-        return Redirect(f"/companies/{company['id']}")
+        return Redirect(request.app.route_reverse("companies.show", company_id=company["id"]))
 
     @post("/manage/exit", name="companies.exit_manage")
     async def exit_manage(self, request: Request, actor: CurrentActor) -> Redirect:

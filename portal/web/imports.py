@@ -144,7 +144,7 @@ class ImportUploadController(Controller):
             return await _upload_page(request, actor, company_id, files, str(refused), status_code=400)
         finally:
             await upload.close()
-        return Redirect(f"/companies/{company_id}/imports/{import_id}")
+        return Redirect(request.app.route_reverse("imports.show", company_id=company_id, import_id=import_id))
 
 
 def upload_router(files: ImportFiles) -> Router:
@@ -257,7 +257,7 @@ class ImportController(Controller):
             return await self._page(
                 request, actor, company_id, import_id, services.import_files, str(refused), status_code=400
             )
-        return Redirect(f"/companies/{company_id}/imports/{import_id}")
+        return Redirect(request.app.route_reverse("imports.show", company_id=company_id, import_id=import_id))
 
     @post("/imports/{import_id:int}/renew", name="imports.renew")
     async def renew(
@@ -300,7 +300,7 @@ class ImportController(Controller):
             return await self._page(
                 request, actor, company_id, import_id, services.import_files, str(refused), status_code=400
             )
-        return Redirect(f"/companies/{company_id}/imports/{import_id}")
+        return Redirect(request.app.route_reverse("imports.show", company_id=company_id, import_id=import_id))
 
     @get("/imports/{import_id:int}/rows.csv", name="imports.rows_csv")
     async def rows_csv(

@@ -162,7 +162,7 @@ class LicenceController(Controller):
                 status_code=400,
             )
         flash(request, renewed_message(result))
-        return Redirect(f"/companies/{company_id}/licences?tab=active")
+        return Redirect(request.app.route_reverse("licences.section", company_id=company_id) + "?tab=active")
 
     @get("/orders/new", name="licences.new_order")
     async def new_order(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
@@ -240,7 +240,7 @@ class LicenceController(Controller):
             )
         else:
             flash(request, f"Your request for {order['quantity']:,} licenses was sent to your account managers.")
-        return Redirect(f"/companies/{company_id}/licences?tab=orders")
+        return Redirect(request.app.route_reverse("licences.section", company_id=company_id) + "?tab=orders")
 
     @post("/orders/{order_id:int}/cancel", name="licences.cancel_order")
     async def cancel_order(
@@ -249,7 +249,7 @@ class LicenceController(Controller):
         await get_company(actor, company_id)
         await decisions.cancel_order(actor, order_id, utcnow())
         flash(request, "Your request was cancelled.")
-        return Redirect(f"/companies/{company_id}/licences?tab=orders")
+        return Redirect(request.app.route_reverse("licences.section", company_id=company_id) + "?tab=orders")
 
 
 class UserLicenceController(Controller):
@@ -301,13 +301,13 @@ class UserLicenceController(Controller):
             changed = await staff.change_role(actor, user_id, str(form.get("role", "")), utcnow())
         except ValidationFailed as exc:
             flash(request, next(iter(exc.errors.values())), "error")
-            return Redirect(f"/companies/{company_id}/users/{user_id}")
+            return Redirect(request.app.route_reverse("licences.show", company_id=company_id, user_id=user_id))
         now_is = ROLE_NAMES[changed["role"]].lower()
         if changed["changed"]:
             flash(request, f"{changed['name']} is now {now_is} (was {ROLE_NAMES[changed['was']].lower()}).")
         else:
             flash(request, f"{changed['name']} was already {now_is}: nothing changed.")
-        return Redirect(f"/companies/{company_id}/users/{user_id}")
+        return Redirect(request.app.route_reverse("licences.show", company_id=company_id, user_id=user_id))
 
     @post("/deactivate", name="licences.deactivate")
     async def deactivate(
@@ -317,4 +317,4 @@ class UserLicenceController(Controller):
         freed = await allocation.deactivate_user(actor, user_id, utcnow())
         seats = f" {freed} seat{'' if freed == 1 else 's'} freed for someone else." if freed else ""
         flash(request, f"{user['name']} is deactivated.{seats}")
-        return Redirect(f"/companies/{company_id}/users/{user_id}")
+        return Redirect(request.app.route_reverse("licences.show", company_id=company_id, user_id=user_id))

@@ -83,7 +83,7 @@ class NotificationController(Controller):
             context = await _settings_context(actor) | {"errors": refused.errors, "values": entered | {"copy": copy}}
             return render(request, "pages/email_settings.html", context, status_code=400)
         flash(request, _settings_said(actor.company_name, before, saved))
-        return Redirect("/notifications/settings", status_code=303)
+        return Redirect(request.app.route_reverse("notifications.settings"), status_code=303)
 
     @get("/{email_id:int}", name="notifications.notification")
     async def notification(self, request: HTMXRequest, actor: CurrentActor, email_id: FromPath[int]) -> Template:
@@ -107,7 +107,7 @@ class NotificationController(Controller):
         except ValidationFailed as refused:
             return await self._page(request, actor, email_id, message=str(refused), status_code=409)
         flash(request, "A copy is queued; it goes out with the next delivery.")
-        return Redirect(f"/notifications/{copy_id}")
+        return Redirect(request.app.route_reverse("notifications.notification", email_id=copy_id))
 
     async def _page(
         self, request: HTMXRequest, actor, email_id: int, message: str | None = None, status_code: int = 200
@@ -123,9 +123,9 @@ class NotificationController(Controller):
 
 
 @get("/outbox", name="notifications.outbox_moved")
-async def outbox_moved(actor: CurrentActor) -> Redirect:
+async def outbox_moved(request: HTMXRequest, actor: CurrentActor) -> Redirect:
     """Licenses → E-mails became Notifications."""
-    return Redirect("/notifications", status_code=301)
+    return Redirect(request.app.route_reverse("notifications.notifications"), status_code=301)
 
 
 async def _settings_context(actor) -> dict:

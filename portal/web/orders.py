@@ -171,7 +171,7 @@ class OrderController(Controller):
         if refused is None:
             if done:
                 flash(request, done(order))
-            return Redirect("/licences/orders")
+            return Redirect(request.app.route_reverse("orders.requested_orders"))
         return render(
             request,
             "pages/order_actions.html",

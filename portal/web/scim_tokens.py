@@ -27,7 +27,7 @@ class ScimTokenController(Controller):
             row, token = await tokens.create_token(actor, company_id, str(form.get("name", "")), utcnow())
         except ValidationFailed as invalid:
             flash(request, "No token was created: " + " ".join(invalid.errors.values()), "error")
-            return Redirect(f"/companies/{company_id}#scim")
+            return Redirect(request.app.route_reverse("companies.show", company_id=company_id) + "#scim")
         company = await tokens.manageable_company(actor, company_id)
         return render(
             request,
@@ -47,4 +47,4 @@ class ScimTokenController(Controller):
     ) -> Redirect:
         row = await tokens.revoke_token(actor, company_id, token_id, utcnow())
         flash(request, f"Token “{row['name']}” is revoked: requests with it are refused from now on.")
-        return Redirect(f"/companies/{company_id}#scim")
+        return Redirect(request.app.route_reverse("companies.show", company_id=company_id) + "#scim")

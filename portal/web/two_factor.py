@@ -128,10 +128,10 @@ class TwoFactorController(Controller):
             generation = await factors.remove_authenticator(account, required, utcnow(), account.session_id)
         except ValidationFailed as invalid:
             flash(request, next(iter(invalid.errors.values())), "error")
-            return Redirect("/profile")
+            return Redirect(request.app.route_reverse("profile.profile"))
         request.set_session({**request.session, GENERATION: generation})
         flash(request, "Your authenticator app is removed. Every other session of yours was signed out.")
-        return Redirect("/profile")
+        return Redirect(request.app.route_reverse("profile.profile"))
 
     @post("/companies/{company_id:int}/users/{user_id:int}/second-factor/reset", name="two_factor.reset")
     async def reset(
@@ -146,7 +146,7 @@ class TwoFactorController(Controller):
             f"{user['name']}'s second factor is reset: their sessions ended, and they were e-mailed. "
             "They sign in with their password and set up a new one.",
         )
-        return Redirect(f"/companies/{company_id}/users/{user_id}")
+        return Redirect(request.app.route_reverse("licences.show", company_id=company_id, user_id=user_id))
 
     @get("/settings/sign-in", name="two_factor.sign_in_settings")
     async def sign_in_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template:
@@ -171,7 +171,7 @@ class TwoFactorController(Controller):
             )
         else:
             flash(request, f"{actor.company_name} requires no second factor now (a partner above it may still).")
-        return Redirect("/settings/sign-in")
+        return Redirect(request.app.route_reverse("two_factor.sign_in_settings"))
 
 
 # --- Passkeys -----------------------------------------------------------------------
@@ -205,7 +205,7 @@ class PasskeyController(Controller):
         message = "Your passkey is added. Every other session of yours was signed out."
         if not enrolled.recovery_codes:
             flash(request, message)
-            return Redirect("/profile")
+            return Redirect(request.app.route_reverse("profile.profile"))
         return render(
             request,
             "pages/recovery_codes.html",
@@ -221,10 +221,10 @@ class PasskeyController(Controller):
             )
         except ValidationFailed as invalid:
             flash(request, next(iter(invalid.errors.values())), "error")
-            return Redirect("/profile")
+            return Redirect(request.app.route_reverse("profile.profile"))
         request.set_session({**request.session, GENERATION: generation})
         flash(request, "The passkey is removed. Every other session of yours was signed out.")
-        return Redirect("/profile")
+        return Redirect(request.app.route_reverse("profile.profile"))
 
     @get("/login/passkey", name="two_factor.passkey_sign_in_form")
     async def passkey_sign_in_form(self, request: HTMXRequest) -> Template:
@@ -259,7 +259,7 @@ class PasskeyController(Controller):
         """The second step with one of the user's passkeys."""
         waiting = pending(request)
         if waiting is None or waiting["enrol"]:
-            return Redirect("/login")
+            return Redirect(request.app.route_reverse("auth.login_form"))
         form = await request.form()
         challenge = take_challenge(request)
         now = utcnow()

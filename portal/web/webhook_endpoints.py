@@ -76,16 +76,16 @@ class WebhookController(Controller):
             await endpoints.update(actor, endpoint_id, text(form.get("description"), 200), chosen, active, utcnow())
         except ValidationFailed as invalid:
             flash(request, " ".join(invalid.errors.values()), "error")
-            return Redirect(f"/settings/webhooks/{endpoint_id}")
+            return Redirect(request.app.route_reverse("webhook_endpoints.endpoint", endpoint_id=endpoint_id))
         state = "on" if active else "off: nothing is sent to it until it is switched on again"
         flash(request, f"Saved. The endpoint takes {len(chosen)} kinds of event and is {state}.")
-        return Redirect(f"/settings/webhooks/{endpoint_id}")
+        return Redirect(request.app.route_reverse("webhook_endpoints.endpoint", endpoint_id=endpoint_id))
 
     @post("/{endpoint_id:int}/test", name="webhook_endpoints.test")
     async def test(self, request: HTMXRequest, actor: CurrentActor, endpoint_id: FromPath[int]) -> Redirect:
         msg_id = await delivery.send_test(actor, endpoint_id, utcnow())
         flash(request, f"A test message ({msg_id}) is on its way; its delivery shows below within seconds.")
-        return Redirect(f"/settings/webhooks/{endpoint_id}")
+        return Redirect(request.app.route_reverse("webhook_endpoints.endpoint", endpoint_id=endpoint_id))
 
     @post("/{endpoint_id:int}/deliveries/{delivery_id:int}/resend", name="webhook_endpoints.resend")
     async def resend(
@@ -97,7 +97,7 @@ class WebhookController(Controller):
             flash(request, " ".join(invalid.errors.values()), "error")
         else:
             flash(request, "Sent again: the same message, with the same id, goes out within seconds.")
-        return Redirect(f"/settings/webhooks/{endpoint_id}")
+        return Redirect(request.app.route_reverse("webhook_endpoints.endpoint", endpoint_id=endpoint_id))
 
     @post("/{endpoint_id:int}/rotate-secret", name="webhook_endpoints.rotate")
     async def rotate(self, request: HTMXRequest, actor: CurrentActor, endpoint_id: FromPath[int]) -> Template:
@@ -118,4 +118,4 @@ class WebhookController(Controller):
     async def delete(self, request: HTMXRequest, actor: CurrentActor, endpoint_id: FromPath[int]) -> Redirect:
         removed = await endpoints.remove(actor, endpoint_id, utcnow())
         flash(request, f"Removed the endpoint {removed['url']}: nothing more is sent to it.")
-        return Redirect("/settings/webhooks")
+        return Redirect(request.app.route_reverse("webhook_endpoints.index"))

@@ -179,7 +179,7 @@ class CustomerBillingController(Controller):
             return confirm
         said, kind = messages.bought(result)
         flash(request, said, kind)
-        return Redirect(f"/companies/{company_id}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=company_id))
 
     async def _buy_form(
         self, request: HTMXRequest, actor: Actor, company_id: int, values: dict[str, Any], errors: dict[str, str]
@@ -282,7 +282,7 @@ class CustomerBillingController(Controller):
             return confirm
         said, kind = messages.changed(result)
         flash(request, said, kind)
-        return Redirect(f"/companies/{company_id}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=company_id))
 
     async def _change_quote(
         self,
@@ -382,7 +382,7 @@ class CustomerBillingController(Controller):
             return confirm
         said, kind = messages.users_added(result)
         flash(request, said, kind)
-        return Redirect(f"/companies/{company_id}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=company_id))
 
     async def _add_users_form(
         self,
@@ -493,7 +493,7 @@ class CustomerBillingController(Controller):
         except ValidationFailed as refused:
             return await self._account_page(request, actor, company_id, kept_values(form), refused.errors, form_name)
         flash(request, said(saved))
-        return Redirect(f"/companies/{company_id}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=company_id))
 
     async def _account_page(
         self,

@@ -59,7 +59,7 @@ class InvoiceController(Controller):
         if batch:
             said += f" {batch['seats']:,} licenses assigned, until {_day(batch['ends_at'])}."
         flash(request, said)
-        return Redirect(f"/invoices/{invoice_id}")
+        return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
 
     @post("/pay", name="billing.invoice.pay")
     async def pay(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Redirect:
@@ -69,18 +69,20 @@ class InvoiceController(Controller):
             result = await settlement.pay_invoice(actor, invoice_id, utcnow(), processor=services_of(request).processor)
         except ValidationFailed as refused:
             flash(request, str(refused), "error")
-            return Redirect(f"/invoices/{invoice_id}")
+            return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
         invoice, charge = result["invoice"], result["charge"]
         if charge.requires_action:
-            return Redirect(f"/invoices/{invoice_id}/confirm-payment")  # the bank asks its cardholder
+            return Redirect(
+                request.app.route_reverse("billing.invoice.confirm_page", invoice_id=invoice_id)
+            )  # the bank asks its cardholder
         if not charge.ok:
             flash(request, f"Your card was not charged: {charge.decline_reason or 'try again in a minute.'}", "error")
-            return Redirect(f"/invoices/{invoice_id}")
+            return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
         said = f"Paid {_total(invoice)} by card (invoice {_number(invoice)})."
         if result.get("batch"):
             said += f" {result['batch']['seats']:,} licenses are ready to allocate."
         flash(request, said)
-        return Redirect(f"/companies/{invoice['company']}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=invoice["company"]))
 
     @get("/confirm-payment", name="billing.invoice.confirm_page")
     async def confirm_page(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
@@ -102,7 +104,7 @@ class InvoiceController(Controller):
         if result.get("batch"):
             said += f" {result['batch']['seats']:,} licenses are ready to allocate."
         flash(request, said)
-        return Redirect(f"/companies/{invoice['company']}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=invoice["company"]))
 
     async def _confirm_page(
         self, request: HTMXRequest, actor: Actor, invoice_id: int, errors: dict[str, str]
@@ -131,7 +133,7 @@ class InvoiceController(Controller):
             voided = await invoices.void(actor, invoice_id, reason, utcnow())
         except invoices.InvoiceTransition as refused:
             flash(request, str(refused), "error")  # paid or void meanwhile: its forms are gone from the page
-            return Redirect(f"/invoices/{invoice_id}")
+            return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
         except ValidationFailed as refused:
             return await self._page(request, actor, invoice_id, {"reason": reason}, refused.errors)
         flash(
@@ -139,7 +141,7 @@ class InvoiceController(Controller):
             f"Invoice {_number(voided)} for {_total(voided)} voided (reason: {voided['void_reason']}). "
             f"Nothing replaces it; {effect}",
         )
-        return Redirect(f"/invoices/{invoice_id}")
+        return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
 
     @post("/reissue", name="billing.invoice.reissue")
     async def reissue(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Redirect:
@@ -149,9 +151,9 @@ class InvoiceController(Controller):
             new = await invoices.reissue(actor, invoice_id, utcnow())
         except ValidationFailed as refused:
             flash(request, str(refused), "error")
-            return Redirect(f"/invoices/{invoice_id}")
+            return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
         flash(request, f"Invoice voided; {_number(new)} for {_total(new)} issued in its place.")
-        return Redirect(f"/invoices/{new['id']}")
+        return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=new["id"]))
 
     async def _page(
         self, request: HTMXRequest, actor: Actor, invoice_id: int, values: dict[str, Any], errors: dict[str, str]

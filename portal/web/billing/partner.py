@@ -215,7 +215,7 @@ class PartnerBillingController(Controller):
             f"Billing settings saved: prices in {saved['currency']}, tax {money.format_rate(saved['tax_rate_bp'])}, "
             f"invoice orders {unpaid}. Invoices already issued keep theirs.",
         )
-        return Redirect("/billing/settings")
+        return Redirect(request.app.route_reverse("billing.partner.settings"))
 
     @post("/settings/seller", name="billing.partner.save_seller")
     async def save_seller(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
@@ -243,7 +243,7 @@ class PartnerBillingController(Controller):
             f"{'your address' if saved.address else 'no address'}, "
             f"{'tax id ' + saved.tax_id if saved.tax_id else 'no tax id'}, and {said}.",
         )
-        return Redirect("/billing/settings")
+        return Redirect(request.app.route_reverse("billing.partner.settings"))
 
     @post("/catalogue", name="billing.partner.save_catalogue")
     async def save_catalogue(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
@@ -283,7 +283,7 @@ class PartnerBillingController(Controller):
             _item_words(item, currency) for item in saved if any(item[f] != before[item["code"]][f] for f in fields)
         ]
         flash(request, "; ".join(said) + ". Invoices already issued keep their prices." if said else "Nothing changed.")
-        return Redirect("/billing/settings")
+        return Redirect(request.app.route_reverse("billing.partner.settings"))
 
     async def _settings(
         self,

@@ -104,10 +104,10 @@ class RefundController(Controller):
         except ValidationFailed as refused:
             if "refund" in refused.errors:  # the processor away: the refund is written, pending
                 flash(request, refused.errors["refund"], "error")
-                return Redirect(f"/invoices/{invoice_id}")
+                return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
             return await self._form(request, actor, invoice_id, values, refused.errors)
         flash(request, *said_of(result))
-        return Redirect(f"/invoices/{invoice_id}")
+        return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
 
     async def _state(self, actor: Actor, invoice_id: int) -> dict:
         # Another tenant's invoice is not found, whoever asks; then who may.
