@@ -33,13 +33,13 @@ def _day(raw: str) -> date | None:
 class AlignmentController(Controller):
     path = "/companies/{company_id:int}/alignment"
 
-    @get("/")
+    @get("/", name="alignment.show")
     async def show(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         """The preview for the date asked (the current term's end at first)."""
         raw = text(request.query_params.get("target"), 20)
         return await self._page(request, actor, company_id, raw)
 
-    @post("/")
+    @post("/", name="alignment.confirm")
     async def confirm(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
@@ -56,7 +56,7 @@ class AlignmentController(Controller):
         if plan.total_cents is not None:
             said += f"; {'charge' if plan.total_cents >= 0 else 'credit'} {plan.money(abs(plan.total_cents))}"
         flash(request, said + ".")
-        return Redirect(f"/companies/{company_id}", status_code=303)
+        return Redirect(request.app.route_reverse("companies.show", company_id=company_id), status_code=303)
 
     async def _page(
         self, request: HTMXRequest, actor, company_id: int, raw: str, problem: str | None = None, status_code: int = 200

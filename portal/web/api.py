@@ -67,6 +67,7 @@ EMAIL_IN_PATH = Annotated[
         404: error_spec("No user with this e-mail under the key's partner (or no such address)."),
         429: error_spec("Too many requests for this key this minute; Retry-After says when to try again."),
     },
+    name="api.entitlement",
 )
 async def entitlement(holder: KeyHolder, email: EMAIL_IN_PATH) -> Entitlement:
     holder.require("read")
@@ -80,7 +81,7 @@ class ApiKeyController(Controller):
     path = "/settings/api-keys"
     include_in_schema = False
 
-    @get("/")
+    @get("/", name="api.index")
     async def index(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         return await self._page(request, actor, {})
 
@@ -92,7 +93,7 @@ class ApiKeyController(Controller):
             status_code=status_code,
         )
 
-    @post("/")
+    @post("/", name="api.create")
     async def create(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         form = await request.form()
         try:
@@ -102,7 +103,7 @@ class ApiKeyController(Controller):
             return await self._page(request, actor, {"errors": invalid.errors}, status_code=400)
         return await self._page(request, actor, {"new_key": key, "new_row": row}, status_code=201)
 
-    @post("/{key_id:int}/revoke")
-    async def revoke(self, actor: CurrentActor, key_id: FromPath[int]) -> Redirect:
+    @post("/{key_id:int}/revoke", name="api.revoke")
+    async def revoke(self, request: HTMXRequest, actor: CurrentActor, key_id: FromPath[int]) -> Redirect:
         await entitlements.revoke_key(actor, key_id, utcnow())
-        return Redirect("/settings/api-keys")
+        return Redirect(request.app.route_reverse("api.index"))

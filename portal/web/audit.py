@@ -31,7 +31,7 @@ def _cursor_key(request: HTMXRequest) -> bytes:
 class AuditController(Controller):
     path = "/audit"
 
-    @get("/")
+    @get("/", name="audit.audit_log")
     async def audit_log(self, request: HTMXRequest, actor: CurrentActor, cursor: FromQuery[str] = "") -> Template:
         return render(
             request,
@@ -40,7 +40,7 @@ class AuditController(Controller):
             fragments={"audit-results": "partials/audit/_results.html"},
         )
 
-    @get("/export.csv")
+    @get("/export.csv", name="audit.export")
     async def export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
         """The log as filtered on screen, every entry of it, for a spreadsheet."""
         filters = audit.parse_filters(request.query_params)
@@ -51,7 +51,7 @@ class AuditController(Controller):
             headers={"Content-Disposition": 'attachment; filename="audit-log.csv"'},
         )
 
-    @get("/filters/{name:str}")
+    @get("/filters/{name:str}", name="audit.filter_field")
     async def filter_field(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
         """ "Add Filter": the field of one filter, added to the filter bar."""
         if name not in audit.AUDIT_FILTERS:
@@ -67,7 +67,7 @@ class AuditController(Controller):
             },
         )
 
-    @post("/retention")
+    @post("/retention", name="audit.save_retention")
     async def save_retention(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         """ "Keep the audit log for": the actor's own company and every company under it."""
         form = await request.form()
@@ -88,7 +88,7 @@ class AuditController(Controller):
             f"The audit log of {actor.company_name} and the companies under it is now kept for {saved.months} "
             f"months{was}. Older entries are deleted within the hour.",
         )
-        return Redirect("/audit#retention", status_code=303)
+        return Redirect(request.app.route_reverse("audit.audit_log") + "#retention", status_code=303)
 
 
 async def _page(request: HTMXRequest, actor: Actor, cursor: str) -> dict:

@@ -66,15 +66,15 @@ def safe_next(target: str | None) -> str | None:
 
 
 class AuthController(Controller):
-    @get("/")
+    @get("/", name="auth.root")
     async def root(self, request: Request) -> Redirect:
         return Redirect(home_for(request.session))
 
-    @get("/login")
+    @get("/login", name="auth.login_form")
     async def login_form(self, request: HTMXRequest, next: FromQuery[str | None] = None) -> Template:
         return render(request, "pages/login.html", {"next": safe_next(next), "email": "", "error": None})
 
-    @post("/login")
+    @post("/login", name="auth.login")
     async def login(self, request: HTMXRequest, services: NamedDependency[Services]) -> Template | Redirect:
         """The e-mail first: an address of a domain with single sign-on goes to its
         partner's provider when no password was typed; any other needs its password."""
@@ -110,21 +110,21 @@ class AuthController(Controller):
         await finish_sign_in(request, pending_from(user, next_path), "password", now)
         return Redirect(next_path or home_for(request.session))
 
-    @get(CODE_PAGE)
+    @get(CODE_PAGE, name="auth.code_form")
     async def code_form(self, request: HTMXRequest) -> Template | Redirect:
         waiting = pending(request)
         if waiting is None or waiting["enrol"]:
             return Redirect(home_for(request.session))
         return await _code_page(request, waiting, None)
 
-    @post(CODE_PAGE)
+    @post(CODE_PAGE, name="auth.code")
     async def code(self, request: HTMXRequest) -> Template | Redirect:
         """The second step: a code of the user's authenticator app, or a recovery code.
         Counted per client address with the passwords, and per user on its own."""
         waiting = pending(request)
         if waiting is None or waiting["enrol"]:
             flash(request, "Sign in again: the sign-in waited too long for its code.", "error")
-            return Redirect("/login")
+            return Redirect(request.app.route_reverse("auth.login_form"))
         form = await request.form()
         retry = await throttle.address_over_limit(
             request, "sign-in", request.app.state.sign_ins_per_minute, ADDRESS_WINDOW
@@ -153,18 +153,18 @@ class AuthController(Controller):
             )
         return Redirect(waiting["next"] or home_for(request.session))
 
-    @post("/logout")
+    @post("/logout", name="auth.logout")
     async def logout(self, request: Request) -> Redirect:
         if request.session.get("user_id") and request.session.get(SESSION_ROW):
             await sessions.end(request.session["user_id"], request.session[SESSION_ROW], utcnow())
         request.clear_session()
-        return Redirect("/login")
+        return Redirect(request.app.route_reverse("auth.login_form"))
 
-    @get("/forgot-password")
+    @get("/forgot-password", name="auth.forgot_password_form")
     async def forgot_password_form(self, request: HTMXRequest, email: FromQuery[str] = "") -> Template:
         return render(request, "pages/forgot_password.html", {"email": email[:254], "error": None})
 
-    @post("/forgot-password")
+    @post("/forgot-password", name="auth.forgot_password")
     async def forgot_password(self, request: HTMXRequest) -> Template:
         """The same answer whether or not the address is a manager's: only the
         mailbox's owner learns, by the e-mail, that it is."""
@@ -192,7 +192,7 @@ class AuthController(Controller):
         valid_minutes = int(sign_in.RESET_VALID_FOR.total_seconds() // 60)
         return render(request, "pages/forgot_password_sent.html", {"email": email, "valid_minutes": valid_minutes})
 
-    @get("/set-password/{token:str}")
+    @get("/set-password/{token:str}", name="auth.set_password_form")
     async def set_password_form(self, request: HTMXRequest, token: FromPath[str]) -> Template:
         try:
             owner = await users.token_owner(token, utcnow())
@@ -200,7 +200,7 @@ class AuthController(Controller):
             return render(request, "pages/set_password.html", {"gone": str(missing)}, status_code=404)
         return render(request, "pages/set_password.html", {"email": owner["email"], "errors": {}})
 
-    @post("/set-password/{token:str}")
+    @post("/set-password/{token:str}", name="auth.set_password")
     async def set_password(self, request: HTMXRequest, token: FromPath[str]) -> Template | Redirect:
         form = await request.form()
         now = utcnow()
@@ -220,7 +220,7 @@ class AuthController(Controller):
             rotate_session(request)
             request.set_session({})
         flash(request, "Your password is set. Sign in with it.")
-        return Redirect("/login")
+        return Redirect(request.app.route_reverse("auth.login_form"))
 
 
 async def _code_context(request: Request, waiting: dict, error: str | None) -> dict:

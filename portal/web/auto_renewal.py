@@ -34,7 +34,7 @@ def _context(
 
 
 class AutoRenewalController(Controller):
-    @get("/companies/{company_id:int}/auto-renewal")
+    @get("/companies/{company_id:int}/auto-renewal", name="auto_renewal.show")
     async def show(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         """The section the company page loads; a page of its own without htmx."""
         company, setting = await auto_renewal.get_setting(actor, company_id)
@@ -42,7 +42,7 @@ class AutoRenewalController(Controller):
             request, "pages/company_auto_renewal.html", _context(company, setting), fragments={"auto-renewal": _PARTIAL}
         )
 
-    @post("/companies/{company_id:int}/auto-renewal")
+    @post("/companies/{company_id:int}/auto-renewal", name="auto_renewal.save")
     async def save(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
         company, before = await auto_renewal.get_setting(actor, company_id)
         form = await request.form()
@@ -65,4 +65,6 @@ class AutoRenewalController(Controller):
                 status_code=400,
             )
         flash(request, f"Automatic renewal for {company['name']}: {saved.said}")
-        return Redirect(f"/companies/{company['id']}#auto-renewal", status_code=303)
+        return Redirect(
+            request.app.route_reverse("companies.show", company_id=company["id"]) + "#auto-renewal", status_code=303
+        )

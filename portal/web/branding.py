@@ -33,18 +33,18 @@ class BrandingController(Controller):
     path = "/settings"
     include_in_schema = False
 
-    @get("/emails")
+    @get("/emails", name="branding.emails")
     async def emails(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         require_partner_manager(actor)
         own = await templates.own_kinds(actor)
         return render(request, "pages/branding_emails.html", {"kinds": templates.editable_kinds(), "own": own})
 
-    @get("/emails/{kind:str}")
+    @get("/emails/{kind:str}", name="branding.editor")
     async def editor(self, request: HTMXRequest, actor: CurrentActor, kind: FromPath[str]) -> Template:
         wording = await templates.wording(actor, kind)
         return await _editor(request, actor, kind, wording.subject, wording.body)
 
-    @post("/emails/{kind:str}")
+    @post("/emails/{kind:str}", name="branding.save")
     async def save(self, request: HTMXRequest, actor: CurrentActor, kind: FromPath[str]) -> Template | Redirect:
         subject, body = await _typed(request)
         try:
@@ -56,15 +56,15 @@ class BrandingController(Controller):
             f"Saved: the e-mail “{saved.kind.label}” now goes in your words to the customers of "
             f"{actor.company_name} and the companies under it.",
         )
-        return Redirect(f"/settings/emails/{kind}", status_code=303)
+        return Redirect(request.app.route_reverse("branding.editor", kind=kind), status_code=303)
 
-    @post("/emails/{kind:str}/preview")
+    @post("/emails/{kind:str}/preview", name="branding.preview")
     async def preview(self, request: HTMXRequest, actor: CurrentActor, kind: FromPath[str]) -> Template:
         """The preview of what is typed; the whole editor without JavaScript."""
         subject, body = await _typed(request)
         return await _editor(request, actor, kind, subject, body)
 
-    @post("/emails/{kind:str}/test")
+    @post("/emails/{kind:str}/test", name="branding.test")
     async def test(self, request: HTMXRequest, actor: CurrentActor, kind: FromPath[str]) -> Template | Redirect:
         subject, body = await _typed(request)
         try:
@@ -77,21 +77,21 @@ class BrandingController(Controller):
         )
         return await _editor(request, actor, kind, subject, body)
 
-    @post("/emails/{kind:str}/reset")
+    @post("/emails/{kind:str}/reset", name="branding.reset")
     async def reset(self, request: HTMXRequest, actor: CurrentActor, kind: FromPath[str]) -> Redirect:
         chosen = templates.editable_kind(kind)
         if await templates.reset(actor, kind, utcnow()):
             flash(request, f"The e-mail “{chosen.label}” goes in the standard words again.")
         else:
             flash(request, f"The e-mail “{chosen.label}” already went in the standard words; nothing changed.")
-        return Redirect(f"/settings/emails/{kind}", status_code=303)
+        return Redirect(request.app.route_reverse("branding.editor", kind=kind), status_code=303)
 
-    @get("/brand")
+    @get("/brand", name="branding.brand")
     async def brand(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         require_partner_manager(actor)
         return render(request, "pages/branding_brand.html", {"own": await brands.own_brand(actor), "errors": {}})
 
-    @post("/brand", request_max_body_size=_LOGO_BODY_LIMIT)
+    @post("/brand", request_max_body_size=_LOGO_BODY_LIMIT, name="branding.save_brand")
     async def save_brand(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         require_partner_manager(actor)
         form = await request.form()
@@ -110,10 +110,10 @@ class BrandingController(Controller):
             context = {"own": own, "errors": refused.errors, "typed_colour": colour}
             return render(request, "pages/branding_brand.html", context, status_code=400)
         flash(request, _brand_said(actor.company_name, before, after))
-        return Redirect("/settings/brand", status_code=303)
+        return Redirect(request.app.route_reverse("branding.brand"), status_code=303)
 
 
-@get("/brand/logo/{digest:str}", include_in_schema=False)
+@get("/brand/logo/{digest:str}", include_in_schema=False, name="branding.brand_logo")
 async def brand_logo(digest: FromPath[str]) -> Response:
     """A partner's logo, by its digest: in its e-mails and on its customers' pages."""
     found = await brands.logo(digest) if len(digest) == 64 else None
@@ -125,7 +125,7 @@ async def brand_logo(digest: FromPath[str]) -> Response:
     )
 
 
-@get("/brand/colour/{rrggbb:str}", include_in_schema=False)
+@get("/brand/colour/{rrggbb:str}", include_in_schema=False, name="branding.brand_colour")
 async def brand_colour(rrggbb: FromPath[str]) -> Response:
     """The style sheet that gives a partner's pages its color: --partner-color, and nothing
     a visitor could choose but six hexadecimal digits."""

@@ -86,12 +86,12 @@ class BulkController(Controller):
             status = 400
         return render(request, "pages/bulk_confirm.html", context, status_code=status)
 
-    @get("/confirm")
+    @get("/confirm", name="bulk.confirm")
     async def confirm(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         """What the action will change, before anything is done."""
         return await self._confirm_page(request, actor, request.query_params)
 
-    @post("/")
+    @post("/", name="bulk.start")
     async def start(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         form = await request.form()
         params = MultiDict(form.multi_items())
@@ -105,7 +105,7 @@ class BulkController(Controller):
                 await request.app.state.jobs.enqueue(
                     "run_bulk", started.run_id, slot, job_id=job_id(started.run_id, slot)
                 )
-        return Redirect(f"/bulk/{started.run_id}", status_code=303)
+        return Redirect(request.app.route_reverse("bulk.show", run_id=started.run_id), status_code=303)
 
     async def _context(self, actor, run_id: int) -> dict[str, Any]:
         run = await runs.get_run(actor, run_id)
@@ -118,7 +118,7 @@ class BulkController(Controller):
             "customers": await runs.summary(run["id"]) if done else [],
         }
 
-    @get("/{run_id:int}")
+    @get("/{run_id:int}", name="bulk.show")
     async def show(self, request: HTMXRequest, actor: CurrentActor, run_id: FromPath[int]) -> Template:
         return render(
             request,
@@ -127,15 +127,15 @@ class BulkController(Controller):
             fragments={"bulk-progress": "partials/bulk/_progress.html"},
         )
 
-    @get("/{run_id:int}/progress")
+    @get("/{run_id:int}/progress", name="bulk.progress")
     async def progress(self, request: HTMXRequest, actor: CurrentActor, run_id: FromPath[int]) -> Template:
         return render(request, "partials/bulk/_progress.html", await self._context(actor, run_id))
 
-    @post("/{run_id:int}/resume")
+    @post("/{run_id:int}/resume", name="bulk.resume")
     async def resume(self, request: HTMXRequest, actor: CurrentActor, run_id: FromPath[int]) -> Redirect:
         """A job lost with its process (no Redis, a restart) is sent again; items apply once whatever runs them."""
         run = await runs.get_run(actor, run_id)
         if run["status"] != "done":
             again = f"{job_id(run['id'], 0)}:again:{utcnow():%Y%m%dT%H%M%S}"
             await request.app.state.jobs.enqueue("run_bulk", run["id"], 0, job_id=again)
-        return Redirect(f"/bulk/{run['id']}", status_code=303)
+        return Redirect(request.app.route_reverse("bulk.show", run_id=run["id"]), status_code=303)

@@ -22,7 +22,7 @@ from portal.web.session import CurrentActor
 
 
 class CompanyController(Controller):
-    @get("/companies")
+    @get("/companies", name="companies.index")
     async def index(
         self, request: HTMXRequest, actor: CurrentActor, q: FromQuery[str] = "", page: FromQuery[int] = 1
     ) -> Template:
@@ -35,11 +35,11 @@ class CompanyController(Controller):
             fragments={"company-results": "partials/companies/_results.html"},
         )
 
-    @get("/companies/new")
+    @get("/companies/new", name="companies.new")
     async def new(self, request: HTMXRequest, actor: CurrentActor, parent_id: FromQuery[int | None] = None) -> Template:
         return await self._form(request, actor, {"parent_id": parent_id or actor.company_id, "kind": "customer"}, {})
 
-    @post("/companies")
+    @post("/companies", name="companies.create")
     async def create(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         form = await request.form()
         fields = ("name", "kind", "parent_id", "first_order", "po_number", "trial_seats", "form_token")
@@ -73,7 +73,7 @@ class CompanyController(Controller):
                 values.pop("form_token")  # that submission is spent: the form gets a new one
             return await self._form(request, actor, values, errors, status_code=400)
         flash(request, f"{created['name']} was created.")
-        return Redirect(f"/companies/{created['id']}")
+        return Redirect(request.app.route_reverse("companies.show", company_id=created["id"]))
 
     async def _form(
         self, request: HTMXRequest, actor: CurrentActor, values: dict, errors: dict, status_code: int = 200
@@ -90,7 +90,7 @@ class CompanyController(Controller):
             status_code=status_code,
         )
 
-    @get("/companies/{company_id:int}")
+    @get("/companies/{company_id:int}", name="companies.show")
     async def show(
         self,
         request: HTMXRequest,
@@ -122,13 +122,13 @@ class CompanyController(Controller):
             fragments={"user-results": "partials/users/_results.html"},
         )
 
-    @post("/companies/{company_id:int}/manage")
+    @post("/companies/{company_id:int}/manage", name="companies.manage")
     async def manage(self, request: Request, actor: CurrentActor, company_id: FromPath[int]) -> Redirect:
         company = await companies.enter_manage_mode(actor, company_id, utcnow())
         request.session["managing_id"] = company["id"]
-        return Redirect(f"/companies/{company['id']}")
+        return Redirect(request.app.route_reverse("companies.show", company_id=company["id"]))
 
-    @post("/manage/exit")
+    @post("/manage/exit", name="companies.exit_manage")
     async def exit_manage(self, request: Request, actor: CurrentActor) -> Redirect:
         await companies.exit_manage_mode(actor, utcnow())
         request.session.pop("managing_id", None)

@@ -112,6 +112,7 @@ class ImportUploadController(Controller):
         "/imports",
         before_request=_read_upload,
         exclude_from_csrf=True,  # checked by _read_upload, after the body is read
+        name="imports.upload",
     )
     async def upload(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], services: ServicesOf
@@ -143,7 +144,7 @@ class ImportUploadController(Controller):
             return await _upload_page(request, actor, company_id, files, str(refused), status_code=400)
         finally:
             await upload.close()
-        return Redirect(f"/companies/{company_id}/imports/{import_id}")
+        return Redirect(request.app.route_reverse("imports.show", company_id=company_id, import_id=import_id))
 
 
 def upload_router(files: ImportFiles) -> Router:
@@ -156,7 +157,7 @@ def upload_router(files: ImportFiles) -> Router:
 class ImportController(Controller):
     path = "/companies/{company_id:int}"
 
-    @get("/imports")
+    @get("/imports", name="imports.imports")
     async def imports(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], services: ServicesOf
     ) -> Template:
@@ -208,7 +209,7 @@ class ImportController(Controller):
             "shown": SHOWN_PER_REASON,
         }
 
-    @get("/imports/{import_id:int}")
+    @get("/imports/{import_id:int}", name="imports.show")
     async def show(
         self,
         request: HTMXRequest,
@@ -219,7 +220,7 @@ class ImportController(Controller):
     ) -> Template:
         return await self._page(request, actor, company_id, import_id, services.import_files)
 
-    @get("/imports/{import_id:int}/progress")
+    @get("/imports/{import_id:int}/progress", name="imports.progress")
     async def progress(
         self,
         request: HTMXRequest,
@@ -232,7 +233,7 @@ class ImportController(Controller):
         context = await self._context(actor, company_id, row, services.import_files)
         return render(request, "partials/imports/_progress.html", context)
 
-    @post("/imports/{import_id:int}/column")
+    @post("/imports/{import_id:int}/column", name="imports.column")
     async def column(
         self,
         request: HTMXRequest,
@@ -256,9 +257,9 @@ class ImportController(Controller):
             return await self._page(
                 request, actor, company_id, import_id, services.import_files, str(refused), status_code=400
             )
-        return Redirect(f"/companies/{company_id}/imports/{import_id}")
+        return Redirect(request.app.route_reverse("imports.show", company_id=company_id, import_id=import_id))
 
-    @post("/imports/{import_id:int}/renew")
+    @post("/imports/{import_id:int}/renew", name="imports.renew")
     async def renew(
         self,
         request: HTMXRequest,
@@ -283,7 +284,7 @@ class ImportController(Controller):
             )
         return Redirect(here)
 
-    @post("/imports/{import_id:int}/refresh")
+    @post("/imports/{import_id:int}/refresh", name="imports.refresh")
     async def refresh(
         self,
         request: HTMXRequest,
@@ -299,9 +300,9 @@ class ImportController(Controller):
             return await self._page(
                 request, actor, company_id, import_id, services.import_files, str(refused), status_code=400
             )
-        return Redirect(f"/companies/{company_id}/imports/{import_id}")
+        return Redirect(request.app.route_reverse("imports.show", company_id=company_id, import_id=import_id))
 
-    @get("/imports/{import_id:int}/rows.csv")
+    @get("/imports/{import_id:int}/rows.csv", name="imports.rows_csv")
     async def rows_csv(
         self,
         actor: CurrentActor,
@@ -314,7 +315,7 @@ class ImportController(Controller):
         name = f"import-{import_id}-{reason if reason in REASONS else 'not-renewed'}.csv"
         return _csv(export.import_rows_csv(actor, company_id, import_id, outcomes), name)
 
-    @get("/learners.csv")
+    @get("/learners.csv", name="imports.learners_csv")
     async def learners_csv(self, actor: CurrentActor, company_id: FromPath[int]) -> Stream:
         await get_company(actor, company_id)
         return _csv(export.learners_csv(actor, company_id, utcnow()), f"learners-{company_id}.csv")

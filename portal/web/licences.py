@@ -51,7 +51,7 @@ def renewed_message(result: Allocated) -> str:
 class LicenceController(Controller):
     path = "/companies/{company_id:int}/licences"
 
-    @get("/")
+    @get("/", name="licences.section")
     async def section(
         self,
         request: HTMXRequest,
@@ -97,7 +97,7 @@ class LicenceController(Controller):
             fragments={"licence-tab": "partials/licences/_tab.html"},
         )
 
-    @get("/select-all")
+    @get("/select-all", name="licences.select_all")
     async def select_all(
         self,
         request: HTMXRequest,
@@ -117,7 +117,7 @@ class LicenceController(Controller):
             fragments={"select-all": "partials/licences/_select_all.html"},
         )
 
-    @post("/allocate")
+    @post("/allocate", name="licences.allocate")
     async def allocate(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
@@ -162,9 +162,9 @@ class LicenceController(Controller):
                 status_code=400,
             )
         flash(request, renewed_message(result))
-        return Redirect(f"/companies/{company_id}/licences?tab=active")
+        return Redirect(request.app.route_reverse("licences.section", company_id=company_id) + "?tab=active")
 
-    @get("/orders/new")
+    @get("/orders/new", name="licences.new_order")
     async def new_order(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         advice = await requests.request_advice(actor, company_id, utcnow())
         values = {
@@ -207,7 +207,7 @@ class LicenceController(Controller):
             status_code=status_code,
         )
 
-    @post("/orders")
+    @post("/orders", name="licences.request_licences")
     async def request_licences(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
@@ -240,16 +240,16 @@ class LicenceController(Controller):
             )
         else:
             flash(request, f"Your request for {order['quantity']:,} licenses was sent to your account managers.")
-        return Redirect(f"/companies/{company_id}/licences?tab=orders")
+        return Redirect(request.app.route_reverse("licences.section", company_id=company_id) + "?tab=orders")
 
-    @post("/orders/{order_id:int}/cancel")
+    @post("/orders/{order_id:int}/cancel", name="licences.cancel_order")
     async def cancel_order(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], order_id: FromPath[int]
     ) -> Redirect:
         await get_company(actor, company_id)
         await decisions.cancel_order(actor, order_id, utcnow())
         flash(request, "Your request was cancelled.")
-        return Redirect(f"/companies/{company_id}/licences?tab=orders")
+        return Redirect(request.app.route_reverse("licences.section", company_id=company_id) + "?tab=orders")
 
 
 class UserLicenceController(Controller):
@@ -261,7 +261,7 @@ class UserLicenceController(Controller):
             raise NotFound("No such user.")
         return user
 
-    @get("/")
+    @get("/", name="licences.show")
     async def show(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Template:
@@ -291,7 +291,7 @@ class UserLicenceController(Controller):
             },
         )
 
-    @post("/role")
+    @post("/role", name="licences.change_role")
     async def change_role(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Redirect:
@@ -301,15 +301,15 @@ class UserLicenceController(Controller):
             changed = await staff.change_role(actor, user_id, str(form.get("role", "")), utcnow())
         except ValidationFailed as exc:
             flash(request, next(iter(exc.errors.values())), "error")
-            return Redirect(f"/companies/{company_id}/users/{user_id}")
+            return Redirect(request.app.route_reverse("licences.show", company_id=company_id, user_id=user_id))
         now_is = ROLE_NAMES[changed["role"]].lower()
         if changed["changed"]:
             flash(request, f"{changed['name']} is now {now_is} (was {ROLE_NAMES[changed['was']].lower()}).")
         else:
             flash(request, f"{changed['name']} was already {now_is}: nothing changed.")
-        return Redirect(f"/companies/{company_id}/users/{user_id}")
+        return Redirect(request.app.route_reverse("licences.show", company_id=company_id, user_id=user_id))
 
-    @post("/deactivate")
+    @post("/deactivate", name="licences.deactivate")
     async def deactivate(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Redirect:
@@ -317,4 +317,4 @@ class UserLicenceController(Controller):
         freed = await allocation.deactivate_user(actor, user_id, utcnow())
         seats = f" {freed} seat{'' if freed == 1 else 's'} freed for someone else." if freed else ""
         flash(request, f"{user['name']} is deactivated.{seats}")
-        return Redirect(f"/companies/{company_id}/users/{user_id}")
+        return Redirect(request.app.route_reverse("licences.show", company_id=company_id, user_id=user_id))

@@ -40,7 +40,7 @@ MESSAGE_POLICY = (
 class NotificationController(Controller):
     path = "/notifications"
 
-    @get("/")
+    @get("/", name="notifications.notifications")
     async def notifications(self, request: HTMXRequest, actor: CurrentActor, cursor: FromQuery[str] = "") -> Template:
         filters = outbox.EMAIL_FILTERS.parse(request.query_params)
         active = outbox.EMAIL_FILTERS.as_query(filters)
@@ -62,12 +62,12 @@ class NotificationController(Controller):
             fragments={"notification-results": "partials/notifications/_results.html"},
         )
 
-    @get("/settings")
+    @get("/settings", name="notifications.settings")
     async def settings(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         require_partner_manager(actor)
         return render(request, "pages/email_settings.html", await _settings_context(actor))
 
-    @post("/settings")
+    @post("/settings", name="notifications.save_settings")
     async def save_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         """Reminder days, copies, Reply-To and sender name for the partner's own
         company and the companies under it (a sub-partner's own settings win below it)."""
@@ -83,13 +83,13 @@ class NotificationController(Controller):
             context = await _settings_context(actor) | {"errors": refused.errors, "values": entered | {"copy": copy}}
             return render(request, "pages/email_settings.html", context, status_code=400)
         flash(request, _settings_said(actor.company_name, before, saved))
-        return Redirect("/notifications/settings", status_code=303)
+        return Redirect(request.app.route_reverse("notifications.settings"), status_code=303)
 
-    @get("/{email_id:int}")
+    @get("/{email_id:int}", name="notifications.notification")
     async def notification(self, request: HTMXRequest, actor: CurrentActor, email_id: FromPath[int]) -> Template:
         return await self._page(request, actor, email_id)
 
-    @get("/{email_id:int}/message.html")
+    @get("/{email_id:int}/message.html", name="notifications.message_html")
     async def message_html(self, request: HTMXRequest, actor: CurrentActor, email_id: FromPath[int]) -> Response:
         """The HTML part, for the sandboxed frame of the e-mail's page."""
         row = await outbox.get_email(actor, email_id)
@@ -100,14 +100,14 @@ class NotificationController(Controller):
             headers={"content-security-policy": MESSAGE_POLICY, "x-frame-options": "SAMEORIGIN"},
         )
 
-    @post("/{email_id:int}/resend")
+    @post("/{email_id:int}/resend", name="notifications.resend")
     async def resend(self, request: HTMXRequest, actor: CurrentActor, email_id: FromPath[int]) -> Template | Redirect:
         try:
             copy_id = await outbox.resend(actor, email_id, utcnow())
         except ValidationFailed as refused:
             return await self._page(request, actor, email_id, message=str(refused), status_code=409)
         flash(request, "A copy is queued; it goes out with the next delivery.")
-        return Redirect(f"/notifications/{copy_id}")
+        return Redirect(request.app.route_reverse("notifications.notification", email_id=copy_id))
 
     async def _page(
         self, request: HTMXRequest, actor, email_id: int, message: str | None = None, status_code: int = 200
@@ -122,10 +122,10 @@ class NotificationController(Controller):
         )
 
 
-@get("/outbox")
-async def outbox_moved(actor: CurrentActor) -> Redirect:
+@get("/outbox", name="notifications.outbox_moved")
+async def outbox_moved(request: HTMXRequest, actor: CurrentActor) -> Redirect:
     """Licenses → E-mails became Notifications."""
-    return Redirect("/notifications", status_code=301)
+    return Redirect(request.app.route_reverse("notifications.notifications"), status_code=301)
 
 
 async def _settings_context(actor) -> dict:

@@ -30,7 +30,7 @@ ANY_VALUE = {"status": order_list.ANY_STATUS}
 class OrderController(Controller):
     path = "/licences/orders"
 
-    @get("/")
+    @get("/", name="orders.requested_orders")
     async def requested_orders(
         self, request: HTMXRequest, actor: CurrentActor, cursor: FromQuery[str] = ""
     ) -> Template:
@@ -51,7 +51,7 @@ class OrderController(Controller):
             fragments={"order-results": "partials/orders/_results.html"},
         )
 
-    @get("/export.csv")
+    @get("/export.csv", name="orders.export")
     async def export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
         """The list as filtered on screen, every page of it, for a spreadsheet."""
         filters = order_list.parse_filters(request.query_params)
@@ -62,7 +62,7 @@ class OrderController(Controller):
             headers={"Content-Disposition": 'attachment; filename="requested-orders.csv"'},
         )
 
-    @get("/filters/{name:str}")
+    @get("/filters/{name:str}", name="orders.filter_field")
     async def filter_field(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
         """ "Add Filter": the field of one filter, added to the filter bar."""
         if name not in order_list.ORDER_FILTERS:
@@ -79,7 +79,7 @@ class OrderController(Controller):
             },
         )
 
-    @get("/{order_id:int}/menu")
+    @get("/{order_id:int}/menu", name="orders.menu")
     async def menu(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template:
         """The row's three-dots menu, "Assign" and "Decline" while it is requested:
         loaded into the row when it opens, or a page of its own (the row's link, no JavaScript)."""
@@ -95,7 +95,7 @@ class OrderController(Controller):
             },
         )
 
-    @post("/{order_id:int}/assign")
+    @post("/{order_id:int}/assign", name="orders.assign")
     async def assign(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template | Redirect:
         """ "Assign" asks first: without `confirm` it answers with what it will do
         (the row's replacement for htmx, a page without JavaScript), whose button
@@ -121,7 +121,7 @@ class OrderController(Controller):
             ),
         )
 
-    @post("/{order_id:int}/decline")
+    @post("/{order_id:int}/decline", name="orders.decline")
     async def decline(self, request: HTMXRequest, actor: CurrentActor, order_id: FromPath[int]) -> Template | Redirect:
         form = await request.form()
         try:
@@ -171,7 +171,7 @@ class OrderController(Controller):
         if refused is None:
             if done:
                 flash(request, done(order))
-            return Redirect("/licences/orders")
+            return Redirect(request.app.route_reverse("orders.requested_orders"))
         return render(
             request,
             "pages/order_actions.html",

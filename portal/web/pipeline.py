@@ -40,7 +40,7 @@ def _last_day(p: pipeline.Period) -> str:
 class PipelineController(Controller):
     path = "/dashboard/pipeline"
 
-    @get("/")
+    @get("/", name="pipeline.page")
     async def page(
         self, request: HTMXRequest, actor: CurrentActor, period: FromQuery[str] = "month", page: FromQuery[int] = 1
     ) -> Template:
@@ -60,7 +60,7 @@ class PipelineController(Controller):
             fragments={"rate-results": "partials/dashboard/_renewal_rates.html"},
         )
 
-    @get("/pipeline.csv")
+    @get("/pipeline.csv", name="pipeline.csv")
     async def csv(self, actor: CurrentActor, period: FromQuery[str] = "month") -> Response:
         require_partner_manager(actor)  # refused before the first byte goes out
         periods = await pipeline.pipeline(actor, _period(period), utcnow())

@@ -41,11 +41,11 @@ async def _page(request: HTMXRequest, account: Actor, errors: dict | None = None
 class ProfileController(Controller):
     path = "/profile"
 
-    @get("/")
+    @get("/", name="profile.profile")
     async def profile(self, request: HTMXRequest, account: CurrentActor) -> Template:
         return await _page(request, account)
 
-    @post("/")
+    @post("/", name="profile.save")
     async def save(self, request: HTMXRequest, actor: CurrentActor) -> Redirect:
         form = await request.form()
         on = form.get("reminders") == "on"
@@ -65,9 +65,9 @@ class ProfileController(Controller):
                 if digest
                 else "The weekly digest is off; you get no Monday summary of your customers.",
             )
-        return Redirect("/profile")
+        return Redirect(request.app.route_reverse("profile.profile"))
 
-    @post("/password")
+    @post("/password", name="profile.change_password")
     async def change_password(self, request: HTMXRequest, account: CurrentActor) -> Template | Redirect:
         form = await request.form()
         now = utcnow()
@@ -85,23 +85,23 @@ class ProfileController(Controller):
             return await _page(request, account, invalid.errors, 400)
         request.set_session({**request.session, GENERATION: generation})
         flash(request, "Your password is changed. Every other session of yours was signed out.")
-        return Redirect("/profile")
+        return Redirect(request.app.route_reverse("profile.profile"))
 
-    @post("/sessions/{session_id:int}/end")
+    @post("/sessions/{session_id:int}/end", name="profile.end_session")
     async def end_session(self, request: HTMXRequest, account: CurrentActor, session_id: FromPath[int]) -> Redirect:
         if session_id == account.session_id:
             await sessions.end(account.user_id, session_id, utcnow())
             request.clear_session()
-            return Redirect("/login")
+            return Redirect(request.app.route_reverse("auth.login_form"))
         if await sessions.end(account.user_id, session_id, utcnow()):
             flash(request, "That session is signed out.")
         else:
             flash(request, "That session had already ended.")
-        return Redirect("/profile")
+        return Redirect(request.app.route_reverse("profile.profile"))
 
-    @post("/sessions/end-others")
+    @post("/sessions/end-others", name="profile.end_others")
     async def end_others(self, request: HTMXRequest, account: CurrentActor) -> Redirect:
         generation = await sessions.end_others(account.user_id, account.session_id, utcnow())
         request.set_session({**request.session, GENERATION: generation})
         flash(request, "Every other session of yours is signed out.")
-        return Redirect("/profile")
+        return Redirect(request.app.route_reverse("profile.profile"))

@@ -20,14 +20,14 @@ from portal.web.session import CurrentActor
 class ScimTokenController(Controller):
     path = "/companies/{company_id:int}/scim-tokens"
 
-    @post("/")
+    @post("/", name="scim_tokens.create")
     async def create(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
         form = await request.form()
         try:
             row, token = await tokens.create_token(actor, company_id, str(form.get("name", "")), utcnow())
         except ValidationFailed as invalid:
             flash(request, "No token was created: " + " ".join(invalid.errors.values()), "error")
-            return Redirect(f"/companies/{company_id}#scim")
+            return Redirect(request.app.route_reverse("companies.show", company_id=company_id) + "#scim")
         company = await tokens.manageable_company(actor, company_id)
         return render(
             request,
@@ -41,10 +41,10 @@ class ScimTokenController(Controller):
             status_code=201,
         )
 
-    @post("/{token_id:int}/revoke")
+    @post("/{token_id:int}/revoke", name="scim_tokens.revoke")
     async def revoke(
         self, request: Request, actor: CurrentActor, company_id: FromPath[int], token_id: FromPath[int]
     ) -> Redirect:
         row = await tokens.revoke_token(actor, company_id, token_id, utcnow())
         flash(request, f"Token “{row['name']}” is revoked: requests with it are refused from now on.")
-        return Redirect(f"/companies/{company_id}#scim")
+        return Redirect(request.app.route_reverse("companies.show", company_id=company_id) + "#scim")

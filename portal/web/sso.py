@@ -39,7 +39,7 @@ def _refused(request: HTMXRequest, message: str) -> Template:
 
 
 class SsoController(Controller):
-    @get(CALLBACK)
+    @get(CALLBACK, name="sso.callback")
     async def callback(
         self,
         request: HTMXRequest,
@@ -73,12 +73,12 @@ class SsoController(Controller):
             flash(request, "Welcome: your portal account was made from your organisation's account.")
         return Redirect(done.next_path or home_for(request.session))
 
-    @get(SETTINGS_PAGE)
+    @get(SETTINGS_PAGE, name="sso.settings_page")
     async def settings_page(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         config = await sso_settings.for_actor(actor)
         return _settings_page(request, config, _form_of(config), {})
 
-    @post(SETTINGS_PAGE)
+    @post(SETTINGS_PAGE, name="sso.save")
     async def save(self, request: HTMXRequest, actor: CurrentActor, services: ServicesOf) -> Template | Redirect:
         form = await request.form()
         texts = {
@@ -111,7 +111,7 @@ class SsoController(Controller):
         )
         return Redirect(SETTINGS_PAGE)
 
-    @post(f"{SETTINGS_PAGE}/test")
+    @post(f"{SETTINGS_PAGE}/test", name="sso.test_connection")
     async def test_connection(self, request: HTMXRequest, actor: CurrentActor, services: ServicesOf) -> Template:
         """Fetches the discovery document and the keys of the issuer typed (or saved), saving nothing."""
         form = await request.form()
@@ -134,7 +134,7 @@ class SsoController(Controller):
         )
         return _settings_page(request, config, shown, {}, test=("success", said))
 
-    @post(f"{SETTINGS_PAGE}/remove")
+    @post(f"{SETTINGS_PAGE}/remove", name="sso.remove")
     async def remove(self, request: HTMXRequest, actor: CurrentActor) -> Redirect:
         if await sso_settings.remove(actor, utcnow()):
             flash(request, "Single sign-on is off: everyone signs in with a password again.")

@@ -41,11 +41,11 @@ class TestProcessorController(Controller):
     __test__ = False  # not a pytest class
     path = PATH
 
-    @get("/")
+    @get("/", name="test_processor.card_form")
     async def card_form(self) -> Template:
         return _page({})
 
-    @post("/")
+    @post("/", name="test_processor.take_card")
     async def take_card(self, request: Request, services: Services) -> Template:
         processor = services.processor
         assert isinstance(processor, TestProcessor), "served only with the test processor"

@@ -76,11 +76,11 @@ def _enrol_page(request: HTMXRequest, who: Enroller, errors: dict, status: int =
 
 
 class TwoFactorController(Controller):
-    @get(ENROL_PAGE)
+    @get(ENROL_PAGE, name="two_factor.enrol_form")
     async def enrol_form(self, request: HTMXRequest) -> Template:
         return _enrol_page(request, await _enroller(request), {})
 
-    @post(ENROL_PAGE)
+    @post(ENROL_PAGE, name="two_factor.enrol")
     async def enrol(self, request: HTMXRequest) -> Template | Redirect:
         who = await _enroller(request)
         secret = request.session.get(CANDIDATE)
@@ -112,7 +112,7 @@ class TwoFactorController(Controller):
             request, "pages/recovery_codes.html", {"codes": enrolled.recovery_codes, "onward": onward, "done": message}
         )
 
-    @post("/two-factor/recovery-codes")
+    @post("/two-factor/recovery-codes", name="two_factor.new_codes")
     async def new_codes(self, request: HTMXRequest, account: CurrentActor) -> Template:
         codes = await factors.new_recovery_codes(account, utcnow())
         return render(
@@ -121,19 +121,19 @@ class TwoFactorController(Controller):
             {"codes": codes, "onward": "/profile", "done": "New recovery codes are made; the old ones work no more."},
         )
 
-    @post("/two-factor/authenticator/remove")
+    @post("/two-factor/authenticator/remove", name="two_factor.remove")
     async def remove(self, request: HTMXRequest, account: CurrentActor) -> Redirect:
         required = await partner_settings.two_factor_required(account.company_path, account.company_kind)
         try:
             generation = await factors.remove_authenticator(account, required, utcnow(), account.session_id)
         except ValidationFailed as invalid:
             flash(request, next(iter(invalid.errors.values())), "error")
-            return Redirect("/profile")
+            return Redirect(request.app.route_reverse("profile.profile"))
         request.set_session({**request.session, GENERATION: generation})
         flash(request, "Your authenticator app is removed. Every other session of yours was signed out.")
-        return Redirect("/profile")
+        return Redirect(request.app.route_reverse("profile.profile"))
 
-    @post("/companies/{company_id:int}/users/{user_id:int}/second-factor/reset")
+    @post("/companies/{company_id:int}/users/{user_id:int}/second-factor/reset", name="two_factor.reset")
     async def reset(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], user_id: FromPath[int]
     ) -> Redirect:
@@ -146,14 +146,14 @@ class TwoFactorController(Controller):
             f"{user['name']}'s second factor is reset: their sessions ended, and they were e-mailed. "
             "They sign in with their password and set up a new one.",
         )
-        return Redirect(f"/companies/{company_id}/users/{user_id}")
+        return Redirect(request.app.route_reverse("licences.show", company_id=company_id, user_id=user_id))
 
-    @get("/settings/sign-in")
+    @get("/settings/sign-in", name="two_factor.sign_in_settings")
     async def sign_in_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         rule = await partner_settings.two_factor_rule(actor)
         return render(request, "pages/sign_in_settings.html", {"rule": rule})
 
-    @post("/settings/sign-in")
+    @post("/settings/sign-in", name="two_factor.save_sign_in_settings")
     async def save_sign_in_settings(self, request: HTMXRequest, actor: CurrentActor) -> Redirect:
         form = await request.form()
         staff, customers = form.get("staff") == "on", form.get("customers") == "on"
@@ -171,18 +171,18 @@ class TwoFactorController(Controller):
             )
         else:
             flash(request, f"{actor.company_name} requires no second factor now (a partner above it may still).")
-        return Redirect("/settings/sign-in")
+        return Redirect(request.app.route_reverse("two_factor.sign_in_settings"))
 
 
 # --- Passkeys -----------------------------------------------------------------------
 
 
 class PasskeyController(Controller):
-    @get("/two-factor/passkey")
+    @get("/two-factor/passkey", name="two_factor.new_passkey")
     async def new_passkey(self, request: HTMXRequest, account: CurrentActor) -> Template:
         return await _passkey_page(request, account, {})
 
-    @post("/two-factor/passkey")
+    @post("/two-factor/passkey", name="two_factor.add_passkey")
     async def add_passkey(self, request: HTMXRequest, account: CurrentActor) -> Template | Redirect:
         form = await request.form()
         challenge = take_challenge(request)
@@ -205,14 +205,14 @@ class PasskeyController(Controller):
         message = "Your passkey is added. Every other session of yours was signed out."
         if not enrolled.recovery_codes:
             flash(request, message)
-            return Redirect("/profile")
+            return Redirect(request.app.route_reverse("profile.profile"))
         return render(
             request,
             "pages/recovery_codes.html",
             {"codes": enrolled.recovery_codes, "onward": "/profile", "done": message},
         )
 
-    @post("/two-factor/passkeys/{passkey_id:int}/remove")
+    @post("/two-factor/passkeys/{passkey_id:int}/remove", name="two_factor.remove_passkey")
     async def remove_passkey(self, request: HTMXRequest, account: CurrentActor, passkey_id: FromPath[int]) -> Redirect:
         required = await partner_settings.two_factor_required(account.company_path, account.company_kind)
         try:
@@ -221,18 +221,18 @@ class PasskeyController(Controller):
             )
         except ValidationFailed as invalid:
             flash(request, next(iter(invalid.errors.values())), "error")
-            return Redirect("/profile")
+            return Redirect(request.app.route_reverse("profile.profile"))
         request.set_session({**request.session, GENERATION: generation})
         flash(request, "The passkey is removed. Every other session of yours was signed out.")
-        return Redirect("/profile")
+        return Redirect(request.app.route_reverse("profile.profile"))
 
-    @get("/login/passkey")
+    @get("/login/passkey", name="two_factor.passkey_sign_in_form")
     async def passkey_sign_in_form(self, request: HTMXRequest) -> Template:
         options, challenge = await passkeys.authentication_options(relying_party(request), None)
         keep_challenge(request, challenge)
         return render(request, "pages/sign_in_passkey.html", {"options": options, "error": None})
 
-    @post("/login/passkey")
+    @post("/login/passkey", name="two_factor.passkey_sign_in")
     async def passkey_sign_in(self, request: HTMXRequest) -> Template | Redirect:
         """Without a password: a passkey whose authenticator verified its user."""
         form = await request.form()
@@ -254,12 +254,12 @@ class PasskeyController(Controller):
         await finish_sign_in(request, pending_from(user, None), "passkey", now)
         return Redirect(home_for(request.session))
 
-    @post(f"{CODE_PAGE}/passkey")
+    @post(f"{CODE_PAGE}/passkey", name="two_factor.passkey_second_factor")
     async def passkey_second_factor(self, request: HTMXRequest) -> Template | Redirect:
         """The second step with one of the user's passkeys."""
         waiting = pending(request)
         if waiting is None or waiting["enrol"]:
-            return Redirect("/login")
+            return Redirect(request.app.route_reverse("auth.login_form"))
         form = await request.form()
         challenge = take_challenge(request)
         now = utcnow()

@@ -18,7 +18,7 @@ from portal.web.session import CurrentActor
 class UserController(Controller):
     path = "/companies/{company_id:int}/users"
 
-    @get("/new")
+    @get("/new", name="users.new")
     async def new(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         company = await get_company(actor, company_id)
         roles = users.roles_for(actor, company)
@@ -28,7 +28,7 @@ class UserController(Controller):
             {"company": company, "roles": roles, "values": {"role": roles[0]}, "errors": {}},
         )
 
-    @post("/")
+    @post("/", name="users.create")
     async def create(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         company = await get_company(actor, company_id)
         form = await request.form()

@@ -23,7 +23,7 @@ class WebhookController(Controller):
     path = "/settings/webhooks"
     include_in_schema = False
 
-    @get("/")
+    @get("/", name="webhook_endpoints.index")
     async def index(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         return await self._index(request, actor, {})
 
@@ -37,7 +37,7 @@ class WebhookController(Controller):
         }
         return render(request, "pages/webhooks.html", context, status_code=status_code)
 
-    @post("/")
+    @post("/", name="webhook_endpoints.create")
     async def create(self, request: HTMXRequest, actor: CurrentActor, services: Services) -> Template:
         form = await request.form()
         url, description = text(form.get("url"), 500), text(form.get("description"), 200)
@@ -51,7 +51,7 @@ class WebhookController(Controller):
             return await self._index(request, actor, {"errors": invalid.errors, "values": values}, 400)
         return await self._index(request, actor, {"created": row}, 201)
 
-    @get("/{endpoint_id:int}")
+    @get("/{endpoint_id:int}", name="webhook_endpoints.endpoint")
     async def endpoint(
         self, request: HTMXRequest, actor: CurrentActor, endpoint_id: FromPath[int], page: FromQuery[int] = 1
     ) -> Template:
@@ -67,7 +67,7 @@ class WebhookController(Controller):
             fragments={"delivery-results": "partials/webhooks/_deliveries.html"},
         )
 
-    @post("/{endpoint_id:int}")
+    @post("/{endpoint_id:int}", name="webhook_endpoints.update")
     async def update(self, request: HTMXRequest, actor: CurrentActor, endpoint_id: FromPath[int]) -> Redirect:
         form = await request.form()
         chosen = [str(v) for v in form.getall("events", [])]
@@ -76,18 +76,18 @@ class WebhookController(Controller):
             await endpoints.update(actor, endpoint_id, text(form.get("description"), 200), chosen, active, utcnow())
         except ValidationFailed as invalid:
             flash(request, " ".join(invalid.errors.values()), "error")
-            return Redirect(f"/settings/webhooks/{endpoint_id}")
+            return Redirect(request.app.route_reverse("webhook_endpoints.endpoint", endpoint_id=endpoint_id))
         state = "on" if active else "off: nothing is sent to it until it is switched on again"
         flash(request, f"Saved. The endpoint takes {len(chosen)} kinds of event and is {state}.")
-        return Redirect(f"/settings/webhooks/{endpoint_id}")
+        return Redirect(request.app.route_reverse("webhook_endpoints.endpoint", endpoint_id=endpoint_id))
 
-    @post("/{endpoint_id:int}/test")
+    @post("/{endpoint_id:int}/test", name="webhook_endpoints.test")
     async def test(self, request: HTMXRequest, actor: CurrentActor, endpoint_id: FromPath[int]) -> Redirect:
         msg_id = await delivery.send_test(actor, endpoint_id, utcnow())
         flash(request, f"A test message ({msg_id}) is on its way; its delivery shows below within seconds.")
-        return Redirect(f"/settings/webhooks/{endpoint_id}")
+        return Redirect(request.app.route_reverse("webhook_endpoints.endpoint", endpoint_id=endpoint_id))
 
-    @post("/{endpoint_id:int}/deliveries/{delivery_id:int}/resend")
+    @post("/{endpoint_id:int}/deliveries/{delivery_id:int}/resend", name="webhook_endpoints.resend")
     async def resend(
         self, request: HTMXRequest, actor: CurrentActor, endpoint_id: FromPath[int], delivery_id: FromPath[int]
     ) -> Redirect:
@@ -97,9 +97,9 @@ class WebhookController(Controller):
             flash(request, " ".join(invalid.errors.values()), "error")
         else:
             flash(request, "Sent again: the same message, with the same id, goes out within seconds.")
-        return Redirect(f"/settings/webhooks/{endpoint_id}")
+        return Redirect(request.app.route_reverse("webhook_endpoints.endpoint", endpoint_id=endpoint_id))
 
-    @post("/{endpoint_id:int}/rotate-secret")
+    @post("/{endpoint_id:int}/rotate-secret", name="webhook_endpoints.rotate")
     async def rotate(self, request: HTMXRequest, actor: CurrentActor, endpoint_id: FromPath[int]) -> Template:
         secret = await endpoints.rotate_secret(actor, endpoint_id, utcnow())
         return render(
@@ -114,8 +114,8 @@ class WebhookController(Controller):
             },
         )
 
-    @post("/{endpoint_id:int}/delete")
+    @post("/{endpoint_id:int}/delete", name="webhook_endpoints.delete")
     async def delete(self, request: HTMXRequest, actor: CurrentActor, endpoint_id: FromPath[int]) -> Redirect:
         removed = await endpoints.remove(actor, endpoint_id, utcnow())
         flash(request, f"Removed the endpoint {removed['url']}: nothing more is sent to it.")
-        return Redirect("/settings/webhooks")
+        return Redirect(request.app.route_reverse("webhook_endpoints.index"))

@@ -68,7 +68,7 @@ async def _offer(company_id: int) -> dict[str, Any]:
 class CustomerBillingController(Controller):
     path = "/companies/{company_id:int}/billing"
 
-    @get("/")
+    @get("/", name="billing.customer.dashboard")
     async def dashboard(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int], cursor: FromQuery[str] = ""
     ) -> Template:
@@ -98,7 +98,7 @@ class CustomerBillingController(Controller):
             fragments={"invoice-results": "partials/billing/_invoices.html"},
         )
 
-    @get("/subscriptions")
+    @get("/subscriptions", name="billing.customer.subscriptions_page")
     async def subscriptions_page(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template:
@@ -116,7 +116,7 @@ class CustomerBillingController(Controller):
             },
         )
 
-    @get("/invoices.csv")
+    @get("/invoices.csv", name="billing.customer.export")
     async def export(self, actor: CurrentActor, company_id: FromPath[int]) -> Stream:
         company = await billed_company(actor, company_id)  # refused before the first byte goes out
         return Stream(
@@ -127,11 +127,11 @@ class CustomerBillingController(Controller):
 
     # --- Buy: choose → the price (nothing written) → "Pay Online" / "Pay by Invoice" -------------
 
-    @get("/buy")
+    @get("/buy", name="billing.customer.buy_form")
     async def buy_form(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         return await self._buy_form(request, actor, company_id, {"tier": "", "method": "online"}, {})
 
-    @get("/buy/quote")
+    @get("/buy/quote", name="billing.customer.buy_quote")
     async def buy_quote(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         """The price of what the form chose, before anything is bought."""
         await billed_company(actor, company_id)
@@ -143,7 +143,7 @@ class CustomerBillingController(Controller):
             return await self._buy_form(request, actor, company_id, _buy_values(values), refused.errors)
         return await self._quote_page(request, actor, company_id, purchase, quote, {}, {})
 
-    @post("/buy")
+    @post("/buy", name="billing.customer.buy")
     async def buy(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
         await billed_company(actor, company_id)
         form = await request.form()
@@ -179,7 +179,7 @@ class CustomerBillingController(Controller):
             return confirm
         said, kind = messages.bought(result)
         flash(request, said, kind)
-        return Redirect(f"/companies/{company_id}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=company_id))
 
     async def _buy_form(
         self, request: HTMXRequest, actor: Actor, company_id: int, values: dict[str, Any], errors: dict[str, str]
@@ -243,13 +243,13 @@ class CustomerBillingController(Controller):
 
     # --- Upgrade: more users or Pro now (pro rata), fewer from the next term ---------------------
 
-    @get("/change")
+    @get("/change", name="billing.customer.change_form")
     async def change_form(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         subscription = await _live(actor, company_id)
         values = {k: subscription[k] for k in ("tier", "extra_users", "read_only_users")}
         return await self._change_form(request, actor, company_id, subscription, values, {})
 
-    @get("/change/quote")
+    @get("/change/quote", name="billing.customer.change_quote")
     async def change_quote(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         subscription = await _live(actor, company_id)
         values = request.query_params
@@ -259,7 +259,7 @@ class CustomerBillingController(Controller):
             return await self._change_form(request, actor, company_id, subscription, dict(values), refused.errors)
         return await self._change_quote(request, actor, company_id, subscription, change, {})
 
-    @post("/change")
+    @post("/change", name="billing.customer.change")
     async def change(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template | Redirect:
         subscription = await _live(actor, company_id)
         form = await request.form()
@@ -282,7 +282,7 @@ class CustomerBillingController(Controller):
             return confirm
         said, kind = messages.changed(result)
         flash(request, said, kind)
-        return Redirect(f"/companies/{company_id}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=company_id))
 
     async def _change_quote(
         self,
@@ -330,14 +330,14 @@ class CustomerBillingController(Controller):
 
     # --- "Add users": more user credits on the plan held, pro rata to the term's end -------------
 
-    @get("/add-users")
+    @get("/add-users", name="billing.customer.add_users_form")
     async def add_users_form(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         subscription = await _live(actor, company_id)
         # "Change the choice" on the price page comes back with the counts chosen.
         values = {"standard_users": 0, "read_only_users": 0, **kept_values(request.query_params)}
         return await self._add_users_form(request, actor, company_id, subscription, values, {})
 
-    @get("/add-users/quote")
+    @get("/add-users/quote", name="billing.customer.add_users_quote")
     async def add_users_quote(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         """The price of the users asked for, before anything is bought."""
         subscription = await _live(actor, company_id)
@@ -349,7 +349,7 @@ class CustomerBillingController(Controller):
             return await self._add_users_form(request, actor, company_id, subscription, values, refused.errors)
         return await self._add_users_quote(request, actor, company_id, subscription, added, quote, {})
 
-    @post("/add-users")
+    @post("/add-users", name="billing.customer.add_users")
     async def add_users(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
@@ -382,7 +382,7 @@ class CustomerBillingController(Controller):
             return confirm
         said, kind = messages.users_added(result)
         flash(request, said, kind)
-        return Redirect(f"/companies/{company_id}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=company_id))
 
     async def _add_users_form(
         self,
@@ -421,11 +421,11 @@ class CustomerBillingController(Controller):
 
     # --- "Create an Online Billing Account", the card, the billing address ------------------------
 
-    @get("/account")
+    @get("/account", name="billing.customer.account_page")
     async def account_page(self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]) -> Template:
         return await self._account_page(request, actor, company_id, {}, None)
 
-    @post("/account")
+    @post("/account", name="billing.customer.save_account")
     async def save_account(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
@@ -447,7 +447,7 @@ class CustomerBillingController(Controller):
             messages.account_created,
         )
 
-    @post("/card")
+    @post("/card", name="billing.customer.save_card")
     async def save_card(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
@@ -462,7 +462,7 @@ class CustomerBillingController(Controller):
             messages.card_saved,
         )
 
-    @post("/address")
+    @post("/address", name="billing.customer.save_address")
     async def save_address(
         self, request: HTMXRequest, actor: CurrentActor, company_id: FromPath[int]
     ) -> Template | Redirect:
@@ -493,7 +493,7 @@ class CustomerBillingController(Controller):
         except ValidationFailed as refused:
             return await self._account_page(request, actor, company_id, kept_values(form), refused.errors, form_name)
         flash(request, said(saved))
-        return Redirect(f"/companies/{company_id}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=company_id))
 
     async def _account_page(
         self,

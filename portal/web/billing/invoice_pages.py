@@ -29,17 +29,17 @@ from portal.web.session import CurrentActor
 class InvoiceController(Controller):
     path = "/invoices/{invoice_id:int}"
 
-    @get("/")
+    @get("/", name="billing.invoice.invoice")
     async def invoice(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
         return await self._page(request, actor, invoice_id, {}, {})
 
-    @get("/pdf")
+    @get("/pdf", name="billing.invoice.pdf")
     async def pdf(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Response[bytes]:
         """ "Download PDF": the invoice as its seller's finance papers, for whoever may see its page."""
         document = await documents.invoice_document(actor, invoice_id)
         return await pdf_response(template_env(request), document)
 
-    @post("/payment")
+    @post("/payment", name="billing.invoice.record_payment")
     async def record_payment(
         self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]
     ) -> Template | Redirect:
@@ -59,9 +59,9 @@ class InvoiceController(Controller):
         if batch:
             said += f" {batch['seats']:,} licenses assigned, until {_day(batch['ends_at'])}."
         flash(request, said)
-        return Redirect(f"/invoices/{invoice_id}")
+        return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
 
-    @post("/pay")
+    @post("/pay", name="billing.invoice.pay")
     async def pay(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Redirect:
         """ "Pay Online": an unpaid invoice (a declined first charge, a change, a renewal asked
         for early) charged to the card on the company's billing account."""
@@ -69,26 +69,28 @@ class InvoiceController(Controller):
             result = await settlement.pay_invoice(actor, invoice_id, utcnow(), processor=services_of(request).processor)
         except ValidationFailed as refused:
             flash(request, str(refused), "error")
-            return Redirect(f"/invoices/{invoice_id}")
+            return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
         invoice, charge = result["invoice"], result["charge"]
         if charge.requires_action:
-            return Redirect(f"/invoices/{invoice_id}/confirm-payment")  # the bank asks its cardholder
+            return Redirect(
+                request.app.route_reverse("billing.invoice.confirm_page", invoice_id=invoice_id)
+            )  # the bank asks its cardholder
         if not charge.ok:
             flash(request, f"Your card was not charged: {charge.decline_reason or 'try again in a minute.'}", "error")
-            return Redirect(f"/invoices/{invoice_id}")
+            return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
         said = f"Paid {_total(invoice)} by card (invoice {_number(invoice)})."
         if result.get("batch"):
             said += f" {result['batch']['seats']:,} licenses are ready to allocate."
         flash(request, said)
-        return Redirect(f"/companies/{invoice['company']}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=invoice["company"]))
 
-    @get("/confirm-payment")
+    @get("/confirm-payment", name="billing.invoice.confirm_page")
     async def confirm_page(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
         """The link of the e-mail a held payment sends (the bank asked for 3-D Secure): the
         processor's script asks the bank to confirm it in this browser, then tells the portal."""
         return await self._confirm_page(request, actor, invoice_id, {})
 
-    @post("/confirm-payment")
+    @post("/confirm-payment", name="billing.invoice.confirm_payment")
     async def confirm_payment(
         self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]
     ) -> Template | Redirect:
@@ -102,7 +104,7 @@ class InvoiceController(Controller):
         if result.get("batch"):
             said += f" {result['batch']['seats']:,} licenses are ready to allocate."
         flash(request, said)
-        return Redirect(f"/companies/{invoice['company']}/billing")
+        return Redirect(request.app.route_reverse("billing.customer.dashboard", company_id=invoice["company"]))
 
     async def _confirm_page(
         self, request: HTMXRequest, actor: Actor, invoice_id: int, errors: dict[str, str]
@@ -119,7 +121,7 @@ class InvoiceController(Controller):
         context = {"invoice": invoice, "client_secret": secret}
         return form_page(request, "pages/payment_confirm.html", context, {}, errors)
 
-    @post("/void")
+    @post("/void", name="billing.invoice.void")
     async def void(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template | Redirect:
         """ "Void": an issued invoice cancelled with a reason, nothing issued in its place.
         The domain refuses anyone but partner staff of the invoice's wing (404 outside it)."""
@@ -131,7 +133,7 @@ class InvoiceController(Controller):
             voided = await invoices.void(actor, invoice_id, reason, utcnow())
         except invoices.InvoiceTransition as refused:
             flash(request, str(refused), "error")  # paid or void meanwhile: its forms are gone from the page
-            return Redirect(f"/invoices/{invoice_id}")
+            return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
         except ValidationFailed as refused:
             return await self._page(request, actor, invoice_id, {"reason": reason}, refused.errors)
         flash(
@@ -139,9 +141,9 @@ class InvoiceController(Controller):
             f"Invoice {_number(voided)} for {_total(voided)} voided (reason: {voided['void_reason']}). "
             f"Nothing replaces it; {effect}",
         )
-        return Redirect(f"/invoices/{invoice_id}")
+        return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
 
-    @post("/reissue")
+    @post("/reissue", name="billing.invoice.reissue")
     async def reissue(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Redirect:
         """ "Void and reissue": an issued invoice is never edited; a new one takes its place."""
         require_partner_manager(actor)
@@ -149,9 +151,9 @@ class InvoiceController(Controller):
             new = await invoices.reissue(actor, invoice_id, utcnow())
         except ValidationFailed as refused:
             flash(request, str(refused), "error")
-            return Redirect(f"/invoices/{invoice_id}")
+            return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
         flash(request, f"Invoice voided; {_number(new)} for {_total(new)} issued in its place.")
-        return Redirect(f"/invoices/{new['id']}")
+        return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=new["id"]))
 
     async def _page(
         self, request: HTMXRequest, actor: Actor, invoice_id: int, values: dict[str, Any], errors: dict[str, str]

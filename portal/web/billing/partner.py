@@ -94,7 +94,7 @@ class PartnerBillingController(Controller):
     path = "/billing"
 
     # Also /billing/subscriptions: the address the e-mails about cancellation requests link to.
-    @get(["/", "/subscriptions"])
+    @get(["/", "/subscriptions"], name="billing.partner.subscriptions_tab")
     async def subscriptions_tab(self, request: HTMXRequest, actor: CurrentActor, page: FromQuery[int] = 1) -> Template:
         require_partner_manager(actor)
         spec = subscription_list.SUBSCRIPTION_FILTERS
@@ -122,14 +122,14 @@ class PartnerBillingController(Controller):
             fragments={"billing-results": "partials/billing/_subscriptions.html"},
         )
 
-    @get("/filters/{name:str}")
+    @get("/filters/{name:str}", name="billing.partner.subscription_filter")
     async def subscription_filter(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
         require_partner_manager(actor)
         return await _filter_field(
             request, actor, subscription_list.SUBSCRIPTION_FILTERS, subscription_list.filter_choices, name
         )
 
-    @get("/invoices")
+    @get("/invoices", name="billing.partner.invoices_tab")
     async def invoices_tab(self, request: HTMXRequest, actor: CurrentActor, cursor: FromQuery[str] = "") -> Template:
         require_partner_manager(actor)
         key = list_cursor_key(request)
@@ -158,12 +158,12 @@ class PartnerBillingController(Controller):
             fragments={"billing-results": "partials/billing/_invoices.html"},
         )
 
-    @get("/invoices/filters/{name:str}")
+    @get("/invoices/filters/{name:str}", name="billing.partner.invoice_filter")
     async def invoice_filter(self, request: HTMXRequest, actor: CurrentActor, name: FromPath[str]) -> Template:
         require_partner_manager(actor)
         return await _filter_field(request, actor, invoices.INVOICE_FILTERS, invoices.filter_choices, name)
 
-    @get("/invoices.csv")
+    @get("/invoices.csv", name="billing.partner.export")
     async def export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
         filters = invoices.INVOICE_FILTERS.parse(request.query_params)
         require_partner_manager(actor)  # refused before the first byte goes out
@@ -173,7 +173,7 @@ class PartnerBillingController(Controller):
             headers={"Content-Disposition": 'attachment; filename="invoices.csv"'},
         )
 
-    @get("/invoices/ageing.csv")
+    @get("/invoices/ageing.csv", name="billing.partner.ageing_export")
     async def ageing_export(self, request: HTMXRequest, actor: CurrentActor) -> Stream:
         """ "Ageing CSV": per customer, what it owes by how late (receivables.BUCKETS)."""
         filters = invoices.INVOICE_FILTERS.parse(request.query_params)
@@ -187,11 +187,11 @@ class PartnerBillingController(Controller):
 
     # --- The catalogue and billing settings of the actor's own company (the seller) -----------
 
-    @get("/settings")
+    @get("/settings", name="billing.partner.settings")
     async def settings(self, request: HTMXRequest, actor: CurrentActor) -> Template:
         return await self._settings(request, actor, {}, {})
 
-    @post("/settings")
+    @post("/settings", name="billing.partner.save_settings")
     async def save_settings(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         require_partner_manager(actor)
         form = await request.form()
@@ -215,9 +215,9 @@ class PartnerBillingController(Controller):
             f"Billing settings saved: prices in {saved['currency']}, tax {money.format_rate(saved['tax_rate_bp'])}, "
             f"invoice orders {unpaid}. Invoices already issued keep theirs.",
         )
-        return Redirect("/billing/settings")
+        return Redirect(request.app.route_reverse("billing.partner.settings"))
 
-    @post("/settings/seller")
+    @post("/settings/seller", name="billing.partner.save_seller")
     async def save_seller(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         """ "Seller details on invoices": the name, address, tax id and payment instructions
         every invoice and credit note of the actor's company prints."""
@@ -243,9 +243,9 @@ class PartnerBillingController(Controller):
             f"{'your address' if saved.address else 'no address'}, "
             f"{'tax id ' + saved.tax_id if saved.tax_id else 'no tax id'}, and {said}.",
         )
-        return Redirect("/billing/settings")
+        return Redirect(request.app.route_reverse("billing.partner.settings"))
 
-    @post("/catalogue")
+    @post("/catalogue", name="billing.partner.save_catalogue")
     async def save_catalogue(self, request: HTMXRequest, actor: CurrentActor) -> Template | Redirect:
         """The catalogue's one form: every item's price, included users (tiers), name
         (add-ons) and For sale, saved together or not at all."""
@@ -283,7 +283,7 @@ class PartnerBillingController(Controller):
             _item_words(item, currency) for item in saved if any(item[f] != before[item["code"]][f] for f in fields)
         ]
         flash(request, "; ".join(said) + ". Invoices already issued keep their prices." if said else "Nothing changed.")
-        return Redirect("/billing/settings")
+        return Redirect(request.app.route_reverse("billing.partner.settings"))
 
     async def _settings(
         self,

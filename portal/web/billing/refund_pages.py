@@ -57,11 +57,11 @@ def _amount(raw: object) -> int:
 class RefundController(Controller):
     path = "/invoices/{invoice_id:int}/refund"
 
-    @get("/")
+    @get("/", name="billing.refund.form")
     async def form(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
         return await self._form(request, actor, invoice_id, {}, {})
 
-    @post("/confirm")
+    @post("/confirm", name="billing.refund.confirm")
     async def confirm(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template:
         """Checks what the form says and shows what the refund will change; changes nothing."""
         form = await request.form()
@@ -84,7 +84,7 @@ class RefundController(Controller):
         }
         return form_page(request, "pages/refund_confirm.html", context, values, {})
 
-    @post("/")
+    @post("/", name="billing.refund.refund")
     async def refund(self, request: HTMXRequest, actor: CurrentActor, invoice_id: FromPath[int]) -> Template | Redirect:
         form = await request.form()
         values = {"amount": text(form.get("amount"), 30), "reason": text(form.get("reason"), 400)}
@@ -104,10 +104,10 @@ class RefundController(Controller):
         except ValidationFailed as refused:
             if "refund" in refused.errors:  # the processor away: the refund is written, pending
                 flash(request, refused.errors["refund"], "error")
-                return Redirect(f"/invoices/{invoice_id}")
+                return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
             return await self._form(request, actor, invoice_id, values, refused.errors)
         flash(request, *said_of(result))
-        return Redirect(f"/invoices/{invoice_id}")
+        return Redirect(request.app.route_reverse("billing.invoice.invoice", invoice_id=invoice_id))
 
     async def _state(self, actor: Actor, invoice_id: int) -> dict:
         # Another tenant's invoice is not found, whoever asks; then who may.
@@ -148,12 +148,12 @@ def said_of(result: dict) -> tuple[str, Kind]:
 class CreditNoteController(Controller):
     path = "/credit-notes/{credit_note_id:int}"
 
-    @get("/")
+    @get("/", name="billing.refund.credit_note")
     async def credit_note(self, request: HTMXRequest, actor: CurrentActor, credit_note_id: FromPath[int]) -> Template:
         note = await credit_notes.get_credit_note(actor, credit_note_id)
         return form_page(request, "pages/credit_note.html", {"note": note}, {}, {})
 
-    @get("/pdf")
+    @get("/pdf", name="billing.refund.pdf")
     async def pdf(self, request: HTMXRequest, actor: CurrentActor, credit_note_id: FromPath[int]) -> Response[bytes]:
         """ "Download PDF": the credit note for the buyer's and the seller's books."""
         document = await documents.credit_note_document(actor, credit_note_id)

@@ -22,7 +22,13 @@ from portal.services import Services
 log = logging.getLogger("portal.billing.webhooks")
 
 
-@post("/webhooks/stripe", exclude_from_csrf=True, skip_session=True, status_code=200)
+@post(
+    "/webhooks/stripe",
+    exclude_from_csrf=True,
+    skip_session=True,
+    status_code=200,
+    name="billing.webhooks.stripe_webhook",
+)
 async def stripe_webhook(request: Request) -> Response:
     services = request.app.state.services
     assert isinstance(services, Services)
