@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from piccolo.columns.combination import WhereRaw
 from piccolo.custom_types import Combinable
@@ -61,7 +62,7 @@ class ImportSelection(Selection):
         )
 
 
-def changes(preview: dict, result: dict) -> list[dict]:
+def changes(preview: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
     """What differs between the preview and what was done (the data changed
     meanwhile: a seat taken, a user renewed by hand), outcome by outcome."""
     before, after = preview.get("counts", {}), result.get("counts", {})
@@ -118,7 +119,7 @@ async def queue(actor: Actor, company_id: int, import_id: int, now: datetime) ->
 
 async def apply(
     actor: Actor, company_id: int, import_id: int, now: datetime, files: ImportFiles, *, refuse_stale: bool = False
-) -> dict:
+) -> dict[str, Any]:
     """Renew the import's users; returns the import's result (the stored one if
     it was applied before). With `refuse_stale` (a manager confirming what the
     page showed), a stale preview is made again and PreviewStale raised instead."""
@@ -128,7 +129,7 @@ async def apply(
         current = await CsvImport.select().where(CsvImport.id == import_id).output(load_json=True).first()
         assert current is not None, "get_import found it, and imports go only with their company"
         if current["status"] == "done":
-            return current["result"]
+            return cast("dict[str, Any]", current["result"])
         if current["email_column"] is None:
             raise DomainError("Choose the column that holds the e-mail addresses first.")
         stale = refuse_stale and is_stale(current, now)
@@ -144,7 +145,7 @@ async def apply(
     return result
 
 
-async def _renew(actor: Actor, row: dict, current: dict, now: datetime) -> dict:
+async def _renew(actor: Actor, row: dict[str, Any], current: dict[str, Any], now: datetime) -> dict[str, Any]:
     """In apply's transaction, under the company's lock: classify, seat, record."""
     import_id = row["id"]
     await db.roomy_sorts()

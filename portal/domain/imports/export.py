@@ -10,6 +10,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
+from typing import Any
 
 from portal.domain.access import Actor, get_company
 from portal.domain.imports.preview import OUTCOME_LABELS, get_import, iter_rows
@@ -43,7 +44,7 @@ async def import_rows_csv(
     """The import's rows with one of `outcomes`: line, cell as written, address read, reason."""
     await get_import(actor, company_id, import_id)
     yield "\ufeff" + csv_text([("Line", "Cell", "E-mail address", "Reason")])  # the BOM: Excel reads UTF-8
-    chunk: list[tuple] = []
+    chunk: list[tuple[Any, ...]] = []
     async for row in iter_rows(import_id, outcomes, CHUNK):
         chunk.append((row["line"], row["cell"], row["email"] or "", OUTCOME_LABELS.get(row["outcome"], "")))
         if len(chunk) >= CHUNK:
@@ -83,7 +84,7 @@ async def learners_csv(actor: Actor, company_id: int, now: datetime) -> AsyncIte
         after = (page[-1]["name"], page[-1]["id"])
 
 
-async def orders_csv(actor: Actor, filters: dict) -> AsyncIterator[str]:
+async def orders_csv(actor: Actor, filters: dict[str, Any]) -> AsyncIterator[str]:
     """Requested Orders as listed with `filters`: every matching order, not one page."""
     yield "\ufeff" + csv_text(
         [("Requested", "Customer", "License", "Quantity", "PO number", "Requested by", "Status", "Decided")]

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import anyio
 
@@ -84,7 +84,7 @@ async def receive(
                 email_column=layout.guess,
             )
         )
-        import_id = row[0]["id"]
+        import_id: int = row[0]["id"]
         try:
             await choose_column(actor, company["id"], import_id, layout.guess, False, now, files)
         except Exception:  # a refusal, or the database failing midway: no import without its rows
@@ -110,7 +110,7 @@ def _store(source: BinaryIO, path: Path, files: ImportFiles) -> tuple[int, reade
     return size, reader.inspect(path)
 
 
-async def get_import(actor: Actor, company_id: int, import_id: int) -> dict:
+async def get_import(actor: Actor, company_id: int, import_id: int) -> dict[str, Any]:
     """An import of a company the actor may act on; another tenant's id answers NotFound."""
     company = await get_company(actor, company_id)
     row = (
@@ -124,7 +124,7 @@ async def get_import(actor: Actor, company_id: int, import_id: int) -> dict:
     return row
 
 
-def layout_of(row: dict, files: ImportFiles) -> reader.Layout | None:
+def layout_of(row: dict[str, Any], files: ImportFiles) -> reader.Layout | None:
     """The file's layout and first rows, read again from the kept file (None once it is gone),
     with the encoding and delimiter found at the upload."""
     path = files.path_of(row["stored_as"])
@@ -141,7 +141,7 @@ async def choose_column(
     add_unknown: bool,
     now: datetime,
     files: ImportFiles,
-) -> dict:
+) -> dict[str, Any]:
     """Read the file's rows with `column` as the e-mail column and classify them.
     On a refusal the previous choice stays as it was."""
     row = await get_import(actor, company_id, import_id)
@@ -187,7 +187,7 @@ async def _lock_company_and_clear_stale(company_id: int, import_id: int) -> None
     await CsvImport.update({CsvImport.stale: False}).where(CsvImport.id == import_id)
 
 
-def is_stale(row: dict, now: datetime) -> bool:
+def is_stale(row: dict[str, Any], now: datetime) -> bool:
     """Whether a previewed import's counts may no longer be what "Renew Licences" would do."""
     if row["status"] != "previewed":
         return False
@@ -197,7 +197,7 @@ def is_stale(row: dict, now: datetime) -> bool:
     return until is not None and now >= datetime.fromisoformat(until)
 
 
-async def refresh(actor: Actor, company_id: int, import_id: int, now: datetime) -> dict:
+async def refresh(actor: Actor, company_id: int, import_id: int, now: datetime) -> dict[str, Any]:
     """Count a previewed import again from its rows (the file is not needed)."""
     row = await get_import(actor, company_id, import_id)
     async with db.write_transaction():
@@ -207,7 +207,7 @@ async def refresh(actor: Actor, company_id: int, import_id: int, now: datetime) 
     return summary
 
 
-async def refresh_locked(actor: Actor, company_id: int, import_id: int, now: datetime) -> dict | None:
+async def refresh_locked(actor: Actor, company_id: int, import_id: int, now: datetime) -> dict[str, Any] | None:
     """In a write transaction: the preview made again under the company's lock;
     None if the import is no longer previewed."""
     await _lock_company_and_clear_stale(company_id, import_id)
@@ -242,10 +242,10 @@ async def _copy_file_rows(records: Iterator[tuple[int, list[str]]], column: int)
         await asyncio.gather(ahead, return_exceptions=True)
 
 
-def _next_chunk(records, column: int) -> tuple[list[tuple], int]:
+def _next_chunk(records: Iterator[tuple[int, list[str]]], column: int) -> tuple[list[tuple[Any, ...]], int]:
     """Up to CHUNK_ROWS rows (line, address or None, a new learner's name, the cell),
     and how many of them hold an address."""
-    chunk: list[tuple] = []
+    chunk: list[tuple[Any, ...]] = []
     found = 0
     for line, cells in records:
         cell = cells[column] if column < len(cells) else ""
@@ -291,7 +291,7 @@ def _outcome_sql(add_unknown: bool) -> tuple[str, str]:
     return case, joins
 
 
-async def classify(actor: Actor, company_id: int, import_id: int, add_unknown: bool, now: datetime) -> dict:
+async def classify(actor: Actor, company_id: int, import_id: int, add_unknown: bool, now: datetime) -> dict[str, Any]:
     """Give every row of the import its outcome again (as "Renew Licences" does,
     under the company's lock); returns the counts and the batch."""
     return await _sort_rows(actor, company_id, import_id, add_unknown, now, from_upload=False)
@@ -299,7 +299,7 @@ async def classify(actor: Actor, company_id: int, import_id: int, add_unknown: b
 
 async def _sort_rows(
     actor: Actor, company_id: int, import_id: int, add_unknown: bool, now: datetime, from_upload: bool
-) -> dict:
+) -> dict[str, Any]:
     """Set-based, in file order: each row's outcome from one join of the file's
     addresses with the company's users, then "no free seat" for the renewals
     past the free seats. From the upload's scratch table, the rows are inserted
@@ -368,7 +368,7 @@ async def _sort_rows(
     }
 
 
-def not_renewed(summary: dict) -> dict:
+def not_renewed(summary: dict[str, Any]) -> dict[str, Any]:
     """Who is not renewed, in people (`users`) and in rows of the file (`rows`,
     which also counts repeated addresses and cells without one)."""
     counts = summary.get("counts", {})
@@ -378,7 +378,9 @@ def not_renewed(summary: dict) -> dict:
     }
 
 
-async def rows_of(actor: Actor, company_id: int, import_id: int, outcomes: tuple[str, ...], limit: int) -> list[dict]:
+async def rows_of(
+    actor: Actor, company_id: int, import_id: int, outcomes: tuple[str, ...], limit: int
+) -> list[dict[str, Any]]:
     """The first `limit` rows with one of `outcomes`, in file order."""
     await get_import(actor, company_id, import_id)
     return (
@@ -389,7 +391,7 @@ async def rows_of(actor: Actor, company_id: int, import_id: int, outcomes: tuple
     )
 
 
-async def iter_rows(import_id: int, outcomes: tuple[str, ...], chunk: int = 5000):
+async def iter_rows(import_id: int, outcomes: tuple[str, ...], chunk: int = 5000) -> AsyncIterator[dict[str, Any]]:
     """Every row with one of `outcomes`, in file order, a chunk at a time (downloads)."""
     after = -1
     while True:
@@ -410,7 +412,7 @@ async def iter_rows(import_id: int, outcomes: tuple[str, ...], chunk: int = 5000
         after = batch[-1]["line"]
 
 
-async def company_imports(actor: Actor, company_id: int, page: int, now: datetime) -> Page:
+async def company_imports(actor: Actor, company_id: int, page: int, now: datetime) -> Page[dict[str, Any]]:
     """A page of the company's imports, newest first, each with `stale` (is_stale)."""
     company = await get_company(actor, company_id)
     where = CsvImport.company == company["id"]

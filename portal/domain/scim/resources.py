@@ -28,7 +28,7 @@ def kept_attributes(user: PortalUser) -> dict[str, Any]:
     return doc
 
 
-def _chosen_email(emails: list[dict] | None) -> dict | None:
+def _chosen_email(emails: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     """The address the portal uses: the primary one, else the work one, else the first."""
     emails = [e for e in emails or [] if e.get("value")]
     for pick in (lambda e: e.get("primary") is True, lambda e: e.get("type") == "work", lambda e: True):

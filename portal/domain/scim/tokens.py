@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from portal import db
 from portal.domain import audit
@@ -23,7 +24,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def manageable_company(actor: Actor, company_id: int) -> dict:
+async def manageable_company(actor: Actor, company_id: int) -> dict[str, Any]:
     """The customer whose tokens the actor may see and change: their own company
     as one of its managers, or the customer a partner manager is managing."""
     company = await get_company(actor, company_id)
@@ -34,12 +35,12 @@ async def manageable_company(actor: Actor, company_id: int) -> dict:
     return company
 
 
-def may_manage(actor: Actor, company: dict) -> bool:
+def may_manage(actor: Actor, company: dict[str, Any]) -> bool:
     """Whether the company page offers its SCIM provisioning to the actor."""
     return company["kind"] == "customer" and company["id"] == actor.acting_company_id and not actor.read_only
 
 
-async def create_token(actor: Actor, company_id: int, name: str, now: datetime) -> tuple[dict, str]:
+async def create_token(actor: Actor, company_id: int, name: str, now: datetime) -> tuple[dict[str, Any], str]:
     """A new token for the company; the token itself is returned once, only its hash is kept."""
     company = await manageable_company(actor, company_id)
     name = " ".join(name.split())
@@ -64,7 +65,7 @@ async def create_token(actor: Actor, company_id: int, name: str, now: datetime) 
     return row, token
 
 
-async def list_tokens(actor: Actor, company_id: int) -> list[dict]:
+async def list_tokens(actor: Actor, company_id: int) -> list[dict[str, Any]]:
     company = await manageable_company(actor, company_id)
     return (
         await ScimToken.select(
@@ -81,7 +82,7 @@ async def list_tokens(actor: Actor, company_id: int) -> list[dict]:
     )
 
 
-async def revoke_token(actor: Actor, company_id: int, token_id: int, now: datetime) -> dict:
+async def revoke_token(actor: Actor, company_id: int, token_id: int, now: datetime) -> dict[str, Any]:
     """Revoke: the next request with the token is refused. Revoking twice changes nothing."""
     company = await manageable_company(actor, company_id)
     row = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from piccolo.columns import Column
 from pydantic import ValidationError
@@ -69,13 +69,13 @@ def _invalid(exc: ValidationError) -> SCIMException:
     return InvalidValueException(detail=f"{where}: {errors[0]['msg']}" if where else errors[0]["msg"])
 
 
-async def _row(actor: Actor, user_id: str) -> dict:
+async def _row(actor: Actor, user_id: str) -> dict[str, Any]:
     if not (user_id.isascii() and user_id.isdigit() and len(user_id) < 10):
         raise ScimNotFound(detail=f"No User {user_id}.")
     rows = await User.raw(_SELECT + " AND u.id = {}", actor.company_id, int(user_id))
     if not rows:
         raise ScimNotFound(detail=f"No User {user_id}.")
-    return rows[0]
+    return cast("dict[str, Any]", rows[0])
 
 
 async def get(actor: Actor, user_id: str, base_url: str) -> PortalUser:
@@ -112,12 +112,13 @@ async def search(
         if count
         else []
     )
-    return ListResponse[PortalUser](
+    listed: ListResponse[PortalUser] = ListResponse[PortalUser](
         total_results=total,
         start_index=start_index,
         items_per_page=len(rows),
         resources=[to_resource(row, base_url) for row in rows],
     )
+    return listed
 
 
 async def _check_user_name(actor: Actor, user_name: str, except_user: int | None) -> None:
@@ -301,9 +302,9 @@ async def create(actor: Actor, payload: Any, now: datetime, base_url: str) -> di
 
 async def _insert_learner(actor: Actor, company_id: int, email: str, name: str, now: datetime) -> int:
     """SQLite's steps of `_CREATE_SQL`'s learner and audit entry (no statement there writes two tables)."""
-    user_id = (await User.insert(User(company=company_id, email=email, name=name, role="learner", created_at=now)))[0][
-        "id"
-    ]
+    user_id: int = (
+        await User.insert(User(company=company_id, email=email, name=name, role="learner", created_at=now))
+    )[0]["id"]
     await audit.record(actor, "user.create_learner", company_id, now, {"email": email})
     return user_id
 
