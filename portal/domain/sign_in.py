@@ -148,20 +148,7 @@ async def authenticate(email: str, password: str, now: datetime, attempts: Attem
 async def passkey_user(user_id: int) -> dict[str, Any]:
     """The manager a passkey signed in (without a password), as `authenticate`
     returns one; SignInRefused when they can no longer sign in."""
-    user = (
-        await User.select(
-            User.id,
-            User.email,
-            User.company,
-            User.company.kind.as_alias("company_kind"),
-            User.company.path.as_alias("company_path"),
-            User.role,
-            User.active,
-            User.session_generation,
-        )
-        .where(User.id == user_id)
-        .first()
-    )
+    user = await User.select(*SIGN_IN_COLUMNS).where(User.id == user_id).first()
     if user is None or user["role"] not in MANAGER_ROLES or not user["active"]:
         raise SignInRefused("This account cannot sign in.")
     if user["role"] == Role.READ_ONLY and not await holds_read_only_credit(user["id"], user["company"]):
